@@ -1,0 +1,2 @@
+//! The `duoprov` binary: command-line parsing, configuration, output and exit codes.
+fn main() {}
