@@ -1,3 +1,16 @@
 //! Pure nouns of duoprov: registry subjects, folders, groups and memberships, the names that
 //! identify them and the rules that make a name valid. No I/O lives here, so the planner and the
 //! stores can share these types without pulling in a runtime.
+
+pub mod error;
+pub mod marker;
+pub mod name;
+pub mod registry;
+
+pub use error::{ValidationError, ValidationErrors};
+pub use marker::{Marker, MarkerIndex, MarkerScope, MarkerTarget};
+pub use name::{FolderPath, GroupName, MAX_NAME_LEN};
+pub use registry::{
+    ChangeEntry, ChangeKind, Folder, Group, GroupMember, ProvisionableGroup, ProvisionerSelection,
+    Subject, SubjectKey, SubjectPatch,
+};
