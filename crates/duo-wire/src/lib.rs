@@ -9,7 +9,8 @@
 //!   [`verify::verify_signature`], [`verify::check_skew`], [`verify::host_candidates`]);
 //! - [`date`]: [`date::format_date`] / [`date::parse_date`];
 //! - [`params`]: where parameters travel and the Python-compatible JSON body ([`params::canon_json`]);
-//! - [`envelope`]: the `stat`/`response`/`metadata` envelope and FAIL bodies.
+//! - [`envelope`]: the `stat`/`response`/`metadata` envelope and FAIL bodies;
+//! - [`types`]: users, groups and group members as Duo returns them, and the id-shape check.
 //!
 //! Facts and test vectors: `duo-admin-api.md` §1 (vectors A–H are the crate's tests).
 
@@ -17,6 +18,7 @@ pub mod date;
 pub mod envelope;
 pub mod params;
 pub mod sign;
+pub mod types;
 pub mod verify;
 
 pub use sign::{Digest, SigVersion, SignatureVariant};

@@ -17,6 +17,88 @@
 
 use serde_json::Value;
 
+use crate::sign::{SignatureVariant, canon_params, method_has_body};
+
+/// `Content-Type` of a v4/v5 JSON body.
+pub const CONTENT_TYPE_JSON: &str = "application/json";
+/// `Content-Type` of a v2 form body.
+pub const CONTENT_TYPE_FORM: &str = "application/x-www-form-urlencoded";
+
+/// A request's parameters laid out for the wire and for signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// Query string without the leading `?` (empty when there is none).
+    pub query: String,
+    /// Body bytes (empty for GET/DELETE).
+    pub body: Vec<u8>,
+    /// `Content-Type` to send with the body, if there is one.
+    pub content_type: Option<&'static str>,
+    /// The canonical-parameters line to sign.
+    pub canon_params: String,
+}
+
+/// Lays out string parameters for `method` under `variant`, the way Duo's official clients do:
+/// GET/DELETE put them in the query; POST/PUT/PATCH put them in a form body (v2) or a JSON object
+/// body (v4/v5, canonical parameters then empty; no parameters give `{}`). The query and form
+/// body use the canonical encoding, so the bytes sent are exactly the bytes signed.
+///
+/// ```
+/// use duoprov_duo_wire::params::prepare;
+/// use duoprov_duo_wire::SignatureVariant;
+/// let p = prepare(SignatureVariant::V5, "GET", &[("username", "a b")]);
+/// assert_eq!((p.query.as_str(), p.canon_params.as_str(), p.body.len()), ("username=a%20b", "username=a%20b", 0));
+/// let p = prepare(SignatureVariant::V5, "POST", &[("username", "a b")]);
+/// assert_eq!((p.query.as_str(), p.canon_params.as_str(), p.body.as_slice()), ("", "", br#"{"username":"a b"}"#.as_slice()));
+/// let p = prepare(SignatureVariant::V2Sha1, "POST", &[("username", "a b")]);
+/// assert_eq!((p.query.as_str(), p.canon_params.as_str(), p.body.as_slice()), ("", "username=a%20b", b"username=a%20b".as_slice()));
+/// ```
+pub fn prepare<K: AsRef<str>, V: AsRef<str>>(variant: SignatureVariant, method: &str, params: &[(K, V)]) -> Prepared {
+    if method_has_body(method) {
+        if variant.params_in_json_body(method) {
+            Prepared {
+                query: String::new(),
+                body: json_body_from_pairs(params).into_bytes(),
+                content_type: Some(CONTENT_TYPE_JSON),
+                canon_params: String::new(),
+            }
+        } else {
+            let canon = canon_str_params(params);
+            Prepared { query: String::new(), body: canon.clone().into_bytes(), content_type: Some(CONTENT_TYPE_FORM), canon_params: canon }
+        }
+    } else {
+        let canon = canon_str_params(params);
+        Prepared { query: canon.clone(), body: Vec::new(), content_type: None, canon_params: canon }
+    }
+}
+
+/// Same as [`prepare`] for v4/v5 POST/PUT/PATCH, but with an arbitrary JSON object as the body
+/// (for endpoints whose parameters are not flat strings, e.g. `/admin/v1/bulk` operations).
+/// For other variants or methods, a JSON object is not a valid parameter set and the string
+/// members are laid out with [`prepare`] (non-string members are serialised with [`canon_json`]).
+pub fn prepare_json(variant: SignatureVariant, method: &str, body: &serde_json::Map<String, Value>) -> Prepared {
+    if variant.params_in_json_body(method) {
+        return Prepared {
+            query: String::new(),
+            body: canon_json(&Value::Object(body.clone())).into_bytes(),
+            content_type: Some(CONTENT_TYPE_JSON),
+            canon_params: String::new(),
+        };
+    }
+    let pairs: Vec<(String, String)> = body
+        .iter()
+        .map(|(k, v)| (k.clone(), match v {
+            Value::String(s) => s.clone(),
+            other => canon_json(other),
+        }))
+        .collect();
+    prepare(variant, method, &pairs)
+}
+
+fn canon_str_params<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> String {
+    let as_bytes: Vec<(&[u8], &[u8])> = params.iter().map(|(k, v)| (k.as_ref().as_bytes(), v.as_ref().as_bytes())).collect();
+    canon_params(&as_bytes)
+}
+
 /// Serialises `v` like Python's `json.dumps(v, sort_keys=True, separators=(',', ':'))` with the
 /// default `ensure_ascii=True`. Integers are written in decimal; floats with serde_json's shortest
 /// representation (Duo parameters are strings, so floats do not occur in practice).

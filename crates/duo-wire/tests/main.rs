@@ -2,3 +2,4 @@
 //! (duo-admin-api.md §1.8 A–H) and the cross-check against Duo's official Python client.
 
 mod vectors;
+mod crosscheck;
