@@ -1,3 +1,61 @@
 //! The group registry: subjects, folders, groups, memberships and provisioning markers, stored in
-//! SQLite or PostgreSQL behind one `Store` trait, with a change log written in the same
+//! SQLite or PostgreSQL behind one [`Store`] trait, with a change log written in the same
 //! transaction as every mutation.
+//!
+//! Both backends compile the same SQL (`sql_store.rs`, included once per backend with that
+//! backend's concrete sqlx types), so they cannot drift apart; the few dialect differences live in
+//! [`dialect`](crate::dialect).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), duoprov_registry::RegistryError> {
+//! use duoprov_model::{GroupMember, GroupName, SubjectKey, SubjectPatch};
+//! use duoprov_registry::{open, NodeAttrs, OpenOptions};
+//!
+//! let store = open("sqlite::memory:", &OpenOptions::default()).await?;
+//! let patch = SubjectPatch { name: Some(Some("Chris Hyzer".into())), ..Default::default() };
+//! store.upsert_subject(&SubjectKey::local("mchyzer"), &patch).await?;
+//! let group = GroupName::parse("app:duo:testGroup")?;
+//! store.add_group(&group, &NodeAttrs::default(), true).await?;
+//! store.add_member(&group, &GroupMember::Subject(SubjectKey::local("mchyzer"))).await?;
+//! assert_eq!(store.effective_members(&group).await?.len(), 1);
+//! # Ok(()) }
+//! ```
+
+mod dialect;
+pub mod error;
+pub mod import;
+mod migrate;
+pub mod postgres;
+pub mod sqlite;
+mod store;
+pub mod url;
+
+pub use error::{RegistryError, Result};
+pub use import::{ImportData, ImportSummary};
+pub use store::{Backend, EffectiveMember, NodeAttrs, Store, Upsert};
+
+/// How to open a registry beyond its URL.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// PostgreSQL password, when it is not in the URL (read from a file or the environment).
+    pub password: Option<secrecy::SecretString>,
+    /// PostgreSQL schema to keep the tables in (tests use one schema each).
+    pub schema: Option<String>,
+}
+
+/// Opens the registry at `url` (`sqlite://FILE`, `sqlite::memory:`, `postgres://…`), creating or
+/// migrating its schema as needed.
+pub async fn open(url: &str, options: &OpenOptions) -> Result<Box<dyn Store>> {
+    use secrecy::ExposeSecret;
+    match url::backend_of(url)? {
+        Backend::Sqlite => Ok(Box::new(sqlite::connect(url).await?)),
+        Backend::Postgres => Ok(Box::new(
+            postgres::connect(
+                url,
+                options.password.as_ref().map(|p| p.expose_secret()),
+                options.schema.as_deref(),
+            )
+            .await?,
+        )),
+    }
+}

@@ -1,0 +1,15 @@
+//! The few places where SQLite and PostgreSQL need different SQL. Everything else in
+//! `sql_store.rs` is the portable subset both accept unchanged (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`, recursive CTEs, epoch-integer times).
+
+pub(crate) struct Dialect {
+    /// Starts a write transaction that holds the registry's single writer lock until commit, so
+    /// change-log sequence numbers commit in order and cycle checks cannot race.
+    pub begin_write: &'static str,
+    /// Run right after `begin_write` (PostgreSQL takes a transaction-scoped advisory lock).
+    pub write_lock: Option<&'static str>,
+    /// A sub-select yielding the integers of the JSON array bound as `$1`.
+    pub json_ids: &'static str,
+    /// Aggregates `subject_id` of a group's rows into one comma-separated text.
+    pub concat_subject_ids: &'static str,
+}

@@ -1,0 +1,25 @@
+//! Schema migrations, embedded in the binary: one list per backend, applied in order and recorded
+//! by sqlx in `_sqlx_migrations`.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::SqlSafeStr;
+
+fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations = files
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, sqlx::AssertSqlSafe(*sql).into_sql_str(), false)
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+pub(crate) fn sqlite() -> Migrator {
+    migrator(&[(1, "registry", include_str!("../migrations/sqlite/0001_registry.sql"))])
+}
+
+pub(crate) fn postgres() -> Migrator {
+    migrator(&[(1, "registry", include_str!("../migrations/postgres/0001_registry.sql"))])
+}

@@ -1,0 +1,62 @@
+//! The PostgreSQL backend: the shared store of `sql_store.rs` over a connection pool, with a
+//! transaction-scoped advisory lock serialising registry writes, and an optional schema so tests
+//! (and several registries) can share one database.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::dialect::Dialect;
+use crate::error::{RegistryError, Result};
+use crate::migrate;
+
+pub(crate) type Db = sqlx::Postgres;
+
+/// The advisory lock key of registry writes ("duoprov" in ASCII, truncated).
+const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(6441559076706422)";
+
+pub(crate) const DIALECT: Dialect = Dialect {
+    begin_write: "BEGIN",
+    write_lock: Some(WRITE_LOCK),
+    json_ids: "SELECT (jsonb_array_elements_text($1::jsonb))::bigint",
+    concat_subject_ids: "string_agg(subject_id::text, ',')",
+};
+
+#[path = "sql_store.rs"]
+mod sql_store;
+
+pub use sql_store::SqlStore as PostgresStore;
+
+/// Connects to the PostgreSQL registry at `url` and brings its schema up to date. With
+/// `schema`, every table lives in that schema (created when missing).
+pub async fn connect(url: &str, password: Option<&str>, schema: Option<&str>) -> Result<PostgresStore> {
+    let mut options = PgConnectOptions::from_str(url)
+        .map_err(|_| RegistryError::Url("not a valid PostgreSQL URL".into()))?
+        .application_name("duoprov");
+    if let Some(p) = password {
+        options = options.password(p);
+    }
+    if let Some(schema) = schema {
+        if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(RegistryError::Url(format!("schema {schema:?}: use letters, digits and _ only")));
+        }
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(RegistryError::db("connecting to the PostgreSQL registry"))?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+            .execute(&admin)
+            .await
+            .map_err(RegistryError::db(format!("creating schema {schema}")))?;
+        admin.close().await;
+        options = options.options([("search_path", schema)]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(RegistryError::db("connecting to the PostgreSQL registry"))?;
+    migrate::postgres().run(&pool).await?;
+    Ok(PostgresStore::from_pool(pool, crate::Backend::Postgres))
+}

@@ -1,0 +1,52 @@
+//! The SQLite backend (the default): a file or in-memory database in WAL mode with foreign keys
+//! on, one writer at a time (`BEGIN IMMEDIATE`), and the shared store of `sql_store.rs`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::dialect::Dialect;
+use crate::error::{RegistryError, Result};
+use crate::migrate;
+
+pub(crate) type Db = sqlx::Sqlite;
+
+pub(crate) const DIALECT: Dialect = Dialect {
+    begin_write: "BEGIN IMMEDIATE",
+    write_lock: None,
+    json_ids: "SELECT value FROM json_each($1)",
+    concat_subject_ids: "group_concat(subject_id)",
+};
+
+#[path = "sql_store.rs"]
+mod sql_store;
+
+pub use sql_store::SqlStore as SqliteStore;
+
+/// Opens (creating if needed) the SQLite registry at `url` and brings its schema up to date.
+/// `sqlite::memory:` gives a private in-memory registry.
+pub async fn connect(url: &str) -> Result<SqliteStore> {
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let mut options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| RegistryError::Url(format!("not a SQLite URL: {e}")))?
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(30))
+        .synchronous(SqliteSynchronous::Normal);
+    if !in_memory {
+        options = options.journal_mode(SqliteJournalMode::Wal);
+    }
+    let pool_options = if in_memory {
+        // An in-memory database lives as long as its one connection.
+        SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+    } else {
+        SqlitePoolOptions::new().max_connections(4)
+    };
+    let pool = pool_options
+        .connect_with(options)
+        .await
+        .map_err(RegistryError::db("opening the SQLite registry"))?;
+    migrate::sqlite().run(&pool).await?;
+    Ok(SqliteStore::from_pool(pool, crate::Backend::Sqlite))
+}

@@ -1,0 +1,10 @@
+//! The registry suite: every test runs on SQLite (in memory), and on PostgreSQL when
+//! `DUOPROV_TEST_POSTGRES_URL` names a database (CI sets it; with `DUOPROV_REQUIRE_EXTERNAL=1`
+//! a missing URL fails the PostgreSQL half instead of skipping it).
+
+mod support;
+
+mod changes;
+mod import;
+mod objects;
+mod selection;

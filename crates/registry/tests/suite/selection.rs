@@ -1,0 +1,69 @@
+//! Markers and the per-provisioner selection the sync engine reads.
+
+use crate::registry_test;
+use crate::support::*;
+use duoprov_model::{FolderPath, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
+use duoprov_registry::Upsert;
+
+fn folder_marker(path: &str, scope: MarkerScope, provision: bool) -> Marker {
+    Marker { provisioner: "duoTest".into(), target: MarkerTarget::Folder(FolderPath::parse(path).unwrap()), scope, provision }
+}
+
+registry_test!(seed_scenario_selects_the_group_and_both_members, |store| {
+    for (id, name) in [("mchyzer", "Chris Hyzer"), ("kwilso", "Kate Wilson")] {
+        let patch = SubjectPatch {
+            name: Some(Some(name.into())),
+            login_id: Some(Some(id.into())),
+            email: Some(Some(format!("{id}@example.edu"))),
+            ..Default::default()
+        };
+        store.upsert_subject(&SubjectKey::local(id), &patch).await.unwrap();
+    }
+    add_group(&*store, "app:duo:testGroup").await;
+    add_group(&*store, "app:other:notMarked").await;
+    store.add_member(&g("app:duo:testGroup"), &subject("mchyzer")).await.unwrap();
+    store.add_member(&g("app:duo:testGroup"), &subject("kwilso")).await.unwrap();
+    store.add_member(&g("app:other:notMarked"), &subject("kwilso")).await.unwrap();
+    assert!(store.provisioner_selection("duoTest").await.unwrap().groups.is_empty());
+    assert_eq!(store.assign_marker(&folder_marker("app:duo", MarkerScope::Sub, true)).await.unwrap(), Upsert::Created);
+    assert_eq!(store.assign_marker(&folder_marker("app:duo", MarkerScope::Sub, true)).await.unwrap(), Upsert::Unchanged);
+
+    let sel = store.provisioner_selection("duoTest").await.unwrap();
+    assert_eq!(sel.groups.len(), 1);
+    assert_eq!(sel.groups[0].group.name.as_str(), "app:duo:testGroup");
+    let members: Vec<&str> = sel.groups[0].members.iter().map(|i| sel.subjects[*i as usize].id.as_str()).collect();
+    assert_eq!(members, ["kwilso", "mchyzer"]);
+    assert_eq!(sel.subjects.len(), 2);
+    assert_eq!(sel.subjects[1].name.as_deref(), Some("Chris Hyzer"));
+    assert!(store.provisioner_selection("otherProvisioner").await.unwrap().groups.is_empty());
+});
+
+registry_test!(exclusions_and_nesting_shape_the_selection, |store| {
+    for s in ["u1", "u2", "u3"] {
+        add_subject(&*store, s).await;
+    }
+    for grp in ["app:duo:all", "app:duo:staff", "app:duo:private:secret", "lib:people"] {
+        add_group(&*store, grp).await;
+    }
+    store.add_member(&g("app:duo:staff"), &subject("u1")).await.unwrap();
+    store.add_member(&g("lib:people"), &subject("u2")).await.unwrap();
+    store.add_member(&g("lib:people"), &subject("u1")).await.unwrap();
+    store.add_member(&g("app:duo:all"), &nested("app:duo:staff")).await.unwrap();
+    store.add_member(&g("app:duo:all"), &nested("lib:people")).await.unwrap();
+    store.add_member(&g("app:duo:private:secret"), &subject("u3")).await.unwrap();
+    store.assign_marker(&folder_marker("app:duo", MarkerScope::Sub, true)).await.unwrap();
+    store.assign_marker(&folder_marker("app:duo:private", MarkerScope::Sub, false)).await.unwrap();
+    store
+        .assign_marker(&Marker { provisioner: "duoTest".into(), target: MarkerTarget::Group(g("app:duo:staff")), scope: MarkerScope::Sub, provision: false })
+        .await
+        .unwrap();
+    let sel = store.provisioner_selection("duoTest").await.unwrap();
+    let names: Vec<&str> = sel.groups.iter().map(|p| p.group.name.as_str()).collect();
+    assert_eq!(names, ["app:duo:all"], "the excluded group and subfolder stay out");
+    let members: Vec<&str> = sel.groups[0].members.iter().map(|i| sel.subjects[*i as usize].id.as_str()).collect();
+    assert_eq!(members, ["u1", "u2"], "members reached through an unselected nested group still count, once each");
+    assert_eq!(store.markers(Some("duoTest")).await.unwrap().len(), 3);
+    assert!(store.unassign_marker("duoTest", &MarkerTarget::Group(g("app:duo:staff"))).await.unwrap());
+    let names: Vec<String> = store.provisioner_selection("duoTest").await.unwrap().groups.into_iter().map(|p| p.group.name.to_string()).collect();
+    assert_eq!(names, ["app:duo:all", "app:duo:staff"]);
+});
