@@ -1,0 +1,278 @@
+//! The request pipeline shared by every Duo endpoint: resolve the route, read the body (capped
+//! and with a timeout), authenticate and check the grant, apply injected faults, take a
+//! rate-limit token, parse parameters by content type, run the handler, record the call. Also the
+//! shared server state ([`Shared`]) and the handler context ([`Ctx`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use duoprov_duo_wire::verify::{ReceivedRequest, host_candidates};
+
+use crate::auth::{self, Integrations};
+use crate::config::Settings;
+use crate::conn::Peer;
+use crate::error::ApiError;
+use crate::faults::{Faults, Outcome};
+use crate::id::IdGen;
+use crate::params::{BodyKind, Params, body_kind, decode_form};
+use crate::ratelimit::Limiter;
+use crate::recorder::{CallRecord, Recorder};
+use crate::routes::{self, Route};
+use crate::state::Tenant;
+
+/// The tenant and its id generator, behind one lock.
+#[derive(Debug)]
+pub struct World {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// Id generator.
+    pub ids: IdGen,
+}
+
+/// Everything the server shares between requests.
+#[derive(Debug)]
+pub struct Shared {
+    /// Behaviour settings.
+    pub settings: Settings,
+    /// Accepted integrations.
+    pub integrations: Integrations,
+    /// The tenant.
+    pub world: RwLock<World>,
+    /// Call log and counters.
+    pub recorder: Mutex<Recorder>,
+    /// Fault rules.
+    pub faults: Mutex<Faults>,
+    /// Rate limiters.
+    pub limiter: Limiter,
+    /// The state file, if any.
+    pub state_file: Option<std::path::PathBuf>,
+    /// Set when the tenant changed since the last save.
+    pub dirty: AtomicBool,
+}
+
+impl Shared {
+    /// Read access to the tenant (a poisoned lock is recovered: the tenant is only mutated after
+    /// validation, so it is consistent).
+    pub fn read(&self) -> RwLockReadGuard<'_, World> {
+        self.world.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Write access to the tenant.
+    pub fn write(&self) -> RwLockWriteGuard<'_, World> {
+        self.world.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The recorder.
+    pub fn recorder(&self) -> MutexGuard<'_, Recorder> {
+        self.recorder.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The fault rules.
+    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Unix seconds for timestamps (the fixed time when configured).
+    pub fn now(&self) -> i64 {
+        self.settings.fixed_time.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// Marks the tenant as changed.
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What a handler sees.
+pub struct Ctx<'a> {
+    /// Shared state.
+    pub shared: &'a Shared,
+    /// Unix seconds "now".
+    pub now: i64,
+}
+
+impl Ctx<'_> {
+    /// Settings.
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+struct Outcomes {
+    record: CallRecord,
+    started: Instant,
+}
+
+impl Outcomes {
+    fn finish(mut self, shared: &Shared, status: u16, code: Option<u32>) {
+        self.record.status = status;
+        self.record.code = code;
+        self.record.micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        shared.recorder().record(self.record);
+    }
+
+    fn fail(self, shared: &Shared, e: ApiError) -> Response {
+        let (status, code) = (e.status, e.code);
+        self.finish(shared, status, Some(code));
+        e.into_response()
+    }
+}
+
+/// The Duo API handler: every request that is not an introspection route lands here.
+pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.clone());
+    let method = parts.method.as_str().to_owned();
+    let raw_path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let mut out = Outcomes {
+        record: CallRecord {
+            seq: 0,
+            at_ms: i64::try_from(
+                time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
+            )
+            .unwrap_or(0),
+            method: method.clone(),
+            path: raw_path.clone(),
+            endpoint: None,
+            status: 0,
+            code: None,
+            ikey: None,
+            variant: None,
+            fault: None,
+            params: Vec::new(),
+            micros: 0,
+        },
+        started,
+    };
+
+    // 1. Route.
+    let route: Route = match routes::resolve(&method, &raw_path) {
+        Ok(r) => r,
+        Err(e) => return out.fail(&shared, e),
+    };
+    let endpoint = route.endpoint;
+    out.record.endpoint = Some(endpoint.name());
+
+    // 2. Body, capped and bounded in time.
+    let limit = shared.settings.max_body_bytes;
+    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+        if len > limit as u64 {
+            return out.fail(&shared, ApiError::too_large(limit));
+        }
+    }
+    let timeout = Duration::from_secs(shared.settings.body_timeout_secs.max(1));
+    let body = match tokio::time::timeout(timeout, axum::body::to_bytes(Body::new(body), limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return out.fail(&shared, ApiError::too_large(limit)),
+        Err(_) => return out.fail(&shared, ApiError::invalid("body (timed out)")),
+    };
+
+    // 3. Authenticate.
+    let headers: Vec<(&str, &str)> =
+        parts.headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))).collect();
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let kind = body_kind(content_type, &body);
+    let query_pairs = decode_form(query.as_bytes());
+    let mut signed_params = query_pairs.clone();
+    if kind == BodyKind::Form {
+        signed_params.extend(decode_form(&body));
+    }
+    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let hosts = host_candidates(host, shared.settings.canonical_host.as_deref());
+    let received = ReceivedRequest {
+        method: &method,
+        path: &raw_path,
+        host_candidates: &hosts,
+        params: &signed_params,
+        body: &body,
+        headers: &headers,
+    };
+    let authd = match auth::authenticate(
+        &shared.integrations,
+        &received,
+        time::OffsetDateTime::now_utc(),
+        shared.settings.clock_skew_secs,
+    ) {
+        Ok(a) => a,
+        Err(f) => {
+            out.record.ikey = f.ikey;
+            return out.fail(&shared, f.error);
+        }
+    };
+    out.record.ikey = Some(authd.ikey.clone());
+    out.record.variant = Some(authd.variant.name());
+    if let Err(e) = auth::check_grant(&authd.grants, endpoint.permission()) {
+        return out.fail(&shared, e);
+    }
+
+    // 4. Faults.
+    let decision = shared.faults().decide(endpoint.name());
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    if let Some(o) = decision.outcome {
+        out.record.fault = Some(o.name());
+        return match o {
+            Outcome::TooManyRequests => out.fail(&shared, ApiError::rate_limited()),
+            Outcome::InternalError => out.fail(&shared, ApiError::internal()),
+            Outcome::Unavailable => out.fail(&shared, ApiError::unavailable()),
+            Outcome::Reset => {
+                if let Some(p) = &peer {
+                    p.reset();
+                }
+                out.finish(&shared, 0, None);
+                ApiError::unavailable().into_response()
+            }
+        };
+    }
+
+    // 5. Rate limit.
+    if !shared.limiter.check(&authd.ikey, endpoint.class()) {
+        return out.fail(&shared, ApiError::rate_limited());
+    }
+
+    // 6. Parameters.
+    let params = match Params::build(&query_pairs, kind, &body, shared.settings.missing_param_code) {
+        Ok(p) => p,
+        Err(e) => return out.fail(&shared, e),
+    };
+    out.record.params = params.keys().map(str::to_owned).collect();
+
+    // 7. Handler.
+    let now = shared.now();
+    purge_trash(&shared, now);
+    let ctx = Ctx { shared: &shared, now };
+    match routes::handle(&ctx, &route, &params) {
+        Ok(bytes) => {
+            if endpoint.mutates() {
+                shared.mark_dirty();
+            }
+            out.finish(&shared, 200, None);
+            json_response(StatusCode::OK, bytes)
+        }
+        Err(e) => out.fail(&shared, e),
+    }
+}
+
+fn purge_trash(shared: &Shared, now: i64) {
+    let retention = i64::from(shared.settings.trash_retention_days) * 86_400;
+    if shared.read().tenant.has_trash() {
+        let n = shared.write().tenant.purge_trash(now, retention);
+        if n > 0 {
+            shared.mark_dirty();
+        }
+    }
+}

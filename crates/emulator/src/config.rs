@@ -1,0 +1,300 @@
+//! Settings: the integrations the emulator accepts (ikey, secret key, grants) and every
+//! behavioural knob, each defaulting to what Duo documents. Behaviours the Duo facts mark as
+//! unverified are settings here, so a test can pin either reading. `Settings` deserialises from a
+//! JSON file (`--settings FILE`); every field is optional there.
+
+use serde::{Deserialize, Serialize};
+
+/// The secret key of an integration. Never printed: `Debug` shows `[REDACTED]` and it has no
+/// `Display` or `Serialize`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretKey(String);
+
+impl SecretKey {
+    /// Wraps a secret key.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The key itself, for verifying signatures only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// Permissions of an Admin API application ("Grant read resource", …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Grants {
+    /// "Grant read resource": every GET on users and groups.
+    pub read_resource: bool,
+    /// "Grant write resource": every create, modify, delete, membership and bulk call.
+    pub write_resource: bool,
+    /// "Grant administrators": the `/admin/v1/admins` routes.
+    pub administrators: bool,
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+impl Grants {
+    /// Every grant the emulator knows.
+    pub const fn all() -> Self {
+        Self { read_resource: true, write_resource: true, administrators: true }
+    }
+
+    /// No grant at all.
+    pub const fn none() -> Self {
+        Self { read_resource: false, write_resource: false, administrators: false }
+    }
+
+    /// Parses a comma-separated list: `read`, `write`, `admins` (or `all`, `none`).
+    pub fn parse_list(s: &str) -> Result<Self, String> {
+        let mut g = Self::none();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "read" | "read_resource" => g.read_resource = true,
+                "write" | "write_resource" => g.write_resource = true,
+                "admins" | "administrators" => g.administrators = true,
+                "all" => g = Self::all(),
+                "none" => g = Self::none(),
+                other => return Err(format!("unknown grant {other:?} (expected read, write, admins, all, none)")),
+            }
+        }
+        Ok(g)
+    }
+}
+
+/// One Admin API application the emulator accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Integration {
+    /// Integration key (sent in `Authorization`).
+    pub ikey: String,
+    /// Secret key (HMAC key).
+    pub skey: SecretKey,
+    /// Its grants (all three when omitted).
+    #[serde(default)]
+    pub grants: Grants,
+}
+
+impl Integration {
+    /// An integration with every grant.
+    pub fn new(ikey: impl Into<String>, skey: impl Into<String>) -> Self {
+        Self { ikey: ikey.into(), skey: SecretKey::new(skey), grants: Grants::all() }
+    }
+
+    /// Replaces the grants.
+    pub fn with_grants(mut self, grants: Grants) -> Self {
+        self.grants = grants;
+        self
+    }
+}
+
+/// Default and maximum `limit` of one list endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageLimit {
+    /// Used when the request carries no `limit`.
+    pub default: usize,
+    /// Larger requests are clamped silently to this.
+    pub max: usize,
+}
+
+/// Page sizes per list endpoint (Duo's documented figures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PageLimits {
+    /// `GET /admin/v1/users`: 100 / 300.
+    pub users: PageLimit,
+    /// `GET /admin/v1/users/{id}/groups`: 100 / 500.
+    pub user_groups: PageLimit,
+    /// `GET /admin/v1/groups`: 100 / 500.
+    pub groups: PageLimit,
+    /// `GET /admin/v2/groups/{id}/users`: 100 / 500.
+    pub group_users: PageLimit,
+    /// `GET /admin/v1/admins`: 100 / 500.
+    pub admins: PageLimit,
+}
+
+impl Default for PageLimits {
+    fn default() -> Self {
+        Self {
+            users: PageLimit { default: 100, max: 300 },
+            user_groups: PageLimit { default: 100, max: 500 },
+            groups: PageLimit { default: 100, max: 500 },
+            group_users: PageLimit { default: 100, max: 500 },
+            admins: PageLimit { default: 100, max: 500 },
+        }
+    }
+}
+
+/// Rate limits per integration and call class, in calls per minute (Duo staff's 2019 figures).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Whether limits apply at all.
+    pub enabled: bool,
+    /// Reading one object (`GET /users/{id}`, `GET /v2/groups/{id}`…): 300/min.
+    pub read_one_per_min: u32,
+    /// Reading one page of a list: 200/min.
+    pub read_page_per_min: u32,
+    /// Creating, modifying, deleting, (dis)associating, bulk: 300/min.
+    pub write_per_min: u32,
+    /// Multiplies every rate (e.g. `60` turns 300/min into 300/s; `0.1` makes 429s easy to hit).
+    pub scale: f64,
+    /// Burst size as a fraction of the per-minute figure (1.0 = a full minute's worth at once).
+    pub burst_fraction: f64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            read_one_per_min: 300,
+            read_page_per_min: 200,
+            write_per_min: 300,
+            scale: 1.0,
+            burst_fraction: 1.0,
+        }
+    }
+}
+
+/// How a group's `status` is spelled in responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusCase {
+    /// `active`, `bypass`, `disabled`.
+    Lower,
+    /// `Active`, `Bypass`, `Disabled`.
+    Title,
+}
+
+/// Every behavioural knob. Defaults follow Duo's documentation; where Duo's behaviour is
+/// unverified, the documented or most plausible reading is the default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Accepted difference between a request's `Date`/`X-Duo-Date` and the emulator's clock, in
+    /// seconds (default 300). Official clients resend the same `Date` for ~70 s while backing off.
+    pub clock_skew_secs: u64,
+    /// A host name signatures may use besides the `Host` header (with or without its port).
+    pub canonical_host: Option<String>,
+    /// Largest request body accepted, in bytes (default 1 MiB); larger gets 413/41301.
+    pub max_body_bytes: usize,
+    /// Seconds to wait for a request body before answering 400/40002 (default 30).
+    pub body_timeout_secs: u64,
+    /// Compare usernames and aliases case-insensitively (default false: exact match).
+    pub usernames_case_insensitive: bool,
+    /// Reject a group whose name another group already has, with 400/40002 (default true).
+    pub unique_group_names: bool,
+    /// Adding a membership that exists answers 200 (default true); false gives 400/40002.
+    pub duplicate_membership_ok: bool,
+    /// Groups one user may belong to (default 100); one more gives 400/40002.
+    pub max_groups_per_user: usize,
+    /// `GET /users` lists users in the Trash (`pending deletion`) (default true).
+    pub list_trashed_users: bool,
+    /// Days a trashed user stays restorable before it is removed for good (default 7).
+    pub trash_retention_days: u32,
+    /// Spelling of `status` in group objects from the group endpoints (default lower).
+    pub group_status_case: StatusCase,
+    /// Spelling of `status` in groups embedded in user objects (default title, as Duo's example).
+    pub embedded_group_status_case: StatusCase,
+    /// Items of `GET /admin/v2/groups/{id}/users` carry `username` too (default true).
+    pub group_users_include_username: bool,
+    /// Code for a missing required parameter: 40002 (default) or 40001.
+    pub missing_param_code: u32,
+    /// Most values in `user_id_list` / `username_list` / `group_id_list` (default 100).
+    pub max_list_values: usize,
+    /// Most operations in one `/admin/v1/bulk` call (default 50).
+    pub bulk_max_operations: usize,
+    /// Most users in one `bulk_create` call (default 100).
+    pub bulk_create_max_users: usize,
+    /// Page sizes.
+    pub page_limits: PageLimits,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Seed for generated ids (random when absent).
+    pub id_seed: Option<u64>,
+    /// Use this Unix time for `created` and other timestamps instead of the clock (snapshots).
+    pub fixed_time: Option<i64>,
+    /// Calls kept in the introspection log (default 100 000; oldest dropped first).
+    pub call_log_capacity: usize,
+    /// Serve the `/_emulator/*` introspection routes (loopback peers only; default true).
+    pub introspection: bool,
+    /// Seconds between saves of a dirty state file (default 1).
+    pub save_interval_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            clock_skew_secs: 300,
+            canonical_host: None,
+            max_body_bytes: 1024 * 1024,
+            body_timeout_secs: 30,
+            usernames_case_insensitive: false,
+            unique_group_names: true,
+            duplicate_membership_ok: true,
+            max_groups_per_user: 100,
+            list_trashed_users: true,
+            trash_retention_days: 7,
+            group_status_case: StatusCase::Lower,
+            embedded_group_status_case: StatusCase::Title,
+            group_users_include_username: true,
+            missing_param_code: 40002,
+            max_list_values: 100,
+            bulk_max_operations: 50,
+            bulk_create_max_users: 100,
+            page_limits: PageLimits::default(),
+            rate_limits: RateLimits::default(),
+            id_seed: None,
+            fixed_time: None,
+            call_log_capacity: 100_000,
+            introspection: true,
+            save_interval_secs: 1,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks values that would make the emulator misbehave.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.missing_param_code != 40001 && self.missing_param_code != 40002 {
+            return Err("missing_param_code must be 40001 or 40002".into());
+        }
+        let pl = &self.page_limits;
+        for (name, l) in [
+            ("users", pl.users),
+            ("user_groups", pl.user_groups),
+            ("groups", pl.groups),
+            ("group_users", pl.group_users),
+            ("admins", pl.admins),
+        ] {
+            if l.default == 0 || l.max == 0 || l.default > l.max {
+                return Err(format!("page_limits.{name}: need 0 < default <= max"));
+            }
+        }
+        let rl = &self.rate_limits;
+        if !(rl.scale.is_finite() && rl.scale > 0.0) {
+            return Err("rate_limits.scale must be a positive number".into());
+        }
+        if !(rl.burst_fraction.is_finite() && rl.burst_fraction > 0.0) {
+            return Err("rate_limits.burst_fraction must be a positive number".into());
+        }
+        if self.max_body_bytes == 0 {
+            return Err("max_body_bytes must be positive".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! The listener: a TCP listener whose connections can be reset on demand. Each accepted stream
+//! carries a shared flag; the request handler sees the same flag (through axum's connect info,
+//! together with the peer address) and sets it to inject a "connection reset" fault. The next
+//! write on the stream then sets `SO_LINGER` to zero and fails, so hyper drops the socket and the
+//! kernel sends a TCP RST instead of a response.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The peer of a connection and its reset switch.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Remote address.
+    pub addr: SocketAddr,
+    reset: Arc<AtomicBool>,
+}
+
+impl Peer {
+    /// Makes the connection end with a TCP reset instead of the response.
+    pub fn reset(&self) {
+        self.reset.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Connected<IncomingStream<'_, ResettableListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, ResettableListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+/// A TCP listener producing [`ResettableStream`]s.
+#[derive(Debug)]
+pub struct ResettableListener {
+    inner: TcpListener,
+}
+
+impl ResettableListener {
+    /// Wraps a bound listener.
+    pub fn new(inner: TcpListener) -> Self {
+        Self { inner }
+    }
+}
+
+impl Listener for ResettableListener {
+    type Io = ResettableStream;
+    type Addr = Peer;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    let reset = Arc::new(AtomicBool::new(false));
+                    return (ResettableStream { inner: stream, reset: reset.clone() }, Peer { addr, reset });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Accept failed.");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(Peer { addr: self.inner.local_addr()?, reset: Arc::new(AtomicBool::new(false)) })
+    }
+}
+
+/// A TCP stream that fails (and resets) once its flag is set.
+#[derive(Debug)]
+pub struct ResettableStream {
+    inner: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl ResettableStream {
+    fn check(&self) -> io::Result<()> {
+        if self.reset.load(Ordering::SeqCst) {
+            let _ = self.inner.set_zero_linger();
+            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by fault injection"));
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for ResettableStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Err(e) = self.check() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ResettableStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Err(e) = self.check() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Err(e) = self.check() {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

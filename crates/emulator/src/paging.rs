@@ -1,0 +1,85 @@
+//! Offset paging as Duo does it: `limit` (default per endpoint, silently clamped to the
+//! endpoint's maximum) and `offset` (from 0), with `metadata` carrying `total_objects`,
+//! `next_offset` and `prev_offset` (null when not applicable) on every list.
+
+use serde::Serialize;
+
+use crate::config::PageLimit;
+use crate::error::ApiError;
+use crate::params::Params;
+
+/// The `metadata` object of a list response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Metadata {
+    /// Offset of the next page, or null on the last page.
+    pub next_offset: Option<usize>,
+    /// Offset of the previous page, or null on the first page.
+    pub prev_offset: Option<usize>,
+    /// Objects in the whole (filtered) list.
+    pub total_objects: usize,
+}
+
+impl Metadata {
+    /// Metadata for an unpaged result of `total` objects.
+    pub fn whole(total: usize) -> Self {
+        Self { next_offset: None, prev_offset: None, total_objects: total }
+    }
+}
+
+/// A requested page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Clamped limit.
+    pub limit: usize,
+    /// Offset.
+    pub offset: usize,
+}
+
+impl Page {
+    /// Reads `limit` and `offset`; a `limit` of 0 or a non-number is 400/40002, a larger one is
+    /// clamped to `lim.max`.
+    pub fn from_params(p: &Params, lim: PageLimit) -> Result<Self, ApiError> {
+        let limit = match p.opt_usize("limit")? {
+            None => lim.default,
+            Some(0) => return Err(ApiError::invalid("limit")),
+            Some(n) => n.min(lim.max),
+        };
+        let offset = p.opt_usize("offset")?.unwrap_or(0);
+        Ok(Self { limit, offset })
+    }
+
+    /// The index range of this page in a list of `total` items, and the list's metadata.
+    pub fn slice(&self, total: usize) -> (std::ops::Range<usize>, Metadata) {
+        let start = self.offset.min(total);
+        let end = self.offset.saturating_add(self.limit).min(total);
+        let next_offset = (end < total).then_some(end);
+        let prev_offset = (self.offset > 0).then(|| self.offset.saturating_sub(self.limit));
+        (start..end, Metadata { next_offset, prev_offset, total_objects: total })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{BodyKind, decode_form};
+
+    fn page(q: &str, default: usize, max: usize) -> Result<Page, ApiError> {
+        let p = Params::build(&decode_form(q.as_bytes()), BodyKind::Empty, b"", 40002)?;
+        Page::from_params(&p, PageLimit { default, max })
+    }
+
+    #[test]
+    fn clamps_and_computes_offsets() {
+        let p = page("limit=1000&offset=0", 100, 300).expect("page");
+        assert_eq!(p.limit, 300);
+        let (r, m) = page("limit=2&offset=0", 100, 300).expect("p").slice(4);
+        assert_eq!((r, m), (0..2, Metadata { next_offset: Some(2), prev_offset: None, total_objects: 4 }));
+        let (r, m) = page("limit=2&offset=2", 100, 300).expect("p").slice(4);
+        assert_eq!((r, m), (2..4, Metadata { next_offset: None, prev_offset: Some(0), total_objects: 4 }));
+        let (r, m) = page("offset=10", 100, 300).expect("p").slice(4);
+        assert_eq!(r.len(), 0);
+        assert_eq!(m.next_offset, None);
+        assert!(page("limit=0", 100, 300).is_err());
+        assert!(page("limit=x", 100, 300).is_err());
+    }
+}
