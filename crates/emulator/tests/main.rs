@@ -1,0 +1,14 @@
+//! The emulator's integration tests (one binary): Duo's official Python client against the
+//! emulator (`conformance`), Duo behaviour and shapes through a signed client (`api`), bad input
+//! (`bad_input`), faults and rate limits (`faults`), the state file and introspection (`state`),
+//! response snapshots (`snapshots`) and the command-line entry (`cli`).
+
+mod support;
+
+mod api;
+mod bad_input;
+mod cli;
+mod conformance;
+mod faults;
+mod snapshots;
+mod state;

@@ -1,0 +1,1 @@
+//! state tests (to be written).
