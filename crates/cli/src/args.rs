@@ -1,0 +1,305 @@
+//! The command line, as clap types: global options, then one subcommand per area (registry
+//! objects, import, the emulator). Parsing only; `commands/` does the work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "duoprov", version, about = "Keeps Duo Security in step with a group registry.")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "DUOPROV_CONFIG", default_value = "duoprov.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Registry URL, overriding the configuration (sqlite://FILE, sqlite::memory:, postgres://…).
+    #[arg(long, global = true, env = "DUOPROV_REGISTRY_URL", value_name = "URL", hide_env_values = true)]
+    pub registry: Option<String>,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Machine-readable JSON output on standard output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter configuration and create the registry.
+    Init(InitArgs),
+    /// People and service accounts.
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+    /// Folders (namespaces of groups).
+    #[command(subcommand)]
+    Folder(FolderCommand),
+    /// Groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Immediate and effective group members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Markers that select folders and groups for a provisioner.
+    #[command(subcommand)]
+    Provision(ProvisionCommand),
+    /// Import subjects, folders, groups, memberships and markers from JSON or CSV files, all in
+    /// one transaction.
+    Import(ImportArgs),
+    /// Show the configuration as duoprov understood it (secrets shown by their source only).
+    Config,
+    /// Serve a Duo Admin API emulator until SIGINT or SIGTERM.
+    Emulator(duoprov_emulator::cli::EmulatorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Registry URL to write into the configuration.
+    #[arg(long = "registry-url", value_name = "URL", default_value = "sqlite://duoprov.db")]
+    pub registry_url: String,
+    /// Overwrite an existing configuration file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Identifies a subject: its id, and its source (default `local`).
+#[derive(Debug, Args)]
+pub struct SubjectRef {
+    /// The subject's id within its source.
+    pub id: String,
+    /// The subject's source.
+    #[arg(long, default_value = "local")]
+    pub source: String,
+}
+
+/// Subject attributes; an empty value clears the attribute.
+#[derive(Debug, Args)]
+pub struct SubjectFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub login_id: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long)]
+    pub first_name: Option<String>,
+    #[arg(long)]
+    pub last_name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubjectCommand {
+    /// Add a subject, or update the attributes given when it exists (add-or-update).
+    Add {
+        #[command(flatten)]
+        subject: SubjectRef,
+        #[command(flatten)]
+        fields: SubjectFields,
+    },
+    /// Update an existing subject's attributes.
+    Update {
+        #[command(flatten)]
+        subject: SubjectRef,
+        #[command(flatten)]
+        fields: SubjectFields,
+    },
+    /// Remove a subject and its memberships.
+    Remove {
+        #[command(flatten)]
+        subject: SubjectRef,
+    },
+    /// Show one subject.
+    Show {
+        #[command(flatten)]
+        subject: SubjectRef,
+    },
+    /// List subjects.
+    List {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
+
+/// Display name and description of a folder or group; an empty value clears it.
+#[derive(Debug, Args)]
+pub struct NodeFields {
+    #[arg(long)]
+    pub display_name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FolderCommand {
+    /// Add a folder, or update its attributes when it exists.
+    Add {
+        path: String,
+        #[command(flatten)]
+        fields: NodeFields,
+        /// Create missing parent folders.
+        #[arg(long)]
+        create_parents: bool,
+    },
+    /// Rename or move a folder (its groups keep their uuids and members) and set attributes.
+    Update {
+        path: String,
+        /// The new full path.
+        #[arg(long, value_name = "PATH")]
+        rename_to: Option<String>,
+        #[command(flatten)]
+        fields: NodeFields,
+    },
+    /// Remove a folder; it must be empty unless --recursive.
+    Remove {
+        path: String,
+        /// Also remove its subfolders and groups.
+        #[arg(long)]
+        recursive: bool,
+    },
+    /// Show one folder.
+    Show { path: String },
+    /// List folders.
+    List {
+        /// Only this folder and those below it.
+        #[arg(long, value_name = "PATH")]
+        under: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Add a group, or update its attributes when it exists.
+    Add {
+        name: String,
+        #[command(flatten)]
+        fields: NodeFields,
+        /// Create missing parent folders.
+        #[arg(long)]
+        create_parents: bool,
+    },
+    /// Rename or move a group (uuid and members kept) and set attributes.
+    Update {
+        name: String,
+        /// The new full name.
+        #[arg(long, value_name = "NAME")]
+        rename_to: Option<String>,
+        #[command(flatten)]
+        fields: NodeFields,
+        /// Create missing parent folders of the new name.
+        #[arg(long)]
+        create_parents: bool,
+    },
+    /// Remove a group and its memberships.
+    Remove { name: String },
+    /// Show one group.
+    Show { name: String },
+    /// List groups.
+    List {
+        /// Only groups below this folder.
+        #[arg(long, value_name = "PATH")]
+        under: Option<String>,
+    },
+}
+
+/// The members to add or remove: subjects by id, groups by name.
+#[derive(Debug, Args)]
+pub struct MemberTargets {
+    /// The group.
+    pub group: String,
+    /// Subject ids.
+    pub subjects: Vec<String>,
+    /// Source of the subject ids.
+    #[arg(long, default_value = "local")]
+    pub source: String,
+    /// Groups to nest (repeatable).
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add immediate members (a membership that would make a cycle is refused).
+    Add(MemberTargets),
+    /// Remove immediate members.
+    Remove(MemberTargets),
+    /// List a group's members.
+    List {
+        group: String,
+        /// Subjects reached through nested groups too.
+        #[arg(long)]
+        effective: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    One,
+    Sub,
+}
+
+/// A marker's target: exactly one of a folder or a group.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct MarkerTargetArgs {
+    #[arg(long, value_name = "PATH")]
+    pub folder: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisionCommand {
+    /// Mark a folder or group for a provisioner (or, with --exclude, keep it out).
+    Assign {
+        provisioner: String,
+        #[command(flatten)]
+        target: MarkerTargetArgs,
+        /// For folders: `one` = direct groups, `sub` = the whole subtree.
+        #[arg(long, value_enum, default_value_t = ScopeArg::Sub)]
+        scope: ScopeArg,
+        /// Mark with provision = false, excluding the target.
+        #[arg(long)]
+        exclude: bool,
+    },
+    /// Remove a provisioner's marker from a folder or group.
+    Unassign {
+        provisioner: String,
+        #[command(flatten)]
+        target: MarkerTargetArgs,
+    },
+    /// List markers, or with --groups the groups a provisioner selects.
+    List {
+        provisioner: Option<String>,
+        /// Resolve the markers: the selected groups with their effective member counts.
+        #[arg(long, requires = "provisioner")]
+        groups: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files to import (JSON documents, or CSV files whose header says what they hold).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Format of every file (default: by extension).
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+}

@@ -1,0 +1,57 @@
+//! `duoprov config`: prints the validated configuration, the registry URL redacted and each
+//! secret named by where it comes from, never by its value.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::Context;
+use crate::config::{LogHttp, SecretSource};
+use crate::{exit, output};
+
+fn source(s: &SecretSource) -> String {
+    match s {
+        SecretSource::Env(var) => format!("environment variable {var}"),
+        SecretSource::File(path) => format!("file {}", path.display()),
+    }
+}
+
+pub fn run(ctx: &Context) -> Result<u8> {
+    let s = &ctx.settings;
+    let duo: Vec<serde_json::Value> = s
+        .duo
+        .values()
+        .map(|d| {
+            json!({
+                "name": d.name, "api_host": d.api_host, "integration_key": d.integration_key,
+                "secret_key": source(&d.secret_key), "url": d.url, "proxy": d.proxy,
+                "ca_file": d.ca_file.as_ref().map(|p| p.display().to_string()),
+                "signature_version": d.signature_version, "timeout_secs": d.timeout_secs,
+            })
+        })
+        .collect();
+    let provisioners: Vec<serde_json::Value> = s
+        .provisioners
+        .values()
+        .map(|p| {
+            json!({
+                "name": p.name, "duo": p.duo, "create_users": p.create_users,
+                "log_http": match p.log_http { LogHttp::Off => "off", LogHttp::OnError => "on_error", LogHttp::Always => "always" },
+                "load_duo_users": p.load_duo_users,
+            })
+        })
+        .collect();
+    let value = json!({
+        "registry": {
+            "url": duoprov_registry::url::redact(&s.registry_url),
+            "password": s.registry_password.as_ref().map(source),
+        },
+        "duo": duo,
+        "provisioners": provisioners,
+    });
+    if ctx.json {
+        output::json(&value)?;
+    } else {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,57 @@
+//! Dispatch from a parsed command line to the command that carries it out, with what commands
+//! share: the loaded settings, the output mode and the registry connection.
+
+mod config_show;
+mod emulator;
+mod import;
+mod init;
+mod registry;
+
+use anyhow::Result;
+use duoprov_registry::{OpenOptions, Store};
+
+use crate::args::{Cli, Command};
+use crate::config::{self, Settings};
+
+/// What every command gets.
+pub struct Context {
+    pub settings: Settings,
+    pub json: bool,
+}
+
+impl Context {
+    /// Opens the registry the settings name.
+    pub async fn store(&self) -> Result<Box<dyn Store>> {
+        let password = match &self.settings.registry_password {
+            Some(source) => Some(source.read("registry password")?),
+            None => None,
+        };
+        let options = OpenOptions { password, schema: None };
+        let store = duoprov_registry::open(&self.settings.registry_url, &options).await.map_err(|e| {
+            anyhow::anyhow!("cannot open the registry {}: {e}", duoprov_registry::url::redact(&self.settings.registry_url))
+        })?;
+        Ok(store)
+    }
+}
+
+/// Runs one command; the result is the process exit code.
+pub async fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Init(args) => init::run(&cli.config, args).await,
+        Command::Emulator(args) => emulator::run(args).await,
+        command => {
+            let settings = config::load(&cli.config, cli.registry.as_deref())?;
+            let ctx = Context { settings, json: cli.json };
+            match command {
+                Command::Subject(c) => registry::subject(&ctx, c).await,
+                Command::Folder(c) => registry::folder(&ctx, c).await,
+                Command::Group(c) => registry::group(&ctx, c).await,
+                Command::Member(c) => registry::member(&ctx, c).await,
+                Command::Provision(c) => registry::provision(&ctx, c).await,
+                Command::Import(args) => import::run(&ctx, args).await,
+                Command::Config => config_show::run(&ctx),
+                Command::Init(_) | Command::Emulator(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The configuration file (TOML) read into validated settings. Unknown keys are errors that name
+//! the key; secrets (the Duo secret key, a database password) come only from the environment or a
+//! file, are held in types that cannot be printed, and are read only when a command needs them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The registry section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+}
+
+/// One Duo connection (`[duo.NAME]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDuo {
+    api_host: String,
+    integration_key: String,
+    /// Present only to refuse it with a clear message.
+    secret_key: Option<toml::Value>,
+    secret_key_file: Option<PathBuf>,
+    secret_key_env: Option<String>,
+    url: Option<String>,
+    proxy: Option<String>,
+    ca_file: Option<PathBuf>,
+    signature_version: Option<u8>,
+    timeout_secs: Option<u64>,
+}
+
+/// One provisioner (`[provisioner.NAME]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvisioner {
+    duo: String,
+    create_users: Option<bool>,
+    log_http: Option<String>,
+    load_duo_users: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    registry: Option<RawRegistry>,
+    #[serde(default)]
+    duo: BTreeMap<String, RawDuo>,
+    #[serde(default)]
+    provisioner: BTreeMap<String, RawProvisioner>,
+}
+
+/// Where a secret comes from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// Reads the secret; the error names the variable or file, never the value.
+    pub fn read(&self, what: &str) -> Result<SecretString> {
+        match self {
+            SecretSource::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
+                _ => bail!("{what}: environment variable {var} is not set"),
+            },
+            SecretSource::File(path) => {
+                warn_if_readable_by_others(path);
+                let text = std::fs::read_to_string(path).with_context(|| format!("{what}: cannot read {}", path.display()))?;
+                let value = text.trim();
+                if value.is_empty() {
+                    bail!("{what}: {} is empty", path.display());
+                }
+                Ok(SecretString::from(value.to_owned()))
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %path.display(), "Secret file is readable by group or others; chmod 600 it.");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path) {}
+
+/// A validated Duo connection.
+#[derive(Debug, Clone)]
+pub struct DuoConnection {
+    pub name: String,
+    pub api_host: String,
+    pub integration_key: String,
+    pub secret_key: SecretSource,
+    pub url: Option<String>,
+    pub proxy: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub signature_version: u8,
+    pub timeout_secs: u64,
+}
+
+/// HTTP traffic logging, as Grouper's `logCommandsAlways` / `logCommandsOnError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogHttp {
+    Off,
+    OnError,
+    Always,
+}
+
+/// A validated provisioner.
+#[derive(Debug, Clone)]
+pub struct Provisioner {
+    pub name: String,
+    pub duo: String,
+    pub create_users: bool,
+    pub log_http: LogHttp,
+    pub load_duo_users: bool,
+}
+
+/// Everything the configuration says, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The registry URL, relative SQLite paths resolved against the configuration's folder.
+    pub registry_url: String,
+    pub registry_password: Option<SecretSource>,
+    pub duo: BTreeMap<String, DuoConnection>,
+    pub provisioners: BTreeMap<String, Provisioner>,
+}
+
+pub const DEFAULT_REGISTRY_URL: &str = "sqlite://duoprov.db";
+
+/// Parses and validates a configuration text; `base` is the folder relative paths start from.
+pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
+    let registry = raw.registry.unwrap_or_default();
+    let url = registry.url.unwrap_or_else(|| DEFAULT_REGISTRY_URL.to_owned());
+    duoprov_registry::url::backend_of(&url).map_err(|e| anyhow::anyhow!("{origin}: registry.url: {e}"))?;
+    if duoprov_registry::url::has_password(&url) {
+        bail!(
+            "{origin}: registry.url: holds a password; keep secrets out of the file (use registry.password_env, registry.password_file or the DUOPROV_REGISTRY_URL variable)"
+        );
+    }
+    let registry_password = match (registry.password_file, registry.password_env) {
+        (Some(_), Some(_)) => bail!("{origin}: registry: set password_file or password_env, not both"),
+        (Some(f), None) => Some(SecretSource::File(base.join(f))),
+        (None, Some(v)) => Some(SecretSource::Env(v)),
+        (None, None) => None,
+    };
+
+    let mut duo = BTreeMap::new();
+    for (name, d) in raw.duo {
+        let key = format!("{origin}: duo.{name}");
+        if d.secret_key.is_some() {
+            bail!("{key}.secret_key: secrets may not be written in the configuration; use secret_key_env or secret_key_file");
+        }
+        let secret_key = match (d.secret_key_file, d.secret_key_env) {
+            (Some(_), Some(_)) => bail!("{key}: set secret_key_file or secret_key_env, not both"),
+            (Some(f), None) => SecretSource::File(base.join(f)),
+            (None, Some(v)) => SecretSource::Env(v),
+            (None, None) => bail!("{key}: secret_key_file or secret_key_env is required"),
+        };
+        if d.api_host.trim().is_empty() || d.api_host.contains('/') {
+            bail!("{key}.api_host: expected a host name such as api-xxxxxxxx.duosecurity.com");
+        }
+        if d.integration_key.len() != 20 || !d.integration_key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("{key}.integration_key: expected 20 letters and digits (DI…)");
+        }
+        if let Some(url) = &d.url {
+            let loopback = ["http://127.", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p));
+            if !(url.starts_with("https://") || loopback) {
+                bail!("{key}.url: plain HTTP is allowed only to a loopback address (127.0.0.0/8, localhost, [::1])");
+            }
+        }
+        let signature_version = d.signature_version.unwrap_or(5);
+        if signature_version != 2 && signature_version != 5 {
+            bail!("{key}.signature_version: must be 5 (default) or 2");
+        }
+        duo.insert(
+            name.clone(),
+            DuoConnection {
+                name,
+                api_host: d.api_host,
+                integration_key: d.integration_key,
+                secret_key,
+                url: d.url,
+                proxy: d.proxy,
+                ca_file: d.ca_file.map(|f| base.join(f)),
+                signature_version,
+                timeout_secs: d.timeout_secs.unwrap_or(60),
+            },
+        );
+    }
+
+    let mut provisioners = BTreeMap::new();
+    for (name, p) in raw.provisioner {
+        let key = format!("{origin}: provisioner.{name}");
+        if !duo.contains_key(&p.duo) {
+            bail!("{key}.duo: no Duo connection [duo.{}] in the configuration", p.duo);
+        }
+        let log_http = match p.log_http.as_deref().unwrap_or("off") {
+            "off" => LogHttp::Off,
+            "on_error" => LogHttp::OnError,
+            "always" => LogHttp::Always,
+            other => bail!("{key}.log_http: must be off, on_error or always, not {other:?}"),
+        };
+        provisioners.insert(
+            name.clone(),
+            Provisioner {
+                name,
+                duo: p.duo,
+                create_users: p.create_users.unwrap_or(true),
+                log_http,
+                load_duo_users: p.load_duo_users.unwrap_or(false),
+            },
+        );
+    }
+    Ok(Settings { registry_url: resolve_sqlite_path(&url, base), registry_password, duo, provisioners })
+}
+
+/// `sqlite://relative.db` is relative to the configuration's folder, not to the working folder.
+fn resolve_sqlite_path(url: &str, base: &Path) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.starts_with(":memory:") => {
+            let (path, query) = rest.split_once('?').map(|(p, q)| (p, Some(q))).unwrap_or((rest, None));
+            let joined = base.join(path);
+            match query {
+                Some(q) => format!("sqlite://{}?{q}", joined.display()),
+                None => format!("sqlite://{}", joined.display()),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Loads the configuration file. A missing file is an error unless `registry_override` says
+/// where the registry is (then nothing else is needed for registry commands).
+pub fn load(path: &Path, registry_override: Option<&str>) -> Result<Settings> {
+    let mut settings = match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            parse(&text, &path.display().to_string(), base)?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && registry_override.is_some() => Settings {
+            registry_url: DEFAULT_REGISTRY_URL.into(),
+            registry_password: None,
+            duo: BTreeMap::new(),
+            provisioners: BTreeMap::new(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("no configuration at {}: run `duoprov init` to write one, or pass --config FILE", path.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if let Some(url) = registry_override {
+        duoprov_registry::url::backend_of(url)?;
+        settings.registry_url = url.to_owned();
+    }
+    Ok(settings)
+}
+
+/// The configuration `duoprov init` writes.
+pub fn starter(registry_url: &str) -> String {
+    format!(
+        r#"# duoprov configuration. Secrets are never written here: they come from the environment
+# or from a file readable only by the account that runs duoprov.
+
+[registry]
+url = "{registry_url}"
+# For PostgreSQL: url = "postgres://duoprov@db.example.edu/duoprov" and
+# password_env = "DUOPROV_DB_PASSWORD" (or password_file = "/etc/duoprov/db.password").
+
+# A Duo Admin API application (needs "Grant read resource" and "Grant write resource").
+# [duo.prod]
+# api_host = "api-xxxxxxxx.duosecurity.com"
+# integration_key = "DIXXXXXXXXXXXXXXXXXX"
+# secret_key_file = "/etc/duoprov/duo.skey"     # or secret_key_env = "DUO_SKEY"
+
+# A provisioner: which registry objects go to which Duo account.
+# [provisioner.duoTest]
+# duo = "prod"
+# create_users = true
+# log_http = "off"          # off | on_error | always
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Settings> {
+        parse(text, "duoprov.toml", Path::new("/etc/duoprov"))
+    }
+
+    #[test]
+    fn starter_config_parses() {
+        let s = parse_str(&starter("sqlite://duoprov.db")).unwrap();
+        assert_eq!(s.registry_url, "sqlite:///etc/duoprov/duoprov.db");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse_str("[registry]\nurl = \"sqlite://x.db\"\nurll = 1\n").unwrap_err().to_string();
+        assert!(e.contains("urll"), "{e}");
+        let e = parse_str("[registy]\n").unwrap_err().to_string();
+        assert!(e.contains("registy"), "{e}");
+        let e = parse_str(
+            "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n[provisioner.p]\nduo = \"prod\"\ncreate_user = true\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("create_user"), "{e}");
+    }
+
+    #[test]
+    fn inline_secrets_are_refused_without_echoing_them() {
+        let e = parse_str("[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key = \"hunter2hunter2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duo.prod.secret_key") && !e.contains("hunter2"), "{e}");
+        let e = parse_str("[registry]\nurl = \"postgres://u:hunter2@db/x\"\n").unwrap_err().to_string();
+        assert!(e.contains("registry.url") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn provisioners_must_name_a_connection_and_valid_values() {
+        let e = parse_str("[provisioner.p]\nduo = \"nope\"\n").unwrap_err().to_string();
+        assert!(e.contains("provisioner.p.duo") && e.contains("[duo.nope]"), "{e}");
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n";
+        let e = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\nlog_http = \"sometimes\"\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p.log_http"), "{e}");
+        let e = parse_str(&base.replace("api-x.duosecurity.com\"", "api-x.duosecurity.com\"\nurl = \"http://10.0.0.1:80\"")).unwrap_err().to_string();
+        assert!(e.contains("duo.prod.url") && e.contains("loopback"), "{e}");
+        let s = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\n")).unwrap();
+        assert!(s.provisioners["p"].create_users);
+    }
+}
