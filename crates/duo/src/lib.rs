@@ -1,2 +1,59 @@
 //! The asynchronous Duo Admin API client: signed transport, paging, pacing, retries, bulk
 //! operations and the masked HTTP traffic log.
+//!
+//! - [`DuoConfig`] describes one Duo connection (host, keys, optional emulator URL, proxy, CA
+//!   file, timeouts, signature variant, retry schedule, pacing, traffic log).
+//! - [`DuoClient`] makes the calls. It signs with v5 by default (JSON bodies for POST, parameters
+//!   in the query for GET/DELETE; v2 with HMAC-SHA1 is selectable), sends exactly the bytes it
+//!   signed, signs every attempt afresh, retries 429 on the official schedule and 5xx/transport
+//!   errors only where repeating is safe, and never lets the secret key or a signature reach a
+//!   log, an error or a `Debug` string.
+//! - Typed operations: users ([`DuoClient::list_users`], [`DuoClient::get_user`],
+//!   [`DuoClient::get_user_by_username`], [`DuoClient::create_user`], [`DuoClient::modify_user`],
+//!   [`DuoClient::delete_user`], [`DuoClient::bulk_create_users`]), memberships
+//!   ([`DuoClient::list_user_groups`], [`DuoClient::add_user_to_group`],
+//!   [`DuoClient::remove_user_from_group`]), groups ([`DuoClient::list_groups`],
+//!   [`DuoClient::get_group`], [`DuoClient::list_group_members`], [`DuoClient::create_group`],
+//!   [`DuoClient::modify_group`], [`DuoClient::delete_group`]), [`DuoClient::bulk`], Trash
+//!   ([`DuoClient::send_users_to_trash`], [`DuoClient::restore_users`]).
+//! - Errors are [`DuoError`]: the call plus a classified [`ErrorKind`] ([`ErrorClass`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), duoprov_duo::DuoError> {
+//! use duoprov_duo::{DuoClient, DuoConfig, GroupFields, TrafficLogMode};
+//! let mut cfg = DuoConfig::new("api-xxxxxxxx.duosecurity.com", "DIXXXXXXXXXXXXXXXXXX", "secret".into());
+//! cfg.traffic_log = TrafficLogMode::OnError;
+//! let duo = DuoClient::new(cfg)?;
+//! let group = duo.create_group(&GroupFields::named("staff").desc("All staff")).await?;
+//! for user in duo.list_users().await? {
+//!     if user.email.ends_with("@example.edu") {
+//!         duo.add_user_to_group(&user.user_id, &group.group_id).await?;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod bulk;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod groups;
+pub mod pace;
+pub mod paging;
+pub mod retry;
+pub mod traffic;
+pub mod transport;
+pub mod users;
+
+pub use bulk::{BulkOp, BulkOpResult, MAX_BULK_OPS};
+pub use client::{CallSpec, DuoClient, Params, Reply};
+pub use config::{DuoConfig, PacingConfig, RetryConfig, TrafficLogMode};
+pub use duoprov_duo_wire::SignatureVariant;
+pub use duoprov_duo_wire::envelope::Failure;
+pub use duoprov_duo_wire::types::{Group, GroupMember, User};
+pub use error::{DuoError, ErrorClass, ErrorKind};
+pub use groups::GroupFields;
+pub use pace::CallClass;
+pub use retry::Safety;
+pub use transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError, install_crypto_provider};
+pub use users::{NewUser, UserFields};

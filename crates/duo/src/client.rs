@@ -1,0 +1,408 @@
+//! [`DuoClient`] and its one request path: lay out the parameters for the signature variant,
+//! sign with a fresh date, pace, send exactly the signed bytes, read the envelope, classify the
+//! outcome, retry what may be retried within the call's deadline, and write the traffic log.
+//! The typed operations (users, groups, bulk) are thin wrappers over [`DuoClient::call`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use duoprov_duo_wire::envelope::{self, Failure, Metadata, Outcome};
+use duoprov_duo_wire::params::{Prepared, prepare, prepare_json};
+use duoprov_duo_wire::sign::{Request, sign_request};
+use secrecy::ExposeSecret as _;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::config::{DuoConfig, TrafficLogMode};
+use crate::error::{DuoError, ErrorKind, Result};
+use crate::pace::{CallClass, Pacer};
+use crate::retry::{Backoff, Safety};
+use crate::traffic::{MAX_REQUEST_BODY_CHARS, MAX_RESPONSE_BODY_CHARS, TrafficEntry, mask_headers, truncate_chars};
+use crate::transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
+
+/// Parameters of one call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Params {
+    /// String parameters (repeated keys allowed).
+    Pairs(Vec<(String, String)>),
+    /// A JSON object (sent as the JSON body for v4/v5 writes).
+    Json(serde_json::Map<String, Value>),
+}
+
+impl Params {
+    /// No parameters.
+    pub fn none() -> Self {
+        Params::Pairs(Vec::new())
+    }
+
+    /// From `(key, value)` pairs.
+    pub fn pairs<K: Into<String>, V: Into<String>>(it: impl IntoIterator<Item = (K, V)>) -> Self {
+        Params::Pairs(it.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+/// One call to make.
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path, e.g. `/admin/v1/users/DU…`, exactly as it is signed and sent.
+    pub path: String,
+    /// Parameters.
+    pub params: Params,
+    /// Pacing class.
+    pub class: CallClass,
+    /// Whether an unknown outcome may be repeated.
+    pub safety: Safety,
+}
+
+impl CallSpec {
+    /// A spec.
+    pub fn new(method: &'static str, path: impl Into<String>, params: Params, class: CallClass, safety: Safety) -> Self {
+        CallSpec { method, path: path.into(), params, class, safety }
+    }
+
+    /// `METHOD path`, the label errors carry.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// A successful call's envelope content.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The `response` member.
+    pub response: Value,
+    /// Paging metadata, for list calls.
+    pub metadata: Option<Metadata>,
+}
+
+struct Inner {
+    cfg: DuoConfig,
+    base: String,
+    transport: Arc<dyn Transport>,
+    pacer: Pacer,
+}
+
+/// The Duo Admin API client. Cheap to clone (shared state); safe to use from many tasks at once
+/// (calls in flight are bounded by [`DuoConfig::max_concurrency`] and paced per call class).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), duoprov_duo::DuoError> {
+/// use duoprov_duo::{DuoClient, DuoConfig, NewUser};
+/// let cfg = DuoConfig::new("api-xxxxxxxx.duosecurity.com", "DIXXXXXXXXXXXXXXXXXX", "secret".into());
+/// let duo = DuoClient::new(cfg)?;
+/// let users = duo.list_users().await?;
+/// if duo.get_user_by_username("jdoe").await?.is_none() {
+///     let created = duo.create_user(&NewUser::new("jdoe").realname("Jane Doe")).await?;
+///     println!("created {}", created.user_id);
+/// }
+/// # let _ = users; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct DuoClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for DuoClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuoClient").field("base", &self.inner.base).field("api_host", &self.inner.cfg.api_host).finish()
+    }
+}
+
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// The scheme://host[:port] requests go to.
+fn base_url(cfg: &DuoConfig) -> Result<String> {
+    let host_ok = !cfg.api_host.is_empty()
+        && cfg.api_host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    if !host_ok {
+        return Err(DuoError::config(format!("api_host {:?} is not a host name", cfg.api_host)));
+    }
+    if cfg.integration_key.is_empty() || cfg.integration_key.contains(':') {
+        return Err(DuoError::config("integration_key is empty or contains ':'"));
+    }
+    if cfg.secret_key.expose_secret().is_empty() {
+        return Err(DuoError::config("secret_key is empty"));
+    }
+    match &cfg.url {
+        None => Ok(format!("https://{}", cfg.api_host)),
+        Some(u) => {
+            let parsed = url::Url::parse(u).map_err(|e| DuoError::config(format!("url {u:?} is invalid: {e}")))?;
+            let host = parsed.host().ok_or_else(|| DuoError::config(format!("url {u:?} has no host")))?;
+            match parsed.scheme() {
+                "https" => {}
+                "http" if is_loopback(&host) => {}
+                "http" => {
+                    return Err(DuoError::config(format!("url {u:?}: plain http is only allowed to a loopback address")));
+                }
+                other => return Err(DuoError::config(format!("url {u:?}: scheme {other} is not http or https"))),
+            }
+            if !(parsed.path().is_empty() || parsed.path() == "/") || parsed.query().is_some() || parsed.fragment().is_some() {
+                return Err(DuoError::config(format!("url {u:?} must not have a path, query or fragment")));
+            }
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(DuoError::config("url must not contain credentials"));
+            }
+            Ok(parsed.origin().ascii_serialization())
+        }
+    }
+}
+
+/// Maps a non-success status (and its FAIL body, if any) to an error kind.
+pub(crate) fn classify(status: u16, failure: Option<&Failure>) -> ErrorKind {
+    let code = failure.and_then(|f| f.code);
+    let message = failure.map(|f| f.message.clone()).unwrap_or_default();
+    match status {
+        400 => ErrorKind::InvalidParameter { field: failure.and_then(|f| f.message_detail.clone()), code, message },
+        401 => ErrorKind::Auth { code, message },
+        403 => ErrorKind::Forbidden { code, message },
+        404 => ErrorKind::NotFound { code, message },
+        429 => ErrorKind::RateLimited { attempts: 1 },
+        500..=599 => ErrorKind::Server { status, message: failure.map(|f| f.message.clone()) },
+        _ => ErrorKind::UnexpectedStatus { status },
+    }
+}
+
+/// What one attempt ended in.
+enum Attempt {
+    Done(Reply),
+    Fail(ErrorKind),
+    RateLimited,
+    Server(ErrorKind),
+    Transport(TransportError),
+}
+
+impl DuoClient {
+    /// Builds a client with the production transport (reqwest + rustls).
+    pub fn new(cfg: DuoConfig) -> Result<Self> {
+        let transport = ReqwestTransport::new(&cfg)?;
+        Self::with_transport(cfg, Arc::new(transport))
+    }
+
+    /// Builds a client over any [`Transport`] (tests, benchmarks).
+    pub fn with_transport(cfg: DuoConfig, transport: Arc<dyn Transport>) -> Result<Self> {
+        let base = base_url(&cfg)?;
+        let pacer = Pacer::new(&cfg.pacing, cfg.max_concurrency);
+        Ok(DuoClient { inner: Arc::new(Inner { cfg, base, transport, pacer }) })
+    }
+
+    /// The configuration (its `Debug` redacts the secret key).
+    pub fn config(&self) -> &DuoConfig {
+        &self.inner.cfg
+    }
+
+    /// Builds the signed request for one attempt, with a fresh date.
+    fn build(&self, spec: &CallSpec, prepared: &Prepared) -> Result<HttpRequest> {
+        let cfg = &self.inner.cfg;
+        let date = duoprov_duo_wire::date::now();
+        let req = Request {
+            date: &date,
+            method: spec.method,
+            host: &cfg.api_host,
+            path: &spec.path,
+            canon_params: &prepared.canon_params,
+            body: &prepared.body,
+            x_duo_headers: &[],
+        };
+        let signed = sign_request(&cfg.integration_key, cfg.secret_key.expose_secret(), cfg.signature, &req)
+            .map_err(|e| DuoError::new(spec.label(), ErrorKind::Config { detail: e.to_string() }))?;
+        let mut url = format!("{}{}", self.inner.base, spec.path);
+        if !prepared.query.is_empty() {
+            url.push('?');
+            url.push_str(&prepared.query);
+        }
+        let mut headers = vec![
+            ("Date".to_owned(), date),
+            ("Authorization".to_owned(), signed.authorization),
+            ("User-Agent".to_owned(), cfg.user_agent.clone()),
+        ];
+        if let Some(ct) = prepared.content_type {
+            headers.push(("Content-Type".to_owned(), ct.to_owned()));
+        }
+        Ok(HttpRequest { method: spec.method.to_owned(), url, headers, body: prepared.body.clone() })
+    }
+
+    fn interpret(resp: &HttpResponse) -> Attempt {
+        let parsed = envelope::parse(&resp.body);
+        if resp.status == 200 {
+            return match parsed {
+                Ok(Outcome::Ok { response, metadata }) => Attempt::Done(Reply { response, metadata }),
+                Ok(Outcome::Fail(f)) => {
+                    // A FAIL body with status 200: classify by Duo's code (its first three digits are an HTTP status).
+                    let status = f.code.map(|c| (c / 100) as u16).filter(|s| (400..600).contains(s)).unwrap_or(200);
+                    if status == 429 { Attempt::RateLimited } else { Attempt::Fail(classify(status, Some(&f))) }
+                }
+                Err(e) => Attempt::Fail(ErrorKind::Malformed { field: "body".into(), detail: e.to_string() }),
+            };
+        }
+        let failure = match &parsed {
+            Ok(Outcome::Fail(f)) => Some(f),
+            _ => None,
+        };
+        let rate_code = failure.and_then(|f| f.code).is_some_and(|c| c / 100 == 429);
+        if resp.status == 429 || (resp.status == 400 && rate_code) {
+            return Attempt::RateLimited;
+        }
+        if (500..600).contains(&resp.status) {
+            return Attempt::Server(classify(resp.status, failure));
+        }
+        Attempt::Fail(classify(resp.status, failure))
+    }
+
+    /// Makes one call: paced, signed per attempt, retried per the policy, within the deadline.
+    pub async fn call(&self, spec: &CallSpec) -> Result<Reply> {
+        let cfg = &self.inner.cfg;
+        let label = spec.label();
+        let prepared = match &spec.params {
+            Params::Pairs(p) => prepare(cfg.signature, spec.method, p),
+            Params::Json(m) => prepare_json(cfg.signature, spec.method, m),
+        };
+        let deadline = Instant::now() + cfg.call_deadline;
+        let _slot = self.inner.pacer.slot().await;
+        let mut rate_backoff = Backoff::new(&cfg.retry);
+        let mut server_backoff = Backoff::new(&cfg.retry);
+        let mut server_retries = 0u32;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.inner.pacer.token(spec.class).await;
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(DuoError::new(label, ErrorKind::Deadline { deadline: cfg.call_deadline }));
+            }
+            let req = self.build(spec, &prepared)?;
+            let log_req = (cfg.traffic_log != TrafficLogMode::Off)
+                .then(|| (req.method.clone(), req.url.clone(), mask_headers(&req.headers), req.body.clone()));
+            tracing::debug!(call = %label, attempt, "Duo call attempt");
+            let started = Instant::now();
+            let sent = tokio::time::timeout(deadline - now, self.inner.transport.send(req)).await;
+            let elapsed = started.elapsed();
+            let outcome = match &sent {
+                Err(_) => None,
+                Ok(Ok(resp)) => Some(Self::interpret(resp)),
+                Ok(Err(te)) => Some(Attempt::Transport(te.clone())),
+            };
+            if let Some((method, url, headers, body)) = log_req {
+                let (status, response_body, failed) = match &sent {
+                    Ok(Ok(resp)) => (
+                        Some(resp.status),
+                        truncate_chars(&resp.body, MAX_RESPONSE_BODY_CHARS),
+                        !matches!(outcome, Some(Attempt::Done(_))),
+                    ),
+                    Ok(Err(te)) => (None, format!("transport error: {}", te.detail), true),
+                    Err(_) => (None, "no response within the call deadline".to_owned(), true),
+                };
+                TrafficEntry {
+                    call: label.clone(),
+                    attempt,
+                    method,
+                    url,
+                    request_headers: headers,
+                    status,
+                    elapsed_ms: elapsed.as_millis(),
+                    request_body: truncate_chars(&body, MAX_REQUEST_BODY_CHARS),
+                    response_body,
+                }
+                .emit(cfg.traffic_log, failed);
+            }
+            let Some(outcome) = outcome else {
+                return Err(DuoError::new(label, ErrorKind::Deadline { deadline: cfg.call_deadline }));
+            };
+            let wait = match outcome {
+                Attempt::Done(reply) => return Ok(reply),
+                Attempt::Fail(kind) => return Err(DuoError::new(label, kind)),
+                Attempt::RateLimited => match rate_backoff.next_wait() {
+                    Some(w) => {
+                        tracing::debug!(call = %label, attempt, wait_ms = w.as_millis() as u64, "Duo rate limited (429); backing off");
+                        (w, ErrorKind::RateLimited { attempts: attempt })
+                    }
+                    None => return Err(DuoError::new(label, ErrorKind::RateLimited { attempts: attempt })),
+                },
+                Attempt::Server(kind) => {
+                    if spec.safety == Safety::Repeatable && server_retries < cfg.retry.max_server_retries {
+                        server_retries += 1;
+                        match server_backoff.next_wait() {
+                            Some(w) => (w, kind),
+                            None => return Err(DuoError::new(label, kind)),
+                        }
+                    } else {
+                        return Err(DuoError::new(label, kind));
+                    }
+                }
+                Attempt::Transport(te) => {
+                    let kind = ErrorKind::Transport { detail: te.detail.clone(), maybe_sent: te.maybe_sent };
+                    let may_repeat = spec.safety == Safety::Repeatable || !te.maybe_sent;
+                    if may_repeat && server_retries < cfg.retry.max_server_retries {
+                        server_retries += 1;
+                        match server_backoff.next_wait() {
+                            Some(w) => (w, kind),
+                            None => return Err(DuoError::new(label, kind)),
+                        }
+                    } else {
+                        return Err(DuoError::new(label, kind));
+                    }
+                }
+            };
+            let (wait, last) = wait;
+            if Instant::now() + wait >= deadline {
+                // Waiting would pass the deadline: report the last failure.
+                return Err(DuoError::new(label, last));
+            }
+            sleep(wait).await;
+        }
+    }
+}
+
+async fn sleep(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: Option<&str>) -> DuoConfig {
+        let mut c = DuoConfig::new("api-x.duosecurity.com", "DIXX", "s".into());
+        c.url = url.map(str::to_owned);
+        c
+    }
+
+    #[test]
+    fn base_url_rules() {
+        assert_eq!(base_url(&cfg(None)).ok().as_deref(), Some("https://api-x.duosecurity.com"));
+        assert_eq!(base_url(&cfg(Some("http://127.0.0.1:8443"))).ok().as_deref(), Some("http://127.0.0.1:8443"));
+        assert_eq!(base_url(&cfg(Some("http://localhost:1/"))).ok().as_deref(), Some("http://localhost:1"));
+        assert_eq!(base_url(&cfg(Some("http://[::1]:9"))).ok().as_deref(), Some("http://[::1]:9"));
+        assert!(base_url(&cfg(Some("https://duo.example.edu"))).is_ok());
+        for bad in ["http://10.0.0.1:80", "http://example.com", "ftp://127.0.0.1", "http://127.0.0.1/prefix", "not a url", "https://u:p@h"] {
+            assert!(base_url(&cfg(Some(bad))).is_err(), "{bad}");
+        }
+        let mut c = cfg(None);
+        c.api_host = "api-x/evil".into();
+        assert!(base_url(&c).is_err());
+    }
+
+    #[test]
+    fn classification() {
+        let f = Failure { code: Some(40002), message: "Invalid request parameters".into(), message_detail: Some("username".into()) };
+        assert_eq!(
+            classify(400, Some(&f)),
+            ErrorKind::InvalidParameter { field: Some("username".into()), code: Some(40002), message: "Invalid request parameters".into() }
+        );
+        assert!(matches!(classify(401, None), ErrorKind::Auth { .. }));
+        assert!(matches!(classify(403, None), ErrorKind::Forbidden { .. }));
+        assert!(matches!(classify(404, None), ErrorKind::NotFound { .. }));
+        assert!(matches!(classify(503, None), ErrorKind::Server { status: 503, .. }));
+        assert!(matches!(classify(302, None), ErrorKind::UnexpectedStatus { status: 302 }));
+        assert!(matches!(classify(201, None), ErrorKind::UnexpectedStatus { status: 201 }));
+    }
+}

@@ -1,0 +1,182 @@
+//! Configuration of one Duo connection (Grouper's "external system"): API host, integration key,
+//! secret key, optional base URL override for a loopback emulator, proxy, CA file, timeouts,
+//! signature variant, retry schedule, pacing, concurrency and the traffic-log mode.
+//!
+//! The secret key is a [`secrecy::SecretString`]: its `Debug` prints `[REDACTED]`, and the client
+//! only exposes it to the HMAC.
+//!
+//! ```
+//! use duoprov_duo::{DuoConfig, TrafficLogMode};
+//! let mut cfg = DuoConfig::new("api-xxxxxxxx.duosecurity.com", "DIXXXXXXXXXXXXXXXXXX", "a-secret-key".into());
+//! cfg.traffic_log = "on_error".parse()?;
+//! assert_eq!(cfg.traffic_log, TrafficLogMode::OnError);
+//! assert!(!format!("{cfg:?}").contains("a-secret-key"));
+//! # Ok::<(), duoprov_duo::DuoError>(())
+//! ```
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use duoprov_duo_wire::SignatureVariant;
+use secrecy::SecretString;
+
+use crate::error::DuoError;
+
+/// When the HTTP traffic log writes an entry (Grouper's `logCommandsAlways` / `logCommandsOnError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrafficLogMode {
+    /// Never.
+    #[default]
+    Off,
+    /// For calls whose final attempt failed (any non-200 status or transport error).
+    OnError,
+    /// For every attempt.
+    Always,
+}
+
+impl FromStr for TrafficLogMode {
+    type Err = DuoError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(TrafficLogMode::Off),
+            "on_error" => Ok(TrafficLogMode::OnError),
+            "always" => Ok(TrafficLogMode::Always),
+            other => Err(DuoError::config(format!("traffic log mode {other:?} is not one of off, on_error, always"))),
+        }
+    }
+}
+
+/// Retry schedule. The defaults are the official clients' 429 schedule: wait 1 s, doubling,
+/// while the wait is at most 32 s, plus uniform jitter below 1 s (7 attempts in all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// First wait.
+    pub initial_backoff: Duration,
+    /// Largest wait; the schedule stops once the next wait would exceed it.
+    pub max_backoff: Duration,
+    /// Upper bound (exclusive) of the random jitter added to each wait; zero disables jitter.
+    pub max_jitter: Duration,
+    /// Retries after a 5xx or transport error, for calls that are safe to repeat.
+    pub max_server_retries: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(32),
+            max_jitter: Duration::from_secs(1),
+            max_server_retries: 3,
+        }
+    }
+}
+
+/// Client-side pacing: a token bucket per call class. Defaults sit below the per-minute figures
+/// Duo staff gave (300 writes, 300 single reads, 200 page reads per minute). `0` disables a bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacingConfig {
+    /// Creates, modifies, deletes, memberships, bulk calls per minute.
+    pub writes_per_minute: u32,
+    /// Reads of one object per minute.
+    pub single_reads_per_minute: u32,
+    /// List-page reads per minute.
+    pub page_reads_per_minute: u32,
+    /// Calls a bucket allows at once after being idle.
+    pub burst: u32,
+}
+
+impl Default for PacingConfig {
+    fn default() -> Self {
+        PacingConfig { writes_per_minute: 240, single_reads_per_minute: 240, page_reads_per_minute: 160, burst: 5 }
+    }
+}
+
+impl PacingConfig {
+    /// No pacing at all (for tests and benchmarks against a local server).
+    pub fn unlimited() -> Self {
+        PacingConfig { writes_per_minute: 0, single_reads_per_minute: 0, page_reads_per_minute: 0, burst: 1 }
+    }
+}
+
+/// One Duo connection.
+#[derive(Debug, Clone)]
+pub struct DuoConfig {
+    /// API host, e.g. `api-xxxxxxxx.duosecurity.com`. Signed (lowercased) as the host line.
+    pub api_host: String,
+    /// Integration key (`DI…`).
+    pub integration_key: String,
+    /// Secret key. Never printed.
+    pub secret_key: SecretString,
+    /// Base URL override, e.g. `http://127.0.0.1:8443` for the emulator. Plain `http` is only
+    /// accepted for loopback addresses. The signed host stays `api_host`.
+    pub url: Option<String>,
+    /// Signature variant: [`SignatureVariant::V5`] (default) or [`SignatureVariant::V2Sha1`] for
+    /// older accounts (v2-SHA512 and v4 also work).
+    pub signature: SignatureVariant,
+    /// HTTP(S) proxy URL, e.g. `http://proxy.example.edu:3128` (credentials may be in the URL).
+    pub proxy: Option<String>,
+    /// PEM file with extra trusted CA certificates (added to the system roots).
+    pub ca_file: Option<PathBuf>,
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout of one HTTP attempt (request sent to body read).
+    pub request_timeout: Duration,
+    /// Overall deadline of one call, retries and backoff included.
+    pub call_deadline: Duration,
+    /// Retry schedule.
+    pub retry: RetryConfig,
+    /// Pacing.
+    pub pacing: PacingConfig,
+    /// Maximum calls in flight at once.
+    pub max_concurrency: usize,
+    /// Traffic log mode.
+    pub traffic_log: TrafficLogMode,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl DuoConfig {
+    /// A configuration with the defaults: v5 signing, 10 s connect timeout, 60 s per attempt,
+    /// 240 s per call, the official retry schedule, default pacing, 4 calls in flight, no
+    /// traffic log.
+    pub fn new(api_host: impl Into<String>, integration_key: impl Into<String>, secret_key: SecretString) -> Self {
+        DuoConfig {
+            api_host: api_host.into(),
+            integration_key: integration_key.into(),
+            secret_key,
+            url: None,
+            signature: SignatureVariant::V5,
+            proxy: None,
+            ca_file: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            call_deadline: Duration::from_secs(240),
+            retry: RetryConfig::default(),
+            pacing: PacingConfig::default(),
+            max_concurrency: 4,
+            traffic_log: TrafficLogMode::Off,
+            user_agent: format!("duoprov/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traffic_mode_parses() {
+        assert_eq!("always".parse::<TrafficLogMode>().ok(), Some(TrafficLogMode::Always));
+        assert_eq!("off".parse::<TrafficLogMode>().ok(), Some(TrafficLogMode::Off));
+        assert!("sometimes".parse::<TrafficLogMode>().is_err());
+    }
+
+    #[test]
+    fn debug_redacts_secret() {
+        let c = DuoConfig::new("h", "DI", SecretString::from("super-secret-value"));
+        let d = format!("{c:?}");
+        assert!(!d.contains("super-secret-value"));
+        assert!(d.contains("REDACTED"));
+    }
+}

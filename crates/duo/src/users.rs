@@ -1,0 +1,428 @@
+//! User operations: list (paged), get, get by username (which also matches aliases), create
+//! (with read-back when the outcome is unknown), modify, delete (404 is success), bulk create,
+//! the user's groups (list, add — "already a member" is success —, remove — 404 is success),
+//! and Trash (send, restore).
+
+use std::collections::BTreeMap;
+
+use duoprov_duo_wire::types::{Group, IdKind, User, check_id};
+use serde_json::Value;
+
+use crate::client::{CallSpec, DuoClient, Params};
+use crate::error::{DuoError, ErrorKind, Result};
+use crate::pace::CallClass;
+use crate::paging::{ItemCheck, USER_GROUPS_PAGE, USERS_PAGE, parse_items};
+use crate::retry::Safety;
+
+/// Most users per `bulk_create`, `bulk_send_to_trash` or `bulk_restore` call (lists are sent in
+/// chunks of this size).
+pub const MAX_USERS_PER_BULK_CALL: usize = 100;
+
+/// Fields of a user to set. `None` leaves a field alone (and is not sent); `Some("")` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFields {
+    /// New username (modify only; rename).
+    pub username: Option<String>,
+    /// Full name.
+    pub realname: Option<String>,
+    /// First name.
+    pub firstname: Option<String>,
+    /// Last name.
+    pub lastname: Option<String>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// `active`, `bypass` or `disabled`.
+    pub status: Option<String>,
+    /// Aliases by slot 1–8 (`""` clears a slot). Slots 1–4 are sent as `alias1`…`alias4`; if any
+    /// slot 5–8 is set, all are sent in the `aliases` parameter instead.
+    pub aliases: Option<BTreeMap<u8, String>>,
+}
+
+impl UserFields {
+    /// The parameters these fields send.
+    pub fn to_params(&self) -> std::result::Result<Vec<(String, String)>, String> {
+        let mut p: Vec<(String, String)> = Vec::new();
+        let mut put = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                p.push((k.to_owned(), v.clone()));
+            }
+        };
+        put("username", &self.username);
+        put("realname", &self.realname);
+        put("firstname", &self.firstname);
+        put("lastname", &self.lastname);
+        put("email", &self.email);
+        put("notes", &self.notes);
+        put("status", &self.status);
+        if let Some(aliases) = &self.aliases {
+            if let Some(bad) = aliases.keys().find(|s| !(1..=8).contains(*s)) {
+                return Err(format!("alias slot {bad} is not 1 to 8"));
+            }
+            if aliases.keys().any(|s| *s > 4) {
+                let mut ser = form_urlencoded::Serializer::new(String::new());
+                for (slot, alias) in aliases {
+                    ser.append_pair(&format!("alias{slot}"), alias);
+                }
+                p.push(("aliases".to_owned(), ser.finish()));
+            } else {
+                for (slot, alias) in aliases {
+                    p.push((format!("alias{slot}"), alias.clone()));
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// A user to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// Username (required).
+    pub username: String,
+    /// Other fields (`fields.username` is ignored).
+    pub fields: UserFields,
+}
+
+impl NewUser {
+    /// A user with only a username.
+    pub fn new(username: impl Into<String>) -> Self {
+        NewUser { username: username.into(), fields: UserFields::default() }
+    }
+    /// Sets `realname`.
+    pub fn realname(mut self, v: impl Into<String>) -> Self {
+        self.fields.realname = Some(v.into());
+        self
+    }
+    /// Sets `firstname`.
+    pub fn firstname(mut self, v: impl Into<String>) -> Self {
+        self.fields.firstname = Some(v.into());
+        self
+    }
+    /// Sets `lastname`.
+    pub fn lastname(mut self, v: impl Into<String>) -> Self {
+        self.fields.lastname = Some(v.into());
+        self
+    }
+    /// Sets `email`.
+    pub fn email(mut self, v: impl Into<String>) -> Self {
+        self.fields.email = Some(v.into());
+        self
+    }
+    /// Sets `status`.
+    pub fn status(mut self, v: impl Into<String>) -> Self {
+        self.fields.status = Some(v.into());
+        self
+    }
+    /// Sets `notes`.
+    pub fn notes(mut self, v: impl Into<String>) -> Self {
+        self.fields.notes = Some(v.into());
+        self
+    }
+
+    /// The create parameters.
+    pub fn to_params(&self) -> std::result::Result<Vec<(String, String)>, String> {
+        let fields = UserFields { username: Some(self.username.clone()), ..self.fields.clone() };
+        fields.to_params()
+    }
+}
+
+/// The id-shape check for users in responses.
+pub(crate) fn check_user(u: &User) -> std::result::Result<(), (String, String)> {
+    check_id(IdKind::User, &u.user_id).map_err(|e| ("user_id".to_owned(), e.to_string()))?;
+    if u.username.is_empty() {
+        return Err(("username".into(), "empty".into()));
+    }
+    for (i, g) in u.groups.iter().enumerate() {
+        check_group(g).map_err(|(f, d)| (format!("groups[{i}].{f}"), d))?;
+    }
+    Ok(())
+}
+
+/// The id-shape check for groups in responses.
+pub(crate) fn check_group(g: &Group) -> std::result::Result<(), (String, String)> {
+    check_id(IdKind::Group, &g.group_id).map_err(|e| ("group_id".to_owned(), e.to_string()))
+}
+
+/// Parses a single-object response.
+pub(crate) fn parse_one<T: serde::de::DeserializeOwned>(
+    label: &str,
+    response: Value,
+    check: &ItemCheck<T>,
+) -> Result<T> {
+    let t: T = serde_json::from_value(response).map_err(|e| DuoError::malformed(label, "response", e))?;
+    check(&t).map_err(|(f, d)| DuoError::malformed(label, format!("response.{f}"), d))?;
+    Ok(t)
+}
+
+/// Validates an id argument before it goes into a path.
+pub(crate) fn arg_id(call: &str, kind: IdKind, id: &str) -> Result<()> {
+    check_id(kind, id).map_err(|e| DuoError::new(call, ErrorKind::Config { detail: e.to_string() }))
+}
+
+/// Whether an error leaves the outcome of a write unknown (it may have been executed).
+pub(crate) fn outcome_unknown(e: &DuoError) -> bool {
+    matches!(e.kind, ErrorKind::Transport { maybe_sent: true, .. } | ErrorKind::Deadline { .. } | ErrorKind::Server { .. })
+}
+
+fn json_string_array(ids: &[String]) -> String {
+    Value::Array(ids.iter().map(|s| Value::String(s.clone())).collect()).to_string()
+}
+
+impl DuoClient {
+    /// All users (`GET /admin/v1/users`, 300 per page).
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        self.list_all("/admin/v1/users", &[], USERS_PAGE, &check_user).await
+    }
+
+    /// One user, or `None` if Duo says 404.
+    pub async fn get_user(&self, user_id: &str) -> Result<Option<User>> {
+        let path = format!("/admin/v1/users/{user_id}");
+        arg_id(&format!("GET {path}"), IdKind::User, user_id)?;
+        let spec = CallSpec::new("GET", path, Params::none(), CallClass::SingleRead, Safety::Repeatable);
+        match self.call(&spec).await {
+            Ok(r) => parse_one(&spec.label(), r.response, &check_user).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The user whose username **or alias** is `username` (`GET /admin/v1/users?username=`), or
+    /// `None`. More than one match is a malformed response.
+    pub async fn get_user_by_username(&self, username: &str) -> Result<Option<User>> {
+        let spec = CallSpec::new(
+            "GET",
+            "/admin/v1/users",
+            Params::pairs([("username", username)]),
+            CallClass::SingleRead,
+            Safety::Repeatable,
+        );
+        let label = spec.label();
+        let reply = self.call(&spec).await?;
+        let mut users = parse_items::<User>(&label, reply.response, 0, &check_user)?;
+        match users.len() {
+            0 => Ok(None),
+            1 => Ok(users.pop()),
+            n => Err(DuoError::malformed(label, "response", format!("{n} users for one username"))),
+        }
+    }
+
+    /// Creates a user (`POST /admin/v1/users`). If the outcome is unknown (timeout, broken
+    /// connection, 5xx), the user is read back by username instead of blindly repeating the
+    /// create: found → that user; absent → one more create (safe: usernames are unique, so a late
+    /// first create makes the second fail, and the user is then read back).
+    pub async fn create_user(&self, user: &NewUser) -> Result<User> {
+        let call = format!("create user {:?}", user.username);
+        let params = user.to_params().map_err(|d| DuoError::new(&call, ErrorKind::Config { detail: d }))?;
+        let spec = CallSpec::new("POST", "/admin/v1/users", Params::Pairs(params), CallClass::Write, Safety::NotRepeatable);
+        let label = spec.label();
+        // Round 0: the create. Round 1 happens only when round 0's outcome was unknown and the
+        // read-back showed no such user.
+        for round in 0..2 {
+            let e = match self.call(&spec).await {
+                Ok(r) => return parse_one(&label, r.response, &check_user),
+                Err(e) => e,
+            };
+            let duplicate_after_retry = round == 1 && e.class() == crate::error::ErrorClass::InvalidParameter;
+            if !outcome_unknown(&e) && !duplicate_after_retry {
+                return Err(e);
+            }
+            tracing::warn!(call = %call, error = %e, "create outcome unknown; reading the user back");
+            match self.get_user_by_username(&user.username).await {
+                Ok(Some(u)) if u.username.eq_ignore_ascii_case(&user.username) => return Ok(u),
+                Ok(Some(u)) => {
+                    let detail = format!("after `{e}`, the username matches user {} ({:?}) by alias", u.user_id, u.username);
+                    return Err(DuoError::new(call, ErrorKind::Unresolved { detail }));
+                }
+                Ok(None) if round == 0 => continue,
+                // The repeated create was refused and the user is not there: a real parameter error.
+                Ok(None) if duplicate_after_retry => return Err(e),
+                Ok(None) => {
+                    let detail = format!("after `{e}`, the user is not there");
+                    return Err(DuoError::new(call, ErrorKind::Unresolved { detail }));
+                }
+                Err(re) => {
+                    let detail = format!("after `{e}`, reading back failed: {re}");
+                    return Err(DuoError::new(call, ErrorKind::Unresolved { detail }));
+                }
+            }
+        }
+        Err(DuoError::new(call, ErrorKind::Unresolved { detail: "create not confirmed".into() }))
+    }
+
+    /// Modifies a user (`POST /admin/v1/users/{id}`); returns the updated user.
+    pub async fn modify_user(&self, user_id: &str, fields: &UserFields) -> Result<User> {
+        let path = format!("/admin/v1/users/{user_id}");
+        let call = format!("POST {path}");
+        arg_id(&call, IdKind::User, user_id)?;
+        let params = fields.to_params().map_err(|d| DuoError::new(&call, ErrorKind::Config { detail: d }))?;
+        let spec = CallSpec::new("POST", path, Params::Pairs(params), CallClass::Write, Safety::Repeatable);
+        let r = self.call(&spec).await?;
+        parse_one(&call, r.response, &check_user)
+    }
+
+    /// Deletes a user permanently (`DELETE /admin/v1/users/{id}`). 404 is success.
+    pub async fn delete_user(&self, user_id: &str) -> Result<()> {
+        let path = format!("/admin/v1/users/{user_id}");
+        arg_id(&format!("DELETE {path}"), IdKind::User, user_id)?;
+        let spec = CallSpec::new("DELETE", path, Params::none(), CallClass::Write, Safety::Repeatable);
+        match self.call(&spec).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates users in chunks of [`MAX_USERS_PER_BULK_CALL`] (`POST /admin/v1/users/bulk_create`,
+    /// `users` = JSON-encoded array). Returns the created users as Duo reports them. Not retried
+    /// after an unknown outcome: re-read and re-plan instead.
+    pub async fn bulk_create_users(&self, users: &[NewUser]) -> Result<Vec<User>> {
+        let mut out = Vec::with_capacity(users.len());
+        for chunk in users.chunks(MAX_USERS_PER_BULK_CALL) {
+            let mut arr = Vec::with_capacity(chunk.len());
+            for u in chunk {
+                let params = u
+                    .to_params()
+                    .map_err(|d| DuoError::new(format!("bulk create user {:?}", u.username), ErrorKind::Config { detail: d }))?;
+                arr.push(Value::Object(params.into_iter().map(|(k, v)| (k, Value::String(v))).collect()));
+            }
+            let users_json = Value::Array(arr).to_string();
+            let spec = CallSpec::new(
+                "POST",
+                "/admin/v1/users/bulk_create",
+                Params::pairs([("users", users_json)]),
+                CallClass::Write,
+                Safety::NotRepeatable,
+            );
+            let label = spec.label();
+            let r = self.call(&spec).await?;
+            let first = out.len();
+            out.extend(parse_items::<User>(&label, r.response, first, &check_user)?);
+        }
+        Ok(out)
+    }
+
+    /// A user's groups (`GET /admin/v1/users/{id}/groups`, 500 per page).
+    pub async fn list_user_groups(&self, user_id: &str) -> Result<Vec<Group>> {
+        let path = format!("/admin/v1/users/{user_id}/groups");
+        arg_id(&format!("GET {path}"), IdKind::User, user_id)?;
+        self.list_all(&path, &[], USER_GROUPS_PAGE, &check_group).await
+    }
+
+    /// Adds a user to a group (`POST /admin/v1/users/{id}/groups`). "Already a member" is success.
+    pub async fn add_user_to_group(&self, user_id: &str, group_id: &str) -> Result<()> {
+        let path = format!("/admin/v1/users/{user_id}/groups");
+        let call = format!("POST {path}");
+        arg_id(&call, IdKind::User, user_id)?;
+        arg_id(&call, IdKind::Group, group_id)?;
+        let spec = CallSpec::new("POST", path, Params::pairs([("group_id", group_id)]), CallClass::Write, Safety::Repeatable);
+        match self.call(&spec).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_already_member(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a user from a group (`DELETE /admin/v1/users/{id}/groups/{group_id}`). 404 is success.
+    pub async fn remove_user_from_group(&self, user_id: &str, group_id: &str) -> Result<()> {
+        let path = format!("/admin/v1/users/{user_id}/groups/{group_id}");
+        let call = format!("DELETE {path}");
+        arg_id(&call, IdKind::User, user_id)?;
+        arg_id(&call, IdKind::Group, group_id)?;
+        let spec = CallSpec::new("DELETE", path, Params::none(), CallClass::Write, Safety::Repeatable);
+        match self.call(&spec).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends users to Trash (`POST /admin/v1/users/bulk_send_to_trash`), restorable until Duo's
+    /// retention period ends.
+    pub async fn send_users_to_trash(&self, user_ids: &[String]) -> Result<()> {
+        self.user_id_list_call("/admin/v1/users/bulk_send_to_trash", user_ids).await
+    }
+
+    /// Restores users from Trash (`POST /admin/v1/users/bulk_restore`).
+    pub async fn restore_users(&self, user_ids: &[String]) -> Result<()> {
+        self.user_id_list_call("/admin/v1/users/bulk_restore", user_ids).await
+    }
+
+    async fn user_id_list_call(&self, path: &str, user_ids: &[String]) -> Result<()> {
+        for id in user_ids {
+            arg_id(&format!("POST {path}"), IdKind::User, id)?;
+        }
+        for chunk in user_ids.chunks(MAX_USERS_PER_BULK_CALL) {
+            let spec = CallSpec::new(
+                "POST",
+                path,
+                Params::pairs([("user_id_list", json_string_array(chunk))]),
+                CallClass::Write,
+                Safety::Repeatable,
+            );
+            self.call(&spec).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Duo's reply to adding an existing membership (Grouper: 400, `message_detail` "User is already
+/// a member of the specified group").
+pub(crate) fn is_already_member(e: &DuoError) -> bool {
+    match &e.kind {
+        ErrorKind::InvalidParameter { field, message, .. } => {
+            let hit = |s: &str| s.to_ascii_lowercase().contains("already a member");
+            field.as_deref().is_some_and(hit) || hit(message)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_of_fields() {
+        let f = UserFields {
+            realname: Some("Jane".into()),
+            email: Some(String::new()),
+            aliases: Some([(1u8, "j".to_owned()), (2, "jd".to_owned())].into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            f.to_params(),
+            Ok(vec![
+                ("realname".into(), "Jane".into()),
+                ("email".into(), "".into()),
+                ("alias1".into(), "j".into()),
+                ("alias2".into(), "jd".into())
+            ])
+        );
+        let f = UserFields { aliases: Some([(1u8, "a b".to_owned()), (5, "x@y".to_owned())].into()), ..Default::default() };
+        assert_eq!(f.to_params(), Ok(vec![("aliases".into(), "alias1=a+b&alias5=x%40y".into())]));
+        let f = UserFields { aliases: Some([(9u8, "a".to_owned())].into()), ..Default::default() };
+        assert!(f.to_params().is_err());
+        let n = NewUser::new("jdoe").realname("Jane Doe").status("active");
+        assert_eq!(
+            n.to_params(),
+            Ok(vec![("username".into(), "jdoe".into()), ("realname".into(), "Jane Doe".into()), ("status".into(), "active".into())])
+        );
+    }
+
+    #[test]
+    fn already_member_detection() {
+        let e = DuoError::new(
+            "x",
+            ErrorKind::InvalidParameter {
+                field: Some("User is already a member of the specified group".into()),
+                code: Some(40004),
+                message: "Operation failed".into(),
+            },
+        );
+        assert!(is_already_member(&e));
+        let e = DuoError::new("x", ErrorKind::InvalidParameter { field: Some("group_id".into()), code: Some(40002), message: "Invalid".into() });
+        assert!(!is_already_member(&e));
+    }
+}
