@@ -77,11 +77,29 @@ pub struct Reply {
     pub metadata: Option<Metadata>,
 }
 
+/// Where request dates come from (the system clock in production; tests substitute one that
+/// follows tokio's paused clock).
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> time::OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+    }
+}
+
 struct Inner {
     cfg: DuoConfig,
     base: String,
     transport: Arc<dyn Transport>,
     pacer: Pacer,
+    clock: Arc<dyn Clock>,
 }
 
 /// The Duo Admin API client. Cheap to clone (shared state); safe to use from many tasks at once
@@ -188,9 +206,14 @@ impl DuoClient {
 
     /// Builds a client over any [`Transport`] (tests, benchmarks).
     pub fn with_transport(cfg: DuoConfig, transport: Arc<dyn Transport>) -> Result<Self> {
+        Self::with_transport_and_clock(cfg, transport, Arc::new(SystemClock))
+    }
+
+    /// Builds a client over any [`Transport`] with a custom [`Clock`] for request dates.
+    pub fn with_transport_and_clock(cfg: DuoConfig, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Result<Self> {
         let base = base_url(&cfg)?;
         let pacer = Pacer::new(&cfg.pacing, cfg.max_concurrency);
-        Ok(DuoClient { inner: Arc::new(Inner { cfg, base, transport, pacer }) })
+        Ok(DuoClient { inner: Arc::new(Inner { cfg, base, transport, pacer, clock }) })
     }
 
     /// The configuration (its `Debug` redacts the secret key).
@@ -201,7 +224,7 @@ impl DuoClient {
     /// Builds the signed request for one attempt, with a fresh date.
     fn build(&self, spec: &CallSpec, prepared: &Prepared) -> Result<HttpRequest> {
         let cfg = &self.inner.cfg;
-        let date = duoprov_duo_wire::date::now();
+        let date = duoprov_duo_wire::date::format_date(self.inner.clock.now());
         let req = Request {
             date: &date,
             method: spec.method,
@@ -239,7 +262,13 @@ impl DuoClient {
                     let status = f.code.map(|c| (c / 100) as u16).filter(|s| (400..600).contains(s)).unwrap_or(200);
                     if status == 429 { Attempt::RateLimited } else { Attempt::Fail(classify(status, Some(&f))) }
                 }
-                Err(e) => Attempt::Fail(ErrorKind::Malformed { field: "body".into(), detail: e.to_string() }),
+                Err(e) => {
+                    let field = match &e {
+                        envelope::EnvelopeError::BadField { field, .. } => (*field).to_owned(),
+                        _ => "body".to_owned(),
+                    };
+                    Attempt::Fail(ErrorKind::Malformed { field, detail: e.to_string() })
+                }
             };
         }
         let failure = match &parsed {

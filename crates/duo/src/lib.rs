@@ -46,7 +46,7 @@ pub mod transport;
 pub mod users;
 
 pub use bulk::{BulkOp, BulkOpResult, MAX_BULK_OPS};
-pub use client::{CallSpec, DuoClient, Params, Reply};
+pub use client::{CallSpec, Clock, DuoClient, Params, Reply, SystemClock};
 pub use config::{DuoConfig, PacingConfig, RetryConfig, TrafficLogMode};
 pub use duoprov_duo_wire::SignatureVariant;
 pub use duoprov_duo_wire::envelope::Failure;

@@ -1,0 +1,212 @@
+//! Retry schedule, deadlines, re-signing and pacing on tokio's paused clock with the in-memory
+//! transport: nothing sleeps for real, and the waits are read off the (virtual) request times.
+
+use std::time::Duration;
+
+use duoprov_duo::{ErrorKind, PacingConfig, SignatureVariant};
+use serde_json::json;
+
+use crate::support::*;
+
+fn gaps(seen: &[Seen]) -> Vec<Duration> {
+    seen.windows(2).map(|w| w[1].at - w[0].at).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn official_429_schedule_then_success() {
+    let mut replies: Vec<Reply> = (0..6).map(|_| fail(429, 42901, "Too Many Requests", None)).collect();
+    replies.push(ok(user("DU00000000000000001", "a")));
+    let script = Script::queue(replies);
+    let duo = mem_client(&script, |_| {});
+    let u = duo.get_user("DU00000000000000001").await;
+    assert!(matches!(u, Ok(Some(_))), "{u:?}");
+    let seen = script.seen();
+    assert_eq!(seen.len(), 7);
+    // Waits 1, 2, 4, 8, 16, 32 s, each plus jitter in [0, 1) s.
+    for (g, base) in gaps(&seen).iter().zip([1u64, 2, 4, 8, 16, 32]) {
+        assert!(*g >= Duration::from_secs(base) && *g < Duration::from_secs(base + 1), "gap {g:?} for base {base}");
+    }
+    // Every attempt is signed afresh: valid, with its own date and signature.
+    let dates: Vec<&str> = seen.iter().filter_map(|s| s.header("date")).collect();
+    let mut uniq = dates.clone();
+    uniq.dedup();
+    assert_eq!(uniq.len(), 7, "{dates:?}");
+    let mut sigs: Vec<String> = seen.iter().map(Seen::signature).collect();
+    sigs.dedup();
+    assert_eq!(sigs.len(), 7);
+    assert!(seen.iter().all(|s| s.verify() == Ok(SignatureVariant::V5)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limited_after_seven_attempts() {
+    let script = Script::new(|_, _| fail(429, 42901, "Too Many Requests", None));
+    let duo = mem_client(&script, |_| {});
+    let start = tokio::time::Instant::now();
+    let e = duo.list_groups().await.err();
+    assert_eq!(e.map(|e| e.kind), Some(ErrorKind::RateLimited { attempts: 7 }));
+    assert_eq!(script.seen().len(), 7);
+    let total = start.elapsed();
+    assert!(total >= Duration::from_secs(63) && total < Duration::from_secs(69), "{total:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_stops_backoff() {
+    let script = Script::new(|_, _| fail(429, 42901, "Too Many Requests", None));
+    let duo = mem_client(&script, |c| c.call_deadline = Duration::from_secs(10));
+    let start = tokio::time::Instant::now();
+    let e = duo.list_groups().await.err();
+    assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::RateLimited { .. })));
+    // 1 + 2 + 4 fit (plus jitter below 3 s), 8 more would not.
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!((3..=4).contains(&script.seen().len()), "{}", script.seen().len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_server_hits_the_call_deadline() {
+    let script = Script::new(|_, _| Reply::After(Duration::from_secs(600), Box::new(ok(json!([])))));
+    let duo = mem_client(&script, |c| c.call_deadline = Duration::from_secs(30));
+    let start = tokio::time::Instant::now();
+    let e = duo.list_users().await.err();
+    assert_eq!(e.map(|e| e.kind), Some(ErrorKind::Deadline { deadline: Duration::from_secs(30) }));
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_retry_with_backoff_for_repeatable_calls_only() {
+    let script = Script::queue(vec![fail(502, 50201, "bad gateway", None), fail(500, 50000, "x", None), ok(json!(""))]);
+    let duo = mem_client(&script, |c| c.retry.max_server_retries = 3);
+    assert!(duo.remove_user_from_group("DU00000000000000001", "DG00000000000000001").await.is_ok());
+    let seen = script.seen();
+    assert_eq!(seen.len(), 3);
+    let g = gaps(&seen);
+    assert!(g[0] >= Duration::from_secs(1) && g[0] < Duration::from_secs(2));
+    assert!(g[1] >= Duration::from_secs(2) && g[1] < Duration::from_secs(3));
+
+    let script = Script::queue(vec![fail(500, 50000, "x", None)]);
+    let duo = mem_client(&script, |_| {});
+    let e = duo.bulk(&[duoprov_duo::BulkOp::CreateUser(duoprov_duo::NewUser::new("a"))]).await.err();
+    assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::Server { status: 500, .. })));
+    assert_eq!(script.seen().len(), 1, "a bulk call with creates is not repeated");
+}
+
+#[tokio::test(start_paused = true)]
+async fn transport_errors_repeat_only_when_safe() {
+    let script = Script::queue(vec![Reply::Fail { detail: "connection reset".into(), maybe_sent: true }, ok(json!(""))]);
+    let duo = mem_client(&script, |_| {});
+    assert!(duo.delete_group("DG00000000000000001").await.is_ok());
+    assert_eq!(script.seen().len(), 2);
+    // A create whose connection broke after sending: not repeated blindly; read back finds it.
+    let script = Script::new(|s, _| match s.method.as_str() {
+        "POST" => Reply::Fail { detail: "connection reset".into(), maybe_sent: true },
+        _ => page(json!([group("DG00000000000000007", "staff")]), None),
+    });
+    let duo = mem_client(&script, |_| {});
+    let g = duo.create_group(&duoprov_duo::GroupFields::named("staff")).await;
+    assert_eq!(g.map(|g| g.group_id), Ok("DG00000000000000007".to_owned()));
+    let methods: Vec<String> = script.seen().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods, vec!["POST", "GET"]);
+    // A create that never left (connect failure) is simply retried.
+    let script = Script::queue(vec![Reply::Fail { detail: "connection refused".into(), maybe_sent: false }, ok(group("DG00000000000000008", "x"))]);
+    let duo = mem_client(&script, |_| {});
+    let g = duo.create_group(&duoprov_duo::GroupFields::named("x")).await;
+    assert_eq!(g.map(|g| g.group_id), Ok("DG00000000000000008".to_owned()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_out_create_user_is_resolved_by_reading_back() {
+    // The create hangs past the deadline; the user turns out to exist.
+    let script = Script::new(|s, _| match s.method.as_str() {
+        "POST" => Reply::After(Duration::from_secs(600), Box::new(ok(user("DU00000000000000003", "jdoe")))),
+        _ => page(json!([user("DU00000000000000003", "jdoe")]), None),
+    });
+    let duo = mem_client(&script, |c| c.call_deadline = Duration::from_secs(20));
+    let u = duo.create_user(&duoprov_duo::NewUser::new("jdoe")).await;
+    assert_eq!(u.map(|u| u.user_id), Ok("DU00000000000000003".to_owned()));
+    let seen = script.seen();
+    assert_eq!(seen.iter().filter(|s| s.method == "POST").count(), 1);
+    assert_eq!(seen[1].param("username").as_deref(), Some("jdoe"));
+
+    // The create hangs; the user is not there; a second create succeeds.
+    let script = Script::new(|s, n| match (s.method.as_str(), n) {
+        ("POST", 0) => Reply::After(Duration::from_secs(600), Box::new(ok(json!("")))),
+        ("POST", _) => ok(user("DU00000000000000004", "jdoe")),
+        _ => page(json!([]), None),
+    });
+    let duo = mem_client(&script, |c| c.call_deadline = Duration::from_secs(20));
+    let u = duo.create_user(&duoprov_duo::NewUser::new("jdoe")).await;
+    assert_eq!(u.map(|u| u.user_id), Ok("DU00000000000000004".to_owned()));
+    let methods: Vec<String> = script.seen().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods, vec!["POST", "GET", "POST"]);
+
+    // The second create is refused as a duplicate (the first landed late): read back again.
+    let script = Script::new(|s, n| match (s.method.as_str(), n) {
+        ("POST", 0) => Reply::After(Duration::from_secs(600), Box::new(ok(json!("")))),
+        ("POST", _) => fail(400, 40002, "Invalid request parameters", Some("username")),
+        (_, 1) => page(json!([]), None),
+        _ => page(json!([user("DU00000000000000005", "jdoe")]), None),
+    });
+    let duo = mem_client(&script, |c| c.call_deadline = Duration::from_secs(20));
+    let u = duo.create_user(&duoprov_duo::NewUser::new("jdoe")).await;
+    assert_eq!(u.map(|u| u.user_id), Ok("DU00000000000000005".to_owned()));
+
+    // The username is another user's alias: unresolved, not guessed.
+    let script = Script::new(|s, _| match s.method.as_str() {
+        "POST" => Reply::Fail { detail: "reset".into(), maybe_sent: true },
+        _ => page(json!([user("DU00000000000000006", "someone-else")]), None),
+    });
+    let duo = mem_client(&script, |_| {});
+    let e = duo.create_user(&duoprov_duo::NewUser::new("jdoe")).await.err();
+    assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::Unresolved { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pacing_spaces_calls_per_class() {
+    let script = Script::new(|s, _| match s.method.as_str() {
+        "GET" => ok(user("DU00000000000000001", "a")),
+        _ => ok(json!("")),
+    });
+    let duo = mem_client(&script, |c| {
+        c.pacing = PacingConfig { writes_per_minute: 60, single_reads_per_minute: 120, page_reads_per_minute: 0, burst: 1 };
+    });
+    let start = tokio::time::Instant::now();
+    for _ in 0..5 {
+        assert!(duo.delete_user("DU00000000000000001").await.is_ok());
+    }
+    // One write per second after the first.
+    assert_eq!(start.elapsed(), Duration::from_secs(4));
+    let start = tokio::time::Instant::now();
+    for _ in 0..5 {
+        assert!(duo.get_user("DU00000000000000001").await.is_ok());
+    }
+    // Reads have their own bucket (full at first), two per second.
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_is_bounded() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (i2, p2) = (in_flight.clone(), peak.clone());
+    let script = Script::new(move |_, _| {
+        let now = i2.fetch_add(1, Ordering::SeqCst) + 1;
+        p2.fetch_max(now, Ordering::SeqCst);
+        Reply::After(Duration::from_secs(1), Box::new(ok(json!(""))))
+    });
+    let duo = mem_client(&script, |c| c.max_concurrency = 3);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let duo = duo.clone();
+        let inf = in_flight.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = duo.delete_user("DU00000000000000001").await;
+            inf.fetch_sub(1, Ordering::SeqCst);
+            r
+        }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await, Ok(Ok(()))));
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+}
