@@ -53,33 +53,45 @@ pub struct Shared {
     pub state_file: Option<std::path::PathBuf>,
     /// Set when the tenant changed since the last save.
     pub dirty: AtomicBool,
+    /// Serialises writes of the state file.
+    pub save_lock: Mutex<()>,
 }
 
 impl Shared {
     /// Read access to the tenant (a poisoned lock is recovered: the tenant is only mutated after
     /// validation, so it is consistent).
     pub fn read(&self) -> RwLockReadGuard<'_, World> {
-        self.world.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.world
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Write access to the tenant.
     pub fn write(&self) -> RwLockWriteGuard<'_, World> {
-        self.world.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.world
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The recorder.
     pub fn recorder(&self) -> MutexGuard<'_, Recorder> {
-        self.recorder.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The fault rules.
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
-        self.faults.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Unix seconds for timestamps (the fixed time when configured).
     pub fn now(&self) -> i64 {
-        self.settings.fixed_time.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp())
+        self.settings
+            .fixed_time
+            .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp())
     }
 
     /// Marks the tenant as changed.
@@ -105,7 +117,10 @@ impl Ctx<'_> {
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -133,7 +148,10 @@ impl Outcomes {
 pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.clone());
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0.clone());
     let method = parts.method.as_str().to_owned();
     let raw_path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("").to_owned();
@@ -168,29 +186,44 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 
     // 2. Body, capped and bounded in time.
     let limit = shared.settings.max_body_bytes;
-    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
-        if len > limit as u64 {
-            return out.fail(&shared, ApiError::too_large(limit));
-        }
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return out.fail(&shared, ApiError::too_large(limit));
     }
     let timeout = Duration::from_secs(shared.settings.body_timeout_secs.max(1));
-    let body = match tokio::time::timeout(timeout, axum::body::to_bytes(Body::new(body), limit)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => return out.fail(&shared, ApiError::too_large(limit)),
-        Err(_) => return out.fail(&shared, ApiError::invalid("body (timed out)")),
-    };
+    let body =
+        match tokio::time::timeout(timeout, axum::body::to_bytes(Body::new(body), limit)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return out.fail(&shared, ApiError::too_large(limit)),
+            Err(_) => return out.fail(&shared, ApiError::invalid("body (timed out)")),
+        };
 
     // 3. Authenticate.
-    let headers: Vec<(&str, &str)> =
-        parts.headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))).collect();
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let headers: Vec<(&str, &str)> = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)))
+        .collect();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let kind = body_kind(content_type, &body);
     let query_pairs = decode_form(query.as_bytes());
     let mut signed_params = query_pairs.clone();
     if kind == BodyKind::Form {
         signed_params.extend(decode_form(&body));
     }
-    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
     let hosts = host_candidates(host, shared.settings.canonical_host.as_deref());
     let received = ReceivedRequest {
         method: &method,
@@ -245,7 +278,12 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     }
 
     // 6. Parameters.
-    let params = match Params::build(&query_pairs, kind, &body, shared.settings.missing_param_code) {
+    let params = match Params::build(
+        &query_pairs,
+        kind,
+        &body,
+        shared.settings.missing_param_code,
+    ) {
         Ok(p) => p,
         Err(e) => return out.fail(&shared, e),
     };
@@ -254,7 +292,10 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     // 7. Handler.
     let now = shared.now();
     purge_trash(&shared, now);
-    let ctx = Ctx { shared: &shared, now };
+    let ctx = Ctx {
+        shared: &shared,
+        now,
+    };
     match routes::handle(&ctx, &route, &params) {
         Ok(bytes) => {
             if endpoint.mutates() {

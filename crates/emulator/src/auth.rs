@@ -22,7 +22,9 @@ pub struct Integrations {
 impl Integrations {
     /// Builds the table; a later integration with the same ikey replaces an earlier one.
     pub fn new(list: impl IntoIterator<Item = Integration>) -> Self {
-        Self { by_ikey: list.into_iter().map(|i| (i.ikey.clone(), i)).collect() }
+        Self {
+            by_ikey: list.into_iter().map(|i| (i.ikey.clone(), i)).collect(),
+        }
     }
 
     /// Number of integrations.
@@ -74,7 +76,9 @@ fn map_verify(e: &VerifyError) -> ApiError {
             let detail = match e {
                 VerifyError::MissingDate => Some("missing Date and X-Duo-Date".to_owned()),
                 VerifyError::BadDate(_) => Some("unparsable Date".to_owned()),
-                VerifyError::DateSkew { .. } => Some("request date outside the allowed clock skew".to_owned()),
+                VerifyError::DateSkew { .. } => {
+                    Some("request date outside the allowed clock skew".to_owned())
+                }
                 _ => None,
             };
             ApiError::invalid_signature(detail)
@@ -90,14 +94,23 @@ pub fn authenticate(
     skew_secs: u64,
 ) -> Result<Authenticated, AuthFailure> {
     let fail = |ikey: Option<String>, error| AuthFailure { ikey, error };
-    let header = verify::header(req.headers, "authorization").ok_or_else(|| fail(None, ApiError::missing_credentials()))?;
-    let creds: Credentials = verify::parse_authorization(header).map_err(|e| fail(None, map_verify(&e)))?;
-    let integration = integrations.get(&creds.ikey).ok_or_else(|| fail(Some(creds.ikey.clone()), ApiError::invalid_ikey()))?;
+    let header = verify::header(req.headers, "authorization")
+        .ok_or_else(|| fail(None, ApiError::missing_credentials()))?;
+    let creds: Credentials =
+        verify::parse_authorization(header).map_err(|e| fail(None, map_verify(&e)))?;
+    let integration = integrations
+        .get(&creds.ikey)
+        .ok_or_else(|| fail(Some(creds.ikey.clone()), ApiError::invalid_ikey()))?;
     let verified = verify::verify_signature(req, &creds, integration.skey.expose())
         .map_err(|e| fail(Some(creds.ikey.clone()), map_verify(&e)))?;
     let skew = time::Duration::seconds(i64::try_from(skew_secs).unwrap_or(i64::MAX));
-    verify::check_skew(&verified.date, now, skew).map_err(|e| fail(Some(creds.ikey.clone()), map_verify(&e)))?;
-    Ok(Authenticated { ikey: creds.ikey, variant: verified.variant, grants: integration.grants })
+    verify::check_skew(&verified.date, now, skew)
+        .map_err(|e| fail(Some(creds.ikey.clone()), map_verify(&e)))?;
+    Ok(Authenticated {
+        ikey: creds.ikey,
+        variant: verified.variant,
+        grants: integration.grants,
+    })
 }
 
 /// 403/40301 unless `grants` include `needed`.

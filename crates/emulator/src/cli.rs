@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use tokio::net::TcpListener;
 
+use crate::Emulator;
 use crate::config::{Grants, Integration, Settings};
 use crate::error::Error;
-use crate::Emulator;
 
 /// Arguments of `duoprov emulator`.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,14 +64,22 @@ pub struct EmulatorArgs {
 }
 
 fn secret(args: &EmulatorArgs) -> Result<String, Error> {
-    let sources = usize::from(args.skey.is_some()) + usize::from(args.skey_env.is_some()) + usize::from(args.skey_file.is_some());
+    let sources = usize::from(args.skey.is_some())
+        + usize::from(args.skey_env.is_some())
+        + usize::from(args.skey_file.is_some());
     if sources != 1 {
-        return Err(Error::Secret("give exactly one of --skey, --skey-env, --skey-file".into()));
+        return Err(Error::Secret(
+            "give exactly one of --skey, --skey-env, --skey-file".into(),
+        ));
     }
     let key = if let Some(k) = &args.skey {
         k.clone()
     } else if let Some(var) = &args.skey_env {
-        std::env::var(var).map_err(|_| Error::Secret(format!("environment variable {var} is not set or not UTF-8")))?
+        std::env::var(var).map_err(|_| {
+            Error::Secret(format!(
+                "environment variable {var} is not set or not UTF-8"
+            ))
+        })?
     } else if let Some(path) = &args.skey_file {
         std::fs::read_to_string(path)
             .map_err(|e| Error::Secret(format!("cannot read {}: {}", path.display(), e.kind())))?
@@ -91,7 +99,10 @@ pub fn build(args: &EmulatorArgs) -> Result<Emulator, Error> {
     let skey = secret(args)?;
     let mut settings = match &args.settings {
         Some(p) => {
-            let text = std::fs::read(p).map_err(|source| Error::StateIo { path: p.display().to_string(), source })?;
+            let text = std::fs::read(p).map_err(|source| Error::StateIo {
+                path: p.display().to_string(),
+                source,
+            })?;
             serde_json::from_slice::<Settings>(&text)
                 .map_err(|e| Error::Setting(format!("{}: {e}", p.display())))?
         }
@@ -113,11 +124,16 @@ pub fn build(args: &EmulatorArgs) -> Result<Emulator, Error> {
         settings.canonical_host.clone_from(&args.canonical_host);
     }
     let grants = Grants::parse_list(&args.grants).map_err(Error::Setting)?;
-    let mut b = Emulator::builder().settings(settings).integration(Integration::new(&args.ikey, skey).with_grants(grants));
+    let mut b = Emulator::builder()
+        .settings(settings)
+        .integration(Integration::new(&args.ikey, skey).with_grants(grants));
     if let Some(p) = &args.integrations {
-        let text = std::fs::read(p).map_err(|source| Error::StateIo { path: p.display().to_string(), source })?;
-        let more: Vec<Integration> =
-            serde_json::from_slice(&text).map_err(|e| Error::Setting(format!("{}: {}", p.display(), strip_values(&e))))?;
+        let text = std::fs::read(p).map_err(|source| Error::StateIo {
+            path: p.display().to_string(),
+            source,
+        })?;
+        let more: Vec<Integration> = serde_json::from_slice(&text)
+            .map_err(|e| Error::Setting(format!("{}: {}", p.display(), strip_values(&e))))?;
         for i in more {
             b = b.integration(i);
         }
@@ -134,7 +150,11 @@ pub fn build(args: &EmulatorArgs) -> Result<Emulator, Error> {
 /// serde_json errors never quote input values, only positions; kept as a function so that stays
 /// true if the message format changes.
 fn strip_values(e: &serde_json::Error) -> String {
-    format!("invalid integrations file at line {} column {}", e.line(), e.column())
+    format!(
+        "invalid integrations file at line {} column {}",
+        e.line(),
+        e.column()
+    )
 }
 
 async fn shutdown_signal() {
@@ -162,8 +182,16 @@ async fn shutdown_signal() {
 /// line of standard output, serves until SIGINT/SIGTERM.
 pub async fn run(args: EmulatorArgs) -> Result<(), Error> {
     let emulator = build(&args)?;
-    let listener = TcpListener::bind(&args.listen).await.map_err(|source| Error::Bind { addr: args.listen.clone(), source })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind { addr: args.listen.clone(), source })?;
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: args.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: args.listen.clone(),
+        source,
+    })?;
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{addr}");

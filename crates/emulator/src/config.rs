@@ -50,12 +50,20 @@ impl Default for Grants {
 impl Grants {
     /// Every grant the emulator knows.
     pub const fn all() -> Self {
-        Self { read_resource: true, write_resource: true, administrators: true }
+        Self {
+            read_resource: true,
+            write_resource: true,
+            administrators: true,
+        }
     }
 
     /// No grant at all.
     pub const fn none() -> Self {
-        Self { read_resource: false, write_resource: false, administrators: false }
+        Self {
+            read_resource: false,
+            write_resource: false,
+            administrators: false,
+        }
     }
 
     /// Parses a comma-separated list: `read`, `write`, `admins` (or `all`, `none`).
@@ -68,7 +76,11 @@ impl Grants {
                 "admins" | "administrators" => g.administrators = true,
                 "all" => g = Self::all(),
                 "none" => g = Self::none(),
-                other => return Err(format!("unknown grant {other:?} (expected read, write, admins, all, none)")),
+                other => {
+                    return Err(format!(
+                        "unknown grant {other:?} (expected read, write, admins, all, none)"
+                    ));
+                }
             }
         }
         Ok(g)
@@ -91,7 +103,11 @@ pub struct Integration {
 impl Integration {
     /// An integration with every grant.
     pub fn new(ikey: impl Into<String>, skey: impl Into<String>) -> Self {
-        Self { ikey: ikey.into(), skey: SecretKey::new(skey), grants: Grants::all() }
+        Self {
+            ikey: ikey.into(),
+            skey: SecretKey::new(skey),
+            grants: Grants::all(),
+        }
     }
 
     /// Replaces the grants.
@@ -130,11 +146,26 @@ pub struct PageLimits {
 impl Default for PageLimits {
     fn default() -> Self {
         Self {
-            users: PageLimit { default: 100, max: 300 },
-            user_groups: PageLimit { default: 100, max: 500 },
-            groups: PageLimit { default: 100, max: 500 },
-            group_users: PageLimit { default: 100, max: 500 },
-            admins: PageLimit { default: 100, max: 500 },
+            users: PageLimit {
+                default: 100,
+                max: 300,
+            },
+            user_groups: PageLimit {
+                default: 100,
+                max: 500,
+            },
+            groups: PageLimit {
+                default: 100,
+                max: 500,
+            },
+            group_users: PageLimit {
+                default: 100,
+                max: 500,
+            },
+            admins: PageLimit {
+                default: 100,
+                max: 500,
+            },
         }
     }
 }

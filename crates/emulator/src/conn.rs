@@ -60,7 +60,13 @@ impl Listener for ResettableListener {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
                     let reset = Arc::new(AtomicBool::new(false));
-                    return (ResettableStream { inner: stream, reset: reset.clone() }, Peer { addr, reset });
+                    return (
+                        ResettableStream {
+                            inner: stream,
+                            reset: reset.clone(),
+                        },
+                        Peer { addr, reset },
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "Accept failed.");
@@ -71,7 +77,10 @@ impl Listener for ResettableListener {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(Peer { addr: self.inner.local_addr()?, reset: Arc::new(AtomicBool::new(false)) })
+        Ok(Peer {
+            addr: self.inner.local_addr()?,
+            reset: Arc::new(AtomicBool::new(false)),
+        })
     }
 }
 
@@ -86,14 +95,21 @@ impl ResettableStream {
     fn check(&self) -> io::Result<()> {
         if self.reset.load(Ordering::SeqCst) {
             let _ = self.inner.set_zero_linger();
-            return Err(io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by fault injection"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection reset by fault injection",
+            ));
         }
         Ok(())
     }
 }
 
 impl AsyncRead for ResettableStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         if let Err(e) = self.check() {
             return Poll::Ready(Err(e));
         }
@@ -102,7 +118,11 @@ impl AsyncRead for ResettableStream {
 }
 
 impl AsyncWrite for ResettableStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         if let Err(e) = self.check() {
             return Poll::Ready(Err(e));
         }

@@ -22,7 +22,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: u16, code: u32, message: &str, detail: Option<String>) -> Self {
-        Self { status, code, message: message.to_owned(), detail }
+        Self {
+            status,
+            code,
+            message: message.to_owned(),
+            detail,
+        }
     }
 
     /// 400/40002 `Invalid request parameters`, naming the parameter.
@@ -33,7 +38,12 @@ impl ApiError {
     /// 400/40001 `Missing required request parameters` (only used when the missing-parameter
     /// code is configured as 40001).
     pub fn missing_40001(param: impl Into<String>) -> Self {
-        Self::new(400, 40001, "Missing required request parameters", Some(param.into()))
+        Self::new(
+            400,
+            40001,
+            "Missing required request parameters",
+            Some(param.into()),
+        )
     }
 
     /// 401/40101 `Missing request credentials`.
@@ -43,12 +53,22 @@ impl ApiError {
 
     /// 401/40102 `Invalid integration key in request credentials`.
     pub fn invalid_ikey() -> Self {
-        Self::new(401, 40102, "Invalid integration key in request credentials", None)
+        Self::new(
+            401,
+            40102,
+            "Invalid integration key in request credentials",
+            None,
+        )
     }
 
     /// 401/40103 `Invalid signature in request credentials`, with an optional reason.
     pub fn invalid_signature(detail: Option<String>) -> Self {
-        Self::new(401, 40103, "Invalid signature in request credentials", detail)
+        Self::new(
+            401,
+            40103,
+            "Invalid signature in request credentials",
+            detail,
+        )
     }
 
     /// 403/40301 `Access forbidden`.
@@ -68,7 +88,12 @@ impl ApiError {
 
     /// 413/41301 `Request entity too large` (the body exceeded the configured cap).
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, 41301, "Request entity too large", Some(format!("body exceeds {limit} bytes")))
+        Self::new(
+            413,
+            41301,
+            "Request entity too large",
+            Some(format!("body exceeds {limit} bytes")),
+        )
     }
 
     /// 429/42901 `Too Many Requests` (no `Retry-After`, as Duo).
@@ -102,7 +127,9 @@ impl ApiError {
             message: &self.message,
             message_detail: self.detail.as_deref(),
         };
-        serde_json::to_vec(&fail).unwrap_or_else(|_| br#"{"stat":"FAIL","code":50001,"message":"Internal server error"}"#.to_vec())
+        serde_json::to_vec(&fail).unwrap_or_else(|_| {
+            br#"{"stat":"FAIL","code":50001,"message":"Internal server error"}"#.to_vec()
+        })
     }
 }
 
@@ -122,8 +149,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, self.body()).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         resp
     }
 }

@@ -111,20 +111,20 @@ impl Rule {
             return false;
         }
         let k = n - self.after;
-        if let Some(first) = self.first {
-            if k > first {
-                return false;
-            }
+        if let Some(first) = self.first
+            && k > first
+        {
+            return false;
         }
-        if let Some(every) = self.every {
-            if every == 0 || k % every != 0 {
-                return false;
-            }
+        if let Some(every) = self.every
+            && (every == 0 || !k.is_multiple_of(every))
+        {
+            return false;
         }
-        if let Some(times) = self.times {
-            if self.fired >= times {
-                return false;
-            }
+        if let Some(times) = self.times
+            && self.fired >= times
+        {
+            return false;
         }
         if let Some(p) = self.p {
             let roll: f64 = match self.rng.as_mut() {
@@ -141,17 +141,11 @@ impl Rule {
 }
 
 /// A parsed fault spec with per-rule counters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct Faults {
     spec: String,
     seed: u64,
     rules: Vec<Rule>,
-}
-
-impl Default for Faults {
-    fn default() -> Self {
-        Self { spec: String::new(), seed: 0, rules: Vec::new() }
-    }
 }
 
 /// What to do with one call.
@@ -181,7 +175,10 @@ impl Faults {
         let mut rules = Vec::new();
         for item in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             if let Some(v) = item.strip_prefix("seed=") {
-                seed = v.trim().parse().map_err(|_| bad(format!("bad seed {v:?}")))?;
+                seed = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("bad seed {v:?}")))?;
                 continue;
             }
             let mut words = item.split_whitespace();
@@ -192,8 +189,15 @@ impl Faults {
                 "503" => Action::Answer(Outcome::Unavailable),
                 "reset" => Action::Answer(Outcome::Reset),
                 other => match other.strip_prefix("latency=") {
-                    Some(d) => Action::Latency(parse_duration(d).ok_or_else(|| bad(format!("bad duration {d:?} (use 250ms or 2s)")))?),
-                    None => return Err(bad(format!("unknown action {other:?} (expected 429, 500, 503, reset, latency=DUR)"))),
+                    Some(d) => Action::Latency(
+                        parse_duration(d)
+                            .ok_or_else(|| bad(format!("bad duration {d:?} (use 250ms or 2s)")))?,
+                    ),
+                    None => {
+                        return Err(bad(format!(
+                            "unknown action {other:?} (expected 429, 500, 503, reset, latency=DUR)"
+                        )));
+                    }
                 },
             };
             let mut rule = Rule {
@@ -210,12 +214,25 @@ impl Faults {
                 rng: None,
             };
             for w in words {
-                let (k, v) = w.split_once('=').ok_or_else(|| bad(format!("modifier {w:?} is not key=value")))?;
-                let num = |v: &str| v.parse::<u64>().map_err(|_| bad(format!("{k}: {v:?} is not a whole number")));
+                let (k, v) = w
+                    .split_once('=')
+                    .ok_or_else(|| bad(format!("modifier {w:?} is not key=value")))?;
+                let num = |v: &str| {
+                    v.parse::<u64>()
+                        .map_err(|_| bad(format!("{k}: {v:?} is not a whole number")))
+                };
                 match k {
-                    "on" => rule.on = v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                    "on" => {
+                        rule.on = v
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect()
+                    }
                     "p" => {
-                        let p: f64 = v.parse().map_err(|_| bad(format!("p: {v:?} is not a number")))?;
+                        let p: f64 = v
+                            .parse()
+                            .map_err(|_| bad(format!("p: {v:?} is not a number")))?;
                         if !(0.0..=1.0).contains(&p) {
                             return Err(bad(format!("p: {p} is not between 0 and 1")));
                         }
@@ -231,19 +248,29 @@ impl Faults {
                     "after" => rule.after = num(v)?,
                     "first" => rule.first = Some(num(v)?),
                     "times" => rule.times = Some(num(v)?),
-                    other => return Err(bad(format!("unknown modifier {other:?} (expected on, p, every, after, first, times)"))),
+                    other => {
+                        return Err(bad(format!(
+                            "unknown modifier {other:?} (expected on, p, every, after, first, times)"
+                        )));
+                    }
                 }
             }
             rules.push(rule);
         }
-        let mut f = Self { spec: spec.trim().to_owned(), seed, rules };
+        let mut f = Self {
+            spec: spec.trim().to_owned(),
+            seed,
+            rules,
+        };
         f.reseed();
         Ok(f)
     }
 
     fn reseed(&mut self) {
         for (i, r) in self.rules.iter_mut().enumerate() {
-            r.rng = Some(StdRng::seed_from_u64(self.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            r.rng = Some(StdRng::seed_from_u64(
+                self.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ));
         }
     }
 
@@ -283,9 +310,20 @@ mod tests {
 
     #[test]
     fn every_nth_and_scoping() {
-        let mut f = Faults::parse("429 every=3 on=users.list; latency=5ms on=groups.*").expect("spec");
+        let mut f =
+            Faults::parse("429 every=3 on=users.list; latency=5ms on=groups.*").expect("spec");
         let got: Vec<Option<Outcome>> = (0..6).map(|_| f.decide("users.list").outcome).collect();
-        assert_eq!(got, vec![None, None, Some(Outcome::TooManyRequests), None, None, Some(Outcome::TooManyRequests)]);
+        assert_eq!(
+            got,
+            vec![
+                None,
+                None,
+                Some(Outcome::TooManyRequests),
+                None,
+                None,
+                Some(Outcome::TooManyRequests)
+            ]
+        );
         assert_eq!(f.decide("users.get"), Decision::default());
         assert_eq!(f.decide("groups.create").latency, Duration::from_millis(5));
     }
@@ -304,7 +342,9 @@ mod tests {
     fn probability_is_deterministic_per_seed() {
         let run = |spec: &str| {
             let mut f = Faults::parse(spec).expect("spec");
-            (0..200).map(|_| f.decide("users.list").outcome.is_some()).collect::<Vec<_>>()
+            (0..200)
+                .map(|_| f.decide("users.list").outcome.is_some())
+                .collect::<Vec<_>>()
         };
         let a = run("seed=9; 500 p=0.3");
         assert_eq!(a, run("seed=9; 500 p=0.3"));
@@ -315,7 +355,15 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["418", "429 every=0", "429 p=2", "latency=5 on=x", "429 on", "429 colour=red", "seed=x"] {
+        for bad in [
+            "418",
+            "429 every=0",
+            "429 p=2",
+            "latency=5 on=x",
+            "429 on",
+            "429 colour=red",
+            "seed=x",
+        ] {
             assert!(Faults::parse(bad).is_err(), "{bad}");
         }
     }

@@ -17,7 +17,11 @@ impl DuoId {
     /// Parses an id; `None` unless it is 20 uppercase alphanumerics.
     pub fn parse(s: &str) -> Option<Self> {
         let bytes = s.as_bytes();
-        if bytes.len() != ID_LEN || !bytes.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+        if bytes.len() != ID_LEN
+            || !bytes
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
             return None;
         }
         let mut out = [0u8; ID_LEN];

@@ -38,7 +38,10 @@ fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
     match serde_json::to_vec(v) {
         Ok(body) => {
             let mut r = (status, body).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
         Err(_) => ApiError::internal().into_response(),
@@ -46,7 +49,10 @@ fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
 }
 
 fn bad(message: String) -> Response {
-    json(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": message }))
+    json(
+        StatusCode::BAD_REQUEST,
+        &serde_json::json!({ "error": message }),
+    )
 }
 
 async fn loopback_only(req: Request, next: Next) -> Response {
@@ -55,7 +61,11 @@ async fn loopback_only(req: Request, next: Next) -> Response {
         // No connection info: driven in-process (tower `oneshot`), which is local by definition.
         None => true,
     };
-    if allowed { next.run(req).await } else { ApiError::not_found().into_response() }
+    if allowed {
+        next.run(req).await
+    } else {
+        ApiError::not_found().into_response()
+    }
 }
 
 async fn health() -> Response {
@@ -97,7 +107,10 @@ async fn put_state(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     let (users, groups) = (tenant.user_count(), tenant.group_count());
     s.write().tenant = tenant;
     s.mark_dirty();
-    json(StatusCode::OK, &serde_json::json!({ "users": users, "groups": groups }))
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "users": users, "groups": groups }),
+    )
 }
 
 async fn clear_state(State(s): State<Arc<Shared>>) -> Response {
@@ -110,7 +123,10 @@ async fn save(State(s): State<Arc<Shared>>) -> Response {
     match save_now(&s).await {
         Ok(true) => json(StatusCode::OK, &serde_json::json!({ "saved": true })),
         Ok(false) => ApiError::not_found().into_response(),
-        Err(e) => json(StatusCode::INTERNAL_SERVER_ERROR, &serde_json::json!({ "error": e.to_string() })),
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({ "error": e.to_string() }),
+        ),
     }
 }
 
@@ -121,9 +137,18 @@ pub async fn save_now(s: &Arc<Shared>) -> Result<bool, crate::error::Error> {
     };
     s.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
     let bytes = persist::to_bytes(&s.read().tenant.dump())?;
-    let result = tokio::task::spawn_blocking(move || persist::save_bytes(&path, &bytes))
-        .await
-        .map_err(|e| crate::error::Error::Serve(std::io::Error::other(e.to_string())))?;
+    let shared = s.clone();
+    // The write holds the save lock itself, so a save whose caller was cancelled still finishes
+    // before the next one starts.
+    let result = tokio::task::spawn_blocking(move || {
+        let _guard = shared
+            .save_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        persist::save_bytes(&path, &bytes)
+    })
+    .await
+    .map_err(|e| crate::error::Error::Serve(std::io::Error::other(e.to_string())))?;
     if result.is_err() {
         s.mark_dirty();
     }
@@ -163,7 +188,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_emulator/health", get(health))
         .route("/_emulator/calls", get(calls))
         .route("/_emulator/log", get(log).delete(clear_log))
-        .route("/_emulator/state", get(get_state).put(put_state).delete(clear_state))
+        .route(
+            "/_emulator/state",
+            get(get_state).put(put_state).delete(clear_state),
+        )
         .route("/_emulator/save", axum::routing::post(save))
         .route("/_emulator/faults", get(get_faults).put(put_faults))
         .route("/_emulator/config", get(config))

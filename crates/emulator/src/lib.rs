@@ -32,8 +32,8 @@ pub mod error;
 pub mod faults;
 pub mod id;
 pub mod introspect;
-pub mod params;
 pub mod paging;
+pub mod params;
 pub mod persist;
 pub mod ratelimit;
 pub mod recorder;
@@ -53,7 +53,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{Grants, Integration, PageLimit, PageLimits, RateLimits, SecretKey, Settings, StatusCase};
+pub use config::{
+    Grants, Integration, PageLimit, PageLimits, RateLimits, SecretKey, Settings, StatusCase,
+};
 pub use error::{ApiError, Error};
 pub use faults::Faults;
 pub use recorder::{CallRecord, Counts};
@@ -118,7 +120,9 @@ impl EmulatorBuilder {
     pub fn build(self) -> Result<Emulator, Error> {
         self.settings.validate().map_err(Error::Setting)?;
         if self.integrations.is_empty() {
-            return Err(Error::Setting("at least one integration (ikey and skey) is needed".into()));
+            return Err(Error::Setting(
+                "at least one integration (ikey and skey) is needed".into(),
+            ));
         }
         let faults = match &self.faults {
             Some(spec) => Faults::parse(spec)?,
@@ -128,23 +132,37 @@ impl EmulatorBuilder {
             Some(p) => persist::load(p)?,
             None => None,
         };
-        let source = self.state_file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<initial state>".into());
+        let source = self
+            .state_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<initial state>".into());
         let tenant = match loaded.or(self.initial) {
-            Some(dump) => Tenant::from_dump(dump, &self.settings)
-                .map_err(|message| Error::StateFormat { path: source, message })?,
+            Some(dump) => {
+                Tenant::from_dump(dump, &self.settings).map_err(|message| Error::StateFormat {
+                    path: source,
+                    message,
+                })?
+            }
             None => Tenant::new(&self.settings),
         };
         let shared = Shared {
             integrations: Integrations::new(self.integrations),
-            world: RwLock::new(World { tenant, ids: IdGen::new(self.settings.id_seed) }),
+            world: RwLock::new(World {
+                tenant,
+                ids: IdGen::new(self.settings.id_seed),
+            }),
             recorder: Mutex::new(Recorder::new(self.settings.call_log_capacity)),
             faults: Mutex::new(faults),
             limiter: Limiter::new(&self.settings.rate_limits),
             state_file: self.state_file,
             dirty: AtomicBool::new(false),
+            save_lock: Mutex::new(()),
             settings: self.settings,
         };
-        Ok(Emulator { shared: Arc::new(shared) })
+        Ok(Emulator {
+            shared: Arc::new(shared),
+        })
     }
 
     /// Builds and serves on `addr` (e.g. `127.0.0.1:0`) in a background task.
@@ -163,7 +181,9 @@ pub struct Emulator {
 pub fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new().fallback(app::api).with_state(shared.clone());
     if shared.settings.introspection {
-        introspect::router(shared).layer(DefaultBodyLimit::max(1 << 30)).merge(api)
+        introspect::router(shared)
+            .layer(DefaultBodyLimit::max(1 << 30))
+            .merge(api)
     } else {
         api
     }
@@ -177,7 +197,9 @@ impl Emulator {
 
     /// A handle for inspecting and changing the running state.
     pub fn handle(&self) -> EmulatorHandle {
-        EmulatorHandle { shared: self.shared.clone() }
+        EmulatorHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The router (serve it with connect info of type [`conn::Peer`] to enable resets and the
@@ -188,8 +210,16 @@ impl Emulator {
 
     /// Binds `addr` and serves in a background task until [`RunningEmulator::shutdown`].
     pub async fn spawn_on(self, addr: &str) -> Result<RunningEmulator, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr: addr.to_owned(), source })?;
-        let local = listener.local_addr().map_err(|source| Error::Bind { addr: addr.to_owned(), source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        let local = listener.local_addr().map_err(|source| Error::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?;
         let (tx, mut rx) = watch::channel(false);
         let handle = self.handle();
         let task = tokio::spawn(async move {
@@ -198,12 +228,21 @@ impl Emulator {
             })
             .await
         });
-        Ok(RunningEmulator { addr: local, handle, stop: tx, task: Some(task) })
+        Ok(RunningEmulator {
+            addr: local,
+            handle,
+            stop: tx,
+            task: Some(task),
+        })
     }
 
     /// Serves on `listener` until `shutdown` completes, saving the state file periodically when
     /// it changed and once more at the end.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
         let shared = self.shared.clone();
         let saver = shared.state_file.as_ref().map(|_| {
             let s = shared.clone();
@@ -212,20 +251,23 @@ impl Emulator {
                 let mut tick = tokio::time::interval(every);
                 loop {
                     tick.tick().await;
-                    if s.dirty.load(Ordering::SeqCst) {
-                        if let Err(e) = introspect::save_now(&s).await {
-                            tracing::error!(error = %e, "Saving the state file failed.");
-                        }
+                    if s.dirty.load(Ordering::SeqCst)
+                        && let Err(e) = introspect::save_now(&s).await
+                    {
+                        tracing::error!(error = %e, "Saving the state file failed.");
                     }
                 }
             })
         });
         let app = self.router().into_make_service_with_connect_info::<Peer>();
-        let result = axum::serve(ResettableListener::new(listener), app).with_graceful_shutdown(shutdown).await;
+        let result = axum::serve(ResettableListener::new(listener), app)
+            .with_graceful_shutdown(shutdown)
+            .await;
         if let Some(t) = saver {
             t.abort();
+            let _ = t.await;
         }
-        if shared.state_file.is_some() && shared.dirty.load(Ordering::SeqCst) {
+        if shared.state_file.is_some() {
             introspect::save_now(&shared).await?;
         }
         result.map_err(Error::Serve)
@@ -266,8 +308,12 @@ impl EmulatorHandle {
 
     /// Replaces the tenant.
     pub fn load_state(&self, dump: TenantDump) -> Result<(), Error> {
-        let t = Tenant::from_dump(dump, &self.shared.settings)
-            .map_err(|message| Error::StateFormat { path: "<handle>".into(), message })?;
+        let t = Tenant::from_dump(dump, &self.shared.settings).map_err(|message| {
+            Error::StateFormat {
+                path: "<handle>".into(),
+                message,
+            }
+        })?;
         self.shared.write().tenant = t;
         self.shared.mark_dirty();
         Ok(())
@@ -333,7 +379,9 @@ impl RunningEmulator {
     pub async fn shutdown(mut self) -> Result<(), Error> {
         let _ = self.stop.send(true);
         match self.task.take() {
-            Some(t) => t.await.map_err(|e| Error::Serve(std::io::Error::other(e.to_string())))?,
+            Some(t) => t
+                .await
+                .map_err(|e| Error::Serve(std::io::Error::other(e.to_string())))?,
             None => Ok(()),
         }
     }

@@ -22,7 +22,11 @@ pub struct Metadata {
 impl Metadata {
     /// Metadata for an unpaged result of `total` objects.
     pub fn whole(total: usize) -> Self {
-        Self { next_offset: None, prev_offset: None, total_objects: total }
+        Self {
+            next_offset: None,
+            prev_offset: None,
+            total_objects: total,
+        }
     }
 }
 
@@ -54,7 +58,14 @@ impl Page {
         let end = self.offset.saturating_add(self.limit).min(total);
         let next_offset = (end < total).then_some(end);
         let prev_offset = (self.offset > 0).then(|| self.offset.saturating_sub(self.limit));
-        (start..end, Metadata { next_offset, prev_offset, total_objects: total })
+        (
+            start..end,
+            Metadata {
+                next_offset,
+                prev_offset,
+                total_objects: total,
+            },
+        )
     }
 }
 
@@ -73,9 +84,29 @@ mod tests {
         let p = page("limit=1000&offset=0", 100, 300).expect("page");
         assert_eq!(p.limit, 300);
         let (r, m) = page("limit=2&offset=0", 100, 300).expect("p").slice(4);
-        assert_eq!((r, m), (0..2, Metadata { next_offset: Some(2), prev_offset: None, total_objects: 4 }));
+        assert_eq!(
+            (r, m),
+            (
+                0..2,
+                Metadata {
+                    next_offset: Some(2),
+                    prev_offset: None,
+                    total_objects: 4
+                }
+            )
+        );
         let (r, m) = page("limit=2&offset=2", 100, 300).expect("p").slice(4);
-        assert_eq!((r, m), (2..4, Metadata { next_offset: None, prev_offset: Some(0), total_objects: 4 }));
+        assert_eq!(
+            (r, m),
+            (
+                2..4,
+                Metadata {
+                    next_offset: None,
+                    prev_offset: Some(0),
+                    total_objects: 4
+                }
+            )
+        );
         let (r, m) = page("offset=10", 100, 300).expect("p").slice(4);
         assert_eq!(r.len(), 0);
         assert_eq!(m.next_offset, None);

@@ -34,7 +34,13 @@ pub fn body_kind(content_type: Option<&str>, body: &[u8]) -> BodyKind {
     if body.is_empty() {
         return BodyKind::Empty;
     }
-    let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let ct = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match ct.as_str() {
         "application/x-www-form-urlencoded" => BodyKind::Form,
         "application/json" => BodyKind::Json,
@@ -45,12 +51,19 @@ pub fn body_kind(content_type: Option<&str>, body: &[u8]) -> BodyKind {
 /// Decodes `application/x-www-form-urlencoded` text (also used for query strings: `+` is a
 /// space) into ordered pairs. Invalid UTF-8 is replaced, as form decoding does.
 pub fn decode_form(raw: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    form_urlencoded::parse(raw)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 impl Params {
     /// Builds parameters from the query pairs and the body.
-    pub fn build(query: &[(String, String)], kind: BodyKind, body: &[u8], missing_code: u32) -> Result<Self, ApiError> {
+    pub fn build(
+        query: &[(String, String)],
+        kind: BodyKind,
+        body: &[u8],
+        missing_code: u32,
+    ) -> Result<Self, ApiError> {
         let mut values = BTreeMap::new();
         for (k, v) in query {
             values.insert(k.clone(), Value::String(v.clone()));
@@ -63,7 +76,8 @@ impl Params {
                 }
             }
             BodyKind::Json => {
-                let parsed: Value = serde_json::from_slice(body).map_err(|_| ApiError::invalid("body (not valid JSON)"))?;
+                let parsed: Value = serde_json::from_slice(body)
+                    .map_err(|_| ApiError::invalid("body (not valid JSON)"))?;
                 let Value::Object(obj) = parsed else {
                     return Err(ApiError::invalid("body (JSON body must be an object)"));
                 };
@@ -73,12 +87,18 @@ impl Params {
             }
             BodyKind::Other => return Err(ApiError::invalid("Content-Type")),
         }
-        Ok(Self { values, missing_code })
+        Ok(Self {
+            values,
+            missing_code,
+        })
     }
 
     /// Parameters from a JSON object (bulk operation bodies).
     pub fn from_object(obj: serde_json::Map<String, Value>, missing_code: u32) -> Self {
-        Self { values: obj.into_iter().collect(), missing_code }
+        Self {
+            values: obj.into_iter().collect(),
+            missing_code,
+        }
     }
 
     /// Whether `key` is present.
@@ -98,7 +118,11 @@ impl Params {
 
     /// The error for a missing required parameter (40002 or 40001 by setting).
     pub fn missing(&self, key: &str) -> ApiError {
-        if self.missing_code == 40001 { ApiError::missing_40001(key) } else { ApiError::invalid(key) }
+        if self.missing_code == 40001 {
+            ApiError::missing_40001(key)
+        } else {
+            ApiError::invalid(key)
+        }
     }
 
     /// A string value; numbers and booleans are accepted as their text, `null` as absent.
@@ -144,8 +168,15 @@ impl Params {
     pub fn opt_usize(&self, key: &str) -> Result<Option<usize>, ApiError> {
         match self.values.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_u64().map(|v| Some(v as usize)).ok_or_else(|| ApiError::invalid(key)),
-            Some(Value::String(s)) => s.trim().parse::<usize>().map(Some).map_err(|_| ApiError::invalid(key)),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(|v| Some(v as usize))
+                .ok_or_else(|| ApiError::invalid(key)),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse::<usize>()
+                .map(Some)
+                .map_err(|_| ApiError::invalid(key)),
             Some(_) => Err(ApiError::invalid(key)),
         }
     }
@@ -219,31 +250,77 @@ mod tests {
     fn form_query_and_json_agree() {
         let q = decode_form(b"username=John+Smith%2Bx&limit=5");
         let p = Params::build(&q, BodyKind::Empty, b"", 40002).expect("params");
-        assert_eq!(p.opt_str("username").ok().flatten().as_deref(), Some("John Smith+x"));
+        assert_eq!(
+            p.opt_str("username").ok().flatten().as_deref(),
+            Some("John Smith+x")
+        );
         assert_eq!(p.opt_usize("limit").ok().flatten(), Some(5));
-        let j = Params::build(&[], BodyKind::Json, br#"{"push_enabled":"1","sms_enabled":false,"user_id_list":["a"]}"#, 40002)
-            .expect("json");
+        let j = Params::build(
+            &[],
+            BodyKind::Json,
+            br#"{"push_enabled":"1","sms_enabled":false,"user_id_list":["a"]}"#,
+            40002,
+        )
+        .expect("json");
         assert_eq!(j.opt_bool("push_enabled").ok().flatten(), Some(true));
         assert_eq!(j.opt_bool("sms_enabled").ok().flatten(), Some(false));
-        assert_eq!(j.opt_str_list("user_id_list").ok().flatten(), Some(vec!["a".to_owned()]));
-        let s = Params::build(&decode_form(b"user_id_list=%5B%22a%22%2C%22b%22%5D"), BodyKind::Empty, b"", 40002)
-            .expect("string list");
-        assert_eq!(s.opt_str_list("user_id_list").ok().flatten().map(|v| v.len()), Some(2));
+        assert_eq!(
+            j.opt_str_list("user_id_list").ok().flatten(),
+            Some(vec!["a".to_owned()])
+        );
+        let s = Params::build(
+            &decode_form(b"user_id_list=%5B%22a%22%2C%22b%22%5D"),
+            BodyKind::Empty,
+            b"",
+            40002,
+        )
+        .expect("string list");
+        assert_eq!(
+            s.opt_str_list("user_id_list")
+                .ok()
+                .flatten()
+                .map(|v| v.len()),
+            Some(2)
+        );
     }
 
     #[test]
     fn bad_bodies_are_40002() {
-        assert_eq!(Params::build(&[], BodyKind::Json, b"{nope", 40002).map_err(|e| e.code).err(), Some(40002));
-        assert_eq!(Params::build(&[], BodyKind::Json, b"[1]", 40002).map_err(|e| e.code).err(), Some(40002));
-        assert_eq!(Params::build(&[], BodyKind::Other, b"x", 40002).map_err(|e| e.code).err(), Some(40002));
+        assert_eq!(
+            Params::build(&[], BodyKind::Json, b"{nope", 40002)
+                .map_err(|e| e.code)
+                .err(),
+            Some(40002)
+        );
+        assert_eq!(
+            Params::build(&[], BodyKind::Json, b"[1]", 40002)
+                .map_err(|e| e.code)
+                .err(),
+            Some(40002)
+        );
+        assert_eq!(
+            Params::build(&[], BodyKind::Other, b"x", 40002)
+                .map_err(|e| e.code)
+                .err(),
+            Some(40002)
+        );
     }
 
     #[test]
     fn aliases_as_pairs() {
-        let p = Params::build(&decode_form(b"aliases=alias1%3Djoe%26alias2%3D"), BodyKind::Empty, b"", 40002).expect("p");
+        let p = Params::build(
+            &decode_form(b"aliases=alias1%3Djoe%26alias2%3D"),
+            BodyKind::Empty,
+            b"",
+            40002,
+        )
+        .expect("p");
         assert_eq!(
             p.opt_pairs("aliases").ok().flatten(),
-            Some(vec![("alias1".into(), "joe".into()), ("alias2".into(), String::new())])
+            Some(vec![
+                ("alias1".into(), "joe".into()),
+                ("alias2".into(), String::new())
+            ])
         );
     }
 }

@@ -13,18 +13,36 @@ pub fn load(path: &Path) -> Result<Option<TenantDump>, Error> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(Error::StateIo { path: path.display().to_string(), source }),
+        Err(source) => {
+            return Err(Error::StateIo {
+                path: path.display().to_string(),
+                source,
+            });
+        }
     };
     serde_json::from_slice(&text)
         .map(Some)
-        .map_err(|e| Error::StateFormat { path: path.display().to_string(), message: e.to_string() })
+        .map_err(|e| Error::StateFormat {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// Writes `bytes` to `path` atomically.
 pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::StateIo { path: path.display().to_string(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".to_owned());
+    let io = |source| Error::StateIo {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".to_owned());
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -41,8 +59,10 @@ pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Serialises a dump for the file (pretty JSON, trailing newline).
 pub fn to_bytes(dump: &TenantDump) -> Result<Vec<u8>, Error> {
-    let mut v = serde_json::to_vec_pretty(dump)
-        .map_err(|e| Error::StateFormat { path: "<memory>".into(), message: e.to_string() })?;
+    let mut v = serde_json::to_vec_pretty(dump).map_err(|e| Error::StateFormat {
+        path: "<memory>".into(),
+        message: e.to_string(),
+    })?;
     v.push(b'\n');
     Ok(v)
 }
@@ -61,7 +81,10 @@ mod tests {
         assert!(back.users.is_empty());
         std::fs::write(&p, b"{not json").expect("write");
         assert!(matches!(load(&p), Err(Error::StateFormat { .. })));
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").filter_map(Result::ok).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .collect();
         assert_eq!(leftovers.len(), 1);
     }
 }

@@ -21,14 +21,18 @@ pub struct Limiter {
 
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limiter").field("enabled", &self.enabled).finish_non_exhaustive()
+        f.debug_struct("Limiter")
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
     }
 }
 
 fn quota(per_min: u32, cfg: &RateLimits) -> Quota {
     let rate_per_min = (f64::from(per_min.max(1)) * cfg.scale).max(1e-6);
     let period = Duration::from_secs_f64((60.0 / rate_per_min).min(86_400.0));
-    let burst = (rate_per_min * cfg.burst_fraction).round().clamp(1.0, f64::from(u32::MAX)) as u32;
+    let burst = (rate_per_min * cfg.burst_fraction)
+        .round()
+        .clamp(1.0, f64::from(u32::MAX)) as u32;
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
     Quota::with_period(period.max(Duration::from_nanos(1)))
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -67,13 +71,21 @@ mod tests {
 
     #[test]
     fn bursts_then_limits_per_key_and_class() {
-        let cfg = RateLimits { read_page_per_min: 3, scale: 1.0, ..RateLimits::default() };
+        let cfg = RateLimits {
+            read_page_per_min: 3,
+            scale: 1.0,
+            ..RateLimits::default()
+        };
         let l = Limiter::new(&cfg);
         let got: Vec<bool> = (0..4).map(|_| l.check("A", RateClass::ReadPage)).collect();
         assert_eq!(got, vec![true, true, true, false]);
         assert!(l.check("B", RateClass::ReadPage));
         assert!(l.check("A", RateClass::Write));
-        let off = Limiter::new(&RateLimits { enabled: false, read_page_per_min: 1, ..RateLimits::default() });
+        let off = Limiter::new(&RateLimits {
+            enabled: false,
+            read_page_per_min: 1,
+            ..RateLimits::default()
+        });
         assert!((0..10).all(|_| off.check("A", RateClass::ReadPage)));
     }
 }

@@ -51,7 +51,11 @@ pub struct Counts {
 impl Counts {
     /// Calls to `endpoint` answered with `status`.
     pub fn get(&self, endpoint: &str, status: u16) -> u64 {
-        self.by_endpoint.get(endpoint).and_then(|m| m.get(&status)).copied().unwrap_or(0)
+        self.by_endpoint
+            .get(endpoint)
+            .and_then(|m| m.get(&status))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -67,7 +71,12 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder keeping at most `capacity` calls in its log.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, next_seq: 1, log: VecDeque::new(), counts: Counts::default() }
+        Self {
+            capacity,
+            next_seq: 1,
+            log: VecDeque::new(),
+            counts: Counts::default(),
+        }
     }
 
     /// Records a call; `seq` is assigned here.

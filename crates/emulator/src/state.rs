@@ -362,11 +362,18 @@ fn remove_from(order: &mut Vec<DuoId>, id: &DuoId) {
 impl Tenant {
     /// An empty tenant using the name rules of `settings`.
     pub fn new(settings: &Settings) -> Self {
-        Self { case_insensitive: settings.usernames_case_insensitive, ..Self::default() }
+        Self {
+            case_insensitive: settings.usernames_case_insensitive,
+            ..Self::default()
+        }
     }
 
     fn key(&self, name: &str) -> String {
-        if self.case_insensitive { name.to_lowercase() } else { name.to_owned() }
+        if self.case_insensitive {
+            name.to_lowercase()
+        } else {
+            name.to_owned()
+        }
     }
 
     /// Builds a tenant from a dump, checking ids, uniqueness and references.
@@ -435,9 +442,24 @@ impl Tenant {
     pub fn dump(&self) -> TenantDump {
         TenantDump {
             version: 1,
-            users: self.user_order.iter().filter_map(|id| self.users.get(id)).cloned().collect(),
-            groups: self.group_order.iter().filter_map(|id| self.groups.get(id)).cloned().collect(),
-            admins: self.admin_order.iter().filter_map(|id| self.admins.get(id)).cloned().collect(),
+            users: self
+                .user_order
+                .iter()
+                .filter_map(|id| self.users.get(id))
+                .cloned()
+                .collect(),
+            groups: self
+                .group_order
+                .iter()
+                .filter_map(|id| self.groups.get(id))
+                .cloned()
+                .collect(),
+            admins: self
+                .admin_order
+                .iter()
+                .filter_map(|id| self.admins.get(id))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -470,39 +492,50 @@ impl Tenant {
 
     /// The user whose username or alias is `name`.
     pub fn user_by_name(&self, name: &str) -> Option<&User> {
-        self.names.get(&self.key(name)).and_then(|id| self.users.get(id))
+        self.names
+            .get(&self.key(name))
+            .and_then(|id| self.users.get(id))
     }
 
     /// Users whose email equals `email` (case-insensitively), in list order.
     pub fn users_by_email(&self, email: &str) -> Vec<DuoId> {
         self.user_order
             .iter()
-            .filter(|id| self.users.get(id).is_some_and(|u| u.email.eq_ignore_ascii_case(email)))
+            .filter(|id| {
+                self.users
+                    .get(id)
+                    .is_some_and(|u| u.email.eq_ignore_ascii_case(email))
+            })
             .copied()
             .collect()
     }
 
-    fn check_names(&self, owner: Option<DuoId>, username: &str, aliases: &BTreeMap<u8, String>) -> Result<(), ApiError> {
+    fn check_names(
+        &self,
+        owner: Option<DuoId>,
+        username: &str,
+        aliases: &BTreeMap<u8, String>,
+    ) -> Result<(), ApiError> {
         let mut seen = HashSet::new();
         if username.trim().is_empty() {
             return Err(ApiError::invalid("username"));
         }
         let uk = self.key(username);
         seen.insert(uk.clone());
-        if let Some(other) = self.names.get(&uk) {
-            if Some(*other) != owner {
-                return Err(ApiError::invalid("username"));
-            }
+        if let Some(other) = self.names.get(&uk)
+            && Some(*other) != owner
+        {
+            return Err(ApiError::invalid("username"));
         }
         for (slot, alias) in aliases {
             let k = self.key(alias);
             if !seen.insert(k.clone()) {
                 return Err(ApiError::invalid(format!("alias{slot}")));
             }
-            if let Some(other) = self.names.get(&k) {
-                if Some(*other) != owner {
-                    return Err(ApiError::invalid(format!("alias{slot}")));
-                }
+            if let Some(other) = self.names.get(&k)
+                && Some(*other) != owner
+            {
+                return Err(ApiError::invalid(format!("alias{slot}")));
             }
         }
         Ok(())
@@ -522,8 +555,16 @@ impl Tenant {
     }
 
     /// Creates a user; `fields.username` must be set.
-    pub fn create_user(&mut self, fields: UserFields, now: i64, ids: &mut IdGen) -> Result<DuoId, ApiError> {
-        let username = fields.username.clone().ok_or_else(|| ApiError::invalid("username"))?;
+    pub fn create_user(
+        &mut self,
+        fields: UserFields,
+        now: i64,
+        ids: &mut IdGen,
+    ) -> Result<DuoId, ApiError> {
+        let username = fields
+            .username
+            .clone()
+            .ok_or_else(|| ApiError::invalid("username"))?;
         let mut aliases = BTreeMap::new();
         Self::apply_aliases(&mut aliases, &fields.aliases);
         self.check_names(None, &username, &aliases)?;
@@ -557,11 +598,15 @@ impl Tenant {
     pub fn check_user_batch(&self, batch: &[UserFields]) -> Result<(), ApiError> {
         let mut seen = HashSet::new();
         for (i, f) in batch.iter().enumerate() {
-            let username = f.username.as_deref().ok_or_else(|| ApiError::invalid(format!("users[{i}].username")))?;
+            let username = f
+                .username
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid(format!("users[{i}].username")))?;
             let mut aliases = BTreeMap::new();
             Self::apply_aliases(&mut aliases, &f.aliases);
-            self.check_names(None, username, &aliases)
-                .map_err(|e| ApiError::invalid(format!("users[{i}].{}", e.detail.unwrap_or_default())))?;
+            self.check_names(None, username, &aliases).map_err(|e| {
+                ApiError::invalid(format!("users[{i}].{}", e.detail.unwrap_or_default()))
+            })?;
             for name in std::iter::once(username).chain(aliases.values().map(String::as_str)) {
                 if !seen.insert(self.key(name)) {
                     return Err(ApiError::invalid(format!("users[{i}].username")));
@@ -573,16 +618,20 @@ impl Tenant {
 
     fn index_names(&mut self, user: &User) {
         let id = user.user_id;
-        let keys: Vec<String> =
-            std::iter::once(&user.username).chain(user.aliases.values()).map(|n| self.key(n)).collect();
+        let keys: Vec<String> = std::iter::once(&user.username)
+            .chain(user.aliases.values())
+            .map(|n| self.key(n))
+            .collect();
         for k in keys {
             self.names.insert(k, id);
         }
     }
 
     fn unindex_names(&mut self, user: &User) {
-        let keys: Vec<String> =
-            std::iter::once(&user.username).chain(user.aliases.values()).map(|n| self.key(n)).collect();
+        let keys: Vec<String> = std::iter::once(&user.username)
+            .chain(user.aliases.values())
+            .map(|n| self.key(n))
+            .collect();
         for k in keys {
             if self.names.get(&k) == Some(&user.user_id) {
                 self.names.remove(&k);
@@ -593,7 +642,10 @@ impl Tenant {
     fn fresh_id(&self, ids: &mut IdGen, prefix: [u8; 2]) -> DuoId {
         loop {
             let id = ids.next(prefix);
-            if !self.users.contains_key(&id) && !self.groups.contains_key(&id) && !self.admins.contains_key(&id) {
+            if !self.users.contains_key(&id)
+                && !self.groups.contains_key(&id)
+                && !self.admins.contains_key(&id)
+            {
                 return id;
             }
         }
@@ -605,7 +657,10 @@ impl Tenant {
         if current.trashed_at.is_some() && fields.status.is_some() {
             return Err(ApiError::invalid("status"));
         }
-        let username = fields.username.clone().unwrap_or_else(|| current.username.clone());
+        let username = fields
+            .username
+            .clone()
+            .unwrap_or_else(|| current.username.clone());
         let mut aliases = current.aliases.clone();
         Self::apply_aliases(&mut aliases, &fields.aliases);
         self.check_names(Some(*id), &username, &aliases)?;
@@ -665,12 +720,12 @@ impl Tenant {
             return Err(ApiError::invalid(format!("user_id_list ({bad})")));
         }
         for id in ids {
-            if let Some(u) = self.users.get_mut(id) {
-                if u.trashed_at.is_none() {
-                    u.trashed_at = Some(now);
-                    u.status = UserStatus::PendingDeletion;
-                    self.trashed.insert(*id);
-                }
+            if let Some(u) = self.users.get_mut(id)
+                && u.trashed_at.is_none()
+            {
+                u.trashed_at = Some(now);
+                u.status = UserStatus::PendingDeletion;
+                self.trashed.insert(*id);
             }
         }
         Ok(())
@@ -682,11 +737,11 @@ impl Tenant {
             return Err(ApiError::invalid(format!("user_id_list ({bad})")));
         }
         for id in ids {
-            if let Some(u) = self.users.get_mut(id) {
-                if u.trashed_at.take().is_some() {
-                    u.status = UserStatus::Active;
-                    self.trashed.remove(id);
-                }
+            if let Some(u) = self.users.get_mut(id)
+                && u.trashed_at.take().is_some()
+            {
+                u.status = UserStatus::Active;
+                self.trashed.remove(id);
             }
         }
         Ok(())
@@ -706,7 +761,10 @@ impl Tenant {
             .trashed
             .iter()
             .filter(|id| {
-                self.users.get(id).and_then(|u| u.trashed_at).is_some_and(|t| now.saturating_sub(t) >= retention_secs)
+                self.users
+                    .get(id)
+                    .and_then(|u| u.trashed_at)
+                    .is_some_and(|t| now.saturating_sub(t) >= retention_secs)
             })
             .copied()
             .collect();
@@ -732,10 +790,16 @@ impl Tenant {
             return Err(ApiError::invalid("group_id"));
         }
         if u.groups.contains(group) {
-            return if duplicate_ok { Ok(()) } else { Err(ApiError::invalid("group_id (already a member)")) };
+            return if duplicate_ok {
+                Ok(())
+            } else {
+                Err(ApiError::invalid("group_id (already a member)"))
+            };
         }
         if u.groups.len() >= max_groups {
-            return Err(ApiError::invalid(format!("group_id (user already in {max_groups} groups)")));
+            return Err(ApiError::invalid(format!(
+                "group_id (user already in {max_groups} groups)"
+            )));
         }
         if let Some(u) = self.users.get_mut(user) {
             u.groups.push(*group);
@@ -769,9 +833,16 @@ impl Tenant {
     }
 
     /// Creates a group; `fields.name` must be set.
-    pub fn create_group(&mut self, fields: GroupFields, unique_names: bool, ids: &mut IdGen) -> Result<DuoId, ApiError> {
+    pub fn create_group(
+        &mut self,
+        fields: GroupFields,
+        unique_names: bool,
+        ids: &mut IdGen,
+    ) -> Result<DuoId, ApiError> {
         let name = fields.name.ok_or_else(|| ApiError::invalid("name"))?;
-        if name.trim().is_empty() || (unique_names && self.group_names.get(&name).is_some_and(|n| *n > 0)) {
+        if name.trim().is_empty()
+            || (unique_names && self.group_names.get(&name).is_some_and(|n| *n > 0))
+        {
             return Err(ApiError::invalid("name"));
         }
         let group_id = self.fresh_id(ids, id::GROUP);
@@ -793,27 +864,35 @@ impl Tenant {
     }
 
     /// Modifies a group. Unknown id → 404/40401.
-    pub fn modify_group(&mut self, id: &DuoId, fields: GroupFields, unique_names: bool) -> Result<(), ApiError> {
+    pub fn modify_group(
+        &mut self,
+        id: &DuoId,
+        fields: GroupFields,
+        unique_names: bool,
+    ) -> Result<(), ApiError> {
         let current = self.groups.get(id).ok_or_else(ApiError::not_found)?;
         if let Some(name) = &fields.name {
             if name.trim().is_empty() {
                 return Err(ApiError::invalid("name"));
             }
-            if unique_names && *name != current.name && self.group_names.get(name).is_some_and(|n| *n > 0) {
+            if unique_names
+                && *name != current.name
+                && self.group_names.get(name).is_some_and(|n| *n > 0)
+            {
                 return Err(ApiError::invalid("name"));
             }
         }
         let old_name = current.name.clone();
-        if let Some(name) = &fields.name {
-            if *name != old_name {
-                if let Some(n) = self.group_names.get_mut(&old_name) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.group_names.remove(&old_name);
-                    }
+        if let Some(name) = &fields.name
+            && *name != old_name
+        {
+            if let Some(n) = self.group_names.get_mut(&old_name) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.group_names.remove(&old_name);
                 }
-                *self.group_names.entry(name.clone()).or_default() += 1;
             }
+            *self.group_names.entry(name.clone()).or_default() += 1;
         }
         let Some(g) = self.groups.get_mut(id) else {
             return Err(ApiError::not_found());
@@ -875,33 +954,41 @@ impl Tenant {
     }
 
     fn check_admin_fields(&self, owner: Option<DuoId>, f: &AdminFields) -> Result<(), ApiError> {
-        if let Some(email) = &f.email {
-            if !email.contains('@')
-                || self.admins.values().any(|a| Some(a.admin_id) != owner && a.email.eq_ignore_ascii_case(email))
-            {
-                return Err(ApiError::invalid("email"));
-            }
+        if let Some(email) = &f.email
+            && (!email.contains('@')
+                || self
+                    .admins
+                    .values()
+                    .any(|a| Some(a.admin_id) != owner && a.email.eq_ignore_ascii_case(email)))
+        {
+            return Err(ApiError::invalid("email"));
         }
-        if let Some(role) = &f.role {
-            if !ADMIN_ROLES.contains(&role.as_str()) {
-                return Err(ApiError::invalid("role"));
-            }
+        if let Some(role) = &f.role
+            && !ADMIN_ROLES.contains(&role.as_str())
+        {
+            return Err(ApiError::invalid("role"));
         }
-        if let Some(status) = &f.status {
-            if status != "Active" && status != "Disabled" {
-                return Err(ApiError::invalid("status"));
-            }
+        if let Some(status) = &f.status
+            && status != "Active"
+            && status != "Disabled"
+        {
+            return Err(ApiError::invalid("status"));
         }
-        if let Some(name) = &f.name {
-            if name.trim().is_empty() {
-                return Err(ApiError::invalid("name"));
-            }
+        if let Some(name) = &f.name
+            && name.trim().is_empty()
+        {
+            return Err(ApiError::invalid("name"));
         }
         Ok(())
     }
 
     /// Creates an administrator (`name` and `email` required; role defaults to `Owner`).
-    pub fn create_admin(&mut self, f: AdminFields, now: i64, ids: &mut IdGen) -> Result<DuoId, ApiError> {
+    pub fn create_admin(
+        &mut self,
+        f: AdminFields,
+        now: i64,
+        ids: &mut IdGen,
+    ) -> Result<DuoId, ApiError> {
         self.check_admin_fields(None, &f)?;
         let name = f.name.ok_or_else(|| ApiError::invalid("name"))?;
         let email = f.email.ok_or_else(|| ApiError::invalid("email"))?;
@@ -977,7 +1064,10 @@ mod tests {
     use super::*;
 
     fn fields(username: &str) -> UserFields {
-        UserFields { username: Some(username.into()), ..UserFields::default() }
+        UserFields {
+            username: Some(username.into()),
+            ..UserFields::default()
+        }
     }
 
     #[test]
@@ -985,17 +1075,26 @@ mod tests {
         let s = Settings::default();
         let mut t = Tenant::new(&s);
         let mut ids = IdGen::new(Some(1));
-        let a = t.create_user(fields("alice"), 1, &mut ids).expect("create alice");
+        let a = t
+            .create_user(fields("alice"), 1, &mut ids)
+            .expect("create alice");
         let mut bob = fields("bob");
         bob.aliases = vec![(1, Some("alice".into()))];
-        assert_eq!(t.create_user(bob, 1, &mut ids).map_err(|e| e.detail), Err(Some("alias1".into())));
-        let mut patch = UserFields::default();
-        patch.aliases = vec![(2, Some("al".into()))];
+        assert_eq!(
+            t.create_user(bob, 1, &mut ids).map_err(|e| e.detail),
+            Err(Some("alias1".into()))
+        );
+        let patch = UserFields {
+            aliases: vec![(2, Some("al".into()))],
+            ..UserFields::default()
+        };
         t.modify_user(&a, patch).expect("alias");
         assert_eq!(t.user_by_name("al").map(|u| u.user_id), Some(a));
         assert!(t.create_user(fields("al"), 1, &mut ids).is_err());
-        let mut clear = UserFields::default();
-        clear.aliases = vec![(2, None)];
+        let clear = UserFields {
+            aliases: vec![(2, None)],
+            ..UserFields::default()
+        };
         t.modify_user(&a, clear).expect("clear alias");
         assert!(t.user_by_name("al").is_none());
         assert!(t.create_user(fields("al"), 1, &mut ids).is_ok());
@@ -1008,15 +1107,32 @@ mod tests {
         let mut ids = IdGen::new(Some(2));
         let u = t.create_user(fields("u"), 5, &mut ids).expect("user");
         let g1 = t
-            .create_group(GroupFields { name: Some("g1".into()), ..Default::default() }, true, &mut ids)
+            .create_group(
+                GroupFields {
+                    name: Some("g1".into()),
+                    ..Default::default()
+                },
+                true,
+                &mut ids,
+            )
             .expect("g1");
         let g2 = t
-            .create_group(GroupFields { name: Some("g2".into()), ..Default::default() }, true, &mut ids)
+            .create_group(
+                GroupFields {
+                    name: Some("g2".into()),
+                    ..Default::default()
+                },
+                true,
+                &mut ids,
+            )
             .expect("g2");
         t.add_membership(&u, &g1, 100, true).expect("m1");
         t.add_membership(&u, &g2, 100, true).expect("m2");
         let restored = Tenant::from_dump(t.dump(), &s).expect("round trip");
-        assert_eq!(restored.group(&g2).map(|g| g.members.clone()), Some(vec![u]));
+        assert_eq!(
+            restored.group(&g2).map(|g| g.members.clone()),
+            Some(vec![u])
+        );
         assert!(t.delete_group(&g1));
         assert_eq!(t.user(&u).map(|u| u.groups.clone()), Some(vec![g2]));
         assert_eq!(t.membership_count(), 1);
@@ -1028,11 +1144,32 @@ mod tests {
         let mut t = Tenant::new(&s);
         let mut ids = IdGen::new(Some(3));
         let u = t.create_user(fields("u"), 5, &mut ids).expect("user");
-        let g1 = t.create_group(GroupFields { name: Some("a".into()), ..Default::default() }, true, &mut ids).expect("a");
-        let g2 = t.create_group(GroupFields { name: Some("b".into()), ..Default::default() }, true, &mut ids).expect("b");
+        let g1 = t
+            .create_group(
+                GroupFields {
+                    name: Some("a".into()),
+                    ..Default::default()
+                },
+                true,
+                &mut ids,
+            )
+            .expect("a");
+        let g2 = t
+            .create_group(
+                GroupFields {
+                    name: Some("b".into()),
+                    ..Default::default()
+                },
+                true,
+                &mut ids,
+            )
+            .expect("b");
         t.add_membership(&u, &g1, 1, true).expect("first");
         assert!(t.add_membership(&u, &g1, 1, true).is_ok());
         assert!(t.add_membership(&u, &g1, 1, false).is_err());
-        assert_eq!(t.add_membership(&u, &g2, 1, true).map_err(|e| e.code), Err(40002));
+        assert_eq!(
+            t.add_membership(&u, &g2, 1, true).map_err(|e| e.code),
+            Err(40002)
+        );
     }
 }

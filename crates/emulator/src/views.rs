@@ -66,7 +66,11 @@ impl Serialize for GroupV1View<'_> {
         st.serialize_field("status", status)?;
         st.serialize_field(
             "users",
-            &MemberList { tenant: self.tenant, ids: &g.members, include_username: true },
+            &MemberList {
+                tenant: self.tenant,
+                ids: &g.members,
+                include_username: true,
+            },
         )?;
         st.serialize_field("voice_enabled", &g.voice_enabled)?;
         st.end()
@@ -87,8 +91,13 @@ impl Serialize for MemberList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.ids.len()))?;
         for id in self.ids {
-            let Some(u) = self.tenant.user(id) else { continue };
-            seq.serialize_element(&Member { user: u, include_username: self.include_username })?;
+            let Some(u) = self.tenant.user(id) else {
+                continue;
+            };
+            seq.serialize_element(&Member {
+                user: u,
+                include_username: self.include_username,
+            })?;
         }
         seq.end()
     }
@@ -125,7 +134,10 @@ impl Serialize for GroupList<'_> {
         let mut seq = s.serialize_seq(Some(self.ids.len()))?;
         for id in self.ids {
             if let Some(g) = self.tenant.group(id) {
-                seq.serialize_element(&GroupView { group: g, case: self.case })?;
+                seq.serialize_element(&GroupView {
+                    group: g,
+                    case: self.case,
+                })?;
             }
         }
         seq.end()
@@ -149,13 +161,21 @@ impl Serialize for Aliases<'_> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(Some(self.0.aliases.len()))?;
         for (slot, v) in &self.0.aliases {
-            m.serialize_entry(ALIAS_KEYS.get(usize::from(*slot)).copied().unwrap_or("alias"), v)?;
+            m.serialize_entry(
+                ALIAS_KEYS
+                    .get(usize::from(*slot))
+                    .copied()
+                    .unwrap_or("alias"),
+                v,
+            )?;
         }
         m.end()
     }
 }
 
-const ALIAS_KEYS: [&str; 9] = ["alias0", "alias1", "alias2", "alias3", "alias4", "alias5", "alias6", "alias7", "alias8"];
+const ALIAS_KEYS: [&str; 9] = [
+    "alias0", "alias1", "alias2", "alias3", "alias4", "alias5", "alias6", "alias7", "alias8",
+];
 
 impl Serialize for UserView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -170,7 +190,14 @@ impl Serialize for UserView<'_> {
         st.serialize_field("email", &u.email)?;
         st.serialize_field("enable_auto_prompt", &u.enable_auto_prompt)?;
         st.serialize_field("firstname", &u.firstname)?;
-        st.serialize_field("groups", &GroupList { tenant: self.tenant, ids: &u.groups, case: self.case })?;
+        st.serialize_field(
+            "groups",
+            &GroupList {
+                tenant: self.tenant,
+                ids: &u.groups,
+                case: self.case,
+            },
+        )?;
         st.serialize_field("is_enrolled", &u.is_enrolled)?;
         st.serialize_field("last_directory_sync", &u.last_directory_sync)?;
         st.serialize_field("last_login", &u.last_login)?;
@@ -204,7 +231,11 @@ impl Serialize for UserList<'_> {
         let mut seq = s.serialize_seq(Some(self.ids.len()))?;
         for id in self.ids {
             if let Some(u) = self.tenant.user(id) {
-                seq.serialize_element(&UserView { tenant: self.tenant, user: u, case: self.case })?;
+                seq.serialize_element(&UserView {
+                    tenant: self.tenant,
+                    user: u,
+                    case: self.case,
+                })?;
             }
         }
         seq.end()

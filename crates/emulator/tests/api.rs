@@ -1,1 +1,519 @@
-//! api tests (to be written).
+//! Duo behaviour through a signed client built on duo-wire: response headers and shapes,
+//! signature variants and dates, grants, list filters, paging metadata, aliases, trash and the
+//! settings that pin Duo's unverified behaviours.
+
+use duoprov_duo_wire::SignatureVariant;
+use serde_json::{Value, json};
+
+use crate::support::{self, Client, IKEY, NG_IKEY, NG_SKEY, Opts, RO_IKEY, RO_SKEY, SKEY};
+
+#[tokio::test]
+async fn success_is_200_with_exact_json_content_type() {
+    let emu = support::spawn(|_| {}).await;
+    let c = Client::new(&emu);
+    let r = c.call("GET", "/admin/v1/users", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        r.json,
+        json!({"stat": "OK", "response": [], "metadata": {"next_offset": null, "prev_offset": null, "total_objects": 0}})
+    );
+    let r = c
+        .call("GET", "/admin/v1/users/DUAAAAAAAAAAAAAAAAAA", &[])
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        r.json,
+        json!({"stat": "FAIL", "code": 40401, "message": "Resource not found"})
+    );
+}
+
+#[tokio::test]
+async fn every_signature_variant_and_date_header_is_accepted_and_recorded() {
+    let emu = support::spawn(|_| {}).await;
+    for v in [
+        SignatureVariant::V5,
+        SignatureVariant::V4,
+        SignatureVariant::V2Sha512,
+        SignatureVariant::V2Sha1,
+    ] {
+        let c = Client::with(&emu, IKEY, SKEY, v);
+        let name = format!("user-{}", v.name());
+        let u = c
+            .ok(
+                "POST",
+                "/admin/v1/users",
+                &[("username", &name), ("realname", "A B+C")],
+            )
+            .await;
+        assert_eq!(u["realname"], "A B+C");
+        let x = c
+            .call_opts(
+                "GET",
+                "/admin/v1/users",
+                &[("username", &name)],
+                &Opts {
+                    x_duo_date: true,
+                    ..Opts::default()
+                },
+            )
+            .await;
+        assert_eq!(
+            x.status,
+            200,
+            "{v:?} with X-Duo-Date: {}",
+            String::from_utf8_lossy(&x.raw)
+        );
+        assert_eq!(x.response()[0]["username"], name.as_str());
+    }
+    let counts = emu.handle().counts();
+    for v in ["v5", "v4", "v2-sha512", "v2-sha1"] {
+        assert_eq!(counts.by_variant.get(v), Some(&2), "{counts:?}");
+    }
+    let log = emu.handle().calls();
+    assert!(
+        log.iter()
+            .all(|c| c.status == 200 && c.ikey.as_deref() == Some(IKEY))
+    );
+}
+
+#[tokio::test]
+async fn skewed_or_missing_dates_are_40103() {
+    let emu = support::spawn(|s| s.clock_skew_secs = 120).await;
+    let c = Client::new(&emu);
+    let old = "Tue, 21 Aug 2012 17:29:18 -0000".to_owned();
+    let r = c
+        .call_opts(
+            "GET",
+            "/admin/v1/users",
+            &[],
+            &Opts {
+                date: Some(old),
+                ..Opts::default()
+            },
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (401, Some(40103)));
+    let recent = duoprov_duo_wire::date::format_date(
+        time::OffsetDateTime::now_utc() - time::Duration::seconds(90),
+    );
+    let r = c
+        .call_opts(
+            "GET",
+            "/admin/v1/users",
+            &[],
+            &Opts {
+                date: Some(recent),
+                ..Opts::default()
+            },
+        )
+        .await;
+    assert_eq!(r.status, 200, "a 90 s old date is inside a 120 s window");
+}
+
+#[tokio::test]
+async fn grants_are_enforced_per_integration() {
+    let emu = support::spawn(|_| {}).await;
+    let ro = Client::with(&emu, RO_IKEY, RO_SKEY, SignatureVariant::V5);
+    let ng = Client::with(&emu, NG_IKEY, NG_SKEY, SignatureVariant::V2Sha512);
+    assert_eq!(ro.call("GET", "/admin/v1/groups", &[]).await.status, 200);
+    for (c, method, path) in [
+        (&ro, "POST", "/admin/v1/groups"),
+        (&ro, "DELETE", "/admin/v1/users/DUAAAAAAAAAAAAAAAAAA"),
+        (&ro, "GET", "/admin/v1/admins"),
+        (&ng, "GET", "/admin/v1/users"),
+        (&ng, "GET", "/admin/v2/groups/DGAAAAAAAAAAAAAAAAAA"),
+    ] {
+        let r = c.call(method, path, &[("name", "x")]).await;
+        assert_eq!((r.status, r.code()), (403, Some(40301)), "{method} {path}");
+        assert_eq!(r.json["message"], "Access forbidden");
+    }
+    assert_eq!(emu.handle().state().groups.len(), 0);
+}
+
+#[tokio::test]
+async fn user_object_has_duo_shape() {
+    let emu = support::spawn(|_| {}).await;
+    let c = Client::new(&emu);
+    let u = c
+        .ok(
+            "POST",
+            "/admin/v1/users",
+            &[
+                ("username", "jdoe"),
+                ("aliases", "alias1=jd&alias3=john.doe"),
+                ("email", "j@example.com"),
+            ],
+        )
+        .await;
+    let keys: Vec<&str> = u
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        keys,
+        vec![
+            "alias1",
+            "alias2",
+            "alias3",
+            "alias4",
+            "aliases",
+            "created",
+            "email",
+            "enable_auto_prompt",
+            "firstname",
+            "groups",
+            "is_enrolled",
+            "last_directory_sync",
+            "last_login",
+            "lastname",
+            "lockout_reason",
+            "notes",
+            "phones",
+            "realname",
+            "status",
+            "tokens",
+            "u2ftokens",
+            "user_id",
+            "username",
+            "webauthncredentials"
+        ]
+    );
+    assert_eq!(u["aliases"], json!({"alias1": "jd", "alias3": "john.doe"}));
+    assert_eq!(
+        (u["alias1"].clone(), u["alias2"].clone()),
+        (json!("jd"), Value::Null)
+    );
+    let id = u["user_id"].as_str().unwrap_or_default();
+    assert!(
+        id.len() == 20
+            && id.starts_with("DU")
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    );
+    assert!(u["created"].is_i64());
+    // aliases and alias1..4 together are refused
+    let r = c
+        .call(
+            "POST",
+            "/admin/v1/users",
+            &[("username", "x"), ("alias1", "a"), ("aliases", "alias2=b")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code(), r.json["message_detail"].clone()),
+        (400, Some(40002), json!("aliases"))
+    );
+    // alias5..8 through `aliases`, found by username lookup
+    c.ok(
+        "POST",
+        &format!("/admin/v1/users/{id}"),
+        &[("aliases", "alias7=seventh")],
+    )
+    .await;
+    let found = c
+        .ok("GET", "/admin/v1/users", &[("username", "seventh")])
+        .await;
+    assert_eq!(found[0]["user_id"], id);
+    assert_eq!(found[0]["aliases"]["alias7"], "seventh");
+}
+
+#[tokio::test]
+async fn embedded_groups_and_group_status_spelling() {
+    let emu = support::spawn(|_| {}).await;
+    let c = Client::new(&emu);
+    let u = c.user("u1").await;
+    let g = c.group("g1").await;
+    c.ok(
+        "POST",
+        &format!("/admin/v1/users/{u}/groups"),
+        &[("group_id", &g)],
+    )
+    .await;
+    let user = c.ok("GET", &format!("/admin/v1/users/{u}"), &[]).await;
+    assert_eq!(
+        user["groups"][0]["status"], "Active",
+        "embedded groups use Duo's example spelling"
+    );
+    let group = c.ok("GET", &format!("/admin/v2/groups/{g}"), &[]).await;
+    assert_eq!(group["status"], "active");
+    let v1 = c.ok("GET", &format!("/admin/v1/groups/{g}"), &[]).await;
+    assert_eq!(v1["users"], json!([{"user_id": u, "username": "u1"}]));
+    let members = c
+        .call("GET", &format!("/admin/v2/groups/{g}/users"), &[])
+        .await;
+    assert_eq!(
+        members.json["response"],
+        json!([{"user_id": u, "username": "u1"}])
+    );
+    assert_eq!(members.json["metadata"]["total_objects"], 1);
+}
+
+#[tokio::test]
+async fn list_filters_and_paging_metadata() {
+    let emu = support::spawn(|_| {}).await;
+    let c = Client::new(&emu);
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(c.user(&format!("p{i}")).await);
+    }
+    let r = c
+        .call("GET", "/admin/v1/users", &[("limit", "3"), ("offset", "3")])
+        .await;
+    assert_eq!(
+        r.json["metadata"],
+        json!({"next_offset": 6, "prev_offset": 0, "total_objects": 7})
+    );
+    let names: Vec<&str> = r
+        .response()
+        .as_array()
+        .map(|a| a.iter().filter_map(|u| u["username"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["p3", "p4", "p5"]);
+    let r = c
+        .call("GET", "/admin/v1/users", &[("limit", "3"), ("offset", "6")])
+        .await;
+    assert_eq!(
+        r.json["metadata"],
+        json!({"next_offset": null, "prev_offset": 3, "total_objects": 7})
+    );
+    let list =
+        serde_json::to_string(&[&ids[1], &ids[5], "DUNOTTHEREATALL00000"]).unwrap_or_default();
+    let r = c
+        .call(
+            "GET",
+            "/admin/v1/users",
+            &[("user_id_list", &list), ("limit", "1")],
+        )
+        .await;
+    assert_eq!(
+        r.json["metadata"],
+        json!({"next_offset": null, "prev_offset": null, "total_objects": 2}),
+        "lists ignore limit"
+    );
+    let r = c
+        .call(
+            "GET",
+            "/admin/v1/users",
+            &[("user_id_list", &list), ("username", "p1")],
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, Some(40002)));
+    let too_many = serde_json::to_string(&vec!["p0"; 101]).unwrap_or_default();
+    let r = c
+        .call("GET", "/admin/v1/users", &[("username_list", &too_many)])
+        .await;
+    assert_eq!((r.status, r.code()), (400, Some(40002)));
+    let r = c.call("GET", "/admin/v1/users", &[("limit", "0")]).await;
+    assert_eq!(
+        (r.status, r.json["message_detail"].clone()),
+        (400, json!("limit"))
+    );
+}
+
+#[tokio::test]
+async fn trash_listing_follows_the_setting() {
+    for list_trashed in [true, false] {
+        let emu = support::spawn(|s| s.list_trashed_users = list_trashed).await;
+        let c = Client::new(&emu);
+        let a = c.user("a").await;
+        c.user("b").await;
+        let list = serde_json::to_string(&[&a]).unwrap_or_default();
+        c.ok(
+            "POST",
+            "/admin/v1/users/bulk_send_to_trash",
+            &[("user_id_list", &list)],
+        )
+        .await;
+        let r = c.call("GET", "/admin/v1/users", &[]).await;
+        assert_eq!(
+            r.json["metadata"]["total_objects"],
+            if list_trashed { 2 } else { 1 }
+        );
+        let got = c.ok("GET", &format!("/admin/v1/users/{a}"), &[]).await;
+        assert_eq!(got["status"], "pending deletion");
+        let r = c
+            .call(
+                "POST",
+                &format!("/admin/v1/users/{a}"),
+                &[("status", "active")],
+            )
+            .await;
+        assert_eq!(
+            r.code(),
+            Some(40002),
+            "a trashed user's status changes only by restore"
+        );
+        c.ok(
+            "POST",
+            "/admin/v1/users/bulk_restore",
+            &[("user_id_list", &list)],
+        )
+        .await;
+        assert_eq!(
+            c.ok("GET", &format!("/admin/v1/users/{a}"), &[]).await["status"],
+            "active"
+        );
+    }
+}
+
+#[tokio::test]
+async fn trashed_users_are_purged_after_retention() {
+    let emu = support::spawn(|s| s.trash_retention_days = 0).await;
+    let c = Client::new(&emu);
+    let a = c.user("gone").await;
+    let list = serde_json::to_string(&[&a]).unwrap_or_default();
+    c.ok(
+        "POST",
+        "/admin/v1/users/bulk_send_to_trash",
+        &[("user_id_list", &list)],
+    )
+    .await;
+    let r = c.call("GET", &format!("/admin/v1/users/{a}"), &[]).await;
+    assert_eq!(r.status, 404, "zero-day retention purges on the next call");
+}
+
+#[tokio::test]
+async fn case_insensitive_usernames_and_duplicate_group_names_are_settings() {
+    let emu = support::spawn(|s| {
+        s.usernames_case_insensitive = true;
+        s.unique_group_names = false;
+        s.duplicate_membership_ok = false;
+    })
+    .await;
+    let c = Client::new(&emu);
+    let u = c.user("Mixed.Case").await;
+    assert_eq!(
+        c.ok("GET", "/admin/v1/users", &[("username", "mixed.case")])
+            .await[0]["user_id"],
+        u.as_str()
+    );
+    assert_eq!(
+        c.call("POST", "/admin/v1/users", &[("username", "MIXED.CASE")])
+            .await
+            .code(),
+        Some(40002)
+    );
+    let g1 = c.group("same").await;
+    let g2 = c.group("same").await;
+    assert_ne!(g1, g2);
+    c.ok(
+        "POST",
+        &format!("/admin/v1/users/{u}/groups"),
+        &[("group_id", &g1)],
+    )
+    .await;
+    let again = c
+        .call(
+            "POST",
+            &format!("/admin/v1/users/{u}/groups"),
+            &[("group_id", &g1)],
+        )
+        .await;
+    assert_eq!((again.status, again.code()), (400, Some(40002)));
+
+    let strict = support::spawn(|_| {}).await;
+    let c = Client::new(&strict);
+    c.user("Mixed.Case").await;
+    assert_eq!(
+        c.ok("GET", "/admin/v1/users", &[("username", "mixed.case")])
+            .await,
+        json!([])
+    );
+    c.group("same").await;
+    let dup = c
+        .call("POST", "/admin/v1/groups", &[("name", "same")])
+        .await;
+    assert_eq!(
+        (dup.status, dup.json["message_detail"].clone()),
+        (400, json!("name"))
+    );
+}
+
+#[tokio::test]
+async fn missing_parameter_code_can_be_40001() {
+    let emu = support::spawn(|s| s.missing_param_code = 40001).await;
+    let c = Client::new(&emu);
+    let r = c.call("POST", "/admin/v1/users", &[]).await;
+    assert_eq!(
+        (r.status, r.code(), r.json["message_detail"].clone()),
+        (400, Some(40001), json!("username"))
+    );
+    let r = c
+        .call(
+            "POST",
+            "/admin/v1/users",
+            &[("username", "x"), ("status", "asleep")],
+        )
+        .await;
+    assert_eq!(r.code(), Some(40002), "an invalid value stays 40002");
+}
+
+#[tokio::test]
+async fn group_modify_delete_and_membership_cleanup() {
+    let emu = support::spawn(|_| {}).await;
+    let c = Client::new(&emu);
+    let u = c.user("m").await;
+    let g = c.group("team").await;
+    c.ok(
+        "POST",
+        &format!("/admin/v1/users/{u}/groups"),
+        &[("group_id", &g)],
+    )
+    .await;
+    let m = c
+        .ok(
+            "POST",
+            &format!("/admin/v1/groups/{g}"),
+            &[("desc", "The team"), ("push_enabled", "0")],
+        )
+        .await;
+    assert_eq!(
+        (
+            m["desc"].clone(),
+            m["push_enabled"].clone(),
+            m["name"].clone()
+        ),
+        (json!("The team"), json!(false), json!("team"))
+    );
+    assert_eq!(
+        c.ok("DELETE", &format!("/admin/v1/groups/{g}"), &[]).await,
+        json!("")
+    );
+    assert_eq!(
+        c.ok("GET", &format!("/admin/v1/users/{u}"), &[]).await["groups"],
+        json!([])
+    );
+    assert_eq!(
+        c.ok("DELETE", &format!("/admin/v1/groups/{g}"), &[]).await,
+        json!(""),
+        "deleting twice is fine"
+    );
+    let state = emu.handle().state();
+    assert!(state.groups.is_empty() && state.users[0].groups.is_empty());
+}
+
+#[tokio::test]
+async fn the_call_log_shows_duplicate_creates() {
+    let emu = support::spawn(|_| {}).await;
+    let c = Client::new(&emu);
+    c.user("once").await;
+    let again = c
+        .call("POST", "/admin/v1/users", &[("username", "once")])
+        .await;
+    assert_eq!(again.code(), Some(40002));
+    let creates: Vec<_> = emu
+        .handle()
+        .calls()
+        .into_iter()
+        .filter(|c| c.endpoint == Some("users.create"))
+        .collect();
+    assert_eq!(
+        creates.iter().map(|c| c.status).collect::<Vec<_>>(),
+        vec![200, 400]
+    );
+    assert_eq!(creates[0].params, vec!["username".to_owned()]);
+    assert_eq!(creates[0].variant, Some("v5"));
+}

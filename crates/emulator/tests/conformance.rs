@@ -17,7 +17,9 @@ fn python() -> Option<PathBuf> {
             if std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
                 panic!("DUOPROV_PYTHON is not set but DUOPROV_REQUIRE_EXTERNAL=1");
             }
-            eprintln!("notice: DUOPROV_PYTHON not set; skipping the official-client conformance suite");
+            eprintln!(
+                "notice: DUOPROV_PYTHON not set; skipping the official-client conformance suite"
+            );
             None
         }
     }
@@ -28,7 +30,12 @@ async fn run(sig_version: u8, digest: &str, expected_variant: &str) {
     let main = support::spawn(|_| {}).await;
     // Tight limits on reading one object: 2 per second, bursts of 2.
     let limited = support::spawn(|s| {
-        s.rate_limits = RateLimits { enabled: true, read_one_per_min: 120, burst_fraction: 1.0 / 60.0, ..RateLimits::default() };
+        s.rate_limits = RateLimits {
+            enabled: true,
+            read_one_per_min: 120,
+            burst_fraction: 1.0 / 60.0,
+            ..RateLimits::default()
+        };
     })
     .await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/conformance.py");
@@ -54,7 +61,10 @@ async fn run(sig_version: u8, digest: &str, expected_variant: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(out.status.success(), "conformance v{sig_version}/{digest} failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "conformance v{sig_version}/{digest} failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("0 failed"), "{stdout}");
 
     // The server, not the client, says which signature scheme was used.
@@ -63,19 +73,47 @@ async fn run(sig_version: u8, digest: &str, expected_variant: &str) {
     assert_eq!(variants, vec![expected_variant], "{counts:?}");
     // Every endpoint family was exercised, and errors were really answered.
     for endpoint in [
-        "users.list", "users.get", "users.create", "users.modify", "users.delete", "users.groups.list",
-        "users.groups.add", "users.groups.remove", "users.bulk_create", "users.bulk_send_to_trash",
-        "users.bulk_restore", "groups.list", "groups.get_v1", "groups.get", "groups.users", "groups.create",
-        "groups.modify", "groups.delete", "bulk", "admins.list", "admins.get", "admins.create",
-        "admins.modify", "admins.delete",
+        "users.list",
+        "users.get",
+        "users.create",
+        "users.modify",
+        "users.delete",
+        "users.groups.list",
+        "users.groups.add",
+        "users.groups.remove",
+        "users.bulk_create",
+        "users.bulk_send_to_trash",
+        "users.bulk_restore",
+        "groups.list",
+        "groups.get_v1",
+        "groups.get",
+        "groups.users",
+        "groups.create",
+        "groups.modify",
+        "groups.delete",
+        "bulk",
+        "admins.list",
+        "admins.get",
+        "admins.create",
+        "admins.modify",
+        "admins.delete",
     ] {
-        assert!(counts.get(endpoint, 200) > 0, "{endpoint} never answered 200: {counts:?}");
+        assert!(
+            counts.get(endpoint, 200) > 0,
+            "{endpoint} never answered 200: {counts:?}"
+        );
     }
     for status in [400u16, 401, 403, 404] {
-        assert!(counts.by_status.get(&status).copied().unwrap_or(0) > 0, "no {status}: {counts:?}");
+        assert!(
+            counts.by_status.get(&status).copied().unwrap_or(0) > 0,
+            "no {status}: {counts:?}"
+        );
     }
     let limited_counts = limited.handle().counts();
-    assert!(limited_counts.get("users.get", 429) > 0, "{limited_counts:?}");
+    assert!(
+        limited_counts.get("users.get", 429) > 0,
+        "{limited_counts:?}"
+    );
     let _ = main.shutdown().await;
     let _ = limited.shutdown().await;
 }

@@ -28,7 +28,10 @@ pub const NG_SKEY: &str = "nograntsnograntsnograntsnograntsnograntsx";
 pub fn integrations() -> Vec<Integration> {
     vec![
         Integration::new(IKEY, SKEY),
-        Integration::new(RO_IKEY, RO_SKEY).with_grants(Grants { read_resource: true, ..Grants::none() }),
+        Integration::new(RO_IKEY, RO_SKEY).with_grants(Grants {
+            read_resource: true,
+            ..Grants::none()
+        }),
         Integration::new(NG_IKEY, NG_SKEY).with_grants(Grants::none()),
     ]
 }
@@ -80,6 +83,19 @@ impl Reply {
     }
 }
 
+/// Per-call options.
+#[derive(Debug, Clone, Default)]
+pub struct Opts {
+    /// Date string to sign and send (now when absent).
+    pub date: Option<String>,
+    /// Send the date as `X-Duo-Date` (signed in the v5 header hash) instead of `Date`.
+    pub x_duo_date: bool,
+    /// Content type to send instead of the natural one.
+    pub content_type: Option<String>,
+    /// Body to sign and send instead of the natural one.
+    pub body: Option<Vec<u8>>,
+}
+
 /// A signed client for one integration and variant.
 #[derive(Clone)]
 pub struct Client {
@@ -116,8 +132,30 @@ impl Client {
 
     /// Calls `method path` with string parameters.
     pub async fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Reply {
-        let prepared = prepare(self.variant, method, params);
-        let date = duoprov_duo_wire::date::now();
+        self.call_opts(method, path, params, &Opts::default()).await
+    }
+
+    /// Calls with options.
+    pub async fn call_opts(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        opts: &Opts,
+    ) -> Reply {
+        let mut prepared = prepare(self.variant, method, params);
+        if let Some(body) = &opts.body {
+            prepared.body = body.clone();
+        }
+        let date = opts
+            .date
+            .clone()
+            .unwrap_or_else(duoprov_duo_wire::date::now);
+        let xduo: Vec<(&str, &str)> = if opts.x_duo_date {
+            vec![("X-Duo-Date", date.as_str())]
+        } else {
+            Vec::new()
+        };
         let signed = match sign_request(
             &self.ikey,
             &self.skey,
@@ -129,7 +167,7 @@ impl Client {
                 path,
                 canon_params: &prepared.canon_params,
                 body: &prepared.body,
-                x_duo_headers: &[],
+                x_duo_headers: &xduo,
             },
         ) {
             Ok(s) => s,
@@ -144,8 +182,16 @@ impl Client {
             Ok(m) => m,
             Err(e) => panic!("method: {e}"),
         };
-        let mut req = self.http.request(m, url).header("Date", &date).header("Authorization", &signed.authorization);
-        if let Some(ct) = prepared.content_type {
+        let mut req = self
+            .http
+            .request(m, url)
+            .header("Authorization", &signed.authorization);
+        req = if opts.x_duo_date {
+            req.header("X-Duo-Date", &date)
+        } else {
+            req.header("Date", &date)
+        };
+        if let Some(ct) = opts.content_type.as_deref().or(prepared.content_type) {
             req = req.header("Content-Type", ct);
         }
         if !prepared.body.is_empty() {
@@ -156,26 +202,42 @@ impl Client {
             Err(e) => panic!("send: {e}"),
         };
         let status = resp.status().as_u16();
-        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let raw = match resp.bytes().await {
             Ok(b) => b.to_vec(),
             Err(e) => panic!("body: {e}"),
         };
         let json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Reply { status, content_type, json, raw }
+        Reply {
+            status,
+            content_type,
+            json,
+            raw,
+        }
     }
 
     /// Calls and asserts HTTP 200 with `stat: OK`; returns `response`.
     pub async fn ok(&self, method: &str, path: &str, params: &[(&str, &str)]) -> Value {
         let r = self.call(method, path, params).await;
-        assert_eq!(r.status, 200, "{method} {path}: {}", String::from_utf8_lossy(&r.raw));
+        assert_eq!(
+            r.status,
+            200,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&r.raw)
+        );
         assert_eq!(r.json["stat"], "OK");
         r.json["response"].clone()
     }
 
     /// Creates a user and returns its id.
     pub async fn user(&self, username: &str) -> String {
-        let u = self.ok("POST", "/admin/v1/users", &[("username", username)]).await;
+        let u = self
+            .ok("POST", "/admin/v1/users", &[("username", username)])
+            .await;
         u["user_id"].as_str().unwrap_or_default().to_owned()
     }
 
@@ -201,18 +263,31 @@ pub async fn raw(emu: &RunningEmulator, request: &[u8]) -> String {
 }
 
 /// Fetches an introspection route as JSON.
-pub async fn introspect(emu: &RunningEmulator, method: &str, path: &str, body: &str) -> (u16, Value) {
+pub async fn introspect(
+    emu: &RunningEmulator,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Value) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let m = match reqwest::Method::from_bytes(method.as_bytes()) {
         Ok(m) => m,
         Err(e) => panic!("method: {e}"),
     };
-    let resp = match http.request(m, format!("{}{}", emu.base_url(), path)).body(body.to_owned()).send().await {
+    let resp = match http
+        .request(m, format!("{}{}", emu.base_url(), path))
+        .body(body.to_owned())
+        .send()
+        .await
+    {
         Ok(r) => r,
         Err(e) => panic!("send: {e}"),
     };
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }

@@ -36,7 +36,13 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     let w = ctx.shared.read();
     let all = w.tenant.admin_order();
     let (range, meta) = page.slice(all.len());
-    ok_body(AdminList { tenant: &w.tenant, ids: &all[range] }, Some(meta))
+    ok_body(
+        AdminList {
+            tenant: &w.tenant,
+            ids: &all[range],
+        },
+        Some(meta),
+    )
 }
 
 /// `GET /admin/v1/admins/{admin_id}`.

@@ -15,7 +15,9 @@ use crate::routes::{Endpoint, Route, handle, ok_body, resolve};
 fn op_route(method: &str, path: &str) -> Result<Route, ApiError> {
     let m = method.to_ascii_uppercase();
     // Ruby's bulk helper spells "remove user from group" as POST on the membership path.
-    let m = if m == "POST" && resolve("DELETE", path).is_ok_and(|r| r.endpoint == Endpoint::UserGroupsRemove) {
+    let m = if m == "POST"
+        && resolve("DELETE", path).is_ok_and(|r| r.endpoint == Endpoint::UserGroupsRemove)
+    {
         "DELETE".to_owned()
     } else {
         m
@@ -35,8 +37,14 @@ fn run_one(ctx: &Ctx<'_>, op: &Value) -> Result<Value, ApiError> {
     let Value::Object(o) = op else {
         return Err(ApiError::invalid("operations"));
     };
-    let method = o.get("method").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("method"))?;
-    let path = o.get("path").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("path"))?;
+    let method = o
+        .get("method")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("method"))?;
+    let path = o
+        .get("path")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("path"))?;
     let body = match o.get("body") {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(b)) => b.clone(),
@@ -55,7 +63,9 @@ fn run_one(ctx: &Ctx<'_>, op: &Value) -> Result<Value, ApiError> {
 
 /// Runs the operations.
 pub fn run(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
-    let ops = p.opt_list("operations")?.ok_or_else(|| p.missing("operations"))?;
+    let ops = p
+        .opt_list("operations")?
+        .ok_or_else(|| p.missing("operations"))?;
     if ops.is_empty() || ops.len() > ctx.settings().bulk_max_operations {
         return Err(ApiError::invalid("operations"));
     }

@@ -55,12 +55,26 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
             .filter_map(|v| DuoId::parse(v))
             .filter(|id| t.group(id).is_some() && seen.insert(*id))
             .collect();
-        return ok_body(GroupList { tenant: t, ids: &ids, case: s.group_status_case }, Some(Metadata::whole(ids.len())));
+        return ok_body(
+            GroupList {
+                tenant: t,
+                ids: &ids,
+                case: s.group_status_case,
+            },
+            Some(Metadata::whole(ids.len())),
+        );
     }
     let page = Page::from_params(p, s.page_limits.groups)?;
     let all = t.group_order();
     let (range, meta) = page.slice(all.len());
-    ok_body(GroupList { tenant: t, ids: &all[range], case: s.group_status_case }, Some(meta))
+    ok_body(
+        GroupList {
+            tenant: t,
+            ids: &all[range],
+            case: s.group_status_case,
+        },
+        Some(meta),
+    )
 }
 
 /// `GET /admin/v1/groups/{group_id}` (deprecated by Duo; includes the members).
@@ -68,7 +82,14 @@ pub fn get_v1(ctx: &Ctx<'_>, id: &str) -> Result<Vec<u8>, ApiError> {
     let id = path_group_id(id)?;
     let w = ctx.shared.read();
     let g = w.tenant.group(&id).ok_or_else(ApiError::not_found)?;
-    ok_body(GroupV1View { tenant: &w.tenant, group: g, case: ctx.settings().group_status_case }, None)
+    ok_body(
+        GroupV1View {
+            tenant: &w.tenant,
+            group: g,
+            case: ctx.settings().group_status_case,
+        },
+        None,
+    )
 }
 
 /// `GET /admin/v2/groups/{group_id}`.
@@ -76,7 +97,13 @@ pub fn get_v2(ctx: &Ctx<'_>, id: &str) -> Result<Vec<u8>, ApiError> {
     let id = path_group_id(id)?;
     let w = ctx.shared.read();
     let g = w.tenant.group(&id).ok_or_else(ApiError::not_found)?;
-    ok_body(GroupView { group: g, case: ctx.settings().group_status_case }, None)
+    ok_body(
+        GroupView {
+            group: g,
+            case: ctx.settings().group_status_case,
+        },
+        None,
+    )
 }
 
 /// `GET /admin/v2/groups/{group_id}/users`.
@@ -88,7 +115,11 @@ pub fn users(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiError> {
     let g = w.tenant.group(&id).ok_or_else(ApiError::not_found)?;
     let (range, meta) = page.slice(g.members.len());
     ok_body(
-        MemberList { tenant: &w.tenant, ids: &g.members[range], include_username: s.group_users_include_username },
+        MemberList {
+            tenant: &w.tenant,
+            ids: &g.members[range],
+            include_username: s.group_users_include_username,
+        },
         Some(meta),
     )
 }
@@ -99,9 +130,17 @@ pub fn create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     let s = ctx.settings();
     let mut w = ctx.shared.write();
     let world = &mut *w;
-    let id = world.tenant.create_group(fields, s.unique_group_names, &mut world.ids)?;
+    let id = world
+        .tenant
+        .create_group(fields, s.unique_group_names, &mut world.ids)?;
     let g = world.tenant.group(&id).ok_or_else(ApiError::internal)?;
-    ok_body(GroupView { group: g, case: s.group_status_case }, None)
+    ok_body(
+        GroupView {
+            group: g,
+            case: s.group_status_case,
+        },
+        None,
+    )
 }
 
 /// `POST /admin/v1/groups/{group_id}`.
@@ -112,7 +151,13 @@ pub fn modify(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiError> 
     let mut w = ctx.shared.write();
     w.tenant.modify_group(&id, fields, s.unique_group_names)?;
     let g = w.tenant.group(&id).ok_or_else(ApiError::not_found)?;
-    ok_body(GroupView { group: g, case: s.group_status_case }, None)
+    ok_body(
+        GroupView {
+            group: g,
+            case: s.group_status_case,
+        },
+        None,
+    )
 }
 
 /// `DELETE /admin/v1/groups/{group_id}`: 200 even when the group does not exist.

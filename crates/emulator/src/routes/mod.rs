@@ -120,12 +120,19 @@ pub fn resolve(method: &str, raw_path: &str) -> Result<Route, ApiError> {
     let segs: Vec<String> = path
         .split('/')
         .skip(1)
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = method.to_ascii_uppercase();
     let m = m.as_str();
-    let one = |e: Endpoint, ids: &[&str]| Route { endpoint: e, ids: ids.iter().map(|s| (*s).to_owned()).collect() };
+    let one = |e: Endpoint, ids: &[&str]| Route {
+        endpoint: e,
+        ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+    };
     let pick = |options: &[(&str, Endpoint)], ids: &[&str]| -> Result<Route, ApiError> {
         options
             .iter()
@@ -139,9 +146,14 @@ pub fn resolve(method: &str, raw_path: &str) -> Result<Route, ApiError> {
         ["admin", "v1", "users", "bulk_create"] => pick(&[("POST", UsersBulkCreate)], &[]),
         ["admin", "v1", "users", "bulk_send_to_trash"] => pick(&[("POST", UsersSendToTrash)], &[]),
         ["admin", "v1", "users", "bulk_restore"] => pick(&[("POST", UsersRestore)], &[]),
-        ["admin", "v1", "users", id] if !id.is_empty() => {
-            pick(&[("GET", UsersGet), ("POST", UsersModify), ("DELETE", UsersDelete)], &[id])
-        }
+        ["admin", "v1", "users", id] if !id.is_empty() => pick(
+            &[
+                ("GET", UsersGet),
+                ("POST", UsersModify),
+                ("DELETE", UsersDelete),
+            ],
+            &[id],
+        ),
         ["admin", "v1", "users", id, "groups"] if !id.is_empty() => {
             pick(&[("GET", UserGroupsList), ("POST", UserGroupsAdd)], &[id])
         }
@@ -149,16 +161,28 @@ pub fn resolve(method: &str, raw_path: &str) -> Result<Route, ApiError> {
             pick(&[("DELETE", UserGroupsRemove)], &[id, gid])
         }
         ["admin", "v1", "groups"] => pick(&[("GET", GroupsList), ("POST", GroupsCreate)], &[]),
-        ["admin", "v1", "groups", id] if !id.is_empty() => {
-            pick(&[("GET", GroupsGetV1), ("POST", GroupsModify), ("DELETE", GroupsDelete)], &[id])
-        }
+        ["admin", "v1", "groups", id] if !id.is_empty() => pick(
+            &[
+                ("GET", GroupsGetV1),
+                ("POST", GroupsModify),
+                ("DELETE", GroupsDelete),
+            ],
+            &[id],
+        ),
         ["admin", "v2", "groups", id] if !id.is_empty() => pick(&[("GET", GroupsGetV2)], &[id]),
-        ["admin", "v2", "groups", id, "users"] if !id.is_empty() => pick(&[("GET", GroupUsers)], &[id]),
+        ["admin", "v2", "groups", id, "users"] if !id.is_empty() => {
+            pick(&[("GET", GroupUsers)], &[id])
+        }
         ["admin", "v1", "bulk"] => pick(&[("POST", Bulk)], &[]),
         ["admin", "v1", "admins"] => pick(&[("GET", AdminsList), ("POST", AdminsCreate)], &[]),
-        ["admin", "v1", "admins", id] if !id.is_empty() => {
-            pick(&[("GET", AdminsGet), ("POST", AdminsModify), ("DELETE", AdminsDelete)], &[id])
-        }
+        ["admin", "v1", "admins", id] if !id.is_empty() => pick(
+            &[
+                ("GET", AdminsGet),
+                ("POST", AdminsModify),
+                ("DELETE", AdminsDelete),
+            ],
+            &[id],
+        ),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -173,7 +197,15 @@ pub fn ok_body<T: Serialize>(response: T, metadata: Option<Metadata>) -> Result<
         metadata: Option<Metadata>,
     }
     let mut out = Vec::with_capacity(4096);
-    serde_json::to_writer(&mut out, &Ok { stat: "OK", response, metadata }).map_err(|_| ApiError::internal())?;
+    serde_json::to_writer(
+        &mut out,
+        &Ok {
+            stat: "OK",
+            response,
+            metadata,
+        },
+    )
+    .map_err(|_| ApiError::internal())?;
     Ok(out)
 }
 
@@ -214,15 +246,33 @@ mod tests {
 
     #[test]
     fn resolves_duo_paths() {
-        assert_eq!(resolve("GET", "/admin/v1/users?").map(|r| r.endpoint), Ok(Endpoint::UsersList));
+        assert_eq!(
+            resolve("GET", "/admin/v1/users?").map(|r| r.endpoint),
+            Ok(Endpoint::UsersList)
+        );
         assert_eq!(
             resolve("delete", "/admin/v1/users/DU1/groups/DG%32").map(|r| r.ids),
             Ok(vec!["DU1".to_owned(), "DG2".to_owned()])
         );
-        assert_eq!(resolve("GET", "/admin/v2/groups/DG1/users").map(|r| r.endpoint), Ok(Endpoint::GroupUsers));
-        assert_eq!(resolve("PUT", "/admin/v1/users").map_err(|e| e.code), Err(40501));
-        assert_eq!(resolve("GET", "/admin/v1/nope").map_err(|e| e.code), Err(40401));
-        assert_eq!(resolve("GET", "/admin/v1/users/").map_err(|e| e.code), Err(40401));
-        assert_eq!(resolve("POST", "/admin/v1/users/bulk_create").map(|r| r.endpoint), Ok(Endpoint::UsersBulkCreate));
+        assert_eq!(
+            resolve("GET", "/admin/v2/groups/DG1/users").map(|r| r.endpoint),
+            Ok(Endpoint::GroupUsers)
+        );
+        assert_eq!(
+            resolve("PUT", "/admin/v1/users").map_err(|e| e.code),
+            Err(40501)
+        );
+        assert_eq!(
+            resolve("GET", "/admin/v1/nope").map_err(|e| e.code),
+            Err(40401)
+        );
+        assert_eq!(
+            resolve("GET", "/admin/v1/users/").map_err(|e| e.code),
+            Err(40401)
+        );
+        assert_eq!(
+            resolve("POST", "/admin/v1/users/bulk_create").map(|r| r.endpoint),
+            Ok(Endpoint::UsersBulkCreate)
+        );
     }
 }

@@ -82,12 +82,17 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
         return Err(ApiError::invalid("username_list"));
     }
     if (id_list.is_some() || name_list.is_some()) && (username.is_some() || email.is_some()) {
-        return Err(ApiError::invalid(if id_list.is_some() { "user_id_list" } else { "username_list" }));
+        return Err(ApiError::invalid(if id_list.is_some() {
+            "user_id_list"
+        } else {
+            "username_list"
+        }));
     }
     let case = s.embedded_group_status_case;
     let w = ctx.shared.read();
     let t = &w.tenant;
-    let visible = |id: &DuoId| s.list_trashed_users || t.user(id).is_some_and(|u| u.trashed_at.is_none());
+    let visible =
+        |id: &DuoId| s.list_trashed_users || t.user(id).is_some_and(|u| u.trashed_at.is_none());
 
     // Lists: limit and offset are ignored, one unpaged answer.
     let listed = match (id_list, name_list) {
@@ -102,20 +107,36 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
         let mut seen = HashSet::new();
         let mut ids = Vec::new();
         for v in &values {
-            let found = if by_id { DuoId::parse(v).filter(|id| t.user(id).is_some()) } else { t.user_by_name(v).map(|u| u.user_id) };
-            if let Some(id) = found {
-                if visible(&id) && seen.insert(id) {
-                    ids.push(id);
-                }
+            let found = if by_id {
+                DuoId::parse(v).filter(|id| t.user(id).is_some())
+            } else {
+                t.user_by_name(v).map(|u| u.user_id)
+            };
+            if let Some(id) = found
+                && visible(&id)
+                && seen.insert(id)
+            {
+                ids.push(id);
             }
         }
         let meta = Metadata::whole(ids.len());
-        return ok_body(UserList { tenant: t, ids: &ids, case }, Some(meta));
+        return ok_body(
+            UserList {
+                tenant: t,
+                ids: &ids,
+                case,
+            },
+            Some(meta),
+        );
     }
 
     let page = Page::from_params(p, s.page_limits.users)?;
     let ids: Cow<'_, [DuoId]> = if let Some(name) = username {
-        let mut v: Vec<DuoId> = t.user_by_name(&name).map(|u| u.user_id).into_iter().collect();
+        let mut v: Vec<DuoId> = t
+            .user_by_name(&name)
+            .map(|u| u.user_id)
+            .into_iter()
+            .collect();
         if let Some(e) = &email {
             v.retain(|id| t.user(id).is_some_and(|u| u.email.eq_ignore_ascii_case(e)));
         }
@@ -128,10 +149,23 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     } else if s.list_trashed_users || !t.has_trash() {
         Cow::Borrowed(t.user_order())
     } else {
-        Cow::Owned(t.user_order().iter().filter(|id| visible(id)).copied().collect())
+        Cow::Owned(
+            t.user_order()
+                .iter()
+                .filter(|id| visible(id))
+                .copied()
+                .collect(),
+        )
     };
     let (range, meta) = page.slice(ids.len());
-    ok_body(UserList { tenant: t, ids: &ids[range], case }, Some(meta))
+    ok_body(
+        UserList {
+            tenant: t,
+            ids: &ids[range],
+            case,
+        },
+        Some(meta),
+    )
 }
 
 /// `GET /admin/v1/users/{user_id}`.
@@ -139,7 +173,14 @@ pub fn get(ctx: &Ctx<'_>, id: &str) -> Result<Vec<u8>, ApiError> {
     let id = path_user_id(id)?;
     let w = ctx.shared.read();
     let u = w.tenant.user(&id).ok_or_else(ApiError::not_found)?;
-    ok_body(UserView { tenant: &w.tenant, user: u, case: ctx.settings().embedded_group_status_case }, None)
+    ok_body(
+        UserView {
+            tenant: &w.tenant,
+            user: u,
+            case: ctx.settings().embedded_group_status_case,
+        },
+        None,
+    )
 }
 
 /// `POST /admin/v1/users`.
@@ -149,7 +190,14 @@ pub fn create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     let world = &mut *w;
     let id = world.tenant.create_user(fields, ctx.now, &mut world.ids)?;
     let u = world.tenant.user(&id).ok_or_else(ApiError::internal)?;
-    ok_body(UserView { tenant: &world.tenant, user: u, case: ctx.settings().embedded_group_status_case }, None)
+    ok_body(
+        UserView {
+            tenant: &world.tenant,
+            user: u,
+            case: ctx.settings().embedded_group_status_case,
+        },
+        None,
+    )
 }
 
 /// `POST /admin/v1/users/{user_id}`.
@@ -159,7 +207,14 @@ pub fn modify(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiError> 
     let mut w = ctx.shared.write();
     w.tenant.modify_user(&id, fields)?;
     let u = w.tenant.user(&id).ok_or_else(ApiError::not_found)?;
-    ok_body(UserView { tenant: &w.tenant, user: u, case: ctx.settings().embedded_group_status_case }, None)
+    ok_body(
+        UserView {
+            tenant: &w.tenant,
+            user: u,
+            case: ctx.settings().embedded_group_status_case,
+        },
+        None,
+    )
 }
 
 /// `DELETE /admin/v1/users/{user_id}`: 200 even when the user does not exist.
@@ -177,7 +232,14 @@ pub fn groups_list(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiEr
     let w = ctx.shared.read();
     let u = w.tenant.user(&id).ok_or_else(ApiError::not_found)?;
     let (range, meta) = page.slice(u.groups.len());
-    ok_body(GroupList { tenant: &w.tenant, ids: &u.groups[range], case: s.group_status_case }, Some(meta))
+    ok_body(
+        GroupList {
+            tenant: &w.tenant,
+            ids: &u.groups[range],
+            case: s.group_status_case,
+        },
+        Some(meta),
+    )
 }
 
 /// `POST /admin/v1/users/{user_id}/groups`.
@@ -186,7 +248,12 @@ pub fn groups_add(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiErr
     let gid = p.req_str("group_id")?;
     let gid = DuoId::parse_with_prefix(&gid, "DG").ok_or_else(|| ApiError::invalid("group_id"))?;
     let s = ctx.settings();
-    ctx.shared.write().tenant.add_membership(&id, &gid, s.max_groups_per_user, s.duplicate_membership_ok)?;
+    ctx.shared.write().tenant.add_membership(
+        &id,
+        &gid,
+        s.max_groups_per_user,
+        s.duplicate_membership_ok,
+    )?;
     ok_body("", None)
 }
 
@@ -210,8 +277,10 @@ pub fn bulk_create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
         let serde_json::Value::Object(obj) = item else {
             return Err(ApiError::invalid(format!("users[{i}]")));
         };
-        let fields = user_fields(&Params::from_object(obj, s.missing_param_code), true)
-            .map_err(|e| ApiError::invalid(format!("users[{i}].{}", e.detail.unwrap_or_default())))?;
+        let fields =
+            user_fields(&Params::from_object(obj, s.missing_param_code), true).map_err(|e| {
+                ApiError::invalid(format!("users[{i}].{}", e.detail.unwrap_or_default()))
+            })?;
         batch.push(fields);
     }
     let mut w = ctx.shared.write();
@@ -221,16 +290,28 @@ pub fn bulk_create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     for f in batch {
         ids.push(world.tenant.create_user(f, ctx.now, &mut world.ids)?);
     }
-    ok_body(UserList { tenant: &world.tenant, ids: &ids, case: s.embedded_group_status_case }, None)
+    ok_body(
+        UserList {
+            tenant: &world.tenant,
+            ids: &ids,
+            case: s.embedded_group_status_case,
+        },
+        None,
+    )
 }
 
 fn id_list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<DuoId>, ApiError> {
-    let list = p.opt_str_list("user_id_list")?.ok_or_else(|| p.missing("user_id_list"))?;
+    let list = p
+        .opt_str_list("user_id_list")?
+        .ok_or_else(|| p.missing("user_id_list"))?;
     if list.is_empty() || list.len() > ctx.settings().max_list_values {
         return Err(ApiError::invalid("user_id_list"));
     }
     list.iter()
-        .map(|s| DuoId::parse_with_prefix(s, "DU").ok_or_else(|| ApiError::invalid(format!("user_id_list ({s})"))))
+        .map(|s| {
+            DuoId::parse_with_prefix(s, "DU")
+                .ok_or_else(|| ApiError::invalid(format!("user_id_list ({s})")))
+        })
         .collect()
 }
 
