@@ -2,11 +2,13 @@
 //! identify them and the rules that make a name valid. No I/O lives here, so the planner and the
 //! stores can share these types without pulling in a runtime.
 
+pub mod duo;
 pub mod error;
 pub mod marker;
 pub mod name;
 pub mod registry;
 
+pub use duo::{DuoGroup, DuoSnapshot, DuoUser, GroupLink, Links, UserLink};
 pub use error::{ValidationError, ValidationErrors};
 pub use marker::{Marker, MarkerIndex, MarkerScope, MarkerTarget};
 pub use name::{FolderPath, GroupName, MAX_NAME_LEN};

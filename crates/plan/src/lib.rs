@@ -1,3 +1,22 @@
-//! The planner: turns a registry snapshot and a Duo snapshot into an exact, ordered plan of Duo
-//! operations, each with its reason, and checks it against the safety rules. Pure and
-//! synchronous: no runtime, no network, no database.
+//! The planner: turns what a provisioner selects from the registry and what Duo holds into an
+//! exact, ordered plan of Duo operations, each with its reason, and checks it against the safety
+//! rules. Pure and synchronous: no runtime, no network, no database.
+//!
+//! Flow: [`Mapping`] (compiled field templates) + [`duoprov_model::ProvisionerSelection`] →
+//! [`DesiredState`] → [`build_plan`] against a [`duoprov_model::DuoSnapshot`] and the remembered
+//! [`duoprov_model::Links`] under a [`Policy`] → [`Plan`] → [`safety::check`].
+
+pub mod desired;
+pub mod error;
+pub mod fingerprint;
+pub mod mapping;
+pub mod plan;
+pub mod policy;
+pub mod render;
+pub mod safety;
+
+pub use desired::{DesiredGroup, DesiredState, DesiredUser};
+pub use error::{ErrorCode, ObjectError};
+pub use mapping::{Mapping, MappingConfig, MappingError};
+pub use plan::{build_plan, Adoption, GroupRef, Op, Plan, PlannedOp, UserRef};
+pub use policy::{DeletePolicy, Policy, Thresholds, UserDeleteMode};

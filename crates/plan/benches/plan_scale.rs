@@ -1,0 +1,2 @@
+//! Plan scale benchmark (filled in below).
+fn main() {}

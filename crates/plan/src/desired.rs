@@ -1,0 +1,196 @@
+//! The desired Duo state: the provisioner's selected groups and their effective members,
+//! translated through the field templates. Objects whose values cannot be sent (empty, too long,
+//! two objects wanting one name) get an error and are *held*: nothing about them is created,
+//! changed or removed until they are fixed.
+
+use std::collections::{HashMap, HashSet};
+
+use duoprov_model::{ProvisionerSelection, SubjectKey};
+
+use crate::error::{ErrorCode, ErrorObject, ObjectError};
+use crate::mapping::{GroupFields, Mapping, UserFields};
+
+/// Longest username duoprov sends (Duo does not publish one; this keeps clear of it).
+pub const MAX_USERNAME_LEN: usize = 100;
+/// Longest group name duoprov sends.
+pub const MAX_GROUP_NAME_LEN: usize = 100;
+/// Longest free-text field (real name, e-mail, description) duoprov sends.
+pub const MAX_TEXT_LEN: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredUser {
+    pub key: SubjectKey,
+    pub fields: UserFields,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredGroup {
+    pub uuid: String,
+    /// The registry's full name, for people reading the plan.
+    pub registry_name: String,
+    pub fields: GroupFields,
+    /// Indexes into [`DesiredState::users`], sorted.
+    pub members: Vec<u32>,
+    /// Members that are held (their memberships are left as they are in Duo).
+    pub held_members: Vec<SubjectKey>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredState {
+    /// Sorted by uuid.
+    pub groups: Vec<DesiredGroup>,
+    /// Sorted by subject key.
+    pub users: Vec<DesiredUser>,
+    pub errors: Vec<ObjectError>,
+    /// Groups that are selected but in error.
+    pub held_groups: HashSet<String>,
+    /// Subjects that are selected but in error.
+    pub held_users: HashSet<SubjectKey>,
+}
+
+fn check(value: &str, max: usize) -> Result<(), (ErrorCode, String)> {
+    if value.chars().count() > max {
+        return Err((ErrorCode::Len, format!("is {} characters, more than {max}", value.chars().count())));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err((ErrorCode::Inv, format!("contains the control character U+{:04X}", c as u32)));
+    }
+    Ok(())
+}
+
+fn check_user(f: &UserFields) -> Result<(), (ErrorCode, String)> {
+    if f.username.is_empty() {
+        return Err((ErrorCode::Req, "username: the template gives an empty value".into()));
+    }
+    check(&f.username, MAX_USERNAME_LEN).map_err(|(c, m)| (c, format!("username: {m}")))?;
+    for (name, v) in [("realname", &f.realname), ("email", &f.email), ("firstname", &f.firstname), ("lastname", &f.lastname)] {
+        check(v, MAX_TEXT_LEN).map_err(|(c, m)| (c, format!("{name}: {m}")))?;
+    }
+    Ok(())
+}
+
+fn check_group(f: &GroupFields) -> Result<(), (ErrorCode, String)> {
+    if f.name.is_empty() {
+        return Err((ErrorCode::Req, "name: the template gives an empty value".into()));
+    }
+    check(&f.name, MAX_GROUP_NAME_LEN).map_err(|(c, m)| (c, format!("name: {m}")))?;
+    check(&f.desc, MAX_TEXT_LEN).map_err(|(c, m)| (c, format!("desc: {m}")))
+}
+
+impl DesiredState {
+    /// Translates a selection. With `eligible`, only those subjects become Duo users.
+    pub fn build(selection: &ProvisionerSelection, mapping: &Mapping, eligible: Option<&HashSet<SubjectKey>>) -> DesiredState {
+        let mut state = DesiredState::default();
+        // Users (selection.subjects is sorted by key).
+        let mut index_of: Vec<Option<u32>> = vec![None; selection.subjects.len()];
+        let mut candidates: Vec<(usize, UserFields)> = Vec::with_capacity(selection.subjects.len());
+        let mut is_member = vec![false; selection.subjects.len()];
+        for pg in &selection.groups {
+            for m in &pg.members {
+                if let Some(flag) = is_member.get_mut(*m as usize) {
+                    *flag = true;
+                }
+            }
+        }
+        for (i, s) in selection.subjects.iter().enumerate() {
+            if !is_member[i] {
+                continue;
+            }
+            let key = s.key();
+            if eligible.is_some_and(|e| !e.contains(&key)) {
+                continue;
+            }
+            let object = ErrorObject::User { source: s.source.clone(), id: s.id.clone() };
+            let fields = match mapping.user_fields(s) {
+                Ok(f) => f,
+                Err((tkey, message)) => {
+                    state.errors.push(ObjectError { object, code: ErrorCode::Inv, message: format!("template {tkey}: {message}") });
+                    state.held_users.insert(key);
+                    continue;
+                }
+            };
+            if let Err((code, message)) = check_user(&fields) {
+                state.errors.push(ObjectError { object, code, message });
+                state.held_users.insert(key);
+                continue;
+            }
+            candidates.push((i, fields));
+        }
+        let mut by_username: HashMap<String, Vec<usize>> = HashMap::with_capacity(candidates.len());
+        for (pos, (_, f)) in candidates.iter().enumerate() {
+            by_username.entry(f.username.to_lowercase()).or_default().push(pos);
+        }
+        for (i, fields) in candidates {
+            let s = &selection.subjects[i];
+            let same = &by_username[&fields.username.to_lowercase()];
+            if same.len() > 1 {
+                state.errors.push(ObjectError {
+                    object: ErrorObject::User { source: s.source.clone(), id: s.id.clone() },
+                    code: ErrorCode::Mat,
+                    message: format!("{} subjects map to the Duo username {:?}", same.len(), fields.username),
+                });
+                state.held_users.insert(s.key());
+                continue;
+            }
+            index_of[i] = Some(state.users.len() as u32);
+            state.users.push(DesiredUser { key: s.key(), fields });
+        }
+
+        // Groups.
+        let mut groups = Vec::with_capacity(selection.groups.len());
+        for pg in &selection.groups {
+            let g = &pg.group;
+            let object = ErrorObject::Group { uuid: g.uuid.clone(), name: g.name.to_string() };
+            let fields = match mapping.group_fields(g) {
+                Ok(f) => f,
+                Err((tkey, message)) => {
+                    state.errors.push(ObjectError { object, code: ErrorCode::Inv, message: format!("template {tkey}: {message}") });
+                    state.held_groups.insert(g.uuid.clone());
+                    continue;
+                }
+            };
+            if let Err((code, message)) = check_group(&fields) {
+                state.errors.push(ObjectError { object, code, message });
+                state.held_groups.insert(g.uuid.clone());
+                continue;
+            }
+            let mut members: Vec<u32> = Vec::with_capacity(pg.members.len());
+            let mut held_members = Vec::new();
+            for m in &pg.members {
+                match index_of.get(*m as usize).copied().flatten() {
+                    Some(u) => members.push(u),
+                    None => {
+                        if let Some(s) = selection.subjects.get(*m as usize) {
+                            let key = s.key();
+                            if state.held_users.contains(&key) {
+                                held_members.push(key);
+                            }
+                        }
+                    }
+                }
+            }
+            members.sort_unstable();
+            groups.push(DesiredGroup { uuid: g.uuid.clone(), registry_name: g.name.to_string(), fields, members, held_members });
+        }
+        let mut by_name: HashMap<&str, usize> = HashMap::new();
+        for g in &groups {
+            *by_name.entry(g.fields.name.as_str()).or_default() += 1;
+        }
+        let clashing: HashSet<String> = groups.iter().filter(|g| by_name[g.fields.name.as_str()] > 1).map(|g| g.uuid.clone()).collect();
+        for g in groups {
+            if clashing.contains(&g.uuid) {
+                state.errors.push(ObjectError {
+                    object: ErrorObject::Group { uuid: g.uuid.clone(), name: g.registry_name.clone() },
+                    code: ErrorCode::Mat,
+                    message: format!("several registry groups map to the Duo group name {:?}", g.fields.name),
+                });
+                state.held_groups.insert(g.uuid);
+            } else {
+                state.groups.push(g);
+            }
+        }
+        state.groups.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        state.errors.sort_by(|a, b| a.object.cmp(&b.object));
+        state
+    }
+}

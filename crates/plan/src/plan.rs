@@ -1,0 +1,579 @@
+//! Matching, diff and ordering: the desired state against what Duo holds and what duoprov
+//! remembers (links), under a policy, gives the plan — the exact, ordered operations a sync would
+//! perform, each with its reason. Identical inputs give an identical plan; equal states give an
+//! empty one.
+//!
+//! Matching takes links first (the Duo id duoprov recorded), then the group name (exact) or the
+//! username (case-insensitive). Two candidates for one object is error `MAT` on that object and
+//! nothing is guessed. A Duo object matched by name that duoprov did not create is *adopted*:
+//! shown in the plan, managed from then on, but never counted as created by duoprov (so never
+//! deleted under the default policy). A link without a Duo id records a create that was intended
+//! but not confirmed: a Duo object of that name found later is known to be duoprov's own.
+
+use std::collections::{HashMap, HashSet};
+
+use duoprov_model::{DuoSnapshot, Links, SubjectKey};
+use serde::{Deserialize, Serialize};
+
+use crate::desired::DesiredState;
+use crate::error::{ErrorCode, ErrorObject, ObjectError};
+use crate::policy::{DeletePolicy, Policy, UserDeleteMode};
+
+/// Most groups one Duo user may be in.
+pub const MAX_GROUPS_PER_USER: usize = 100;
+
+/// A group an operation acts on: one that exists in Duo, or one this plan creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GroupRef {
+    Existing { group_id: String, name: String },
+    New { uuid: String, name: String },
+}
+
+impl GroupRef {
+    pub fn name(&self) -> &str {
+        match self {
+            GroupRef::Existing { name, .. } | GroupRef::New { name, .. } => name,
+        }
+    }
+}
+
+/// A user an operation acts on: one that exists in Duo, or one this plan creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UserRef {
+    Existing { user_id: String, username: String },
+    New { source: String, id: String, username: String },
+}
+
+impl UserRef {
+    pub fn username(&self) -> &str {
+        match self {
+            UserRef::Existing { username, .. } | UserRef::New { username, .. } => username,
+        }
+    }
+}
+
+/// One field's change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// One Duo operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    CreateGroup { uuid: String, name: String, desc: String },
+    CreateUser { source: String, id: String, username: String, realname: String, email: String, firstname: String, lastname: String },
+    UpdateGroup { uuid: String, group_id: String, name: String, changes: Vec<FieldChange> },
+    UpdateUser { source: String, id: String, user_id: String, username: String, changes: Vec<FieldChange> },
+    RemoveMember { group_id: String, group_name: String, user_id: String, username: String },
+    AddMember { group_uuid: String, source: String, id: String, group: GroupRef, user: UserRef },
+    DeleteGroup { uuid: String, group_id: String, name: String },
+    DeleteUser { source: String, id: String, user_id: String, username: String, mode: UserDeleteMode },
+}
+
+impl Op {
+    /// Position in the plan: creates, updates, membership removals, additions, deletes.
+    pub fn class(&self) -> u8 {
+        match self {
+            Op::CreateGroup { .. } => 0,
+            Op::CreateUser { .. } => 1,
+            Op::UpdateGroup { .. } => 2,
+            Op::UpdateUser { .. } => 3,
+            Op::RemoveMember { .. } => 4,
+            Op::AddMember { .. } => 5,
+            Op::DeleteGroup { .. } => 6,
+            Op::DeleteUser { .. } => 7,
+        }
+    }
+
+    fn sort_key(&self) -> (u8, String, String) {
+        let (a, b) = match self {
+            Op::CreateGroup { name, uuid, .. } => (name.clone(), uuid.clone()),
+            Op::CreateUser { username, source, id, .. } => (username.to_lowercase(), format!("{source}:{id}")),
+            Op::UpdateGroup { name, uuid, .. } => (name.clone(), uuid.clone()),
+            Op::UpdateUser { username, user_id, .. } => (username.to_lowercase(), user_id.clone()),
+            Op::RemoveMember { group_name, group_id, username, user_id } => (format!("{group_name}\u{0}{group_id}"), format!("{}\u{0}{user_id}", username.to_lowercase())),
+            Op::AddMember { group, user, group_uuid, source, id } => (format!("{}\u{0}{group_uuid}", group.name()), format!("{}\u{0}{source}:{id}", user.username().to_lowercase())),
+            Op::DeleteGroup { name, group_id, .. } => (name.clone(), group_id.clone()),
+            Op::DeleteUser { username, user_id, .. } => (username.to_lowercase(), user_id.clone()),
+        };
+        (self.class(), a, b)
+    }
+
+    /// Removals and deletions, which the safety rules count.
+    pub fn is_removal(&self) -> bool {
+        matches!(self, Op::RemoveMember { .. } | Op::DeleteGroup { .. } | Op::DeleteUser { .. })
+    }
+}
+
+/// An operation and why it is planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedOp {
+    #[serde(flatten)]
+    pub op: Op,
+    pub reason: String,
+}
+
+/// A Duo object duoprov starts managing without having created it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Adoption {
+    Group { uuid: String, registry_name: String, group_id: String, name: String },
+    User { source: String, id: String, user_id: String, username: String },
+}
+
+/// A registry group paired with a Duo group (to be recorded as a link).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMatch {
+    pub uuid: String,
+    pub group_id: String,
+    pub created_by_us: bool,
+}
+
+/// A registry subject paired with a Duo user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserMatch {
+    pub source: String,
+    pub id: String,
+    pub user_id: String,
+    pub created_by_us: bool,
+}
+
+/// The plan of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub provisioner: String,
+    pub ops: Vec<PlannedOp>,
+    pub adoptions: Vec<Adoption>,
+    pub errors: Vec<ObjectError>,
+    /// Existing pairs to record (links confirmed or taken over).
+    pub group_matches: Vec<GroupMatch>,
+    pub user_matches: Vec<UserMatch>,
+    /// Groups that leave management without being deleted (uuids).
+    pub released_groups: Vec<String>,
+    /// Subjects whose Duo users leave management without being deleted.
+    pub released_users: Vec<SubjectKey>,
+    /// How many groups and users duoprov manages in Duo before this plan (for the safety rules).
+    pub managed_groups: usize,
+    pub managed_users: usize,
+    /// Current Duo member counts of the groups this plan removes members from, by group id.
+    pub group_sizes: Vec<(String, usize)>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Builds the plan. `provisioner` names it; the rest is pure data.
+pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, links: &Links, policy: &Policy) -> Plan {
+    let mut plan = Plan { provisioner: provisioner.to_owned(), errors: desired.errors.clone(), ..Default::default() };
+    let mut ops: Vec<PlannedOp> = Vec::new();
+
+    // Indexes of Duo's side.
+    let group_by_id: HashMap<&str, usize> = duo.groups.iter().enumerate().map(|(i, g)| (g.group_id.as_str(), i)).collect();
+    let mut groups_by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, g) in duo.groups.iter().enumerate() {
+        groups_by_name.entry(g.name.as_str()).or_default().push(i);
+    }
+    let user_by_id: HashMap<&str, usize> = duo.users.iter().enumerate().map(|(i, u)| (u.user_id.as_str(), i)).collect();
+    let mut users_by_name: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
+    for (i, u) in duo.users.iter().enumerate() {
+        users_by_name.entry(u.username.to_lowercase()).or_default().push(i);
+    }
+    let mut members_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, u) in duo.users.iter().enumerate() {
+        for g in &u.groups {
+            members_of.entry(g.as_str()).or_default().push(i);
+        }
+    }
+
+    // ---------------------------------------------------------------- groups
+    let desired_uuids: HashSet<&str> = desired.groups.iter().map(|g| g.uuid.as_str()).collect();
+    let group_link: HashMap<&str, &duoprov_model::GroupLink> = links.groups.iter().map(|l| (l.group_uuid.as_str(), l)).collect();
+    plan.managed_groups = links.groups.iter().filter(|l| l.in_target && l.duo_group_id.as_deref().is_some_and(|id| group_by_id.contains_key(id))).count();
+    // Duo groups held by links of groups that stay selected (or are held) cannot be matched by name.
+    let mut claimed_groups: HashSet<&str> = HashSet::new();
+    for l in &links.groups {
+        if desired_uuids.contains(l.group_uuid.as_str()) || desired.held_groups.contains(&l.group_uuid) {
+            if let Some(id) = l.duo_group_id.as_deref().filter(|id| group_by_id.contains_key(id)) {
+                claimed_groups.insert(id);
+            }
+        }
+    }
+    // Links of groups no longer selected, by their Duo id: a desired group matching such a Duo
+    // group by name takes the link over (a registry group deleted and re-created).
+    let released_link_by_duo_id: HashMap<&str, &duoprov_model::GroupLink> = links
+        .groups
+        .iter()
+        .filter(|l| !desired_uuids.contains(l.group_uuid.as_str()) && !desired.held_groups.contains(&l.group_uuid))
+        .filter_map(|l| l.duo_group_id.as_deref().map(|id| (id, l)))
+        .collect();
+    let mut taken_over: HashSet<&str> = HashSet::new();
+    // uuid → where its members go.
+    let mut group_target: HashMap<&str, GroupRef> = HashMap::new();
+    for g in &desired.groups {
+        let link = group_link.get(g.uuid.as_str()).copied();
+        let linked = link.and_then(|l| l.duo_group_id.as_deref()).and_then(|id| group_by_id.get(id).copied());
+        let (index, owned, how) = match linked {
+            Some(i) => (Some(i), link.is_some_and(|l| l.created_by_us), "linked"),
+            None => {
+                let candidates: Vec<usize> = groups_by_name
+                    .get(g.fields.name.as_str())
+                    .map(|v| v.iter().copied().filter(|i| !claimed_groups.contains(duo.groups[*i].group_id.as_str())).collect())
+                    .unwrap_or_default();
+                match candidates.len() {
+                    0 => (None, true, "create"),
+                    1 => {
+                        let i = candidates[0];
+                        let id = duo.groups[i].group_id.as_str();
+                        claimed_groups.insert(id);
+                        let pending = link.is_some_and(|l| l.created_by_us && l.duo_group_id.is_none());
+                        match released_link_by_duo_id.get(id) {
+                            Some(old) => {
+                                taken_over.insert(old.group_uuid.as_str());
+                                (Some(i), old.created_by_us, "taken over")
+                            }
+                            None if pending => (Some(i), true, "claimed"),
+                            None => (Some(i), false, "adopted"),
+                        }
+                    }
+                    n => {
+                        plan.errors.push(ObjectError {
+                            object: ErrorObject::Group { uuid: g.uuid.clone(), name: g.registry_name.clone() },
+                            code: ErrorCode::Mat,
+                            message: format!("{n} Duo groups are named {:?}; rename or link one", g.fields.name),
+                        });
+                        continue;
+                    }
+                }
+            }
+        };
+        match index {
+            None => {
+                ops.push(PlannedOp {
+                    op: Op::CreateGroup { uuid: g.uuid.clone(), name: g.fields.name.clone(), desc: g.fields.desc.clone() },
+                    reason: format!("registry group {} is selected and Duo has no group {:?}", g.registry_name, g.fields.name),
+                });
+                group_target.insert(&g.uuid, GroupRef::New { uuid: g.uuid.clone(), name: g.fields.name.clone() });
+            }
+            Some(i) => {
+                let dg = &duo.groups[i];
+                if how == "adopted" {
+                    plan.adoptions.push(Adoption::Group {
+                        uuid: g.uuid.clone(),
+                        registry_name: g.registry_name.clone(),
+                        group_id: dg.group_id.clone(),
+                        name: dg.name.clone(),
+                    });
+                }
+                plan.group_matches.push(GroupMatch { uuid: g.uuid.clone(), group_id: dg.group_id.clone(), created_by_us: owned });
+                if owned || policy.update_adopted {
+                    let mut changes = Vec::new();
+                    if dg.name != g.fields.name {
+                        changes.push(FieldChange { field: "name".into(), before: dg.name.clone(), after: g.fields.name.clone() });
+                    }
+                    if dg.desc != g.fields.desc {
+                        changes.push(FieldChange { field: "desc".into(), before: dg.desc.clone(), after: g.fields.desc.clone() });
+                    }
+                    if !changes.is_empty() {
+                        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+                        ops.push(PlannedOp {
+                            op: Op::UpdateGroup { uuid: g.uuid.clone(), group_id: dg.group_id.clone(), name: g.fields.name.clone(), changes: changes.clone() },
+                            reason: format!("registry group {} changed: {}", g.registry_name, fields.join(", ")),
+                        });
+                    }
+                }
+                group_target.insert(&g.uuid, GroupRef::Existing { group_id: dg.group_id.clone(), name: g.fields.name.clone() });
+            }
+        }
+    }
+    // Groups no longer selected.
+    let mut leaving: Vec<&duoprov_model::GroupLink> = links
+        .groups
+        .iter()
+        .filter(|l| !desired_uuids.contains(l.group_uuid.as_str()) && !desired.held_groups.contains(&l.group_uuid))
+        .filter(|l| !taken_over.contains(l.group_uuid.as_str()))
+        .collect();
+    leaving.sort_by(|a, b| a.group_uuid.cmp(&b.group_uuid));
+    let mut deleted_groups: HashSet<&str> = HashSet::new();
+    for l in leaving {
+        let present = l.duo_group_id.as_deref().and_then(|id| group_by_id.get(id).copied());
+        let delete = match policy.group_delete {
+            DeletePolicy::Never => false,
+            DeletePolicy::CreatedByUs => l.created_by_us,
+            DeletePolicy::NotInSource => true,
+        };
+        match present {
+            Some(i) if delete && l.in_target => {
+                let dg = &duo.groups[i];
+                deleted_groups.insert(dg.group_id.as_str());
+                ops.push(PlannedOp {
+                    op: Op::DeleteGroup { uuid: l.group_uuid.clone(), group_id: dg.group_id.clone(), name: dg.name.clone() },
+                    reason: if l.created_by_us {
+                        "no longer selected by the registry, and duoprov created it".into()
+                    } else {
+                        "no longer selected by the registry (group delete policy: not_in_source)".into()
+                    },
+                });
+            }
+            _ => plan.released_groups.push(l.group_uuid.clone()),
+        }
+    }
+
+    // ----------------------------------------------------------------- users
+    let desired_keys: HashSet<&SubjectKey> = desired.users.iter().map(|u| &u.key).collect();
+    let user_link: HashMap<&SubjectKey, &duoprov_model::UserLink> = links.users.iter().map(|l| (&l.subject, l)).collect();
+    plan.managed_users = links.users.iter().filter(|l| l.in_target && l.duo_user_id.as_deref().is_some_and(|id| user_by_id.contains_key(id))).count();
+    let mut claimed_users: HashSet<&str> = HashSet::new();
+    let mut held_user_ids: HashSet<&str> = HashSet::new();
+    for l in &links.users {
+        let keep = desired_keys.contains(&l.subject) || desired.held_users.contains(&l.subject);
+        if let Some(id) = l.duo_user_id.as_deref().filter(|id| user_by_id.contains_key(id)) {
+            if keep {
+                claimed_users.insert(id);
+            }
+            if desired.held_users.contains(&l.subject) {
+                held_user_ids.insert(id);
+            }
+        }
+    }
+    let released_user_by_duo_id: HashMap<&str, &duoprov_model::UserLink> = links
+        .users
+        .iter()
+        .filter(|l| !desired_keys.contains(&l.subject) && !desired.held_users.contains(&l.subject))
+        .filter_map(|l| l.duo_user_id.as_deref().map(|id| (id, l)))
+        .collect();
+    let mut users_taken_over: HashSet<&SubjectKey> = HashSet::new();
+    let mut user_target: Vec<Option<UserRef>> = vec![None; desired.users.len()];
+    for (ui, u) in desired.users.iter().enumerate() {
+        let link = user_link.get(&u.key).copied();
+        let linked = link.and_then(|l| l.duo_user_id.as_deref()).and_then(|id| user_by_id.get(id).copied());
+        let object = || ErrorObject::User { source: u.key.source.clone(), id: u.key.id.clone() };
+        let (index, owned, how) = match linked {
+            Some(i) => (Some(i), link.is_some_and(|l| l.created_by_us), "linked"),
+            None => {
+                let candidates: Vec<usize> = users_by_name
+                    .get(&u.fields.username.to_lowercase())
+                    .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())).collect())
+                    .unwrap_or_default();
+                match candidates.len() {
+                    0 if policy.create_users => (None, true, "create"),
+                    0 => {
+                        plan.errors.push(ObjectError {
+                            object: object(),
+                            code: ErrorCode::Dne,
+                            message: format!("Duo has no user {:?} and this provisioner does not create users", u.fields.username),
+                        });
+                        continue;
+                    }
+                    1 => {
+                        let i = candidates[0];
+                        let id = duo.users[i].user_id.as_str();
+                        claimed_users.insert(id);
+                        let pending = link.is_some_and(|l| l.created_by_us && l.duo_user_id.is_none());
+                        match released_user_by_duo_id.get(id) {
+                            Some(old) => {
+                                users_taken_over.insert(&old.subject);
+                                (Some(i), old.created_by_us, "taken over")
+                            }
+                            None if pending => (Some(i), true, "claimed"),
+                            None => (Some(i), false, "adopted"),
+                        }
+                    }
+                    n => {
+                        plan.errors.push(ObjectError {
+                            object: object(),
+                            code: ErrorCode::Mat,
+                            message: format!("{n} Duo users match the username {:?} (case-insensitively)", u.fields.username),
+                        });
+                        continue;
+                    }
+                }
+            }
+        };
+        match index {
+            None => {
+                let f = &u.fields;
+                ops.push(PlannedOp {
+                    op: Op::CreateUser {
+                        source: u.key.source.clone(),
+                        id: u.key.id.clone(),
+                        username: f.username.clone(),
+                        realname: f.realname.clone(),
+                        email: f.email.clone(),
+                        firstname: f.firstname.clone(),
+                        lastname: f.lastname.clone(),
+                    },
+                    reason: format!("subject {} is a member of a selected group and Duo has no user {:?}", u.key, f.username),
+                });
+                user_target[ui] = Some(UserRef::New { source: u.key.source.clone(), id: u.key.id.clone(), username: f.username.clone() });
+            }
+            Some(i) => {
+                let du = &duo.users[i];
+                if how == "adopted" {
+                    plan.adoptions.push(Adoption::User {
+                        source: u.key.source.clone(),
+                        id: u.key.id.clone(),
+                        user_id: du.user_id.clone(),
+                        username: du.username.clone(),
+                    });
+                }
+                plan.user_matches.push(UserMatch { source: u.key.source.clone(), id: u.key.id.clone(), user_id: du.user_id.clone(), created_by_us: owned });
+                if owned || policy.update_adopted {
+                    let f = &u.fields;
+                    let mut changes = Vec::new();
+                    for (field, before, after) in [
+                        ("username", &du.username, &f.username),
+                        ("realname", &du.realname, &f.realname),
+                        ("email", &du.email, &f.email),
+                        ("firstname", &du.firstname, &f.firstname),
+                        ("lastname", &du.lastname, &f.lastname),
+                    ] {
+                        if before != after {
+                            changes.push(FieldChange { field: field.into(), before: before.clone(), after: after.clone() });
+                        }
+                    }
+                    if !changes.is_empty() {
+                        let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+                        ops.push(PlannedOp {
+                            op: Op::UpdateUser { source: u.key.source.clone(), id: u.key.id.clone(), user_id: du.user_id.clone(), username: f.username.clone(), changes: changes.clone() },
+                            reason: format!("subject {} changed: {}", u.key, fields.join(", ")),
+                        });
+                    }
+                }
+                user_target[ui] = Some(UserRef::Existing { user_id: du.user_id.clone(), username: u.fields.username.clone() });
+            }
+        }
+    }
+    let known_user_ids: HashSet<&str> = links.users.iter().filter_map(|l| l.duo_user_id.as_deref()).collect();
+
+    // ----------------------------------------------------------- memberships
+    // Groups each existing user will be in after this plan, for Duo's 100-group limit.
+    let mut group_count: HashMap<&str, usize> = duo.users.iter().map(|u| (u.user_id.as_str(), u.groups.len())).collect();
+    let mut removals: Vec<PlannedOp> = Vec::new();
+    let mut additions: Vec<(usize, &crate::desired::DesiredGroup, GroupRef, UserRef)> = Vec::new();
+    for g in &desired.groups {
+        let Some(target) = group_target.get(g.uuid.as_str()) else { continue };
+        let wanted: Vec<(usize, &UserRef)> = g.members.iter().filter_map(|u| user_target[*u as usize].as_ref().map(|r| (*u as usize, r))).collect();
+        let wanted_ids: HashSet<&str> = wanted
+            .iter()
+            .filter_map(|(_, r)| match r {
+                UserRef::Existing { user_id, .. } => Some(user_id.as_str()),
+                UserRef::New { .. } => None,
+            })
+            .collect();
+        let mut current: HashSet<&str> = HashSet::new();
+        if let GroupRef::Existing { group_id, name } = target {
+            let members = members_of.get(group_id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            let mut removed = 0;
+            for &ui in members {
+                let du = &duo.users[ui];
+                current.insert(du.user_id.as_str());
+                if wanted_ids.contains(du.user_id.as_str()) || held_user_ids.contains(du.user_id.as_str()) {
+                    continue;
+                }
+                let remove = match policy.membership_delete {
+                    DeletePolicy::Never => false,
+                    DeletePolicy::CreatedByUs => known_user_ids.contains(du.user_id.as_str()),
+                    DeletePolicy::NotInSource => true,
+                };
+                if remove {
+                    removed += 1;
+                    if let Some(c) = group_count.get_mut(du.user_id.as_str()) {
+                        *c = c.saturating_sub(1);
+                    }
+                    removals.push(PlannedOp {
+                        op: Op::RemoveMember { group_id: group_id.clone(), group_name: name.clone(), user_id: du.user_id.clone(), username: du.username.clone() },
+                        reason: format!("{} is not an effective member of registry group {}", du.username, g.registry_name),
+                    });
+                }
+            }
+            if removed > 0 {
+                plan.group_sizes.push((group_id.clone(), members.len()));
+            }
+        }
+        for (ui, r) in wanted {
+            if let UserRef::Existing { user_id, .. } = r {
+                if current.contains(user_id.as_str()) {
+                    continue;
+                }
+            }
+            additions.push((ui, g, target.clone(), r.clone()));
+        }
+    }
+    for (ui, g, group, user) in additions {
+        let u = &desired.users[ui];
+        if let UserRef::Existing { user_id, .. } = &user {
+            if let Some(count) = group_count.get_mut(user_id.as_str()) {
+                if *count >= MAX_GROUPS_PER_USER {
+                    plan.errors.push(ObjectError {
+                        object: ErrorObject::Membership { group_uuid: g.uuid.clone(), source: u.key.source.clone(), id: u.key.id.clone() },
+                        code: ErrorCode::Inv,
+                        message: format!("Duo user {} is already in {MAX_GROUPS_PER_USER} groups, Duo's limit", user.username()),
+                    });
+                    continue;
+                }
+                *count += 1;
+            }
+        }
+        ops.push(PlannedOp {
+            reason: format!("subject {} is an effective member of registry group {}", u.key, g.registry_name),
+            op: Op::AddMember { group_uuid: g.uuid.clone(), source: u.key.source.clone(), id: u.key.id.clone(), group, user },
+        });
+    }
+    // Members of groups about to be deleted need no removal call.
+    removals.retain(|r| !matches!(&r.op, Op::RemoveMember { group_id, .. } if deleted_groups.contains(group_id.as_str())));
+    ops.extend(removals);
+
+    // Users no longer selected.
+    let mut leaving_users: Vec<&duoprov_model::UserLink> = links
+        .users
+        .iter()
+        .filter(|l| !desired_keys.contains(&l.subject) && !desired.held_users.contains(&l.subject) && !users_taken_over.contains(&l.subject))
+        .collect();
+    leaving_users.sort_by(|a, b| a.subject.cmp(&b.subject));
+    for l in leaving_users {
+        let present = l.duo_user_id.as_deref().and_then(|id| user_by_id.get(id).copied());
+        let delete = match policy.user_delete {
+            DeletePolicy::Never => false,
+            DeletePolicy::CreatedByUs => l.created_by_us,
+            DeletePolicy::NotInSource => true,
+        };
+        match present {
+            Some(i) if delete && l.in_target => {
+                let du = &duo.users[i];
+                let mode = policy.user_delete_mode;
+                ops.push(PlannedOp {
+                    op: Op::DeleteUser { source: l.subject.source.clone(), id: l.subject.id.clone(), user_id: du.user_id.clone(), username: du.username.clone(), mode },
+                    reason: format!(
+                        "subject {} is no longer in any selected group ({})",
+                        l.subject,
+                        match mode {
+                            UserDeleteMode::Trash => "to Duo's Trash, restorable",
+                            UserDeleteMode::Delete => "deleted permanently",
+                        }
+                    ),
+                });
+            }
+            _ => plan.released_users.push(l.subject.clone()),
+        }
+    }
+
+    // Membership adds of a group that is not selected cannot happen; keep ops ordered.
+    ops.sort_by_cached_key(|o| o.op.sort_key());
+    plan.ops = ops;
+    plan.errors.sort_by(|a, b| a.object.cmp(&b.object).then(a.code.cmp(&b.code)));
+    plan.group_matches.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    plan.user_matches.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
+    plan.released_groups.sort();
+    plan.released_users.sort();
+    plan.group_sizes.sort();
+    plan
+}

@@ -1,0 +1,84 @@
+//! What a provisioner may create, change and delete, and the safety thresholds that stop a run
+//! which would remove too much. The defaults protect: users are never deleted, groups only when
+//! duoprov created them, and large removals need an explicit approval.
+
+use serde::{Deserialize, Serialize};
+
+/// When an object type may be deleted (or a membership removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletePolicy {
+    /// Never.
+    Never,
+    /// Only objects duoprov created (for memberships: only members that are users duoprov links).
+    CreatedByUs,
+    /// Anything managed that the registry no longer selects.
+    NotInSource,
+}
+
+/// How a user deletion is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserDeleteMode {
+    /// Duo's Trash: restorable until the account's retention ends.
+    Trash,
+    /// Permanent deletion through the API.
+    Delete,
+}
+
+/// Limits above which a run is refused unless approved (`--allow-deletes N` or configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// Most group deletions in one run.
+    pub max_group_deletes: usize,
+    /// Most user deletions in one run.
+    pub max_user_deletes: usize,
+    /// Most membership removals in one run, over all groups.
+    pub max_membership_removals: usize,
+    /// Most membership removals from one group, as a percentage of its current members…
+    pub max_group_removal_percent: u32,
+    /// …applied to groups with at least this many members in Duo.
+    pub percent_rule_min_members: usize,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_group_deletes: 10,
+            max_user_deletes: 10,
+            max_membership_removals: 500,
+            max_group_removal_percent: 30,
+            percent_rule_min_members: 10,
+        }
+    }
+}
+
+/// A provisioner's policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// `false`: only match users that already exist in Duo (Grouper's
+    /// "manageGroupsReadonlyEntities"); a user that does not exist gets error `DNE`.
+    pub create_users: bool,
+    pub group_delete: DeletePolicy,
+    pub membership_delete: DeletePolicy,
+    pub user_delete: DeletePolicy,
+    pub user_delete_mode: UserDeleteMode,
+    /// Also update the fields of Duo objects duoprov adopted (did not create). Off by default:
+    /// what duoprov does not own it does not modify.
+    pub update_adopted: bool,
+    pub thresholds: Thresholds,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            create_users: true,
+            group_delete: DeletePolicy::CreatedByUs,
+            membership_delete: DeletePolicy::NotInSource,
+            user_delete: DeletePolicy::Never,
+            user_delete_mode: UserDeleteMode::Trash,
+            update_adopted: false,
+            thresholds: Thresholds::default(),
+        }
+    }
+}

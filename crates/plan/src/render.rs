@@ -1,0 +1,76 @@
+//! The plan for people: operations grouped by kind, each with its before → after values and its
+//! reason; adoptions and per-object errors listed after.
+
+use std::fmt::Write;
+
+use crate::plan::{Adoption, GroupRef, Op, Plan, UserRef};
+use crate::policy::UserDeleteMode;
+
+fn group_ref(g: &GroupRef) -> String {
+    match g {
+        GroupRef::Existing { name, group_id } => format!("{name} ({group_id})"),
+        GroupRef::New { name, .. } => format!("{name} (new)"),
+    }
+}
+
+fn user_ref(u: &UserRef) -> String {
+    match u {
+        UserRef::Existing { username, user_id } => format!("{username} ({user_id})"),
+        UserRef::New { username, .. } => format!("{username} (new)"),
+    }
+}
+
+/// Renders the plan as text.
+pub fn text(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.ops.is_empty() {
+        let _ = writeln!(out, "Plan for {}: nothing to do; Duo matches the registry.", plan.provisioner);
+    } else {
+        let _ = writeln!(out, "Plan for {}: {} operation(s).", plan.provisioner, plan.ops.len());
+    }
+    let mut last_class = u8::MAX;
+    for p in &plan.ops {
+        let class = p.op.class();
+        if class != last_class {
+            let title = ["Create groups", "Create users", "Update groups", "Update users", "Remove members", "Add members", "Delete groups", "Delete users"][class as usize];
+            let n = plan.ops.iter().filter(|o| o.op.class() == class).count();
+            let _ = writeln!(out, "\n{title} ({n}):");
+            last_class = class;
+        }
+        let line = match &p.op {
+            Op::CreateGroup { name, desc, .. } => format!("+ group {name:?} desc {desc:?}"),
+            Op::CreateUser { username, realname, email, .. } => format!("+ user {username:?} realname {realname:?} email {email:?}"),
+            Op::UpdateGroup { name, group_id, changes, .. } | Op::UpdateUser { username: name, user_id: group_id, changes, .. } => {
+                let c: Vec<String> = changes.iter().map(|c| format!("{}: {:?} → {:?}", c.field, c.before, c.after)).collect();
+                format!("~ {name} ({group_id}): {}", c.join("; "))
+            }
+            Op::RemoveMember { group_name, username, .. } => format!("- {username} from {group_name}"),
+            Op::AddMember { group, user, .. } => format!("+ {} to {}", user_ref(user), group_ref(group)),
+            Op::DeleteGroup { name, group_id, .. } => format!("- group {name} ({group_id})"),
+            Op::DeleteUser { username, user_id, mode, .. } => format!(
+                "- user {username} ({user_id}) {}",
+                match mode {
+                    UserDeleteMode::Trash => "to Trash",
+                    UserDeleteMode::Delete => "permanently",
+                }
+            ),
+        };
+        let _ = writeln!(out, "  {line}\n      because {}", p.reason);
+    }
+    if !plan.adoptions.is_empty() {
+        let _ = writeln!(out, "\nAdopted (exist in Duo, not created by duoprov; managed, never deleted by default):");
+        for a in &plan.adoptions {
+            let _ = match a {
+                Adoption::Group { registry_name, group_id, name, .. } => writeln!(out, "  = group {name} ({group_id}) for registry group {registry_name}"),
+                Adoption::User { source, id, user_id, username } => writeln!(out, "  = user {username} ({user_id}) for subject {source}:{id}"),
+            };
+        }
+    }
+    if !plan.errors.is_empty() {
+        let _ = writeln!(out, "\nErrors ({}; these objects are left as they are):", plan.errors.len());
+        for e in &plan.errors {
+            let _ = writeln!(out, "  ! {e}");
+        }
+    }
+    out
+}

@@ -1,0 +1,213 @@
+//! The planner's rules, case by case: the seed scenario, matching, ownership, errors, safety.
+
+use duoprov_model::{DuoGroup, DuoSnapshot, DuoUser, Group, GroupName, ProvisionableGroup, ProvisionerSelection, Subject};
+use duoprov_plan::safety::{self, Approval};
+use duoprov_plan::{build_plan, DesiredState, ErrorCode, Mapping, MappingConfig, Op, Policy};
+
+use crate::sim::Sim;
+
+pub fn subject(id: &str, name: &str) -> Subject {
+    Subject {
+        source: "local".into(),
+        id: id.into(),
+        name: Some(name.into()),
+        login_id: Some(id.into()),
+        email: Some(format!("{id}@example.edu")),
+        first_name: None,
+        last_name: None,
+        description: None,
+    }
+}
+
+pub fn group(uuid: &str, name: &str, desc: &str) -> Group {
+    Group { uuid: uuid.into(), name: GroupName::parse(name).unwrap(), display_name: None, description: Some(desc.into()) }
+}
+
+/// A selection from subjects (sorted here) and groups with member ids.
+pub fn selection(mut subjects: Vec<Subject>, groups: Vec<(Group, Vec<&str>)>) -> ProvisionerSelection {
+    subjects.sort_by(|a, b| a.key().cmp(&b.key()));
+    let groups = groups
+        .into_iter()
+        .map(|(g, members)| {
+            let mut idx: Vec<u32> = members.iter().map(|m| subjects.iter().position(|s| s.id == *m).unwrap() as u32).collect();
+            idx.sort();
+            ProvisionableGroup { group: g, members: idx }
+        })
+        .collect();
+    ProvisionerSelection { provisioner: "duoTest".into(), groups, subjects }
+}
+
+pub fn desired(sel: &ProvisionerSelection) -> DesiredState {
+    let mapping = Mapping::compile(&MappingConfig::default(), "provisioner.duoTest").unwrap();
+    DesiredState::build(sel, &mapping, None)
+}
+
+fn seed(members: Vec<&str>, desc: &str, login: &str) -> ProvisionerSelection {
+    let mut chris = subject("mchyzer", "Chris Hyzer");
+    chris.login_id = Some(login.into());
+    let subjects = vec![chris, subject("kwilso", "Kate Wilson")];
+    selection(subjects, vec![(group("u-test", "app:duo:testGroup", desc), members)])
+}
+
+#[test]
+fn seed_scenario_step_by_step_converges() {
+    let policy = Policy::default();
+    let mut sim = Sim::new(DuoSnapshot::default());
+    let steps = [
+        (seed(vec!["mchyzer", "kwilso"], "Test group", "mchyzer"), 5),
+        (seed(vec!["mchyzer"], "Test group", "mchyzer"), 1),
+        (seed(vec!["mchyzer"], "New description", "mchyzer"), 1),
+        (seed(vec!["mchyzer"], "New description", "chyzer2"), 1),
+        (selection(vec![], vec![]), 1),
+    ];
+    for (i, (sel, expected_ops)) in steps.iter().enumerate() {
+        let d = desired(sel);
+        let plan = build_plan("duoTest", &d, &sim.duo, &sim.links, &policy);
+        assert_eq!(plan.ops.len(), *expected_ops, "step {i}: {}", duoprov_plan::render::text(&plan));
+        if i == 4 {
+            assert!(matches!(plan.ops[0].op, Op::DeleteGroup { .. }), "the group duoprov created is deleted");
+            // An emptied registry is refused by the safety check unless approved.
+            let refusal = safety::check(&plan, &policy, 0, Approval::default()).unwrap_err();
+            assert!(refusal.reasons[0].contains("selects no group"), "{refusal:?}");
+            assert!(safety::check(&plan, &policy, 0, Approval { allow_deletes: Some(1) }).is_ok());
+        }
+        sim.apply(&plan);
+        let again = build_plan("duoTest", &desired(sel), &sim.duo, &sim.links, &policy);
+        assert!(again.ops.is_empty(), "step {i}: second plan not empty:\n{}", duoprov_plan::render::text(&again));
+        match i {
+            0 => {
+                assert_eq!(sim.duo.groups.len(), 1);
+                assert_eq!(sim.duo.groups[0].name, "testGroup");
+                assert_eq!(sim.duo.users.len(), 2);
+                let chris = sim.duo.users.iter().find(|u| u.username == "mchyzer").unwrap();
+                assert_eq!((chris.realname.as_str(), chris.email.as_str()), ("Chris Hyzer", "mchyzer@example.edu"));
+                assert!(sim.duo.users.iter().all(|u| u.groups.len() == 1));
+            }
+            1 => {
+                assert_eq!(sim.duo.users.len(), 2, "the user stays under the default policy");
+                assert_eq!(sim.duo.users.iter().filter(|u| !u.groups.is_empty()).count(), 1);
+            }
+            2 => assert_eq!(sim.duo.groups[0].desc, "New description"),
+            3 => assert!(sim.duo.users.iter().any(|u| u.username == "chyzer2")),
+            _ => assert!(sim.duo.groups.is_empty()),
+        }
+    }
+}
+
+#[test]
+fn adoption_is_shown_and_never_counts_as_ownership() {
+    let existing = DuoSnapshot {
+        groups: vec![DuoGroup { group_id: "DGEXISTING0000000001".into(), name: "testGroup".into(), desc: "theirs".into(), status: "active".into() }],
+        users: vec![DuoUser {
+            user_id: "DUEXISTING0000000001".into(),
+            username: "MCHYZER".into(),
+            realname: "Someone Else".into(),
+            email: String::new(),
+            firstname: String::new(),
+            lastname: String::new(),
+            status: "active".into(),
+            aliases: vec![],
+            groups: vec![],
+        }],
+    };
+    let sel = seed(vec!["mchyzer"], "Test group", "mchyzer");
+    let policy = Policy::default();
+    let plan = build_plan("duoTest", &desired(&sel), &existing, &Default::default(), &policy);
+    assert_eq!(plan.adoptions.len(), 2, "{}", duoprov_plan::render::text(&plan));
+    assert!(plan.group_matches.iter().all(|m| !m.created_by_us));
+    assert!(plan.user_matches.iter().all(|m| !m.created_by_us));
+    assert!(plan.ops.iter().all(|o| !matches!(o.op, Op::UpdateGroup { .. } | Op::UpdateUser { .. })), "adopted objects are not modified");
+    assert_eq!(plan.ops.len(), 1, "only the membership is added");
+    let mut sim = Sim::new(existing.clone());
+    sim.apply(&plan);
+    // Deselecting: an adopted group is released, not deleted.
+    let plan = build_plan("duoTest", &desired(&selection(vec![], vec![])), &sim.duo, &sim.links, &policy);
+    assert!(plan.ops.iter().all(|o| !matches!(o.op, Op::DeleteGroup { .. })));
+    assert_eq!(plan.released_groups, vec!["u-test".to_string()]);
+}
+
+#[test]
+fn two_candidates_are_an_error_not_a_guess() {
+    let mk = |id: &str, name: &str| DuoUser {
+        user_id: id.into(),
+        username: name.into(),
+        realname: String::new(),
+        email: String::new(),
+        firstname: String::new(),
+        lastname: String::new(),
+        status: "active".into(),
+        aliases: vec![],
+        groups: vec![],
+    };
+    let duo = DuoSnapshot {
+        users: vec![mk("DUA0000000000000001", "jdoe"), mk("DUA0000000000000002", "JDoe")],
+        groups: vec![
+            DuoGroup { group_id: "DG1".into(), name: "staff".into(), desc: String::new(), status: "active".into() },
+            DuoGroup { group_id: "DG2".into(), name: "staff".into(), desc: String::new(), status: "active".into() },
+        ],
+    };
+    let sel = selection(vec![subject("jdoe", "J Doe")], vec![(group("u-staff", "org:staff", ""), vec!["jdoe"])]);
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
+    let codes: Vec<ErrorCode> = plan.errors.iter().map(|e| e.code).collect();
+    assert_eq!(codes, vec![ErrorCode::Mat, ErrorCode::Mat], "{:?}", plan.errors);
+    assert!(plan.ops.is_empty(), "nothing is done for objects in error");
+}
+
+#[test]
+fn bad_values_hold_the_object_with_the_right_code() {
+    let mut nologin = subject("nologin", "No Login");
+    nologin.login_id = None;
+    let mut long = subject("long", "Long");
+    long.login_id = Some("x".repeat(300));
+    let sel = selection(
+        vec![nologin, long, subject("ok", "Fine")],
+        vec![(group("u-g", "org:g", ""), vec!["nologin", "long", "ok"])],
+    );
+    let d = desired(&sel);
+    let codes: Vec<(String, ErrorCode)> = d.errors.iter().map(|e| (e.object.to_string(), e.code)).collect();
+    assert!(codes.contains(&("subject local:nologin".into(), ErrorCode::Req)), "{codes:?}");
+    assert!(codes.contains(&("subject local:long".into(), ErrorCode::Len)), "{codes:?}");
+    let plan = build_plan("duoTest", &d, &DuoSnapshot::default(), &Default::default(), &Policy::default());
+    let creates = plan.ops.iter().filter(|o| matches!(o.op, Op::CreateUser { .. })).count();
+    assert_eq!(creates, 1);
+}
+
+#[test]
+fn without_create_users_unknown_users_are_dne() {
+    let sel = seed(vec!["mchyzer"], "d", "mchyzer");
+    let policy = Policy { create_users: false, ..Policy::default() };
+    let plan = build_plan("duoTest", &desired(&sel), &DuoSnapshot::default(), &Default::default(), &policy);
+    assert_eq!(plan.errors.len(), 1);
+    assert_eq!(plan.errors[0].code, ErrorCode::Dne);
+    assert!(plan.ops.iter().all(|o| !matches!(o.op, Op::CreateUser { .. } | Op::AddMember { .. })));
+}
+
+#[test]
+fn deletions_above_thresholds_are_refused_with_the_list() {
+    let policy = Policy::default();
+    let subjects: Vec<_> = (0..20).map(|i| subject(&format!("u{i:02}"), "U")).collect();
+    let ids: Vec<String> = subjects.iter().map(|s| s.id.clone()).collect();
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let sel = selection(subjects.clone(), vec![(group("u-g", "org:g", ""), all.clone())]);
+    let mut sim = Sim::new(DuoSnapshot::default());
+    sim.apply(&build_plan("duoTest", &desired(&sel), &sim.duo, &sim.links, &policy));
+    // Keep 5 of 20: 15 removals from one group, 75 % of it.
+    let sel = selection(subjects, vec![(group("u-g", "org:g", ""), all[..5].to_vec())]);
+    let plan = build_plan("duoTest", &desired(&sel), &sim.duo, &sim.links, &policy);
+    assert_eq!(plan.ops.len(), 15);
+    let refusal = safety::check(&plan, &policy, 1, Approval::default()).unwrap_err();
+    let message = refusal.message("duoTest");
+    assert!(message.contains("15 of 20 members of group g"), "{message}");
+    assert!(message.contains("remove u05 from group g"), "{message}");
+    assert!(message.contains("--allow-deletes 15"), "{message}");
+    assert!(safety::check(&plan, &policy, 1, Approval { allow_deletes: Some(14) }).is_err());
+    assert!(safety::check(&plan, &policy, 1, Approval { allow_deletes: Some(15) }).is_ok());
+}
+
+#[test]
+fn identical_inputs_give_identical_plans() {
+    let sel = seed(vec!["mchyzer", "kwilso"], "d", "mchyzer");
+    let a = build_plan("duoTest", &desired(&sel), &DuoSnapshot::default(), &Default::default(), &Policy::default());
+    let b = build_plan("duoTest", &desired(&sel), &DuoSnapshot::default(), &Default::default(), &Policy::default());
+    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+}
