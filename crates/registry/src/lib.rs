@@ -28,11 +28,13 @@ mod migrate;
 pub mod postgres;
 pub mod sqlite;
 mod store;
+pub mod sync_state;
 pub mod url;
 
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
 pub use store::{Backend, EffectiveMember, NodeAttrs, Store, Upsert};
+pub use sync_state::{GroupState, MembershipState, RunRecord, StateError, SyncStore, UserState};
 
 /// How to open a registry beyond its URL.
 #[derive(Debug, Clone, Default)]

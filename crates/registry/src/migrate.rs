@@ -17,9 +17,17 @@ fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
 }
 
 pub(crate) fn sqlite() -> Migrator {
-    migrator(&[(1, "registry", include_str!("../migrations/sqlite/0001_registry.sql"))])
+    migrator(&[
+        (1, "registry", include_str!("../migrations/sqlite/0001_registry.sql")),
+        (2, "duo_user", include_str!("../migrations/sqlite/0002_duo_user.sql")),
+        (3, "sync state", include_str!("../migrations/sqlite/0003_sync_state.sql")),
+    ])
 }
 
 pub(crate) fn postgres() -> Migrator {
-    migrator(&[(1, "registry", include_str!("../migrations/postgres/0001_registry.sql"))])
+    migrator(&[
+        (1, "registry", include_str!("../migrations/postgres/0001_registry.sql")),
+        (2, "duo_user", include_str!("../migrations/postgres/0002_duo_user.sql")),
+        (3, "sync state", include_str!("../migrations/postgres/0003_sync_state.sql")),
+    ])
 }

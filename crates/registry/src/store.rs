@@ -44,7 +44,7 @@ pub struct EffectiveMember {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: crate::sync_state::SyncStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     // Subjects

@@ -8,3 +8,4 @@ mod changes;
 mod import;
 mod objects;
 mod selection;
+mod sync_state;

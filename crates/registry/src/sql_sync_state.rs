@@ -1,0 +1,235 @@
+//! The sync-state store, written once and compiled per backend like `sql_store.rs` (it is
+//! included from `sqlite.rs` and `postgres.rs` with their `Db`). Batched upserts keep a large
+//! apply's bookkeeping to a few statements.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use duoprov_model::{GroupLink, Links, SubjectKey, UserLink};
+use sqlx::QueryBuilder;
+
+use super::Db;
+use super::sql_store::SqlStore;
+use crate::error::{RegistryError, Result};
+use crate::sync_state::{GroupState, MembershipState, ObjectErrorRecord, RunRecord, StateError, SyncStore, UserState};
+
+const BATCH: usize = 500;
+
+fn now() -> (i64, i64) {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs() as i64, d.as_millis() as i64)
+}
+
+fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> RegistryError {
+    RegistryError::db(context)
+}
+
+fn error_parts(e: &Option<StateError>, at: i64) -> (Option<String>, Option<String>, Option<i64>) {
+    match e {
+        Some(e) => (Some(e.code.clone()), Some(e.message.clone()), Some(at)),
+        None => (None, None, None),
+    }
+}
+
+const KEEP_TIMES: &str = "first_provisioned = COALESCE({t}.first_provisioned, excluded.first_provisioned), \
+     last_provisioned = COALESCE(excluded.last_provisioned, {t}.last_provisioned), \
+     error_code = excluded.error_code, error_message = excluded.error_message, error_at = excluded.error_at";
+
+#[async_trait]
+impl SyncStore for SqlStore {
+    async fn links(&self, provisioner: &str) -> Result<Links> {
+        let groups: Vec<(String, Option<String>, bool, bool)> = sqlx::query_as(
+            "SELECT group_uuid, duo_group_id, created_by_us, in_target FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
+        )
+        .bind(provisioner)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db(format!("reading the group links of {provisioner}")))?;
+        let users: Vec<(String, String, Option<String>, bool, bool)> = sqlx::query_as(
+            "SELECT source, subject_id, duo_user_id, created_by_us, in_target FROM sync_user WHERE provisioner = $1 ORDER BY source, subject_id",
+        )
+        .bind(provisioner)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db(format!("reading the user links of {provisioner}")))?;
+        Ok(Links {
+            groups: groups
+                .into_iter()
+                .map(|(group_uuid, duo_group_id, created_by_us, in_target)| GroupLink { group_uuid, duo_group_id, created_by_us, in_target })
+                .collect(),
+            users: users
+                .into_iter()
+                .map(|(source, id, duo_user_id, created_by_us, in_target)| UserLink {
+                    subject: SubjectKey::new(source, id),
+                    duo_user_id,
+                    created_by_us,
+                    in_target,
+                })
+                .collect(),
+        })
+    }
+
+    async fn record(&self, provisioner: &str, groups: &[GroupState], users: &[UserState], memberships: &[MembershipState]) -> Result<()> {
+        let (at, _) = now();
+        let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
+        for chunk in groups.chunks(BATCH) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO sync_group (provisioner, group_uuid, duo_group_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at) ",
+            );
+            qb.push_values(chunk, |mut b, g| {
+                let (code, message, error_at) = error_parts(&g.error, at);
+                b.push_bind(provisioner)
+                    .push_bind(g.group_uuid.clone())
+                    .push_bind(g.duo_group_id.clone())
+                    .push_bind(g.in_target)
+                    .push_bind(g.created_by_us)
+                    .push_bind(g.provisioned_at)
+                    .push_bind(g.provisioned_at)
+                    .push_bind(code)
+                    .push_bind(message)
+                    .push_bind(error_at);
+            });
+            qb.push(" ON CONFLICT (provisioner, group_uuid) DO UPDATE SET duo_group_id = COALESCE(excluded.duo_group_id, sync_group.duo_group_id), in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
+            qb.push(KEEP_TIMES.replace("{t}", "sync_group"));
+            qb.build().execute(&mut *tx).await.map_err(db("recording group state"))?;
+        }
+        for chunk in users.chunks(BATCH) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO sync_user (provisioner, source, subject_id, duo_user_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at) ",
+            );
+            qb.push_values(chunk, |mut b, u| {
+                let (code, message, error_at) = error_parts(&u.error, at);
+                b.push_bind(provisioner)
+                    .push_bind(u.subject.source.clone())
+                    .push_bind(u.subject.id.clone())
+                    .push_bind(u.duo_user_id.clone())
+                    .push_bind(u.in_target)
+                    .push_bind(u.created_by_us)
+                    .push_bind(u.provisioned_at)
+                    .push_bind(u.provisioned_at)
+                    .push_bind(code)
+                    .push_bind(message)
+                    .push_bind(error_at);
+            });
+            qb.push(" ON CONFLICT (provisioner, source, subject_id) DO UPDATE SET duo_user_id = COALESCE(excluded.duo_user_id, sync_user.duo_user_id), in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
+            qb.push(KEEP_TIMES.replace("{t}", "sync_user"));
+            qb.build().execute(&mut *tx).await.map_err(db("recording user state"))?;
+        }
+        for chunk in memberships.chunks(BATCH) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO sync_membership (provisioner, group_uuid, source, subject_id, in_target, first_provisioned, last_provisioned, error_code, error_message, error_at) ",
+            );
+            qb.push_values(chunk, |mut b, m| {
+                let (code, message, error_at) = error_parts(&m.error, at);
+                b.push_bind(provisioner)
+                    .push_bind(m.group_uuid.clone())
+                    .push_bind(m.subject.source.clone())
+                    .push_bind(m.subject.id.clone())
+                    .push_bind(m.in_target)
+                    .push_bind(m.provisioned_at)
+                    .push_bind(m.provisioned_at)
+                    .push_bind(code)
+                    .push_bind(message)
+                    .push_bind(error_at);
+            });
+            qb.push(" ON CONFLICT (provisioner, group_uuid, source, subject_id) DO UPDATE SET in_target = excluded.in_target, ");
+            qb.push(KEEP_TIMES.replace("{t}", "sync_membership"));
+            qb.build().execute(&mut *tx).await.map_err(db("recording membership state"))?;
+        }
+        tx.commit().await.map_err(db("committing sync state"))
+    }
+
+    async fn forget_groups(&self, provisioner: &str, uuids: &[String]) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
+        for uuid in uuids {
+            for sql in ["DELETE FROM sync_group WHERE provisioner = $1 AND group_uuid = $2", "DELETE FROM sync_membership WHERE provisioner = $1 AND group_uuid = $2"] {
+                sqlx::query(sql).bind(provisioner).bind(uuid).execute(&mut *tx).await.map_err(db(format!("forgetting group {uuid}")))?;
+            }
+        }
+        tx.commit().await.map_err(db("committing sync state"))
+    }
+
+    async fn forget_users(&self, provisioner: &str, subjects: &[SubjectKey]) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
+        for s in subjects {
+            for sql in [
+                "DELETE FROM sync_user WHERE provisioner = $1 AND source = $2 AND subject_id = $3",
+                "DELETE FROM sync_membership WHERE provisioner = $1 AND source = $2 AND subject_id = $3",
+            ] {
+                sqlx::query(sql).bind(provisioner).bind(&s.source).bind(&s.id).execute(&mut *tx).await.map_err(db(format!("forgetting subject {s}")))?;
+            }
+        }
+        tx.commit().await.map_err(db("committing sync state"))
+    }
+
+    async fn begin_run(&self, provisioner: &str, kind: &str, dry_run: bool) -> Result<i64> {
+        let (_, ms) = now();
+        sqlx::query_scalar(
+            "INSERT INTO sync_run (provisioner, kind, dry_run, started_at_ms, status, counts, timings) VALUES ($1, $2, $3, $4, 'running', '{}', '{}') RETURNING id",
+        )
+        .bind(provisioner)
+        .bind(kind)
+        .bind(dry_run)
+        .bind(ms)
+        .fetch_one(self.pool())
+        .await
+        .map_err(db(format!("starting a run of {provisioner}")))
+    }
+
+    async fn finish_run(&self, run_id: i64, status: &str, counts: &serde_json::Value, timings: &serde_json::Value, message: Option<&str>) -> Result<()> {
+        let (_, ms) = now();
+        sqlx::query("UPDATE sync_run SET finished_at_ms = $1, status = $2, counts = $3, timings = $4, message = $5 WHERE id = $6")
+            .bind(ms)
+            .bind(status)
+            .bind(counts.to_string())
+            .bind(timings.to_string())
+            .bind(message)
+            .bind(run_id)
+            .execute(self.pool())
+            .await
+            .map_err(db(format!("finishing run {run_id}")))?;
+        Ok(())
+    }
+
+    async fn runs(&self, provisioner: Option<&str>, limit: u32) -> Result<Vec<RunRecord>> {
+        let rows: Vec<(i64, String, String, bool, i64, Option<i64>, String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, provisioner, kind, dry_run, started_at_ms, finished_at_ms, status, counts, timings, message FROM sync_run \
+             WHERE $1 IS NULL OR provisioner = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(provisioner)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("reading the run log"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, provisioner, kind, dry_run, started_at_ms, finished_at_ms, status, counts, timings, message)| RunRecord {
+                id,
+                provisioner,
+                kind,
+                dry_run,
+                started_at_ms,
+                finished_at_ms,
+                status,
+                counts: serde_json::from_str(&counts).unwrap_or(serde_json::Value::Null),
+                timings: serde_json::from_str(&timings).unwrap_or(serde_json::Value::Null),
+                message,
+            })
+            .collect())
+    }
+
+    async fn object_errors(&self, provisioner: &str, limit: u32) -> Result<Vec<ObjectErrorRecord>> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT 'group', group_uuid, error_code, COALESCE(error_message, ''), COALESCE(error_at, 0) FROM sync_group WHERE provisioner = $1 AND error_code IS NOT NULL \
+             UNION ALL SELECT 'user', source || ':' || subject_id, error_code, COALESCE(error_message, ''), COALESCE(error_at, 0) FROM sync_user WHERE provisioner = $1 AND error_code IS NOT NULL \
+             UNION ALL SELECT 'membership', group_uuid || ' ' || source || ':' || subject_id, error_code, COALESCE(error_message, ''), COALESCE(error_at, 0) FROM sync_membership WHERE provisioner = $1 AND error_code IS NOT NULL \
+             ORDER BY 5 DESC LIMIT $2",
+        )
+        .bind(provisioner)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db(format!("reading the errors of {provisioner}")))?;
+        Ok(rows.into_iter().map(|(kind, object, code, message, at)| ObjectErrorRecord { kind, object, code, message, at }).collect())
+    }
+}
