@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
+use crate::config::{Settings, StatusCase};
 use crate::error::ApiError;
 use crate::id::{self, DuoId, IdGen};
 
@@ -211,6 +211,33 @@ pub struct Group {
     /// Members in the order they were added (rebuilt from the users on load).
     #[serde(skip)]
     pub members: Vec<DuoId>,
+    /// The group's JSON, cached for embedding in user objects.
+    #[serde(skip)]
+    rendered: Rendered,
+}
+
+/// A group's JSON in both status spellings.
+#[derive(Debug, Clone, Default)]
+struct Rendered {
+    lower: String,
+    title: String,
+}
+
+impl Group {
+    /// The group's JSON object with `status` spelled as `case` (kept current by the tenant).
+    pub fn rendered(&self, case: StatusCase) -> &str {
+        match case {
+            StatusCase::Lower => &self.rendered.lower,
+            StatusCase::Title => &self.rendered.title,
+        }
+    }
+
+    fn render(&mut self) {
+        self.rendered = Rendered {
+            lower: crate::views::group_json(self, StatusCase::Lower),
+            title: crate::views::group_json(self, StatusCase::Title),
+        };
+    }
 }
 
 fn yes() -> bool {
@@ -387,6 +414,7 @@ impl Tenant {
                 return Err(format!("group id {} does not start with DG", g.group_id));
             }
             g.members.clear();
+            g.render();
             if t.groups.contains_key(&g.group_id) {
                 return Err(format!("duplicate group id {}", g.group_id));
             }
@@ -856,7 +884,10 @@ impl Tenant {
             voice_enabled: fields.voice_enabled.unwrap_or(true),
             mobile_otp_enabled: fields.mobile_otp_enabled.unwrap_or(true),
             members: Vec::new(),
+            rendered: Rendered::default(),
         };
+        let mut group = group;
+        group.render();
         *self.group_names.entry(name).or_default() += 1;
         self.group_order.push(group_id);
         self.groups.insert(group_id, group);
@@ -918,6 +949,7 @@ impl Tenant {
         if let Some(v) = fields.mobile_otp_enabled {
             g.mobile_otp_enabled = v;
         }
+        g.render();
         Ok(())
     }
 

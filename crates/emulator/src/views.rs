@@ -7,6 +7,7 @@ use serde::{Serialize, Serializer};
 
 use crate::config::StatusCase;
 use crate::id::DuoId;
+use crate::paging::Metadata;
 use crate::state::{Admin, Group, Tenant, User};
 
 const EMPTY: [u8; 0] = [];
@@ -144,102 +145,126 @@ impl Serialize for GroupList<'_> {
     }
 }
 
-/// A user object with its groups embedded.
-pub struct UserView<'a> {
-    /// The tenant (for the embedded groups).
-    pub tenant: &'a Tenant,
-    /// The user.
-    pub user: &'a User,
-    /// How embedded group `status` is spelled.
-    pub case: StatusCase,
-}
-
-struct Aliases<'a>(&'a User);
-
-impl Serialize for Aliases<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.0.aliases.len()))?;
-        for (slot, v) in &self.0.aliases {
-            m.serialize_entry(
-                ALIAS_KEYS
-                    .get(usize::from(*slot))
-                    .copied()
-                    .unwrap_or("alias"),
-                v,
-            )?;
+/// A user object with its groups embedded, written straight to `out`. Hand-written (not serde)
+/// so each embedded group is a copy of its cached JSON rather than a fresh serialisation: a
+/// 300-user page embeds thousands of groups.
+pub fn write_user(out: &mut Vec<u8>, tenant: &Tenant, u: &User, case: StatusCase) {
+    fn s(out: &mut Vec<u8>, v: &str) {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, v);
+    }
+    fn opt(out: &mut Vec<u8>, v: Option<&String>) {
+        match v {
+            Some(v) => s(out, v),
+            None => out.extend_from_slice(b"null"),
         }
-        m.end()
     }
-}
-
-const ALIAS_KEYS: [&str; 9] = [
-    "alias0", "alias1", "alias2", "alias3", "alias4", "alias5", "alias6", "alias7", "alias8",
-];
-
-impl Serialize for UserView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let u = self.user;
-        let mut st = s.serialize_struct("User", 26)?;
-        st.serialize_field("alias1", &u.aliases.get(&1))?;
-        st.serialize_field("alias2", &u.aliases.get(&2))?;
-        st.serialize_field("alias3", &u.aliases.get(&3))?;
-        st.serialize_field("alias4", &u.aliases.get(&4))?;
-        st.serialize_field("aliases", &Aliases(u))?;
-        st.serialize_field("created", &u.created)?;
-        st.serialize_field("email", &u.email)?;
-        st.serialize_field("enable_auto_prompt", &u.enable_auto_prompt)?;
-        st.serialize_field("firstname", &u.firstname)?;
-        st.serialize_field(
-            "groups",
-            &GroupList {
-                tenant: self.tenant,
-                ids: &u.groups,
-                case: self.case,
-            },
-        )?;
-        st.serialize_field("is_enrolled", &u.is_enrolled)?;
-        st.serialize_field("last_directory_sync", &u.last_directory_sync)?;
-        st.serialize_field("last_login", &u.last_login)?;
-        st.serialize_field("lastname", &u.lastname)?;
-        st.serialize_field("lockout_reason", &Option::<&str>::None)?;
-        st.serialize_field("notes", &u.notes)?;
-        st.serialize_field("phones", &EMPTY)?;
-        st.serialize_field("realname", &u.realname)?;
-        st.serialize_field("status", u.status.as_str())?;
-        st.serialize_field("tokens", &EMPTY)?;
-        st.serialize_field("u2ftokens", &EMPTY)?;
-        st.serialize_field("user_id", &u.user_id)?;
-        st.serialize_field("username", &u.username)?;
-        st.serialize_field("webauthncredentials", &EMPTY)?;
-        st.end()
-    }
-}
-
-/// A list of user objects by id.
-pub struct UserList<'a> {
-    /// The tenant.
-    pub tenant: &'a Tenant,
-    /// User ids.
-    pub ids: &'a [DuoId],
-    /// How embedded group `status` is spelled.
-    pub case: StatusCase,
-}
-
-impl Serialize for UserList<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.ids.len()))?;
-        for id in self.ids {
-            if let Some(u) = self.tenant.user(id) {
-                seq.serialize_element(&UserView {
-                    tenant: self.tenant,
-                    user: u,
-                    case: self.case,
-                })?;
-            }
+    fn int(out: &mut Vec<u8>, v: Option<i64>) {
+        match v {
+            Some(v) => out.extend_from_slice(v.to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
         }
-        seq.end()
     }
+    fn boolean(out: &mut Vec<u8>, v: bool) {
+        out.extend_from_slice(if v { b"true" } else { b"false" });
+    }
+    out.extend_from_slice(b"{\"alias1\":");
+    opt(out, u.aliases.get(&1));
+    out.extend_from_slice(b",\"alias2\":");
+    opt(out, u.aliases.get(&2));
+    out.extend_from_slice(b",\"alias3\":");
+    opt(out, u.aliases.get(&3));
+    out.extend_from_slice(b",\"alias4\":");
+    opt(out, u.aliases.get(&4));
+    out.extend_from_slice(b",\"aliases\":{");
+    for (i, (slot, v)) in u.aliases.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"alias");
+        out.extend_from_slice(slot.to_string().as_bytes());
+        out.extend_from_slice(b"\":");
+        s(out, v);
+    }
+    out.extend_from_slice(b"},\"created\":");
+    int(out, Some(u.created));
+    out.extend_from_slice(b",\"email\":");
+    s(out, &u.email);
+    out.extend_from_slice(b",\"enable_auto_prompt\":");
+    boolean(out, u.enable_auto_prompt);
+    out.extend_from_slice(b",\"firstname\":");
+    s(out, &u.firstname);
+    out.extend_from_slice(b",\"groups\":[");
+    let mut first = true;
+    for gid in &u.groups {
+        let Some(g) = tenant.group(gid) else { continue };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(g.rendered(case).as_bytes());
+    }
+    out.extend_from_slice(b"],\"is_enrolled\":");
+    boolean(out, u.is_enrolled);
+    out.extend_from_slice(b",\"last_directory_sync\":");
+    int(out, u.last_directory_sync);
+    out.extend_from_slice(b",\"last_login\":");
+    int(out, u.last_login);
+    out.extend_from_slice(b",\"lastname\":");
+    s(out, &u.lastname);
+    out.extend_from_slice(b",\"lockout_reason\":null,\"notes\":");
+    s(out, &u.notes);
+    out.extend_from_slice(b",\"phones\":[],\"realname\":");
+    s(out, &u.realname);
+    out.extend_from_slice(b",\"status\":");
+    s(out, u.status.as_str());
+    out.extend_from_slice(b",\"tokens\":[],\"u2ftokens\":[],\"user_id\":\"");
+    out.extend_from_slice(u.user_id.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"username\":");
+    s(out, &u.username);
+    out.extend_from_slice(b",\"webauthncredentials\":[]}");
+}
+
+/// `{"stat":"OK","response":{user}}`.
+pub fn user_body(tenant: &Tenant, u: &User, case: StatusCase) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"{\"stat\":\"OK\",\"response\":");
+    write_user(&mut out, tenant, u, case);
+    out.push(b'}');
+    out
+}
+
+/// `{"stat":"OK","response":[users…]}` plus `metadata` when given.
+pub fn user_list_body(
+    tenant: &Tenant,
+    ids: &[DuoId],
+    case: StatusCase,
+    meta: Option<Metadata>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + ids.len() * 2048);
+    out.extend_from_slice(b"{\"stat\":\"OK\",\"response\":[");
+    let mut first = true;
+    for id in ids {
+        let Some(u) = tenant.user(id) else { continue };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_user(&mut out, tenant, u, case);
+    }
+    out.push(b']');
+    if let Some(m) = meta {
+        out.extend_from_slice(b",\"metadata\":");
+        // Serialising a plain struct into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, &m);
+    }
+    out.push(b'}');
+    out
+}
+
+/// A group object as JSON text (cached on the group by the tenant).
+pub fn group_json(group: &Group, case: StatusCase) -> String {
+    serde_json::to_string(&GroupView { group, case }).unwrap_or_default()
 }
 
 /// An administrator object.

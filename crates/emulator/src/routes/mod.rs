@@ -212,31 +212,35 @@ pub fn ok_body<T: Serialize>(response: T, metadata: Option<Metadata>) -> Result<
 /// Runs the handler of `route`.
 pub fn handle(ctx: &Ctx<'_>, route: &Route, params: &Params) -> Result<Vec<u8>, ApiError> {
     use Endpoint::*;
+    // Path ids are always present for the endpoints that use them (see `resolve`); an absent one
+    // reads as "" and so as an unknown id.
+    let id0 = route.ids.first().map_or("", String::as_str);
+    let id1 = route.ids.get(1).map_or("", String::as_str);
     match route.endpoint {
         UsersList => users::list(ctx, params),
-        UsersGet => users::get(ctx, &route.ids[0]),
+        UsersGet => users::get(ctx, id0),
         UsersCreate => users::create(ctx, params),
-        UsersModify => users::modify(ctx, &route.ids[0], params),
-        UsersDelete => users::delete(ctx, &route.ids[0]),
-        UserGroupsList => users::groups_list(ctx, &route.ids[0], params),
-        UserGroupsAdd => users::groups_add(ctx, &route.ids[0], params),
-        UserGroupsRemove => users::groups_remove(ctx, &route.ids[0], &route.ids[1]),
+        UsersModify => users::modify(ctx, id0, params),
+        UsersDelete => users::delete(ctx, id0),
+        UserGroupsList => users::groups_list(ctx, id0, params),
+        UserGroupsAdd => users::groups_add(ctx, id0, params),
+        UserGroupsRemove => users::groups_remove(ctx, id0, id1),
         UsersBulkCreate => users::bulk_create(ctx, params),
         UsersSendToTrash => users::send_to_trash(ctx, params),
         UsersRestore => users::restore(ctx, params),
         GroupsList => groups::list(ctx, params),
-        GroupsGetV1 => groups::get_v1(ctx, &route.ids[0]),
-        GroupsGetV2 => groups::get_v2(ctx, &route.ids[0]),
-        GroupUsers => groups::users(ctx, &route.ids[0], params),
+        GroupsGetV1 => groups::get_v1(ctx, id0),
+        GroupsGetV2 => groups::get_v2(ctx, id0),
+        GroupUsers => groups::users(ctx, id0, params),
         GroupsCreate => groups::create(ctx, params),
-        GroupsModify => groups::modify(ctx, &route.ids[0], params),
-        GroupsDelete => groups::delete(ctx, &route.ids[0]),
+        GroupsModify => groups::modify(ctx, id0, params),
+        GroupsDelete => groups::delete(ctx, id0),
         Bulk => bulk::run(ctx, params),
         AdminsList => admins::list(ctx, params),
-        AdminsGet => admins::get(ctx, &route.ids[0]),
+        AdminsGet => admins::get(ctx, id0),
         AdminsCreate => admins::create(ctx, params),
-        AdminsModify => admins::modify(ctx, &route.ids[0], params),
-        AdminsDelete => admins::delete(ctx, &route.ids[0]),
+        AdminsModify => admins::modify(ctx, id0, params),
+        AdminsDelete => admins::delete(ctx, id0),
     }
 }
 

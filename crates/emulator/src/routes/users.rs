@@ -12,7 +12,7 @@ use crate::paging::{Metadata, Page};
 use crate::params::Params;
 use crate::routes::ok_body;
 use crate::state::{UserFields, UserStatus, alias_slot};
-use crate::views::{GroupList, UserList, UserView};
+use crate::views::{GroupList, user_body, user_list_body};
 
 /// Parses a user id from a path; malformed ids are 404/40401.
 pub fn path_user_id(s: &str) -> Result<DuoId, ApiError> {
@@ -120,14 +120,7 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
             }
         }
         let meta = Metadata::whole(ids.len());
-        return ok_body(
-            UserList {
-                tenant: t,
-                ids: &ids,
-                case,
-            },
-            Some(meta),
-        );
+        return Ok(user_list_body(t, &ids, case, Some(meta)));
     }
 
     let page = Page::from_params(p, s.page_limits.users)?;
@@ -158,14 +151,7 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
         )
     };
     let (range, meta) = page.slice(ids.len());
-    ok_body(
-        UserList {
-            tenant: t,
-            ids: &ids[range],
-            case,
-        },
-        Some(meta),
-    )
+    Ok(user_list_body(t, &ids[range], case, Some(meta)))
 }
 
 /// `GET /admin/v1/users/{user_id}`.
@@ -173,14 +159,11 @@ pub fn get(ctx: &Ctx<'_>, id: &str) -> Result<Vec<u8>, ApiError> {
     let id = path_user_id(id)?;
     let w = ctx.shared.read();
     let u = w.tenant.user(&id).ok_or_else(ApiError::not_found)?;
-    ok_body(
-        UserView {
-            tenant: &w.tenant,
-            user: u,
-            case: ctx.settings().embedded_group_status_case,
-        },
-        None,
-    )
+    Ok(user_body(
+        &w.tenant,
+        u,
+        ctx.settings().embedded_group_status_case,
+    ))
 }
 
 /// `POST /admin/v1/users`.
@@ -190,14 +173,11 @@ pub fn create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     let world = &mut *w;
     let id = world.tenant.create_user(fields, ctx.now, &mut world.ids)?;
     let u = world.tenant.user(&id).ok_or_else(ApiError::internal)?;
-    ok_body(
-        UserView {
-            tenant: &world.tenant,
-            user: u,
-            case: ctx.settings().embedded_group_status_case,
-        },
-        None,
-    )
+    Ok(user_body(
+        &world.tenant,
+        u,
+        ctx.settings().embedded_group_status_case,
+    ))
 }
 
 /// `POST /admin/v1/users/{user_id}`.
@@ -207,14 +187,11 @@ pub fn modify(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiError> 
     let mut w = ctx.shared.write();
     w.tenant.modify_user(&id, fields)?;
     let u = w.tenant.user(&id).ok_or_else(ApiError::not_found)?;
-    ok_body(
-        UserView {
-            tenant: &w.tenant,
-            user: u,
-            case: ctx.settings().embedded_group_status_case,
-        },
-        None,
-    )
+    Ok(user_body(
+        &w.tenant,
+        u,
+        ctx.settings().embedded_group_status_case,
+    ))
 }
 
 /// `DELETE /admin/v1/users/{user_id}`: 200 even when the user does not exist.
@@ -290,14 +267,12 @@ pub fn bulk_create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     for f in batch {
         ids.push(world.tenant.create_user(f, ctx.now, &mut world.ids)?);
     }
-    ok_body(
-        UserList {
-            tenant: &world.tenant,
-            ids: &ids,
-            case: s.embedded_group_status_case,
-        },
+    Ok(user_list_body(
+        &world.tenant,
+        &ids,
+        s.embedded_group_status_case,
         None,
-    )
+    ))
 }
 
 fn id_list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<DuoId>, ApiError> {
