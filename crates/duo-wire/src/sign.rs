@@ -212,6 +212,9 @@ pub fn canon_params<K: AsRef<[u8]>, V: AsRef<[u8]>>(params: &[(K, V)]) -> String
 
 /// Lowercase hex SHA-512 of `data`.
 pub fn sha512_hex(data: &[u8]) -> String {
+    if data.is_empty() {
+        return EMPTY_SHA512_HEX.to_owned();
+    }
     hex::encode(Sha512::digest(data))
 }
 
@@ -242,6 +245,9 @@ pub fn x_duo_headers_hash(headers: &[(&str, &str)]) -> Result<String, SignError>
 
 /// Hash of already lowercased, sorted, validated headers.
 pub(crate) fn x_duo_hash_sorted(headers: &[(String, &str)]) -> String {
+    if headers.is_empty() {
+        return EMPTY_SHA512_HEX.to_owned();
+    }
     let mut h = Sha512::new();
     for (i, (name, value)) in headers.iter().enumerate() {
         if i > 0 {
@@ -424,6 +430,13 @@ mod tests {
         assert!(SignatureVariant::V5.params_in_json_body("POST"));
         assert!(!SignatureVariant::V2Sha1.params_in_json_body("POST"));
         assert!(!SignatureVariant::V5.params_in_json_body("GET"));
+    }
+
+    #[test]
+    fn empty_hash_constant_is_sha512_of_nothing() {
+        assert_eq!(hex::encode(Sha512::digest(b"")), EMPTY_SHA512_HEX);
+        assert_eq!(sha512_hex(b""), EMPTY_SHA512_HEX);
+        assert_eq!(sha512_hex(b"{}"), "27c74670adb75075fad058d5ceaf7b20c4e7786c83bae8a32f626f9782af34c9a33c2046ef60fd2a7878d378e29fec851806bbd9a67878f3a9f1cda4830763fd");
     }
 
     #[test]

@@ -250,3 +250,19 @@ async fn connection_refused_is_transport_not_sent() {
     let e = duo.create_group(&duoprov_duo::GroupFields::named("x")).await.err();
     assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::Transport { maybe_sent: false, .. })));
 }
+
+#[tokio::test]
+async fn requests_go_through_the_configured_proxy() {
+    // The scripted server plays an HTTP proxy: it receives the absolute-form request target.
+    let script = Script::new(|_, _| page(json!([]), None));
+    let proxy = serve(script.clone()).await;
+    let mut c = config(Some("http://127.0.0.1:1".into()));
+    c.proxy = Some(proxy);
+    let duo = duoprov_duo::DuoClient::new(c).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(duo.list_groups().await.map(|g| g.len()), Ok(0));
+    let seen = script.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "http://127.0.0.1:1/admin/v1/groups");
+    assert_eq!(seen[0].query, "limit=100&offset=0");
+    assert!(seen[0].header("authorization").is_some_and(|a| a.starts_with("Basic ")));
+}
