@@ -14,6 +14,8 @@
 //!
 //! Facts and test vectors: `duo-admin-api.md` §1 (vectors A–H are the crate's tests).
 
+#![warn(missing_docs)]
+
 pub mod date;
 pub mod envelope;
 pub mod params;

@@ -135,6 +135,21 @@ impl DuoClient {
     /// is returned as `Err`; results of chunks already done are then lost to the caller, who
     /// should re-read and re-plan. Chunks without creates are retried on 5xx/transport errors;
     /// chunks with creates are not.
+    ///
+    /// ```no_run
+    /// # async fn demo(duo: duoprov_duo::DuoClient) -> Result<(), duoprov_duo::DuoError> {
+    /// use duoprov_duo::{BulkOp, NewUser};
+    /// let ops = vec![
+    ///     BulkOp::CreateUser(NewUser::new("jdoe").email("jdoe@example.edu")),
+    ///     BulkOp::AddUserToGroup { user_id: "DU3RP9I2WOC59VZX672N".into(), group_id: "DGXXXXXXXXXXXXXXXXXX".into() },
+    /// ];
+    /// for (op, result) in ops.iter().zip(duo.bulk(&ops).await?) {
+    ///     if let Err(failure) = result {
+    ///         eprintln!("{op:?} failed: {} ({:?})", failure.message, failure.message_detail);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn bulk(&self, ops: &[BulkOp]) -> Result<Vec<BulkOpResult>> {
         let mut out = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(MAX_BULK_OPS) {

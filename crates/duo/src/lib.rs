@@ -33,6 +33,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod bulk;
 pub mod client;
 pub mod config;

@@ -71,6 +71,32 @@ impl fmt::Display for TransportError {
 }
 
 /// Sends one HTTP request and reads the whole response.
+///
+/// An in-memory transport (what the tests use on paused time):
+///
+/// ```
+/// use std::sync::Arc;
+/// use duoprov_duo::{DuoClient, DuoConfig, HttpRequest, HttpResponse, Transport, TransportError};
+/// use futures::future::BoxFuture;
+///
+/// struct Canned;
+/// impl Transport for Canned {
+///     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+///         Box::pin(async move {
+///             assert!(req.url.starts_with("https://api-x.duosecurity.com/admin/v1/groups?limit=100&offset=0"));
+///             let body = br#"{"stat":"OK","response":[{"group_id":"DG00000000000000001","name":"staff"}],
+///                            "metadata":{"next_offset":null}}"#.to_vec();
+///             Ok(HttpResponse { status: 200, headers: vec![], body })
+///         })
+///     }
+/// }
+///
+/// let duo = DuoClient::with_transport(DuoConfig::new("api-x.duosecurity.com", "DIX", "skey".into()), Arc::new(Canned))?;
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| duoprov_duo::DuoError::config(e))?;
+/// let groups = rt.block_on(duo.list_groups())?;
+/// assert_eq!(groups[0].name, "staff");
+/// # Ok::<(), duoprov_duo::DuoError>(())
+/// ```
 pub trait Transport: Send + Sync + 'static {
     /// Sends `req`.
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>>;
@@ -216,5 +242,12 @@ mod tests {
         cfg.ca_file = Some("/nonexistent/ca.pem".into());
         let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("cannot read CA file"), "{e}");
+        // A real (self-signed, public part only) CA certificate is accepted and merged.
+        cfg.ca_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-ca.pem").into());
+        assert!(ReqwestTransport::new(&cfg).is_ok());
+        // A file that is not PEM certificates is refused.
+        cfg.ca_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into());
+        let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("holds no certificate") || e.contains("is not PEM"), "{e}");
     }
 }
