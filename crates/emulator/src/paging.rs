@@ -113,4 +113,30 @@ mod tests {
         assert!(page("limit=0", 100, 300).is_err());
         assert!(page("limit=x", 100, 300).is_err());
     }
+
+    #[test]
+    fn following_next_offset_visits_every_item_once() {
+        for total in [0usize, 1, 2, 7, 300, 301] {
+            for limit in [1usize, 2, 3, 100, 300] {
+                let mut seen = Vec::new();
+                let mut offset = Some(0);
+                let mut guard = 0;
+                while let Some(o) = offset {
+                    let page = Page { limit, offset: o };
+                    let (range, meta) = page.slice(total);
+                    assert_eq!(meta.total_objects, total);
+                    assert_eq!(meta.prev_offset.is_some(), o > 0);
+                    seen.extend(range);
+                    offset = meta.next_offset;
+                    guard += 1;
+                    assert!(guard <= total + 1, "paging does not terminate");
+                }
+                assert_eq!(
+                    seen,
+                    (0..total).collect::<Vec<_>>(),
+                    "total {total} limit {limit}"
+                );
+            }
+        }
+    }
 }

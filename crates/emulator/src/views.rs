@@ -241,7 +241,8 @@ pub fn user_list_body(
     case: StatusCase,
     meta: Option<Metadata>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + ids.len() * 2048);
+    // About 2.4 KiB per user with ten embedded groups; reserve enough to avoid regrowing.
+    let mut out = Vec::with_capacity(64 + ids.len() * 3072);
     out.extend_from_slice(b"{\"stat\":\"OK\",\"response\":[");
     let mut first = true;
     for id in ids {

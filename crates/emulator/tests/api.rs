@@ -517,3 +517,44 @@ async fn the_call_log_shows_duplicate_creates() {
     assert_eq!(creates[0].params, vec!["username".to_owned()]);
     assert_eq!(creates[0].variant, Some("v5"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_lose_nothing() {
+    let emu = support::spawn(|_| {}).await;
+    let g = Client::new(&emu).group("crowd").await;
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let c = Client::new(&emu);
+        let g = g.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let u = c.user(&format!("t{t}-u{i}")).await;
+                c.ok(
+                    "POST",
+                    &format!("/admin/v1/users/{u}/groups"),
+                    &[("group_id", &g)],
+                )
+                .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let state = emu.handle().state();
+    assert_eq!(state.users.len(), 160);
+    let mut ids: Vec<_> = state.users.iter().map(|u| u.user_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 160, "ids are unique");
+    let c = Client::new(&emu);
+    let r = c
+        .call(
+            "GET",
+            &format!("/admin/v2/groups/{g}/users"),
+            &[("limit", "500")],
+        )
+        .await;
+    assert_eq!(r.json["metadata"]["total_objects"], 160);
+    assert_eq!(emu.handle().counts().get("users.create", 200), 160);
+}
