@@ -134,6 +134,15 @@ impl Outcomes {
         self.record.status = status;
         self.record.code = code;
         self.record.micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::debug!(
+            method = %self.record.method,
+            path = %self.record.path,
+            endpoint = self.record.endpoint.unwrap_or("unknown"),
+            status,
+            code = code.unwrap_or(0),
+            variant = self.record.variant.unwrap_or(""),
+            "Call answered."
+        );
         shared.recorder().record(self.record);
     }
 

@@ -243,6 +243,9 @@ pub struct Settings {
     pub embedded_group_status_case: StatusCase,
     /// Items of `GET /admin/v2/groups/{id}/users` carry `username` too (default true).
     pub group_users_include_username: bool,
+    /// A `limit` above the endpoint's maximum is refused with 400/40002 instead of clamped
+    /// silently (default false: clamp).
+    pub reject_limit_over_max: bool,
     /// Code for a missing required parameter: 40002 (default) or 40001.
     pub missing_param_code: u32,
     /// Most values in `user_id_list` / `username_list` / `group_id_list` (default 100).
@@ -283,6 +286,7 @@ impl Default for Settings {
             group_status_case: StatusCase::Lower,
             embedded_group_status_case: StatusCase::Title,
             group_users_include_username: true,
+            reject_limit_over_max: false,
             missing_param_code: 40002,
             max_list_values: 100,
             bulk_max_operations: 50,

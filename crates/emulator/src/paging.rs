@@ -41,11 +41,16 @@ pub struct Page {
 
 impl Page {
     /// Reads `limit` and `offset`; a `limit` of 0 or a non-number is 400/40002, a larger one is
-    /// clamped to `lim.max`.
-    pub fn from_params(p: &Params, lim: PageLimit) -> Result<Self, ApiError> {
+    /// clamped to `lim.max` (or refused with 400/40002 when `reject_over_max`).
+    pub fn from_params(
+        p: &Params,
+        lim: PageLimit,
+        reject_over_max: bool,
+    ) -> Result<Self, ApiError> {
         let limit = match p.opt_usize("limit")? {
             None => lim.default,
             Some(0) => return Err(ApiError::invalid("limit")),
+            Some(n) if n > lim.max && reject_over_max => return Err(ApiError::invalid("limit")),
             Some(n) => n.min(lim.max),
         };
         let offset = p.opt_usize("offset")?.unwrap_or(0);
@@ -76,7 +81,7 @@ mod tests {
 
     fn page(q: &str, default: usize, max: usize) -> Result<Page, ApiError> {
         let p = Params::build(&decode_form(q.as_bytes()), BodyKind::Empty, b"", 40002)?;
-        Page::from_params(&p, PageLimit { default, max })
+        Page::from_params(&p, PageLimit { default, max }, false)
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Duo's official Python client (`duo_client.Admin`, from `$DUOPROV_PYTHON`'s environment) runs
 //! `tests/python/conformance.py` against emulators started here, once per signature variant:
-//! v5, v2 with HMAC-SHA512 (the client's v2 default) and v2 with HMAC-SHA1. Without
+//! v5, v4, v2 with HMAC-SHA512 (the client's v2 default) and v2 with HMAC-SHA1. Without
 //! `DUOPROV_PYTHON` the tests are skipped with a notice, unless `DUOPROV_REQUIRE_EXTERNAL=1`.
 
 use std::path::PathBuf;
@@ -121,6 +121,11 @@ async fn run(sig_version: u8, digest: &str, expected_variant: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_client_sig_v5() {
     run(5, "sha512", "v5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_client_sig_v4() {
+    run(4, "sha512", "v4").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

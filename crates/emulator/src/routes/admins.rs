@@ -32,7 +32,11 @@ fn admin_fields(p: &Params, creating: bool) -> Result<AdminFields, ApiError> {
 
 /// `GET /admin/v1/admins`.
 pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
-    let page = Page::from_params(p, ctx.settings().page_limits.admins)?;
+    let page = Page::from_params(
+        p,
+        ctx.settings().page_limits.admins,
+        ctx.settings().reject_limit_over_max,
+    )?;
     let w = ctx.shared.read();
     let all = w.tenant.admin_order();
     let (range, meta) = page.slice(all.len());

@@ -64,7 +64,11 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
             Some(Metadata::whole(ids.len())),
         );
     }
-    let page = Page::from_params(p, s.page_limits.groups)?;
+    let page = Page::from_params(
+        p,
+        s.page_limits.groups,
+        ctx.settings().reject_limit_over_max,
+    )?;
     let all = t.group_order();
     let (range, meta) = page.slice(all.len());
     ok_body(
@@ -110,7 +114,11 @@ pub fn get_v2(ctx: &Ctx<'_>, id: &str) -> Result<Vec<u8>, ApiError> {
 pub fn users(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiError> {
     let id = path_group_id(id)?;
     let s = ctx.settings();
-    let page = Page::from_params(p, s.page_limits.group_users)?;
+    let page = Page::from_params(
+        p,
+        s.page_limits.group_users,
+        ctx.settings().reject_limit_over_max,
+    )?;
     let w = ctx.shared.read();
     let g = w.tenant.group(&id).ok_or_else(ApiError::not_found)?;
     let (range, meta) = page.slice(g.members.len());

@@ -123,7 +123,7 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
         return Ok(user_list_body(t, &ids, case, Some(meta)));
     }
 
-    let page = Page::from_params(p, s.page_limits.users)?;
+    let page = Page::from_params(p, s.page_limits.users, ctx.settings().reject_limit_over_max)?;
     let ids: Cow<'_, [DuoId]> = if let Some(name) = username {
         let mut v: Vec<DuoId> = t
             .user_by_name(&name)
@@ -205,7 +205,11 @@ pub fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Vec<u8>, ApiError> {
 pub fn groups_list(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiError> {
     let id = path_user_id(id)?;
     let s = ctx.settings();
-    let page = Page::from_params(p, s.page_limits.user_groups)?;
+    let page = Page::from_params(
+        p,
+        s.page_limits.user_groups,
+        ctx.settings().reject_limit_over_max,
+    )?;
     let w = ctx.shared.read();
     let u = w.tenant.user(&id).ok_or_else(ApiError::not_found)?;
     let (range, meta) = page.slice(u.groups.len());
