@@ -21,6 +21,8 @@ pub(crate) const DIALECT: Dialect = Dialect {
 
 #[path = "sql_store.rs"]
 mod sql_store;
+#[path = "sql_duo_users.rs"]
+mod sql_duo_users;
 #[path = "sql_sync_state.rs"]
 mod sql_sync_state;
 

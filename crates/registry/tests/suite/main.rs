@@ -5,6 +5,7 @@
 mod support;
 
 mod changes;
+mod duo_users;
 mod import;
 mod objects;
 mod selection;

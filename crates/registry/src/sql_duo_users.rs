@@ -1,0 +1,218 @@
+//! The Duo users table over SQL, written once and compiled per backend like `sql_store.rs`
+//! (`sqlite.rs` and `postgres.rs` include it after defining `Db` and `DIALECT`). A replace holds
+//! the registry's write lock, reads the provisioner's current rows, and writes only the
+//! difference — batched deletes, then batched multi-row upserts — in one transaction.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::{QueryBuilder, Transaction};
+
+use super::sql_store::SqlStore;
+use super::{DIALECT, Db};
+use crate::duo_users::{self, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
+use crate::error::{RegistryError, Result};
+
+/// Rows per multi-row statement: 16 parameters each, well under SQLite's 32766 and PostgreSQL's
+/// 65535 bind parameters.
+const BATCH: usize = 1000;
+
+/// The columns after `config_id`, in the table's (Grouper's) order.
+const COLUMNS: &str = "user_id, aliases, phones, is_push_enabled, email, first_name, last_name, is_enrolled, \
+     last_directory_sync, notes, real_name, status, user_name, created_at, last_login_time";
+
+type RowTuple = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn row_of(config_id: &str, t: RowTuple) -> DuoUserRow {
+    DuoUserRow {
+        config_id: config_id.to_owned(),
+        user_id: t.0,
+        aliases: t.1,
+        phones: t.2,
+        is_push_enabled: t.3,
+        email: t.4,
+        first_name: t.5,
+        last_name: t.6,
+        is_enrolled: t.7,
+        last_directory_sync: t.8,
+        notes: t.9,
+        real_name: t.10,
+        status: t.11,
+        user_name: t.12,
+        created_at: t.13,
+        last_login_time: t.14,
+    }
+}
+
+fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> RegistryError {
+    RegistryError::db(context)
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+async fn begin_write(store: &SqlStore) -> Result<Transaction<'static, Db>> {
+    let mut tx = store.pool().begin_with(DIALECT.begin_write).await.map_err(db("starting the Duo users write"))?;
+    if let Some(lock) = DIALECT.write_lock {
+        sqlx::query(lock).execute(&mut *tx).await.map_err(db("taking the registry write lock"))?;
+    }
+    Ok(tx)
+}
+
+async fn delete_users(tx: &mut Transaction<'static, Db>, config_id: &str, ids: &[&str]) -> Result<()> {
+    for chunk in ids.chunks(BATCH) {
+        let mut qb = QueryBuilder::<Db>::new("DELETE FROM duo_user WHERE config_id = ");
+        qb.push_bind(config_id).push(" AND user_id IN (");
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build().execute(&mut **tx).await.map_err(db("deleting Duo users that are gone"))?;
+    }
+    Ok(())
+}
+
+async fn upsert_users(tx: &mut Transaction<'static, Db>, rows: &[&DuoUserRow]) -> Result<()> {
+    for chunk in rows.chunks(BATCH) {
+        let mut qb = QueryBuilder::<Db>::new(format!("INSERT INTO duo_user (config_id, {COLUMNS}) "));
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.config_id)
+                .push_bind(&r.user_id)
+                .push_bind(&r.aliases)
+                .push_bind(&r.phones)
+                .push_bind(&r.is_push_enabled)
+                .push_bind(&r.email)
+                .push_bind(&r.first_name)
+                .push_bind(&r.last_name)
+                .push_bind(&r.is_enrolled)
+                .push_bind(r.last_directory_sync)
+                .push_bind(&r.notes)
+                .push_bind(&r.real_name)
+                .push_bind(&r.status)
+                .push_bind(&r.user_name)
+                .push_bind(r.created_at)
+                .push_bind(r.last_login_time);
+        });
+        qb.push(
+            " ON CONFLICT (config_id, user_id) DO UPDATE SET aliases = excluded.aliases, phones = excluded.phones, \
+             is_push_enabled = excluded.is_push_enabled, email = excluded.email, first_name = excluded.first_name, \
+             last_name = excluded.last_name, is_enrolled = excluded.is_enrolled, \
+             last_directory_sync = excluded.last_directory_sync, notes = excluded.notes, real_name = excluded.real_name, \
+             status = excluded.status, user_name = excluded.user_name, created_at = excluded.created_at, \
+             last_login_time = excluded.last_login_time",
+        );
+        qb.build().execute(&mut **tx).await.map_err(|e| {
+            let first = chunk.first().map(|r| r.user_id.as_str()).unwrap_or_default();
+            let last = chunk.last().map(|r| r.user_id.as_str()).unwrap_or_default();
+            RegistryError::Database { context: format!("writing Duo users {first} … {last}"), source: e }
+        })?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl DuoUserStore for SqlStore {
+    async fn replace_duo_users(&self, config_id: &str, rows: &[DuoUserRow]) -> Result<ReplaceCounts> {
+        duo_users::check_rows(config_id, rows)?;
+        let mut tx = begin_write(self).await?;
+        let current: Vec<RowTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM duo_user WHERE config_id = $1"
+        )))
+        .bind(config_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db(format!("reading the Duo users of {config_id}")))?;
+        let mut current: HashMap<String, DuoUserRow> =
+            current.into_iter().map(|t| (t.0.clone(), row_of(config_id, t))).collect();
+
+        let mut counts = ReplaceCounts::default();
+        let mut to_write: Vec<&DuoUserRow> = Vec::new();
+        for row in rows {
+            match current.remove(&row.user_id) {
+                Some(existing) if existing == *row => counts.unchanged += 1,
+                Some(_) => {
+                    counts.updated += 1;
+                    to_write.push(row);
+                }
+                None => {
+                    counts.inserted += 1;
+                    to_write.push(row);
+                }
+            }
+        }
+        let mut gone: Vec<&str> = current.keys().map(String::as_str).collect();
+        gone.sort_unstable();
+        counts.deleted = gone.len() as u64;
+
+        delete_users(&mut tx, config_id, &gone).await?;
+        upsert_users(&mut tx, &to_write).await?;
+        sqlx::query(
+            "INSERT INTO duo_user_load (config_id, loaded_at, users) VALUES ($1, $2, $3) \
+             ON CONFLICT (config_id) DO UPDATE SET loaded_at = excluded.loaded_at, users = excluded.users",
+        )
+        .bind(config_id)
+        .bind(now_secs())
+        .bind(rows.len() as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("recording the Duo users load"))?;
+        tx.commit().await.map_err(db("committing the Duo users load"))?;
+        Ok(counts)
+    }
+
+    async fn duo_users(&self, config_id: &str, filter: &DuoUserFilter) -> Result<Vec<DuoUserRow>> {
+        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM duo_user d WHERE d.config_id = "));
+        qb.push_bind(config_id);
+        if filter.not_in_registry {
+            qb.push(" AND NOT EXISTS (SELECT 1 FROM subject s WHERE lower(s.login_id) = lower(d.user_name))");
+        }
+        if filter.not_enrolled {
+            qb.push(" AND (d.is_enrolled IS NULL OR d.is_enrolled <> 'T')");
+        }
+        if let Some(status) = &filter.status {
+            qb.push(" AND lower(d.status) = lower(").push_bind(status).push(")");
+        }
+        if let Some(before) = filter.stale_before {
+            qb.push(" AND (COALESCE(d.last_login_time, d.created_at) IS NULL OR COALESCE(d.last_login_time, d.created_at) < ")
+                .push_bind(before)
+                .push(")");
+        }
+        let rows: Vec<RowTuple> = qb
+            .build_query_as()
+            .fetch_all(self.pool())
+            .await
+            .map_err(db(format!("reading the Duo users of {config_id}")))?;
+        let mut rows: Vec<DuoUserRow> = rows.into_iter().map(|t| row_of(config_id, t)).collect();
+        // Byte order on both backends (PostgreSQL's ORDER BY would follow the database locale).
+        rows.sort_by(|a, b| (&a.user_name, &a.user_id).cmp(&(&b.user_name, &b.user_id)));
+        Ok(rows)
+    }
+
+    async fn duo_user_load(&self, config_id: &str) -> Result<Option<DuoUserLoad>> {
+        let row: Option<(i64, i64)> = sqlx::query_as("SELECT loaded_at, users FROM duo_user_load WHERE config_id = $1")
+            .bind(config_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db(format!("reading when the Duo users of {config_id} were loaded")))?;
+        Ok(row.map(|(loaded_at, users)| DuoUserLoad { loaded_at, users }))
+    }
+}
