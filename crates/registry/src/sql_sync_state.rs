@@ -164,6 +164,12 @@ impl SyncStore for SqlStore {
 
     async fn begin_run(&self, provisioner: &str, kind: &str, dry_run: bool) -> Result<i64> {
         let (_, ms) = now();
+        // One runner per provisioner: a run still marked running was cut short.
+        sqlx::query("UPDATE sync_run SET status = 'interrupted' WHERE provisioner = $1 AND status = 'running'")
+            .bind(provisioner)
+            .execute(self.pool())
+            .await
+            .map_err(db(format!("closing interrupted runs of {provisioner}")))?;
         sqlx::query_scalar(
             "INSERT INTO sync_run (provisioner, kind, dry_run, started_at_ms, status, counts, timings) VALUES ($1, $2, $3, $4, 'running', '{}', '{}') RETURNING id",
         )

@@ -1,0 +1,570 @@
+//! Applying a plan, phase by phase in the plan's order: record links found by matching, create
+//! groups, create users (bulk), update groups and users, remove then add memberships (bulk),
+//! delete groups and users. A create is recorded as intended before it is sent, so a run killed
+//! mid-call leaves a link the next run uses to recognise the object as its own. Every phase
+//! records its results before the next starts; one failing object never stops the others.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use duoprov_duo::{BulkOp, DuoClient, DuoError, ErrorClass, GroupFields, NewUser, UserFields, MAX_BULK_OPS};
+use duoprov_model::SubjectKey;
+use duoprov_plan::{GroupRef, Op, Plan, UserDeleteMode, UserRef};
+use duoprov_registry::{GroupState, MembershipState, StateError, Store, UserState};
+use futures::stream::{self, StreamExt};
+
+use crate::error::SyncError;
+use crate::progress::Progress;
+use crate::report::{Failure, RunReport};
+
+/// Users per `bulk_create` call.
+const USERS_PER_BULK_CREATE: usize = 100;
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn state_error(e: &DuoError) -> StateError {
+    StateError { code: "ERR".into(), message: e.to_string() }
+}
+
+pub(crate) struct Applier<'a> {
+    store: &'a dyn Store,
+    duo: &'a DuoClient,
+    provisioner: &'a str,
+    concurrency: usize,
+    progress: &'a dyn Progress,
+    report: RunReport,
+    created_groups: HashMap<String, String>,
+    created_users: HashMap<SubjectKey, String>,
+    subject_of_user: HashMap<String, SubjectKey>,
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(store: &'a dyn Store, duo: &'a DuoClient, provisioner: &'a str, concurrency: usize, progress: &'a dyn Progress, report: RunReport) -> Self {
+        Applier {
+            store,
+            duo,
+            provisioner,
+            concurrency,
+            progress,
+            report,
+            created_groups: HashMap::new(),
+            created_users: HashMap::new(),
+            subject_of_user: HashMap::new(),
+        }
+    }
+
+    pub fn into_report(self) -> RunReport {
+        self.progress.finish();
+        self.report
+    }
+
+    fn fail(&mut self, object: String, error: &str) {
+        self.report.failures.push(Failure { object, code: "ERR".into(), message: error.to_owned() });
+    }
+
+    fn timed(&mut self, phase: &str, start: Instant) {
+        self.report.timings_ms.push((phase.to_owned(), start.elapsed().as_millis() as u64));
+    }
+
+    pub async fn apply(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let start = Instant::now();
+        self.record_matches(plan).await?;
+        self.create_groups(plan).await?;
+        self.create_users(plan).await?;
+        self.timed("create", start);
+        let start = Instant::now();
+        self.update_groups(plan).await?;
+        self.update_users(plan).await?;
+        self.timed("update", start);
+        let start = Instant::now();
+        self.memberships(plan).await?;
+        self.timed("memberships", start);
+        let start = Instant::now();
+        self.delete_groups(plan).await?;
+        self.delete_users(plan).await?;
+        self.timed("delete", start);
+        Ok(())
+    }
+
+    /// Links found by matching (confirmed, adopted, taken over) and links leaving management.
+    async fn record_matches(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let at = now_secs();
+        let groups: Vec<GroupState> = plan
+            .group_matches
+            .iter()
+            .map(|m| GroupState {
+                group_uuid: m.uuid.clone(),
+                duo_group_id: Some(m.group_id.clone()),
+                in_target: true,
+                created_by_us: m.created_by_us,
+                provisioned_at: Some(at),
+                error: None,
+            })
+            .collect();
+        let users: Vec<UserState> = plan
+            .user_matches
+            .iter()
+            .map(|m| {
+                let subject = SubjectKey::new(&m.source, &m.id);
+                self.subject_of_user.insert(m.user_id.clone(), subject.clone());
+                UserState { subject, duo_user_id: Some(m.user_id.clone()), in_target: true, created_by_us: m.created_by_us, provisioned_at: Some(at), error: None }
+            })
+            .collect();
+        self.store.record(self.provisioner, &groups, &users, &[]).await?;
+        // Objects leaving management without deletion are forgotten: if they are selected again
+        // they are matched afresh (and, not being created by duoprov, adopted).
+        self.store.forget_groups(self.provisioner, &plan.released_groups).await?;
+        self.store.forget_users(self.provisioner, &plan.released_users).await?;
+        Ok(())
+    }
+
+    async fn create_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let creates: Vec<(&String, &String, &String)> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::CreateGroup { uuid, name, desc } => Some((uuid, name, desc)),
+                _ => None,
+            })
+            .collect();
+        if creates.is_empty() {
+            return Ok(());
+        }
+        self.progress.phase("create groups", creates.len() as u64);
+        let intents: Vec<GroupState> = creates
+            .iter()
+            .map(|(uuid, _, _)| GroupState { group_uuid: (*uuid).clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
+            .collect();
+        self.store.record(self.provisioner, &intents, &[], &[]).await?;
+        let duo = self.duo;
+        let results: Vec<_> = stream::iter(creates)
+            .map(|(uuid, name, desc)| async move { (uuid, name, duo.create_group(&GroupFields::named(name.clone()).desc(desc.clone())).await) })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let at = now_secs();
+        let mut states = Vec::with_capacity(results.len());
+        for (uuid, name, result) in results {
+            self.report.write_calls += 1;
+            self.progress.advance(1);
+            match result {
+                Ok(g) => {
+                    self.report.groups.created += 1;
+                    self.created_groups.insert(uuid.clone(), g.group_id.clone());
+                    states.push(GroupState { group_uuid: uuid.clone(), duo_group_id: Some(g.group_id), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                }
+                Err(e) => {
+                    self.report.groups.failed += 1;
+                    self.fail(format!("group {name}"), &e.to_string());
+                    states.push(GroupState { group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                }
+            }
+        }
+        self.store.record(self.provisioner, &states, &[], &[]).await?;
+        Ok(())
+    }
+
+    async fn create_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let creates: Vec<(SubjectKey, NewUser)> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::CreateUser { source, id, username, realname, email, firstname, lastname } => {
+                    let mut u = NewUser::new(username.clone());
+                    for (slot, v) in [(&mut u.fields.realname, realname), (&mut u.fields.email, email), (&mut u.fields.firstname, firstname), (&mut u.fields.lastname, lastname)] {
+                        if !v.is_empty() {
+                            *slot = Some(v.clone());
+                        }
+                    }
+                    Some((SubjectKey::new(source, id), u))
+                }
+                _ => None,
+            })
+            .collect();
+        if creates.is_empty() {
+            return Ok(());
+        }
+        self.progress.phase("create users", creates.len() as u64);
+        let intents: Vec<UserState> = creates
+            .iter()
+            .map(|(k, _)| UserState { subject: k.clone(), duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
+            .collect();
+        self.store.record(self.provisioner, &[], &intents, &[]).await?;
+        let duo = self.duo;
+        let chunks: Vec<Vec<(SubjectKey, NewUser)>> = creates.chunks(USERS_PER_BULK_CREATE).map(|c| c.to_vec()).collect();
+        let results: Vec<_> = stream::iter(chunks)
+            .map(|chunk| async move {
+                let users: Vec<NewUser> = chunk.iter().map(|(_, u)| u.clone()).collect();
+                let result = duo.bulk_create_users(&users).await;
+                (chunk, result)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let at = now_secs();
+        let mut states = Vec::new();
+        for (chunk, result) in results {
+            self.report.write_calls += 1;
+            match result {
+                Ok(created) => {
+                    let by_name: HashMap<String, String> = created.iter().map(|u| (u.username.to_lowercase(), u.user_id.clone())).collect();
+                    for (key, u) in chunk {
+                        self.progress.advance(1);
+                        match by_name.get(&u.username.to_lowercase()) {
+                            Some(id) => {
+                                self.report.users.created += 1;
+                                self.created_users.insert(key.clone(), id.clone());
+                                self.subject_of_user.insert(id.clone(), key.clone());
+                                states.push(UserState { subject: key, duo_user_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                            }
+                            None => {
+                                self.report.users.failed += 1;
+                                let message = "Duo's bulk create did not return this user".to_owned();
+                                self.fail(format!("subject {key}"), &message);
+                                states.push(UserState { subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
+                            }
+                        }
+                    }
+                }
+                // Duo refused the batch before doing anything (a bad value): create one by one
+                // so one bad user does not stop the others.
+                Err(e) if matches!(e.class(), ErrorClass::InvalidParameter) => {
+                    for (key, u) in chunk {
+                        self.progress.advance(1);
+                        self.report.write_calls += 1;
+                        match self.duo.create_user(&u).await {
+                            Ok(created) => {
+                                self.report.users.created += 1;
+                                self.created_users.insert(key.clone(), created.user_id.clone());
+                                self.subject_of_user.insert(created.user_id.clone(), key.clone());
+                                states.push(UserState { subject: key, duo_user_id: Some(created.user_id), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                            }
+                            Err(e) => {
+                                self.report.users.failed += 1;
+                                self.fail(format!("subject {key}"), &e.to_string());
+                                states.push(UserState { subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                            }
+                        }
+                    }
+                }
+                // The outcome is unknown or the call failed as a whole: the intents stay, and the
+                // next run recognises whatever Duo did create as duoprov's own.
+                Err(e) => {
+                    for (key, _) in chunk {
+                        self.progress.advance(1);
+                        self.report.users.failed += 1;
+                        self.fail(format!("subject {key}"), &e.to_string());
+                        states.push(UserState { subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                    }
+                }
+            }
+        }
+        self.store.record(self.provisioner, &[], &states, &[]).await?;
+        Ok(())
+    }
+
+    async fn update_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let updates: Vec<(&String, &String, GroupFields)> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::UpdateGroup { uuid, group_id, changes, .. } => {
+                    let mut f = GroupFields::default();
+                    for c in changes {
+                        match c.field.as_str() {
+                            "name" => f.name = Some(c.after.clone()),
+                            "desc" => f.desc = Some(c.after.clone()),
+                            _ => {}
+                        }
+                    }
+                    Some((uuid, group_id, f))
+                }
+                _ => None,
+            })
+            .collect();
+        if updates.is_empty() {
+            return Ok(());
+        }
+        self.progress.phase("update groups", updates.len() as u64);
+        let duo = self.duo;
+        let results: Vec<_> = stream::iter(updates)
+            .map(|(uuid, id, f)| async move { (uuid, id, duo.modify_group(id, &f).await) })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let at = now_secs();
+        let mut states = Vec::new();
+        for (uuid, id, result) in results {
+            self.report.write_calls += 1;
+            self.progress.advance(1);
+            let error = match result {
+                Ok(_) => {
+                    self.report.groups.updated += 1;
+                    None
+                }
+                Err(e) => {
+                    self.report.groups.failed += 1;
+                    self.fail(format!("group {id}"), &e.to_string());
+                    Some(state_error(&e))
+                }
+            };
+            let ok = error.is_none();
+            states.push(GroupState {
+                group_uuid: uuid.clone(),
+                duo_group_id: Some(id.clone()),
+                in_target: true,
+                created_by_us: plan.group_matches.iter().any(|m| &m.uuid == uuid && m.created_by_us),
+                provisioned_at: ok.then_some(at),
+                error,
+            });
+        }
+        self.store.record(self.provisioner, &states, &[], &[]).await?;
+        Ok(())
+    }
+
+    async fn update_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let mut ops = Vec::new();
+        let mut keys = Vec::new();
+        for o in &plan.ops {
+            if let Op::UpdateUser { source, id, user_id, changes, .. } = &o.op {
+                let mut f = UserFields::default();
+                for c in changes {
+                    let v = Some(c.after.clone());
+                    match c.field.as_str() {
+                        "username" => f.username = v,
+                        "realname" => f.realname = v,
+                        "email" => f.email = v,
+                        "firstname" => f.firstname = v,
+                        "lastname" => f.lastname = v,
+                        _ => {}
+                    }
+                }
+                ops.push(BulkOp::ModifyUser { user_id: user_id.clone(), fields: f });
+                keys.push((SubjectKey::new(source, id), user_id.clone()));
+            }
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.progress.phase("update users", ops.len() as u64);
+        let results = self.bulk(&ops).await;
+        let at = now_secs();
+        let mut states = Vec::new();
+        for ((key, user_id), result) in keys.into_iter().zip(results) {
+            let created_by_us = plan.user_matches.iter().any(|m| m.user_id == user_id && m.created_by_us);
+            let error = match result {
+                Ok(()) => {
+                    self.report.users.updated += 1;
+                    None
+                }
+                Err(message) => {
+                    self.report.users.failed += 1;
+                    self.fail(format!("subject {key}"), &message);
+                    Some(StateError { code: "ERR".into(), message })
+                }
+            };
+            let ok = error.is_none();
+            states.push(UserState { subject: key, duo_user_id: Some(user_id), in_target: true, created_by_us, provisioned_at: ok.then_some(at), error });
+        }
+        self.store.record(self.provisioner, &[], &states, &[]).await?;
+        Ok(())
+    }
+
+    /// Runs bulk operations in chunks, concurrently; one result (or error message) per op.
+    async fn bulk(&mut self, ops: &[BulkOp]) -> Vec<Result<(), String>> {
+        let duo = self.duo;
+        let mut results: Vec<(usize, Vec<Result<(), String>>)> = stream::iter(ops.chunks(MAX_BULK_OPS).enumerate())
+            .map(|(i, chunk)| async move {
+                let out = match duo.bulk(chunk).await {
+                    Ok(rs) => rs
+                        .into_iter()
+                        .map(|r| r.map(|_| ()).map_err(|f| format!("{} ({})", f.message, f.message_detail.unwrap_or_default())))
+                        .collect(),
+                    Err(e) => vec![Err(e.to_string()); chunk.len()],
+                };
+                (i, out)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        results.sort_by_key(|(i, _)| *i);
+        self.report.write_calls += results.len();
+        let flat: Vec<Result<(), String>> = results.into_iter().flat_map(|(_, r)| r).collect();
+        self.progress.advance(flat.len() as u64);
+        flat
+    }
+
+    async fn memberships(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let mut ops = Vec::new();
+        // What each op is about: (group uuid, subject) when known, and a label.
+        let mut about: Vec<(Option<(String, SubjectKey)>, bool, String)> = Vec::new();
+        let mut unresolved = Vec::new();
+        for o in &plan.ops {
+            match &o.op {
+                Op::RemoveMember { group_id, group_name, user_id, username } => {
+                    ops.push(BulkOp::RemoveUserFromGroup { user_id: user_id.clone(), group_id: group_id.clone() });
+                    let group_uuid = plan.group_matches.iter().find(|m| &m.group_id == group_id).map(|m| m.uuid.clone());
+                    let key = group_uuid.zip(self.subject_of_user.get(user_id).cloned());
+                    about.push((key, false, format!("membership of {username} in group {group_name}")));
+                }
+                Op::AddMember { group_uuid, source, id, group, user } => {
+                    let key = SubjectKey::new(source, id);
+                    let group_id = match group {
+                        GroupRef::Existing { group_id, .. } => Some(group_id.clone()),
+                        GroupRef::New { uuid, .. } => self.created_groups.get(uuid).cloned(),
+                    };
+                    let user_id = match user {
+                        UserRef::Existing { user_id, .. } => Some(user_id.clone()),
+                        UserRef::New { .. } => self.created_users.get(&key).cloned(),
+                    };
+                    let label = format!("membership of subject {key} in group {}", group.name());
+                    match group_id.zip(user_id) {
+                        Some((group_id, user_id)) => {
+                            ops.push(BulkOp::AddUserToGroup { user_id, group_id });
+                            about.push((Some((group_uuid.clone(), key)), true, label));
+                        }
+                        None => unresolved.push((group_uuid.clone(), key, label)),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let at = now_secs();
+        let mut states = Vec::new();
+        for (group_uuid, subject, label) in unresolved {
+            self.report.memberships.failed += 1;
+            let message = "its group or user could not be created in this run".to_owned();
+            self.fail(label, &message);
+            states.push(MembershipState { group_uuid, subject, in_target: false, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
+        }
+        if !ops.is_empty() {
+            self.progress.phase("memberships", ops.len() as u64);
+            let results = self.bulk(&ops).await;
+            for ((key, add, label), result) in about.into_iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        if add {
+                            self.report.memberships.created += 1;
+                        } else {
+                            self.report.memberships.deleted += 1;
+                        }
+                        if let Some((group_uuid, subject)) = key {
+                            states.push(MembershipState { group_uuid, subject, in_target: add, provisioned_at: Some(at), error: None });
+                        }
+                    }
+                    Err(message) => {
+                        self.report.memberships.failed += 1;
+                        self.fail(label, &message);
+                        if let Some((group_uuid, subject)) = key {
+                            states.push(MembershipState { group_uuid, subject, in_target: !add, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
+                        }
+                    }
+                }
+            }
+        }
+        self.store.record(self.provisioner, &[], &[], &states).await?;
+        Ok(())
+    }
+
+    async fn delete_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let deletes: Vec<(&String, &String, &String)> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::DeleteGroup { uuid, group_id, name } => Some((uuid, group_id, name)),
+                _ => None,
+            })
+            .collect();
+        if deletes.is_empty() {
+            return Ok(());
+        }
+        self.progress.phase("delete groups", deletes.len() as u64);
+        let duo = self.duo;
+        let results: Vec<_> = stream::iter(deletes)
+            .map(|(uuid, id, name)| async move { (uuid, id, name, duo.delete_group(id).await) })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut forget = Vec::new();
+        let mut states = Vec::new();
+        for (uuid, id, name, result) in results {
+            self.report.write_calls += 1;
+            self.progress.advance(1);
+            match result {
+                Ok(()) => {
+                    self.report.groups.deleted += 1;
+                    forget.push(uuid.clone());
+                }
+                Err(e) => {
+                    self.report.groups.failed += 1;
+                    self.fail(format!("group {name}"), &e.to_string());
+                    states.push(GroupState { group_uuid: uuid.clone(), duo_group_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                }
+            }
+        }
+        self.store.forget_groups(self.provisioner, &forget).await?;
+        if !states.is_empty() {
+            // Keep the link (and who created the group) so the next run tries again.
+            let links = self.store.links(self.provisioner).await?;
+            for s in &mut states {
+                s.created_by_us = links.groups.iter().any(|l| l.group_uuid == s.group_uuid && l.created_by_us);
+            }
+            self.store.record(self.provisioner, &states, &[], &[]).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let deletes: Vec<(SubjectKey, String, UserDeleteMode)> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::DeleteUser { source, id, user_id, mode, .. } => Some((SubjectKey::new(source, id), user_id.clone(), *mode)),
+                _ => None,
+            })
+            .collect();
+        if deletes.is_empty() {
+            return Ok(());
+        }
+        self.progress.phase("delete users", deletes.len() as u64);
+        let mut forget = Vec::new();
+        let (trash, delete): (Vec<_>, Vec<_>) = deletes.into_iter().partition(|(_, _, m)| *m == UserDeleteMode::Trash);
+        for chunk in trash.chunks(USERS_PER_BULK_CREATE) {
+            let ids: Vec<String> = chunk.iter().map(|(_, id, _)| id.clone()).collect();
+            self.report.write_calls += 1;
+            match self.duo.send_users_to_trash(&ids).await {
+                Ok(()) => {
+                    self.report.users.deleted += chunk.len();
+                    forget.extend(chunk.iter().map(|(k, _, _)| k.clone()));
+                }
+                Err(e) => {
+                    for (k, _, _) in chunk {
+                        self.report.users.failed += 1;
+                        self.fail(format!("subject {k}"), &e.to_string());
+                    }
+                }
+            }
+            self.progress.advance(chunk.len() as u64);
+        }
+        if !delete.is_empty() {
+            let ops: Vec<BulkOp> = delete.iter().map(|(_, id, _)| BulkOp::DeleteUser { user_id: id.clone() }).collect();
+            let results = self.bulk(&ops).await;
+            for ((k, _, _), r) in delete.into_iter().zip(results) {
+                match r {
+                    Ok(()) => {
+                        self.report.users.deleted += 1;
+                        forget.push(k);
+                    }
+                    Err(message) => {
+                        self.report.users.failed += 1;
+                        self.fail(format!("subject {k}"), &message);
+                    }
+                }
+            }
+        }
+        self.store.forget_users(self.provisioner, &forget).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! A full sync run: `prepare` reads both sides and plans (that is all `duoprov plan` needs);
+//! `run` checks a prepared plan against the safety rules and, unless it is a dry run, applies it
+//! and records the outcome in the run log.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use duoprov_duo::{DuoClient, User};
+use duoprov_model::{GroupName, SubjectKey};
+use duoprov_plan::fingerprint::fingerprint;
+use duoprov_plan::safety::{self, Approval};
+use duoprov_plan::{build_plan, DesiredState, Mapping, Plan, Policy};
+use duoprov_registry::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::apply::Applier;
+use crate::error::SyncError;
+use crate::progress::Progress;
+use crate::read::read_all;
+use crate::report::RunReport;
+
+/// What a provisioner's configuration says, resolved.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub provisioner: String,
+    pub policy: Policy,
+    pub mapping: Arc<Mapping>,
+    /// Only effective members of this registry group become Duo users.
+    pub eligible_group: Option<GroupName>,
+    /// Only subjects of these sources become Duo users.
+    pub subject_sources: Option<Vec<String>>,
+    /// Duo calls in flight at once during apply (the client also paces them).
+    pub concurrency: usize,
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    pub dry_run: bool,
+    pub approval: Approval,
+    /// Apply exactly this saved plan, refusing if either side has moved since it was made.
+    pub saved: Option<SavedPlan>,
+}
+
+/// A plan saved by `duoprov plan --out FILE`, with fingerprints of the states it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format: u32,
+    pub provisioner: String,
+    pub registry_fingerprint: String,
+    pub duo_fingerprint: String,
+    pub plan: Plan,
+}
+
+/// Both sides read and planned.
+pub struct Prepared {
+    pub plan: Plan,
+    pub desired: DesiredState,
+    /// Groups the registry selects, held ones included (for the empty-registry rule).
+    pub selected_groups: usize,
+    pub registry_fingerprint: String,
+    pub duo_fingerprint: String,
+    /// The users as read from Duo.
+    pub duo_users: Vec<User>,
+    pub read_calls: usize,
+    pub read_ms: u64,
+    pub plan_ms: u64,
+}
+
+impl Prepared {
+    pub fn saved(&self) -> SavedPlan {
+        SavedPlan {
+            format: 1,
+            provisioner: self.plan.provisioner.clone(),
+            registry_fingerprint: self.registry_fingerprint.clone(),
+            duo_fingerprint: self.duo_fingerprint.clone(),
+            plan: self.plan.clone(),
+        }
+    }
+}
+
+/// Reads the registry selection, Duo and the links, and plans.
+pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings) -> Result<Prepared, SyncError> {
+    let start = Instant::now();
+    let name = settings.provisioner.as_str();
+    let (selection, duo_read) = tokio::join!(store.provisioner_selection(name), read_all(duo));
+    let mut selection = selection?;
+    let duo_read = duo_read?;
+    if let Some(sources) = &settings.subject_sources {
+        let allowed: HashSet<&str> = sources.iter().map(String::as_str).collect();
+        // Members of other sources are dropped from every group; indexes stay valid because the
+        // subjects list is kept and only memberships are filtered.
+        let keep: Vec<bool> = selection.subjects.iter().map(|s| allowed.contains(s.source.as_str())).collect();
+        for g in &mut selection.groups {
+            g.members.retain(|m| keep[*m as usize]);
+        }
+    }
+    let eligible: Option<HashSet<SubjectKey>> = match &settings.eligible_group {
+        Some(group) => Some(store.effective_members(group).await?.into_iter().map(|m| m.subject.key()).collect()),
+        None => None,
+    };
+    let links = store.links(name).await?;
+    let read_ms = start.elapsed().as_millis() as u64;
+    let start = Instant::now();
+    let desired = DesiredState::build(&selection, &settings.mapping, eligible.as_ref());
+    let plan = build_plan(name, &desired, &duo_read.snapshot, &links, &settings.policy);
+    let mut eligible_sorted: Option<Vec<&SubjectKey>> = eligible.as_ref().map(|e| e.iter().collect());
+    if let Some(e) = &mut eligible_sorted {
+        e.sort();
+    }
+    let registry_fingerprint = fingerprint(&(&selection, &eligible_sorted));
+    let duo_fingerprint = fingerprint(&(&duo_read.snapshot, &links));
+    let plan_ms = start.elapsed().as_millis() as u64;
+    Ok(Prepared {
+        selected_groups: selection.groups.len(),
+        plan,
+        desired,
+        registry_fingerprint,
+        duo_fingerprint,
+        duo_users: duo_read.users,
+        read_calls: duo_read.calls,
+        read_ms,
+        plan_ms,
+    })
+}
+
+/// Checks and (unless a dry run) applies a prepared plan, recording the run.
+pub async fn run(
+    store: &dyn Store,
+    duo: &DuoClient,
+    settings: &SyncSettings,
+    prepared: Prepared,
+    options: &SyncOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport, SyncError> {
+    let name = settings.provisioner.as_str();
+    let run_id = store.begin_run(name, "full", options.dry_run).await?;
+    let mut report = RunReport {
+        provisioner: name.to_owned(),
+        run_id,
+        dry_run: options.dry_run,
+        read_calls: prepared.read_calls,
+        held: prepared.plan.errors.len(),
+        adopted: prepared.plan.adoptions.len(),
+        timings_ms: vec![("read".into(), prepared.read_ms), ("plan".into(), prepared.plan_ms)],
+        ..Default::default()
+    };
+    let finish = |status: &'static str, message: Option<String>, report: RunReport| async move {
+        let counts = serde_json::to_value(&report).unwrap_or_default();
+        let timings = serde_json::to_value(&report.timings_ms).unwrap_or_default();
+        store.finish_run(run_id, status, &counts, &timings, message.as_deref()).await?;
+        Ok::<RunReport, SyncError>(report)
+    };
+
+    let mut plan = prepared.plan;
+    if let Some(saved) = &options.saved {
+        let mut moved = Vec::new();
+        if saved.provisioner != name {
+            moved.push(format!("it was made for provisioner {}", saved.provisioner));
+        }
+        if saved.registry_fingerprint != prepared.registry_fingerprint {
+            moved.push("the registry changed".to_owned());
+        }
+        if saved.duo_fingerprint != prepared.duo_fingerprint {
+            moved.push("Duo or the sync state changed".to_owned());
+        }
+        if !moved.is_empty() {
+            let message = moved.join(", ");
+            finish("refused", Some(format!("stale plan: {message}")), report).await?;
+            return Err(SyncError::Stale(message));
+        }
+        plan = saved.plan.clone();
+    }
+    if let Err(refusal) = safety::check(&plan, &settings.policy, prepared.selected_groups, options.approval) {
+        let message = refusal.message(name);
+        finish("refused", Some(message), report).await?;
+        return Err(SyncError::Refused { provisioner: name.to_owned(), refusal });
+    }
+    if options.dry_run {
+        report.failures = plan
+            .errors
+            .iter()
+            .map(|e| crate::report::Failure { object: e.object.to_string(), code: e.code.to_string(), message: e.message.clone() })
+            .collect();
+        return finish("succeeded", Some("dry run: nothing applied".into()), report).await;
+    }
+    let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report);
+    applier.apply(&plan).await?;
+    let report = applier.into_report();
+    let status = report.status();
+    finish(status, None, report).await
+}
