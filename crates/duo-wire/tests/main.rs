@@ -3,3 +3,4 @@
 
 mod vectors;
 mod crosscheck;
+mod props;
