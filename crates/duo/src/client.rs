@@ -293,7 +293,7 @@ impl DuoClient {
             Params::Pairs(p) => prepare(cfg.signature, spec.method, p),
             Params::Json(m) => prepare_json(cfg.signature, spec.method, m),
         };
-        let deadline = Instant::now() + cfg.call_deadline;
+        let deadline = far_add(Instant::now(), cfg.call_deadline);
         let _slot = self.inner.pacer.slot().await;
         let mut rate_backoff = Backoff::new(&cfg.retry);
         let mut server_backoff = Backoff::new(&cfg.retry);
@@ -380,13 +380,18 @@ impl DuoClient {
                 }
             };
             let (wait, last) = wait;
-            if Instant::now() + wait >= deadline {
+            if far_add(Instant::now(), wait) >= deadline {
                 // Waiting would pass the deadline: report the last failure.
                 return Err(DuoError::new(label, last));
             }
             sleep(wait).await;
         }
     }
+}
+
+/// `t + d`, saturating at a year ahead instead of overflowing.
+fn far_add(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d.min(Duration::from_secs(365 * 24 * 3600))).unwrap_or(t)
 }
 
 async fn sleep(d: Duration) {

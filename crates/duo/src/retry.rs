@@ -51,13 +51,9 @@ impl Backoff {
     /// The next wait with jitter, or `None` when exhausted.
     pub fn next_wait(&mut self) -> Option<Duration> {
         let base = self.next_base()?;
-        let jitter = if self.max_jitter.is_zero() {
-            Duration::ZERO
-        } else {
-            let ms = u64::try_from(self.max_jitter.as_micros()).unwrap_or(u64::MAX);
-            Duration::from_micros(rand::rng().random_range(0..ms))
-        };
-        Some(base + jitter)
+        let us = u64::try_from(self.max_jitter.as_micros()).unwrap_or(u64::MAX);
+        let jitter = if us == 0 { Duration::ZERO } else { Duration::from_micros(rand::rng().random_range(0..us)) };
+        Some(base.saturating_add(jitter))
     }
 }
 
