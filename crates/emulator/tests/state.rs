@@ -184,3 +184,35 @@ async fn introspection_can_be_turned_off() {
     let (status, body) = support::introspect(&emu, "GET", "/_emulator/calls", "").await;
     assert_eq!((status, body["code"].clone()), (404, json!(40401)));
 }
+
+#[tokio::test]
+async fn the_example_tenant_loads_and_serves() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tenant.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    let dump: TenantDump = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let emu = Emulator::builder()
+        .settings(support::test_settings())
+        .integration(Integration::new(IKEY, SKEY))
+        .initial_state(dump)
+        .spawn_on("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = Client::new(&emu);
+    let alice = c
+        .ok(
+            "GET",
+            "/admin/v1/users",
+            &[("username", "alice@example.edu")],
+        )
+        .await;
+    assert_eq!(alice[0]["username"], "alice");
+    assert_eq!(alice[0]["groups"].as_array().map(Vec::len), Some(2));
+    let staff = c
+        .call("GET", "/admin/v2/groups/DGSTAFF0000000000001/users", &[])
+        .await;
+    assert_eq!(staff.json["metadata"]["total_objects"], 2);
+    assert_eq!(
+        c.ok("GET", "/admin/v1/admins", &[]).await[0]["role"],
+        "Owner"
+    );
+}
