@@ -40,6 +40,28 @@ fn bench_sign(name: &str, variant: SignatureVariant, method: &str, params: &[(&s
     println!("sign {name:<44} {:>8.2} µs/request  ({:>9.0} requests/s)", per.as_secs_f64() * 1e6, 1.0 / per.as_secs_f64());
 }
 
+/// Server-side cost (what the emulator pays per request): parse the header, then try variants
+/// and host candidates until one matches.
+fn bench_verify(name: &str, variant: SignatureVariant) {
+    use duoprov_duo_wire::verify::{ReceivedRequest, host_candidates, parse_authorization, verify_signature};
+    let date = "Tue, 21 Aug 2012 17:29:18 -0000";
+    let params = vec![("limit".to_owned(), "300".to_owned()), ("offset".to_owned(), "0".to_owned())];
+    let p = prepare(variant, "GET", &params);
+    let r = Request { date, method: "GET", host: "127.0.0.1", path: "/admin/v1/users", canon_params: &p.canon_params, body: &p.body, x_duo_headers: &[] };
+    let Ok(signed) = sign_request(IKEY, SKEY, variant, &r) else { return };
+    let headers = [("Host", "127.0.0.1:8443"), ("Date", date), ("Authorization", signed.authorization.as_str())];
+    let iters = 50_000u32;
+    let start = Instant::now();
+    for _ in 0..iters {
+        let hosts = host_candidates(Some("127.0.0.1:8443"), None);
+        let Ok(creds) = parse_authorization(black_box(headers[2].1)) else { return };
+        let rr = ReceivedRequest { method: "GET", path: "/admin/v1/users", host_candidates: &hosts, params: &params, body: b"", headers: &headers };
+        black_box(verify_signature(&rr, &creds, SKEY).ok());
+    }
+    let per = start.elapsed() / iters;
+    println!("verify {name:<42} {:>8.2} µs/request", per.as_secs_f64() * 1e6);
+}
+
 struct Pages(Vec<String>);
 
 #[derive(serde::Deserialize)]
@@ -131,6 +153,9 @@ fn main() {
         &[("username", "jdoe"), ("realname", "Jane Doé"), ("email", "jdoe@example.edu"), ("firstname", "Jane"), ("lastname", "Doé")],
     );
     bench_sign("v2-SHA1 GET /admin/v1/users limit=300&offset=0", SignatureVariant::V2Sha1, "GET", &[("limit", "300"), ("offset", "0")]);
+    bench_verify("v5 (first candidate variant)", SignatureVariant::V5);
+    bench_verify("v2-SHA512 (third variant, second host)", SignatureVariant::V2Sha512);
+    bench_verify("v2-SHA1", SignatureVariant::V2Sha1);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
