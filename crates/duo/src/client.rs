@@ -17,7 +17,7 @@ use crate::config::{DuoConfig, TrafficLogMode};
 use crate::error::{DuoError, ErrorKind, Result};
 use crate::pace::{CallClass, Pacer};
 use crate::retry::{Backoff, Safety};
-use crate::traffic::{MAX_REQUEST_BODY_CHARS, MAX_RESPONSE_BODY_CHARS, TrafficEntry, mask_headers, truncate_chars};
+use crate::traffic::{MAX_REQUEST_BODY_CHARS, MAX_RESPONSE_BODY_CHARS, TrafficEntry, mask_body, mask_headers, truncate_chars};
 use crate::transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
 
 /// Parameters of one call.
@@ -308,7 +308,10 @@ impl DuoClient {
             }
             let req = self.build(spec, &prepared)?;
             let log_req = (cfg.traffic_log != TrafficLogMode::Off)
-                .then(|| (req.method.clone(), req.url.clone(), mask_headers(&req.headers), req.body.clone()));
+                .then(|| {
+                    let ct = req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.as_str());
+                    (req.method.clone(), req.url.clone(), mask_headers(&req.headers), mask_body(&req.body, ct))
+                });
             tracing::debug!(call = %label, attempt, "Duo call attempt");
             let started = Instant::now();
             let sent = tokio::time::timeout(deadline - now, self.inner.transport.send(req)).await;

@@ -1,6 +1,7 @@
 //! The HTTP traffic log (Grouper's command log): per attempt, the method, URL, request headers
 //! with `Authorization: *******`, status, elapsed milliseconds, the request body (at most 20 000
-//! characters) and the response body (at most 3 000 characters). Entries are tracing events with
+//! characters, values of parameters named like `pass`/`secret` masked) and the response body (at
+//! most 3 000 characters). Entries are tracing events with
 //! target [`TRAFFIC_TARGET`] at INFO level (mode `always`) or WARN level (mode `on_error`, for
 //! failed attempts only), so they go wherever the application's subscriber sends logs.
 //!
@@ -55,6 +56,63 @@ pub fn mask_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
             }
         })
         .collect()
+}
+
+fn sensitive_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("pass") || n.contains("secret")
+}
+
+fn mask_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if sensitive_name(k) {
+                    *x = serde_json::Value::String(MASK.to_owned());
+                } else {
+                    mask_json(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(mask_json),
+        serde_json::Value::String(s) => {
+            // JSON-encoded strings inside parameters (bulk `operations`, `users`).
+            if let Ok(mut inner @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) = serde_json::from_str(s) {
+                mask_json(&mut inner);
+                *s = inner.to_string();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The request body as it may be logged: values of parameters whose name contains `pass` or
+/// `secret` (any case) are replaced by [`MASK`], in form bodies and (nested) JSON bodies, as
+/// Grouper's command log does. Other bodies are returned unchanged.
+pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Vec<u8> {
+    match content_type {
+        Some(ct) if ct.starts_with("application/json") => match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(mut v) => {
+                let before = v.clone();
+                mask_json(&mut v);
+                if v == before { body.to_vec() } else { duoprov_duo_wire::params::canon_json(&v).into_bytes() }
+            }
+            Err(_) => body.to_vec(),
+        },
+        Some(ct) if ct.starts_with("application/x-www-form-urlencoded") => {
+            let pairs: Vec<(String, String)> =
+                form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            if !pairs.iter().any(|(k, _)| sensitive_name(k)) {
+                return body.to_vec();
+            }
+            let masked: Vec<(String, String)> = pairs
+                .into_iter()
+                .map(|(k, v)| if sensitive_name(&k) { (k, MASK.to_owned()) } else { (k, v) })
+                .collect();
+            duoprov_duo_wire::sign::canon_params(&masked).into_bytes()
+        }
+        _ => body.to_vec(),
+    }
 }
 
 /// The first `max` characters of `bytes` read as UTF-8 (lossily), with a marker when cut.
@@ -115,6 +173,13 @@ mod tests {
         assert_eq!(m[1].1, "d");
         assert_eq!(truncate_chars("ééé".as_bytes(), 2), "éé…[1 more characters]");
         assert_eq!(truncate_chars(b"abc", 3), "abc");
+        let body = br#"{"password":"p1","username":"u","ops":"[{\"body\":{\"client_secret\":\"s2\"}}]"}"#;
+        let m = String::from_utf8(mask_body(body, Some("application/json"))).unwrap_or_default();
+        assert!(!m.contains("p1") && !m.contains("s2") && m.contains("\"username\":\"u\""), "{m}");
+        let m = String::from_utf8(mask_body(b"a=1&Secret_Key=zz", Some("application/x-www-form-urlencoded"))).unwrap_or_default();
+        assert_eq!(m, "Secret_Key=%2A%2A%2A%2A%2A%2A%2A&a=1");
+        assert_eq!(mask_body(b"username=u", Some("application/x-www-form-urlencoded")), b"username=u");
+        assert_eq!(mask_body(br#"{"username":"u"}"#, Some("application/json")), br#"{"username":"u"}"#);
         let long = "x".repeat(MAX_REQUEST_BODY_CHARS + 5);
         let t = truncate_chars(long.as_bytes(), MAX_REQUEST_BODY_CHARS);
         assert!(t.starts_with(&"x".repeat(MAX_REQUEST_BODY_CHARS)) && t.ends_with("[5 more characters]"));
