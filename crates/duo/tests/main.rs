@@ -6,3 +6,4 @@ mod faults;
 mod ops;
 mod secrets;
 mod support;
+mod tls;

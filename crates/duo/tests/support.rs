@@ -154,6 +154,11 @@ impl Script {
         (self.handler)(&s, n)
     }
 
+    /// Records `s` and answers it (for servers written in other test modules).
+    pub fn answer_public(&self, s: Seen) -> Reply {
+        self.answer(s)
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
