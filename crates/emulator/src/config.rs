@@ -30,14 +30,18 @@ impl std::fmt::Debug for SecretKey {
 }
 
 /// Permissions of an Admin API application ("Grant read resource", …).
+/// In a JSON integrations file, a flag left out of `grants` is false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct Grants {
     /// "Grant read resource": every GET on users and groups.
+    #[serde(default)]
     pub read_resource: bool,
     /// "Grant write resource": every create, modify, delete, membership and bulk call.
+    #[serde(default)]
     pub write_resource: bool,
     /// "Grant administrators": the `/admin/v1/admins` routes.
+    #[serde(default)]
     pub administrators: bool,
 }
 
@@ -95,8 +99,8 @@ pub struct Integration {
     pub ikey: String,
     /// Secret key (HMAC key).
     pub skey: SecretKey,
-    /// Its grants (all three when omitted).
-    #[serde(default)]
+    /// Its grants (all three when `grants` is omitted).
+    #[serde(default = "Grants::all")]
     pub grants: Grants,
 }
 
@@ -331,5 +335,41 @@ impl Settings {
             return Err("max_body_bytes must be positive".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integration_grants_in_json() {
+        let all: Integration = serde_json::from_str(r#"{"ikey":"DIA","skey":"s"}"#).expect("all");
+        assert_eq!(all.grants, Grants::all());
+        let ro: Integration =
+            serde_json::from_str(r#"{"ikey":"DIB","skey":"s","grants":{"read_resource":true}}"#)
+                .expect("ro");
+        assert_eq!(
+            ro.grants,
+            Grants {
+                read_resource: true,
+                ..Grants::none()
+            }
+        );
+        assert!(
+            serde_json::from_str::<Integration>(
+                r#"{"ikey":"DIC","skey":"s","grants":{"fly":true}}"#
+            )
+            .is_err()
+        );
+        assert_eq!(
+            Grants::parse_list("read, admins"),
+            Ok(Grants {
+                read_resource: true,
+                administrators: true,
+                ..Grants::none()
+            })
+        );
+        assert!(format!("{all:?}").contains("[REDACTED]"));
     }
 }
