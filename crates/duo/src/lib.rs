@@ -9,11 +9,12 @@
 //!   errors only where repeating is safe, and never lets the secret key or a signature reach a
 //!   log, an error or a `Debug` string.
 //! - Typed operations: users ([`DuoClient::list_users`], [`DuoClient::get_user`],
-//!   [`DuoClient::get_user_by_username`], [`DuoClient::create_user`], [`DuoClient::modify_user`],
+//!   [`DuoClient::get_user_by_username`], [`DuoClient::get_users_by_usernames`],
+//!   [`DuoClient::get_users_by_ids`], [`DuoClient::create_user`], [`DuoClient::modify_user`],
 //!   [`DuoClient::delete_user`], [`DuoClient::bulk_create_users`]), memberships
 //!   ([`DuoClient::list_user_groups`], [`DuoClient::add_user_to_group`],
 //!   [`DuoClient::remove_user_from_group`]), groups ([`DuoClient::list_groups`],
-//!   [`DuoClient::get_group`], [`DuoClient::list_group_members`], [`DuoClient::create_group`],
+//!   [`DuoClient::get_group`], [`DuoClient::get_groups_by_ids`], [`DuoClient::list_group_members`], [`DuoClient::create_group`],
 //!   [`DuoClient::modify_group`], [`DuoClient::delete_group`]), [`DuoClient::bulk`], Trash
 //!   ([`DuoClient::send_users_to_trash`], [`DuoClient::restore_users`]).
 //! - Errors are [`DuoError`]: the call plus a classified [`ErrorKind`] ([`ErrorClass`]).

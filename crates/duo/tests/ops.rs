@@ -182,3 +182,37 @@ async fn list_user_groups_pages_at_500() {
     assert_eq!(s.param("limit").as_deref(), Some("500"));
     assert_eq!(s.param("offset").as_deref(), Some("0"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn lookups_by_lists_are_chunked_json_arrays() {
+    let script = Script::new(|s, _| {
+        let (param, kind) = if s.path == "/admin/v1/groups" { ("group_id_list", 'g') } else if s.param("user_id_list").is_some() { ("user_id_list", 'i') } else { ("username_list", 'u') };
+        let list: Vec<String> = serde_json::from_str(&s.param(param).unwrap_or_default()).unwrap_or_default();
+        let items: Vec<Value> = list
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 10 != 0) // some are unknown to Duo
+            .map(|(i, v)| match kind {
+                'g' => group(v, &format!("g{i}")),
+                'i' => user(v, &format!("u{i}")),
+                _ => user(&format!("DU{i:018}"), v),
+            })
+            .collect();
+        page(json!(items), None)
+    });
+    let duo = mem_client(&script, |_| {});
+    let names: Vec<String> = (0..120).map(|i| format!("user {i}")).collect();
+    let found = duo.get_users_by_usernames(&names).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(found.len(), 90 + 18);
+    assert_eq!(found[0].username, "user 1");
+    let ids: Vec<String> = (0..30).map(|i| format!("DU{i:018}")).collect();
+    assert_eq!(duo.get_users_by_ids(&ids).await.map(|u| u.len()), Ok(27));
+    let gids: Vec<String> = (0..5).map(|i| format!("DG{i:018}")).collect();
+    assert_eq!(duo.get_groups_by_ids(&gids).await.map(|g| g.len()), Ok(4));
+    let seen = script.seen();
+    assert_eq!(seen.len(), 4);
+    let first: Vec<String> = serde_json::from_str(&seen[0].param("username_list").unwrap_or_default()).unwrap_or_default();
+    assert_eq!(first.len(), 100);
+    assert_eq!(seen[0].query.split('&').count(), 1, "no limit/offset with a list lookup");
+    assert_eq!(duo.get_users_by_ids(&["bad id".into()]).await.err().map(|e| e.class()), Some(ErrorClass::Config));
+}
