@@ -229,6 +229,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Seconds to wait for a request body before answering 400/40002 (default 30).
     pub body_timeout_secs: u64,
+    /// Seconds a connection may wait for the client's next bytes (mid-request or idle between
+    /// keep-alive requests) before the emulator closes it (default 60).
+    pub idle_timeout_secs: u64,
     /// Compare usernames and aliases case-insensitively (default false: exact match).
     pub usernames_case_insensitive: bool,
     /// Reject a group whose name another group already has, with 400/40002 (default true).
@@ -281,6 +284,7 @@ impl Default for Settings {
             canonical_host: None,
             max_body_bytes: 1024 * 1024,
             body_timeout_secs: 30,
+            idle_timeout_secs: 60,
             usernames_case_insensitive: false,
             unique_group_names: true,
             duplicate_membership_ok: true,

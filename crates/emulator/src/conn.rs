@@ -2,7 +2,9 @@
 //! carries a shared flag; the request handler sees the same flag (through axum's connect info,
 //! together with the peer address) and sets it to inject a "connection reset" fault. The next
 //! write on the stream then sets `SO_LINGER` to zero and fails, so hyper drops the socket and the
-//! kernel sends a TCP RST instead of a response.
+//! kernel sends a TCP RST instead of a response. A read that waits longer than the idle timeout
+//! ends the connection, so a client that stops sending half-way through a request (or idles on a
+//! keep-alive connection) cannot hold it forever.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,11 +12,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
 
 /// The peer of a connection and its reset switch.
 #[derive(Debug, Clone)]
@@ -41,12 +45,13 @@ impl Connected<IncomingStream<'_, ResettableListener>> for Peer {
 #[derive(Debug)]
 pub struct ResettableListener {
     inner: TcpListener,
+    idle: Duration,
 }
 
 impl ResettableListener {
-    /// Wraps a bound listener.
-    pub fn new(inner: TcpListener) -> Self {
-        Self { inner }
+    /// Wraps a bound listener; reads idle for longer than `idle` end their connection.
+    pub fn new(inner: TcpListener, idle: Duration) -> Self {
+        Self { inner, idle }
     }
 }
 
@@ -64,6 +69,8 @@ impl Listener for ResettableListener {
                         ResettableStream {
                             inner: stream,
                             reset: reset.clone(),
+                            idle: self.idle,
+                            deadline: None,
                         },
                         Peer { addr, reset },
                     );
@@ -84,11 +91,14 @@ impl Listener for ResettableListener {
     }
 }
 
-/// A TCP stream that fails (and resets) once its flag is set.
+/// A TCP stream that fails (and resets) once its flag is set, and fails a read that stays idle
+/// for longer than its idle timeout.
 #[derive(Debug)]
 pub struct ResettableStream {
     inner: TcpStream,
     reset: Arc<AtomicBool>,
+    idle: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl ResettableStream {
@@ -113,7 +123,29 @@ impl AsyncRead for ResettableStream {
         if let Err(e) = self.check() {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending => {
+                let idle = this.idle;
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.deadline = None;
+                        Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "connection idle too long",
+                        )))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            ready => {
+                this.deadline = None;
+                ready
+            }
+        }
     }
 }
 

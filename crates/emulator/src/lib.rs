@@ -259,8 +259,9 @@ impl Emulator {
                 }
             })
         });
+        let idle = Duration::from_secs(shared.settings.idle_timeout_secs.max(1));
         let app = self.router().into_make_service_with_connect_info::<Peer>();
-        let result = axum::serve(ResettableListener::new(listener), app)
+        let result = axum::serve(ResettableListener::new(listener, idle), app)
             .with_graceful_shutdown(shutdown)
             .await;
         if let Some(t) = saver {

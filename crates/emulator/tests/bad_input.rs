@@ -209,3 +209,24 @@ async fn bulk_rejects_bad_operations_without_side_effects() {
         "bulk_create is all or nothing"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_stops_mid_request_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = support::spawn(|s| s.idle_timeout_secs = 1).await;
+    let mut s = tokio::net::TcpStream::connect(emu.addr())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(b"GET /admin/v1/users HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = Vec::new();
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(30), s.read_to_end(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "the server never closed the half-sent request"
+    );
+    let c = Client::new(&emu);
+    assert_eq!(c.call("GET", "/admin/v1/users", &[]).await.status, 200);
+}
