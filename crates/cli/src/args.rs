@@ -57,6 +57,26 @@ pub enum Command {
     Import(ImportArgs),
     /// Show the configuration as duoprov understood it (secrets shown by their source only).
     Config,
+    /// Load every Duo user of a provisioner's account into the duo_user table (Grouper's
+    /// grouper_prov_duo_user): insert new, update changed, delete gone, in one transaction.
+    LoadUsers(LoadUsersArgs),
+    /// Reports over loaded Duo data (`users`: the duo_user table).
+    Report(ReportArgs),
+    /// Show the exact plan of a full sync: every Duo operation with its reason.
+    Plan(PlanArgs),
+    /// Sync a provisioner: plan, check the safety rules, apply, record.
+    Sync(SyncArgs),
+    /// Recent runs, links and objects in error.
+    Status {
+        /// Only this provisioner (and then its links and errors too).
+        provisioner: Option<String>,
+    },
+    /// Check a provisioner's configuration, registry and Duo access.
+    Doctor {
+        provisioner: String,
+    },
+    /// The seed scenario on embedded defaults: a temporary registry and an in-process emulator.
+    Demo,
     /// Serve a Duo Admin API emulator until SIGINT or SIGTERM.
     Emulator(duoprov_emulator::cli::EmulatorArgs),
 }
@@ -302,4 +322,69 @@ pub struct ImportArgs {
     /// Format of every file (default: by extension).
     #[arg(long, value_enum)]
     pub format: Option<ImportFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadUsersArgs {
+    /// The provisioner whose Duo account is read (its name is the table's config_id).
+    pub provisioner: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportKind {
+    /// The Duo users loaded by `duoprov load-users` (or a full sync with load_duo_users = true).
+    Users,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The provisioner (the table's config_id).
+    pub provisioner: String,
+    /// What to report on.
+    #[arg(value_enum)]
+    pub what: ReportKind,
+    /// Only Duo users no registry subject maps to (no login_id equals the username, ignoring case).
+    #[arg(long)]
+    pub not_in_registry: bool,
+    /// Only Duo users who are not enrolled.
+    #[arg(long)]
+    pub not_enrolled: bool,
+    /// Only Duo users with this status (active, bypass, disabled, "locked out", "pending deletion").
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only Duo users with no login in the last DAYS days (counting from creation for those who
+    /// never logged in).
+    #[arg(long, value_name = "DAYS")]
+    pub stale_login: Option<u32>,
+    /// Every column as CSV, with Grouper's column names.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    pub provisioner: String,
+    /// Save the plan, with fingerprints of the states it came from, for `sync --plan`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    pub provisioner: String,
+    /// A full sync (the default).
+    #[arg(long, conflicts_with = "incremental")]
+    pub full: bool,
+    /// Only the objects the registry's change log names.
+    #[arg(long)]
+    pub incremental: bool,
+    /// Plan and check, record the run, change nothing in Duo.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply exactly this saved plan; refused if the registry or Duo moved since.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Approve up to N removals and deletions for this run, above the thresholds.
+    #[arg(long, value_name = "N")]
+    pub allow_deletes: Option<usize>,
 }

@@ -5,7 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail};
+use duoprov_model::GroupName;
+use duoprov_plan::{DeletePolicy, Mapping, MappingConfig, Policy, Thresholds, UserDeleteMode};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -43,6 +47,52 @@ struct RawProvisioner {
     create_users: Option<bool>,
     log_http: Option<String>,
     load_duo_users: Option<bool>,
+    eligible_group: Option<String>,
+    subject_sources: Option<Vec<String>>,
+    delete_groups: Option<String>,
+    delete_memberships: Option<String>,
+    delete_users: Option<String>,
+    user_delete_mode: Option<String>,
+    update_adopted: Option<bool>,
+    concurrency: Option<usize>,
+    #[serde(default)]
+    templates: RawTemplates,
+    #[serde(default)]
+    thresholds: RawThresholds,
+}
+
+/// Field templates (`[provisioner.NAME.templates]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    group_name: Option<String>,
+    group_desc: Option<String>,
+    username: Option<String>,
+    realname: Option<String>,
+    email: Option<String>,
+    firstname: Option<String>,
+    lastname: Option<String>,
+}
+
+/// Safety thresholds (`[provisioner.NAME.thresholds]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    max_group_deletes: Option<usize>,
+    max_user_deletes: Option<usize>,
+    max_membership_removals: Option<usize>,
+    max_group_removal_percent: Option<u32>,
+    percent_rule_min_members: Option<usize>,
+}
+
+fn delete_policy(key: &str, value: Option<&str>, default: DeletePolicy) -> Result<DeletePolicy> {
+    Ok(match value {
+        None => default,
+        Some("never") => DeletePolicy::Never,
+        Some("created_by_us") => DeletePolicy::CreatedByUs,
+        Some("not_in_source") => DeletePolicy::NotInSource,
+        Some(other) => bail!("{key}: must be never, created_by_us or not_in_source, not {other:?}"),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +176,11 @@ pub struct Provisioner {
     pub create_users: bool,
     pub log_http: LogHttp,
     pub load_duo_users: bool,
+    pub eligible_group: Option<GroupName>,
+    pub subject_sources: Option<Vec<String>>,
+    pub policy: Policy,
+    pub mapping: Arc<Mapping>,
+    pub concurrency: usize,
 }
 
 /// Everything the configuration says, validated.
@@ -214,14 +269,63 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             "always" => LogHttp::Always,
             other => bail!("{key}.log_http: must be off, on_error or always, not {other:?}"),
         };
+        let create_users = p.create_users.unwrap_or(true);
+        let defaults = Policy::default();
+        let t = &p.thresholds;
+        let d = defaults.thresholds;
+        let policy = Policy {
+            create_users,
+            group_delete: delete_policy(&format!("{key}.delete_groups"), p.delete_groups.as_deref(), defaults.group_delete)?,
+            membership_delete: delete_policy(&format!("{key}.delete_memberships"), p.delete_memberships.as_deref(), defaults.membership_delete)?,
+            user_delete: delete_policy(&format!("{key}.delete_users"), p.delete_users.as_deref(), defaults.user_delete)?,
+            user_delete_mode: match p.user_delete_mode.as_deref() {
+                None | Some("trash") => UserDeleteMode::Trash,
+                Some("delete") => UserDeleteMode::Delete,
+                Some(other) => bail!("{key}.user_delete_mode: must be trash or delete, not {other:?}"),
+            },
+            update_adopted: p.update_adopted.unwrap_or(false),
+            thresholds: Thresholds {
+                max_group_deletes: t.max_group_deletes.unwrap_or(d.max_group_deletes),
+                max_user_deletes: t.max_user_deletes.unwrap_or(d.max_user_deletes),
+                max_membership_removals: t.max_membership_removals.unwrap_or(d.max_membership_removals),
+                max_group_removal_percent: t.max_group_removal_percent.unwrap_or(d.max_group_removal_percent),
+                percent_rule_min_members: t.percent_rule_min_members.unwrap_or(d.percent_rule_min_members),
+            },
+        };
+        let tm = p.templates;
+        let mapping_config = MappingConfig {
+            group_name: tm.group_name,
+            group_desc: tm.group_desc,
+            username: tm.username,
+            realname: tm.realname,
+            email: tm.email,
+            firstname: tm.firstname,
+            lastname: tm.lastname,
+        };
+        let mapping = Mapping::compile(&mapping_config, &format!("provisioner.{name}.templates"))
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let eligible_group = p
+            .eligible_group
+            .as_deref()
+            .map(GroupName::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{key}.eligible_group: {}", e.message))?;
+        if p.concurrency == Some(0) {
+            bail!("{key}.concurrency: must be at least 1");
+        }
         provisioners.insert(
             name.clone(),
             Provisioner {
                 name,
                 duo: p.duo,
-                create_users: p.create_users.unwrap_or(true),
+                create_users,
                 log_http,
                 load_duo_users: p.load_duo_users.unwrap_or(false),
+                eligible_group,
+                subject_sources: p.subject_sources,
+                policy,
+                mapping: Arc::new(mapping),
+                concurrency: p.concurrency.unwrap_or(4),
             },
         );
     }
@@ -331,6 +435,22 @@ mod tests {
         assert!(e.contains("duo.prod.secret_key") && !e.contains("hunter2"), "{e}");
         let e = parse_str("[registry]\nurl = \"postgres://u:hunter2@db/x\"\n").unwrap_err().to_string();
         assert!(e.contains("registry.url") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn templates_and_policies_are_validated_with_their_keys() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n[provisioner.p]\nduo = \"prod\"\n";
+        let e = parse_str(&format!("{base}[provisioner.p.templates]\nusername = \"{{{{ subject.login_id \"\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p.templates.user.username"), "{e}");
+        let e = parse_str(&format!("{base}delete_users = \"always\"\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p.delete_users"), "{e}");
+        let e = parse_str(&format!("{base}[provisioner.p.thresholds]\nmax_group_delete = 3\n")).unwrap_err().to_string();
+        assert!(e.contains("max_group_delete"), "{e}");
+        let s = parse_str(&format!("{base}delete_users = \"created_by_us\"\n[provisioner.p.thresholds]\nmax_group_deletes = 3\n")).unwrap();
+        let p = &s.provisioners["p"];
+        assert_eq!(p.policy.user_delete, DeletePolicy::CreatedByUs);
+        assert_eq!(p.policy.thresholds.max_group_deletes, 3);
+        assert_eq!(p.policy.thresholds.max_user_deletes, 10);
     }
 
     #[test]

@@ -18,6 +18,8 @@ use args::{Cli, LogFormat};
 pub mod exit {
     pub const OK: u8 = 0;
     pub const ERROR: u8 = 1;
+    pub const PARTIAL: u8 = 2;
+    pub const REFUSED: u8 = 3;
 }
 
 fn init_logging(format: LogFormat, verbose: u8) {
@@ -27,8 +29,13 @@ fn init_logging(format: LogFormat, verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
+    // The HTTP traffic log is shown whenever a provisioner turns it on (log_http).
+    let default = format!("{default},{}=info", duoprov_duo::traffic::TRAFFIC_TARGET);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

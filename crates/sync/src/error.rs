@@ -6,10 +6,10 @@ use duoprov_plan::safety::Refusal;
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// The registry could not be read or written.
-    #[error("registry: {0}")]
+    #[error("registry")]
     Registry(#[from] duoprov_registry::RegistryError),
     /// Duo could not be read (a full sync needs the whole picture before it plans).
-    #[error("reading Duo: {0}")]
+    #[error("reading Duo")]
     DuoRead(#[source] duoprov_duo::DuoError),
     /// The safety rules refused the plan; nothing was changed.
     #[error("{}", .refusal.message(.provisioner))]

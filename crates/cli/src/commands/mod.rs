@@ -2,10 +2,15 @@
 //! share: the loaded settings, the output mode and the registry connection.
 
 mod config_show;
+mod duo;
 mod emulator;
 mod import;
 mod init;
+mod load_users;
 mod registry;
+mod sync;
+mod demo;
+mod report;
 
 use anyhow::Result;
 use duoprov_registry::{OpenOptions, Store};
@@ -39,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Init(args) => init::run(&cli.config, args).await,
         Command::Emulator(args) => emulator::run(args).await,
+        Command::Demo => demo::run(cli.json).await,
         command => {
             let settings = config::load(&cli.config, cli.registry.as_deref())?;
             let ctx = Context { settings, json: cli.json };
@@ -50,7 +56,23 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 Command::Provision(c) => registry::provision(&ctx, c).await,
                 Command::Import(args) => import::run(&ctx, args).await,
                 Command::Config => config_show::run(&ctx),
-                Command::Init(_) | Command::Emulator(_) => unreachable!("handled above"),
+                Command::LoadUsers(args) => load_users::run(&ctx, args).await,
+                Command::Report(args) => report::run(&ctx, args).await,
+                Command::Plan(a) => sync::plan(&ctx, &a.provisioner, a.out).await,
+                Command::Sync(a) => {
+                    let args = sync::SyncArgs {
+                        provisioner: a.provisioner,
+                        incremental: a.incremental,
+                        dry_run: a.dry_run,
+                        plan: a.plan,
+                        allow_deletes: a.allow_deletes,
+                        log_json: cli.log_format == crate::args::LogFormat::Json,
+                    };
+                    sync::sync(&ctx, args).await
+                }
+                Command::Status { provisioner } => sync::status(&ctx, provisioner.as_deref()).await,
+                Command::Doctor { provisioner } => sync::doctor(&ctx, &provisioner).await,
+                Command::Init(_) | Command::Emulator(_) | Command::Demo => unreachable!("handled above"),
             }
         }
     }
