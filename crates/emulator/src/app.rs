@@ -161,6 +161,7 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .extensions
         .get::<ConnectInfo<Peer>>()
         .map(|c| c.0.clone());
+    let _busy = peer.as_ref().map(Peer::busy);
     let method = parts.method.as_str().to_owned();
     let raw_path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("").to_owned();

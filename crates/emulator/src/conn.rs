@@ -2,15 +2,16 @@
 //! carries a shared flag; the request handler sees the same flag (through axum's connect info,
 //! together with the peer address) and sets it to inject a "connection reset" fault. The next
 //! write on the stream then sets `SO_LINGER` to zero and fails, so hyper drops the socket and the
-//! kernel sends a TCP RST instead of a response. A read that waits longer than the idle timeout
-//! ends the connection, so a client that stops sending half-way through a request (or idles on a
-//! keep-alive connection) cannot hold it forever.
+//! kernel sends a TCP RST instead of a response. While no request is being handled on it, a read
+//! that waits longer than the idle timeout ends the connection, so a client that stops sending
+//! half-way through the request head (or idles on a keep-alive connection) cannot hold it forever;
+//! a slow handler (injected latency) does not count as idleness.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,12 +27,30 @@ pub struct Peer {
     /// Remote address.
     pub addr: SocketAddr,
     reset: Arc<AtomicBool>,
+    busy: Arc<AtomicUsize>,
 }
 
 impl Peer {
     /// Makes the connection end with a TCP reset instead of the response.
     pub fn reset(&self) {
         self.reset.store(true, Ordering::SeqCst);
+    }
+
+    /// Marks a request as in progress on this connection until the guard is dropped (the idle
+    /// timeout does not run meanwhile).
+    pub fn busy(&self) -> BusyGuard {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        BusyGuard(self.busy.clone())
+    }
+}
+
+/// See [`Peer::busy`].
+#[derive(Debug)]
+pub struct BusyGuard(Arc<AtomicUsize>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -65,14 +84,16 @@ impl Listener for ResettableListener {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
                     let reset = Arc::new(AtomicBool::new(false));
+                    let busy = Arc::new(AtomicUsize::new(0));
                     return (
                         ResettableStream {
                             inner: stream,
                             reset: reset.clone(),
+                            busy: busy.clone(),
                             idle: self.idle,
                             deadline: None,
                         },
-                        Peer { addr, reset },
+                        Peer { addr, reset, busy },
                     );
                 }
                 Err(e) => {
@@ -87,6 +108,7 @@ impl Listener for ResettableListener {
         Ok(Peer {
             addr: self.inner.local_addr()?,
             reset: Arc::new(AtomicBool::new(false)),
+            busy: Arc::new(AtomicUsize::new(0)),
         })
     }
 }
@@ -97,6 +119,7 @@ impl Listener for ResettableListener {
 pub struct ResettableStream {
     inner: TcpStream,
     reset: Arc<AtomicBool>,
+    busy: Arc<AtomicUsize>,
     idle: Duration,
     deadline: Option<Pin<Box<Sleep>>>,
 }
@@ -125,6 +148,10 @@ impl AsyncRead for ResettableStream {
         }
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending if this.busy.load(Ordering::SeqCst) > 0 => {
+                this.deadline = None;
+                Poll::Pending
+            }
             Poll::Pending => {
                 let idle = this.idle;
                 let deadline = this

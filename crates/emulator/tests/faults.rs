@@ -219,3 +219,22 @@ async fn rate_limits_are_per_integration_and_class() {
     assert!(resp.starts_with("HTTP/1.1 429"), "{resp}");
     assert!(!resp.to_ascii_lowercase().contains("retry-after"), "{resp}");
 }
+
+#[tokio::test]
+async fn injected_latency_delays_but_answers() {
+    let emu = support::spawn(|s| s.idle_timeout_secs = 1).await;
+    emu.handle()
+        .set_faults("latency=2s first=1 on=users.list")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = Client::new(&emu);
+    let r = c.call("GET", "/admin/v1/users", &[]).await;
+    assert_eq!(
+        r.status, 200,
+        "a slow answer is still an answer, even past the idle timeout"
+    );
+    assert_eq!(
+        emu.handle().calls()[0].fault,
+        None,
+        "latency is not an answer fault"
+    );
+}
