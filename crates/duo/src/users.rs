@@ -36,7 +36,8 @@ pub struct UserFields {
     /// `active`, `bypass` or `disabled`.
     pub status: Option<String>,
     /// Aliases by slot 1–8 (`""` clears a slot). Slots 1–4 are sent as `alias1`…`alias4`; if any
-    /// slot 5–8 is set, all are sent in the `aliases` parameter instead.
+    /// slot 5–8 is set, all are sent in the `aliases` parameter instead, as `alias1=a&alias5=b`
+    /// (Duo's Ruby client's format), where `&`, `=`, `%` and `+` in a value are refused.
     pub aliases: Option<BTreeMap<u8, String>>,
 }
 
@@ -61,11 +62,16 @@ impl UserFields {
                 return Err(format!("alias slot {bad} is not 1 to 8"));
             }
             if aliases.keys().any(|s| *s > 4) {
-                let mut ser = form_urlencoded::Serializer::new(String::new());
+                // As Duo's Ruby client builds it: `alias1=a&alias5=b`, values not encoded. Values
+                // that would change how that string parses are refused rather than guessed at.
+                let mut parts = Vec::with_capacity(aliases.len());
                 for (slot, alias) in aliases {
-                    ser.append_pair(&format!("alias{slot}"), alias);
+                    if alias.contains(['&', '=', '%', '+']) {
+                        return Err(format!("alias{slot} {alias:?}: '&', '=', '%' and '+' cannot be sent in the aliases parameter (slots 5 to 8)"));
+                    }
+                    parts.push(format!("alias{slot}={alias}"));
                 }
-                p.push(("aliases".to_owned(), ser.finish()));
+                p.push(("aliases".to_owned(), parts.join("&")));
             } else {
                 for (slot, alias) in aliases {
                     p.push((format!("alias{slot}"), alias.clone()));
@@ -435,7 +441,11 @@ mod tests {
             ])
         );
         let f = UserFields { aliases: Some([(1u8, "a b".to_owned()), (5, "x@y".to_owned())].into()), ..Default::default() };
-        assert_eq!(f.to_params(), Ok(vec![("aliases".into(), "alias1=a+b&alias5=x%40y".into())]));
+        assert_eq!(f.to_params(), Ok(vec![("aliases".into(), "alias1=a b&alias5=x@y".into())]));
+        let f = UserFields { aliases: Some([(1u8, "a+b".to_owned()), (5, "x".to_owned())].into()), ..Default::default() };
+        assert!(f.to_params().is_err());
+        let f = UserFields { aliases: Some([(1u8, "a+b&c".to_owned())].into()), ..Default::default() };
+        assert_eq!(f.to_params(), Ok(vec![("alias1".into(), "a+b&c".into())]));
         let f = UserFields { aliases: Some([(9u8, "a".to_owned())].into()), ..Default::default() };
         assert!(f.to_params().is_err());
         let n = NewUser::new("jdoe").realname("Jane Doe").status("active");
