@@ -558,3 +558,54 @@ async fn concurrent_writers_lose_nothing() {
     assert_eq!(r.json["metadata"]["total_objects"], 160);
     assert_eq!(emu.handle().counts().get("users.create", 200), 160);
 }
+
+#[tokio::test]
+async fn awkward_text_round_trips_through_every_shape() {
+    let emu = support::spawn(|_| {}).await;
+    for v in [SignatureVariant::V5, SignatureVariant::V2Sha512] {
+        let c = Client::with(&emu, IKEY, SKEY, v);
+        let name = format!("üser \"quoted\" \\ back+slash&amp=1 {}", v.name());
+        let real = "Zoë \u{1F600} line\nbreak\ttab \u{0001}";
+        let alias = format!("ålias/{}?x=1#y", v.name());
+        let u = c
+            .ok(
+                "POST",
+                "/admin/v1/users",
+                &[("username", &name), ("realname", real), ("alias1", &alias)],
+            )
+            .await;
+        assert_eq!(
+            (u["username"].as_str(), u["realname"].as_str()),
+            (Some(name.as_str()), Some(real))
+        );
+        let id = u["user_id"].as_str().unwrap_or_default().to_owned();
+        let g = c
+            .ok(
+                "POST",
+                "/admin/v1/groups",
+                &[
+                    ("name", &format!("grüppe \"{}\"", v.name())),
+                    ("desc", real),
+                ],
+            )
+            .await;
+        let gid = g["group_id"].as_str().unwrap_or_default().to_owned();
+        c.ok(
+            "POST",
+            &format!("/admin/v1/users/{id}/groups"),
+            &[("group_id", &gid)],
+        )
+        .await;
+        let by_alias = c
+            .ok("GET", "/admin/v1/users", &[("username", &alias)])
+            .await;
+        assert_eq!(by_alias[0]["user_id"], id.as_str());
+        assert_eq!(by_alias[0]["groups"][0]["desc"], real);
+        let listed = c.call("GET", "/admin/v1/users", &[("limit", "300")]).await;
+        assert!(
+            listed.json["response"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["realname"] == real))
+        );
+    }
+}
