@@ -13,12 +13,15 @@
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use duoprov_duo_wire::params::{CONTENT_TYPE_FORM, prepare};
+use duoprov_duo_wire::params::{CONTENT_TYPE_FORM, prepare, prepare_json};
 use duoprov_duo_wire::sign::{Request, SignatureVariant, method_has_body, sign_request};
 use duoprov_duo_wire::verify::{ReceivedRequest, header, parse_authorization, verify_signature};
 use serde_json::{Value, json};
 
 const CASES: usize = 240;
+/// Extra v4/v5 POST/PUT/PATCH cases whose body is an arbitrary JSON object (nested objects and
+/// arrays, numbers, booleans, null, escapes, non-BMP characters).
+const JSON_CASES: usize = 40;
 const SEED: u64 = 0x5eed_d00d_2026_1129;
 
 /// splitmix64: tiny, deterministic, good enough to spread cases.
@@ -123,6 +126,28 @@ fn gen_case(rng: &mut Rng, i: usize) -> Value {
     })
 }
 
+fn gen_json_value(rng: &mut Rng, depth: usize) -> Value {
+    match rng.below(if depth > 2 { 5 } else { 7 }) {
+        0 => Value::Null,
+        1 => Value::Bool(rng.chance(50)),
+        2 => json!(rng.next() % 100_000),
+        3 => json!(-((rng.next() % 1000) as i64)),
+        4 => Value::String(gen_text(rng, 10) + &["\u{7f}", "\u{1}", "\"", "\\", "/", "\u{1F600}", ""][rng.below(7)]),
+        5 => Value::Array((0..rng.below(4)).map(|_| gen_json_value(rng, depth + 1)).collect()),
+        _ => Value::Object((0..rng.below(4)).map(|_| (gen_key(rng), gen_json_value(rng, depth + 1))).collect()),
+    }
+}
+
+fn gen_json_case(rng: &mut Rng, i: usize) -> Value {
+    let mut c = gen_case(rng, 3);
+    c["variant"] = json!(if i % 2 == 0 { "v5" } else { "v4" });
+    c["method"] = json!(["POST", "PUT", "PATCH"][i % 3]);
+    let obj: serde_json::Map<String, Value> = (0..1 + rng.below(5)).map(|_| (gen_key(rng), gen_json_value(rng, 0))).collect();
+    c["json"] = Value::Object(obj);
+    c["params"] = json!([]);
+    c
+}
+
 fn variant_of(name: &str) -> SignatureVariant {
     match name {
         "v2-sha1" => SignatureVariant::V2Sha1,
@@ -163,7 +188,8 @@ fn decode_form(s: &str) -> Vec<(String, String)> {
 fn duo_client_cross_check() {
     let Some(py) = python() else { return };
     let mut rng = Rng(SEED);
-    let cases: Vec<Value> = (0..CASES).map(|i| gen_case(&mut rng, i)).collect();
+    let mut cases: Vec<Value> = (0..CASES).map(|i| gen_case(&mut rng, i)).collect();
+    cases.extend((0..JSON_CASES).map(|i| gen_json_case(&mut rng, i)));
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/duo_crosscheck.py");
     let mut child = Command::new(&py)
@@ -180,7 +206,7 @@ fn duo_client_cross_check() {
     let parsed: Value = serde_json::from_slice(&out.stdout).expect("python JSON");
     assert_eq!(parsed["duo_client_version"], "5.7.0", "cross-check expects duo-client 5.7.0");
     let results = parsed["results"].as_array().expect("results");
-    assert_eq!(results.len(), CASES);
+    assert_eq!(results.len(), CASES + JSON_CASES);
 
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for (i, (case, py)) in cases.iter().zip(results).enumerate() {
@@ -202,7 +228,10 @@ fn duo_client_cross_check() {
         *counts.entry(format!("{variant}/{method}")).or_default() += 1;
 
         // duoprov's request.
-        let prepared = prepare(variant, method, &params);
+        let prepared = match case["json"].as_object() {
+            Some(obj) => prepare_json(variant, method, obj),
+            None => prepare(variant, method, &params),
+        };
         let req = Request {
             date,
             method,
@@ -291,15 +320,16 @@ fn duo_client_cross_check() {
             assert!(counts.contains_key(&format!("{v}/{m}")), "no {v}/{m} case among {counts:?}");
         }
     }
-    let with_headers = cases.iter().filter(|c| c["variant"] == "v5" && !strs(&c["headers"]).is_empty()).count();
-    let repeated = cases
+    let with_headers = cases[..CASES].iter().filter(|c| c["variant"] == "v5" && !strs(&c["headers"]).is_empty()).count();
+    let repeated = cases[..CASES]
         .iter()
         .filter(|c| {
             let p = strs(&c["params"]);
             p.iter().enumerate().any(|(i, (k, _))| p[..i].iter().any(|(k2, _)| k2 == k))
         })
         .count();
-    let empty = cases.iter().filter(|c| strs(&c["params"]).is_empty()).count();
+    let empty = cases[..CASES].iter().filter(|c| strs(&c["params"]).is_empty()).count();
     assert!(with_headers >= 10 && repeated >= 10 && empty >= 10, "headers {with_headers}, repeated {repeated}, empty {empty}");
-    eprintln!("duo-client cross-check: {CASES} requests equal ({with_headers} with X-Duo headers, {repeated} with repeated keys, {empty} without params)");
+    eprintln!("duo-client cross-check: {} requests equal", CASES + JSON_CASES);
+    eprintln!("  of which {CASES} with string parameters ({with_headers} with X-Duo headers, {repeated} with repeated keys, {empty} without params)");
 }

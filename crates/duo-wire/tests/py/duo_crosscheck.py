@@ -77,7 +77,8 @@ def run_case(case):
     headers = dict(case["headers"]) if case["headers"] else None
     # Admin.api_call does not forward additional_headers; call the base Client's (Admin only
     # adds account_id, which these cases do not use).
-    dc.Client.api_call(client, case["method"], case["path"], _params_dict(case["params"]),
+    params = case["json"] if case.get("json") is not None else _params_dict(case["params"])
+    dc.Client.api_call(client, case["method"], case["path"], params,
                        additional_headers=headers)
     if len(_CANON) != 1:
         raise RuntimeError("expected one canonicalize call, got %d" % len(_CANON))
