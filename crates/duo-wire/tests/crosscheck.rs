@@ -132,7 +132,10 @@ fn gen_json_value(rng: &mut Rng, depth: usize) -> Value {
         1 => Value::Bool(rng.chance(50)),
         2 => json!(rng.next() % 100_000),
         3 => json!(-((rng.next() % 1000) as i64)),
-        4 => Value::String(gen_text(rng, 10) + &["\u{7f}", "\u{1}", "\"", "\\", "/", "\u{1F600}", ""][rng.below(7)]),
+        4 => {
+            let tail = ["\u{7f}", "\u{1}", "\"", "\\", "/", "\u{1F600}", ""][rng.below(7)];
+            Value::String(gen_text(rng, 10) + tail)
+        }
         5 => Value::Array((0..rng.below(4)).map(|_| gen_json_value(rng, depth + 1)).collect()),
         _ => Value::Object((0..rng.below(4)).map(|_| (gen_key(rng), gen_json_value(rng, depth + 1))).collect()),
     }
