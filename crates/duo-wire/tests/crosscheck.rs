@@ -143,7 +143,7 @@ fn gen_json_value(rng: &mut Rng, depth: usize) -> Value {
 
 fn gen_json_case(rng: &mut Rng, i: usize) -> Value {
     let mut c = gen_case(rng, 3);
-    c["variant"] = json!(if i % 2 == 0 { "v5" } else { "v4" });
+    c["variant"] = json!(if i.is_multiple_of(2) { "v5" } else { "v4" });
     c["method"] = json!(["POST", "PUT", "PATCH"][i % 3]);
     let obj: serde_json::Map<String, Value> = (0..1 + rng.below(5)).map(|_| (gen_key(rng), gen_json_value(rng, 0))).collect();
     c["json"] = Value::Object(obj);
