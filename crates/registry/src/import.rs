@@ -110,8 +110,16 @@ pub struct ImportSummary {
     pub markers_set: usize,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+/// Line numbers of byte offsets, by binary search over the positions of the newlines.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn of(text: &str) -> Self {
+        Lines(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i).collect())
+    }
+    fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|nl| *nl < offset) + 1
+    }
 }
 
 impl ImportData {
@@ -136,9 +144,11 @@ impl ImportData {
             ValidationError::new(format!("{file} line {}", e.line()), "document", e.to_string())
         })?;
         let mut errors = ValidationErrors::default();
+        let lines = Lines::of(text);
         fn rows<T: for<'de> Deserialize<'de>>(
             file: &str,
             text: &str,
+            lines: &Lines,
             kind: &str,
             raws: Vec<&RawValue>,
             out: &mut Vec<Row<T>>,
@@ -146,7 +156,7 @@ impl ImportData {
         ) {
             for raw in raws {
                 let offset = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-                let origin = Origin { file: file.to_owned(), line: line_of(text, offset) };
+                let origin = Origin { file: file.to_owned(), line: lines.line(offset) };
                 match serde_json::from_str::<T>(raw.get()) {
                     Ok(record) => out.push(Row { origin, record }),
                     Err(e) => errors.push(ValidationError::new(
@@ -157,11 +167,11 @@ impl ImportData {
                 }
             }
         }
-        rows(file, text, "subject", doc.subjects, &mut self.subjects, &mut errors);
-        rows(file, text, "folder", doc.folders, &mut self.folders, &mut errors);
-        rows(file, text, "group", doc.groups, &mut self.groups, &mut errors);
-        rows(file, text, "membership", doc.memberships, &mut self.memberships, &mut errors);
-        rows(file, text, "marker", doc.markers, &mut self.markers, &mut errors);
+        rows(file, text, &lines, "subject", doc.subjects, &mut self.subjects, &mut errors);
+        rows(file, text, &lines, "folder", doc.folders, &mut self.folders, &mut errors);
+        rows(file, text, &lines, "group", doc.groups, &mut self.groups, &mut errors);
+        rows(file, text, &lines, "membership", doc.memberships, &mut self.memberships, &mut errors);
+        rows(file, text, &lines, "marker", doc.markers, &mut self.markers, &mut errors);
         errors.into_result()
     }
 
