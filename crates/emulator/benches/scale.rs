@@ -1,6 +1,7 @@
 //! Scale benchmark: seeds an emulator with 100k users, 10k groups and 1M memberships (ten
 //! groups per user), then times signed `GET /admin/v1/users?limit=300` pages over HTTP at offsets
-//! across the whole list, reporting the server-side time (from the call log) and the round trip,
+//! across the whole list, reporting the server-side time (from the call log), the time to build
+//! the page body alone, and the round trip,
 //! plus the process's resident memory before and after seeding. Plain `main` timed with
 //! `std::time::Instant`.
 //!
@@ -196,6 +197,26 @@ async fn main() {
         .collect();
     server.sort();
     round_trips.sort();
+    // The page body alone (tenant read lock + JSON), without HTTP, signing or the client.
+    let mut render = Vec::with_capacity(pages);
+    for i in 0..pages {
+        let offset = (i * step) % n_users.max(1);
+        let t0 = Instant::now();
+        let len = emu.handle().with_tenant(|t| {
+            let end = (offset + 300).min(t.user_order().len());
+            let ids = &t.user_order()[offset.min(end)..end];
+            duoprov_emulator::views::user_list_body(
+                t,
+                ids,
+                duoprov_emulator::StatusCase::Title,
+                None,
+            )
+            .len()
+        });
+        render.push(t0.elapsed());
+        std::hint::black_box(len);
+    }
+    render.sort();
     let rss_end = rss_mib();
 
     println!("duoprov-emulator scale benchmark");
@@ -218,6 +239,12 @@ async fn main() {
         ms(percentile(&server, 0.5)),
         ms(percentile(&server, 0.95)),
         ms(percentile(&server, 1.0))
+    );
+    println!(
+        "    body only  : median {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+        ms(percentile(&render, 0.5)),
+        ms(percentile(&render, 0.95)),
+        ms(percentile(&render, 1.0))
     );
     println!(
         "    round trip : median {:.2} ms, p95 {:.2} ms, max {:.2} ms",
