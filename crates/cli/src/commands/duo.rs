@@ -1,0 +1,104 @@
+//! What the commands that talk to Duo share (`load-users`, `plan`, `sync`): a [`DuoClient`] for a
+//! provisioner, built from its `[duo.NAME]` connection. The secret key is read from its file or
+//! variable only here, when a command needs it, and goes straight into the client's secret type.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use duoprov_duo::{DuoClient, DuoConfig, SignatureVariant, TrafficLogMode};
+
+use super::Context;
+use crate::config::{self, DuoConnection, LogHttp};
+
+/// The provisioner named `provisioner` and a client for its Duo account.
+pub async fn client_for(ctx: &Context, provisioner: &str) -> Result<(config::Provisioner, DuoClient)> {
+    let p = ctx
+        .settings
+        .provisioners
+        .get(provisioner)
+        .cloned()
+        .ok_or_else(|| anyhow!("no provisioner [provisioner.{provisioner}] in the configuration"))?;
+    let conn = ctx
+        .settings
+        .duo
+        .get(&p.duo)
+        .ok_or_else(|| anyhow!("provisioner.{provisioner}.duo: no Duo connection [duo.{}] in the configuration", p.duo))?;
+    let cfg = duo_config(conn, p.log_http)?;
+    let client = DuoClient::new(cfg).map_err(|e| anyhow!("duo.{}: {e}", conn.name))?;
+    Ok((p, client))
+}
+
+/// The client configuration of a connection: host, keys (the secret read now), emulator URL,
+/// proxy, CA file, per-attempt timeout, signature version, and the provisioner's traffic log.
+pub fn duo_config(conn: &DuoConnection, log_http: LogHttp) -> Result<DuoConfig> {
+    let secret = conn.secret_key.read(&format!("duo.{}.secret_key", conn.name))?;
+    let mut cfg = DuoConfig::new(conn.api_host.clone(), conn.integration_key.clone(), secret);
+    cfg.url = conn.url.clone();
+    cfg.proxy = conn.proxy.clone();
+    cfg.ca_file = conn.ca_file.clone();
+    cfg.request_timeout = Duration::from_secs(conn.timeout_secs.max(1));
+    cfg.connect_timeout = cfg.connect_timeout.min(cfg.request_timeout);
+    // One call's deadline covers its retries; never shorter than a single attempt.
+    cfg.call_deadline = cfg.call_deadline.max(cfg.request_timeout);
+    cfg.signature = match conn.signature_version {
+        2 => SignatureVariant::V2Sha1,
+        _ => SignatureVariant::V5,
+    };
+    cfg.traffic_log = match log_http {
+        LogHttp::Off => TrafficLogMode::Off,
+        LogHttp::OnError => TrafficLogMode::OnError,
+        LogHttp::Always => TrafficLogMode::Always,
+    };
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretSource;
+    use secrecy::ExposeSecret;
+
+    fn connection(secret_file: std::path::PathBuf, signature_version: u8) -> DuoConnection {
+        DuoConnection {
+            name: "prod".into(),
+            api_host: "api-x.duosecurity.com".into(),
+            integration_key: "DIXXXXXXXXXXXXXXXXXX".into(),
+            secret_key: SecretSource::File(secret_file),
+            url: Some("http://127.0.0.1:9".into()),
+            proxy: Some("http://proxy.example.edu:3128".into()),
+            ca_file: Some("/etc/duoprov/ca.pem".into()),
+            signature_version,
+            timeout_secs: 7,
+        }
+    }
+
+    #[test]
+    fn connection_maps_to_the_client_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("duo.skey");
+        std::fs::write(&file, "a-secret-that-must-not-show\n").unwrap();
+        let cfg = duo_config(&connection(file.clone(), 5), LogHttp::OnError).unwrap();
+        assert_eq!(cfg.api_host, "api-x.duosecurity.com");
+        assert_eq!(cfg.integration_key, "DIXXXXXXXXXXXXXXXXXX");
+        assert_eq!(cfg.secret_key.expose_secret(), "a-secret-that-must-not-show");
+        assert_eq!(cfg.url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(cfg.proxy.as_deref(), Some("http://proxy.example.edu:3128"));
+        assert_eq!(cfg.ca_file.as_deref(), Some(std::path::Path::new("/etc/duoprov/ca.pem")));
+        assert_eq!(cfg.request_timeout, Duration::from_secs(7));
+        assert!(cfg.connect_timeout <= cfg.request_timeout && cfg.call_deadline >= cfg.request_timeout);
+        assert_eq!(cfg.signature, SignatureVariant::V5);
+        assert_eq!(cfg.traffic_log, TrafficLogMode::OnError);
+        assert!(!format!("{cfg:?}").contains("a-secret-that-must-not-show"));
+
+        let cfg = duo_config(&connection(file, 2), LogHttp::Always).unwrap();
+        assert_eq!(cfg.signature, SignatureVariant::V2Sha1);
+        assert_eq!(cfg.traffic_log, TrafficLogMode::Always);
+    }
+
+    #[test]
+    fn a_missing_secret_names_its_source_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = duo_config(&connection(dir.path().join("missing.skey"), 5), LogHttp::Off).unwrap_err().to_string();
+        assert!(e.contains("duo.prod.secret_key") && e.contains("missing.skey"), "{e}");
+    }
+}

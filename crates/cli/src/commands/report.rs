@@ -1,0 +1,122 @@
+//! `duoprov report P users`: the provisioner's loaded Duo users (the `duo_user` table, filled by
+//! `duoprov load-users` or a full sync with `load_duo_users = true`), filtered by
+//! `--not-in-registry`, `--not-enrolled`, `--status S` and `--stale-login DAYS`, as a table, JSON
+//! (`--json`, every column) or CSV (`--csv`, every column, Grouper's column names).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, bail};
+use duoprov_registry::{DuoUserFilter, DuoUserRow};
+
+use super::Context;
+use crate::args::{ReportArgs, ReportKind};
+use crate::{exit, output};
+
+/// The columns of `duo_user`, in Grouper's order (the CSV header).
+const COLUMNS: [&str; 16] = [
+    "config_id",
+    "user_id",
+    "aliases",
+    "phones",
+    "is_push_enabled",
+    "email",
+    "first_name",
+    "last_name",
+    "is_enrolled",
+    "last_directory_sync",
+    "notes",
+    "real_name",
+    "status",
+    "user_name",
+    "created_at",
+    "last_login_time",
+];
+
+fn csv_record(r: &DuoUserRow) -> [String; 16] {
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    [
+        r.config_id.clone(),
+        r.user_id.clone(),
+        s(&r.aliases),
+        s(&r.phones),
+        s(&r.is_push_enabled),
+        s(&r.email),
+        s(&r.first_name),
+        s(&r.last_name),
+        s(&r.is_enrolled),
+        n(r.last_directory_sync),
+        s(&r.notes),
+        s(&r.real_name),
+        s(&r.status),
+        r.user_name.clone(),
+        n(r.created_at),
+        n(r.last_login_time),
+    ]
+}
+
+/// `YYYY-MM-DD HH:MM` UTC, or the raw number when it is out of range.
+fn when(secs: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub async fn run(ctx: &Context, args: ReportArgs) -> Result<u8> {
+    match args.what {
+        ReportKind::Users => users(ctx, &args).await,
+    }
+}
+
+async fn users(ctx: &Context, args: &ReportArgs) -> Result<u8> {
+    if ctx.json && args.csv {
+        bail!("choose --json or --csv, not both");
+    }
+    let provisioner = args.provisioner.as_str();
+    let store = ctx.store().await?;
+    let Some(load) = store.duo_user_load(provisioner).await? else {
+        bail!("no Duo users have been loaded for provisioner {provisioner}: run `duoprov load-users {provisioner}` first");
+    };
+    let filter = DuoUserFilter {
+        not_in_registry: args.not_in_registry,
+        not_enrolled: args.not_enrolled,
+        status: args.status.clone(),
+        stale_before: args.stale_login.map(|days| now_secs().saturating_sub(i64::from(days) * 86_400)),
+    };
+    let rows = store.duo_users(provisioner, &filter).await?;
+    if ctx.json {
+        output::json(&rows)?;
+    } else if args.csv {
+        let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+        w.write_record(COLUMNS)?;
+        for r in &rows {
+            w.write_record(csv_record(r))?;
+        }
+        w.flush()?;
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.user_id.clone(),
+                    r.user_name.clone(),
+                    output::opt(&r.real_name),
+                    output::opt(&r.email),
+                    output::opt(&r.status),
+                    output::opt(&r.is_enrolled),
+                    r.last_login_time.map(when).unwrap_or_else(|| "never".into()),
+                    r.created_at.map(when).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        output::table(&["USER_ID", "USERNAME", "NAME", "EMAIL", "STATUS", "ENROLLED", "LAST LOGIN (UTC)", "CREATED (UTC)"], &table);
+        println!("{} of {} Duo users (loaded {} UTC)", rows.len(), load.users, when(load.loaded_at));
+    }
+    Ok(exit::OK)
+}
