@@ -2,6 +2,7 @@
 //! errors and exit codes, run as a user would run them, in a temporary folder.
 
 mod config;
+mod duo_users;
 mod registry;
 
 use std::path::Path;
