@@ -4,6 +4,7 @@
 mod config;
 mod duo_users;
 mod registry;
+mod sync;
 
 use std::path::Path;
 

@@ -1,0 +1,170 @@
+//! The seed scenario end to end through the binary against an in-process emulator: one sync
+//! provisions, then each registry change reaches Duo, and after every step a second plan is empty
+//! and a second sync makes no write call — counted by the emulator, not by the client.
+
+use std::path::Path;
+
+use duoprov_emulator::{Emulator, Integration, RunningEmulator, TenantDump};
+use serde_json::Value;
+
+use crate::run;
+
+const IKEY: &str = "DITESTSYNC0000000001";
+const SKEY: &str = "sync-test-secret-key-0123456789abcdefghij";
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub emulator: RunningEmulator,
+}
+
+/// A temporary folder with a registry, a configuration pointing at a fresh emulator, and the
+/// secret key in a private file.
+pub async fn setup(extra: &str) -> Env {
+    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).spawn_on("127.0.0.1:0").await.expect("emulator");
+    let dir = tempfile::tempdir().unwrap();
+    let skey = dir.path().join("duo.skey");
+    std::fs::write(&skey, SKEY).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&skey, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config = format!(
+        "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.duoTest]\nduo = \"test\"\n{extra}\n",
+        emulator.base_url()
+    );
+    std::fs::write(dir.path().join("duoprov.toml"), config).unwrap();
+    Env { dir, emulator }
+}
+
+pub fn seed_registry(dir: &Path) {
+    run(dir, &["subject", "add", "mchyzer", "--name", "Chris Hyzer", "--login-id", "mchyzer", "--email", "mchyzer@example.edu"], 0);
+    run(dir, &["subject", "add", "kwilso", "--name", "Kate Wilson", "--login-id", "kwilso", "--email", "kwilso@example.edu"], 0);
+    run(dir, &["group", "add", "app:duo:testGroup", "--description", "Duo test group", "--create-parents"], 0);
+    run(dir, &["member", "add", "app:duo:testGroup", "mchyzer", "kwilso"], 0);
+    run(dir, &["provision", "assign", "duoTest", "--folder", "app:duo", "--scope", "sub"], 0);
+}
+
+fn state(env: &Env) -> TenantDump {
+    env.emulator.handle().state()
+}
+
+fn write_calls_since(env: &Env, seq: u64) -> Vec<String> {
+    env.emulator.handle().calls_since(seq).into_iter().filter(|c| c.method != "GET").map(|c| format!("{} {}", c.method, c.path)).collect()
+}
+
+fn last_seq(env: &Env) -> u64 {
+    env.emulator.handle().calls().last().map(|c| c.seq).unwrap_or(0)
+}
+
+/// Syncs, then checks that a new plan is empty and a second sync writes nothing.
+fn sync_and_settle(env: &Env, extra_args: &[&str]) -> Value {
+    let dir = env.dir.path();
+    let mut args = vec!["sync", "duoTest", "--json"];
+    args.extend_from_slice(extra_args);
+    let (out, _) = run(dir, &args, 0);
+    let report: Value = serde_json::from_str(&out).expect("sync report JSON");
+    let (out, _) = run(dir, &["plan", "duoTest", "--json"], 0);
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["plan"]["ops"], Value::Array(vec![]), "second plan not empty: {plan:#}");
+    let seq = last_seq(env);
+    run(dir, &["sync", "duoTest"], 0);
+    assert_eq!(write_calls_since(env, seq), Vec::<String>::new(), "a second sync made write calls");
+    report
+}
+
+fn user<'a>(s: &'a TenantDump, username: &str) -> Option<&'a duoprov_emulator::state::User> {
+    s.users.iter().find(|u| u.username == username)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_scenario_end_to_end() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+
+    // Step 1: one sync gives Duo 1 group, 2 users with the mapped fields, 2 memberships.
+    let report = sync_and_settle(&env, &[]);
+    assert_eq!(report["groups"]["created"], 1);
+    assert_eq!(report["users"]["created"], 2);
+    assert_eq!(report["memberships"]["created"], 2);
+    let s = state(&env);
+    assert_eq!(s.groups.len(), 1);
+    assert_eq!((s.groups[0].name.as_str(), s.groups[0].desc.as_str()), ("testGroup", "Duo test group"));
+    let gid = s.groups[0].group_id.clone();
+    let chris = user(&s, "mchyzer").expect("mchyzer in Duo");
+    assert_eq!((chris.realname.as_str(), chris.email.as_str()), ("Chris Hyzer", "mchyzer@example.edu"));
+    assert_eq!(chris.groups, vec![gid.clone()]);
+    assert_eq!(user(&s, "kwilso").unwrap().groups, vec![gid.clone()]);
+
+    // Step 2: remove kwilso: one membership left, the user stays under the default policy.
+    run(dir, &["member", "remove", "app:duo:testGroup", "kwilso"], 0);
+    let report = sync_and_settle(&env, &[]);
+    assert_eq!(report["memberships"]["deleted"], 1);
+    let s = state(&env);
+    assert!(user(&s, "kwilso").expect("kwilso stays").groups.is_empty());
+    assert_eq!(user(&s, "mchyzer").unwrap().groups, vec![gid.clone()]);
+
+    // Step 3: the group's description is pushed.
+    run(dir, &["group", "update", "app:duo:testGroup", "--description", "MFA pilot"], 0);
+    sync_and_settle(&env, &[]);
+    assert_eq!(state(&env).groups[0].desc, "MFA pilot");
+
+    // Step 4: mchyzer's login id is pushed as the username, same Duo user.
+    let chris_id = user(&state(&env), "mchyzer").unwrap().user_id.clone();
+    run(dir, &["subject", "add", "mchyzer", "--login-id", "chyzer"], 0);
+    let report = sync_and_settle(&env, &[]);
+    assert_eq!(report["users"]["updated"], 1);
+    let s = state(&env);
+    assert_eq!(user(&s, "chyzer").expect("renamed").user_id, chris_id);
+
+    // Step 5: deleting the group empties the selection: refused (exit 3) and nothing changes…
+    run(dir, &["group", "remove", "app:duo:testGroup"], 0);
+    let seq = last_seq(&env);
+    let (_, err) = run(dir, &["sync", "duoTest"], 3);
+    assert!(err.contains("selects no group") && err.contains("--allow-deletes 1"), "{err}");
+    assert!(write_calls_since(&env, seq).is_empty());
+    // …until approved for this run: the Duo group goes, since duoprov created it.
+    let report = sync_and_settle(&env, &["--allow-deletes", "1"]);
+    assert_eq!(report["groups"]["deleted"], 1);
+    let s = state(&env);
+    assert!(s.groups.is_empty());
+    assert_eq!(s.users.len(), 2, "users are never deleted under the default policy");
+
+    let (out, _) = run(dir, &["status", "duoTest", "--json"], 0);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    let statuses: Vec<&str> = status["runs"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert!(statuses.contains(&"refused") && statuses.contains(&"succeeded"), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_applies_only_to_the_state_it_came_from() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    run(dir, &["plan", "duoTest", "--out", "plan.json"], 0);
+    run(dir, &["subject", "add", "kwilso", "--email", "kate@example.edu"], 0);
+    let seq = last_seq(&env);
+    let (_, err) = run(dir, &["sync", "duoTest", "--plan", "plan.json"], 3);
+    assert!(err.contains("the registry changed"), "{err}");
+    assert!(write_calls_since(&env, seq).is_empty(), "a stale plan changes nothing");
+    run(dir, &["plan", "duoTest", "--out", "plan.json"], 0);
+    run(dir, &["sync", "duoTest", "--plan", "plan.json"], 0);
+    assert_eq!(user(&state(&env), "kwilso").unwrap().email, "kate@example.edu");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing_and_doctor_checks_everything() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    let seq = last_seq(&env);
+    let (out, _) = run(dir, &["sync", "duoTest", "--dry-run"], 0);
+    assert!(out.contains("dry run"), "{out}");
+    assert!(write_calls_since(&env, seq).is_empty());
+    let (out, _) = run(dir, &["doctor", "duoTest"], 0);
+    assert!(out.contains("ok    registry: 1 groups selected, 2 users, 2 memberships"), "{out}");
+    assert!(out.contains("ok    Duo: read access works"), "{out}");
+    let (_, err) = run(dir, &["plan", "nope"], 1);
+    assert!(err.contains("[provisioner.nope]"), "{err}");
+}
