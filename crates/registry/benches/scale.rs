@@ -83,7 +83,13 @@ async fn query_only(url: &str, schema: Option<String>) {
     assert_eq!(sel.groups.len(), GROUPS);
     assert_eq!(sel.subjects.len(), SUBJECTS);
     let top = sel.groups.iter().find(|g| g.group.name.as_str() == group_name(0)).expect("chain head");
-    assert_eq!(top.members.len(), 4 * MEMBERS_PER_GROUP, "a chain head reaches four groups' members");
+    let expected: std::collections::HashSet<usize> = (0..4)
+        .flat_map(|depth| {
+            let g = depth * CHAINS;
+            (0..MEMBERS_PER_GROUP).map(move |k| (g * MEMBERS_PER_GROUP + k) % SUBJECTS)
+        })
+        .collect();
+    assert_eq!(top.members.len(), expected.len(), "a chain head reaches the members of its whole chain");
     println!("RESULT query_seconds={secs:.3} groups={} subjects={} member_pairs={pairs} peak_rss_mib={:.0}", sel.groups.len(), sel.subjects.len(), peak_rss_mib());
 }
 
