@@ -91,20 +91,6 @@ impl Op {
         }
     }
 
-    fn sort_key(&self) -> (u8, String, String) {
-        let (a, b) = match self {
-            Op::CreateGroup { name, uuid, .. } => (name.clone(), uuid.clone()),
-            Op::CreateUser { username, source, id, .. } => (username.to_lowercase(), format!("{source}:{id}")),
-            Op::UpdateGroup { name, uuid, .. } => (name.clone(), uuid.clone()),
-            Op::UpdateUser { username, user_id, .. } => (username.to_lowercase(), user_id.clone()),
-            Op::RemoveMember { group_name, group_id, username, user_id } => (format!("{group_name}\u{0}{group_id}"), format!("{}\u{0}{user_id}", username.to_lowercase())),
-            Op::AddMember { group, user, group_uuid, source, id } => (format!("{}\u{0}{group_uuid}", group.name()), format!("{}\u{0}{source}:{id}", user.username().to_lowercase())),
-            Op::DeleteGroup { name, group_id, .. } => (name.clone(), group_id.clone()),
-            Op::DeleteUser { username, user_id, .. } => (username.to_lowercase(), user_id.clone()),
-        };
-        (self.class(), a, b)
-    }
-
     /// Removals and deletions, which the safety rules count.
     pub fn is_removal(&self) -> bool {
         matches!(self, Op::RemoveMember { .. } | Op::DeleteGroup { .. } | Op::DeleteUser { .. })
@@ -183,14 +169,14 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         groups_by_name.entry(g.name.as_str()).or_default().push(i);
     }
     let user_by_id: HashMap<&str, usize> = duo.users.iter().enumerate().map(|(i, u)| (u.user_id.as_str(), i)).collect();
-    let mut users_by_name: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
-    for (i, u) in duo.users.iter().enumerate() {
-        users_by_name.entry(u.username.to_lowercase()).or_default().push(i);
-    }
-    let mut members_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    // Built on first need: a steady-state sync matches every user by its link.
+    let mut users_by_name: Option<HashMap<String, Vec<usize>>> = None;
+    let mut members_of: Vec<Vec<usize>> = vec![Vec::new(); duo.groups.len()];
     for (i, u) in duo.users.iter().enumerate() {
         for g in &u.groups {
-            members_of.entry(g.as_str()).or_default().push(i);
+            if let Some(gi) = group_by_id.get(g.as_str()) {
+                members_of[*gi].push(i);
+            }
         }
     }
 
@@ -359,7 +345,14 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         let (index, owned, how) = match linked {
             Some(i) => (Some(i), link.is_some_and(|l| l.created_by_us), "linked"),
             None => {
-                let candidates: Vec<usize> = users_by_name
+                let by_name = users_by_name.get_or_insert_with(|| {
+                    let mut m: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
+                    for (i, du) in duo.users.iter().enumerate() {
+                        m.entry(du.username.to_lowercase()).or_default().push(i);
+                    }
+                    m
+                });
+                let candidates: Vec<usize> = by_name
                     .get(&u.fields.username.to_lowercase())
                     .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())).collect())
                     .unwrap_or_default();
@@ -452,43 +445,58 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
         }
     }
-    let known_user_ids: HashSet<&str> = links.users.iter().filter_map(|l| l.duo_user_id.as_deref()).collect();
-
-    // ----------------------------------------------------------- memberships
+    // Memberships work on positions in Duo's lists, not on id strings: one hash per object,
+    // then plain arrays.
+    let duo_group_index: HashMap<&str, u32> = duo.groups.iter().enumerate().map(|(i, g)| (g.group_id.as_str(), i as u32)).collect();
+    let mut known_user = vec![false; duo.users.len()];
+    for l in &links.users {
+        if let Some(i) = l.duo_user_id.as_deref().and_then(|id| user_by_id.get(id)) {
+            known_user[*i] = true;
+        }
+    }
+    let mut held_user = vec![false; duo.users.len()];
+    for id in &held_user_ids {
+        if let Some(i) = user_by_id.get(id) {
+            held_user[*i] = true;
+        }
+    }
+    let target_index: Vec<Option<usize>> = user_target
+        .iter()
+        .map(|t| match t {
+            Some(UserRef::Existing { user_id, .. }) => user_by_id.get(user_id.as_str()).copied(),
+            _ => None,
+        })
+        .collect();
     // Groups each existing user will be in after this plan, for Duo's 100-group limit.
-    let mut group_count: HashMap<&str, usize> = duo.users.iter().map(|u| (u.user_id.as_str(), u.groups.len())).collect();
+    let mut group_count: Vec<usize> = duo.users.iter().map(|u| u.groups.len()).collect();
+    let mut wanted_mark = vec![u32::MAX; duo.users.len()];
+    let mut current_mark = vec![u32::MAX; duo.users.len()];
     let mut removals: Vec<PlannedOp> = Vec::new();
-    let mut additions: Vec<(usize, &crate::desired::DesiredGroup, GroupRef, UserRef)> = Vec::new();
-    for g in &desired.groups {
+    for (gpos, g) in desired.groups.iter().enumerate() {
         let Some(target) = group_target.get(g.uuid.as_str()) else { continue };
-        let wanted: Vec<(usize, &UserRef)> = g.members.iter().filter_map(|u| user_target[*u as usize].as_ref().map(|r| (*u as usize, r))).collect();
-        let wanted_ids: HashSet<&str> = wanted
-            .iter()
-            .filter_map(|(_, r)| match r {
-                UserRef::Existing { user_id, .. } => Some(user_id.as_str()),
-                UserRef::New { .. } => None,
-            })
-            .collect();
-        let mut current: HashSet<&str> = HashSet::new();
+        let stamp = gpos as u32;
+        for u in &g.members {
+            if let Some(i) = target_index[*u as usize] {
+                wanted_mark[i] = stamp;
+            }
+        }
         if let GroupRef::Existing { group_id, name } = target {
-            let members = members_of.get(group_id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+            let members = duo_group_index.get(group_id.as_str()).map(|gi| members_of[*gi as usize].as_slice()).unwrap_or(&[]);
             let mut removed = 0;
             for &ui in members {
-                let du = &duo.users[ui];
-                current.insert(du.user_id.as_str());
-                if wanted_ids.contains(du.user_id.as_str()) || held_user_ids.contains(du.user_id.as_str()) {
+                current_mark[ui] = stamp;
+                if wanted_mark[ui] == stamp || held_user[ui] {
                     continue;
                 }
                 let remove = match policy.membership_delete {
                     DeletePolicy::Never => false,
-                    DeletePolicy::CreatedByUs => known_user_ids.contains(du.user_id.as_str()),
+                    DeletePolicy::CreatedByUs => known_user[ui],
                     DeletePolicy::NotInSource => true,
                 };
                 if remove {
+                    let du = &duo.users[ui];
                     removed += 1;
-                    if let Some(c) = group_count.get_mut(du.user_id.as_str()) {
-                        *c = c.saturating_sub(1);
-                    }
+                    group_count[ui] = group_count[ui].saturating_sub(1);
                     removals.push(PlannedOp {
                         op: Op::RemoveMember { group_id: group_id.clone(), group_name: name.clone(), user_id: du.user_id.clone(), username: du.username.clone() },
                         reason: format!("{} is not an effective member of registry group {}", du.username, g.registry_name),
@@ -499,34 +507,28 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 plan.group_sizes.push((group_id.clone(), members.len()));
             }
         }
-        for (ui, r) in wanted {
-            if let UserRef::Existing { user_id, .. } = r {
-                if current.contains(user_id.as_str()) {
+        for u in &g.members {
+            let Some(user) = &user_target[*u as usize] else { continue };
+            let du = &desired.users[*u as usize];
+            if let Some(i) = target_index[*u as usize] {
+                if current_mark[i] == stamp {
                     continue;
                 }
-            }
-            additions.push((ui, g, target.clone(), r.clone()));
-        }
-    }
-    for (ui, g, group, user) in additions {
-        let u = &desired.users[ui];
-        if let UserRef::Existing { user_id, .. } = &user {
-            if let Some(count) = group_count.get_mut(user_id.as_str()) {
-                if *count >= MAX_GROUPS_PER_USER {
+                if group_count[i] >= MAX_GROUPS_PER_USER {
                     plan.errors.push(ObjectError {
-                        object: ErrorObject::Membership { group_uuid: g.uuid.clone(), source: u.key.source.clone(), id: u.key.id.clone() },
+                        object: ErrorObject::Membership { group_uuid: g.uuid.clone(), source: du.key.source.clone(), id: du.key.id.clone() },
                         code: ErrorCode::Inv,
                         message: format!("Duo user {} is already in {MAX_GROUPS_PER_USER} groups, Duo's limit", user.username()),
                     });
                     continue;
                 }
-                *count += 1;
+                group_count[i] += 1;
             }
+            ops.push(PlannedOp {
+                reason: format!("subject {} is an effective member of registry group {}", du.key, g.registry_name),
+                op: Op::AddMember { group_uuid: g.uuid.clone(), source: du.key.source.clone(), id: du.key.id.clone(), group: target.clone(), user: user.clone() },
+            });
         }
-        ops.push(PlannedOp {
-            reason: format!("subject {} is an effective member of registry group {}", u.key, g.registry_name),
-            op: Op::AddMember { group_uuid: g.uuid.clone(), source: u.key.source.clone(), id: u.key.id.clone(), group, user },
-        });
     }
     // Members of groups about to be deleted need no removal call.
     removals.retain(|r| !matches!(&r.op, Op::RemoveMember { group_id, .. } if deleted_groups.contains(group_id.as_str())));
@@ -567,7 +569,8 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     }
 
     // Membership adds of a group that is not selected cannot happen; keep ops ordered.
-    ops.sort_by_cached_key(|o| o.op.sort_key());
+    // Each class was generated in a deterministic order (sorted inputs); order the classes.
+    ops.sort_by_key(|o| o.op.class());
     plan.ops = ops;
     plan.errors.sort_by(|a, b| a.object.cmp(&b.object).then(a.code.cmp(&b.code)));
     plan.group_matches.sort_by(|a, b| a.uuid.cmp(&b.uuid));
