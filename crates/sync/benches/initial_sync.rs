@@ -83,6 +83,7 @@ async fn main() {
         eligible_group: None,
         subject_sources: None,
         concurrency: 8,
+        load_duo_users: false,
     };
 
     emulator.handle().clear_calls();

@@ -38,6 +38,8 @@ pub(crate) struct Applier<'a> {
     created_groups: HashMap<String, String>,
     created_users: HashMap<SubjectKey, String>,
     subject_of_user: HashMap<String, SubjectKey>,
+    /// Users as Duo reported them when creating them.
+    created_objects: Vec<duoprov_duo::User>,
 }
 
 impl<'a> Applier<'a> {
@@ -52,7 +54,13 @@ impl<'a> Applier<'a> {
             created_groups: HashMap::new(),
             created_users: HashMap::new(),
             subject_of_user: HashMap::new(),
+            created_objects: Vec::new(),
         }
+    }
+
+    /// The users this run created, as Duo reported them.
+    pub fn created_user_objects(&mut self) -> Vec<duoprov_duo::User> {
+        std::mem::take(&mut self.created_objects)
     }
 
     pub fn into_report(self) -> RunReport {
@@ -210,6 +218,7 @@ impl<'a> Applier<'a> {
             match result {
                 Ok(created) => {
                     let by_name: HashMap<String, String> = created.iter().map(|u| (u.username.to_lowercase(), u.user_id.clone())).collect();
+                    self.created_objects.extend(created);
                     for (key, u) in chunk {
                         self.progress.advance(1);
                         match by_name.get(&u.username.to_lowercase()) {
@@ -239,7 +248,8 @@ impl<'a> Applier<'a> {
                                 self.report.users.created += 1;
                                 self.created_users.insert(key.clone(), created.user_id.clone());
                                 self.subject_of_user.insert(created.user_id.clone(), key.clone());
-                                states.push(UserState { subject: key, duo_user_id: Some(created.user_id), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                                states.push(UserState { subject: key, duo_user_id: Some(created.user_id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                                self.created_objects.push(created);
                             }
                             Err(e) => {
                                 self.report.users.failed += 1;

@@ -38,6 +38,8 @@ pub struct RunReport {
     pub write_calls: usize,
     /// Milliseconds per phase.
     pub timings_ms: Vec<(String, u64)>,
+    /// What refreshing the Duo users table changed, when the provisioner asks for it.
+    pub duo_users_loaded: Option<duoprov_registry::duo_users::ReplaceCounts>,
 }
 
 impl RunReport {

@@ -32,6 +32,8 @@ pub struct SyncSettings {
     pub subject_sources: Option<Vec<String>>,
     /// Duo calls in flight at once during apply (the client also paces them).
     pub concurrency: usize,
+    /// Refresh the Duo users table at the end of a full sync, from the users already read.
+    pub load_duo_users: bool,
 }
 
 /// How to run.
@@ -125,6 +127,39 @@ pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings
     })
 }
 
+/// The users list after `plan` was applied to `before`.
+fn users_after(mut users: Vec<User>, created: Vec<User>, plan: &Plan) -> Vec<User> {
+    use duoprov_plan::{Op, UserDeleteMode};
+    for o in &plan.ops {
+        match &o.op {
+            Op::UpdateUser { user_id, changes, .. } => {
+                if let Some(u) = users.iter_mut().find(|u| &u.user_id == user_id) {
+                    for c in changes {
+                        let v = c.after.clone();
+                        match c.field.as_str() {
+                            "username" => u.username = v,
+                            "realname" => u.realname = v,
+                            "email" => u.email = v,
+                            "firstname" => u.firstname = v,
+                            "lastname" => u.lastname = v,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            Op::DeleteUser { user_id, mode: UserDeleteMode::Delete, .. } => users.retain(|u| &u.user_id != user_id),
+            Op::DeleteUser { user_id, mode: UserDeleteMode::Trash, .. } => {
+                if let Some(u) = users.iter_mut().find(|u| &u.user_id == user_id) {
+                    u.status = "pending deletion".into();
+                }
+            }
+            _ => {}
+        }
+    }
+    users.extend(created);
+    users
+}
+
 /// Checks and (unless a dry run) applies a prepared plan, recording the run.
 pub async fn run(
     store: &dyn Store,
@@ -187,7 +222,15 @@ pub async fn run(
     }
     let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report);
     applier.apply(&plan).await?;
-    let report = applier.into_report();
+    let created = applier.created_user_objects();
+    let mut report = applier.into_report();
+    if settings.load_duo_users {
+        // Duo as it stands after this run: the users read before it, with this run's creates,
+        // field updates and deletions applied — no second read of Duo.
+        let users = users_after(prepared.duo_users, created, &plan);
+        let outcome = duoprov_registry::duo_users::load(store, name, &users).await?;
+        report.duo_users_loaded = Some(outcome.counts);
+    }
     let status = report.status();
     finish(status, None, report).await
 }

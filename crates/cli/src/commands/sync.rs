@@ -23,6 +23,7 @@ pub fn settings_of(p: &Provisioner) -> SyncSettings {
         eligible_group: p.eligible_group.clone(),
         subject_sources: p.subject_sources.clone(),
         concurrency: p.concurrency,
+        load_duo_users: p.load_duo_users,
     }
 }
 

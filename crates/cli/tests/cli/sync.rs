@@ -168,3 +168,27 @@ async fn dry_run_changes_nothing_and_doctor_checks_everything() {
     let (_, err) = run(dir, &["plan", "nope"], 1);
     assert!(err.contains("[provisioner.nope]"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_refreshes_the_duo_users_table_without_reading_duo_again() {
+    let env = setup("load_duo_users = true").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    let seq = last_seq(&env);
+    let (out, _) = run(dir, &["sync", "duoTest", "--json"], 0);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["duo_users_loaded"]["inserted"], 2, "{report:#}");
+    let user_reads = env.emulator.handle().calls_since(seq).into_iter().filter(|c| c.method == "GET" && c.path == "/admin/v1/users").count();
+    assert_eq!(user_reads, 1, "the users read for planning are reused");
+    let (out, _) = run(dir, &["report", "duoTest", "users", "--json"], 0);
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["user_name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["kwilso", "mchyzer"]);
+    // A login-id change is reflected in the table by the same sync that pushes it.
+    run(dir, &["subject", "add", "mchyzer", "--login-id", "chyzer"], 0);
+    let (out, _) = run(dir, &["sync", "duoTest", "--json"], 0);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["duo_users_loaded"]["updated"], 1, "{report:#}");
+    let (out, _) = run(dir, &["report", "duoTest", "users", "--json"], 0);
+    assert!(out.contains("\"chyzer\""), "{out}");
+}
