@@ -358,6 +358,36 @@ pub(crate) fn hmac_raw(key: &[u8], digest: Digest, msg: &[u8]) -> Vec<u8> {
     }
 }
 
+/// HMAC keyed once, applied to many messages (the verifier tries several candidates with the
+/// same key; cloning the keyed state skips re-hashing the key pads each time).
+pub(crate) struct KeyedMac {
+    sha1: Option<Hmac<Sha1>>,
+    sha512: Option<Hmac<Sha512>>,
+}
+
+impl KeyedMac {
+    pub(crate) fn new(key: &[u8]) -> Self {
+        KeyedMac {
+            sha1: <Hmac<Sha1> as KeyInit>::new_from_slice(key).ok(),
+            sha512: <Hmac<Sha512> as KeyInit>::new_from_slice(key).ok(),
+        }
+    }
+
+    pub(crate) fn mac(&self, digest: Digest, msg: &[u8]) -> Vec<u8> {
+        match digest {
+            Digest::Sha1 => self.sha1.clone().map(|mut m| {
+                m.update(msg);
+                m.finalize().into_bytes().to_vec()
+            }),
+            Digest::Sha512 => self.sha512.clone().map(|mut m| {
+                m.update(msg);
+                m.finalize().into_bytes().to_vec()
+            }),
+        }
+        .unwrap_or_default()
+    }
+}
+
 /// The `Authorization` header value: `Basic base64("<ikey>:<hexsig>")`.
 pub fn authorization_header(ikey: &str, hexsig: &str) -> String {
     let raw = format!("{ikey}:{hexsig}");

@@ -55,7 +55,7 @@ use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
 use crate::date::{DateError, parse_date};
-use crate::sign::{Request, SignatureVariant, canon_params, canonical_from_parts, hmac_raw, sha512_hex, x_duo_hash_sorted};
+use crate::sign::{KeyedMac, Request, SignatureVariant, canon_params, canonical_from_parts, sha512_hex, x_duo_hash_sorted};
 
 /// Why a request was not authenticated. Each maps to Duo's 401 codes via [`VerifyError::code`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,6 +258,7 @@ pub fn verify_signature(req: &ReceivedRequest<'_>, creds: &Credentials, skey: &s
     xduo.sort_by(|a, b| a.0.cmp(&b.0));
     let headers_hash = x_duo_hash_sorted(&xduo);
 
+    let keyed = KeyedMac::new(skey.as_bytes());
     let mut matched: Option<(SignatureVariant, String)> = None;
     for host in req.host_candidates {
         let host_lc = host.to_lowercase();
@@ -279,7 +280,7 @@ pub fn verify_signature(req: &ReceivedRequest<'_>, creds: &Credentials, skey: &s
                 }
             };
             let digest = variant.digest();
-            let mac = hmac_raw(skey.as_bytes(), digest, canonical.as_bytes());
+            let mac = keyed.mac(digest, canonical.as_bytes());
             // Constant-time comparison; keep looping regardless so timing does not reveal which
             // candidate matched.
             if bool::from(mac.ct_eq(&expected)) && matched.is_none() {
