@@ -270,7 +270,7 @@ impl DuoClient {
             }
             tracing::warn!(call = %call, error = %e, "create outcome unknown; reading the user back");
             match self.get_user_by_username(&user.username).await {
-                Ok(Some(u)) if u.username.eq_ignore_ascii_case(&user.username) => return Ok(u),
+                Ok(Some(u)) if u.username.to_lowercase() == user.username.to_lowercase() => return Ok(u),
                 Ok(Some(u)) => {
                     let detail = format!("after `{e}`, the username matches user {} ({:?}) by alias", u.user_id, u.username);
                     return Err(DuoError::new(call, ErrorKind::Unresolved { detail }));
