@@ -57,6 +57,7 @@ pub use duoprov_duo_wire::types::{Group, GroupMember, User};
 pub use error::{DuoError, ErrorClass, ErrorKind};
 pub use groups::GroupFields;
 pub use pace::CallClass;
+pub use paging::PageProgress;
 pub use retry::Safety;
 pub use transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError, install_crypto_provider};
 pub use users::{NewUser, UserFields};

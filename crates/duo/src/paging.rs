@@ -14,6 +14,17 @@ use crate::retry::Safety;
 /// A per-item check (e.g. id shapes): `Err((field, detail))` names the bad field.
 pub type ItemCheck<T> = dyn Fn(&T) -> std::result::Result<(), (String, String)> + Sync;
 
+/// Progress of a paged listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageProgress {
+    /// Pages read so far.
+    pub pages: usize,
+    /// Items read so far.
+    pub items: usize,
+    /// `metadata.total_objects` of the last page, when Duo sent it.
+    pub total: Option<u64>,
+}
+
 /// Page size of `GET /admin/v1/users` (Duo's maximum).
 pub const USERS_PAGE: u32 = 300;
 /// Page size of `GET /admin/v1/users/{id}/groups`.
@@ -54,7 +65,21 @@ impl DuoClient {
         page_size: u32,
         check: &ItemCheck<T>,
     ) -> Result<Vec<T>> {
+        self.list_all_with_progress(path, params, page_size, check, &|_| {}).await
+    }
+
+    /// [`DuoClient::list_all`], calling `on_page` after each page with the progress so far
+    /// (for progress bars: a 100 000-user listing is 334 paced pages, about two minutes).
+    pub async fn list_all_with_progress<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+        page_size: u32,
+        check: &ItemCheck<T>,
+        on_page: &(dyn Fn(PageProgress) + Sync),
+    ) -> Result<Vec<T>> {
         let mut out: Vec<T> = Vec::new();
+        let mut pages = 0usize;
         let mut offset: u64 = 0;
         loop {
             let mut p: Vec<(String, String)> = params.to_vec();
@@ -66,6 +91,8 @@ impl DuoClient {
             let items = parse_items::<T>(&label, reply.response, out.len(), check)?;
             let got = items.len();
             out.extend(items);
+            pages += 1;
+            on_page(PageProgress { pages, items: out.len(), total: reply.metadata.and_then(|m| m.total_objects) });
             match reply.metadata.and_then(|m| m.next_offset) {
                 None => return Ok(out),
                 Some(next) if next <= offset => {

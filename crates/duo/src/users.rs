@@ -182,6 +182,19 @@ impl DuoClient {
         self.list_all("/admin/v1/users", &[], USERS_PAGE, &check_user).await
     }
 
+    /// [`DuoClient::list_users`], reporting progress after each page.
+    ///
+    /// ```no_run
+    /// # async fn demo(duo: duoprov_duo::DuoClient) -> Result<(), duoprov_duo::DuoError> {
+    /// let users = duo
+    ///     .list_users_with_progress(&|p| eprintln!("{} of {:?} users ({} pages)", p.items, p.total, p.pages))
+    ///     .await?;
+    /// # let _ = users; Ok(()) }
+    /// ```
+    pub async fn list_users_with_progress(&self, on_page: &(dyn Fn(crate::paging::PageProgress) + Sync)) -> Result<Vec<User>> {
+        self.list_all_with_progress("/admin/v1/users", &[], USERS_PAGE, &check_user, on_page).await
+    }
+
     /// One user, or `None` if Duo says 404.
     pub async fn get_user(&self, user_id: &str) -> Result<Option<User>> {
         let path = format!("/admin/v1/users/{user_id}");

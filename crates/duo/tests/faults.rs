@@ -175,8 +175,13 @@ async fn paging_follows_next_offset_at_max_page_size() {
         page(json!(users), if offset + 300 < 700 { Some(offset + 300) } else { None })
     });
     let duo = http_client(&script, |_| {}).await;
-    let users = duo.list_users().await.unwrap_or_else(|e| panic!("{e}"));
+    let progress = std::sync::Mutex::new(Vec::new());
+    let users = duo
+        .list_users_with_progress(&|p| progress.lock().unwrap_or_else(|e| e.into_inner()).push((p.pages, p.items)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(users.len(), 700);
+    assert_eq!(*progress.lock().unwrap_or_else(|e| e.into_inner()), vec![(1, 300), (2, 600), (3, 700)]);
     assert_eq!(users[699].username, "u699");
     let seen = script.seen();
     let offsets: Vec<String> = seen.iter().filter_map(|s| s.param("offset")).collect();
