@@ -192,3 +192,32 @@ async fn a_full_sync_refreshes_the_duo_users_table_without_reading_duo_again() {
     let (out, _) = run(dir, &["report", "duoTest", "users", "--json"], 0);
     assert!(out.contains("\"chyzer\""), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_object_does_not_stop_the_others_and_the_next_run_converges() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    run(dir, &["group", "add", "app:duo:second", "--description", "second"], 0);
+    run(dir, &["member", "add", "app:duo:second", "kwilso"], 0);
+    // Duo fails every group create this run.
+    env.emulator.handle().set_faults("500 on=groups.create").unwrap();
+    let (out, _) = run(dir, &["sync", "duoTest", "--json"], 2);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["groups"]["failed"], 2, "{report:#}");
+    assert_eq!(report["users"]["created"], 2, "users are created although the groups failed");
+    assert_eq!(report["memberships"]["failed"], 3, "memberships of groups that could not be created fail");
+    let (out, _) = run(dir, &["status", "duoTest", "--json"], 0);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["runs"][0]["status"], "partial");
+    assert!(status["errors"].as_array().unwrap().iter().any(|e| e["code"] == "ERR"), "{status:#}");
+    // Duo recovers: the next run finishes the job without creating anything twice.
+    env.emulator.handle().set_faults("").unwrap();
+    sync_and_settle(&env, &[]);
+    let s = state(&env);
+    assert_eq!(s.groups.len(), 2);
+    assert_eq!(s.users.len(), 2, "no user created twice");
+    assert_eq!(user(&s, "kwilso").unwrap().groups.len(), 2);
+    let creates = env.emulator.handle().calls().iter().filter(|c| c.method == "POST" && c.path == "/admin/v1/users/bulk_create" && c.status == 200).count();
+    assert_eq!(creates, 1);
+}
