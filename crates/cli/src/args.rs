@@ -343,7 +343,8 @@ pub struct ReportArgs {
     /// What to report on.
     #[arg(value_enum)]
     pub what: ReportKind,
-    /// Only Duo users no registry subject maps to (no login_id equals the username, ignoring case).
+    /// Only Duo users no registry subject maps to: no subject's Duo username (the provisioner's
+    /// username template, by default its login_id) equals theirs, ignoring case.
     #[arg(long)]
     pub not_in_registry: bool,
     /// Only Duo users who are not enrolled.

@@ -3,10 +3,12 @@
 //! `--not-in-registry`, `--not-enrolled`, `--status S` and `--stale-login DAYS`, as a table, JSON
 //! (`--json`, every column) or CSV (`--csv`, every column, Grouper's column names).
 
+use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
-use duoprov_registry::{DuoUserFilter, DuoUserRow};
+use duoprov_plan::Mapping;
+use duoprov_registry::{DuoUserFilter, DuoUserRow, Store};
 
 use super::Context;
 use crate::args::{ReportArgs, ReportKind};
@@ -64,6 +66,22 @@ fn when(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
+/// The Duo usernames (lowercased) the provisioner's `username` template gives the registry's
+/// subjects; a subject the template fails on maps to no one.
+async fn registry_usernames(store: &dyn Store, mapping: &Mapping) -> Result<HashSet<String>> {
+    let mut names = HashSet::new();
+    for subject in store.subjects(None).await? {
+        match mapping.user_fields(&subject) {
+            Ok(fields) if !fields.username.is_empty() => {
+                names.insert(fields.username.to_lowercase());
+            }
+            Ok(_) => {}
+            Err((key, message)) => tracing::debug!(subject = %subject.key(), %key, %message, "No Duo username for this subject."),
+        }
+    }
+    Ok(names)
+}
+
 fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -83,13 +101,20 @@ async fn users(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     let Some(load) = store.duo_user_load(provisioner).await? else {
         bail!("no Duo users have been loaded for provisioner {provisioner}: run `duoprov load-users {provisioner}` first");
     };
+    // With the provisioner configured, "maps to" follows its username template; otherwise the
+    // default template's login_id, compared in SQL.
+    let mapping = ctx.settings.provisioners.get(provisioner).map(|p| p.mapping.clone());
     let filter = DuoUserFilter {
-        not_in_registry: args.not_in_registry,
+        not_in_registry: args.not_in_registry && mapping.is_none(),
         not_enrolled: args.not_enrolled,
         status: args.status.clone(),
         stale_before: args.stale_login.map(|days| now_secs().saturating_sub(i64::from(days) * 86_400)),
     };
-    let rows = store.duo_users(provisioner, &filter).await?;
+    let mut rows = store.duo_users(provisioner, &filter).await?;
+    if let (true, Some(mapping)) = (args.not_in_registry, &mapping) {
+        let names = registry_usernames(&*store, mapping).await?;
+        rows.retain(|r| !names.contains(&r.user_name.to_lowercase()));
+    }
     if ctx.json {
         output::json(&rows)?;
     } else if args.csv {

@@ -20,6 +20,8 @@ const API_HOST: &str = "api-duoprov-test.duosecurity.com";
 const IKEY: &str = "DIDUOPROVUSERSTEST01";
 const SKEY: &str = "duoprov-users-test-secret-key-0123456789";
 const P: &str = "duoUsers";
+/// A second provisioner on the same Duo account whose usernames are subject ids.
+const BY_ID: &str = "duoUsersById";
 /// Users generated besides the hand-written ones, so the load takes three pages of 300.
 const BULK: usize = 600;
 
@@ -202,7 +204,8 @@ async fn setup(registry: impl FnOnce(&Path) -> Registry) -> Setup {
     }
     let config = format!(
         "[registry]\nurl = \"sqlite://duoprov.db\"\n\n[duo.emu]\napi_host = \"{API_HOST}\"\nintegration_key = \"{IKEY}\"\n\
-         secret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.{P}]\nduo = \"emu\"\n",
+         secret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.{P}]\nduo = \"emu\"\n\n\
+         [provisioner.{BY_ID}]\nduo = \"emu\"\n\n[provisioner.{BY_ID}.templates]\nusername = \"{{{{ subject.id }}}}\"\n",
         emu.base_url()
     );
     std::fs::write(dir.path().join("duoprov.toml"), config).expect("write the configuration");
@@ -309,6 +312,18 @@ async fn scenario(setup: Setup) {
     assert_eq!(records.len(), ids_where(&want, |r| r.status.as_deref() == Some("disabled")).len());
     let (out, _) = cli(&setup, &["report", P, "users", "--status", "bypass"], 0).await;
     assert!(out.contains("USER_ID") && out.contains("kwilso") && out.contains(&format!("of {total} Duo users")), "{out}");
+
+    // The same account under a provisioner whose usernames are subject ids: its own rows, and
+    // "maps to" follows its template (subject jsmith has no login id at all).
+    cli(&setup, &["subject", "add", "jsmith"], 0).await;
+    let (out, _) = cli(&setup, &["load-users", BY_ID, "--json"], 0).await;
+    assert_eq!(json_of(&out)["inserted"], json!(total), "{out}");
+    let by_id: Vec<DuoUserRow> = want.iter().map(|r| DuoUserRow { config_id: BY_ID.into(), ..r.clone() }).collect();
+    assert_eq!(store.duo_users(BY_ID, &DuoUserFilter::default()).await.expect("read duo_user"), by_id);
+    let (out, _) = cli(&setup, &["report", BY_ID, "users", "--not-in-registry", "--json"], 0).await;
+    assert_eq!(ids_of(&json_of(&out)), ids_where(&want, |r| r.user_name != "jsmith"));
+    let (out, _) = cli(&setup, &["report", P, "users", "--not-in-registry", "--json"], 0).await;
+    assert_eq!(ids_of(&json_of(&out)), ids_where(&want, |r| r.user_name != "mchyzer" && r.user_name != "kwilso"));
 
     // Duo changes: two users deleted, three modified, two added.
     let mut dump = setup.emu.handle().state();
