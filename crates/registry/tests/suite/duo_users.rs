@@ -231,6 +231,15 @@ mod raw {
             .expect("raw SQL");
         }
 
+        /// Runs one statement, returning how many rows it gave.
+        pub async fn rows_of(&self, sql: String) -> usize {
+            let result = match self {
+                Raw::Sqlite(s, _) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).fetch_all(s.pool()).await.map(|r| r.len()),
+                Raw::Postgres(s) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).fetch_all(s.pool()).await.map(|r| r.len()),
+            };
+            result.unwrap_or_else(|e| panic!("{e}\n{sql}"))
+        }
+
         /// `(user_id, user_name, subject_id)` from the documented view.
         pub async fn view(&self, config: &str) -> Vec<(String, String, Option<String>)> {
             let sql = "SELECT user_id, user_name, subject_id FROM duo_user_report WHERE config_id = $1 ORDER BY user_id";
@@ -323,4 +332,43 @@ crate::raw_test!(the_report_view_joins_registry_subjects_ignoring_case, |raw| {
         raw.view("duoTest").await,
         [("DU1".to_owned(), "alice".to_owned(), Some("a1".to_owned())), ("DU2".to_owned(), "bob".to_owned(), None)]
     );
+});
+
+/// The SQL statements of the ```sql blocks of a Markdown page.
+fn sql_blocks(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut block: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut block, line.trim()) {
+            (None, "```sql") => block = Some(String::new()),
+            (Some(b), "```") => {
+                out.extend(b.split(';').map(str::trim).filter(|s| s.lines().any(|l| !l.trim().is_empty() && !l.trim().starts_with("--"))).map(str::to_owned));
+                block = None;
+            }
+            (Some(b), _) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+crate::raw_test!(the_documented_queries_run_on_both_backends, |raw| {
+    let store = raw.store();
+    let patch = SubjectPatch { login_id: Some(Some("alice".into())), ..person("Alice") };
+    store.upsert_subject(&SubjectKey::local("a1"), &patch).await.unwrap();
+    let mut bob = row("duoTest", "DU2", "bob");
+    bob.is_enrolled = Some("F".into());
+    bob.last_login_time = Some(1_000);
+    store.replace_duo_users("duoTest", &[row("duoTest", "DU1", "alice"), bob]).await.unwrap();
+    let statements = sql_blocks(include_str!("../../../../docs/duo-users.md"));
+    assert_eq!(statements.len(), 4, "{statements:#?}");
+    // The view, every user; not in the registry: bob; not enrolled and stale: bob; the sync-state join.
+    let mut counts = Vec::new();
+    for sql in statements {
+        counts.push(raw.rows_of(sql).await);
+    }
+    assert_eq!(counts, [2, 1, 1, 2]);
 });
