@@ -36,12 +36,12 @@ fn user(i: usize, variant: u64) -> Value {
         "firstname": "User",
         "lastname": format!("N{i}"),
         "email": format!("user{i:06}@example.edu"),
-        "notes": if i % 10 == 0 { format!("note {variant}") } else { String::new() },
+        "notes": if i.is_multiple_of(10) { format!("note {variant}") } else { String::new() },
         "status": statuses[i % 4],
-        "is_enrolled": i % 3 != 0,
+        "is_enrolled": !i.is_multiple_of(3),
         "created": 1_600_000_000 + i as i64,
-        "last_login": if i % 5 == 0 { Value::Null } else { json!(1_700_000_000 + i as i64 + variant as i64) },
-        "last_directory_sync": if i % 2 == 0 { json!(1_690_000_000) } else { Value::Null },
+        "last_login": if i.is_multiple_of(5) { Value::Null } else { json!(1_700_000_000 + i as i64 + variant as i64) },
+        "last_directory_sync": if i.is_multiple_of(2) { json!(1_690_000_000) } else { Value::Null },
     })
 }
 

@@ -209,11 +209,9 @@ fn phone_activated(phone: &Value) -> bool {
 
 /// PostgreSQL cannot store NUL in text; replace it (and say so) rather than lose the user.
 fn strip_nul(field: &str, value: &mut Option<String>, notes: &mut Vec<String>) {
-    if let Some(v) = value {
-        if v.contains('\0') {
-            *v = v.replace('\0', "\u{FFFD}");
-            notes.push(format!("{field} contains a NUL character, stored as U+FFFD"));
-        }
+    if let Some(v) = value.as_mut().filter(|v| v.contains('\0')) {
+        *v = v.replace('\0', "\u{FFFD}");
+        notes.push(format!("{field} contains a NUL character, stored as U+FFFD"));
     }
 }
 
@@ -461,10 +459,10 @@ mod tests {
     #[test]
     fn rows_are_checked_before_writing() {
         let (row, _) = row_from_user("p", &user(json!({"user_id": "DU1", "username": "u"})));
-        assert!(check_rows("p", &[row.clone()]).is_ok());
+        assert!(check_rows("p", std::slice::from_ref(&row)).is_ok());
         let e = check_rows("p", &[row.clone(), row.clone()]).unwrap_err().to_string();
         assert!(e.contains("DU1") && e.contains("more than once"), "{e}");
-        let e = check_rows("q", &[row.clone()]).unwrap_err().to_string();
+        let e = check_rows("q", std::slice::from_ref(&row)).unwrap_err().to_string();
         assert!(e.contains("DU1") && e.contains("config_id"), "{e}");
         let mut bad = row.clone();
         bad.email = Some("x\u{0}".into());
