@@ -4,8 +4,8 @@
 //! checked; Duo then changes (adds, modifies, deletes), the reload's counts and rows are checked
 //! again, and a failed Duo read leaves the table as it was. On SQLite, and on PostgreSQL when
 //! `DUOPROV_TEST_POSTGRES_URL` is set (in a schema of its own). The emulator cannot hold phones
-//! (it answers `"phones": []`), so `phones` is NULL and `is_push_enabled` is `F` here; the phone
-//! encodings are tested on Duo's JSON in the registry crate.
+//! (it answers `"phones": []`), so phones, nulls, a missing `created` and a malformed id come
+//! from a canned stand-in for Duo in the last test.
 
 use std::path::{Path, PathBuf};
 
@@ -428,4 +428,113 @@ async fn load_users_and_report_on_postgres() {
     // Create the schema (and its tables) before the binary uses it through search_path.
     drop(setup.registry.open().await);
     scenario(setup).await;
+}
+
+/// A stand-in for Duo that answers every request with the `GET /admin/v1/users` page held in
+/// `body` (no signature check): for user objects the emulator cannot produce (phones, nulls, a
+/// missing `created`, a malformed id).
+async fn canned_duo(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let body = body.lock().expect("body").clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(response.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn page(users: Value) -> String {
+    let n = users.as_array().map(Vec::len).unwrap_or(0);
+    json!({"stat": "OK", "response": users, "metadata": {"total_objects": n, "next_offset": null, "prev_offset": null}}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_duo_users_are_loaded_faithfully_or_refused_by_id() {
+    let odd = json!({
+        "user_id": "DUAAAAAAAAAAAAAAAAA1", "username": "odd",
+        "realname": null, "firstname": null, "lastname": null, "email": null, "notes": null,
+        "aliases": {"alias1": "x,y", "alias2": "a"}, "alias1": "x,y", "alias2": "a", "alias3": null, "alias4": null,
+        "phones": [
+            {"phone_id": "DPAAAAAAAAAAAAAAAAA1", "number": "+15555550100", "activated": false},
+            {"phone_id": "DPAAAAAAAAAAAAAAAAA2", "number": "", "type": "Tablet", "activated": true},
+            {"phone_id": "DPAAAAAAAAAAAAAAAAA3", "number": null},
+            {"phone_id": "DPAAAAAAAAAAAAAAAAA4", "number": "+1 555,0101"},
+        ],
+        "is_enrolled": true, "created": 1_600_000_000, "last_login": null, "last_directory_sync": null, "status": "Active",
+        "groups": [], "tokens": [], "u2ftokens": [], "webauthncredentials": [],
+    });
+    // No created, phones, aliases, enrollment or status at all.
+    let bare = json!({"user_id": "DUAAAAAAAAAAAAAAAAA2", "username": "bare"});
+    let body = std::sync::Arc::new(std::sync::Mutex::new(page(json!([odd, bare]))));
+    let url = canned_duo(body.clone()).await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("duo.skey"), SKEY).expect("secret key file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join("duo.skey"), std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    }
+    let config = format!(
+        "[registry]\nurl = \"sqlite://duoprov.db\"\n\n[duo.fake]\napi_host = \"{API_HOST}\"\nintegration_key = \"{IKEY}\"\n\
+         secret_key_file = \"duo.skey\"\nurl = \"{url}\"\n\n[provisioner.{P}]\nduo = \"fake\"\n"
+    );
+    std::fs::write(dir.path().join("duoprov.toml"), config).expect("configuration");
+    let registry = Registry {
+        cli_url: None,
+        url: format!("sqlite://{}", dir.path().join("duoprov.db").display()),
+        options: OpenOptions::default(),
+    };
+    let store = registry.open().await;
+    // `cli` needs a Setup only for the folder and the registry URL; an idle emulator fills the slot.
+    let emu = Emulator::builder().integration(Integration::new(IKEY, SKEY)).spawn_on("127.0.0.1:0").await.expect("emulator");
+    let setup = Setup { dir, emu, registry };
+
+    let (out, err) = cli(&setup, &["load-users", P, "--json"], 0).await;
+    let summary = json_of(&out);
+    assert_eq!(summary["inserted"], json!(2), "{out}");
+    let problems = summary["problems"].as_array().expect("problems");
+    assert_eq!(problems.len(), 1, "{out}");
+    assert_eq!(problems[0]["user_id"], "DUAAAAAAAAAAAAAAAAA2");
+    assert!(problems[0]["message"].as_str().is_some_and(|m| m.contains("created")), "{out}");
+    assert!(err.contains("DUAAAAAAAAAAAAAAAAA2") && err.contains("created"), "the warning names the user: {err}");
+    let want = vec![
+        expected_row("DUAAAAAAAAAAAAAAAAA2", "bare"),
+        DuoUserRow {
+            aliases: s("a,x&#x2c;y"),
+            phones: s("+1 555&#x2c;0101,+15555550100"),
+            is_push_enabled: s("T"),
+            is_enrolled: s("T"),
+            status: s("Active"),
+            created_at: Some(1_600_000_000),
+            ..expected_row("DUAAAAAAAAAAAAAAAAA1", "odd")
+        },
+    ];
+    assert_eq!(rows(&*store).await, want);
+
+    // A page with a user Duo could not have sent (a malformed id): refused, naming the item, and
+    // the table keeps its rows.
+    *body.lock().expect("body") = page(json!([{"user_id": "not an id", "username": "x"}, {"user_id": "DUAAAAAAAAAAAAAAAAA3", "username": "y"}]));
+    let (_, err) = cli(&setup, &["load-users", P], 1).await;
+    assert!(err.contains("response[0].user_id") && err.contains("unchanged"), "{err}");
+    assert_eq!(rows(&*store).await, want);
+    setup.emu.shutdown().await.expect("stop the emulator");
 }
