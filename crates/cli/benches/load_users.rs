@@ -81,6 +81,7 @@ async fn write(store: &dyn Store, users: &[User], label: &str, want: ReplaceCoun
 
 async fn run(backend: &str, store: Box<dyn Store>) {
     println!("{backend}:");
+    store.replace_duo_users(P, &[]).await.unwrap_or_else(|e| fail(format!("emptying the table: {e}")));
     let emu = Emulator::builder()
         .integration(Integration::new(IKEY, SKEY))
         .configure(|s| {
@@ -137,8 +138,8 @@ fn main() {
         run("SQLite (file, WAL)", store).await;
         match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => {
-                let schema = format!("bench_duo_users_{}", std::process::id());
-                let options = OpenOptions { schema: Some(schema), ..Default::default() };
+                // One schema, reused and emptied by each run (no schema left behind per run).
+                let options = OpenOptions { schema: Some("bench_duo_users".into()), ..Default::default() };
                 // The error never carries the URL.
                 let store = duoprov_registry::open(&url, &options).await.unwrap_or_else(|e| fail(format!("PostgreSQL: {e}")));
                 run("PostgreSQL", store).await;
