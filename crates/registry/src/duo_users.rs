@@ -147,6 +147,9 @@ pub trait DuoUserStore: Send + Sync {
     async fn duo_user_load(&self, config_id: &str) -> Result<Option<DuoUserLoad>>;
 }
 
+/// Problems [`load`] logs one by one; the rest are counted in one line (all are in the outcome).
+pub const LOGGED_PROBLEMS: usize = 50;
+
 /// What [`load`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LoadOutcome {
@@ -162,8 +165,11 @@ pub struct LoadOutcome {
 /// with the users it already read.
 pub async fn load<S: DuoUserStore + ?Sized>(store: &S, config_id: &str, users: &[User]) -> Result<LoadOutcome> {
     let mapped = rows_from_users(config_id, users);
-    for p in &mapped.problems {
+    for p in mapped.problems.iter().take(LOGGED_PROBLEMS) {
         tracing::warn!(user_id = %p.user_id, username = %p.username, skipped = p.skipped, "Duo user: {}", p.message);
+    }
+    if mapped.problems.len() > LOGGED_PROBLEMS {
+        tracing::warn!(more = mapped.problems.len() - LOGGED_PROBLEMS, "More odd Duo users than logged; all are in the load outcome.");
     }
     let counts = store.replace_duo_users(config_id, &mapped.rows).await?;
     Ok(LoadOutcome { users: mapped.rows.len() as u64, counts, problems: mapped.problems })
@@ -320,6 +326,14 @@ pub(crate) fn check_rows(config_id: &str, rows: &[DuoUserRow]) -> Result<()> {
         if !seen.insert(row.user_id.as_str()) {
             return Err(RegistryError::Refused(format!("Duo user {}: listed more than once; nothing written", row.user_id)));
         }
+        for (column, value) in [("is_push_enabled", &row.is_push_enabled), ("is_enrolled", &row.is_enrolled)] {
+            if value.as_deref().is_some_and(|v| v != "T" && v != "F") {
+                return Err(RegistryError::Refused(format!(
+                    "Duo user {}: {column} must be T or F; nothing written",
+                    row.user_id
+                )));
+            }
+        }
         for (column, value) in row.text_columns() {
             if value.is_some_and(|v| v.contains('\0')) {
                 return Err(RegistryError::Refused(format!(
@@ -468,6 +482,10 @@ mod tests {
         bad.email = Some("x\u{0}".into());
         let e = check_rows("p", &[bad]).unwrap_err().to_string();
         assert!(e.contains("DU1") && e.contains("email"), "{e}");
+        let mut bad = row.clone();
+        bad.is_enrolled = Some("true".into());
+        let e = check_rows("p", &[bad]).unwrap_err().to_string();
+        assert!(e.contains("DU1") && e.contains("is_enrolled must be T or F"), "{e}");
         assert!(check_rows("", &[]).is_err());
     }
 }
