@@ -82,6 +82,45 @@ async fn registry_usernames(store: &dyn Store, mapping: &Mapping) -> Result<Hash
     Ok(names)
 }
 
+/// Writes to standard output. A reader that stops early (`| head`) ends the output quietly
+/// instead of failing (a report is often thousands of lines).
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// The table `output::table` prints, as text: a header and columns padded to their widest cell.
+fn table_text(headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "(none)\n".into();
+    }
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate() {
+            let width = widths.get(i).copied().unwrap_or(0);
+            text.push_str(&format!("{cell:<width$}  "));
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut headers.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
 fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -116,14 +155,17 @@ async fn users(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         rows.retain(|r| !names.contains(&r.user_name.to_lowercase()));
     }
     if ctx.json {
-        output::json(&rows)?;
+        let mut text = serde_json::to_string_pretty(&rows)?;
+        text.push('\n');
+        emit(&text)?;
     } else if args.csv {
-        let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+        let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(COLUMNS)?;
         for r in &rows {
             w.write_record(csv_record(r))?;
         }
-        w.flush()?;
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {}", e.error()))?;
+        emit(&String::from_utf8_lossy(&bytes))?;
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
@@ -140,8 +182,29 @@ async fn users(ctx: &Context, args: &ReportArgs) -> Result<u8> {
                 ]
             })
             .collect();
-        output::table(&["USER_ID", "USERNAME", "NAME", "EMAIL", "STATUS", "ENROLLED", "LAST LOGIN (UTC)", "CREATED (UTC)"], &table);
-        println!("{} of {} Duo users (loaded {} UTC)", rows.len(), load.users, when(load.loaded_at));
+        let headers = ["USER_ID", "USERNAME", "NAME", "EMAIL", "STATUS", "ENROLLED", "LAST LOGIN (UTC)", "CREATED (UTC)"];
+        let mut text = table_text(&headers, &table);
+        text.push_str(&format!("{} of {} Duo users (loaded {} UTC)\n", rows.len(), load.users, when(load.loaded_at)));
+        emit(&text)?;
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_text_pads_columns_to_the_widest_cell() {
+        let rows = vec![vec!["DU1".to_owned(), "alice".to_owned()], vec!["DU22".to_owned(), "b".to_owned()]];
+        assert_eq!(table_text(&["ID", "USERNAME"], &rows), "ID    USERNAME\nDU1   alice\nDU22  b\n");
+        assert_eq!(table_text(&["ID"], &[]), "(none)\n");
+    }
+
+    #[test]
+    fn times_are_utc_minutes_or_the_raw_number() {
+        assert_eq!(when(0), "1970-01-01 00:00");
+        assert_eq!(when(1_700_000_000), "2023-11-14 22:13");
+        assert_eq!(when(i64::MAX), i64::MAX.to_string());
+    }
 }
