@@ -53,9 +53,9 @@ registry_test!(runs_are_logged_newest_first, |store| {
     assert_eq!(runs[0].status, "running");
     assert!(runs[0].dry_run);
     assert_eq!(runs[1].counts["created"], 3);
+    assert!(runs[1].finished_at_ms.is_some());
     let c = store.begin_run("duoTest", "full", false).await.unwrap();
     let runs = store.runs(Some("duoTest"), 10).await.unwrap();
     assert_eq!((runs[0].id, runs[0].status.as_str()), (c, "running"));
     assert_eq!((runs[1].id, runs[1].status.as_str()), (b, "interrupted"), "a run left running was interrupted");
-    assert!(runs[1].finished_at_ms.is_some());
 });
