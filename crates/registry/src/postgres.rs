@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::dialect::Dialect;
@@ -22,10 +23,13 @@ pub(crate) const DIALECT: Dialect = Dialect {
     concat_subject_ids: "string_agg(subject_id::text, ',')",
 };
 
+#[allow(clippy::duplicate_mod)]
 #[path = "sql_store.rs"]
 mod sql_store;
+#[allow(clippy::duplicate_mod)]
 #[path = "sql_duo_users.rs"]
 mod sql_duo_users;
+#[allow(clippy::duplicate_mod)]
 #[path = "sql_sync_state.rs"]
 mod sql_sync_state;
 
@@ -36,7 +40,9 @@ pub use sql_store::SqlStore as PostgresStore;
 pub async fn connect(url: &str, password: Option<&str>, schema: Option<&str>) -> Result<PostgresStore> {
     let mut options = PgConnectOptions::from_str(url)
         .map_err(|_| RegistryError::Url("not a valid PostgreSQL URL".into()))?
-        .application_name("duoprov");
+        .application_name("duoprov")
+        // Reading a large registry takes seconds by design; that is not worth a warning.
+        .log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(30));
     if let Some(p) = password {
         options = options.password(p);
     }

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::dialect::Dialect;
@@ -19,10 +20,13 @@ pub(crate) const DIALECT: Dialect = Dialect {
     concat_subject_ids: "group_concat(subject_id)",
 };
 
+#[allow(clippy::duplicate_mod)]
 #[path = "sql_store.rs"]
 mod sql_store;
+#[allow(clippy::duplicate_mod)]
 #[path = "sql_duo_users.rs"]
 mod sql_duo_users;
+#[allow(clippy::duplicate_mod)]
 #[path = "sql_sync_state.rs"]
 mod sql_sync_state;
 
@@ -37,7 +41,9 @@ pub async fn connect(url: &str) -> Result<SqliteStore> {
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(30))
-        .synchronous(SqliteSynchronous::Normal);
+        .synchronous(SqliteSynchronous::Normal)
+        // Reading a large registry takes seconds by design; that is not worth a warning.
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(30));
     if !in_memory {
         options = options.journal_mode(SqliteJournalMode::Wal);
     }
