@@ -11,6 +11,7 @@
 //! but not confirmed: a Duo object of that name found later is known to be duoprov's own.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use duoprov_model::{DuoSnapshot, Links, SubjectKey};
 use serde::{Deserialize, Serialize};
@@ -22,12 +23,16 @@ use crate::policy::{DeletePolicy, Policy, UserDeleteMode};
 /// Most groups one Duo user may be in.
 pub const MAX_GROUPS_PER_USER: usize = 100;
 
+/// A name shared by many operations (a group's id and name appear in every membership of it),
+/// so cloning it into each is a reference-count increment, not an allocation.
+pub type Shared = Arc<str>;
+
 /// A group an operation acts on: one that exists in Duo, or one this plan creates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GroupRef {
-    Existing { group_id: String, name: String },
-    New { uuid: String, name: String },
+    Existing { group_id: Shared, name: Shared },
+    New { uuid: Shared, name: Shared },
 }
 
 impl GroupRef {
@@ -42,8 +47,8 @@ impl GroupRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum UserRef {
-    Existing { user_id: String, username: String },
-    New { source: String, id: String, username: String },
+    Existing { user_id: Shared, username: Shared },
+    New { source: Shared, id: Shared, username: Shared },
 }
 
 impl UserRef {
@@ -71,7 +76,7 @@ pub enum Op {
     UpdateGroup { uuid: String, group_id: String, name: String, changes: Vec<FieldChange> },
     UpdateUser { source: String, id: String, user_id: String, username: String, changes: Vec<FieldChange> },
     RemoveMember { group_id: String, group_name: String, user_id: String, username: String },
-    AddMember { group_uuid: String, source: String, id: String, group: GroupRef, user: UserRef },
+    AddMember { group_uuid: Shared, source: Shared, id: Shared, group: GroupRef, user: UserRef },
     DeleteGroup { uuid: String, group_id: String, name: String },
     DeleteUser { source: String, id: String, user_id: String, username: String, mode: UserDeleteMode },
 }
@@ -247,7 +252,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     op: Op::CreateGroup { uuid: g.uuid.clone(), name: g.fields.name.clone(), desc: g.fields.desc.clone() },
                     reason: format!("registry group {} is selected and Duo has no group {:?}", g.registry_name, g.fields.name),
                 });
-                group_target.insert(&g.uuid, GroupRef::New { uuid: g.uuid.clone(), name: g.fields.name.clone() });
+                group_target.insert(&g.uuid, GroupRef::New { uuid: g.uuid.as_str().into(), name: g.fields.name.as_str().into() });
             }
             Some(i) => {
                 let dg = &duo.groups[i];
@@ -276,7 +281,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         });
                     }
                 }
-                group_target.insert(&g.uuid, GroupRef::Existing { group_id: dg.group_id.clone(), name: g.fields.name.clone() });
+                group_target.insert(&g.uuid, GroupRef::Existing { group_id: dg.group_id.as_str().into(), name: g.fields.name.as_str().into() });
             }
         }
     }
@@ -406,7 +411,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     },
                     reason: format!("subject {} is a member of a selected group and Duo has no user {:?}", u.key, f.username),
                 });
-                user_target[ui] = Some(UserRef::New { source: u.key.source.clone(), id: u.key.id.clone(), username: f.username.clone() });
+                user_target[ui] = Some(UserRef::New { source: u.key.source.as_str().into(), id: u.key.id.as_str().into(), username: f.username.as_str().into() });
             }
             Some(i) => {
                 let du = &duo.users[i];
@@ -441,7 +446,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         });
                     }
                 }
-                user_target[ui] = Some(UserRef::Existing { user_id: du.user_id.clone(), username: u.fields.username.clone() });
+                user_target[ui] = Some(UserRef::Existing { user_id: du.user_id.as_str().into(), username: u.fields.username.as_str().into() });
             }
         }
     }
@@ -463,7 +468,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     let target_index: Vec<Option<usize>> = user_target
         .iter()
         .map(|t| match t {
-            Some(UserRef::Existing { user_id, .. }) => user_by_id.get(user_id.as_str()).copied(),
+            Some(UserRef::Existing { user_id, .. }) => user_by_id.get(&**user_id).copied(),
             _ => None,
         })
         .collect();
@@ -481,7 +486,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
         }
         if let GroupRef::Existing { group_id, name } = target {
-            let members = duo_group_index.get(group_id.as_str()).map(|gi| members_of[*gi as usize].as_slice()).unwrap_or(&[]);
+            let members = duo_group_index.get(&**group_id).map(|gi| members_of[*gi as usize].as_slice()).unwrap_or(&[]);
             let mut removed = 0;
             for &ui in members {
                 current_mark[ui] = stamp;
@@ -498,15 +503,17 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     removed += 1;
                     group_count[ui] = group_count[ui].saturating_sub(1);
                     removals.push(PlannedOp {
-                        op: Op::RemoveMember { group_id: group_id.clone(), group_name: name.clone(), user_id: du.user_id.clone(), username: du.username.clone() },
+                        op: Op::RemoveMember { group_id: group_id.to_string(), group_name: name.to_string(), user_id: du.user_id.clone(), username: du.username.clone() },
                         reason: format!("{} is not an effective member of registry group {}", du.username, g.registry_name),
                     });
                 }
             }
             if removed > 0 {
-                plan.group_sizes.push((group_id.clone(), members.len()));
+                plan.group_sizes.push((group_id.to_string(), members.len()));
             }
         }
+        let group_uuid: Shared = g.uuid.as_str().into();
+        let reason_tail = format!(" is an effective member of registry group {}", g.registry_name);
         for u in &g.members {
             let Some(user) = &user_target[*u as usize] else { continue };
             let du = &desired.users[*u as usize];
@@ -524,10 +531,17 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 }
                 group_count[i] += 1;
             }
-            ops.push(PlannedOp {
-                reason: format!("subject {} is an effective member of registry group {}", du.key, g.registry_name),
-                op: Op::AddMember { group_uuid: g.uuid.clone(), source: du.key.source.clone(), id: du.key.id.clone(), group: target.clone(), user: user.clone() },
-            });
+            let (source, id): (Shared, Shared) = match user {
+                UserRef::New { source, id, .. } => (source.clone(), id.clone()),
+                UserRef::Existing { .. } => (du.key.source.as_str().into(), du.key.id.as_str().into()),
+            };
+            let mut reason = String::with_capacity(9 + source.len() + 1 + id.len() + reason_tail.len());
+            reason.push_str("subject ");
+            reason.push_str(&source);
+            reason.push(':');
+            reason.push_str(&id);
+            reason.push_str(&reason_tail);
+            ops.push(PlannedOp { reason, op: Op::AddMember { group_uuid: group_uuid.clone(), source, id, group: target.clone(), user: user.clone() } });
         }
     }
     // Members of groups about to be deleted need no removal call.

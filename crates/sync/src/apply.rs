@@ -411,31 +411,32 @@ impl<'a> Applier<'a> {
         // What each op is about: (group uuid, subject) when known, and a label.
         let mut about: Vec<(Option<(String, SubjectKey)>, bool, String)> = Vec::new();
         let mut unresolved = Vec::new();
+        let uuid_of_group: HashMap<&str, &str> = plan.group_matches.iter().map(|m| (m.group_id.as_str(), m.uuid.as_str())).collect();
         for o in &plan.ops {
             match &o.op {
                 Op::RemoveMember { group_id, group_name, user_id, username } => {
                     ops.push(BulkOp::RemoveUserFromGroup { user_id: user_id.clone(), group_id: group_id.clone() });
-                    let group_uuid = plan.group_matches.iter().find(|m| &m.group_id == group_id).map(|m| m.uuid.clone());
+                    let group_uuid = uuid_of_group.get(group_id.as_str()).map(|u| (*u).to_owned());
                     let key = group_uuid.zip(self.subject_of_user.get(user_id).cloned());
                     about.push((key, false, format!("membership of {username} in group {group_name}")));
                 }
                 Op::AddMember { group_uuid, source, id, group, user } => {
-                    let key = SubjectKey::new(source, id);
+                    let key = SubjectKey::new(&**source, &**id);
                     let group_id = match group {
-                        GroupRef::Existing { group_id, .. } => Some(group_id.clone()),
-                        GroupRef::New { uuid, .. } => self.created_groups.get(uuid).cloned(),
+                        GroupRef::Existing { group_id, .. } => Some(group_id.to_string()),
+                        GroupRef::New { uuid, .. } => self.created_groups.get(&**uuid).cloned(),
                     };
                     let user_id = match user {
-                        UserRef::Existing { user_id, .. } => Some(user_id.clone()),
+                        UserRef::Existing { user_id, .. } => Some(user_id.to_string()),
                         UserRef::New { .. } => self.created_users.get(&key).cloned(),
                     };
                     let label = format!("membership of subject {key} in group {}", group.name());
                     match group_id.zip(user_id) {
                         Some((group_id, user_id)) => {
                             ops.push(BulkOp::AddUserToGroup { user_id, group_id });
-                            about.push((Some((group_uuid.clone(), key)), true, label));
+                            about.push((Some((group_uuid.to_string(), key)), true, label));
                         }
-                        None => unresolved.push((group_uuid.clone(), key, label)),
+                        None => unresolved.push((group_uuid.to_string(), key, label)),
                     }
                 }
                 _ => {}

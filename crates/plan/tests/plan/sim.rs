@@ -95,13 +95,13 @@ impl Sim {
                 }
                 Op::AddMember { group, user, .. } => {
                     let gid = match group {
-                        GroupRef::Existing { group_id, .. } => group_id.clone(),
-                        GroupRef::New { uuid, .. } => self.links.groups.iter().find(|l| &l.group_uuid == uuid).and_then(|l| l.duo_group_id.clone()).expect("created group"),
+                        GroupRef::Existing { group_id, .. } => group_id.to_string(),
+                        GroupRef::New { uuid, .. } => self.links.groups.iter().find(|l| *l.group_uuid == **uuid).and_then(|l| l.duo_group_id.clone()).expect("created group"),
                     };
                     let uid = match user {
-                        UserRef::Existing { user_id, .. } => user_id.clone(),
+                        UserRef::Existing { user_id, .. } => user_id.to_string(),
                         UserRef::New { source, id, .. } => {
-                            let key = SubjectKey::new(source, id);
+                            let key = SubjectKey::new(&**source, &**id);
                             self.links.users.iter().find(|l| l.subject == key).and_then(|l| l.duo_user_id.clone()).expect("created user")
                         }
                     };
