@@ -234,3 +234,19 @@ fn demo_runs_the_seed_scenario_on_embedded_defaults() {
     assert!(!err.contains("Basic ") && !out.contains("Basic "), "no Authorization value is printed");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the demo leaves nothing behind in the working folder");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_file_readable_by_others_is_named_in_a_warning_and_never_printed() {
+    let env = setup("log_http = \"always\"").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("duo.skey"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (out, err) = run(dir, &["-vvv", "sync", "duoTest"], 0);
+    assert!(err.contains("Secret file is readable by group or others") && err.contains("duo.skey"), "{err}");
+    assert!(!out.contains(SKEY) && !err.contains(SKEY), "the secret key never appears in any output");
+    assert!(!err.contains("Authorization: Basic"), "Authorization is always masked");
+}
