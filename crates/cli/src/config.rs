@@ -37,6 +37,10 @@ struct RawDuo {
     ca_file: Option<PathBuf>,
     signature_version: Option<u8>,
     timeout_secs: Option<u64>,
+    writes_per_minute: Option<u32>,
+    single_reads_per_minute: Option<u32>,
+    page_reads_per_minute: Option<u32>,
+    max_concurrency: Option<usize>,
 }
 
 /// One provisioner (`[provisioner.NAME]`).
@@ -158,6 +162,11 @@ pub struct DuoConnection {
     pub ca_file: Option<PathBuf>,
     pub signature_version: u8,
     pub timeout_secs: u64,
+    /// Client-side pacing; `None` keeps the client's defaults (≈ 80 % of Duo's published limits).
+    pub writes_per_minute: Option<u32>,
+    pub single_reads_per_minute: Option<u32>,
+    pub page_reads_per_minute: Option<u32>,
+    pub max_concurrency: Option<usize>,
 }
 
 /// HTTP traffic logging, as Grouper's `logCommandsAlways` / `logCommandsOnError`.
@@ -237,6 +246,14 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 bail!("{key}.url: plain HTTP is allowed only to a loopback address (127.0.0.0/8, localhost, [::1])");
             }
         }
+        for (k, v) in [("writes_per_minute", d.writes_per_minute), ("single_reads_per_minute", d.single_reads_per_minute), ("page_reads_per_minute", d.page_reads_per_minute)] {
+            if v == Some(0) {
+                bail!("{key}.{k}: must be at least 1");
+            }
+        }
+        if d.max_concurrency == Some(0) {
+            bail!("{key}.max_concurrency: must be at least 1");
+        }
         let signature_version = d.signature_version.unwrap_or(5);
         if signature_version != 2 && signature_version != 5 {
             bail!("{key}.signature_version: must be 5 (default) or 2");
@@ -253,6 +270,10 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 ca_file: d.ca_file.map(|f| base.join(f)),
                 signature_version,
                 timeout_secs: d.timeout_secs.unwrap_or(60),
+                writes_per_minute: d.writes_per_minute,
+                single_reads_per_minute: d.single_reads_per_minute,
+                page_reads_per_minute: d.page_reads_per_minute,
+                max_concurrency: d.max_concurrency,
             },
         );
     }

@@ -44,6 +44,18 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp) -> Result<DuoConfig> 
         2 => SignatureVariant::V2Sha1,
         _ => SignatureVariant::V5,
     };
+    if let Some(n) = conn.writes_per_minute {
+        cfg.pacing.writes_per_minute = n;
+    }
+    if let Some(n) = conn.single_reads_per_minute {
+        cfg.pacing.single_reads_per_minute = n;
+    }
+    if let Some(n) = conn.page_reads_per_minute {
+        cfg.pacing.page_reads_per_minute = n;
+    }
+    if let Some(n) = conn.max_concurrency {
+        cfg.max_concurrency = n;
+    }
     cfg.traffic_log = match log_http {
         LogHttp::Off => TrafficLogMode::Off,
         LogHttp::OnError => TrafficLogMode::OnError,
@@ -69,6 +81,10 @@ mod tests {
             ca_file: Some("/etc/duoprov/ca.pem".into()),
             signature_version,
             timeout_secs: 7,
+            writes_per_minute: None,
+            single_reads_per_minute: None,
+            page_reads_per_minute: None,
+            max_concurrency: None,
         }
     }
 

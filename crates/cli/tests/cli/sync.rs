@@ -250,3 +250,44 @@ async fn a_secret_file_readable_by_others_is_named_in_a_warning_and_never_printe
     assert!(!out.contains(SKEY) && !err.contains(SKEY), "the secret key never appears in any output");
     assert!(!err.contains("Authorization: Basic"), "Authorization is always masked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_selection_with_50_managed_groups_is_refused_until_approved_exactly() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    // Let the client pace at the emulator's limits for this test.
+    let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap();
+    let config = config.replace("[provisioner.duoTest]", "writes_per_minute = 300\nmax_concurrency = 8\n\n[provisioner.duoTest]");
+    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    let mut doc = String::from("{\"subjects\":[{\"id\":\"u1\",\"name\":\"U One\",\"login_id\":\"u1\"}],\"groups\":[");
+    let groups: Vec<String> = (0..50).map(|i| format!("{{\"name\":\"app:duo:g{i:02}\"}}")).collect();
+    doc.push_str(&groups.join(","));
+    doc.push_str("],\"memberships\":[");
+    let members: Vec<String> = (0..50).map(|i| format!("{{\"group\":\"app:duo:g{i:02}\",\"subject\":\"u1\"}}")).collect();
+    doc.push_str(&members.join(","));
+    doc.push_str("],\"markers\":[{\"provisioner\":\"duoTest\",\"folder\":\"app:duo\"}]}");
+    std::fs::write(dir.join("tenant.json"), doc).unwrap();
+    run(dir, &["import", "tenant.json"], 0);
+    run(dir, &["sync", "duoTest"], 0);
+    assert_eq!(state(&env).groups.len(), 50);
+
+    // The marker goes (a broken registry export, say): the registry selects nothing.
+    run(dir, &["provision", "unassign", "duoTest", "--folder", "app:duo"], 0);
+    let seq = last_seq(&env);
+    let (_, err) = run(dir, &["sync", "duoTest"], 3);
+    assert!(err.contains("selects no group while Duo holds 50 group(s)"), "{err}");
+    assert!(err.contains("50 group deletions exceed max_group_deletes = 10"), "{err}");
+    assert!(err.contains("delete group g00") && err.contains("--allow-deletes 50"), "{err}");
+    assert!(write_calls_since(&env, seq).is_empty(), "nothing changed");
+    // An approval below what is needed changes nothing either.
+    run(dir, &["sync", "duoTest", "--allow-deletes", "49"], 3);
+    assert!(write_calls_since(&env, seq).is_empty());
+    // The approved run deletes exactly the 50 groups duoprov created, and no user.
+    let report = sync_and_settle(&env, &["--allow-deletes", "50"]);
+    assert_eq!(report["groups"]["deleted"], 50);
+    let deletes = write_calls_since(&env, seq).into_iter().filter(|c| c.starts_with("DELETE /admin/v1/groups/")).count();
+    assert_eq!(deletes, 50);
+    let s = state(&env);
+    assert!(s.groups.is_empty());
+    assert_eq!(s.users.len(), 1, "users are never deleted under the default policy");
+}
