@@ -21,6 +21,8 @@ use crate::import::{self, Existing, ImportData, ImportSummary, MemberRow};
 use crate::store::{Backend, EffectiveMember, NodeAttrs, Store, Upsert};
 
 type Tx = Transaction<'static, Db>;
+/// A connection: a transaction or a pooled connection both dereference to one.
+type Conn = <Db as sqlx::Database>::Connection;
 type SubjectTuple = (i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
 type GroupTuple = (i64, String, String, Option<i64>, Option<String>, Option<String>);
 type FolderTuple = (i64, String, Option<i64>, Option<String>, Option<String>);
@@ -166,19 +168,19 @@ async fn log_change(
     Ok(())
 }
 
-async fn subject_row(tx: &mut Tx, key: &SubjectKey) -> Result<Option<SubjectTuple>> {
+async fn subject_row(conn: &mut Conn, key: &SubjectKey) -> Result<Option<SubjectTuple>> {
     sqlx::query_as::<_, SubjectTuple>(concat!("SELECT ", subject_cols!(), " FROM subject s WHERE s.source = $1 AND s.subject_id = $2"))
         .bind(&key.source)
         .bind(&key.id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db(format!("reading subject {key}")))
 }
 
-async fn group_row(tx: &mut Tx, name: &str) -> Result<Option<GroupTuple>> {
+async fn group_row(conn: &mut Conn, name: &str) -> Result<Option<GroupTuple>> {
     sqlx::query_as::<_, GroupTuple>(concat!("SELECT ", group_cols!(), " FROM grp g WHERE g.name = $1"))
         .bind(name)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db(format!("reading group {name}")))
 }
@@ -187,10 +189,10 @@ async fn require_group(tx: &mut Tx, name: &GroupName) -> Result<GroupTuple> {
     group_row(tx, name.as_str()).await?.ok_or_else(|| not_found(format!("group {name}")))
 }
 
-async fn folder_row(tx: &mut Tx, path: &str) -> Result<Option<FolderTuple>> {
+async fn folder_row(conn: &mut Conn, path: &str) -> Result<Option<FolderTuple>> {
     sqlx::query_as::<_, FolderTuple>(concat!("SELECT ", folder_cols!(), " FROM folder f WHERE f.path = $1"))
         .bind(path)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(db(format!("reading folder {path}")))
 }
@@ -317,13 +319,8 @@ impl Store for SqlStore {
     }
 
     async fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>> {
-        let row = sqlx::query_as::<_, SubjectTuple>(concat!("SELECT ", subject_cols!(), " FROM subject s WHERE s.source = $1 AND s.subject_id = $2"))
-            .bind(&key.source)
-            .bind(&key.id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db(format!("reading subject {key}")))?;
-        Ok(row.map(subject_of))
+        let mut conn = self.pool.acquire().await.map_err(db("connecting to the registry"))?;
+        Ok(subject_row(&mut conn, key).await?.map(subject_of))
     }
 
     async fn subjects(&self, source: Option<&str>) -> Result<Vec<Subject>> {
@@ -497,12 +494,8 @@ impl Store for SqlStore {
     }
 
     async fn folder(&self, path: &FolderPath) -> Result<Option<Folder>> {
-        let row = sqlx::query_as::<_, FolderTuple>(concat!("SELECT ", folder_cols!(), " FROM folder f WHERE f.path = $1"))
-            .bind(path.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db(format!("reading folder {path}")))?;
-        row.as_ref().map(folder_of).transpose()
+        let mut conn = self.pool.acquire().await.map_err(db("connecting to the registry"))?;
+        folder_row(&mut conn, path.as_str()).await?.as_ref().map(folder_of).transpose()
     }
 
     async fn folders(&self, under: Option<&FolderPath>) -> Result<Vec<Folder>> {
@@ -631,12 +624,8 @@ impl Store for SqlStore {
     }
 
     async fn group(&self, name: &GroupName) -> Result<Option<Group>> {
-        let row = sqlx::query_as::<_, GroupTuple>(concat!("SELECT ", group_cols!(), " FROM grp g WHERE g.name = $1"))
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db(format!("reading group {name}")))?;
-        row.as_ref().map(group_of).transpose()
+        let mut conn = self.pool.acquire().await.map_err(db("connecting to the registry"))?;
+        group_row(&mut conn, name.as_str()).await?.as_ref().map(group_of).transpose()
     }
 
     async fn groups(&self, under: Option<&FolderPath>) -> Result<Vec<Group>> {
@@ -1264,10 +1253,9 @@ async fn import_in(tx: &mut Tx, data: &ImportData) -> Result<ImportSummary> {
                 .push_bind(*dn)
                 .push_bind(*desc);
         });
-        qb.push(" RETURNING id, name");
-        let rows: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut **tx).await.map_err(db("writing imported groups"))?;
-        for (id, name) in rows {
-            let uuid = chunk.iter().find(|g| g.0.as_str() == name).map(|g| g.3.clone()).unwrap_or_default();
+        qb.push(" RETURNING id, uuid, name");
+        let rows: Vec<(i64, String, String)> = qb.build_query_as().fetch_all(&mut **tx).await.map_err(db("writing imported groups"))?;
+        for (id, uuid, name) in rows {
             touched_groups.push(uuid.clone());
             group_by_name.insert(name, (id, uuid));
         }

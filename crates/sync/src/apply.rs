@@ -4,7 +4,7 @@
 //! mid-call leaves a link the next run uses to recognise the object as its own. Every phase
 //! records its results before the next starts; one failing object never stops the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use duoprov_duo::{BulkOp, DuoClient, DuoError, ErrorClass, GroupFields, NewUser, UserFields, MAX_BULK_OPS};
@@ -305,6 +305,7 @@ impl<'a> Applier<'a> {
             .collect()
             .await;
         let at = now_secs();
+        let owned: HashSet<&str> = plan.group_matches.iter().filter(|m| m.created_by_us).map(|m| m.uuid.as_str()).collect();
         let mut states = Vec::new();
         for (uuid, id, result) in results {
             self.report.write_calls += 1;
@@ -325,7 +326,7 @@ impl<'a> Applier<'a> {
                 group_uuid: uuid.clone(),
                 duo_group_id: Some(id.clone()),
                 in_target: true,
-                created_by_us: plan.group_matches.iter().any(|m| &m.uuid == uuid && m.created_by_us),
+                created_by_us: owned.contains(uuid.as_str()),
                 provisioned_at: ok.then_some(at),
                 error,
             });
@@ -361,9 +362,10 @@ impl<'a> Applier<'a> {
         self.progress.phase("update users", ops.len() as u64);
         let results = self.bulk(&ops).await;
         let at = now_secs();
+        let owned: HashSet<&str> = plan.user_matches.iter().filter(|m| m.created_by_us).map(|m| m.user_id.as_str()).collect();
         let mut states = Vec::new();
         for ((key, user_id), result) in keys.into_iter().zip(results) {
-            let created_by_us = plan.user_matches.iter().any(|m| m.user_id == user_id && m.created_by_us);
+            let created_by_us = owned.contains(user_id.as_str());
             let error = match result {
                 Ok(()) => {
                     self.report.users.updated += 1;

@@ -127,13 +127,15 @@ pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings
     })
 }
 
-/// The users list after `plan` was applied to `before`.
+/// The users list after `plan` was applied to `before` (one index, so large plans stay linear).
 fn users_after(mut users: Vec<User>, created: Vec<User>, plan: &Plan) -> Vec<User> {
     use duoprov_plan::{Op, UserDeleteMode};
+    let position: std::collections::HashMap<String, usize> = users.iter().enumerate().map(|(i, u)| (u.user_id.clone(), i)).collect();
+    let mut gone: HashSet<&str> = HashSet::new();
     for o in &plan.ops {
         match &o.op {
             Op::UpdateUser { user_id, changes, .. } => {
-                if let Some(u) = users.iter_mut().find(|u| &u.user_id == user_id) {
+                if let Some(u) = position.get(user_id).map(|i| &mut users[*i]) {
                     for c in changes {
                         let v = c.after.clone();
                         match c.field.as_str() {
@@ -147,15 +149,18 @@ fn users_after(mut users: Vec<User>, created: Vec<User>, plan: &Plan) -> Vec<Use
                     }
                 }
             }
-            Op::DeleteUser { user_id, mode: UserDeleteMode::Delete, .. } => users.retain(|u| &u.user_id != user_id),
+            Op::DeleteUser { user_id, mode: UserDeleteMode::Delete, .. } => {
+                gone.insert(user_id.as_str());
+            }
             Op::DeleteUser { user_id, mode: UserDeleteMode::Trash, .. } => {
-                if let Some(u) = users.iter_mut().find(|u| &u.user_id == user_id) {
-                    u.status = "pending deletion".into();
+                if let Some(i) = position.get(user_id) {
+                    users[*i].status = "pending deletion".into();
                 }
             }
             _ => {}
         }
     }
+    users.retain(|u| !gone.contains(u.user_id.as_str()));
     users.extend(created);
     users
 }
