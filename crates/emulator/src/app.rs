@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use duoprov_duo_wire::verify::{ReceivedRequest, host_candidates};
 
-use crate::auth::{self, Integrations};
+use crate::auth::{self, Integrations, SignatureLog};
 use crate::config::Settings;
 use crate::conn::Peer;
 use crate::error::ApiError;
@@ -45,6 +45,8 @@ pub struct Shared {
     pub world: RwLock<World>,
     /// Call log and counters.
     pub recorder: Mutex<Recorder>,
+    /// Signatures received (in memory only; see [`SignatureLog`]).
+    pub signatures: Mutex<SignatureLog>,
     /// Fault rules.
     pub faults: Mutex<Faults>,
     /// Rate limiters.
@@ -76,6 +78,13 @@ impl Shared {
     /// The recorder.
     pub fn recorder(&self) -> MutexGuard<'_, Recorder> {
         self.recorder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The received-signature log.
+    pub fn signatures(&self) -> MutexGuard<'_, SignatureLog> {
+        self.signatures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -206,12 +215,14 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         return out.fail(&shared, ApiError::too_large(limit));
     }
     let timeout = Duration::from_secs(shared.settings.body_timeout_secs.max(1));
-    let body =
-        match tokio::time::timeout(timeout, axum::body::to_bytes(Body::new(body), limit)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(_)) => return out.fail(&shared, ApiError::too_large(limit)),
-            Err(_) => return out.fail(&shared, ApiError::invalid("body (timed out)")),
-        };
+    let body = match tokio::time::timeout(timeout, read_body(Body::new(body), limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::TooLarge)) => return out.fail(&shared, ApiError::too_large(limit)),
+        Ok(Err(BodyError::Broken)) => {
+            return out.fail(&shared, ApiError::invalid("body (incomplete)"));
+        }
+        Err(_) => return out.fail(&shared, ApiError::invalid("body (timed out)")),
+    };
 
     // 3. Authenticate.
     let headers: Vec<(&str, &str)> = parts
@@ -235,6 +246,9 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()));
     let hosts = host_candidates(host, shared.settings.canonical_host.as_deref());
+    if let Some(authorization) = duoprov_duo_wire::verify::header(&headers, "authorization") {
+        shared.signatures().record(authorization);
+    }
     let received = ReceivedRequest {
         method: &method,
         path: &raw_path,
@@ -316,6 +330,34 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
         Err(e) => out.fail(&shared, e),
     }
+}
+
+/// Why a request body could not be read.
+enum BodyError {
+    /// It grew past the cap.
+    TooLarge,
+    /// The connection failed or ended before the body was complete.
+    Broken,
+}
+
+/// Reads the whole body, refusing more than `limit` bytes. (`axum::body::to_bytes` reports a
+/// body cut short and one that is too long with the same error, which made a client that
+/// half-closed mid-body get 413 instead of 400.)
+async fn read_body(mut body: Body, limit: usize) -> Result<axum::body::Bytes, BodyError> {
+    use axum::body::HttpBody as _;
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(|_| BodyError::Broken)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len().saturating_add(data.len()) > limit {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.into())
 }
 
 fn purge_trash(shared: &Shared, now: i64) {

@@ -3,8 +3,9 @@
 //! key by `duoprov-duo-wire`'s verifier (v2 with HMAC-SHA1 or -SHA512, v4, v5; `X-Duo-Date` or
 //! `Date`; decoded and re-canonicalised parameters; the body hashed exactly as received), the
 //! date must be inside the clock-skew window, and the endpoint's grant must be held (403/40301).
+//! Also the in-memory [`SignatureLog`] of the signatures clients presented, for secret-leak tests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use duoprov_duo_wire::SignatureVariant;
 use duoprov_duo_wire::verify::{self, Credentials, ReceivedRequest, VerifyError};
@@ -46,6 +47,58 @@ impl Integrations {
 
     fn get(&self, ikey: &str) -> Option<&Integration> {
         self.by_ikey.get(ikey)
+    }
+}
+
+/// The hex signatures of the `Authorization` headers the emulator received (each header that
+/// parsed as `Basic base64(ikey:hexsig)`, whether or not the signature then verified), oldest
+/// first, at most `capacity` of them. Kept in memory only, for tests that scan a client's output
+/// for leaked signatures (`EmulatorHandle::received_signatures`): never logged, never serialised,
+/// never served over HTTP, and `Debug` shows only how many there are.
+pub struct SignatureLog {
+    capacity: usize,
+    seen: VecDeque<String>,
+}
+
+impl SignatureLog {
+    /// A log keeping the last `capacity` signatures (0 keeps none).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            seen: VecDeque::new(),
+        }
+    }
+
+    /// Records the signature of `authorization` (the header value), if it parses.
+    pub fn record(&mut self, authorization: &str) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Ok(creds) = verify::parse_authorization(authorization) {
+            if self.seen.len() >= self.capacity {
+                self.seen.pop_front();
+            }
+            self.seen.push_back(creds.signature);
+        }
+    }
+
+    /// The recorded signatures, oldest first.
+    pub fn all(&self) -> Vec<String> {
+        self.seen.iter().cloned().collect()
+    }
+
+    /// Forgets them.
+    pub fn clear(&mut self) {
+        self.seen.clear();
+    }
+}
+
+impl std::fmt::Debug for SignatureLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureLog")
+            .field("capacity", &self.capacity)
+            .field("recorded", &self.seen.len())
+            .finish()
     }
 }
 

@@ -153,6 +153,7 @@ impl EmulatorBuilder {
                 ids: IdGen::new(self.settings.id_seed),
             }),
             recorder: Mutex::new(Recorder::new(self.settings.call_log_capacity)),
+            signatures: Mutex::new(auth::SignatureLog::new(self.settings.call_log_capacity)),
             faults: Mutex::new(faults),
             limiter: Limiter::new(&self.settings.rate_limits),
             state_file: self.state_file,
@@ -297,9 +298,18 @@ impl EmulatorHandle {
         self.calls_since(0)
     }
 
-    /// Forgets calls and counters.
+    /// Forgets calls and counters (and the received signatures).
     pub fn clear_calls(&self) {
         self.shared.recorder().clear();
+        self.shared.signatures().clear();
+    }
+
+    /// The hex signatures of every `Authorization` header received that parsed as
+    /// `Basic base64(ikey:hexsig)` (verified or not), oldest first, at most
+    /// `call_log_capacity` of them. For tests that scan a client's logs and files for leaked
+    /// signatures; kept in memory only (never logged, saved or served over HTTP).
+    pub fn received_signatures(&self) -> Vec<String> {
+        self.shared.signatures().all()
     }
 
     /// The tenant as a dump.

@@ -1,7 +1,8 @@
 //! The emulator's integration tests (one binary): Duo's official Python client against the
 //! emulator (`conformance`), Duo behaviour and shapes through a signed client (`api`), bad input
-//! (`bad_input`), faults and rate limits (`faults`), the state file and introspection (`state`),
-//! response snapshots (`snapshots`) and the command-line entry (`cli`).
+//! (`bad_input`), generated malformed requests and byte-level junk (`malformed`), faults and
+//! rate limits (`faults`), the state file and introspection (`state`), response snapshots
+//! (`snapshots`) and the command-line entry (`cli`).
 
 mod support;
 
@@ -10,5 +11,6 @@ mod bad_input;
 mod cli;
 mod conformance;
 mod faults;
+mod malformed;
 mod snapshots;
 mod state;
