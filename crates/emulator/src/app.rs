@@ -115,12 +115,21 @@ pub struct Ctx<'a> {
     pub shared: &'a Shared,
     /// Unix seconds "now".
     pub now: i64,
+    /// Names of the objects this call created, for the call log.
+    pub created: std::sync::Mutex<Vec<String>>,
 }
 
 impl Ctx<'_> {
     /// Settings.
     pub fn settings(&self) -> &Settings {
         &self.shared.settings
+    }
+
+    /// Notes that this call created the group or user `name` (shown in the call log).
+    pub fn created(&self, name: &str) {
+        if let Ok(mut c) = self.created.lock() {
+            c.push(name.to_owned());
+        }
     }
 }
 
@@ -190,6 +199,7 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             variant: None,
             fault: None,
             params: Vec::new(),
+            created: Vec::new(),
             micros: 0,
         },
         started,
@@ -319,8 +329,11 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let ctx = Ctx {
         shared: &shared,
         now,
+        created: std::sync::Mutex::new(Vec::new()),
     };
-    match routes::handle(&ctx, &route, &params) {
+    let result = routes::handle(&ctx, &route, &params);
+    out.record.created = ctx.created.into_inner().unwrap_or_default();
+    match result {
         Ok(bytes) => {
             if endpoint.mutates() {
                 shared.mark_dirty();

@@ -8,7 +8,7 @@
 //! spec     = item *( ";" item )
 //! item     = "seed=" u64 | rule | ""
 //! rule     = action *( " " modifier )
-//! action   = "429" | "500" | "503" | "reset" | "latency=" duration
+//! action   = "429" | "500" | "503" | "reset" | "latency=" duration | "latency=" range
 //! modifier = "on=" pattern *( "," pattern )   endpoint names; a trailing "*" matches a prefix
 //!          | "p=" float                       fire with this probability (0..=1)
 //!          | "every=" n                       fire on the n-th, 2n-th, … matching call
@@ -16,9 +16,13 @@
 //!          | "first=" n                       fire only on the first n (counted after `after`)
 //!          | "times=" n                       fire at most n times in total
 //! duration = integer ( "ms" | "s" )
+//! range    = integer [ "ms" | "s" ] ".." duration   both ends included; a bare low end takes the high end's unit
 //! ```
 //!
 //! Example: `seed=7; 429 every=3 on=users.list; 500 p=0.05; latency=200ms on=groups.*; reset first=1 on=users.create`.
+//! `latency=0..20ms` waits a different time on every call it fires on, drawn uniformly (to the
+//! microsecond) from the rule's own seeded generator, so the same seed gives the same latencies
+//! for the same sequence of calls.
 //! A rule without `on=` applies to every endpoint. Each rule counts the calls it matches; for one
 //! call, all firing latency rules add up and the first firing answer rule (429/500/503/reset)
 //! wins. Faults are decided after authentication and before rate limiting, so an injected 429
@@ -58,15 +62,11 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Action {
     Answer(Outcome),
-    Latency(#[serde(serialize_with = "ser_ms")] Duration),
-}
-
-fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u128(d.as_millis())
+    /// Wait between the two durations (equal for a fixed latency).
+    Latency(Duration, Duration),
 }
 
 /// One parsed rule with its counters.
@@ -167,6 +167,22 @@ fn parse_duration(s: &str) -> Option<Duration> {
     None
 }
 
+/// `DUR` or `LOW..HIGH` (a bare `LOW` takes `HIGH`'s unit), low end first.
+fn parse_latency(s: &str) -> Option<(Duration, Duration)> {
+    let Some((low, high)) = s.split_once("..") else {
+        let d = parse_duration(s)?;
+        return Some((d, d));
+    };
+    let high_d = parse_duration(high)?;
+    let low_d = if low.bytes().all(|b| b.is_ascii_digit()) && !low.is_empty() {
+        let unit = if high.ends_with("ms") { "ms" } else { "s" };
+        parse_duration(&format!("{low}{unit}"))?
+    } else {
+        parse_duration(low)?
+    };
+    (low_d <= high_d).then_some((low_d, high_d))
+}
+
 impl Faults {
     /// Parses a spec (see the module docs).
     pub fn parse(spec: &str) -> Result<Self, Error> {
@@ -189,10 +205,14 @@ impl Faults {
                 "503" => Action::Answer(Outcome::Unavailable),
                 "reset" => Action::Answer(Outcome::Reset),
                 other => match other.strip_prefix("latency=") {
-                    Some(d) => Action::Latency(
-                        parse_duration(d)
-                            .ok_or_else(|| bad(format!("bad duration {d:?} (use 250ms or 2s)")))?,
-                    ),
+                    Some(d) => {
+                        let (low, high) = parse_latency(d).ok_or_else(|| {
+                            bad(format!(
+                                "bad duration {d:?} (use 250ms, 2s, or a range such as 0..20ms)"
+                            ))
+                        })?;
+                        Action::Latency(low, high)
+                    }
                     None => {
                         return Err(bad(format!(
                             "unknown action {other:?} (expected 429, 500, 503, reset, latency=DUR)"
@@ -292,7 +312,15 @@ impl Faults {
                 continue;
             }
             match r.action {
-                Action::Latency(l) => d.latency += l,
+                Action::Latency(low, high) if low == high => d.latency += low,
+                Action::Latency(low, high) => {
+                    let span = u64::try_from((high - low).as_micros()).unwrap_or(u64::MAX);
+                    let extra = match r.rng.as_mut() {
+                        Some(rng) => rng.random_range(0..=span),
+                        None => 0,
+                    };
+                    d.latency += low + Duration::from_micros(extra);
+                }
                 Action::Answer(o) => {
                     if d.outcome.is_none() {
                         d.outcome = Some(o);
@@ -354,12 +382,67 @@ mod tests {
     }
 
     #[test]
+    fn latency_range_is_drawn_from_the_seed_and_stays_in_bounds() {
+        let run = |spec: &str| {
+            let mut f = Faults::parse(spec).expect("spec");
+            (0..500)
+                .map(|_| f.decide("groups.create").latency)
+                .collect::<Vec<_>>()
+        };
+        let a = run("seed=3; latency=0..20ms");
+        assert_eq!(
+            a,
+            run("seed=3; latency=0..20ms"),
+            "same seed, same latencies"
+        );
+        assert_ne!(a, run("seed=4; latency=0..20ms"));
+        assert!(a.iter().all(|l| *l <= Duration::from_millis(20)), "{a:?}");
+        let distinct: std::collections::BTreeSet<_> = a.iter().collect();
+        assert!(distinct.len() > 100, "latencies vary: {}", distinct.len());
+        let mean = a.iter().sum::<Duration>() / 500;
+        assert!(
+            (Duration::from_millis(7)..=Duration::from_millis(13)).contains(&mean),
+            "{mean:?}"
+        );
+        // A low end with its own unit, a range in seconds, a one-point range.
+        let b = run("latency=5ms..1s on=groups.*");
+        assert!(
+            b.iter()
+                .all(|l| (Duration::from_millis(5)..=Duration::from_secs(1)).contains(l))
+        );
+        assert!(
+            run("latency=1..2s")
+                .iter()
+                .all(|l| (Duration::from_secs(1)..=Duration::from_secs(2)).contains(l))
+        );
+        assert!(
+            run("latency=7..7ms")
+                .iter()
+                .all(|l| *l == Duration::from_millis(7))
+        );
+        // With a probability, the roll and the draw share the rule's generator.
+        let c = run("seed=1; latency=10..20ms p=0.5");
+        let fired = c.iter().filter(|l| !l.is_zero()).count();
+        assert!((150..=350).contains(&fired), "{fired}");
+        assert!(
+            c.iter()
+                .filter(|l| !l.is_zero())
+                .all(|l| *l >= Duration::from_millis(10))
+        );
+    }
+
+    #[test]
     fn rejects_nonsense() {
         for bad in [
             "418",
             "429 every=0",
             "429 p=2",
             "latency=5 on=x",
+            "latency=20..5ms",
+            "latency=..5ms",
+            "latency=5ms..",
+            "latency=1..2",
+            "latency=a..5ms",
             "429 on",
             "429 colour=red",
             "seed=x",

@@ -1,6 +1,7 @@
 //! What clients did, recorded by the server so tests need not trust the client: a bounded log of
 //! calls (method, path, endpoint, status, Duo code, ikey, matched signature variant, injected
-//! fault, duration) and counters per endpoint and status and per signature variant.
+//! fault, the objects the call created, duration) and counters per endpoint and status and per
+//! signature variant.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -31,6 +32,10 @@ pub struct CallRecord {
     pub fault: Option<&'static str>,
     /// Names of the request parameters (values are not kept).
     pub params: Vec<String>,
+    /// What the call created, in order: the group name (`groups.create`), the username
+    /// (`users.create`, and each create operation of `bulk` that succeeded) or the usernames
+    /// (`users.bulk_create`). Tests count creates per object with it.
+    pub created: Vec<String>,
     /// Time spent in the emulator, microseconds.
     pub micros: u64,
 }

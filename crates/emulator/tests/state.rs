@@ -100,6 +100,58 @@ async fn a_corrupt_or_inconsistent_state_file_is_refused() {
 }
 
 #[tokio::test]
+async fn the_call_log_names_what_each_call_created() {
+    let emu = support::spawn(|_| {}).await;
+    let c = Client::new(&emu);
+    c.group("staff").await;
+    let uid = c.user("ann").await;
+    let users = r#"[{"username":"bob"},{"username":"cid"}]"#;
+    c.ok("POST", "/admin/v1/users/bulk_create", &[("users", users)])
+        .await;
+    // Refused (duplicate username): nothing created, nothing named.
+    c.call("POST", "/admin/v1/users/bulk_create", &[("users", users)])
+        .await;
+    let ops = json!([
+        {"method": "POST", "path": "/admin/v1/users", "body": {"username": "dee"}},
+        {"method": "POST", "path": "/admin/v1/users", "body": {"username": "ann"}},
+        {"method": "POST", "path": format!("/admin/v1/users/{uid}"), "body": {"realname": "Ann"}}
+    ])
+    .to_string();
+    c.ok("POST", "/admin/v1/bulk", &[("operations", &ops)])
+        .await;
+    emu.handle()
+        .set_faults("500 first=1 on=groups.create")
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.call("POST", "/admin/v1/groups", &[("name", "faulted")])
+        .await;
+    let created: Vec<(String, Vec<String>)> = emu
+        .handle()
+        .calls()
+        .into_iter()
+        .map(|r| (r.endpoint.unwrap_or("?").to_owned(), r.created))
+        .collect();
+    let want = |e: &str, names: &[&str]| {
+        (
+            e.to_owned(),
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        created,
+        vec![
+            want("groups.create", &["staff"]),
+            want("users.create", &["ann"]),
+            want("users.bulk_create", &["bob", "cid"]),
+            want("users.bulk_create", &[]),
+            want("bulk", &["dee"]),
+            want("groups.create", &[]),
+        ]
+    );
+    let (_, log) = support::introspect(&emu, "GET", "/_emulator/log?since=4", "").await;
+    assert_eq!(log[0]["created"], json!(["dee"]));
+}
+
+#[tokio::test]
 async fn introspection_shows_counts_log_state_and_config() {
     let emu = support::spawn(|_| {}).await;
     let c = Client::new(&emu);

@@ -142,6 +142,7 @@ pub fn create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
         .tenant
         .create_group(fields, s.unique_group_names, &mut world.ids)?;
     let g = world.tenant.group(&id).ok_or_else(ApiError::internal)?;
+    ctx.created(&g.name);
     ok_body(
         GroupView {
             group: g,

@@ -173,6 +173,7 @@ pub fn create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     let world = &mut *w;
     let id = world.tenant.create_user(fields, ctx.now, &mut world.ids)?;
     let u = world.tenant.user(&id).ok_or_else(ApiError::internal)?;
+    ctx.created(&u.username);
     Ok(user_body(
         &world.tenant,
         u,
@@ -269,7 +270,11 @@ pub fn bulk_create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     world.tenant.check_user_batch(&batch)?;
     let mut ids = Vec::with_capacity(batch.len());
     for f in batch {
-        ids.push(world.tenant.create_user(f, ctx.now, &mut world.ids)?);
+        let id = world.tenant.create_user(f, ctx.now, &mut world.ids)?;
+        if let Some(u) = world.tenant.user(&id) {
+            ctx.created(&u.username);
+        }
+        ids.push(id);
     }
     Ok(user_list_body(
         &world.tenant,
