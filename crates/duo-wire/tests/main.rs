@@ -1,6 +1,8 @@
 //! The single integration-test binary of duoprov-duo-wire: Duo's published signing vectors
-//! (duo-admin-api.md §1.8 A–H) and the cross-check against Duo's official Python client.
+//! (duo-admin-api.md §1.8 A–H), the cross-check against Duo's official Python client, signing
+//! properties (`props`) and generated malformed envelopes, credentials and dates (`malformed`).
 
 mod vectors;
 mod crosscheck;
 mod props;
+mod malformed;
