@@ -63,6 +63,102 @@ struct RawProvisioner {
     templates: RawTemplates,
     #[serde(default)]
     thresholds: RawThresholds,
+    #[serde(default)]
+    incremental: RawIncremental,
+    #[serde(default)]
+    schedule: RawSchedule,
+}
+
+/// Incremental sync thresholds and retries (`[provisioner.NAME.incremental]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncremental {
+    full_sync_above_changes: Option<usize>,
+    full_sync_above_objects: Option<usize>,
+    whole_group_above: Option<usize>,
+    retry_base: Option<String>,
+    retry_max: Option<String>,
+}
+
+/// What the daemon runs and when (`[provisioner.NAME.schedule]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    enabled: Option<bool>,
+    poll_interval: Option<String>,
+    full_sync_every: Option<String>,
+    full_sync_cron: Option<String>,
+    load_users_every: Option<String>,
+}
+
+/// The daemon (`[daemon]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    listen: Option<String>,
+    lock_retry: Option<String>,
+}
+
+/// Parses `500ms`, `2s`, `30m`, `6h`, `1d`; the error names `key`.
+pub fn parse_duration(key: &str, text: &str) -> Result<std::time::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| anyhow::anyhow!("{key}: expected a duration such as 500ms, 2s, 30m, 6h or 1d, not {text:?}"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        _ => bail!("{key}: expected a duration such as 500ms, 2s, 30m, 6h or 1d, not {text:?}"),
+    };
+    match ms {
+        Some(ms) if ms > 0 && ms <= 366 * 86_400_000 => Ok(std::time::Duration::from_millis(ms)),
+        _ => bail!("{key}: must be more than 0 and at most a year, not {text:?}"),
+    }
+}
+
+/// When the daemon runs a provisioner's jobs.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub enabled: bool,
+    pub poll_interval: std::time::Duration,
+    pub full_sync: FullSyncSchedule,
+    pub load_users_every: Option<std::time::Duration>,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            enabled: true,
+            poll_interval: std::time::Duration::from_secs(2),
+            full_sync: FullSyncSchedule::Every(std::time::Duration::from_secs(6 * 3600)),
+            load_users_every: None,
+        }
+    }
+}
+
+/// When full syncs run.
+#[derive(Debug, Clone)]
+pub enum FullSyncSchedule {
+    Every(std::time::Duration),
+    /// A five-field cron expression, evaluated in UTC.
+    Cron(Arc<croner::Cron>, String),
+}
+
+/// The daemon's settings.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    pub listen: std::net::SocketAddr,
+    /// How often a standby daemon tries to take over a provisioner.
+    pub lock_retry: std::time::Duration,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)), lock_retry: std::time::Duration::from_secs(1) }
+    }
 }
 
 /// Field templates (`[provisioner.NAME.templates]`).
@@ -107,6 +203,7 @@ struct RawConfig {
     duo: BTreeMap<String, RawDuo>,
     #[serde(default)]
     provisioner: BTreeMap<String, RawProvisioner>,
+    daemon: Option<RawDaemon>,
 }
 
 /// Where a secret comes from.
@@ -190,6 +287,8 @@ pub struct Provisioner {
     pub policy: Policy,
     pub mapping: Arc<Mapping>,
     pub concurrency: usize,
+    pub incremental: duoprov_sync::IncrementalSettings,
+    pub schedule: Schedule,
 }
 
 /// Everything the configuration says, validated.
@@ -200,6 +299,7 @@ pub struct Settings {
     pub registry_password: Option<SecretSource>,
     pub duo: BTreeMap<String, DuoConnection>,
     pub provisioners: BTreeMap<String, Provisioner>,
+    pub daemon: Daemon,
 }
 
 pub const DEFAULT_REGISTRY_URL: &str = "sqlite://duoprov.db";
@@ -334,6 +434,55 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         if p.concurrency == Some(0) {
             bail!("{key}.concurrency: must be at least 1");
         }
+        let inc = &p.incremental;
+        let inc_defaults = duoprov_sync::IncrementalSettings::default();
+        for (k, v) in [
+            ("full_sync_above_changes", inc.full_sync_above_changes),
+            ("full_sync_above_objects", inc.full_sync_above_objects),
+        ] {
+            if v == Some(0) {
+                bail!("{key}.incremental.{k}: must be at least 1");
+            }
+        }
+        let millis = |k: &str, v: &Option<String>| -> Result<Option<i64>> {
+            v.as_deref().map(|t| parse_duration(&format!("{key}.incremental.{k}"), t).map(|d| d.as_millis() as i64)).transpose()
+        };
+        let backoff = duoprov_registry::Backoff {
+            base_ms: millis("retry_base", &inc.retry_base)?.unwrap_or(inc_defaults.backoff.base_ms),
+            max_ms: millis("retry_max", &inc.retry_max)?.unwrap_or(inc_defaults.backoff.max_ms),
+        };
+        if backoff.max_ms < backoff.base_ms {
+            bail!("{key}.incremental.retry_max: must not be shorter than retry_base");
+        }
+        let incremental = duoprov_sync::IncrementalSettings {
+            full_sync_above_changes: inc.full_sync_above_changes.unwrap_or(inc_defaults.full_sync_above_changes),
+            full_sync_above_objects: inc.full_sync_above_objects.unwrap_or(inc_defaults.full_sync_above_objects),
+            whole_group_above: inc.whole_group_above.unwrap_or(inc_defaults.whole_group_above),
+            backoff,
+        };
+        let sc = &p.schedule;
+        let dur = |k: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
+            v.as_deref().map(|t| parse_duration(&format!("{key}.schedule.{k}"), t)).transpose()
+        };
+        let full_sync = match (dur("full_sync_every", &sc.full_sync_every)?, &sc.full_sync_cron) {
+            (Some(_), Some(_)) => bail!("{key}.schedule: set full_sync_every or full_sync_cron, not both"),
+            (Some(d), None) => FullSyncSchedule::Every(d),
+            (None, Some(expr)) => {
+                let cron = croner::parser::CronParser::builder()
+                    .seconds(croner::parser::Seconds::Disallowed)
+                    .build()
+                    .parse(expr)
+                    .map_err(|e| anyhow::anyhow!("{key}.schedule.full_sync_cron: {e} (expected five fields: minute hour day month weekday)"))?;
+                FullSyncSchedule::Cron(Arc::new(cron), expr.clone())
+            }
+            (None, None) => FullSyncSchedule::Every(std::time::Duration::from_secs(6 * 3600)),
+        };
+        let schedule = Schedule {
+            enabled: sc.enabled.unwrap_or(true),
+            poll_interval: dur("poll_interval", &sc.poll_interval)?.unwrap_or(std::time::Duration::from_secs(2)),
+            full_sync,
+            load_users_every: dur("load_users_every", &sc.load_users_every)?,
+        };
         provisioners.insert(
             name.clone(),
             Provisioner {
@@ -347,10 +496,26 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 policy,
                 mapping: Arc::new(mapping),
                 concurrency: p.concurrency.unwrap_or(4),
+                incremental,
+                schedule,
             },
         );
     }
-    Ok(Settings { registry_url: resolve_sqlite_path(&url, base), registry_password, duo, provisioners })
+    let mut daemon = Daemon::default();
+    if let Some(d) = raw.daemon {
+        if let Some(listen) = d.listen {
+            let addr: std::net::SocketAddr =
+                listen.parse().map_err(|_| anyhow::anyhow!("{origin}: daemon.listen: expected an address such as 127.0.0.1:9464, not {listen:?}"))?;
+            if !addr.ip().is_loopback() {
+                bail!("{origin}: daemon.listen: the status page serves only a loopback address (127.0.0.1, [::1]); put a proxy in front to expose it");
+            }
+            daemon.listen = addr;
+        }
+        if let Some(t) = d.lock_retry {
+            daemon.lock_retry = parse_duration(&format!("{origin}: daemon.lock_retry"), &t)?;
+        }
+    }
+    Ok(Settings { registry_url: resolve_sqlite_path(&url, base), registry_password, duo, provisioners, daemon })
 }
 
 /// `sqlite://relative.db` is relative to the configuration's folder, not to the working folder.
@@ -381,6 +546,7 @@ pub fn load(path: &Path, registry_override: Option<&str>) -> Result<Settings> {
             registry_password: None,
             duo: BTreeMap::new(),
             provisioners: BTreeMap::new(),
+            daemon: Daemon::default(),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!("no configuration at {}: run `duoprov init` to write one, or pass --config FILE", path.display())

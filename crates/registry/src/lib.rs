@@ -36,7 +36,10 @@ pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, Replac
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
 pub use store::{Backend, EffectiveMember, NodeAttrs, Store, Upsert};
-pub use sync_state::{GroupState, MembershipState, RunRecord, StateError, SyncStore, UserState};
+pub use sync_state::{
+    Backoff, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunRecord, RunnerLock, Settlement, StateError,
+    SyncStore, UserState,
+};
 
 /// How to open a registry beyond its URL.
 #[derive(Debug, Clone, Default)]

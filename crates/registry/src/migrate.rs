@@ -21,6 +21,7 @@ pub(crate) fn sqlite() -> Migrator {
         (1, "registry", include_str!("../migrations/sqlite/0001_registry.sql")),
         (2, "duo_user", include_str!("../migrations/sqlite/0002_duo_user.sql")),
         (3, "sync state", include_str!("../migrations/sqlite/0003_sync_state.sql")),
+        (4, "incremental sync", include_str!("../migrations/sqlite/0004_incremental.sql")),
     ])
 }
 
@@ -29,5 +30,6 @@ pub(crate) fn postgres() -> Migrator {
         (1, "registry", include_str!("../migrations/postgres/0001_registry.sql")),
         (2, "duo_user", include_str!("../migrations/postgres/0002_duo_user.sql")),
         (3, "sync state", include_str!("../migrations/postgres/0003_sync_state.sql")),
+        (4, "incremental sync", include_str!("../migrations/postgres/0004_incremental.sql")),
     ])
 }

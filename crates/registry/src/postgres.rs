@@ -70,3 +70,28 @@ pub async fn connect(url: &str, password: Option<&str>, schema: Option<&str>) ->
     migrate::postgres().run(&pool).await?;
     Ok(PostgresStore::from_pool(pool, crate::Backend::Postgres))
 }
+
+/// A session-level advisory lock held on a connection of its own, outside the pool: it lasts as
+/// long as that session, so a process that dies (or loses its connection) releases it.
+struct SessionLock {
+    conn: sqlx::PgConnection,
+}
+
+#[async_trait::async_trait]
+impl crate::sync_state::LockHolder for SessionLock {
+    async fn alive(&mut self) -> bool {
+        sqlx::query("SELECT 1").execute(&mut self.conn).await.is_ok()
+    }
+}
+
+pub(crate) async fn try_lock_runner(store: &PostgresStore, key: &str) -> Result<Option<crate::RunnerLock>> {
+    let conn = store.pool().acquire().await.map_err(RegistryError::db("connecting for the runner lock"))?;
+    let mut conn = conn.detach();
+    // The schema is part of the key: several registries may share one database.
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('duoprov-runner:' || current_schema() || ':' || $1, 0))")
+        .bind(key)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(RegistryError::db(format!("taking the runner lock {key}")))?;
+    Ok(locked.then(|| crate::RunnerLock::new(Box::new(SessionLock { conn }))))
+}

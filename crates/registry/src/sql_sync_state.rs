@@ -11,7 +11,10 @@ use sqlx::QueryBuilder;
 use super::Db;
 use super::sql_store::SqlStore;
 use crate::error::{RegistryError, Result};
-use crate::sync_state::{GroupState, MembershipState, ObjectErrorRecord, RunRecord, StateError, SyncStore, UserState};
+use crate::sync_state::{
+    Checkpoint, GroupState, MembershipState, ObjectErrorRecord, RetryRecord, RetryTarget, RunRecord, RunnerLock, Settlement, StateError, SyncStore,
+    UserState,
+};
 
 const BATCH: usize = 500;
 
@@ -237,5 +240,114 @@ impl SyncStore for SqlStore {
         .await
         .map_err(db(format!("reading the errors of {provisioner}")))?;
         Ok(rows.into_iter().map(|(kind, object, code, message, at)| ObjectErrorRecord { kind, object, code, message, at }).collect())
+    }
+
+    async fn checkpoint(&self, provisioner: &str) -> Result<Option<Checkpoint>> {
+        let row: Option<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT last_seq, updated_at_ms, last_full_ms, last_incremental_ms FROM sync_checkpoint WHERE provisioner = $1",
+        )
+        .bind(provisioner)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db(format!("reading the checkpoint of {provisioner}")))?;
+        Ok(row.map(|(last_seq, updated_at_ms, last_full_ms, last_incremental_ms)| Checkpoint { last_seq, updated_at_ms, last_full_ms, last_incremental_ms }))
+    }
+
+    async fn settle(&self, provisioner: &str, s: &Settlement<'_>) -> Result<()> {
+        let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
+        if let Some(seq) = s.checkpoint {
+            let (full, incremental) = if s.kind == "full" { (Some(s.now_ms), None) } else { (None, Some(s.now_ms)) };
+            sqlx::query(
+                "INSERT INTO sync_checkpoint (provisioner, last_seq, updated_at_ms, last_full_ms, last_incremental_ms) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (provisioner) DO UPDATE SET \
+                 last_seq = CASE WHEN excluded.last_seq > sync_checkpoint.last_seq THEN excluded.last_seq ELSE sync_checkpoint.last_seq END, \
+                 updated_at_ms = excluded.updated_at_ms, \
+                 last_full_ms = COALESCE(excluded.last_full_ms, sync_checkpoint.last_full_ms), \
+                 last_incremental_ms = COALESCE(excluded.last_incremental_ms, sync_checkpoint.last_incremental_ms)",
+            )
+            .bind(provisioner)
+            .bind(seq)
+            .bind(s.now_ms)
+            .bind(full)
+            .bind(incremental)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(format!("moving the checkpoint of {provisioner}")))?;
+        }
+        // Consecutive failures so far, for the objects failing again.
+        let mut previous: std::collections::HashMap<RetryTarget, i64> = std::collections::HashMap::new();
+        if !s.failed.is_empty() {
+            let rows: Vec<(String, String, String, i64)> =
+                sqlx::query_as("SELECT group_uuid, source, subject_id, attempts FROM sync_retry WHERE provisioner = $1")
+                    .bind(provisioner)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db(format!("reading the retry list of {provisioner}")))?;
+            previous = rows.into_iter().map(|(g, so, id, n)| (RetryTarget::from_columns(g, so, id), n)).collect();
+        }
+        if s.clear_all {
+            sqlx::query("DELETE FROM sync_retry WHERE provisioner = $1")
+                .bind(provisioner)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(format!("clearing the retry list of {provisioner}")))?;
+        } else {
+            for t in s.attempted {
+                let (g, so, id) = t.columns();
+                sqlx::query("DELETE FROM sync_retry WHERE provisioner = $1 AND group_uuid = $2 AND source = $3 AND subject_id = $4")
+                    .bind(provisioner)
+                    .bind(g)
+                    .bind(so)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(format!("clearing a retry of {provisioner}")))?;
+            }
+        }
+        for chunk in s.failed.chunks(BATCH) {
+            let mut qb = QueryBuilder::<Db>::new("INSERT INTO sync_retry (provisioner, group_uuid, source, subject_id, attempts, next_at_ms, last_error) ");
+            qb.push_values(chunk, |mut b, (t, message)| {
+                let (g, so, id) = t.columns();
+                let attempts = previous.get(t).copied().unwrap_or(0) + 1;
+                let wait = s.backoff.delay_ms(u32::try_from(attempts).unwrap_or(u32::MAX));
+                b.push_bind(provisioner)
+                    .push_bind(g.to_owned())
+                    .push_bind(so.to_owned())
+                    .push_bind(id.to_owned())
+                    .push_bind(attempts as i32)
+                    .push_bind(s.now_ms.saturating_add(wait))
+                    .push_bind(message.clone());
+            });
+            qb.push(
+                " ON CONFLICT (provisioner, group_uuid, source, subject_id) DO UPDATE SET attempts = excluded.attempts, next_at_ms = excluded.next_at_ms, last_error = excluded.last_error",
+            );
+            qb.build().execute(&mut *tx).await.map_err(db(format!("recording retries of {provisioner}")))?;
+        }
+        tx.commit().await.map_err(db("committing sync state"))
+    }
+
+    async fn retries(&self, provisioner: &str, due_at_ms: Option<i64>) -> Result<Vec<RetryRecord>> {
+        let rows: Vec<(String, String, String, i32, i64, String)> = sqlx::query_as(
+            "SELECT group_uuid, source, subject_id, attempts, next_at_ms, last_error FROM sync_retry \
+             WHERE provisioner = $1 AND ($2 IS NULL OR next_at_ms <= $2) ORDER BY next_at_ms, group_uuid, source, subject_id",
+        )
+        .bind(provisioner)
+        .bind(due_at_ms)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db(format!("reading the retry list of {provisioner}")))?;
+        Ok(rows
+            .into_iter()
+            .map(|(g, so, id, attempts, next_at_ms, last_error)| RetryRecord {
+                target: RetryTarget::from_columns(g, so, id),
+                attempts: u32::try_from(attempts).unwrap_or(0),
+                next_at_ms,
+                last_error,
+            })
+            .collect())
+    }
+
+    async fn try_lock_runner(&self, key: &str) -> Result<Option<RunnerLock>> {
+        super::try_lock_runner(self, key).await
     }
 }

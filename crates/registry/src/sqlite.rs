@@ -60,3 +60,45 @@ pub async fn connect(url: &str) -> Result<SqliteStore> {
     migrate::sqlite().run(&pool).await?;
     Ok(SqliteStore::from_pool(pool, crate::Backend::Sqlite))
 }
+
+/// A lock file next to the database, held with the operating system's advisory file lock: a
+/// process that dies releases it. An in-memory registry is private to its process and needs none.
+struct FileLock {
+    _file: std::fs::File,
+}
+
+#[async_trait::async_trait]
+impl crate::sync_state::LockHolder for FileLock {
+    async fn alive(&mut self) -> bool {
+        true
+    }
+}
+
+/// `<database>.<key>.lock`, with the key reduced to letters, digits, `-` and `_`.
+pub(crate) fn lock_path(database: &std::path::Path, key: &str) -> std::path::PathBuf {
+    let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let mut name = database.as_os_str().to_owned();
+    name.push(format!(".{safe}.lock"));
+    std::path::PathBuf::from(name)
+}
+
+pub(crate) async fn try_lock_runner(store: &SqliteStore, key: &str) -> Result<Option<crate::RunnerLock>> {
+    let options = store.pool().connect_options();
+    let database = options.get_filename();
+    let name = database.to_string_lossy();
+    if name.is_empty() || name == ":memory:" || name.contains("mode=memory") {
+        return Ok(Some(crate::RunnerLock::new(Box::new(crate::sync_state::NoLock))));
+    }
+    let path = lock_path(database, key);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| RegistryError::Refused(format!("opening the lock file {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(crate::RunnerLock::new(Box::new(FileLock { _file: file })))),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(RegistryError::Refused(format!("locking {}: {e}", path.display()))),
+    }
+}

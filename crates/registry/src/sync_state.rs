@@ -1,7 +1,9 @@
 //! Sync state: per provisioner, the links between registry objects and Duo objects (Duo id,
 //! whether the object is in Duo, whether duoprov created it, first and last provisioned, the last
 //! error with Grouper's code), and the run log. The sync engine reads the links before planning
-//! and writes results back in batches.
+//! and writes results back in batches. Incremental syncs add a checkpoint per provisioner (how far
+//! into the change log Duo is in step), a retry list with a deterministic backoff, and the runner
+//! lock that keeps one runner per provisioner across processes.
 
 use async_trait::async_trait;
 use duoprov_model::{Links, SubjectKey};
@@ -77,6 +79,134 @@ pub struct ObjectErrorRecord {
     pub at: i64,
 }
 
+/// What a retry row is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RetryTarget {
+    Group { group_uuid: String },
+    User { subject: SubjectKey },
+    Membership { group_uuid: String, subject: SubjectKey },
+}
+
+impl RetryTarget {
+    /// The (group uuid, source, subject id) columns, empty where not applicable.
+    pub fn columns(&self) -> (&str, &str, &str) {
+        match self {
+            RetryTarget::Group { group_uuid } => (group_uuid, "", ""),
+            RetryTarget::User { subject } => ("", &subject.source, &subject.id),
+            RetryTarget::Membership { group_uuid, subject } => (group_uuid, &subject.source, &subject.id),
+        }
+    }
+
+    /// The target the columns describe.
+    pub fn from_columns(group_uuid: String, source: String, subject_id: String) -> RetryTarget {
+        match (group_uuid.is_empty(), source.is_empty() && subject_id.is_empty()) {
+            (false, true) => RetryTarget::Group { group_uuid },
+            (true, _) => RetryTarget::User { subject: SubjectKey::new(source, subject_id) },
+            (false, false) => RetryTarget::Membership { group_uuid, subject: SubjectKey::new(source, subject_id) },
+        }
+    }
+}
+
+/// A failed object waiting for its next attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetryRecord {
+    pub target: RetryTarget,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due (ms since the epoch).
+    pub next_at_ms: i64,
+    pub last_error: String,
+}
+
+/// The retry schedule: the n-th consecutive failure waits `base · 2^(n-1)`, at most `max`. No
+/// jitter: the schedule is recorded and can be read back exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base_ms: i64,
+    pub max_ms: i64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { base_ms: 10_000, max_ms: 3_600_000 }
+    }
+}
+
+impl Backoff {
+    /// The wait after the `attempts`-th consecutive failure (1-based).
+    pub fn delay_ms(&self, attempts: u32) -> i64 {
+        let shift = attempts.saturating_sub(1).min(40);
+        self.base_ms.max(0).saturating_mul(1i64 << shift).min(self.max_ms.max(0))
+    }
+}
+
+/// How far a provisioner's changes have reached Duo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    /// Change-log entries up to this sequence number are in Duo, or tracked in the retry list.
+    pub last_seq: i64,
+    pub updated_at_ms: i64,
+    /// When the last full and incremental syncs that moved it finished.
+    pub last_full_ms: Option<i64>,
+    pub last_incremental_ms: Option<i64>,
+}
+
+/// What a finished run settles, in one transaction: the checkpoint and the retry list.
+#[derive(Debug, Clone)]
+pub struct Settlement<'a> {
+    /// `full` or `incremental`.
+    pub kind: &'a str,
+    /// Move the checkpoint to this sequence number (it never moves back).
+    pub checkpoint: Option<i64>,
+    /// A full sync re-planned everything: earlier retry rows are superseded.
+    pub clear_all: bool,
+    /// Objects this run attempted: their retry rows go, unless they failed again.
+    pub attempted: &'a [RetryTarget],
+    /// Objects that failed, with the error.
+    pub failed: &'a [(RetryTarget, String)],
+    pub now_ms: i64,
+    pub backoff: Backoff,
+}
+
+/// Held while a process runs a provisioner (or, with key `daemon` on SQLite, while a daemon
+/// serves a database file). Dropping it releases the lock; a process that dies releases it too.
+pub struct RunnerLock {
+    inner: Box<dyn LockHolder>,
+}
+
+impl RunnerLock {
+    pub(crate) fn new(inner: Box<dyn LockHolder>) -> Self {
+        RunnerLock { inner }
+    }
+
+    /// Whether the lock is still held (a PostgreSQL session that dropped has lost it).
+    pub async fn alive(&mut self) -> bool {
+        self.inner.alive().await
+    }
+}
+
+impl std::fmt::Debug for RunnerLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunnerLock")
+    }
+}
+
+#[async_trait]
+pub(crate) trait LockHolder: Send + Sync {
+    async fn alive(&mut self) -> bool;
+}
+
+/// A lock that needs no holding (an in-memory registry is private to its process).
+pub(crate) struct NoLock;
+
+#[async_trait]
+impl LockHolder for NoLock {
+    async fn alive(&mut self) -> bool {
+        true
+    }
+}
+
 #[async_trait]
 pub trait SyncStore: Send + Sync {
     /// The provisioner's links (groups and users).
@@ -95,4 +225,13 @@ pub trait SyncStore: Send + Sync {
     async fn runs(&self, provisioner: Option<&str>, limit: u32) -> Result<Vec<RunRecord>>;
     /// Objects whose last recorded result is an error.
     async fn object_errors(&self, provisioner: &str, limit: u32) -> Result<Vec<ObjectErrorRecord>>;
+    /// The provisioner's checkpoint, `None` before its first finished sync.
+    async fn checkpoint(&self, provisioner: &str) -> Result<Option<Checkpoint>>;
+    /// Records what a finished run settles (checkpoint and retry list) in one transaction.
+    async fn settle(&self, provisioner: &str, settlement: &Settlement<'_>) -> Result<()>;
+    /// The retry list, all of it or only rows due at `due_at_ms`, soonest first.
+    async fn retries(&self, provisioner: &str, due_at_ms: Option<i64>) -> Result<Vec<RetryRecord>>;
+    /// Takes the runner lock named `key` (`provisioner:NAME`, or `daemon`) without waiting;
+    /// `None` when another process holds it.
+    async fn try_lock_runner(&self, key: &str) -> Result<Option<RunnerLock>>;
 }

@@ -86,6 +86,7 @@ async fn main() {
         eligible_group: None,
         subject_sources: None,
         concurrency: 8,
+        incremental: Default::default(),
         load_duo_users: false,
     };
 

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use duoprov_duo::{BulkOp, DuoClient, DuoError, ErrorClass, GroupFields, NewUser, UserFields, MAX_BULK_OPS};
 use duoprov_model::SubjectKey;
 use duoprov_plan::{GroupRef, Op, Plan, UserDeleteMode, UserRef};
-use duoprov_registry::{GroupState, MembershipState, StateError, Store, UserState};
+use duoprov_registry::{GroupState, MembershipState, RetryTarget, StateError, Store, UserState};
 use futures::stream::{self, StreamExt};
 
 use crate::error::SyncError;
@@ -40,6 +40,8 @@ pub(crate) struct Applier<'a> {
     subject_of_user: HashMap<String, SubjectKey>,
     /// Users as Duo reported them when creating them.
     created_objects: Vec<duoprov_duo::User>,
+    /// Objects that failed, for the retry list.
+    failed_targets: Vec<(RetryTarget, String)>,
 }
 
 impl<'a> Applier<'a> {
@@ -55,6 +57,7 @@ impl<'a> Applier<'a> {
             created_users: HashMap::new(),
             subject_of_user: HashMap::new(),
             created_objects: Vec::new(),
+            failed_targets: Vec::new(),
         }
     }
 
@@ -63,12 +66,20 @@ impl<'a> Applier<'a> {
         std::mem::take(&mut self.created_objects)
     }
 
+    /// The objects that failed in this run, with their errors (for the retry list).
+    pub fn failed_targets(&mut self) -> Vec<(RetryTarget, String)> {
+        std::mem::take(&mut self.failed_targets)
+    }
+
     pub fn into_report(self) -> RunReport {
         self.progress.finish();
         self.report
     }
 
-    fn fail(&mut self, object: String, error: &str) {
+    fn fail(&mut self, target: Option<RetryTarget>, object: String, error: &str) {
+        if let Some(t) = target {
+            self.failed_targets.push((t, error.to_owned()));
+        }
         self.report.failures.push(Failure { object, code: "ERR".into(), message: error.to_owned() });
     }
 
@@ -165,7 +176,7 @@ impl<'a> Applier<'a> {
                 }
                 Err(e) => {
                     self.report.groups.failed += 1;
-                    self.fail(format!("group {name}"), &e.to_string());
+                    self.fail(Some(RetryTarget::Group { group_uuid: uuid.clone() }), format!("group {name}"), &e.to_string());
                     states.push(GroupState { group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
                 }
             }
@@ -231,7 +242,7 @@ impl<'a> Applier<'a> {
                             None => {
                                 self.report.users.failed += 1;
                                 let message = "Duo's bulk create did not return this user".to_owned();
-                                self.fail(format!("subject {key}"), &message);
+                                self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &message);
                                 states.push(UserState { subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
                             }
                         }
@@ -253,7 +264,7 @@ impl<'a> Applier<'a> {
                             }
                             Err(e) => {
                                 self.report.users.failed += 1;
-                                self.fail(format!("subject {key}"), &e.to_string());
+                                self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
                                 states.push(UserState { subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
                             }
                         }
@@ -265,7 +276,7 @@ impl<'a> Applier<'a> {
                     for (key, _) in chunk {
                         self.progress.advance(1);
                         self.report.users.failed += 1;
-                        self.fail(format!("subject {key}"), &e.to_string());
+                        self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
                         states.push(UserState { subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
                     }
                 }
@@ -317,7 +328,7 @@ impl<'a> Applier<'a> {
                 }
                 Err(e) => {
                     self.report.groups.failed += 1;
-                    self.fail(format!("group {id}"), &e.to_string());
+                    self.fail(Some(RetryTarget::Group { group_uuid: uuid.clone() }), format!("group {id}"), &e.to_string());
                     Some(state_error(&e))
                 }
             };
@@ -373,7 +384,7 @@ impl<'a> Applier<'a> {
                 }
                 Err(message) => {
                     self.report.users.failed += 1;
-                    self.fail(format!("subject {key}"), &message);
+                    self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &message);
                     Some(StateError { code: "ERR".into(), message })
                 }
             };
@@ -449,7 +460,7 @@ impl<'a> Applier<'a> {
         for (group_uuid, subject, label) in unresolved {
             self.report.memberships.failed += 1;
             let message = "its group or user could not be created in this run".to_owned();
-            self.fail(label, &message);
+            self.fail(Some(RetryTarget::Membership { group_uuid: group_uuid.clone(), subject: subject.clone() }), label, &message);
             states.push(MembershipState { group_uuid, subject, in_target: false, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
         }
         if !ops.is_empty() {
@@ -469,7 +480,8 @@ impl<'a> Applier<'a> {
                     }
                     Err(message) => {
                         self.report.memberships.failed += 1;
-                        self.fail(label, &message);
+                        let target = key.clone().map(|(group_uuid, subject)| RetryTarget::Membership { group_uuid, subject });
+                        self.fail(target, label, &message);
                         if let Some((group_uuid, subject)) = key {
                             states.push(MembershipState { group_uuid, subject, in_target: !add, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
                         }
@@ -512,7 +524,7 @@ impl<'a> Applier<'a> {
                 }
                 Err(e) => {
                     self.report.groups.failed += 1;
-                    self.fail(format!("group {name}"), &e.to_string());
+                    self.fail(Some(RetryTarget::Group { group_uuid: uuid.clone() }), format!("group {name}"), &e.to_string());
                     states.push(GroupState { group_uuid: uuid.clone(), duo_group_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
                 }
             }
@@ -555,7 +567,7 @@ impl<'a> Applier<'a> {
                 Err(e) => {
                     for (k, _, _) in chunk {
                         self.report.users.failed += 1;
-                        self.fail(format!("subject {k}"), &e.to_string());
+                        self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &e.to_string());
                     }
                 }
             }
@@ -572,7 +584,7 @@ impl<'a> Applier<'a> {
                     }
                     Err(message) => {
                         self.report.users.failed += 1;
-                        self.fail(format!("subject {k}"), &message);
+                        self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &message);
                     }
                 }
             }

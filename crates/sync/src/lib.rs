@@ -7,10 +7,15 @@
 //!            Duo users + groups ─┼─▶ plan ─▶ fingerprints
 //!            links (sync state) ─┘
 //! run():     safety check ─▶ apply phase by phase (creates, updates, memberships, deletes),
-//!            recording links and per-object results after each phase ─▶ run log
+//!            recording links and per-object results after each phase ─▶ run log,
+//!            checkpoint and retry list
 //! ```
+//!
+//! `prepare_incremental()` replaces `prepare()` for an incremental run: the change log after the
+//! checkpoint and the due retries name the objects, and only those are read and planned.
 
 mod apply;
+pub mod incremental;
 pub mod error;
 pub mod progress;
 mod read;
@@ -20,4 +25,5 @@ mod run;
 pub use error::SyncError;
 pub use progress::{NoProgress, Progress};
 pub use report::RunReport;
-pub use run::{prepare, run, Prepared, SavedPlan, SyncOptions, SyncSettings};
+pub use incremental::{prepare_incremental, Incremental, IncrementalSettings, ScopeSummary};
+pub use run::{now_ms, prepare, run, Prepared, RunKind, SavedPlan, SyncOptions, SyncSettings};

@@ -23,6 +23,8 @@ pub struct Failure {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunReport {
     pub provisioner: String,
+    /// `full` or `incremental`.
+    pub kind: String,
     pub run_id: i64,
     pub dry_run: bool,
     pub groups: Counts,
@@ -40,6 +42,14 @@ pub struct RunReport {
     pub timings_ms: Vec<(String, u64)>,
     /// What refreshing the Duo users table changed, when the provisioner asks for it.
     pub duo_users_loaded: Option<duoprov_registry::duo_users::ReplaceCounts>,
+    /// What an incremental run covered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<crate::incremental::ScopeSummary>,
+    /// Why an incremental sync gave way to this full sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalated: Option<String>,
+    /// Failed objects put on the retry list.
+    pub retries_scheduled: usize,
 }
 
 impl RunReport {
@@ -56,9 +66,10 @@ impl RunReport {
     pub fn summary(&self) -> String {
         let total_ms: u64 = self.timings_ms.iter().map(|(_, ms)| ms).sum();
         format!(
-            "{}{}: groups {} created, {} updated, {} deleted, {} failed; users {} created, {} updated, {} deleted, {} failed; \
+            "{} {}{}: groups {} created, {} updated, {} deleted, {} failed; users {} created, {} updated, {} deleted, {} failed; \
              memberships {} added, {} removed, {} failed; {} adopted; {} held by errors; Duo calls {} reads + {} writes; {:.1} s",
             self.provisioner,
+            if self.kind.is_empty() { "full" } else { &self.kind },
             if self.dry_run { " (dry run)" } else { "" },
             self.groups.created,
             self.groups.updated,

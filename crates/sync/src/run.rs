@@ -1,6 +1,7 @@
-//! A full sync run: `prepare` reads both sides and plans (that is all `duoprov plan` needs);
-//! `run` checks a prepared plan against the safety rules and, unless it is a dry run, applies it
-//! and records the outcome in the run log.
+//! A sync run: `prepare` reads both sides whole and plans (that is all `duoprov plan` needs;
+//! `prepare_incremental` in [`crate::incremental`] does the same for a scope); `run` checks a
+//! prepared plan against the safety rules and, unless it is a dry run, applies it, records the
+//! outcome in the run log, and settles the checkpoint and the retry list.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use duoprov_model::{GroupName, SubjectKey};
 use duoprov_plan::fingerprint::fingerprint;
 use duoprov_plan::safety::{self, Approval};
 use duoprov_plan::{build_plan, DesiredState, Mapping, Plan, Policy};
-use duoprov_registry::Store;
+use duoprov_model::ProvisionerSelection;
+use duoprov_registry::{Settlement, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::Applier;
@@ -34,6 +36,25 @@ pub struct SyncSettings {
     pub concurrency: usize,
     /// Refresh the Duo users table at the end of a full sync, from the users already read.
     pub load_duo_users: bool,
+    /// Escalation thresholds and the retry schedule.
+    pub incremental: crate::incremental::IncrementalSettings,
+}
+
+/// Which kind of run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunKind {
+    Full,
+    Incremental,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Full => "full",
+            RunKind::Incremental => "incremental",
+        }
+    }
 }
 
 /// How to run.
@@ -57,6 +78,11 @@ pub struct SavedPlan {
 
 /// Both sides read and planned.
 pub struct Prepared {
+    pub kind: RunKind,
+    /// The change-log position the registry was read at: the checkpoint once the run finishes.
+    pub change_seq: i64,
+    /// What an incremental run covers.
+    pub scope: Option<crate::incremental::ScopeSummary>,
     pub plan: Plan,
     pub desired: DesiredState,
     /// Groups the registry selects, held ones included (for the empty-registry rule).
@@ -82,13 +108,19 @@ impl Prepared {
     }
 }
 
-/// Reads the registry selection, Duo and the links, and plans.
-pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings) -> Result<Prepared, SyncError> {
-    let start = Instant::now();
-    let name = settings.provisioner.as_str();
-    let (selection, duo_read) = tokio::join!(store.provisioner_selection(name), read_all(duo));
-    let mut selection = selection?;
-    let duo_read = duo_read?;
+/// The registry side of a sync: the provisioner's selection (members of other subject sources
+/// dropped) and, with an eligibility group, its effective members.
+pub(crate) struct RegistryRead {
+    pub selection: ProvisionerSelection,
+    pub eligible: Option<HashSet<SubjectKey>>,
+}
+
+pub(crate) async fn read_registry(store: &dyn Store, settings: &SyncSettings) -> Result<RegistryRead, SyncError> {
+    let selection = store.provisioner_selection(&settings.provisioner).await?;
+    filter_registry(store, settings, selection).await
+}
+
+async fn filter_registry(store: &dyn Store, settings: &SyncSettings, mut selection: ProvisionerSelection) -> Result<RegistryRead, SyncError> {
     if let Some(sources) = &settings.subject_sources {
         let allowed: HashSet<&str> = sources.iter().map(String::as_str).collect();
         // Members of other sources are dropped from every group; indexes stay valid because the
@@ -102,6 +134,19 @@ pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings
         Some(group) => Some(store.effective_members(group).await?.into_iter().map(|m| m.subject.key()).collect()),
         None => None,
     };
+    Ok(RegistryRead { selection, eligible })
+}
+
+/// Reads the registry selection, Duo and the links, and plans.
+pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings) -> Result<Prepared, SyncError> {
+    let start = Instant::now();
+    let name = settings.provisioner.as_str();
+    // Read before the selection: a change committed in between is then replayed by the next
+    // incremental sync (harmless) rather than skipped.
+    let change_seq = store.last_change_seq().await?;
+    let (selection, duo_read) = tokio::join!(store.provisioner_selection(name), read_all(duo));
+    let RegistryRead { selection, eligible } = filter_registry(store, settings, selection?).await?;
+    let duo_read = duo_read?;
     let links = store.links(name).await?;
     let read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();
@@ -115,6 +160,9 @@ pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings
     let duo_fingerprint = fingerprint(&(&duo_read.snapshot, &links));
     let plan_ms = start.elapsed().as_millis() as u64;
     Ok(Prepared {
+        kind: RunKind::Full,
+        change_seq,
+        scope: None,
         selected_groups: selection.groups.len(),
         plan,
         desired,
@@ -125,6 +173,11 @@ pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings
         read_ms,
         plan_ms,
     })
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The users list after `plan` was applied to `before` (one index, so large plans stay linear).
@@ -175,9 +228,11 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<RunReport, SyncError> {
     let name = settings.provisioner.as_str();
-    let run_id = store.begin_run(name, "full", options.dry_run).await?;
+    let run_id = store.begin_run(name, prepared.kind.as_str(), options.dry_run).await?;
     let mut report = RunReport {
         provisioner: name.to_owned(),
+        kind: prepared.kind.as_str().to_owned(),
+        scope: prepared.scope.clone(),
         run_id,
         dry_run: options.dry_run,
         read_calls: prepared.read_calls,
@@ -228,8 +283,22 @@ pub async fn run(
     let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report);
     applier.apply(&plan).await?;
     let created = applier.created_user_objects();
+    let failed = applier.failed_targets();
     let mut report = applier.into_report();
-    if settings.load_duo_users {
+    // The run finished: the checkpoint moves past what it covered, and what failed is scheduled.
+    let attempted = prepared.scope.as_ref().map(|s| s.attempted.clone()).unwrap_or_default();
+    let settlement = Settlement {
+        kind: prepared.kind.as_str(),
+        checkpoint: Some(prepared.change_seq),
+        clear_all: prepared.kind == RunKind::Full,
+        attempted: &attempted,
+        failed: &failed,
+        now_ms: now_ms(),
+        backoff: settings.incremental.backoff,
+    };
+    store.settle(name, &settlement).await?;
+    report.retries_scheduled = failed.len();
+    if settings.load_duo_users && prepared.kind == RunKind::Full {
         // Duo as it stands after this run: the users read before it, with this run's creates,
         // field updates and deletions applied — no second read of Duo.
         let users = users_after(prepared.duo_users, created, &plan);

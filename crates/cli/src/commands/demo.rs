@@ -52,8 +52,11 @@ pub async fn run(json: bool) -> Result<u8> {
         policy: Policy::default(),
         mapping: Arc::new(Mapping::compile(&MappingConfig::default(), "provisioner.duoTest.templates")?),
         concurrency: 4,
+        incremental: Default::default(),
+        schedule: Default::default(),
     };
     let settings = Settings {
+        daemon: Default::default(),
         registry_url: format!("sqlite://{}", dir.path().join("demo.db").display()),
         registry_password: None,
         duo: BTreeMap::from([(

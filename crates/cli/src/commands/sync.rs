@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use duoprov_plan::safety::Approval;
-use duoprov_sync::{Progress, SavedPlan, SyncError, SyncOptions, SyncSettings};
+use duoprov_sync::{Incremental, Progress, SavedPlan, SyncError, SyncOptions, SyncSettings};
 use serde_json::json;
 
 use super::Context;
@@ -24,6 +24,7 @@ pub fn settings_of(p: &Provisioner) -> SyncSettings {
         subject_sources: p.subject_sources.clone(),
         concurrency: p.concurrency,
         load_duo_users: p.load_duo_users,
+        incremental: p.incremental,
     }
 }
 
@@ -93,12 +94,17 @@ pub struct SyncArgs {
 }
 
 pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
-    if args.incremental {
-        bail!("incremental sync is not available in this version; run a full sync (the default)");
+    if args.incremental && args.plan.is_some() {
+        bail!("--plan applies a saved full plan; it cannot be combined with --incremental");
     }
     let (p, duo) = client_for(ctx, &args.provisioner).await?;
     let store = ctx.store().await?;
     let settings = settings_of(&p);
+    // One runner per provisioner, across processes (a daemon included).
+    let _lock = match store.try_lock_runner(&format!("provisioner:{}", args.provisioner)).await? {
+        Some(lock) => lock,
+        None => bail!("provisioner {} is being synced by another duoprov process (a daemon or another sync); try again when it has finished", args.provisioner),
+    };
     let saved: Option<SavedPlan> = match &args.plan {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -107,7 +113,27 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         None => None,
     };
     let options = SyncOptions { dry_run: args.dry_run, approval: Approval { allow_deletes: args.allow_deletes }, saved };
-    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await?;
+    let mut escalated = None;
+    let prepared = if args.incremental {
+        match duoprov_sync::prepare_incremental(&*store, &duo, &settings, duoprov_sync::now_ms()).await? {
+            Incremental::Planned(p) => *p,
+            Incremental::Idle { checkpoint } => {
+                if ctx.json {
+                    output::json(&json!({"provisioner": args.provisioner, "kind": "incremental", "idle": true, "checkpoint": checkpoint}))?;
+                } else {
+                    println!("{}: nothing to do (checkpoint at change {checkpoint}, no retry due)", args.provisioner);
+                }
+                return Ok(exit::OK);
+            }
+            Incremental::Escalate { reason } => {
+                tracing::info!(provisioner = %args.provisioner, %reason, "Incremental sync escalates to a full sync.");
+                escalated = Some(reason);
+                duoprov_sync::prepare(&*store, &duo, &settings).await?
+            }
+        }
+    } else {
+        duoprov_sync::prepare(&*store, &duo, &settings).await?
+    };
     let bar = Bar::new(std::io::stderr().is_terminal() && !args.log_json && !ctx.json);
     let report = match duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &bar).await {
         Ok(r) => r,
@@ -117,9 +143,14 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
+    let mut report = report;
+    report.escalated = escalated;
     if ctx.json {
         output::json(&report)?;
     } else {
+        if let Some(reason) = &report.escalated {
+            println!("escalated to a full sync: {reason}");
+        }
         println!("{}", report.summary());
         for f in &report.failures {
             println!("  ! {} [{}]: {}", f.object, f.code, f.message);

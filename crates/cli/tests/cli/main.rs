@@ -3,6 +3,8 @@
 
 mod config;
 mod duo_users;
+mod faults;
+mod incremental;
 mod registry;
 mod sync;
 

@@ -1,0 +1,384 @@
+//! Incremental sync: the change-log entries after the provisioner's checkpoint (and the failed
+//! objects whose retry is due) name the groups and subjects that may have changed; only those are
+//! read from Duo and planned, with the same planner as a full sync over a *scoped* view of both
+//! sides, so the plan is exactly the part of a full sync's plan that concerns them.
+//!
+//! Scope rules:
+//! - a subject named by an entry is reconciled as a whole (fields, and its membership of every
+//!   affected group), read from Duo by user id (linked) or username (not yet linked);
+//! - a group named by an entry is reconciled in its attributes and selection; its membership is
+//!   reconciled for the scoped subjects only, unless the group is *whole*: newly selected (no Duo
+//!   group yet), changed structurally (a nested group added or removed, a marker or an import), or
+//!   with more membership changes than `whole_group_above` — then its members are read from Duo
+//!   (v2 members) and every member on either side joins the scope;
+//! - more entries than `full_sync_above_changes`, or a scope larger than
+//!   `full_sync_above_objects`, escalates to a full sync.
+//!
+//! The checkpoint only moves when the run has finished (see [`crate::run`]); a run cut short is
+//! replayed, which is harmless because planning always diffs against Duo as it is.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+
+use duoprov_duo::{DuoClient, User};
+use duoprov_model::{ChangeKind, DuoSnapshot, Links, SubjectKey};
+use duoprov_plan::desired::{DesiredGroup, DesiredState};
+use duoprov_plan::error::ErrorObject;
+use duoprov_plan::build_plan;
+use duoprov_registry::{Backoff, RetryTarget, Store};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::error::SyncError;
+use crate::read::{snapshot_group, snapshot_user};
+use crate::run::{read_registry, Prepared, RunKind, SyncSettings};
+
+/// When an incremental sync reconciles a whole group, or gives way to a full sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncrementalSettings {
+    /// More change-log entries than this waiting: a full sync instead.
+    pub full_sync_above_changes: usize,
+    /// More affected groups and users than this: a full sync instead.
+    pub full_sync_above_objects: usize,
+    /// More membership changes than this in one group in one run: the whole group is reconciled.
+    pub whole_group_above: usize,
+    /// The retry schedule of failed objects.
+    pub backoff: Backoff,
+}
+
+impl Default for IncrementalSettings {
+    fn default() -> Self {
+        IncrementalSettings { full_sync_above_changes: 5_000, full_sync_above_objects: 5_000, whole_group_above: 100, backoff: Backoff::default() }
+    }
+}
+
+/// What the change log and the retry list ask for.
+pub enum Incremental {
+    /// No new changes and no retry due.
+    Idle { checkpoint: i64 },
+    /// A full sync is needed instead (the reason is for the log and the run report).
+    Escalate { reason: String },
+    /// Read and planned; run it with [`crate::run`].
+    Planned(Box<Prepared>),
+}
+
+/// What an incremental run covered, for its report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScopeSummary {
+    pub from_seq: i64,
+    pub to_seq: i64,
+    pub changes: usize,
+    pub groups: usize,
+    pub whole_groups: usize,
+    pub users: usize,
+    pub retries_due: usize,
+    /// Retry rows this run covers (cleared unless they fail again).
+    #[serde(skip)]
+    pub attempted: Vec<RetryTarget>,
+}
+
+/// Groups and subjects named by the entries and due retries.
+#[derive(Debug, Default)]
+struct Named {
+    groups: BTreeSet<String>,
+    whole: BTreeSet<String>,
+    subjects: BTreeSet<SubjectKey>,
+}
+
+fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[RetryTarget], whole_group_above: usize) -> Named {
+    let mut named = Named::default();
+    let mut subject_changes: HashMap<&str, usize> = HashMap::new();
+    for e in entries {
+        let for_us = e.provisioners.is_empty() || e.provisioners.iter().any(|p| p == provisioner);
+        match e.kind {
+            ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned if !for_us => {}
+            ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned | ChangeKind::GroupRemoved | ChangeKind::FolderRemoved | ChangeKind::Import => {
+                named.whole.extend(e.groups.iter().cloned());
+                named.subjects.extend(e.subjects.iter().cloned());
+            }
+            // A nested group added or removed: every effective member of the groups above may change.
+            ChangeKind::MemberAdded | ChangeKind::MemberRemoved if e.subjects.is_empty() => named.whole.extend(e.groups.iter().cloned()),
+            ChangeKind::MemberAdded | ChangeKind::MemberRemoved => {
+                for g in &e.groups {
+                    *subject_changes.entry(g.as_str()).or_default() += e.subjects.len();
+                }
+                named.groups.extend(e.groups.iter().cloned());
+                named.subjects.extend(e.subjects.iter().cloned());
+            }
+            ChangeKind::SubjectAdded | ChangeKind::SubjectUpdated | ChangeKind::SubjectRemoved => {
+                named.groups.extend(e.groups.iter().cloned());
+                named.subjects.extend(e.subjects.iter().cloned());
+            }
+            ChangeKind::GroupAdded | ChangeKind::GroupUpdated | ChangeKind::FolderAdded | ChangeKind::FolderUpdated => {
+                named.groups.extend(e.groups.iter().cloned());
+            }
+        }
+    }
+    for (g, n) in subject_changes {
+        if n > whole_group_above {
+            named.whole.insert(g.to_owned());
+        }
+    }
+    for t in due {
+        match t {
+            RetryTarget::Group { group_uuid } => {
+                named.groups.insert(group_uuid.clone());
+            }
+            RetryTarget::User { subject } => {
+                named.subjects.insert(subject.clone());
+            }
+            RetryTarget::Membership { group_uuid, subject } => {
+                named.groups.insert(group_uuid.clone());
+                named.subjects.insert(subject.clone());
+            }
+        }
+    }
+    let whole = named.whole.clone();
+    named.groups.extend(whole);
+    named
+}
+
+/// The desired state restricted to `groups` (members restricted to `users`) and `users`.
+fn restrict_desired(desired: &DesiredState, groups: &HashSet<&str>, users: &HashSet<&SubjectKey>) -> DesiredState {
+    let mut new_index: Vec<Option<u32>> = vec![None; desired.users.len()];
+    let mut out = DesiredState { held_groups: desired.held_groups.clone(), held_users: desired.held_users.clone(), ..Default::default() };
+    for (i, u) in desired.users.iter().enumerate() {
+        if users.contains(&u.key) {
+            new_index[i] = Some(out.users.len() as u32);
+            out.users.push(u.clone());
+        }
+    }
+    for g in desired.groups.iter().filter(|g| groups.contains(g.uuid.as_str())) {
+        let members: Vec<u32> = g.members.iter().filter_map(|m| new_index[*m as usize]).collect();
+        out.groups.push(DesiredGroup {
+            uuid: g.uuid.clone(),
+            registry_name: g.registry_name.clone(),
+            fields: g.fields.clone(),
+            members,
+            held_members: g.held_members.iter().filter(|k| users.contains(k)).cloned().collect(),
+        });
+    }
+    out.errors = desired
+        .errors
+        .iter()
+        .filter(|e| match &e.object {
+            ErrorObject::Group { uuid, .. } => groups.contains(uuid.as_str()),
+            ErrorObject::User { source, id } => users.contains(&SubjectKey::new(source, id)),
+            ErrorObject::Membership { group_uuid, source, id } => groups.contains(group_uuid.as_str()) && users.contains(&SubjectKey::new(source, id)),
+        })
+        .cloned()
+        .collect();
+    out
+}
+
+/// Reads the change log and the retry list and, when there is work, reads the scoped objects
+/// from Duo and plans. `now_ms` decides which retries are due.
+pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings, now_ms: i64) -> Result<Incremental, SyncError> {
+    let start = Instant::now();
+    let name = settings.provisioner.as_str();
+    let inc = &settings.incremental;
+    let Some(checkpoint) = store.checkpoint(name).await? else {
+        return Ok(Incremental::Escalate { reason: "no checkpoint yet: a provisioner's first sync is a full sync".into() });
+    };
+    let limit = u32::try_from(inc.full_sync_above_changes.saturating_add(1)).unwrap_or(u32::MAX);
+    let entries = store.changes_after(checkpoint.last_seq, limit).await?;
+    if entries.len() > inc.full_sync_above_changes {
+        return Ok(Incremental::Escalate {
+            reason: format!("more than {} change-log entries are waiting (full_sync_above_changes)", inc.full_sync_above_changes),
+        });
+    }
+    let to_seq = entries.last().map(|e| e.seq).unwrap_or(checkpoint.last_seq);
+    let retries = store.retries(name, None).await?;
+    let due: Vec<RetryTarget> = retries.iter().filter(|r| r.next_at_ms <= now_ms).map(|r| r.target.clone()).collect();
+    if entries.is_empty() && due.is_empty() {
+        return Ok(Incremental::Idle { checkpoint: checkpoint.last_seq });
+    }
+    let named = name_scope(name, &entries, &due, inc.whole_group_above);
+
+    // The registry side is read whole (one query) so usernames clashing anywhere are held exactly
+    // as a full sync holds them; only the plan is scoped.
+    let registry = read_registry(store, settings).await?;
+    let desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
+    let links = store.links(name).await?;
+
+    let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
+    let group_link: HashMap<&str, &duoprov_model::GroupLink> = links.groups.iter().map(|l| (l.group_uuid.as_str(), l)).collect();
+    let user_link: HashMap<&SubjectKey, &duoprov_model::UserLink> = links.users.iter().map(|l| (&l.subject, l)).collect();
+    let subject_of_user: HashMap<&str, &SubjectKey> =
+        links.users.iter().filter_map(|l| l.duo_user_id.as_deref().map(|id| (id, &l.subject))).collect();
+
+    // Groups that concern this provisioner: selected, held, or linked.
+    let groups: BTreeSet<&str> = named
+        .groups
+        .iter()
+        .map(String::as_str)
+        .filter(|g| desired_group.contains_key(g) || desired.held_groups.contains(*g) || group_link.contains_key(g))
+        .collect();
+    let linked_id = |g: &str| group_link.get(g).and_then(|l| l.duo_group_id.clone());
+    let mut whole: BTreeSet<&str> = groups
+        .iter()
+        .copied()
+        .filter(|g| desired_group.contains_key(g) && (named.whole.contains(*g) || linked_id(g).is_none()))
+        .collect();
+    let estimate = groups.len() + named.subjects.len() + whole.iter().map(|g| desired_group[g].members.len()).sum::<usize>();
+    if estimate > inc.full_sync_above_objects {
+        return Ok(Incremental::Escalate {
+            reason: format!("about {estimate} groups and users are affected, more than {} (full_sync_above_objects)", inc.full_sync_above_objects),
+        });
+    }
+
+    // Duo, step 1: the groups (by id, or all of them when one must be matched by name) and the
+    // members of whole groups.
+    let mut calls = 0usize;
+    let ids: Vec<String> = groups.iter().filter_map(|g| linked_id(g)).collect();
+    let needs_names = groups.iter().any(|g| desired_group.contains_key(g) && linked_id(g).is_none());
+    let mut duo_groups = if needs_names {
+        let all = duo.list_groups().await.map_err(SyncError::DuoRead)?;
+        calls += all.len() / 100 + 1;
+        all
+    } else if ids.is_empty() {
+        Vec::new()
+    } else {
+        calls += ids.len().div_ceil(100);
+        duo.get_groups_by_ids(&ids).await.map_err(SyncError::DuoRead)?
+    };
+    let present: HashSet<String> = duo_groups.iter().map(|g| g.group_id.clone()).collect();
+    let missing: Vec<&str> = groups.iter().copied().filter(|g| linked_id(g).is_some_and(|id| !present.contains(&id))).collect();
+    if !missing.is_empty() && !needs_names {
+        // A linked group gone from Duo: a full list lets the planner match or re-create it.
+        duo_groups = duo.list_groups().await.map_err(SyncError::DuoRead)?;
+        calls += duo_groups.len() / 100 + 1;
+    }
+    for g in missing {
+        if desired_group.contains_key(g) {
+            whole.insert(g);
+        }
+    }
+    let member_reads: Vec<String> = whole.iter().filter_map(|g| linked_id(g)).filter(|id| present.contains(id)).collect();
+    calls += member_reads.len();
+    let member_lists: Vec<Vec<duoprov_duo::GroupMember>> = stream::iter(member_reads)
+        .map(|id| async move { duo.list_group_members(&id).await })
+        .buffer_unordered(settings.concurrency.max(1))
+        .try_collect()
+        .await
+        .map_err(SyncError::DuoRead)?;
+
+    // The scoped subjects: those named, every desired member of a whole group, and the subjects
+    // linked to a Duo member of one.
+    let mut users: BTreeSet<SubjectKey> = named.subjects.clone();
+    for g in &whole {
+        for m in &desired_group[g].members {
+            users.insert(desired.users[*m as usize].key.clone());
+        }
+    }
+    let mut extra_ids: BTreeSet<String> = BTreeSet::new();
+    for m in member_lists.iter().flatten() {
+        match subject_of_user.get(m.user_id.as_str()) {
+            Some(s) => {
+                users.insert((*s).clone());
+            }
+            None => {
+                extra_ids.insert(m.user_id.clone());
+            }
+        }
+    }
+    if groups.len() + users.len() > inc.full_sync_above_objects {
+        return Ok(Incremental::Escalate {
+            reason: format!("{} groups and users are affected, more than {} (full_sync_above_objects)", groups.len() + users.len(), inc.full_sync_above_objects),
+        });
+    }
+
+    // Duo, step 2: the users, by id where linked, then by username for the rest.
+    let desired_user: HashMap<&SubjectKey, &duoprov_plan::desired::DesiredUser> = desired.users.iter().map(|u| (&u.key, u)).collect();
+    let mut by_id: Vec<String> = users.iter().filter_map(|s| user_link.get(s).and_then(|l| l.duo_user_id.clone())).collect();
+    by_id.extend(extra_ids);
+    by_id.sort();
+    by_id.dedup();
+    let mut duo_users: Vec<User> = Vec::new();
+    if !by_id.is_empty() {
+        calls += by_id.len().div_ceil(100);
+        duo_users = duo.get_users_by_ids(&by_id).await.map_err(SyncError::DuoRead)?;
+    }
+    let found: HashSet<&str> = duo_users.iter().map(|u| u.user_id.as_str()).collect();
+    let mut by_name: Vec<String> = Vec::new();
+    for s in &users {
+        let linked_present = user_link.get(s).and_then(|l| l.duo_user_id.as_deref()).is_some_and(|id| found.contains(id));
+        if linked_present {
+            continue;
+        }
+        if let Some(u) = desired_user.get(s) {
+            by_name.push(u.fields.username.clone());
+            let lower = u.fields.username.to_lowercase();
+            if lower != u.fields.username {
+                by_name.push(lower);
+            }
+        }
+    }
+    by_name.sort();
+    by_name.dedup();
+    if !by_name.is_empty() {
+        calls += by_name.len().div_ceil(100);
+        let more = duo.get_users_by_usernames(&by_name).await.map_err(SyncError::DuoRead)?;
+        let known: HashSet<String> = duo_users.iter().map(|u| u.user_id.clone()).collect();
+        duo_users.extend(more.into_iter().filter(|u| !known.contains(&u.user_id)));
+    }
+
+    // The scoped view. Duo objects linked to registry objects outside the scope are left out, so
+    // the planner cannot take them for unmatched ones.
+    let group_set: HashSet<&str> = groups.iter().copied().collect();
+    let user_set: HashSet<&SubjectKey> = users.iter().collect();
+    let foreign_groups: HashSet<&str> =
+        links.groups.iter().filter(|l| !group_set.contains(l.group_uuid.as_str())).filter_map(|l| l.duo_group_id.as_deref()).collect();
+    let foreign_users: HashSet<&str> =
+        links.users.iter().filter(|l| !user_set.contains(&l.subject)).filter_map(|l| l.duo_user_id.as_deref()).collect();
+    let mut snapshot = DuoSnapshot {
+        groups: duo_groups.iter().filter(|g| !foreign_groups.contains(g.group_id.as_str())).map(snapshot_group).collect(),
+        users: duo_users.iter().filter(|u| !foreign_users.contains(u.user_id.as_str())).map(snapshot_user).collect(),
+    };
+    snapshot.users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    snapshot.groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    let scoped_links = Links {
+        groups: links.groups.iter().filter(|l| group_set.contains(l.group_uuid.as_str())).cloned().collect(),
+        users: links.users.iter().filter(|l| user_set.contains(&l.subject)).cloned().collect(),
+    };
+    let read_ms = start.elapsed().as_millis() as u64;
+    let start = Instant::now();
+    let scoped = restrict_desired(&desired, &group_set, &user_set);
+    let mut plan = build_plan(name, &scoped, &snapshot, &scoped_links, &settings.policy);
+    // The safety rules weigh deletions against everything duoprov manages, not the scope.
+    plan.managed_groups = links.groups.iter().filter(|l| l.in_target && l.duo_group_id.is_some()).count();
+    plan.managed_users = links.users.iter().filter(|l| l.in_target && l.duo_user_id.is_some()).count();
+    let attempted: Vec<RetryTarget> = retries
+        .iter()
+        .map(|r| r.target.clone())
+        .filter(|t| match t {
+            RetryTarget::Group { group_uuid } => group_set.contains(group_uuid.as_str()),
+            RetryTarget::User { subject } => user_set.contains(subject),
+            RetryTarget::Membership { group_uuid, subject } => group_set.contains(group_uuid.as_str()) && user_set.contains(subject),
+        })
+        .collect();
+    let scope = ScopeSummary {
+        from_seq: checkpoint.last_seq,
+        to_seq,
+        changes: entries.len(),
+        groups: groups.len(),
+        whole_groups: whole.len(),
+        users: users.len(),
+        retries_due: due.len(),
+        attempted,
+    };
+    let plan_ms = start.elapsed().as_millis() as u64;
+    Ok(Incremental::Planned(Box::new(Prepared {
+        kind: RunKind::Incremental,
+        change_seq: to_seq,
+        scope: Some(scope),
+        selected_groups: registry.selection.groups.len(),
+        plan,
+        desired: scoped,
+        registry_fingerprint: String::new(),
+        duo_fingerprint: String::new(),
+        duo_users: Vec::new(),
+        read_calls: calls,
+        read_ms,
+        plan_ms,
+    })))
+}
