@@ -306,7 +306,7 @@ pub const DEFAULT_REGISTRY_URL: &str = "sqlite://duoprov.db";
 
 /// Parses and validates a configuration text; `base` is the folder relative paths start from.
 pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {}", e.to_string().trim_end()))?;
+    let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(origin, text, e))?;
     let registry = raw.registry.unwrap_or_default();
     let url = registry.url.unwrap_or_else(|| DEFAULT_REGISTRY_URL.to_owned());
     duoprov_registry::url::backend_of(&url).map_err(|e| anyhow::anyhow!("{origin}: registry.url: {e}"))?;
@@ -518,6 +518,22 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
     Ok(Settings { registry_url: resolve_sqlite_path(&url, base), registry_password, duo, provisioners, daemon })
 }
 
+/// A TOML error as `FILE: line L, column C: MESSAGE (in `KEY`)`, without the source line that
+/// toml's own message quotes: that line may hold a secret (an inline `secret_key` with a syntax
+/// error, a password in `registry.url` followed by junk), and secrets never reach an error.
+fn toml_error(origin: &str, text: &str, mut e: toml::de::Error) -> anyhow::Error {
+    let at = e.span().and_then(|span| text.get(..span.start)).map(|before| {
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("line {line}, column {column}: ")
+    });
+    // Without its input, the error shows only its message and the key path it knows.
+    e.set_input(None);
+    let message = e.to_string().trim_end().replace("\nin `", " (in `").replace('\n', "; ");
+    let message = if message.contains(" (in `") { format!("{message})") } else { message };
+    anyhow::anyhow!("{origin}: {}{message}", at.unwrap_or_default())
+}
+
 /// `sqlite://relative.db` is relative to the configuration's folder, not to the working folder.
 fn resolve_sqlite_path(url: &str, base: &Path) -> String {
     match url.strip_prefix("sqlite://") {
@@ -628,7 +644,7 @@ mod tests {
     fn templates_and_policies_are_validated_with_their_keys() {
         let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n[provisioner.p]\nduo = \"prod\"\n";
         let e = parse_str(&format!("{base}[provisioner.p.templates]\nusername = \"{{{{ subject.login_id \"\n")).unwrap_err().to_string();
-        assert!(e.contains("provisioner.p.templates.user.username"), "{e}");
+        assert!(e.contains("provisioner.p.templates.username:"), "{e}");
         let e = parse_str(&format!("{base}delete_users = \"always\"\n")).unwrap_err().to_string();
         assert!(e.contains("provisioner.p.delete_users"), "{e}");
         let e = parse_str(&format!("{base}[provisioner.p.thresholds]\nmax_group_delete = 3\n")).unwrap_err().to_string();

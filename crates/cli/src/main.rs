@@ -5,6 +5,8 @@
 mod args;
 mod commands;
 mod config;
+#[cfg(test)]
+mod config_props;
 mod output;
 
 use std::process::ExitCode;

@@ -180,7 +180,8 @@ impl<'a> GroupView<'a> {
 }
 
 impl Mapping {
-    /// Compiles the templates; `key_prefix` (e.g. `provisioner.duoTest`) names them in errors.
+    /// Compiles the templates; `key_prefix` (e.g. `provisioner.duoTest.templates`) and the
+    /// template's configuration key (`username`, `group_name`, …) name them in errors.
     pub fn compile(config: &MappingConfig, key_prefix: &str) -> Result<Mapping, MappingError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -193,13 +194,13 @@ impl Mapping {
             env.add_template_owned(full_key.clone(), source).map_err(|e| MappingError { key: full_key.clone(), message: e.to_string() })?;
             Ok(Compiled::Engine(full_key))
         };
-        let group_name = compile("group.name", "group", &config.group_name, "{{ group.extension }}")?;
-        let group_desc = compile("group.desc", "group", &config.group_desc, "{{ group.description }}")?;
-        let username = compile("user.username", "subject", &config.username, "{{ subject.login_id }}")?;
-        let realname = compile("user.realname", "subject", &config.realname, "{{ subject.name }}")?;
-        let email = compile("user.email", "subject", &config.email, "{{ subject.email }}")?;
-        let firstname = compile("user.firstname", "subject", &config.firstname, "{{ subject.first_name }}")?;
-        let lastname = compile("user.lastname", "subject", &config.lastname, "{{ subject.last_name }}")?;
+        let group_name = compile("group_name", "group", &config.group_name, "{{ group.extension }}")?;
+        let group_desc = compile("group_desc", "group", &config.group_desc, "{{ group.description }}")?;
+        let username = compile("username", "subject", &config.username, "{{ subject.login_id }}")?;
+        let realname = compile("realname", "subject", &config.realname, "{{ subject.name }}")?;
+        let email = compile("email", "subject", &config.email, "{{ subject.email }}")?;
+        let firstname = compile("firstname", "subject", &config.firstname, "{{ subject.first_name }}")?;
+        let lastname = compile("lastname", "subject", &config.lastname, "{{ subject.last_name }}")?;
         let mapping = Mapping { env, group_name, group_desc, username, realname, email, firstname, lastname };
         // Render every engine template once against an empty object so a reference to an
         // attribute that does not exist is caught now, as a configuration error.
@@ -328,9 +329,9 @@ mod tests {
         assert_eq!(m.user_fields(&s).unwrap().username, "mchyzer@example.edu");
         let bad = MappingConfig { realname: Some("{{ subject.name ".into()), ..Default::default() };
         let e = Mapping::compile(&bad, "provisioner.p").unwrap_err();
-        assert_eq!(e.key, "provisioner.p.user.realname");
+        assert_eq!(e.key, "provisioner.p.realname");
         let unknown = MappingConfig { email: Some("{{ subject.mail }}x".into()), ..Default::default() };
         let e = Mapping::compile(&unknown, "provisioner.p").unwrap_err();
-        assert_eq!(e.key, "provisioner.p.user.email", "{e}");
+        assert_eq!(e.key, "provisioner.p.email", "{e}");
     }
 }
