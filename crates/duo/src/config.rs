@@ -48,7 +48,9 @@ impl FromStr for TrafficLogMode {
 }
 
 /// Retry schedule. The defaults are the official clients' 429 schedule: wait 1 s, doubling,
-/// while the wait is at most 32 s, plus uniform jitter below 1 s (7 attempts in all).
+/// while the wait is at most 32 s, plus uniform jitter below 1 s (7 attempts in all). 5xx and
+/// transport errors follow the same schedule (6 retries), so a minute of trouble at Duo fails no
+/// call in a long sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryConfig {
     /// First wait.
@@ -57,7 +59,8 @@ pub struct RetryConfig {
     pub max_backoff: Duration,
     /// Upper bound (exclusive) of the random jitter added to each wait; zero disables jitter.
     pub max_jitter: Duration,
-    /// Retries after a 5xx or transport error, for calls that are safe to repeat.
+    /// Retries after a 5xx or transport error, for calls that are safe to repeat; also how many
+    /// times a create with an unknown outcome is sent again after reading back showed it absent.
     pub max_server_retries: u32,
 }
 
@@ -67,7 +70,7 @@ impl Default for RetryConfig {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(32),
             max_jitter: Duration::from_secs(1),
-            max_server_retries: 3,
+            max_server_retries: 6,
         }
     }
 }

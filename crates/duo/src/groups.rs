@@ -4,11 +4,11 @@
 use duoprov_duo_wire::types::{Group, GroupMember, IdKind, check_id};
 
 use crate::client::{CallSpec, DuoClient, Params};
-use crate::error::{DuoError, ErrorKind, Result};
+use crate::error::{DuoError, ErrorClass, ErrorKind, Result};
 use crate::pace::CallClass;
 use crate::paging::{GROUP_USERS_PAGE, GROUPS_PAGE};
 use crate::retry::Safety;
-use crate::users::{arg_id, check_group, outcome_unknown, parse_one};
+use crate::users::{CreateRounds, arg_id, check_group, outcome_unknown, parse_one};
 
 /// Fields of a group to set; `None` is not sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,31 +92,44 @@ impl DuoClient {
         self.list_all(&path, &[], GROUP_USERS_PAGE, &check_member).await
     }
 
-    /// Creates a group (`POST /admin/v1/groups`). If the outcome is unknown, the groups are read
-    /// back and exactly one group with this exact name is taken as the result; otherwise the
-    /// error is [`ErrorKind::Unresolved`] (group names need not be unique, so the create is never
-    /// repeated blindly; the next sync re-plans).
+    /// Creates a group (`POST /admin/v1/groups`). If the outcome is unknown (timeout, broken
+    /// connection, 5xx), the create is not repeated blindly: the groups are read back, and exactly
+    /// one group with this exact name is the result; none means the create did not happen, and it
+    /// is sent again, at most `max_server_retries` more times; more than one is
+    /// [`ErrorKind::Unresolved`] (group names need not be unique, so nothing is guessed and the
+    /// next sync reports the name as ambiguous). A repeat refused as a duplicate name means the
+    /// earlier create landed late: the groups are read back again.
     pub async fn create_group(&self, fields: &GroupFields) -> Result<Group> {
         let Some(name) = fields.name.clone() else {
             return Err(DuoError::new("create group", ErrorKind::Config { detail: "a group needs a name".into() }));
         };
         let spec = CallSpec::new("POST", "/admin/v1/groups", Params::Pairs(fields.to_params()), CallClass::Write, Safety::NotRepeatable);
-        let e = match self.call(&spec).await {
-            Ok(r) => return parse_one(&spec.label(), r.response, &check_group),
-            Err(e) => e,
-        };
-        if !outcome_unknown(&e) {
-            return Err(e);
-        }
         let call = format!("create group {name:?}");
-        tracing::warn!(call = %call, error = %e, "create outcome unknown; reading groups back");
-        let groups = self.list_groups().await.map_err(|re| {
-            DuoError::new(&call, ErrorKind::Unresolved { detail: format!("after `{e}`, reading back failed: {re}") })
-        })?;
-        let mut same: Vec<Group> = groups.into_iter().filter(|g| g.name == name).collect();
-        match same.len() {
-            1 => same.pop().ok_or_else(|| DuoError::new(&call, ErrorKind::Unresolved { detail: String::new() })),
-            n => Err(DuoError::new(call, ErrorKind::Unresolved { detail: format!("after `{e}`, {n} groups have this name") })),
+        let mut rounds = CreateRounds::new(self);
+        let mut repeated = false;
+        loop {
+            let e = match self.call(&spec).await {
+                Ok(r) => return parse_one(&spec.label(), r.response, &check_group),
+                Err(e) => e,
+            };
+            let duplicate_after_retry = repeated && e.class() == ErrorClass::InvalidParameter;
+            if !outcome_unknown(&e) && !duplicate_after_retry {
+                return Err(e);
+            }
+            tracing::warn!(call = %call, error = %e, "create outcome unknown; reading groups back");
+            rounds.pause().await;
+            let groups = self.list_groups().await.map_err(|re| {
+                DuoError::new(&call, ErrorKind::Unresolved { detail: format!("after `{e}`, reading back failed: {re}") })
+            })?;
+            let mut same: Vec<Group> = groups.into_iter().filter(|g| g.name == name).collect();
+            match same.len() {
+                1 => return same.pop().ok_or_else(|| DuoError::new(&call, ErrorKind::Unresolved { detail: String::new() })),
+                // The repeat was refused and the group is not there: a real parameter error.
+                0 if duplicate_after_retry => return Err(e),
+                0 if rounds.another() => repeated = true,
+                0 => return Err(DuoError::new(call, ErrorKind::Unresolved { detail: format!("after `{e}`, the group is not there") })),
+                n => return Err(DuoError::new(call, ErrorKind::Unresolved { detail: format!("after `{e}`, {n} groups have this name") })),
+            }
         }
     }
 

@@ -12,7 +12,7 @@ use crate::client::{CallSpec, DuoClient, Params};
 use crate::error::{DuoError, ErrorKind, Result};
 use crate::pace::CallClass;
 use crate::paging::{ItemCheck, USER_GROUPS_PAGE, USERS_PAGE, parse_items};
-use crate::retry::Safety;
+use crate::retry::{Backoff, Safety};
 
 /// Most users per `bulk_create`, `bulk_send_to_trash` or `bulk_restore` call (lists are sent in
 /// chunks of this size).
@@ -172,6 +172,36 @@ pub(crate) fn outcome_unknown(e: &DuoError) -> bool {
     matches!(e.kind, ErrorKind::Transport { maybe_sent: true, .. } | ErrorKind::Deadline { .. } | ErrorKind::Server { .. })
 }
 
+/// How a create with an unknown outcome is settled: before each read-back it waits on the
+/// server-retry schedule, and it sends the create at most `1 + max_server_retries` times in all.
+pub(crate) struct CreateRounds {
+    backoff: Backoff,
+    left: u32,
+}
+
+impl CreateRounds {
+    pub(crate) fn new(client: &DuoClient) -> Self {
+        let retry = &client.config().retry;
+        CreateRounds { backoff: Backoff::new(retry), left: retry.max_server_retries }
+    }
+
+    /// Waits before reading back (a late create has time to land, a struggling Duo to recover).
+    pub(crate) async fn pause(&mut self) {
+        if let Some(w) = self.backoff.next_wait()
+            && !w.is_zero()
+        {
+            tokio::time::sleep(w).await;
+        }
+    }
+
+    /// Takes one more send, if any is left.
+    pub(crate) fn another(&mut self) -> bool {
+        let more = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        more
+    }
+}
+
 fn json_string_array(ids: &[String]) -> String {
     Value::Array(ids.iter().map(|s| Value::String(s.clone())).collect()).to_string()
 }
@@ -263,34 +293,36 @@ impl DuoClient {
 
     /// Creates a user (`POST /admin/v1/users`). If the outcome is unknown (timeout, broken
     /// connection, 5xx), the user is read back by username instead of blindly repeating the
-    /// create: found → that user; absent → one more create (safe: usernames are unique, so a late
-    /// first create makes the second fail, and the user is then read back).
+    /// create: found → that user; absent → the create is sent again, at most `max_server_retries`
+    /// more times (safe: usernames are unique, so a late earlier create makes the repeat fail, and
+    /// the user is then read back).
     pub async fn create_user(&self, user: &NewUser) -> Result<User> {
         let call = format!("create user {:?}", user.username);
         let params = user.to_params().map_err(|d| DuoError::new(&call, ErrorKind::Config { detail: d }))?;
         let spec = CallSpec::new("POST", "/admin/v1/users", Params::Pairs(params), CallClass::Write, Safety::NotRepeatable);
         let label = spec.label();
-        // Round 0: the create. Round 1 happens only when round 0's outcome was unknown and the
-        // read-back showed no such user.
-        for round in 0..2 {
+        let mut rounds = CreateRounds::new(self);
+        let mut repeated = false;
+        loop {
             let e = match self.call(&spec).await {
                 Ok(r) => return parse_one(&label, r.response, &check_user),
                 Err(e) => e,
             };
-            let duplicate_after_retry = round == 1 && e.class() == crate::error::ErrorClass::InvalidParameter;
+            let duplicate_after_retry = repeated && e.class() == crate::error::ErrorClass::InvalidParameter;
             if !outcome_unknown(&e) && !duplicate_after_retry {
                 return Err(e);
             }
             tracing::warn!(call = %call, error = %e, "create outcome unknown; reading the user back");
+            rounds.pause().await;
             match self.get_user_by_username(&user.username).await {
                 Ok(Some(u)) if u.username.to_lowercase() == user.username.to_lowercase() => return Ok(u),
                 Ok(Some(u)) => {
                     let detail = format!("after `{e}`, the username matches user {} ({:?}) by alias", u.user_id, u.username);
                     return Err(DuoError::new(call, ErrorKind::Unresolved { detail }));
                 }
-                Ok(None) if round == 0 => continue,
                 // The repeated create was refused and the user is not there: a real parameter error.
                 Ok(None) if duplicate_after_retry => return Err(e),
+                Ok(None) if rounds.another() => repeated = true,
                 Ok(None) => {
                     let detail = format!("after `{e}`, the user is not there");
                     return Err(DuoError::new(call, ErrorKind::Unresolved { detail }));
@@ -301,7 +333,6 @@ impl DuoClient {
                 }
             }
         }
-        Err(DuoError::new(call, ErrorKind::Unresolved { detail: "create not confirmed".into() }))
     }
 
     /// Modifies a user (`POST /admin/v1/users/{id}`); returns the updated user.
@@ -328,30 +359,72 @@ impl DuoClient {
     }
 
     /// Creates users in chunks of [`MAX_USERS_PER_BULK_CALL`] (`POST /admin/v1/users/bulk_create`,
-    /// `users` = JSON-encoded array). Returns the created users as Duo reports them. Not retried
-    /// after an unknown outcome: re-read and re-plan instead.
+    /// `users` = JSON-encoded array). Returns the created users as Duo reports them. A chunk whose
+    /// outcome is unknown (timeout, broken connection, 5xx) is not repeated blindly: its users are
+    /// read back by username (`username_list`); those found are the result, and only the missing
+    /// ones are sent again, at most `max_server_retries` more times (safe: usernames are unique,
+    /// so a late earlier create makes the repeat fail, and the users are then read back).
     pub async fn bulk_create_users(&self, users: &[NewUser]) -> Result<Vec<User>> {
         let mut out = Vec::with_capacity(users.len());
         for chunk in users.chunks(MAX_USERS_PER_BULK_CALL) {
-            let mut arr = Vec::with_capacity(chunk.len());
-            for u in chunk {
-                let params = u
-                    .to_params()
-                    .map_err(|d| DuoError::new(format!("bulk create user {:?}", u.username), ErrorKind::Config { detail: d }))?;
-                arr.push(Value::Object(params.into_iter().map(|(k, v)| (k, Value::String(v))).collect()));
+            let mut pending: Vec<&NewUser> = chunk.iter().collect();
+            let mut rounds = CreateRounds::new(self);
+            let mut repeated = false;
+            while !pending.is_empty() {
+                let mut arr = Vec::with_capacity(pending.len());
+                for u in &pending {
+                    let params = u
+                        .to_params()
+                        .map_err(|d| DuoError::new(format!("bulk create user {:?}", u.username), ErrorKind::Config { detail: d }))?;
+                    arr.push(Value::Object(params.into_iter().map(|(k, v)| (k, Value::String(v))).collect()));
+                }
+                let users_json = Value::Array(arr).to_string();
+                let spec = CallSpec::new(
+                    "POST",
+                    "/admin/v1/users/bulk_create",
+                    Params::pairs([("users", users_json)]),
+                    CallClass::Write,
+                    Safety::NotRepeatable,
+                );
+                let label = spec.label();
+                let e = match self.call(&spec).await {
+                    Ok(r) => {
+                        let first = out.len();
+                        out.extend(parse_items::<User>(&label, r.response, first, &check_user)?);
+                        break;
+                    }
+                    Err(e) => e,
+                };
+                let duplicate_after_retry = repeated && e.class() == crate::error::ErrorClass::InvalidParameter;
+                if !outcome_unknown(&e) && !duplicate_after_retry {
+                    return Err(e);
+                }
+                let call = format!("bulk create of {} users", pending.len());
+                tracing::warn!(call = %call, error = %e, "create outcome unknown; reading the users back");
+                rounds.pause().await;
+                let names: Vec<String> = pending.iter().map(|u| u.username.clone()).collect();
+                let found = self.get_users_by_usernames(&names).await.map_err(|re| {
+                    DuoError::new(&call, ErrorKind::Unresolved { detail: format!("after `{e}`, reading back failed: {re}") })
+                })?;
+                // Only users whose username is one asked for (not a match by alias).
+                let wanted: std::collections::HashSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+                let found: Vec<User> = found.into_iter().filter(|u| wanted.contains(&u.username.to_lowercase())).collect();
+                let got: std::collections::HashSet<String> = found.iter().map(|u| u.username.to_lowercase()).collect();
+                out.extend(found);
+                pending.retain(|u| !got.contains(&u.username.to_lowercase()));
+                if pending.is_empty() {
+                    break;
+                }
+                // The repeat was refused and some users are still not there: a real parameter error.
+                if duplicate_after_retry {
+                    return Err(e);
+                }
+                if !rounds.another() {
+                    let detail = format!("after `{e}`, {} of the users are not there", pending.len());
+                    return Err(DuoError::new(call, ErrorKind::Unresolved { detail }));
+                }
+                repeated = true;
             }
-            let users_json = Value::Array(arr).to_string();
-            let spec = CallSpec::new(
-                "POST",
-                "/admin/v1/users/bulk_create",
-                Params::pairs([("users", users_json)]),
-                CallClass::Write,
-                Safety::NotRepeatable,
-            );
-            let label = spec.label();
-            let r = self.call(&spec).await?;
-            let first = out.len();
-            out.extend(parse_items::<User>(&label, r.response, first, &check_user)?);
         }
         Ok(out)
     }

@@ -210,3 +210,100 @@ async fn concurrency_is_bounded() {
     }
     assert_eq!(peak.load(Ordering::SeqCst), 3);
 }
+
+fn methods(script: &Script) -> Vec<String> {
+    script.seen().iter().map(|s| s.method.clone()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_group_with_an_unknown_outcome_is_sent_again_only_after_reading_back_shows_it_absent() {
+    // 503, not there; reset, not there; created.
+    let script = Script::queue(vec![
+        fail(503, 50301, "Service unavailable", None),
+        page(json!([group("DG00000000000000001", "other")]), None),
+        Reply::Fail { detail: "connection reset".into(), maybe_sent: true },
+        page(json!([]), None),
+        ok(group("DG00000000000000002", "staff")),
+    ]);
+    let duo = mem_client(&script, |_| {});
+    let g = duo.create_group(&duoprov_duo::GroupFields::named("staff")).await;
+    assert_eq!(g.map(|g| g.group_id), Ok("DG00000000000000002".to_owned()));
+    assert_eq!(methods(&script), ["POST", "GET", "POST", "GET", "POST"]);
+    // Each read-back waits on the server-retry schedule first (1 s, then 2 s, plus jitter).
+    let g = gaps(&script.seen());
+    assert!(g[0] >= Duration::from_secs(1) && g[2] >= Duration::from_secs(2), "{g:?}");
+
+    // The repeat is refused as a duplicate name: the first create landed late, and is the result.
+    let script = Script::queue(vec![
+        fail(500, 50001, "Internal server error", None),
+        page(json!([]), None),
+        fail(400, 40002, "Invalid request parameters", Some("name")),
+        page(json!([group("DG00000000000000003", "staff")]), None),
+    ]);
+    let duo = mem_client(&script, |_| {});
+    let g = duo.create_group(&duoprov_duo::GroupFields::named("staff")).await;
+    assert_eq!(g.map(|g| g.group_id), Ok("DG00000000000000003".to_owned()));
+
+    // Still not there after 1 + max_server_retries sends: unresolved, and never a fourth send.
+    let script = Script::new(|s, _| match s.method.as_str() {
+        "POST" => fail(500, 50001, "Internal server error", None),
+        _ => page(json!([]), None),
+    });
+    let duo = mem_client(&script, |c| c.retry.max_server_retries = 2);
+    let e = duo.create_group(&duoprov_duo::GroupFields::named("staff")).await.err();
+    assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::Unresolved { .. })));
+    assert_eq!(methods(&script), ["POST", "GET", "POST", "GET", "POST", "GET"]);
+
+    // Two groups of that name after an unknown outcome: nothing is guessed, nothing re-sent.
+    let script = Script::queue(vec![
+        Reply::Fail { detail: "connection reset".into(), maybe_sent: true },
+        page(json!([group("DG00000000000000004", "staff"), group("DG00000000000000005", "staff")]), None),
+    ]);
+    let duo = mem_client(&script, |_| {});
+    let e = duo.create_group(&duoprov_duo::GroupFields::named("staff")).await.err();
+    assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::Unresolved { .. })));
+    assert_eq!(methods(&script), ["POST", "GET"]);
+}
+
+fn usernames_sent(s: &Seen) -> Vec<String> {
+    let users: Vec<serde_json::Value> = serde_json::from_str(s.json()["users"].as_str().unwrap_or("[]")).unwrap_or_default();
+    users.iter().map(|u| u["username"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bulk_create_with_an_unknown_outcome_reads_back_and_sends_only_the_missing_users_again() {
+    let batch = [duoprov_duo::NewUser::new("ann"), duoprov_duo::NewUser::new("bob")];
+    // 500, and both users turn out to exist: no second create.
+    let script = Script::queue(vec![
+        fail(500, 50001, "Internal server error", None),
+        ok(json!([user("DU00000000000000001", "ann"), user("DU00000000000000002", "bob")])),
+    ]);
+    let duo = mem_client(&script, |_| {});
+    let created = duo.bulk_create_users(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(created.len(), 2);
+    let seen = script.seen();
+    assert_eq!(methods(&script), ["POST", "GET"]);
+    assert_eq!(seen[1].param("username_list").as_deref(), Some(r#"["ann","bob"]"#));
+
+    // Reset, only ann is there (bob's alias match does not count): bob alone is sent again.
+    let script = Script::queue(vec![
+        Reply::Fail { detail: "connection reset".into(), maybe_sent: true },
+        ok(json!([user("DU00000000000000001", "ann"), user("DU00000000000000009", "robert")])),
+        ok(json!([user("DU00000000000000002", "bob")])),
+    ]);
+    let duo = mem_client(&script, |_| {});
+    let created = duo.bulk_create_users(&batch).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut names: Vec<String> = created.into_iter().map(|u| u.username).collect();
+    names.sort();
+    assert_eq!(names, ["ann", "bob"]);
+    let seen = script.seen();
+    assert_eq!(usernames_sent(&seen[0]), ["ann", "bob"]);
+    assert_eq!(usernames_sent(&seen[2]), ["bob"]);
+
+    // A refusal on the first send is a real error: returned at once, nothing read back.
+    let script = Script::queue(vec![fail(400, 40002, "Invalid request parameters", Some("users[1].username"))]);
+    let duo = mem_client(&script, |_| {});
+    let e = duo.bulk_create_users(&batch).await.err();
+    assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::InvalidParameter { .. })));
+    assert_eq!(script.seen().len(), 1);
+}
