@@ -457,6 +457,9 @@ pub fn validate(data: &ImportData, existing: &Existing) -> Result<ImportPlan, Va
     // Folders named explicitly
     let mut folder_lines: HashMap<String, usize> = HashMap::new();
     let mut explicit_folders = Vec::new();
+    // Where each folder and group of the import comes from, so errors found after the row loops
+    // (a needed parent folder that is a group) still name a file and line.
+    let mut origins: HashMap<String, &Origin> = HashMap::new();
     for row in &data.folders {
         let r = &row.record;
         let object = at(&row.origin, format!("folder {:?}", r.path));
@@ -477,6 +480,7 @@ pub fn validate(data: &ImportData, existing: &Existing) -> Result<ImportPlan, Va
             errors.0.extend(fe.0);
             continue;
         }
+        origins.insert(path.as_str().to_owned(), &row.origin);
         explicit_folders.push((path, r.display_name.clone(), r.description.clone()));
     }
 
@@ -506,36 +510,42 @@ pub fn validate(data: &ImportData, existing: &Existing) -> Result<ImportPlan, Va
             errors.0.extend(fe.0);
             continue;
         }
+        origins.insert(name.as_str().to_owned(), &row.origin);
         plan.groups.push((name, r.display_name.clone(), r.description.clone()));
     }
     for (path, _, _) in &explicit_folders {
         if existing.groups.contains(path.as_str()) || group_lines.contains_key(path.as_str()) {
-            let line = folder_lines[path.as_str()];
-            errors.push(ValidationError::new(
-                format!("{} line {line}: folder {:?}", data.folders.first().map(|r| r.origin.file.as_str()).unwrap_or(""), path.as_str()),
-                "path",
-                "a group of this name exists",
-            ));
+            let origin = origins.get(path.as_str()).map(|o| o.to_string()).unwrap_or_default();
+            errors.push(ValidationError::new(format!("{origin}: folder {:?}", path.as_str()), "path", "a group of this name exists"));
         }
     }
 
     // Every folder the import needs: explicit ones, and the parents of folders and groups.
     let mut needed: HashMap<String, (FolderPath, Option<String>, Option<String>, bool)> = HashMap::new();
+    // The first row that needs each implied folder.
+    let mut needed_by: HashMap<String, &Origin> = HashMap::new();
     for (path, dn, desc) in &explicit_folders {
         for anc in GroupName::parse(path.as_str()).map(|g| g.ancestors()).unwrap_or_default() {
+            if let Some(o) = origins.get(path.as_str()) {
+                needed_by.entry(anc.as_str().to_owned()).or_insert(o);
+            }
             needed.entry(anc.as_str().to_owned()).or_insert((anc, None, None, false));
         }
         needed.insert(path.as_str().to_owned(), (path.clone(), dn.clone(), desc.clone(), true));
     }
     for (name, _, _) in &plan.groups {
         for anc in name.ancestors() {
+            if let Some(o) = origins.get(name.as_str()) {
+                needed_by.entry(anc.as_str().to_owned()).or_insert(o);
+            }
             needed.entry(anc.as_str().to_owned()).or_insert((anc, None, None, false));
         }
     }
     for (path, (_, _, _, explicit)) in &needed {
         if !explicit && (existing.groups.contains(path) || group_lines.contains_key(path)) {
+            let origin = needed_by.get(path).map(|o| o.to_string()).unwrap_or_default();
             errors.push(ValidationError::new(
-                format!("folder {path:?}"),
+                format!("{origin}: folder {path:?}"),
                 "path",
                 "is needed as a folder, but a group of this name exists",
             ));

@@ -7,6 +7,7 @@ mod support;
 mod changes;
 mod duo_users;
 mod import;
+mod import_props;
 mod objects;
 mod selection;
 mod sync_state;
