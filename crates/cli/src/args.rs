@@ -79,6 +79,22 @@ pub enum Command {
     Demo,
     /// Serve a Duo Admin API emulator until SIGINT or SIGTERM.
     Emulator(duoprov_emulator::cli::EmulatorArgs),
+    /// The daemon: incremental syncs every few seconds, scheduled full syncs, a status page with
+    /// /healthz, /readyz and /metrics; one runner per provisioner across instances.
+    Run(DaemonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Run only this provisioner (repeatable; default: every provisioner with schedule.enabled).
+    #[arg(long = "provisioner", value_name = "NAME")]
+    pub provisioners: Vec<String>,
+    /// Status page address (loopback only), overriding daemon.listen; port 0 picks a free one.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// On SIGTERM/SIGINT, how long runs in flight may take to finish before they are abandoned.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub shutdown_grace: u64,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod config;
+mod daemon;
 #[cfg(test)]
 mod config_props;
 mod output;

@@ -285,8 +285,15 @@ impl DuoClient {
         Attempt::Fail(classify(resp.status, failure))
     }
 
-    /// Makes one call: paced, signed per attempt, retried per the policy, within the deadline.
+    /// Makes one call: paced, signed per attempt, retried per the policy, within the deadline,
+    /// in a `duo_call` span.
     pub async fn call(&self, spec: &CallSpec) -> Result<Reply> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!("duo_call", method = spec.method, path = %spec.path);
+        self.call_in_span(spec).instrument(span).await
+    }
+
+    async fn call_in_span(&self, spec: &CallSpec) -> Result<Reply> {
         let cfg = &self.inner.cfg;
         let label = spec.label();
         let prepared = match &spec.params {
@@ -316,6 +323,13 @@ impl DuoClient {
             let started = Instant::now();
             let sent = tokio::time::timeout(deadline - now, self.inner.transport.send(req)).await;
             let elapsed = started.elapsed();
+            if let Some(observer) = &cfg.observer {
+                let status = match &sent {
+                    Ok(Ok(resp)) => Some(resp.status),
+                    _ => None,
+                };
+                observer.attempt(spec.method, &spec.path, status, elapsed);
+            }
             let outcome = match &sent {
                 Err(_) => None,
                 Ok(Ok(resp)) => Some(Self::interpret(resp)),

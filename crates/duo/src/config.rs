@@ -137,6 +137,15 @@ pub struct DuoConfig {
     pub traffic_log: TrafficLogMode,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Told about every HTTP attempt (for metrics).
+    pub observer: Option<std::sync::Arc<dyn CallObserver>>,
+}
+
+/// Watches the client's HTTP attempts: the daemon counts them and times them for its metrics.
+pub trait CallObserver: Send + Sync + std::fmt::Debug {
+    /// One attempt of a call: method, path (ids included), the HTTP status (`None` when no
+    /// response arrived) and how long it took.
+    fn attempt(&self, method: &str, path: &str, status: Option<u16>, elapsed: Duration);
 }
 
 impl DuoConfig {
@@ -160,6 +169,7 @@ impl DuoConfig {
             max_concurrency: 4,
             traffic_log: TrafficLogMode::Off,
             user_agent: format!("duoprov/{}", env!("CARGO_PKG_VERSION")),
+            observer: None,
         }
     }
 }

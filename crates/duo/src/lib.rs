@@ -50,7 +50,7 @@ pub mod users;
 
 pub use bulk::{BulkOp, BulkOpResult, MAX_BULK_OPS};
 pub use client::{CallSpec, Clock, DuoClient, Params, Reply, SystemClock};
-pub use config::{DuoConfig, PacingConfig, RetryConfig, TrafficLogMode};
+pub use config::{CallObserver, DuoConfig, PacingConfig, RetryConfig, TrafficLogMode};
 pub use duoprov_duo_wire::SignatureVariant;
 pub use duoprov_duo_wire::envelope::Failure;
 pub use duoprov_duo_wire::types::{Group, GroupMember, User};

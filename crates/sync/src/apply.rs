@@ -140,11 +140,12 @@ impl<'a> Applier<'a> {
     }
 
     async fn create_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {
-        let creates: Vec<(&String, &String, &String)> = plan
+        // Owned items: the streams below must be provably Send for a spawned daemon task.
+        let creates: Vec<(String, String, String)> = plan
             .ops
             .iter()
             .filter_map(|o| match &o.op {
-                Op::CreateGroup { uuid, name, desc } => Some((uuid, name, desc)),
+                Op::CreateGroup { uuid, name, desc } => Some((uuid.clone(), name.clone(), desc.clone())),
                 _ => None,
             })
             .collect();
@@ -154,12 +155,15 @@ impl<'a> Applier<'a> {
         self.progress.phase("create groups", creates.len() as u64);
         let intents: Vec<GroupState> = creates
             .iter()
-            .map(|(uuid, _, _)| GroupState { group_uuid: (*uuid).clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
+            .map(|(uuid, _, _)| GroupState { group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
             .collect();
         self.store.record(self.provisioner, &intents, &[], &[]).await?;
         let duo = self.duo;
         let results: Vec<_> = stream::iter(creates)
-            .map(|(uuid, name, desc)| async move { (uuid, name, duo.create_group(&GroupFields::named(name.clone()).desc(desc.clone())).await) })
+            .map(|(uuid, name, desc)| async move {
+                let result = duo.create_group(&GroupFields::named(name.clone()).desc(desc)).await;
+                (uuid, name, result)
+            })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
@@ -287,7 +291,7 @@ impl<'a> Applier<'a> {
     }
 
     async fn update_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {
-        let updates: Vec<(&String, &String, GroupFields)> = plan
+        let updates: Vec<(String, String, GroupFields)> = plan
             .ops
             .iter()
             .filter_map(|o| match &o.op {
@@ -300,7 +304,7 @@ impl<'a> Applier<'a> {
                             _ => {}
                         }
                     }
-                    Some((uuid, group_id, f))
+                    Some((uuid.clone(), group_id.clone(), f))
                 }
                 _ => None,
             })
@@ -311,7 +315,10 @@ impl<'a> Applier<'a> {
         self.progress.phase("update groups", updates.len() as u64);
         let duo = self.duo;
         let results: Vec<_> = stream::iter(updates)
-            .map(|(uuid, id, f)| async move { (uuid, id, duo.modify_group(id, &f).await) })
+            .map(|(uuid, id, f)| async move {
+                let result = duo.modify_group(&id, &f).await;
+                (uuid, id, result)
+            })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
@@ -398,9 +405,10 @@ impl<'a> Applier<'a> {
     /// Runs bulk operations in chunks, concurrently; one result (or error message) per op.
     async fn bulk(&mut self, ops: &[BulkOp]) -> Vec<Result<(), String>> {
         let duo = self.duo;
-        let mut results: Vec<(usize, Vec<Result<(), String>>)> = stream::iter(ops.chunks(MAX_BULK_OPS).enumerate())
+        let chunks: Vec<(usize, Vec<BulkOp>)> = ops.chunks(MAX_BULK_OPS).map(<[BulkOp]>::to_vec).enumerate().collect();
+        let mut results: Vec<(usize, Vec<Result<(), String>>)> = stream::iter(chunks)
             .map(|(i, chunk)| async move {
-                let out = match duo.bulk(chunk).await {
+                let out = match duo.bulk(&chunk).await {
                     Ok(rs) => rs
                         .into_iter()
                         .map(|r| r.map(|_| ()).map_err(|f| format!("{} ({})", f.message, f.message_detail.unwrap_or_default())))
@@ -494,11 +502,11 @@ impl<'a> Applier<'a> {
     }
 
     async fn delete_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {
-        let deletes: Vec<(&String, &String, &String)> = plan
+        let deletes: Vec<(String, String, String)> = plan
             .ops
             .iter()
             .filter_map(|o| match &o.op {
-                Op::DeleteGroup { uuid, group_id, name } => Some((uuid, group_id, name)),
+                Op::DeleteGroup { uuid, group_id, name } => Some((uuid.clone(), group_id.clone(), name.clone())),
                 _ => None,
             })
             .collect();
@@ -508,7 +516,10 @@ impl<'a> Applier<'a> {
         self.progress.phase("delete groups", deletes.len() as u64);
         let duo = self.duo;
         let results: Vec<_> = stream::iter(deletes)
-            .map(|(uuid, id, name)| async move { (uuid, id, name, duo.delete_group(id).await) })
+            .map(|(uuid, id, name)| async move {
+                let result = duo.delete_group(&id).await;
+                (uuid, id, name, result)
+            })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;

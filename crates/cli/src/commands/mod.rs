@@ -15,6 +15,9 @@ mod report;
 use anyhow::Result;
 use duoprov_registry::{OpenOptions, Store};
 
+pub use duo::duo_config;
+pub use sync::settings_of;
+
 use crate::args::{Cli, Command};
 use crate::config::{self, Settings};
 
@@ -72,6 +75,17 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 }
                 Command::Status { provisioner } => sync::status(&ctx, provisioner.as_deref()).await,
                 Command::Doctor { provisioner } => sync::doctor(&ctx, &provisioner).await,
+                Command::Run(a) => {
+                    if let Some(addr) = a.listen.filter(|a| !a.ip().is_loopback()) {
+                        anyhow::bail!("--listen {addr}: the status page serves only a loopback address");
+                    }
+                    let args = crate::daemon::RunArgs {
+                        provisioners: a.provisioners,
+                        listen: a.listen,
+                        shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
+                    };
+                    crate::daemon::run(&ctx, args).await
+                }
                 Command::Init(_) | Command::Emulator(_) | Command::Demo => unreachable!("handled above"),
             }
         }

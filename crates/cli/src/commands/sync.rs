@@ -100,10 +100,10 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
     let (p, duo) = client_for(ctx, &args.provisioner).await?;
     let store = ctx.store().await?;
     let settings = settings_of(&p);
-    // One runner per provisioner, across processes (a daemon included).
-    let _lock = match store.try_lock_runner(&format!("provisioner:{}", args.provisioner)).await? {
+    // One run per provisioner at a time, across processes: a daemon lets go between its runs.
+    let _lock = match crate::daemon::run_lock(&*store, &args.provisioner, std::time::Duration::from_secs(30)).await? {
         Some(lock) => lock,
-        None => bail!("provisioner {} is being synced by another duoprov process (a daemon or another sync); try again when it has finished", args.provisioner),
+        None => bail!("provisioner {} is being synced by another duoprov process (a daemon or another sync) for more than 30 s; try again when it has finished", args.provisioner),
     };
     let saved: Option<SavedPlan> = match &args.plan {
         Some(path) => {

@@ -3,7 +3,7 @@
 
 mod config;
 mod duo_users;
-mod faults;
+mod daemon;
 mod incremental;
 mod registry;
 mod sync;

@@ -1,0 +1,67 @@
+//! The daemon's status page on a loopback address: `/healthz` (the process serves), `/readyz`
+//! (the registry answered recently and every provisioner has a runner state; JSON with each
+//! provisioner's role and last result) and `/metrics` (Prometheus/OpenMetrics text).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde::Serialize;
+
+use super::metrics::Metrics;
+
+/// What `/readyz` reports of one provisioner.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProvisionerStatus {
+    /// `starting`, `holder` (this daemon runs it) or `standby` (another process holds it).
+    pub role: String,
+    /// The last run's kind and result.
+    pub last_run: Option<String>,
+    /// Milliseconds since the epoch when the registry last answered this provisioner's loop.
+    pub registry_ok_at_ms: Option<i64>,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// Shared between the provisioner loops and the status page.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub metrics: Metrics,
+    pub provisioners: Mutex<BTreeMap<String, ProvisionerStatus>>,
+    /// A provisioner counts as ready while its registry check is at most this old.
+    pub stale_after_ms: i64,
+}
+
+impl Shared {
+    pub fn update(&self, provisioner: &str, f: impl FnOnce(&mut ProvisionerStatus)) {
+        if let Ok(mut map) = self.provisioners.lock() {
+            f(map.entry(provisioner.to_owned()).or_default());
+        }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let now = duoprov_sync::now_ms();
+    let map = shared.provisioners.lock().map(|m| m.clone()).unwrap_or_default();
+    let ready = !map.is_empty()
+        && map.values().all(|p| p.role != "starting" && p.registry_ok_at_ms.is_some_and(|t| now - t <= shared.stale_after_ms));
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(serde_json::json!({ "ready": ready, "provisioners": map })))
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], shared.metrics.encode())
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics)).with_state(shared)
+}

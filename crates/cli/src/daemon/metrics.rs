@@ -1,0 +1,204 @@
+//! The daemon's metrics, served at `/metrics` in the Prometheus/OpenMetrics text format: runs by
+//! type and result, operations by object, action and result, Duo calls by endpoint and status,
+//! 429 answers, call latency histograms, change-log lag, and when the last successful full and
+//! incremental syncs finished. Duo paths are reduced to endpoints (`{id}` for object ids) so the
+//! label sets stay bounded.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use duoprov_sync::RunReport;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    provisioner: String,
+    kind: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    provisioner: String,
+    object: String,
+    action: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: String,
+    endpoint: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    method: String,
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProvisionerLabels {
+    provisioner: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    provisioner: String,
+    kind: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 5 ms … about 20 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 13))
+}
+
+/// Every metric the daemon exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<RunLabels, Counter>,
+    operations: Family<OperationLabels, Counter>,
+    duo_calls: Family<CallLabels, Counter>,
+    rate_limited: Family<EndpointLabels, Counter>,
+    call_seconds: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    lag_entries: Family<ProvisionerLabels, Gauge>,
+    lag_seconds: Family<ProvisionerLabels, Gauge<f64, AtomicU64>>,
+    last_success: Family<KindLabels, Gauge<f64, AtomicU64>>,
+    holding: Family<ProvisionerLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `/admin/v1/users/DUXXXXXXXXXXXXXXXXXX/groups/DG…` → `/admin/v1/users/{id}/groups/{id}`.
+pub fn endpoint_of(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            let id_like = seg.len() == 20 && seg.starts_with('D') && seg.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            if id_like { "{id}" } else { seg }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("duoprov");
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register("runs", "Sync runs by provisioner, kind (full, incremental) and result", runs.clone());
+        let operations = Family::<OperationLabels, Counter>::default();
+        registry.register("operations", "Duo operations applied, by object, action and result", operations.clone());
+        let duo_calls = Family::<CallLabels, Counter>::default();
+        registry.register("duo_calls", "HTTP attempts to the Duo Admin API by endpoint and status (none = no response)", duo_calls.clone());
+        let rate_limited = Family::<EndpointLabels, Counter>::default();
+        registry.register("duo_rate_limited", "Duo answers 429 (rate limited), by endpoint", rate_limited.clone());
+        let call_seconds = Family::<EndpointLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register("duo_call_seconds", "Duration of HTTP attempts to the Duo Admin API", call_seconds.clone());
+        let lag_entries = Family::<ProvisionerLabels, Gauge>::default();
+        registry.register("change_log_lag_entries", "Registry change-log entries not yet past the provisioner's checkpoint", lag_entries.clone());
+        let lag_seconds = Family::<ProvisionerLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register("change_log_lag_seconds", "Age of the oldest change-log entry not yet past the checkpoint (0 when none)", lag_seconds.clone());
+        let last_success = Family::<KindLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When the last successful sync of each kind finished (Unix seconds)",
+            last_success.clone(),
+        );
+        let holding = Family::<ProvisionerLabels, Gauge>::default();
+        registry.register("runner_holding", "1 while this daemon holds the provisioner's runner lock, 0 while on standby", holding.clone());
+        Metrics { registry, runs, operations, duo_calls, rate_limited, call_seconds, lag_entries, lag_seconds, last_success, holding }
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// A run ended with `result` (`succeeded`, `partial`, `refused`, `error`).
+    pub fn run_finished(&self, provisioner: &str, kind: &str, result: &str, report: Option<&RunReport>, at: Duration) {
+        self.runs.get_or_create(&RunLabels { provisioner: provisioner.into(), kind: kind.into(), result: result.into() }).inc();
+        if matches!(result, "succeeded" | "partial") {
+            self.last_success.get_or_create(&KindLabels { provisioner: provisioner.into(), kind: kind.into() }).set(at.as_secs_f64());
+        }
+        let Some(r) = report else { return };
+        for (object, counts) in [("group", &r.groups), ("user", &r.users), ("membership", &r.memberships)] {
+            let (create, delete) = if object == "membership" { ("add", "remove") } else { ("create", "delete") };
+            for (action, result, n) in [(create, "ok", counts.created), ("update", "ok", counts.updated), (delete, "ok", counts.deleted), ("any", "failed", counts.failed)] {
+                if n > 0 {
+                    self.operations
+                        .get_or_create(&OperationLabels { provisioner: provisioner.into(), object: object.into(), action: action.into(), result: result.into() })
+                        .inc_by(n as u64);
+                }
+            }
+        }
+    }
+
+    pub fn lag(&self, provisioner: &str, entries: i64, seconds: f64) {
+        let l = ProvisionerLabels { provisioner: provisioner.into() };
+        self.lag_entries.get_or_create(&l).set(entries);
+        self.lag_seconds.get_or_create(&l).set(seconds);
+    }
+
+    pub fn holding(&self, provisioner: &str, holding: bool) {
+        self.holding.get_or_create(&ProvisionerLabels { provisioner: provisioner.into() }).set(i64::from(holding));
+    }
+}
+
+impl duoprov_duo::CallObserver for Metrics {
+    fn attempt(&self, method: &str, path: &str, status: Option<u16>, elapsed: Duration) {
+        let endpoint = endpoint_of(path);
+        let status_label = status.map(|s| s.to_string()).unwrap_or_else(|| "none".into());
+        self.duo_calls.get_or_create(&CallLabels { method: method.into(), endpoint: endpoint.clone(), status: status_label }).inc();
+        let labels = EndpointLabels { method: method.into(), endpoint };
+        if status == Some(429) {
+            self.rate_limited.get_or_create(&labels).inc();
+        }
+        self.call_seconds.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duoprov_duo::CallObserver;
+
+    #[test]
+    fn ids_become_placeholders_and_every_family_is_exported() {
+        assert_eq!(endpoint_of("/admin/v1/users/DU0123456789ABCDEFGH/groups/DG0123456789ABCDEFGH"), "/admin/v1/users/{id}/groups/{id}");
+        assert_eq!(endpoint_of("/admin/v1/users"), "/admin/v1/users");
+        assert_eq!(endpoint_of("/admin/v1/users/DU0123456789ABCDEFGH"), "/admin/v1/users/{id}");
+        let m = Metrics::new();
+        m.attempt("GET", "/admin/v1/users/DU0123456789ABCDEFGH", Some(429), Duration::from_millis(12));
+        m.attempt("POST", "/admin/v1/bulk", Some(200), Duration::from_millis(30));
+        let report = RunReport { groups: duoprov_sync::report::Counts { created: 2, ..Default::default() }, ..Default::default() };
+        m.run_finished("duoTest", "incremental", "succeeded", Some(&report), Duration::from_secs(1_700_000_000));
+        m.lag("duoTest", 3, 1.5);
+        m.holding("duoTest", true);
+        let text = m.encode();
+        for needle in [
+            "duoprov_runs_total{provisioner=\"duoTest\",kind=\"incremental\",result=\"succeeded\"} 1",
+            "duoprov_operations_total{provisioner=\"duoTest\",object=\"group\",action=\"create\",result=\"ok\"} 2",
+            "duoprov_duo_calls_total{method=\"GET\",endpoint=\"/admin/v1/users/{id}\",status=\"429\"} 1",
+            "duoprov_duo_rate_limited_total{method=\"GET\",endpoint=\"/admin/v1/users/{id}\"} 1",
+            "duoprov_duo_call_seconds_bucket{",
+            "duoprov_change_log_lag_entries{provisioner=\"duoTest\"} 3",
+            "duoprov_last_success_timestamp_seconds{provisioner=\"duoTest\",kind=\"incremental\"} 1700000000",
+            "duoprov_runner_holding{provisioner=\"duoTest\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

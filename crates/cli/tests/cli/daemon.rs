@@ -1,0 +1,145 @@
+//! The daemon end to end against the emulator: `duoprov run` provisions the seed registry, then
+//! every step of the incremental scenario (memberships, subject renames, group renames and
+//! descriptions, nested groups, markers) reaches Duo with no command but the registry change; the
+//! status page answers; a second daemon on the same SQLite file refuses to start; SIGTERM stops
+//! it with exit 0 and no run left running; after quiet a full plan is empty.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use duoprov_emulator::TenantDump;
+use serde_json::Value;
+
+use crate::incremental::steps;
+use crate::run;
+use crate::sync::{seed_registry, setup};
+
+/// A daemon started in `dir`, with the status page address it printed.
+pub struct Daemon {
+    pub child: Child,
+    pub status: String,
+}
+
+pub fn start_daemon(dir: &Path, extra: &[&str]) -> Daemon {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("duoprov"))
+        .current_dir(dir)
+        .env_remove("DUOPROV_CONFIG")
+        .env_remove("DUOPROV_REGISTRY_URL")
+        .env_remove("RUST_LOG")
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let status = line.split("http://").nth(1).and_then(|r| r.split(',').next()).unwrap_or_else(|| panic!("no status address in {line:?}")).to_owned();
+    Daemon { child, status }
+}
+
+impl Daemon {
+    /// SIGTERM, then the exit code and standard error.
+    pub fn stop(mut self) -> (Option<i32>, String) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return (status.code(), err);
+            }
+            assert!(Instant::now() < deadline, "the daemon did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP GET: status code and body.
+pub fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the status page");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (code, body)
+}
+
+/// Waits until `f` holds for Duo's state.
+pub fn wait_for(what: &str, state: impl Fn() -> TenantDump, f: impl Fn(&TenantDump) -> bool, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = state();
+        if f(&s) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: not in Duo within {timeout:?}:\n{s:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_carries_every_registry_change_to_duo_and_stops_cleanly() {
+    let env = setup("[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    let handle = env.emulator.handle().clone();
+    let state = || handle.state();
+    let daemon = start_daemon(dir, &[]);
+    wait_for("the first full sync", state, |s| s.groups.iter().any(|g| g.name == "testGroup") && s.users.len() == 2, Duration::from_secs(20));
+
+    // A second daemon on the same SQLite registry refuses to start.
+    let out = crate::duoprov(dir).args(["run", "--listen", "127.0.0.1:0"]).timeout(Duration::from_secs(20)).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("another duoprov daemon is already running"), "{err}");
+
+    for step in steps() {
+        for c in &step.commands {
+            run(dir, c, 0);
+        }
+        wait_for(step.name, state, step.arrived, Duration::from_secs(20));
+    }
+
+    let (code, body) = get(&daemon.status, "/healthz");
+    assert_eq!((code, body.trim()), (200, "ok"));
+    let (code, body) = get(&daemon.status, "/readyz");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(code, 200, "{ready:#}");
+    assert_eq!(ready["provisioners"]["duoTest"]["role"], "holder", "{ready:#}");
+    let (code, metrics) = get(&daemon.status, "/metrics");
+    assert_eq!(code, 200);
+    for needle in [
+        "duoprov_runs_total{provisioner=\"duoTest\",kind=\"full\",result=\"succeeded\"} 1",
+        "duoprov_runs_total{provisioner=\"duoTest\",kind=\"incremental\",result=\"succeeded\"}",
+        "duoprov_operations_total{provisioner=\"duoTest\",object=\"membership\",action=\"add\",result=\"ok\"}",
+        "duoprov_duo_calls_total{method=\"POST\",endpoint=\"/admin/v1/bulk\",status=\"200\"}",
+        "duoprov_duo_call_seconds_bucket{",
+        "duoprov_change_log_lag_entries{provisioner=\"duoTest\"} 0",
+        "duoprov_last_success_timestamp_seconds{provisioner=\"duoTest\",kind=\"incremental\"}",
+        "duoprov_runner_holding{provisioner=\"duoTest\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let (out, _) = run(dir, &["status", "duoTest", "--json"], 0);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    let running: Vec<&Value> = status["runs"].as_array().unwrap().iter().filter(|r| r["status"] == "running").collect();
+    assert!(running.is_empty(), "runs left running after SIGTERM: {running:#?}");
+    // Quiet: a full sync finds nothing to do.
+    let (out, _) = run(dir, &["plan", "duoTest", "--json"], 0);
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["plan"]["ops"], Value::Array(vec![]), "{plan:#}");
+}
