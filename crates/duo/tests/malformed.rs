@@ -379,7 +379,8 @@ enum End {
 /// The documented outcomes of `op` when Duo answers every request with `status` and `body`.
 fn allowed(op: Op, status: u16, body: &[u8], cut_short: bool) -> Vec<End> {
     use ErrorClass::*;
-    let create = matches!(op, Op::CreateUser | Op::CreateGroup);
+    // Creates whose outcome is unknown (5xx, a response cut short) are settled by reading back.
+    let create = matches!(op, Op::CreateUser | Op::CreateGroup | Op::BulkCreateUsers);
     if cut_short {
         // The body never arrives whole: a transport error (a create cannot be read back either).
         return if create { vec![End::Err(Transport), End::Err(Unresolved)] } else { vec![End::Err(Transport)] };
