@@ -6,6 +6,7 @@ mod duo_users;
 mod daemon;
 mod incremental;
 mod registry;
+mod secrets;
 mod sync;
 
 use std::path::Path;

@@ -1,0 +1,472 @@
+//! No secret anywhere: every `duoprov` command runs at the most verbose log level (`-vvv`, text
+//! and JSON logs) with the HTTP traffic log on (`log_http = "always"`), against an in-process
+//! emulator and a `duoprov emulator` child process, including failing runs (injected 500s, a
+//! wrong secret key). Then all standard output and error, every file under the test's folder and
+//! the SQLite registry's bytes are scanned for the Duo secret keys and for every signature the
+//! emulators received (the in-process one reports them through `received_signatures()`; the
+//! child's are recorded on the sending side). Also: secrets written in the configuration are
+//! refused without being echoed, and a secret file readable by group or others is named in a
+//! warning while a private one is not.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use duoprov_duo::{DuoClient, DuoConfig, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
+use duoprov_emulator::auth::SignatureLog;
+use duoprov_emulator::{Emulator, Integration, RunningEmulator};
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+const IKEY: &str = "DISECRETS00000000001";
+const SKEY: &str = "secrets-test-key-Qx7Vb2Kp9Lm4Zt8Rw1Yn6Hd3";
+/// A wrong key for the same integration (every call it signs is refused with 401).
+const WRONG_SKEY: &str = "wrong-secret-key-Jf5Tq8Ns2Wc7Xb4Gm9Pd1Rk";
+/// The key of the `duoprov emulator` child process.
+const CHILD_IKEY: &str = "DICHILD0000000000001";
+const CHILD_SKEY: &str = "child-emulator-key-Hy3Fv6Qm8Tn1Wz5Ks2Lc9";
+
+/// Everything the commands printed, by command.
+#[derive(Default)]
+struct Outputs(Vec<(String, Vec<u8>)>);
+
+impl Outputs {
+    fn add(&mut self, label: String, bytes: &[u8]) {
+        self.0.push((label, bytes.to_vec()));
+    }
+}
+
+fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_duoprov"));
+    cmd.env_remove("DUOPROV_CONFIG").env_remove("DUOPROV_REGISTRY_URL").env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs `duoprov -vvv ARGS` (and again with JSON logs when `json_logs`) in `dir`, expecting
+/// `code`, and keeps both streams.
+fn run(out: &mut Outputs, dir: &Path, args: &[&str], code: i32) -> String {
+    let mut cmd = binary();
+    cmd.current_dir(dir).arg("-vvv").args(args);
+    let o = cmd.output().expect("run duoprov");
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(code), "duoprov -vvv {args:?}\nstdout:\n{stdout}\nstderr:\n{}", tail(&stderr));
+    out.add(format!("{args:?} stdout"), &o.stdout);
+    out.add(format!("{args:?} stderr"), &o.stderr);
+    stdout
+}
+
+/// The same with JSON log lines.
+fn run_json_logs(out: &mut Outputs, dir: &Path, args: &[&str], code: i32) {
+    let mut all = vec!["--log-format", "json"];
+    all.extend_from_slice(args);
+    run(out, dir, &all, code);
+}
+
+fn tail(s: &str) -> &str {
+    let n = s.len();
+    let start = s.char_indices().map(|(i, _)| i).find(|i| *i + 8000 >= n).unwrap_or(0);
+    &s[start..]
+}
+
+fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write secret file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The signatures of `signatures` (hex, 40 or 128 characters) found anywhere in `hay`, in any
+/// case: every run of hex digits is checked, so the scan stays linear in the haystack.
+fn signatures_in(hay: &[u8], signatures: &std::collections::HashSet<String>) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < hay.len() {
+        if !hay[i].is_ascii_hexdigit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < hay.len() && hay[i].is_ascii_hexdigit() {
+            i += 1;
+        }
+        let run = String::from_utf8_lossy(&hay[start..i]).to_ascii_lowercase();
+        for len in [40, 128] {
+            for w in 0..(run.len() + 1).saturating_sub(len) {
+                if signatures.contains(&run[w..w + len]) {
+                    found.push(run[w..w + len].to_owned());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Standard base64 (the start of every `Authorization` value is base64 of `IKEY:`).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            out.push(if i <= chunk.len() { char::from(ABC[((n >> shift) & 63) as usize]) } else { '=' });
+        }
+    }
+    out
+}
+
+/// A transport that records the signature of every request it sends (for the child emulator,
+/// whose own record of signatures lives in another process).
+struct Recording {
+    inner: ReqwestTransport,
+    seen: Arc<Mutex<SignatureLog>>,
+}
+
+impl Transport for Recording {
+    fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        if let Some((_, auth)) = req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+            self.seen.lock().expect("lock").record(auth);
+        }
+        self.inner.send(req)
+    }
+}
+
+/// The test's folder: a registry, a configuration with a provisioner that logs all traffic and a
+/// second one whose secret key is wrong, and the secret files.
+async fn setup() -> (tempfile::TempDir, RunningEmulator) {
+    let emulator = Emulator::builder()
+        .integration(Integration::new(IKEY, SKEY))
+        .configure(|s| s.rate_limits.enabled = false)
+        .spawn_on("127.0.0.1:0")
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_private(&dir.path().join("duo.skey"), SKEY);
+    write_private(&dir.path().join("wrong.skey"), WRONG_SKEY);
+    let url = emulator.base_url();
+    let config = format!(
+        "[registry]\nurl = \"sqlite://registry.db\"\n\n\
+         [duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{url}\"\n\n\
+         [duo.wrong]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"wrong.skey\"\nurl = \"{url}\"\n\n\
+         [provisioner.duoTest]\nduo = \"test\"\nlog_http = \"always\"\nload_duo_users = true\n\n\
+         [provisioner.wrongKey]\nduo = \"wrong\"\nlog_http = \"always\"\n"
+    );
+    std::fs::write(dir.path().join("duoprov.toml"), config).expect("config");
+    (dir, emulator)
+}
+
+/// Every command, in an order that gives each one something to do.
+fn run_every_command(out: &mut Outputs, dir: &Path, emulator: &RunningEmulator) {
+    // Setup commands, in a folder of their own.
+    let fresh = dir.join("fresh");
+    std::fs::create_dir(&fresh).expect("mkdir");
+    run(out, &fresh, &["init"], 0);
+    run(out, &fresh, &["init", "--force", "--registry-url", "sqlite://other.db"], 0);
+    run(out, dir, &["config"], 0);
+    run(out, dir, &["--json", "config"], 0);
+
+    // The registry.
+    run(out, dir, &["subject", "add", "mchyzer", "--name", "Chris Hyzer", "--login-id", "mchyzer", "--email", "mchyzer@example.edu"], 0);
+    run(out, dir, &["subject", "add", "kwilso", "--name", "Kate Wilson", "--login-id", "kwilso"], 0);
+    run(out, dir, &["subject", "update", "kwilso", "--email", "kwilso@example.edu", "--description", "Kate"], 0);
+    run(out, dir, &["subject", "add", "temp", "--source", "ldap", "--name", "Temp"], 0);
+    run(out, dir, &["subject", "show", "mchyzer"], 0);
+    run(out, dir, &["subject", "list"], 0);
+    run(out, dir, &["--json", "subject", "list", "--source", "ldap"], 0);
+    run(out, dir, &["subject", "remove", "temp", "--source", "ldap"], 0);
+    run(out, dir, &["folder", "add", "app:duo", "--create-parents", "--description", "Duo"], 0);
+    run(out, dir, &["folder", "add", "app:tmp", "--display-name", "Temporary"], 0);
+    run(out, dir, &["folder", "update", "app:tmp", "--rename-to", "app:tmp2", "--description", "moved"], 0);
+    run(out, dir, &["folder", "show", "app:duo"], 0);
+    run(out, dir, &["folder", "list", "--under", "app"], 0);
+    run(out, dir, &["folder", "remove", "app:tmp2", "--recursive"], 0);
+    run(out, dir, &["group", "add", "app:duo:testGroup", "--description", "Duo test group"], 0);
+    run(out, dir, &["group", "add", "app:duo:other"], 0);
+    run(out, dir, &["group", "update", "app:duo:other", "--description", "Other"], 0);
+    run(out, dir, &["group", "show", "app:duo:testGroup"], 0);
+    run(out, dir, &["group", "list", "--under", "app:duo"], 0);
+    run(out, dir, &["member", "add", "app:duo:testGroup", "mchyzer", "kwilso"], 0);
+    run(out, dir, &["member", "add", "app:duo:other", "--group", "app:duo:testGroup"], 0);
+    run(out, dir, &["member", "list", "app:duo:other", "--effective"], 0);
+    run(out, dir, &["--json", "member", "list", "app:duo:testGroup"], 0);
+    run(out, dir, &["member", "remove", "app:duo:other", "--group", "app:duo:testGroup"], 0);
+    run(out, dir, &["provision", "assign", "duoTest", "--folder", "app:duo", "--scope", "sub"], 0);
+    run(out, dir, &["provision", "assign", "wrongKey", "--folder", "app:duo"], 0);
+    run(out, dir, &["provision", "assign", "duoTest", "--group", "app:duo:other", "--exclude"], 0);
+    run(out, dir, &["provision", "list"], 0);
+    run(out, dir, &["provision", "list", "duoTest", "--groups"], 0);
+    run(out, dir, &["provision", "unassign", "duoTest", "--group", "app:duo:other"], 0);
+    std::fs::write(
+        dir.join("more.json"),
+        "{\"subjects\": [{\"id\": \"jdoe\", \"name\": \"J Doe\", \"login_id\": \"jdoe\"}],\n\"groups\": [{\"name\": \"app:duo:imported\"}],\n\"memberships\": [{\"group\": \"app:duo:imported\", \"subject\": \"jdoe\"}]}",
+    )
+    .expect("write");
+    std::fs::write(dir.join("members.csv"), "group,subject\napp:duo:imported,mchyzer\n").expect("write");
+    run(out, dir, &["import", "more.json"], 0);
+    run(out, dir, &["import", "members.csv", "--format", "csv"], 0);
+
+    // Provisioning.
+    run(out, dir, &["doctor", "duoTest"], 0);
+    run(out, dir, &["plan", "duoTest"], 0);
+    run(out, dir, &["--json", "plan", "duoTest"], 0);
+    run(out, dir, &["plan", "duoTest", "--out", "plan.json"], 0);
+    run(out, dir, &["sync", "duoTest", "--dry-run"], 0);
+    run(out, dir, &["sync", "duoTest", "--plan", "plan.json"], 0);
+    run_json_logs(out, dir, &["--json", "sync", "duoTest"], 0);
+    run(out, dir, &["subject", "add", "kwilso", "--email", "kate@example.edu"], 0);
+    run(out, dir, &["sync", "duoTest", "--incremental"], 0);
+    run(out, dir, &["sync", "duoTest", "--full"], 0);
+    // Failed attempts: a group create answered 500 (settled by reading back and creating
+    // again) and a page read answered 503 (retried); both logged with their responses.
+    run(out, dir, &["group", "add", "app:duo:third"], 0);
+    run(out, dir, &["member", "add", "app:duo:third", "jdoe"], 0);
+    emulator.handle().set_faults("500 first=1 on=groups.create; 503 first=1 on=users.list").expect("faults");
+    run(out, dir, &["sync", "duoTest"], 0);
+    emulator.handle().set_faults("").expect("faults");
+    run(out, dir, &["sync", "duoTest"], 0);
+    // Deletions approved for one run.
+    run(out, dir, &["group", "remove", "app:duo:third"], 0);
+    run(out, dir, &["sync", "duoTest", "--allow-deletes", "5"], 0);
+    // A wrong secret key: every call refused (401), the errors and the traffic log shown.
+    let failed = Command::new(env!("CARGO_BIN_EXE_duoprov")).current_dir(dir).args(["-vvv", "doctor", "wrongKey"]).output().expect("doctor");
+    out.add("doctor wrongKey stdout".into(), &failed.stdout);
+    out.add("doctor wrongKey stderr".into(), &failed.stderr);
+    assert_ne!(failed.status.code(), Some(0), "doctor with a wrong key succeeded");
+    run(out, dir, &["plan", "wrongKey"], 1);
+    run_json_logs(out, dir, &["sync", "wrongKey"], 1);
+    run(out, dir, &["load-users", "wrongKey"], 1);
+    // Status, the Duo users table and its reports.
+    run(out, dir, &["status"], 0);
+    run(out, dir, &["status", "duoTest"], 0);
+    run(out, dir, &["--json", "status", "duoTest"], 0);
+    run(out, dir, &["load-users", "duoTest"], 0);
+    run(out, dir, &["--json", "load-users", "duoTest"], 0);
+    run(out, dir, &["report", "duoTest", "users"], 0);
+    run(out, dir, &["report", "duoTest", "users", "--csv"], 0);
+    run(out, dir, &["--json", "report", "duoTest", "users", "--not-in-registry", "--not-enrolled", "--status", "active", "--stale-login", "30"], 0);
+}
+
+/// `duoprov demo` in a folder of its own; returns the secret key it used (derived from its
+/// process id, see `commands/demo.rs`), so the scan covers that key too.
+fn run_demo(out: &mut Outputs, dir: &Path) -> String {
+    let demo_dir = dir.join("demo");
+    std::fs::create_dir(&demo_dir).expect("mkdir");
+    let child = binary()
+        .current_dir(&demo_dir)
+        .args(["-vvv", "demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    let pid = child.id() as usize;
+    let o = child.wait_with_output().expect("demo");
+    assert!(o.status.success(), "demo failed:\n{}", tail(&String::from_utf8_lossy(&o.stderr)));
+    out.add("demo stdout".into(), &o.stdout);
+    out.add("demo stderr".into(), &o.stderr);
+    (0..40).map(|i| char::from(b'a' + ((i * 7 + pid) % 26) as u8)).collect()
+}
+
+/// `duoprov emulator` as a child process: a few calls signed by a recording client (one with a
+/// wrong key), then SIGTERM; returns the signatures sent.
+async fn run_child_emulator(out: &mut Outputs, dir: &Path) -> Vec<String> {
+    let edir = dir.join("child");
+    std::fs::create_dir(&edir).expect("mkdir");
+    write_private(&edir.join("child.skey"), CHILD_SKEY);
+    let mut child = binary()
+        .current_dir(&edir)
+        .args(["-vvv", "emulator", "--listen", "127.0.0.1:0", "--ikey", CHILD_IKEY, "--skey-file", "child.skey", "--state", "state.json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn emulator");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first line");
+    let url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {first:?}")).to_owned();
+    let mut stderr = child.stderr.take().expect("stderr");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+
+    let seen = Arc::new(Mutex::new(SignatureLog::new(10_000)));
+    for (skey, expect_ok) in [(CHILD_SKEY, true), (WRONG_SKEY, false)] {
+        let mut cfg = DuoConfig::new("127.0.0.1", CHILD_IKEY, skey.into());
+        cfg.url = Some(url.clone());
+        cfg.traffic_log = duoprov_duo::TrafficLogMode::Always;
+        let transport = Recording { inner: ReqwestTransport::new(&cfg).expect("transport"), seen: seen.clone() };
+        let duo = DuoClient::with_transport(cfg, Arc::new(transport)).expect("client");
+        let created = duo.create_group(&duoprov_duo::GroupFields::named("child-group")).await;
+        assert_eq!(created.is_ok(), expect_ok, "{created:?}");
+        let users = duo.create_user(&duoprov_duo::NewUser::new("child-user")).await;
+        assert_eq!(users.is_ok(), expect_ok, "{users:?}");
+        assert_eq!(duo.list_users().await.is_ok(), expect_ok);
+    }
+
+    // SIGTERM to the child we started (by its id): it saves the state file and exits 0.
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "the emulator did not exit cleanly: {status:?}");
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).expect("stdout");
+    out.add("emulator stdout".into(), &[first.as_bytes(), &rest].concat());
+    out.add("emulator stderr".into(), &stderr_reader.join().expect("stderr thread"));
+    assert!(edir.join("state.json").exists(), "the state file was saved");
+    let sigs = seen.lock().expect("lock").all();
+    sigs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_command_prints_or_writes_a_secret_key_or_a_signature() {
+    let (dir, emulator) = setup().await;
+    let mut out = Outputs::default();
+    let d = dir.path().to_path_buf();
+    // The commands block; run them off the runtime's workers so the emulator keeps serving.
+    let (out_back, emulator) = tokio::task::spawn_blocking(move || {
+        run_every_command(&mut out, &d, &emulator);
+        (out, emulator)
+    })
+    .await
+    .expect("commands");
+    let mut out = out_back;
+    let demo_key = run_demo(&mut out, dir.path());
+    let child_signatures = run_child_emulator(&mut out, dir.path()).await;
+
+    // What must never appear.
+    let signatures = emulator.handle().received_signatures();
+    eprintln!("received {} signatures in-process, sent {} to the child", signatures.len(), child_signatures.len());
+    assert!(signatures.len() >= 30, "the emulator received only {} signatures: the scan would prove little", signatures.len());
+    assert!(child_signatures.len() >= 6, "only {} signatures were sent to the child emulator", child_signatures.len());
+    let needles: Vec<(String, String)> = vec![
+        ("the secret key".into(), SKEY.into()),
+        ("the wrong secret key".into(), WRONG_SKEY.into()),
+        ("the child emulator's secret key".into(), CHILD_SKEY.into()),
+        ("the demo's secret key".into(), demo_key),
+        ("an Authorization value".into(), base64(format!("{IKEY}:").as_bytes())[..24].to_owned()),
+        ("an Authorization value for the child".into(), base64(format!("{CHILD_IKEY}:").as_bytes())[..24].to_owned()),
+    ];
+    let all_signatures: std::collections::HashSet<String> =
+        signatures.iter().chain(&child_signatures).map(|s| s.to_ascii_lowercase()).collect();
+    // The scanner finds what it looks for (so a clean scan means something).
+    let probe = signatures[0].to_ascii_uppercase();
+    assert_eq!(signatures_in(format!("sig={probe}.").as_bytes(), &all_signatures).len(), 1);
+    let key_file = std::fs::read(dir.path().join("duo.skey")).expect("key file");
+    assert!(contains(&key_file, SKEY.as_bytes()));
+
+    // Where to look: every stream, every file under the test's folder (the secret files aside),
+    // the registry's SQLite bytes among them.
+    let mut files = Vec::new();
+    all_files(dir.path(), &mut files);
+    let secret_files = ["duo.skey", "wrong.skey", "child.skey"];
+    files.retain(|f| !secret_files.iter().any(|s| f.ends_with(s)));
+    let registry = dir.path().join("registry.db");
+    assert!(files.contains(&registry), "no registry database to scan");
+    assert!(std::fs::metadata(&registry).map(|m| m.len()).unwrap_or(0) > 10_000, "the registry is empty");
+    let mut haystacks: Vec<(String, Vec<u8>)> = out.0;
+    for f in &files {
+        haystacks.push((f.display().to_string(), std::fs::read(f).expect("read file")));
+    }
+    let traffic = haystacks.iter().filter(|(l, h)| l.ends_with("stderr") && contains(h, b"Authorization: *******")).count();
+    assert!(traffic >= 5, "the traffic log was not on in enough commands ({traffic})");
+
+    let mut leaks = Vec::new();
+    for (where_, hay) in &haystacks {
+        for (what, needle) in &needles {
+            if contains(hay, needle.as_bytes()) {
+                leaks.push(format!("{what} in {where_}"));
+            }
+        }
+        for s in signatures_in(hay, &all_signatures) {
+            leaks.push(format!("signature {}… in {where_}", &s[..8]));
+        }
+    }
+    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+    eprintln!(
+        "scanned {} outputs and {} files ({} bytes) for {} secrets and {} signatures",
+        haystacks.len() - files.len(),
+        files.len(),
+        haystacks.iter().map(|(_, h)| h.len()).sum::<usize>(),
+        needles.len(),
+        all_signatures.len()
+    );
+}
+
+#[test]
+fn secrets_written_in_the_configuration_are_refused_without_being_echoed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = "Inline-Secret-9f8e7d6c5b4a3f2e1d0c9b8a";
+    let duo = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\n";
+    for (config, key) in [
+        (format!("{duo}secret_key = \"{secret}\"\n"), "duo.prod.secret_key"),
+        (format!("{duo}secret_key = \"{secret}\n"), "line 4"), // unterminated: a syntax error on the secret's line
+        (format!("{duo}secret_key = [\"{secret}\"]\n"), "duo.prod.secret_key"),
+        (format!("[registry]\nurl = \"postgres://duoprov:{secret}@db.example.edu/duoprov\"\n"), "registry.url"),
+        (format!("[registry]\nurl = \"postgres://duoprov:{secret}@db.example.edu/duoprov\" junk\n"), "line 2"),
+    ] {
+        std::fs::write(dir.path().join("duoprov.toml"), &config).expect("config");
+        for args in [&["-vvv", "subject", "list"][..], &["-vvv", "config"], &["-vvv", "--log-format", "json", "doctor", "p"]] {
+            let o = binary().current_dir(dir.path()).args(args).output().expect("run");
+            let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            assert_eq!(o.status.code(), Some(1), "{args:?} accepted:\n{config}");
+            assert!(stderr.contains(key), "{args:?}: the error does not name {key}:\n{stderr}");
+            assert!(!stdout.contains(&secret[..16]) && !stderr.contains(&secret[..16]), "{args:?} echoed the secret:\n{stderr}");
+        }
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_file_readable_by_group_or_others_is_named_and_a_private_one_is_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = "file-secret-4c3b2a1f0e9d8c7b6a5f4e3d2c1b";
+    let emulator = Emulator::builder().integration(Integration::new(IKEY, secret)).spawn_on("127.0.0.1:0").await.expect("emulator");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("duoprov.toml"),
+        format!(
+            "[registry]\nurl = \"sqlite://r.db\"\n[duo.prod]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"keys/duo.skey\"\nurl = \"{}\"\n[provisioner.p]\nduo = \"prod\"\nlog_http = \"always\"\n",
+            emulator.base_url()
+        ),
+    )
+    .expect("config");
+    std::fs::create_dir(dir.path().join("keys")).expect("mkdir");
+    let key = dir.path().join("keys/duo.skey");
+    std::fs::write(&key, secret).expect("key");
+    let d = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        for (mode, warned) in [(0o640, true), (0o604, true), (0o644, true), (0o660, true), (0o600, false), (0o400, false)] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            // `doctor` reads the key and calls Duo with it.
+            let o = binary().current_dir(&d).args(["-vvv", "doctor", "p"]).output().expect("run");
+            let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            assert!(o.status.success(), "mode {mode:o}: {stdout}\n{}", tail(&stderr));
+            let named = stderr.contains("Secret file is readable by group or others") && stderr.contains("keys/duo.skey");
+            assert_eq!(named, warned, "mode {mode:o}:\n{}", tail(&stderr));
+            assert!(!stderr.contains(&secret[..16]) && !stdout.contains(&secret[..16]), "mode {mode:o}: the key was printed");
+        }
+    })
+    .await
+    .expect("runs");
+}
