@@ -1,7 +1,8 @@
 //! No secret anywhere: every `duoprov` command runs at the most verbose log level (`-vvv`, text
 //! and JSON logs) with the HTTP traffic log on (`log_http = "always"`), against an in-process
-//! emulator and a `duoprov emulator` child process, including failing runs (injected 500s, a
-//! wrong secret key). Then all standard output and error, every file under the test's folder and
+//! emulator — the daemon (`duoprov run`, with its status page and metrics) and a `duoprov
+//! emulator` as child processes — including failing runs (injected 500 and 503, a wrong secret
+//! key). Then all standard output and error, every file under the test's folder and
 //! the SQLite registry's bytes are scanned for the Duo secret keys and for every signature the
 //! emulators received (the in-process one reports them through `received_signatures()`; the
 //! child's are recorded on the sending side). Also: secrets written in the configuration are
@@ -43,8 +44,7 @@ fn binary() -> Command {
     cmd
 }
 
-/// Runs `duoprov -vvv ARGS` (and again with JSON logs when `json_logs`) in `dir`, expecting
-/// `code`, and keeps both streams.
+/// Runs `duoprov -vvv ARGS` in `dir`, expecting `code`, and keeps both streams.
 fn run(out: &mut Outputs, dir: &Path, args: &[&str], code: i32) -> String {
     let mut cmd = binary();
     cmd.current_dir(dir).arg("-vvv").args(args);
@@ -168,7 +168,8 @@ async fn setup() -> (tempfile::TempDir, RunningEmulator) {
          [duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{url}\"\n\n\
          [duo.wrong]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"wrong.skey\"\nurl = \"{url}\"\n\n\
          [provisioner.duoTest]\nduo = \"test\"\nlog_http = \"always\"\nload_duo_users = true\n\n\
-         [provisioner.wrongKey]\nduo = \"wrong\"\nlog_http = \"always\"\n"
+         [provisioner.wrongKey]\nduo = \"wrong\"\nlog_http = \"always\"\n\n\
+         [provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n"
     );
     std::fs::write(dir.path().join("duoprov.toml"), config).expect("config");
     (dir, emulator)
@@ -263,6 +264,53 @@ fn run_every_command(out: &mut Outputs, dir: &Path, emulator: &RunningEmulator) 
     run(out, dir, &["report", "duoTest", "users"], 0);
     run(out, dir, &["report", "duoTest", "users", "--csv"], 0);
     run(out, dir, &["--json", "report", "duoTest", "users", "--not-in-registry", "--not-enrolled", "--status", "active", "--stale-login", "30"], 0);
+    run_daemon(out, dir, emulator);
+}
+
+/// `duoprov run` (the daemon) as a child process: it carries a registry change to Duo, its
+/// status page, health, readiness and metrics are read, then SIGTERM.
+fn run_daemon(out: &mut Outputs, dir: &Path, emulator: &RunningEmulator) {
+    let mut child = binary()
+        .current_dir(dir)
+        .args(["-vvv", "run", "--provisioner", "duoTest", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("first line");
+    let status = first.split("http://").nth(1).and_then(|r| r.split(',').next()).unwrap_or_else(|| panic!("no status address in {first:?}")).trim().to_owned();
+    // At -vvv the daemon writes a lot: read its standard error as it goes.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let stderr_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let o = binary().current_dir(dir).args(["-vvv", "subject", "add", "mchyzer", "--email", "chris@example.edu"]).output().expect("run");
+    out.add("subject add (daemon running) stderr".into(), &o.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !emulator.handle().state().users.iter().any(|u| u.email == "chris@example.edu") {
+        assert!(std::time::Instant::now() < deadline, "the daemon did not carry the change to Duo");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for path in ["/", "/healthz", "/readyz", "/metrics"] {
+        let mut s = std::net::TcpStream::connect(&status).expect("connect to the status page");
+        std::io::Write::write_all(&mut s, format!("GET {path} HTTP/1.0\r\nHost: {status}\r\n\r\n").as_bytes()).expect("send");
+        let mut page = Vec::new();
+        s.read_to_end(&mut page).expect("read");
+        assert!(page.starts_with(b"HTTP/1."), "{path}: {}", String::from_utf8_lossy(&page));
+        out.add(format!("daemon status page {path}"), &page);
+    }
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let code = child.wait().expect("wait");
+    assert!(code.success(), "the daemon did not stop cleanly: {code:?}");
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).expect("stdout");
+    out.add("daemon stdout".into(), &[first.as_bytes(), &rest].concat());
+    out.add("daemon stderr".into(), &stderr_reader.join().expect("stderr thread"));
 }
 
 /// `duoprov demo` in a folder of its own; returns the secret key it used (derived from its
