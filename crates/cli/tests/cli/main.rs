@@ -3,9 +3,11 @@
 
 mod config;
 mod duo_users;
+mod faults;
 mod daemon;
 mod incremental;
 mod registry;
+mod safety;
 mod secrets;
 mod sync;
 
