@@ -84,10 +84,12 @@ fn any_json() -> impl Strategy<Value = Value> {
     ]
 }
 
-const SUBJECT_FIELDS: &[&str] = &["source", "id", "name", "login_id", "email", "first_name", "last_name", "description", "nmae"];
-const GROUP_FIELDS: &[&str] = &["name", "display_name", "description", "extension"];
-const MEMBER_FIELDS: &[&str] = &["group", "subject", "source", "member_group", "members"];
-const MARKER_FIELDS: &[&str] = &["provisioner", "folder", "group", "scope", "provision", "exclude"];
+// Fields a generated edit may touch; each list leaves out the field that makes its base record
+// bad, so an edited record stays bad (a repair could make a "bad" row valid).
+const SUBJECT_FIELDS: &[&str] = &["source", "name", "login_id", "email", "first_name", "last_name", "description", "nmae"];
+const GROUP_FIELDS: &[&str] = &["display_name", "description", "extension"];
+const MEMBER_FIELDS: &[&str] = &["subject", "source", "member_group", "members"];
+const MARKER_FIELDS: &[&str] = &["folder", "group", "provision", "exclude"];
 
 fn record(fields: &'static [&'static str], base: Value) -> impl Strategy<Value = Value> {
     prop::collection::vec((prop::sample::select(fields.to_vec()), prop::option::weighted(0.8, any_json())), 0..3).prop_map(
@@ -192,8 +194,10 @@ fn json_doc(rows: &[(&str, Value)], mark: usize) -> (String, usize) {
     (out, marked)
 }
 
+/// The registry is shared by the cases, so a failing case may have written to it: no shrinking,
+/// the first failing input is the one reported.
 fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
+    TestRunner::new(Config { cases, failure_persistence: None, max_shrink_iters: 0, ..Config::default() })
 }
 
 fn runtime() -> tokio::runtime::Runtime {
