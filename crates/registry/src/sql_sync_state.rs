@@ -277,13 +277,14 @@ impl SyncStore for SqlStore {
         // Consecutive failures so far, for the objects failing again.
         let mut previous: std::collections::HashMap<RetryTarget, i64> = std::collections::HashMap::new();
         if !s.failed.is_empty() {
-            let rows: Vec<(String, String, String, i64)> =
+            // `attempts` is INTEGER: 32 bits on PostgreSQL.
+            let rows: Vec<(String, String, String, i32)> =
                 sqlx::query_as("SELECT group_uuid, source, subject_id, attempts FROM sync_retry WHERE provisioner = $1")
                     .bind(provisioner)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(db(format!("reading the retry list of {provisioner}")))?;
-            previous = rows.into_iter().map(|(g, so, id, n)| (RetryTarget::from_columns(g, so, id), n)).collect();
+            previous = rows.into_iter().map(|(g, so, id, n)| (RetryTarget::from_columns(g, so, id), i64::from(n))).collect();
         }
         if s.clear_all {
             sqlx::query("DELETE FROM sync_retry WHERE provisioner = $1")
@@ -314,7 +315,7 @@ impl SyncStore for SqlStore {
                     .push_bind(g.to_owned())
                     .push_bind(so.to_owned())
                     .push_bind(id.to_owned())
-                    .push_bind(attempts as i32)
+                    .push_bind(i32::try_from(attempts).unwrap_or(i32::MAX))
                     .push_bind(s.now_ms.saturating_add(wait))
                     .push_bind(message.clone());
             });

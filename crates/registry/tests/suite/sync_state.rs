@@ -59,3 +59,80 @@ registry_test!(runs_are_logged_newest_first, |store| {
     assert_eq!((runs[0].id, runs[0].status.as_str()), (c, "running"));
     assert_eq!((runs[1].id, runs[1].status.as_str()), (b, "interrupted"), "a run left running was interrupted");
 });
+
+registry_test!(checkpoint_and_retry_list_settle_together, |store| {
+    use duoprov_registry::{Backoff, RetryTarget, Settlement};
+    assert_eq!(store.checkpoint("duoTest").await.unwrap(), None, "no checkpoint before the first finished sync");
+    let m = RetryTarget::Membership { group_uuid: "uuid-1".into(), subject: SubjectKey::local("late") };
+    let g = RetryTarget::Group { group_uuid: "uuid-2".into() };
+    let backoff = Backoff { base_ms: 1_000, max_ms: 3_000 };
+    let settle = |checkpoint: Option<i64>, kind: &'static str, attempted: Vec<RetryTarget>, failed: Vec<(RetryTarget, String)>, now_ms: i64| {
+        let store = &store;
+        async move {
+            let s = Settlement { kind, checkpoint, clear_all: kind == "full", attempted: &attempted, failed: &failed, now_ms, backoff };
+            store.settle("duoTest", &s).await.unwrap();
+        }
+    };
+    settle(Some(5), "incremental", vec![], vec![(m.clone(), "HTTP 500".into()), (g.clone(), "HTTP 503".into())], 10_000).await;
+    let cp = store.checkpoint("duoTest").await.unwrap().unwrap();
+    assert_eq!((cp.last_seq, cp.last_incremental_ms, cp.last_full_ms), (5, Some(10_000), None));
+    let r = store.retries("duoTest", None).await.unwrap();
+    assert_eq!(r.len(), 2);
+    assert!(r.iter().all(|r| r.attempts == 1 && r.next_at_ms == 11_000), "{r:?}");
+    assert!(store.retries("duoTest", Some(10_999)).await.unwrap().is_empty(), "nothing due before the schedule");
+    assert_eq!(store.retries("duoTest", Some(11_000)).await.unwrap().len(), 2);
+    // Failing again doubles the wait, up to the maximum; the checkpoint never moves back.
+    settle(Some(3), "incremental", vec![m.clone()], vec![(m.clone(), "HTTP 500 again".into())], 20_000).await;
+    settle(None, "incremental", vec![m.clone()], vec![(m.clone(), "HTTP 500 again".into())], 30_000).await;
+    settle(None, "incremental", vec![m.clone()], vec![(m.clone(), "HTTP 500 again".into())], 40_000).await;
+    let r = store.retries("duoTest", None).await.unwrap();
+    let row = r.iter().find(|r| r.target == m).unwrap();
+    assert_eq!((row.attempts, row.next_at_ms, row.last_error.as_str()), (4, 43_000, "HTTP 500 again"));
+    assert_eq!(store.checkpoint("duoTest").await.unwrap().unwrap().last_seq, 5);
+    // Attempted without failing: cleared; others untouched; other provisioners unaffected.
+    settle(Some(9), "incremental", vec![m.clone()], vec![], 50_000).await;
+    let r = store.retries("duoTest", None).await.unwrap();
+    assert_eq!(r.iter().map(|r| r.target.clone()).collect::<Vec<_>>(), vec![g.clone()]);
+    assert!(store.retries("other", None).await.unwrap().is_empty());
+    // A full sync supersedes every retry and records its time.
+    settle(Some(12), "full", vec![], vec![], 60_000).await;
+    assert!(store.retries("duoTest", None).await.unwrap().is_empty());
+    let cp = store.checkpoint("duoTest").await.unwrap().unwrap();
+    assert_eq!((cp.last_seq, cp.last_full_ms, cp.last_incremental_ms), (12, Some(60_000), Some(50_000)));
+});
+
+registry_test!(a_runner_lock_is_held_by_one_session_until_dropped, |store| {
+    let first = store.try_lock_runner("provisioner:duoTest").await.unwrap();
+    assert!(first.is_some());
+    if store.backend() == duoprov_registry::Backend::Postgres {
+        assert!(store.try_lock_runner("provisioner:duoTest").await.unwrap().is_none(), "a second session got the lock");
+        assert!(store.try_lock_runner("provisioner:other").await.unwrap().is_some(), "locks are per key");
+        let mut held = first.unwrap();
+        assert!(held.alive().await);
+        drop(held);
+        // The session ends with the connection; the lock is free again.
+        let mut again = None;
+        for _ in 0..50 {
+            again = store.try_lock_runner("provisioner:duoTest").await.unwrap();
+            if again.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(again.is_some(), "the lock was not released when its holder dropped it");
+    }
+});
+
+#[tokio::test]
+async fn a_sqlite_file_lock_is_exclusive_across_stores_and_released_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let a = duoprov_registry::open(&url, &Default::default()).await.unwrap();
+    let b = duoprov_registry::open(&url, &Default::default()).await.unwrap();
+    let held = a.try_lock_runner("daemon").await.unwrap();
+    assert!(held.is_some());
+    assert!(b.try_lock_runner("daemon").await.unwrap().is_none(), "a second store on the same file got the lock");
+    assert!(b.try_lock_runner("provisioner:duoTest").await.unwrap().is_some(), "locks are per key");
+    drop(held);
+    assert!(b.try_lock_runner("daemon").await.unwrap().is_some(), "the lock was not released on drop");
+}
