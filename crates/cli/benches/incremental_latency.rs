@@ -141,7 +141,9 @@ async fn bench() {
     println!("single membership change: {single_calls} Duo calls (target ≤ 3)");
 
     // The daemon, default poll interval.
-    let mut daemon = duoprov(dir.path()).args(["run", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("daemon");
+    // Run summaries go to daemon.log for a look at run times.
+    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("daemon log");
+    let mut daemon = duoprov(dir.path()).args(["-v", "run", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(log).spawn().expect("daemon");
     let mut line = String::new();
     BufReader::new(daemon.stdout.take().unwrap()).read_line(&mut line).unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -215,6 +217,18 @@ async fn bench() {
     let _ = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status();
     let _ = daemon.wait();
 
+    if let Ok(text) = std::fs::read_to_string(dir.path().join("daemon.log")) {
+        let runs: Vec<f64> = text
+            .lines()
+            .filter(|l| l.contains("Run finished") && l.contains("incremental"))
+            .filter_map(|l| l.rsplit_once("; ").and_then(|(_, t)| t.split(" s").next()).and_then(|t| t.trim().parse().ok()))
+            .collect();
+        if !runs.is_empty() {
+            let mut r = runs.clone();
+            r.sort_by(|a, b| a.total_cmp(b));
+            println!("incremental runs: {}, run time p50 {:.2} s, max {:.2} s", r.len(), percentile(&r, 0.5), r[r.len() - 1]);
+        }
+    }
     let mut l = latencies.lock().unwrap().clone();
     l.sort_by(|a, b| a.total_cmp(b));
     let writes = calls.iter().filter(|c| c.method != "GET").count();
@@ -225,7 +239,16 @@ async fn bench() {
         percentile(&l, 0.99),
         l[l.len() - 1]
     );
-    println!("Duo calls during the changes: {} ({} writes), {:.3} per change", calls.len(), writes, calls.len() as f64 / CHANGES as f64);
+    let limited = calls.iter().filter(|c| c.status == 429).count();
+    let served_ms: u64 = calls.iter().map(|c| c.micros).sum::<u64>() / 1000;
+    println!(
+        "Duo calls during the changes: {} ({} writes, {} answered 429, {} ms in the emulator), {:.3} per change",
+        calls.len(),
+        writes,
+        limited,
+        served_ms,
+        calls.len() as f64 / CHANGES as f64
+    );
     if l.len() != CHANGES {
         fail(format!("{} latencies for {CHANGES} changes", l.len()));
     }

@@ -305,6 +305,7 @@ impl Loop {
                 self.shared.update(&self.name, |s| s.role = "standby".into());
                 return;
             }
+            let started = std::time::Instant::now();
             let wait = match self.tick(&mut timers).await {
                 Ok(()) => {
                     failures = 0;
@@ -312,7 +313,8 @@ impl Loop {
                         s.registry_ok_at_ms = Some(duoprov_sync::now_ms());
                         s.last_error = None;
                     });
-                    self.schedule.poll_interval
+                    // Ticks start every poll interval; a run that took longer is followed at once.
+                    self.schedule.poll_interval.saturating_sub(started.elapsed())
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);

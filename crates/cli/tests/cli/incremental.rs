@@ -179,3 +179,75 @@ async fn a_failed_object_is_retried_on_its_recorded_schedule_and_the_checkpoint_
     let (out, _) = run(dir, &["sync", "duoTest", "--incremental", "--json"], 0);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["idle"], true, "the retry was not cleared: {out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_during_a_full_sync_are_neither_lost_nor_applied_twice() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    // 60 users in 3 groups; Duo slowed so the full sync takes a few seconds.
+    let subjects: Vec<Value> = (0..60).map(|i| serde_json::json!({"id": format!("u{i:02}"), "login_id": format!("u{i:02}"), "name": format!("User {i}")})).collect();
+    let memberships: Vec<Value> = (0..60).map(|i| serde_json::json!({"group": format!("app:duo:g{}", i % 3), "subject": format!("u{i:02}")})).collect();
+    let doc = serde_json::json!({
+        "subjects": subjects,
+        "groups": [{"name": "app:duo:g0"}, {"name": "app:duo:g1"}, {"name": "app:duo:g2"}],
+        "memberships": memberships,
+        "markers": [{"provisioner": "duoTest", "folder": "app:duo"}],
+    });
+    std::fs::write(dir.join("seed.json"), doc.to_string()).unwrap();
+    run(dir, &["import", "seed.json"], 0);
+    env.emulator.handle().set_faults("latency=400ms").unwrap();
+    let seq = last_seq(&env);
+    let full = std::process::Command::new(assert_cmd::cargo::cargo_bin("duoprov"))
+        .current_dir(dir)
+        .env_remove("DUOPROV_CONFIG")
+        .env_remove("DUOPROV_REGISTRY_URL")
+        .env_remove("RUST_LOG")
+        .args(["sync", "duoTest", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it writes, it has read the registry; while it applies: a new member, a renamed
+    // subject, a removed membership.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !env.emulator.handle().calls_since(seq).iter().any(|c| c.method == "POST") {
+        assert!(std::time::Instant::now() < deadline, "the full sync never wrote");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let changes_from = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    run(dir, &["subject", "add", "late", "--login-id", "late", "--name", "Late Comer"], 0);
+    run(dir, &["member", "add", "app:duo:g0", "late"], 0);
+    run(dir, &["subject", "update", "u01", "--name", "Renamed While Syncing"], 0);
+    run(dir, &["member", "remove", "app:duo:g2", "u02"], 0);
+    let changes_to = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let out = full.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let finished: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(finished["kind"], "full");
+    let (out, _) = run(dir, &["status", "duoTest", "--json"], 0);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    let full_run = status["runs"].as_array().unwrap().iter().find(|r| r["id"] == finished["run_id"]).unwrap().clone();
+    assert!(
+        full_run["started_at_ms"].as_i64().unwrap() < changes_from && full_run["finished_at_ms"].as_i64().unwrap() > changes_to,
+        "the changes were not made while the full sync ran: {full_run:#} {changes_from}..{changes_to}"
+    );
+    env.emulator.handle().set_faults("").unwrap();
+    // The incremental sync after it carries what the full sync did not see.
+    let (out, _) = run(dir, &["sync", "duoTest", "--incremental", "--json"], 0);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["kind"], "incremental", "{report:#}");
+    let s = env.emulator.handle().state();
+    assert!(user_in(&s, "late", "g0"));
+    assert!(s.users.iter().any(|u| u.username == "u01" && u.realname == "Renamed While Syncing"));
+    assert!(has_user(&s, "u02") && !user_in(&s, "u02", "g2"));
+    // Nothing was created twice, and a full plan is empty.
+    let mut created: Vec<String> = env.emulator.handle().calls().into_iter().filter(|c| c.status == 200).flat_map(|c| c.created).collect();
+    let total = created.len();
+    created.sort();
+    created.dedup();
+    assert_eq!(created.len(), total, "duplicate creates in the emulator's log");
+    assert_eq!(total, 3 + 61, "3 groups and 61 users created once each");
+    let (out, _) = run(dir, &["plan", "duoTest", "--json"], 0);
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["plan"]["ops"], Value::Array(vec![]), "{plan:#}");
+}
