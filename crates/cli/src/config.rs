@@ -41,6 +41,7 @@ struct RawDuo {
     single_reads_per_minute: Option<u32>,
     page_reads_per_minute: Option<u32>,
     max_concurrency: Option<usize>,
+    server_retries: Option<u32>,
 }
 
 /// One provisioner (`[provisioner.NAME]`).
@@ -264,6 +265,8 @@ pub struct DuoConnection {
     pub single_reads_per_minute: Option<u32>,
     pub page_reads_per_minute: Option<u32>,
     pub max_concurrency: Option<usize>,
+    /// Retries after a 5xx or a broken connection; `None` keeps the client's default (3).
+    pub server_retries: Option<u32>,
 }
 
 /// HTTP traffic logging, as Grouper's `logCommandsAlways` / `logCommandsOnError`.
@@ -354,6 +357,9 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         if d.max_concurrency == Some(0) {
             bail!("{key}.max_concurrency: must be at least 1");
         }
+        if d.server_retries.is_some_and(|n| n > 10) {
+            bail!("{key}.server_retries: must be at most 10 (the waits double from 1 s)");
+        }
         let signature_version = d.signature_version.unwrap_or(5);
         if signature_version != 2 && signature_version != 5 {
             bail!("{key}.signature_version: must be 5 (default) or 2");
@@ -374,6 +380,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 single_reads_per_minute: d.single_reads_per_minute,
                 page_reads_per_minute: d.page_reads_per_minute,
                 max_concurrency: d.max_concurrency,
+                server_retries: d.server_retries,
             },
         );
     }

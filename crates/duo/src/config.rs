@@ -49,8 +49,7 @@ impl FromStr for TrafficLogMode {
 
 /// Retry schedule. The defaults are the official clients' 429 schedule: wait 1 s, doubling,
 /// while the wait is at most 32 s, plus uniform jitter below 1 s (7 attempts in all). 5xx and
-/// transport errors follow the same schedule (6 retries), so a minute of trouble at Duo fails no
-/// call in a long sync.
+/// transport errors follow the same doubling, for at most `max_server_retries` retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryConfig {
     /// First wait.
@@ -70,7 +69,7 @@ impl Default for RetryConfig {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(32),
             max_jitter: Duration::from_secs(1),
-            max_server_retries: 6,
+            max_server_retries: 3,
         }
     }
 }

@@ -29,7 +29,8 @@ pub async fn client_for(ctx: &Context, provisioner: &str) -> Result<(config::Pro
 }
 
 /// The client configuration of a connection: host, keys (the secret read now), emulator URL,
-/// proxy, CA file, per-attempt timeout, signature version, and the provisioner's traffic log.
+/// proxy, CA file, per-attempt timeout, signature version, pacing, retries, and the provisioner's
+/// traffic log.
 pub fn duo_config(conn: &DuoConnection, log_http: LogHttp) -> Result<DuoConfig> {
     let secret = conn.secret_key.read(&format!("duo.{}.secret_key", conn.name))?;
     let mut cfg = DuoConfig::new(conn.api_host.clone(), conn.integration_key.clone(), secret);
@@ -55,6 +56,9 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp) -> Result<DuoConfig> 
     }
     if let Some(n) = conn.max_concurrency {
         cfg.max_concurrency = n;
+    }
+    if let Some(n) = conn.server_retries {
+        cfg.retry.max_server_retries = n;
     }
     cfg.traffic_log = match log_http {
         LogHttp::Off => TrafficLogMode::Off,
@@ -85,6 +89,7 @@ mod tests {
             single_reads_per_minute: None,
             page_reads_per_minute: None,
             max_concurrency: None,
+            server_retries: Some(5),
         }
     }
 
@@ -101,6 +106,7 @@ mod tests {
         assert_eq!(cfg.proxy.as_deref(), Some("http://proxy.example.edu:3128"));
         assert_eq!(cfg.ca_file.as_deref(), Some(std::path::Path::new("/etc/duoprov/ca.pem")));
         assert_eq!(cfg.request_timeout, Duration::from_secs(7));
+        assert_eq!(cfg.retry.max_server_retries, 5);
         assert!(cfg.connect_timeout <= cfg.request_timeout && cfg.call_deadline >= cfg.request_timeout);
         assert_eq!(cfg.signature, SignatureVariant::V5);
         assert_eq!(cfg.traffic_log, TrafficLogMode::OnError);
