@@ -176,7 +176,8 @@ pub async fn emulator(faults: &str) -> RunningEmulator {
 }
 
 /// A folder with the secret key, a configuration for `emulator` (client pacing far above what
-/// the test needs, `concurrency` calls in flight) and the import document `registry` imported.
+/// the test needs, `concurrency` calls in flight, 6 retries after a 5xx or a reset) and the
+/// import document `registry` imported.
 pub fn folder(dir: &Path, emulator: &RunningEmulator, concurrency: usize, registry: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("duo.skey"), SKEY).unwrap();
@@ -187,7 +188,7 @@ pub fn folder(dir: &Path, emulator: &RunningEmulator, concurrency: usize, regist
     }
     let config = format!(
         "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\
-         writes_per_minute = 600000\nsingle_reads_per_minute = 600000\npage_reads_per_minute = 600000\nmax_concurrency = {concurrency}\n\n\
+         writes_per_minute = 600000\nsingle_reads_per_minute = 600000\npage_reads_per_minute = 600000\nmax_concurrency = {concurrency}\nserver_retries = 6\n\n\
          [provisioner.duoTest]\nduo = \"test\"\nconcurrency = {concurrency}\n",
         emulator.base_url()
     );
@@ -204,16 +205,20 @@ fn json_of(out: &str) -> Value {
 async fn a_full_sync_through_429s_5xx_resets_and_latency_succeeds_in_one_run_without_duplicate_creates() {
     let tenant = Tenant { users: 2000, groups: 200, per_user: 10 };
     // About 10 % 429, 5 % 500/503, 2 % resets and 0–20 ms of latency on every endpoint, plus one
-    // reset and one 5xx for sure on each kind of create, so the read-back paths always run.
-    let faults = "seed=8; 429 p=0.1; 500 p=0.025; 503 p=0.025; reset p=0.02; latency=0..20ms; \
-                  reset after=3 first=1 on=groups.create; 500 after=7 first=1 on=groups.create; \
+    // reset and one 5xx for sure on each kind of write, so the read-back paths always run. About
+    // 7 % of attempts fail with a 5xx or a reset: with the default 3 retries a call would fail
+    // for good with probability 0.068⁴ ≈ 2·10⁻⁵, about 1.5 % over this sync's ~700 calls, so the
+    // connection gets `server_retries = 6` (0.068⁷ ≈ 7·10⁻⁹ per call).
+    // (The sure faults come first: for one call, the first rule that fires gives the answer.)
+    let faults = "seed=8; reset after=3 first=1 on=groups.create; 500 after=7 first=1 on=groups.create; \
                   reset after=2 first=1 on=users.bulk_create; 503 after=5 first=1 on=users.bulk_create; \
-                  reset after=10 first=1 on=bulk; 500 after=20 first=1 on=bulk";
+                  reset after=10 first=1 on=bulk; 500 after=20 first=1 on=bulk; \
+                  429 p=0.1; 500 p=0.025; 503 p=0.025; reset p=0.02; latency=0..20ms";
     let emu = emulator(faults).await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let started = Instant::now();
-    folder(dir, &emu, 8, &tenant.import_json());
+    folder(dir, &emu, 16, &tenant.import_json());
     let import_s = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
