@@ -285,6 +285,9 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
         }
     }
+    // Links taken over by a re-created registry group are forgotten (the new link replaces them);
+    // kept, they would make the next run delete the Duo group the new link now uses.
+    plan.released_groups.extend(taken_over.iter().map(|u| (*u).to_owned()));
     // Groups no longer selected.
     let mut leaving: Vec<&duoprov_model::GroupLink> = links
         .groups
@@ -548,6 +551,8 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     removals.retain(|r| !matches!(&r.op, Op::RemoveMember { group_id, .. } if deleted_groups.contains(group_id.as_str())));
     ops.extend(removals);
 
+    // Links taken over by a re-created subject are forgotten, as for groups.
+    plan.released_users.extend(users_taken_over.iter().map(|k| (*k).clone()));
     // Users no longer selected.
     let mut leaving_users: Vec<&duoprov_model::UserLink> = links
         .users

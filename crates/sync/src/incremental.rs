@@ -253,7 +253,20 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
             whole.insert(g);
         }
     }
-    let member_reads: Vec<String> = whole.iter().filter_map(|g| linked_id(g)).filter(|id| present.contains(id)).collect();
+    let mut member_reads: Vec<String> = whole.iter().filter_map(|g| linked_id(g)).filter(|id| present.contains(id)).collect();
+    // A whole group without a live link may be matched by name to a Duo group (adopted, claimed,
+    // or taken over from a deleted registry group): that group's members are read too.
+    let in_scope: HashSet<&str> = groups.iter().copied().collect();
+    let claimed_elsewhere: HashSet<&str> =
+        links.groups.iter().filter(|l| !in_scope.contains(l.group_uuid.as_str())).filter_map(|l| l.duo_group_id.as_deref()).collect();
+    for g in whole.iter().filter(|g| linked_id(g).is_none_or(|id| !present.contains(&id))) {
+        let name = desired_group[g].fields.name.as_str();
+        for dg in duo_groups.iter().filter(|dg| dg.name == name && !claimed_elsewhere.contains(dg.group_id.as_str())) {
+            member_reads.push(dg.group_id.clone());
+        }
+    }
+    member_reads.sort();
+    member_reads.dedup();
     calls += member_reads.len();
     let member_lists: Vec<Vec<duoprov_duo::GroupMember>> = stream::iter(member_reads)
         .map(|id| async move { duo.list_group_members(&id).await })

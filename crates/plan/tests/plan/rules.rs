@@ -211,3 +211,23 @@ fn identical_inputs_give_identical_plans() {
     let b = build_plan("duoTest", &desired(&sel), &DuoSnapshot::default(), &Default::default(), &Policy::default());
     assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
 }
+
+#[test]
+fn a_recreated_registry_group_takes_over_the_duo_group_and_the_old_link_is_forgotten() {
+    use duoprov_model::{GroupLink, Links};
+    // The registry group was deleted and re-created: a new uuid, the same name.
+    let sel = selection(vec![subject("mchyzer", "Chris Hyzer")], vec![(group("u-new", "app:duo:testGroup", "Test group"), vec!["mchyzer"])]);
+    let duo = DuoSnapshot {
+        groups: vec![DuoGroup { group_id: "DGOLD000000000000001".into(), name: "testGroup".into(), desc: "Test group".into(), status: "active".into() }],
+        users: vec![],
+    };
+    let links = Links {
+        groups: vec![GroupLink { group_uuid: "u-old".into(), duo_group_id: Some("DGOLD000000000000001".into()), created_by_us: true, in_target: true }],
+        users: vec![],
+    };
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+    assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::DeleteGroup { .. } | Op::CreateGroup { .. })), "{:?}", plan.ops);
+    let m = plan.group_matches.iter().find(|m| m.uuid == "u-new").expect("the new group is matched");
+    assert!(m.created_by_us, "ownership moves with the link");
+    assert_eq!(plan.released_groups, vec!["u-old".to_owned()], "the old link must be forgotten, or the next run deletes the group");
+}
