@@ -212,12 +212,6 @@ fn now_since_epoch() -> Duration {
     Duration::from_millis(duoprov_sync::now_ms().max(0) as u64)
 }
 
-/// Boxes a future as `Send` where its lifetimes are concrete (spawned tasks need it proven, and
-/// the compiler cannot prove it through the sync engine's streams in general).
-fn send<'a, T>(f: impl std::future::Future<Output = T> + Send + 'a) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>> {
-    Box::pin(f)
-}
-
 /// What the holder loop remembers between ticks.
 struct Timers {
     next_full_ms: i64,
@@ -358,8 +352,8 @@ impl Loop {
         }
         if let Some(due) = timers.next_load_ms.filter(|t| now >= *t) {
             let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(()) };
-            let users = send(self.duo.list_users()).await.map_err(|e| anyhow::anyhow!("reading the Duo users of {}: {e}", self.name))?;
-            let outcome = send(duoprov_registry::duo_users::load(&*self.store, &self.name, &users)).await?;
+            let users = self.duo.list_users().await.map_err(|e| anyhow::anyhow!("reading the Duo users of {}: {e}", self.name))?;
+            let outcome = duoprov_registry::duo_users::load(&*self.store, &self.name, &users).await?;
             tracing::info!(provisioner = %self.name, users = outcome.users, "Duo users table reloaded.");
             let every = self.schedule.load_users_every.unwrap_or(Duration::from_secs(3600)).as_millis() as i64;
             timers.next_load_ms = Some(due.max(now - every) + every);
@@ -374,7 +368,7 @@ impl Loop {
             }
         }
         let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(()) };
-        match send(duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, now)).await? {
+        match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, now).await? {
             Incremental::Idle { .. } => Ok(()),
             Incremental::Planned(p) => self.execute(*p, None, timers).await,
             Incremental::Escalate { reason } => {
@@ -388,7 +382,7 @@ impl Loop {
     }
 
     async fn prepare_full(&self) -> Result<Prepared> {
-        Ok(send(duoprov_sync::prepare(&*self.store, &self.duo, &self.settings)).await?)
+        Ok(duoprov_sync::prepare(&*self.store, &self.duo, &self.settings).await?)
     }
 
     async fn execute(&self, prepared: Prepared, escalated: Option<String>, timers: &mut Timers) -> Result<()> {
@@ -396,7 +390,7 @@ impl Loop {
         let span = tracing::info_span!("sync_run", provisioner = %self.name, kind);
         let seq_at_start = prepared.change_seq;
         let options = SyncOptions::default();
-        let outcome = send(duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress)).instrument(span.clone()).await;
+        let outcome = duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress).instrument(span.clone()).await;
         let _enter = span.enter();
         match outcome {
             Ok(mut report) => {
