@@ -170,17 +170,34 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
         Some(p) => Some(store.links(p).await?),
         None => None,
     };
+    let (checkpoint, retries) = match provisioner {
+        Some(p) => (store.checkpoint(p).await?, store.retries(p, None).await?),
+        None => (None, Vec::new()),
+    };
+    let last_change = store.last_change_seq().await?;
     if ctx.json {
         output::json(&json!({
             "runs": runs,
             "errors": errors,
             "linked_groups": links.as_ref().map(|l| l.groups.len()),
             "linked_users": links.as_ref().map(|l| l.users.len()),
+            "checkpoint": checkpoint,
+            "last_change": last_change,
+            "retries": retries,
         }))?;
         return Ok(exit::OK);
     }
     if let Some(l) = &links {
         println!("linked: {} group(s), {} user(s)", l.groups.len(), l.users.len());
+    }
+    if provisioner.is_some() {
+        match &checkpoint {
+            Some(cp) => println!("checkpoint: change {} of {last_change} ({} waiting)", cp.last_seq, (last_change - cp.last_seq).max(0)),
+            None => println!("checkpoint: none yet (the first sync is a full sync)"),
+        }
+        if !retries.is_empty() {
+            println!("retry list: {} object(s); next due at {} ms", retries.len(), retries[0].next_at_ms);
+        }
     }
     let rows: Vec<Vec<String>> = runs
         .iter()

@@ -166,6 +166,14 @@ async fn a_failed_object_is_retried_on_its_recorded_schedule_and_the_checkpoint_
     let (out, _) = run(dir, &["sync", "duoTest", "--incremental", "--json"], 2);
     let report: Value = serde_json::from_str(&out).unwrap();
     assert!(report["retries_scheduled"].as_u64().unwrap() >= 1, "{report:#}");
+    // The schedule is recorded, and the checkpoint is past the change (it is tracked as a retry).
+    let (out, _) = run(dir, &["status", "duoTest", "--json"], 0);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    let retries = status["retries"].as_array().unwrap();
+    assert_eq!(retries.len(), 1, "{status:#}");
+    assert_eq!(retries[0]["attempts"], 1);
+    assert_eq!(retries[0]["target"]["kind"], "membership");
+    assert_eq!(status["checkpoint"]["last_seq"], status["last_change"], "{status:#}");
     // The change log has been consumed: with no retry due yet, the next run is idle.
     let (out, _) = run(dir, &["sync", "duoTest", "--incremental", "--json"], 0);
     let idle: Value = serde_json::from_str(&out).unwrap();
