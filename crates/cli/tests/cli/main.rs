@@ -5,6 +5,7 @@ mod config;
 mod duo_users;
 mod faults;
 mod daemon;
+mod daemon_resilience;
 mod incremental;
 mod registry;
 mod safety;
