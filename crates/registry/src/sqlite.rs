@@ -86,7 +86,8 @@ pub(crate) async fn try_lock_runner(store: &SqliteStore, key: &str) -> Result<Op
     let options = store.pool().connect_options();
     let database = options.get_filename();
     let name = database.to_string_lossy();
-    if name.is_empty() || name == ":memory:" || name.contains("mode=memory") {
+    // sqlx names an in-memory database `:memory:` or `file:sqlx-in-memory-N`.
+    if name.is_empty() || name == ":memory:" || name.contains("mode=memory") || name.starts_with("file:sqlx-in-memory") {
         return Ok(Some(crate::RunnerLock::new(Box::new(crate::sync_state::NoLock))));
     }
     let path = lock_path(database, key);

@@ -102,8 +102,11 @@ registry_test!(checkpoint_and_retry_list_settle_together, |store| {
 });
 
 registry_test!(a_runner_lock_is_held_by_one_session_until_dropped, |store| {
+    let before: Vec<_> = std::fs::read_dir(".").unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     let first = store.try_lock_runner("provisioner:duoTest").await.unwrap();
     assert!(first.is_some());
+    let after: Vec<_> = std::fs::read_dir(".").unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert_eq!(before.len(), after.len(), "a lock file was written for a registry without a file");
     if store.backend() == duoprov_registry::Backend::Postgres {
         assert!(store.try_lock_runner("provisioner:duoTest").await.unwrap().is_none(), "a second session got the lock");
         assert!(store.try_lock_runner("provisioner:other").await.unwrap().is_some(), "locks are per key");
