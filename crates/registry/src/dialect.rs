@@ -12,4 +12,7 @@ pub(crate) struct Dialect {
     pub json_ids: &'static str,
     /// Aggregates `subject_id` of a group's rows into one comma-separated text.
     pub concat_subject_ids: &'static str,
+    /// Run in the transaction of every change-log entry: PostgreSQL notifies listeners (a daemon
+    /// waiting for changes) when the transaction commits.
+    pub notify_change: Option<&'static str>,
 }

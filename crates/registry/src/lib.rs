@@ -37,7 +37,7 @@ pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
 pub use store::{Backend, EffectiveMember, NodeAttrs, Store, Upsert};
 pub use sync_state::{
-    Backoff, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunRecord, RunnerLock, Settlement, StateError,
+    Backoff, ChangeWaker, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunRecord, RunnerLock, Settlement, StateError,
     SyncStore, UserState,
 };
 

@@ -21,6 +21,7 @@ pub(crate) const DIALECT: Dialect = Dialect {
     write_lock: Some(WRITE_LOCK),
     json_ids: "SELECT (jsonb_array_elements_text($1::jsonb))::bigint",
     concat_subject_ids: "string_agg(subject_id::text, ',')",
+    notify_change: Some("SELECT pg_notify('duoprov_change', current_schema())"),
 };
 
 #[allow(clippy::duplicate_mod)]
@@ -94,4 +95,34 @@ pub(crate) async fn try_lock_runner(store: &PostgresStore, key: &str) -> Result<
         .await
         .map_err(RegistryError::db(format!("taking the runner lock {key}")))?;
     Ok(locked.then(|| crate::RunnerLock::new(Box::new(SessionLock { conn }))))
+}
+
+/// `LISTEN duoprov_change` on a connection of its own; notifications from other schemas (other
+/// registries in the same database) are skipped.
+struct Listener {
+    listener: sqlx::postgres::PgListener,
+    schema: String,
+}
+
+#[async_trait::async_trait]
+impl crate::sync_state::WakeSource for Listener {
+    async fn changed(&mut self) -> bool {
+        loop {
+            match self.listener.recv().await {
+                Ok(n) if n.payload() == self.schema => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+pub(crate) async fn change_waker(store: &PostgresStore) -> Result<Option<crate::sync_state::ChangeWaker>> {
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(store.pool())
+        .await
+        .map_err(RegistryError::db("reading the current schema"))?;
+    let mut listener = sqlx::postgres::PgListener::connect_with(store.pool()).await.map_err(RegistryError::db("connecting for change notifications"))?;
+    listener.listen("duoprov_change").await.map_err(RegistryError::db("listening for change notifications"))?;
+    Ok(Some(crate::sync_state::ChangeWaker::new(Box::new(Listener { listener, schema }))))
 }

@@ -165,6 +165,9 @@ async fn log_change(
         .execute(&mut **tx)
         .await
         .map_err(db(format!("appending the {} change-log entry", kind.as_str())))?;
+    if let Some(notify) = DIALECT.notify_change {
+        sqlx::query(notify).execute(&mut **tx).await.map_err(db("notifying listeners of a change"))?;
+    }
     Ok(())
 }
 

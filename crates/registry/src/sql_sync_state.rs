@@ -351,4 +351,8 @@ impl SyncStore for SqlStore {
     async fn try_lock_runner(&self, key: &str) -> Result<Option<RunnerLock>> {
         super::try_lock_runner(self, key).await
     }
+
+    async fn change_waker(&self) -> Result<Option<crate::sync_state::ChangeWaker>> {
+        super::change_waker(self).await
+    }
 }

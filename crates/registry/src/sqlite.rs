@@ -18,6 +18,7 @@ pub(crate) const DIALECT: Dialect = Dialect {
     write_lock: None,
     json_ids: "SELECT value FROM json_each($1)",
     concat_subject_ids: "group_concat(subject_id)",
+    notify_change: None,
 };
 
 #[allow(clippy::duplicate_mod)]
@@ -102,4 +103,9 @@ pub(crate) async fn try_lock_runner(store: &SqliteStore, key: &str) -> Result<Op
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(RegistryError::Refused(format!("locking {}: {e}", path.display()))),
     }
+}
+
+/// SQLite has no notifications: the daemon polls.
+pub(crate) async fn change_waker(_: &SqliteStore) -> Result<Option<crate::sync_state::ChangeWaker>> {
+    Ok(None)
 }

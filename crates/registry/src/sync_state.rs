@@ -192,6 +192,34 @@ impl std::fmt::Debug for RunnerLock {
     }
 }
 
+/// Wakes a waiting daemon when the registry's change log grows (PostgreSQL `LISTEN`/`NOTIFY`).
+pub struct ChangeWaker {
+    inner: Box<dyn WakeSource>,
+}
+
+impl ChangeWaker {
+    pub(crate) fn new(inner: Box<dyn WakeSource>) -> Self {
+        ChangeWaker { inner }
+    }
+
+    /// Waits for the next change notification; `false` when notifications stopped working
+    /// (the caller then relies on polling).
+    pub async fn changed(&mut self) -> bool {
+        self.inner.changed().await
+    }
+}
+
+impl std::fmt::Debug for ChangeWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangeWaker")
+    }
+}
+
+#[async_trait]
+pub(crate) trait WakeSource: Send + Sync {
+    async fn changed(&mut self) -> bool;
+}
+
 #[async_trait]
 pub(crate) trait LockHolder: Send + Sync {
     async fn alive(&mut self) -> bool;
@@ -234,4 +262,7 @@ pub trait SyncStore: Send + Sync {
     /// Takes the runner lock named `key` (`provisioner:NAME`, or `daemon`) without waiting;
     /// `None` when another process holds it.
     async fn try_lock_runner(&self, key: &str) -> Result<Option<RunnerLock>>;
+    /// Notifications of new change-log entries, where the database has them (PostgreSQL);
+    /// `None` means poll.
+    async fn change_waker(&self) -> Result<Option<ChangeWaker>>;
 }

@@ -157,7 +157,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         for name in &names {
-            mark_interrupted(&*store, name).await;
+            mark_interrupted(&*store, name, "abandoned at shutdown").await;
         }
     }
     let _ = server.await;
@@ -166,10 +166,10 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
 }
 
 /// Closes a run left `running` by an abandoned task.
-async fn mark_interrupted(store: &dyn Store, provisioner: &str) {
+async fn mark_interrupted(store: &dyn Store, provisioner: &str, why: &str) {
     if let Ok(runs) = store.runs(Some(provisioner), 1).await {
         for r in runs.into_iter().filter(|r| r.status == "running") {
-            let _ = store.finish_run(r.id, "interrupted", &r.counts, &r.timings, Some("abandoned at shutdown")).await;
+            let _ = store.finish_run(r.id, "interrupted", &r.counts, &r.timings, Some(why)).await;
         }
     }
 }
@@ -203,6 +203,31 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
         _ = stop.wait_for(|s| *s) => {}
+    }
+    *stop.borrow()
+}
+
+/// Like [`pause`], but also ends early when the registry notifies a change (PostgreSQL). A
+/// broken notification channel is dropped and polling goes on.
+async fn pause_or_change(stop: &mut watch::Receiver<bool>, d: Duration, waker: &mut Option<duoprov_registry::ChangeWaker>) -> bool {
+    let Some(w) = waker.as_mut() else { return pause(stop, d).await };
+    if *stop.borrow() {
+        return true;
+    }
+    let mut woken = None;
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = stop.wait_for(|s| *s) => {}
+        ok = w.changed() => woken = Some(ok),
+    }
+    match woken {
+        // A short pause gathers a burst of changes into one run.
+        Some(true) => tokio::time::sleep(Duration::from_millis(100).min(d)).await,
+        Some(false) => {
+            tracing::warn!("Change notifications stopped; polling only.");
+            *waker = None;
+        }
+        None => {}
     }
     *stop.borrow()
 }
@@ -290,6 +315,18 @@ impl Loop {
             paused: None,
         };
         let mut failures: u32 = 0;
+        // A run a killed process left `running` is closed now that this daemon leads.
+        if let Ok(Some(_run)) = run_lock(&*self.store, &self.name, Duration::from_secs(30)).await {
+            mark_interrupted(&*self.store, &self.name, "cut short; found running when a daemon took the lead").await;
+        }
+        // PostgreSQL wakes the loop when the change log grows; SQLite is polled.
+        let mut waker = match self.store.change_waker().await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(provisioner = %self.name, error = %e, "No change notifications; polling only.");
+                None
+            }
+        };
         loop {
             if *stop.borrow() {
                 return;
@@ -319,7 +356,7 @@ impl Loop {
                 }
             };
             self.update_lag().await;
-            if pause(stop, wait).await {
+            if pause_or_change(stop, wait, &mut waker).await {
                 return;
             }
         }
