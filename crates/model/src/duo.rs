@@ -39,6 +39,10 @@ pub struct DuoSnapshot {
 /// The remembered pairing of a registry group with a Duo group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupLink {
+    /// The Duo name an intended, unconfirmed create was for: if the registry group is gone
+    /// before the next run confirms it, the Duo group of that name is still known to be ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_name: Option<String>,
     pub group_uuid: String,
     /// `None` while a create is intended but not confirmed (crash safety: a Duo group of the
     /// desired name found later is then known to be ours).
@@ -50,6 +54,9 @@ pub struct GroupLink {
 /// The remembered pairing of a registry subject with a Duo user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserLink {
+    /// The username an intended, unconfirmed create was for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_name: Option<String>,
     pub subject: SubjectKey,
     /// `None` while a create is intended but not confirmed.
     pub duo_user_id: Option<String>,

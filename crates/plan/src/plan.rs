@@ -297,15 +297,29 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         .collect();
     leaving.sort_by(|a, b| a.group_uuid.cmp(&b.group_uuid));
     let mut deleted_groups: HashSet<&str> = HashSet::new();
+    let linked_group_ids: HashSet<&str> = links.groups.iter().filter_map(|l| l.duo_group_id.as_deref()).collect();
     for l in leaving {
-        let present = l.duo_group_id.as_deref().and_then(|id| group_by_id.get(id).copied());
+        let mut present = l.duo_group_id.as_deref().and_then(|id| group_by_id.get(id).copied());
+        let mut ours = l.in_target;
+        // A create intended by a run that died before confirming it: the Duo group of the
+        // intended name, if exactly one is unclaimed, is duoprov's own.
+        if let (None, true, Some(name)) = (&l.duo_group_id, l.created_by_us, &l.pending_name) {
+            let free: Vec<usize> = groups_by_name
+                .get(name.as_str())
+                .map(|v| v.iter().copied().filter(|i| !claimed_groups.contains(duo.groups[*i].group_id.as_str()) && !linked_group_ids.contains(duo.groups[*i].group_id.as_str())).collect())
+                .unwrap_or_default();
+            if free.len() == 1 {
+                present = Some(free[0]);
+                ours = true;
+            }
+        }
         let delete = match policy.group_delete {
             DeletePolicy::Never => false,
             DeletePolicy::CreatedByUs => l.created_by_us,
             DeletePolicy::NotInSource => true,
         };
         match present {
-            Some(i) if delete && l.in_target => {
+            Some(i) if delete && ours => {
                 let dg = &duo.groups[i];
                 deleted_groups.insert(dg.group_id.as_str());
                 ops.push(PlannedOp {
@@ -560,15 +574,35 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         .filter(|l| !desired_keys.contains(&l.subject) && !desired.held_users.contains(&l.subject) && !users_taken_over.contains(&l.subject))
         .collect();
     leaving_users.sort_by(|a, b| a.subject.cmp(&b.subject));
+    let linked_user_ids: HashSet<&str> = links.users.iter().filter_map(|l| l.duo_user_id.as_deref()).collect();
     for l in leaving_users {
-        let present = l.duo_user_id.as_deref().and_then(|id| user_by_id.get(id).copied());
+        let mut present = l.duo_user_id.as_deref().and_then(|id| user_by_id.get(id).copied());
+        let mut ours = l.in_target;
+        // An intended, unconfirmed create: the one unclaimed Duo user of that username is ours.
+        if let (None, true, Some(name)) = (&l.duo_user_id, l.created_by_us, &l.pending_name) {
+            let by_name = users_by_name.get_or_insert_with(|| {
+                let mut m: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
+                for (i, du) in duo.users.iter().enumerate() {
+                    m.entry(du.username.to_lowercase()).or_default().push(i);
+                }
+                m
+            });
+            let free: Vec<usize> = by_name
+                .get(&name.to_lowercase())
+                .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str()) && !linked_user_ids.contains(duo.users[*i].user_id.as_str())).collect())
+                .unwrap_or_default();
+            if free.len() == 1 {
+                present = Some(free[0]);
+                ours = true;
+            }
+        }
         let delete = match policy.user_delete {
             DeletePolicy::Never => false,
             DeletePolicy::CreatedByUs => l.created_by_us,
             DeletePolicy::NotInSource => true,
         };
         match present {
-            Some(i) if delete && l.in_target => {
+            Some(i) if delete && ours => {
                 let du = &duo.users[i];
                 let mode = policy.user_delete_mode;
                 ops.push(PlannedOp {

@@ -41,15 +41,15 @@ const KEEP_TIMES: &str = "first_provisioned = COALESCE({t}.first_provisioned, ex
 #[async_trait]
 impl SyncStore for SqlStore {
     async fn links(&self, provisioner: &str) -> Result<Links> {
-        let groups: Vec<(String, Option<String>, bool, bool)> = sqlx::query_as(
-            "SELECT group_uuid, duo_group_id, created_by_us, in_target FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
+        let groups: Vec<(String, Option<String>, bool, bool, Option<String>)> = sqlx::query_as(
+            "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
         )
         .bind(provisioner)
         .fetch_all(self.pool())
         .await
         .map_err(db(format!("reading the group links of {provisioner}")))?;
-        let users: Vec<(String, String, Option<String>, bool, bool)> = sqlx::query_as(
-            "SELECT source, subject_id, duo_user_id, created_by_us, in_target FROM sync_user WHERE provisioner = $1 ORDER BY source, subject_id",
+        let users: Vec<(String, String, Option<String>, bool, bool, Option<String>)> = sqlx::query_as(
+            "SELECT source, subject_id, duo_user_id, created_by_us, in_target, pending_name FROM sync_user WHERE provisioner = $1 ORDER BY source, subject_id",
         )
         .bind(provisioner)
         .fetch_all(self.pool())
@@ -58,11 +58,12 @@ impl SyncStore for SqlStore {
         Ok(Links {
             groups: groups
                 .into_iter()
-                .map(|(group_uuid, duo_group_id, created_by_us, in_target)| GroupLink { group_uuid, duo_group_id, created_by_us, in_target })
+                .map(|(group_uuid, duo_group_id, created_by_us, in_target, pending_name)| GroupLink { pending_name, group_uuid, duo_group_id, created_by_us, in_target })
                 .collect(),
             users: users
                 .into_iter()
-                .map(|(source, id, duo_user_id, created_by_us, in_target)| UserLink {
+                .map(|(source, id, duo_user_id, created_by_us, in_target, pending_name)| UserLink {
+                    pending_name,
                     subject: SubjectKey::new(source, id),
                     duo_user_id,
                     created_by_us,
@@ -77,7 +78,7 @@ impl SyncStore for SqlStore {
         let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
         for chunk in groups.chunks(BATCH) {
             let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO sync_group (provisioner, group_uuid, duo_group_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at) ",
+                "INSERT INTO sync_group (provisioner, group_uuid, duo_group_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at, pending_name) ",
             );
             qb.push_values(chunk, |mut b, g| {
                 let (code, message, error_at) = error_parts(&g.error, at);
@@ -90,15 +91,17 @@ impl SyncStore for SqlStore {
                     .push_bind(g.provisioned_at)
                     .push_bind(code)
                     .push_bind(message)
-                    .push_bind(error_at);
+                    .push_bind(error_at)
+                    .push_bind(g.pending_name.clone());
             });
             qb.push(" ON CONFLICT (provisioner, group_uuid) DO UPDATE SET duo_group_id = COALESCE(excluded.duo_group_id, sync_group.duo_group_id), in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
+            qb.push("pending_name = CASE WHEN COALESCE(excluded.duo_group_id, sync_group.duo_group_id) IS NOT NULL THEN NULL ELSE COALESCE(excluded.pending_name, sync_group.pending_name) END, ");
             qb.push(KEEP_TIMES.replace("{t}", "sync_group"));
             qb.build().execute(&mut *tx).await.map_err(db("recording group state"))?;
         }
         for chunk in users.chunks(BATCH) {
             let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO sync_user (provisioner, source, subject_id, duo_user_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at) ",
+                "INSERT INTO sync_user (provisioner, source, subject_id, duo_user_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at, pending_name) ",
             );
             qb.push_values(chunk, |mut b, u| {
                 let (code, message, error_at) = error_parts(&u.error, at);
@@ -112,9 +115,11 @@ impl SyncStore for SqlStore {
                     .push_bind(u.provisioned_at)
                     .push_bind(code)
                     .push_bind(message)
-                    .push_bind(error_at);
+                    .push_bind(error_at)
+                    .push_bind(u.pending_name.clone());
             });
             qb.push(" ON CONFLICT (provisioner, source, subject_id) DO UPDATE SET duo_user_id = COALESCE(excluded.duo_user_id, sync_user.duo_user_id), in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
+            qb.push("pending_name = CASE WHEN COALESCE(excluded.duo_user_id, sync_user.duo_user_id) IS NOT NULL THEN NULL ELSE COALESCE(excluded.pending_name, sync_user.pending_name) END, ");
             qb.push(KEEP_TIMES.replace("{t}", "sync_user"));
             qb.build().execute(&mut *tx).await.map_err(db("recording user state"))?;
         }

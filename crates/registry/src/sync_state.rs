@@ -23,6 +23,8 @@ pub struct StateError {
 /// time, and the first one when none is recorded; `error` replaces the last error (`None` clears it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupState {
+    /// For an intended create: the Duo name it is for (kept until a Duo id is recorded).
+    pub pending_name: Option<String>,
     pub group_uuid: String,
     pub duo_group_id: Option<String>,
     pub in_target: bool,
@@ -34,6 +36,8 @@ pub struct GroupState {
 /// What to record about one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserState {
+    /// For an intended create: the username it is for.
+    pub pending_name: Option<String>,
     pub subject: SubjectKey,
     pub duo_user_id: Option<String>,
     pub in_target: bool,

@@ -114,6 +114,7 @@ impl<'a> Applier<'a> {
             .group_matches
             .iter()
             .map(|m| GroupState {
+                pending_name: None,
                 group_uuid: m.uuid.clone(),
                 duo_group_id: Some(m.group_id.clone()),
                 in_target: true,
@@ -128,7 +129,7 @@ impl<'a> Applier<'a> {
             .map(|m| {
                 let subject = SubjectKey::new(&m.source, &m.id);
                 self.subject_of_user.insert(m.user_id.clone(), subject.clone());
-                UserState { subject, duo_user_id: Some(m.user_id.clone()), in_target: true, created_by_us: m.created_by_us, provisioned_at: Some(at), error: None }
+                UserState { pending_name: None, subject, duo_user_id: Some(m.user_id.clone()), in_target: true, created_by_us: m.created_by_us, provisioned_at: Some(at), error: None }
             })
             .collect();
         self.store.record(self.provisioner, &groups, &users, &[]).await?;
@@ -155,7 +156,7 @@ impl<'a> Applier<'a> {
         self.progress.phase("create groups", creates.len() as u64);
         let intents: Vec<GroupState> = creates
             .iter()
-            .map(|(uuid, _, _)| GroupState { group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
+            .map(|(uuid, name, _)| GroupState { pending_name: Some(name.clone()), group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
             .collect();
         self.store.record(self.provisioner, &intents, &[], &[]).await?;
         let duo = self.duo;
@@ -176,12 +177,12 @@ impl<'a> Applier<'a> {
                 Ok(g) => {
                     self.report.groups.created += 1;
                     self.created_groups.insert(uuid.clone(), g.group_id.clone());
-                    states.push(GroupState { group_uuid: uuid.clone(), duo_group_id: Some(g.group_id), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                    states.push(GroupState { pending_name: None, group_uuid: uuid.clone(), duo_group_id: Some(g.group_id), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
                 }
                 Err(e) => {
                     self.report.groups.failed += 1;
                     self.fail(Some(RetryTarget::Group { group_uuid: uuid.clone() }), format!("group {name}"), &e.to_string());
-                    states.push(GroupState { group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                    states.push(GroupState { pending_name: Some(name.clone()), group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
                 }
             }
         }
@@ -212,7 +213,7 @@ impl<'a> Applier<'a> {
         self.progress.phase("create users", creates.len() as u64);
         let intents: Vec<UserState> = creates
             .iter()
-            .map(|(k, _)| UserState { subject: k.clone(), duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
+            .map(|(k, u)| UserState { pending_name: Some(u.username.clone()), subject: k.clone(), duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
             .collect();
         self.store.record(self.provisioner, &[], &intents, &[]).await?;
         let duo = self.duo;
@@ -241,13 +242,13 @@ impl<'a> Applier<'a> {
                                 self.report.users.created += 1;
                                 self.created_users.insert(key.clone(), id.clone());
                                 self.subject_of_user.insert(id.clone(), key.clone());
-                                states.push(UserState { subject: key, duo_user_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                                states.push(UserState { pending_name: None, subject: key, duo_user_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
                             }
                             None => {
                                 self.report.users.failed += 1;
                                 let message = "Duo's bulk create did not return this user".to_owned();
                                 self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &message);
-                                states.push(UserState { subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
+                                states.push(UserState { pending_name: Some(u.username.clone()), subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
                             }
                         }
                     }
@@ -263,13 +264,13 @@ impl<'a> Applier<'a> {
                                 self.report.users.created += 1;
                                 self.created_users.insert(key.clone(), created.user_id.clone());
                                 self.subject_of_user.insert(created.user_id.clone(), key.clone());
-                                states.push(UserState { subject: key, duo_user_id: Some(created.user_id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                                states.push(UserState { pending_name: None, subject: key, duo_user_id: Some(created.user_id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
                                 self.created_objects.push(created);
                             }
                             Err(e) => {
                                 self.report.users.failed += 1;
                                 self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
-                                states.push(UserState { subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                                states.push(UserState { pending_name: Some(u.username.clone()), subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
                             }
                         }
                     }
@@ -277,11 +278,11 @@ impl<'a> Applier<'a> {
                 // The outcome is unknown or the call failed as a whole: the intents stay, and the
                 // next run recognises whatever Duo did create as duoprov's own.
                 Err(e) => {
-                    for (key, _) in chunk {
+                    for (key, u) in chunk {
                         self.progress.advance(1);
                         self.report.users.failed += 1;
                         self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
-                        states.push(UserState { subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                        states.push(UserState { pending_name: Some(u.username), subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
                     }
                 }
             }
@@ -341,6 +342,7 @@ impl<'a> Applier<'a> {
             };
             let ok = error.is_none();
             states.push(GroupState {
+                pending_name: None,
                 group_uuid: uuid.clone(),
                 duo_group_id: Some(id.clone()),
                 in_target: true,
@@ -396,7 +398,7 @@ impl<'a> Applier<'a> {
                 }
             };
             let ok = error.is_none();
-            states.push(UserState { subject: key, duo_user_id: Some(user_id), in_target: true, created_by_us, provisioned_at: ok.then_some(at), error });
+            states.push(UserState { pending_name: None, subject: key, duo_user_id: Some(user_id), in_target: true, created_by_us, provisioned_at: ok.then_some(at), error });
         }
         self.store.record(self.provisioner, &[], &states, &[]).await?;
         Ok(())
@@ -536,7 +538,7 @@ impl<'a> Applier<'a> {
                 Err(e) => {
                     self.report.groups.failed += 1;
                     self.fail(Some(RetryTarget::Group { group_uuid: uuid.clone() }), format!("group {name}"), &e.to_string());
-                    states.push(GroupState { group_uuid: uuid.clone(), duo_group_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                    states.push(GroupState { pending_name: None, group_uuid: uuid.clone(), duo_group_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
                 }
             }
         }

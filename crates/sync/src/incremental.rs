@@ -230,7 +230,10 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     // members of whole groups.
     let mut calls = 0usize;
     let ids: Vec<String> = groups.iter().filter_map(|g| linked_id(g)).collect();
-    let needs_names = groups.iter().any(|g| desired_group.contains_key(g) && linked_id(g).is_none());
+    // Matching by name needs every group: a selected group not yet in Duo, or an intended create
+    // never confirmed (its Duo group is found by the name it was for).
+    let pending = |g: &str| group_link.get(g).is_some_and(|l| l.duo_group_id.is_none() && l.pending_name.is_some());
+    let needs_names = groups.iter().any(|g| (desired_group.contains_key(g) && linked_id(g).is_none()) || pending(g));
     let mut duo_groups = if needs_names {
         let all = duo.list_groups().await.map_err(SyncError::DuoRead)?;
         calls += all.len() / 100 + 1;
@@ -317,6 +320,9 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         let linked_present = user_link.get(s).and_then(|l| l.duo_user_id.as_deref()).is_some_and(|id| found.contains(id));
         if linked_present {
             continue;
+        }
+        if let Some(name) = user_link.get(s).filter(|l| l.duo_user_id.is_none()).and_then(|l| l.pending_name.clone()) {
+            by_name.push(name);
         }
         if let Some(u) = desired_user.get(s) {
             by_name.push(u.fields.username.clone());

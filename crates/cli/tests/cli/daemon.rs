@@ -57,11 +57,6 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A plain HTTP GET: status code and body.

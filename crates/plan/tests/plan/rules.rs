@@ -222,7 +222,7 @@ fn a_recreated_registry_group_takes_over_the_duo_group_and_the_old_link_is_forgo
         users: vec![],
     };
     let links = Links {
-        groups: vec![GroupLink { group_uuid: "u-old".into(), duo_group_id: Some("DGOLD000000000000001".into()), created_by_us: true, in_target: true }],
+        groups: vec![GroupLink { pending_name: None, group_uuid: "u-old".into(), duo_group_id: Some("DGOLD000000000000001".into()), created_by_us: true, in_target: true }],
         users: vec![],
     };
     let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());

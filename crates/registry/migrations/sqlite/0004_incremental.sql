@@ -21,3 +21,8 @@ CREATE TABLE sync_retry (
     PRIMARY KEY (provisioner, group_uuid, source, subject_id)
 );
 CREATE INDEX sync_retry_due ON sync_retry (provisioner, next_at_ms);
+
+-- The Duo name an intended, unconfirmed create was for: a registry object removed before the
+-- next run confirms its create still lets that run find (and, by policy, delete) its Duo object.
+ALTER TABLE sync_group ADD COLUMN pending_name TEXT;
+ALTER TABLE sync_user ADD COLUMN pending_name TEXT;

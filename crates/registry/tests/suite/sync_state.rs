@@ -7,6 +7,7 @@ use serde_json::json;
 
 registry_test!(links_round_trip_and_keep_their_history, |store| {
     let g = |id: Option<&str>, at: Option<i64>, error: Option<StateError>| GroupState {
+        pending_name: None,
         group_uuid: "uuid-1".into(),
         duo_group_id: id.map(str::to_owned),
         in_target: id.is_some(),
@@ -32,7 +33,7 @@ registry_test!(links_round_trip_and_keep_their_history, |store| {
     assert!(store.links("other").await.unwrap().groups.is_empty(), "links are per provisioner");
 
     let key = SubjectKey::local("mchyzer");
-    let user = UserState { subject: key.clone(), duo_user_id: Some("DUAAAAAAAAAAAAAAAAAA".into()), in_target: true, created_by_us: false, provisioned_at: Some(5), error: None };
+    let user = UserState { pending_name: None, subject: key.clone(), duo_user_id: Some("DUAAAAAAAAAAAAAAAAAA".into()), in_target: true, created_by_us: false, provisioned_at: Some(5), error: None };
     let membership = MembershipState { group_uuid: "uuid-1".into(), subject: key.clone(), in_target: true, provisioned_at: Some(5), error: None };
     store.record("duoTest", &[], &[user], &[membership]).await.unwrap();
     let links = store.links("duoTest").await.unwrap();
