@@ -305,19 +305,22 @@ fn last_seq(emu: &RunningEmulator) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
-    let tenant = Tenant { users: 1200, groups: 120, per_user: 10 };
-    // Writes take 20–60 ms each, so the apply (120 group creates, 12 bulk creates, 240 bulk
-    // membership calls, 4 at a time) lasts a few seconds and every phase can be hit.
-    let slow = "seed=5; latency=20..60ms on=groups.create,users.bulk_create,bulk";
+    let tenant = Tenant { users: 1600, groups: 120, per_user: 10 };
+    // Writes take 20–60 ms each (bulk user creates 150–250 ms), so the apply (120 group creates,
+    // 16 bulk creates, 320 bulk membership calls, 4 at a time) lasts a few seconds and every
+    // phase lasts long enough to be hit.
+    let slow = "seed=5; latency=20..60ms on=groups.create,bulk; latency=150..250ms on=users.bulk_create";
     let emu = emulator(slow).await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("killed");
     folder(&dir, &emu, 4, &tenant.import_json());
 
     // 20 kills in the apply's order: seven once a seeded 1–8 group creates of the run reached
-    // Duo, three once 1–2 bulk user creates did, ten once 1–8 bulk membership calls did, each
-    // plus a seeded 0–20 ms; every fourth instead after a seeded 50–300 ms from the start,
-    // wherever the run is (reading, planning, recording intents or applying).
+    // Duo, three once 1–2 bulk user creates did, ten once 1–8 bulk membership calls did (or at
+    // once if the run is already past that phase), each plus a seeded 0–20 ms; every fourth
+    // instead after a seeded 50–300 ms from the start, wherever the run is (reading, planning,
+    // recording intents or applying).
+    const PHASES: [&str; 3] = ["groups.create", "users.bulk_create", "bulk"];
     let mut rng = Seeded(20);
     let started = Instant::now();
     let mut kills_mid_apply = 0;
@@ -327,10 +330,10 @@ async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
         let seq = last_seq(&emu);
         let mut child = spawn_sync(&dir);
         let spawned = Instant::now();
-        let (endpoint, count) = match i {
-            0..7 => ("groups.create", rng.between(1, 8)),
-            7..10 => ("users.bulk_create", rng.between(1, 2)),
-            _ => ("bulk", rng.between(1, 8)),
+        let (phase, count) = match i {
+            0..7 => (0, rng.between(1, 8)),
+            7..10 => (1, rng.between(1, 2)),
+            _ => (2, rng.between(1, 8)),
         };
         let by_time = i % 4 == 3;
         let delay = if by_time { rng.between(50, 300) } else { rng.between(0, 20) };
@@ -340,8 +343,10 @@ async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
                 exited = true;
                 break;
             }
-            let done = emu.handle().calls_since(seq).iter().filter(|c| c.endpoint == Some(endpoint)).count() as u64;
-            if by_time || done >= count || spawned.elapsed() > Duration::from_secs(60) {
+            let calls = emu.handle().calls_since(seq);
+            let done = calls.iter().filter(|c| c.endpoint == Some(PHASES[phase])).count() as u64;
+            let past = calls.iter().any(|c| PHASES[phase + 1..].iter().any(|p| c.endpoint == Some(p)));
+            if by_time || done >= count || past || spawned.elapsed() > Duration::from_secs(60) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -351,19 +356,32 @@ async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
             child.kill().expect("SIGKILL");
             child.wait().expect("reap");
         }
-        let calls = emu.handle().calls_since(seq);
-        let last_write = calls.iter().rev().find(|c| c.method != "GET").and_then(|c| c.endpoint).unwrap_or("none");
-        let writes = calls.iter().filter(|c| c.method != "GET").count();
+        // Where the kill landed, from what Duo holds at that moment (the phases run in order).
+        let world = World::of(&emu);
+        let landed = if world.groups.len() < tenant.groups {
+            "group creates"
+        } else if world.users.len() < tenant.users {
+            "user creates"
+        } else if world.memberships() < tenant.memberships() {
+            "memberships"
+        } else {
+            "done"
+        };
+        let writes = emu.handle().calls_since(seq).iter().filter(|c| c.method != "GET").count();
         if !exited && writes > 0 {
             kills_mid_apply += 1;
-            phases_hit.insert(last_write);
+            phases_hit.insert(landed);
         }
-        let point = if by_time { format!("{delay} ms") } else { format!("{count} {endpoint}") };
-        points.push(format!("{}{point} → {writes} writes, last {last_write}", if exited { "(exited) " } else { "" }));
+        let point = if by_time { format!("after {delay} ms") } else { format!("after {count} {}", PHASES[phase]) };
+        points.push(format!("{}{point}: {writes} writes, during {landed}", if exited { "(exited) " } else { "" }));
     }
     let kills_s = started.elapsed().as_secs_f64();
-    assert!(kills_mid_apply >= 15, "most kills should land inside the apply: {points:#?}");
-    assert_eq!(phases_hit.len(), 3, "kills in every phase of the apply: {points:#?}");
+    assert!(kills_mid_apply >= 15, "the 15 kills placed by writes land inside the apply: {points:#?}");
+    assert_eq!(
+        phases_hit,
+        BTreeSet::from(["group creates", "memberships", "user creates"]),
+        "kills in every phase of the apply: {points:#?}"
+    );
 
     // The last run completes, and the one after it has nothing to do.
     let started = Instant::now();
