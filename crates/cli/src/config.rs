@@ -664,6 +664,31 @@ mod tests {
     }
 
     #[test]
+    fn schedules_and_incremental_settings_are_validated_with_their_keys() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n[provisioner.p]\nduo = \"prod\"\n";
+        let s = parse_str(&format!("{base}[provisioner.p.schedule]\npoll_interval = \"500ms\"\nfull_sync_cron = \"0 3 * * 1-5\"\n[provisioner.p.incremental]\nretry_base = \"5s\"\nretry_max = \"10m\"\nwhole_group_above = 7\n")).unwrap();
+        let p = &s.provisioners["p"];
+        assert_eq!(p.schedule.poll_interval, std::time::Duration::from_millis(500));
+        assert!(matches!(&p.schedule.full_sync, FullSyncSchedule::Cron(_, e) if e == "0 3 * * 1-5"));
+        assert_eq!((p.incremental.backoff.base_ms, p.incremental.backoff.max_ms, p.incremental.whole_group_above), (5_000, 600_000, 7));
+        let d = parse_str(base).unwrap();
+        assert!(matches!(d.provisioners["p"].schedule.full_sync, FullSyncSchedule::Every(t) if t == std::time::Duration::from_secs(6 * 3600)));
+        assert_eq!(d.daemon.listen, std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
+        for (extra, key) in [
+            ("[provisioner.p.schedule]\nfull_sync_cron = \"every day\"\n", "provisioner.p.schedule.full_sync_cron"),
+            ("[provisioner.p.schedule]\nfull_sync_cron = \"0 3 * * *\"\nfull_sync_every = \"1h\"\n", "provisioner.p.schedule"),
+            ("[provisioner.p.schedule]\npoll_interval = \"2 seconds\"\n", "provisioner.p.schedule.poll_interval"),
+            ("[provisioner.p.schedule]\npoll_interval = \"0s\"\n", "provisioner.p.schedule.poll_interval"),
+            ("[provisioner.p.incremental]\nretry_base = \"1h\"\nretry_max = \"1m\"\n", "provisioner.p.incremental.retry_max"),
+            ("[provisioner.p.incremental]\nfull_sync_above_changes = 0\n", "provisioner.p.incremental.full_sync_above_changes"),
+            ("[daemon]\nlisten = \"0.0.0.0:9464\"\n", "daemon.listen"),
+        ] {
+            let e = parse_str(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+    }
+
+    #[test]
     fn provisioners_must_name_a_connection_and_valid_values() {
         let e = parse_str("[provisioner.p]\nduo = \"nope\"\n").unwrap_err().to_string();
         assert!(e.contains("provisioner.p.duo") && e.contains("[duo.nope]"), "{e}");

@@ -149,6 +149,13 @@ pub struct Plan {
     pub released_groups: Vec<String>,
     /// Subjects whose Duo users leave management without being deleted.
     pub released_users: Vec<SubjectKey>,
+    /// Groups duoprov created that leave management but stay in Duo: their links are kept (out
+    /// of target), so if they are selected again they are duoprov's own, not adopted.
+    #[serde(default)]
+    pub parked_groups: Vec<String>,
+    /// Subjects whose Duo users duoprov created leave management but stay in Duo, links kept.
+    #[serde(default)]
+    pub parked_users: Vec<SubjectKey>,
     /// How many groups and users duoprov manages in Duo before this plan (for the safety rules).
     pub managed_groups: usize,
     pub managed_users: usize,
@@ -300,7 +307,8 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     let linked_group_ids: HashSet<&str> = links.groups.iter().filter_map(|l| l.duo_group_id.as_deref()).collect();
     for l in leaving {
         let mut present = l.duo_group_id.as_deref().and_then(|id| group_by_id.get(id).copied());
-        let mut ours = l.in_target;
+        // In target, or parked (kept out of target with its Duo id).
+        let mut ours = l.in_target || l.duo_group_id.is_some();
         // A create intended by a run that died before confirming it: the Duo group of the
         // intended name, if exactly one is unclaimed, is duoprov's own.
         if let (None, true, Some(name)) = (&l.duo_group_id, l.created_by_us, &l.pending_name) {
@@ -331,6 +339,8 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     },
                 });
             }
+            // Ours and still in Duo: kept, out of management, remembered as ours.
+            Some(_) if l.created_by_us && l.duo_group_id.is_some() => plan.parked_groups.push(l.group_uuid.clone()),
             _ => plan.released_groups.push(l.group_uuid.clone()),
         }
     }
@@ -577,7 +587,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     let linked_user_ids: HashSet<&str> = links.users.iter().filter_map(|l| l.duo_user_id.as_deref()).collect();
     for l in leaving_users {
         let mut present = l.duo_user_id.as_deref().and_then(|id| user_by_id.get(id).copied());
-        let mut ours = l.in_target;
+        let mut ours = l.in_target || l.duo_user_id.is_some();
         // An intended, unconfirmed create: the one unclaimed Duo user of that username is ours.
         if let (None, true, Some(name)) = (&l.duo_user_id, l.created_by_us, &l.pending_name) {
             let by_name = users_by_name.get_or_insert_with(|| {
@@ -617,6 +627,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     ),
                 });
             }
+            Some(_) if l.created_by_us && l.duo_user_id.is_some() => plan.parked_users.push(l.subject.clone()),
             _ => plan.released_users.push(l.subject.clone()),
         }
     }
@@ -630,6 +641,8 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     plan.user_matches.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
     plan.released_groups.sort();
     plan.released_users.sort();
+    plan.parked_groups.sort();
+    plan.parked_users.sort();
     plan.group_sizes.sort();
     plan
 }

@@ -133,10 +133,25 @@ impl<'a> Applier<'a> {
             })
             .collect();
         self.store.record(self.provisioner, &groups, &users, &[]).await?;
-        // Objects leaving management without deletion are forgotten: if they are selected again
-        // they are matched afresh (and, not being created by duoprov, adopted).
+        // Objects leaving management that duoprov did not create are forgotten: if they are
+        // selected again they are matched afresh (and adopted).
         self.store.forget_groups(self.provisioner, &plan.released_groups).await?;
         self.store.forget_users(self.provisioner, &plan.released_users).await?;
+        // Objects duoprov created that leave management stay linked, out of target: selected
+        // again, they are duoprov's own (updated, deletable by policy), not adopted.
+        let parked_groups: Vec<GroupState> = plan
+            .parked_groups
+            .iter()
+            .map(|uuid| GroupState { pending_name: None, group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
+            .collect();
+        let parked_users: Vec<UserState> = plan
+            .parked_users
+            .iter()
+            .map(|k| UserState { pending_name: None, subject: k.clone(), duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
+            .collect();
+        if !parked_groups.is_empty() || !parked_users.is_empty() {
+            self.store.record(self.provisioner, &parked_groups, &parked_users, &[]).await?;
+        }
         Ok(())
     }
 

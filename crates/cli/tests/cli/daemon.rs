@@ -138,3 +138,28 @@ async fn the_daemon_carries_every_registry_change_to_duo_and_stops_cleanly() {
     let plan: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plan["plan"]["ops"], Value::Array(vec![]), "{plan:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_a_span_per_run_and_per_duo_call() {
+    let env = setup("[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    let handle = env.emulator.handle().clone();
+    let daemon = start_daemon(dir, &["--log-format", "json", "-vv"]);
+    wait_for("the first full sync", || handle.state(), |s| s.users.len() == 2, Duration::from_secs(20));
+    run(dir, &["member", "remove", "app:duo:testGroup", "kwilso"], 0);
+    wait_for("an incremental sync", || handle.state(), |s| s.users.iter().any(|u| u.username == "kwilso" && u.groups.is_empty()), Duration::from_secs(20));
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let in_span = |name: &str| lines.iter().filter(|l| l["spans"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == name))).count();
+    assert!(in_span("sync_run") > 0, "no event in a sync_run span:\n{stderr}");
+    assert!(in_span("duo_call") > 0, "no event in a duo_call span:\n{stderr}");
+    let run_span = lines.iter().flat_map(|l| l["spans"].as_array().cloned().unwrap_or_default()).find(|s| s["name"] == "sync_run").unwrap();
+    assert_eq!(run_span["provisioner"], "duoTest");
+    assert!(run_span["kind"] == "full" || run_span["kind"] == "incremental", "{run_span}");
+}
