@@ -238,11 +238,10 @@ impl SecretSource {
 #[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0 {
             tracing::warn!(file = %path.display(), "Secret file is readable by group or others; chmod 600 it.");
         }
-    }
 }
 
 #[cfg(not(unix))]

@@ -9,11 +9,10 @@ use serde::Serialize;
 /// quietly instead of panicking.
 pub fn line(text: &str) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "{text}") {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
+    if let Err(e) = writeln!(out, "{text}")
+        && e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-    }
 }
 
 /// Prints rows as a table with a header, columns padded to their widest cell.

@@ -116,11 +116,10 @@ impl MarkerIndex {
         let mut direct = true;
         while let Some(pos) = group[..end].rfind(':') {
             let folder = &group[..pos];
-            if let Some((scope, provision)) = self.folders.get(folder) {
-                if direct || *scope == MarkerScope::Sub {
+            if let Some((scope, provision)) = self.folders.get(folder)
+                && (direct || *scope == MarkerScope::Sub) {
                     return *provision;
                 }
-            }
             direct = false;
             end = pos;
         }

@@ -199,10 +199,10 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     // Duo groups held by links of groups that stay selected (or are held) cannot be matched by name.
     let mut claimed_groups: HashSet<&str> = HashSet::new();
     for l in &links.groups {
-        if desired_uuids.contains(l.group_uuid.as_str()) || desired.held_groups.contains(&l.group_uuid) {
-            if let Some(id) = l.duo_group_id.as_deref().filter(|id| group_by_id.contains_key(id)) {
-                claimed_groups.insert(id);
-            }
+        if (desired_uuids.contains(l.group_uuid.as_str()) || desired.held_groups.contains(&l.group_uuid))
+            && let Some(id) = l.duo_group_id.as_deref().filter(|id| group_by_id.contains_key(id))
+        {
+            claimed_groups.insert(id);
         }
     }
     // Links of groups no longer selected, by their Duo id: a desired group matching such a Duo

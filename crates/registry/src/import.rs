@@ -364,11 +364,10 @@ const TEXT_MAX: usize = 1024;
 const DESCRIPTION_MAX: usize = 4096;
 
 fn text_field(errors: &mut ValidationErrors, object: &str, field: &str, value: &Option<String>, max: usize, multiline: bool) {
-    if let Some(v) = value {
-        if let Err(e) = check_text(object, field, v, max, multiline) {
+    if let Some(v) = value
+        && let Err(e) = check_text(object, field, v, max, multiline) {
             errors.push(e);
         }
-    }
 }
 
 /// Checks a subject's identifying fields; shared by the CLI and the importer.

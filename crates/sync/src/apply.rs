@@ -446,8 +446,9 @@ impl<'a> Applier<'a> {
 
     async fn memberships(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let mut ops = Vec::new();
-        // What each op is about: (group uuid, subject) when known, and a label.
-        let mut about: Vec<(Option<(String, SubjectKey)>, bool, String)> = Vec::new();
+        // What each op is about: (group uuid, subject) when known, whether it adds, and a label.
+        type About = (Option<(String, SubjectKey)>, bool, String);
+        let mut about: Vec<About> = Vec::new();
         let mut unresolved = Vec::new();
         let uuid_of_group: HashMap<&str, &str> = plan.group_matches.iter().map(|m| (m.group_id.as_str(), m.uuid.as_str())).collect();
         for o in &plan.ops {

@@ -217,7 +217,7 @@ fn actual(dump: &TenantDump, expected: &Expected) -> Expected {
     let mut groups = BTreeMap::new();
     for g in dump.groups.iter().filter(|g| g.name != "foreign") {
         let members: BTreeSet<String> =
-            dump.users.iter().filter(|u| u.groups.iter().any(|id| *id == g.group_id)).map(|u| u.username.clone()).collect();
+            dump.users.iter().filter(|u| u.groups.contains(&g.group_id)).map(|u| u.username.clone()).collect();
         groups.insert(g.name.clone(), (g.desc.clone(), members));
     }
     let _ = names;
@@ -299,7 +299,7 @@ async fn check(steps: Vec<Step>, incremental_only: bool) -> Result<(), TestCaseE
 fn config() -> ProptestConfig {
     let base = ProptestConfig::default();
     let rng_seed = match base.rng_seed {
-        proptest::test_runner::RngSeed::Random => proptest::test_runner::RngSeed::Fixed(0xD0_0B5E_ED),
+        proptest::test_runner::RngSeed::Random => proptest::test_runner::RngSeed::Fixed(0xD00B_5EED),
         chosen => chosen,
     };
     let cases = if std::env::var_os("PROPTEST_CASES").is_some() { base.cases } else { 64 };

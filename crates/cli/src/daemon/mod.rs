@@ -435,7 +435,7 @@ impl Loop {
                 let status = report.status();
                 self.shared.metrics.run_finished(&self.name, kind, status, Some(&report), now_since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} {status} (run {})", report.run_id)));
-                if report.dry_run || report.failed() > 0 || !report.scope.as_ref().is_some_and(|s| s.changes == 0) {
+                if report.dry_run || report.failed() > 0 || report.scope.as_ref().is_none_or(|s| s.changes != 0) {
                     tracing::info!(run = report.run_id, summary = %report.summary(), "Run finished.");
                 }
                 for f in &report.failures {

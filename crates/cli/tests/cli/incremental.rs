@@ -19,7 +19,7 @@ pub struct Step {
 
 fn user_in(s: &TenantDump, username: &str, group: &str) -> bool {
     let Some(g) = s.groups.iter().find(|g| g.name == group) else { return false };
-    s.users.iter().any(|u| u.username == username && u.groups.iter().any(|id| *id == g.group_id))
+    s.users.iter().any(|u| u.username == username && u.groups.contains(&g.group_id))
 }
 
 fn has_user(s: &TenantDump, username: &str) -> bool {

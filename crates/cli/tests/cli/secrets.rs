@@ -382,8 +382,8 @@ async fn run_child_emulator(out: &mut Outputs, dir: &Path) -> Vec<String> {
     out.add("emulator stdout".into(), &[first.as_bytes(), &rest].concat());
     out.add("emulator stderr".into(), &stderr_reader.join().expect("stderr thread"));
     assert!(edir.join("state.json").exists(), "the state file was saved");
-    let sigs = seen.lock().expect("lock").all();
-    sigs
+    
+    seen.lock().expect("lock").all()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

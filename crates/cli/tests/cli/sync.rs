@@ -91,11 +91,11 @@ async fn seed_scenario_end_to_end() {
     let s = state(&env);
     assert_eq!(s.groups.len(), 1);
     assert_eq!((s.groups[0].name.as_str(), s.groups[0].desc.as_str()), ("testGroup", "Duo test group"));
-    let gid = s.groups[0].group_id.clone();
+    let gid = s.groups[0].group_id;
     let chris = user(&s, "mchyzer").expect("mchyzer in Duo");
     assert_eq!((chris.realname.as_str(), chris.email.as_str()), ("Chris Hyzer", "mchyzer@example.edu"));
-    assert_eq!(chris.groups, vec![gid.clone()]);
-    assert_eq!(user(&s, "kwilso").unwrap().groups, vec![gid.clone()]);
+    assert_eq!(chris.groups, vec![gid]);
+    assert_eq!(user(&s, "kwilso").unwrap().groups, vec![gid]);
 
     // Step 2: remove kwilso: one membership left, the user stays under the default policy.
     run(dir, &["member", "remove", "app:duo:testGroup", "kwilso"], 0);
@@ -103,7 +103,7 @@ async fn seed_scenario_end_to_end() {
     assert_eq!(report["memberships"]["deleted"], 1);
     let s = state(&env);
     assert!(user(&s, "kwilso").expect("kwilso stays").groups.is_empty());
-    assert_eq!(user(&s, "mchyzer").unwrap().groups, vec![gid.clone()]);
+    assert_eq!(user(&s, "mchyzer").unwrap().groups, vec![gid]);
 
     // Step 3: the group's description is pushed.
     run(dir, &["group", "update", "app:duo:testGroup", "--description", "MFA pilot"], 0);
@@ -111,7 +111,7 @@ async fn seed_scenario_end_to_end() {
     assert_eq!(state(&env).groups[0].desc, "MFA pilot");
 
     // Step 4: mchyzer's login id is pushed as the username, same Duo user.
-    let chris_id = user(&state(&env), "mchyzer").unwrap().user_id.clone();
+    let chris_id = user(&state(&env), "mchyzer").unwrap().user_id;
     run(dir, &["subject", "add", "mchyzer", "--login-id", "chyzer"], 0);
     let report = sync_and_settle(&env, &[]);
     assert_eq!(report["users"]["updated"], 1);

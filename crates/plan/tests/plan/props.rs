@@ -142,7 +142,7 @@ proptest! {
             let mut want: Vec<String> = g.members.iter()
                 .map(|u| &d.users[*u as usize].key)
                 .filter(|k| !failed_memberships.contains(&(g.uuid.clone(), (*k).clone())))
-                .filter_map(|k| user_id_of(k))
+                .filter_map(&user_id_of)
                 .collect();
             want.sort();
             let mut have: Vec<String> = sim.duo.users.iter().filter(|u| u.groups.contains(&gid)).map(|u| u.user_id.clone()).collect();

@@ -25,7 +25,7 @@ pub fn group(uuid: &str, name: &str, desc: &str) -> Group {
 
 /// A selection from subjects (sorted here) and groups with member ids.
 pub fn selection(mut subjects: Vec<Subject>, groups: Vec<(Group, Vec<&str>)>) -> ProvisionerSelection {
-    subjects.sort_by(|a, b| a.key().cmp(&b.key()));
+    subjects.sort_by_key(|a| a.key());
     let groups = groups
         .into_iter()
         .map(|(g, members)| {
