@@ -259,3 +259,24 @@ async fn changes_made_during_a_full_sync_are_neither_lost_nor_applied_twice() {
     let plan: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plan["plan"]["ops"], Value::Array(vec![]), "{plan:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backlog_escalates_to_a_full_sync_that_says_why() {
+    let env = setup("[provisioner.duoTest.incremental]\nfull_sync_above_changes = 3\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    run(dir, &["sync", "duoTest"], 0);
+    for i in 0..4 {
+        let id = format!("extra{i}");
+        run(dir, &["subject", "add", &id, "--login-id", &id], 0);
+    }
+    run(dir, &["member", "add", "app:duo:testGroup", "extra0", "extra1"], 0);
+    let (out, _) = run(dir, &["sync", "duoTest", "--incremental", "--json"], 0);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["kind"], "full", "{report:#}");
+    assert!(report["escalated"].as_str().unwrap_or("").contains("full_sync_above_changes"), "{report:#}");
+    assert!(user_in(&env.emulator.handle().state(), "extra1", "testGroup"));
+    // The full sync moved the checkpoint: the next incremental run is idle.
+    let (out, _) = run(dir, &["sync", "duoTest", "--incremental", "--json"], 0);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["idle"], true, "{out}");
+}
