@@ -203,7 +203,7 @@ async fn changes_made_during_a_full_sync_are_neither_lost_nor_applied_twice() {
     });
     std::fs::write(dir.join("seed.json"), doc.to_string()).unwrap();
     run(dir, &["import", "seed.json"], 0);
-    env.emulator.handle().set_faults("latency=400ms").unwrap();
+    env.emulator.handle().set_faults("latency=1s").unwrap();
     let seq = last_seq(&env);
     let full = std::process::Command::new(assert_cmd::cargo::cargo_bin("duoprov"))
         .current_dir(dir)
