@@ -816,3 +816,54 @@ async fn two_daemons_on_postgres_elect_one_holder_and_the_standby_takes_over_a_k
          {takeover_s:.2} s, the interrupted change in Duo after {replay_s:.2} s, a new change in {change_s:.2} s; runs {durations:?}"
     );
 }
+
+/// On PostgreSQL the daemon wakes on the registry's NOTIFY: with a 30 s poll interval, a change
+/// still reaches Duo within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_change_wakes_the_daemon_before_its_poll_interval() {
+    let url = match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => u,
+        _ => {
+            assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
+            eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
+            return;
+        }
+    };
+    let schema = format!("daemon_notify_{}_{}", std::process::id(), duoprov_sync::now_ms());
+    let options = duoprov_registry::OpenOptions { schema: Some(schema.clone()), ..Default::default() };
+    match duoprov_registry::open(&url, &options).await {
+        Ok(store) => drop(store),
+        Err(e) => panic!("cannot open the PostgreSQL test registry: {e}"),
+    }
+    let (bare, password) = without_password(&url);
+    let separator = if bare.contains('?') { '&' } else { '?' };
+    let mut registry = format!("url = \"{bare}{separator}options[search_path]={schema}\"");
+    if password.is_some() {
+        registry.push_str(&format!("\npassword_env = \"{PG_PASSWORD_ENV}\""));
+    }
+    let envs: Vec<(&str, &str)> = password.as_deref().map(|p| vec![(PG_PASSWORD_ENV, p)]).unwrap_or_default();
+    let emu = emulator("", TenantDump { version: 1, ..Default::default() }).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_folder(dir, &emu, &registry, "");
+    let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap().replace("poll_interval = \"300ms\"", "poll_interval = \"30s\"");
+    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    let model = Model::generated(12, 6);
+    std::fs::write(dir.join("tenant.json"), model.import_json()).unwrap();
+    cli(dir, &envs, &["import", "tenant.json"], 0);
+    let handle = emu.handle().clone();
+    let in_duo = |group: &str, user: &str| World::of(&handle.state()).memberships.contains(&(group.to_owned(), user.to_owned()));
+    let daemon = spawn_daemon(dir, &envs, &dir.join("notify.log"));
+    wait_until("the first full sync", Duration::from_secs(30), || if in_duo("g00", "u000") { Ok(()) } else { Err("not yet".into()) });
+    // Let the first tick finish and the loop settle into its 30 s wait.
+    std::thread::sleep(Duration::from_secs(1));
+    let (group, user) = ("g03", "u000");
+    assert!(!in_duo(group, user), "{user} is already in {group}");
+    let t = Instant::now();
+    cli(dir, &envs, &["member", "add", &format!("app:duo:{group}"), user], 0);
+    wait_until("the change in Duo", Duration::from_secs(20), || if in_duo(group, user) { Ok(()) } else { Err("not yet".into()) });
+    let took = t.elapsed().as_secs_f64();
+    assert!(took < 10.0, "the change took {took:.1} s: the daemon waited for its poll instead of the notification; log:\n{}", daemon.log_text());
+    eprintln!("NOTIFY: a change reached Duo {took:.2} s after its commit with a 30 s poll interval");
+    daemon.kill();
+}
