@@ -169,6 +169,15 @@ impl Plan {
     }
 }
 
+/// Positions of Duo's users by lowercased username (usernames match case-insensitively).
+fn users_by_lowercase_name(duo: &DuoSnapshot) -> HashMap<String, Vec<usize>> {
+    let mut m: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
+    for (i, du) in duo.users.iter().enumerate() {
+        m.entry(du.username.to_lowercase()).or_default().push(i);
+    }
+    m
+}
+
 /// Builds the plan. `provisioner` names it; the rest is pure data.
 pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, links: &Links, policy: &Policy) -> Plan {
     let mut plan = Plan { provisioner: provisioner.to_owned(), errors: desired.errors.clone(), ..Default::default() };
@@ -377,13 +386,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         let (index, owned, how) = match linked {
             Some(i) => (Some(i), link.is_some_and(|l| l.created_by_us), "linked"),
             None => {
-                let by_name = users_by_name.get_or_insert_with(|| {
-                    let mut m: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
-                    for (i, du) in duo.users.iter().enumerate() {
-                        m.entry(du.username.to_lowercase()).or_default().push(i);
-                    }
-                    m
-                });
+                let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
                 let candidates: Vec<usize> = by_name
                     .get(&u.fields.username.to_lowercase())
                     .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())).collect())
@@ -590,13 +593,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         let mut ours = l.in_target || l.duo_user_id.is_some();
         // An intended, unconfirmed create: the one unclaimed Duo user of that username is ours.
         if let (None, true, Some(name)) = (&l.duo_user_id, l.created_by_us, &l.pending_name) {
-            let by_name = users_by_name.get_or_insert_with(|| {
-                let mut m: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
-                for (i, du) in duo.users.iter().enumerate() {
-                    m.entry(du.username.to_lowercase()).or_default().push(i);
-                }
-                m
-            });
+            let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
             let free: Vec<usize> = by_name
                 .get(&name.to_lowercase())
                 .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str()) && !linked_user_ids.contains(duo.users[*i].user_id.as_str())).collect())

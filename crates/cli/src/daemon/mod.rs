@@ -237,6 +237,13 @@ fn now_since_epoch() -> Duration {
     Duration::from_millis(duoprov_sync::now_ms().max(0) as u64)
 }
 
+/// Whether a tick already recorded the change-log lag (an idle tick knows it is zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lag {
+    Known,
+    Stale,
+}
+
 /// What the holder loop remembers between ticks.
 struct Timers {
     next_full_ms: i64,
@@ -337,8 +344,10 @@ impl Loop {
                 return;
             }
             let started = std::time::Instant::now();
+            let mut lag = Lag::Stale;
             let wait = match self.tick(&mut timers).await {
-                Ok(()) => {
+                Ok(known) => {
+                    lag = known;
                     failures = 0;
                     self.shared.update(&self.name, |s| {
                         s.registry_ok_at_ms = Some(duoprov_sync::now_ms());
@@ -355,7 +364,9 @@ impl Loop {
                     wait
                 }
             };
-            self.update_lag().await;
+            if lag == Lag::Stale {
+                self.update_lag().await;
+            }
             if pause_or_change(stop, wait, &mut waker).await {
                 return;
             }
@@ -371,49 +382,51 @@ impl Loop {
     }
 
     /// One turn: a full sync when due, a Duo users reload when due, else an incremental sync.
-    async fn tick(&self, timers: &mut Timers) -> Result<()> {
+    async fn tick(&self, timers: &mut Timers) -> Result<Lag> {
         let now = duoprov_sync::now_ms();
         if let Some((seq, until)) = timers.paused {
             let moved = self.store.last_change_seq().await? != seq;
             if !moved && now < until {
-                return Ok(());
+                return Ok(Lag::Stale);
             }
             timers.paused = None;
         }
         if now >= timers.next_full_ms {
-            let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(()) };
+            let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Lag::Stale) };
             let prepared = self.prepare_full().await?;
             self.execute(prepared, None, timers).await?;
             timers.next_full_ms = self.next_full_after(duoprov_sync::now_ms());
-            return Ok(());
+            return Ok(Lag::Stale);
         }
         if let Some(due) = timers.next_load_ms.filter(|t| now >= *t) {
-            let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(()) };
+            let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Lag::Stale) };
             let users = self.duo.list_users().await.map_err(|e| anyhow::anyhow!("reading the Duo users of {}: {e}", self.name))?;
             let outcome = duoprov_registry::duo_users::load(&*self.store, &self.name, &users).await?;
             tracing::info!(provisioner = %self.name, users = outcome.users, "Duo users table reloaded.");
             let every = self.schedule.load_users_every.unwrap_or(Duration::from_secs(3600)).as_millis() as i64;
             timers.next_load_ms = Some(due.max(now - every) + every);
-            return Ok(());
+            return Ok(Lag::Stale);
         }
-        // Cheap check first: no new entries and no retry due → nothing to lock or read.
+        // Cheap check first: no new entries and no retry due → nothing to lock or read, and the
+        // change-log lag is zero (no need to read it again).
         let checkpoint = self.store.checkpoint(&self.name).await?;
         if let Some(cp) = &checkpoint {
             let last = self.store.last_change_seq().await?;
             if last <= cp.last_seq && self.store.retries(&self.name, Some(now)).await?.is_empty() {
-                return Ok(());
+                self.shared.metrics.lag(&self.name, 0, 0.0);
+                return Ok(Lag::Known);
             }
         }
-        let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(()) };
+        let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Lag::Stale) };
         match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, now).await? {
-            Incremental::Idle { .. } => Ok(()),
-            Incremental::Planned(p) => self.execute(*p, None, timers).await,
+            Incremental::Idle { .. } => Ok(Lag::Stale),
+            Incremental::Planned(p) => self.execute(*p, None, timers).await.map(|()| Lag::Stale),
             Incremental::Escalate { reason } => {
                 tracing::info!(provisioner = %self.name, %reason, "Incremental sync escalates to a full sync.");
                 let prepared = self.prepare_full().await?;
                 self.execute(prepared, Some(reason), timers).await?;
                 timers.next_full_ms = self.next_full_after(duoprov_sync::now_ms());
-                Ok(())
+                Ok(Lag::Stale)
             }
         }
     }

@@ -656,6 +656,48 @@ fn without_password(url: &str) -> (String, Option<String>) {
     (format!("{}{user}{}", &url[..start], &rest[at..]), Some(percent_decode(password)))
 }
 
+/// A PostgreSQL registry in a schema of its own for one test: the `[registry]` lines of its
+/// configuration (the URL's search_path picks the schema; the password only through the
+/// environment) and the password. `None` (the test skips) when DUOPROV_TEST_POSTGRES_URL is not
+/// set, unless DUOPROV_REQUIRE_EXTERNAL=1 makes that a failure.
+struct PgRegistry {
+    config: String,
+    password: Option<String>,
+}
+
+impl PgRegistry {
+    async fn create(prefix: &str) -> Option<PgRegistry> {
+        let url = match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ => {
+                assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
+                eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
+                return None;
+            }
+        };
+        // The schema is created (with its tables) here; the daemons reach it through the URL.
+        let schema = format!("{prefix}_{}_{}", std::process::id(), duoprov_sync::now_ms());
+        let options = duoprov_registry::OpenOptions { schema: Some(schema.clone()), ..Default::default() };
+        match duoprov_registry::open(&url, &options).await {
+            Ok(store) => drop(store),
+            // Never print the URL: it may carry the password.
+            Err(e) => panic!("cannot open the PostgreSQL test registry: {e}"),
+        }
+        let (bare, password) = without_password(&url);
+        let separator = if bare.contains('?') { '&' } else { '?' };
+        let mut config = format!("url = \"{bare}{separator}options[search_path]={schema}\"");
+        if password.is_some() {
+            config.push_str(&format!("\npassword_env = \"{PG_PASSWORD_ENV}\""));
+        }
+        Some(PgRegistry { config, password })
+    }
+
+    /// The environment the child processes need (the password, when there is one).
+    fn envs(&self) -> Vec<(&str, &str)> {
+        self.password.as_deref().map(|p| vec![(PG_PASSWORD_ENV, p)]).unwrap_or_default()
+    }
+}
+
 /// One sync run as the run log holds it.
 #[derive(Debug)]
 struct Run {
@@ -668,30 +710,9 @@ struct Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_on_postgres_elect_one_holder_and_the_standby_takes_over_a_killed_holder() {
-    let url = match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
-            eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
-            return;
-        }
-    };
-    // A schema of its own, created (with its tables) here; the daemons reach it through the URL's
-    // search_path, and the password only through the environment.
-    let schema = format!("daemon_resilience_{}_{}", std::process::id(), duoprov_sync::now_ms());
-    let options = duoprov_registry::OpenOptions { schema: Some(schema.clone()), ..Default::default() };
-    match duoprov_registry::open(&url, &options).await {
-        Ok(store) => drop(store),
-        // Never print the URL: it may carry the password.
-        Err(e) => panic!("cannot open the PostgreSQL test registry: {e}"),
-    }
-    let (bare, password) = without_password(&url);
-    let separator = if bare.contains('?') { '&' } else { '?' };
-    let mut registry = format!("url = \"{bare}{separator}options[search_path]={schema}\"");
-    if password.is_some() {
-        registry.push_str(&format!("\npassword_env = \"{PG_PASSWORD_ENV}\""));
-    }
-    let envs: Vec<(&str, &str)> = password.as_deref().map(|p| vec![(PG_PASSWORD_ENV, p)]).unwrap_or_default();
+    let Some(pg) = PgRegistry::create("daemon_resilience").await else { return };
+    let registry = pg.config.clone();
+    let envs = pg.envs();
 
     // Writes wait 100–200 ms, so a kill can land inside a run.
     let emu = emulator("seed=4; latency=100..200ms on=groups.create,users.create,users.bulk_create,bulk", TenantDump { version: 1, ..Default::default() }).await;
@@ -699,7 +720,7 @@ async fn two_daemons_on_postgres_elect_one_holder_and_the_standby_takes_over_a_k
     let dir = tmp.path();
     write_folder(dir, &emu, &registry, "[daemon]\nlock_retry = \"500ms\"\n");
     let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap();
-    if let Some(p) = &password {
+    if let Some(p) = &pg.password {
         assert!(!config.contains(p.as_str()), "the configuration holds the password");
     }
     let model = Model::generated(60, 6);
@@ -821,27 +842,9 @@ async fn two_daemons_on_postgres_elect_one_holder_and_the_standby_takes_over_a_k
 /// still reaches Duo within seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_a_change_wakes_the_daemon_before_its_poll_interval() {
-    let url = match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
-            eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
-            return;
-        }
-    };
-    let schema = format!("daemon_notify_{}_{}", std::process::id(), duoprov_sync::now_ms());
-    let options = duoprov_registry::OpenOptions { schema: Some(schema.clone()), ..Default::default() };
-    match duoprov_registry::open(&url, &options).await {
-        Ok(store) => drop(store),
-        Err(e) => panic!("cannot open the PostgreSQL test registry: {e}"),
-    }
-    let (bare, password) = without_password(&url);
-    let separator = if bare.contains('?') { '&' } else { '?' };
-    let mut registry = format!("url = \"{bare}{separator}options[search_path]={schema}\"");
-    if password.is_some() {
-        registry.push_str(&format!("\npassword_env = \"{PG_PASSWORD_ENV}\""));
-    }
-    let envs: Vec<(&str, &str)> = password.as_deref().map(|p| vec![(PG_PASSWORD_ENV, p)]).unwrap_or_default();
+    let Some(pg) = PgRegistry::create("daemon_notify").await else { return };
+    let registry = pg.config.clone();
+    let envs = pg.envs();
     let emu = emulator("", TenantDump { version: 1, ..Default::default() }).await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
