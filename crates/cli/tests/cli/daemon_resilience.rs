@@ -24,6 +24,7 @@ use duoprov_emulator::{Emulator, Integration, RunningEmulator, TenantDump};
 use serde_json::{Value, json};
 
 use crate::daemon::get;
+use crate::Seeded;
 
 const IKEY: &str = "DITESTRESILIENCE0001";
 const SKEY: &str = "resilience-test-secret-key-0123456789abcd";
@@ -32,28 +33,6 @@ const PG_PASSWORD_ENV: &str = "DUOPROV_RESILIENCE_DB_PASSWORD";
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
-
-/// splitmix64: the test's own seeded choices, reproducible without a dependency.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `low..=high`.
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.between(0, items.len() as u64 - 1) as usize]
-    }
-}
 
 /// An emulator with rate limiting off (client pacing is tested elsewhere), the given faults and
 /// hand-made objects.

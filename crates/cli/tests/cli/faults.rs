@@ -13,6 +13,7 @@ use duoprov_emulator::{Emulator, Integration, RunningEmulator};
 use serde_json::{Value, json};
 
 use crate::run;
+use crate::Seeded;
 
 const IKEY: &str = "DITESTFAULTS00000001";
 const SKEY: &str = "faults-test-secret-key-0123456789abcdefgh";
@@ -265,24 +266,6 @@ async fn a_full_sync_through_429s_5xx_resets_and_latency_succeeds_in_one_run_wit
         tenant.memberships(),
         calls.len()
     );
-}
-
-/// splitmix64: the test's own seeded choices (kill points), reproducible without a dependency.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `low..=high`.
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
-    }
 }
 
 fn spawn_sync(dir: &Path) -> Child {
