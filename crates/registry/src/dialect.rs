@@ -8,6 +8,10 @@ pub(crate) struct Dialect {
     pub begin_write: &'static str,
     /// Run right after `begin_write` (PostgreSQL takes a transaction-scoped advisory lock).
     pub write_lock: Option<&'static str>,
+    /// Starts a read transaction whose statements all see one snapshot of the registry
+    /// (PostgreSQL's default READ COMMITTED lets each statement see the latest commit, so a read
+    /// of several statements could mix two states).
+    pub begin_read: &'static str,
     /// A sub-select yielding the integers of the JSON array bound as `$1`.
     pub json_ids: &'static str,
     /// Aggregates `subject_id` of a group's rows into one comma-separated text.

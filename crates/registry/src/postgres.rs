@@ -18,6 +18,7 @@ const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(6441559076706422)";
 
 pub(crate) const DIALECT: Dialect = Dialect {
     begin_write: "BEGIN",
+    begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     write_lock: Some(WRITE_LOCK),
     json_ids: "SELECT (jsonb_array_elements_text($1::jsonb))::bigint",
     concat_subject_ids: "string_agg(subject_id::text, ',')",

@@ -137,6 +137,11 @@ impl SqlStore {
         Ok(tx)
     }
 
+    /// A read transaction whose statements see one snapshot (`begin_read` of the dialect).
+    async fn begin_read(&self) -> Result<Tx> {
+        self.pool.begin_with(DIALECT.begin_read).await.map_err(db("starting a read"))
+    }
+
     async fn commit(tx: Tx) -> Result<()> {
         tx.commit().await.map_err(db("committing"))
     }
@@ -719,7 +724,7 @@ impl Store for SqlStore {
     }
 
     async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>> {
-        let mut tx = self.pool.begin().await.map_err(db("starting a read"))?;
+        let mut tx = self.begin_read().await?;
         let g = require_group(&mut tx, group).await?;
         let subjects: Vec<(String, String)> = sqlx::query_as(
             "SELECT s.source, s.subject_id FROM member_subject ms JOIN subject s ON s.id = ms.subject_id WHERE ms.group_id = $1 ORDER BY s.source, s.subject_id",
@@ -743,7 +748,7 @@ impl Store for SqlStore {
     }
 
     async fn effective_members(&self, group: &GroupName) -> Result<Vec<EffectiveMember>> {
-        let mut tx = self.pool.begin().await.map_err(db("starting a read"))?;
+        let mut tx = self.begin_read().await?;
         let g = require_group(&mut tx, group).await?;
         let rows: Vec<(i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, bool)> =
             sqlx::query_as(concat!(
@@ -827,7 +832,7 @@ impl Store for SqlStore {
     }
 
     async fn provisioner_selection(&self, provisioner: &str) -> Result<ProvisionerSelection> {
-        let mut tx = self.pool.begin().await.map_err(db("starting a read"))?;
+        let mut tx = self.begin_read().await?;
         let selection = selection_in(&mut tx, provisioner).await?;
         tx.rollback().await.map_err(db("ending a read"))?;
         Ok(selection)

@@ -15,6 +15,7 @@ pub(crate) type Db = sqlx::Sqlite;
 
 pub(crate) const DIALECT: Dialect = Dialect {
     begin_write: "BEGIN IMMEDIATE",
+    begin_read: "BEGIN DEFERRED",
     write_lock: None,
     json_ids: "SELECT value FROM json_each($1)",
     concat_subject_ids: "group_concat(subject_id)",

@@ -67,3 +67,40 @@ registry_test!(exclusions_and_nesting_shape_the_selection, |store| {
     let names: Vec<String> = store.provisioner_selection("duoTest").await.unwrap().groups.into_iter().map(|p| p.group.name.to_string()).collect();
     assert_eq!(names, ["app:duo:all", "app:duo:staff"]);
 });
+
+registry_test!(the_selection_is_read_in_one_snapshot_while_a_folder_is_renamed_back_and_forth, |store| {
+    // The marker follows its folder by id, so in every committed state the group is selected.
+    // Statements of one read that saw different commits (the marker's old path, the groups'
+    // new names) would select nothing: an empty registry as far as the sync can tell.
+    let store: std::sync::Arc<dyn duoprov_registry::Store> = std::sync::Arc::from(store);
+    add_subject(&*store, "u1").await;
+    add_group(&*store, "app:duo:all").await;
+    store.add_member(&g("app:duo:all"), &subject("u1")).await.unwrap();
+    store.assign_marker(&folder_marker("app:duo", MarkerScope::Sub, true)).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (a, b) = (FolderPath::parse("app:duo").unwrap(), FolderPath::parse("app:duoX").unwrap());
+            let mut renames = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && renames < 5_000 {
+                let (from, to) = if renames % 2 == 0 { (&a, &b) } else { (&b, &a) };
+                if let Err(e) = store.update_folder(from, Some(to), &Default::default()).await { panic!("rename {renames} failed: {e}"); }
+                renames += 1;
+            }
+            renames
+        })
+    };
+    let mut reads = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while reads < 400 && std::time::Instant::now() < deadline {
+        let sel = store.provisioner_selection("duoTest").await.unwrap();
+        assert_eq!(sel.groups.len(), 1, "read {reads}: the selection mixed two registry states: {:?}", sel.groups.iter().map(|g| g.group.name.as_str()).collect::<Vec<_>>());
+        assert_eq!(sel.groups[0].members.len(), 1, "read {reads}: the member was lost");
+        reads += 1;
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let renames = writer.await.unwrap();
+    assert!(renames > 0 && reads > 0, "no concurrency was exercised ({renames} renames, {reads} reads)");
+});

@@ -24,7 +24,10 @@ pub async fn postgres(test: &str) -> Option<Box<dyn Store>> {
             return None;
         }
     };
-    let schema = format!("t_{}_{}_{}", test, std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+    // PostgreSQL truncates identifiers to 63 bytes: a long test name must not cut off the
+    // process id and counter that keep each run's schema its own.
+    let short: String = test.chars().take(40).collect();
+    let schema = format!("t_{}_{}_{}", short, std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
     let options = OpenOptions { schema: Some(schema), ..Default::default() };
     match duoprov_registry::open(&url, &options).await {
         Ok(store) => Some(store),
