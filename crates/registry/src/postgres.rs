@@ -75,27 +75,66 @@ pub async fn connect(url: &str, password: Option<&str>, schema: Option<&str>) ->
 
 /// A session-level advisory lock held on a connection of its own, outside the pool: it lasts as
 /// long as that session, so a process that dies (or loses its connection) releases it.
+///
+/// Fencing: `alive` asks the server whether *this* session still holds the lock (`pg_locks`),
+/// within a deadline, so a session that ended — a server restart, `pg_terminate_backend`, a
+/// pooler that handed out another backend — or a server that stopped answering reads as lost.
+/// The session asks the server for TCP keepalives, so a holder whose host vanished without
+/// closing its socket loses the lock within about half a minute instead of the kernel's two
+/// hours, and turns off idle timeouts that would end the (idle) session.
 struct SessionLock {
     conn: sqlx::PgConnection,
+    key: i64,
 }
+
+/// How long `alive` waits for the server before calling the lock lost.
+const ALIVE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Session settings of the lock's connection (applied only where the server knows them).
+const LOCK_SESSION_SETTINGS: [(&str, &str); 5] = [
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+    ("idle_session_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+];
 
 #[async_trait::async_trait]
 impl crate::sync_state::LockHolder for SessionLock {
     async fn alive(&mut self) -> bool {
-        sqlx::query("SELECT 1").execute(&mut self.conn).await.is_ok()
+        let held = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() \
+             AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1)",
+        )
+        .bind(self.key)
+        .fetch_one(&mut self.conn);
+        matches!(tokio::time::timeout(ALIVE_DEADLINE, held).await, Ok(Ok(true)))
     }
 }
 
 pub(crate) async fn try_lock_runner(store: &PostgresStore, key: &str) -> Result<Option<crate::RunnerLock>> {
     let conn = store.pool().acquire().await.map_err(RegistryError::db("connecting for the runner lock"))?;
     let mut conn = conn.detach();
+    for (name, value) in LOCK_SESSION_SETTINGS {
+        sqlx::query("SELECT set_config(name, $2, false) FROM pg_settings WHERE name = $1")
+            .bind(name)
+            .bind(value)
+            .execute(&mut conn)
+            .await
+            .map_err(RegistryError::db(format!("setting {name} for the runner lock's session")))?;
+    }
     // The schema is part of the key: several registries may share one database.
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended('duoprov-runner:' || current_schema() || ':' || $1, 0))")
+    let lock_key: i64 = sqlx::query_scalar("SELECT hashtextextended('duoprov-runner:' || current_schema() || ':' || $1, 0)")
         .bind(key)
         .fetch_one(&mut conn)
         .await
+        .map_err(RegistryError::db(format!("computing the runner lock key of {key}")))?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(lock_key)
+        .fetch_one(&mut conn)
+        .await
         .map_err(RegistryError::db(format!("taking the runner lock {key}")))?;
-    Ok(locked.then(|| crate::RunnerLock::new(Box::new(SessionLock { conn }))))
+    Ok(locked.then(|| crate::RunnerLock::new(Box::new(SessionLock { conn, key: lock_key }))))
 }
 
 /// `LISTEN duoprov_change` on a connection of its own; notifications from other schemas (other

@@ -65,15 +65,34 @@ pub async fn connect(url: &str) -> Result<SqliteStore> {
 
 /// A lock file next to the database, held with the operating system's advisory file lock: a
 /// process that dies releases it. An in-memory registry is private to its process and needs none.
+///
+/// Fencing: the lock is held only while the file at the lock path is still the one locked. If
+/// the lock file was removed (or replaced), another process can create and lock a new one, so
+/// `alive` then reads as lost.
 struct FileLock {
-    _file: std::fs::File,
+    file: std::fs::File,
+    path: std::path::PathBuf,
 }
 
 #[async_trait::async_trait]
 impl crate::sync_state::LockHolder for FileLock {
     async fn alive(&mut self) -> bool {
-        true
+        same_file(&self.file, &self.path)
     }
+}
+
+#[cfg(unix)]
+fn same_file(file: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::File, path: &std::path::Path) -> bool {
+    path.exists()
 }
 
 /// `<database>.<key>.lock`, with the key reduced to letters, digits, `-` and `_`.
@@ -92,7 +111,9 @@ pub(crate) async fn try_lock_runner(store: &SqliteStore, key: &str) -> Result<Op
     if name.is_empty() || name == ":memory:" || name.contains("mode=memory") || name.starts_with("file:sqlx-in-memory") {
         return Ok(Some(crate::RunnerLock::new(Box::new(crate::sync_state::NoLock))));
     }
-    let path = lock_path(database, key);
+    // One lock file per database whatever path names it (relative, through a symbolic link).
+    let database = std::fs::canonicalize(database).unwrap_or_else(|_| database.to_path_buf());
+    let path = lock_path(&database, key);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -100,7 +121,7 @@ pub(crate) async fn try_lock_runner(store: &SqliteStore, key: &str) -> Result<Op
         .open(&path)
         .map_err(|e| RegistryError::Refused(format!("opening the lock file {}: {e}", path.display())))?;
     match file.try_lock() {
-        Ok(()) => Ok(Some(crate::RunnerLock::new(Box::new(FileLock { _file: file })))),
+        Ok(()) => Ok(Some(crate::RunnerLock::new(Box::new(FileLock { file, path })))),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(RegistryError::Refused(format!("locking {}: {e}", path.display()))),
     }

@@ -65,7 +65,7 @@ pub struct RunRecord {
     pub dry_run: bool,
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
-    /// `running`, `succeeded`, `partial`, `failed`, `refused`; a `running` run that is not the
+    /// `running`, `succeeded`, `partial`, `failed`, `refused`, `interrupted`; a `running` run that is not the
     /// current one was interrupted.
     pub status: String,
     pub counts: serde_json::Value,

@@ -14,6 +14,7 @@ use duoprov_registry::{GroupState, MembershipState, RetryTarget, StateError, Sto
 use futures::stream::{self, StreamExt};
 
 use crate::error::SyncError;
+use crate::fence::FenceHandle;
 use crate::progress::Progress;
 use crate::report::{Failure, RunReport};
 
@@ -42,10 +43,20 @@ pub(crate) struct Applier<'a> {
     created_objects: Vec<duoprov_duo::User>,
     /// Objects that failed, for the retry list.
     failed_targets: Vec<(RetryTarget, String)>,
+    /// The runner lock, checked before each phase.
+    fence: Option<FenceHandle>,
 }
 
 impl<'a> Applier<'a> {
-    pub fn new(store: &'a dyn Store, duo: &'a DuoClient, provisioner: &'a str, concurrency: usize, progress: &'a dyn Progress, report: RunReport) -> Self {
+    pub fn new(
+        store: &'a dyn Store,
+        duo: &'a DuoClient,
+        provisioner: &'a str,
+        concurrency: usize,
+        progress: &'a dyn Progress,
+        report: RunReport,
+        fence: Option<FenceHandle>,
+    ) -> Self {
         Applier {
             store,
             duo,
@@ -58,6 +69,7 @@ impl<'a> Applier<'a> {
             subject_of_user: HashMap::new(),
             created_objects: Vec::new(),
             failed_targets: Vec::new(),
+            fence,
         }
     }
 
@@ -87,21 +99,37 @@ impl<'a> Applier<'a> {
         self.report.timings_ms.push((phase.to_owned(), start.elapsed().as_millis() as u64));
     }
 
+    /// Stops the run before `phase` when the runner lock is no longer held.
+    async fn fenced(&self, phase: &str) -> Result<(), SyncError> {
+        match &self.fence {
+            Some(fence) if !fence.held().await => Err(SyncError::LockLost { provisioner: self.provisioner.to_owned(), phase: phase.to_owned() }),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn apply(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let start = Instant::now();
+        self.fenced("recording matches").await?;
         self.record_matches(plan).await?;
+        self.fenced("creating groups").await?;
         self.create_groups(plan).await?;
+        self.fenced("creating users").await?;
         self.create_users(plan).await?;
         self.timed("create", start);
         let start = Instant::now();
+        self.fenced("updating groups").await?;
         self.update_groups(plan).await?;
+        self.fenced("updating users").await?;
         self.update_users(plan).await?;
         self.timed("update", start);
         let start = Instant::now();
+        self.fenced("changing memberships").await?;
         self.memberships(plan).await?;
         self.timed("memberships", start);
         let start = Instant::now();
+        self.fenced("deleting groups").await?;
         self.delete_groups(plan).await?;
+        self.fenced("deleting users").await?;
         self.delete_users(plan).await?;
         self.timed("delete", start);
         Ok(())

@@ -17,4 +17,8 @@ pub enum SyncError {
     /// A saved plan no longer matches the registry or Duo; nothing was changed.
     #[error("the saved plan no longer applies: {0}; make a new plan")]
     Stale(String),
+    /// The runner lock was lost during the run (the registry session ended or the lock file was
+    /// removed): another runner may be writing, so this run stopped before its next phase.
+    #[error("stopped before {phase}: this process no longer holds the runner lock of provisioner {provisioner} (its registry session ended or its lock file was removed); nothing more was sent to Duo, and the next run picks up from Duo as it is")]
+    LockLost { provisioner: String, phase: String },
 }

@@ -15,6 +15,7 @@
 //! checkpoint and the due retries name the objects, and only those are read and planned.
 
 mod apply;
+pub mod fence;
 pub mod incremental;
 pub mod error;
 pub mod progress;
@@ -23,6 +24,7 @@ pub mod report;
 mod run;
 
 pub use error::SyncError;
+pub use fence::{Fence, FenceHandle};
 pub use progress::{NoProgress, Progress};
 pub use report::RunReport;
 pub use incremental::{prepare_incremental, Incremental, IncrementalSettings, ScopeSummary};

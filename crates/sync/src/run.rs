@@ -64,6 +64,9 @@ pub struct SyncOptions {
     pub approval: Approval,
     /// Apply exactly this saved plan, refusing if either side has moved since it was made.
     pub saved: Option<SavedPlan>,
+    /// The runner lock the run holds: checked before every apply phase, and the run stops when
+    /// it is lost (see [`crate::fence`]).
+    pub fence: Option<crate::fence::FenceHandle>,
 }
 
 /// A plan saved by `duoprov plan --out FILE`, with fingerprints of the states it came from.
@@ -280,8 +283,15 @@ pub async fn run(
             .collect();
         return finish("succeeded", Some("dry run: nothing applied".into()), report).await;
     }
-    let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report);
-    applier.apply(&plan).await?;
+    let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report, options.fence.clone());
+    if let Err(e) = applier.apply(&plan).await {
+        if matches!(e, SyncError::LockLost { .. }) {
+            // What was applied before the lock was lost is recorded on its objects; the
+            // checkpoint stays, so the next run covers the same changes again.
+            finish("interrupted", Some(e.to_string()), applier.into_report()).await?;
+        }
+        return Err(e);
+    }
     let created = applier.created_user_objects();
     let failed = applier.failed_targets();
     let mut report = applier.into_report();

@@ -95,7 +95,7 @@ struct World {
 
 impl World {
     async fn sync(&self, incremental: bool) {
-        let options = SyncOptions { dry_run: false, approval: Approval { allow_deletes: Some(10_000) }, saved: None };
+        let options = SyncOptions { dry_run: false, approval: Approval { allow_deletes: Some(10_000) }, saved: None, fence: None };
         let prepared = if incremental {
             match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, duoprov_sync::now_ms() + 3_600_000).await {
                 Ok(Incremental::Planned(p)) => *p,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use duoprov_plan::safety::Approval;
-use duoprov_sync::{Incremental, Progress, SavedPlan, SyncError, SyncOptions, SyncSettings};
+use duoprov_sync::{FenceHandle, Incremental, Progress, SavedPlan, SyncError, SyncOptions, SyncSettings};
 use serde_json::json;
 
 use super::Context;
@@ -101,7 +101,7 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
     let store = ctx.store().await?;
     let settings = settings_of(&p);
     // One run per provisioner at a time, across processes: a daemon lets go between its runs.
-    let _lock = match crate::daemon::run_lock(&*store, &args.provisioner, std::time::Duration::from_secs(30)).await? {
+    let lock = match crate::daemon::run_lock(&*store, &args.provisioner, std::time::Duration::from_secs(30)).await? {
         Some(lock) => lock,
         None => bail!("provisioner {} is being synced by another duoprov process (a daemon or another sync) for more than 30 s; try again when it has finished", args.provisioner),
     };
@@ -112,7 +112,8 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         }
         None => None,
     };
-    let options = SyncOptions { dry_run: args.dry_run, approval: Approval { allow_deletes: args.allow_deletes }, saved };
+    // The lock lives as long as the options; the run checks it before every apply phase.
+    let options = SyncOptions { dry_run: args.dry_run, approval: Approval { allow_deletes: args.allow_deletes }, saved, fence: Some(FenceHandle::lock(lock)) };
     let mut escalated = None;
     let prepared = if args.incremental {
         match duoprov_sync::prepare_incremental(&*store, &duo, &settings, duoprov_sync::now_ms()).await? {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use duoprov_duo::DuoClient;
 use duoprov_registry::{Backend, RunnerLock, Store};
-use duoprov_sync::{Incremental, NoProgress, Prepared, SyncError, SyncOptions, SyncSettings};
+use duoprov_sync::{FenceHandle, Incremental, NoProgress, Prepared, SyncError, SyncOptions, SyncSettings};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
@@ -392,9 +392,9 @@ impl Loop {
             timers.paused = None;
         }
         if now >= timers.next_full_ms {
-            let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Lag::Stale) };
+            let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Lag::Stale) };
             let prepared = self.prepare_full().await?;
-            self.execute(prepared, None, timers).await?;
+            self.execute(prepared, None, timers, run).await?;
             timers.next_full_ms = self.next_full_after(duoprov_sync::now_ms());
             return Ok(Lag::Stale);
         }
@@ -417,14 +417,14 @@ impl Loop {
                 return Ok(Lag::Known);
             }
         }
-        let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Lag::Stale) };
+        let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Lag::Stale) };
         match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, now).await? {
             Incremental::Idle { .. } => Ok(Lag::Stale),
-            Incremental::Planned(p) => self.execute(*p, None, timers).await.map(|()| Lag::Stale),
+            Incremental::Planned(p) => self.execute(*p, None, timers, run).await.map(|()| Lag::Stale),
             Incremental::Escalate { reason } => {
                 tracing::info!(provisioner = %self.name, %reason, "Incremental sync escalates to a full sync.");
                 let prepared = self.prepare_full().await?;
-                self.execute(prepared, Some(reason), timers).await?;
+                self.execute(prepared, Some(reason), timers, run).await?;
                 timers.next_full_ms = self.next_full_after(duoprov_sync::now_ms());
                 Ok(Lag::Stale)
             }
@@ -435,11 +435,12 @@ impl Loop {
         Ok(duoprov_sync::prepare(&*self.store, &self.duo, &self.settings).await?)
     }
 
-    async fn execute(&self, prepared: Prepared, escalated: Option<String>, timers: &mut Timers) -> Result<()> {
+    /// Runs a prepared plan under the run lock `run`, which fences every apply phase.
+    async fn execute(&self, prepared: Prepared, escalated: Option<String>, timers: &mut Timers, run: RunnerLock) -> Result<()> {
         let kind = prepared.kind.as_str();
         let span = tracing::info_span!("sync_run", provisioner = %self.name, kind);
         let seq_at_start = prepared.change_seq;
-        let options = SyncOptions::default();
+        let options = SyncOptions { fence: Some(FenceHandle::lock(run)), ..SyncOptions::default() };
         let outcome = duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress).instrument(span.clone()).await;
         let _enter = span.enter();
         match outcome {

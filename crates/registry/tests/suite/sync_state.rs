@@ -140,3 +140,70 @@ async fn a_sqlite_file_lock_is_exclusive_across_stores_and_released_on_drop() {
     drop(held);
     assert!(b.try_lock_runner("daemon").await.unwrap().is_some(), "the lock was not released on drop");
 }
+
+#[tokio::test]
+async fn a_sqlite_runner_lock_reads_lost_once_its_lock_file_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let a = duoprov_registry::open(&url, &Default::default()).await.unwrap();
+    let b = duoprov_registry::open(&url, &Default::default()).await.unwrap();
+    let mut held = a.try_lock_runner("provisioner:duoTest").await.unwrap().expect("free lock");
+    assert!(held.alive().await);
+    let lock_file = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.to_string_lossy().ends_with(".lock")).expect("a lock file");
+    std::fs::remove_file(&lock_file).unwrap();
+    // Another process can now create and lock a new file: the first holder must know it lost.
+    let other = b.try_lock_runner("provisioner:duoTest").await.unwrap();
+    assert!(other.is_some(), "a new lock file could not be taken");
+    assert!(!held.alive().await, "a holder whose lock file was removed still reads as holding the lock");
+}
+
+#[tokio::test]
+async fn a_sqlite_lock_file_is_one_per_database_whatever_path_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct = format!("sqlite://{}", dir.path().join("r.db").display());
+    let a = duoprov_registry::open(&direct, &Default::default()).await.unwrap();
+    std::os::unix::fs::symlink(dir.path().join("r.db"), dir.path().join("alias.db")).unwrap();
+    let roundabout = format!("sqlite://{}", dir.path().join("alias.db").display());
+    let b = duoprov_registry::open(&roundabout, &Default::default()).await.unwrap();
+    let _held = a.try_lock_runner("daemon").await.unwrap().expect("free lock");
+    assert!(b.try_lock_runner("daemon").await.unwrap().is_none(), "the same database through another path got a second lock");
+}
+
+/// The PostgreSQL session holding `key` in any test schema (keys carry a random part, so no
+/// other test's lock matches).
+async fn lock_session_pid(conn: &mut sqlx::PgConnection, key: &str) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT l.pid FROM pg_locks l CROSS JOIN pg_namespace n WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         AND n.nspname LIKE 't\\_%' AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('duoprov-runner:' || n.nspname || ':' || $1, 0)",
+    )
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_postgres_runner_lock_reads_lost_once_its_session_is_terminated_and_a_standby_takes_it() {
+    use sqlx::Connection;
+    let Some(store) = crate::support::postgres("lock_terminated").await else { return };
+    let url = std::env::var("DUOPROV_TEST_POSTGRES_URL").unwrap();
+    let key = format!("provisioner:fence{}", std::process::id());
+    let mut held = store.try_lock_runner(&key).await.unwrap().expect("free lock");
+    assert!(held.alive().await);
+    assert!(store.try_lock_runner(&key).await.unwrap().is_none(), "a second session got the lock");
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect (URL not shown)");
+    let pid = lock_session_pid(&mut admin, &key).await.expect("the lock's session is visible in pg_locks");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(pid).fetch_one(&mut admin).await.unwrap();
+    assert!(terminated);
+    assert!(!held.alive().await, "a holder whose session was terminated still reads as holding the lock");
+    // A standby takes the lock as soon as the server has ended the session.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut standby = None;
+    while standby.is_none() && std::time::Instant::now() < deadline {
+        standby = store.try_lock_runner(&key).await.unwrap();
+        if standby.is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert!(standby.is_some(), "the lock was not free after its session was terminated");
+}
