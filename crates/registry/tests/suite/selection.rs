@@ -84,7 +84,7 @@ registry_test!(the_selection_is_read_in_one_snapshot_while_a_folder_is_renamed_b
             let (a, b) = (FolderPath::parse("app:duo").unwrap(), FolderPath::parse("app:duoX").unwrap());
             let mut renames = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && renames < 5_000 {
-                let (from, to) = if renames % 2 == 0 { (&a, &b) } else { (&b, &a) };
+                let (from, to) = if renames.is_multiple_of(2) { (&a, &b) } else { (&b, &a) };
                 if let Err(e) = store.update_folder(from, Some(to), &Default::default()).await { panic!("rename {renames} failed: {e}"); }
                 renames += 1;
             }
