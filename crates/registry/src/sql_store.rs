@@ -749,25 +749,7 @@ impl Store for SqlStore {
 
     async fn effective_members(&self, group: &GroupName) -> Result<Vec<EffectiveMember>> {
         let mut tx = self.begin_read().await?;
-        let g = require_group(&mut tx, group).await?;
-        let rows: Vec<(i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, bool)> =
-            sqlx::query_as(concat!(
-                "WITH RECURSIVE down(id) AS (SELECT CAST($1 AS BIGINT) UNION SELECT mg.member_group_id FROM member_group mg JOIN down ON mg.group_id = down.id) ",
-                "SELECT ", subject_cols!(), ", EXISTS (SELECT 1 FROM member_subject i WHERE i.group_id = $1 AND i.subject_id = s.id) ",
-                "FROM subject s WHERE s.id IN (SELECT ms.subject_id FROM member_subject ms JOIN down ON ms.group_id = down.id) ",
-                "ORDER BY s.source, s.subject_id"
-            ))
-            .bind(g.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db(format!("computing the effective members of group {group}")))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| EffectiveMember {
-                immediate: r.9,
-                subject: subject_of((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)),
-            })
-            .collect())
+        effective_in(&mut tx, group).await
     }
 
     async fn assign_marker(&self, marker: &Marker) -> Result<Upsert> {
@@ -836,6 +818,14 @@ impl Store for SqlStore {
         let selection = selection_in(&mut tx, provisioner).await?;
         tx.rollback().await.map_err(db("ending a read"))?;
         Ok(selection)
+    }
+
+    async fn provisioner_selection_with_eligible(&self, provisioner: &str, eligible: &GroupName) -> Result<(ProvisionerSelection, Vec<EffectiveMember>)> {
+        let mut tx = self.begin_read().await?;
+        let selection = selection_in(&mut tx, provisioner).await?;
+        let members = effective_in(&mut tx, eligible).await?;
+        tx.rollback().await.map_err(db("ending a read"))?;
+        Ok((selection, members))
     }
 
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeEntry>> {
@@ -1004,6 +994,29 @@ async fn assign_marker_in(tx: &mut Tx, marker: &Marker) -> Result<Upsert> {
     )
     .await?;
     Ok(outcome)
+}
+
+/// The effective members of `group` (subjects reached through nesting), inside `tx`.
+async fn effective_in(tx: &mut Tx, group: &GroupName) -> Result<Vec<EffectiveMember>> {
+    let g = require_group(tx, group).await?;
+    let rows: Vec<(i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, bool)> =
+        sqlx::query_as(concat!(
+            "WITH RECURSIVE down(id) AS (SELECT CAST($1 AS BIGINT) UNION SELECT mg.member_group_id FROM member_group mg JOIN down ON mg.group_id = down.id) ",
+            "SELECT ", subject_cols!(), ", EXISTS (SELECT 1 FROM member_subject i WHERE i.group_id = $1 AND i.subject_id = s.id) ",
+            "FROM subject s WHERE s.id IN (SELECT ms.subject_id FROM member_subject ms JOIN down ON ms.group_id = down.id) ",
+            "ORDER BY s.source, s.subject_id"
+        ))
+        .bind(g.0)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db(format!("computing the effective members of group {group}")))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| EffectiveMember {
+            immediate: r.9,
+            subject: subject_of((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)),
+        })
+        .collect())
 }
 
 async fn selection_in(tx: &mut Tx, provisioner: &str) -> Result<ProvisionerSelection> {

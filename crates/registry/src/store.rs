@@ -101,6 +101,8 @@ pub trait Store: crate::sync_state::SyncStore + crate::duo_users::DuoUserStore +
     // What the sync engine reads
     /// The provisioner's groups with their effective members, and those members, in one pass.
     async fn provisioner_selection(&self, provisioner: &str) -> Result<ProvisionerSelection>;
+    /// The selection and the effective members of an eligible-users group, in one snapshot.
+    async fn provisioner_selection_with_eligible(&self, provisioner: &str, eligible: &GroupName) -> Result<(ProvisionerSelection, Vec<EffectiveMember>)>;
     /// Change-log entries with `seq > after`, oldest first, at most `limit`.
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeEntry>>;
     /// The newest sequence number, 0 for an empty log.

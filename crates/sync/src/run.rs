@@ -118,12 +118,19 @@ pub(crate) struct RegistryRead {
     pub eligible: Option<HashSet<SubjectKey>>,
 }
 
+/// Reads the selection and, with an eligibility group, its members — in one registry snapshot.
 pub(crate) async fn read_registry(store: &dyn Store, settings: &SyncSettings) -> Result<RegistryRead, SyncError> {
-    let selection = store.provisioner_selection(&settings.provisioner).await?;
-    filter_registry(store, settings, selection).await
+    let (selection, eligible) = match &settings.eligible_group {
+        Some(group) => {
+            let (selection, members) = store.provisioner_selection_with_eligible(&settings.provisioner, group).await?;
+            (selection, Some(members.into_iter().map(|m| m.subject.key()).collect()))
+        }
+        None => (store.provisioner_selection(&settings.provisioner).await?, None),
+    };
+    Ok(filter_registry(settings, selection, eligible))
 }
 
-async fn filter_registry(store: &dyn Store, settings: &SyncSettings, mut selection: ProvisionerSelection) -> Result<RegistryRead, SyncError> {
+fn filter_registry(settings: &SyncSettings, mut selection: ProvisionerSelection, eligible: Option<HashSet<SubjectKey>>) -> RegistryRead {
     if let Some(sources) = &settings.subject_sources {
         let allowed: HashSet<&str> = sources.iter().map(String::as_str).collect();
         // Members of other sources are dropped from every group; indexes stay valid because the
@@ -133,11 +140,7 @@ async fn filter_registry(store: &dyn Store, settings: &SyncSettings, mut selecti
             g.members.retain(|m| keep[*m as usize]);
         }
     }
-    let eligible: Option<HashSet<SubjectKey>> = match &settings.eligible_group {
-        Some(group) => Some(store.effective_members(group).await?.into_iter().map(|m| m.subject.key()).collect()),
-        None => None,
-    };
-    Ok(RegistryRead { selection, eligible })
+    RegistryRead { selection, eligible }
 }
 
 /// Reads the registry selection, Duo and the links, and plans.
@@ -147,8 +150,8 @@ pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings
     // Read before the selection: a change committed in between is then replayed by the next
     // incremental sync (harmless) rather than skipped.
     let change_seq = store.last_change_seq().await?;
-    let (selection, duo_read) = tokio::join!(store.provisioner_selection(name), read_all(duo));
-    let RegistryRead { selection, eligible } = filter_registry(store, settings, selection?).await?;
+    let (registry, duo_read) = tokio::join!(read_registry(store, settings), read_all(duo));
+    let RegistryRead { selection, eligible } = registry?;
     let duo_read = duo_read?;
     let links = store.links(name).await?;
     let read_ms = start.elapsed().as_millis() as u64;

@@ -104,3 +104,25 @@ registry_test!(the_selection_is_read_in_one_snapshot_while_a_folder_is_renamed_b
     let renames = writer.await.unwrap();
     assert!(renames > 0 && reads > 0, "no concurrency was exercised ({renames} renames, {reads} reads)");
 });
+
+registry_test!(the_selection_and_its_eligible_users_are_read_together, |store| {
+    for s in ["u1", "u2", "u3"] {
+        add_subject(&*store, s).await;
+    }
+    add_group(&*store, "app:duo:all").await;
+    add_group(&*store, "ref:eligible").await;
+    add_group(&*store, "ref:staff").await;
+    for s in ["u1", "u2", "u3"] {
+        store.add_member(&g("app:duo:all"), &subject(s)).await.unwrap();
+    }
+    store.add_member(&g("ref:staff"), &subject("u2")).await.unwrap();
+    store.add_member(&g("ref:eligible"), &subject("u1")).await.unwrap();
+    store.add_member(&g("ref:eligible"), &nested("ref:staff")).await.unwrap();
+    store.assign_marker(&folder_marker("app:duo", MarkerScope::Sub, true)).await.unwrap();
+    let (sel, eligible) = store.provisioner_selection_with_eligible("duoTest", &g("ref:eligible")).await.unwrap();
+    assert_eq!(sel, store.provisioner_selection("duoTest").await.unwrap());
+    let ids: Vec<&str> = eligible.iter().map(|m| m.subject.id.as_str()).collect();
+    assert_eq!(ids, ["u1", "u2"], "effective members, through nesting");
+    let err = store.provisioner_selection_with_eligible("duoTest", &g("ref:missing")).await.expect_err("a missing eligible group is an error");
+    assert!(err.to_string().contains("ref:missing"), "{err}");
+});
