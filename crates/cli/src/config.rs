@@ -590,7 +590,7 @@ pub fn starter(registry_url: &str) -> String {
 
 [registry]
 url = "{registry_url}"
-# For PostgreSQL: url = "postgres://duoprov@db.example.edu/duoprov" and
+# For PostgreSQL: url = "postgres://duoprov@db.example.edu/duoprov?sslrootcert=/etc/duoprov/db-ca.pem" and
 # password_env = "DUOPROV_DB_PASSWORD" (or password_file = "/etc/duoprov/db.password").
 
 # A Duo Admin API application (needs "Grant read resource" and "Grant write resource").
@@ -644,6 +644,8 @@ mod tests {
         assert!(e.contains("duo.prod.secret_key") && !e.contains("hunter2"), "{e}");
         let e = parse_str("[registry]\nurl = \"postgres://u:hunter2@db/x\"\n").unwrap_err().to_string();
         assert!(e.contains("registry.url") && !e.contains("hunter2"), "{e}");
+        let e = parse_str("[registry]\nurl = \"postgres://u@db/x?sslmode=verify-full&password=hunter2\"\n").unwrap_err().to_string();
+        assert!(e.contains("registry.url") && e.contains("holds a password") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]

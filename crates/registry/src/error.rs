@@ -17,6 +17,9 @@ pub enum RegistryError {
     /// The registry URL or its options cannot be used.
     #[error("registry URL: {0}")]
     Url(String),
+    /// The registry server could not be reached as configured (a TLS failure, explained).
+    #[error("cannot connect to the PostgreSQL registry: {0}")]
+    Connect(String),
     /// The database failed while the store was doing `context`.
     #[error("registry database error while {context}: {source}")]
     Database {

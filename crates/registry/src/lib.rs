@@ -26,6 +26,7 @@ pub mod duo_users;
 pub mod error;
 pub mod import;
 mod migrate;
+pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 mod store;

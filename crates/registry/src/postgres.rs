@@ -48,15 +48,21 @@ pub async fn connect(url: &str, password: Option<&str>, schema: Option<&str>) ->
     if let Some(p) = password {
         options = options.password(p);
     }
+    let (mut options, tls) = crate::pg_tls::choose(url, options);
+    tracing::debug!(tls = %tls.describe(), "PostgreSQL registry connection");
+    // A failed connection says what TLS found and how to fix it; other failures keep sqlx's words.
+    let connect_error = |tls: &crate::pg_tls::TlsChoice| {
+        let tls = tls.clone();
+        move |e: sqlx::Error| match crate::pg_tls::explain(&e, &tls) {
+            Some(detail) => RegistryError::Connect(detail),
+            None => RegistryError::Database { context: "connecting to the PostgreSQL registry".into(), source: e },
+        }
+    };
     if let Some(schema) = schema {
         if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(RegistryError::Url(format!("schema {schema:?}: use letters, digits and _ only")));
         }
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(RegistryError::db("connecting to the PostgreSQL registry"))?;
+        let admin = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(connect_error(&tls))?;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
             .execute(&admin)
             .await
@@ -64,11 +70,7 @@ pub async fn connect(url: &str, password: Option<&str>, schema: Option<&str>) ->
         admin.close().await;
         options = options.options([("search_path", schema)]);
     }
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await
-        .map_err(RegistryError::db("connecting to the PostgreSQL registry"))?;
+    let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await.map_err(connect_error(&tls))?;
     migrate::postgres().run(&pool).await?;
     Ok(PostgresStore::from_pool(pool, crate::Backend::Postgres))
 }

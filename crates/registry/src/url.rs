@@ -18,9 +18,14 @@ pub fn backend_of(url: &str) -> Result<Backend> {
     }
 }
 
-/// True when the URL carries a password (`postgres://user:secret@host/db`).
+/// True when the URL carries a password, in any form: `postgres://user:secret@host/db`, or a
+/// `password=` query parameter (libpq's spelling, any case).
 pub fn has_password(url: &str) -> bool {
-    userinfo(url).is_some_and(|(_, info)| info.contains(':'))
+    let in_userinfo = userinfo(url).is_some_and(|(_, info)| info.contains(':'));
+    let in_query = url.split_once('?').is_some_and(|(_, q)| {
+        q.split(['&', '#']).any(|kv| kv.split_once('=').map_or(kv, |(k, _)| k).trim().eq_ignore_ascii_case("password"))
+    });
+    in_userinfo || in_query
 }
 
 fn userinfo(url: &str) -> Option<(usize, &str)> {
@@ -66,6 +71,9 @@ mod tests {
         assert_eq!(redact("sqlite://duoprov.db"), "sqlite://duoprov.db");
         assert!(has_password("postgres://u:p@h/db"));
         assert!(!has_password("postgres://u@h/db"));
+        assert!(has_password("postgres://u@h/db?password=s3cr3t"));
+        assert!(has_password("postgres://u@h/db?sslmode=require&PASSWORD=s3cr3t"));
+        assert!(!has_password("postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/ca.pem"));
         assert!(!redact("postgres://u:p%40ss@h/db").contains("p%40ss"));
     }
 

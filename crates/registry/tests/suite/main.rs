@@ -11,3 +11,4 @@ mod import_props;
 mod objects;
 mod selection;
 mod sync_state;
+mod tls;
