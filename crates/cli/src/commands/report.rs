@@ -34,7 +34,18 @@ const COLUMNS: [&str; 16] = [
     "last_login_time",
 ];
 
+/// A cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return) gets a leading `'`, so text from Duo — a display name, notes — stays text
+/// when the report is opened in Excel or LibreOffice (OWASP "CSV injection").
+fn spreadsheet_safe(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell }
+}
+
 fn csv_record(r: &DuoUserRow) -> [String; 16] {
+    csv_cells(r).map(spreadsheet_safe)
+}
+
+fn csv_cells(r: &DuoUserRow) -> [String; 16] {
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
     let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
     [
@@ -199,6 +210,37 @@ mod tests {
         let rows = vec![vec!["DU1".to_owned(), "alice".to_owned()], vec!["DU22".to_owned(), "b".to_owned()]];
         assert_eq!(table_text(&["ID", "USERNAME"], &rows), "ID    USERNAME\nDU1   alice\nDU22  b\n");
         assert_eq!(table_text(&["ID"], &[]), "(none)\n");
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_as_formulas_stay_text() {
+        let row = DuoUserRow {
+            config_id: "duoTest".into(),
+            user_id: "DU1".into(),
+            aliases: None,
+            phones: Some("+15551230000".into()),
+            is_push_enabled: Some("T".into()),
+            email: Some("@SUM(1+1)".into()),
+            first_name: Some("-2+3".into()),
+            last_name: Some("\tx".into()),
+            is_enrolled: Some("T".into()),
+            last_directory_sync: None,
+            notes: Some("=HYPERLINK(\"http://evil.example\",\"click\")".into()),
+            real_name: Some("Ann = Bee".into()),
+            status: Some("active".into()),
+            user_name: "ann".into(),
+            created_at: Some(1_700_000_000),
+            last_login_time: None,
+        };
+        let cells = csv_record(&row);
+        assert_eq!(cells[3], "'+15551230000");
+        assert_eq!(cells[5], "'@SUM(1+1)");
+        assert_eq!(cells[6], "'-2+3");
+        assert_eq!(cells[7], "'\tx");
+        assert_eq!(cells[10], "'=HYPERLINK(\"http://evil.example\",\"click\")");
+        assert_eq!(cells[11], "Ann = Bee", "only a leading character makes a formula");
+        assert_eq!(cells[13], "ann");
+        assert_eq!(cells[14], "1700000000");
     }
 
     #[test]
