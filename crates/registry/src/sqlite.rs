@@ -38,8 +38,11 @@ pub use sql_store::SqlStore as SqliteStore;
 /// `sqlite::memory:` gives a private in-memory registry.
 pub async fn connect(url: &str) -> Result<SqliteStore> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    let mut options = SqliteConnectOptions::from_str(url)
-        .map_err(|e| RegistryError::Url(format!("not a SQLite URL: {e}")))?
+    let parsed = SqliteConnectOptions::from_str(url).map_err(|e| RegistryError::Url(format!("not a SQLite URL: {e}")))?;
+    if !in_memory {
+        create_private(parsed.get_filename())?;
+    }
+    let mut options = parsed
         .create_if_missing(true)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(30))
@@ -61,6 +64,37 @@ pub async fn connect(url: &str) -> Result<SqliteStore> {
         .map_err(RegistryError::db("opening the SQLite registry"))?;
     migrate::sqlite().run(&pool).await?;
     Ok(SqliteStore::from_pool(pool, crate::Backend::Sqlite))
+}
+
+/// Creates the database file readable and writable by its owner only (it holds names, e-mail
+/// addresses and phone numbers), whatever the umask; SQLite gives its `-wal` and `-shm` files the
+/// database file's mode. An existing file is left as it is (`duoprov doctor` warns when it is
+/// readable by others).
+fn create_private(path: &std::path::Path) -> Result<()> {
+    if path.as_os_str().is_empty() || path.exists() {
+        return Ok(());
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.mode(0o600);
+    }
+    match open.open(path) {
+        Ok(_) => {}
+        // Another process created it first: theirs stands.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(RegistryError::Url(format!("cannot create the SQLite registry {}: {e}", path.display()))),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // OpenOptions::mode is filtered by the umask only to remove bits; 0600 survives any umask,
+        // but set it explicitly in case the filesystem chose otherwise.
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(())
 }
 
 /// A lock file next to the database, held with the operating system's advisory file lock: a

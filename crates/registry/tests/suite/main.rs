@@ -6,6 +6,7 @@ mod support;
 
 mod changes;
 mod duo_users;
+mod files;
 mod import;
 mod import_props;
 mod objects;
