@@ -42,7 +42,14 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp) -> Result<DuoConfig> 
     // One call's deadline covers its retries; never shorter than a single attempt.
     cfg.call_deadline = cfg.call_deadline.max(cfg.request_timeout);
     cfg.signature = match conn.signature_version {
-        2 => SignatureVariant::V2Sha1,
+        2 => {
+            tracing::warn!(
+                connection = %conn.name,
+                "duo.{}.signature_version = 2 signs requests with HMAC-SHA1, which is deprecated; use 5 (the default, HMAC-SHA512) unless this Duo account cannot take it",
+                conn.name
+            );
+            SignatureVariant::V2Sha1
+        }
         _ => SignatureVariant::V5,
     };
     if let Some(n) = conn.writes_per_minute {

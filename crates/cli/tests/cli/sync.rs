@@ -252,6 +252,21 @@ async fn a_secret_file_readable_by_others_is_named_in_a_warning_and_never_printe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_version_2_works_and_warns_that_hmac_sha1_is_deprecated() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap();
+    let (out, err) = run(dir, &["plan", "duoTest"], 0);
+    assert!(!err.contains("HMAC-SHA1"), "no warning with the default signature: {err}");
+    assert!(out.contains("Create groups (1)"), "{out}");
+    std::fs::write(dir.join("duoprov.toml"), config.replace("[provisioner.duoTest]", "signature_version = 2\n\n[provisioner.duoTest]")).unwrap();
+    let (out, err) = run(dir, &["plan", "duoTest"], 0);
+    assert!(err.contains("signature_version = 2") && err.contains("HMAC-SHA1, which is deprecated"), "{err}");
+    assert!(out.contains("Create groups (1)"), "the v2-signed plan still reads Duo: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emptied_selection_with_50_managed_groups_is_refused_until_approved_exactly() {
     let env = setup("").await;
     let dir = env.dir.path();
