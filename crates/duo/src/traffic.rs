@@ -115,6 +115,127 @@ pub fn mask_body(body: &[u8], content_type: Option<&str>) -> Vec<u8> {
     }
 }
 
+/// How much of request and response bodies the traffic log shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodyLog {
+    /// Bodies with e-mail addresses and phone numbers masked (the default): user objects carry
+    /// both, and a traffic log is often shared with support.
+    #[default]
+    Masked,
+    /// Bodies as sent and received (secrets still masked).
+    Full,
+    /// No bodies.
+    None,
+}
+
+impl std::str::FromStr for BodyLog {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "masked" => Ok(BodyLog::Masked),
+            "full" => Ok(BodyLog::Full),
+            "none" => Ok(BodyLog::None),
+            other => Err(format!("{other:?} is not one of masked, full, none")),
+        }
+    }
+}
+
+/// `jdoe@example.edu` → `***@example.edu`: the domain stays (it helps to tell accounts apart).
+fn looks_like_email(s: &str) -> Option<&str> {
+    let (local, domain) = s.rsplit_once('@')?;
+    (!local.is_empty() && !local.contains(char::is_whitespace) && domain.contains('.') && !domain.contains(char::is_whitespace)).then_some(domain)
+}
+
+/// A phone number: digits with the usual separators, at least seven digits, nothing else.
+fn looks_like_phone(s: &str) -> bool {
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    digits >= 7 && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.' | ','))
+}
+
+/// Every digit but the last two replaced by `*`.
+fn mask_phone(s: &str) -> String {
+    let total = s.chars().filter(char::is_ascii_digit).count();
+    let mut seen = 0;
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_digit() {
+                seen += 1;
+                if seen + 2 <= total { '*' } else { c }
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The personal-data mask of one string value, when it is an e-mail address or phone number
+/// (or sits under a key that holds one).
+fn mask_personal(key: Option<&str>, value: &str) -> Option<String> {
+    let key = key.map(str::to_ascii_lowercase);
+    if let Some(domain) = looks_like_email(value) {
+        return Some(format!("***@{domain}"));
+    }
+    let phone_key = key.as_deref().is_some_and(|k| matches!(k, "number" | "phone" | "phone_number" | "phonenumber" | "mobile"));
+    if looks_like_phone(value) || (phone_key && value.chars().any(|c| c.is_ascii_digit())) {
+        return Some(mask_phone(value));
+    }
+    None
+}
+
+fn mask_personal_json(key: Option<&str>, v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                mask_personal_json(Some(k), x);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| mask_personal_json(key, x)),
+        serde_json::Value::String(s) => {
+            // JSON-encoded strings inside parameters (bulk `operations`, `users`).
+            if let Ok(mut inner @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) = serde_json::from_str(s) {
+                mask_personal_json(None, &mut inner);
+                *s = inner.to_string();
+            } else if let Some(masked) = mask_personal(key, s) {
+                *s = masked;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A body with e-mail addresses and phone numbers masked: JSON (Duo's replies, v5 request
+/// bodies) value by value, form bodies parameter by parameter. A body that is neither is
+/// withheld whole rather than shown unmasked.
+pub fn mask_personal_data(body: &[u8]) -> Vec<u8> {
+    if body.is_empty() {
+        return Vec::new();
+    }
+    if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) {
+        mask_personal_json(None, &mut v);
+        return v.to_string().into_bytes();
+    }
+    let text = String::from_utf8_lossy(body);
+    if !text.contains(char::is_whitespace) && text.contains('=') {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(body)
+            .map(|(k, v)| {
+                let masked = mask_personal(Some(&k), &v).unwrap_or_else(|| v.into_owned());
+                (k.into_owned(), masked)
+            })
+            .collect();
+        return duoprov_duo_wire::sign::canon_params(&pairs).into_bytes();
+    }
+    format!("[{} bytes withheld: not JSON, so e-mail addresses and phone numbers could not be masked]", body.len()).into_bytes()
+}
+
+/// A body as the traffic log shows it under `mode`, at most `max` characters.
+pub fn loggable_body(body: &[u8], mode: BodyLog, max: usize) -> String {
+    match mode {
+        BodyLog::None => String::new(),
+        BodyLog::Full => truncate_chars(body, max),
+        BodyLog::Masked => truncate_chars(&mask_personal_data(body), max),
+    }
+}
+
 /// The first `max` characters of `bytes` read as UTF-8 (lossily), with a marker when cut.
 pub fn truncate_chars(bytes: &[u8], max: usize) -> String {
     let s = String::from_utf8_lossy(bytes);
@@ -164,6 +285,29 @@ impl TrafficEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personal_data_is_masked_in_replies_and_requests() {
+        let reply = br#"{"stat":"OK","response":[{"user_id":"DU1","username":"jdoe","email":"jdoe@example.edu","realname":"Jane Doe","phones":[{"number":"+15555550123","extension":"","name":"mobile"}],"notes":"call 555-555-0199 or jane.doe@example.org"}]}"#;
+        let m = String::from_utf8(mask_personal_data(reply)).unwrap();
+        for gone in ["jdoe@example.edu", "+15555550123", "5550123"] {
+            assert!(!m.contains(gone), "{gone} shown: {m}");
+        }
+        assert!(m.contains("\"email\":\"***@example.edu\"") && m.contains("+*********23") && m.contains("\"username\":\"jdoe\"") && m.contains("Jane Doe"), "{m}");
+        // Free text keeps its words; only whole values that are addresses or numbers are masked.
+        assert!(m.contains("call 555-555-0199 or jane.doe@example.org"), "{m}");
+        let form = mask_personal_data(b"email=jdoe%40example.edu&username=jdoe&phone=%2B15555550123");
+        let form = String::from_utf8(form).unwrap();
+        assert!(!form.contains("jdoe%40example.edu") && !form.contains("15555550123") && form.contains("username=jdoe"), "{form}");
+        let nested = br#"{"users":"[{\"username\":\"a\",\"email\":\"a@b.edu\"}]"}"#;
+        let n = String::from_utf8(mask_personal_data(nested)).unwrap();
+        assert!(!n.contains("a@b.edu") && n.contains("***@b.edu"), "{n}");
+        assert_eq!(loggable_body(reply, BodyLog::None, 100), "");
+        assert!(loggable_body(reply, BodyLog::Full, 10_000).contains("jdoe@example.edu"));
+        assert!(String::from_utf8(mask_personal_data(b"<html>jdoe@example.edu</html>")).unwrap().contains("withheld"));
+        assert_eq!("masked".parse::<BodyLog>(), Ok(BodyLog::Masked));
+        assert!("partly".parse::<BodyLog>().unwrap_err().contains("masked, full, none"));
+    }
 
     #[test]
     fn masks_and_truncates() {
