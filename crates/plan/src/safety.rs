@@ -118,7 +118,7 @@ pub fn check(plan: &Plan, policy: &Policy, selected_groups: usize, approval: &Ap
         Some(given) if given.trim().eq_ignore_ascii_case(&digest) => true,
         Some(given) => {
             reasons.push(format!(
-                "the approved removal digest {} does not match this plan's removals (digest {digest}): the list changed since it was shown, or the digest is wrong",
+                "the approval names digest {}, which does not match this plan's removals (digest {digest}): the list changed since it was shown, or the digest is wrong",
                 given.trim()
             ));
             false
