@@ -467,9 +467,11 @@ impl Loop {
             Err(SyncError::Refused { provisioner, refusal }) => {
                 self.shared.metrics.run_finished(&self.name, kind, "refused", None, now_since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} refused")));
-                let e = refusal.message(&provisioner);
+                // One line: the reasons and every removal, `; `-separated, with the digest.
                 tracing::warn!(
-                    error = %e,
+                    reasons = %refusal.reasons.join("; "),
+                    removals = %refusal.removals.join("; "),
+                    count = refusal.removals.len(),
                     digest = %refusal.digest,
                     "Run refused by the safety rules; nothing changed. Review the list, then approve exactly it with `{}`, or fix the registry.",
                     refusal.approve_command(&provisioner)
