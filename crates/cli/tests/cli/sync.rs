@@ -122,10 +122,11 @@ async fn seed_scenario_end_to_end() {
     run(dir, &["group", "remove", "app:duo:testGroup"], 0);
     let seq = last_seq(&env);
     let (_, err) = run(dir, &["sync", "duoTest"], 3);
-    assert!(err.contains("selects no group") && err.contains("--allow-deletes 1"), "{err}");
+    let digest = crate::safety::digest_in(&err);
+    assert!(err.contains("selects no group") && err.contains(&format!("--approve {digest}")), "{err}");
     assert!(write_calls_since(&env, seq).is_empty());
     // …until approved for this run: the Duo group goes, since duoprov created it.
-    let report = sync_and_settle(&env, &["--allow-deletes", "1"]);
+    let report = sync_and_settle(&env, &["--approve", &digest]);
     assert_eq!(report["groups"]["deleted"], 1);
     let s = state(&env);
     assert!(s.groups.is_empty());
