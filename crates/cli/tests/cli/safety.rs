@@ -242,6 +242,15 @@ async fn an_approval_is_refused_again_when_the_removal_list_changed_before_it_wa
     let saved = dir.join("plan.json");
     let (text, _) = run(dir, &["plan", "duoTest", "--out", saved.to_str().unwrap()], 0);
     assert!(text.contains(&format!("digest {current}")), "{text}");
+    // A saved plan edited by hand (one deletion dropped) matches the states but is not their
+    // plan: refused, nothing written.
+    let mut edited: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    edited["plan"]["ops"].as_array_mut().unwrap().pop();
+    let edited_path = dir.join("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).unwrap();
+    let (_, err) = run(dir, &["sync", "duoTest", "--plan", edited_path.to_str().unwrap()], 3);
+    assert!(err.contains("the plan in the file is not the plan of these states"), "{err}");
+    assert_eq!(writes_since(&emu, seq), Vec::<String>::new(), "nothing applied");
     let report: Value = serde_json::from_str(&run(dir, &["sync", "duoTest", "--plan", saved.to_str().unwrap(), "--json"], 0).0).unwrap();
     assert_eq!(report["removal_digest"], current.as_str());
     let writes = writes_since(&emu, seq);
