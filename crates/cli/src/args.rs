@@ -71,9 +71,14 @@ pub enum Command {
         /// Only this provisioner (and then its links and errors too).
         provisioner: Option<String>,
     },
-    /// Check a provisioner's configuration, registry and Duo access.
+    /// Check a provisioner's configuration, registry and Duo access (reads, and the write grant
+    /// without changing Duo).
     Doctor {
         provisioner: String,
+        /// Also create and delete a throwaway group `duoprov-doctor-<random>` in Duo to prove
+        /// writes work end to end.
+        #[arg(long)]
+        check_write: bool,
     },
     /// The seed scenario on embedded defaults: a temporary registry and an in-process emulator.
     Demo,
@@ -401,7 +406,11 @@ pub struct SyncArgs {
     /// Apply exactly this saved plan; refused if the registry or Duo moved since.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
-    /// Approve up to N removals and deletions for this run, above the thresholds.
-    #[arg(long, value_name = "N")]
-    pub allow_deletes: Option<usize>,
+    /// Approve exactly the removals and deletions a refusal (or `duoprov plan`) listed, by the
+    /// digest it printed; refused again if the list has changed since.
+    #[arg(long, value_name = "DIGEST")]
+    pub approve: Option<String>,
+    /// Removed: approved any list of up to N removals. Refused with a pointer to --approve.
+    #[arg(long, value_name = "N", hide = true)]
+    pub allow_deletes: Option<String>,
 }

@@ -132,6 +132,21 @@ async fn grants_are_enforced_per_integration() {
     assert_eq!(emu.handle().state().groups.len(), 0);
 }
 
+/// `duoprov doctor` relies on this order: the permission is checked before the object is looked
+/// up, so an empty change to a user that does not exist tells the two apart without changing Duo.
+#[tokio::test]
+async fn the_write_grant_is_checked_before_the_object_is_looked_up() {
+    let emu = support::spawn(|_| {}).await;
+    let ro = Client::with(&emu, RO_IKEY, RO_SKEY, SignatureVariant::V5);
+    let rw = Client::new(&emu);
+    let path = "/admin/v1/users/DU000000000000000000";
+    let r = ro.call("POST", path, &[]).await;
+    assert_eq!((r.status, r.code()), (403, Some(40301)), "without the write grant");
+    let r = rw.call("POST", path, &[]).await;
+    assert_eq!((r.status, r.code()), (404, Some(40401)), "with it: the user does not exist");
+    assert!(emu.handle().state().users.is_empty());
+}
+
 #[tokio::test]
 async fn user_object_has_duo_shape() {
     let emu = support::spawn(|_| {}).await;

@@ -26,7 +26,8 @@ pub enum UserDeleteMode {
     Delete,
 }
 
-/// Limits above which a run is refused unless approved (`--allow-deletes N` or configuration).
+/// Limits above which a run is refused unless its exact removal list is approved (`--approve
+/// DIGEST`, a saved plan) or the configuration raises them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Thresholds {
     /// Most group deletions in one run.

@@ -1,5 +1,6 @@
 //! The plan for people: operations grouped by kind, each with its before → after values and its
-//! reason; adoptions and per-object errors listed after.
+//! reason; adoptions and held objects (per-object errors) listed after. A plan with nothing to
+//! change says so only when nothing is held; otherwise it names every held object.
 
 use std::fmt::Write;
 
@@ -23,8 +24,13 @@ fn user_ref(u: &UserRef) -> String {
 /// Renders the plan as text.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    if plan.ops.is_empty() {
+    if plan.ops.is_empty() && plan.errors.is_empty() {
         let _ = writeln!(out, "Plan for {}: nothing to do; Duo matches the registry.", plan.provisioner);
+    } else if plan.ops.is_empty() {
+        let _ = writeln!(out, "Plan for {}: nothing to change, but {} object(s) are held:", plan.provisioner, plan.errors.len());
+        for e in &plan.errors {
+            let _ = writeln!(out, "  ! {e}");
+        }
     } else {
         let _ = writeln!(out, "Plan for {}: {} operation(s).", plan.provisioner, plan.ops.len());
     }
@@ -66,8 +72,8 @@ pub fn text(plan: &Plan) -> String {
             };
         }
     }
-    if !plan.errors.is_empty() {
-        let _ = writeln!(out, "\nErrors ({}; these objects are left as they are):", plan.errors.len());
+    if !plan.errors.is_empty() && !plan.ops.is_empty() {
+        let _ = writeln!(out, "\nHeld ({} object(s) in error, left as they are until fixed):", plan.errors.len());
         for e in &plan.errors {
             let _ = writeln!(out, "  ! {e}");
         }

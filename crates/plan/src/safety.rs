@@ -1,65 +1,130 @@
 //! The safety rules checked before anything is applied: refuse when the registry suddenly
 //! selects nothing while Duo holds managed objects, and when removals or deletions exceed the
-//! thresholds — unless the run carries an explicit approval for that many.
+//! thresholds — unless the run carries an approval of exactly that list of removals: the digest
+//! a refusal (or `duoprov plan`) showed for it, or a saved plan whose fingerprints still match.
+//! An approval digest that does not match the plan's removals refuses the run whatever the
+//! thresholds say: the list changed since it was reviewed.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::plan::{Op, Plan};
-use crate::policy::Policy;
+use crate::policy::{Policy, UserDeleteMode};
 
 /// An explicit, one-run approval.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Approval {
-    /// Approves up to this many removals and deletions in total (`--allow-deletes N`).
-    pub allow_deletes: Option<usize>,
+    /// The digest of the removal list the operator reviewed (`--approve DIGEST`): approves that
+    /// exact list, and refuses any other.
+    pub digest: Option<String>,
+    /// The plan applied is a saved plan whose fingerprints match both states: its removals were
+    /// reviewed with it (`duoprov plan --out` / `duoprov sync --plan`).
+    pub saved_plan: bool,
+}
+
+impl Approval {
+    /// Approves exactly the removals of `plan` (what `--approve` with its digest does).
+    pub fn exactly(plan: &Plan) -> Self {
+        Approval { digest: Some(removal_digest(plan)), saved_plan: false }
+    }
 }
 
 /// Why a plan is refused, and what it would have removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refusal {
     pub reasons: Vec<String>,
-    /// Every removal and deletion of the plan, as one line each.
+    /// Every removal and deletion of the plan, as one line each, sorted, by name.
     pub removals: Vec<String>,
+    /// The digest of that list, which `--approve` names to apply exactly it.
+    pub digest: String,
 }
 
 impl Refusal {
-    /// The message shown to people: the reasons, what would go, and how to approve.
+    /// The command that approves exactly this list.
+    pub fn approve_command(&self, provisioner: &str) -> String {
+        format!("duoprov sync {provisioner} --approve {}", self.digest)
+    }
+
+    /// The message shown to people: the reasons, every removal, its digest and how to approve.
     pub fn message(&self, provisioner: &str) -> String {
-        let mut out = format!("refused to apply the plan of provisioner {provisioner}:\n");
+        let mut out = format!("refused to apply the plan of provisioner {provisioner}; nothing was changed:\n");
         for r in &self.reasons {
             out.push_str(&format!("  - {r}\n"));
         }
-        out.push_str(&format!("it would remove or delete {}:\n", self.removals.len()));
-        const SHOWN: usize = 50;
-        for r in self.removals.iter().take(SHOWN) {
+        out.push_str(&format!("it would remove or delete {} (removal digest {}):\n", self.removals.len(), self.digest));
+        for r in &self.removals {
             out.push_str(&format!("    {r}\n"));
         }
-        if self.removals.len() > SHOWN {
-            out.push_str(&format!("    … and {} more (see `duoprov plan {provisioner}`)\n", self.removals.len() - SHOWN));
-        }
         out.push_str(&format!(
-            "to approve, re-run with --allow-deletes {} (this run only), or raise the thresholds in [provisioner.{provisioner}]",
-            self.removals.len()
+            "to apply exactly these {} removal(s), run `{}` (refused again if the list changes); \
+             or save and review the plan with `duoprov plan {provisioner} --out FILE` and apply it with `duoprov sync {provisioner} --plan FILE`; \
+             or fix the registry, or raise the thresholds in [provisioner.{provisioner}]",
+            self.removals.len(),
+            self.approve_command(provisioner)
         ));
         out
     }
 }
 
-fn describe(op: &Op) -> Option<String> {
+/// One removal or deletion for people, by name; `None` for other operations.
+pub fn describe(op: &Op) -> Option<String> {
     Some(match op {
         Op::RemoveMember { group_name, username, .. } => format!("remove {username} from group {group_name}"),
-        Op::DeleteGroup { name, group_id, .. } => format!("delete group {name} ({group_id})"),
-        Op::DeleteUser { username, user_id, .. } => format!("delete user {username} ({user_id})"),
+        Op::DeleteGroup { name, .. } => format!("delete group {name}"),
+        Op::DeleteUser { username, mode: UserDeleteMode::Trash, .. } => format!("delete user {username} (to Trash)"),
+        Op::DeleteUser { username, mode: UserDeleteMode::Delete, .. } => format!("delete user {username} (permanently)"),
         _ => return None,
     })
 }
 
+/// Every removal and deletion of the plan, one line each: group deletions, user deletions, then
+/// membership removals, each sorted by name.
+pub fn removals(plan: &Plan) -> Vec<String> {
+    let order = |op: &Op| match op {
+        Op::DeleteGroup { .. } => 0,
+        Op::DeleteUser { .. } => 1,
+        _ => 2,
+    };
+    let mut lines: Vec<(u8, String)> = plan.ops.iter().filter_map(|o| describe(&o.op).map(|l| (order(&o.op), l))).collect();
+    lines.sort();
+    lines.into_iter().map(|(_, l)| l).collect()
+}
+
+/// The digest of the plan's removals: the first 12 hex digits of SHA-256 over the provisioner's
+/// name and the sorted JSON forms of its removal operations (names and Duo ids both), one per
+/// line. Two plans share it only if they remove exactly the same objects.
+pub fn removal_digest(plan: &Plan) -> String {
+    let mut ops: Vec<String> = plan.ops.iter().filter(|o| o.op.is_removal()).map(|o| serde_json::to_string(&o.op).unwrap_or_default()).collect();
+    ops.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(b"duoprov removals v1\n");
+    hasher.update(plan.provisioner.as_bytes());
+    for op in &ops {
+        hasher.update(b"\n");
+        hasher.update(op.as_bytes());
+    }
+    let mut digest = hex::encode(hasher.finalize());
+    digest.truncate(12);
+    digest
+}
+
 /// Checks a plan. `selected_groups` is how many groups the registry selects (held ones included).
-pub fn check(plan: &Plan, policy: &Policy, selected_groups: usize, approval: Approval) -> Result<(), Refusal> {
-    let removals: Vec<String> = plan.ops.iter().filter_map(|o| describe(&o.op)).collect();
+pub fn check(plan: &Plan, policy: &Policy, selected_groups: usize, approval: &Approval) -> Result<(), Refusal> {
+    let digest = removal_digest(plan);
     let mut reasons = Vec::new();
+    let approved = match &approval.digest {
+        Some(given) if given.trim().eq_ignore_ascii_case(&digest) => true,
+        Some(given) => {
+            reasons.push(format!(
+                "the approval names digest {}, which does not match this plan's removals (digest {digest}): the list changed since it was shown, or the digest is wrong",
+                given.trim()
+            ));
+            false
+        }
+        None => approval.saved_plan,
+    };
     if selected_groups == 0 && plan.managed_groups > 0 {
         reasons.push(format!(
             "the registry selects no group while Duo holds {} group(s) this provisioner manages; an empty or unreadable registry must not empty Duo",
@@ -97,11 +162,8 @@ pub fn check(plan: &Plan, policy: &Policy, selected_groups: usize, approval: App
         .collect();
     over.sort();
     reasons.extend(over);
-    if reasons.is_empty() {
+    if reasons.is_empty() || approved {
         return Ok(());
     }
-    if approval.allow_deletes.is_some_and(|n| removals.len() <= n) {
-        return Ok(());
-    }
-    Err(Refusal { reasons, removals })
+    Err(Refusal { reasons, removals: removals(plan), digest })
 }

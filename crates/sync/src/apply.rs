@@ -25,6 +25,12 @@ fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+/// Whether a failure's error text is Duo's 403 (a permission the application lacks), as
+/// [`duoprov_duo::ErrorKind::Forbidden`] displays it.
+pub(crate) fn is_forbidden(error: &str) -> bool {
+    error.contains("(HTTP 403")
+}
+
 fn state_error(e: &DuoError) -> StateError {
     StateError { code: "ERR".into(), message: e.to_string() }
 }
@@ -92,7 +98,12 @@ impl<'a> Applier<'a> {
         if let Some(t) = target {
             self.failed_targets.push((t, error.to_owned()));
         }
-        self.report.failures.push(Failure { object, code: "ERR".into(), message: error.to_owned() });
+        let (code, message) = if is_forbidden(error) {
+            (crate::report::FORBIDDEN, format!("{error} (the Duo application lacks 'Grant write resource')"))
+        } else {
+            ("ERR", error.to_owned())
+        };
+        self.report.failures.push(Failure { object, code: code.into(), message });
     }
 
     fn timed(&mut self, phase: &str, start: Instant) {

@@ -1,5 +1,8 @@
-//! The outcome of a run: what was created, updated, deleted and failed per object type, how many
-//! Duo calls it took and how long each phase took.
+//! The outcome of a run: what was created, updated, deleted and failed per object type, which
+//! objects were held back by plan errors, the digest of the removals it applied, how many Duo
+//! calls it took and how long each phase took — and from that its status: `succeeded`, `partial`
+//! (some objects failed or are held) or `failed` (Duo refused every write with 403: the Admin API
+//! application lacks "Grant write resource").
 
 use serde::Serialize;
 
@@ -12,7 +15,14 @@ pub struct Counts {
     pub failed: usize,
 }
 
-/// One failed object.
+/// The failure code of an object whose write Duo refused with 403 (a missing permission).
+pub const FORBIDDEN: &str = "FORBIDDEN";
+
+/// What a failure caused by a missing write permission says, and how to fix it.
+pub const WRITE_GRANT_HINT: &str = "the Duo Admin API application lacks 'Grant write resource'; in the Duo Admin Panel open Applications, \
+     select the Admin API application duoprov uses, tick 'Grant write resource' under Permissions and save, then check with `duoprov doctor`";
+
+/// One failed (or held) object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub object: String,
@@ -34,6 +44,10 @@ pub struct RunReport {
     pub adopted: usize,
     /// Objects held back by plan errors (not attempted).
     pub held: usize,
+    /// Those objects by name, with the plan error's code and message.
+    pub held_objects: Vec<Failure>,
+    /// The digest of the removals and deletions of the plan this run checked (`--approve`).
+    pub removal_digest: String,
     pub failures: Vec<Failure>,
     /// Duo calls: page reads, then writes.
     pub read_calls: usize,
@@ -57,9 +71,32 @@ impl RunReport {
         self.groups.failed + self.users.failed + self.memberships.failed
     }
 
-    /// The run's status for the run log.
+    /// Writes Duo carried out: objects created, updated or deleted, members added or removed.
+    pub fn succeeded_writes(&self) -> usize {
+        [&self.groups, &self.users, &self.memberships].iter().map(|c| c.created + c.updated + c.deleted).sum()
+    }
+
+    /// Failures whose write Duo refused with 403.
+    pub fn forbidden(&self) -> usize {
+        self.failures.iter().filter(|f| f.code == FORBIDDEN).count()
+    }
+
+    /// Duo refused writes with 403 and carried out none: the application lacks the write grant,
+    /// and nothing will work until it has it.
+    pub fn lacks_write_grant(&self) -> bool {
+        self.forbidden() > 0 && self.succeeded_writes() == 0
+    }
+
+    /// The run's status for the run log: `failed` when Duo refused every write for want of the
+    /// write grant, `partial` when objects failed or are held, `succeeded` otherwise.
     pub fn status(&self) -> &'static str {
-        if self.failed() > 0 { "partial" } else { "succeeded" }
+        if self.lacks_write_grant() {
+            "failed"
+        } else if self.failed() > 0 || self.held > 0 {
+            "partial"
+        } else {
+            "succeeded"
+        }
     }
 
     /// A one-paragraph summary for people.
@@ -88,5 +125,42 @@ impl RunReport {
             self.write_calls,
             total_ms as f64 / 1000.0
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duoprov_duo::{DuoError, ErrorKind};
+
+    fn failure(code: &str) -> Failure {
+        Failure { object: "group g".into(), code: code.into(), message: "m".into() }
+    }
+
+    #[test]
+    fn duo_403_text_is_recognised_as_a_missing_permission_and_other_errors_are_not() {
+        let forbidden = DuoError::new("POST /admin/v1/groups", ErrorKind::Forbidden { code: Some(40301), message: "Access forbidden".into() });
+        assert!(crate::apply::is_forbidden(&forbidden.to_string()), "{forbidden}");
+        let not_found = DuoError::new("POST /admin/v1/users/DU1", ErrorKind::NotFound { code: Some(40401), message: "Resource not found".into() });
+        assert!(!crate::apply::is_forbidden(&not_found.to_string()), "{not_found}");
+    }
+
+    #[test]
+    fn a_run_with_only_refused_writes_failed_and_one_with_held_objects_is_partial() {
+        let mut r = RunReport::default();
+        assert_eq!(r.status(), "succeeded");
+        r.held = 1;
+        assert_eq!(r.status(), "partial", "held objects make a run partial");
+        r.held = 0;
+        r.groups.failed = 2;
+        r.failures = vec![failure(FORBIDDEN), failure("ERR")];
+        assert!(r.lacks_write_grant());
+        assert_eq!(r.status(), "failed", "no write got through and Duo said 403");
+        r.users.created = 1;
+        assert!(!r.lacks_write_grant());
+        assert_eq!(r.status(), "partial", "some writes got through");
+        r.users.created = 0;
+        r.failures = vec![failure("ERR")];
+        assert_eq!(r.status(), "partial", "failures without a 403 are not a missing grant");
     }
 }

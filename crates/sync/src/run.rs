@@ -76,6 +76,9 @@ pub struct SavedPlan {
     pub provisioner: String,
     pub registry_fingerprint: String,
     pub duo_fingerprint: String,
+    /// The digest of the plan's removals and deletions, which `--approve` names.
+    #[serde(default)]
+    pub removal_digest: String,
     pub plan: Plan,
 }
 
@@ -106,6 +109,7 @@ impl Prepared {
             provisioner: self.plan.provisioner.clone(),
             registry_fingerprint: self.registry_fingerprint.clone(),
             duo_fingerprint: self.duo_fingerprint.clone(),
+            removal_digest: safety::removal_digest(&self.plan),
             plan: self.plan.clone(),
         }
     }
@@ -266,6 +270,10 @@ pub async fn run(
         if saved.duo_fingerprint != prepared.duo_fingerprint {
             moved.push("Duo or the sync state changed".to_owned());
         }
+        if moved.is_empty() && saved.plan != plan {
+            // Same states, another plan: the file was edited, or made by another version.
+            moved.push("the plan in the file is not the plan of these states (edited, or made by another duoprov version)".to_owned());
+        }
         if !moved.is_empty() {
             let message = moved.join(", ");
             finish("refused", Some(format!("stale plan: {message}")), report).await?;
@@ -273,18 +281,23 @@ pub async fn run(
         }
         plan = saved.plan.clone();
     }
-    if let Err(refusal) = safety::check(&plan, &settings.policy, prepared.selected_groups, options.approval) {
+    report.held = plan.errors.len();
+    report.held_objects = plan
+        .errors
+        .iter()
+        .map(|e| crate::report::Failure { object: e.object.to_string(), code: e.code.to_string(), message: e.message.clone() })
+        .collect();
+    report.removal_digest = safety::removal_digest(&plan);
+    // A saved plan that still matches both states was reviewed whole, its removals included.
+    let approval = Approval { saved_plan: options.saved.is_some(), ..options.approval.clone() };
+    if let Err(refusal) = safety::check(&plan, &settings.policy, prepared.selected_groups, &approval) {
         let message = refusal.message(name);
         finish("refused", Some(message), report).await?;
         return Err(SyncError::Refused { provisioner: name.to_owned(), refusal });
     }
     if options.dry_run {
-        report.failures = plan
-            .errors
-            .iter()
-            .map(|e| crate::report::Failure { object: e.object.to_string(), code: e.code.to_string(), message: e.message.clone() })
-            .collect();
-        return finish("succeeded", Some("dry run: nothing applied".into()), report).await;
+        let status = report.status();
+        return finish(status, Some("dry run: nothing applied".into()), report).await;
     }
     let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report, options.fence.clone());
     if let Err(e) = applier.apply(&plan).await {

@@ -95,7 +95,6 @@ struct World {
 
 impl World {
     async fn sync(&self, incremental: bool) {
-        let options = SyncOptions { dry_run: false, approval: Approval { allow_deletes: Some(10_000) }, saved: None, fence: None };
         let prepared = if incremental {
             match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, duoprov_sync::now_ms() + 3_600_000).await {
                 Ok(Incremental::Planned(p)) => *p,
@@ -113,6 +112,8 @@ impl World {
                 Err(_) => return,
             }
         };
+        // Every removal is approved: this model checks convergence, not the safety rules.
+        let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None };
         // Object failures are recorded and retried; a run error leaves the checkpoint alone.
         let _ = duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress).await;
     }

@@ -110,7 +110,7 @@ pub async fn run(json: bool) -> Result<u8> {
     super::sync::plan(&ctx, "duoTest", None).await?;
 
     heading("duoprov sync duoTest (HTTP traffic log on standard error, Authorization masked)");
-    let args = super::sync::SyncArgs { provisioner: "duoTest".into(), incremental: false, dry_run: false, plan: None, allow_deletes: None, log_json: false };
+    let args = super::sync::SyncArgs { provisioner: "duoTest".into(), incremental: false, dry_run: false, plan: None, approve: None, allow_deletes: None, log_json: false };
     let code = super::sync::sync(&ctx, args).await?;
 
     heading("Duo after the sync");

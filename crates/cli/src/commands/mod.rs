@@ -68,13 +68,14 @@ pub async fn run(cli: Cli) -> Result<u8> {
                         incremental: a.incremental,
                         dry_run: a.dry_run,
                         plan: a.plan,
+                        approve: a.approve,
                         allow_deletes: a.allow_deletes,
                         log_json: cli.log_format == crate::args::LogFormat::Json,
                     };
                     sync::sync(&ctx, args).await
                 }
                 Command::Status { provisioner } => sync::status(&ctx, provisioner.as_deref()).await,
-                Command::Doctor { provisioner } => sync::doctor(&ctx, &provisioner).await,
+                Command::Doctor { provisioner, check_write } => sync::doctor(&ctx, &provisioner, check_write).await,
                 Command::Run(a) => {
                     if let Some(addr) = a.listen.filter(|a| !a.ip().is_loopback()) {
                         anyhow::bail!("--listen {addr}: the status page serves only a loopback address");

@@ -1,13 +1,18 @@
 //! `duoprov plan`, `sync`, `status` and `doctor`: the provisioning commands. Plans are shown for
-//! people or as JSON and can be saved with fingerprints; a sync checks the safety rules, applies,
-//! and exits 0 (done), 2 (some objects failed) or 3 (refused, nothing changed).
+//! people or as JSON, with the digest of their removals, and can be saved with fingerprints; a
+//! sync checks the safety rules (approved only by that digest, `--approve`, or a saved plan),
+//! applies, names every failed and held object, and exits 0 (done), 1 (Duo refused every write:
+//! the write grant is missing), 2 (some objects failed or are held) or 3 (refused, nothing
+//! changed). `doctor` checks reads, the write grant without changing Duo, and on request a real
+//! write round trip.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
-use duoprov_plan::safety::Approval;
-use duoprov_sync::{FenceHandle, Incremental, Progress, SavedPlan, SyncError, SyncOptions, SyncSettings};
+use duoprov_plan::safety::{self, Approval};
+use duoprov_sync::report::WRITE_GRANT_HINT;
+use duoprov_sync::{FenceHandle, Incremental, Progress, RunReport, SavedPlan, SyncError, SyncOptions, SyncSettings};
 use serde_json::json;
 
 use super::Context;
@@ -42,6 +47,15 @@ pub async fn plan(ctx: &Context, provisioner: &str, out: Option<PathBuf>) -> Res
         output::json(&saved)?;
     } else {
         print!("{}", duoprov_plan::render::text(&prepared.plan));
+        let removals = safety::removals(&prepared.plan);
+        if !removals.is_empty() {
+            println!(
+                "\n{} removal(s) and deletion(s), digest {}; if a sync refuses them, `duoprov sync {provisioner} --approve {}` applies exactly these.",
+                removals.len(),
+                saved.removal_digest,
+                saved.removal_digest
+            );
+        }
         if let Some(path) = &out {
             println!("\nSaved to {}; apply exactly this plan with `duoprov sync {provisioner} --plan {}`.", path.display(), path.display());
         }
@@ -89,11 +103,32 @@ pub struct SyncArgs {
     pub incremental: bool,
     pub dry_run: bool,
     pub plan: Option<PathBuf>,
-    pub allow_deletes: Option<usize>,
+    /// `--approve DIGEST`.
+    pub approve: Option<String>,
+    /// The removed `--allow-deletes N`, refused with a pointer to `--approve`.
+    pub allow_deletes: Option<String>,
     pub log_json: bool,
 }
 
+/// Prints the held objects, one a line.
+fn print_held(report: &RunReport) {
+    if !report.held_objects.is_empty() {
+        println!("{} object(s) are held (not attempted until their error is fixed):", report.held_objects.len());
+        for h in &report.held_objects {
+            println!("  ! {} [{}]: {}", h.object, h.code, h.message);
+        }
+    }
+}
+
 pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
+    if let Some(n) = &args.allow_deletes {
+        bail!(
+            "--allow-deletes {n} is no longer accepted: it approved any list of up to N removals, even one that changed after it was reviewed. \
+             Run `duoprov sync {p}` or `duoprov plan {p}` to see the exact list of removals and its digest, then `duoprov sync {p} --approve DIGEST`, \
+             which applies exactly that list and is refused if it has changed",
+            p = args.provisioner
+        );
+    }
     if args.incremental && args.plan.is_some() {
         bail!("--plan applies a saved full plan; it cannot be combined with --incremental");
     }
@@ -113,7 +148,12 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         None => None,
     };
     // The lock lives as long as the options; the run checks it before every apply phase.
-    let options = SyncOptions { dry_run: args.dry_run, approval: Approval { allow_deletes: args.allow_deletes }, saved, fence: Some(FenceHandle::lock(lock)) };
+    let options = SyncOptions {
+        dry_run: args.dry_run,
+        approval: Approval { digest: args.approve.clone(), saved_plan: false },
+        saved,
+        fence: Some(FenceHandle::lock(lock)),
+    };
     let mut escalated = None;
     let prepared = if args.incremental {
         match duoprov_sync::prepare_incremental(&*store, &duo, &settings, duoprov_sync::now_ms()).await? {
@@ -139,6 +179,20 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
     let report = match duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &bar).await {
         Ok(r) => r,
         Err(e @ (SyncError::Refused { .. } | SyncError::Stale(_))) => {
+            if ctx.json {
+                let body = match &e {
+                    SyncError::Refused { provisioner, refusal } => json!({
+                        "provisioner": provisioner,
+                        "refused": true,
+                        "reasons": refusal.reasons,
+                        "removals": refusal.removals,
+                        "removal_digest": refusal.digest,
+                        "approve": refusal.approve_command(provisioner),
+                    }),
+                    other => json!({"provisioner": args.provisioner, "refused": true, "reasons": [other.to_string()]}),
+                };
+                output::json(&body)?;
+            }
             eprintln!("{e}");
             return Ok(exit::REFUSED);
         }
@@ -146,8 +200,14 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
     };
     let mut report = report;
     report.escalated = escalated;
+    let lacks_grant = report.lacks_write_grant();
     if ctx.json {
-        output::json(&report)?;
+        let mut body = serde_json::to_value(&report)?;
+        if let Some(o) = body.as_object_mut() {
+            o.insert("status".into(), json!(report.status()));
+            o.insert("lacks_write_grant".into(), json!(lacks_grant));
+        }
+        output::json(&body)?;
     } else {
         if let Some(reason) = &report.escalated {
             println!("escalated to a full sync: {reason}");
@@ -156,8 +216,16 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         for f in &report.failures {
             println!("  ! {} [{}]: {}", f.object, f.code, f.message);
         }
+        print_held(&report);
+        if report.forbidden() > 0 && !lacks_grant {
+            println!("{} write(s) were refused by Duo with 403: {WRITE_GRANT_HINT}", report.forbidden());
+        }
     }
-    Ok(if report.failed() > 0 { exit::PARTIAL } else { exit::OK })
+    if lacks_grant {
+        eprintln!("error: Duo refused every write of this run with 403 ({} object(s) failed, nothing written): {WRITE_GRANT_HINT}", report.forbidden());
+        return Ok(exit::ERROR);
+    }
+    Ok(if report.failed() > 0 || report.held > 0 { exit::PARTIAL } else { exit::OK })
 }
 
 pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
@@ -223,15 +291,48 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub async fn doctor(ctx: &Context, provisioner: &str) -> Result<u8> {
-    let mut problems = 0;
-    let mut check = |name: &str, result: Result<String>| match result {
-        Ok(detail) => println!("ok    {name}: {detail}"),
-        Err(e) => {
-            problems += 1;
-            println!("FAIL  {name}: {e:#}");
-        }
-    };
+/// A user id no Duo account holds: Duo ids are random, and this one is all zeros.
+const ABSENT_USER_ID: &str = "DU000000000000000000";
+
+/// Whether the Admin API application holds "Grant write resource", asked without changing Duo:
+/// an empty modification of a user that does not exist. Duo (and the emulator) check the
+/// application's permission before looking the object up, so the answer is 403 without the grant
+/// and 404 with it; an empty modification changes nothing even if the user existed. Real Duo's
+/// order of checks is not documented: should it look objects up first, a 404 here would hide a
+/// missing grant — `doctor --check-write` proves writes with a real round trip.
+async fn probe_write_grant(duo: &duoprov_duo::DuoClient) -> Result<String> {
+    use duoprov_duo::{CallClass, CallSpec, ErrorClass, Params, Safety};
+    let spec = CallSpec::new("POST", format!("/admin/v1/users/{ABSENT_USER_ID}"), Params::none(), CallClass::Write, Safety::Repeatable);
+    match duo.call(&spec).await {
+        Err(e) if e.class() == ErrorClass::NotFound => Ok(format!(
+            "write grant present: Duo checked the permission of an empty change to user {ABSENT_USER_ID}, which does not exist, and answered 404; nothing was changed"
+        )),
+        Err(e) if e.class() == ErrorClass::Forbidden => Err(anyhow::anyhow!("Duo refused a write with 403 ({e}): {WRITE_GRANT_HINT}")),
+        Ok(_) => Ok(format!("write grant present: Duo accepted an empty change to user {ABSENT_USER_ID}; nothing was changed")),
+        Err(e) => Err(anyhow::anyhow!("cannot tell whether writes are allowed ({e}); run `duoprov doctor --check-write` to try a real write")),
+    }
+}
+
+/// Creates and deletes a throwaway group, saying what it did.
+async fn write_round_trip(duo: &duoprov_duo::DuoClient) -> Result<String> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let tag = (nanos as u64 ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let name = format!("duoprov-doctor-{:08x}", tag >> 32);
+    let mut fields = duoprov_duo::GroupFields::named(&name);
+    fields.desc = Some("made and deleted at once by `duoprov doctor --check-write`; safe to delete".into());
+    let group = duo.create_group(&fields).await.map_err(|e| {
+        let hint = if e.class() == duoprov_duo::ErrorClass::Forbidden { format!(": {WRITE_GRANT_HINT}") } else { String::new() };
+        anyhow::anyhow!("could not create the throwaway group {name}: {e}{hint}")
+    })?;
+    duo.delete_group(&group.group_id).await.map_err(|e| {
+        anyhow::anyhow!("created the throwaway group {name} ({}) but could not delete it: {e}; delete it in the Duo Admin Panel", group.group_id)
+    })?;
+    Ok(format!("created the throwaway group {name} ({}) and deleted it", group.group_id))
+}
+
+pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Result<u8> {
+    let mut checks: Vec<(String, Result<String>)> = Vec::new();
+    let mut check = |name: &str, result: Result<String>| checks.push((name.to_owned(), result));
     check("configuration", Ok(format!("provisioner {provisioner} found")).and_then(|m| {
         ctx.settings.provisioners.get(provisioner).map(|_| m).ok_or_else(|| anyhow::anyhow!("no [provisioner.{provisioner}]"))
     }));
@@ -248,11 +349,35 @@ pub async fn doctor(ctx: &Context, provisioner: &str) -> Result<u8> {
         Err(e) => check("registry", Err(anyhow::anyhow!("{e:#}"))),
     }
     match &client {
-        Ok((_, duo)) => match duo.list_groups().await {
-            Ok(groups) => check("Duo", Ok(format!("read access works; {} groups in the account", groups.len()))),
-            Err(e) => check("Duo", Err(e.into())),
-        },
+        Ok((_, duo)) => {
+            match duo.list_groups().await {
+                Ok(groups) => check("Duo", Ok(format!("read access works; {} groups in the account", groups.len()))),
+                Err(e) => check("Duo", Err(e.into())),
+            }
+            check("Duo write grant", probe_write_grant(duo).await);
+            if check_write {
+                check("Duo write round trip", write_round_trip(duo).await);
+            }
+        }
         Err(e) => check("Duo", Err(anyhow::anyhow!("{e:#}"))),
+    }
+    let problems = checks.iter().filter(|(_, r)| r.is_err()).count();
+    if ctx.json {
+        let rows: Vec<serde_json::Value> = checks
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(detail) => json!({"check": name, "ok": true, "detail": detail}),
+                Err(e) => json!({"check": name, "ok": false, "detail": format!("{e:#}")}),
+            })
+            .collect();
+        output::json(&json!({"provisioner": provisioner, "ok": problems == 0, "checks": rows}))?;
+    } else {
+        for (name, r) in &checks {
+            match r {
+                Ok(detail) => println!("ok    {name}: {detail}"),
+                Err(e) => println!("FAIL  {name}: {e:#}"),
+            }
+        }
     }
     Ok(if problems == 0 { exit::OK } else { exit::ERROR })
 }

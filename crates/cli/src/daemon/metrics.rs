@@ -127,7 +127,8 @@ impl Metrics {
         out
     }
 
-    /// A run ended with `result` (`succeeded`, `partial`, `refused`, `error`).
+    /// A run ended with `result` (`succeeded`, `partial`, `failed` — every write refused with 403 —,
+    /// `refused`, `error`).
     pub fn run_finished(&self, provisioner: &str, kind: &str, result: &str, report: Option<&RunReport>, at: Duration) {
         self.runs.get_or_create(&RunLabels { provisioner: provisioner.into(), kind: kind.into(), result: result.into() }).inc();
         if matches!(result, "succeeded" | "partial") {

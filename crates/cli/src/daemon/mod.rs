@@ -455,12 +455,28 @@ impl Loop {
                 for f in &report.failures {
                     tracing::warn!(run = report.run_id, object = %f.object, code = %f.code, message = %f.message, "Object failed; retried on its schedule.");
                 }
+                if report.lacks_write_grant() {
+                    tracing::error!(run = report.run_id, refused = report.forbidden(), "Duo refused every write of this run with 403: {}", duoprov_sync::report::WRITE_GRANT_HINT);
+                }
+                if !report.held_objects.is_empty() {
+                    // Once per run, all held objects in one line: they stay held until fixed.
+                    let held: Vec<String> = report.held_objects.iter().map(|h| format!("{} [{}]: {}", h.object, h.code, h.message)).collect();
+                    tracing::warn!(run = report.run_id, held = held.len(), objects = %held.join("; "), "Objects are held by plan errors and not provisioned until fixed.");
+                }
                 Ok(())
             }
-            Err(e @ SyncError::Refused { .. }) => {
+            Err(SyncError::Refused { provisioner, refusal }) => {
                 self.shared.metrics.run_finished(&self.name, kind, "refused", None, now_since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} refused")));
-                tracing::warn!(error = %e, "Run refused by the safety rules; nothing changed. Approve with `duoprov sync {} --allow-deletes N` or fix the registry.", self.name);
+                // One line: the reasons and every removal, `; `-separated, with the digest.
+                tracing::warn!(
+                    reasons = %refusal.reasons.join("; "),
+                    removals = %refusal.removals.join("; "),
+                    count = refusal.removals.len(),
+                    digest = %refusal.digest,
+                    "Run refused by the safety rules; nothing changed. Review the list, then approve exactly it with `{}`, or fix the registry.",
+                    refusal.approve_command(&provisioner)
+                );
                 // Not retried until the registry changes, or for five minutes.
                 let seq = self.store.last_change_seq().await.unwrap_or(seq_at_start);
                 timers.paused = Some((seq, duoprov_sync::now_ms() + 300_000));

@@ -163,3 +163,48 @@ async fn json_logs_carry_a_span_per_run_and_per_duo_call() {
     assert_eq!(run_span["provisioner"], "duoTest");
     assert!(run_span["kind"] == "full" || run_span["kind"] == "incremental", "{run_span}");
 }
+
+/// The sum of `duoprov_runs_total` over its labels, and whether a refused run was counted.
+fn runs_counted(metrics: &str) -> (u64, bool) {
+    let lines = metrics.lines().filter(|l| l.starts_with("duoprov_runs_total{"));
+    let total = lines.clone().filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum();
+    (total, lines.into_iter().any(|l| l.contains("result=\"refused\"")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_logs_held_objects_once_per_run_and_a_refusal_with_its_digest_and_approve_command() {
+    let env = setup("[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    // chyzer2 renders mchyzer's Duo username: both are held by every run.
+    run(dir, &["subject", "add", "chyzer2", "--login-id", "mchyzer"], 0);
+    run(dir, &["member", "add", "app:duo:testGroup", "chyzer2"], 0);
+    let handle = env.emulator.handle().clone();
+    let daemon = start_daemon(dir, &[]);
+    wait_for("the first full sync", || handle.state(), |s| s.groups.len() == 1 && s.users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>() == ["kwilso"], Duration::from_secs(20));
+    // The registry then selects nothing while Duo holds a group duoprov made: refused.
+    run(dir, &["provision", "unassign", "duoTest", "--folder", "app:duo"], 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        let (_, metrics) = get(&daemon.status, "/metrics");
+        let (runs, refused) = runs_counted(&metrics);
+        if refused {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "no refused run within 20 s:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let held: Vec<&str> = stderr.lines().filter(|l| l.contains("Objects are held by plan errors")).collect();
+    assert!(!held.is_empty(), "held objects are logged:\n{stderr}");
+    assert!(held[0].contains("subject local:mchyzer [MAT]") && held[0].contains("subject local:chyzer2 [MAT]"), "{}", held[0]);
+    assert!(held.len() as u64 <= runs, "at most one held line per run ({runs} runs):\n{stderr}");
+    let refusal = stderr.lines().find(|l| l.contains("Run refused by the safety rules")).unwrap_or_else(|| panic!("no refusal logged:\n{stderr}"));
+    let command = refusal.split('`').find(|p| p.starts_with("duoprov sync duoTest --approve ")).unwrap_or_else(|| panic!("no approve command: {refusal}"));
+    let digest = &command["duoprov sync duoTest --approve ".len()..];
+    assert!(digest.len() == 12 && digest.chars().all(|c| c.is_ascii_hexdigit()), "{refusal}");
+    assert!(refusal.contains(&format!("digest={digest}")) && refusal.contains("delete group testGroup"), "{refusal}");
+    assert_eq!(handle.state().groups.len(), 1, "nothing deleted");
+}

@@ -7,6 +7,7 @@ mod faults;
 mod daemon;
 mod daemon_resilience;
 mod incremental;
+mod permissions;
 mod registry;
 mod safety;
 mod secrets;

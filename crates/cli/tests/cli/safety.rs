@@ -1,9 +1,11 @@
 //! Safety rails end to end, through the binary against an in-process emulator, checked by what
-//! Duo executed: deletions and removals above the thresholds are refused (exit 3) with the list of
-//! what would go and nothing changed; an approval (`--allow-deletes N`) applies exactly the
-//! approved deletions; users are never deleted under the default policy; and Duo objects duoprov
-//! did not create (adopted by name) are never deleted, even when the registry drops them. The
-//! emptied-registry rule is proved in `sync.rs`
+//! Duo executed: deletions and removals above the thresholds are refused (exit 3) with the exact
+//! list of what would go and its digest, and nothing changed; an approval names that digest
+//! (`--approve DIGEST`) and applies exactly the approved list; an approval of a list that has
+//! changed since (or a wrong digest) is refused again with the new list; a saved plan approves
+//! what it shows; the old count approval `--allow-deletes N` is refused; users are never deleted
+//! under the default policy; and Duo objects duoprov did not create (adopted by name) are never
+//! deleted, even when the registry drops them. The emptied-registry rule is proved in `sync.rs`
 //! (`an_emptied_selection_with_50_managed_groups_is_refused_until_approved_exactly`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,6 +44,14 @@ fn duo(emu: &RunningEmulator) -> (BTreeMap<String, String>, BTreeMap<String, (St
     (groups, users)
 }
 
+/// The removal digest a refusal or a plan printed ("… removal digest 0123456789ab …").
+pub fn digest_in(text: &str) -> String {
+    let at = text.find("removal digest ").unwrap_or_else(|| panic!("no removal digest in:\n{text}")) + "removal digest ".len();
+    let digest: String = text[at..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    assert_eq!(digest.len(), 12, "{text}");
+    digest
+}
+
 fn names(it: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     it.into_iter().collect()
 }
@@ -74,16 +84,27 @@ async fn removals_above_the_thresholds_are_refused_with_the_list_and_an_approval
     let seq = last_seq(&emu);
     let (_, err) = run(dir, &["sync", "duoTest"], 3);
     assert!(err.contains("12 group deletions exceed max_group_deletes = 10"), "{err}");
-    for j in 18..30 {
-        assert!(err.contains(&format!("delete group g{j:02}")), "g{j:02} is not listed:\n{err}");
-    }
-    assert!(!err.contains("delete group g17") && err.contains("--allow-deletes 12"), "{err}");
-    run(dir, &["sync", "duoTest", "--allow-deletes", "11"], 3);
+    let listed: Vec<&str> = err.lines().map(str::trim).filter(|l| l.starts_with("delete group ")).collect();
+    let want: Vec<String> = (18..30).map(|j| format!("delete group g{j:02}")).collect();
+    assert_eq!(listed, want, "the exact list, sorted, by name:\n{err}");
+    let digest = digest_in(&err);
+    assert!(err.contains(&format!("duoprov sync duoTest --approve {digest}")), "{err}");
+    // `duoprov plan` shows the same digest, in text and JSON, so a plan review can approve.
+    let (plan_text, _) = run(dir, &["plan", "duoTest"], 0);
+    assert!(plan_text.contains(&format!("digest {digest}")) && plan_text.contains(&format!("--approve {digest}")), "{plan_text}");
+    let plan: Value = serde_json::from_str(&run(dir, &["plan", "duoTest", "--json"], 0).0).unwrap();
+    assert_eq!(plan["removal_digest"], digest.as_str());
+    // The old count approval is refused with a pointer to --approve; a wrong digest is refused.
+    let (_, err) = run(dir, &["sync", "duoTest", "--allow-deletes", "12"], 1);
+    assert!(err.contains("--allow-deletes 12 is no longer accepted") && err.contains("--approve DIGEST"), "{err}");
+    let (_, err) = run(dir, &["sync", "duoTest", "--approve", "0123456789ab"], 3);
+    assert!(err.contains("the approval names digest 0123456789ab, which does not match") && err.contains(&digest), "{err}");
     assert_eq!(writes_since(&emu, seq), Vec::<String>::new(), "a refused sync changes nothing");
 
     // Approved: Duo deletes exactly those twelve groups, once each, and nothing else is written.
-    let report: Value = serde_json::from_str(&run(dir, &["sync", "duoTest", "--allow-deletes", "12", "--json"], 0).0).unwrap();
+    let report: Value = serde_json::from_str(&run(dir, &["sync", "duoTest", "--approve", &digest, "--json"], 0).0).unwrap();
     assert_eq!(report["groups"]["deleted"], 12, "{report:#}");
+    assert_eq!(report["removal_digest"], digest.as_str());
     let writes = writes_since(&emu, seq);
     let want: Vec<String> = (18..30).map(|j| format!("DELETE /admin/v1/groups/{}", before[&format!("g{j:02}")])).collect();
     assert_eq!((writes.len(), names(writes)), (12, names(want)));
@@ -104,9 +125,16 @@ async fn removals_above_the_thresholds_are_refused_with_the_list_and_an_approval
     for i in 30..35 {
         assert!(err.contains(&format!("remove u{i} from group g00")), "u{i} is not listed:\n{err}");
     }
-    assert!(err.contains("--allow-deletes 5"), "{err}");
+    // With --json the refusal is also a JSON document carrying the list and its digest.
+    let (out, _) = run(dir, &["sync", "duoTest", "--json"], 3);
+    let refusal: Value = serde_json::from_str(&out).unwrap();
+    let want: Vec<String> = (30..35).map(|i| format!("remove u{i} from group g00")).collect();
+    assert_eq!((refusal["refused"].clone(), refusal["removals"].clone()), (json!(true), json!(want)), "{refusal:#}");
+    let digest = refusal["removal_digest"].as_str().unwrap().to_owned();
+    assert_eq!(digest, digest_in(&err));
+    assert_eq!(refusal["approve"], format!("duoprov sync duoTest --approve {digest}"));
     assert_eq!(writes_since(&emu, seq), Vec::<String>::new());
-    let report: Value = serde_json::from_str(&run(dir, &["sync", "duoTest", "--allow-deletes", "5", "--json"], 0).0).unwrap();
+    let report: Value = serde_json::from_str(&run(dir, &["sync", "duoTest", "--approve", &digest, "--json"], 0).0).unwrap();
     assert_eq!(report["memberships"]["deleted"], 5, "{report:#}");
     let (_, users) = duo(&emu);
     let members = |g: &str| names(users.iter().filter(|(_, (_, _, gs))| gs.contains(g)).map(|(u, _)| u.clone()));
@@ -153,11 +181,13 @@ async fn duo_objects_duoprov_did_not_create_are_never_deleted_when_the_registry_
     let ours = groups["ours"].clone();
 
     // The registry drops the adopted group (and with it jdoe) and one duoprov created. Even with
-    // every deletion approved, only duoprov's own group goes; the rest of Duo stays as it is.
+    // every planned removal approved, only duoprov's own group goes; the rest of Duo stays as it is.
     run(dir, &["group", "remove", "app:duo:staff"], 0);
     run(dir, &["group", "remove", "app:duo:ours"], 0);
     let seq = last_seq(&emu);
-    let report: Value = serde_json::from_str(&run(dir, &["sync", "duoTest", "--allow-deletes", "100", "--json"], 0).0).unwrap();
+    let plan: Value = serde_json::from_str(&run(dir, &["plan", "duoTest", "--json"], 0).0).unwrap();
+    let digest = plan["removal_digest"].as_str().unwrap().to_owned();
+    let report: Value = serde_json::from_str(&run(dir, &["sync", "duoTest", "--approve", &digest, "--json"], 0).0).unwrap();
     assert_eq!(report["groups"]["deleted"], 1, "{report:#}");
     assert_eq!(writes_since(&emu, seq), vec![format!("DELETE /admin/v1/groups/{ours}")]);
     let (groups, users) = duo(&emu);
@@ -169,4 +199,63 @@ async fn duo_objects_duoprov_did_not_create_are_never_deleted_when_the_registry_
     // And later runs leave them alone too.
     let plan: Value = serde_json::from_str(&run(dir, &["plan", "duoTest", "--json"], 0).0).unwrap();
     assert_eq!(plan["plan"]["ops"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_is_refused_again_when_the_removal_list_changed_before_it_was_applied() {
+    let emu = emulator("").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let subjects: Vec<Value> = (0..20).map(|i| json!({"id": format!("u{i:02}"), "login_id": format!("u{i:02}")})).collect();
+    let groups: Vec<Value> = (0..20).map(|j| json!({"name": format!("app:duo:g{j:02}")})).collect();
+    let memberships: Vec<Value> = (0..20).map(|i| json!({"group": format!("app:duo:g{i:02}"), "subject": format!("u{i:02}")})).collect();
+    let doc = json!({"subjects": subjects, "groups": groups, "memberships": memberships, "markers": [{"provisioner": "duoTest", "folder": "app:duo"}]});
+    folder(dir, &emu, 4, &doc.to_string());
+    run(dir, &["sync", "duoTest"], 0);
+    let (before, _) = duo(&emu);
+
+    // Eleven groups go: refused; the operator reviews that list and its digest.
+    for j in 0..11 {
+        run(dir, &["group", "remove", &format!("app:duo:g{j:02}")], 0);
+    }
+    let seq = last_seq(&emu);
+    let (_, err) = run(dir, &["sync", "duoTest"], 3);
+    let reviewed = digest_in(&err);
+    assert!(!err.contains("delete group g11"), "{err}");
+
+    // Before the approval runs, the registry drops one more group: the approved digest no longer
+    // matches, so the run is refused again with the new list and its new digest, and Duo is not
+    // touched — an approval of eleven deletions never covers a twelfth.
+    run(dir, &["group", "remove", "app:duo:g11"], 0);
+    let (_, err) = run(dir, &["sync", "duoTest", "--approve", &reviewed], 3);
+    assert!(err.contains(&format!("the approval names digest {reviewed}, which does not match")), "{err}");
+    let current = digest_in(&err);
+    assert_ne!(current, reviewed);
+    let listed: Vec<&str> = err.lines().map(str::trim).filter(|l| l.starts_with("delete group ")).collect();
+    let want: Vec<String> = (0..12).map(|j| format!("delete group g{j:02}")).collect();
+    assert_eq!(listed, want, "{err}");
+    assert!(err.contains(&format!("--approve {current}")), "{err}");
+    assert_eq!(writes_since(&emu, seq), Vec::<String>::new(), "nothing applied");
+
+    // A saved plan is the other approval: made and applied against the same states, it deletes
+    // exactly what it shows.
+    let saved = dir.join("plan.json");
+    let (text, _) = run(dir, &["plan", "duoTest", "--out", saved.to_str().unwrap()], 0);
+    assert!(text.contains(&format!("digest {current}")), "{text}");
+    // A saved plan edited by hand (one deletion dropped) matches the states but is not their
+    // plan: refused, nothing written.
+    let mut edited: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    edited["plan"]["ops"].as_array_mut().unwrap().pop();
+    let edited_path = dir.join("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).unwrap();
+    let (_, err) = run(dir, &["sync", "duoTest", "--plan", edited_path.to_str().unwrap()], 3);
+    assert!(err.contains("the plan in the file is not the plan of these states"), "{err}");
+    assert_eq!(writes_since(&emu, seq), Vec::<String>::new(), "nothing applied");
+    let report: Value = serde_json::from_str(&run(dir, &["sync", "duoTest", "--plan", saved.to_str().unwrap(), "--json"], 0).0).unwrap();
+    assert_eq!(report["removal_digest"], current.as_str());
+    let writes = writes_since(&emu, seq);
+    let want: Vec<String> = (0..12).map(|j| format!("DELETE /admin/v1/groups/{}", before[&format!("g{j:02}")])).collect();
+    assert_eq!((writes.len(), names(writes)), (12, names(want)));
+    let (after, _) = duo(&emu);
+    assert_eq!(names(after.keys().cloned()), names((12..20).map(|j| format!("g{j:02}"))));
 }

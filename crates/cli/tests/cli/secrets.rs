@@ -246,7 +246,9 @@ fn run_every_command(out: &mut Outputs, dir: &Path, emulator: &RunningEmulator) 
     run(out, dir, &["sync", "duoTest"], 0);
     // Deletions approved for one run.
     run(out, dir, &["group", "remove", "app:duo:third"], 0);
-    run(out, dir, &["sync", "duoTest", "--allow-deletes", "5"], 0);
+    let plan: serde_json::Value = serde_json::from_str(&run(out, dir, &["--json", "plan", "duoTest"], 0)).expect("plan JSON");
+    let digest = plan["removal_digest"].as_str().expect("removal digest").to_owned();
+    run(out, dir, &["sync", "duoTest", "--approve", &digest], 0);
     // A wrong secret key: every call refused (401), the errors and the traffic log shown.
     let failed = Command::new(env!("CARGO_BIN_EXE_duoprov")).current_dir(dir).args(["-vvv", "doctor", "wrongKey"]).output().expect("doctor");
     out.add("doctor wrongKey stdout".into(), &failed.stdout);

@@ -122,10 +122,11 @@ async fn seed_scenario_end_to_end() {
     run(dir, &["group", "remove", "app:duo:testGroup"], 0);
     let seq = last_seq(&env);
     let (_, err) = run(dir, &["sync", "duoTest"], 3);
-    assert!(err.contains("selects no group") && err.contains("--allow-deletes 1"), "{err}");
+    let digest = crate::safety::digest_in(&err);
+    assert!(err.contains("selects no group") && err.contains(&format!("--approve {digest}")), "{err}");
     assert!(write_calls_since(&env, seq).is_empty());
     // …until approved for this run: the Duo group goes, since duoprov created it.
-    let report = sync_and_settle(&env, &["--allow-deletes", "1"]);
+    let report = sync_and_settle(&env, &["--approve", &digest]);
     assert_eq!(report["groups"]["deleted"], 1);
     let s = state(&env);
     assert!(s.groups.is_empty());
@@ -165,6 +166,9 @@ async fn dry_run_changes_nothing_and_doctor_checks_everything() {
     let (out, _) = run(dir, &["doctor", "duoTest"], 0);
     assert!(out.contains("ok    registry: 1 groups selected, 2 users, 2 memberships"), "{out}");
     assert!(out.contains("ok    Duo: read access works"), "{out}");
+    assert!(out.contains("ok    Duo write grant: write grant present"), "{out}");
+    assert!(write_calls_since(&env, seq).iter().all(|c| c == "POST /admin/v1/users/DU000000000000000000"), "doctor changes nothing");
+    assert!(state(&env).groups.is_empty() && state(&env).users.is_empty());
     let (_, err) = run(dir, &["plan", "nope"], 1);
     assert!(err.contains("[provisioner.nope]"), "{err}");
 }
@@ -292,17 +296,58 @@ async fn an_emptied_selection_with_50_managed_groups_is_refused_until_approved_e
     let (_, err) = run(dir, &["sync", "duoTest"], 3);
     assert!(err.contains("selects no group while Duo holds 50 group(s)"), "{err}");
     assert!(err.contains("50 group deletions exceed max_group_deletes = 10"), "{err}");
-    assert!(err.contains("delete group g00") && err.contains("--allow-deletes 50"), "{err}");
+    let digest = crate::safety::digest_in(&err);
+    assert!(err.contains("delete group g00") && err.contains(&format!("duoprov sync duoTest --approve {digest}")), "{err}");
     assert!(write_calls_since(&env, seq).is_empty(), "nothing changed");
-    // An approval below what is needed changes nothing either.
-    run(dir, &["sync", "duoTest", "--allow-deletes", "49"], 3);
+    // An approval of another list changes nothing either.
+    run(dir, &["sync", "duoTest", "--approve", "0123456789ab"], 3);
     assert!(write_calls_since(&env, seq).is_empty());
     // The approved run deletes exactly the 50 groups duoprov created, and no user.
-    let report = sync_and_settle(&env, &["--allow-deletes", "50"]);
+    let report = sync_and_settle(&env, &["--approve", &digest]);
     assert_eq!(report["groups"]["deleted"], 50);
     let deletes = write_calls_since(&env, seq).into_iter().filter(|c| c.starts_with("DELETE /admin/v1/groups/")).count();
     assert_eq!(deletes, 50);
     let s = state(&env);
     assert!(s.groups.is_empty());
     assert_eq!(s.users.len(), 1, "users are never deleted under the default policy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subjects_clashing_on_one_duo_username_are_held_named_and_make_the_sync_partial() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    sync_and_settle(&env, &[]);
+    // A second subject renders the same Duo username as mchyzer: neither may be guessed.
+    run(dir, &["subject", "add", "chyzer2", "--name", "Chris Hyzer Two", "--login-id", "mchyzer"], 0);
+    run(dir, &["member", "add", "app:duo:testGroup", "chyzer2"], 0);
+
+    let (out, _) = run(dir, &["plan", "duoTest"], 0);
+    assert!(!out.contains("nothing to do"), "a plan with held objects never says nothing to do:\n{out}");
+    assert!(out.contains("nothing to change, but 2 object(s) are held:"), "{out}");
+    assert!(out.contains("subject local:mchyzer [MAT]") && out.contains("subject local:chyzer2 [MAT]"), "{out}");
+
+    let seq = last_seq(&env);
+    let (out, _) = run(dir, &["sync", "duoTest"], 2);
+    assert!(out.contains("2 object(s) are held"), "{out}");
+    assert!(out.contains("subject local:mchyzer [MAT]: 2 subjects map to the Duo username \"mchyzer\""), "{out}");
+    assert!(out.contains("subject local:chyzer2 [MAT]"), "{out}");
+    assert!(write_calls_since(&env, seq).is_empty(), "held objects are left as they are");
+    let (out, _) = run(dir, &["sync", "duoTest", "--json"], 2);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["status"], "partial", "{report:#}");
+    let held: Vec<(String, String)> =
+        report["held_objects"].as_array().unwrap().iter().map(|h| (h["object"].as_str().unwrap().to_owned(), h["code"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(held.len(), 2, "{report:#}");
+    for who in ["subject local:mchyzer", "subject local:chyzer2"] {
+        assert!(held.contains(&(who.to_owned(), "MAT".to_owned())), "{who} not held: {held:?}");
+    }
+    let (out, _) = run(dir, &["status", "duoTest", "--json"], 0);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["runs"][0]["status"], "partial", "the run log says so too");
+
+    // Fixed in the registry: nothing is held and the sync is clean again.
+    run(dir, &["subject", "add", "chyzer2", "--login-id", "chyzer2"], 0);
+    let report = sync_and_settle(&env, &[]);
+    assert_eq!((report["held"].clone(), report["status"].clone()), (serde_json::json!(0), serde_json::json!("succeeded")), "{report:#}");
 }

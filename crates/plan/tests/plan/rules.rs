@@ -67,9 +67,9 @@ fn seed_scenario_step_by_step_converges() {
         if i == 4 {
             assert!(matches!(plan.ops[0].op, Op::DeleteGroup { .. }), "the group duoprov created is deleted");
             // An emptied registry is refused by the safety check unless approved.
-            let refusal = safety::check(&plan, &policy, 0, Approval::default()).unwrap_err();
+            let refusal = safety::check(&plan, &policy, 0, &Approval::default()).unwrap_err();
             assert!(refusal.reasons[0].contains("selects no group"), "{refusal:?}");
-            assert!(safety::check(&plan, &policy, 0, Approval { allow_deletes: Some(1) }).is_ok());
+            assert!(safety::check(&plan, &policy, 0, &Approval { digest: Some(refusal.digest.clone()), saved_plan: false }).is_ok());
         }
         sim.apply(&plan);
         let again = build_plan("duoTest", &desired(sel), &sim.duo, &sim.links, &policy);
@@ -183,7 +183,7 @@ fn without_create_users_unknown_users_are_dne() {
 }
 
 #[test]
-fn deletions_above_thresholds_are_refused_with_the_list() {
+fn deletions_above_thresholds_are_refused_with_the_list_and_approved_only_by_its_digest() {
     let policy = Policy::default();
     let subjects: Vec<_> = (0..20).map(|i| subject(&format!("u{i:02}"), "U")).collect();
     let ids: Vec<String> = subjects.iter().map(|s| s.id.clone()).collect();
@@ -195,13 +195,42 @@ fn deletions_above_thresholds_are_refused_with_the_list() {
     let sel = selection(subjects, vec![(group("u-g", "org:g", ""), all[..5].to_vec())]);
     let plan = build_plan("duoTest", &desired(&sel), &sim.duo, &sim.links, &policy);
     assert_eq!(plan.ops.len(), 15);
-    let refusal = safety::check(&plan, &policy, 1, Approval::default()).unwrap_err();
+    let refusal = safety::check(&plan, &policy, 1, &Approval::default()).unwrap_err();
     let message = refusal.message("duoTest");
     assert!(message.contains("15 of 20 members of group g"), "{message}");
-    assert!(message.contains("remove u05 from group g"), "{message}");
-    assert!(message.contains("--allow-deletes 15"), "{message}");
-    assert!(safety::check(&plan, &policy, 1, Approval { allow_deletes: Some(14) }).is_err());
-    assert!(safety::check(&plan, &policy, 1, Approval { allow_deletes: Some(15) }).is_ok());
+    let want: Vec<String> = (5..20).map(|i| format!("remove u{i:02} from group g")).collect();
+    assert_eq!(refusal.removals, want, "every removal, sorted, by name");
+    assert!(message.contains(&format!("duoprov sync duoTest --approve {}", refusal.digest)), "{message}");
+    assert_eq!(refusal.digest.len(), 12);
+    assert_eq!(refusal.digest, safety::removal_digest(&plan));
+    let approve = |d: &str| Approval { digest: Some(d.to_owned()), saved_plan: false };
+    assert!(safety::check(&plan, &policy, 1, &approve(&refusal.digest)).is_ok());
+    assert!(safety::check(&plan, &policy, 1, &approve("000000000000")).is_err());
+
+    // One removal fewer is another list: the old digest no longer approves it.
+    let sel = selection((0..20).map(|i| subject(&format!("u{i:02}"), "U")).collect(), vec![(group("u-g", "org:g", ""), all[..6].to_vec())]);
+    let fewer = build_plan("duoTest", &desired(&sel), &sim.duo, &sim.links, &policy);
+    assert_eq!(fewer.ops.len(), 14);
+    let again = safety::check(&fewer, &policy, 1, &approve(&refusal.digest)).unwrap_err();
+    assert_ne!(again.digest, refusal.digest);
+    assert!(again.reasons[0].contains("does not match this plan's removals"), "{again:?}");
+}
+
+#[test]
+fn a_mismatched_approval_refuses_even_a_plan_within_the_thresholds() {
+    let policy = Policy::default();
+    let subjects: Vec<_> = (0..4).map(|i| subject(&format!("u{i:02}"), "U")).collect();
+    let ids: Vec<String> = subjects.iter().map(|s| s.id.clone()).collect();
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut sim = Sim::new(DuoSnapshot::default());
+    sim.apply(&build_plan("duoTest", &desired(&selection(subjects.clone(), vec![(group("u-g", "org:g", ""), all.clone())])), &sim.duo, &sim.links, &policy));
+    let plan = build_plan("duoTest", &desired(&selection(subjects, vec![(group("u-g", "org:g", ""), all[..3].to_vec())])), &sim.duo, &sim.links, &policy);
+    assert_eq!(plan.ops.len(), 1);
+    assert!(safety::check(&plan, &policy, 1, &Approval::default()).is_ok(), "one removal of four is within the thresholds");
+    let wrong = Approval { digest: Some("0123456789ab".into()), saved_plan: false };
+    let refusal = safety::check(&plan, &policy, 1, &wrong).unwrap_err();
+    assert_eq!(refusal.removals, vec!["remove u03 from group g".to_owned()]);
+    assert!(safety::check(&plan, &policy, 1, &Approval::exactly(&plan)).is_ok());
 }
 
 #[test]
