@@ -524,7 +524,6 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             let members = duo_group_index.get(&**group_id).map(|gi| members_of[*gi as usize].as_slice()).unwrap_or(&[]);
             let mut removed = 0;
             for &ui in members {
-                current_mark[ui] = stamp;
                 if wanted_mark[ui] == stamp || held_user[ui] {
                     continue;
                 }
@@ -545,6 +544,17 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
             if removed > 0 {
                 plan.group_sizes.push((group_id.to_string(), members.len()));
+            }
+        }
+    }
+    // Additions, once every removal is counted: a user's removals make room under Duo's limit
+    // whatever the order of the groups (the applier sends removals first, too).
+    for (gpos, g) in desired.groups.iter().enumerate() {
+        let Some(target) = group_target.get(g.uuid.as_str()) else { continue };
+        let stamp = gpos as u32;
+        if let GroupRef::Existing { group_id, .. } = target {
+            for &ui in duo_group_index.get(&**group_id).map(|gi| members_of[*gi as usize].as_slice()).unwrap_or(&[]) {
+                current_mark[ui] = stamp;
             }
         }
         let group_uuid: Shared = g.uuid.as_str().into();

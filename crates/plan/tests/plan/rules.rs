@@ -261,3 +261,39 @@ fn a_new_user_in_150_selected_groups_gets_100_adds_and_50_held_with_inv() {
     assert!(again.ops.is_empty(), "{:#?}", again.ops);
     assert_eq!(again.errors.iter().filter(|e| e.code == ErrorCode::Inv).count(), 50);
 }
+
+#[test]
+fn a_user_at_100_groups_moves_between_groups_whatever_their_order_in_the_selection() {
+    // Duo: the user is in g001…g100. Registry: in g000…g099. g000 comes first in the selection,
+    // so its addition is planned before the removal from g100 is seen, group by group.
+    let ids: Vec<String> = (0..101).map(|i| format!("DG{i:018}")).collect();
+    let duo = DuoSnapshot {
+        groups: (0..101).map(|i| DuoGroup { group_id: ids[i].clone(), name: format!("g{i:03}"), desc: "a group".into(), status: "active".into() }).collect(),
+        users: vec![DuoUser {
+            user_id: "DUMOVER0000000000001".into(),
+            username: "mover".into(),
+            realname: "Mover".into(),
+            email: "mover@example.edu".into(),
+            firstname: String::new(),
+            lastname: String::new(),
+            status: "active".into(),
+            aliases: vec![],
+            groups: ids[1..].to_vec(),
+        }],
+    };
+    let groups: Vec<(Group, Vec<&str>)> =
+        (0..101).map(|i| (group(&format!("u-{i:03}"), &format!("app:duo:g{i:03}"), "a group"), if i < 100 { vec!["mover"] } else { vec![] })).collect();
+    let sel = selection(vec![subject("mover", "Mover")], groups);
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
+    assert_eq!(plan.errors, vec![], "the move was held: {:#?}", plan.errors);
+    let membership_ops: Vec<String> = plan
+        .ops
+        .iter()
+        .filter_map(|o| match &o.op {
+            Op::RemoveMember { group_name, .. } => Some(format!("remove {group_name}")),
+            Op::AddMember { group, .. } => Some(format!("add {}", group.name())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(membership_ops, vec!["remove g100", "add g000"]);
+}
