@@ -161,8 +161,9 @@ pub struct Plan {
     pub managed_users: usize,
     /// Duo member counts of the groups this plan removes members from, by group id, for the
     /// percentage rule. The planner counts the members in its snapshot: the real size when the
-    /// snapshot holds every user (a full sync). A scoped snapshot holds only some members, so
-    /// an incremental run replaces each count with the one Duo reports before the safety check.
+    /// snapshot holds every user (a full sync). A scoped snapshot holds only some members (a
+    /// lower bound), so an incremental run replaces each count with the one Duo reports before
+    /// the safety check, wherever the real size could change the rule's outcome.
     pub group_sizes: Vec<(String, usize)>,
 }
 

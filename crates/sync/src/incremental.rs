@@ -376,10 +376,27 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     plan.managed_groups = links.groups.iter().filter(|l| l.in_target && l.duo_group_id.is_some()).count();
     plan.managed_users = links.users.iter().filter(|l| l.in_target && l.duo_user_id.is_some()).count();
     // …and a group's removals against its real size in Duo, not the scoped members the planner
-    // saw: a group read whole has the count of that read, any other is counted by Duo.
+    // saw: a group read whole has the count of that read, any other is counted by Duo — unless no
+    // real size could make the percentage rule refuse (the scoped count is a lower bound).
     let start = Instant::now();
     let read_sizes: HashMap<&str, usize> = member_lists.iter().map(|(id, m)| (id.as_str(), m.len())).collect();
-    let to_count: Vec<String> = plan.group_sizes.iter().map(|(id, _)| id.clone()).filter(|id| !read_sizes.contains_key(id.as_str())).collect();
+    let mut removals_in: HashMap<&str, u64> = HashMap::new();
+    for o in &plan.ops {
+        if let duoprov_plan::Op::RemoveMember { group_id, .. } = &o.op {
+            *removals_in.entry(group_id.as_str()).or_default() += 1;
+        }
+    }
+    let t = settings.policy.thresholds;
+    let could_refuse = |id: &str, scoped: usize| {
+        let smallest = scoped.max(t.percent_rule_min_members) as u64;
+        removals_in.get(id).copied().unwrap_or(0) * 100 > smallest * u64::from(t.max_group_removal_percent)
+    };
+    let to_count: Vec<String> = plan
+        .group_sizes
+        .iter()
+        .filter(|(id, scoped)| !read_sizes.contains_key(id.as_str()) && could_refuse(id, *scoped))
+        .map(|(id, _)| id.clone())
+        .collect();
     calls += to_count.len();
     let counted: HashMap<String, u64> = stream::iter(to_count)
         .map(|id| async move { duo.count_group_members(&id).await.map(|n| (id, n)) })
