@@ -153,8 +153,14 @@ impl<'a> Applier<'a> {
     async fn record_matches(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let at = now_secs();
         // Every linked Duo user's subject (matches below take precedence): a failed removal of a
-        // user leaving management is then still scheduled for its subject.
-        let links = self.store.links(self.provisioner).await?;
+        // user leaving management is then still scheduled for its subject. Only needed (and read)
+        // when the plan removes memberships.
+        let removes = plan.ops.iter().any(|o| matches!(o.op, Op::RemoveMember { .. }));
+        let links = if removes {
+            self.store.links(self.provisioner).await?
+        } else {
+            Default::default()
+        };
         for l in &links.users {
             if let Some(id) = &l.duo_user_id {
                 self.subject_of_user.insert(id.clone(), l.subject.clone());
