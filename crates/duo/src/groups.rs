@@ -1,4 +1,4 @@
-//! Group operations: list (paged), get (v2), members (v2, paged), create (with read-back by name
+//! Group operations: list (paged), get (v2), members (v2, paged) and their count, create (with read-back by name
 //! when the outcome is unknown), modify, delete (404 is success).
 
 use duoprov_duo_wire::types::{Group, GroupMember, IdKind, check_id};
@@ -90,6 +90,26 @@ impl DuoClient {
         let path = format!("/admin/v2/groups/{group_id}/users");
         arg_id(&format!("GET {path}"), IdKind::Group, group_id)?;
         self.list_all(&path, &[], GROUP_USERS_PAGE, &check_member).await
+    }
+
+    /// How many members a group has in Duo: `metadata.total_objects` of a one-item page of
+    /// `GET /admin/v2/groups/{id}/users`; when Duo does not send it, the members are read and
+    /// counted (never assumed).
+    pub async fn count_group_members(&self, group_id: &str) -> Result<u64> {
+        let path = format!("/admin/v2/groups/{group_id}/users");
+        arg_id(&format!("GET {path}"), IdKind::Group, group_id)?;
+        let params = Params::pairs([("limit", "1".to_owned()), ("offset", "0".to_owned())]);
+        let spec = CallSpec::new("GET", path.clone(), params, CallClass::PageRead, Safety::Repeatable);
+        let label = spec.label();
+        let reply = self.call(&spec).await?;
+        let items = crate::paging::parse_items::<GroupMember>(&label, reply.response, 0, &check_member)?;
+        match reply.metadata.and_then(|m| m.total_objects) {
+            Some(total) if total < items.len() as u64 => {
+                Err(DuoError::malformed(&label, "metadata.total_objects", format!("{total}, but the page holds {} member(s)", items.len())))
+            }
+            Some(total) => Ok(total),
+            None => Ok(self.list_group_members(group_id).await?.len() as u64),
+        }
     }
 
     /// Creates a group (`POST /admin/v1/groups`). If the outcome is unknown (timeout, broken

@@ -216,3 +216,37 @@ async fn lookups_by_lists_are_chunked_json_arrays() {
     assert_eq!(seen[0].query.split('&').count(), 1, "no limit/offset with a list lookup");
     assert_eq!(duo.get_users_by_ids(&["bad id".into()]).await.err().map(|e| e.class()), Some(ErrorClass::Config));
 }
+
+/// A page of group members with the given metadata.
+fn members_page(ids: &[&str], next: Option<u64>, total: Option<u64>) -> Reply {
+    let items: Vec<Value> = ids.iter().map(|id| json!({"user_id": id, "username": "m"})).collect();
+    Reply::Json(200, json!({"stat": "OK", "response": items, "metadata": {"next_offset": next, "prev_offset": null, "total_objects": total}}).to_string())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_member_count_is_duos_total_objects_or_else_counted_never_assumed() {
+    let script = Script::queue(vec![
+        // Duo sends the total: one call of one item.
+        members_page(&["DU00000000000000001"], Some(1), Some(1000)),
+        // No total: the members are read (500 a page) and counted.
+        members_page(&["DU00000000000000001"], Some(1), None),
+        members_page(&["DU00000000000000001", "DU00000000000000002", "DU00000000000000003"], None, None),
+        // A total below what the page holds is malformed, not a count.
+        members_page(&["DU00000000000000001"], None, Some(0)),
+    ]);
+    let duo = mem_client(&script, |_| {});
+    assert_eq!(duo.count_group_members("DG00000000000000001").await, Ok(1000));
+    assert_eq!(duo.count_group_members("DG00000000000000001").await, Ok(3));
+    let e = duo.count_group_members("DG00000000000000001").await.err();
+    assert_eq!(e.map(|e| e.class()), Some(ErrorClass::MalformedResponse));
+    let seen: Vec<String> = script.seen().iter().map(|s| format!("{} {} limit={}", s.method, s.path, s.param("limit").unwrap_or_default())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            "GET /admin/v2/groups/DG00000000000000001/users limit=1",
+            "GET /admin/v2/groups/DG00000000000000001/users limit=1",
+            "GET /admin/v2/groups/DG00000000000000001/users limit=500",
+            "GET /admin/v2/groups/DG00000000000000001/users limit=1",
+        ]
+    );
+}

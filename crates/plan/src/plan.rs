@@ -159,7 +159,11 @@ pub struct Plan {
     /// How many groups and users duoprov manages in Duo before this plan (for the safety rules).
     pub managed_groups: usize,
     pub managed_users: usize,
-    /// Current Duo member counts of the groups this plan removes members from, by group id.
+    /// Duo member counts of the groups this plan removes members from, by group id, for the
+    /// percentage rule. The planner counts the members in its snapshot: the real size when the
+    /// snapshot holds every user (a full sync). A scoped snapshot holds only some members (a
+    /// lower bound), so an incremental run replaces each count with the one Duo reports before
+    /// the safety check, wherever the real size could change the rule's outcome.
     pub group_sizes: Vec<(String, usize)>,
 }
 
@@ -502,8 +506,10 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             _ => None,
         })
         .collect();
-    // Groups each existing user will be in after this plan, for Duo's 100-group limit.
+    // Groups each existing user will be in after this plan, for Duo's 100-group limit; and the
+    // same for each user this plan creates (by position in the desired users).
     let mut group_count: Vec<usize> = duo.users.iter().map(|u| u.groups.len()).collect();
+    let mut new_user_count: Vec<usize> = vec![0; desired.users.len()];
     let mut wanted_mark = vec![u32::MAX; duo.users.len()];
     let mut current_mark = vec![u32::MAX; duo.users.len()];
     let mut removals: Vec<PlannedOp> = Vec::new();
@@ -519,7 +525,6 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             let members = duo_group_index.get(&**group_id).map(|gi| members_of[*gi as usize].as_slice()).unwrap_or(&[]);
             let mut removed = 0;
             for &ui in members {
-                current_mark[ui] = stamp;
                 if wanted_mark[ui] == stamp || held_user[ui] {
                     continue;
                 }
@@ -542,25 +547,43 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 plan.group_sizes.push((group_id.to_string(), members.len()));
             }
         }
+    }
+    // Additions, once every removal is counted: a user's removals make room under Duo's limit
+    // whatever the order of the groups (the applier sends removals first, too).
+    for (gpos, g) in desired.groups.iter().enumerate() {
+        let Some(target) = group_target.get(g.uuid.as_str()) else { continue };
+        let stamp = gpos as u32;
+        if let GroupRef::Existing { group_id, .. } = target {
+            for &ui in duo_group_index.get(&**group_id).map(|gi| members_of[*gi as usize].as_slice()).unwrap_or(&[]) {
+                current_mark[ui] = stamp;
+            }
+        }
         let group_uuid: Shared = g.uuid.as_str().into();
         let reason_tail = format!(" is an effective member of registry group {}", g.registry_name);
         for u in &g.members {
             let Some(user) = &user_target[*u as usize] else { continue };
             let du = &desired.users[*u as usize];
-            if let Some(i) = target_index[*u as usize] {
-                if current_mark[i] == stamp {
-                    continue;
-                }
-                if group_count[i] >= MAX_GROUPS_PER_USER {
-                    plan.errors.push(ObjectError {
-                        object: ErrorObject::Membership { group_uuid: g.uuid.clone(), source: du.key.source.clone(), id: du.key.id.clone() },
-                        code: ErrorCode::Inv,
-                        message: format!("Duo user {} is already in {MAX_GROUPS_PER_USER} groups, Duo's limit", user.username()),
-                    });
-                    continue;
-                }
-                group_count[i] += 1;
+            let count = match target_index[*u as usize] {
+                Some(i) if current_mark[i] == stamp => continue,
+                Some(i) => &mut group_count[i],
+                None => &mut new_user_count[*u as usize],
+            };
+            if *count >= MAX_GROUPS_PER_USER {
+                let message = match user {
+                    UserRef::Existing { .. } => format!("Duo user {} is already in {MAX_GROUPS_PER_USER} groups, Duo's limit", user.username()),
+                    UserRef::New { .. } => format!(
+                        "new Duo user {} would be added to more than {MAX_GROUPS_PER_USER} groups, Duo's limit; it gets the first {MAX_GROUPS_PER_USER} selected",
+                        user.username()
+                    ),
+                };
+                plan.errors.push(ObjectError {
+                    object: ErrorObject::Membership { group_uuid: g.uuid.clone(), source: du.key.source.clone(), id: du.key.id.clone() },
+                    code: ErrorCode::Inv,
+                    message,
+                });
+                continue;
             }
+            *count += 1;
             let (source, id): (Shared, Shared) = match user {
                 UserRef::New { source, id, .. } => (source.clone(), id.clone()),
                 UserRef::Existing { .. } => (du.key.source.as_str().into(), du.key.id.as_str().into()),

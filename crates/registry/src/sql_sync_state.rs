@@ -283,13 +283,13 @@ impl SyncStore for SqlStore {
         let mut previous: std::collections::HashMap<RetryTarget, i64> = std::collections::HashMap::new();
         if !s.failed.is_empty() {
             // `attempts` is INTEGER: 32 bits on PostgreSQL.
-            let rows: Vec<(String, String, String, i32)> =
-                sqlx::query_as("SELECT group_uuid, source, subject_id, attempts FROM sync_retry WHERE provisioner = $1")
+            let rows: Vec<(String, String, String, i32, bool)> =
+                sqlx::query_as("SELECT group_uuid, source, subject_id, attempts, whole_group FROM sync_retry WHERE provisioner = $1")
                     .bind(provisioner)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(db(format!("reading the retry list of {provisioner}")))?;
-            previous = rows.into_iter().map(|(g, so, id, n)| (RetryTarget::from_columns(g, so, id), i64::from(n))).collect();
+            previous = rows.into_iter().map(|(g, so, id, n, whole)| (RetryTarget::from_columns(g, so, id, whole), i64::from(n))).collect();
         }
         if s.clear_all {
             sqlx::query("DELETE FROM sync_retry WHERE provisioner = $1")
@@ -311,10 +311,12 @@ impl SyncStore for SqlStore {
             }
         }
         for chunk in s.failed.chunks(BATCH) {
-            let mut qb = QueryBuilder::<Db>::new("INSERT INTO sync_retry (provisioner, group_uuid, source, subject_id, attempts, next_at_ms, last_error) ");
+            let mut qb = QueryBuilder::<Db>::new("INSERT INTO sync_retry (provisioner, group_uuid, source, subject_id, attempts, next_at_ms, last_error, whole_group) ");
             qb.push_values(chunk, |mut b, (t, message)| {
                 let (g, so, id) = t.columns();
-                let attempts = previous.get(t).copied().unwrap_or(0) + 1;
+                // A group row and its whole-group form are one row: count their failures together.
+                let same_row = |k: &RetryTarget| k.columns() == (g, so, id);
+                let attempts = previous.get(t).copied().or_else(|| previous.iter().find(|(k, _)| same_row(k)).map(|(_, n)| *n)).unwrap_or(0) + 1;
                 let wait = s.backoff.delay_ms(u32::try_from(attempts).unwrap_or(u32::MAX));
                 b.push_bind(provisioner)
                     .push_bind(g.to_owned())
@@ -322,10 +324,13 @@ impl SyncStore for SqlStore {
                     .push_bind(id.to_owned())
                     .push_bind(i32::try_from(attempts).unwrap_or(i32::MAX))
                     .push_bind(s.now_ms.saturating_add(wait))
-                    .push_bind(message.clone());
+                    .push_bind(message.clone())
+                    .push_bind(t.whole_group());
             });
+            // Once a group's row asks for its whole membership, it keeps asking until attempted.
             qb.push(
-                " ON CONFLICT (provisioner, group_uuid, source, subject_id) DO UPDATE SET attempts = excluded.attempts, next_at_ms = excluded.next_at_ms, last_error = excluded.last_error",
+                " ON CONFLICT (provisioner, group_uuid, source, subject_id) DO UPDATE SET attempts = excluded.attempts, next_at_ms = excluded.next_at_ms, last_error = excluded.last_error, \
+                 whole_group = (excluded.whole_group OR sync_retry.whole_group)",
             );
             qb.build().execute(&mut *tx).await.map_err(db(format!("recording retries of {provisioner}")))?;
         }
@@ -333,8 +338,8 @@ impl SyncStore for SqlStore {
     }
 
     async fn retries(&self, provisioner: &str, due_at_ms: Option<i64>) -> Result<Vec<RetryRecord>> {
-        let rows: Vec<(String, String, String, i32, i64, String)> = sqlx::query_as(
-            "SELECT group_uuid, source, subject_id, attempts, next_at_ms, last_error FROM sync_retry \
+        let rows: Vec<(String, String, String, i32, i64, String, bool)> = sqlx::query_as(
+            "SELECT group_uuid, source, subject_id, attempts, next_at_ms, last_error, whole_group FROM sync_retry \
              WHERE provisioner = $1 AND ($2 IS NULL OR next_at_ms <= $2) ORDER BY next_at_ms, group_uuid, source, subject_id",
         )
         .bind(provisioner)
@@ -344,8 +349,8 @@ impl SyncStore for SqlStore {
         .map_err(db(format!("reading the retry list of {provisioner}")))?;
         Ok(rows
             .into_iter()
-            .map(|(g, so, id, attempts, next_at_ms, last_error)| RetryRecord {
-                target: RetryTarget::from_columns(g, so, id),
+            .map(|(g, so, id, attempts, next_at_ms, last_error, whole)| RetryRecord {
+                target: RetryTarget::from_columns(g, so, id, whole),
                 attempts: u32::try_from(attempts).unwrap_or(0),
                 next_at_ms,
                 last_error,

@@ -88,23 +88,49 @@ pub struct ObjectErrorRecord {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RetryTarget {
     Group { group_uuid: String },
+    /// A group whose whole membership is reconciled (its Duo members read), not only its
+    /// attributes: a failed removal of a Duo member no subject is linked to.
+    WholeGroup { group_uuid: String },
     User { subject: SubjectKey },
     Membership { group_uuid: String, subject: SubjectKey },
 }
 
 impl RetryTarget {
-    /// The (group uuid, source, subject id) columns, empty where not applicable.
+    /// The (group uuid, source, subject id) columns, empty where not applicable. A group and its
+    /// whole-group form share one row (the whole form covers the other).
     pub fn columns(&self) -> (&str, &str, &str) {
         match self {
-            RetryTarget::Group { group_uuid } => (group_uuid, "", ""),
+            RetryTarget::Group { group_uuid } | RetryTarget::WholeGroup { group_uuid } => (group_uuid, "", ""),
             RetryTarget::User { subject } => ("", &subject.source, &subject.id),
             RetryTarget::Membership { group_uuid, subject } => (group_uuid, &subject.source, &subject.id),
         }
     }
 
+    /// Whether the target asks for a group's whole membership (the `whole_group` column).
+    pub fn whole_group(&self) -> bool {
+        matches!(self, RetryTarget::WholeGroup { .. })
+    }
+
+    /// The group this target names, if any.
+    pub fn group_uuid(&self) -> Option<&str> {
+        match self {
+            RetryTarget::Group { group_uuid } | RetryTarget::WholeGroup { group_uuid } | RetryTarget::Membership { group_uuid, .. } => Some(group_uuid),
+            RetryTarget::User { .. } => None,
+        }
+    }
+
+    /// The subject this target names, if any.
+    pub fn subject(&self) -> Option<&SubjectKey> {
+        match self {
+            RetryTarget::User { subject } | RetryTarget::Membership { subject, .. } => Some(subject),
+            RetryTarget::Group { .. } | RetryTarget::WholeGroup { .. } => None,
+        }
+    }
+
     /// The target the columns describe.
-    pub fn from_columns(group_uuid: String, source: String, subject_id: String) -> RetryTarget {
+    pub fn from_columns(group_uuid: String, source: String, subject_id: String, whole_group: bool) -> RetryTarget {
         match (group_uuid.is_empty(), source.is_empty() && subject_id.is_empty()) {
+            (false, true) if whole_group => RetryTarget::WholeGroup { group_uuid },
             (false, true) => RetryTarget::Group { group_uuid },
             (true, _) => RetryTarget::User { subject: SubjectKey::new(source, subject_id) },
             (false, false) => RetryTarget::Membership { group_uuid, subject: SubjectKey::new(source, subject_id) },

@@ -1,8 +1,11 @@
 //! Applying a plan, phase by phase in the plan's order: record links found by matching, create
-//! groups, create users (bulk), update groups and users, remove then add memberships (bulk),
-//! delete groups and users. A create is recorded as intended before it is sent, so a run killed
-//! mid-call leaves a link the next run uses to recognise the object as its own. Every phase
-//! records its results before the next starts; one failing object never stops the others.
+//! groups, create users (bulk), update groups and users, remove then add memberships (bulk: every
+//! removal completes before the first addition is sent), delete groups and users. A create is
+//! recorded as intended before it is sent, so a run killed mid-call leaves a link the next run
+//! uses to recognise the object as its own. Every phase records its results before the next
+//! starts; one failing object never stops the others, and every failed operation is scheduled
+//! for a retry. The link of a user leaving management is forgotten only once its membership
+//! removals succeeded, so a failed removal is planned again by the next run.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -35,6 +38,22 @@ fn state_error(e: &DuoError) -> StateError {
     StateError { code: "ERR".into(), message: e.to_string() }
 }
 
+/// What one membership operation is about.
+struct About {
+    /// The (group uuid, subject) whose membership state is recorded, when both are known.
+    state: Option<(String, SubjectKey)>,
+    /// The retry row scheduled if it fails.
+    retry: Option<RetryTarget>,
+    /// For a removal: the Duo user losing the membership.
+    removed_user: Option<String>,
+    label: String,
+}
+
+/// A link kept out of target (its Duo id is kept: `None` does not overwrite it).
+fn parked_user(k: &SubjectKey) -> UserState {
+    UserState { pending_name: None, subject: k.clone(), duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None }
+}
+
 pub(crate) struct Applier<'a> {
     store: &'a dyn Store,
     duo: &'a DuoClient,
@@ -51,6 +70,12 @@ pub(crate) struct Applier<'a> {
     failed_targets: Vec<(RetryTarget, String)>,
     /// The runner lock, checked before each phase.
     fence: Option<FenceHandle>,
+    /// Links of users leaving management that have membership removals in this plan: forgotten
+    /// (or parked, `true`) only once every removal of their Duo user succeeded, so a run that
+    /// fails one still knows the user next time. (subject, Duo user id, park)
+    leaving_after_removals: Vec<(SubjectKey, String, bool)>,
+    /// Duo users with a membership removal that failed in this run.
+    failed_removals: HashSet<String>,
 }
 
 impl<'a> Applier<'a> {
@@ -76,6 +101,8 @@ impl<'a> Applier<'a> {
             created_objects: Vec::new(),
             failed_targets: Vec::new(),
             fence,
+            leaving_after_removals: Vec::new(),
+            failed_removals: HashSet::new(),
         }
     }
 
@@ -84,9 +111,23 @@ impl<'a> Applier<'a> {
         std::mem::take(&mut self.created_objects)
     }
 
-    /// The objects that failed in this run, with their errors (for the retry list).
+    /// The objects that failed in this run, with their errors (for the retry list): one entry per
+    /// retry row, a group's whole-membership form covering its plain form.
     pub fn failed_targets(&mut self) -> Vec<(RetryTarget, String)> {
-        std::mem::take(&mut self.failed_targets)
+        let failed = std::mem::take(&mut self.failed_targets);
+        let whole: HashSet<String> = failed.iter().filter(|(t, _)| t.whole_group()).filter_map(|(t, _)| t.group_uuid().map(str::to_owned)).collect();
+        let mut seen: HashSet<RetryTarget> = HashSet::new();
+        let mut out = Vec::with_capacity(failed.len());
+        for (t, message) in failed {
+            let t = match t {
+                RetryTarget::Group { group_uuid } if whole.contains(&group_uuid) => RetryTarget::WholeGroup { group_uuid },
+                t => t,
+            };
+            if seen.insert(t.clone()) {
+                out.push((t, message));
+            }
+        }
+        out
     }
 
     pub fn into_report(self) -> RunReport {
@@ -136,6 +177,7 @@ impl<'a> Applier<'a> {
         let start = Instant::now();
         self.fenced("changing memberships").await?;
         self.memberships(plan).await?;
+        self.settle_leaving_users().await?;
         self.timed("memberships", start);
         let start = Instant::now();
         self.fenced("deleting groups").await?;
@@ -149,6 +191,20 @@ impl<'a> Applier<'a> {
     /// Links found by matching (confirmed, adopted, taken over) and links leaving management.
     async fn record_matches(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let at = now_secs();
+        // Every linked Duo user's subject (matches below take precedence): a failed removal of a
+        // user leaving management is then still scheduled for its subject. Only needed (and read)
+        // when the plan removes memberships.
+        let removes = plan.ops.iter().any(|o| matches!(o.op, Op::RemoveMember { .. }));
+        let links = if removes {
+            self.store.links(self.provisioner).await?
+        } else {
+            Default::default()
+        };
+        for l in &links.users {
+            if let Some(id) = &l.duo_user_id {
+                self.subject_of_user.insert(id.clone(), l.subject.clone());
+            }
+        }
         let groups: Vec<GroupState> = plan
             .group_matches
             .iter()
@@ -172,10 +228,36 @@ impl<'a> Applier<'a> {
             })
             .collect();
         self.store.record(self.provisioner, &groups, &users, &[]).await?;
+        // A user leaving management whose Duo user loses memberships in this plan keeps its link
+        // until those removals succeeded (see `settle_leaving_users`). A link taken over by
+        // another subject (its Duo user is matched again) is settled now: the new link replaces it.
+        let removed: HashSet<&str> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::RemoveMember { user_id, .. } => Some(user_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        let matched: HashSet<&str> = plan.user_matches.iter().map(|m| m.user_id.as_str()).collect();
+        let link_id: HashMap<&SubjectKey, &str> = links.users.iter().filter_map(|l| l.duo_user_id.as_deref().map(|id| (&l.subject, id))).collect();
+        let waits = |k: &SubjectKey| link_id.get(k).copied().filter(|id| removed.contains(id) && !matched.contains(id));
+        let mut released_now: Vec<SubjectKey> = Vec::new();
+        let mut parked_now: Vec<&SubjectKey> = Vec::new();
+        for (subjects, park) in [(&plan.released_users, false), (&plan.parked_users, true)] {
+            for k in subjects {
+                match waits(k) {
+                    Some(id) => self.leaving_after_removals.push((k.clone(), id.to_owned(), park)),
+                    None if park => parked_now.push(k),
+                    None => released_now.push(k.clone()),
+                }
+            }
+        }
         // Objects leaving management that duoprov did not create are forgotten: if they are
-        // selected again they are matched afresh (and adopted).
+        // selected again they are matched afresh (and adopted). Groups leaving management have
+        // no membership removals (members are removed only from selected groups).
         self.store.forget_groups(self.provisioner, &plan.released_groups).await?;
-        self.store.forget_users(self.provisioner, &plan.released_users).await?;
+        self.store.forget_users(self.provisioner, &released_now).await?;
         // Objects duoprov created that leave management stay linked, out of target: selected
         // again, they are duoprov's own (updated, deletable by policy), not adopted.
         let parked_groups: Vec<GroupState> = plan
@@ -183,13 +265,28 @@ impl<'a> Applier<'a> {
             .iter()
             .map(|uuid| GroupState { pending_name: None, group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
             .collect();
-        let parked_users: Vec<UserState> = plan
-            .parked_users
-            .iter()
-            .map(|k| UserState { pending_name: None, subject: k.clone(), duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
-            .collect();
+        let parked_users: Vec<UserState> = parked_now.into_iter().map(parked_user).collect();
         if !parked_groups.is_empty() || !parked_users.is_empty() {
             self.store.record(self.provisioner, &parked_groups, &parked_users, &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets (or parks) the links of users leaving management whose membership removals all
+    /// succeeded; a link with a failed removal stays as it was, so the next run (full or
+    /// incremental) still reads that Duo user and plans the removal again.
+    async fn settle_leaving_users(&mut self) -> Result<(), SyncError> {
+        let leaving = std::mem::take(&mut self.leaving_after_removals);
+        let (done, kept): (Vec<_>, Vec<_>) = leaving.into_iter().partition(|(_, id, _)| !self.failed_removals.contains(id));
+        for (k, _, _) in &kept {
+            tracing::debug!(subject = %k, "link kept: a membership removal of its Duo user failed");
+        }
+        let (park, forget): (Vec<_>, Vec<_>) = done.into_iter().partition(|(_, _, park)| *park);
+        let forget: Vec<SubjectKey> = forget.into_iter().map(|(k, _, _)| k).collect();
+        self.store.forget_users(self.provisioner, &forget).await?;
+        let parked: Vec<UserState> = park.iter().map(|(k, _, _)| parked_user(k)).collect();
+        if !parked.is_empty() {
+            self.store.record(self.provisioner, &[], &parked, &[]).await?;
         }
         Ok(())
     }
@@ -483,20 +580,35 @@ impl<'a> Applier<'a> {
         flat
     }
 
+    /// Membership removals, then additions: every removal batch has completed before the first
+    /// addition batch is sent, so an addition never reaches Duo before the removal that made room
+    /// for it under the 100-groups-per-user limit (the planner counted removals first).
     async fn memberships(&mut self, plan: &Plan) -> Result<(), SyncError> {
-        let mut ops = Vec::new();
-        // What each op is about: (group uuid, subject) when known, whether it adds, and a label.
-        type About = (Option<(String, SubjectKey)>, bool, String);
-        let mut about: Vec<About> = Vec::new();
+        let mut removals = Vec::new();
+        let mut removal_about: Vec<About> = Vec::new();
+        let mut adds = Vec::new();
+        let mut add_about: Vec<About> = Vec::new();
         let mut unresolved = Vec::new();
         let uuid_of_group: HashMap<&str, &str> = plan.group_matches.iter().map(|m| (m.group_id.as_str(), m.uuid.as_str())).collect();
         for o in &plan.ops {
             match &o.op {
                 Op::RemoveMember { group_id, group_name, user_id, username } => {
-                    ops.push(BulkOp::RemoveUserFromGroup { user_id: user_id.clone(), group_id: group_id.clone() });
+                    removals.push(BulkOp::RemoveUserFromGroup { user_id: user_id.clone(), group_id: group_id.clone() });
                     let group_uuid = uuid_of_group.get(group_id.as_str()).map(|u| (*u).to_owned());
-                    let key = group_uuid.zip(self.subject_of_user.get(user_id).cloned());
-                    about.push((key, false, format!("membership of {username} in group {group_name}")));
+                    let subject = self.subject_of_user.get(user_id).cloned();
+                    let retry = match (&group_uuid, &subject) {
+                        (Some(g), Some(s)) => Some(RetryTarget::Membership { group_uuid: g.clone(), subject: s.clone() }),
+                        // A Duo member no subject is linked to (made by hand): only reading the
+                        // group's members finds it again, so the group is retried whole.
+                        (Some(g), None) => Some(RetryTarget::WholeGroup { group_uuid: g.clone() }),
+                        (None, _) => None,
+                    };
+                    removal_about.push(About {
+                        state: group_uuid.zip(subject),
+                        retry,
+                        removed_user: Some(user_id.clone()),
+                        label: format!("membership of {username} in group {group_name}"),
+                    });
                 }
                 Op::AddMember { group_uuid, source, id, group, user } => {
                     let key = SubjectKey::new(&**source, &**id);
@@ -511,8 +623,9 @@ impl<'a> Applier<'a> {
                     let label = format!("membership of subject {key} in group {}", group.name());
                     match group_id.zip(user_id) {
                         Some((group_id, user_id)) => {
-                            ops.push(BulkOp::AddUserToGroup { user_id, group_id });
-                            about.push((Some((group_uuid.to_string(), key)), true, label));
+                            adds.push(BulkOp::AddUserToGroup { user_id, group_id });
+                            let retry = RetryTarget::Membership { group_uuid: group_uuid.to_string(), subject: key.clone() };
+                            add_about.push(About { state: Some((group_uuid.to_string(), key)), retry: Some(retry), removed_user: None, label });
                         }
                         None => unresolved.push((group_uuid.to_string(), key, label)),
                     }
@@ -528,10 +641,16 @@ impl<'a> Applier<'a> {
             self.fail(Some(RetryTarget::Membership { group_uuid: group_uuid.clone(), subject: subject.clone() }), label, &message);
             states.push(MembershipState { group_uuid, subject, in_target: false, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
         }
-        if !ops.is_empty() {
-            self.progress.phase("memberships", ops.len() as u64);
+        let total = removals.len() + adds.len();
+        if total > 0 {
+            self.progress.phase("memberships", total as u64);
+        }
+        for (ops, about, add) in [(removals, removal_about, false), (adds, add_about, true)] {
+            if ops.is_empty() {
+                continue;
+            }
             let results = self.bulk(&ops).await;
-            for ((key, add, label), result) in about.into_iter().zip(results) {
+            for (about, result) in about.into_iter().zip(results) {
                 match result {
                     Ok(()) => {
                         if add {
@@ -539,15 +658,17 @@ impl<'a> Applier<'a> {
                         } else {
                             self.report.memberships.deleted += 1;
                         }
-                        if let Some((group_uuid, subject)) = key {
+                        if let Some((group_uuid, subject)) = about.state {
                             states.push(MembershipState { group_uuid, subject, in_target: add, provisioned_at: Some(at), error: None });
                         }
                     }
                     Err(message) => {
                         self.report.memberships.failed += 1;
-                        let target = key.clone().map(|(group_uuid, subject)| RetryTarget::Membership { group_uuid, subject });
-                        self.fail(target, label, &message);
-                        if let Some((group_uuid, subject)) = key {
+                        if let Some(user_id) = about.removed_user {
+                            self.failed_removals.insert(user_id);
+                        }
+                        self.fail(about.retry, about.label, &message);
+                        if let Some((group_uuid, subject)) = about.state {
                             states.push(MembershipState { group_uuid, subject, in_target: !add, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
                         }
                     }

@@ -11,8 +11,13 @@
 //!   group yet), changed structurally (a nested group added or removed, a marker or an import), or
 //!   with more membership changes than `whole_group_above` — then its members are read from Duo
 //!   (v2 members) and every member on either side joins the scope;
+//! - a group retried *whole* (a failed removal of a member no subject is linked to) is read whole;
 //! - more entries than `full_sync_above_changes`, or a scope larger than
 //!   `full_sync_above_objects`, escalates to a full sync.
+//!
+//! The safety rules see what a full sync would: removals from a group are weighed against its
+//! real member count in Duo (read whole, or counted with one call), never the scoped members.
+//! Due retries whose objects no longer concern the provisioner are dropped, not kept due forever.
 //!
 //! The checkpoint only moves when the run has finished (see [`crate::run`]); a run cut short is
 //! replayed, which is harmless because planning always diffs against Duo as it is.
@@ -122,6 +127,9 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
         match t {
             RetryTarget::Group { group_uuid } => {
                 named.groups.insert(group_uuid.clone());
+            }
+            RetryTarget::WholeGroup { group_uuid } => {
+                named.whole.insert(group_uuid.clone());
             }
             RetryTarget::User { subject } => {
                 named.subjects.insert(subject.clone());
@@ -271,8 +279,8 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     member_reads.sort();
     member_reads.dedup();
     calls += member_reads.len();
-    let member_lists: Vec<Vec<duoprov_duo::GroupMember>> = stream::iter(member_reads)
-        .map(|id| async move { duo.list_group_members(&id).await })
+    let member_lists: Vec<(String, Vec<duoprov_duo::GroupMember>)> = stream::iter(member_reads)
+        .map(|id| async move { duo.list_group_members(&id).await.map(|m| (id, m)) })
         .buffer_unordered(settings.concurrency.max(1))
         .try_collect()
         .await
@@ -287,7 +295,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         }
     }
     let mut extra_ids: BTreeSet<String> = BTreeSet::new();
-    for m in member_lists.iter().flatten() {
+    for m in member_lists.iter().flat_map(|(_, m)| m) {
         match subject_of_user.get(m.user_id.as_str()) {
             Some(s) => {
                 users.insert((*s).clone());
@@ -359,22 +367,70 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         groups: links.groups.iter().filter(|l| group_set.contains(l.group_uuid.as_str())).cloned().collect(),
         users: links.users.iter().filter(|l| user_set.contains(&l.subject)).cloned().collect(),
     };
-    let read_ms = start.elapsed().as_millis() as u64;
+    let mut read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();
     let scoped = restrict_desired(&desired, &group_set, &user_set);
     let mut plan = build_plan(name, &scoped, &snapshot, &scoped_links, &settings.policy);
+    let mut plan_ms = start.elapsed().as_millis() as u64;
     // The safety rules weigh deletions against everything duoprov manages, not the scope.
     plan.managed_groups = links.groups.iter().filter(|l| l.in_target && l.duo_group_id.is_some()).count();
     plan.managed_users = links.users.iter().filter(|l| l.in_target && l.duo_user_id.is_some()).count();
-    let attempted: Vec<RetryTarget> = retries
+    // …and a group's removals against its real size in Duo, not the scoped members the planner
+    // saw: a group read whole has the count of that read, any other is counted by Duo — unless no
+    // real size could make the percentage rule refuse (the scoped count is a lower bound).
+    let start = Instant::now();
+    let read_sizes: HashMap<&str, usize> = member_lists.iter().map(|(id, m)| (id.as_str(), m.len())).collect();
+    let mut removals_in: HashMap<&str, u64> = HashMap::new();
+    for o in &plan.ops {
+        if let duoprov_plan::Op::RemoveMember { group_id, .. } = &o.op {
+            *removals_in.entry(group_id.as_str()).or_default() += 1;
+        }
+    }
+    let t = settings.policy.thresholds;
+    let could_refuse = |id: &str, scoped: usize| {
+        let smallest = scoped.max(t.percent_rule_min_members) as u64;
+        removals_in.get(id).copied().unwrap_or(0) * 100 > smallest * u64::from(t.max_group_removal_percent)
+    };
+    let to_count: Vec<String> = plan
+        .group_sizes
         .iter()
-        .map(|r| r.target.clone())
-        .filter(|t| match t {
-            RetryTarget::Group { group_uuid } => group_set.contains(group_uuid.as_str()),
-            RetryTarget::User { subject } => user_set.contains(subject),
-            RetryTarget::Membership { group_uuid, subject } => group_set.contains(group_uuid.as_str()) && user_set.contains(subject),
-        })
+        .filter(|(id, scoped)| !read_sizes.contains_key(id.as_str()) && could_refuse(id, *scoped))
+        .map(|(id, _)| id.clone())
         .collect();
+    calls += to_count.len();
+    let counted: HashMap<String, u64> = stream::iter(to_count)
+        .map(|id| async move { duo.count_group_members(&id).await.map(|n| (id, n)) })
+        .buffer_unordered(settings.concurrency.max(1))
+        .try_collect()
+        .await
+        .map_err(SyncError::DuoRead)?;
+    for (id, size) in &mut plan.group_sizes {
+        if let Some(n) = read_sizes.get(id.as_str()) {
+            *size = *n;
+        } else if let Some(n) = counted.get(id.as_str()) {
+            *size = usize::try_from(*n).unwrap_or(usize::MAX);
+        }
+    }
+    read_ms += start.elapsed().as_millis() as u64;
+    // Retry rows this run settles: those in scope, and due ones whose objects no longer concern
+    // this provisioner (group neither selected, held nor linked; subject neither desired, held
+    // nor linked) — those can never come into scope, and kept they would start a run every poll.
+    let start = Instant::now();
+    let concerns_group = |g: &str| desired_group.contains_key(g) || desired.held_groups.contains(g) || group_link.contains_key(g);
+    let concerns_subject = |s: &SubjectKey| desired_user.contains_key(s) || desired.held_users.contains(s) || user_link.contains_key(s);
+    let in_scope = |t: &RetryTarget| {
+        t.group_uuid().is_none_or(|g| group_set.contains(g)) && t.subject().is_none_or(|s| user_set.contains(s))
+    };
+    let concerns = |t: &RetryTarget| t.group_uuid().is_none_or(concerns_group) && t.subject().is_none_or(concerns_subject);
+    let mut attempted: Vec<RetryTarget> = Vec::new();
+    for r in &retries {
+        if in_scope(&r.target) {
+            attempted.push(r.target.clone());
+        } else if r.next_at_ms <= now_ms && !concerns(&r.target) {
+            tracing::debug!(provisioner = name, target = ?r.target, "dropping a due retry: its objects no longer concern this provisioner");
+            attempted.push(r.target.clone());
+        }
+    }
     let scope = ScopeSummary {
         from_seq: checkpoint.last_seq,
         to_seq,
@@ -385,7 +441,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         retries_due: due.len(),
         attempted,
     };
-    let plan_ms = start.elapsed().as_millis() as u64;
+    plan_ms += start.elapsed().as_millis() as u64;
     Ok(Incremental::Planned(Box::new(Prepared {
         kind: RunKind::Incremental,
         change_seq: to_seq,

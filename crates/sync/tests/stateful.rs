@@ -2,7 +2,8 @@
 //! changes (memberships, subject renames and names, group descriptions, nesting, exclusions,
 //! groups removed and re-added), full and incremental syncs, fault bursts (seeded 429, 500, 503
 //! and connection resets) and Duo-side tampering (a managed group renamed or deleted in Duo, a
-//! managed user's name edited, a hand-made user added to a managed group) always end — after one
+//! managed user's name edited, a hand-made user added to a managed group), and scoped removals
+//! from a group above the size thresholds (never refused) always end — after one
 //! quiet full sync — with Duo's managed part equal to the desired state, a second plan empty, and
 //! the objects duoprov does not own (a hand-made user and group) exactly as they were.
 
@@ -49,6 +50,9 @@ enum Step {
     TamperDeleteGroup(usize),
     TamperUserName(usize),
     TamperHandUserIntoGroup(usize),
+    /// A big group (40 members, above the percentage rule's minimum) in Duo loses 10–12 members
+    /// in one strict (unapproved) incremental run on the scoped path: never refused.
+    ShrinkBigGroup(u8),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -73,6 +77,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => g.clone().prop_map(Step::TamperDeleteGroup),
         1 => s.clone().prop_map(Step::TamperUserName),
         1 => g.prop_map(Step::TamperHandUserIntoGroup),
+        1 => any::<u8>().prop_map(Step::ShrinkBigGroup),
     ]
 }
 
@@ -122,6 +127,38 @@ impl World {
         let Ok(Some(grp)) = self.store.group(&group(g)).await else { return None };
         let links = self.store.links("stateful").await.ok()?;
         links.groups.into_iter().find(|l| l.group_uuid == grp.uuid).and_then(|l| l.duo_group_id)
+    }
+
+    /// Fills `app:duo:big` to its 40 members and syncs, removes 10–12 of them, and runs an
+    /// incremental sync without approval that does not read the group whole: 12 of 40 is within
+    /// 30 %, so the run must not be refused (it would be if the group were sized by its scoped
+    /// members).
+    async fn shrink_big_group(&self, seed: u8) {
+        const BIG: usize = 40;
+        let big = GroupName::parse("app:duo:big").unwrap();
+        let s = &*self.store;
+        drop(s.add_group(&big, &NodeAttrs::default(), true).await);
+        for i in 0..BIG {
+            let key = SubjectKey::local(format!("b{i:02}"));
+            let patch = SubjectPatch { login_id: Some(Some(format!("b{i:02}"))), name: Some(Some(format!("Big {i}"))), ..Default::default() };
+            s.upsert_subject(&key, &patch).await.unwrap();
+            drop(s.add_member(&big, &GroupMember::Subject(key)).await);
+        }
+        self.sync(false).await;
+        let removed = 10 + usize::from(seed) % 3;
+        for k in 0..removed {
+            let key = SubjectKey::local(format!("b{:02}", (usize::from(seed) + k) % BIG));
+            drop(s.remove_member(&big, &GroupMember::Subject(key)).await);
+        }
+        let mut settings = self.settings.clone();
+        settings.incremental.whole_group_above = 1_000;
+        let prepared = match duoprov_sync::prepare_incremental(s, &self.duo, &settings, duoprov_sync::now_ms() + 3_600_000).await {
+            Ok(Incremental::Planned(p)) => *p,
+            _ => return,
+        };
+        let strict = SyncOptions { dry_run: false, approval: Approval::default(), saved: None, fence: None };
+        let result = duoprov_sync::run(s, &self.duo, &settings, prepared, &strict, &NoProgress).await;
+        assert!(!matches!(result, Err(duoprov_sync::SyncError::Refused { .. })), "{removed} of {BIG} removals were refused: {result:?}");
     }
 
     async fn apply(&mut self, step: &Step) {
@@ -177,6 +214,7 @@ impl World {
                     drop(self.duo.modify_user(&id, &fields).await);
                 }
             }
+            Step::ShrinkBigGroup(seed) => self.shrink_big_group(*seed).await,
             Step::TamperHandUserIntoGroup(g) => {
                 if let Some(gid) = self.managed_group_id(*g).await {
                     let hand = match self.duo.get_user_by_username("handmade").await {

@@ -2,6 +2,7 @@
 //! errors and exit codes, run as a user would run them, in a temporary folder.
 
 mod config;
+mod convergence;
 mod duo_users;
 mod faults;
 mod daemon;

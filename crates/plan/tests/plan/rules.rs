@@ -260,3 +260,69 @@ fn a_recreated_registry_group_takes_over_the_duo_group_and_the_old_link_is_forgo
     assert!(m.created_by_us, "ownership moves with the link");
     assert_eq!(plan.released_groups, vec!["u-old".to_owned()], "the old link must be forgotten, or the next run deletes the group");
 }
+
+#[test]
+fn a_new_user_in_150_selected_groups_gets_100_adds_and_50_held_with_inv() {
+    let groups: Vec<(Group, Vec<&str>)> =
+        (0..150).map(|i| (group(&format!("u-{i:03}"), &format!("app:duo:g{i:03}"), "a group"), vec!["newbie"])).collect();
+    let sel = selection(vec![subject("newbie", "New Bie")], groups);
+    let plan = build_plan("duoTest", &desired(&sel), &DuoSnapshot::default(), &Default::default(), &Policy::default());
+    assert_eq!(plan.ops.iter().filter(|o| matches!(o.op, Op::CreateUser { .. })).count(), 1);
+    let adds: Vec<&str> = plan
+        .ops
+        .iter()
+        .filter_map(|o| match &o.op {
+            Op::AddMember { group_uuid, .. } => Some(&**group_uuid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adds.len(), 100, "a new user is added to at most 100 groups");
+    // The first 100 selected groups, in the registry's order.
+    assert_eq!(adds.first(), Some(&"u-000"));
+    assert_eq!(adds.last(), Some(&"u-099"));
+    let held: Vec<_> = plan.errors.iter().filter(|e| e.code == ErrorCode::Inv).collect();
+    assert_eq!(held.len(), 50, "{:#?}", plan.errors);
+    assert!(held.iter().all(|e| e.message.contains("newbie") && e.message.contains("100 groups")), "{:#?}", held);
+    // Applied, the plan leaves the user at Duo's limit, and the next plan holds the same 50.
+    let mut sim = Sim::new(DuoSnapshot::default());
+    sim.apply(&plan);
+    let again = build_plan("duoTest", &desired(&sel), &sim.duo, &sim.links, &Policy::default());
+    assert!(again.ops.is_empty(), "{:#?}", again.ops);
+    assert_eq!(again.errors.iter().filter(|e| e.code == ErrorCode::Inv).count(), 50);
+}
+
+#[test]
+fn a_user_at_100_groups_moves_between_groups_whatever_their_order_in_the_selection() {
+    // Duo: the user is in g001…g100. Registry: in g000…g099. g000 comes first in the selection,
+    // so its addition is planned before the removal from g100 is seen, group by group.
+    let ids: Vec<String> = (0..101).map(|i| format!("DG{i:018}")).collect();
+    let duo = DuoSnapshot {
+        groups: (0..101).map(|i| DuoGroup { group_id: ids[i].clone(), name: format!("g{i:03}"), desc: "a group".into(), status: "active".into() }).collect(),
+        users: vec![DuoUser {
+            user_id: "DUMOVER0000000000001".into(),
+            username: "mover".into(),
+            realname: "Mover".into(),
+            email: "mover@example.edu".into(),
+            firstname: String::new(),
+            lastname: String::new(),
+            status: "active".into(),
+            aliases: vec![],
+            groups: ids[1..].to_vec(),
+        }],
+    };
+    let groups: Vec<(Group, Vec<&str>)> =
+        (0..101).map(|i| (group(&format!("u-{i:03}"), &format!("app:duo:g{i:03}"), "a group"), if i < 100 { vec!["mover"] } else { vec![] })).collect();
+    let sel = selection(vec![subject("mover", "Mover")], groups);
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
+    assert_eq!(plan.errors, vec![], "the move was held: {:#?}", plan.errors);
+    let membership_ops: Vec<String> = plan
+        .ops
+        .iter()
+        .filter_map(|o| match &o.op {
+            Op::RemoveMember { group_name, .. } => Some(format!("remove {group_name}")),
+            Op::AddMember { group, .. } => Some(format!("add {}", group.name())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(membership_ops, vec!["remove g100", "add g000"]);
+}

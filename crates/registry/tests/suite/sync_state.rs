@@ -207,3 +207,30 @@ async fn a_postgres_runner_lock_reads_lost_once_its_session_is_terminated_and_a_
     }
     assert!(standby.is_some(), "the lock was not free after its session was terminated");
 }
+registry_test!(a_whole_group_retry_row_keeps_its_kind_and_covers_the_plain_group_row, |store| {
+    use duoprov_registry::{Backoff, RetryTarget, Settlement};
+    let plain = RetryTarget::Group { group_uuid: "uuid-9".into() };
+    let whole = RetryTarget::WholeGroup { group_uuid: "uuid-9".into() };
+    let backoff = Backoff { base_ms: 1_000, max_ms: 8_000 };
+    let settle = |attempted: Vec<RetryTarget>, failed: Vec<(RetryTarget, String)>, now_ms: i64| {
+        let store = &store;
+        async move {
+            let s = Settlement { kind: "incremental", checkpoint: None, clear_all: false, attempted: &attempted, failed: &failed, now_ms, backoff };
+            store.settle("duoTest", &s).await.unwrap();
+        }
+    };
+    settle(vec![], vec![(plain.clone(), "HTTP 503".into())], 10_000).await;
+    assert_eq!(store.retries("duoTest", None).await.unwrap()[0].target, plain);
+    // A removal of an unlinked member of the same group fails: the one row now asks for the
+    // whole group, and counts as the row's second failure.
+    settle(vec![], vec![(whole.clone(), "HTTP 500".into())], 20_000).await;
+    let r = store.retries("duoTest", None).await.unwrap();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].target.clone(), r[0].attempts, r[0].next_at_ms), (whole.clone(), 2, 22_000));
+    // A later plain failure does not downgrade it.
+    settle(vec![], vec![(plain.clone(), "HTTP 503".into())], 30_000).await;
+    assert_eq!(store.retries("duoTest", None).await.unwrap()[0].target, whole);
+    // Attempted: gone.
+    settle(vec![whole.clone()], vec![], 40_000).await;
+    assert!(store.retries("duoTest", None).await.unwrap().is_empty());
+});
