@@ -291,6 +291,9 @@ pub struct Provisioner {
     pub concurrency: usize,
     pub incremental: duoprov_sync::IncrementalSettings,
     pub schedule: Schedule,
+    /// The other provisioners of the same Duo account: the same `[duo.X]` connection, or one
+    /// with the same API host (and URL).
+    pub shares_duo_with: Vec<String>,
 }
 
 /// Everything the configuration says, validated.
@@ -504,8 +507,16 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 concurrency: p.concurrency.unwrap_or(4),
                 incremental,
                 schedule,
+                shares_duo_with: Vec::new(),
             },
         );
+    }
+    // Provisioners of one Duo account must not take each other's objects.
+    let account = |conn: &str| duo.get(conn).map(|c| (c.api_host.to_lowercase(), c.url.clone()));
+    let accounts: Vec<(String, String, Option<(String, Option<String>)>)> = provisioners.values().map(|p| (p.name.clone(), p.duo.clone(), account(&p.duo))).collect();
+    for p in provisioners.values_mut() {
+        let mine = account(&p.duo);
+        p.shares_duo_with = accounts.iter().filter(|(n, conn, acc)| *n != p.name && (*conn == p.duo || (acc.is_some() && *acc == mine))).map(|(n, _, _)| n.clone()).collect();
     }
     let mut daemon = Daemon::default();
     if let Some(d) = raw.daemon {

@@ -198,7 +198,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     // as a full sync holds them; only the plan is scoped.
     let registry = read_registry(store, settings).await?;
     let desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
-    let links = store.links(name).await?;
+    let links = crate::run::read_links(store, settings).await?;
 
     let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
     let group_link: HashMap<&str, &duoprov_model::GroupLink> = links.groups.iter().map(|l| (l.group_uuid.as_str(), l)).collect();
@@ -358,6 +358,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     let scoped_links = Links {
         groups: links.groups.iter().filter(|l| group_set.contains(l.group_uuid.as_str())).cloned().collect(),
         users: links.users.iter().filter(|l| user_set.contains(&l.subject)).cloned().collect(),
+        foreign: links.foreign.clone(),
     };
     let read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();

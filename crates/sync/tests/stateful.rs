@@ -267,6 +267,7 @@ async fn check(steps: Vec<Step>, incremental_only: bool) -> Result<(), TestCaseE
         subject_sources: None,
         concurrency: 4,
         incremental: duoprov_sync::IncrementalSettings { whole_group_above: 2, ..Default::default() },
+        shares_duo_with: Vec::new(),
         load_duo_users: false,
     };
     let mut world = World { store, duo, handle: handle.clone(), settings, renames: vec![0; SUBJECTS] };

@@ -87,6 +87,7 @@ fn build(case: &Case) -> (duoprov_model::ProvisionerSelection, DuoSnapshot) {
             status: "active".into(),
             aliases: vec![],
             groups,
+            created: None,
         });
     }
     (sel, duo)
