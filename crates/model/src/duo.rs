@@ -102,6 +102,10 @@ pub struct ForeignLink {
 pub struct ForeignLinks {
     pub groups: std::collections::BTreeMap<String, ForeignLink>,
     pub users: std::collections::BTreeMap<String, ForeignLink>,
+    /// The Duo user another provisioner links for a registry subject (`source:id` → user id): the
+    /// same subject is the same person, whatever username this provisioner would look for.
+    #[serde(default)]
+    pub user_of_subject: std::collections::BTreeMap<String, String>,
 }
 
 impl ForeignLinks {
@@ -120,6 +124,7 @@ impl ForeignLinks {
         for l in &links.users {
             if let Some(id) = &l.duo_user_id {
                 note(&mut self.users, id, provisioner, l.created_by_us);
+                self.user_of_subject.entry(l.subject.to_string()).or_insert_with(|| id.clone());
             }
         }
     }

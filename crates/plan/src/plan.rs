@@ -474,6 +474,18 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 claimed_users.insert(duo.users[i].user_id.as_str());
                 (Some(i), true, "claimed")
             }
+            // The same subject's user, linked by another provisioner of this Duo account: shared.
+            (None, None)
+                if let Some(i) = links
+                    .foreign
+                    .user_of_subject
+                    .get(&u.key.to_string())
+                    .and_then(|id| user_by_id.get(id.as_str()).copied())
+                    .filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())) =>
+            {
+                claimed_users.insert(duo.users[i].user_id.as_str());
+                (Some(i), false, "adopted")
+            }
             (None, None) => {
                 let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
                 let candidates: Vec<usize> = by_name

@@ -7,6 +7,7 @@ mod faults;
 mod daemon;
 mod daemon_resilience;
 mod incremental;
+mod ownership;
 mod registry;
 mod safety;
 mod secrets;
