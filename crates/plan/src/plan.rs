@@ -279,21 +279,11 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
             (None, None) => {
                 let same_name: &[usize] = groups_by_name.get(g.fields.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-                let mut candidates: Vec<usize> = same_name
+                let candidates: Vec<usize> = same_name
                     .iter()
                     .copied()
                     .filter(|i| !claimed_groups.contains(duo.groups[*i].group_id.as_str()) && !foreign_groups.contains_key(duo.groups[*i].group_id.as_str()))
                     .collect();
-                // Of several, the one duoprov created for a deselected registry group is this
-                // one's (a registry group deleted and re-created).
-                let remembered: Vec<usize> = candidates
-                    .iter()
-                    .copied()
-                    .filter(|i| released_link_by_duo_id.get(duo.groups[*i].group_id.as_str()).is_some_and(|l| l.created_by_us))
-                    .collect();
-                if candidates.len() > 1 && remembered.len() == 1 {
-                    candidates = remembered;
-                }
                 match candidates.len() {
                     // Another provisioner of this Duo account manages the only group of that name.
                     0 if let Some(other) = same_name.iter().find_map(|i| foreign_groups.get(duo.groups[*i].group_id.as_str())) => {
@@ -498,18 +488,10 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
             (None, None) => {
                 let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
-                let mut candidates: Vec<usize> = by_name
+                let candidates: Vec<usize> = by_name
                     .get(&u.fields.username.to_lowercase())
                     .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())).collect())
                     .unwrap_or_default();
-                let remembered: Vec<usize> = candidates
-                    .iter()
-                    .copied()
-                    .filter(|i| released_user_by_duo_id.get(duo.users[*i].user_id.as_str()).is_some_and(|l| l.created_by_us))
-                    .collect();
-                if candidates.len() > 1 && remembered.len() == 1 {
-                    candidates = remembered;
-                }
                 match candidates.len() {
                     0 if policy.create_users => (None, true, "create"),
                     0 => {

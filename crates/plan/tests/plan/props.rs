@@ -42,6 +42,8 @@ struct Case {
     group_links: Vec<(usize, LinkKind)>,
     /// Links by subject number (6 and 7 are never in the registry).
     user_links: Vec<(usize, LinkKind)>,
+    /// Whether the policy deletes the groups and users duoprov created (else it parks them).
+    deletes: bool,
 }
 
 fn link_kind(names: usize) -> impl Strategy<Value = LinkKind> {
@@ -60,8 +62,17 @@ fn case() -> impl Strategy<Value = Case> {
         proptest::collection::vec(0..DUO_GROUPS.len(), 0..5),
         proptest::collection::vec((0..6usize, link_kind(DUO_GROUPS.len())), 0..4),
         proptest::collection::vec((0..8usize, link_kind(DUO_NAMES.len())), 0..5),
+        any::<bool>(),
     )
-        .prop_map(|(subjects, groups, duo_users, duo_groups, group_links, user_links)| Case { subjects, groups, duo_users, duo_groups, group_links, user_links })
+        .prop_map(|(subjects, groups, duo_users, duo_groups, group_links, user_links, deletes)| Case {
+            subjects,
+            groups,
+            duo_users,
+            duo_groups,
+            group_links,
+            user_links,
+            deletes,
+        })
 }
 
 /// The generated links; two links never hold one Duo object.
@@ -172,11 +183,11 @@ fn build(case: &Case) -> (duoprov_model::ProvisionerSelection, DuoSnapshot) {
         .collect();
     let sel = selection(subjects, groups);
     let mut duo = DuoSnapshot::default();
-    // With intended creates, Duo names are unique (as Duo keeps usernames): an intended object
-    // deleted by the plan that also ends a name clash would let the next run match the other
-    // object of that name — converging in two runs, not one.
-    let group_intents = case.group_links.iter().any(|(_, k)| matches!(k, LinkKind::Intended(_)));
-    let user_intents = case.user_links.iter().any(|(_, k)| matches!(k, LinkKind::Intended(_)));
+    // With remembered links, Duo names are unique (as Duo keeps usernames): a remembered object
+    // the plan deletes that also ends a name clash (error MAT) lets the next run match the other
+    // object of that name — converging in two runs, not one. Without links, clashes stay.
+    let group_intents = !case.group_links.is_empty();
+    let user_intents = !case.user_links.is_empty();
     let mut names = HashSet::new();
     for (i, g) in case.duo_groups.iter().enumerate() {
         let mut name = DUO_GROUPS[*g].to_owned();
@@ -222,10 +233,7 @@ proptest! {
         let (sel, before) = build(&case);
         let d = desired(&sel);
         let remembered = links(&case, &before);
-        // A run parks what it created only when its policy does not delete it: with parked links
-        // the policy deletes nothing, otherwise it deletes what duoprov created.
-        let parked = remembered.groups.iter().any(|l| !l.in_target && l.duo_group_id.is_some()) || remembered.users.iter().any(|l| !l.in_target && l.duo_user_id.is_some());
-        let delete = if parked { duoprov_plan::DeletePolicy::Never } else { duoprov_plan::DeletePolicy::CreatedByUs };
+        let delete = if case.deletes { duoprov_plan::DeletePolicy::CreatedByUs } else { duoprov_plan::DeletePolicy::Never };
         let policy = Policy { group_delete: delete, user_delete: delete, ..Policy::default() };
         let ours = owned(&remembered, &before);
         let plan = build_plan("duoTest", &d, &before, &remembered, &policy);
