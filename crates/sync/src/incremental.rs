@@ -306,6 +306,8 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     // Duo, step 2: the users, by id where linked, then by username for the rest.
     let desired_user: HashMap<&SubjectKey, &duoprov_plan::desired::DesiredUser> = desired.users.iter().map(|u| (&u.key, u)).collect();
     let mut by_id: Vec<String> = users.iter().filter_map(|s| user_link.get(s).and_then(|l| l.duo_user_id.clone())).collect();
+    // A subject's user another provisioner of this Duo account links is its user here too (shared).
+    by_id.extend(users.iter().filter_map(|s| links.foreign.user_of_subject.get(&s.to_string()).cloned()));
     by_id.extend(extra_ids);
     by_id.sort();
     by_id.dedup();
