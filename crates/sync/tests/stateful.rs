@@ -212,7 +212,7 @@ impl World {
                 self.renames[*i] += 1;
                 // Every other rename is to a mixed-case username.
                 let n = self.renames[*i];
-                let login = if n % 2 == 0 { format!("U{i}r{n}") } else { format!("u{i}r{n}") };
+                let login = if n.is_multiple_of(2) { format!("U{i}r{n}") } else { format!("u{i}r{n}") };
                 let patch = SubjectPatch { login_id: Some(Some(login)), ..Default::default() };
                 drop(s.update_subject(&subject(*i), &patch).await);
             }

@@ -69,7 +69,7 @@ registry_test!(an_intent_over_an_existing_link_clears_the_stale_duo_id_and_keeps
     };
     // A linked group, deleted in Duo, is re-created: the intent replaces the stale id.
     store.record("duoTest", &[linked("DGSTALE0000000000001")], &[], &[]).await.unwrap();
-    store.record("duoTest", &[intent.clone()], &[], &[]).await.unwrap();
+    store.record("duoTest", std::slice::from_ref(&intent), &[], &[]).await.unwrap();
     let l = store.links("duoTest").await.unwrap().groups.remove(0);
     assert_eq!((l.duo_group_id, l.pending_name.as_deref(), l.pending_at, l.created_by_us), (None, Some("staff"), Some(1_000), true));
     // A failure record of unknown outcome (the intent again, with its error) keeps it.
@@ -82,7 +82,7 @@ registry_test!(an_intent_over_an_existing_link_clears_the_stale_duo_id_and_keeps
     let l = store.links("duoTest").await.unwrap().groups.remove(0);
     assert_eq!((l.duo_group_id, l.pending_name, l.pending_at, l.created_by_us), (None, None, None, false));
     // Confirmed: the new id is recorded and the intent goes.
-    store.record("duoTest", &[intent.clone()], &[], &[]).await.unwrap();
+    store.record("duoTest", std::slice::from_ref(&intent), &[], &[]).await.unwrap();
     store.record("duoTest", &[linked("DGNEW00000000000001")], &[], &[]).await.unwrap();
     let l = store.links("duoTest").await.unwrap().groups.remove(0);
     assert_eq!((l.duo_group_id.as_deref(), l.pending_name, l.pending_at), (Some("DGNEW00000000000001"), None, None));
