@@ -291,6 +291,9 @@ pub struct Provisioner {
     pub concurrency: usize,
     pub incremental: duoprov_sync::IncrementalSettings,
     pub schedule: Schedule,
+    /// The other provisioners of the same Duo account: the same `[duo.X]` connection, or one
+    /// with the same API host (and URL).
+    pub shares_duo_with: Vec<String>,
 }
 
 /// Everything the configuration says, validated.
@@ -504,8 +507,18 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 concurrency: p.concurrency.unwrap_or(4),
                 incremental,
                 schedule,
+                shares_duo_with: Vec::new(),
             },
         );
+    }
+    // Provisioners of one Duo account must not take each other's objects.
+    // The account a connection reaches: its API host (and URL, for emulators and proxies).
+    type Account = Option<(String, Option<String>)>;
+    let account = |conn: &str| -> Account { duo.get(conn).map(|c| (c.api_host.to_lowercase(), c.url.clone())) };
+    let accounts: Vec<(String, String, Account)> = provisioners.values().map(|p| (p.name.clone(), p.duo.clone(), account(&p.duo))).collect();
+    for p in provisioners.values_mut() {
+        let mine = account(&p.duo);
+        p.shares_duo_with = accounts.iter().filter(|(n, conn, acc)| *n != p.name && (*conn == p.duo || (acc.is_some() && *acc == mine))).map(|(n, _, _)| n.clone()).collect();
     }
     let mut daemon = Daemon::default();
     if let Some(d) = raw.daemon {
@@ -634,6 +647,22 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("create_user"), "{e}");
+    }
+
+    #[test]
+    fn provisioners_of_one_duo_account_know_each_other() {
+        let conn = |name: &str, host: &str| format!("[duo.{name}]\napi_host = \"{host}\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n");
+        let text = format!(
+            "{}{}{}[provisioner.a]\nduo = \"prod\"\n[provisioner.b]\nduo = \"prod\"\n[provisioner.c]\nduo = \"prod2\"\n[provisioner.d]\nduo = \"other\"\n",
+            conn("prod", "api-x.duosecurity.com"),
+            conn("prod2", "API-X.duosecurity.com"),
+            conn("other", "api-y.duosecurity.com")
+        );
+        let s = parse_str(&text).unwrap();
+        let shares = |p: &str| s.provisioners[p].shares_duo_with.clone();
+        assert_eq!(shares("a"), ["b", "c"], "the same connection, or another one to the same API host");
+        assert_eq!(shares("c"), ["a", "b"]);
+        assert!(shares("d").is_empty());
     }
 
     #[test]

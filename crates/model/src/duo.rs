@@ -18,6 +18,10 @@ pub struct DuoUser {
     pub aliases: Vec<String>,
     /// Ids (`DG…`) of the groups the user is in.
     pub groups: Vec<String>,
+    /// When Duo created the user (Unix seconds), if Duo said: an intended create claims only a
+    /// user created after the intent was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
 }
 
 /// A Duo group.
@@ -39,13 +43,17 @@ pub struct DuoSnapshot {
 /// The remembered pairing of a registry group with a Duo group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupLink {
-    /// The Duo name an intended, unconfirmed create was for: if the registry group is gone
-    /// before the next run confirms it, the Duo group of that name is still known to be ours.
+    /// The Duo name an intended create was for, kept only while the create's outcome is
+    /// unknown: a Duo group of exactly this name found later is duoprov's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_name: Option<String>,
+    /// When the intent was recorded (Unix seconds). An intent without it (written by a version
+    /// that kept intents after refused creates) claims nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_at: Option<i64>,
     pub group_uuid: String,
-    /// `None` while a create is intended but not confirmed (crash safety: a Duo group of the
-    /// desired name found later is then known to be ours).
+    /// `None` while a create is intended but not confirmed (crash safety: the Duo group of
+    /// exactly the pending name found later is then known to be ours).
     pub duo_group_id: Option<String>,
     pub created_by_us: bool,
     pub in_target: bool,
@@ -54,9 +62,13 @@ pub struct GroupLink {
 /// The remembered pairing of a registry subject with a Duo user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserLink {
-    /// The username an intended, unconfirmed create was for.
+    /// The username an intended create was for, kept only while the create's outcome is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_name: Option<String>,
+    /// When the intent was recorded (Unix seconds): only a Duo user of that username created at
+    /// or after this time is duoprov's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_at: Option<i64>,
     pub subject: SubjectKey,
     /// `None` while a create is intended but not confirmed.
     pub duo_user_id: Option<String>,
@@ -69,4 +81,58 @@ pub struct UserLink {
 pub struct Links {
     pub groups: Vec<GroupLink>,
     pub users: Vec<UserLink>,
+    /// Duo objects linked by other provisioners of the same Duo account.
+    #[serde(default, skip_serializing_if = "ForeignLinks::is_empty")]
+    pub foreign: ForeignLinks,
+}
+
+/// A Duo object another provisioner of the same Duo account has linked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignLink {
+    /// The other provisioner.
+    pub provisioner: String,
+    /// Whether that provisioner created the object.
+    pub created_by_us: bool,
+}
+
+/// The Duo objects other provisioners of the same Duo account have linked, by Duo id. A
+/// provisioner never adopts, deletes or removes members of a group another one has linked, and
+/// uses a user another one has linked only as a shared, unowned match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignLinks {
+    pub groups: std::collections::BTreeMap<String, ForeignLink>,
+    pub users: std::collections::BTreeMap<String, ForeignLink>,
+    /// The Duo user another provisioner links for a registry subject (`source:id` → user id): the
+    /// same subject is the same person, whatever username this provisioner would look for.
+    #[serde(default)]
+    pub user_of_subject: std::collections::BTreeMap<String, String>,
+}
+
+impl ForeignLinks {
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.users.is_empty()
+    }
+
+    /// Adds the links of `provisioner` (for an object several others link, the one that created
+    /// it is kept).
+    pub fn add(&mut self, provisioner: &str, links: &Links) {
+        for l in &links.groups {
+            if let Some(id) = &l.duo_group_id {
+                note(&mut self.groups, id, provisioner, l.created_by_us);
+            }
+        }
+        for l in &links.users {
+            if let Some(id) = &l.duo_user_id {
+                note(&mut self.users, id, provisioner, l.created_by_us);
+                self.user_of_subject.entry(l.subject.to_string()).or_insert_with(|| id.clone());
+            }
+        }
+    }
+}
+
+fn note(m: &mut std::collections::BTreeMap<String, ForeignLink>, id: &str, provisioner: &str, created: bool) {
+    let entry = m.entry(id.to_owned()).or_insert_with(|| ForeignLink { provisioner: provisioner.to_owned(), created_by_us: created });
+    if created && !entry.created_by_us {
+        *entry = ForeignLink { provisioner: provisioner.to_owned(), created_by_us: true };
+    }
 }

@@ -70,7 +70,7 @@ fn main() {
     for (g, d) in desired.groups.iter().enumerate() {
         let id = format!("DG{g:018}");
         duo.groups.push(DuoGroup { group_id: id.clone(), name: d.fields.name.clone(), desc: d.fields.desc.clone(), status: "active".into() });
-        links.groups.push(GroupLink { pending_name: None, group_uuid: d.uuid.clone(), duo_group_id: Some(id), created_by_us: true, in_target: true });
+        links.groups.push(GroupLink { pending_name: None, pending_at: None, group_uuid: d.uuid.clone(), duo_group_id: Some(id), created_by_us: true, in_target: true });
     }
     let mut user_groups: Vec<Vec<String>> = vec![Vec::new(); desired.users.len()];
     for (g, d) in desired.groups.iter().enumerate() {
@@ -91,8 +91,9 @@ fn main() {
             status: "active".into(),
             aliases: vec![],
             groups,
+            created: None,
         });
-        links.users.push(UserLink { pending_name: None, subject: u.key.clone(), duo_user_id: Some(id), created_by_us: true, in_target: true });
+        links.users.push(UserLink { pending_name: None, pending_at: None, subject: u.key.clone(), duo_user_id: Some(id), created_by_us: true, in_target: true });
     }
     let start = Instant::now();
     let desired = DesiredState::build(&selection, &mapping, None);

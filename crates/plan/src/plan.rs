@@ -7,8 +7,14 @@
 //! username (case-insensitive). Two candidates for one object is error `MAT` on that object and
 //! nothing is guessed. A Duo object matched by name that duoprov did not create is *adopted*:
 //! shown in the plan, managed from then on, but never counted as created by duoprov (so never
-//! deleted under the default policy). A link without a Duo id records a create that was intended
-//! but not confirmed: a Duo object of that name found later is known to be duoprov's own.
+//! deleted under the default policy, and its fields rewritten only with `update_adopted`).
+//!
+//! A link without a Duo id but with a pending name records a create whose outcome is unknown:
+//! only the one unlinked Duo object of exactly that name (for users: created at or after the
+//! intent was recorded) is *claimed* as duoprov's own; anything else of a matching name is
+//! adopted. Duo objects linked by other provisioners of the same Duo account are never adopted,
+//! deleted or emptied: a group is held with `MAT`, a user is only shared (matched, never owned,
+//! never rewritten or deleted).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -227,31 +233,84 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         .filter_map(|l| l.duo_group_id.as_deref().map(|id| (id, l)))
         .collect();
     let mut taken_over: HashSet<&str> = HashSet::new();
+    let linked_group_ids: HashSet<&str> = links.groups.iter().filter_map(|l| l.duo_group_id.as_deref()).collect();
+    let foreign_groups = &links.foreign.groups;
+    // The Duo group an intended create with an unknown outcome made: the one group of exactly the
+    // intended name that no link (of this provisioner or another of its Duo account) holds.
+    // Groups carry no creation time; an intent without a time (recorded by a version that kept
+    // intents after refused creates) claims nothing.
+    let intended_group = |l: &duoprov_model::GroupLink, claimed: &HashSet<&str>| -> Option<usize> {
+        let name = l.pending_name.as_deref().filter(|_| l.created_by_us && l.duo_group_id.is_none() && l.pending_at.is_some())?;
+        let free: Vec<usize> = groups_by_name
+            .get(name)
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|i| {
+                        let id = duo.groups[*i].group_id.as_str();
+                        !claimed.contains(id) && !linked_group_ids.contains(id) && !foreign_groups.contains_key(id)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (free.len() == 1).then(|| free[0])
+    };
     // uuid → where its members go.
     let mut group_target: HashMap<&str, GroupRef> = HashMap::new();
     for g in &desired.groups {
         let link = group_link.get(g.uuid.as_str()).copied();
         let linked = link.and_then(|l| l.duo_group_id.as_deref()).and_then(|id| group_by_id.get(id).copied());
-        let (index, owned, how) = match linked {
-            Some(i) => (Some(i), link.is_some_and(|l| l.created_by_us), "linked"),
-            None => {
-                let candidates: Vec<usize> = groups_by_name
-                    .get(g.fields.name.as_str())
-                    .map(|v| v.iter().copied().filter(|i| !claimed_groups.contains(duo.groups[*i].group_id.as_str())).collect())
-                    .unwrap_or_default();
+        let intended = if linked.is_none() { link.and_then(|l| intended_group(l, &claimed_groups)) } else { None };
+        let (index, owned, how) = match (linked, intended) {
+            (Some(i), _) => {
+                let owned = link.is_some_and(|l| l.created_by_us);
+                if let Some(other) = foreign_groups.get(duo.groups[i].group_id.as_str()).filter(|_| !owned) {
+                    plan.errors.push(ObjectError {
+                        object: ErrorObject::Group { uuid: g.uuid.clone(), name: g.registry_name.clone() },
+                        code: ErrorCode::Mat,
+                        message: format!(
+                            "Duo group {:?} is also linked by provisioner {}; it is held until only one provisioner of this Duo account links it",
+                            duo.groups[i].name, other.provisioner
+                        ),
+                    });
+                    continue;
+                }
+                (Some(i), owned, "linked")
+            }
+            (None, Some(i)) => {
+                claimed_groups.insert(duo.groups[i].group_id.as_str());
+                (Some(i), true, "claimed")
+            }
+            (None, None) => {
+                let same_name: &[usize] = groups_by_name.get(g.fields.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+                let candidates: Vec<usize> = same_name
+                    .iter()
+                    .copied()
+                    .filter(|i| !claimed_groups.contains(duo.groups[*i].group_id.as_str()) && !foreign_groups.contains_key(duo.groups[*i].group_id.as_str()))
+                    .collect();
                 match candidates.len() {
+                    // Another provisioner of this Duo account manages the only group of that name.
+                    0 if let Some(other) = same_name.iter().find_map(|i| foreign_groups.get(duo.groups[*i].group_id.as_str())) => {
+                        plan.errors.push(ObjectError {
+                            object: ErrorObject::Group { uuid: g.uuid.clone(), name: g.registry_name.clone() },
+                            code: ErrorCode::Mat,
+                            message: format!(
+                                "Duo group {:?} is managed by provisioner {}; two provisioners of one Duo account cannot share a group (rename one of the groups, or select it in one provisioner only)",
+                                g.fields.name, other.provisioner
+                            ),
+                        });
+                        continue;
+                    }
                     0 => (None, true, "create"),
                     1 => {
                         let i = candidates[0];
                         let id = duo.groups[i].group_id.as_str();
                         claimed_groups.insert(id);
-                        let pending = link.is_some_and(|l| l.created_by_us && l.duo_group_id.is_none());
                         match released_link_by_duo_id.get(id) {
                             Some(old) => {
                                 taken_over.insert(old.group_uuid.as_str());
                                 (Some(i), old.created_by_us, "taken over")
                             }
-                            None if pending => (Some(i), true, "claimed"),
                             None => (Some(i), false, "adopted"),
                         }
                     }
@@ -317,22 +376,18 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         .collect();
     leaving.sort_by(|a, b| a.group_uuid.cmp(&b.group_uuid));
     let mut deleted_groups: HashSet<&str> = HashSet::new();
-    let linked_group_ids: HashSet<&str> = links.groups.iter().filter_map(|l| l.duo_group_id.as_deref()).collect();
     for l in leaving {
         let mut present = l.duo_group_id.as_deref().and_then(|id| group_by_id.get(id).copied());
-        // In target, or parked (kept out of target with its Duo id).
-        let mut ours = l.in_target || l.duo_group_id.is_some();
-        // A create intended by a run that died before confirming it: the Duo group of the
-        // intended name, if exactly one is unclaimed, is duoprov's own.
-        if let (None, true, Some(name)) = (&l.duo_group_id, l.created_by_us, &l.pending_name) {
-            let free: Vec<usize> = groups_by_name
-                .get(name.as_str())
-                .map(|v| v.iter().copied().filter(|i| !claimed_groups.contains(duo.groups[*i].group_id.as_str()) && !linked_group_ids.contains(duo.groups[*i].group_id.as_str())).collect())
-                .unwrap_or_default();
-            if free.len() == 1 {
-                present = Some(free[0]);
-                ours = true;
-            }
+        // In target, or parked (kept out of target with its Duo id); never a group another
+        // provisioner of this Duo account links, unless duoprov created it here.
+        let mut ours = (l.in_target || l.duo_group_id.is_some())
+            && (l.created_by_us || !l.duo_group_id.as_deref().is_some_and(|id| foreign_groups.contains_key(id)));
+        // A create whose outcome was unknown: exactly the Duo group it asked for is duoprov's own.
+        if l.duo_group_id.is_none()
+            && let Some(i) = intended_group(l, &claimed_groups)
+        {
+            present = Some(i);
+            ours = true;
         }
         let delete = match policy.group_delete {
             DeletePolicy::Never => false,
@@ -382,14 +437,60 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         .filter_map(|l| l.duo_user_id.as_deref().map(|id| (id, l)))
         .collect();
     let mut users_taken_over: HashSet<&SubjectKey> = HashSet::new();
+    let linked_user_ids: HashSet<&str> = links.users.iter().filter_map(|l| l.duo_user_id.as_deref()).collect();
+    let foreign_users = &links.foreign.users;
+    // The Duo user an intended create with an unknown outcome made: the one user of the intended
+    // username (case-insensitively) that no link holds and that Duo created at or after the
+    // intent was recorded. Anything else of that name is someone else's.
+    let intended_user = |l: &duoprov_model::UserLink, claimed: &HashSet<&str>, by_name: &HashMap<String, Vec<usize>>| -> Option<usize> {
+        let name = l.pending_name.as_deref().filter(|_| l.created_by_us && l.duo_user_id.is_none())?;
+        let at = l.pending_at?;
+        let free: Vec<usize> = by_name
+            .get(&name.to_lowercase())
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|i| {
+                        let du = &duo.users[*i];
+                        let id = du.user_id.as_str();
+                        !claimed.contains(id) && !linked_user_ids.contains(id) && !foreign_users.contains_key(id) && du.created.is_some_and(|c| c >= at)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        (free.len() == 1).then(|| free[0])
+    };
     let mut user_target: Vec<Option<UserRef>> = vec![None; desired.users.len()];
     for (ui, u) in desired.users.iter().enumerate() {
         let link = user_link.get(&u.key).copied();
         let linked = link.and_then(|l| l.duo_user_id.as_deref()).and_then(|id| user_by_id.get(id).copied());
         let object = || ErrorObject::User { source: u.key.source.clone(), id: u.key.id.clone() };
-        let (index, owned, how) = match linked {
-            Some(i) => (Some(i), link.is_some_and(|l| l.created_by_us), "linked"),
-            None => {
+        let intended = match (linked, link) {
+            (None, Some(l)) if l.pending_name.is_some() => {
+                let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
+                intended_user(l, &claimed_users, by_name)
+            }
+            _ => None,
+        };
+        let (index, owned, how) = match (linked, intended) {
+            (Some(i), _) => (Some(i), link.is_some_and(|l| l.created_by_us), "linked"),
+            (None, Some(i)) => {
+                claimed_users.insert(duo.users[i].user_id.as_str());
+                (Some(i), true, "claimed")
+            }
+            // The same subject's user, linked by another provisioner of this Duo account: shared.
+            (None, None)
+                if let Some(i) = links
+                    .foreign
+                    .user_of_subject
+                    .get(&u.key.to_string())
+                    .and_then(|id| user_by_id.get(id.as_str()).copied())
+                    .filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())) =>
+            {
+                claimed_users.insert(duo.users[i].user_id.as_str());
+                (Some(i), false, "adopted")
+            }
+            (None, None) => {
                 let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
                 let candidates: Vec<usize> = by_name
                     .get(&u.fields.username.to_lowercase())
@@ -409,13 +510,11 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         let i = candidates[0];
                         let id = duo.users[i].user_id.as_str();
                         claimed_users.insert(id);
-                        let pending = link.is_some_and(|l| l.created_by_us && l.duo_user_id.is_none());
                         match released_user_by_duo_id.get(id) {
                             Some(old) => {
                                 users_taken_over.insert(&old.subject);
                                 (Some(i), old.created_by_us, "taken over")
                             }
-                            None if pending => (Some(i), true, "claimed"),
                             None => (Some(i), false, "adopted"),
                         }
                     }
@@ -458,7 +557,10 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     });
                 }
                 plan.user_matches.push(UserMatch { source: u.key.source.clone(), id: u.key.id.clone(), user_id: du.user_id.clone(), created_by_us: owned });
-                if owned || policy.update_adopted {
+                // A user another provisioner of this Duo account links is shared: its fields
+                // belong to that provisioner (or whoever made it), never rewritten here.
+                let shared = !owned && foreign_users.contains_key(du.user_id.as_str());
+                if owned || (policy.update_adopted && !shared) {
                     let f = &u.fields;
                     let mut changes = Vec::new();
                     for (field, before, after) in [
@@ -610,19 +712,15 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         .filter(|l| !desired_keys.contains(&l.subject) && !desired.held_users.contains(&l.subject) && !users_taken_over.contains(&l.subject))
         .collect();
     leaving_users.sort_by(|a, b| a.subject.cmp(&b.subject));
-    let linked_user_ids: HashSet<&str> = links.users.iter().filter_map(|l| l.duo_user_id.as_deref()).collect();
     for l in leaving_users {
         let mut present = l.duo_user_id.as_deref().and_then(|id| user_by_id.get(id).copied());
-        let mut ours = l.in_target || l.duo_user_id.is_some();
-        // An intended, unconfirmed create: the one unclaimed Duo user of that username is ours.
-        if let (None, true, Some(name)) = (&l.duo_user_id, l.created_by_us, &l.pending_name) {
+        // Never a user another provisioner of this Duo account links, unless duoprov created it here.
+        let mut ours = (l.in_target || l.duo_user_id.is_some()) && (l.created_by_us || !l.duo_user_id.as_deref().is_some_and(|id| foreign_users.contains_key(id)));
+        // A create whose outcome was unknown: exactly the Duo user it asked for is duoprov's own.
+        if l.duo_user_id.is_none() && l.pending_name.is_some() {
             let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
-            let free: Vec<usize> = by_name
-                .get(&name.to_lowercase())
-                .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str()) && !linked_user_ids.contains(duo.users[*i].user_id.as_str())).collect())
-                .unwrap_or_default();
-            if free.len() == 1 {
-                present = Some(free[0]);
+            if let Some(i) = intended_user(l, &claimed_users, by_name) {
+                present = Some(i);
                 ours = true;
             }
         }

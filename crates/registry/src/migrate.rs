@@ -22,6 +22,7 @@ pub(crate) fn sqlite() -> Migrator {
         (2, "duo_user", include_str!("../migrations/sqlite/0002_duo_user.sql")),
         (3, "sync state", include_str!("../migrations/sqlite/0003_sync_state.sql")),
         (4, "incremental sync", include_str!("../migrations/sqlite/0004_incremental.sql")),
+        (5, "ownership", include_str!("../migrations/sqlite/0005_ownership.sql")),
         (6, "retry whole group", include_str!("../migrations/sqlite/0006_retry_whole_group.sql")),
     ])
 }
@@ -32,6 +33,7 @@ pub(crate) fn postgres() -> Migrator {
         (2, "duo_user", include_str!("../migrations/postgres/0002_duo_user.sql")),
         (3, "sync state", include_str!("../migrations/postgres/0003_sync_state.sql")),
         (4, "incremental sync", include_str!("../migrations/postgres/0004_incremental.sql")),
+        (5, "ownership", include_str!("../migrations/postgres/0005_ownership.sql")),
         (6, "retry whole group", include_str!("../migrations/postgres/0006_retry_whole_group.sql")),
     ])
 }

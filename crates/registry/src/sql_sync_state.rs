@@ -38,18 +38,25 @@ const KEEP_TIMES: &str = "first_provisioned = COALESCE({t}.first_provisioned, ex
      last_provisioned = COALESCE(excluded.last_provisioned, {t}.last_provisioned), \
      error_code = excluded.error_code, error_message = excluded.error_message, error_at = excluded.error_at";
 
+/// The id and intent rules of [`GroupState`]: an intent clears the id (never keeps a stale one
+/// under a re-create); an id clears the intent; a state with neither keeps the id and clears the
+/// intent.
+const INTENT_RULES: &str = "{id} = CASE WHEN excluded.pending_name IS NOT NULL THEN NULL ELSE COALESCE(excluded.{id}, {t}.{id}) END, \
+     pending_name = CASE WHEN excluded.{id} IS NOT NULL THEN NULL ELSE excluded.pending_name END, \
+     pending_at = CASE WHEN excluded.{id} IS NOT NULL OR excluded.pending_name IS NULL THEN NULL ELSE excluded.pending_at END, ";
+
 #[async_trait]
 impl SyncStore for SqlStore {
     async fn links(&self, provisioner: &str) -> Result<Links> {
-        let groups: Vec<(String, Option<String>, bool, bool, Option<String>)> = sqlx::query_as(
-            "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
+        let groups: Vec<(String, Option<String>, bool, bool, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
         )
         .bind(provisioner)
         .fetch_all(self.pool())
         .await
         .map_err(db(format!("reading the group links of {provisioner}")))?;
-        let users: Vec<(String, String, Option<String>, bool, bool, Option<String>)> = sqlx::query_as(
-            "SELECT source, subject_id, duo_user_id, created_by_us, in_target, pending_name FROM sync_user WHERE provisioner = $1 ORDER BY source, subject_id",
+        let users: Vec<(String, String, Option<String>, bool, bool, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT source, subject_id, duo_user_id, created_by_us, in_target, pending_name, pending_at FROM sync_user WHERE provisioner = $1 ORDER BY source, subject_id",
         )
         .bind(provisioner)
         .fetch_all(self.pool())
@@ -58,18 +65,27 @@ impl SyncStore for SqlStore {
         Ok(Links {
             groups: groups
                 .into_iter()
-                .map(|(group_uuid, duo_group_id, created_by_us, in_target, pending_name)| GroupLink { pending_name, group_uuid, duo_group_id, created_by_us, in_target })
+                .map(|(group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at)| GroupLink {
+                    pending_name,
+                    pending_at,
+                    group_uuid,
+                    duo_group_id,
+                    created_by_us,
+                    in_target,
+                })
                 .collect(),
             users: users
                 .into_iter()
-                .map(|(source, id, duo_user_id, created_by_us, in_target, pending_name)| UserLink {
+                .map(|(source, id, duo_user_id, created_by_us, in_target, pending_name, pending_at)| UserLink {
                     pending_name,
+                    pending_at,
                     subject: SubjectKey::new(source, id),
                     duo_user_id,
                     created_by_us,
                     in_target,
                 })
                 .collect(),
+            foreign: Default::default(),
         })
     }
 
@@ -78,7 +94,7 @@ impl SyncStore for SqlStore {
         let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
         for chunk in groups.chunks(BATCH) {
             let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO sync_group (provisioner, group_uuid, duo_group_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at, pending_name) ",
+                "INSERT INTO sync_group (provisioner, group_uuid, duo_group_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at, pending_name, pending_at) ",
             );
             qb.push_values(chunk, |mut b, g| {
                 let (code, message, error_at) = error_parts(&g.error, at);
@@ -92,16 +108,17 @@ impl SyncStore for SqlStore {
                     .push_bind(code)
                     .push_bind(message)
                     .push_bind(error_at)
-                    .push_bind(g.pending_name.clone());
+                    .push_bind(g.pending_name.clone())
+                    .push_bind(g.pending_at);
             });
-            qb.push(" ON CONFLICT (provisioner, group_uuid) DO UPDATE SET duo_group_id = COALESCE(excluded.duo_group_id, sync_group.duo_group_id), in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
-            qb.push("pending_name = CASE WHEN COALESCE(excluded.duo_group_id, sync_group.duo_group_id) IS NOT NULL THEN NULL ELSE COALESCE(excluded.pending_name, sync_group.pending_name) END, ");
+            qb.push(" ON CONFLICT (provisioner, group_uuid) DO UPDATE SET in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
+            qb.push(INTENT_RULES.replace("{t}", "sync_group").replace("{id}", "duo_group_id"));
             qb.push(KEEP_TIMES.replace("{t}", "sync_group"));
             qb.build().execute(&mut *tx).await.map_err(db("recording group state"))?;
         }
         for chunk in users.chunks(BATCH) {
             let mut qb = QueryBuilder::<Db>::new(
-                "INSERT INTO sync_user (provisioner, source, subject_id, duo_user_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at, pending_name) ",
+                "INSERT INTO sync_user (provisioner, source, subject_id, duo_user_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at, pending_name, pending_at) ",
             );
             qb.push_values(chunk, |mut b, u| {
                 let (code, message, error_at) = error_parts(&u.error, at);
@@ -116,10 +133,11 @@ impl SyncStore for SqlStore {
                     .push_bind(code)
                     .push_bind(message)
                     .push_bind(error_at)
-                    .push_bind(u.pending_name.clone());
+                    .push_bind(u.pending_name.clone())
+                    .push_bind(u.pending_at);
             });
-            qb.push(" ON CONFLICT (provisioner, source, subject_id) DO UPDATE SET duo_user_id = COALESCE(excluded.duo_user_id, sync_user.duo_user_id), in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
-            qb.push("pending_name = CASE WHEN COALESCE(excluded.duo_user_id, sync_user.duo_user_id) IS NOT NULL THEN NULL ELSE COALESCE(excluded.pending_name, sync_user.pending_name) END, ");
+            qb.push(" ON CONFLICT (provisioner, source, subject_id) DO UPDATE SET in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
+            qb.push(INTENT_RULES.replace("{t}", "sync_user").replace("{id}", "duo_user_id"));
             qb.push(KEEP_TIMES.replace("{t}", "sync_user"));
             qb.build().execute(&mut *tx).await.map_err(db("recording user state"))?;
         }

@@ -21,10 +21,17 @@ pub struct StateError {
 
 /// What to record about one group. `provisioned_at` (epoch seconds) sets the last-provisioned
 /// time, and the first one when none is recorded; `error` replaces the last error (`None` clears it).
+///
+/// The Duo id and the intent follow three rules: a state with `pending_name` records an intended
+/// create — it clears the recorded Duo id (a re-create replaces a stale one) and records the name
+/// and `pending_at`; a state with a Duo id records that id and clears any intent; a state with
+/// neither keeps the recorded id and clears any intent (a refused create leaves no intent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupState {
-    /// For an intended create: the Duo name it is for (kept until a Duo id is recorded).
+    /// For an intended create: the Duo name it is for.
     pub pending_name: Option<String>,
+    /// For an intended create: when it was recorded (epoch seconds).
+    pub pending_at: Option<i64>,
     pub group_uuid: String,
     pub duo_group_id: Option<String>,
     pub in_target: bool,
@@ -33,11 +40,13 @@ pub struct GroupState {
     pub error: Option<StateError>,
 }
 
-/// What to record about one user.
+/// What to record about one user (the Duo id and the intent follow the rules of [`GroupState`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserState {
     /// For an intended create: the username it is for.
     pub pending_name: Option<String>,
+    /// For an intended create: when it was recorded (epoch seconds).
+    pub pending_at: Option<i64>,
     pub subject: SubjectKey,
     pub duo_user_id: Option<String>,
     pub in_target: bool,

@@ -87,6 +87,7 @@ async fn main() {
         subject_sources: None,
         concurrency: 8,
         incremental: Default::default(),
+        shares_duo_with: Vec::new(),
         load_duo_users: false,
     };
 

@@ -2,7 +2,9 @@
 //! groups, create users (bulk), update groups and users, remove then add memberships (bulk: every
 //! removal completes before the first addition is sent), delete groups and users. A create is
 //! recorded as intended before it is sent, so a run killed mid-call leaves a link the next run
-//! uses to recognise the object as its own. Every phase records its results before the next
+//! uses to recognise the object as its own; the intent is kept after a failure only when the
+//! create's outcome is unknown (a refused create made nothing, and a later hand-made object of
+//! that name must not pass for duoprov's). Every phase records its results before the next
 //! starts; one failing object never stops the others, and every failed operation is scheduled
 //! for a retry. The link of a user leaving management is forgotten only once its membership
 //! removals succeeded, so a failed removal is planned again by the next run.
@@ -10,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use duoprov_duo::{BulkOp, DuoClient, DuoError, ErrorClass, GroupFields, NewUser, UserFields, MAX_BULK_OPS};
+use duoprov_duo::{BulkOp, DuoClient, DuoError, ErrorClass, ErrorKind, GroupFields, NewUser, UserFields, MAX_BULK_OPS};
 use duoprov_model::SubjectKey;
 use duoprov_plan::{GroupRef, Op, Plan, UserDeleteMode, UserRef};
 use duoprov_registry::{GroupState, MembershipState, RetryTarget, StateError, Store, UserState};
@@ -51,7 +53,56 @@ struct About {
 
 /// A link kept out of target (its Duo id is kept: `None` does not overwrite it).
 fn parked_user(k: &SubjectKey) -> UserState {
-    UserState { pending_name: None, subject: k.clone(), duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None }
+    UserState { pending_name: None, pending_at: None, subject: k.clone(), duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None }
+}
+
+/// Whether a failed create may still have created the object: its outcome is unknown (the
+/// request may have been executed, or was and its answer was lost or unreadable). A refusal
+/// (4xx, 429 after retries, a request never sent) created nothing.
+fn create_may_have_landed(e: &DuoError) -> bool {
+    match &e.kind {
+        ErrorKind::Transport { maybe_sent, .. } => *maybe_sent,
+        ErrorKind::Deadline { .. } | ErrorKind::Server { .. } | ErrorKind::Malformed { .. } | ErrorKind::UnexpectedStatus { .. } | ErrorKind::Unresolved { .. } => true,
+        ErrorKind::Auth { .. }
+        | ErrorKind::Forbidden { .. }
+        | ErrorKind::NotFound { .. }
+        | ErrorKind::InvalidParameter { .. }
+        | ErrorKind::RateLimited { .. }
+        | ErrorKind::Config { .. } => false,
+    }
+}
+
+/// An intended group create (clears a stale Duo id of the link; see [`GroupState`]).
+fn intended_group(uuid: &str, name: &str, at: i64, error: Option<StateError>) -> GroupState {
+    GroupState {
+        pending_name: Some(name.to_owned()),
+        pending_at: Some(at),
+        group_uuid: uuid.to_owned(),
+        duo_group_id: None,
+        in_target: false,
+        created_by_us: true,
+        provisioned_at: None,
+        error,
+    }
+}
+
+/// An intended user create.
+fn intended_user(key: &SubjectKey, username: &str, at: i64, error: Option<StateError>) -> UserState {
+    UserState {
+        pending_name: Some(username.to_owned()),
+        pending_at: Some(at),
+        subject: key.clone(),
+        duo_user_id: None,
+        in_target: false,
+        created_by_us: true,
+        provisioned_at: None,
+        error,
+    }
+}
+
+/// A user create Duo refused: no intent remains, nothing is owned.
+fn refused_user(key: SubjectKey, error: StateError) -> UserState {
+    UserState { pending_name: None, pending_at: None, subject: key, duo_user_id: None, in_target: false, created_by_us: false, provisioned_at: None, error: Some(error) }
 }
 
 pub(crate) struct Applier<'a> {
@@ -210,6 +261,7 @@ impl<'a> Applier<'a> {
             .iter()
             .map(|m| GroupState {
                 pending_name: None,
+                pending_at: None,
                 group_uuid: m.uuid.clone(),
                 duo_group_id: Some(m.group_id.clone()),
                 in_target: true,
@@ -224,7 +276,7 @@ impl<'a> Applier<'a> {
             .map(|m| {
                 let subject = SubjectKey::new(&m.source, &m.id);
                 self.subject_of_user.insert(m.user_id.clone(), subject.clone());
-                UserState { pending_name: None, subject, duo_user_id: Some(m.user_id.clone()), in_target: true, created_by_us: m.created_by_us, provisioned_at: Some(at), error: None }
+                UserState { pending_name: None, pending_at: None, subject, duo_user_id: Some(m.user_id.clone()), in_target: true, created_by_us: m.created_by_us, provisioned_at: Some(at), error: None }
             })
             .collect();
         self.store.record(self.provisioner, &groups, &users, &[]).await?;
@@ -263,7 +315,7 @@ impl<'a> Applier<'a> {
         let parked_groups: Vec<GroupState> = plan
             .parked_groups
             .iter()
-            .map(|uuid| GroupState { pending_name: None, group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
+            .map(|uuid| GroupState { pending_name: None, pending_at: None, group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
             .collect();
         let parked_users: Vec<UserState> = parked_now.into_iter().map(parked_user).collect();
         if !parked_groups.is_empty() || !parked_users.is_empty() {
@@ -305,9 +357,10 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         self.progress.phase("create groups", creates.len() as u64);
+        let intended_at = now_secs();
         let intents: Vec<GroupState> = creates
             .iter()
-            .map(|(uuid, name, _)| GroupState { pending_name: Some(name.clone()), group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
+            .map(|(uuid, name, _)| intended_group(uuid, name, intended_at, None))
             .collect();
         self.store.record(self.provisioner, &intents, &[], &[]).await?;
         let duo = self.duo;
@@ -328,12 +381,16 @@ impl<'a> Applier<'a> {
                 Ok(g) => {
                     self.report.groups.created += 1;
                     self.created_groups.insert(uuid.clone(), g.group_id.clone());
-                    states.push(GroupState { pending_name: None, group_uuid: uuid.clone(), duo_group_id: Some(g.group_id), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                    states.push(GroupState { pending_name: None, pending_at: None, group_uuid: uuid.clone(), duo_group_id: Some(g.group_id), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
                 }
                 Err(e) => {
                     self.report.groups.failed += 1;
                     self.fail(Some(RetryTarget::Group { group_uuid: uuid.clone() }), format!("group {name}"), &e.to_string());
-                    states.push(GroupState { pending_name: Some(name.clone()), group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                    states.push(if create_may_have_landed(&e) {
+                        intended_group(&uuid, &name, intended_at, Some(state_error(&e)))
+                    } else {
+                        GroupState { pending_name: None, pending_at: None, group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: false, provisioned_at: None, error: Some(state_error(&e)) }
+                    });
                 }
             }
         }
@@ -362,10 +419,8 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         self.progress.phase("create users", creates.len() as u64);
-        let intents: Vec<UserState> = creates
-            .iter()
-            .map(|(k, u)| UserState { pending_name: Some(u.username.clone()), subject: k.clone(), duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: None })
-            .collect();
+        let intended_at = now_secs();
+        let intents: Vec<UserState> = creates.iter().map(|(k, u)| intended_user(k, &u.username, intended_at, None)).collect();
         self.store.record(self.provisioner, &[], &intents, &[]).await?;
         let duo = self.duo;
         let chunks: Vec<Vec<(SubjectKey, NewUser)>> = creates.chunks(USERS_PER_BULK_CREATE).map(|c| c.to_vec()).collect();
@@ -393,13 +448,14 @@ impl<'a> Applier<'a> {
                                 self.report.users.created += 1;
                                 self.created_users.insert(key.clone(), id.clone());
                                 self.subject_of_user.insert(id.clone(), key.clone());
-                                states.push(UserState { pending_name: None, subject: key, duo_user_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                                states.push(UserState { pending_name: None, pending_at: None, subject: key, duo_user_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
                             }
+                            // The call succeeded without this user: Duo did not create it.
                             None => {
                                 self.report.users.failed += 1;
                                 let message = "Duo's bulk create did not return this user".to_owned();
                                 self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &message);
-                                states.push(UserState { pending_name: Some(u.username.clone()), subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
+                                states.push(refused_user(key, StateError { code: "ERR".into(), message }));
                             }
                         }
                     }
@@ -415,25 +471,31 @@ impl<'a> Applier<'a> {
                                 self.report.users.created += 1;
                                 self.created_users.insert(key.clone(), created.user_id.clone());
                                 self.subject_of_user.insert(created.user_id.clone(), key.clone());
-                                states.push(UserState { pending_name: None, subject: key, duo_user_id: Some(created.user_id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                                states.push(UserState { pending_name: None, pending_at: None, subject: key, duo_user_id: Some(created.user_id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
                                 self.created_objects.push(created);
                             }
                             Err(e) => {
                                 self.report.users.failed += 1;
                                 self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
-                                states.push(UserState { pending_name: Some(u.username.clone()), subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                                states.push(if create_may_have_landed(&e) {
+                                    intended_user(&key, &u.username, intended_at, Some(state_error(&e)))
+                                } else {
+                                    refused_user(key, state_error(&e))
+                                });
                             }
                         }
                     }
                 }
-                // The outcome is unknown or the call failed as a whole: the intents stay, and the
-                // next run recognises whatever Duo did create as duoprov's own.
+                // The call failed as a whole. Only when its outcome is unknown do the intents
+                // stay (the next run recognises exactly the users it asked for, created after the
+                // intent, as duoprov's own); after a refusal nothing was created.
                 Err(e) => {
+                    let unknown = create_may_have_landed(&e);
                     for (key, u) in chunk {
                         self.progress.advance(1);
                         self.report.users.failed += 1;
                         self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
-                        states.push(UserState { pending_name: Some(u.username), subject: key, duo_user_id: None, in_target: false, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                        states.push(if unknown { intended_user(&key, &u.username, intended_at, Some(state_error(&e))) } else { refused_user(key, state_error(&e)) });
                     }
                 }
             }
@@ -494,6 +556,7 @@ impl<'a> Applier<'a> {
             let ok = error.is_none();
             states.push(GroupState {
                 pending_name: None,
+                pending_at: None,
                 group_uuid: uuid.clone(),
                 duo_group_id: Some(id.clone()),
                 in_target: true,
@@ -549,7 +612,7 @@ impl<'a> Applier<'a> {
                 }
             };
             let ok = error.is_none();
-            states.push(UserState { pending_name: None, subject: key, duo_user_id: Some(user_id), in_target: true, created_by_us, provisioned_at: ok.then_some(at), error });
+            states.push(UserState { pending_name: None, pending_at: None, subject: key, duo_user_id: Some(user_id), in_target: true, created_by_us, provisioned_at: ok.then_some(at), error });
         }
         self.store.record(self.provisioner, &[], &states, &[]).await?;
         Ok(())
@@ -714,7 +777,7 @@ impl<'a> Applier<'a> {
                 Err(e) => {
                     self.report.groups.failed += 1;
                     self.fail(Some(RetryTarget::Group { group_uuid: uuid.clone() }), format!("group {name}"), &e.to_string());
-                    states.push(GroupState { pending_name: None, group_uuid: uuid.clone(), duo_group_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
+                    states.push(GroupState { pending_name: None, pending_at: None, group_uuid: uuid.clone(), duo_group_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: None, error: Some(state_error(&e)) });
                 }
             }
         }

@@ -206,7 +206,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     // as a full sync holds them; only the plan is scoped.
     let registry = read_registry(store, settings).await?;
     let desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
-    let links = store.links(name).await?;
+    let links = crate::run::read_links(store, settings).await?;
 
     let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
     let group_link: HashMap<&str, &duoprov_model::GroupLink> = links.groups.iter().map(|l| (l.group_uuid.as_str(), l)).collect();
@@ -314,6 +314,8 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     // Duo, step 2: the users, by id where linked, then by username for the rest.
     let desired_user: HashMap<&SubjectKey, &duoprov_plan::desired::DesiredUser> = desired.users.iter().map(|u| (&u.key, u)).collect();
     let mut by_id: Vec<String> = users.iter().filter_map(|s| user_link.get(s).and_then(|l| l.duo_user_id.clone())).collect();
+    // A subject's user another provisioner of this Duo account links is its user here too (shared).
+    by_id.extend(users.iter().filter_map(|s| links.foreign.user_of_subject.get(&s.to_string()).cloned()));
     by_id.extend(extra_ids);
     by_id.sort();
     by_id.dedup();
@@ -366,6 +368,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     let scoped_links = Links {
         groups: links.groups.iter().filter(|l| group_set.contains(l.group_uuid.as_str())).cloned().collect(),
         users: links.users.iter().filter(|l| user_set.contains(&l.subject)).cloned().collect(),
+        foreign: links.foreign.clone(),
     };
     let mut read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();

@@ -33,6 +33,7 @@ pub(crate) fn snapshot_user(u: &User) -> DuoUser {
         status: u.status.clone(),
         aliases,
         groups,
+        created: u.created,
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use duoprov_duo::{DuoClient, User};
-use duoprov_model::{GroupName, SubjectKey};
+use duoprov_model::{GroupName, Links, SubjectKey};
 use duoprov_plan::fingerprint::fingerprint;
 use duoprov_plan::safety::{self, Approval};
 use duoprov_plan::{build_plan, DesiredState, Mapping, Plan, Policy};
@@ -38,6 +38,9 @@ pub struct SyncSettings {
     pub load_duo_users: bool,
     /// Escalation thresholds and the retry schedule.
     pub incremental: crate::incremental::IncrementalSettings,
+    /// The other provisioners provisioning the same Duo account: objects they have linked are
+    /// never adopted, deleted or emptied by this one.
+    pub shares_duo_with: Vec<String>,
 }
 
 /// Which kind of run.
@@ -147,6 +150,16 @@ fn filter_registry(settings: &SyncSettings, mut selection: ProvisionerSelection,
     RegistryRead { selection, eligible }
 }
 
+/// The provisioner's links, with the Duo objects the other provisioners of its Duo account link.
+pub(crate) async fn read_links(store: &dyn Store, settings: &SyncSettings) -> Result<Links, SyncError> {
+    let mut links = store.links(&settings.provisioner).await?;
+    for other in settings.shares_duo_with.iter().filter(|o| **o != settings.provisioner) {
+        let theirs = store.links(other).await?;
+        links.foreign.add(other, &theirs);
+    }
+    Ok(links)
+}
+
 /// Reads the registry selection, Duo and the links, and plans.
 pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings) -> Result<Prepared, SyncError> {
     let start = Instant::now();
@@ -157,7 +170,7 @@ pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings
     let (registry, duo_read) = tokio::join!(read_registry(store, settings), read_all(duo));
     let RegistryRead { selection, eligible } = registry?;
     let duo_read = duo_read?;
-    let links = store.links(name).await?;
+    let links = read_links(store, settings).await?;
     let read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();
     let desired = DesiredState::build(&selection, &settings.mapping, eligible.as_ref());

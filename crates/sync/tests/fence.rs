@@ -60,6 +60,7 @@ async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_ne
         concurrency: 2,
         incremental: Default::default(),
         load_duo_users: false,
+        shares_duo_with: Vec::new(),
     };
 
     // Held while matches are recorded and groups created; lost before users are created.

@@ -53,6 +53,7 @@ pub async fn run(json: bool) -> Result<u8> {
         concurrency: 4,
         incremental: Default::default(),
         schedule: Default::default(),
+        shares_duo_with: Vec::new(),
     };
     let settings = Settings {
         daemon: Default::default(),

@@ -30,6 +30,7 @@ pub fn settings_of(p: &Provisioner) -> SyncSettings {
         concurrency: p.concurrency,
         load_duo_users: p.load_duo_users,
         incremental: p.incremental,
+        shares_duo_with: p.shares_duo_with.clone(),
     }
 }
 
@@ -348,10 +349,17 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
         },
         Err(e) => check("registry", Err(anyhow::anyhow!("{e:#}"))),
     }
+    if let Some(tls) = duoprov_registry::pg_tls::tls_choice(&ctx.settings.registry_url) {
+        check("registry TLS", Ok(tls.describe()));
+    }
+    let mut duo_groups = Vec::new();
     match &client {
         Ok((_, duo)) => {
             match duo.list_groups().await {
-                Ok(groups) => check("Duo", Ok(format!("read access works; {} groups in the account", groups.len()))),
+                Ok(groups) => {
+                    check("Duo", Ok(format!("read access works; {} groups in the account", groups.len())));
+                    duo_groups = groups;
+                }
                 Err(e) => check("Duo", Err(e.into())),
             }
             check("Duo write grant", probe_write_grant(duo).await);
@@ -360,6 +368,9 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
             }
         }
         Err(e) => check("Duo", Err(anyhow::anyhow!("{e:#}"))),
+    }
+    if let (Some(p), Ok(store)) = (ctx.settings.provisioners.get(provisioner), &store) {
+        shared_account_warnings(&**store, p, &duo_groups).await;
     }
     let problems = checks.iter().filter(|(_, r)| r.is_err()).count();
     if ctx.json {
@@ -380,4 +391,40 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
         }
     }
     Ok(if problems == 0 { exit::OK } else { exit::ERROR })
+}
+
+/// Warns when other provisioners provision the same Duo account, and names every Duo object
+/// linked by this provisioner and another one.
+async fn shared_account_warnings(store: &dyn duoprov_registry::Store, p: &Provisioner, duo_groups: &[duoprov_duo::Group]) {
+    if p.shares_duo_with.is_empty() {
+        return;
+    }
+    println!(
+        "warn  shared Duo account: provisioner(s) {} provision the same Duo account as {}; none of them adopts, deletes or removes members of a group another one links (such a group is held with MAT), and a user another one links is used only as a shared user, never rewritten or deleted",
+        p.shares_duo_with.join(", "),
+        p.name
+    );
+    let Ok(mine) = store.links(&p.name).await else { return };
+    let name_of = |id: &str| duo_groups.iter().find(|g| g.group_id == id).map(|g| format!("{:?}", g.name)).unwrap_or_else(|| id.to_owned());
+    for other in &p.shares_duo_with {
+        let Ok(theirs) = store.links(other).await else { continue };
+        let mut foreign = duoprov_model::ForeignLinks::default();
+        foreign.add(other, &theirs);
+        for l in &mine.groups {
+            if let Some(id) = l.duo_group_id.as_deref().filter(|id| foreign.groups.contains_key(*id)) {
+                println!("warn  linked twice: Duo group {} is linked by both {} and {other}; keep it selected in one provisioner only", name_of(id), p.name);
+            }
+        }
+        let shared: Vec<String> = mine.users.iter().filter(|l| l.duo_user_id.as_deref().is_some_and(|id| foreign.users.contains_key(id))).map(|l| l.subject.to_string()).collect();
+        if !shared.is_empty() {
+            let shown: Vec<&str> = shared.iter().take(10).map(String::as_str).collect();
+            let more = if shared.len() > shown.len() { format!(" and {} more", shared.len() - shown.len()) } else { String::new() };
+            println!(
+                "warn  linked twice: {} Duo user(s) are linked by both {} and {other} ({}{more}); they are shared: only the provisioner that created one may rewrite or delete it",
+                shared.len(),
+                p.name,
+                shown.join(", ")
+            );
+        }
+    }
 }

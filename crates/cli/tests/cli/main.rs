@@ -9,6 +9,7 @@ mod daemon;
 mod daemon_resilience;
 mod incremental;
 mod permissions;
+mod ownership;
 mod registry;
 mod safety;
 mod secrets;

@@ -108,6 +108,7 @@ fn adoption_is_shown_and_never_counts_as_ownership() {
             status: "active".into(),
             aliases: vec![],
             groups: vec![],
+            created: None,
         }],
     };
     let sel = seed(vec!["mchyzer"], "Test group", "mchyzer");
@@ -138,6 +139,7 @@ fn two_candidates_are_an_error_not_a_guess() {
         status: "active".into(),
         aliases: vec![],
         groups: vec![],
+        created: None,
     };
     let duo = DuoSnapshot {
         users: vec![mk("DUA0000000000000001", "jdoe"), mk("DUA0000000000000002", "JDoe")],
@@ -251,8 +253,9 @@ fn a_recreated_registry_group_takes_over_the_duo_group_and_the_old_link_is_forgo
         users: vec![],
     };
     let links = Links {
-        groups: vec![GroupLink { pending_name: None, group_uuid: "u-old".into(), duo_group_id: Some("DGOLD000000000000001".into()), created_by_us: true, in_target: true }],
+        groups: vec![GroupLink { pending_name: None, pending_at: None, group_uuid: "u-old".into(), duo_group_id: Some("DGOLD000000000000001".into()), created_by_us: true, in_target: true }],
         users: vec![],
+        ..Default::default()
     };
     let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
     assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::DeleteGroup { .. } | Op::CreateGroup { .. })), "{:?}", plan.ops);
@@ -308,6 +311,7 @@ fn a_user_at_100_groups_moves_between_groups_whatever_their_order_in_the_selecti
             status: "active".into(),
             aliases: vec![],
             groups: ids[1..].to_vec(),
+            created: None,
         }],
     };
     let groups: Vec<(Group, Vec<&str>)> =
@@ -325,4 +329,169 @@ fn a_user_at_100_groups_moves_between_groups_whatever_their_order_in_the_selecti
         })
         .collect();
     assert_eq!(membership_ops, vec!["remove g100", "add g000"]);
+}
+
+// ------------------------------------------------------------------ ownership of intended creates
+
+fn duo_user(id: &str, username: &str, realname: &str, created: Option<i64>) -> DuoUser {
+    DuoUser {
+        user_id: id.into(),
+        username: username.into(),
+        realname: realname.into(),
+        email: String::new(),
+        firstname: String::new(),
+        lastname: String::new(),
+        status: "active".into(),
+        aliases: vec![],
+        groups: vec![],
+        created,
+    }
+}
+
+fn duo_group(id: &str, name: &str, desc: &str) -> DuoGroup {
+    DuoGroup { group_id: id.into(), name: name.into(), desc: desc.into(), status: "active".into() }
+}
+
+fn group_intent(uuid: &str, name: &str, at: Option<i64>) -> duoprov_model::GroupLink {
+    duoprov_model::GroupLink { pending_name: Some(name.into()), pending_at: at, group_uuid: uuid.into(), duo_group_id: None, created_by_us: true, in_target: false }
+}
+
+fn user_intent(id: &str, username: &str, at: Option<i64>) -> duoprov_model::UserLink {
+    duoprov_model::UserLink {
+        pending_name: Some(username.into()),
+        pending_at: at,
+        subject: duoprov_model::SubjectKey::new("local", id),
+        duo_user_id: None,
+        created_by_us: true,
+        in_target: false,
+    }
+}
+
+#[test]
+fn a_pending_group_intent_claims_the_group_of_exactly_the_intended_name() {
+    let sel = seed(vec![], "Test group", "mchyzer");
+    let duo = DuoSnapshot { groups: vec![duo_group("DGMINE00000000000001", "testGroup", "Test group")], users: vec![] };
+    let links = duoprov_model::Links { groups: vec![group_intent("u-test", "testGroup", Some(1_000))], ..Default::default() };
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+    assert!(plan.adoptions.is_empty(), "{}", duoprov_plan::render::text(&plan));
+    assert!(plan.group_matches.iter().any(|m| m.uuid == "u-test" && m.created_by_us), "{:?}", plan.group_matches);
+}
+
+#[test]
+fn a_renamed_group_with_a_pending_intent_adopts_the_hand_made_group_of_the_new_name() {
+    // The intent was for "oldName"; the registry group now maps to "testGroup", which someone
+    // made by hand: it is adopted, never claimed, and its description is left alone.
+    let sel = seed(vec![], "Test group", "mchyzer");
+    let duo = DuoSnapshot { groups: vec![duo_group("DGHAND00000000000001", "testGroup", "made by hand")], users: vec![] };
+    let links = duoprov_model::Links { groups: vec![group_intent("u-test", "oldName", Some(1_000))], ..Default::default() };
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+    assert_eq!(plan.adoptions.len(), 1, "{}", duoprov_plan::render::text(&plan));
+    assert!(plan.group_matches.iter().all(|m| !m.created_by_us), "{:?}", plan.group_matches);
+    assert!(plan.ops.iter().all(|o| !matches!(o.op, Op::UpdateGroup { .. })), "{}", duoprov_plan::render::text(&plan));
+}
+
+#[test]
+fn an_intent_without_a_recorded_time_claims_nothing() {
+    // Written by a version that kept intents after refused creates: the group may be hand-made.
+    let sel = seed(vec![], "Test group", "mchyzer");
+    let duo = DuoSnapshot { groups: vec![duo_group("DGHAND00000000000001", "testGroup", "made by hand")], users: vec![] };
+    let links = duoprov_model::Links { groups: vec![group_intent("u-test", "testGroup", None)], ..Default::default() };
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+    assert_eq!(plan.adoptions.len(), 1, "{}", duoprov_plan::render::text(&plan));
+    assert!(plan.group_matches.iter().all(|m| !m.created_by_us));
+}
+
+#[test]
+fn a_pending_user_intent_claims_only_a_user_created_at_or_after_the_intent() {
+    let sel = seed(vec!["mchyzer"], "Test group", "mchyzer");
+    let links = duoprov_model::Links { users: vec![user_intent("mchyzer", "mchyzer", Some(1_000))], ..Default::default() };
+    for (created, claimed) in [(Some(999), false), (None, false), (Some(1_000), true), (Some(5_000), true)] {
+        // Usernames compare case-insensitively, as everywhere in the planner.
+        let duo = DuoSnapshot { users: vec![duo_user("DUX00000000000000001", "MChyzer", "Someone Else", created)], groups: vec![] };
+        let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+        let m = plan.user_matches.iter().find(|m| m.id == "mchyzer").expect("matched");
+        assert_eq!(m.created_by_us, claimed, "created {created:?}: {}", duoprov_plan::render::text(&plan));
+        assert_eq!(plan.adoptions.len(), usize::from(!claimed), "created {created:?}");
+        let rewrites = plan.ops.iter().any(|o| matches!(o.op, Op::UpdateUser { .. }));
+        assert_eq!(rewrites, claimed, "only duoprov's own user is rewritten (created {created:?})");
+    }
+}
+
+#[test]
+fn a_deselected_pending_intent_deletes_only_exactly_the_intended_object() {
+    let sel = selection(vec![], vec![]);
+    let policy = Policy { group_delete: duoprov_plan::DeletePolicy::NotInSource, user_delete: duoprov_plan::DeletePolicy::CreatedByUs, ..Policy::default() };
+    let links = duoprov_model::Links {
+        groups: vec![group_intent("u-staff", "staff", Some(1_000)), group_intent("u-old", "old", None)],
+        users: vec![user_intent("jdoe", "jdoe", Some(1_000)), user_intent("asmith", "asmith", Some(1_000))],
+        ..Default::default()
+    };
+    let duo = DuoSnapshot {
+        groups: vec![duo_group("DG000000000000000001", "Staff", "by hand"), duo_group("DG000000000000000002", "old", "by hand")],
+        users: vec![duo_user("DU000000000000000001", "JDoe", "by hand", Some(999)), duo_user("DU000000000000000002", "asmith", "ours", Some(1_001))],
+    };
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &policy);
+    let deletes: Vec<&Op> = plan.ops.iter().map(|o| &o.op).collect();
+    assert_eq!(deletes.len(), 1, "{}", duoprov_plan::render::text(&plan));
+    assert!(matches!(deletes[0], Op::DeleteUser { user_id, .. } if user_id == "DU000000000000000002"), "{deletes:?}");
+    let mut released = plan.released_groups.clone();
+    released.sort();
+    assert_eq!(released, vec!["u-old".to_owned(), "u-staff".to_owned()]);
+    assert_eq!(plan.released_users, vec![duoprov_model::SubjectKey::new("local", "jdoe")]);
+}
+
+// ------------------------------------------------------------------ two provisioners, one Duo account
+
+fn linked_by_prod_b() -> duoprov_model::ForeignLinks {
+    let theirs = duoprov_model::Links {
+        groups: vec![duoprov_model::GroupLink {
+            pending_name: None,
+            pending_at: None,
+            group_uuid: "b-test".into(),
+            duo_group_id: Some("DGB00000000000000001".into()),
+            created_by_us: true,
+            in_target: true,
+        }],
+        users: vec![duoprov_model::UserLink {
+            pending_name: None,
+            pending_at: None,
+            subject: duoprov_model::SubjectKey::new("local", "mchyzer"),
+            duo_user_id: Some("DUB00000000000000001".into()),
+            created_by_us: true,
+            in_target: true,
+        }],
+        ..Default::default()
+    };
+    let mut f = duoprov_model::ForeignLinks::default();
+    f.add("prodB", &theirs);
+    f
+}
+
+#[test]
+fn a_group_another_provisioner_links_is_held_mat_never_adopted_or_emptied() {
+    let sel = seed(vec!["mchyzer"], "Test group", "mchyzer");
+    let mut user = duo_user("DUB00000000000000001", "mchyzer", "B's name", Some(1));
+    let mut other = duo_user("DUB00000000000000002", "kwilso", "B's member", Some(1));
+    user.groups = vec!["DGB00000000000000001".into()];
+    other.groups = vec!["DGB00000000000000001".into()];
+    let duo = DuoSnapshot { groups: vec![duo_group("DGB00000000000000001", "testGroup", "B's")], users: vec![user, other] };
+    let links = duoprov_model::Links { foreign: linked_by_prod_b(), ..Default::default() };
+    let policy = Policy { update_adopted: true, user_delete: duoprov_plan::DeletePolicy::NotInSource, ..Policy::default() };
+    let plan = build_plan("prodA", &desired(&sel), &duo, &links, &policy);
+    let text = duoprov_plan::render::text(&plan);
+    let mat: Vec<&str> = plan.errors.iter().filter(|e| e.code == ErrorCode::Mat).map(|e| e.message.as_str()).collect();
+    assert_eq!(mat.len(), 1, "{text}");
+    assert!(mat[0].contains("Duo group \"testGroup\" is managed by provisioner prodB"), "{}", mat[0]);
+    assert!(plan.group_matches.is_empty(), "{text}");
+    assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::RemoveMember { .. } | Op::CreateGroup { .. } | Op::DeleteGroup { .. } | Op::UpdateGroup { .. })), "{text}");
+    // The user B links is shared: matched, not owned, not rewritten even with update_adopted.
+    let m = plan.user_matches.iter().find(|m| m.id == "mchyzer").expect("the shared user is matched");
+    assert!(!m.created_by_us);
+    assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::UpdateUser { .. })), "{text}");
+    // Deselected later, the shared user is released, never deleted.
+    let mut sim = Sim::new(duo.clone());
+    sim.links.foreign = linked_by_prod_b();
+    sim.apply(&plan);
+    let plan = build_plan("prodA", &desired(&selection(vec![], vec![])), &sim.duo, &sim.links, &policy);
+    assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::DeleteUser { .. } | Op::DeleteGroup { .. })), "{}", duoprov_plan::render::text(&plan));
 }

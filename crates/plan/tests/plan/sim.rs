@@ -21,12 +21,12 @@ impl Sim {
 
     fn link_group(&mut self, uuid: &str, id: &str, created: bool) {
         self.links.groups.retain(|l| l.group_uuid != uuid);
-        self.links.groups.push(GroupLink { pending_name: None, group_uuid: uuid.into(), duo_group_id: Some(id.into()), created_by_us: created, in_target: true });
+        self.links.groups.push(GroupLink { pending_name: None, pending_at: None, group_uuid: uuid.into(), duo_group_id: Some(id.into()), created_by_us: created, in_target: true });
     }
 
     fn link_user(&mut self, key: SubjectKey, id: &str, created: bool) {
         self.links.users.retain(|l| l.subject != key);
-        self.links.users.push(UserLink { pending_name: None, subject: key, duo_user_id: Some(id.into()), created_by_us: created, in_target: true });
+        self.links.users.push(UserLink { pending_name: None, pending_at: None, subject: key, duo_user_id: Some(id.into()), created_by_us: created, in_target: true });
     }
 
     /// Applies every operation; returns how many it performed.
@@ -62,6 +62,7 @@ impl Sim {
                         status: "active".into(),
                         aliases: vec![],
                         groups: vec![],
+                        created: None,
                     });
                     self.link_user(SubjectKey::new(source, id), &uid, true);
                 }

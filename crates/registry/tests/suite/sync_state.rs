@@ -8,6 +8,7 @@ use serde_json::json;
 registry_test!(links_round_trip_and_keep_their_history, |store| {
     let g = |id: Option<&str>, at: Option<i64>, error: Option<StateError>| GroupState {
         pending_name: None,
+        pending_at: None,
         group_uuid: "uuid-1".into(),
         duo_group_id: id.map(str::to_owned),
         in_target: id.is_some(),
@@ -33,7 +34,7 @@ registry_test!(links_round_trip_and_keep_their_history, |store| {
     assert!(store.links("other").await.unwrap().groups.is_empty(), "links are per provisioner");
 
     let key = SubjectKey::local("mchyzer");
-    let user = UserState { pending_name: None, subject: key.clone(), duo_user_id: Some("DUAAAAAAAAAAAAAAAAAA".into()), in_target: true, created_by_us: false, provisioned_at: Some(5), error: None };
+    let user = UserState { pending_name: None, pending_at: None, subject: key.clone(), duo_user_id: Some("DUAAAAAAAAAAAAAAAAAA".into()), in_target: true, created_by_us: false, provisioned_at: Some(5), error: None };
     let membership = MembershipState { group_uuid: "uuid-1".into(), subject: key.clone(), in_target: true, provisioned_at: Some(5), error: None };
     store.record("duoTest", &[], &[user], &[membership]).await.unwrap();
     let links = store.links("duoTest").await.unwrap();
@@ -43,6 +44,65 @@ registry_test!(links_round_trip_and_keep_their_history, |store| {
     store.forget_groups("duoTest", &["uuid-1".into()]).await.unwrap();
     let links = store.links("duoTest").await.unwrap();
     assert!(links.users.is_empty() && links.groups.is_empty());
+});
+
+registry_test!(an_intent_over_an_existing_link_clears_the_stale_duo_id_and_keeps_the_pending_name, |store| {
+    let linked = |id: &str| GroupState {
+        pending_name: None,
+        pending_at: None,
+        group_uuid: "uuid-1".into(),
+        duo_group_id: Some(id.into()),
+        in_target: true,
+        created_by_us: true,
+        provisioned_at: Some(100),
+        error: None,
+    };
+    let intent = GroupState {
+        pending_name: Some("staff".into()),
+        pending_at: Some(1_000),
+        group_uuid: "uuid-1".into(),
+        duo_group_id: None,
+        in_target: false,
+        created_by_us: true,
+        provisioned_at: None,
+        error: None,
+    };
+    // A linked group, deleted in Duo, is re-created: the intent replaces the stale id.
+    store.record("duoTest", &[linked("DGSTALE0000000000001")], &[], &[]).await.unwrap();
+    store.record("duoTest", std::slice::from_ref(&intent), &[], &[]).await.unwrap();
+    let l = store.links("duoTest").await.unwrap().groups.remove(0);
+    assert_eq!((l.duo_group_id, l.pending_name.as_deref(), l.pending_at, l.created_by_us), (None, Some("staff"), Some(1_000), true));
+    // A failure record of unknown outcome (the intent again, with its error) keeps it.
+    store.record("duoTest", &[GroupState { error: Some(StateError { code: "ERR".into(), message: "HTTP 503".into() }), ..intent.clone() }], &[], &[]).await.unwrap();
+    let l = store.links("duoTest").await.unwrap().groups.remove(0);
+    assert_eq!((l.duo_group_id, l.pending_name.as_deref(), l.pending_at), (None, Some("staff"), Some(1_000)));
+    // A refused create clears the intent: no id, no name, nothing owned.
+    let refused = GroupState { pending_name: None, pending_at: None, duo_group_id: None, created_by_us: false, error: Some(StateError { code: "ERR".into(), message: "HTTP 403".into() }), ..intent.clone() };
+    store.record("duoTest", &[refused], &[], &[]).await.unwrap();
+    let l = store.links("duoTest").await.unwrap().groups.remove(0);
+    assert_eq!((l.duo_group_id, l.pending_name, l.pending_at, l.created_by_us), (None, None, None, false));
+    // Confirmed: the new id is recorded and the intent goes.
+    store.record("duoTest", std::slice::from_ref(&intent), &[], &[]).await.unwrap();
+    store.record("duoTest", &[linked("DGNEW00000000000001")], &[], &[]).await.unwrap();
+    let l = store.links("duoTest").await.unwrap().groups.remove(0);
+    assert_eq!((l.duo_group_id.as_deref(), l.pending_name, l.pending_at), (Some("DGNEW00000000000001"), None, None));
+
+    // Users follow the same rules.
+    let key = SubjectKey::local("jdoe");
+    let user = |id: Option<&str>, pending: Option<&str>| UserState {
+        pending_name: pending.map(str::to_owned),
+        pending_at: pending.map(|_| 2_000),
+        subject: key.clone(),
+        duo_user_id: id.map(str::to_owned),
+        in_target: id.is_some(),
+        created_by_us: true,
+        provisioned_at: None,
+        error: None,
+    };
+    store.record("duoTest", &[], &[user(Some("DUSTALE0000000000001"), None)], &[]).await.unwrap();
+    store.record("duoTest", &[], &[user(None, Some("JDoe"))], &[]).await.unwrap();
+    let l = store.links("duoTest").await.unwrap().users.remove(0);
+    assert_eq!((l.duo_user_id, l.pending_name.as_deref(), l.pending_at), (None, Some("JDoe"), Some(2_000)));
 });
 
 registry_test!(runs_are_logged_newest_first, |store| {
