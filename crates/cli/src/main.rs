@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod config;
 mod daemon;
+mod files;
 #[cfg(test)]
 mod config_props;
 mod output;

@@ -26,7 +26,7 @@ pub async fn run(json: bool) -> Result<u8> {
     // A throwaway key for a throwaway emulator, kept in a private file like a real one.
     let skey: String = (0..40).map(|i| char::from(b'a' + ((i * 7 + std::process::id() as usize) % 26) as u8)).collect();
     let skey_file = dir.path().join("duo.skey");
-    std::fs::write(&skey_file, &skey)?;
+    crate::files::write_private(&skey_file, skey.as_bytes())?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

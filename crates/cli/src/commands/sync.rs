@@ -42,7 +42,8 @@ pub async fn plan(ctx: &Context, provisioner: &str, out: Option<PathBuf>) -> Res
     let saved = prepared.saved();
     if let Some(path) = &out {
         let text = serde_json::to_string_pretty(&saved)?;
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        // A plan names users and their e-mail addresses: private to its owner.
+        crate::files::write_private(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if ctx.json {
         output::json(&saved)?;
@@ -334,6 +335,8 @@ async fn write_round_trip(duo: &duoprov_duo::DuoClient) -> Result<String> {
 pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Result<u8> {
     let mut checks: Vec<(String, Result<String>)> = Vec::new();
     let mut check = |name: &str, result: Result<String>| checks.push((name.to_owned(), result));
+    // Warnings: nothing fails, but an operator should look.
+    let mut warnings: Vec<(String, String)> = Vec::new();
     check("configuration", Ok(format!("provisioner {provisioner} found")).and_then(|m| {
         ctx.settings.provisioners.get(provisioner).map(|_| m).ok_or_else(|| anyhow::anyhow!("no [provisioner.{provisioner}]"))
     }));
@@ -370,17 +373,19 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
         Err(e) => check("Duo", Err(anyhow::anyhow!("{e:#}"))),
     }
     if let (Some(p), Ok(store)) = (ctx.settings.provisioners.get(provisioner), &store) {
-        shared_account_warnings(&**store, p, &duo_groups).await;
+        warnings.extend(shared_account_warnings(&**store, p, &duo_groups).await);
     }
+    warnings.extend(private_file_warnings(&ctx.settings.registry_url));
     let problems = checks.iter().filter(|(_, r)| r.is_err()).count();
     if ctx.json {
-        let rows: Vec<serde_json::Value> = checks
+        let mut rows: Vec<serde_json::Value> = checks
             .iter()
             .map(|(name, r)| match r {
                 Ok(detail) => json!({"check": name, "ok": true, "detail": detail}),
                 Err(e) => json!({"check": name, "ok": false, "detail": format!("{e:#}")}),
             })
             .collect();
+        rows.extend(warnings.iter().map(|(name, detail)| json!({"check": name, "ok": true, "warning": true, "detail": detail})));
         output::json(&json!({"provisioner": provisioner, "ok": problems == 0, "checks": rows}))?;
     } else {
         for (name, r) in &checks {
@@ -389,22 +394,29 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
                 Err(e) => println!("FAIL  {name}: {e:#}"),
             }
         }
+        for (name, detail) in &warnings {
+            println!("warn  {name}: {detail}");
+        }
     }
     Ok(if problems == 0 { exit::OK } else { exit::ERROR })
 }
 
 /// Warns when other provisioners provision the same Duo account, and names every Duo object
 /// linked by this provisioner and another one.
-async fn shared_account_warnings(store: &dyn duoprov_registry::Store, p: &Provisioner, duo_groups: &[duoprov_duo::Group]) {
+async fn shared_account_warnings(store: &dyn duoprov_registry::Store, p: &Provisioner, duo_groups: &[duoprov_duo::Group]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     if p.shares_duo_with.is_empty() {
-        return;
+        return out;
     }
-    println!(
-        "warn  shared Duo account: provisioner(s) {} provision the same Duo account as {}; none of them adopts, deletes or removes members of a group another one links (such a group is held with MAT), and a user another one links is used only as a shared user, never rewritten or deleted",
-        p.shares_duo_with.join(", "),
-        p.name
-    );
-    let Ok(mine) = store.links(&p.name).await else { return };
+    out.push((
+        "shared Duo account".to_owned(),
+        format!(
+            "provisioner(s) {} provision the same Duo account as {}; none of them adopts, deletes or removes members of a group another one links (such a group is held with MAT), and a user another one links is used only as a shared user, never rewritten or deleted",
+            p.shares_duo_with.join(", "),
+            p.name
+        ),
+    ));
+    let Ok(mine) = store.links(&p.name).await else { return out };
     let name_of = |id: &str| duo_groups.iter().find(|g| g.group_id == id).map(|g| format!("{:?}", g.name)).unwrap_or_else(|| id.to_owned());
     for other in &p.shares_duo_with {
         let Ok(theirs) = store.links(other).await else { continue };
@@ -412,19 +424,40 @@ async fn shared_account_warnings(store: &dyn duoprov_registry::Store, p: &Provis
         foreign.add(other, &theirs);
         for l in &mine.groups {
             if let Some(id) = l.duo_group_id.as_deref().filter(|id| foreign.groups.contains_key(*id)) {
-                println!("warn  linked twice: Duo group {} is linked by both {} and {other}; keep it selected in one provisioner only", name_of(id), p.name);
+                out.push(("linked twice".to_owned(), format!("Duo group {} is linked by both {} and {other}; keep it selected in one provisioner only", name_of(id), p.name)));
             }
         }
         let shared: Vec<String> = mine.users.iter().filter(|l| l.duo_user_id.as_deref().is_some_and(|id| foreign.users.contains_key(id))).map(|l| l.subject.to_string()).collect();
         if !shared.is_empty() {
             let shown: Vec<&str> = shared.iter().take(10).map(String::as_str).collect();
             let more = if shared.len() > shown.len() { format!(" and {} more", shared.len() - shown.len()) } else { String::new() };
-            println!(
-                "warn  linked twice: {} Duo user(s) are linked by both {} and {other} ({}{more}); they are shared: only the provisioner that created one may rewrite or delete it",
-                shared.len(),
-                p.name,
-                shown.join(", ")
-            );
+            out.push((
+                "linked twice".to_owned(),
+                format!(
+                    "{} Duo user(s) are linked by both {} and {other} ({}{more}); they are shared: only the provisioner that created one may rewrite or delete it",
+                    shared.len(),
+                    p.name,
+                    shown.join(", ")
+                ),
+            ));
         }
     }
+    out
+}
+
+/// Warnings for registry files that group or others can read: the SQLite database (with its
+/// `-wal` and `-shm`) holds names, e-mail addresses and phone numbers.
+fn private_file_warnings(registry_url: &str) -> Vec<(String, String)> {
+    let Some(path) = registry_url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) else { return Vec::new() };
+    let mut out = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{path}{suffix}"));
+        if let Some(mode) = crate::files::readable_by_others(&file) {
+            out.push((
+                "file permissions".to_owned(),
+                format!("{} (mode {mode:o}) holds personal data and is readable by group or others; chmod 600 it", file.display()),
+            ));
+        }
+    }
+    out
 }

@@ -255,6 +255,32 @@ async fn a_secret_file_readable_by_others_is_named_in_a_warning_and_never_printe
     assert!(!err.contains("Authorization: Basic"), "Authorization is always masked");
 }
 
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_is_private_and_doctor_warns_about_a_registry_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("registry.db"), 0o600, "a new registry is private");
+    let (out, _) = run(dir, &["doctor", "duoTest"], 0);
+    assert!(!out.contains("file permissions"), "{out}");
+    std::fs::set_permissions(dir.join("registry.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (out, _) = run(dir, &["doctor", "duoTest"], 0);
+    assert!(out.contains("warn  file permissions") && out.contains("registry.db (mode 644)") && out.contains("chmod 600"), "{out}");
+    let (out, _) = run(dir, &["--json", "doctor", "duoTest"], 0);
+    let doc: serde_json::Value = serde_json::from_str(&out).expect("doctor --json is one JSON document");
+    assert!(doc["checks"].as_array().unwrap().iter().any(|c| c["warning"] == true && c["check"] == "file permissions"), "{doc}");
+    // A plan names users and e-mail addresses: the saved file is private, even over a file
+    // that was readable by others.
+    std::fs::write(dir.join("plan.json"), "old").unwrap();
+    std::fs::set_permissions(dir.join("plan.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    run(dir, &["plan", "duoTest", "--out", "plan.json"], 0);
+    assert_eq!(mode("plan.json"), 0o600);
+    assert!(std::fs::read_to_string(dir.join("plan.json")).unwrap().contains("kwilso@example.edu"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signature_version_2_works_and_warns_that_hmac_sha1_is_deprecated() {
     let env = setup("").await;
