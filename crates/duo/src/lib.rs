@@ -48,9 +48,9 @@ pub mod traffic;
 pub mod transport;
 pub mod users;
 
-pub use bulk::{BulkOp, BulkOpResult, MAX_BULK_OPS};
+pub use bulk::{BulkOp, BulkOpResult, MAX_BULK_OPS, OpsOutcome};
 pub use client::{CallSpec, Clock, DuoClient, Params, Reply, SystemClock};
-pub use config::{CallObserver, DuoConfig, PacingConfig, RetryConfig, TrafficLogMode};
+pub use config::{BulkMode, CallObserver, DuoConfig, PacingConfig, RetryConfig, TrafficLogMode};
 pub use duoprov_duo_wire::SignatureVariant;
 pub use duoprov_duo_wire::envelope::Failure;
 pub use duoprov_duo_wire::types::{Group, GroupMember, User};
