@@ -65,6 +65,17 @@ pub enum BulkMode {
     Never,
 }
 
+impl BulkMode {
+    /// The setting's spelling: `auto`, `always`, `never`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkMode::Auto => "auto",
+            BulkMode::Always => "always",
+            BulkMode::Never => "never",
+        }
+    }
+}
+
 impl FromStr for BulkMode {
     type Err = DuoError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
