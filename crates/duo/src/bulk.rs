@@ -27,8 +27,10 @@
 //! signing with v5, since no official client sends bulk form-encoded) makes single calls; `always`
 //! reports anything unclear as the operation's failure; `auto` sends the ops of a chunk as single
 //! calls when the bulk call answers 404/405 or a reply it does not recognise (and stops using
-//! bulk for the rest of the client's life), and redoes each unconfirmed op as a single call — a
-//! remove as `DELETE /admin/v1/users/{id}/groups/{gid}`, whose 404 does mean "not a member".
+//! bulk for the rest of the client's life) or refuses the call as a whole with a 400 (the request
+//! format is not verified either; bulk is tried again for the next chunk), and redoes each
+//! unconfirmed op as a single call — a remove as `DELETE /admin/v1/users/{id}/groups/{gid}`, whose
+//! 404 does mean "not a member".
 
 use duoprov_duo_wire::SignatureVariant;
 use duoprov_duo_wire::envelope::Failure;
@@ -320,9 +322,13 @@ impl DuoClient {
                             slots[*i] = Some(r);
                         }
                     }
-                    Err(e) if mode == BulkMode::Auto && bulk_unusable(&e) => {
-                        tracing::warn!(error = %e, "the bulk endpoint is not usable; sending single calls from now on");
-                        self.mark_bulk_unusable();
+                    Err(e) if mode == BulkMode::Auto && (bulk_unusable(&e) || e.class() == ErrorClass::InvalidParameter) => {
+                        if bulk_unusable(&e) {
+                            tracing::warn!(error = %e, "the bulk endpoint is not usable; sending single calls from now on");
+                            self.mark_bulk_unusable();
+                        } else {
+                            tracing::warn!(error = %e, "Duo refused the bulk call as a whole; sending its operations as single calls");
+                        }
                         for (i, op) in &sent {
                             calls += 1;
                             slots[*i] = Some(self.single_op(op).await);

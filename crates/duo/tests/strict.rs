@@ -241,6 +241,21 @@ async fn an_unusable_bulk_endpoint_falls_back_to_single_calls_for_the_rest_of_th
 }
 
 #[tokio::test]
+async fn a_bulk_call_refused_as_a_whole_sends_its_ops_as_single_calls() {
+    let script = duo_with_bulk(Some(fail(400, 40002, "Invalid request parameters", Some("operations"))), ok_element);
+    let duo = http_client(&script, |_| {}).await;
+    let outcome = duo.run_ops(&membership_ops()).await;
+    assert!(outcome.results.iter().all(Result::is_ok), "{outcome:?}");
+    assert_eq!(outcome.calls, 3);
+    assert!(!duo.bulk_found_unusable(), "a 400 may be this request's fault: bulk is tried again");
+    assert_eq!(duo.run_ops(&membership_ops()).await.calls, 3);
+    // With bulk = always the refusal is every op's failure.
+    let duo = http_client(&script, |c| c.bulk = BulkMode::Always).await;
+    let outcome = duo.run_ops(&membership_ops()).await;
+    assert!(outcome.results.iter().all(|r| r.as_ref().is_err_and(|e| e.class() == ErrorClass::InvalidParameter)), "{outcome:?}");
+}
+
+#[tokio::test]
 async fn fallback_costs_single_calls_only_for_the_affected_chunk() {
     // 120 adds = chunks of 50, 50, 20; only the second chunk's reply carries an unclassifiable
     // failure, for one op: one single call is added, nothing else.
