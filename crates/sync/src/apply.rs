@@ -425,7 +425,9 @@ impl<'a> Applier<'a> {
     async fn bulk(&mut self, ops: &[BulkOp]) -> Vec<Result<(), String>> {
         let duo = self.duo;
         let chunks: Vec<(usize, Vec<BulkOp>)> = ops.chunks(MAX_BULK_OPS).map(<[BulkOp]>::to_vec).enumerate().collect();
-        let mut results: Vec<(usize, usize, Vec<Result<(), String>>)> = stream::iter(chunks)
+        // (chunk index, write calls made, one result per op)
+        type Chunk = (usize, usize, Vec<Result<(), String>>);
+        let mut results: Vec<Chunk> = stream::iter(chunks)
             .map(|(i, chunk)| async move {
                 let outcome = duo.run_ops(&chunk).await;
                 let out = outcome.results.into_iter().map(|r| r.map(|_| ()).map_err(|e| e.to_string())).collect();

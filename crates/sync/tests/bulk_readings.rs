@@ -27,7 +27,7 @@ fn group(i: usize) -> GroupName {
 }
 
 fn subject(i: usize) -> SubjectKey {
-    SubjectKey::new("ldap", &format!("s{i}"))
+    SubjectKey::new("ldap", format!("s{i}"))
 }
 
 /// Group name → member usernames, as Duo holds them.
