@@ -15,7 +15,9 @@
 //!   ([`DuoClient::list_user_groups`], [`DuoClient::add_user_to_group`],
 //!   [`DuoClient::remove_user_from_group`]), groups ([`DuoClient::list_groups`],
 //!   [`DuoClient::get_group`], [`DuoClient::get_groups_by_ids`], [`DuoClient::list_group_members`], [`DuoClient::create_group`],
-//!   [`DuoClient::modify_group`], [`DuoClient::delete_group`]), [`DuoClient::bulk`], Trash
+//!   [`DuoClient::modify_group`], [`DuoClient::delete_group`]), [`DuoClient::run_ops`] (user and
+//!   membership writes through bulk with a single-call fallback, per [`BulkMode`]),
+//!   [`DuoClient::bulk`], Trash
 //!   ([`DuoClient::send_users_to_trash`], [`DuoClient::restore_users`]).
 //! - Errors are [`DuoError`]: the call plus a classified [`ErrorKind`] ([`ErrorClass`]).
 //!
