@@ -42,6 +42,7 @@ struct RawDuo {
     page_reads_per_minute: Option<u32>,
     max_concurrency: Option<usize>,
     server_retries: Option<u32>,
+    bulk: Option<String>,
 }
 
 /// One provisioner (`[provisioner.NAME]`).
@@ -266,6 +267,9 @@ pub struct DuoConnection {
     pub max_concurrency: Option<usize>,
     /// Retries after a 5xx or a broken connection; `None` keeps the client's default (3).
     pub server_retries: Option<u32>,
+    /// Whether user modifies, deletes and membership changes use `/admin/v1/bulk`
+    /// (`auto`, the default: bulk with single-call fallback; `always`; `never`).
+    pub bulk: duoprov_duo::BulkMode,
 }
 
 /// HTTP traffic logging, as Grouper's `logCommandsAlways` / `logCommandsOnError`.
@@ -366,6 +370,15 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         if signature_version != 2 && signature_version != 5 {
             bail!("{key}.signature_version: must be 5 (default) or 2");
         }
+        let bulk = match d.bulk.as_deref().unwrap_or("auto") {
+            "auto" => duoprov_duo::BulkMode::Auto,
+            "always" => duoprov_duo::BulkMode::Always,
+            "never" => duoprov_duo::BulkMode::Never,
+            other => bail!("{key}.bulk: must be auto (default), always or never, not {other:?}"),
+        };
+        if bulk == duoprov_duo::BulkMode::Always && signature_version != 5 {
+            bail!("{key}.bulk: \"always\" needs signature_version = 5 (Duo's bulk endpoint is only known to take v5-signed JSON); use \"auto\" or \"never\"");
+        }
         duo.insert(
             name.clone(),
             DuoConnection {
@@ -383,6 +396,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 page_reads_per_minute: d.page_reads_per_minute,
                 max_concurrency: d.max_concurrency,
                 server_retries: d.server_retries,
+                bulk,
             },
         );
     }
@@ -611,6 +625,7 @@ url = "{registry_url}"
 # api_host = "api-xxxxxxxx.duosecurity.com"
 # integration_key = "DIXXXXXXXXXXXXXXXXXX"
 # secret_key_file = "/etc/duoprov/duo.skey"     # or secret_key_env = "DUO_SKEY"
+# bulk = "auto"             # auto | always | never: user and membership writes via /admin/v1/bulk
 
 # A provisioner: which registry objects go to which Duo account.
 # [provisioner.duoTest]
@@ -729,5 +744,20 @@ mod tests {
         assert!(e.contains("duo.prod.url") && e.contains("loopback"), "{e}");
         let s = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\n")).unwrap();
         assert!(s.provisioners["p"].create_users);
+    }
+
+    #[test]
+    fn bulk_is_auto_by_default_and_always_needs_signature_v5() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n";
+        assert_eq!(parse_str(base).unwrap().duo["prod"].bulk, duoprov_duo::BulkMode::Auto);
+        for (value, mode) in [("never", duoprov_duo::BulkMode::Never), ("always", duoprov_duo::BulkMode::Always), ("auto", duoprov_duo::BulkMode::Auto)] {
+            assert_eq!(parse_str(&format!("{base}bulk = \"{value}\"\n")).unwrap().duo["prod"].bulk, mode);
+        }
+        let e = parse_str(&format!("{base}bulk = \"sometimes\"\n")).unwrap_err().to_string();
+        assert!(e.contains("duo.prod.bulk") && e.contains("auto (default), always or never"), "{e}");
+        let e = parse_str(&format!("{base}bulk = \"always\"\nsignature_version = 2\n")).unwrap_err().to_string();
+        assert!(e.contains("duo.prod.bulk") && e.contains("signature_version = 5"), "{e}");
+        // auto with v2 is accepted (it then sends single calls only).
+        assert!(parse_str(&format!("{base}signature_version = 2\n")).is_ok());
     }
 }

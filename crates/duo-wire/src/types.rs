@@ -91,7 +91,10 @@ pub struct User {
     /// Directory id of directory-synced users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    /// The user's groups (full group objects).
+    /// The user's groups (full group objects). Missing or `null` parses as empty here, because
+    /// create and modify replies need not carry them; the client requires the field on the reads
+    /// the membership diff is built from (listing, by id, by username), where an absent `groups`
+    /// is a malformed-response error naming `response[i].groups`, never "no groups".
     #[serde(default, deserialize_with = "null_as_default")]
     pub groups: Vec<Group>,
     /// Phones, kept as JSON (duoprov only reports them).

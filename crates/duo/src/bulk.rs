@@ -1,26 +1,45 @@
-//! The `/admin/v1/bulk` call: up to [`MAX_BULK_OPS`] user and membership operations per request,
-//! executed by Duo in order, with each operation's result mapped back to it.
+//! User and membership writes: the `/admin/v1/bulk` call (up to [`MAX_BULK_OPS`] operations per
+//! request, executed by Duo in order, each result mapped back to its operation), and
+//! [`DuoClient::run_ops`], which treats bulk as an optimisation over the single calls.
 //!
-//! Request (as Duo's official Ruby client sends it): parameter `operations` = a JSON-encoded
-//! array of `{"method", "path", "body"}` objects, where `body` holds the operation's usual
-//! parameters. Supported operations and their method/path are those the Ruby client lists:
+//! Request (as Duo's official Ruby client sends it, signed v5): parameter `operations` = a
+//! JSON-encoded array of `{"method", "path", "body"}` objects, where `body` holds the operation's
+//! usual parameters. Supported operations and their method/path are those the Ruby client lists:
 //! create user `POST /admin/v1/users`, modify user `POST /admin/v1/users/{id}`, delete user
 //! `DELETE /admin/v1/users/{id}`, add user group `POST /admin/v1/users/{id}/groups`, remove user
-//! group `POST /admin/v1/users/{id}/groups/{group_id}`.
+//! group `POST /admin/v1/users/{id}/groups/{group_id}` (the single call is `DELETE`; the `POST`
+//! spelling has no other source and is **unverified**).
 //!
-//! Response (**unverified**: Duo's docs were not reachable): `response` is taken to be an array
-//! with one element per operation, in order; an element that is a FAIL envelope
-//! (`{"stat":"FAIL","code":…,"message":…}`) is that operation's failure, an OK envelope gives its
-//! `response`, anything else is taken as the operation's result itself. A response of another
-//! shape (not an array, wrong length) is a malformed-response error for the whole call.
-//! Per-operation "already a member" and 404-on-delete count as success, as in the single calls.
+//! Response (**unverified**: only a mock in the Ruby client's tests): `response` is taken to be an
+//! array with one per-operation envelope per operation, in order. It is read strictly:
+//! - `{"stat":"OK","response":…}` is that operation's success;
+//! - `{"stat":"FAIL","code":…}` is its failure, classified by the code's first three digits:
+//!   400/401/403, and 404 on a modify or an add, are Duo refusing the operation; "already a member"
+//!   on an add and 404 on a user delete are success; 404 on a remove (whose `POST` spelling is
+//!   unverified: Duo may be saying it does not know the route), a missing code, 405, 429 and 5xx
+//!   leave the operation **unconfirmed**;
+//! - anything else — an element without `stat`, a response that is not an array, or one of the
+//!   wrong length — makes the whole reply unrecognised: a malformed-response error of the call
+//!   (naming `response[i]` or `response`), never a success. One element that is not an envelope
+//!   casts doubt on how the others line up with their operations, so none is trusted.
+//!
+//! [`DuoClient::run_ops`] follows the connection's [`BulkMode`]: `never` (and `auto` unless
+//! signing with v5, since no official client sends bulk form-encoded) makes single calls; `always`
+//! reports anything unclear as the operation's failure; `auto` sends the ops of a chunk as single
+//! calls when the bulk call answers 404/405 or a reply it does not recognise (and stops using
+//! bulk for the rest of the client's life) or refuses the call as a whole with a 400 (the request
+//! format is not verified either; bulk is tried again for the next chunk), and redoes each
+//! unconfirmed op as a single call — a remove as `DELETE /admin/v1/users/{id}/groups/{gid}`, whose
+//! 404 does mean "not a member".
 
+use duoprov_duo_wire::SignatureVariant;
 use duoprov_duo_wire::envelope::Failure;
 use duoprov_duo_wire::types::IdKind;
 use serde_json::{Map, Value};
 
-use crate::client::{CallSpec, DuoClient, Params};
-use crate::error::{DuoError, ErrorKind, Result};
+use crate::client::{CallSpec, DuoClient, Params, classify};
+use crate::config::BulkMode;
+use crate::error::{DuoError, ErrorClass, ErrorKind, Result};
 use crate::pace::CallClass;
 use crate::retry::Safety;
 use crate::users::{NewUser, UserFields, arg_id};
@@ -69,11 +88,11 @@ fn obj(pairs: Vec<(String, String)>) -> Value {
 }
 
 impl BulkOp {
-    /// `{"method", "path", "body"}` of this operation; validates ids.
-    pub fn to_operation(&self) -> Result<Value> {
+    /// Method, path and body of this operation; validates ids.
+    fn parts(&self) -> Result<(&'static str, String, Value)> {
         let call = "POST /admin/v1/bulk";
         let cfg_err = |d: String| DuoError::new(call, ErrorKind::Config { detail: d });
-        let (method, path, body) = match self {
+        Ok(match self {
             BulkOp::CreateUser(u) => ("POST", "/admin/v1/users".to_owned(), obj(u.to_params().map_err(cfg_err)?)),
             BulkOp::ModifyUser { user_id, fields } => {
                 arg_id(call, IdKind::User, user_id)?;
@@ -93,7 +112,12 @@ impl BulkOp {
                 arg_id(call, IdKind::Group, group_id)?;
                 ("POST", format!("/admin/v1/users/{user_id}/groups/{group_id}"), Value::Object(Map::new()))
             }
-        };
+        })
+    }
+
+    /// `{"method", "path", "body"}` of this operation; validates ids.
+    pub fn to_operation(&self) -> Result<Value> {
+        let (method, path, body) = self.parts()?;
         Ok(serde_json::json!({"method": method, "path": path, "body": body}))
     }
 
@@ -101,40 +125,72 @@ impl BulkOp {
         !matches!(self, BulkOp::CreateUser(_))
     }
 
-    /// Whether a failure of this operation is really success (already a member, already gone).
-    fn failure_is_success(&self, f: &Failure) -> bool {
-        let code = f.code.unwrap_or(0);
+    /// How Duo's per-operation failure `f` reads for this operation (see the module doc).
+    fn classify_failure(&self, f: Failure) -> Element {
         let already = |s: &str| s.to_ascii_lowercase().contains("already a member");
-        match self {
-            BulkOp::AddUserToGroup { .. } => already(&f.message) || f.message_detail.as_deref().is_some_and(already),
-            BulkOp::DeleteUser { .. } | BulkOp::RemoveUserFromGroup { .. } => code / 100 == 404,
-            _ => false,
+        if matches!(self, BulkOp::AddUserToGroup { .. }) && (already(&f.message) || f.message_detail.as_deref().is_some_and(already)) {
+            return Element::Done(Value::Null);
+        }
+        let Some(status) = f.code.map(|c| c / 100) else {
+            return Element::Unconfirmed(f);
+        };
+        match (self, status) {
+            (BulkOp::DeleteUser { .. }, 404) => Element::Done(Value::Null),
+            (BulkOp::RemoveUserFromGroup { .. }, 404) => Element::Unconfirmed(f),
+            (_, 400 | 401 | 403 | 404) => Element::Failed(f),
+            _ => Element::Unconfirmed(f),
         }
     }
 }
 
-/// Maps one element of the bulk response to its operation's result.
-fn op_result(op: &BulkOp, v: Value) -> BulkOpResult {
-    let stat = v.get("stat").and_then(Value::as_str).map(str::to_owned);
-    match stat.as_deref() {
-        Some("FAIL") => {
-            let f = match duoprov_duo_wire::envelope::parse(v.to_string().as_bytes()) {
-                Ok(duoprov_duo_wire::envelope::Outcome::Fail(f)) => f,
-                _ => Failure { code: None, message: v.to_string(), message_detail: None },
-            };
-            if op.failure_is_success(&f) { Ok(Value::Null) } else { Err(f) }
-        }
-        Some("OK") => Ok(v.get("response").cloned().unwrap_or(Value::Null)),
-        _ => Ok(v),
+/// How one element of a bulk reply reads for its operation.
+#[derive(Debug, Clone, PartialEq)]
+enum Element {
+    /// Done: an OK envelope (its `response`), or a failure that means done (already a member,
+    /// user already gone).
+    Done(Value),
+    /// Duo refused the operation.
+    Failed(Failure),
+    /// Not confirmed either way: a 404 on a remove, or a failure that cannot be classified.
+    Unconfirmed(Failure),
+}
+
+/// Reads one element of the bulk response; `None` when it is not a per-operation envelope.
+fn read_element(op: &BulkOp, v: Value) -> Option<Element> {
+    match v.get("stat").and_then(Value::as_str) {
+        Some("OK") => Some(Element::Done(v.get("response").cloned().unwrap_or(Value::Null))),
+        Some("FAIL") => match duoprov_duo_wire::envelope::parse(v.to_string().as_bytes()) {
+            Ok(duoprov_duo_wire::envelope::Outcome::Fail(f)) => Some(op.classify_failure(f)),
+            _ => None,
+        },
+        _ => None,
     }
+}
+
+/// The result of [`DuoClient::run_ops`]: one result per operation, in order (the operation's
+/// `response` — the user for a create or modify — or why it failed), and the write calls made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpsOutcome {
+    /// One result per operation.
+    pub results: Vec<std::result::Result<Value, DuoError>>,
+    /// Write calls sent (bulk calls plus single calls).
+    pub calls: usize,
+}
+
+/// Whether a failed bulk call means the endpoint cannot be used: it does not exist (404), does
+/// not take `POST` (405), or answered something not understood.
+fn bulk_unusable(e: &DuoError) -> bool {
+    matches!(e.kind, ErrorKind::NotFound { .. } | ErrorKind::UnexpectedStatus { status: 405 }) || e.class() == ErrorClass::MalformedResponse
 }
 
 impl DuoClient {
-    /// Runs `ops` through `/admin/v1/bulk` in chunks of [`MAX_BULK_OPS`] and returns one result
-    /// per operation, in order. An error of the whole call (transport, auth, malformed response)
-    /// is returned as `Err`; results of chunks already done are then lost to the caller, who
-    /// should re-read and re-plan. Chunks without creates are retried on 5xx/transport errors;
-    /// chunks with creates are not.
+    /// Runs `ops` through `/admin/v1/bulk` only (whatever the connection's [`BulkMode`]), in chunks
+    /// of [`MAX_BULK_OPS`], and returns one result per operation, in order: its `response`, or
+    /// Duo's failure — including a failure that does not confirm the operation either way (a 404
+    /// on a remove; see the module doc). An error of the whole call (transport, auth, a reply not
+    /// understood) is returned as `Err`; results of chunks already done are then lost to the
+    /// caller, who should re-read and re-plan. Chunks without creates are retried on
+    /// 5xx/transport errors; chunks with creates are not. Syncs use [`DuoClient::run_ops`].
     ///
     /// ```no_run
     /// # async fn demo(duo: duoprov_duo::DuoClient) -> Result<(), duoprov_duo::DuoError> {
@@ -154,30 +210,178 @@ impl DuoClient {
         let mut out = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(MAX_BULK_OPS) {
             let operations: Vec<Value> = chunk.iter().map(BulkOp::to_operation).collect::<Result<_>>()?;
-            let safety = if chunk.iter().all(BulkOp::repeatable) { Safety::Repeatable } else { Safety::NotRepeatable };
-            let spec = CallSpec::new(
-                "POST",
-                "/admin/v1/bulk",
-                Params::pairs([("operations", Value::Array(operations).to_string())]),
-                CallClass::Write,
-                safety,
-            );
-            let label = spec.label();
-            let reply = self.call(&spec).await?;
-            let Value::Array(items) = reply.response else {
-                return Err(DuoError::malformed(label, "response", "not a list of operation results"));
-            };
-            if items.len() != chunk.len() {
-                return Err(DuoError::malformed(
-                    label,
-                    "response",
-                    format!("{} results for {} operations", items.len(), chunk.len()),
-                ));
+            let refs: Vec<&BulkOp> = chunk.iter().collect();
+            for el in self.bulk_call(&refs, operations).await? {
+                out.push(match el {
+                    Element::Done(v) => Ok(v),
+                    Element::Failed(f) | Element::Unconfirmed(f) => Err(f),
+                });
             }
-            out.extend(chunk.iter().zip(items).map(|(op, v)| op_result(op, v)));
         }
         Ok(out)
     }
+
+    /// One `/admin/v1/bulk` request for `ops` (already turned into `operations`), read strictly.
+    async fn bulk_call(&self, ops: &[&BulkOp], operations: Vec<Value>) -> Result<Vec<Element>> {
+        let safety = if ops.iter().all(|o| o.repeatable()) { Safety::Repeatable } else { Safety::NotRepeatable };
+        let spec = CallSpec::new(
+            "POST",
+            "/admin/v1/bulk",
+            Params::pairs([("operations", Value::Array(operations).to_string())]),
+            CallClass::Write,
+            safety,
+        );
+        let label = spec.label();
+        let reply = self.call(&spec).await?;
+        let Value::Array(items) = reply.response else {
+            return Err(DuoError::malformed(label, "response", "not a list of operation results"));
+        };
+        if items.len() != ops.len() {
+            return Err(DuoError::malformed(label, "response", format!("{} results for {} operations", items.len(), ops.len())));
+        }
+        let mut out = Vec::with_capacity(ops.len());
+        for (i, (op, v)) in ops.iter().zip(items).enumerate() {
+            match read_element(op, v) {
+                Some(el) => out.push(el),
+                None => {
+                    return Err(DuoError::malformed(
+                        label,
+                        format!("response[{i}]"),
+                        "not a per-operation result ({\"stat\":\"OK\"|\"FAIL\",…}); the reply is not understood",
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs user and membership operations the way the connection's [`BulkMode`] says (see the
+    /// module doc): one result per operation, in order, and the number of write calls made. A
+    /// failure of one operation (or of a whole bulk call, for its operations) never stops the
+    /// others.
+    ///
+    /// ```no_run
+    /// # async fn demo(duo: duoprov_duo::DuoClient) {
+    /// use duoprov_duo::BulkOp;
+    /// let ops = vec![BulkOp::RemoveUserFromGroup { user_id: "DU3RP9I2WOC59VZX672N".into(), group_id: "DGXXXXXXXXXXXXXXXXXX".into() }];
+    /// let outcome = duo.run_ops(&ops).await;
+    /// for (op, result) in ops.iter().zip(&outcome.results) {
+    ///     if let Err(e) = result {
+    ///         eprintln!("{op:?} failed: {e}");
+    ///     }
+    /// }
+    /// eprintln!("{} write calls", outcome.calls);
+    /// # }
+    /// ```
+    pub async fn run_ops(&self, ops: &[BulkOp]) -> OpsOutcome {
+        let mut results = Vec::with_capacity(ops.len());
+        let mut calls = 0usize;
+        let mode = self.config().bulk;
+        for chunk in ops.chunks(MAX_BULK_OPS) {
+            let use_bulk = match mode {
+                BulkMode::Never => false,
+                BulkMode::Always => true,
+                BulkMode::Auto => self.config().signature == SignatureVariant::V5 && !self.bulk_found_unusable(),
+            };
+            if !use_bulk {
+                for op in chunk {
+                    calls += 1;
+                    results.push(self.single_op(op).await);
+                }
+                continue;
+            }
+            // Ops with invalid arguments fail alone; the others go in one bulk call.
+            let mut slots: Vec<Option<std::result::Result<Value, DuoError>>> = vec![None; chunk.len()];
+            let mut sent: Vec<(usize, &BulkOp)> = Vec::with_capacity(chunk.len());
+            let mut operations = Vec::with_capacity(chunk.len());
+            for (i, op) in chunk.iter().enumerate() {
+                match op.to_operation() {
+                    Ok(o) => {
+                        operations.push(o);
+                        sent.push((i, op));
+                    }
+                    Err(e) => slots[i] = Some(Err(e)),
+                }
+            }
+            if !sent.is_empty() {
+                let refs: Vec<&BulkOp> = sent.iter().map(|(_, op)| *op).collect();
+                calls += 1;
+                match self.bulk_call(&refs, operations).await {
+                    Ok(elements) => {
+                        for ((i, op), el) in sent.iter().zip(elements) {
+                            let r = match el {
+                                Element::Done(v) => Ok(v),
+                                Element::Failed(f) => Err(op_error(op, f)),
+                                Element::Unconfirmed(f) if mode == BulkMode::Auto => {
+                                    tracing::info!(op = %op_label(op), code = ?f.code, message = %f.message, "bulk result not confirmed; redoing it as a single call");
+                                    calls += 1;
+                                    self.single_op(op).await
+                                }
+                                Element::Unconfirmed(f) => Err(unconfirmed_error(op, f)),
+                            };
+                            slots[*i] = Some(r);
+                        }
+                    }
+                    Err(e) if mode == BulkMode::Auto && (bulk_unusable(&e) || e.class() == ErrorClass::InvalidParameter) => {
+                        if bulk_unusable(&e) {
+                            tracing::warn!(error = %e, "the bulk endpoint is not usable; sending single calls from now on");
+                            self.mark_bulk_unusable();
+                        } else {
+                            tracing::warn!(error = %e, "Duo refused the bulk call as a whole; sending its operations as single calls");
+                        }
+                        for (i, op) in &sent {
+                            calls += 1;
+                            slots[*i] = Some(self.single_op(op).await);
+                        }
+                    }
+                    Err(e) => {
+                        for (i, _) in &sent {
+                            slots[*i] = Some(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+            results.extend(slots.into_iter().map(|s| s.unwrap_or_else(|| Err(DuoError::new("POST /admin/v1/bulk", ErrorKind::Unresolved { detail: "no result".into() })))));
+        }
+        OpsOutcome { results, calls }
+    }
+
+    /// One operation as its single call.
+    async fn single_op(&self, op: &BulkOp) -> std::result::Result<Value, DuoError> {
+        let user_value = |u: crate::User| serde_json::to_value(u).map_err(|e| DuoError::malformed(op_label(op), "response", e));
+        match op {
+            BulkOp::CreateUser(u) => user_value(self.create_user(u).await?),
+            BulkOp::ModifyUser { user_id, fields } => user_value(self.modify_user(user_id, fields).await?),
+            BulkOp::DeleteUser { user_id } => self.delete_user(user_id).await.map(|()| Value::Null),
+            BulkOp::AddUserToGroup { user_id, group_id } => self.add_user_to_group(user_id, group_id).await.map(|()| Value::Null),
+            BulkOp::RemoveUserFromGroup { user_id, group_id } => self.remove_user_from_group(user_id, group_id).await.map(|()| Value::Null),
+        }
+    }
+}
+
+/// `METHOD path in POST /admin/v1/bulk`, the label of one operation's errors.
+fn op_label(op: &BulkOp) -> String {
+    match op.parts() {
+        Ok((method, path, _)) => format!("{method} {path} in POST /admin/v1/bulk"),
+        Err(_) => "POST /admin/v1/bulk".to_owned(),
+    }
+}
+
+/// Duo's refusal of one operation as an error classified like the single call's.
+fn op_error(op: &BulkOp, f: Failure) -> DuoError {
+    let status = f.code.map(|c| (c / 100) as u16).unwrap_or(200);
+    DuoError::new(op_label(op), classify(status, Some(&f)))
+}
+
+/// An operation whose result bulk could not confirm (with `bulk = always`).
+fn unconfirmed_error(op: &BulkOp, f: Failure) -> DuoError {
+    let detail = format!(
+        "Duo answered code {} ({}{}) for this operation, which does not confirm it was done; with bulk = \"auto\" it is redone as a single call",
+        f.code.map(|c| c.to_string()).unwrap_or_else(|| "none".into()),
+        f.message,
+        f.message_detail.map(|d| format!(": {d}")).unwrap_or_default()
+    );
+    DuoError::new(op_label(op), ErrorKind::Unresolved { detail })
 }
 
 #[cfg(test)]
@@ -202,17 +406,28 @@ mod tests {
     }
 
     #[test]
-    fn results_map_back() {
+    fn elements_read_strictly() {
         let add = BulkOp::AddUserToGroup { user_id: "DU1".into(), group_id: "DG1".into() };
         let del = BulkOp::DeleteUser { user_id: "DU1".into() };
+        let rm = BulkOp::RemoveUserFromGroup { user_id: "DU1".into(), group_id: "DG1".into() };
         let mk = BulkOp::CreateUser(NewUser::new("a"));
-        assert_eq!(op_result(&add, json!({"stat":"FAIL","code":40004,"message":"Operation failed","message_detail":"User is already a member of the specified group"})), Ok(Value::Null));
-        assert_eq!(op_result(&del, json!({"stat":"FAIL","code":40401,"message":"Resource not found"})), Ok(Value::Null));
+        let not_found = json!({"stat":"FAIL","code":40401,"message":"Resource not found"});
+        assert_eq!(read_element(&add, json!({"stat":"FAIL","code":40004,"message":"Operation failed","message_detail":"User is already a member of the specified group"})), Some(Element::Done(Value::Null)));
+        assert_eq!(read_element(&del, not_found.clone()), Some(Element::Done(Value::Null)));
+        // A 404 on a remove does not confirm it (the POST spelling is unverified).
+        assert!(matches!(read_element(&rm, not_found.clone()), Some(Element::Unconfirmed(_))));
+        assert!(matches!(read_element(&add, not_found), Some(Element::Failed(_))));
         assert_eq!(
-            op_result(&mk, json!({"stat":"FAIL","code":40002,"message":"Invalid request parameters","message_detail":"username"})),
-            Err(Failure { code: Some(40002), message: "Invalid request parameters".into(), message_detail: Some("username".into()) })
+            read_element(&mk, json!({"stat":"FAIL","code":40002,"message":"Invalid request parameters","message_detail":"username"})),
+            Some(Element::Failed(Failure { code: Some(40002), message: "Invalid request parameters".into(), message_detail: Some("username".into()) }))
         );
-        assert_eq!(op_result(&mk, json!({"stat":"OK","response":{"user_id":"DU2"}})), Ok(json!({"user_id":"DU2"})));
-        assert_eq!(op_result(&mk, json!({"user_id":"DU2"})), Ok(json!({"user_id":"DU2"})));
+        for unclear in [json!({"stat":"FAIL","message":"x"}), json!({"stat":"FAIL","code":40501,"message":"Method not allowed"}), json!({"stat":"FAIL","code":50001,"message":"x"})] {
+            assert!(matches!(read_element(&add, unclear), Some(Element::Unconfirmed(_))));
+        }
+        assert_eq!(read_element(&mk, json!({"stat":"OK","response":{"user_id":"DU2"}})), Some(Element::Done(json!({"user_id":"DU2"}))));
+        // Not an envelope: never a success.
+        assert_eq!(read_element(&mk, json!({"user_id":"DU2"})), None);
+        assert_eq!(read_element(&rm, json!("")), None);
+        assert_eq!(read_element(&rm, json!({"stat":"ok"})), None);
     }
 }

@@ -100,6 +100,9 @@ struct Inner {
     transport: Arc<dyn Transport>,
     pacer: Pacer,
     clock: Arc<dyn Clock>,
+    /// Set once `/admin/v1/bulk` proved unusable (404/405 or a reply shape not understood): from
+    /// then on this client sends single calls instead (see `bulk.rs`).
+    bulk_unusable: std::sync::atomic::AtomicBool,
 }
 
 /// The Duo Admin API client. Cheap to clone (shared state); safe to use from many tasks at once
@@ -213,12 +216,21 @@ impl DuoClient {
     pub fn with_transport_and_clock(cfg: DuoConfig, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Result<Self> {
         let base = base_url(&cfg)?;
         let pacer = Pacer::new(&cfg.pacing, cfg.max_concurrency);
-        Ok(DuoClient { inner: Arc::new(Inner { cfg, base, transport, pacer, clock }) })
+        Ok(DuoClient { inner: Arc::new(Inner { cfg, base, transport, pacer, clock, bulk_unusable: Default::default() }) })
     }
 
     /// The configuration (its `Debug` redacts the secret key).
     pub fn config(&self) -> &DuoConfig {
         &self.inner.cfg
+    }
+
+    /// Whether this client found `/admin/v1/bulk` unusable and now sends single calls instead.
+    pub fn bulk_found_unusable(&self) -> bool {
+        self.inner.bulk_unusable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark_bulk_unusable(&self) {
+        self.inner.bulk_unusable.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Builds the signed request for one attempt, with a fresh date.

@@ -1,6 +1,7 @@
 //! Configuration of one Duo connection (Grouper's "external system"): API host, integration key,
 //! secret key, optional base URL override for a loopback emulator, proxy, CA file, timeouts,
-//! signature variant, retry schedule, pacing, concurrency and the traffic-log mode.
+//! signature variant, retry schedule, pacing, concurrency, the traffic-log mode and whether writes
+//! use the bulk endpoint.
 //!
 //! The secret key is a [`secrecy::SecretString`]: its `Debug` prints `[REDACTED]`, and the client
 //! only exposes it to the HMAC.
@@ -43,6 +44,46 @@ impl FromStr for TrafficLogMode {
             "on_error" => Ok(TrafficLogMode::OnError),
             "always" => Ok(TrafficLogMode::Always),
             other => Err(DuoError::config(format!("traffic log mode {other:?} is not one of off, on_error, always"))),
+        }
+    }
+}
+
+/// Whether user modifies, deletes and membership changes go through `POST /admin/v1/bulk`
+/// (the `bulk` setting of a connection). The bulk endpoint's reply shape and its remove method
+/// are unverified, so it is an optimisation, never the only path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BulkMode {
+    /// Bulk, each reply checked strictly; the ops of a chunk go as single calls when the bulk
+    /// call answers 404/405 or a reply shape that is not understood (bulk is then not used again
+    /// by this client), or when an op's failure cannot be classified. A per-op 404 on a bulk
+    /// remove is confirmed with a single `DELETE`. Behaves as `Never` unless signing with v5.
+    #[default]
+    Auto,
+    /// Bulk only; anything unclear is that op's failure.
+    Always,
+    /// Single calls only.
+    Never,
+}
+
+impl BulkMode {
+    /// The setting's spelling: `auto`, `always`, `never`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkMode::Auto => "auto",
+            BulkMode::Always => "always",
+            BulkMode::Never => "never",
+        }
+    }
+}
+
+impl FromStr for BulkMode {
+    type Err = DuoError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(BulkMode::Auto),
+            "always" => Ok(BulkMode::Always),
+            "never" => Ok(BulkMode::Never),
+            other => Err(DuoError::config(format!("bulk {other:?} is not one of auto, always, never"))),
         }
     }
 }
@@ -134,6 +175,8 @@ pub struct DuoConfig {
     pub max_concurrency: usize,
     /// Traffic log mode.
     pub traffic_log: TrafficLogMode,
+    /// Whether writes go through `/admin/v1/bulk` (default [`BulkMode::Auto`]).
+    pub bulk: BulkMode,
     /// `User-Agent` header.
     pub user_agent: String,
     /// Told about every HTTP attempt (for metrics).
@@ -167,6 +210,7 @@ impl DuoConfig {
             pacing: PacingConfig::default(),
             max_concurrency: 4,
             traffic_log: TrafficLogMode::Off,
+            bulk: BulkMode::Auto,
             user_agent: format!("duoprov/{}", env!("CARGO_PKG_VERSION")),
             observer: None,
         }
@@ -182,6 +226,10 @@ mod tests {
         assert_eq!("always".parse::<TrafficLogMode>().ok(), Some(TrafficLogMode::Always));
         assert_eq!("off".parse::<TrafficLogMode>().ok(), Some(TrafficLogMode::Off));
         assert!("sometimes".parse::<TrafficLogMode>().is_err());
+        assert_eq!("never".parse::<BulkMode>().ok(), Some(BulkMode::Never));
+        assert_eq!("auto".parse::<BulkMode>().ok(), Some(BulkMode::Auto));
+        assert_eq!("always".parse::<BulkMode>().ok(), Some(BulkMode::Always));
+        assert!("sometimes".parse::<BulkMode>().is_err_and(|e| e.to_string().contains("auto, always, never")));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum ErrorClass {
     Config,
     /// A create's outcome could not be determined (it timed out and a read-back could not settle it).
     Unresolved,
+    /// The account changed while a listing was read (the items listed disagree with the count Duo
+    /// reported, twice); running again usually succeeds.
+    Changed,
 }
 
 /// What went wrong.
@@ -125,6 +128,12 @@ pub enum ErrorKind {
         /// What is known.
         detail: String,
     },
+    /// A listing disagreed with the count Duo reported for it, on two reads.
+    #[error("{detail}")]
+    Changed {
+        /// The endpoint's items listed and reported, and what to do.
+        detail: String,
+    },
 }
 
 impl ErrorKind {
@@ -142,6 +151,7 @@ impl ErrorKind {
             ErrorKind::Malformed { .. } => ErrorClass::MalformedResponse,
             ErrorKind::Config { .. } => ErrorClass::Config,
             ErrorKind::Unresolved { .. } => ErrorClass::Unresolved,
+            ErrorKind::Changed { .. } => ErrorClass::Changed,
         }
     }
 }

@@ -8,7 +8,8 @@ use crate::error::{DuoError, ErrorClass, ErrorKind, Result};
 use crate::pace::CallClass;
 use crate::paging::{GROUP_USERS_PAGE, GROUPS_PAGE};
 use crate::retry::Safety;
-use crate::users::{CreateRounds, arg_id, check_group, outcome_unknown, parse_one};
+use crate::paging::ItemRules;
+use crate::users::{CreateRounds, arg_id, check_group, group_key, outcome_unknown, parse_one};
 
 /// Fields of a group to set; `None` is not sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,7 +53,7 @@ fn check_member(m: &GroupMember) -> std::result::Result<(), (String, String)> {
 impl DuoClient {
     /// All groups (`GET /admin/v1/groups`, 100 per page).
     pub async fn list_groups(&self) -> Result<Vec<Group>> {
-        self.list_all("/admin/v1/groups", &[], GROUPS_PAGE, &check_group).await
+        self.list_all("/admin/v1/groups", &[], GROUPS_PAGE, &ItemRules { required: &[], check: &check_group, key: group_key }).await
     }
 
     /// The groups with these ids (`GET /admin/v1/groups?group_id_list=[…]`, JSON-encoded, at most
@@ -68,7 +69,7 @@ impl DuoClient {
             let label = spec.label();
             let reply = self.call(&spec).await?;
             let first = out.len();
-            out.extend(crate::paging::parse_items::<Group>(&label, reply.response, first, &check_group)?);
+            out.extend(crate::paging::parse_items::<Group>(&label, reply.response, first, &[], &check_group)?);
         }
         Ok(out)
     }
@@ -79,7 +80,7 @@ impl DuoClient {
         arg_id(&format!("GET {path}"), IdKind::Group, group_id)?;
         let spec = CallSpec::new("GET", path, Params::none(), CallClass::SingleRead, Safety::Repeatable);
         match self.call(&spec).await {
-            Ok(r) => parse_one(&spec.label(), r.response, &check_group).map(Some),
+            Ok(r) => parse_one(&spec.label(), r.response, &[], &check_group).map(Some),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -89,7 +90,7 @@ impl DuoClient {
     pub async fn list_group_members(&self, group_id: &str) -> Result<Vec<GroupMember>> {
         let path = format!("/admin/v2/groups/{group_id}/users");
         arg_id(&format!("GET {path}"), IdKind::Group, group_id)?;
-        self.list_all(&path, &[], GROUP_USERS_PAGE, &check_member).await
+        self.list_all(&path, &[], GROUP_USERS_PAGE, &ItemRules { required: &[], check: &check_member, key: |m: &GroupMember| m.user_id.as_str() }).await
     }
 
     /// How many members a group has in Duo: `metadata.total_objects` of a one-item page of
@@ -102,7 +103,7 @@ impl DuoClient {
         let spec = CallSpec::new("GET", path.clone(), params, CallClass::PageRead, Safety::Repeatable);
         let label = spec.label();
         let reply = self.call(&spec).await?;
-        let items = crate::paging::parse_items::<GroupMember>(&label, reply.response, 0, &check_member)?;
+        let items = crate::paging::parse_items::<GroupMember>(&label, reply.response, 0, &[], &check_member)?;
         match reply.metadata.and_then(|m| m.total_objects) {
             Some(total) if total < items.len() as u64 => {
                 Err(DuoError::malformed(&label, "metadata.total_objects", format!("{total}, but the page holds {} member(s)", items.len())))
@@ -129,7 +130,7 @@ impl DuoClient {
         let mut repeated = false;
         loop {
             let e = match self.call(&spec).await {
-                Ok(r) => return parse_one(&spec.label(), r.response, &check_group),
+                Ok(r) => return parse_one(&spec.label(), r.response, &[], &check_group),
                 Err(e) => e,
             };
             let duplicate_after_retry = repeated && e.class() == ErrorClass::InvalidParameter;
@@ -160,7 +161,7 @@ impl DuoClient {
         arg_id(&call, IdKind::Group, group_id)?;
         let spec = CallSpec::new("POST", path, Params::Pairs(fields.to_params()), CallClass::Write, Safety::Repeatable);
         let r = self.call(&spec).await?;
-        parse_one(&call, r.response, &check_group)
+        parse_one(&call, r.response, &[], &check_group)
     }
 
     /// Deletes a group (`DELETE /admin/v1/groups/{id}`). 404 is success.

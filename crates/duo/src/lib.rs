@@ -15,7 +15,9 @@
 //!   ([`DuoClient::list_user_groups`], [`DuoClient::add_user_to_group`],
 //!   [`DuoClient::remove_user_from_group`]), groups ([`DuoClient::list_groups`],
 //!   [`DuoClient::get_group`], [`DuoClient::get_groups_by_ids`], [`DuoClient::list_group_members`], [`DuoClient::create_group`],
-//!   [`DuoClient::modify_group`], [`DuoClient::delete_group`]), [`DuoClient::bulk`], Trash
+//!   [`DuoClient::modify_group`], [`DuoClient::delete_group`]), [`DuoClient::run_ops`] (user and
+//!   membership writes through bulk with a single-call fallback, per [`BulkMode`]),
+//!   [`DuoClient::bulk`], Trash
 //!   ([`DuoClient::send_users_to_trash`], [`DuoClient::restore_users`]).
 //! - Errors are [`DuoError`]: the call plus a classified [`ErrorKind`] ([`ErrorClass`]).
 //!
@@ -48,9 +50,9 @@ pub mod traffic;
 pub mod transport;
 pub mod users;
 
-pub use bulk::{BulkOp, BulkOpResult, MAX_BULK_OPS};
+pub use bulk::{BulkOp, BulkOpResult, MAX_BULK_OPS, OpsOutcome};
 pub use client::{CallSpec, Clock, DuoClient, Params, Reply, SystemClock};
-pub use config::{CallObserver, DuoConfig, PacingConfig, RetryConfig, TrafficLogMode};
+pub use config::{BulkMode, CallObserver, DuoConfig, PacingConfig, RetryConfig, TrafficLogMode};
 pub use duoprov_duo_wire::SignatureVariant;
 pub use duoprov_duo_wire::envelope::Failure;
 pub use duoprov_duo_wire::types::{Group, GroupMember, User};

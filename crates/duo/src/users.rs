@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::client::{CallSpec, DuoClient, Params};
 use crate::error::{DuoError, ErrorKind, Result};
 use crate::pace::CallClass;
-use crate::paging::{ItemCheck, USER_GROUPS_PAGE, USERS_PAGE, parse_items};
+use crate::paging::{ItemCheck, ItemRules, USER_GROUPS_PAGE, USERS_PAGE, check_required, parse_items};
 use crate::retry::{Backoff, Safety};
 
 /// Most users per `bulk_create`, `bulk_send_to_trash` or `bulk_restore` call (lists are sent in
@@ -146,6 +146,22 @@ pub(crate) fn check_user(u: &User) -> std::result::Result<(), (String, String)> 
     Ok(())
 }
 
+/// Fields a user read must carry when the sync builds its membership diff from it: the listing,
+/// the lookups by id, username or list of either. Create, modify and bulk-create replies are not
+/// required to carry them.
+pub(crate) const USER_READ_REQUIRED: &[&str] = &["groups"];
+
+fn user_key(u: &User) -> &str {
+    &u.user_id
+}
+
+pub(crate) fn group_key(g: &Group) -> &str {
+    &g.group_id
+}
+
+/// How user listings are read: `groups` required, checked, keyed by `user_id`.
+const USER_LIST: ItemRules<'static, User> = ItemRules { required: USER_READ_REQUIRED, check: &check_user, key: user_key };
+
 /// The id-shape check for groups in responses.
 pub(crate) fn check_group(g: &Group) -> std::result::Result<(), (String, String)> {
     check_id(IdKind::Group, &g.group_id).map_err(|e| ("group_id".to_owned(), e.to_string()))
@@ -155,10 +171,12 @@ pub(crate) fn check_group(g: &Group) -> std::result::Result<(), (String, String)
 pub(crate) fn parse_one<T: serde::de::DeserializeOwned>(
     label: &str,
     response: Value,
+    required: &[&str],
     check: &ItemCheck<T>,
 ) -> Result<T> {
-    let t: T = serde_json::from_value(response).map_err(|e| DuoError::malformed(label, "response", e))?;
+    let t = T::deserialize(&response).map_err(|e| DuoError::malformed(label, "response", e))?;
     check(&t).map_err(|(f, d)| DuoError::malformed(label, format!("response.{f}"), d))?;
+    check_required(&response, required).map_err(|(f, d)| DuoError::malformed(label, format!("response.{f}"), d))?;
     Ok(t)
 }
 
@@ -209,7 +227,7 @@ fn json_string_array(ids: &[String]) -> String {
 impl DuoClient {
     /// All users (`GET /admin/v1/users`, 300 per page).
     pub async fn list_users(&self) -> Result<Vec<User>> {
-        self.list_all("/admin/v1/users", &[], USERS_PAGE, &check_user).await
+        self.list_all("/admin/v1/users", &[], USERS_PAGE, &USER_LIST).await
     }
 
     /// [`DuoClient::list_users`], reporting progress after each page.
@@ -222,7 +240,7 @@ impl DuoClient {
     /// # let _ = users; Ok(()) }
     /// ```
     pub async fn list_users_with_progress(&self, on_page: &(dyn Fn(crate::paging::PageProgress) + Sync)) -> Result<Vec<User>> {
-        self.list_all_with_progress("/admin/v1/users", &[], USERS_PAGE, &check_user, on_page).await
+        self.list_all_with_progress("/admin/v1/users", &[], USERS_PAGE, &USER_LIST, on_page).await
     }
 
     /// One user, or `None` if Duo says 404.
@@ -231,7 +249,7 @@ impl DuoClient {
         arg_id(&format!("GET {path}"), IdKind::User, user_id)?;
         let spec = CallSpec::new("GET", path, Params::none(), CallClass::SingleRead, Safety::Repeatable);
         match self.call(&spec).await {
-            Ok(r) => parse_one(&spec.label(), r.response, &check_user).map(Some),
+            Ok(r) => parse_one(&spec.label(), r.response, USER_READ_REQUIRED, &check_user).map(Some),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -249,7 +267,7 @@ impl DuoClient {
         );
         let label = spec.label();
         let reply = self.call(&spec).await?;
-        let mut users = parse_items::<User>(&label, reply.response, 0, &check_user)?;
+        let mut users = parse_items::<User>(&label, reply.response, 0, USER_READ_REQUIRED, &check_user)?;
         match users.len() {
             0 => Ok(None),
             1 => Ok(users.pop()),
@@ -286,7 +304,7 @@ impl DuoClient {
             let label = spec.label();
             let reply = self.call(&spec).await?;
             let first = out.len();
-            out.extend(parse_items::<User>(&label, reply.response, first, &check_user)?);
+            out.extend(parse_items::<User>(&label, reply.response, first, USER_READ_REQUIRED, &check_user)?);
         }
         Ok(out)
     }
@@ -305,7 +323,7 @@ impl DuoClient {
         let mut repeated = false;
         loop {
             let e = match self.call(&spec).await {
-                Ok(r) => return parse_one(&label, r.response, &check_user),
+                Ok(r) => return parse_one(&label, r.response, &[], &check_user),
                 Err(e) => e,
             };
             let duplicate_after_retry = repeated && e.class() == crate::error::ErrorClass::InvalidParameter;
@@ -343,7 +361,7 @@ impl DuoClient {
         let params = fields.to_params().map_err(|d| DuoError::new(&call, ErrorKind::Config { detail: d }))?;
         let spec = CallSpec::new("POST", path, Params::Pairs(params), CallClass::Write, Safety::Repeatable);
         let r = self.call(&spec).await?;
-        parse_one(&call, r.response, &check_user)
+        parse_one(&call, r.response, &[], &check_user)
     }
 
     /// Deletes a user permanently (`DELETE /admin/v1/users/{id}`). 404 is success.
@@ -390,7 +408,7 @@ impl DuoClient {
                 let e = match self.call(&spec).await {
                     Ok(r) => {
                         let first = out.len();
-                        out.extend(parse_items::<User>(&label, r.response, first, &check_user)?);
+                        out.extend(parse_items::<User>(&label, r.response, first, &[], &check_user)?);
                         break;
                     }
                     Err(e) => e,
@@ -433,7 +451,7 @@ impl DuoClient {
     pub async fn list_user_groups(&self, user_id: &str) -> Result<Vec<Group>> {
         let path = format!("/admin/v1/users/{user_id}/groups");
         arg_id(&format!("GET {path}"), IdKind::User, user_id)?;
-        self.list_all(&path, &[], USER_GROUPS_PAGE, &check_group).await
+        self.list_all(&path, &[], USER_GROUPS_PAGE, &ItemRules { required: &[], check: &check_group, key: group_key }).await
     }
 
     /// Adds a user to a group (`POST /admin/v1/users/{id}/groups`). "Already a member" is success.

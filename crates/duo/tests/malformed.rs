@@ -60,7 +60,22 @@ fn respond(canned: &Canned, target: &str) -> Vec<u8> {
             let page = if *step > 0 { offset / (*step as u64) } else { 0 };
             let last = page + 1 >= *pages;
             let next = if last { Value::Null } else { json!(offset as i64 + step) };
-            let items: Vec<Value> = (0..*per_page).map(|_| item.clone()).collect();
+            // Each position of the listing has its own id, so pages that overlap (a step shorter
+            // than a page) repeat items, as a live account shifting offsets does.
+            let items: Vec<Value> = (0..*per_page)
+                .map(|i| {
+                    let mut it = item.clone();
+                    let pos = offset + i as u64;
+                    if let Some(o) = it.as_object_mut() {
+                        if o.contains_key("user_id") {
+                            o.insert("user_id".into(), json!(format!("DU{pos:018}")));
+                        } else {
+                            o.insert("group_id".into(), json!(format!("DG{pos:018}")));
+                        }
+                    }
+                    it
+                })
+                .collect();
             let body = json!({"stat": "OK", "response": items, "metadata": {"next_offset": next, "prev_offset": null, "total_objects": null}})
                 .to_string()
                 .into_bytes();
@@ -395,6 +410,10 @@ fn allowed(op: Op, status: u16, body: &[u8], cut_short: bool) -> Vec<End> {
             None => {
                 // A value, or a malformed-response error naming the field.
                 let mut v = vec![End::Ok, End::Err(MalformedResponse)];
+                // A listing whose items disagree with `metadata.total_objects` on both reads.
+                if matches!(op, Op::ListUsers | Op::ListGroups | Op::ListGroupMembers | Op::ListUserGroups) {
+                    v.push(End::Err(Changed));
+                }
                 if create {
                     v.push(End::Err(Unresolved));
                 }
@@ -495,8 +514,9 @@ fn generated_responses_end_in_the_documented_error_class() {
 }
 
 /// Generated paging: `pages` pages whose `next_offset` moves by `step`. A listing either returns
-/// every item of every page, or (a step that does not move forward, an empty page that promises
-/// more) a malformed-response error naming `metadata.next_offset` — never a loop or a short list.
+/// every distinct item of every page once (pages that overlap repeat items, which are
+/// de-duplicated by id), or (a step that does not move forward, an empty page that promises more)
+/// a malformed-response error naming `metadata.next_offset` — never a loop or a short list.
 #[test]
 fn generated_paging_returns_everything_or_names_next_offset() {
     let rt = runtime();
@@ -506,7 +526,7 @@ fn generated_paging_returns_everything_or_names_next_offset() {
     let strategy = (0usize..4, 1u64..6, prop_oneof![1 => -3i64..=0, 4 => 1i64..400], any::<bool>());
     let result = runner(PAGING_CASES).run(&strategy, |(per_page, pages, step, users)| {
         let item = if users {
-            json!({"user_id": UID, "username": "jdoe"})
+            json!({"user_id": UID, "username": "jdoe", "groups": []})
         } else {
             json!({"group_id": GID, "name": "staff"})
         };
@@ -521,7 +541,13 @@ fn generated_paging_returns_everything_or_names_next_offset() {
             .map_err(|_| TestCaseError::fail("listing did not finish"))?;
         let sound = pages == 1 || (step > 0 && per_page > 0);
         if sound {
-            prop_assert_eq!(got.map_err(|e| e.to_string()), Ok(per_page * pages as usize));
+            // Distinct positions covered: pages start at 0, step, 2·step, … and hold per_page items.
+            let distinct = if pages == 1 || step as usize >= per_page {
+                per_page * pages as usize
+            } else {
+                step as usize * (pages as usize - 1) + per_page
+            };
+            prop_assert_eq!(got.map_err(|e| e.to_string()), Ok(distinct));
         } else {
             let e = got.err().ok_or_else(|| TestCaseError::fail("a broken paging chain was accepted"))?;
             prop_assert_eq!(e.class(), ErrorClass::MalformedResponse);

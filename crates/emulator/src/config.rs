@@ -215,6 +215,30 @@ pub enum StatusCase {
     Title,
 }
 
+/// How `/admin/v1/bulk` answers a remove spelt `POST /admin/v1/users/{id}/groups/{group_id}`
+/// (the spelling only Duo's Ruby client comment gives; the single call is `DELETE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkRemovePost {
+    /// Removes the membership, as `DELETE` would (the Ruby client's reading).
+    Ok,
+    /// A per-operation 404 (Duo knows no such route), while `DELETE` works.
+    PerOp404,
+}
+
+/// The shape of `/admin/v1/bulk`'s answer (unverified: only a mock in the Ruby client's tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkReplyShape {
+    /// `response` lists one envelope per operation: `{"stat":"OK","response":…}` or Duo's FAIL object.
+    Envelopes,
+    /// `response` lists each operation's bare result: the `response` value on success, the FAIL
+    /// object without `stat` on failure.
+    Bare,
+    /// The bulk endpoint answers 404/40401, as for an unknown route.
+    Unavailable,
+}
+
 /// Every behavioural knob. Defaults follow Duo's documentation; where Duo's behaviour is
 /// unverified, the documented or most plausible reading is the default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,7 +260,8 @@ pub struct Settings {
     pub usernames_case_insensitive: bool,
     /// Reject a group whose name another group already has, with 400/40002 (default true).
     pub unique_group_names: bool,
-    /// Adding a membership that exists answers 200 (default true); false gives 400/40002.
+    /// Adding a membership that exists answers 200 (default false: 400/40004 "Operation failed" /
+    /// "User is already a member of the specified group", as real Duo).
     pub duplicate_membership_ok: bool,
     /// Groups one user may belong to (default 100); one more gives 400/40002.
     pub max_groups_per_user: usize,
@@ -259,6 +284,10 @@ pub struct Settings {
     pub max_list_values: usize,
     /// Most operations in one `/admin/v1/bulk` call (default 50).
     pub bulk_max_operations: usize,
+    /// How bulk answers a remove spelt `POST …/groups/{group_id}` (default `ok`).
+    pub bulk_remove_post: BulkRemovePost,
+    /// The shape of bulk's answer (default `envelopes`).
+    pub bulk_reply_shape: BulkReplyShape,
     /// Most users in one `bulk_create` call (default 100).
     pub bulk_create_max_users: usize,
     /// Page sizes.
@@ -287,7 +316,7 @@ impl Default for Settings {
             idle_timeout_secs: 60,
             usernames_case_insensitive: false,
             unique_group_names: true,
-            duplicate_membership_ok: true,
+            duplicate_membership_ok: false,
             max_groups_per_user: 100,
             list_trashed_users: true,
             trash_retention_days: 7,
@@ -298,6 +327,8 @@ impl Default for Settings {
             missing_param_code: 40002,
             max_list_values: 100,
             bulk_max_operations: 50,
+            bulk_remove_post: BulkRemovePost::Ok,
+            bulk_reply_shape: BulkReplyShape::Envelopes,
             bulk_create_max_users: 100,
             page_limits: PageLimits::default(),
             rate_limits: RateLimits::default(),

@@ -35,6 +35,17 @@ impl ApiError {
         Self::new(400, 40002, "Invalid request parameters", Some(param.into()))
     }
 
+    /// 400/40004 `Operation failed`, "User is already a member of the specified group" (real
+    /// Duo's answer to adding an existing membership, as captured in Grouper's Duo provisioner).
+    pub fn already_a_member() -> Self {
+        Self::new(
+            400,
+            40004,
+            "Operation failed",
+            Some("User is already a member of the specified group".to_owned()),
+        )
+    }
+
     /// 400/40001 `Missing required request parameters` (only used when the missing-parameter
     /// code is configured as 40001).
     pub fn missing_40001(param: impl Into<String>) -> Self {

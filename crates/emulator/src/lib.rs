@@ -54,7 +54,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    Grants, Integration, PageLimit, PageLimits, RateLimits, SecretKey, Settings, StatusCase,
+    BulkRemovePost, BulkReplyShape, Grants, Integration, PageLimit, PageLimits, RateLimits, SecretKey, Settings, StatusCase,
 };
 pub use error::{ApiError, Error};
 pub use faults::Faults;

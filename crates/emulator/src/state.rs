@@ -805,7 +805,8 @@ impl Tenant {
     // ----- memberships -----------------------------------------------------------------
 
     /// Adds `user` to `group`. Unknown user → 404/40401, unknown group → 400/40002 `group_id`,
-    /// full user → 400/40002, existing membership → OK or 400/40002 per setting.
+    /// full user → 400/40002, existing membership → 400/40004 (Duo's "already a member") or OK
+    /// per setting.
     pub fn add_membership(
         &mut self,
         user: &DuoId,
@@ -821,7 +822,7 @@ impl Tenant {
             return if duplicate_ok {
                 Ok(())
             } else {
-                Err(ApiError::invalid("group_id (already a member)"))
+                Err(ApiError::already_a_member())
             };
         }
         if u.groups.len() >= max_groups {

@@ -395,7 +395,6 @@ async fn case_insensitive_usernames_and_duplicate_group_names_are_settings() {
     let emu = support::spawn(|s| {
         s.usernames_case_insensitive = true;
         s.unique_group_names = false;
-        s.duplicate_membership_ok = false;
     })
     .await;
     let c = Client::new(&emu);
@@ -427,7 +426,15 @@ async fn case_insensitive_usernames_and_duplicate_group_names_are_settings() {
             &[("group_id", &g1)],
         )
         .await;
-    assert_eq!((again.status, again.code()), (400, Some(40002)));
+    // Real Duo's answer to a duplicate membership (the emulator's default).
+    assert_eq!((again.status, again.code()), (400, Some(40004)));
+    assert_eq!(
+        (again.json["message"].as_str(), again.json["message_detail"].as_str()),
+        (
+            Some("Operation failed"),
+            Some("User is already a member of the specified group")
+        )
+    );
 
     let strict = support::spawn(|_| {}).await;
     let c = Client::new(&strict);

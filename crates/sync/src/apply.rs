@@ -62,7 +62,13 @@ fn parked_user(k: &SubjectKey) -> UserState {
 fn create_may_have_landed(e: &DuoError) -> bool {
     match &e.kind {
         ErrorKind::Transport { maybe_sent, .. } => *maybe_sent,
-        ErrorKind::Deadline { .. } | ErrorKind::Server { .. } | ErrorKind::Malformed { .. } | ErrorKind::UnexpectedStatus { .. } | ErrorKind::Unresolved { .. } => true,
+        // `Changed`: a read-back listing after an unknown outcome saw the account move under it.
+        ErrorKind::Deadline { .. }
+        | ErrorKind::Server { .. }
+        | ErrorKind::Malformed { .. }
+        | ErrorKind::UnexpectedStatus { .. }
+        | ErrorKind::Unresolved { .. }
+        | ErrorKind::Changed { .. } => true,
         ErrorKind::Auth { .. }
         | ErrorKind::Forbidden { .. }
         | ErrorKind::NotFound { .. }
@@ -618,27 +624,26 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// Runs bulk operations in chunks, concurrently; one result (or error message) per op.
+    /// Runs user and membership operations in chunks, concurrently, through the client's
+    /// [`DuoClient::run_ops`] (bulk where the connection allows it and Duo's reply confirms each
+    /// op, single calls otherwise); one result (or error message) per op.
     async fn bulk(&mut self, ops: &[BulkOp]) -> Vec<Result<(), String>> {
         let duo = self.duo;
         let chunks: Vec<(usize, Vec<BulkOp>)> = ops.chunks(MAX_BULK_OPS).map(<[BulkOp]>::to_vec).enumerate().collect();
-        let mut results: Vec<(usize, Vec<Result<(), String>>)> = stream::iter(chunks)
+        // (chunk index, write calls made, one result per op)
+        type Chunk = (usize, usize, Vec<Result<(), String>>);
+        let mut results: Vec<Chunk> = stream::iter(chunks)
             .map(|(i, chunk)| async move {
-                let out = match duo.bulk(&chunk).await {
-                    Ok(rs) => rs
-                        .into_iter()
-                        .map(|r| r.map(|_| ()).map_err(|f| format!("{} ({})", f.message, f.message_detail.unwrap_or_default())))
-                        .collect(),
-                    Err(e) => vec![Err(e.to_string()); chunk.len()],
-                };
-                (i, out)
+                let outcome = duo.run_ops(&chunk).await;
+                let out = outcome.results.into_iter().map(|r| r.map(|_| ()).map_err(|e| e.to_string())).collect();
+                (i, outcome.calls, out)
             })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        results.sort_by_key(|(i, _)| *i);
-        self.report.write_calls += results.len();
-        let flat: Vec<Result<(), String>> = results.into_iter().flat_map(|(_, r)| r).collect();
+        results.sort_by_key(|(i, _, _)| *i);
+        self.report.write_calls += results.iter().map(|(_, calls, _)| calls).sum::<usize>();
+        let flat: Vec<Result<(), String>> = results.into_iter().flat_map(|(_, _, r)| r).collect();
         self.progress.advance(flat.len() as u64);
         flat
     }

@@ -28,7 +28,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
                 "signature_version": d.signature_version, "timeout_secs": d.timeout_secs,
                 "writes_per_minute": d.writes_per_minute, "single_reads_per_minute": d.single_reads_per_minute,
                 "page_reads_per_minute": d.page_reads_per_minute, "max_concurrency": d.max_concurrency,
-                "server_retries": d.server_retries,
+                "server_retries": d.server_retries, "bulk": d.bulk.as_str(),
             })
         })
         .collect();

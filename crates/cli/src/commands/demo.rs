@@ -77,6 +77,7 @@ pub async fn run(json: bool) -> Result<u8> {
                 page_reads_per_minute: None,
                 max_concurrency: None,
                 server_retries: None,
+                bulk: duoprov_duo::BulkMode::Auto,
             },
         )]),
         provisioners: BTreeMap::from([("duoTest".to_owned(), provisioner)]),

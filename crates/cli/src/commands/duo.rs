@@ -52,6 +52,7 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp) -> Result<DuoConfig> 
         }
         _ => SignatureVariant::V5,
     };
+    cfg.bulk = conn.bulk;
     if let Some(n) = conn.writes_per_minute {
         cfg.pacing.writes_per_minute = n;
     }
@@ -97,6 +98,7 @@ mod tests {
             page_reads_per_minute: None,
             max_concurrency: None,
             server_retries: Some(5),
+            bulk: duoprov_duo::BulkMode::Never,
         }
     }
 
@@ -117,6 +119,7 @@ mod tests {
         assert!(cfg.connect_timeout <= cfg.request_timeout && cfg.call_deadline >= cfg.request_timeout);
         assert_eq!(cfg.signature, SignatureVariant::V5);
         assert_eq!(cfg.traffic_log, TrafficLogMode::OnError);
+        assert_eq!(cfg.bulk, duoprov_duo::BulkMode::Never);
         assert!(!format!("{cfg:?}").contains("a-secret-that-must-not-show"));
 
         let cfg = duo_config(&connection(file, 2), LogHttp::Always).unwrap();

@@ -481,8 +481,9 @@ async fn odd_duo_users_are_loaded_faithfully_or_refused_by_id() {
         "is_enrolled": true, "created": 1_600_000_000, "last_login": null, "last_directory_sync": null, "status": "Active",
         "groups": [], "tokens": [], "u2ftokens": [], "webauthncredentials": [],
     });
-    // No created, phones, aliases, enrollment or status at all.
-    let bare = json!({"user_id": "DUAAAAAAAAAAAAAAAAA2", "username": "bare"});
+    // No created, phones, aliases, enrollment or status at all. (`groups` is there: a user listing
+    // without it is refused, since the sync's membership diff is built from it.)
+    let bare = json!({"user_id": "DUAAAAAAAAAAAAAAAAA2", "username": "bare", "groups": []});
     let body = std::sync::Arc::new(std::sync::Mutex::new(page(json!([odd, bare]))));
     let url = canned_duo(body.clone()).await;
 

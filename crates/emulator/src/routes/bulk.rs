@@ -1,23 +1,29 @@
 //! `POST /admin/v1/bulk`: up to 50 operations (`{method, path, body}`), run serially. Allowed:
 //! create user, modify user, delete user, add a user to a group, remove a user from a group
-//! (`DELETE` or `POST` on `/admin/v1/users/{id}/groups/{group_id}`). `operations` may be a JSON
-//! array or a JSON-encoded string of one; each `body` an object or a JSON-encoded string. The
-//! answer lists one result per operation, in order: `{"stat":"OK","response":…}` or Duo's FAIL
-//! object. A failing operation does not stop the ones after it.
+//! (`DELETE` or `POST` on `/admin/v1/users/{id}/groups/{group_id}`; the `POST` spelling answers a
+//! per-operation 404 with `bulk_remove_post = per_op_404`). `operations` may be a JSON array or a
+//! JSON-encoded string of one; each `body` an object or a JSON-encoded string. The answer lists
+//! one result per operation, in order: `{"stat":"OK","response":…}` or Duo's FAIL object (with
+//! `bulk_reply_shape = bare`: the `response` value, or the FAIL object without `stat`; with
+//! `unavailable` the endpoint answers 404). A failing operation does not stop the ones after it.
 
 use serde_json::Value;
 
 use crate::app::Ctx;
+use crate::config::{BulkRemovePost, BulkReplyShape};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::routes::{Endpoint, Route, handle, ok_body, resolve};
 
-fn op_route(method: &str, path: &str) -> Result<Route, ApiError> {
+fn op_route(ctx: &Ctx<'_>, method: &str, path: &str) -> Result<Route, ApiError> {
     let m = method.to_ascii_uppercase();
     // Ruby's bulk helper spells "remove user from group" as POST on the membership path.
     let m = if m == "POST"
         && resolve("DELETE", path).is_ok_and(|r| r.endpoint == Endpoint::UserGroupsRemove)
     {
+        if ctx.settings().bulk_remove_post == BulkRemovePost::PerOp404 {
+            return Err(ApiError::not_found());
+        }
         "DELETE".to_owned()
     } else {
         m
@@ -55,7 +61,7 @@ fn run_one(ctx: &Ctx<'_>, op: &Value) -> Result<Value, ApiError> {
         },
         Some(_) => return Err(ApiError::invalid("body")),
     };
-    let route = op_route(method, path)?;
+    let route = op_route(ctx, method, path)?;
     let params = Params::from_object(body, ctx.settings().missing_param_code);
     let bytes = handle(ctx, &route, &params)?;
     serde_json::from_slice(&bytes).map_err(|_| ApiError::internal())
@@ -63,6 +69,10 @@ fn run_one(ctx: &Ctx<'_>, op: &Value) -> Result<Value, ApiError> {
 
 /// Runs the operations.
 pub fn run(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
+    let shape = ctx.settings().bulk_reply_shape;
+    if shape == BulkReplyShape::Unavailable {
+        return Err(ApiError::not_found());
+    }
     let ops = p
         .opt_list("operations")?
         .ok_or_else(|| p.missing("operations"))?;
@@ -71,10 +81,22 @@ pub fn run(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     }
     let mut results = Vec::with_capacity(ops.len());
     for op in &ops {
-        let r = match run_one(ctx, op) {
+        let mut r = match run_one(ctx, op) {
             Ok(v) => v,
             Err(e) => serde_json::from_slice(&e.body()).map_err(|_| ApiError::internal())?,
         };
+        if shape == BulkReplyShape::Bare {
+            r = match r {
+                Value::Object(mut o) if o.get("stat").and_then(Value::as_str) == Some("OK") => {
+                    o.remove("response").unwrap_or(Value::Null)
+                }
+                Value::Object(mut o) => {
+                    o.remove("stat");
+                    Value::Object(o)
+                }
+                other => other,
+            };
+        }
         results.push(r);
     }
     ok_body(results, None)

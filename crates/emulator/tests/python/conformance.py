@@ -234,7 +234,10 @@ def memberships():
     g2 = A.create_group(uname("g2"))
     assert A.add_user_group(u["user_id"], g1["group_id"]) == ""
     assert A.add_user_group(u["user_id"], g2["group_id"]) == ""
-    assert A.add_user_group(u["user_id"], g2["group_id"]) == ""  # already a member: 200
+    # already a member: Duo's 400/40004 (Grouper's captured production reply)
+    body = expect_error(lambda: A.add_user_group(u["user_id"], g2["group_id"]), 400, 40004,
+                        "User is already a member of the specified group")
+    assert body["message"] == "Operation failed", body
     embedded = A.get_user_by_id(u["user_id"])["groups"]
     assert [x["group_id"] for x in embedded] == [g1["group_id"], g2["group_id"]], embedded
     assert GROUP_KEYS <= set(embedded[0])
