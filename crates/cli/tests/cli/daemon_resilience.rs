@@ -642,6 +642,9 @@ fn without_password(url: &str) -> (String, Option<String>) {
 struct PgRegistry {
     config: String,
     password: Option<String>,
+    /// The test's schema, and the full URL (with its password; never printed).
+    schema: String,
+    url: String,
 }
 
 impl PgRegistry {
@@ -668,7 +671,7 @@ impl PgRegistry {
         if password.is_some() {
             config.push_str(&format!("\npassword_env = \"{PG_PASSWORD_ENV}\""));
         }
-        Some(PgRegistry { config, password })
+        Some(PgRegistry { config, password, schema, url })
     }
 
     /// The environment the child processes need (the password, when there is one).
@@ -849,3 +852,69 @@ async fn on_postgres_a_change_wakes_the_daemon_before_its_poll_interval() {
     eprintln!("NOTIFY: a change reached Duo {took:.2} s after its commit with a 30 s poll interval");
     daemon.kill();
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. Fencing: a sync whose runner lock is lost stops
+
+/// `duoprov sync` on PostgreSQL, its runner lock's session terminated by the server (as a
+/// server restart, an administrator's `pg_terminate_backend` or a network cut would end it)
+/// while group creates are under way: the run stops before its next phase, sends nothing more,
+/// says why, and is recorded interrupted; the next sync converges without creating anything twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_whose_postgres_lock_session_ends_stops_before_its_next_phase_and_the_next_sync_converges() {
+    use sqlx::Connection;
+    let Some(pg) = PgRegistry::create("fence").await else { return };
+    let envs = pg.envs();
+    // Each group create takes a second, so the lock can be lost inside the group phase.
+    let emu = emulator("latency=1s on=groups.create", TenantDump { version: 1, ..Default::default() }).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_folder(dir, &emu, &pg.config, "");
+    let model = Model::generated(12, 4);
+    std::fs::write(dir.join("tenant.json"), model.import_json()).unwrap();
+    cli(dir, &envs, &["import", "tenant.json"], 0);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_duoprov"));
+    cmd.args(["sync", "duoTest"]).current_dir(dir).env_remove("DUOPROV_CONFIG").env_remove("DUOPROV_REGISTRY_URL").env_remove("RUST_LOG");
+    for (k, v) in &envs {
+        cmd.env(k, v);
+    }
+    let sync = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn duoprov sync");
+    let handle = emu.handle().clone();
+    wait_until("the first group create", Duration::from_secs(20), || if handle.calls().iter().any(|c| c.method == "POST" && c.path == "/admin/v1/groups") { Ok(()) } else { Err("none yet".into()) });
+
+    let mut admin = sqlx::PgConnection::connect(&pg.url).await.expect("connect (URL not shown)");
+    let key = format!("duoprov-runner:{}:provisioner:duoTest", pg.schema);
+    let pid: Option<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)",
+    )
+    .bind(&key)
+    .fetch_optional(&mut admin)
+    .await
+    .unwrap();
+    let pid = pid.expect("the sync's runner lock is held by a session");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(pid).fetch_one(&mut admin).await.unwrap();
+    assert!(terminated);
+
+    let out = sync.wait_with_output().expect("the sync ends");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("stopped before creating users") && stderr.contains("no longer holds the runner lock"), "{stderr}");
+    let state = handle.state();
+    assert!(state.users.is_empty(), "nothing was sent after the lock was lost: {} users created", state.users.len());
+    assert!(!state.groups.is_empty(), "the group phase ran before the loss");
+    let store = duoprov_registry::open(&pg.url, &duoprov_registry::OpenOptions { schema: Some(pg.schema.clone()), ..Default::default() }).await.expect("open the test registry");
+    let runs = store.runs(Some("duoTest"), 5).await.unwrap();
+    assert_eq!(runs[0].status, "interrupted", "{:?}", runs[0]);
+    assert!(runs[0].message.as_deref().is_some_and(|m| m.contains("creating users")), "{:?}", runs[0].message);
+
+    // The next sync converges from Duo as it is: no group created twice.
+    emu.handle().set_faults("").unwrap();
+    cli(dir, &envs, &["sync", "duoTest"], 0);
+    let w = World::of(&emu.handle().state());
+    let (groups, memberships, _) = model.expected();
+    assert_eq!(w.groups.keys().cloned().collect::<BTreeSet<String>>(), groups);
+    assert_eq!(w.memberships, memberships);
+    let names: Vec<String> = emu.handle().state().groups.iter().map(|g| g.name.clone()).collect();
+    assert_eq!(names.len(), groups.len(), "a group was created twice: {names:?}");
+}
+
