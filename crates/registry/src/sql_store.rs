@@ -996,10 +996,13 @@ async fn assign_marker_in(tx: &mut Tx, marker: &Marker) -> Result<Upsert> {
     Ok(outcome)
 }
 
+/// A subject's columns and whether it is an immediate member.
+type EffectiveRow = (i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, bool);
+
 /// The effective members of `group` (subjects reached through nesting), inside `tx`.
 async fn effective_in(tx: &mut Tx, group: &GroupName) -> Result<Vec<EffectiveMember>> {
     let g = require_group(tx, group).await?;
-    let rows: Vec<(i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, bool)> =
+    let rows: Vec<EffectiveRow> =
         sqlx::query_as(concat!(
             "WITH RECURSIVE down(id) AS (SELECT CAST($1 AS BIGINT) UNION SELECT mg.member_group_id FROM member_group mg JOIN down ON mg.group_id = down.id) ",
             "SELECT ", subject_cols!(), ", EXISTS (SELECT 1 FROM member_subject i WHERE i.group_id = $1 AND i.subject_id = s.id) ",
