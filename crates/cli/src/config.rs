@@ -52,6 +52,7 @@ struct RawProvisioner {
     duo: String,
     create_users: Option<bool>,
     log_http: Option<String>,
+    log_http_bodies: Option<String>,
     load_duo_users: Option<bool>,
     eligible_group: Option<String>,
     subject_sources: Option<Vec<String>>,
@@ -287,6 +288,9 @@ pub struct Provisioner {
     pub duo: String,
     pub create_users: bool,
     pub log_http: LogHttp,
+    /// How much of request and response bodies the traffic log shows (`masked`, the default:
+    /// e-mail addresses and phone numbers masked; `full`; `none`).
+    pub log_http_bodies: duoprov_duo::BodyLog,
     pub load_duo_users: bool,
     pub eligible_group: Option<GroupName>,
     pub subject_sources: Option<Vec<String>>,
@@ -413,6 +417,10 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             "always" => LogHttp::Always,
             other => bail!("{key}.log_http: must be off, on_error or always, not {other:?}"),
         };
+        let log_http_bodies = match p.log_http_bodies.as_deref() {
+            None => duoprov_duo::BodyLog::Masked,
+            Some(text) => text.parse().map_err(|e| anyhow::anyhow!("{key}.log_http_bodies: {e} (default masked)"))?,
+        };
         let create_users = p.create_users.unwrap_or(true);
         let defaults = Policy::default();
         let t = &p.thresholds;
@@ -513,6 +521,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 duo: p.duo,
                 create_users,
                 log_http,
+                log_http_bodies,
                 load_duo_users: p.load_duo_users.unwrap_or(false),
                 eligible_group,
                 subject_sources: p.subject_sources,
@@ -632,6 +641,7 @@ url = "{registry_url}"
 # duo = "prod"
 # create_users = true
 # log_http = "off"          # off | on_error | always
+# log_http_bodies = "masked" # masked (e-mail addresses, phone numbers) | full | none
 "#
     )
 }
@@ -744,6 +754,17 @@ mod tests {
         assert!(e.contains("duo.prod.url") && e.contains("loopback"), "{e}");
         let s = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\n")).unwrap();
         assert!(s.provisioners["p"].create_users);
+    }
+
+    #[test]
+    fn traffic_log_bodies_are_masked_by_default_and_an_unknown_mode_is_named() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n[provisioner.p]\nduo = \"prod\"\n";
+        assert_eq!(parse_str(base).unwrap().provisioners["p"].log_http_bodies, duoprov_duo::BodyLog::Masked);
+        for (value, mode) in [("full", duoprov_duo::BodyLog::Full), ("none", duoprov_duo::BodyLog::None), ("masked", duoprov_duo::BodyLog::Masked)] {
+            assert_eq!(parse_str(&format!("{base}log_http_bodies = \"{value}\"\n")).unwrap().provisioners["p"].log_http_bodies, mode);
+        }
+        let e = parse_str(&format!("{base}log_http_bodies = \"partly\"\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p.log_http_bodies") && e.contains("masked, full, none"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Configuration of one Duo connection (Grouper's "external system"): API host, integration key,
 //! secret key, optional base URL override for a loopback emulator, proxy, CA file, timeouts,
-//! signature variant, retry schedule, pacing, concurrency, the traffic-log mode and whether writes
+//! signature variant, retry schedule, pacing, concurrency, the traffic-log mode and how much of
+//! bodies it shows, and whether writes
 //! use the bulk endpoint.
 //!
 //! The secret key is a [`secrecy::SecretString`]: its `Debug` prints `[REDACTED]`, and the client
@@ -23,6 +24,7 @@ use duoprov_duo_wire::SignatureVariant;
 use secrecy::SecretString;
 
 use crate::error::DuoError;
+use crate::traffic::BodyLog;
 
 /// When the HTTP traffic log writes an entry (Grouper's `logCommandsAlways` / `logCommandsOnError`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -175,6 +177,9 @@ pub struct DuoConfig {
     pub max_concurrency: usize,
     /// Traffic log mode.
     pub traffic_log: TrafficLogMode,
+    /// How much of request and response bodies the traffic log shows (default
+    /// [`BodyLog::Masked`]: e-mail addresses and phone numbers masked).
+    pub traffic_bodies: BodyLog,
     /// Whether writes go through `/admin/v1/bulk` (default [`BulkMode::Auto`]).
     pub bulk: BulkMode,
     /// `User-Agent` header.
@@ -210,6 +215,7 @@ impl DuoConfig {
             pacing: PacingConfig::default(),
             max_concurrency: 4,
             traffic_log: TrafficLogMode::Off,
+            traffic_bodies: BodyLog::Masked,
             bulk: BulkMode::Auto,
             user_agent: format!("duoprov/{}", env!("CARGO_PKG_VERSION")),
             observer: None,

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::config::{LogHttp, SecretSource};
+use duoprov_duo::BodyLog;
 use crate::{exit, output};
 
 fn source(s: &SecretSource) -> String {
@@ -39,6 +40,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
             json!({
                 "name": p.name, "duo": p.duo, "create_users": p.create_users,
                 "log_http": match p.log_http { LogHttp::Off => "off", LogHttp::OnError => "on_error", LogHttp::Always => "always" },
+                "log_http_bodies": match p.log_http_bodies { BodyLog::Masked => "masked", BodyLog::Full => "full", BodyLog::None => "none" },
                 "load_duo_users": p.load_duo_users,
             })
         })

@@ -45,6 +45,7 @@ pub async fn run(json: bool) -> Result<u8> {
         duo: "demo".into(),
         create_users: true,
         log_http: LogHttp::Always,
+        log_http_bodies: Default::default(),
         load_duo_users: false,
         eligible_group: None,
         subject_sources: None,
