@@ -34,6 +34,8 @@ struct RawDuo {
     secret_key_env: Option<String>,
     url: Option<String>,
     proxy: Option<String>,
+    proxy_password_env: Option<String>,
+    proxy_password_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
     signature_version: Option<u8>,
     timeout_secs: Option<u64>,
@@ -257,7 +259,10 @@ pub struct DuoConnection {
     pub integration_key: String,
     pub secret_key: SecretSource,
     pub url: Option<String>,
+    /// The proxy URL, never with a password (a user name may be in it).
     pub proxy: Option<String>,
+    /// Where the proxy's password comes from (basic authentication with the URL's user name).
+    pub proxy_password: Option<SecretSource>,
     pub ca_file: Option<PathBuf>,
     pub signature_version: u8,
     pub timeout_secs: u64,
@@ -359,6 +364,30 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 bail!("{key}.url: plain HTTP is allowed only to a loopback address (127.0.0.0/8, localhost, [::1])");
             }
         }
+        let proxy_password = match (d.proxy_password_file, d.proxy_password_env) {
+            (Some(_), Some(_)) => bail!("{key}: set proxy_password_file or proxy_password_env, not both"),
+            (Some(f), None) => Some(SecretSource::File(base.join(f))),
+            (None, Some(v)) => Some(SecretSource::Env(v)),
+            (None, None) => None,
+        };
+        if let Some(proxy) = &d.proxy {
+            // The URL is not echoed: it may hold a password.
+            let parsed = url::Url::parse(proxy)
+                .map_err(|e| anyhow::anyhow!("{key}.proxy: not a URL such as http://proxy.example.edu:3128 ({e})"))?;
+            if parsed.password().is_some() {
+                bail!(
+                    "{key}.proxy: holds a password; keep secrets out of the file (put the user name in the URL, http://USER@proxy.example.edu:3128, and the password in proxy_password_env or proxy_password_file)"
+                );
+            }
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                bail!("{key}.proxy: expected http://HOST:PORT or https://HOST:PORT");
+            }
+            if proxy_password.is_some() && parsed.username().is_empty() {
+                bail!("{key}.proxy: a proxy password is configured, so the URL must name the user (http://USER@proxy.example.edu:3128)");
+            }
+        } else if proxy_password.is_some() {
+            bail!("{key}: proxy_password_env or proxy_password_file is set without a proxy");
+        }
         for (k, v) in [("writes_per_minute", d.writes_per_minute), ("single_reads_per_minute", d.single_reads_per_minute), ("page_reads_per_minute", d.page_reads_per_minute)] {
             if v == Some(0) {
                 bail!("{key}.{k}: must be at least 1");
@@ -392,6 +421,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 secret_key,
                 url: d.url,
                 proxy: d.proxy,
+                proxy_password,
                 ca_file: d.ca_file.map(|f| base.join(f)),
                 signature_version,
                 timeout_secs: d.timeout_secs.unwrap_or(60),
@@ -700,6 +730,27 @@ mod tests {
         assert!(e.contains("registry.url") && !e.contains("hunter2"), "{e}");
         let e = parse_str("[registry]\nurl = \"postgres://u@db/x?sslmode=verify-full&password=hunter2\"\n").unwrap_err().to_string();
         assert!(e.contains("registry.url") && e.contains("holds a password") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn a_proxy_password_in_the_url_is_refused_without_echoing_it() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n";
+        for (extra, key, words) in [
+            ("proxy = \"http://bob:hunter2@proxy.example.edu:3128\"\n", "duo.prod.proxy", "holds a password"),
+            ("proxy = \"http://:hunter2@proxy.example.edu:3128\"\n", "duo.prod.proxy", "holds a password"),
+            ("proxy = \"http://bob:hunter2@[proxy.example.edu:3128\"\n", "duo.prod.proxy", "not a URL"),
+            ("proxy = \"socks9://bob@proxy:1\"\nproxy_password_env = \"P\"\n", "duo.prod.proxy", "http://HOST:PORT"),
+            ("proxy = \"http://proxy.example.edu:3128\"\nproxy_password_env = \"P\"\n", "duo.prod.proxy", "must name the user"),
+            ("proxy_password_env = \"P\"\n", "duo.prod", "without a proxy"),
+            ("proxy = \"http://bob@proxy.example.edu:3128\"\nproxy_password_env = \"P\"\nproxy_password_file = \"p\"\n", "duo.prod", "not both"),
+        ] {
+            let e = parse_str(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(words) && !e.contains("hunter2"), "{extra}: {e}");
+        }
+        let s = parse_str(&format!("{base}proxy = \"http://bob@proxy.example.edu:3128\"\nproxy_password_file = \"proxy.pw\"\n")).unwrap();
+        let d = &s.duo["prod"];
+        assert_eq!(d.proxy.as_deref(), Some("http://bob@proxy.example.edu:3128"));
+        assert!(matches!(&d.proxy_password, Some(SecretSource::File(f)) if f == Path::new("/etc/duoprov/proxy.pw")));
     }
 
     #[test]

@@ -159,8 +159,11 @@ pub struct DuoConfig {
     /// Signature variant: [`SignatureVariant::V5`] (default) or [`SignatureVariant::V2Sha1`] for
     /// older accounts (v2-SHA512 and v4 also work).
     pub signature: SignatureVariant,
-    /// HTTP(S) proxy URL, e.g. `http://proxy.example.edu:3128` (credentials may be in the URL).
+    /// HTTP(S) proxy URL, e.g. `http://proxy.example.edu:3128`; a user name for the proxy goes in
+    /// the URL (`http://USER@proxy.example.edu:3128`), its password in `proxy_password`.
     pub proxy: Option<String>,
+    /// The proxy's password (basic authentication with the URL's user name). Never printed.
+    pub proxy_password: Option<SecretString>,
     /// PEM file with extra trusted CA certificates (added to the system roots).
     pub ca_file: Option<PathBuf>,
     /// TCP/TLS connect timeout.
@@ -207,6 +210,7 @@ impl DuoConfig {
             url: None,
             signature: SignatureVariant::V5,
             proxy: None,
+            proxy_password: None,
             ca_file: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),

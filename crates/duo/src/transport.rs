@@ -1,6 +1,7 @@
 //! The HTTP layer under the client: a small [`Transport`] trait (one request in, one fully read
 //! response out) and its production implementation on reqwest with rustls (ring provider),
-//! system roots plus an optional CA file, an optional proxy, and connect/request timeouts.
+//! system roots plus an optional CA file, an optional proxy (basic authentication from the URL's
+//! user name and a separately held password), and connect/request timeouts.
 //!
 //! The trait exists so the retry, pacing and paging logic can be tested on paused time with an
 //! in-memory transport, and so the bytes that are sent are exactly the bytes that were signed
@@ -131,11 +132,7 @@ impl ReqwestTransport {
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(std::time::Duration::from_secs(30));
         match &cfg.proxy {
-            Some(p) => {
-                let proxy = reqwest::Proxy::all(p.as_str())
-                    .map_err(|e| DuoError::config(format!("proxy URL is invalid: {}", redact_url(p, &e.to_string()))))?;
-                b = b.proxy(proxy);
-            }
+            Some(p) => b = b.proxy(proxy_of(p, cfg.proxy_password.as_ref())?),
             None => {
                 b = b.no_proxy();
             }
@@ -152,6 +149,51 @@ impl ReqwestTransport {
         }
         let client = b.build().map_err(|e| DuoError::config(format!("cannot build the HTTP client: {}", chain(&e))))?;
         Ok(ReqwestTransport { client })
+    }
+}
+
+/// The reqwest proxy for `url`, with basic authentication from the URL's user name and
+/// `password` (or the URL's own password). Errors never show the URL's credentials.
+fn proxy_of(url: &str, password: Option<&secrecy::SecretString>) -> Result<reqwest::Proxy, DuoError> {
+    use secrecy::ExposeSecret as _;
+    let invalid = |detail: &str| DuoError::config(format!("proxy URL {} is invalid: {}", without_credentials(url), redact_url(url, detail)));
+    let mut parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(invalid("expected http://HOST:PORT or https://HOST:PORT"));
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let user = decode(parsed.username());
+    let url_password = parsed.password().map(decode);
+    if password.is_some() && user.is_empty() {
+        return Err(DuoError::config(format!(
+            "proxy {}: a proxy password is set but the URL names no user (http://USER@HOST:PORT)",
+            without_credentials(url)
+        )));
+    }
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let mut proxy = reqwest::Proxy::all(parsed.as_str()).map_err(|e| invalid(&e.to_string()))?;
+    match (password, url_password) {
+        (Some(p), _) => proxy = proxy.basic_auth(&user, p.expose_secret()),
+        (None, Some(p)) => proxy = proxy.basic_auth(&user, &p),
+        (None, None) if !user.is_empty() => proxy = proxy.basic_auth(&user, ""),
+        (None, None) => {}
+    }
+    Ok(proxy)
+}
+
+/// A proxy URL as it may be shown: the password replaced by `*******` (the user name kept);
+/// text that is not an `http`/`https` URL with a host is not shown at all (where a password sits
+/// in it is then unknown).
+pub fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("*******"));
+            }
+            u.to_string()
+        }
+        _ => "(not an http or https URL; not shown)".to_owned(),
     }
 }
 
@@ -231,6 +273,26 @@ mod tests {
     fn proxy_credentials_are_redacted() {
         assert_eq!(redact_url("http://bob:pw@proxy:3128", "bad bob:pw@proxy"), "bad *******@proxy");
         assert_eq!(redact_url("http://proxy:3128", "bad"), "bad");
+        assert_eq!(without_credentials("http://bob:hunter2@proxy:3128"), "http://bob:*******@proxy:3128/");
+        assert_eq!(without_credentials("http://bob@proxy:3128"), "http://bob@proxy:3128/");
+        assert!(!without_credentials("http://bob:hunter2@[proxy").contains("hunter2"));
+        assert!(!without_credentials("bob:hunter2@proxy:3128").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bad_proxy_url_or_a_password_without_a_user_is_refused_without_echoing_the_password() {
+        let mut cfg = DuoConfig::new("h", "DI", "s".into());
+        for bad in ["ftp://bob:hunter2@proxy:21", "http://bob:hunter2@[proxy:3128", "bob:hunter2@proxy:3128"] {
+            cfg.proxy = Some(bad.into());
+            let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("proxy") && !e.contains("hunter2"), "{bad}: {e}");
+        }
+        cfg.proxy = Some("http://proxy.example.invalid:3128".into());
+        cfg.proxy_password = Some("hunter2".into());
+        let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("names no user") && !e.contains("hunter2"), "{e}");
+        cfg.proxy = Some("http://bob@proxy.example.invalid:3128".into());
+        assert!(ReqwestTransport::new(&cfg).is_ok());
     }
 
     #[test]

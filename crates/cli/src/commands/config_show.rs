@@ -1,5 +1,6 @@
 //! `duoprov config`: prints the validated configuration, the registry URL redacted and each
-//! secret named by where it comes from, never by its value.
+//! secret (the Duo secret key, a database or proxy password) named by where it comes from, never
+//! by its value; a proxy URL is shown without a password.
 
 use anyhow::Result;
 use serde_json::json;
@@ -24,7 +25,9 @@ pub fn run(ctx: &Context) -> Result<u8> {
         .map(|d| {
             json!({
                 "name": d.name, "api_host": d.api_host, "integration_key": d.integration_key,
-                "secret_key": source(&d.secret_key), "url": d.url, "proxy": d.proxy,
+                "secret_key": source(&d.secret_key), "url": d.url,
+                "proxy": d.proxy.as_deref().map(duoprov_duo::transport::without_credentials),
+                "proxy_password": d.proxy_password.as_ref().map(source),
                 "ca_file": d.ca_file.as_ref().map(|p| p.display().to_string()),
                 "signature_version": d.signature_version, "timeout_secs": d.timeout_secs,
                 "writes_per_minute": d.writes_per_minute, "single_reads_per_minute": d.single_reads_per_minute,

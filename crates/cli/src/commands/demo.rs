@@ -70,6 +70,7 @@ pub async fn run(json: bool) -> Result<u8> {
                 secret_key: SecretSource::File(skey_file),
                 url: Some(url),
                 proxy: None,
+                proxy_password: None,
                 ca_file: None,
                 signature_version: 5,
                 timeout_secs: 30,

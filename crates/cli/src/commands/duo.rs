@@ -36,6 +36,7 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog) -> R
     let mut cfg = DuoConfig::new(conn.api_host.clone(), conn.integration_key.clone(), secret);
     cfg.url = conn.url.clone();
     cfg.proxy = conn.proxy.clone();
+    cfg.proxy_password = conn.proxy_password.as_ref().map(|s| s.read(&format!("duo.{}.proxy_password", conn.name))).transpose()?;
     cfg.ca_file = conn.ca_file.clone();
     cfg.request_timeout = Duration::from_secs(conn.timeout_secs.max(1));
     cfg.connect_timeout = cfg.connect_timeout.min(cfg.request_timeout);
@@ -91,6 +92,7 @@ mod tests {
             secret_key: SecretSource::File(secret_file),
             url: Some("http://127.0.0.1:9".into()),
             proxy: Some("http://proxy.example.edu:3128".into()),
+            proxy_password: None,
             ca_file: Some("/etc/duoprov/ca.pem".into()),
             signature_version,
             timeout_secs: 7,

@@ -520,3 +520,77 @@ async fn a_secret_file_readable_by_group_or_others_is_named_and_a_private_one_is
     .await
     .expect("runs");
 }
+
+/// A stand-in HTTP proxy on loopback: answers every request `502 Bad Gateway` and keeps the
+/// request heads it received.
+fn recording_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let kept = heads.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            kept.lock().expect("lock").push(String::from_utf8_lossy(&head).into_owned());
+            let _ = std::io::Write::write_all(&mut conn, b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, heads)
+}
+
+/// The configuration of a connection through a proxy at `port` whose password comes from
+/// `DUOPROV_TEST_PROXY_PW`.
+fn proxy_config(port: u16) -> String {
+    format!(
+        "[registry]\nurl = \"sqlite://r.db\"\n[duo.prod]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_env = \"DUOPROV_TEST_SKEY\"\n\
+         url = \"http://127.0.0.1:9\"\nproxy = \"http://bob@127.0.0.1:{port}\"\nproxy_password_env = \"DUOPROV_TEST_PROXY_PW\"\nserver_retries = 0\n\
+         [provisioner.p]\nduo = \"prod\"\nlog_http = \"always\"\nlog_http_bodies = \"full\"\n"
+    )
+}
+
+const PROXY_PASSWORD: &str = "proxy-pw-Ry6Tn3Vx8Kd1Ls5Qb";
+
+#[test]
+fn a_proxy_password_from_the_environment_reaches_the_proxy_and_no_output() {
+    let (port, heads) = recording_proxy();
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("duoprov.toml"), proxy_config(port)).expect("config");
+    let mut outputs = Vec::new();
+    for (args, ok) in [
+        (&["config"][..], true),
+        (&["--json", "config"], true),
+        (&["-vvv", "doctor", "p"], false),
+        (&["-vvv", "plan", "p"], false),
+        (&["-vvv", "--log-format", "json", "load-users", "p"], false),
+    ] {
+        let o = binary()
+            .current_dir(dir.path())
+            .env("DUOPROV_TEST_SKEY", SKEY)
+            .env("DUOPROV_TEST_PROXY_PW", PROXY_PASSWORD)
+            .args(args)
+            .output()
+            .expect("run");
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.success(), ok, "{args:?}:\n{}", tail(&text));
+        assert!(!text.contains(PROXY_PASSWORD) && !text.contains(&base64(format!("bob:{PROXY_PASSWORD}").as_bytes())[..20]), "{args:?} showed the proxy password:\n{text}");
+        outputs.push(text);
+    }
+    assert!(
+        outputs[0].contains("http://bob@127.0.0.1") && outputs[0].contains("environment variable DUOPROV_TEST_PROXY_PW"),
+        "config names the proxy and where its password comes from:\n{}",
+        outputs[0]
+    );
+    assert!(outputs[3].contains("502"), "the proxy's refusal is reported:\n{}", tail(&outputs[3]));
+    // The password did reach the proxy, as basic authentication for bob.
+    let want = format!("proxy-authorization: basic {}", base64(format!("bob:{PROXY_PASSWORD}").as_bytes())).to_ascii_lowercase();
+    let heads = heads.lock().expect("lock");
+    assert!(!heads.is_empty() && heads.iter().all(|h| h.to_ascii_lowercase().contains(&want)), "{heads:?}");
+}
