@@ -37,6 +37,7 @@ struct RawDuo {
     proxy_password_env: Option<String>,
     proxy_password_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    tls_roots: Option<String>,
     signature_version: Option<u8>,
     timeout_secs: Option<u64>,
     writes_per_minute: Option<u32>,
@@ -264,6 +265,8 @@ pub struct DuoConnection {
     /// Where the proxy's password comes from (basic authentication with the URL's user name).
     pub proxy_password: Option<SecretSource>,
     pub ca_file: Option<PathBuf>,
+    /// Which CAs are trusted for Duo: `system` (default), `duo` (Duo's pinned set) or a PEM file.
+    pub tls_roots: duoprov_duo::TlsRoots,
     pub signature_version: u8,
     pub timeout_secs: u64,
     /// Client-side pacing; `None` keeps the client's defaults (≈ 80 % of Duo's published limits).
@@ -388,6 +391,15 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         } else if proxy_password.is_some() {
             bail!("{key}: proxy_password_env or proxy_password_file is set without a proxy");
         }
+        let tls_roots = match d.tls_roots.as_deref() {
+            None | Some("system") => duoprov_duo::TlsRoots::System,
+            Some("duo") => duoprov_duo::TlsRoots::Duo,
+            Some("") => bail!("{key}.tls_roots: must be \"system\" (default), \"duo\" or the path of a PEM file"),
+            Some(file) => duoprov_duo::TlsRoots::File(base.join(file)),
+        };
+        if d.ca_file.is_some() && tls_roots != duoprov_duo::TlsRoots::System {
+            bail!("{key}.ca_file: adds to the system roots, so it needs tls_roots = \"system\"; with pinned roots, put every CA in the tls_roots file");
+        }
         for (k, v) in [("writes_per_minute", d.writes_per_minute), ("single_reads_per_minute", d.single_reads_per_minute), ("page_reads_per_minute", d.page_reads_per_minute)] {
             if v == Some(0) {
                 bail!("{key}.{k}: must be at least 1");
@@ -423,6 +435,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 proxy: d.proxy,
                 proxy_password,
                 ca_file: d.ca_file.map(|f| base.join(f)),
+                tls_roots,
                 signature_version,
                 timeout_secs: d.timeout_secs.unwrap_or(60),
                 writes_per_minute: d.writes_per_minute,
@@ -751,6 +764,21 @@ mod tests {
         let d = &s.duo["prod"];
         assert_eq!(d.proxy.as_deref(), Some("http://bob@proxy.example.edu:3128"));
         assert!(matches!(&d.proxy_password, Some(SecretSource::File(f)) if f == Path::new("/etc/duoprov/proxy.pw")));
+    }
+
+    #[test]
+    fn tls_roots_are_system_by_default_duo_or_a_file_and_exclude_ca_file() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n";
+        assert_eq!(parse_str(base).unwrap().duo["prod"].tls_roots, duoprov_duo::TlsRoots::System);
+        assert_eq!(parse_str(&format!("{base}tls_roots = \"duo\"\n")).unwrap().duo["prod"].tls_roots, duoprov_duo::TlsRoots::Duo);
+        assert_eq!(
+            parse_str(&format!("{base}tls_roots = \"roots.pem\"\n")).unwrap().duo["prod"].tls_roots,
+            duoprov_duo::TlsRoots::File("/etc/duoprov/roots.pem".into())
+        );
+        let e = parse_str(&format!("{base}tls_roots = \"duo\"\nca_file = \"x.pem\"\n")).unwrap_err().to_string();
+        assert!(e.contains("duo.prod.ca_file") && e.contains("tls_roots = \"system\""), "{e}");
+        let e = parse_str(&format!("{base}tls_roots = \"\"\n")).unwrap_err().to_string();
+        assert!(e.contains("duo.prod.tls_roots"), "{e}");
     }
 
     #[test]

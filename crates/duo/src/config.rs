@@ -1,5 +1,6 @@
 //! Configuration of one Duo connection (Grouper's "external system"): API host, integration key,
-//! secret key, optional base URL override for a loopback emulator, proxy, CA file, timeouts,
+//! secret key, optional base URL override for a loopback emulator, proxy, CA file, trusted roots,
+//! timeouts,
 //! signature variant, retry schedule, pacing, concurrency, the traffic-log mode and how much of
 //! bodies it shows, and whether writes
 //! use the bulk endpoint.
@@ -90,6 +91,31 @@ impl FromStr for BulkMode {
     }
 }
 
+/// Which certificate authorities the client trusts for Duo's TLS certificate (the `tls_roots`
+/// setting of a connection).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TlsRoots {
+    /// The platform's trust store (plus `ca_file`, if set). What a TLS-inspecting proxy needs.
+    #[default]
+    System,
+    /// Exactly the CAs Duo's official clients pin (vendored from duo-client 5.7.0, see
+    /// `crates/duo/data/README.md`); nothing else, `ca_file` included, is trusted.
+    Duo,
+    /// Exactly the certificates of this PEM file.
+    File(PathBuf),
+}
+
+impl TlsRoots {
+    /// The setting's spelling: `system`, `duo` or the file's path.
+    pub fn describe(&self) -> String {
+        match self {
+            TlsRoots::System => "system".to_owned(),
+            TlsRoots::Duo => "duo".to_owned(),
+            TlsRoots::File(p) => p.display().to_string(),
+        }
+    }
+}
+
 /// Retry schedule. The defaults are the official clients' 429 schedule: wait 1 s, doubling,
 /// while the wait is at most 32 s, plus uniform jitter below 1 s (7 attempts in all). 5xx and
 /// transport errors follow the same doubling, for at most `max_server_retries` retries.
@@ -164,8 +190,11 @@ pub struct DuoConfig {
     pub proxy: Option<String>,
     /// The proxy's password (basic authentication with the URL's user name). Never printed.
     pub proxy_password: Option<SecretString>,
-    /// PEM file with extra trusted CA certificates (added to the system roots).
+    /// PEM file with extra trusted CA certificates (added to the system roots; only with
+    /// [`TlsRoots::System`]).
     pub ca_file: Option<PathBuf>,
+    /// Which CAs are trusted (default [`TlsRoots::System`]).
+    pub tls_roots: TlsRoots,
     /// TCP/TLS connect timeout.
     pub connect_timeout: Duration,
     /// Timeout of one HTTP attempt (request sent to body read).
@@ -212,6 +241,7 @@ impl DuoConfig {
             proxy: None,
             proxy_password: None,
             ca_file: None,
+            tls_roots: TlsRoots::System,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             call_deadline: Duration::from_secs(240),

@@ -1,6 +1,6 @@
 //! The HTTP layer under the client: a small [`Transport`] trait (one request in, one fully read
 //! response out) and its production implementation on reqwest with rustls (ring provider),
-//! system roots plus an optional CA file, an optional proxy (basic authentication from the URL's
+//! system roots plus an optional CA file, or only pinned roots (Duo's CA set or a file), an optional proxy (basic authentication from the URL's
 //! user name and a separately held password), and connect/request timeouts.
 //!
 //! The trait exists so the retry, pacing and paging logic can be tested on paused time with an
@@ -13,7 +13,7 @@ use std::sync::Once;
 
 use futures::future::BoxFuture;
 
-use crate::config::DuoConfig;
+use crate::config::{DuoConfig, TlsRoots};
 use crate::error::DuoError;
 
 /// A request ready to send.
@@ -119,6 +119,23 @@ pub fn install_crypto_provider() {
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
     client: reqwest::Client,
+    /// Whether only pinned roots (`tls_roots` = `duo` or a file) are trusted: a certificate
+    /// failure then says so.
+    pinned: bool,
+}
+
+/// The CA certificates Duo's official Python client pins (duo-client 5.7.0's `ca_certs.pem`;
+/// see `crates/duo/data/README.md`).
+pub const DUO_CA_CERTS: &[u8] = include_bytes!("../data/duo-ca-certs.pem");
+
+/// The certificates of a PEM bundle; `what` names it in errors.
+fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<reqwest::Certificate>, DuoError> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| DuoError::config(format!("{what} is not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(DuoError::config(format!("{what} holds no certificate")));
+    }
+    Ok(certs)
 }
 
 impl ReqwestTransport {
@@ -137,18 +154,28 @@ impl ReqwestTransport {
                 b = b.no_proxy();
             }
         }
+        if cfg.ca_file.is_some() && cfg.tls_roots != TlsRoots::System {
+            return Err(DuoError::config(format!(
+                "ca_file adds to the system roots, but tls_roots is {:?}; use one of them",
+                cfg.tls_roots.describe()
+            )));
+        }
         if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| DuoError::config(format!("cannot read CA file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| DuoError::config(format!("CA file {} is not PEM certificates: {e}", path.display())))?;
-            if certs.is_empty() {
-                return Err(DuoError::config(format!("CA file {} holds no certificate", path.display())));
+            b = b.tls_certs_merge(pem_certificates(&std::fs::read(path).map_err(|e| {
+                DuoError::config(format!("cannot read CA file {}: {e}", path.display()))
+            })?, &format!("CA file {}", path.display()))?);
+        }
+        match &cfg.tls_roots {
+            TlsRoots::System => {}
+            TlsRoots::Duo => b = b.tls_certs_only(pem_certificates(DUO_CA_CERTS, "Duo's pinned CA set")?),
+            TlsRoots::File(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| DuoError::config(format!("tls_roots: cannot read {}: {e}", path.display())))?;
+                b = b.tls_certs_only(pem_certificates(&pem, &format!("tls_roots file {}", path.display()))?);
             }
-            b = b.tls_certs_merge(certs);
         }
         let client = b.build().map_err(|e| DuoError::config(format!("cannot build the HTTP client: {}", chain(&e))))?;
-        Ok(ReqwestTransport { client })
+        Ok(ReqwestTransport { client, pinned: cfg.tls_roots != TlsRoots::System })
     }
 }
 
@@ -234,7 +261,14 @@ impl Transport for ReqwestTransport {
             }
             let resp = rb.send().await.map_err(|e| {
                 let maybe_sent = !e.is_connect();
-                TransportError { detail: chain(&e.without_url()), maybe_sent }
+                let mut detail = chain(&e.without_url());
+                if self.pinned && detail.to_ascii_lowercase().contains("certificate") {
+                    detail.push_str(
+                        " (tls_roots trusts only pinned certificate authorities: the server's certificate is not from one of \
+                         them; a TLS-inspecting proxy needs tls_roots = \"system\", with its CA in ca_file)",
+                    );
+                }
+                TransportError { detail, maybe_sent }
             })?;
             let status = resp.status().as_u16();
             let headers = resp
@@ -311,5 +345,17 @@ mod tests {
         cfg.ca_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into());
         let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("holds no certificate") || e.contains("is not PEM"), "{e}");
+        // Pinned roots: Duo's vendored set parses; a file of roots; ca_file only with system.
+        cfg.ca_file = None;
+        cfg.tls_roots = TlsRoots::Duo;
+        assert_eq!(pem_certificates(DUO_CA_CERTS, "duo").map(|c| c.len()).ok(), Some(15));
+        assert!(ReqwestTransport::new(&cfg).is_ok());
+        cfg.tls_roots = TlsRoots::File(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into());
+        let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("tls_roots file") && e.contains("Cargo.toml"), "{e}");
+        cfg.tls_roots = TlsRoots::Duo;
+        cfg.ca_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-ca.pem").into());
+        let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("ca_file") && e.contains("\"duo\""), "{e}");
     }
 }

@@ -28,7 +28,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
                 "secret_key": source(&d.secret_key), "url": d.url,
                 "proxy": d.proxy.as_deref().map(duoprov_duo::transport::without_credentials),
                 "proxy_password": d.proxy_password.as_ref().map(source),
-                "ca_file": d.ca_file.as_ref().map(|p| p.display().to_string()),
+                "ca_file": d.ca_file.as_ref().map(|p| p.display().to_string()), "tls_roots": d.tls_roots.describe(),
                 "signature_version": d.signature_version, "timeout_secs": d.timeout_secs,
                 "writes_per_minute": d.writes_per_minute, "single_reads_per_minute": d.single_reads_per_minute,
                 "page_reads_per_minute": d.page_reads_per_minute, "max_concurrency": d.max_concurrency,

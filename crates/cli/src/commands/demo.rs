@@ -72,6 +72,7 @@ pub async fn run(json: bool) -> Result<u8> {
                 proxy: None,
                 proxy_password: None,
                 ca_file: None,
+                tls_roots: duoprov_duo::TlsRoots::System,
                 signature_version: 5,
                 timeout_secs: 30,
                 writes_per_minute: None,

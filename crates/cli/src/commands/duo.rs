@@ -38,6 +38,7 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog) -> R
     cfg.proxy = conn.proxy.clone();
     cfg.proxy_password = conn.proxy_password.as_ref().map(|s| s.read(&format!("duo.{}.proxy_password", conn.name))).transpose()?;
     cfg.ca_file = conn.ca_file.clone();
+    cfg.tls_roots = conn.tls_roots.clone();
     cfg.request_timeout = Duration::from_secs(conn.timeout_secs.max(1));
     cfg.connect_timeout = cfg.connect_timeout.min(cfg.request_timeout);
     // One call's deadline covers its retries; never shorter than a single attempt.
@@ -94,6 +95,7 @@ mod tests {
             proxy: Some("http://proxy.example.edu:3128".into()),
             proxy_password: None,
             ca_file: Some("/etc/duoprov/ca.pem".into()),
+            tls_roots: duoprov_duo::TlsRoots::System,
             signature_version,
             timeout_secs: 7,
             writes_per_minute: None,
