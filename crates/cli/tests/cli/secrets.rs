@@ -640,7 +640,7 @@ fn a_database_password_from_the_environment_never_appears_with_postgresql() {
         return;
     };
     let mut bare = url::Url::parse(&full).expect("DUOPROV_TEST_POSTGRES_URL is a URL");
-    let Some(password) = bare.password().map(|p| percent_decode(p)) else {
+    let Some(password) = bare.password().map(percent_decode) else {
         eprintln!("skipped: DUOPROV_TEST_POSTGRES_URL holds no password");
         return;
     };
