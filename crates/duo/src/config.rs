@@ -170,8 +170,9 @@ impl PacingConfig {
     }
 }
 
-/// One Duo connection.
-#[derive(Debug, Clone)]
+/// One Duo connection. Its `Debug` shows neither the secret key, nor the proxy's password, nor a
+/// password inside the proxy URL.
+#[derive(Clone)]
 pub struct DuoConfig {
     /// API host, e.g. `api-xxxxxxxx.duosecurity.com`. Signed (lowercased) as the host line.
     pub api_host: String,
@@ -218,6 +219,33 @@ pub struct DuoConfig {
     pub user_agent: String,
     /// Told about every HTTP attempt (for metrics).
     pub observer: Option<std::sync::Arc<dyn CallObserver>>,
+}
+
+impl std::fmt::Debug for DuoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuoConfig")
+            .field("api_host", &self.api_host)
+            .field("integration_key", &self.integration_key)
+            .field("secret_key", &self.secret_key)
+            .field("url", &self.url)
+            .field("signature", &self.signature)
+            .field("proxy", &self.proxy.as_deref().map(crate::transport::without_credentials))
+            .field("proxy_password", &self.proxy_password)
+            .field("ca_file", &self.ca_file)
+            .field("tls_roots", &self.tls_roots)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("call_deadline", &self.call_deadline)
+            .field("retry", &self.retry)
+            .field("pacing", &self.pacing)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("traffic_log", &self.traffic_log)
+            .field("traffic_bodies", &self.traffic_bodies)
+            .field("bulk", &self.bulk)
+            .field("user_agent", &self.user_agent)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 /// Watches the client's HTTP attempts: the daemon counts them and times them for its metrics.
@@ -274,9 +302,11 @@ mod tests {
 
     #[test]
     fn debug_redacts_secret() {
-        let c = DuoConfig::new("h", "DI", SecretString::from("super-secret-value"));
+        let mut c = DuoConfig::new("h", "DI", SecretString::from("super-secret-value"));
+        c.proxy = Some("http://bob:proxy-pw-in-url@proxy:3128".into());
+        c.proxy_password = Some("proxy-pw-apart".into());
         let d = format!("{c:?}");
-        assert!(!d.contains("super-secret-value"));
-        assert!(d.contains("REDACTED"));
+        assert!(!d.contains("super-secret-value") && !d.contains("proxy-pw-in-url") && !d.contains("proxy-pw-apart"), "{d}");
+        assert!(d.contains("REDACTED") && d.contains("http://bob:*******@proxy:3128/"), "{d}");
     }
 }
