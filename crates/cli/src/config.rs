@@ -34,7 +34,10 @@ struct RawDuo {
     secret_key_env: Option<String>,
     url: Option<String>,
     proxy: Option<String>,
+    proxy_password_env: Option<String>,
+    proxy_password_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    tls_roots: Option<String>,
     signature_version: Option<u8>,
     timeout_secs: Option<u64>,
     writes_per_minute: Option<u32>,
@@ -52,6 +55,7 @@ struct RawProvisioner {
     duo: String,
     create_users: Option<bool>,
     log_http: Option<String>,
+    log_http_bodies: Option<String>,
     load_duo_users: Option<bool>,
     eligible_group: Option<String>,
     subject_sources: Option<Vec<String>>,
@@ -256,8 +260,13 @@ pub struct DuoConnection {
     pub integration_key: String,
     pub secret_key: SecretSource,
     pub url: Option<String>,
+    /// The proxy URL, never with a password (a user name may be in it).
     pub proxy: Option<String>,
+    /// Where the proxy's password comes from (basic authentication with the URL's user name).
+    pub proxy_password: Option<SecretSource>,
     pub ca_file: Option<PathBuf>,
+    /// Which CAs are trusted for Duo: `system` (default), `duo` (Duo's pinned set) or a PEM file.
+    pub tls_roots: duoprov_duo::TlsRoots,
     pub signature_version: u8,
     pub timeout_secs: u64,
     /// Client-side pacing; `None` keeps the client's defaults (≈ 80 % of Duo's published limits).
@@ -287,6 +296,9 @@ pub struct Provisioner {
     pub duo: String,
     pub create_users: bool,
     pub log_http: LogHttp,
+    /// How much of request and response bodies the traffic log shows (`masked`, the default:
+    /// e-mail addresses and phone numbers masked; `full`; `none`).
+    pub log_http_bodies: duoprov_duo::BodyLog,
     pub load_duo_users: bool,
     pub eligible_group: Option<GroupName>,
     pub subject_sources: Option<Vec<String>>,
@@ -355,6 +367,39 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 bail!("{key}.url: plain HTTP is allowed only to a loopback address (127.0.0.0/8, localhost, [::1])");
             }
         }
+        let proxy_password = match (d.proxy_password_file, d.proxy_password_env) {
+            (Some(_), Some(_)) => bail!("{key}: set proxy_password_file or proxy_password_env, not both"),
+            (Some(f), None) => Some(SecretSource::File(base.join(f))),
+            (None, Some(v)) => Some(SecretSource::Env(v)),
+            (None, None) => None,
+        };
+        if let Some(proxy) = &d.proxy {
+            // The URL is not echoed: it may hold a password.
+            let parsed = url::Url::parse(proxy)
+                .map_err(|e| anyhow::anyhow!("{key}.proxy: not a URL such as http://proxy.example.edu:3128 ({e})"))?;
+            if parsed.password().is_some() {
+                bail!(
+                    "{key}.proxy: holds a password; keep secrets out of the file (put the user name in the URL, http://USER@proxy.example.edu:3128, and the password in proxy_password_env or proxy_password_file)"
+                );
+            }
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                bail!("{key}.proxy: expected http://HOST:PORT or https://HOST:PORT");
+            }
+            if proxy_password.is_some() && parsed.username().is_empty() {
+                bail!("{key}.proxy: a proxy password is configured, so the URL must name the user (http://USER@proxy.example.edu:3128)");
+            }
+        } else if proxy_password.is_some() {
+            bail!("{key}: proxy_password_env or proxy_password_file is set without a proxy");
+        }
+        let tls_roots = match d.tls_roots.as_deref() {
+            None | Some("system") => duoprov_duo::TlsRoots::System,
+            Some("duo") => duoprov_duo::TlsRoots::Duo,
+            Some("") => bail!("{key}.tls_roots: must be \"system\" (default), \"duo\" or the path of a PEM file"),
+            Some(file) => duoprov_duo::TlsRoots::File(base.join(file)),
+        };
+        if d.ca_file.is_some() && tls_roots != duoprov_duo::TlsRoots::System {
+            bail!("{key}.ca_file: adds to the system roots, so it needs tls_roots = \"system\"; with pinned roots, put every CA in the tls_roots file");
+        }
         for (k, v) in [("writes_per_minute", d.writes_per_minute), ("single_reads_per_minute", d.single_reads_per_minute), ("page_reads_per_minute", d.page_reads_per_minute)] {
             if v == Some(0) {
                 bail!("{key}.{k}: must be at least 1");
@@ -388,7 +433,9 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 secret_key,
                 url: d.url,
                 proxy: d.proxy,
+                proxy_password,
                 ca_file: d.ca_file.map(|f| base.join(f)),
+                tls_roots,
                 signature_version,
                 timeout_secs: d.timeout_secs.unwrap_or(60),
                 writes_per_minute: d.writes_per_minute,
@@ -412,6 +459,10 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             "on_error" => LogHttp::OnError,
             "always" => LogHttp::Always,
             other => bail!("{key}.log_http: must be off, on_error or always, not {other:?}"),
+        };
+        let log_http_bodies = match p.log_http_bodies.as_deref() {
+            None => duoprov_duo::BodyLog::Masked,
+            Some(text) => text.parse().map_err(|e| anyhow::anyhow!("{key}.log_http_bodies: {e} (default masked)"))?,
         };
         let create_users = p.create_users.unwrap_or(true);
         let defaults = Policy::default();
@@ -513,6 +564,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 duo: p.duo,
                 create_users,
                 log_http,
+                log_http_bodies,
                 load_duo_users: p.load_duo_users.unwrap_or(false),
                 eligible_group,
                 subject_sources: p.subject_sources,
@@ -632,6 +684,7 @@ url = "{registry_url}"
 # duo = "prod"
 # create_users = true
 # log_http = "off"          # off | on_error | always
+# log_http_bodies = "masked" # masked (e-mail addresses, phone numbers) | full | none
 "#
     )
 }
@@ -693,6 +746,42 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_password_in_the_url_is_refused_without_echoing_it() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n";
+        for (extra, key, words) in [
+            ("proxy = \"http://bob:hunter2@proxy.example.edu:3128\"\n", "duo.prod.proxy", "holds a password"),
+            ("proxy = \"http://:hunter2@proxy.example.edu:3128\"\n", "duo.prod.proxy", "holds a password"),
+            ("proxy = \"http://bob:hunter2@[proxy.example.edu:3128\"\n", "duo.prod.proxy", "not a URL"),
+            ("proxy = \"socks9://bob@proxy:1\"\nproxy_password_env = \"P\"\n", "duo.prod.proxy", "http://HOST:PORT"),
+            ("proxy = \"http://proxy.example.edu:3128\"\nproxy_password_env = \"P\"\n", "duo.prod.proxy", "must name the user"),
+            ("proxy_password_env = \"P\"\n", "duo.prod", "without a proxy"),
+            ("proxy = \"http://bob@proxy.example.edu:3128\"\nproxy_password_env = \"P\"\nproxy_password_file = \"p\"\n", "duo.prod", "not both"),
+        ] {
+            let e = parse_str(&format!("{base}{extra}")).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(words) && !e.contains("hunter2"), "{extra}: {e}");
+        }
+        let s = parse_str(&format!("{base}proxy = \"http://bob@proxy.example.edu:3128\"\nproxy_password_file = \"proxy.pw\"\n")).unwrap();
+        let d = &s.duo["prod"];
+        assert_eq!(d.proxy.as_deref(), Some("http://bob@proxy.example.edu:3128"));
+        assert!(matches!(&d.proxy_password, Some(SecretSource::File(f)) if f == Path::new("/etc/duoprov/proxy.pw")));
+    }
+
+    #[test]
+    fn tls_roots_are_system_by_default_duo_or_a_file_and_exclude_ca_file() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n";
+        assert_eq!(parse_str(base).unwrap().duo["prod"].tls_roots, duoprov_duo::TlsRoots::System);
+        assert_eq!(parse_str(&format!("{base}tls_roots = \"duo\"\n")).unwrap().duo["prod"].tls_roots, duoprov_duo::TlsRoots::Duo);
+        assert_eq!(
+            parse_str(&format!("{base}tls_roots = \"roots.pem\"\n")).unwrap().duo["prod"].tls_roots,
+            duoprov_duo::TlsRoots::File("/etc/duoprov/roots.pem".into())
+        );
+        let e = parse_str(&format!("{base}tls_roots = \"duo\"\nca_file = \"x.pem\"\n")).unwrap_err().to_string();
+        assert!(e.contains("duo.prod.ca_file") && e.contains("tls_roots = \"system\""), "{e}");
+        let e = parse_str(&format!("{base}tls_roots = \"\"\n")).unwrap_err().to_string();
+        assert!(e.contains("duo.prod.tls_roots"), "{e}");
+    }
+
+    #[test]
     fn templates_and_policies_are_validated_with_their_keys() {
         let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n[provisioner.p]\nduo = \"prod\"\n";
         let e = parse_str(&format!("{base}[provisioner.p.templates]\nusername = \"{{{{ subject.login_id \"\n")).unwrap_err().to_string();
@@ -744,6 +833,17 @@ mod tests {
         assert!(e.contains("duo.prod.url") && e.contains("loopback"), "{e}");
         let s = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\n")).unwrap();
         assert!(s.provisioners["p"].create_users);
+    }
+
+    #[test]
+    fn traffic_log_bodies_are_masked_by_default_and_an_unknown_mode_is_named() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n[provisioner.p]\nduo = \"prod\"\n";
+        assert_eq!(parse_str(base).unwrap().provisioners["p"].log_http_bodies, duoprov_duo::BodyLog::Masked);
+        for (value, mode) in [("full", duoprov_duo::BodyLog::Full), ("none", duoprov_duo::BodyLog::None), ("masked", duoprov_duo::BodyLog::Masked)] {
+            assert_eq!(parse_str(&format!("{base}log_http_bodies = \"{value}\"\n")).unwrap().provisioners["p"].log_http_bodies, mode);
+        }
+        let e = parse_str(&format!("{base}log_http_bodies = \"partly\"\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p.log_http_bodies") && e.contains("masked, full, none"), "{e}");
     }
 
     #[test]

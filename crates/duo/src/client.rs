@@ -17,7 +17,7 @@ use crate::config::{DuoConfig, TrafficLogMode};
 use crate::error::{DuoError, ErrorKind, Result};
 use crate::pace::{CallClass, Pacer};
 use crate::retry::{Backoff, Safety};
-use crate::traffic::{MAX_REQUEST_BODY_CHARS, MAX_RESPONSE_BODY_CHARS, TrafficEntry, mask_body, mask_headers, truncate_chars};
+use crate::traffic::{MAX_REQUEST_BODY_CHARS, MAX_RESPONSE_BODY_CHARS, TrafficEntry, loggable_body, mask_body, mask_headers};
 use crate::transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
 
 /// Parameters of one call.
@@ -351,7 +351,7 @@ impl DuoClient {
                 let (status, response_body, failed) = match &sent {
                     Ok(Ok(resp)) => (
                         Some(resp.status),
-                        truncate_chars(&resp.body, MAX_RESPONSE_BODY_CHARS),
+                        loggable_body(&resp.body, cfg.traffic_bodies, MAX_RESPONSE_BODY_CHARS),
                         !matches!(outcome, Some(Attempt::Done(_))),
                     ),
                     Ok(Err(te)) => (None, format!("transport error: {}", te.detail), true),
@@ -365,7 +365,8 @@ impl DuoClient {
                     request_headers: headers,
                     status,
                     elapsed_ms: elapsed.as_millis(),
-                    request_body: truncate_chars(&body, MAX_REQUEST_BODY_CHARS),
+                    // Secrets were masked above; personal data per the configured body mode.
+                    request_body: loggable_body(&body, cfg.traffic_bodies, MAX_REQUEST_BODY_CHARS),
                     response_body,
                 }
                 .emit(cfg.traffic_log, failed);

@@ -1,6 +1,8 @@
 //! Configuration of one Duo connection (Grouper's "external system"): API host, integration key,
-//! secret key, optional base URL override for a loopback emulator, proxy, CA file, timeouts,
-//! signature variant, retry schedule, pacing, concurrency, the traffic-log mode and whether writes
+//! secret key, optional base URL override for a loopback emulator, proxy, CA file, trusted roots,
+//! timeouts,
+//! signature variant, retry schedule, pacing, concurrency, the traffic-log mode and how much of
+//! bodies it shows, and whether writes
 //! use the bulk endpoint.
 //!
 //! The secret key is a [`secrecy::SecretString`]: its `Debug` prints `[REDACTED]`, and the client
@@ -23,6 +25,7 @@ use duoprov_duo_wire::SignatureVariant;
 use secrecy::SecretString;
 
 use crate::error::DuoError;
+use crate::traffic::BodyLog;
 
 /// When the HTTP traffic log writes an entry (Grouper's `logCommandsAlways` / `logCommandsOnError`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,6 +91,31 @@ impl FromStr for BulkMode {
     }
 }
 
+/// Which certificate authorities the client trusts for Duo's TLS certificate (the `tls_roots`
+/// setting of a connection).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TlsRoots {
+    /// The platform's trust store (plus `ca_file`, if set). What a TLS-inspecting proxy needs.
+    #[default]
+    System,
+    /// Exactly the CAs Duo's official clients pin (vendored from duo-client 5.7.0, see
+    /// `crates/duo/data/README.md`); nothing else, `ca_file` included, is trusted.
+    Duo,
+    /// Exactly the certificates of this PEM file.
+    File(PathBuf),
+}
+
+impl TlsRoots {
+    /// The setting's spelling: `system`, `duo` or the file's path.
+    pub fn describe(&self) -> String {
+        match self {
+            TlsRoots::System => "system".to_owned(),
+            TlsRoots::Duo => "duo".to_owned(),
+            TlsRoots::File(p) => p.display().to_string(),
+        }
+    }
+}
+
 /// Retry schedule. The defaults are the official clients' 429 schedule: wait 1 s, doubling,
 /// while the wait is at most 32 s, plus uniform jitter below 1 s (7 attempts in all). 5xx and
 /// transport errors follow the same doubling, for at most `max_server_retries` retries.
@@ -142,8 +170,9 @@ impl PacingConfig {
     }
 }
 
-/// One Duo connection.
-#[derive(Debug, Clone)]
+/// One Duo connection. Its `Debug` shows neither the secret key, nor the proxy's password, nor a
+/// password inside the proxy URL.
+#[derive(Clone)]
 pub struct DuoConfig {
     /// API host, e.g. `api-xxxxxxxx.duosecurity.com`. Signed (lowercased) as the host line.
     pub api_host: String,
@@ -157,10 +186,16 @@ pub struct DuoConfig {
     /// Signature variant: [`SignatureVariant::V5`] (default) or [`SignatureVariant::V2Sha1`] for
     /// older accounts (v2-SHA512 and v4 also work).
     pub signature: SignatureVariant,
-    /// HTTP(S) proxy URL, e.g. `http://proxy.example.edu:3128` (credentials may be in the URL).
+    /// HTTP(S) proxy URL, e.g. `http://proxy.example.edu:3128`; a user name for the proxy goes in
+    /// the URL (`http://USER@proxy.example.edu:3128`), its password in `proxy_password`.
     pub proxy: Option<String>,
-    /// PEM file with extra trusted CA certificates (added to the system roots).
+    /// The proxy's password (basic authentication with the URL's user name). Never printed.
+    pub proxy_password: Option<SecretString>,
+    /// PEM file with extra trusted CA certificates (added to the system roots; only with
+    /// [`TlsRoots::System`]).
     pub ca_file: Option<PathBuf>,
+    /// Which CAs are trusted (default [`TlsRoots::System`]).
+    pub tls_roots: TlsRoots,
     /// TCP/TLS connect timeout.
     pub connect_timeout: Duration,
     /// Timeout of one HTTP attempt (request sent to body read).
@@ -175,12 +210,42 @@ pub struct DuoConfig {
     pub max_concurrency: usize,
     /// Traffic log mode.
     pub traffic_log: TrafficLogMode,
+    /// How much of request and response bodies the traffic log shows (default
+    /// [`BodyLog::Masked`]: e-mail addresses and phone numbers masked).
+    pub traffic_bodies: BodyLog,
     /// Whether writes go through `/admin/v1/bulk` (default [`BulkMode::Auto`]).
     pub bulk: BulkMode,
     /// `User-Agent` header.
     pub user_agent: String,
     /// Told about every HTTP attempt (for metrics).
     pub observer: Option<std::sync::Arc<dyn CallObserver>>,
+}
+
+impl std::fmt::Debug for DuoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuoConfig")
+            .field("api_host", &self.api_host)
+            .field("integration_key", &self.integration_key)
+            .field("secret_key", &self.secret_key)
+            .field("url", &self.url)
+            .field("signature", &self.signature)
+            .field("proxy", &self.proxy.as_deref().map(crate::transport::without_credentials))
+            .field("proxy_password", &self.proxy_password)
+            .field("ca_file", &self.ca_file)
+            .field("tls_roots", &self.tls_roots)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("call_deadline", &self.call_deadline)
+            .field("retry", &self.retry)
+            .field("pacing", &self.pacing)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("traffic_log", &self.traffic_log)
+            .field("traffic_bodies", &self.traffic_bodies)
+            .field("bulk", &self.bulk)
+            .field("user_agent", &self.user_agent)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 /// Watches the client's HTTP attempts: the daemon counts them and times them for its metrics.
@@ -202,7 +267,9 @@ impl DuoConfig {
             url: None,
             signature: SignatureVariant::V5,
             proxy: None,
+            proxy_password: None,
             ca_file: None,
+            tls_roots: TlsRoots::System,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             call_deadline: Duration::from_secs(240),
@@ -210,6 +277,7 @@ impl DuoConfig {
             pacing: PacingConfig::default(),
             max_concurrency: 4,
             traffic_log: TrafficLogMode::Off,
+            traffic_bodies: BodyLog::Masked,
             bulk: BulkMode::Auto,
             user_agent: format!("duoprov/{}", env!("CARGO_PKG_VERSION")),
             observer: None,
@@ -234,9 +302,11 @@ mod tests {
 
     #[test]
     fn debug_redacts_secret() {
-        let c = DuoConfig::new("h", "DI", SecretString::from("super-secret-value"));
+        let mut c = DuoConfig::new("h", "DI", SecretString::from("super-secret-value"));
+        c.proxy = Some("http://bob:proxy-pw-in-url@proxy:3128".into());
+        c.proxy_password = Some("proxy-pw-apart".into());
         let d = format!("{c:?}");
-        assert!(!d.contains("super-secret-value"));
-        assert!(d.contains("REDACTED"));
+        assert!(!d.contains("super-secret-value") && !d.contains("proxy-pw-in-url") && !d.contains("proxy-pw-apart"), "{d}");
+        assert!(d.contains("REDACTED") && d.contains("http://bob:*******@proxy:3128/"), "{d}");
     }
 }

@@ -52,7 +52,7 @@ pub mod users;
 
 pub use bulk::{BulkOp, BulkOpResult, MAX_BULK_OPS, OpsOutcome};
 pub use client::{CallSpec, Clock, DuoClient, Params, Reply, SystemClock};
-pub use config::{BulkMode, CallObserver, DuoConfig, PacingConfig, RetryConfig, TrafficLogMode};
+pub use config::{BulkMode, CallObserver, DuoConfig, PacingConfig, RetryConfig, TlsRoots, TrafficLogMode};
 pub use duoprov_duo_wire::SignatureVariant;
 pub use duoprov_duo_wire::envelope::Failure;
 pub use duoprov_duo_wire::types::{Group, GroupMember, User};
@@ -61,5 +61,6 @@ pub use groups::GroupFields;
 pub use pace::CallClass;
 pub use paging::PageProgress;
 pub use retry::Safety;
+pub use traffic::BodyLog;
 pub use transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError, install_crypto_provider};
 pub use users::{NewUser, UserFields};

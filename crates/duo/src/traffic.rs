@@ -1,7 +1,9 @@
 //! The HTTP traffic log (Grouper's command log): per attempt, the method, URL, request headers
 //! with `Authorization: *******`, status, elapsed milliseconds, the request body (at most 20 000
 //! characters, values of parameters named like `pass`/`secret` masked) and the response body (at
-//! most 3 000 characters). Entries are tracing events with
+//! most 3 000 characters). Bodies are shown per [`BodyLog`] (the connection's
+//! `log_http_bodies`): e-mail addresses and phone numbers masked (the default), in full, or not at
+//! all; secrets are masked in every mode. Entries are tracing events with
 //! target [`TRAFFIC_TARGET`] at INFO level (mode `always`) or WARN level (mode `on_error`, for
 //! failed attempts only), so they go wherever the application's subscriber sends logs.
 //!

@@ -1,6 +1,7 @@
 //! The HTTP layer under the client: a small [`Transport`] trait (one request in, one fully read
 //! response out) and its production implementation on reqwest with rustls (ring provider),
-//! system roots plus an optional CA file, an optional proxy, and connect/request timeouts.
+//! system roots plus an optional CA file, or only pinned roots (Duo's CA set or a file), an optional proxy (basic authentication from the URL's
+//! user name and a separately held password), and connect/request timeouts.
 //!
 //! The trait exists so the retry, pacing and paging logic can be tested on paused time with an
 //! in-memory transport, and so the bytes that are sent are exactly the bytes that were signed
@@ -12,7 +13,7 @@ use std::sync::Once;
 
 use futures::future::BoxFuture;
 
-use crate::config::DuoConfig;
+use crate::config::{DuoConfig, TlsRoots};
 use crate::error::DuoError;
 
 /// A request ready to send.
@@ -118,6 +119,23 @@ pub fn install_crypto_provider() {
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
     client: reqwest::Client,
+    /// Whether only pinned roots (`tls_roots` = `duo` or a file) are trusted: a certificate
+    /// failure then says so.
+    pinned: bool,
+}
+
+/// The CA certificates Duo's official Python client pins (duo-client 5.7.0's `ca_certs.pem`;
+/// see `crates/duo/data/README.md`).
+pub const DUO_CA_CERTS: &[u8] = include_bytes!("../data/duo-ca-certs.pem");
+
+/// The certificates of a PEM bundle; `what` names it in errors.
+fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<reqwest::Certificate>, DuoError> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| DuoError::config(format!("{what} is not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(DuoError::config(format!("{what} holds no certificate")));
+    }
+    Ok(certs)
 }
 
 impl ReqwestTransport {
@@ -131,27 +149,78 @@ impl ReqwestTransport {
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(std::time::Duration::from_secs(30));
         match &cfg.proxy {
-            Some(p) => {
-                let proxy = reqwest::Proxy::all(p.as_str())
-                    .map_err(|e| DuoError::config(format!("proxy URL is invalid: {}", redact_url(p, &e.to_string()))))?;
-                b = b.proxy(proxy);
-            }
+            Some(p) => b = b.proxy(proxy_of(p, cfg.proxy_password.as_ref())?),
             None => {
                 b = b.no_proxy();
             }
         }
+        if cfg.ca_file.is_some() && cfg.tls_roots != TlsRoots::System {
+            return Err(DuoError::config(format!(
+                "ca_file adds to the system roots, but tls_roots is {:?}; use one of them",
+                cfg.tls_roots.describe()
+            )));
+        }
         if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| DuoError::config(format!("cannot read CA file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| DuoError::config(format!("CA file {} is not PEM certificates: {e}", path.display())))?;
-            if certs.is_empty() {
-                return Err(DuoError::config(format!("CA file {} holds no certificate", path.display())));
+            b = b.tls_certs_merge(pem_certificates(&std::fs::read(path).map_err(|e| {
+                DuoError::config(format!("cannot read CA file {}: {e}", path.display()))
+            })?, &format!("CA file {}", path.display()))?);
+        }
+        match &cfg.tls_roots {
+            TlsRoots::System => {}
+            TlsRoots::Duo => b = b.tls_certs_only(pem_certificates(DUO_CA_CERTS, "Duo's pinned CA set")?),
+            TlsRoots::File(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| DuoError::config(format!("tls_roots: cannot read {}: {e}", path.display())))?;
+                b = b.tls_certs_only(pem_certificates(&pem, &format!("tls_roots file {}", path.display()))?);
             }
-            b = b.tls_certs_merge(certs);
         }
         let client = b.build().map_err(|e| DuoError::config(format!("cannot build the HTTP client: {}", chain(&e))))?;
-        Ok(ReqwestTransport { client })
+        Ok(ReqwestTransport { client, pinned: cfg.tls_roots != TlsRoots::System })
+    }
+}
+
+/// The reqwest proxy for `url`, with basic authentication from the URL's user name and
+/// `password` (or the URL's own password). Errors never show the URL's credentials.
+fn proxy_of(url: &str, password: Option<&secrecy::SecretString>) -> Result<reqwest::Proxy, DuoError> {
+    use secrecy::ExposeSecret as _;
+    let invalid = |detail: &str| DuoError::config(format!("proxy URL {} is invalid: {}", without_credentials(url), redact_url(url, detail)));
+    let mut parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(invalid("expected http://HOST:PORT or https://HOST:PORT"));
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let user = decode(parsed.username());
+    let url_password = parsed.password().map(decode);
+    if password.is_some() && user.is_empty() {
+        return Err(DuoError::config(format!(
+            "proxy {}: a proxy password is set but the URL names no user (http://USER@HOST:PORT)",
+            without_credentials(url)
+        )));
+    }
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let mut proxy = reqwest::Proxy::all(parsed.as_str()).map_err(|e| invalid(&e.to_string()))?;
+    match (password, url_password) {
+        (Some(p), _) => proxy = proxy.basic_auth(&user, p.expose_secret()),
+        (None, Some(p)) => proxy = proxy.basic_auth(&user, &p),
+        (None, None) if !user.is_empty() => proxy = proxy.basic_auth(&user, ""),
+        (None, None) => {}
+    }
+    Ok(proxy)
+}
+
+/// A proxy URL as it may be shown: the password replaced by `*******` (the user name kept);
+/// text that is not an `http`/`https` URL with a host is not shown at all (where a password sits
+/// in it is then unknown).
+pub fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("*******"));
+            }
+            u.to_string()
+        }
+        _ => "(not an http or https URL; not shown)".to_owned(),
     }
 }
 
@@ -192,7 +261,14 @@ impl Transport for ReqwestTransport {
             }
             let resp = rb.send().await.map_err(|e| {
                 let maybe_sent = !e.is_connect();
-                TransportError { detail: chain(&e.without_url()), maybe_sent }
+                let mut detail = chain(&e.without_url());
+                if self.pinned && detail.to_ascii_lowercase().contains("certificate") {
+                    detail.push_str(
+                        " (tls_roots trusts only pinned certificate authorities: the server's certificate is not from one of \
+                         them; a TLS-inspecting proxy needs tls_roots = \"system\", with its CA in ca_file)",
+                    );
+                }
+                TransportError { detail, maybe_sent }
             })?;
             let status = resp.status().as_u16();
             let headers = resp
@@ -231,6 +307,26 @@ mod tests {
     fn proxy_credentials_are_redacted() {
         assert_eq!(redact_url("http://bob:pw@proxy:3128", "bad bob:pw@proxy"), "bad *******@proxy");
         assert_eq!(redact_url("http://proxy:3128", "bad"), "bad");
+        assert_eq!(without_credentials("http://bob:hunter2@proxy:3128"), "http://bob:*******@proxy:3128/");
+        assert_eq!(without_credentials("http://bob@proxy:3128"), "http://bob@proxy:3128/");
+        assert!(!without_credentials("http://bob:hunter2@[proxy").contains("hunter2"));
+        assert!(!without_credentials("bob:hunter2@proxy:3128").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bad_proxy_url_or_a_password_without_a_user_is_refused_without_echoing_the_password() {
+        let mut cfg = DuoConfig::new("h", "DI", "s".into());
+        for bad in ["ftp://bob:hunter2@proxy:21", "http://bob:hunter2@[proxy:3128", "bob:hunter2@proxy:3128"] {
+            cfg.proxy = Some(bad.into());
+            let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("proxy") && !e.contains("hunter2"), "{bad}: {e}");
+        }
+        cfg.proxy = Some("http://proxy.example.invalid:3128".into());
+        cfg.proxy_password = Some("hunter2".into());
+        let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("names no user") && !e.contains("hunter2"), "{e}");
+        cfg.proxy = Some("http://bob@proxy.example.invalid:3128".into());
+        assert!(ReqwestTransport::new(&cfg).is_ok());
     }
 
     #[test]
@@ -249,5 +345,17 @@ mod tests {
         cfg.ca_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into());
         let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("holds no certificate") || e.contains("is not PEM"), "{e}");
+        // Pinned roots: Duo's vendored set parses; a file of roots; ca_file only with system.
+        cfg.ca_file = None;
+        cfg.tls_roots = TlsRoots::Duo;
+        assert_eq!(pem_certificates(DUO_CA_CERTS, "duo").map(|c| c.len()).ok(), Some(15));
+        assert!(ReqwestTransport::new(&cfg).is_ok());
+        cfg.tls_roots = TlsRoots::File(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into());
+        let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("tls_roots file") && e.contains("Cargo.toml"), "{e}");
+        cfg.tls_roots = TlsRoots::Duo;
+        cfg.ca_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-ca.pem").into());
+        let e = ReqwestTransport::new(&cfg).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("ca_file") && e.contains("\"duo\""), "{e}");
     }
 }

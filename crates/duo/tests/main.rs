@@ -7,6 +7,7 @@ mod backoff;
 mod faults;
 mod malformed;
 mod ops;
+mod proxy;
 mod secrets;
 mod strict;
 mod support;

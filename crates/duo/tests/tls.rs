@@ -89,3 +89,30 @@ async fn https_with_ca_file_succeeds_and_without_it_fails() {
     assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::Transport { maybe_sent: false, .. })));
     assert_eq!(script.seen().len(), 1, "no request got through without the CA");
 }
+
+#[tokio::test]
+async fn pinned_roots_trust_exactly_their_file_and_duos_set_refuses_a_test_ca() {
+    let script = Script::new(|_, _| page(serde_json::json!([group("DG00000000000000001", "staff")]), None));
+    let url = tls_server(script.clone(), 2);
+
+    // tls_roots = FILE holding the test CA: the server's certificate is trusted.
+    let mut c = config(Some(url.clone()));
+    c.tls_roots = duoprov_duo::TlsRoots::File(format!("{DATA}/test-ca.pem").into());
+    let duo = duoprov_duo::DuoClient::new(c).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(duo.list_groups().await.map(|g| g.len()), Ok(1));
+    assert_eq!(script.seen().len(), 1);
+
+    // tls_roots = "duo": only the CAs Duo's official client pins; the test CA is not one of them.
+    let mut c = config(Some(url));
+    c.retry.max_server_retries = 0;
+    c.tls_roots = duoprov_duo::TlsRoots::Duo;
+    let duo = duoprov_duo::DuoClient::new(c).unwrap_or_else(|e| panic!("{e}"));
+    let e = duo.list_groups().await.err();
+    assert!(matches!(e.as_ref().map(|e| &e.kind), Some(ErrorKind::Transport { maybe_sent: false, .. })), "{e:?}");
+    let message = e.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("certificate") && message.contains("pinned certificate authorities") && message.contains("tls_roots = \"system\""),
+        "the refusal explains itself: {message}"
+    );
+    assert_eq!(script.seen().len(), 1, "no request got through with Duo's roots");
+}

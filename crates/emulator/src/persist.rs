@@ -1,6 +1,10 @@
 //! The optional state file: loaded at start when it exists, saved atomically (write a temporary
 //! file in the same directory, flush it to disk, rename it over the target) when the tenant has
 //! changed, at most once per save interval, on `POST /_emulator/save`, and at shutdown.
+//!
+//! The file holds users' e-mail addresses, names and notes: it is written readable by its owner
+//! only (mode 0600 on Unix, set on the open file so the umask plays no part), and since it is
+//! renamed over the target, a target that was readable by others is replaced by a private file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,7 +32,27 @@ pub fn load(path: &Path) -> Result<Option<TenantDump>, Error> {
         })
 }
 
-/// Writes `bytes` to `path` atomically.
+/// Creates (or truncates) `path` for writing, readable and writable by its owner only whatever
+/// the umask: created 0600, then narrowed to 0600 on the open file (a file left over from an
+/// earlier run may have been wider).
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let f = options.open(path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(f)
+    }
+    #[cfg(not(unix))]
+    {
+        options.open(path)
+    }
+}
+
+/// Writes `bytes` to `path` atomically, as a private file (see [`create_private`]).
 pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |source| Error::StateIo {
         path: path.display().to_string(),
@@ -45,7 +69,7 @@ pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .unwrap_or_else(|| "state".to_owned());
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = create_private(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
@@ -86,5 +110,18 @@ mod tests {
             .filter_map(Result::ok)
             .collect();
         assert_eq!(leftovers.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_saved_state_file_is_private_even_over_a_file_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("s.json");
+        std::fs::write(&p, b"{}").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        save_bytes(&p, &to_bytes(&TenantDump::default()).expect("bytes")).expect("save");
+        let mode = std::fs::metadata(&p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -268,3 +268,68 @@ async fn the_example_tenant_loads_and_serves() {
         "Owner"
     );
 }
+
+/// Set in the child process of `the_state_file_is_private_whatever_the_umask`: where that child
+/// saves its state.
+const PRIVATE_STATE_CHILD: &str = "DUOPROV_EMULATOR_TEST_PRIVATE_STATE";
+
+/// The state file holds users' e-mail addresses: an emulator run under umask 000 (in a child
+/// process: the umask is process-wide) still saves it readable by its owner only, replacing a
+/// file that was readable by everyone.
+#[cfg(unix)]
+#[test]
+fn the_state_file_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(path) = std::env::var(PRIVATE_STATE_CHILD) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(async {
+            let emu = spawn_with_file(std::path::Path::new(&path)).await;
+            let c = Client::new(&emu);
+            let u = c.user("private").await;
+            c.ok(
+                "POST",
+                &format!("/admin/v1/users/{u}"),
+                &[("email", "private@example.edu")],
+            )
+            .await;
+            emu.shutdown().await.unwrap_or_else(|e| panic!("{e}"));
+        });
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("tenant.json");
+    std::fs::write(&path, "{}\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let me = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(&me)
+        .args([
+            "--exact",
+            "state::the_state_file_is_private_whatever_the_umask",
+            "--test-threads",
+            "1",
+        ])
+        .env(PRIVATE_STATE_CHILD, &path)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        child.status.success(),
+        "the child emulator failed:\n{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(text.contains("private@example.edu"), "the state was saved: {text}");
+    let mode = std::fs::metadata(&path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "state file mode {mode:o}");
+}

@@ -1,11 +1,13 @@
 //! `duoprov config`: prints the validated configuration, the registry URL redacted and each
-//! secret named by where it comes from, never by its value.
+//! secret (the Duo secret key, a database or proxy password) named by where it comes from, never
+//! by its value; a proxy URL is shown without a password.
 
 use anyhow::Result;
 use serde_json::json;
 
 use super::Context;
 use crate::config::{LogHttp, SecretSource};
+use duoprov_duo::BodyLog;
 use crate::{exit, output};
 
 fn source(s: &SecretSource) -> String {
@@ -23,8 +25,10 @@ pub fn run(ctx: &Context) -> Result<u8> {
         .map(|d| {
             json!({
                 "name": d.name, "api_host": d.api_host, "integration_key": d.integration_key,
-                "secret_key": source(&d.secret_key), "url": d.url, "proxy": d.proxy,
-                "ca_file": d.ca_file.as_ref().map(|p| p.display().to_string()),
+                "secret_key": source(&d.secret_key), "url": d.url,
+                "proxy": d.proxy.as_deref().map(duoprov_duo::transport::without_credentials),
+                "proxy_password": d.proxy_password.as_ref().map(source),
+                "ca_file": d.ca_file.as_ref().map(|p| p.display().to_string()), "tls_roots": d.tls_roots.describe(),
                 "signature_version": d.signature_version, "timeout_secs": d.timeout_secs,
                 "writes_per_minute": d.writes_per_minute, "single_reads_per_minute": d.single_reads_per_minute,
                 "page_reads_per_minute": d.page_reads_per_minute, "max_concurrency": d.max_concurrency,
@@ -39,6 +43,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
             json!({
                 "name": p.name, "duo": p.duo, "create_users": p.create_users,
                 "log_http": match p.log_http { LogHttp::Off => "off", LogHttp::OnError => "on_error", LogHttp::Always => "always" },
+                "log_http_bodies": match p.log_http_bodies { BodyLog::Masked => "masked", BodyLog::Full => "full", BodyLog::None => "none" },
                 "load_duo_users": p.load_duo_users,
             })
         })

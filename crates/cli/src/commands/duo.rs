@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use duoprov_duo::{DuoClient, DuoConfig, SignatureVariant, TrafficLogMode};
+use duoprov_duo::{BodyLog, DuoClient, DuoConfig, SignatureVariant, TrafficLogMode};
 
 use super::Context;
 use crate::config::{self, DuoConnection, LogHttp};
@@ -23,20 +23,22 @@ pub async fn client_for(ctx: &Context, provisioner: &str) -> Result<(config::Pro
         .duo
         .get(&p.duo)
         .ok_or_else(|| anyhow!("provisioner.{provisioner}.duo: no Duo connection [duo.{}] in the configuration", p.duo))?;
-    let cfg = duo_config(conn, p.log_http)?;
+    let cfg = duo_config(conn, p.log_http, p.log_http_bodies)?;
     let client = DuoClient::new(cfg).map_err(|e| anyhow!("duo.{}: {e}", conn.name))?;
     Ok((p, client))
 }
 
 /// The client configuration of a connection: host, keys (the secret read now), emulator URL,
 /// proxy, CA file, per-attempt timeout, signature version, pacing, retries, and the provisioner's
-/// traffic log.
-pub fn duo_config(conn: &DuoConnection, log_http: LogHttp) -> Result<DuoConfig> {
+/// traffic log (when it writes, and how much of bodies it shows).
+pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog) -> Result<DuoConfig> {
     let secret = conn.secret_key.read(&format!("duo.{}.secret_key", conn.name))?;
     let mut cfg = DuoConfig::new(conn.api_host.clone(), conn.integration_key.clone(), secret);
     cfg.url = conn.url.clone();
     cfg.proxy = conn.proxy.clone();
+    cfg.proxy_password = conn.proxy_password.as_ref().map(|s| s.read(&format!("duo.{}.proxy_password", conn.name))).transpose()?;
     cfg.ca_file = conn.ca_file.clone();
+    cfg.tls_roots = conn.tls_roots.clone();
     cfg.request_timeout = Duration::from_secs(conn.timeout_secs.max(1));
     cfg.connect_timeout = cfg.connect_timeout.min(cfg.request_timeout);
     // One call's deadline covers its retries; never shorter than a single attempt.
@@ -73,6 +75,7 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp) -> Result<DuoConfig> 
         LogHttp::OnError => TrafficLogMode::OnError,
         LogHttp::Always => TrafficLogMode::Always,
     };
+    cfg.traffic_bodies = bodies;
     Ok(cfg)
 }
 
@@ -90,7 +93,9 @@ mod tests {
             secret_key: SecretSource::File(secret_file),
             url: Some("http://127.0.0.1:9".into()),
             proxy: Some("http://proxy.example.edu:3128".into()),
+            proxy_password: None,
             ca_file: Some("/etc/duoprov/ca.pem".into()),
+            tls_roots: duoprov_duo::TlsRoots::System,
             signature_version,
             timeout_secs: 7,
             writes_per_minute: None,
@@ -107,7 +112,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("duo.skey");
         std::fs::write(&file, "a-secret-that-must-not-show\n").unwrap();
-        let cfg = duo_config(&connection(file.clone(), 5), LogHttp::OnError).unwrap();
+        let cfg = duo_config(&connection(file.clone(), 5), LogHttp::OnError, BodyLog::Full).unwrap();
         assert_eq!(cfg.api_host, "api-x.duosecurity.com");
         assert_eq!(cfg.integration_key, "DIXXXXXXXXXXXXXXXXXX");
         assert_eq!(cfg.secret_key.expose_secret(), "a-secret-that-must-not-show");
@@ -119,10 +124,11 @@ mod tests {
         assert!(cfg.connect_timeout <= cfg.request_timeout && cfg.call_deadline >= cfg.request_timeout);
         assert_eq!(cfg.signature, SignatureVariant::V5);
         assert_eq!(cfg.traffic_log, TrafficLogMode::OnError);
+        assert_eq!(cfg.traffic_bodies, BodyLog::Full);
         assert_eq!(cfg.bulk, duoprov_duo::BulkMode::Never);
         assert!(!format!("{cfg:?}").contains("a-secret-that-must-not-show"));
 
-        let cfg = duo_config(&connection(file, 2), LogHttp::Always).unwrap();
+        let cfg = duo_config(&connection(file, 2), LogHttp::Always, BodyLog::Masked).unwrap();
         assert_eq!(cfg.signature, SignatureVariant::V2Sha1);
         assert_eq!(cfg.traffic_log, TrafficLogMode::Always);
     }
@@ -130,7 +136,7 @@ mod tests {
     #[test]
     fn a_missing_secret_names_its_source_only() {
         let dir = tempfile::tempdir().unwrap();
-        let e = duo_config(&connection(dir.path().join("missing.skey"), 5), LogHttp::Off).unwrap_err().to_string();
+        let e = duo_config(&connection(dir.path().join("missing.skey"), 5), LogHttp::Off, BodyLog::Masked).unwrap_err().to_string();
         assert!(e.contains("duo.prod.secret_key") && e.contains("missing.skey"), "{e}");
     }
 }

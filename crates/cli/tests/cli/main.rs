@@ -15,6 +15,7 @@ mod registry;
 mod safety;
 mod secrets;
 mod sync;
+mod traffic;
 
 use std::path::Path;
 

@@ -7,7 +7,10 @@
 //! emulators received (the in-process one reports them through `received_signatures()`; the
 //! child's are recorded on the sending side). Also: secrets written in the configuration are
 //! refused without being echoed, and a secret file readable by group or others is named in a
-//! warning while a private one is not.
+//! warning while a private one is not. The registry's password (`password_env`) and a proxy's
+//! password (`proxy_password_env`, through a proxy that refuses every request) are in every
+//! command's environment and scanned for too; the registry, a saved plan and the emulator's state
+//! file are checked to be mode 0600.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -38,9 +41,14 @@ impl Outputs {
     }
 }
 
+/// The registry password every command has in its environment (`registry.password_env`).
+const DB_PASSWORD: &str = "db-password-Wm4Xc9Bz2Nf7Jh5Tp";
+
+/// Every command runs with the registry and proxy passwords in its environment.
 fn binary() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_duoprov"));
     cmd.env_remove("DUOPROV_CONFIG").env_remove("DUOPROV_REGISTRY_URL").env_remove("RUST_LOG");
+    cmd.env("DUOPROV_TEST_DB_PASSWORD", DB_PASSWORD).env("DUOPROV_TEST_PROXY_PW", PROXY_PASSWORD);
     cmd
 }
 
@@ -150,8 +158,10 @@ impl Transport for Recording {
     }
 }
 
-/// The test's folder: a registry, a configuration with a provisioner that logs all traffic and a
-/// second one whose secret key is wrong, and the secret files.
+/// The test's folder: a registry (its password from the environment), a configuration with a
+/// provisioner that logs all traffic, a second one whose secret key is wrong, a third that goes
+/// through a proxy (which refuses everything) with its password from the environment, and the
+/// secret files.
 async fn setup() -> (tempfile::TempDir, RunningEmulator) {
     let emulator = Emulator::builder()
         .integration(Integration::new(IKEY, SKEY))
@@ -163,8 +173,12 @@ async fn setup() -> (tempfile::TempDir, RunningEmulator) {
     write_private(&dir.path().join("duo.skey"), SKEY);
     write_private(&dir.path().join("wrong.skey"), WRONG_SKEY);
     let url = emulator.base_url();
+    let (proxy_port, _) = recording_proxy();
     let config = format!(
-        "[registry]\nurl = \"sqlite://registry.db\"\n\n\
+        "[registry]\nurl = \"sqlite://registry.db\"\npassword_env = \"DUOPROV_TEST_DB_PASSWORD\"\n\n\
+         [duo.proxied]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{url}\"\n\
+         proxy = \"http://bob@127.0.0.1:{proxy_port}\"\nproxy_password_env = \"DUOPROV_TEST_PROXY_PW\"\nserver_retries = 0\n\n\
+         [provisioner.proxied]\nduo = \"proxied\"\nlog_http = \"always\"\nlog_http_bodies = \"full\"\n\n\
          [duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{url}\"\n\n\
          [duo.wrong]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"wrong.skey\"\nurl = \"{url}\"\n\n\
          [provisioner.duoTest]\nduo = \"test\"\nlog_http = \"always\"\nload_duo_users = true\n\n\
@@ -257,6 +271,15 @@ fn run_every_command(out: &mut Outputs, dir: &Path, emulator: &RunningEmulator) 
     run(out, dir, &["plan", "wrongKey"], 1);
     run_json_logs(out, dir, &["sync", "wrongKey"], 1);
     run(out, dir, &["load-users", "wrongKey"], 1);
+    // Through the proxy, which answers 502: the errors and the traffic log shown.
+    for args in [&["-vvv", "doctor", "proxied"][..], &["-vvv", "plan", "proxied"], &["-vvv", "--log-format", "json", "sync", "proxied"]] {
+        let failed = binary().current_dir(dir).args(args).output().expect("run");
+        out.add(format!("{args:?} stdout"), &failed.stdout);
+        out.add(format!("{args:?} stderr"), &failed.stderr);
+        assert_ne!(failed.status.code(), Some(0), "{args:?} through a refusing proxy succeeded");
+        let text = format!("{}{}", String::from_utf8_lossy(&failed.stdout), String::from_utf8_lossy(&failed.stderr));
+        assert!(text.contains("502"), "{args:?}: the proxy's answer is not reported:\n{}", tail(&text));
+    }
     // Status, the Duo users table and its reports.
     run(out, dir, &["status"], 0);
     run(out, dir, &["status", "duoTest"], 0);
@@ -416,6 +439,9 @@ async fn no_command_prints_or_writes_a_secret_key_or_a_signature() {
         ("the demo's secret key".into(), demo_key),
         ("an Authorization value".into(), base64(format!("{IKEY}:").as_bytes())[..24].to_owned()),
         ("an Authorization value for the child".into(), base64(format!("{CHILD_IKEY}:").as_bytes())[..24].to_owned()),
+        ("the registry password".into(), DB_PASSWORD.into()),
+        ("the proxy password".into(), PROXY_PASSWORD.into()),
+        ("a Proxy-Authorization value".into(), base64(format!("bob:{PROXY_PASSWORD}").as_bytes())[..20].to_owned()),
     ];
     let all_signatures: std::collections::HashSet<String> =
         signatures.iter().chain(&child_signatures).map(|s| s.to_ascii_lowercase()).collect();
@@ -453,6 +479,14 @@ async fn no_command_prints_or_writes_a_secret_key_or_a_signature() {
         }
     }
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n"));
+    // The files that hold personal data are private: the registry, a saved plan, the emulator's
+    // state file.
+    #[cfg(unix)]
+    for private in [registry.clone(), dir.path().join("plan.json"), dir.path().join("child/state.json")] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} has mode {mode:o}", private.display());
+    }
     eprintln!(
         "scanned {} outputs and {} files ({} bytes) for {} secrets and {} signatures",
         haystacks.len() - files.len(),
@@ -472,6 +506,7 @@ fn secrets_written_in_the_configuration_are_refused_without_being_echoed() {
         (format!("{duo}secret_key = \"{secret}\"\n"), "duo.prod.secret_key"),
         (format!("{duo}secret_key = \"{secret}\n"), "line 4"), // unterminated: a syntax error on the secret's line
         (format!("{duo}secret_key = [\"{secret}\"]\n"), "duo.prod.secret_key"),
+        (format!("{duo}secret_key_env = \"S\"\nproxy = \"http://bob:{secret}@proxy.example.edu:3128\"\n"), "duo.prod.proxy"),
         (format!("[registry]\nurl = \"postgres://duoprov:{secret}@db.example.edu/duoprov\"\n"), "registry.url"),
         (format!("[registry]\nurl = \"postgres://duoprov:{secret}@db.example.edu/duoprov\" junk\n"), "line 2"),
     ] {
@@ -519,4 +554,130 @@ async fn a_secret_file_readable_by_group_or_others_is_named_and_a_private_one_is
     })
     .await
     .expect("runs");
+}
+
+/// A stand-in HTTP proxy on loopback: answers every request `502 Bad Gateway` and keeps the
+/// request heads it received.
+fn recording_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let kept = heads.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            kept.lock().expect("lock").push(String::from_utf8_lossy(&head).into_owned());
+            let _ = std::io::Write::write_all(&mut conn, b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, heads)
+}
+
+/// The configuration of a connection through a proxy at `port` whose password comes from
+/// `DUOPROV_TEST_PROXY_PW`.
+fn proxy_config(port: u16) -> String {
+    format!(
+        "[registry]\nurl = \"sqlite://r.db\"\n[duo.prod]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_env = \"DUOPROV_TEST_SKEY\"\n\
+         url = \"http://127.0.0.1:9\"\nproxy = \"http://bob@127.0.0.1:{port}\"\nproxy_password_env = \"DUOPROV_TEST_PROXY_PW\"\nserver_retries = 0\n\
+         [provisioner.p]\nduo = \"prod\"\nlog_http = \"always\"\nlog_http_bodies = \"full\"\n"
+    )
+}
+
+const PROXY_PASSWORD: &str = "proxy-pw-Ry6Tn3Vx8Kd1Ls5Qb";
+
+#[test]
+fn a_proxy_password_from_the_environment_reaches_the_proxy_and_no_output() {
+    let (port, heads) = recording_proxy();
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("duoprov.toml"), proxy_config(port)).expect("config");
+    let mut outputs = Vec::new();
+    for (args, ok) in [
+        (&["config"][..], true),
+        (&["--json", "config"], true),
+        (&["-vvv", "doctor", "p"], false),
+        (&["-vvv", "plan", "p"], false),
+        (&["-vvv", "--log-format", "json", "load-users", "p"], false),
+    ] {
+        let o = binary()
+            .current_dir(dir.path())
+            .env("DUOPROV_TEST_SKEY", SKEY)
+            .env("DUOPROV_TEST_PROXY_PW", PROXY_PASSWORD)
+            .args(args)
+            .output()
+            .expect("run");
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.success(), ok, "{args:?}:\n{}", tail(&text));
+        assert!(!text.contains(PROXY_PASSWORD) && !text.contains(&base64(format!("bob:{PROXY_PASSWORD}").as_bytes())[..20]), "{args:?} showed the proxy password:\n{text}");
+        outputs.push(text);
+    }
+    assert!(
+        outputs[0].contains("http://bob@127.0.0.1") && outputs[0].contains("environment variable DUOPROV_TEST_PROXY_PW"),
+        "config names the proxy and where its password comes from:\n{}",
+        outputs[0]
+    );
+    assert!(outputs[3].contains("502"), "the proxy's refusal is reported:\n{}", tail(&outputs[3]));
+    // The password did reach the proxy, as basic authentication for bob.
+    let want = format!("proxy-authorization: basic {}", base64(format!("bob:{PROXY_PASSWORD}").as_bytes())).to_ascii_lowercase();
+    let heads = heads.lock().expect("lock");
+    assert!(!heads.is_empty() && heads.iter().all(|h| h.to_ascii_lowercase().contains(&want)), "{heads:?}");
+}
+
+/// With PostgreSQL (`DUOPROV_TEST_POSTGRES_URL`; skipped without it): its password moved out of
+/// the URL into `registry.password_env`, commands that open the registry work with the right
+/// password and fail with a wrong one, and neither password appears in any output.
+#[test]
+fn a_database_password_from_the_environment_never_appears_with_postgresql() {
+    let Ok(full) = std::env::var("DUOPROV_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: DUOPROV_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let mut bare = url::Url::parse(&full).expect("DUOPROV_TEST_POSTGRES_URL is a URL");
+    let Some(password) = bare.password().map(percent_decode) else {
+        eprintln!("skipped: DUOPROV_TEST_POSTGRES_URL holds no password");
+        return;
+    };
+    bare.set_password(None).expect("strip the password");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("duoprov.toml"), format!("[registry]\nurl = \"{bare}\"\npassword_env = \"DUOPROV_TEST_PG_PASSWORD\"\n"))
+        .expect("config");
+    let wrong = "wrong-pg-password-Hq3Lz8Vc1";
+    for (given, works) in [(password.as_str(), true), (wrong, false)] {
+        for (args, ok) in [
+            (&["-vvv", "config"][..], true),
+            (&["-vvv", "subject", "list"], works),
+            (&["-vvv", "--log-format", "json", "provision", "list"], works),
+        ] {
+            let o = binary().current_dir(dir.path()).env("DUOPROV_TEST_PG_PASSWORD", given).args(args).output().expect("run");
+            let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            assert_eq!(o.status.success(), ok, "{args:?} with the {} password:\n{}", if works { "right" } else { "wrong" }, tail(&text));
+            assert!(!text.contains(&password) && !text.contains(wrong), "{args:?} showed a database password:\n{}", tail(&text));
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
