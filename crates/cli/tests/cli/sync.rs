@@ -282,6 +282,22 @@ async fn a_saved_plan_is_private_and_doctor_warns_about_a_registry_readable_by_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_says_which_tls_mode_a_postgresql_registry_uses_and_why() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap();
+    let remote = config.replace("url = \"sqlite://registry.db\"", "url = \"postgres://duoprov@db.example.invalid/duoprov\"");
+    std::fs::write(dir.join("duoprov.toml"), &remote).unwrap();
+    // The host does not resolve, so the registry check fails; the TLS line is there all the same.
+    let (out, _) = run(dir, &["doctor", "duoTest"], 1);
+    assert!(out.contains("registry TLS: sslmode=verify-full to db.example.invalid") && out.contains("duoprov's default for a remote host"), "{out}");
+    let chosen = config.replace("url = \"sqlite://registry.db\"", "url = \"postgres://duoprov@127.0.0.1:1/duoprov?sslmode=require\"");
+    std::fs::write(dir.join("duoprov.toml"), &chosen).unwrap();
+    let (out, _) = run(dir, &["doctor", "duoTest"], 1);
+    assert!(out.contains("registry TLS: sslmode=require to 127.0.0.1 (encrypted, certificate not checked; set by sslmode in registry.url)"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signature_version_2_works_and_warns_that_hmac_sha1_is_deprecated() {
     let env = setup("").await;
     let dir = env.dir.path();
