@@ -118,11 +118,11 @@ impl DesiredState {
         }
         let mut by_username: HashMap<String, Vec<usize>> = HashMap::with_capacity(candidates.len());
         for (pos, (_, f)) in candidates.iter().enumerate() {
-            by_username.entry(f.username.to_lowercase()).or_default().push(pos);
+            by_username.entry(duoprov_model::username_key(&f.username)).or_default().push(pos);
         }
         for (i, fields) in candidates {
             let s = &selection.subjects[i];
-            let same = &by_username[&fields.username.to_lowercase()];
+            let same = &by_username[&duoprov_model::username_key(&fields.username)];
             if same.len() > 1 {
                 state.errors.push(ObjectError {
                     object: ErrorObject::User { source: s.source.clone(), id: s.id.clone() },

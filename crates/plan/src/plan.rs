@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use duoprov_model::{DuoSnapshot, Links, SubjectKey};
+use duoprov_model::{same_username, username_key, DuoSnapshot, Links, SubjectKey};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::DesiredState;
@@ -179,11 +179,24 @@ impl Plan {
     }
 }
 
-/// Positions of Duo's users by lowercased username (usernames match case-insensitively).
+/// Positions of Duo's users by normalised username ([`username_key`]: usernames match
+/// case-insensitively).
 fn users_by_lowercase_name(duo: &DuoSnapshot) -> HashMap<String, Vec<usize>> {
     let mut m: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
     for (i, du) in duo.users.iter().enumerate() {
-        m.entry(du.username.to_lowercase()).or_default().push(i);
+        m.entry(username_key(&du.username)).or_default().push(i);
+    }
+    m
+}
+
+/// Positions of Duo's users by normalised alias: Duo keeps usernames and aliases unique together,
+/// so a desired username equal to someone's alias names that user, and a create would be refused.
+fn users_by_alias(duo: &DuoSnapshot) -> HashMap<String, Vec<usize>> {
+    let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, du) in duo.users.iter().enumerate() {
+        for a in du.aliases.iter().filter(|a| !a.is_empty()) {
+            m.entry(username_key(a)).or_default().push(i);
+        }
     }
     m
 }
@@ -202,6 +215,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     let user_by_id: HashMap<&str, usize> = duo.users.iter().enumerate().map(|(i, u)| (u.user_id.as_str(), i)).collect();
     // Built on first need: a steady-state sync matches every user by its link.
     let mut users_by_name: Option<HashMap<String, Vec<usize>>> = None;
+    let mut aliases: Option<HashMap<String, Vec<usize>>> = None;
     let mut members_of: Vec<Vec<usize>> = vec![Vec::new(); duo.groups.len()];
     for (i, u) in duo.users.iter().enumerate() {
         for g in &u.groups {
@@ -446,7 +460,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         let name = l.pending_name.as_deref().filter(|_| l.created_by_us && l.duo_user_id.is_none())?;
         let at = l.pending_at?;
         let free: Vec<usize> = by_name
-            .get(&name.to_lowercase())
+            .get(&username_key(name))
             .map(|v| {
                 v.iter()
                     .copied()
@@ -493,10 +507,28 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             (None, None) => {
                 let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
                 let candidates: Vec<usize> = by_name
-                    .get(&u.fields.username.to_lowercase())
+                    .get(&username_key(&u.fields.username))
                     .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())).collect())
                     .unwrap_or_default();
+                let alias_of = if candidates.is_empty() {
+                    let by_alias = aliases.get_or_insert_with(|| users_by_alias(duo));
+                    by_alias.get(&username_key(&u.fields.username)).and_then(|v| v.first().copied())
+                } else {
+                    None
+                };
                 match candidates.len() {
+                    // Duo keeps usernames and aliases unique together: a create would be refused.
+                    0 if let Some(i) = alias_of => {
+                        plan.errors.push(ObjectError {
+                            object: object(),
+                            code: ErrorCode::Mat,
+                            message: format!(
+                                "username {} is an alias of Duo user {}; Duo refuses a user whose username is another user's alias (remove the alias from {} in Duo, or change this subject's username template)",
+                                u.fields.username, duo.users[i].username, duo.users[i].username
+                            ),
+                        });
+                        continue;
+                    }
                     0 if policy.create_users => (None, true, "create"),
                     0 => {
                         plan.errors.push(ObjectError {
@@ -563,8 +595,11 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 if owned || (policy.update_adopted && !shared) {
                     let f = &u.fields;
                     let mut changes = Vec::new();
+                    // Duo stores usernames lowercased: a difference of case only is no change.
+                    if !same_username(&du.username, &f.username) {
+                        changes.push(FieldChange { field: "username".into(), before: du.username.clone(), after: f.username.clone() });
+                    }
                     for (field, before, after) in [
-                        ("username", &du.username, &f.username),
                         ("realname", &du.realname, &f.realname),
                         ("email", &du.email, &f.email),
                         ("firstname", &du.firstname, &f.firstname),

@@ -445,11 +445,11 @@ impl<'a> Applier<'a> {
             self.report.write_calls += 1;
             match result {
                 Ok(created) => {
-                    let by_name: HashMap<String, String> = created.iter().map(|u| (u.username.to_lowercase(), u.user_id.clone())).collect();
+                    let by_name: HashMap<String, String> = created.iter().map(|u| (duoprov_model::username_key(&u.username), u.user_id.clone())).collect();
                     self.created_objects.extend(created);
                     for (key, u) in chunk {
                         self.progress.advance(1);
-                        match by_name.get(&u.username.to_lowercase()) {
+                        match by_name.get(&duoprov_model::username_key(&u.username)) {
                             Some(id) => {
                                 self.report.users.created += 1;
                                 self.created_users.insert(key.clone(), id.clone());

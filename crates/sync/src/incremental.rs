@@ -335,10 +335,13 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
             by_name.push(name);
         }
         if let Some(u) = desired_user.get(s) {
+            // The name as rendered and its normalised form ([`duoprov_model::username_key`], what
+            // the planner matches on): Duo compares case-insensitively and finds either; a Duo
+            // that kept case finds the user under the form it was created with.
             by_name.push(u.fields.username.clone());
-            let lower = u.fields.username.to_lowercase();
-            if lower != u.fields.username {
-                by_name.push(lower);
+            let key = duoprov_model::username_key(&u.fields.username);
+            if key != u.fields.username {
+                by_name.push(key);
             }
         }
     }

@@ -1,0 +1,151 @@
+//! Usernames, aliases and Trash against the emulator, as Duo most likely handles them: a subject
+//! whose login id has capitals converges (full and incremental runs plan nothing once synced)
+//! whether Duo lowercases usernames (`lowercase_usernames`, the emulator's default) or keeps them
+//! verbatim.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use duoprov_duo::{DuoClient, DuoConfig, PacingConfig, RetryConfig};
+use duoprov_emulator::{Emulator, EmulatorHandle, Integration, Settings};
+use duoprov_model::{FolderPath, GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
+use duoprov_plan::safety::Approval;
+use duoprov_plan::{Mapping, MappingConfig, Plan, Policy};
+use duoprov_registry::{NodeAttrs, OpenOptions, Store};
+use duoprov_sync::{Incremental, NoProgress, RunReport, SyncOptions, SyncSettings};
+
+const IKEY: &str = "DIUSERNAMESTEST00001";
+const SKEY: &str = "usernames-test-secret-key-0123456789abcd";
+
+struct World {
+    _emulator: duoprov_emulator::RunningEmulator,
+    handle: EmulatorHandle,
+    duo: DuoClient,
+    store: Box<dyn Store>,
+    settings: SyncSettings,
+}
+
+fn group(name: &str) -> GroupName {
+    GroupName::parse(&format!("app:duo:{name}")).unwrap()
+}
+
+async fn world(configure: impl FnOnce(&mut Settings) + Send + 'static, mapping: MappingConfig, policy: Policy) -> World {
+    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).configure(configure).spawn_on("127.0.0.1:0").await.expect("emulator");
+    let handle = emulator.handle().clone();
+    let mut cfg = DuoConfig::new("127.0.0.1", IKEY, SKEY.to_owned().into());
+    cfg.url = Some(emulator.base_url());
+    cfg.pacing = PacingConfig::unlimited();
+    cfg.retry = RetryConfig { initial_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(40), max_jitter: Duration::ZERO, max_server_retries: 3 };
+    let duo = DuoClient::new(cfg).expect("client");
+    let store = duoprov_registry::open("sqlite::memory:", &OpenOptions::default()).await.unwrap();
+    let marker = Marker { provisioner: "p".into(), target: MarkerTarget::Folder(FolderPath::parse("app:duo").unwrap()), scope: MarkerScope::Sub, provision: true };
+    store.add_group(&group("staff"), &NodeAttrs::default(), true).await.unwrap();
+    store.assign_marker(&marker).await.unwrap();
+    let settings = SyncSettings {
+        provisioner: "p".into(),
+        policy,
+        mapping: Arc::new(Mapping::compile(&mapping, "p").unwrap()),
+        eligible_group: None,
+        subject_sources: None,
+        concurrency: 2,
+        incremental: Default::default(),
+        load_duo_users: false,
+        shares_duo_with: Vec::new(),
+    };
+    World { _emulator: emulator, handle, duo, store, settings }
+}
+
+impl World {
+    async fn add_subject(&self, id: &str, login: &str, groups: &[&str]) -> SubjectKey {
+        let key = SubjectKey::new("ldap", id);
+        let patch = SubjectPatch { login_id: Some(Some(login.into())), name: Some(Some(format!("Person {id}"))), ..Default::default() };
+        self.store.upsert_subject(&key, &patch).await.unwrap();
+        for g in groups {
+            self.store.add_member(&group(g), &GroupMember::Subject(key.clone())).await.unwrap();
+        }
+        key
+    }
+
+    async fn full_plan(&self) -> duoprov_sync::Prepared {
+        duoprov_sync::prepare(&*self.store, &self.duo, &self.settings).await.unwrap_or_else(|e| panic!("prepare: {e}"))
+    }
+
+    /// The incremental run's plan, `None` when idle (escalations fail the test).
+    async fn incremental_plan(&self) -> Option<duoprov_sync::Prepared> {
+        match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, duoprov_sync::now_ms()).await.unwrap_or_else(|e| panic!("incremental: {e}")) {
+            Incremental::Planned(p) => Some(*p),
+            Incremental::Idle { .. } => None,
+            Incremental::Escalate { reason } => panic!("incremental run escalated: {reason}"),
+        }
+    }
+
+    async fn run(&self, prepared: duoprov_sync::Prepared) -> RunReport {
+        let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None };
+        let report = duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress).await.unwrap_or_else(|e| panic!("run: {e}"));
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        report
+    }
+
+    async fn full_sync(&self) -> RunReport {
+        let p = self.full_plan().await;
+        self.run(p).await
+    }
+
+    /// Duo's users as (username, status, group names).
+    fn duo_users(&self) -> Vec<(String, String, Vec<String>)> {
+        let dump = self.handle.state();
+        let name_of = |gid: &_| dump.groups.iter().find(|g| &g.group_id == gid).map(|g| g.name.clone()).unwrap_or_default();
+        dump.users
+            .iter()
+            .map(|u| {
+                let status = serde_json::to_value(u.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                (u.username.clone(), status, u.groups.iter().map(name_of).collect())
+            })
+            .collect()
+    }
+}
+
+fn ops(plan: &Plan) -> String {
+    duoprov_plan::render::text(plan)
+}
+
+async fn mixed_case_login_converges(lowercase: bool) {
+    let w = world(move |s| s.lowercase_usernames = lowercase, MappingConfig::default(), Policy::default()).await;
+    let key = w.add_subject("js", "JSmith", &["staff"]).await;
+    w.full_sync().await;
+    let stored = if lowercase { "jsmith" } else { "JSmith" };
+    assert_eq!(w.duo_users(), vec![(stored.to_owned(), "active".to_owned(), vec!["staff".to_owned()])], "lowercase_usernames={lowercase}");
+
+    let again = w.full_plan().await;
+    assert!(again.plan.is_empty(), "lowercase_usernames={lowercase}: a full run after the sync plans nothing:\n{}", ops(&again.plan));
+    w.run(again).await;
+    // The subject changes in a field the mapping does not use: the incremental run reads and
+    // plans it, and finds nothing to do.
+    let patch = SubjectPatch { description: Some(Some("touched".into())), ..Default::default() };
+    w.store.update_subject(&key, &patch).await.unwrap();
+    let inc = w.incremental_plan().await.expect("the change is planned");
+    assert!(inc.plan.is_empty(), "lowercase_usernames={lowercase}: an incremental run plans nothing:\n{}", ops(&inc.plan));
+    assert!(inc.plan.errors.is_empty(), "{:?}", inc.plan.errors);
+    w.run(inc).await;
+    // A second mixed-case subject arrives by an incremental run, and stays quiet after.
+    let other = w.add_subject("kw", "KWilson", &["staff"]).await;
+    let inc = w.incremental_plan().await.expect("the new member is planned");
+    w.run(inc).await;
+    w.store.update_subject(&other, &patch).await.unwrap();
+    w.store.update_subject(&key, &SubjectPatch { description: Some(Some("again".into())), ..Default::default() }).await.unwrap();
+    let inc = w.incremental_plan().await.expect("the changes are planned");
+    assert!(inc.plan.is_empty(), "lowercase_usernames={lowercase}: {}", ops(&inc.plan));
+    let full = w.full_plan().await;
+    assert!(full.plan.is_empty(), "lowercase_usernames={lowercase}: {}", ops(&full.plan));
+    assert_eq!(w.duo_users().len(), 2, "no second user for either subject");
+}
+
+#[tokio::test]
+async fn a_mixed_case_login_id_converges_when_duo_lowercases_usernames() {
+    mixed_case_login_converges(true).await;
+}
+
+#[tokio::test]
+async fn a_mixed_case_login_id_converges_when_duo_keeps_usernames_verbatim() {
+    mixed_case_login_converges(false).await;
+}
