@@ -46,6 +46,8 @@ pub struct DesiredState {
     pub held_groups: HashSet<String>,
     /// Subjects that are selected but in error.
     pub held_users: HashSet<SubjectKey>,
+    /// Fields left unmanaged (`false` templates), by configuration key: never compared.
+    pub unmanaged: std::collections::BTreeSet<String>,
 }
 
 fn check(value: &str, max: usize) -> Result<(), (ErrorCode, String)> {
@@ -81,6 +83,7 @@ impl DesiredState {
     /// Translates a selection. With `eligible`, only those subjects become Duo users.
     pub fn build(selection: &ProvisionerSelection, mapping: &Mapping, eligible: Option<&HashSet<SubjectKey>>) -> DesiredState {
         let mut state = DesiredState::default();
+        state.unmanaged = crate::mapping::UNMANAGEABLE.iter().filter(|k| !mapping.manages(k)).map(|k| (*k).to_owned()).collect();
         // Users (selection.subjects is sorted by key).
         let mut index_of: Vec<Option<u32>> = vec![None; selection.subjects.len()];
         let mut candidates: Vec<(usize, UserFields)> = Vec::with_capacity(selection.subjects.len());

@@ -78,7 +78,18 @@ pub struct FieldChange {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     CreateGroup { uuid: String, name: String, desc: String },
-    CreateUser { source: String, id: String, username: String, realname: String, email: String, firstname: String, lastname: String },
+    CreateUser {
+        source: String,
+        id: String,
+        username: String,
+        realname: String,
+        email: String,
+        firstname: String,
+        lastname: String,
+        /// Configured aliases by slot (1 to 4).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        aliases: Vec<(u8, String)>,
+    },
     UpdateGroup { uuid: String, group_id: String, name: String, changes: Vec<FieldChange> },
     UpdateUser { source: String, id: String, user_id: String, username: String, changes: Vec<FieldChange> },
     RemoveMember { group_id: String, group_name: String, user_id: String, username: String },
@@ -363,7 +374,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     if dg.name != g.fields.name {
                         changes.push(FieldChange { field: "name".into(), before: dg.name.clone(), after: g.fields.name.clone() });
                     }
-                    if dg.desc != g.fields.desc {
+                    if dg.desc != g.fields.desc && !desired.unmanaged.contains("group_desc") {
                         changes.push(FieldChange { field: "desc".into(), before: dg.desc.clone(), after: g.fields.desc.clone() });
                     }
                     if !changes.is_empty() {
@@ -573,6 +584,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         email: f.email.clone(),
                         firstname: f.firstname.clone(),
                         lastname: f.lastname.clone(),
+                        aliases: f.aliases.clone(),
                     },
                     reason: format!("subject {} is a member of a selected group and Duo has no user {:?}", u.key, f.username),
                 });
@@ -605,8 +617,16 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         ("firstname", &du.firstname, &f.firstname),
                         ("lastname", &du.lastname, &f.lastname),
                     ] {
-                        if before != after {
+                        // An unmanaged field keeps whatever Duo holds.
+                        if before != after && !desired.unmanaged.contains(field) {
                             changes.push(FieldChange { field: field.into(), before: before.clone(), after: after.clone() });
+                        }
+                    }
+                    // A configured alias Duo's user does not carry (compared as usernames are) is
+                    // set in its slot; Duo's other aliases are left alone.
+                    for (slot, alias) in &f.aliases {
+                        if !du.aliases.iter().any(|a| same_username(a, alias)) {
+                            changes.push(FieldChange { field: format!("alias{slot}"), before: du.aliases.join(", "), after: alias.clone() });
                         }
                     }
                     if !changes.is_empty() {

@@ -409,8 +409,11 @@ impl<'a> Applier<'a> {
             .ops
             .iter()
             .filter_map(|o| match &o.op {
-                Op::CreateUser { source, id, username, realname, email, firstname, lastname } => {
+                Op::CreateUser { source, id, username, realname, email, firstname, lastname, aliases } => {
                     let mut u = NewUser::new(username.clone());
+                    if !aliases.is_empty() {
+                        u.fields.aliases = Some(aliases.iter().cloned().collect());
+                    }
                     for (slot, v) in [(&mut u.fields.realname, realname), (&mut u.fields.email, email), (&mut u.fields.firstname, firstname), (&mut u.fields.lastname, lastname)] {
                         if !v.is_empty() {
                             *slot = Some(v.clone());
@@ -589,7 +592,13 @@ impl<'a> Applier<'a> {
                         "email" => f.email = v,
                         "firstname" => f.firstname = v,
                         "lastname" => f.lastname = v,
-                        _ => {}
+                        alias => {
+                            if let Some(slot) = alias.strip_prefix("alias").and_then(|n| n.parse::<u8>().ok())
+                                && let Some(v) = v
+                            {
+                                f.aliases.get_or_insert_with(Default::default).insert(slot, v);
+                            }
+                        }
                     }
                 }
                 ops.push(BulkOp::ModifyUser { user_id: user_id.clone(), fields: f });

@@ -148,7 +148,7 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
 /// The desired state restricted to `groups` (members restricted to `users`) and `users`.
 fn restrict_desired(desired: &DesiredState, groups: &HashSet<&str>, users: &HashSet<&SubjectKey>) -> DesiredState {
     let mut new_index: Vec<Option<u32>> = vec![None; desired.users.len()];
-    let mut out = DesiredState { held_groups: desired.held_groups.clone(), held_users: desired.held_users.clone(), ..Default::default() };
+    let mut out = DesiredState { held_groups: desired.held_groups.clone(), held_users: desired.held_users.clone(), unmanaged: desired.unmanaged.clone(), ..Default::default() };
     for (i, u) in desired.users.iter().enumerate() {
         if users.contains(&u.key) {
             new_index[i] = Some(out.users.len() as u32);

@@ -149,3 +149,19 @@ async fn a_mixed_case_login_id_converges_when_duo_lowercases_usernames() {
 async fn a_mixed_case_login_id_converges_when_duo_keeps_usernames_verbatim() {
     mixed_case_login_converges(false).await;
 }
+
+#[tokio::test]
+async fn an_alias_template_reaches_duo_on_create_and_on_update() {
+    let mapping = MappingConfig { aliases: [Some("{{ subject.id }}@alt.example".into()), None, None, None], ..Default::default() };
+    let w = world(|_| {}, mapping, Policy::default()).await;
+    w.add_subject("js", "jsmith", &["staff"]).await;
+    w.full_sync().await;
+    let dump = w.handle.state();
+    assert_eq!(dump.users[0].aliases.get(&1).map(String::as_str), Some("js@alt.example"), "sent on create");
+    assert!(w.full_plan().await.plan.is_empty(), "quiet once Duo carries the alias");
+    // Removed in Duo by hand: set again.
+    let id = dump.users[0].user_id;
+    w.handle.with_tenant_mut(|t, _| t.modify_user(&id, duoprov_emulator::state::UserFields { aliases: vec![(1, None)], ..Default::default() }).unwrap());
+    w.full_sync().await;
+    assert_eq!(w.handle.state().users[0].aliases.get(&1).map(String::as_str), Some("js@alt.example"), "sent on update");
+}

@@ -560,3 +560,30 @@ fn a_username_that_is_another_duo_users_alias_is_held_mat_naming_that_user() {
     assert!(plan.errors[0].message.starts_with("username jdoe is an alias of Duo user jane.doe;"), "{}", plan.errors[0].message);
     assert!(plan.user_matches.is_empty() && plan.adoptions.is_empty(), "the alias's owner is not adopted");
 }
+
+#[test]
+fn an_unmanaged_field_is_neither_sent_on_create_nor_compared() {
+    let mapping = Mapping::compile(&MappingConfig { unmanaged: ["email".to_owned(), "realname".to_owned()].into(), ..Default::default() }, "p").unwrap();
+    let (sel, duo) = jsmith("jsmith");
+    let state = DesiredState::build(&sel, &mapping, None);
+    let links = duoprov_model::Links {
+        users: vec![owned_link("jsmith", "DUJSMITH000000000001")],
+        groups: vec![duoprov_model::GroupLink { pending_name: None, pending_at: None, group_uuid: "u-staff".into(), duo_group_id: Some("DG1".into()), created_by_us: true, in_target: true }],
+        ..Default::default()
+    };
+    let mut duo = duo;
+    duo.users[0].email = "set.in.duo@example.edu".into();
+    duo.users[0].realname = "Edited In Duo".into();
+    let plan = build_plan("duoTest", &state, &duo, &links, &Policy::default());
+    assert!(plan.ops.is_empty(), "Duo's values of unmanaged fields are kept: {}", duoprov_plan::render::text(&plan));
+    // The default mapping manages them: the same state is an update clearing e-mail.
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+    assert!(plan.ops.iter().any(|o| matches!(&o.op, Op::UpdateUser { changes, .. } if changes.iter().any(|c| c.field == "email" && c.after.is_empty()))), "{}", duoprov_plan::render::text(&plan));
+    // Created: nothing of an unmanaged field is sent.
+    let plan = build_plan("duoTest", &state, &DuoSnapshot::default(), &Default::default(), &Policy::default());
+    let create = plan.ops.iter().find_map(|o| match &o.op {
+        Op::CreateUser { email, realname, .. } => Some((email.clone(), realname.clone())),
+        _ => None,
+    });
+    assert_eq!(create, Some((String::new(), String::new())));
+}

@@ -50,7 +50,7 @@ impl Sim {
                     self.duo.groups.push(DuoGroup { group_id: id.clone(), name: name.clone(), desc: desc.clone(), status: "active".into() });
                     self.link_group(uuid, &id, true);
                 }
-                Op::CreateUser { source, id, username, realname, email, firstname, lastname } => {
+                Op::CreateUser { source, id, username, realname, email, firstname, lastname, aliases } => {
                     let uid = self.id("DU");
                     self.duo.users.push(DuoUser {
                         user_id: uid.clone(),
@@ -60,7 +60,7 @@ impl Sim {
                         firstname: firstname.clone(),
                         lastname: lastname.clone(),
                         status: "active".into(),
-                        aliases: vec![],
+                        aliases: aliases.iter().map(|(_, a)| a.clone()).collect(),
                         groups: vec![],
                         created: None,
                     });
@@ -86,6 +86,7 @@ impl Sim {
                             "email" => u.email = v,
                             "firstname" => u.firstname = v,
                             "lastname" => u.lastname = v,
+                            alias if alias.starts_with("alias") => u.aliases.push(v),
                             other => panic!("unknown user field {other}"),
                         }
                     }
