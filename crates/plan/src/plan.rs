@@ -90,6 +90,9 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         aliases: Vec<(u8, String)>,
     },
+    /// Restores a selected user from Duo's Trash (`bulk_restore`), before its memberships are
+    /// added; `reactivate` also sets `status=active` (users trashed by `disable_then_trash`).
+    RestoreUser { source: String, id: String, user_id: String, username: String, reactivate: bool },
     UpdateGroup { uuid: String, group_id: String, name: String, changes: Vec<FieldChange> },
     UpdateUser { source: String, id: String, user_id: String, username: String, changes: Vec<FieldChange> },
     RemoveMember { group_id: String, group_name: String, user_id: String, username: String },
@@ -103,7 +106,7 @@ impl Op {
     pub fn class(&self) -> u8 {
         match self {
             Op::CreateGroup { .. } => 0,
-            Op::CreateUser { .. } => 1,
+            Op::CreateUser { .. } | Op::RestoreUser { .. } => 1,
             Op::UpdateGroup { .. } => 2,
             Op::UpdateUser { .. } => 3,
             Op::RemoveMember { .. } => 4,
@@ -188,6 +191,11 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+}
+
+/// Whether a Duo user is in Duo's Trash (status "pending deletion").
+pub fn in_trash(du: &duoprov_model::DuoUser) -> bool {
+    du.status.eq_ignore_ascii_case("pending deletion")
 }
 
 /// Positions of Duo's users by normalised username ([`username_key`]: usernames match
@@ -601,6 +609,20 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     });
                 }
                 plan.user_matches.push(UserMatch { source: u.key.source.clone(), id: u.key.id.clone(), user_id: du.user_id.clone(), created_by_us: owned });
+                // Selected again while in Duo's Trash: restored before memberships are added, or
+                // Duo would purge a user the registry wants.
+                if in_trash(du) {
+                    ops.push(PlannedOp {
+                        op: Op::RestoreUser {
+                            source: u.key.source.clone(),
+                            id: u.key.id.clone(),
+                            user_id: du.user_id.clone(),
+                            username: du.username.clone(),
+                            reactivate: owned && policy.user_delete_mode == UserDeleteMode::DisableThenTrash,
+                        },
+                        reason: format!("subject {} is selected and Duo user {} is in Duo's Trash", u.key, du.username),
+                    });
+                }
                 // A user another provisioner of this Duo account links is shared: its fields
                 // belong to that provisioner (or whoever made it), never rewritten here.
                 let shared = !owned && foreign_users.contains_key(du.user_id.as_str());
@@ -784,8 +806,11 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             DeletePolicy::CreatedByUs => l.created_by_us,
             DeletePolicy::NotInSource => true,
         };
+        // Already in Duo's Trash (sent there by an earlier run): kept there, link parked, so a
+        // return within the retention period restores duoprov's own user.
+        let trashed = present.is_some_and(|i| in_trash(&duo.users[i])) && policy.user_delete_mode != UserDeleteMode::Delete;
         match present {
-            Some(i) if delete && ours => {
+            Some(i) if delete && ours && !trashed => {
                 let du = &duo.users[i];
                 let mode = policy.user_delete_mode;
                 ops.push(PlannedOp {
@@ -795,6 +820,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         l.subject,
                         match mode {
                             UserDeleteMode::Trash => "to Duo's Trash, restorable",
+                            UserDeleteMode::DisableThenTrash => "disabled, then to Duo's Trash, restorable",
                             UserDeleteMode::Delete => "deleted permanently",
                         }
                     ),

@@ -165,3 +165,68 @@ async fn an_alias_template_reaches_duo_on_create_and_on_update() {
     w.full_sync().await;
     assert_eq!(w.handle.state().users[0].aliases.get(&1).map(String::as_str), Some("js@alt.example"), "sent on update");
 }
+
+/// A user duoprov created leaves (trashed), comes back (restored, memberships back, still
+/// duoprov's own), under `user_delete_mode`; `incremental` makes the return an incremental run.
+async fn trash_round_trip(mode: duoprov_plan::UserDeleteMode, incremental: bool) {
+    let policy = Policy { user_delete: duoprov_plan::DeletePolicy::CreatedByUs, user_delete_mode: mode, ..Policy::default() };
+    let w = world(|_| {}, MappingConfig::default(), policy).await;
+    w.store.add_group(&group("other"), &NodeAttrs::default(), true).await.unwrap();
+    let key = w.add_subject("js", "jsmith", &["staff", "other"]).await;
+    w.full_sync().await;
+    let link = |links: duoprov_model::Links| links.users.into_iter().find(|l| l.subject == key);
+    for g in ["staff", "other"] {
+        w.store.remove_member(&group(g), &GroupMember::Subject(key.clone())).await.unwrap();
+    }
+    if mode == duoprov_plan::UserDeleteMode::DisableThenTrash {
+        // Duo refuses the Trash: the user is left disabled (it cannot authenticate), and the
+        // deletion is planned again.
+        w.handle.set_faults("503 on=users.bulk_send_to_trash").unwrap();
+        let p = w.full_plan().await;
+        let options = SyncOptions { dry_run: false, approval: Approval::exactly(&p.plan), saved: None, fence: None };
+        let report = duoprov_sync::run(&*w.store, &w.duo, &w.settings, p, &options, &NoProgress).await.unwrap_or_else(|e| panic!("run: {e}"));
+        assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+        assert_eq!(w.duo_users(), vec![("jsmith".to_owned(), "disabled".to_owned(), vec![])], "disabled before the Trash");
+        w.handle.set_faults("").unwrap();
+    }
+    w.full_sync().await;
+    assert_eq!(w.duo_users(), vec![("jsmith".to_owned(), "pending deletion".to_owned(), vec![])], "{mode:?}: sent to Trash");
+    let parked = link(w.store.links("p").await.unwrap()).expect("the link is kept while the user is in Trash");
+    assert!(parked.created_by_us && parked.duo_user_id.is_some() && !parked.in_target, "{parked:?}");
+    let quiet = w.full_plan().await;
+    assert!(quiet.plan.is_empty(), "{mode:?}: a trashed user is not deleted again: {}", ops(&quiet.plan));
+    w.run(quiet).await;
+
+    for g in ["staff", "other"] {
+        w.store.add_member(&group(g), &GroupMember::Subject(key.clone())).await.unwrap();
+    }
+    let back = if incremental { w.incremental_plan().await.expect("the return is planned") } else { w.full_plan().await };
+    let reactivate = mode == duoprov_plan::UserDeleteMode::DisableThenTrash;
+    assert!(back.plan.ops.iter().any(|o| matches!(o.op, duoprov_plan::Op::RestoreUser { reactivate: r, .. } if r == reactivate)), "{}", ops(&back.plan));
+    assert!(!back.plan.ops.iter().any(|o| matches!(o.op, duoprov_plan::Op::CreateUser { .. })), "{}", ops(&back.plan));
+    w.run(back).await;
+    let users = w.duo_users();
+    assert_eq!(users.len(), 1);
+    let (name, status, mut groups) = users[0].clone();
+    groups.sort();
+    assert_eq!((name.as_str(), status.as_str(), groups), ("jsmith", "active", vec!["other".to_owned(), "staff".to_owned()]), "{mode:?}: restored with its memberships");
+    let l = link(w.store.links("p").await.unwrap()).expect("linked");
+    assert!(l.created_by_us && l.in_target, "{mode:?}: still duoprov's own: {l:?}");
+    let after = w.full_plan().await;
+    assert!(after.plan.is_empty(), "{}", ops(&after.plan));
+}
+
+#[tokio::test]
+async fn a_user_sent_to_trash_and_selected_again_is_restored_with_its_memberships_and_still_owned() {
+    trash_round_trip(duoprov_plan::UserDeleteMode::Trash, false).await;
+}
+
+#[tokio::test]
+async fn a_trashed_user_returning_in_an_incremental_run_is_restored() {
+    trash_round_trip(duoprov_plan::UserDeleteMode::Trash, true).await;
+}
+
+#[tokio::test]
+async fn disable_then_trash_disables_before_trashing_and_reactivates_on_restore() {
+    trash_round_trip(duoprov_plan::UserDeleteMode::DisableThenTrash, false).await;
+}

@@ -76,6 +76,10 @@ impl Sim {
                         }
                     }
                 }
+                Op::RestoreUser { user_id, .. } => {
+                    let u = self.duo.users.iter_mut().find(|u| &u.user_id == user_id).expect("user to restore exists");
+                    u.status = "active".into();
+                }
                 Op::UpdateUser { user_id, changes, .. } => {
                     let u = self.duo.users.iter_mut().find(|u| &u.user_id == user_id).expect("user to update exists");
                     for c in changes {
