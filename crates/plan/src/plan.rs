@@ -4,8 +4,10 @@
 //! empty one.
 //!
 //! Matching takes links first (the Duo id duoprov recorded), then the group name (exact) or the
-//! username (case-insensitive). Two candidates for one object is error `MAT` on that object and
-//! nothing is guessed. A Duo object matched by name that duoprov did not create is *adopted*:
+//! username (case-insensitive, through [`duoprov_model::username_key`]; the field diff ignores a
+//! difference of case only). Two candidates for one object is error `MAT` on that object and
+//! nothing is guessed; so is a username that is another Duo user's alias. A selected user found
+//! in Duo's Trash is restored; one duoprov created stays linked (parked) while in Trash. A Duo object matched by name that duoprov did not create is *adopted*:
 //! shown in the plan, managed from then on, but never counted as created by duoprov (so never
 //! deleted under the default policy, and its fields rewritten only with `update_adopted`).
 //!

@@ -1,5 +1,5 @@
 //! Applying a plan, phase by phase in the plan's order: record links found by matching, create
-//! groups, create users (bulk), update groups and users, remove then add memberships (bulk: every
+//! groups, create users (bulk), restore users from Duo's Trash, update groups and users, remove then add memberships (bulk: every
 //! removal completes before the first addition is sent), delete groups and users. A create is
 //! recorded as intended before it is sent, so a run killed mid-call leaves a link the next run
 //! uses to recognise the object as its own; the intent is kept after a failure only when the
