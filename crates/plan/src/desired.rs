@@ -82,8 +82,10 @@ fn check_group(f: &GroupFields) -> Result<(), (ErrorCode, String)> {
 impl DesiredState {
     /// Translates a selection. With `eligible`, only those subjects become Duo users.
     pub fn build(selection: &ProvisionerSelection, mapping: &Mapping, eligible: Option<&HashSet<SubjectKey>>) -> DesiredState {
-        let mut state = DesiredState::default();
-        state.unmanaged = crate::mapping::UNMANAGEABLE.iter().filter(|k| !mapping.manages(k)).map(|k| (*k).to_owned()).collect();
+        let mut state = DesiredState {
+            unmanaged: crate::mapping::UNMANAGEABLE.iter().filter(|k| !mapping.manages(k)).map(|k| (*k).to_owned()).collect(),
+            ..Default::default()
+        };
         // Users (selection.subjects is sorted by key).
         let mut index_of: Vec<Option<u32>> = vec![None; selection.subjects.len()];
         let mut candidates: Vec<(usize, UserFields)> = Vec::with_capacity(selection.subjects.len());
