@@ -167,17 +167,30 @@ impl Default for Daemon {
     }
 }
 
-/// Field templates (`[provisioner.NAME.templates]`).
+/// Field templates (`[provisioner.NAME.templates]`): a template string, or `false` for a field
+/// duoprov leaves unmanaged (neither sent nor compared). Omitted means the default template.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTemplates {
-    group_name: Option<String>,
-    group_desc: Option<String>,
-    username: Option<String>,
-    realname: Option<String>,
-    email: Option<String>,
-    firstname: Option<String>,
-    lastname: Option<String>,
+    group_name: Option<RawTemplate>,
+    group_desc: Option<RawTemplate>,
+    username: Option<RawTemplate>,
+    realname: Option<RawTemplate>,
+    email: Option<RawTemplate>,
+    firstname: Option<RawTemplate>,
+    lastname: Option<RawTemplate>,
+    alias1: Option<String>,
+    alias2: Option<String>,
+    alias3: Option<String>,
+    alias4: Option<String>,
+}
+
+/// One template setting: the template, or `false` (unmanaged).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawTemplate {
+    Template(String),
+    Managed(bool),
 }
 
 /// Safety thresholds (`[provisioner.NAME.thresholds]`).
@@ -476,7 +489,8 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             user_delete_mode: match p.user_delete_mode.as_deref() {
                 None | Some("trash") => UserDeleteMode::Trash,
                 Some("delete") => UserDeleteMode::Delete,
-                Some(other) => bail!("{key}.user_delete_mode: must be trash or delete, not {other:?}"),
+                Some("disable_then_trash") => UserDeleteMode::DisableThenTrash,
+                Some(other) => bail!("{key}.user_delete_mode: must be trash, disable_then_trash or delete, not {other:?}"),
             },
             update_adopted: p.update_adopted.unwrap_or(false),
             thresholds: Thresholds {
@@ -488,14 +502,30 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             },
         };
         let tm = p.templates;
+        let mut unmanaged = std::collections::BTreeSet::new();
+        let mut template = |key: &str, raw: Option<RawTemplate>| -> anyhow::Result<Option<String>> {
+            match raw {
+                None => Ok(None),
+                Some(RawTemplate::Template(t)) => Ok(Some(t)),
+                Some(RawTemplate::Managed(false)) => {
+                    unmanaged.insert(key.to_owned());
+                    Ok(None)
+                }
+                Some(RawTemplate::Managed(true)) => Err(anyhow::anyhow!(
+                    "{origin}: provisioner.{name}.templates.{key}: `true` is not a template; give a template string, omit the key for the default, or `false` to leave the field unmanaged"
+                )),
+            }
+        };
         let mapping_config = MappingConfig {
-            group_name: tm.group_name,
-            group_desc: tm.group_desc,
-            username: tm.username,
-            realname: tm.realname,
-            email: tm.email,
-            firstname: tm.firstname,
-            lastname: tm.lastname,
+            group_name: template("group_name", tm.group_name)?,
+            group_desc: template("group_desc", tm.group_desc)?,
+            username: template("username", tm.username)?,
+            realname: template("realname", tm.realname)?,
+            email: template("email", tm.email)?,
+            firstname: template("firstname", tm.firstname)?,
+            lastname: template("lastname", tm.lastname)?,
+            aliases: [tm.alias1, tm.alias2, tm.alias3, tm.alias4],
+            unmanaged,
         };
         let mapping = Mapping::compile(&mapping_config, &format!("provisioner.{name}.templates"))
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
@@ -795,6 +825,19 @@ mod tests {
         assert_eq!(p.policy.user_delete, DeletePolicy::CreatedByUs);
         assert_eq!(p.policy.thresholds.max_group_deletes, 3);
         assert_eq!(p.policy.thresholds.max_user_deletes, 10);
+    }
+
+    #[test]
+    fn a_false_template_leaves_the_field_unmanaged_and_required_fields_cannot_be_false() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n[provisioner.p]\nduo = \"prod\"\n";
+        let s = parse_str(&format!("{base}[provisioner.p.templates]\nemail = false\ngroup_desc = false\nalias1 = \"{{{{ subject.id }}}}\"\n")).unwrap();
+        let m = &s.provisioners["p"].mapping;
+        assert!(!m.manages("email") && !m.manages("group_desc"));
+        assert!(m.manages("realname") && m.manages("firstname"), "omitted templates keep their defaults");
+        let e = parse_str(&format!("{base}[provisioner.p.templates]\nusername = false\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p.templates.username") && e.contains("cannot be false"), "{e}");
+        let e = parse_str(&format!("{base}[provisioner.p.templates]\nemail = true\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p.templates.email"), "{e}");
     }
 
     #[test]

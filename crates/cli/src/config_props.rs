@@ -132,7 +132,7 @@ fn valid() -> impl Strategy<Value = (Doc, Expect)> {
             prop::sample::select(vec![LogHttp::Off, LogHttp::OnError, LogHttp::Always]),
             1usize..16,
             prop::option::of(policy()),
-            prop::option::of(prop::sample::select(vec!["trash", "delete"])),
+            prop::option::of(prop::sample::select(vec!["trash", "disable_then_trash", "delete"])),
             prop::option::of("[a-z]{1,6}(:[a-z]{1,6}){1,2}"),
             prop::option::of(1usize..1000),
             prop::option::of(prop::sample::select(vec![

@@ -50,8 +50,9 @@ pub struct PageProgress {
 pub const USERS_PAGE: u32 = 300;
 /// Page size of `GET /admin/v1/users/{id}/groups`.
 pub const USER_GROUPS_PAGE: u32 = 500;
-/// Page size of `GET /admin/v1/groups` (100: sources disagree between 100 and 500).
-pub const GROUPS_PAGE: u32 = 100;
+/// Page size of `GET /admin/v1/groups`: 500, Duo's documented maximum (a larger value would be
+/// clamped; paging follows `next_offset`, so a smaller page Duo chose is read correctly too).
+pub const GROUPS_PAGE: u32 = 500;
 /// Page size of `GET /admin/v2/groups/{id}/users`.
 pub const GROUP_USERS_PAGE: u32 = 500;
 

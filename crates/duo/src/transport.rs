@@ -84,7 +84,7 @@ impl fmt::Display for TransportError {
 /// impl Transport for Canned {
 ///     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
 ///         Box::pin(async move {
-///             assert!(req.url.starts_with("https://api-x.duosecurity.com/admin/v1/groups?limit=100&offset=0"));
+///             assert!(req.url.starts_with("https://api-x.duosecurity.com/admin/v1/groups?limit=500&offset=0"));
 ///             let body = br#"{"stat":"OK","response":[{"group_id":"DG00000000000000001","name":"staff"}],
 ///                            "metadata":{"next_offset":null}}"#.to_vec();
 ///             Ok(HttpResponse { status: 200, headers: vec![], body })

@@ -268,6 +268,6 @@ async fn requests_go_through_the_configured_proxy() {
     let seen = script.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path, "http://127.0.0.1:1/admin/v1/groups");
-    assert_eq!(seen[0].query, "limit=100&offset=0");
+    assert_eq!(seen[0].query, "limit=500&offset=0");
     assert!(seen[0].header("authorization").is_some_and(|a| a.starts_with("Basic ")));
 }

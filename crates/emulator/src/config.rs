@@ -256,8 +256,14 @@ pub struct Settings {
     /// Seconds a connection may wait for the client's next bytes (mid-request or idle between
     /// keep-alive requests) before the emulator closes it (default 60).
     pub idle_timeout_secs: u64,
-    /// Compare usernames and aliases case-insensitively (default false: exact match).
+    /// Compare usernames and aliases case-insensitively (default false: exact match, unless
+    /// `lowercase_usernames` is on).
     pub usernames_case_insensitive: bool,
+    /// Store usernames lowercased on create and modify, and compare usernames and aliases
+    /// case-insensitively (lookups by `username` and `username_list` included), as real Duo most
+    /// likely does (default true). `false` (with `usernames_case_insensitive` false) keeps
+    /// usernames verbatim and compares them exactly.
+    pub lowercase_usernames: bool,
     /// Reject a group whose name another group already has, with 400/40002 (default true).
     pub unique_group_names: bool,
     /// Adding a membership that exists answers 200 (default false: 400/40004 "Operation failed" /
@@ -315,6 +321,7 @@ impl Default for Settings {
             body_timeout_secs: 30,
             idle_timeout_secs: 60,
             usernames_case_insensitive: false,
+            lowercase_usernames: true,
             unique_group_names: true,
             duplicate_membership_ok: false,
             max_groups_per_user: 100,

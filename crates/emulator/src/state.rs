@@ -378,6 +378,7 @@ pub struct Tenant {
     admins: HashMap<DuoId, Admin>,
     admin_order: Vec<DuoId>,
     case_insensitive: bool,
+    lowercase: bool,
 }
 
 fn remove_from(order: &mut Vec<DuoId>, id: &DuoId) {
@@ -390,7 +391,8 @@ impl Tenant {
     /// An empty tenant using the name rules of `settings`.
     pub fn new(settings: &Settings) -> Self {
         Self {
-            case_insensitive: settings.usernames_case_insensitive,
+            case_insensitive: settings.usernames_case_insensitive || settings.lowercase_usernames,
+            lowercase: settings.lowercase_usernames,
             ..Self::default()
         }
     }
@@ -400,6 +402,15 @@ impl Tenant {
             name.to_lowercase()
         } else {
             name.to_owned()
+        }
+    }
+
+    /// A username as stored: lowercased under `lowercase_usernames`, else verbatim.
+    fn stored_username(&self, name: String) -> String {
+        if self.lowercase {
+            name.to_lowercase()
+        } else {
+            name
         }
     }
 
@@ -589,10 +600,12 @@ impl Tenant {
         now: i64,
         ids: &mut IdGen,
     ) -> Result<DuoId, ApiError> {
-        let username = fields
-            .username
-            .clone()
-            .ok_or_else(|| ApiError::invalid("username"))?;
+        let username = self.stored_username(
+            fields
+                .username
+                .clone()
+                .ok_or_else(|| ApiError::invalid("username"))?,
+        );
         let mut aliases = BTreeMap::new();
         Self::apply_aliases(&mut aliases, &fields.aliases);
         self.check_names(None, &username, &aliases)?;
@@ -685,10 +698,10 @@ impl Tenant {
         if current.trashed_at.is_some() && fields.status.is_some() {
             return Err(ApiError::invalid("status"));
         }
-        let username = fields
-            .username
-            .clone()
-            .unwrap_or_else(|| current.username.clone());
+        let username = match fields.username.clone() {
+            Some(u) => self.stored_username(u),
+            None => current.username.clone(),
+        };
         let mut aliases = current.aliases.clone();
         Self::apply_aliases(&mut aliases, &fields.aliases);
         self.check_names(Some(*id), &username, &aliases)?;
@@ -1086,9 +1099,10 @@ impl Tenant {
 
     /// Removes everything.
     pub fn clear(&mut self) {
-        let ci = self.case_insensitive;
+        let (ci, lower) = (self.case_insensitive, self.lowercase);
         *self = Self::default();
         self.case_insensitive = ci;
+        self.lowercase = lower;
     }
 }
 

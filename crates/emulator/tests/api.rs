@@ -394,6 +394,7 @@ async fn trashed_users_are_purged_after_retention() {
 async fn case_insensitive_usernames_and_duplicate_group_names_are_settings() {
     let emu = support::spawn(|s| {
         s.usernames_case_insensitive = true;
+        s.lowercase_usernames = false;
         s.unique_group_names = false;
     })
     .await;
@@ -436,7 +437,7 @@ async fn case_insensitive_usernames_and_duplicate_group_names_are_settings() {
         )
     );
 
-    let strict = support::spawn(|_| {}).await;
+    let strict = support::spawn(|s| s.lowercase_usernames = false).await;
     let c = Client::new(&strict);
     c.user("Mixed.Case").await;
     assert_eq!(
@@ -452,6 +453,24 @@ async fn case_insensitive_usernames_and_duplicate_group_names_are_settings() {
         (dup.status, dup.json["message_detail"].clone()),
         (400, json!("name"))
     );
+}
+
+#[tokio::test]
+async fn usernames_are_stored_lowercased_and_found_in_any_case_by_default() {
+    let emu = support::spawn(|_| {}).await;
+    let c = Client::new(&emu);
+    let u = c.user("Mixed.Case").await;
+    let read = c.ok("GET", &format!("/admin/v1/users/{u}"), &[]).await;
+    assert_eq!(read["username"], json!("mixed.case"));
+    for asked in ["MIXED.case", "mixed.case"] {
+        assert_eq!(c.ok("GET", "/admin/v1/users", &[("username", asked)]).await[0]["user_id"], u.as_str(), "username={asked}");
+        assert_eq!(c.ok("GET", "/admin/v1/users", &[("username_list", &format!("[\"{asked}\"]"))]).await[0]["user_id"], u.as_str(), "username_list {asked}");
+    }
+    c.ok("POST", &format!("/admin/v1/users/{u}"), &[("username", "Renamed.User"), ("alias1", "Old.Alias")]).await;
+    let read = c.ok("GET", &format!("/admin/v1/users/{u}"), &[]).await;
+    assert_eq!(read["username"], json!("renamed.user"));
+    assert_eq!(c.ok("GET", "/admin/v1/users", &[("username", "OLD.ALIAS")]).await[0]["user_id"], u.as_str(), "aliases match in any case");
+    assert_eq!(c.call("POST", "/admin/v1/users", &[("username", "old.alias")]).await.code(), Some(40002), "an alias in another case is taken");
 }
 
 #[tokio::test]

@@ -5,6 +5,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::registry::SubjectKey;
 
+/// The form in which two Duo usernames (or aliases) are compared: Unicode lowercase.
+///
+/// Duo most likely stores usernames lowercased and compares them case-insensitively (its replies
+/// carry lowercased names; Grouper warns about case). Duo is a Python service, so its lowercasing
+/// is most likely Python's `str.lower()`, the Unicode default lowercase mapping, which Rust's
+/// [`str::to_lowercase`] also implements: `"JOSÉ"` and `"josé"` are one name, as Duo would fold
+/// them, where an ASCII-only fold would keep them apart and plan a create Duo refuses. Every
+/// comparison of usernames (planner matching, clash detection, the field diff, the incremental
+/// lookup) goes through this one function.
+pub fn username_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Whether two usernames are the same Duo name (see [`username_key`]).
+pub fn same_username(a: &str, b: &str) -> bool {
+    a == b || username_key(a) == username_key(b)
+}
+
 /// A Duo user, reduced to what provisioning compares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuoUser {

@@ -46,6 +46,8 @@ pub struct DesiredState {
     pub held_groups: HashSet<String>,
     /// Subjects that are selected but in error.
     pub held_users: HashSet<SubjectKey>,
+    /// Fields left unmanaged (`false` templates), by configuration key: never compared.
+    pub unmanaged: std::collections::BTreeSet<String>,
 }
 
 fn check(value: &str, max: usize) -> Result<(), (ErrorCode, String)> {
@@ -80,7 +82,10 @@ fn check_group(f: &GroupFields) -> Result<(), (ErrorCode, String)> {
 impl DesiredState {
     /// Translates a selection. With `eligible`, only those subjects become Duo users.
     pub fn build(selection: &ProvisionerSelection, mapping: &Mapping, eligible: Option<&HashSet<SubjectKey>>) -> DesiredState {
-        let mut state = DesiredState::default();
+        let mut state = DesiredState {
+            unmanaged: crate::mapping::UNMANAGEABLE.iter().filter(|k| !mapping.manages(k)).map(|k| (*k).to_owned()).collect(),
+            ..Default::default()
+        };
         // Users (selection.subjects is sorted by key).
         let mut index_of: Vec<Option<u32>> = vec![None; selection.subjects.len()];
         let mut candidates: Vec<(usize, UserFields)> = Vec::with_capacity(selection.subjects.len());
@@ -118,11 +123,11 @@ impl DesiredState {
         }
         let mut by_username: HashMap<String, Vec<usize>> = HashMap::with_capacity(candidates.len());
         for (pos, (_, f)) in candidates.iter().enumerate() {
-            by_username.entry(f.username.to_lowercase()).or_default().push(pos);
+            by_username.entry(duoprov_model::username_key(&f.username)).or_default().push(pos);
         }
         for (i, fields) in candidates {
             let s = &selection.subjects[i];
-            let same = &by_username[&fields.username.to_lowercase()];
+            let same = &by_username[&duoprov_model::username_key(&fields.username)];
             if same.len() > 1 {
                 state.errors.push(ObjectError {
                     object: ErrorObject::User { source: s.source.clone(), id: s.id.clone() },

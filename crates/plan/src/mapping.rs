@@ -7,12 +7,22 @@
 //! Templates see `subject.{source,id,name,login_id,email,first_name,last_name,description}` and
 //! `group.{uuid,name,extension,folder,display_name,description}`; a missing attribute is `""`.
 //! A template that is just one attribute (`{{ subject.login_id }}`) skips the template engine.
+//!
+//! A field can be left unmanaged (`email = false` in the configuration): duoprov then neither
+//! sends it on create nor compares it, so Duo's value stays whatever Duo holds. An *omitted*
+//! template means the default above; only `false` means unmanaged. `username` and `group_name`
+//! are required and cannot be unmanaged. The aliases `alias1`..`alias4` have no default: omitted
+//! means unmanaged; a configured alias that renders non-empty is sent on create and, when Duo's
+//! user does not carry it (compared as usernames are), on update.
 
 use duoprov_model::{Group, Subject};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-/// The templates as configured (`None` = the default).
+/// Fields that may be left unmanaged (`false` in the configuration), by configuration key.
+pub const UNMANAGEABLE: [&str; 5] = ["group_desc", "realname", "email", "firstname", "lastname"];
+
+/// The templates as configured (`None` = the default; keys in `unmanaged` are not managed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MappingConfig {
     pub group_name: Option<String>,
@@ -22,6 +32,10 @@ pub struct MappingConfig {
     pub email: Option<String>,
     pub firstname: Option<String>,
     pub lastname: Option<String>,
+    /// Templates of the alias slots 1 to 4 (`None` = not managed).
+    pub aliases: [Option<String>; 4],
+    /// Configuration keys set to `false`: fields duoprov neither sends nor compares.
+    pub unmanaged: std::collections::BTreeSet<String>,
 }
 
 /// A template that failed to compile, named by its configuration key.
@@ -67,6 +81,8 @@ pub struct Mapping {
     email: Compiled,
     firstname: Compiled,
     lastname: Compiled,
+    aliases: Vec<(u8, Compiled)>,
+    unmanaged: std::collections::BTreeSet<String>,
 }
 
 /// A user's Duo fields as the templates give them.
@@ -77,6 +93,9 @@ pub struct UserFields {
     pub email: String,
     pub firstname: String,
     pub lastname: String,
+    /// Configured alias slots whose template rendered non-empty, by slot.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<(u8, String)>,
 }
 
 /// A group's Duo fields as the templates give them.
@@ -183,6 +202,14 @@ impl Mapping {
     /// Compiles the templates; `key_prefix` (e.g. `provisioner.duoTest.templates`) and the
     /// template's configuration key (`username`, `group_name`, …) name them in errors.
     pub fn compile(config: &MappingConfig, key_prefix: &str) -> Result<Mapping, MappingError> {
+        for key in &config.unmanaged {
+            if !UNMANAGEABLE.contains(&key.as_str()) {
+                return Err(MappingError {
+                    key: format!("{key_prefix}.{key}"),
+                    message: format!("cannot be false: only {} may be left unmanaged", UNMANAGEABLE.join(", ")),
+                });
+            }
+        }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         let mut compile = |key: &str, object: &str, configured: &Option<String>, default: &str| -> Result<Compiled, MappingError> {
@@ -201,7 +228,15 @@ impl Mapping {
         let email = compile("email", "subject", &config.email, "{{ subject.email }}")?;
         let firstname = compile("firstname", "subject", &config.firstname, "{{ subject.first_name }}")?;
         let lastname = compile("lastname", "subject", &config.lastname, "{{ subject.last_name }}")?;
-        let mapping = Mapping { env, group_name, group_desc, username, realname, email, firstname, lastname };
+        let mut aliases = Vec::new();
+        for (i, t) in config.aliases.iter().enumerate() {
+            if let Some(t) = t {
+                let slot = i as u8 + 1;
+                aliases.push((slot, compile(&format!("alias{slot}"), "subject", &Some(t.clone()), "")?));
+            }
+        }
+        let unmanaged = config.unmanaged.clone();
+        let mapping = Mapping { env, group_name, group_desc, username, realname, email, firstname, lastname, aliases, unmanaged };
         // Render every engine template once against an empty object so a reference to an
         // attribute that does not exist is caught now, as a configuration error.
         let probe_subject = Subject {
@@ -266,22 +301,37 @@ impl Mapping {
         }
     }
 
-    /// A user's fields; the error is (template key, message).
+    /// Whether the field of configuration key `key` (`email`, `group_desc`, …) is managed.
+    pub fn manages(&self, key: &str) -> bool {
+        !self.unmanaged.contains(key)
+    }
+
+    /// A user's fields; the error is (template key, message). Unmanaged fields are `""`.
     pub fn user_fields(&self, s: &Subject) -> Result<UserFields, (String, String)> {
         let view = SubjectView::of(s);
+        let value = |key: &str, c: &Compiled| if self.manages(key) { self.subject_value(c, &view) } else { Ok(String::new()) };
+        let mut aliases = Vec::new();
+        for (slot, c) in &self.aliases {
+            let v = self.subject_value(c, &view)?;
+            if !v.is_empty() {
+                aliases.push((*slot, v));
+            }
+        }
         Ok(UserFields {
             username: self.subject_value(&self.username, &view)?,
-            realname: self.subject_value(&self.realname, &view)?,
-            email: self.subject_value(&self.email, &view)?,
-            firstname: self.subject_value(&self.firstname, &view)?,
-            lastname: self.subject_value(&self.lastname, &view)?,
+            realname: value("realname", &self.realname)?,
+            email: value("email", &self.email)?,
+            firstname: value("firstname", &self.firstname)?,
+            lastname: value("lastname", &self.lastname)?,
+            aliases,
         })
     }
 
     /// A group's fields; the error is (template key, message).
     pub fn group_fields(&self, g: &Group) -> Result<GroupFields, (String, String)> {
         let view = GroupView::of(g);
-        Ok(GroupFields { name: self.group_value(&self.group_name, &view)?, desc: self.group_value(&self.group_desc, &view)? })
+        let desc = if self.manages("group_desc") { self.group_value(&self.group_desc, &view)? } else { String::new() };
+        Ok(GroupFields { name: self.group_value(&self.group_name, &view)?, desc })
     }
 }
 
@@ -333,5 +383,23 @@ mod tests {
         let unknown = MappingConfig { email: Some("{{ subject.mail }}x".into()), ..Default::default() };
         let e = Mapping::compile(&unknown, "provisioner.p").unwrap_err();
         assert_eq!(e.key, "provisioner.p.email", "{e}");
+    }
+}
+
+#[cfg(test)]
+mod unmanaged_tests {
+    use super::*;
+
+    #[test]
+    fn a_false_field_renders_empty_and_is_reported_unmanaged_while_an_omitted_one_keeps_its_default() {
+        let cfg = MappingConfig { unmanaged: ["email".to_owned(), "group_desc".to_owned()].into(), aliases: [Some("{{ subject.id }}-alt".into()), None, None, None], ..Default::default() };
+        let m = Mapping::compile(&cfg, "provisioner.p.templates").unwrap();
+        let s = Subject { source: "local".into(), id: "js".into(), name: Some("J S".into()), login_id: Some("js".into()), email: Some("js@example.edu".into()), first_name: None, last_name: None, description: None };
+        let u = m.user_fields(&s).unwrap();
+        assert_eq!((u.email.as_str(), u.realname.as_str()), ("", "J S"));
+        assert_eq!(u.aliases, vec![(1, "js-alt".to_owned())]);
+        assert!(!m.manages("email") && !m.manages("group_desc") && m.manages("realname"));
+        let e = Mapping::compile(&MappingConfig { unmanaged: ["username".to_owned()].into(), ..Default::default() }, "provisioner.p.templates").unwrap_err();
+        assert_eq!(e.key, "provisioner.p.templates.username");
     }
 }

@@ -4,8 +4,10 @@
 //! empty one.
 //!
 //! Matching takes links first (the Duo id duoprov recorded), then the group name (exact) or the
-//! username (case-insensitive). Two candidates for one object is error `MAT` on that object and
-//! nothing is guessed. A Duo object matched by name that duoprov did not create is *adopted*:
+//! username (case-insensitive, through [`duoprov_model::username_key`]; the field diff ignores a
+//! difference of case only). Two candidates for one object is error `MAT` on that object and
+//! nothing is guessed; so is a username that is another Duo user's alias. A selected user found
+//! in Duo's Trash is restored; one duoprov created stays linked (parked) while in Trash. A Duo object matched by name that duoprov did not create is *adopted*:
 //! shown in the plan, managed from then on, but never counted as created by duoprov (so never
 //! deleted under the default policy, and its fields rewritten only with `update_adopted`).
 //!
@@ -19,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use duoprov_model::{DuoSnapshot, Links, SubjectKey};
+use duoprov_model::{same_username, username_key, DuoSnapshot, Links, SubjectKey};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::DesiredState;
@@ -78,7 +80,21 @@ pub struct FieldChange {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     CreateGroup { uuid: String, name: String, desc: String },
-    CreateUser { source: String, id: String, username: String, realname: String, email: String, firstname: String, lastname: String },
+    CreateUser {
+        source: String,
+        id: String,
+        username: String,
+        realname: String,
+        email: String,
+        firstname: String,
+        lastname: String,
+        /// Configured aliases by slot (1 to 4).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        aliases: Vec<(u8, String)>,
+    },
+    /// Restores a selected user from Duo's Trash (`bulk_restore`), before its memberships are
+    /// added; `reactivate` also sets `status=active` (users trashed by `disable_then_trash`).
+    RestoreUser { source: String, id: String, user_id: String, username: String, reactivate: bool },
     UpdateGroup { uuid: String, group_id: String, name: String, changes: Vec<FieldChange> },
     UpdateUser { source: String, id: String, user_id: String, username: String, changes: Vec<FieldChange> },
     RemoveMember { group_id: String, group_name: String, user_id: String, username: String },
@@ -92,7 +108,7 @@ impl Op {
     pub fn class(&self) -> u8 {
         match self {
             Op::CreateGroup { .. } => 0,
-            Op::CreateUser { .. } => 1,
+            Op::CreateUser { .. } | Op::RestoreUser { .. } => 1,
             Op::UpdateGroup { .. } => 2,
             Op::UpdateUser { .. } => 3,
             Op::RemoveMember { .. } => 4,
@@ -179,11 +195,29 @@ impl Plan {
     }
 }
 
-/// Positions of Duo's users by lowercased username (usernames match case-insensitively).
+/// Whether a Duo user is in Duo's Trash (status "pending deletion").
+pub fn in_trash(du: &duoprov_model::DuoUser) -> bool {
+    du.status.eq_ignore_ascii_case("pending deletion")
+}
+
+/// Positions of Duo's users by normalised username ([`username_key`]: usernames match
+/// case-insensitively).
 fn users_by_lowercase_name(duo: &DuoSnapshot) -> HashMap<String, Vec<usize>> {
     let mut m: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
     for (i, du) in duo.users.iter().enumerate() {
-        m.entry(du.username.to_lowercase()).or_default().push(i);
+        m.entry(username_key(&du.username)).or_default().push(i);
+    }
+    m
+}
+
+/// Positions of Duo's users by normalised alias: Duo keeps usernames and aliases unique together,
+/// so a desired username equal to someone's alias names that user, and a create would be refused.
+fn users_by_alias(duo: &DuoSnapshot) -> HashMap<String, Vec<usize>> {
+    let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, du) in duo.users.iter().enumerate() {
+        for a in du.aliases.iter().filter(|a| !a.is_empty()) {
+            m.entry(username_key(a)).or_default().push(i);
+        }
     }
     m
 }
@@ -202,6 +236,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     let user_by_id: HashMap<&str, usize> = duo.users.iter().enumerate().map(|(i, u)| (u.user_id.as_str(), i)).collect();
     // Built on first need: a steady-state sync matches every user by its link.
     let mut users_by_name: Option<HashMap<String, Vec<usize>>> = None;
+    let mut aliases: Option<HashMap<String, Vec<usize>>> = None;
     let mut members_of: Vec<Vec<usize>> = vec![Vec::new(); duo.groups.len()];
     for (i, u) in duo.users.iter().enumerate() {
         for g in &u.groups {
@@ -349,7 +384,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     if dg.name != g.fields.name {
                         changes.push(FieldChange { field: "name".into(), before: dg.name.clone(), after: g.fields.name.clone() });
                     }
-                    if dg.desc != g.fields.desc {
+                    if dg.desc != g.fields.desc && !desired.unmanaged.contains("group_desc") {
                         changes.push(FieldChange { field: "desc".into(), before: dg.desc.clone(), after: g.fields.desc.clone() });
                     }
                     if !changes.is_empty() {
@@ -446,7 +481,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         let name = l.pending_name.as_deref().filter(|_| l.created_by_us && l.duo_user_id.is_none())?;
         let at = l.pending_at?;
         let free: Vec<usize> = by_name
-            .get(&name.to_lowercase())
+            .get(&username_key(name))
             .map(|v| {
                 v.iter()
                     .copied()
@@ -493,10 +528,28 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             (None, None) => {
                 let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
                 let candidates: Vec<usize> = by_name
-                    .get(&u.fields.username.to_lowercase())
+                    .get(&username_key(&u.fields.username))
                     .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())).collect())
                     .unwrap_or_default();
+                let alias_of = if candidates.is_empty() {
+                    let by_alias = aliases.get_or_insert_with(|| users_by_alias(duo));
+                    by_alias.get(&username_key(&u.fields.username)).and_then(|v| v.first().copied())
+                } else {
+                    None
+                };
                 match candidates.len() {
+                    // Duo keeps usernames and aliases unique together: a create would be refused.
+                    0 if let Some(i) = alias_of => {
+                        plan.errors.push(ObjectError {
+                            object: object(),
+                            code: ErrorCode::Mat,
+                            message: format!(
+                                "username {} is an alias of Duo user {}; Duo refuses a user whose username is another user's alias (remove the alias from {} in Duo, or change this subject's username template)",
+                                u.fields.username, duo.users[i].username, duo.users[i].username
+                            ),
+                        });
+                        continue;
+                    }
                     0 if policy.create_users => (None, true, "create"),
                     0 => {
                         plan.errors.push(ObjectError {
@@ -541,6 +594,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         email: f.email.clone(),
                         firstname: f.firstname.clone(),
                         lastname: f.lastname.clone(),
+                        aliases: f.aliases.clone(),
                     },
                     reason: format!("subject {} is a member of a selected group and Duo has no user {:?}", u.key, f.username),
                 });
@@ -557,21 +611,46 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     });
                 }
                 plan.user_matches.push(UserMatch { source: u.key.source.clone(), id: u.key.id.clone(), user_id: du.user_id.clone(), created_by_us: owned });
+                // Selected again while in Duo's Trash: restored before memberships are added, or
+                // Duo would purge a user the registry wants.
+                if in_trash(du) {
+                    ops.push(PlannedOp {
+                        op: Op::RestoreUser {
+                            source: u.key.source.clone(),
+                            id: u.key.id.clone(),
+                            user_id: du.user_id.clone(),
+                            username: du.username.clone(),
+                            reactivate: owned && policy.user_delete_mode == UserDeleteMode::DisableThenTrash,
+                        },
+                        reason: format!("subject {} is selected and Duo user {} is in Duo's Trash", u.key, du.username),
+                    });
+                }
                 // A user another provisioner of this Duo account links is shared: its fields
                 // belong to that provisioner (or whoever made it), never rewritten here.
                 let shared = !owned && foreign_users.contains_key(du.user_id.as_str());
                 if owned || (policy.update_adopted && !shared) {
                     let f = &u.fields;
                     let mut changes = Vec::new();
+                    // Duo stores usernames lowercased: a difference of case only is no change.
+                    if !same_username(&du.username, &f.username) {
+                        changes.push(FieldChange { field: "username".into(), before: du.username.clone(), after: f.username.clone() });
+                    }
                     for (field, before, after) in [
-                        ("username", &du.username, &f.username),
                         ("realname", &du.realname, &f.realname),
                         ("email", &du.email, &f.email),
                         ("firstname", &du.firstname, &f.firstname),
                         ("lastname", &du.lastname, &f.lastname),
                     ] {
-                        if before != after {
+                        // An unmanaged field keeps whatever Duo holds.
+                        if before != after && !desired.unmanaged.contains(field) {
                             changes.push(FieldChange { field: field.into(), before: before.clone(), after: after.clone() });
+                        }
+                    }
+                    // A configured alias Duo's user does not carry (compared as usernames are) is
+                    // set in its slot; Duo's other aliases are left alone.
+                    for (slot, alias) in &f.aliases {
+                        if !du.aliases.iter().any(|a| same_username(a, alias)) {
+                            changes.push(FieldChange { field: format!("alias{slot}"), before: du.aliases.join(", "), after: alias.clone() });
                         }
                     }
                     if !changes.is_empty() {
@@ -729,8 +808,11 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             DeletePolicy::CreatedByUs => l.created_by_us,
             DeletePolicy::NotInSource => true,
         };
+        // Already in Duo's Trash (sent there by an earlier run): kept there, link parked, so a
+        // return within the retention period restores duoprov's own user.
+        let trashed = present.is_some_and(|i| in_trash(&duo.users[i])) && policy.user_delete_mode != UserDeleteMode::Delete;
         match present {
-            Some(i) if delete && ours => {
+            Some(i) if delete && ours && !trashed => {
                 let du = &duo.users[i];
                 let mode = policy.user_delete_mode;
                 ops.push(PlannedOp {
@@ -740,6 +822,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         l.subject,
                         match mode {
                             UserDeleteMode::Trash => "to Duo's Trash, restorable",
+                            UserDeleteMode::DisableThenTrash => "disabled, then to Duo's Trash, restorable",
                             UserDeleteMode::Delete => "deleted permanently",
                         }
                     ),

@@ -20,8 +20,12 @@ pub enum DeletePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserDeleteMode {
-    /// Duo's Trash: restorable until the account's retention ends.
+    /// Duo's Trash: restorable until the account's retention ends. A user in Trash can still
+    /// authenticate until Duo purges it.
     Trash,
+    /// `status=disabled` first (so the user cannot authenticate while in Trash), then Duo's
+    /// Trash; a restore sets `status=active` again.
+    DisableThenTrash,
     /// Permanent deletion through the API.
     Delete,
 }

@@ -38,7 +38,12 @@ pub fn text(plan: &Plan) -> String {
     for p in &plan.ops {
         let class = p.op.class();
         if class != last_class {
-            let title = ["Create groups", "Create users", "Update groups", "Update users", "Remove members", "Add members", "Delete groups", "Delete users"][class as usize];
+            let restores = plan.ops.iter().any(|o| matches!(o.op, Op::RestoreUser { .. }));
+            let title = if class == 1 && restores {
+                "Create and restore users"
+            } else {
+                ["Create groups", "Create users", "Update groups", "Update users", "Remove members", "Add members", "Delete groups", "Delete users"][class as usize]
+            };
             let n = plan.ops.iter().filter(|o| o.op.class() == class).count();
             let _ = writeln!(out, "\n{title} ({n}):");
             last_class = class;
@@ -50,6 +55,7 @@ pub fn text(plan: &Plan) -> String {
                 let c: Vec<String> = changes.iter().map(|c| format!("{}: {:?} → {:?}", c.field, c.before, c.after)).collect();
                 format!("~ {name} ({group_id}): {}", c.join("; "))
             }
+            Op::RestoreUser { username, user_id, .. } => format!("^ user {username} ({user_id}) from Trash"),
             Op::RemoveMember { group_name, username, .. } => format!("- {username} from {group_name}"),
             Op::AddMember { group, user, .. } => format!("+ {} to {}", user_ref(user), group_ref(group)),
             Op::DeleteGroup { name, group_id, .. } => format!("- group {name} ({group_id})"),
@@ -57,6 +63,7 @@ pub fn text(plan: &Plan) -> String {
                 "- user {username} ({user_id}) {}",
                 match mode {
                     UserDeleteMode::Trash => "to Trash",
+                    UserDeleteMode::DisableThenTrash => "disabled, to Trash",
                     UserDeleteMode::Delete => "permanently",
                 }
             ),

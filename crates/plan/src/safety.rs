@@ -74,6 +74,7 @@ pub fn describe(op: &Op) -> Option<String> {
         Op::RemoveMember { group_name, username, .. } => format!("remove {username} from group {group_name}"),
         Op::DeleteGroup { name, .. } => format!("delete group {name}"),
         Op::DeleteUser { username, mode: UserDeleteMode::Trash, .. } => format!("delete user {username} (to Trash)"),
+        Op::DeleteUser { username, mode: UserDeleteMode::DisableThenTrash, .. } => format!("delete user {username} (disabled, to Trash)"),
         Op::DeleteUser { username, mode: UserDeleteMode::Delete, .. } => format!("delete user {username} (permanently)"),
         _ => return None,
     })

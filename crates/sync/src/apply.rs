@@ -1,5 +1,5 @@
 //! Applying a plan, phase by phase in the plan's order: record links found by matching, create
-//! groups, create users (bulk), update groups and users, remove then add memberships (bulk: every
+//! groups, create users (bulk), restore users from Duo's Trash, update groups and users, remove then add memberships (bulk: every
 //! removal completes before the first addition is sent), delete groups and users. A create is
 //! recorded as intended before it is sent, so a run killed mid-call leaves a link the next run
 //! uses to recognise the object as its own; the intent is kept after a failure only when the
@@ -224,6 +224,8 @@ impl<'a> Applier<'a> {
         self.create_groups(plan).await?;
         self.fenced("creating users").await?;
         self.create_users(plan).await?;
+        self.fenced("restoring users").await?;
+        self.restore_users(plan).await?;
         self.timed("create", start);
         let start = Instant::now();
         self.fenced("updating groups").await?;
@@ -409,8 +411,11 @@ impl<'a> Applier<'a> {
             .ops
             .iter()
             .filter_map(|o| match &o.op {
-                Op::CreateUser { source, id, username, realname, email, firstname, lastname } => {
+                Op::CreateUser { source, id, username, realname, email, firstname, lastname, aliases } => {
                     let mut u = NewUser::new(username.clone());
+                    if !aliases.is_empty() {
+                        u.fields.aliases = Some(aliases.iter().cloned().collect());
+                    }
                     for (slot, v) in [(&mut u.fields.realname, realname), (&mut u.fields.email, email), (&mut u.fields.firstname, firstname), (&mut u.fields.lastname, lastname)] {
                         if !v.is_empty() {
                             *slot = Some(v.clone());
@@ -445,11 +450,11 @@ impl<'a> Applier<'a> {
             self.report.write_calls += 1;
             match result {
                 Ok(created) => {
-                    let by_name: HashMap<String, String> = created.iter().map(|u| (u.username.to_lowercase(), u.user_id.clone())).collect();
+                    let by_name: HashMap<String, String> = created.iter().map(|u| (duoprov_model::username_key(&u.username), u.user_id.clone())).collect();
                     self.created_objects.extend(created);
                     for (key, u) in chunk {
                         self.progress.advance(1);
-                        match by_name.get(&u.username.to_lowercase()) {
+                        match by_name.get(&duoprov_model::username_key(&u.username)) {
                             Some(id) => {
                                 self.report.users.created += 1;
                                 self.created_users.insert(key.clone(), id.clone());
@@ -589,7 +594,13 @@ impl<'a> Applier<'a> {
                         "email" => f.email = v,
                         "firstname" => f.firstname = v,
                         "lastname" => f.lastname = v,
-                        _ => {}
+                        alias => {
+                            if let Some(slot) = alias.strip_prefix("alias").and_then(|n| n.parse::<u8>().ok())
+                                && let Some(v) = v
+                            {
+                                f.aliases.get_or_insert_with(Default::default).insert(slot, v);
+                            }
+                        }
                     }
                 }
                 ops.push(BulkOp::ModifyUser { user_id: user_id.clone(), fields: f });
@@ -798,6 +809,54 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    /// Restores selected users from Duo's Trash (and reactivates those `disable_then_trash`
+    /// disabled), before any membership is added to them.
+    async fn restore_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let restores: Vec<(SubjectKey, String, bool)> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::RestoreUser { source, id, user_id, reactivate, .. } => Some((SubjectKey::new(source, id), user_id.clone(), *reactivate)),
+                _ => None,
+            })
+            .collect();
+        if restores.is_empty() {
+            return Ok(());
+        }
+        self.progress.phase("restore users", restores.len() as u64);
+        let mut restored = Vec::new();
+        for chunk in restores.chunks(USERS_PER_BULK_CREATE) {
+            let ids: Vec<String> = chunk.iter().map(|(_, id, _)| id.clone()).collect();
+            self.report.write_calls += 1;
+            match self.duo.restore_users(&ids).await {
+                Ok(()) => restored.extend(chunk.iter().cloned()),
+                Err(e) => {
+                    for (k, _, _) in chunk {
+                        self.report.users.failed += 1;
+                        self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &format!("restoring from Duo's Trash: {e}"));
+                    }
+                }
+            }
+            self.progress.advance(chunk.len() as u64);
+        }
+        let reactivate: Vec<&(SubjectKey, String, bool)> = restored.iter().filter(|(_, _, r)| *r).collect();
+        let ops: Vec<BulkOp> = reactivate
+            .iter()
+            .map(|(_, id, _)| BulkOp::ModifyUser { user_id: id.clone(), fields: UserFields { status: Some("active".into()), ..Default::default() } })
+            .collect();
+        let results = if ops.is_empty() { Vec::new() } else { self.bulk(&ops).await };
+        let mut failed = HashSet::new();
+        for ((k, _, _), r) in reactivate.into_iter().zip(results) {
+            if let Err(message) = r {
+                failed.insert(k.clone());
+                self.report.users.failed += 1;
+                self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &format!("reactivating after restore: {message}"));
+            }
+        }
+        self.report.users.updated += restored.iter().filter(|(k, _, _)| !failed.contains(k)).count();
+        Ok(())
+    }
+
     async fn delete_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let deletes: Vec<(SubjectKey, String, UserDeleteMode)> = plan
             .ops
@@ -812,14 +871,40 @@ impl<'a> Applier<'a> {
         }
         self.progress.phase("delete users", deletes.len() as u64);
         let mut forget = Vec::new();
-        let (trash, delete): (Vec<_>, Vec<_>) = deletes.into_iter().partition(|(_, _, m)| *m == UserDeleteMode::Trash);
+        let mut park = Vec::new();
+        let (mut trash, delete): (Vec<_>, Vec<_>) = deletes.into_iter().partition(|(_, _, m)| *m != UserDeleteMode::Delete);
+        // disable_then_trash: a user whose disabling failed is not trashed (retried next run).
+        let disable: Vec<BulkOp> = trash
+            .iter()
+            .filter(|(_, _, m)| *m == UserDeleteMode::DisableThenTrash)
+            .map(|(_, id, _)| BulkOp::ModifyUser { user_id: id.clone(), fields: UserFields { status: Some("disabled".into()), ..Default::default() } })
+            .collect();
+        if !disable.is_empty() {
+            let results = self.bulk(&disable).await;
+            let mut refused = HashSet::new();
+            let disabling: Vec<(SubjectKey, String)> = trash.iter().filter(|(_, _, m)| *m == UserDeleteMode::DisableThenTrash).map(|(k, id, _)| (k.clone(), id.clone())).collect();
+            for ((k, id), r) in disabling.into_iter().zip(results) {
+                if let Err(message) = r {
+                    self.report.users.failed += 1;
+                    self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &format!("disabling before Trash: {message}"));
+                    refused.insert(id);
+                }
+            }
+            trash.retain(|(_, id, _)| !refused.contains(id));
+        }
+        // Users duoprov created stay linked (parked) while in Trash: selected again, they are
+        // restored as duoprov's own.
+        let links = self.store.links(self.provisioner).await?;
+        let created: HashSet<&SubjectKey> = links.users.iter().filter(|l| l.created_by_us).map(|l| &l.subject).collect();
         for chunk in trash.chunks(USERS_PER_BULK_CREATE) {
             let ids: Vec<String> = chunk.iter().map(|(_, id, _)| id.clone()).collect();
             self.report.write_calls += 1;
             match self.duo.send_users_to_trash(&ids).await {
                 Ok(()) => {
                     self.report.users.deleted += chunk.len();
-                    forget.extend(chunk.iter().map(|(k, _, _)| k.clone()));
+                    for (k, _, _) in chunk {
+                        if created.contains(k) { park.push(parked_user(k)) } else { forget.push(k.clone()) }
+                    }
                 }
                 Err(e) => {
                     for (k, _, _) in chunk {
@@ -847,6 +932,9 @@ impl<'a> Applier<'a> {
             }
         }
         self.store.forget_users(self.provisioner, &forget).await?;
+        if !park.is_empty() {
+            self.store.record(self.provisioner, &[], &park, &[]).await?;
+        }
         Ok(())
     }
 }

@@ -148,7 +148,7 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
 /// The desired state restricted to `groups` (members restricted to `users`) and `users`.
 fn restrict_desired(desired: &DesiredState, groups: &HashSet<&str>, users: &HashSet<&SubjectKey>) -> DesiredState {
     let mut new_index: Vec<Option<u32>> = vec![None; desired.users.len()];
-    let mut out = DesiredState { held_groups: desired.held_groups.clone(), held_users: desired.held_users.clone(), ..Default::default() };
+    let mut out = DesiredState { held_groups: desired.held_groups.clone(), held_users: desired.held_users.clone(), unmanaged: desired.unmanaged.clone(), ..Default::default() };
     for (i, u) in desired.users.iter().enumerate() {
         if users.contains(&u.key) {
             new_index[i] = Some(out.users.len() as u32);
@@ -335,10 +335,13 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
             by_name.push(name);
         }
         if let Some(u) = desired_user.get(s) {
+            // The name as rendered and its normalised form ([`duoprov_model::username_key`], what
+            // the planner matches on): Duo compares case-insensitively and finds either; a Duo
+            // that kept case finds the user under the form it was created with.
             by_name.push(u.fields.username.clone());
-            let lower = u.fields.username.to_lowercase();
-            if lower != u.fields.username {
-                by_name.push(lower);
+            let key = duoprov_model::username_key(&u.fields.username);
+            if key != u.fields.username {
+                by_name.push(key);
             }
         }
     }

@@ -8,7 +8,7 @@ use crate::error::SyncError;
 
 /// Page sizes the client reads at (Duo's maxima), to count the calls a read took.
 const USERS_PAGE: usize = 300;
-const GROUPS_PAGE: usize = 100;
+const GROUPS_PAGE: usize = 500;
 
 pub(crate) struct DuoRead {
     pub snapshot: DuoSnapshot,

@@ -228,7 +228,12 @@ fn users_after(mut users: Vec<User>, created: Vec<User>, plan: &Plan) -> Vec<Use
             Op::DeleteUser { user_id, mode: UserDeleteMode::Delete, .. } => {
                 gone.insert(user_id.as_str());
             }
-            Op::DeleteUser { user_id, mode: UserDeleteMode::Trash, .. } => {
+            Op::RestoreUser { user_id, .. } => {
+                if let Some(i) = position.get(user_id) {
+                    users[*i].status = "active".into();
+                }
+            }
+            Op::DeleteUser { user_id, mode: UserDeleteMode::Trash | UserDeleteMode::DisableThenTrash, .. } => {
                 if let Some(i) = position.get(user_id) {
                     users[*i].status = "pending deletion".into();
                 }

@@ -328,7 +328,7 @@ impl World {
                 for k in 0..SUBJECTS {
                     let Ok(Some(sub)) = s.subject(&subject(k)).await else { continue };
                     let login = sub.login_id.clone().unwrap_or_default();
-                    let taken = dump.users.iter().any(|u| u.username.to_lowercase() == login.to_lowercase());
+                    let taken = dump.users.iter().any(|u| duoprov_model::same_username(&u.username, &login));
                     if !taken && !links.users.iter().chain(&others.users).any(|l| l.subject == subject(k) && live(l)) {
                         // Subjects whose create failed (a link without a Duo user) come first.
                         free.push((!links.users.iter().any(|l| l.subject == subject(k)), k, login));
@@ -409,7 +409,8 @@ async fn expected(store: &dyn Store, provisioner: &str, dump: &TenantDump) -> Ex
             let s = &sel.subjects[*m as usize];
             let (username, realname) = match adopted_user(&s.key()) {
                 Some(u) => (u.username.clone(), u.realname.clone()),
-                None => (s.login_id.clone().unwrap_or_default(), s.name.clone().unwrap_or_default()),
+                // The emulator, like Duo, stores usernames lowercased.
+                None => (duoprov_model::username_key(s.login_id.as_deref().unwrap_or_default()), s.name.clone().unwrap_or_default()),
             };
             users.insert(username.clone(), realname);
             members.insert(username);

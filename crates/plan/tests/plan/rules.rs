@@ -495,3 +495,95 @@ fn a_group_another_provisioner_links_is_held_mat_never_adopted_or_emptied() {
     let plan = build_plan("prodA", &desired(&selection(vec![], vec![])), &sim.duo, &sim.links, &policy);
     assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::DeleteUser { .. } | Op::DeleteGroup { .. })), "{}", duoprov_plan::render::text(&plan));
 }
+
+// ------------------------------------------------------------------ usernames and aliases
+
+fn owned_link(id: &str, user_id: &str) -> duoprov_model::UserLink {
+    duoprov_model::UserLink {
+        pending_name: None,
+        pending_at: None,
+        subject: duoprov_model::SubjectKey::new("local", id),
+        duo_user_id: Some(user_id.into()),
+        created_by_us: true,
+        in_target: true,
+    }
+}
+
+/// A selection of one subject `jsmith` with the given login id and name, in group `staff`.
+fn jsmith(login: &str) -> (ProvisionerSelection, DuoSnapshot) {
+    let mut s = subject("jsmith", "J Smith");
+    s.login_id = Some(login.into());
+    s.email = None;
+    let sel = selection(vec![s], vec![(group("u-staff", "org:staff", ""), vec!["jsmith"])]);
+    let mut du = duo_user("DUJSMITH000000000001", "jsmith", "J Smith", None);
+    du.groups = vec!["DG1".into()];
+    let duo = DuoSnapshot { users: vec![du], groups: vec![duo_group("DG1", "staff", "")] };
+    (sel, duo)
+}
+
+#[test]
+fn a_mixed_case_login_id_against_duos_lowercased_username_plans_no_update() {
+    let (sel, duo) = jsmith("JSmith");
+    let links = duoprov_model::Links {
+        users: vec![owned_link("jsmith", "DUJSMITH000000000001")],
+        groups: vec![duoprov_model::GroupLink { pending_name: None, pending_at: None, group_uuid: "u-staff".into(), duo_group_id: Some("DG1".into()), created_by_us: true, in_target: true }],
+        ..Default::default()
+    };
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+    assert!(plan.ops.is_empty(), "a difference of case only is no change: {}", duoprov_plan::render::text(&plan));
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+
+    // A different name is a rename.
+    let (sel, duo) = jsmith("JSmith2");
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+    let updates: Vec<_> = plan
+        .ops
+        .iter()
+        .filter_map(|o| match &o.op {
+            Op::UpdateUser { changes, .. } => Some(changes.iter().map(|c| (c.field.as_str(), c.before.as_str(), c.after.as_str())).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates, vec![vec![("username", "jsmith", "JSmith2")]]);
+}
+
+#[test]
+fn a_username_that_is_another_duo_users_alias_is_held_mat_naming_that_user() {
+    let sel = selection(vec![subject("jdoe", "J Doe")], vec![(group("u-staff", "org:staff", ""), vec!["jdoe"])]);
+    let mut jane = duo_user("DUJANE00000000000001", "jane.doe", "Jane Doe", None);
+    jane.aliases = vec!["JDoe".into()];
+    let duo = DuoSnapshot { users: vec![jane], groups: vec![] };
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
+    assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::CreateUser { .. } | Op::AddMember { .. })), "no create Duo would refuse: {}", duoprov_plan::render::text(&plan));
+    assert_eq!(plan.errors.len(), 1, "{:?}", plan.errors);
+    assert_eq!(plan.errors[0].code, ErrorCode::Mat);
+    assert!(plan.errors[0].message.starts_with("username jdoe is an alias of Duo user jane.doe;"), "{}", plan.errors[0].message);
+    assert!(plan.user_matches.is_empty() && plan.adoptions.is_empty(), "the alias's owner is not adopted");
+}
+
+#[test]
+fn an_unmanaged_field_is_neither_sent_on_create_nor_compared() {
+    let mapping = Mapping::compile(&MappingConfig { unmanaged: ["email".to_owned(), "realname".to_owned()].into(), ..Default::default() }, "p").unwrap();
+    let (sel, duo) = jsmith("jsmith");
+    let state = DesiredState::build(&sel, &mapping, None);
+    let links = duoprov_model::Links {
+        users: vec![owned_link("jsmith", "DUJSMITH000000000001")],
+        groups: vec![duoprov_model::GroupLink { pending_name: None, pending_at: None, group_uuid: "u-staff".into(), duo_group_id: Some("DG1".into()), created_by_us: true, in_target: true }],
+        ..Default::default()
+    };
+    let mut duo = duo;
+    duo.users[0].email = "set.in.duo@example.edu".into();
+    duo.users[0].realname = "Edited In Duo".into();
+    let plan = build_plan("duoTest", &state, &duo, &links, &Policy::default());
+    assert!(plan.ops.is_empty(), "Duo's values of unmanaged fields are kept: {}", duoprov_plan::render::text(&plan));
+    // The default mapping manages them: the same state is an update clearing e-mail.
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+    assert!(plan.ops.iter().any(|o| matches!(&o.op, Op::UpdateUser { changes, .. } if changes.iter().any(|c| c.field == "email" && c.after.is_empty()))), "{}", duoprov_plan::render::text(&plan));
+    // Created: nothing of an unmanaged field is sent.
+    let plan = build_plan("duoTest", &state, &DuoSnapshot::default(), &Default::default(), &Policy::default());
+    let create = plan.ops.iter().find_map(|o| match &o.op {
+        Op::CreateUser { email, realname, .. } => Some((email.clone(), realname.clone())),
+        _ => None,
+    });
+    assert_eq!(create, Some((String::new(), String::new())));
+}

@@ -50,7 +50,7 @@ impl Sim {
                     self.duo.groups.push(DuoGroup { group_id: id.clone(), name: name.clone(), desc: desc.clone(), status: "active".into() });
                     self.link_group(uuid, &id, true);
                 }
-                Op::CreateUser { source, id, username, realname, email, firstname, lastname } => {
+                Op::CreateUser { source, id, username, realname, email, firstname, lastname, aliases } => {
                     let uid = self.id("DU");
                     self.duo.users.push(DuoUser {
                         user_id: uid.clone(),
@@ -60,7 +60,7 @@ impl Sim {
                         firstname: firstname.clone(),
                         lastname: lastname.clone(),
                         status: "active".into(),
-                        aliases: vec![],
+                        aliases: aliases.iter().map(|(_, a)| a.clone()).collect(),
                         groups: vec![],
                         created: None,
                     });
@@ -76,6 +76,10 @@ impl Sim {
                         }
                     }
                 }
+                Op::RestoreUser { user_id, .. } => {
+                    let u = self.duo.users.iter_mut().find(|u| &u.user_id == user_id).expect("user to restore exists");
+                    u.status = "active".into();
+                }
                 Op::UpdateUser { user_id, changes, .. } => {
                     let u = self.duo.users.iter_mut().find(|u| &u.user_id == user_id).expect("user to update exists");
                     for c in changes {
@@ -86,6 +90,7 @@ impl Sim {
                             "email" => u.email = v,
                             "firstname" => u.firstname = v,
                             "lastname" => u.lastname = v,
+                            alias if alias.starts_with("alias") => u.aliases.push(v),
                             other => panic!("unknown user field {other}"),
                         }
                     }
