@@ -291,14 +291,14 @@ async fn a_full_sync_through_429s_5xx_resets_and_latency_succeeds_in_one_run_wit
     );
 }
 
-/// The same under the adverse profile, at a sixth of the users and a thirteenth of the
-/// memberships (its membership writes are single calls once bulk's bare reply is not understood,
-/// 300 a second at most): 300 users, 30 groups, 1 500 memberships. Random 500s spare the
+/// The same under the adverse profile, smaller (its membership writes are single calls once
+/// bulk's bare reply is not understood, each its own call through the faults): 120 users, 20
+/// groups, 480 memberships. Random 500s spare the
 /// membership add, whose 500/50001 is Duo's group-limit answer and is not retried; 503s and
 /// resets still hit it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_the_adverse_profile_a_full_sync_through_429s_5xx_resets_and_latency_succeeds_in_one_run_without_duplicate_creates() {
-    let tenant = Tenant { users: 300, groups: 30, per_user: 5 };
+    let tenant = Tenant { users: 120, groups: 20, per_user: 4 };
     let faults = "seed=8; reset after=3 first=1 on=groups.create; 500 after=7 first=1 on=groups.create; \
                   reset after=1 first=1 on=users.bulk_create; 503 after=2 first=1 on=users.bulk_create; \
                   reset after=10 first=1 on=users.groups.add; 503 after=20 first=1 on=users.groups.add; \
@@ -371,13 +371,14 @@ async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
     killed_at_20_points_ends_where_a_clean_run_ends(&tenant, &emu, &clean_emu, ["groups.create", "users.bulk_create", "bulk"]).await;
 }
 
-/// The same under the adverse profile, at a fifth of the size (the membership phase is single
-/// adds once bulk's bare reply is not understood, 300 a second at most): 320 users, 30 groups,
-/// 1 600 memberships.
+/// The same under the adverse profile, at a tenth of the memberships (the membership phase is
+/// single adds once bulk's bare reply is not understood, each its own call; each run's one bulk
+/// call still adds 50): 320 users, 30 groups, 1 600 memberships; bulk user creates take
+/// 300–500 ms so their phase, four calls, lasts long enough to be hit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_the_adverse_profile_a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
     let tenant = Tenant { users: 320, groups: 30, per_user: 5 };
-    let slow = "seed=5; latency=20..60ms on=groups.create; latency=150..250ms on=users.bulk_create";
+    let slow = "seed=5; latency=20..60ms on=groups.create; latency=300..500ms on=users.bulk_create";
     let emu = adverse_emulator(slow).await;
     let clean_emu = adverse_emulator(slow).await;
     killed_at_20_points_ends_where_a_clean_run_ends(&tenant, &emu, &clean_emu, ["groups.create", "users.bulk_create", "users.groups.add"]).await;
