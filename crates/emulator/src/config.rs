@@ -422,8 +422,10 @@ impl Default for Settings {
 impl Settings {
     /// The settings of a profile.
     pub fn profile(profile: Profile) -> Self {
-        let mut s = Self::default();
-        s.profile = profile;
+        let mut s = Self {
+            profile,
+            ..Self::default()
+        };
         if profile == Profile::Adverse {
             s.bulk_remove_post = BulkRemovePost::PerOp404;
             s.bulk_reply_shape = BulkReplyShape::Bare;
