@@ -1,7 +1,8 @@
 //! Settings: the integrations the emulator accepts (ikey, secret key, grants) and every
-//! behavioural knob, each defaulting to what Duo documents. Behaviours the Duo facts mark as
-//! unverified are settings here, so a test can pin either reading. `Settings` deserialises from a
-//! JSON file (`--settings FILE`); every field is optional there.
+//! behavioural knob, each defaulting to what the evidence about Duo says (the `evidence`
+//! profile). Behaviours the evidence leaves open are settings here, so a test can pin either
+//! reading; the `adverse` profile takes each open reading against duoprov. `Settings` reads from
+//! a JSON file (`--settings FILE`, [`Settings::from_json`]); every field is optional there.
 
 use serde::{Deserialize, Serialize};
 
@@ -296,8 +297,9 @@ impl std::str::FromStr for Profile {
     }
 }
 
-/// Every behavioural knob. Defaults follow Duo's documentation; where Duo's behaviour is
-/// unverified, the documented or most plausible reading is the default.
+/// Every behavioural knob. Defaults follow the evidence about Duo (docs/emulator.md gives the
+/// source of each); where Duo's behaviour is unverified, the most plausible reading is the
+/// default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
