@@ -14,7 +14,8 @@
 //! array with one per-operation envelope per operation, in order. It is read strictly:
 //! - `{"stat":"OK","response":…}` is that operation's success;
 //! - `{"stat":"FAIL","code":…}` is its failure, classified by the code's first three digits:
-//!   400/401/403, and 404 on a modify or an add, are Duo refusing the operation; "already a member"
+//!   400/401/403, 404 on a modify or an add, and 500/50001 on an add (Duo's answer to a user's
+//!   101st group) are Duo refusing the operation; "already a member"
 //!   on an add and 404 on a user delete are success; 404 on a remove (whose `POST` spelling is
 //!   unverified: Duo may be saying it does not know the route), a missing code, 405, 429 and 5xx
 //!   leave the operation **unconfirmed**;
@@ -135,6 +136,8 @@ impl BulkOp {
             return Element::Unconfirmed(f);
         };
         match (self, status) {
+            // Duo's answer to a user's 101st group: redoing it cannot help.
+            (BulkOp::AddUserToGroup { .. }, 500) if f.code == Some(crate::users::GROUP_LIMIT_CODE) => Element::Failed(f),
             (BulkOp::DeleteUser { .. }, 404) => Element::Done(Value::Null),
             (BulkOp::RemoveUserFromGroup { .. }, 404) => Element::Unconfirmed(f),
             (_, 400 | 401 | 403 | 404) => Element::Failed(f),
@@ -370,7 +373,8 @@ fn op_label(op: &BulkOp) -> String {
 /// Duo's refusal of one operation as an error classified like the single call's.
 fn op_error(op: &BulkOp, f: Failure) -> DuoError {
     let status = f.code.map(|c| (c / 100) as u16).unwrap_or(200);
-    DuoError::new(op_label(op), classify(status, Some(&f)))
+    let e = DuoError::new(op_label(op), classify(status, Some(&f)));
+    if matches!(op, BulkOp::AddUserToGroup { .. }) { crate::users::name_group_limit(e) } else { e }
 }
 
 /// An operation whose result bulk could not confirm (with `bulk = always`).
@@ -421,9 +425,15 @@ mod tests {
             read_element(&mk, json!({"stat":"FAIL","code":40002,"message":"Invalid request parameters","message_detail":"username"})),
             Some(Element::Failed(Failure { code: Some(40002), message: "Invalid request parameters".into(), message_detail: Some("username".into()) }))
         );
-        for unclear in [json!({"stat":"FAIL","message":"x"}), json!({"stat":"FAIL","code":40501,"message":"Method not allowed"}), json!({"stat":"FAIL","code":50001,"message":"x"})] {
+        for unclear in [json!({"stat":"FAIL","message":"x"}), json!({"stat":"FAIL","code":40501,"message":"Method not allowed"}), json!({"stat":"FAIL","code":50301,"message":"x"})] {
             assert!(matches!(read_element(&add, unclear), Some(Element::Unconfirmed(_))));
         }
+        // 50001 on an add is Duo's answer to a user's 101st group: a refusal, not redone; on
+        // other operations it stays unclear.
+        let limit = json!({"stat":"FAIL","code":50001,"message":"Unknown internal server error"});
+        assert!(matches!(read_element(&add, limit.clone()), Some(Element::Failed(_))));
+        assert!(matches!(read_element(&rm, limit.clone()), Some(Element::Unconfirmed(_))));
+        assert!(matches!(read_element(&mk, limit), Some(Element::Unconfirmed(_))));
         assert_eq!(read_element(&mk, json!({"stat":"OK","response":{"user_id":"DU2"}})), Some(Element::Done(json!({"user_id":"DU2"}))));
         // Not an envelope: never a success.
         assert_eq!(read_element(&mk, json!({"user_id":"DU2"})), None);

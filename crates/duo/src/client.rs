@@ -54,12 +54,21 @@ pub struct CallSpec {
     pub class: CallClass,
     /// Whether an unknown outcome may be repeated.
     pub safety: Safety,
+    /// Duo codes of a 5xx answer that end the call at once, unretried: Duo's answer for a
+    /// condition repeating cannot change (500/50001 on a membership add: a broken group limit).
+    pub final_server_codes: &'static [u32],
 }
 
 impl CallSpec {
     /// A spec.
     pub fn new(method: &'static str, path: impl Into<String>, params: Params, class: CallClass, safety: Safety) -> Self {
-        CallSpec { method, path: path.into(), params, class, safety }
+        CallSpec { method, path: path.into(), params, class, safety, final_server_codes: &[] }
+    }
+
+    /// The same spec, ending the call unretried on a 5xx answer carrying one of `codes`.
+    pub fn final_on(mut self, codes: &'static [u32]) -> Self {
+        self.final_server_codes = codes;
+        self
     }
 
     /// `METHOD path`, the label errors carry.
@@ -186,7 +195,7 @@ pub(crate) fn classify(status: u16, failure: Option<&Failure>) -> ErrorKind {
         403 => ErrorKind::Forbidden { code, message },
         404 => ErrorKind::NotFound { code, message },
         429 => ErrorKind::RateLimited { attempts: 1 },
-        500..=599 => ErrorKind::Server { status, message: failure.map(|f| f.message.clone()) },
+        500..=599 => ErrorKind::Server { status, code, message: failure.map(|f| f.message.clone()) },
         _ => ErrorKind::UnexpectedStatus { status },
     }
 }
@@ -385,7 +394,8 @@ impl DuoClient {
                     None => return Err(DuoError::new(label, ErrorKind::RateLimited { attempts: attempt })),
                 },
                 Attempt::Server(kind) => {
-                    if spec.safety == Safety::Repeatable && server_retries < cfg.retry.max_server_retries {
+                    let is_final = matches!(kind, ErrorKind::Server { code: Some(c), .. } if spec.final_server_codes.contains(&c));
+                    if spec.safety == Safety::Repeatable && !is_final && server_retries < cfg.retry.max_server_retries {
                         server_retries += 1;
                         match server_backoff.next_wait() {
                             Some(w) => (w, kind),

@@ -81,10 +81,12 @@ pub enum ErrorKind {
         attempts: u32,
     },
     /// 5xx from Duo.
-    #[error("server error (HTTP {status}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    #[error("server error (HTTP {status}{}){}", code.map(|c| format!(", code {c}")).unwrap_or_default(), message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Server {
         /// HTTP status.
         status: u16,
+        /// Duo's code (50001, …), when the body was an envelope carrying one.
+        code: Option<u32>,
         /// Duo's message, when the body was an envelope.
         message: Option<String>,
     },

@@ -460,11 +460,12 @@ impl DuoClient {
         let call = format!("POST {path}");
         arg_id(&call, IdKind::User, user_id)?;
         arg_id(&call, IdKind::Group, group_id)?;
-        let spec = CallSpec::new("POST", path, Params::pairs([("group_id", group_id)]), CallClass::Write, Safety::Repeatable);
+        let spec = CallSpec::new("POST", path, Params::pairs([("group_id", group_id)]), CallClass::Write, Safety::Repeatable)
+            .final_on(&[GROUP_LIMIT_CODE]);
         match self.call(&spec).await {
             Ok(_) => Ok(()),
             Err(e) if is_already_member(&e) => Ok(()),
-            Err(e) => Err(e),
+            Err(e) => Err(name_group_limit(e)),
         }
     }
 
@@ -508,6 +509,32 @@ impl DuoClient {
             self.call(&spec).await?;
         }
         Ok(())
+    }
+}
+
+/// Duo's code for a change that would break one of its object limits (its rate-limits page:
+/// "500 Internal Server Error … 50001 Unknown internal server error").
+pub(crate) const GROUP_LIMIT_CODE: u32 = 50001;
+
+/// A membership add's 500/50001, explained: Duo answers it when the user would be in more than
+/// 100 groups. It is not retried (repeating cannot help); other errors pass through.
+pub(crate) fn name_group_limit(e: DuoError) -> DuoError {
+    match e.kind {
+        ErrorKind::Server { status: 500, code: Some(GROUP_LIMIT_CODE), message } => {
+            let said = message.unwrap_or_else(|| "Unknown internal server error".into());
+            DuoError::new(
+                e.call,
+                ErrorKind::Server {
+                    status: 500,
+                    code: Some(GROUP_LIMIT_CODE),
+                    message: Some(format!(
+                        "{said}; Duo answers this when the user would be in more than 100 groups (Duo's limit of 100 groups per user): \
+                         not retried; remove the user from groups it no longer needs, or keep it in fewer selected groups"
+                    )),
+                },
+            )
+        }
+        kind => DuoError { kind, ..e },
     }
 }
 
@@ -557,6 +584,19 @@ mod tests {
             n.to_params(),
             Ok(vec![("username".into(), "jdoe".into()), ("realname".into(), "Jane Doe".into()), ("status".into(), "active".into())])
         );
+    }
+
+    #[test]
+    fn a_membership_add_s_500_50001_names_duo_s_group_limit_and_other_errors_pass() {
+        let e = name_group_limit(DuoError::new(
+            "POST /admin/v1/users/DU1/groups",
+            ErrorKind::Server { status: 500, code: Some(50001), message: Some("Unknown internal server error".into()) },
+        ));
+        let text = e.to_string();
+        assert!(text.contains("limit of 100 groups per user") && text.contains("not retried"), "{text}");
+        assert_eq!(e.class(), crate::error::ErrorClass::Server);
+        let other = DuoError::new("x", ErrorKind::Server { status: 503, code: Some(50301), message: None });
+        assert_eq!(name_group_limit(other.clone()), other);
     }
 
     #[test]

@@ -244,6 +244,19 @@ async fn a_create_group_with_an_unknown_outcome_is_sent_again_only_after_reading
     let g = duo.create_group(&duoprov_duo::GroupFields::named("staff")).await;
     assert_eq!(g.map(|g| g.group_id), Ok("DG00000000000000003".to_owned()));
 
+    // The same with Duo's own answer to a duplicate name, 400/40003 "Duplicate resource" (no
+    // `message_detail`), as Grouper's connector reads it.
+    let script = Script::queue(vec![
+        fail(500, 50001, "Internal server error", None),
+        page(json!([]), None),
+        fail(400, 40003, "Duplicate resource", None),
+        page(json!([group("DG00000000000000006", "staff")]), None),
+    ]);
+    let duo = mem_client(&script, |_| {});
+    let g = duo.create_group(&duoprov_duo::GroupFields::named("staff")).await;
+    assert_eq!(g.map(|g| g.group_id), Ok("DG00000000000000006".to_owned()));
+    assert_eq!(methods(&script), ["POST", "GET", "POST", "GET"]);
+
     // Still not there after 1 + max_server_retries sends: unresolved, and never a fourth send.
     let script = Script::new(|s, _| match s.method.as_str() {
         "POST" => fail(500, 50001, "Internal server error", None),

@@ -96,7 +96,7 @@ async fn persistent_server_error_is_classified() {
     let script = Script::new(|_, _| Reply::Json(503, "<html>busy</html>".into()));
     let duo = http_client(&script, |_| {}).await;
     let e = duo.get_group("DG00000000000000001").await.err();
-    assert!(matches!(e.as_ref().map(|e| &e.kind), Some(ErrorKind::Server { status: 503, message: None })), "{e:?}");
+    assert!(matches!(e.as_ref().map(|e| &e.kind), Some(ErrorKind::Server { status: 503, code: None, message: None })), "{e:?}");
     assert_eq!(e.map(|e| e.call), Some("GET /admin/v2/groups/DG00000000000000001".to_owned()));
     // 1 attempt + max_server_retries (1).
     assert_eq!(script.seen().len(), 2);

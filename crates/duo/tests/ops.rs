@@ -250,3 +250,37 @@ async fn a_group_member_count_is_duos_total_objects_or_else_counted_never_assume
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_membership_add_answered_500_50001_is_not_retried_and_names_duo_s_group_limit() {
+    let script = Script::new(|_, _| fail(500, 50001, "Unknown internal server error", None));
+    let duo = mem_client(&script, |_| {});
+    let e = duo.add_user_to_group("DU00000000000000001", "DG00000000000000001").await.err();
+    let text = e.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert_eq!(e.map(|e| e.class()), Some(ErrorClass::Server));
+    assert!(text.contains("limit of 100 groups per user") && text.contains("code 50001"), "{text}");
+    assert_eq!(script.seen().len(), 1, "one attempt: repeating cannot lift Duo's limit");
+    // Another 5xx on an add is still retried.
+    let script = Script::queue(vec![fail(503, 50301, "Service unavailable", None), ok(json!(""))]);
+    let duo = mem_client(&script, |_| {});
+    assert_eq!(duo.add_user_to_group("DU00000000000000001", "DG00000000000000001").await, Ok(()));
+    assert_eq!(script.seen().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bulk_add_answered_50001_fails_that_operation_without_a_single_call_redo() {
+    let script = Script::queue(vec![ok(json!([
+        {"stat": "FAIL", "code": 50001, "message": "Unknown internal server error"},
+        {"stat": "OK", "response": ""}
+    ]))]);
+    let duo = mem_client(&script, |_| {});
+    let ops = vec![
+        BulkOp::AddUserToGroup { user_id: "DU00000000000000001".into(), group_id: "DG00000000000000001".into() },
+        BulkOp::AddUserToGroup { user_id: "DU00000000000000002".into(), group_id: "DG00000000000000001".into() },
+    ];
+    let outcome = duo.run_ops(&ops).await;
+    let first = outcome.results[0].as_ref().err().map(ToString::to_string).unwrap_or_default();
+    assert!(first.contains("limit of 100 groups per user"), "{first}");
+    assert!(outcome.results[1].is_ok());
+    assert_eq!((outcome.calls, script.seen().len()), (1, 1), "the failed add is not redone");
+}

@@ -267,7 +267,8 @@ async fn fallback_costs_single_calls_only_for_the_affected_chunk() {
                 .enumerate()
                 .map(|(i, _)| {
                     if n == 1 && i == 7 {
-                        json!({"stat": "FAIL", "code": 50001, "message": "Internal server error"})
+                        // (Not 50001: on an add that is Duo's group-limit refusal.)
+                        json!({"stat": "FAIL", "code": 50301, "message": "Service unavailable"})
                     } else {
                         json!({"stat": "OK", "response": ""})
                     }

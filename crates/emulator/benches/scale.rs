@@ -14,7 +14,7 @@ use duoprov_duo_wire::SignatureVariant;
 use duoprov_duo_wire::params::prepare;
 use duoprov_duo_wire::sign::{Request, sign_request};
 use duoprov_emulator::state::{GroupFields, UserFields};
-use duoprov_emulator::{Emulator, Integration, Settings};
+use duoprov_emulator::{Emulator, GroupLimitError, Integration, Settings};
 
 const IKEY: &str = "DIBENCHBENCHBENCH001";
 const SKEY: &str = "benchbenchbenchbenchbenchbenchbenchbench";
@@ -83,7 +83,7 @@ async fn main() {
                     desc: Some(format!("Group number {g}")),
                     ..GroupFields::default()
                 };
-                groups.push(t.create_group(f, true, ids).map_err(|e| e.to_string())?);
+                groups.push(t.create_group(f, &Settings::default(), ids).map_err(|e| e.to_string())?);
             }
             let mut memberships = 0;
             for u in 0..n_users {
@@ -102,7 +102,7 @@ async fn main() {
                 if !groups.is_empty() {
                     for k in 0..per_user {
                         let g = groups[(u * 7 + k * 1009) % groups.len()];
-                        if t.add_membership(&id, &g, 100, true).is_ok() {
+                        if t.add_membership(&id, &g, 100, GroupLimitError::Internal500, true).is_ok() {
                             memberships += 1;
                         }
                     }

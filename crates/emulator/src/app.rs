@@ -1,7 +1,7 @@
 //! The request pipeline shared by every Duo endpoint: resolve the route, read the body (capped
-//! and with a timeout), authenticate and check the grant, apply injected faults, take a
-//! rate-limit token, parse parameters by content type, run the handler, record the call. Also the
-//! shared server state ([`Shared`]) and the handler context ([`Ctx`]).
+//! and with a timeout), authenticate and check the grant, apply injected faults, parse
+//! parameters by content type, take a rate-limit token (the class may depend on the parameters),
+//! run the handler, record the call. Also the shared server state ([`Shared`]) and the handler context ([`Ctx`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -306,12 +306,7 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         };
     }
 
-    // 5. Rate limit.
-    if !shared.limiter.check(&authd.ikey, endpoint.class()) {
-        return out.fail(&shared, ApiError::rate_limited());
-    }
-
-    // 6. Parameters.
+    // 5. Parameters (an id-list lookup has a rate class of its own).
     let params = match Params::build(
         &query_pairs,
         kind,
@@ -322,6 +317,14 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Err(e) => return out.fail(&shared, e),
     };
     out.record.params = params.keys().map(str::to_owned).collect();
+
+    // 6. Rate limit.
+    if !shared
+        .limiter
+        .check(&authd.ikey, routes::rate_class(endpoint, &params))
+    {
+        return out.fail(&shared, ApiError::rate_limited());
+    }
 
     // 7. Handler.
     let now = shared.now();

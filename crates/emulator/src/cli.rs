@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 
 use crate::Emulator;
-use crate::config::{Grants, Integration, Settings};
+use crate::config::{Grants, Integration, Profile, Settings};
 use crate::error::Error;
 
 /// Arguments of `duoprov emulator`.
@@ -46,6 +46,10 @@ pub struct EmulatorArgs {
     /// Settings file (JSON; any subset of the documented settings).
     #[arg(long, value_name = "FILE")]
     pub settings: Option<PathBuf>,
+    /// Settings profile: `evidence` (default: what the evidence about Duo says) or `adverse`
+    /// (every open reading taken against duoprov). A settings file's keys override it.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<Profile>,
     /// Allowed clock skew of request dates, in seconds (default 300).
     #[arg(long, value_name = "SECS")]
     pub clock_skew: Option<u64>,
@@ -103,10 +107,10 @@ pub fn build(args: &EmulatorArgs) -> Result<Emulator, Error> {
                 path: p.display().to_string(),
                 source,
             })?;
-            serde_json::from_slice::<Settings>(&text)
+            Settings::from_json(&text, args.profile)
                 .map_err(|e| Error::Setting(format!("{}: {e}", p.display())))?
         }
-        None => Settings::default(),
+        None => Settings::profile(args.profile.unwrap_or_default()),
     };
     if let Some(s) = args.clock_skew {
         settings.clock_skew_secs = s;

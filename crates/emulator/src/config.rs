@@ -1,7 +1,8 @@
 //! Settings: the integrations the emulator accepts (ikey, secret key, grants) and every
-//! behavioural knob, each defaulting to what Duo documents. Behaviours the Duo facts mark as
-//! unverified are settings here, so a test can pin either reading. `Settings` deserialises from a
-//! JSON file (`--settings FILE`); every field is optional there.
+//! behavioural knob, each defaulting to what the evidence about Duo says (the `evidence`
+//! profile). Behaviours the evidence leaves open are settings here, so a test can pin either
+//! reading; the `adverse` profile takes each open reading against duoprov. `Settings` reads from
+//! a JSON file (`--settings FILE`, [`Settings::from_json`]); every field is optional there.
 
 use serde::{Deserialize, Serialize};
 
@@ -186,6 +187,13 @@ pub struct RateLimits {
     pub read_page_per_min: u32,
     /// Creating, modifying, deleting, (dis)associating, bulk: 300/min.
     pub write_per_min: u32,
+    /// `/admin/v1/bulk` and `bulk_create` in a class of their own at this rate (default none:
+    /// they count as writes). A secondary source puts them at 50/min (unverified).
+    pub bulk_per_min: Option<u32>,
+    /// Id-list lookups (`user_id_list`, `username_list`, `group_id_list`) in a class of their
+    /// own at this rate (default none: they count as page reads). Duo staff's "get all objects
+    /// (no paging)" class is 40/min; whether these lookups fall in it is unverified.
+    pub id_list_per_min: Option<u32>,
     /// Multiplies every rate (e.g. `60` turns 300/min into 300/s; `0.1` makes 429s easy to hit).
     pub scale: f64,
     /// Burst size as a fraction of the per-minute figure (1.0 = a full minute's worth at once).
@@ -199,6 +207,8 @@ impl Default for RateLimits {
             read_one_per_min: 300,
             read_page_per_min: 200,
             write_per_min: 300,
+            bulk_per_min: None,
+            id_list_per_min: None,
             scale: 1.0,
             burst_fraction: 1.0,
         }
@@ -239,8 +249,57 @@ pub enum BulkReplyShape {
     Unavailable,
 }
 
-/// Every behavioural knob. Defaults follow Duo's documentation; where Duo's behaviour is
-/// unverified, the documented or most plausible reading is the default.
+/// What Duo answers when a membership add would give a user more groups than allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupLimitError {
+    /// 500/50001 "Unknown internal server error", as Duo's rate-limits page documents.
+    Internal500,
+    /// 400/40002 naming `group_id` (the emulator's earlier guess).
+    Invalid400,
+}
+
+/// What Duo answers when a group is created or renamed to a name another group has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateGroupNameError {
+    /// 400/40003 "Duplicate resource", as Grouper's legacy connector read real Duo's answer.
+    DuplicateResource,
+    /// 400/40002 "Invalid request parameters" naming `name` (the emulator's earlier guess).
+    InvalidName,
+}
+
+/// A named bundle of settings: `evidence` (the defaults: what the evidence about Duo says) or
+/// `adverse` (every reading the evidence leaves open, taken against duoprov).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// The defaults.
+    #[default]
+    Evidence,
+    /// Bulk remove `POST` answered per-op 404, bulk replies bare, bulk and `bulk_create` at
+    /// 50/min in their own class, id-list lookups at 40/min in their own class, non-unique group
+    /// names, and bursts of 5 % of a minute.
+    Adverse,
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "evidence" => Ok(Self::Evidence),
+            "adverse" => Ok(Self::Adverse),
+            other => Err(format!(
+                "unknown profile {other:?} (expected evidence or adverse)"
+            )),
+        }
+    }
+}
+
+/// Every behavioural knob. Defaults follow the evidence about Duo (docs/emulator.md gives the
+/// source of each); where Duo's behaviour is unverified, the most plausible reading is the
+/// default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -256,6 +315,9 @@ pub struct Settings {
     /// Seconds a connection may wait for the client's next bytes (mid-request or idle between
     /// keep-alive requests) before the emulator closes it (default 60).
     pub idle_timeout_secs: u64,
+    /// The profile these settings started from (`evidence` by default). In a settings file it
+    /// is applied first, and the file's other keys override it.
+    pub profile: Profile,
     /// Compare usernames and aliases case-insensitively (default false: exact match, unless
     /// `lowercase_usernames` is on).
     pub usernames_case_insensitive: bool,
@@ -264,18 +326,31 @@ pub struct Settings {
     /// likely does (default true). `false` (with `usernames_case_insensitive` false) keeps
     /// usernames verbatim and compares them exactly.
     pub lowercase_usernames: bool,
-    /// Reject a group whose name another group already has, with 400/40002 (default true).
+    /// Reject a group whose name another group already has (default true).
     pub unique_group_names: bool,
+    /// The answer to a duplicate group name (default `duplicate_resource`: 400/40003).
+    pub duplicate_group_name_error: DuplicateGroupNameError,
+    /// Keep the legacy group flags (`push_enabled`, `sms_enabled`, `voice_enabled`,
+    /// `mobile_otp_enabled`) as sent, defaulting to true (default false: they always read
+    /// false and input is ignored, as Duo answers today).
+    pub legacy_group_flags_stored: bool,
+    /// Lists carry `next_offset` / `prev_offset` as `null` when they do not apply (default
+    /// false: absent, as a real Duo capture shows).
+    pub list_metadata_nulls: bool,
     /// Adding a membership that exists answers 200 (default false: 400/40004 "Operation failed" /
     /// "User is already a member of the specified group", as real Duo).
     pub duplicate_membership_ok: bool,
-    /// Groups one user may belong to (default 100); one more gives 400/40002.
+    /// Groups one user may belong to (default 100).
     pub max_groups_per_user: usize,
+    /// The answer to one group more than `max_groups_per_user` (default `internal500`:
+    /// 500/50001 "Unknown internal server error").
+    pub group_limit_error: GroupLimitError,
     /// `GET /users` lists users in the Trash (`pending deletion`) (default true).
     pub list_trashed_users: bool,
     /// Days a trashed user stays restorable before it is removed for good (default 7).
     pub trash_retention_days: u32,
-    /// Spelling of `status` in group objects from the group endpoints (default lower).
+    /// Spelling of `status` in group objects from the group endpoints (default title, as a real
+    /// Duo capture shows).
     pub group_status_case: StatusCase,
     /// Spelling of `status` in groups embedded in user objects (default title, as Duo's example).
     pub embedded_group_status_case: StatusCase,
@@ -320,14 +395,19 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             body_timeout_secs: 30,
             idle_timeout_secs: 60,
+            profile: Profile::Evidence,
             usernames_case_insensitive: false,
             lowercase_usernames: true,
             unique_group_names: true,
+            duplicate_group_name_error: DuplicateGroupNameError::DuplicateResource,
+            legacy_group_flags_stored: false,
+            list_metadata_nulls: false,
             duplicate_membership_ok: false,
             max_groups_per_user: 100,
+            group_limit_error: GroupLimitError::Internal500,
             list_trashed_users: true,
             trash_retention_days: 7,
-            group_status_case: StatusCase::Lower,
+            group_status_case: StatusCase::Title,
             embedded_group_status_case: StatusCase::Title,
             group_users_include_username: true,
             reject_limit_over_max: false,
@@ -349,6 +429,41 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The settings of a profile.
+    pub fn profile(profile: Profile) -> Self {
+        let mut s = Self {
+            profile,
+            ..Self::default()
+        };
+        if profile == Profile::Adverse {
+            s.bulk_remove_post = BulkRemovePost::PerOp404;
+            s.bulk_reply_shape = BulkReplyShape::Bare;
+            s.unique_group_names = false;
+            s.rate_limits.bulk_per_min = Some(50);
+            s.rate_limits.id_list_per_min = Some(40);
+            s.rate_limits.burst_fraction = 0.05;
+        }
+        s
+    }
+
+    /// Reads a settings file: its `profile` (or the `profile` argument, which wins when given) is applied
+    /// first, then every other key the file holds overrides it (nested objects key by key).
+    pub fn from_json(text: &[u8], profile: Option<Profile>) -> Result<Self, String> {
+        let mut given: serde_json::Value =
+            serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        let serde_json::Value::Object(map) = &mut given else {
+            return Err("settings must be a JSON object".into());
+        };
+        let from_file = match map.remove("profile") {
+            None => None,
+            Some(v) => Some(serde_json::from_value::<Profile>(v).map_err(|e| format!("profile: {e}"))?),
+        };
+        let base = Self::profile(profile.or(from_file).unwrap_or_default());
+        let mut merged = serde_json::to_value(&base).map_err(|e| e.to_string())?;
+        merge(&mut merged, given);
+        serde_json::from_value(merged).map_err(|e| e.to_string())
+    }
+
     /// Checks values that would make the emulator misbehave.
     pub fn validate(&self) -> Result<(), String> {
         if self.missing_param_code != 40001 && self.missing_param_code != 40002 {
@@ -377,6 +492,23 @@ impl Settings {
             return Err("max_body_bytes must be positive".into());
         }
         Ok(())
+    }
+}
+
+/// Overlays `over` on `base`, object by object.
+fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
     }
 }
 

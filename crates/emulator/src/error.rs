@@ -46,6 +46,18 @@ impl ApiError {
         )
     }
 
+    /// 400/40003 `Duplicate resource`: real Duo's answer to a group name another group has (as
+    /// Grouper's legacy connector reads it, `GrouperDuoCommands.alreadyExisted`).
+    pub fn duplicate_resource() -> Self {
+        Self::new(400, 40003, "Duplicate resource", None)
+    }
+
+    /// 500/50001 `Unknown internal server error`: what Duo's rate-limits page says the Admin API
+    /// answers to a change that would break an object limit (such as 100 groups per user).
+    pub fn object_limit() -> Self {
+        Self::new(500, 50001, "Unknown internal server error", None)
+    }
+
     /// 400/40001 `Missing required request parameters` (only used when the missing-parameter
     /// code is configured as 40001).
     pub fn missing_40001(param: impl Into<String>) -> Self {

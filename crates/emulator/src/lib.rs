@@ -54,7 +54,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    BulkRemovePost, BulkReplyShape, Grants, Integration, PageLimit, PageLimits, RateLimits, SecretKey, Settings, StatusCase,
+    BulkRemovePost, BulkReplyShape, DuplicateGroupNameError, GroupLimitError, Grants, Integration, PageLimit, PageLimits, Profile,
+    RateLimits, SecretKey, Settings, StatusCase,
 };
 pub use error::{ApiError, Error};
 pub use faults::Faults;

@@ -1,6 +1,7 @@
 //! Offset paging as Duo does it: `limit` (default per endpoint, silently clamped to the
 //! endpoint's maximum) and `offset` (from 0), with `metadata` carrying `total_objects`,
-//! `next_offset` and `prev_offset` (null when not applicable) on every list.
+//! `next_offset` and `prev_offset` on every list: absent when they do not apply, as a real Duo
+//! capture shows, or `null` with the `list_metadata_nulls` setting.
 
 use serde::Serialize;
 
@@ -9,23 +10,46 @@ use crate::error::ApiError;
 use crate::params::Params;
 
 /// The `metadata` object of a list response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Metadata {
-    /// Offset of the next page, or null on the last page.
+    /// Offset of the next page, or none on the last page.
     pub next_offset: Option<usize>,
-    /// Offset of the previous page, or null on the first page.
+    /// Offset of the previous page, or none on the first page.
     pub prev_offset: Option<usize>,
     /// Objects in the whole (filtered) list.
     pub total_objects: usize,
+    /// Write an absent offset as `null` rather than leaving the key out.
+    pub nulls: bool,
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        if self.nulls || self.next_offset.is_some() {
+            m.serialize_entry("next_offset", &self.next_offset)?;
+        }
+        if self.nulls || self.prev_offset.is_some() {
+            m.serialize_entry("prev_offset", &self.prev_offset)?;
+        }
+        m.serialize_entry("total_objects", &self.total_objects)?;
+        m.end()
+    }
 }
 
 impl Metadata {
+    /// The same metadata, writing absent offsets as `null` when `nulls`.
+    pub fn with_nulls(self, nulls: bool) -> Self {
+        Self { nulls, ..self }
+    }
+
     /// Metadata for an unpaged result of `total` objects.
     pub fn whole(total: usize) -> Self {
         Self {
             next_offset: None,
             prev_offset: None,
             total_objects: total,
+            nulls: false,
         }
     }
 }
@@ -69,6 +93,7 @@ impl Page {
                 next_offset,
                 prev_offset,
                 total_objects: total,
+                nulls: false,
             },
         )
     }
@@ -96,7 +121,8 @@ mod tests {
                 Metadata {
                     next_offset: Some(2),
                     prev_offset: None,
-                    total_objects: 4
+                    total_objects: 4,
+                    nulls: false,
                 }
             )
         );
@@ -108,7 +134,8 @@ mod tests {
                 Metadata {
                     next_offset: None,
                     prev_offset: Some(0),
-                    total_objects: 4
+                    total_objects: 4,
+                    nulls: false,
                 }
             )
         );
@@ -117,6 +144,24 @@ mod tests {
         assert_eq!(m.next_offset, None);
         assert!(page("limit=0", 100, 300).is_err());
         assert!(page("limit=x", 100, 300).is_err());
+    }
+
+    #[test]
+    fn absent_offsets_are_left_out_unless_nulls_are_asked_for() {
+        let (_, last) = Page { limit: 2, offset: 0 }.slice(2);
+        assert_eq!(
+            serde_json::to_value(last).ok(),
+            Some(serde_json::json!({"total_objects": 2}))
+        );
+        assert_eq!(
+            serde_json::to_value(last.with_nulls(true)).ok(),
+            Some(serde_json::json!({"next_offset": null, "prev_offset": null, "total_objects": 2}))
+        );
+        let (_, middle) = Page { limit: 1, offset: 1 }.slice(3);
+        assert_eq!(
+            serde_json::to_value(middle).ok(),
+            Some(serde_json::json!({"next_offset": 2, "prev_offset": 0, "total_objects": 3}))
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Rate limits per integration and call class (reading one object, reading one page, writing),
-//! with Duo's published per-minute figures as defaults, a scale factor for tests, and GCRA
+//! Rate limits per integration and call class (reading one object, reading one page, writing,
+//! and optionally bulk calls and id-list lookups in classes of their own), with Duo's published
+//! per-minute figures as defaults, a scale factor for tests, and GCRA
 //! limiters from `governor`. Over the limit the emulator answers 429/42901 without a
 //! `Retry-After` header, as Duo does.
 
@@ -17,6 +18,8 @@ pub struct Limiter {
     read_one: DefaultKeyedRateLimiter<String>,
     read_page: DefaultKeyedRateLimiter<String>,
     write: DefaultKeyedRateLimiter<String>,
+    bulk: Option<DefaultKeyedRateLimiter<String>>,
+    id_list: Option<DefaultKeyedRateLimiter<String>>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -47,6 +50,12 @@ impl Limiter {
             read_one: RateLimiter::keyed(quota(cfg.read_one_per_min, cfg)),
             read_page: RateLimiter::keyed(quota(cfg.read_page_per_min, cfg)),
             write: RateLimiter::keyed(quota(cfg.write_per_min, cfg)),
+            bulk: cfg
+                .bulk_per_min
+                .map(|n| RateLimiter::keyed(quota(n, cfg))),
+            id_list: cfg
+                .id_list_per_min
+                .map(|n| RateLimiter::keyed(quota(n, cfg))),
         }
     }
 
@@ -60,6 +69,9 @@ impl Limiter {
             RateClass::ReadOne => &self.read_one,
             RateClass::ReadPage => &self.read_page,
             RateClass::Write => &self.write,
+            // Without a class of their own, bulk calls are writes and id lists page reads.
+            RateClass::Bulk => self.bulk.as_ref().unwrap_or(&self.write),
+            RateClass::IdList => self.id_list.as_ref().unwrap_or(&self.read_page),
         };
         limiter.check_key(&key).is_ok()
     }
@@ -87,5 +99,31 @@ mod tests {
             ..RateLimits::default()
         });
         assert!((0..10).all(|_| off.check("A", RateClass::ReadPage)));
+    }
+
+    #[test]
+    fn bulk_and_id_lists_share_the_write_and_page_buckets_unless_given_their_own() {
+        let shared = Limiter::new(&RateLimits {
+            write_per_min: 2,
+            read_page_per_min: 1,
+            ..RateLimits::default()
+        });
+        assert!(shared.check("A", RateClass::Bulk));
+        assert!(shared.check("A", RateClass::Write));
+        assert!(!shared.check("A", RateClass::Bulk), "bulk takes write tokens");
+        assert!(shared.check("A", RateClass::IdList));
+        assert!(!shared.check("A", RateClass::ReadPage), "id lists take page tokens");
+        let own = Limiter::new(&RateLimits {
+            write_per_min: 300,
+            bulk_per_min: Some(2),
+            id_list_per_min: Some(1),
+            ..RateLimits::default()
+        });
+        assert!(own.check("A", RateClass::Bulk) && own.check("A", RateClass::Bulk));
+        assert!(!own.check("A", RateClass::Bulk), "bulk is limited on its own");
+        assert!(own.check("A", RateClass::Write), "writes are not");
+        assert!(own.check("A", RateClass::IdList));
+        assert!(!own.check("A", RateClass::IdList));
+        assert!(own.check("A", RateClass::ReadPage));
     }
 }

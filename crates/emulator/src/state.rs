@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Settings, StatusCase};
+use crate::config::{DuplicateGroupNameError, GroupLimitError, Settings, StatusCase};
 use crate::error::ApiError;
 use crate::id::{self, DuoId, IdGen};
 
@@ -196,7 +196,7 @@ pub struct Group {
     pub desc: String,
     /// Status.
     pub status: GroupStatus,
-    /// Legacy factor flag.
+    /// Legacy factor flag (always false unless `legacy_group_flags_stored`).
     #[serde(default = "yes")]
     pub push_enabled: bool,
     /// Legacy factor flag.
@@ -230,6 +230,14 @@ impl Group {
             StatusCase::Lower => &self.rendered.lower,
             StatusCase::Title => &self.rendered.title,
         }
+    }
+
+    /// Sets the legacy factor flags to false, as Duo reports them today.
+    fn clear_legacy_flags(&mut self) {
+        self.push_enabled = false;
+        self.sms_enabled = false;
+        self.voice_enabled = false;
+        self.mobile_otp_enabled = false;
     }
 
     fn render(&mut self) {
@@ -381,6 +389,14 @@ pub struct Tenant {
     lowercase: bool,
 }
 
+/// The answer to a group name another group has.
+fn duplicate_name(settings: &Settings) -> ApiError {
+    match settings.duplicate_group_name_error {
+        DuplicateGroupNameError::DuplicateResource => ApiError::duplicate_resource(),
+        DuplicateGroupNameError::InvalidName => ApiError::invalid("name"),
+    }
+}
+
 fn remove_from(order: &mut Vec<DuoId>, id: &DuoId) {
     if let Some(pos) = order.iter().position(|x| x == id) {
         order.remove(pos);
@@ -425,6 +441,9 @@ impl Tenant {
                 return Err(format!("group id {} does not start with DG", g.group_id));
             }
             g.members.clear();
+            if !settings.legacy_group_flags_stored {
+                g.clear_legacy_flags();
+            }
             g.render();
             if t.groups.contains_key(&g.group_id) {
                 return Err(format!("duplicate group id {}", g.group_id));
@@ -695,9 +714,6 @@ impl Tenant {
     /// Modifies a user. Unknown id → 404/40401.
     pub fn modify_user(&mut self, id: &DuoId, fields: UserFields) -> Result<(), ApiError> {
         let current = self.users.get(id).ok_or_else(ApiError::not_found)?;
-        if current.trashed_at.is_some() && fields.status.is_some() {
-            return Err(ApiError::invalid("status"));
-        }
         let username = match fields.username.clone() {
             Some(u) => self.stored_username(u),
             None => current.username.clone(),
@@ -727,7 +743,11 @@ impl Tenant {
         if let Some(v) = fields.notes {
             user.notes = v;
         }
-        if let Some(v) = fields.status {
+        // Duo accepts a status for a trashed user with 200 and leaves it in the Trash
+        // (community.duo.com 5758): its status stays `pending deletion`.
+        if let Some(v) = fields.status
+            && user.trashed_at.is_none()
+        {
             user.status = v;
         }
         if let Some(v) = fields.enable_auto_prompt {
@@ -818,13 +838,14 @@ impl Tenant {
     // ----- memberships -----------------------------------------------------------------
 
     /// Adds `user` to `group`. Unknown user → 404/40401, unknown group → 400/40002 `group_id`,
-    /// full user → 400/40002, existing membership → 400/40004 (Duo's "already a member") or OK
-    /// per setting.
+    /// full user → `limit_error` (Duo's 500/50001 by default), existing membership → 400/40004
+    /// (Duo's "already a member") or OK per setting.
     pub fn add_membership(
         &mut self,
         user: &DuoId,
         group: &DuoId,
         max_groups: usize,
+        limit_error: GroupLimitError,
         duplicate_ok: bool,
     ) -> Result<(), ApiError> {
         let u = self.users.get(user).ok_or_else(ApiError::not_found)?;
@@ -839,9 +860,12 @@ impl Tenant {
             };
         }
         if u.groups.len() >= max_groups {
-            return Err(ApiError::invalid(format!(
-                "group_id (user already in {max_groups} groups)"
-            )));
+            return Err(match limit_error {
+                GroupLimitError::Internal500 => ApiError::object_limit(),
+                GroupLimitError::Invalid400 => ApiError::invalid(format!(
+                    "group_id (user already in {max_groups} groups)"
+                )),
+            });
         }
         if let Some(u) = self.users.get_mut(user) {
             u.groups.push(*group);
@@ -874,29 +898,34 @@ impl Tenant {
         self.groups.get(id)
     }
 
-    /// Creates a group; `fields.name` must be set.
+    /// Creates a group; `fields.name` must be set. Name uniqueness, its error and the legacy
+    /// flags follow `settings`.
     pub fn create_group(
         &mut self,
         fields: GroupFields,
-        unique_names: bool,
+        settings: &Settings,
         ids: &mut IdGen,
     ) -> Result<DuoId, ApiError> {
         let name = fields.name.ok_or_else(|| ApiError::invalid("name"))?;
-        if name.trim().is_empty()
-            || (unique_names && self.group_names.get(&name).is_some_and(|n| *n > 0))
-        {
+        if name.trim().is_empty() {
             return Err(ApiError::invalid("name"));
         }
+        if settings.unique_group_names && self.group_names.get(&name).is_some_and(|n| *n > 0) {
+            return Err(duplicate_name(settings));
+        }
+        let flag = |v: Option<bool>| {
+            settings.legacy_group_flags_stored && v.unwrap_or(true)
+        };
         let group_id = self.fresh_id(ids, id::GROUP);
         let group = Group {
             group_id,
             name: name.clone(),
             desc: fields.desc.unwrap_or_default(),
             status: fields.status.unwrap_or(GroupStatus::Active),
-            push_enabled: fields.push_enabled.unwrap_or(true),
-            sms_enabled: fields.sms_enabled.unwrap_or(true),
-            voice_enabled: fields.voice_enabled.unwrap_or(true),
-            mobile_otp_enabled: fields.mobile_otp_enabled.unwrap_or(true),
+            push_enabled: flag(fields.push_enabled),
+            sms_enabled: flag(fields.sms_enabled),
+            voice_enabled: flag(fields.voice_enabled),
+            mobile_otp_enabled: flag(fields.mobile_otp_enabled),
             members: Vec::new(),
             rendered: Rendered::default(),
         };
@@ -908,24 +937,31 @@ impl Tenant {
         Ok(group_id)
     }
 
-    /// Modifies a group. Unknown id → 404/40401.
+    /// Modifies a group. Unknown id → 404/40401. Name uniqueness, its error and the legacy
+    /// flags follow `settings`.
     pub fn modify_group(
         &mut self,
         id: &DuoId,
-        fields: GroupFields,
-        unique_names: bool,
+        mut fields: GroupFields,
+        settings: &Settings,
     ) -> Result<(), ApiError> {
         let current = self.groups.get(id).ok_or_else(ApiError::not_found)?;
         if let Some(name) = &fields.name {
             if name.trim().is_empty() {
                 return Err(ApiError::invalid("name"));
             }
-            if unique_names
+            if settings.unique_group_names
                 && *name != current.name
                 && self.group_names.get(name).is_some_and(|n| *n > 0)
             {
-                return Err(ApiError::invalid("name"));
+                return Err(duplicate_name(settings));
             }
+        }
+        if !settings.legacy_group_flags_stored {
+            fields.push_enabled = None;
+            fields.sms_enabled = None;
+            fields.voice_enabled = None;
+            fields.mobile_otp_enabled = None;
         }
         let old_name = current.name.clone();
         if let Some(name) = &fields.name
@@ -1159,7 +1195,7 @@ mod tests {
                     name: Some("g1".into()),
                     ..Default::default()
                 },
-                true,
+                &s,
                 &mut ids,
             )
             .expect("g1");
@@ -1169,12 +1205,14 @@ mod tests {
                     name: Some("g2".into()),
                     ..Default::default()
                 },
-                true,
+                &s,
                 &mut ids,
             )
             .expect("g2");
-        t.add_membership(&u, &g1, 100, true).expect("m1");
-        t.add_membership(&u, &g2, 100, true).expect("m2");
+        t.add_membership(&u, &g1, 100, GroupLimitError::Internal500, true)
+            .expect("m1");
+        t.add_membership(&u, &g2, 100, GroupLimitError::Internal500, true)
+            .expect("m2");
         let restored = Tenant::from_dump(t.dump(), &s).expect("round trip");
         assert_eq!(
             restored.group(&g2).map(|g| g.members.clone()),
@@ -1197,7 +1235,7 @@ mod tests {
                     name: Some("a".into()),
                     ..Default::default()
                 },
-                true,
+                &s,
                 &mut ids,
             )
             .expect("a");
@@ -1207,16 +1245,51 @@ mod tests {
                     name: Some("b".into()),
                     ..Default::default()
                 },
-                true,
+                &s,
                 &mut ids,
             )
             .expect("b");
-        t.add_membership(&u, &g1, 1, true).expect("first");
-        assert!(t.add_membership(&u, &g1, 1, true).is_ok());
-        assert!(t.add_membership(&u, &g1, 1, false).is_err());
+        let duo = GroupLimitError::Internal500;
+        t.add_membership(&u, &g1, 1, duo, true).expect("first");
+        assert!(t.add_membership(&u, &g1, 1, duo, true).is_ok());
         assert_eq!(
-            t.add_membership(&u, &g2, 1, true).map_err(|e| e.code),
+            t.add_membership(&u, &g1, 1, duo, false)
+                .map_err(|e| e.code),
+            Err(40004)
+        );
+        assert_eq!(
+            t.add_membership(&u, &g2, 1, duo, true)
+                .map_err(|e| (e.status, e.code, e.message)),
+            Err((500, 50001, "Unknown internal server error".to_owned()))
+        );
+        assert_eq!(
+            t.add_membership(&u, &g2, 1, GroupLimitError::Invalid400, true)
+                .map_err(|e| e.code),
             Err(40002)
         );
+        assert_eq!(t.user(&u).map(|u| u.groups.clone()), Some(vec![g1]));
+    }
+
+    #[test]
+    fn a_trashed_user_takes_status_and_realname_and_stays_in_the_trash() {
+        let s = Settings::default();
+        let mut t = Tenant::new(&s);
+        let mut ids = IdGen::new(Some(4));
+        let u = t.create_user(fields("u"), 5, &mut ids).expect("user");
+        t.trash_users(&[u], 6).expect("trash");
+        t.modify_user(
+            &u,
+            UserFields {
+                status: Some(UserStatus::Disabled),
+                realname: Some("Gone Soon".into()),
+                ..UserFields::default()
+            },
+        )
+        .expect("a trashed user accepts status and realname");
+        let user = t.user(&u).expect("still there");
+        assert_eq!(user.status, UserStatus::PendingDeletion);
+        assert_eq!(user.trashed_at, Some(6));
+        assert_eq!(user.realname, "Gone Soon");
+        assert!(t.has_trash());
     }
 }

@@ -16,7 +16,8 @@ async fn success_is_200_with_exact_json_content_type() {
     assert_eq!(r.content_type.as_deref(), Some("application/json"));
     assert_eq!(
         r.json,
-        json!({"stat": "OK", "response": [], "metadata": {"next_offset": null, "prev_offset": null, "total_objects": 0}})
+        json!({"stat": "OK", "response": [], "metadata": {"total_objects": 0}}),
+        "a last page leaves out next_offset and prev_offset, as a real Duo capture shows"
     );
     let r = c
         .call("GET", "/admin/v1/users/DUAAAAAAAAAAAAAAAAAA", &[])
@@ -253,7 +254,10 @@ async fn embedded_groups_and_group_status_spelling() {
         "embedded groups use Duo's example spelling"
     );
     let group = c.ok("GET", &format!("/admin/v2/groups/{g}"), &[]).await;
-    assert_eq!(group["status"], "active");
+    assert_eq!(
+        group["status"], "Active",
+        "group endpoints spell status as a real Duo capture does"
+    );
     let v1 = c.ok("GET", &format!("/admin/v1/groups/{g}"), &[]).await;
     assert_eq!(v1["users"], json!([{"user_id": u, "username": "u1"}]));
     let members = c
@@ -292,7 +296,8 @@ async fn list_filters_and_paging_metadata() {
         .await;
     assert_eq!(
         r.json["metadata"],
-        json!({"next_offset": null, "prev_offset": 3, "total_objects": 7})
+        json!({"prev_offset": 3, "total_objects": 7}),
+        "the last page has no next_offset"
     );
     let list =
         serde_json::to_string(&[&ids[1], &ids[5], "DUNOTTHEREATALL00000"]).unwrap_or_default();
@@ -305,7 +310,7 @@ async fn list_filters_and_paging_metadata() {
         .await;
     assert_eq!(
         r.json["metadata"],
-        json!({"next_offset": null, "prev_offset": null, "total_objects": 2}),
+        json!({"total_objects": 2}),
         "lists ignore limit"
     );
     let r = c
@@ -353,13 +358,17 @@ async fn trash_listing_follows_the_setting() {
             .call(
                 "POST",
                 &format!("/admin/v1/users/{a}"),
-                &[("status", "active")],
+                &[("status", "disabled"), ("realname", "Leaving")],
             )
             .await;
         assert_eq!(
-            r.code(),
-            Some(40002),
-            "a trashed user's status changes only by restore"
+            (r.status, r.response()["status"].clone(), r.response()["realname"].clone()),
+            (200, json!("pending deletion"), json!("Leaving")),
+            "Duo accepts status and realname for a trashed user and leaves it in the Trash"
+        );
+        assert_eq!(
+            c.ok("GET", &format!("/admin/v1/users/{a}"), &[]).await["status"],
+            "pending deletion"
         );
         c.ok(
             "POST",
@@ -450,8 +459,28 @@ async fn case_insensitive_usernames_and_duplicate_group_names_are_settings() {
         .call("POST", "/admin/v1/groups", &[("name", "same")])
         .await;
     assert_eq!(
-        (dup.status, dup.json["message_detail"].clone()),
-        (400, json!("name"))
+        dup.json,
+        json!({"stat": "FAIL", "code": 40003, "message": "Duplicate resource"}),
+        "Duo's answer to a duplicate group name, as Grouper's connector reads it"
+    );
+    assert_eq!(dup.status, 400);
+    let other = c.group("other").await;
+    let rename = c
+        .call("POST", &format!("/admin/v1/groups/{other}"), &[("name", "same")])
+        .await;
+    assert_eq!((rename.status, rename.code()), (400, Some(40003)));
+    let old = support::spawn(|s| {
+        s.duplicate_group_name_error = duoprov_emulator::DuplicateGroupNameError::InvalidName;
+    })
+    .await;
+    let c = Client::new(&old);
+    c.group("same").await;
+    let dup = c
+        .call("POST", "/admin/v1/groups", &[("name", "same")])
+        .await;
+    assert_eq!(
+        (dup.status, dup.code(), dup.json["message_detail"].clone()),
+        (400, Some(40002), json!("name"))
     );
 }
 
@@ -649,4 +678,114 @@ async fn awkward_text_round_trips_through_every_shape() {
                 .is_some_and(|a| a.iter().any(|x| x["realname"] == real))
         );
     }
+}
+
+#[tokio::test]
+async fn legacy_group_flags_read_false_and_input_is_ignored_unless_stored() {
+    let emu = support::spawn(|_| {}).await;
+    let c = Client::new(&emu);
+    let flags = |g: &Value| {
+        ["push_enabled", "sms_enabled", "voice_enabled", "mobile_otp_enabled"]
+            .map(|k| g[k].clone())
+    };
+    let g = c
+        .ok(
+            "POST",
+            "/admin/v1/groups",
+            &[("name", "legacy"), ("push_enabled", "1"), ("sms_enabled", "1")],
+        )
+        .await;
+    assert_eq!(flags(&g), [json!(false), json!(false), json!(false), json!(false)]);
+    let id = g["group_id"].as_str().unwrap_or_default().to_owned();
+    let m = c
+        .ok("POST", &format!("/admin/v1/groups/{id}"), &[("voice_enabled", "1")])
+        .await;
+    assert_eq!(flags(&m), [json!(false), json!(false), json!(false), json!(false)]);
+    let stored = support::spawn(|s| s.legacy_group_flags_stored = true).await;
+    let c = Client::new(&stored);
+    let g = c
+        .ok(
+            "POST",
+            "/admin/v1/groups",
+            &[("name", "legacy"), ("push_enabled", "0")],
+        )
+        .await;
+    assert_eq!(flags(&g), [json!(false), json!(true), json!(true), json!(true)]);
+}
+
+#[tokio::test]
+async fn metadata_nulls_are_a_setting() {
+    let emu = support::spawn(|s| s.list_metadata_nulls = true).await;
+    let c = Client::new(&emu);
+    let r = c.call("GET", "/admin/v1/groups", &[]).await;
+    assert_eq!(
+        r.json["metadata"],
+        json!({"next_offset": null, "prev_offset": null, "total_objects": 0})
+    );
+}
+
+#[tokio::test]
+async fn the_101st_group_of_a_user_is_duo_s_500_50001_or_the_old_400_by_setting() {
+    for (old, want) in [(false, (500, Some(50001))), (true, (400, Some(40002)))] {
+        let emu = support::spawn(|s| {
+            s.max_groups_per_user = 2;
+            if old {
+                s.group_limit_error = duoprov_emulator::GroupLimitError::Invalid400;
+            }
+        })
+        .await;
+        let c = Client::new(&emu);
+        let u = c.user("joiner").await;
+        for name in ["g1", "g2"] {
+            let g = c.group(name).await;
+            c.ok("POST", &format!("/admin/v1/users/{u}/groups"), &[("group_id", &g)])
+                .await;
+        }
+        let g3 = c.group("g3").await;
+        let r = c
+            .call("POST", &format!("/admin/v1/users/{u}/groups"), &[("group_id", &g3)])
+            .await;
+        assert_eq!((r.status, r.code()), want);
+        if !old {
+            assert_eq!(r.json["message"], "Unknown internal server error");
+        }
+        assert_eq!(emu.handle().state().users[0].groups.len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn the_adverse_profile_answers_bulk_remove_post_with_404_allows_duplicate_names_and_limits_bulk() {
+    let emu = support::spawn(|s| {
+        *s = duoprov_emulator::Settings::profile(duoprov_emulator::Profile::Adverse);
+    })
+    .await;
+    let c = Client::new(&emu);
+    let u = c.user("member").await;
+    let g = c.group("same").await;
+    assert_ne!(c.group("same").await, g, "names need not be unique");
+    c.ok("POST", &format!("/admin/v1/users/{u}/groups"), &[("group_id", &g)])
+        .await;
+    let ops = json!([{"method": "POST", "path": format!("/admin/v1/users/{u}/groups/{g}"), "body": {}}])
+        .to_string();
+    let r = c.ok("POST", "/admin/v1/bulk", &[("operations", &ops)]).await;
+    assert_eq!(
+        r,
+        json!([{"code": 40401, "message": "Resource not found"}]),
+        "a bare per-op 404"
+    );
+    assert_eq!(emu.handle().state().users[0].groups.len(), 1, "nothing was removed");
+    // 50/min with a 5 % burst: three bulk calls at once, then 429, while single writes go on.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(c.call("POST", "/admin/v1/bulk", &[("operations", &ops)]).await.status);
+    }
+    assert_eq!(statuses, vec![200, 200, 429], "the bulk class is its own, 50/min");
+    assert_eq!(c.call("POST", "/admin/v1/users", &[("username", "single")]).await.status, 200);
+    let list = serde_json::to_string(&[&u]).unwrap_or_default();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(c.call("GET", "/admin/v1/users", &[("user_id_list", &list)]).await.status);
+    }
+    assert_eq!(statuses, vec![200, 200, 429], "id lists are their own 40/min class");
+    assert_eq!(c.call("GET", "/admin/v1/users", &[]).await.status, 200, "paged reads go on");
 }

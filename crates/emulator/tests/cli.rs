@@ -117,3 +117,55 @@ fn options_reach_the_settings_and_errors_hide_secrets() {
         .is_err()
     );
 }
+
+#[test]
+fn the_adverse_profile_comes_from_the_flag_or_the_settings_file_and_file_keys_override_it() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dbg = |args: &[&str]| format!("{:?}", build(&parse(args)).unwrap_or_else(|e| panic!("{e}")));
+    let evidence = dbg(&["--ikey", "DIX", "--skey", "k"]);
+    assert!(
+        evidence.contains("profile: Evidence")
+            && evidence.contains("bulk_remove_post: Ok")
+            && evidence.contains("unique_group_names: true")
+            && evidence.contains("bulk_per_min: None"),
+        "{evidence}"
+    );
+    let adverse = dbg(&["--ikey", "DIX", "--skey", "k", "--profile", "adverse"]);
+    for want in [
+        "profile: Adverse",
+        "bulk_remove_post: PerOp404",
+        "bulk_reply_shape: Bare",
+        "unique_group_names: false",
+        "bulk_per_min: Some(50)",
+        "id_list_per_min: Some(40)",
+        "burst_fraction: 0.05",
+        "usernames_case_insensitive: false",
+    ] {
+        assert!(adverse.contains(want), "{want} missing from {adverse}");
+    }
+    let file = dir.path().join("settings.json");
+    std::fs::write(
+        &file,
+        r#"{"profile": "adverse", "bulk_reply_shape": "envelopes", "rate_limits": {"scale": 60}}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let f = file.display().to_string();
+    let mixed = dbg(&["--ikey", "DIX", "--skey", "k", "--settings", &f]);
+    assert!(
+        mixed.contains("profile: Adverse")
+            && mixed.contains("bulk_reply_shape: Envelopes")
+            && mixed.contains("bulk_per_min: Some(50)")
+            && mixed.contains("scale: 60.0"),
+        "{mixed}"
+    );
+    let flag_wins = dbg(&["--ikey", "DIX", "--skey", "k", "--settings", &f, "--profile", "evidence"]);
+    assert!(
+        flag_wins.contains("profile: Evidence")
+            && flag_wins.contains("bulk_per_min: None")
+            && flag_wins.contains("bulk_reply_shape: Envelopes"),
+        "{flag_wins}"
+    );
+    let mut v = vec!["duoprov-emulator", "--ikey", "DIX", "--skey", "k", "--profile", "hostile"];
+    let err = Top::try_parse_from(std::mem::take(&mut v)).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("unknown profile \"hostile\""), "{err}");
+}

@@ -182,7 +182,7 @@ fn hand_made_user(env: &Env, username: &str, group: Option<&str>) {
     env.emulator.handle().with_tenant_mut(|t, ids| {
         let id = t.create_user(UserFields { username: Some(username.into()), ..UserFields::default() }, 1_700_000_000, ids).unwrap();
         if let Some(g) = group_id {
-            t.add_membership(&id, &g, 100, true).unwrap();
+            t.add_membership(&id, &g, 100, duoprov_emulator::config::GroupLimitError::Internal500, true).unwrap();
         }
     });
 }

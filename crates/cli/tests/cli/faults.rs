@@ -3,13 +3,17 @@
 //! random latency succeeds in one run; a sync killed with SIGKILL at 20 seeded points and run again
 //! each time ends exactly where a clean run ends. Duplicate creates are counted from the
 //! emulator's own call log (what Duo executed), never from what the client believes it sent.
+//! Both also run, smaller, against the emulator's `adverse` profile (bulk remove answered per-op
+//! 404, bare bulk replies, bulk and id-list lookups in small rate classes, non-unique group
+//! names, small bursts), rate limits on, scaled from per minute to per second: the client meets
+//! 429s and falls back from bulk to single calls, and still converges without a duplicate create.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use duoprov_emulator::{Emulator, Integration, RunningEmulator};
+use duoprov_emulator::{Emulator, Integration, Profile, RunningEmulator, Settings};
 use serde_json::{Value, json};
 
 use crate::run;
@@ -176,6 +180,25 @@ pub async fn emulator(faults: &str) -> RunningEmulator {
         .expect("emulator")
 }
 
+/// An emulator with the adverse profile and the given fault rules. Its rate limits are on, per
+/// second instead of per minute (60 times faster) with the profile's bursts (5 % of a minute: 3
+/// bulk calls, 2 id-list lookups, 15 writes, 10 page reads), so a client pacing far above them
+/// meets 429s without the test waiting minutes.
+pub async fn adverse_emulator(faults: &str) -> RunningEmulator {
+    Emulator::builder()
+        .integration(Integration::new(IKEY, SKEY))
+        .settings(Settings::profile(Profile::Adverse))
+        .configure(|s| {
+            s.rate_limits.scale = 60.0;
+            s.rate_limits.burst_fraction /= 60.0;
+            s.id_seed = Some(8);
+        })
+        .faults(faults)
+        .spawn_on("127.0.0.1:0")
+        .await
+        .expect("emulator")
+}
+
 /// A folder with the secret key, a configuration for `emulator` (client pacing far above what
 /// the test needs, `concurrency` calls in flight, 6 retries after a 5xx or a reset) and the
 /// import document `registry` imported.
@@ -268,6 +291,56 @@ async fn a_full_sync_through_429s_5xx_resets_and_latency_succeeds_in_one_run_wit
     );
 }
 
+/// The same under the adverse profile, smaller (its membership writes are single calls once
+/// bulk's bare reply is not understood, each its own call through the faults): 120 users, 20
+/// groups, 480 memberships. Random 500s spare the
+/// membership add, whose 500/50001 is Duo's group-limit answer and is not retried; 503s and
+/// resets still hit it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_adverse_profile_a_full_sync_through_429s_5xx_resets_and_latency_succeeds_in_one_run_without_duplicate_creates() {
+    let tenant = Tenant { users: 120, groups: 20, per_user: 4 };
+    let faults = "seed=8; reset after=3 first=1 on=groups.create; 500 after=7 first=1 on=groups.create; \
+                  reset after=1 first=1 on=users.bulk_create; 503 after=2 first=1 on=users.bulk_create; \
+                  reset after=10 first=1 on=users.groups.add; 503 after=20 first=1 on=users.groups.add; \
+                  429 p=0.1; 500 p=0.025 on=groups.*,users.list,users.get,users.create,users.bulk_create,users.modify,bulk; \
+                  503 p=0.025; reset p=0.02; latency=0..20ms";
+    let emu = adverse_emulator(faults).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    folder(dir, &emu, 16, &tenant.import_json());
+
+    let started = Instant::now();
+    let (out, _) = run(dir, &["sync", "duoTest", "--json"], 0);
+    let sync_s = started.elapsed().as_secs_f64();
+    let report = json_of(&out);
+    assert_eq!(report["groups"]["created"], tenant.groups, "{report:#}");
+    assert_eq!(report["users"]["created"], tenant.users, "{report:#}");
+    assert_eq!(report["memberships"]["created"], tenant.memberships(), "{report:#}");
+    assert_eq!(report["failures"], json!([]), "no object failed");
+
+    // The faults happened on every kind of write; the emulator's own rate limits answered 429
+    // too; bulk was tried, its bare reply not understood, and the memberships went as single adds.
+    let calls = emu.handle().calls();
+    let faulted = |endpoint: &str, fault: &str| calls.iter().filter(|c| c.endpoint == Some(endpoint) && c.fault == Some(fault)).count();
+    for endpoint in ["groups.create", "users.bulk_create", "users.groups.add"] {
+        assert!(faulted(endpoint, "reset") >= 1 && faulted(endpoint, "500") + faulted(endpoint, "503") >= 1, "{endpoint} was not faulted");
+    }
+    let limited = calls.iter().filter(|c| c.status == 429 && c.fault.is_none()).count();
+    assert!(limited >= 1, "the adverse rate limits never answered 429");
+    let count = |endpoint: &str| calls.iter().filter(|c| c.endpoint == Some(endpoint) && c.fault.is_none() && c.status != 429).count();
+    assert!(count("bulk") >= 1, "bulk was tried");
+    assert!(count("users.groups.add") >= tenant.memberships(), "memberships were added one by one");
+
+    let world = World::of(&emu);
+    assert!(world == tenant.expected(), "{}", world.diff(&tenant.expected()));
+    let (dups, groups_created, users_created) = duplicate_creates(&emu);
+    assert_eq!(dups, Vec::<String>::new(), "duplicate creates");
+    assert_eq!((groups_created, users_created), (tenant.groups, tenant.users));
+    let plan = json_of(&run(dir, &["plan", "duoTest", "--json"], 0).0);
+    assert_eq!(plan["plan"]["ops"], json!([]), "the next run plans nothing");
+    eprintln!("adverse faults: sync {sync_s:.1} s; {} calls, {limited} × 429 from the rate limits", calls.len());
+}
+
 fn spawn_sync(dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_duoprov"))
         .args(["sync", "duoTest"])
@@ -294,23 +367,43 @@ async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
     // phase lasts long enough to be hit.
     let slow = "seed=5; latency=20..60ms on=groups.create,bulk; latency=150..250ms on=users.bulk_create";
     let emu = emulator(slow).await;
+    let clean_emu = emulator(slow).await;
+    killed_at_20_points_ends_where_a_clean_run_ends(&tenant, &emu, &clean_emu, ["groups.create", "users.bulk_create", "bulk"]).await;
+}
+
+/// The same under the adverse profile, at a tenth of the memberships (the membership phase is
+/// single adds once bulk's bare reply is not understood, each its own call; each run's one bulk
+/// call still adds 50): 320 users, 30 groups, 1 600 memberships; bulk user creates take
+/// 300–500 ms so their phase, four calls, lasts long enough to be hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_adverse_profile_a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
+    let tenant = Tenant { users: 320, groups: 30, per_user: 5 };
+    let slow = "seed=5; latency=20..60ms on=groups.create; latency=300..500ms on=users.bulk_create";
+    let emu = adverse_emulator(slow).await;
+    let clean_emu = adverse_emulator(slow).await;
+    killed_at_20_points_ends_where_a_clean_run_ends(&tenant, &emu, &clean_emu, ["groups.create", "users.bulk_create", "users.groups.add"]).await;
+}
+
+/// Kills a sync of `tenant` into `emu` at 20 seeded points, in the apply's phases (`phases`: the
+/// group create, user create and membership endpoints), then checks the last run converges to
+/// what one clean run into `clean_emu` gives, with no create executed twice.
+async fn killed_at_20_points_ends_where_a_clean_run_ends(tenant: &Tenant, emu: &RunningEmulator, clean_emu: &RunningEmulator, phases: [&str; 3]) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("killed");
-    folder(&dir, &emu, 4, &tenant.import_json());
+    folder(&dir, emu, 4, &tenant.import_json());
 
     // 20 kills in the apply's order: seven once a seeded 1–8 group creates of the run reached
-    // Duo, three once 1–2 bulk user creates did, ten once 1–8 bulk membership calls did (or at
+    // Duo, three once 1–2 bulk user creates did, ten once 1–8 membership calls did (or at
     // once if the run is already past that phase), each plus a seeded 0–20 ms; every fourth
     // instead after a seeded 50–300 ms from the start, wherever the run is (reading, planning,
     // recording intents or applying).
-    const PHASES: [&str; 3] = ["groups.create", "users.bulk_create", "bulk"];
     let mut rng = Seeded(20);
     let started = Instant::now();
     let mut kills_mid_apply = 0;
     let mut phases_hit = BTreeSet::new();
     let mut points = Vec::new();
     for i in 0..20 {
-        let seq = last_seq(&emu);
+        let seq = last_seq(emu);
         let mut child = spawn_sync(&dir);
         let spawned = Instant::now();
         let (phase, count) = match i {
@@ -327,8 +420,8 @@ async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
                 break;
             }
             let calls = emu.handle().calls_since(seq);
-            let done = calls.iter().filter(|c| c.endpoint == Some(PHASES[phase])).count() as u64;
-            let past = calls.iter().any(|c| PHASES[phase + 1..].iter().any(|p| c.endpoint == Some(p)));
+            let done = calls.iter().filter(|c| c.endpoint == Some(phases[phase])).count() as u64;
+            let past = calls.iter().any(|c| phases[phase + 1..].iter().any(|p| c.endpoint == Some(p)));
             if by_time || done >= count || past || spawned.elapsed() > Duration::from_secs(60) {
                 break;
             }
@@ -340,7 +433,7 @@ async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
             child.wait().expect("reap");
         }
         // Where the kill landed, from what Duo holds at that moment (the phases run in order).
-        let world = World::of(&emu);
+        let world = World::of(emu);
         let landed = if world.groups.len() < tenant.groups {
             "group creates"
         } else if world.users.len() < tenant.users {
@@ -355,7 +448,7 @@ async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
             kills_mid_apply += 1;
             phases_hit.insert(landed);
         }
-        let point = if by_time { format!("after {delay} ms") } else { format!("after {count} {}", PHASES[phase]) };
+        let point = if by_time { format!("after {delay} ms") } else { format!("after {count} {}", phases[phase]) };
         points.push(format!("{}{point}: {writes} writes, during {landed}", if exited { "(exited) " } else { "" }));
     }
     let kills_s = started.elapsed().as_secs_f64();
@@ -375,18 +468,17 @@ async fn a_sync_killed_at_20_random_points_ends_where_a_clean_run_ends() {
     assert_eq!(plan["plan"]["ops"], json!([]), "converged");
 
     // The same registry synced once, cleanly, into a fresh Duo as slow as the first.
-    let clean_emu = emulator(slow).await;
     let clean = tmp.path().join("clean");
-    folder(&clean, &clean_emu, 4, &tenant.import_json());
+    folder(&clean, clean_emu, 4, &tenant.import_json());
     let started = Instant::now();
     run(&clean, &["sync", "duoTest"], 0);
     let clean_s = started.elapsed().as_secs_f64();
-    let (killed_world, clean_world) = (World::of(&emu), World::of(&clean_emu));
+    let (killed_world, clean_world) = (World::of(emu), World::of(clean_emu));
     assert!(killed_world == clean_world, "{}", killed_world.diff(&clean_world));
     assert!(clean_world == tenant.expected(), "{}", clean_world.diff(&tenant.expected()));
 
     // Duo executed no create twice, across all 22 runs.
-    let (dups, groups_created, users_created) = duplicate_creates(&emu);
+    let (dups, groups_created, users_created) = duplicate_creates(emu);
     assert_eq!(dups, Vec::<String>::new(), "duplicate creates");
     assert_eq!((groups_created, users_created), (tenant.groups, tenant.users));
 

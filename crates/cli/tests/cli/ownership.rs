@@ -51,7 +51,7 @@ fn now() -> i64 {
 /// What an administrator does in the Admin Panel: a group and a user, by hand.
 fn make_by_hand(emulator: &RunningEmulator, group: (&str, &str), user: (&str, &str, &str)) {
     emulator.handle().with_tenant_mut(|t, ids| {
-        t.create_group(GroupFields { name: Some(group.0.into()), desc: Some(group.1.into()), ..Default::default() }, true, ids).expect("hand-made group");
+        t.create_group(GroupFields { name: Some(group.0.into()), desc: Some(group.1.into()), ..Default::default() }, &duoprov_emulator::Settings::default(), ids).expect("hand-made group");
         let fields = UserFields { username: Some(user.0.into()), realname: Some(user.1.into()), email: Some(user.2.into()), ..Default::default() };
         t.create_user(fields, now(), ids).expect("hand-made user");
     });

@@ -40,6 +40,7 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     let w = ctx.shared.read();
     let all = w.tenant.admin_order();
     let (range, meta) = page.slice(all.len());
+    let meta = meta.with_nulls(ctx.settings().list_metadata_nulls);
     ok_body(
         AdminList {
             tenant: &w.tenant,

@@ -61,7 +61,7 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
                 ids: &ids,
                 case: s.group_status_case,
             },
-            Some(Metadata::whole(ids.len())),
+            Some(Metadata::whole(ids.len()).with_nulls(s.list_metadata_nulls)),
         );
     }
     let page = Page::from_params(
@@ -71,6 +71,7 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     )?;
     let all = t.group_order();
     let (range, meta) = page.slice(all.len());
+    let meta = meta.with_nulls(ctx.settings().list_metadata_nulls);
     ok_body(
         GroupList {
             tenant: t,
@@ -122,6 +123,7 @@ pub fn users(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiError> {
     let w = ctx.shared.read();
     let g = w.tenant.group(&id).ok_or_else(ApiError::not_found)?;
     let (range, meta) = page.slice(g.members.len());
+    let meta = meta.with_nulls(ctx.settings().list_metadata_nulls);
     ok_body(
         MemberList {
             tenant: &w.tenant,
@@ -140,7 +142,7 @@ pub fn create(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
     let world = &mut *w;
     let id = world
         .tenant
-        .create_group(fields, s.unique_group_names, &mut world.ids)?;
+        .create_group(fields, s, &mut world.ids)?;
     let g = world.tenant.group(&id).ok_or_else(ApiError::internal)?;
     ctx.created(&g.name);
     ok_body(
@@ -158,7 +160,7 @@ pub fn modify(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiError> 
     let fields = group_fields(p, false)?;
     let s = ctx.settings();
     let mut w = ctx.shared.write();
-    w.tenant.modify_group(&id, fields, s.unique_group_names)?;
+    w.tenant.modify_group(&id, fields, s)?;
     let g = w.tenant.group(&id).ok_or_else(ApiError::not_found)?;
     ok_body(
         GroupView {

@@ -36,6 +36,26 @@ pub enum RateClass {
     ReadPage,
     /// Any write.
     Write,
+    /// `/admin/v1/bulk` and `bulk_create` (writes, unless `rate_limits.bulk_per_min` is set).
+    Bulk,
+    /// A list call with `user_id_list`, `username_list` or `group_id_list` (page reads, unless
+    /// `rate_limits.id_list_per_min` is set). Chosen per call by [`rate_class`].
+    IdList,
+}
+
+/// The rate class of one call: its endpoint's, except that a user or group list given an id
+/// list is an id-list lookup.
+pub fn rate_class(endpoint: Endpoint, params: &Params) -> RateClass {
+    let listed = match endpoint {
+        Endpoint::UsersList => params.has("user_id_list") || params.has("username_list"),
+        Endpoint::GroupsList => params.has("group_id_list"),
+        _ => false,
+    };
+    if listed {
+        RateClass::IdList
+    } else {
+        endpoint.class()
+    }
 }
 
 macro_rules! endpoints {
@@ -80,7 +100,7 @@ endpoints! {
     UserGroupsList => "users.groups.list", ReadResource, ReadPage;
     UserGroupsAdd => "users.groups.add", WriteResource, Write;
     UserGroupsRemove => "users.groups.remove", WriteResource, Write;
-    UsersBulkCreate => "users.bulk_create", WriteResource, Write;
+    UsersBulkCreate => "users.bulk_create", WriteResource, Bulk;
     UsersSendToTrash => "users.bulk_send_to_trash", WriteResource, Write;
     UsersRestore => "users.bulk_restore", WriteResource, Write;
     GroupsList => "groups.list", ReadResource, ReadPage;
@@ -90,7 +110,7 @@ endpoints! {
     GroupsCreate => "groups.create", WriteResource, Write;
     GroupsModify => "groups.modify", WriteResource, Write;
     GroupsDelete => "groups.delete", WriteResource, Write;
-    Bulk => "bulk", WriteResource, Write;
+    Bulk => "bulk", WriteResource, Bulk;
     AdminsList => "admins.list", Administrators, ReadPage;
     AdminsGet => "admins.get", Administrators, ReadOne;
     AdminsCreate => "admins.create", Administrators, Write;
@@ -101,7 +121,7 @@ endpoints! {
 impl Endpoint {
     /// Whether a successful call changes the tenant.
     pub fn mutates(self) -> bool {
-        self.class() == RateClass::Write
+        matches!(self.class(), RateClass::Write | RateClass::Bulk)
     }
 }
 

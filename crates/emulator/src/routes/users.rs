@@ -119,7 +119,7 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
                 ids.push(id);
             }
         }
-        let meta = Metadata::whole(ids.len());
+        let meta = Metadata::whole(ids.len()).with_nulls(s.list_metadata_nulls);
         return Ok(user_list_body(t, &ids, case, Some(meta)));
     }
 
@@ -151,6 +151,7 @@ pub fn list(ctx: &Ctx<'_>, p: &Params) -> Result<Vec<u8>, ApiError> {
         )
     };
     let (range, meta) = page.slice(ids.len());
+    let meta = meta.with_nulls(ctx.settings().list_metadata_nulls);
     Ok(user_list_body(t, &ids[range], case, Some(meta)))
 }
 
@@ -214,6 +215,7 @@ pub fn groups_list(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiEr
     let w = ctx.shared.read();
     let u = w.tenant.user(&id).ok_or_else(ApiError::not_found)?;
     let (range, meta) = page.slice(u.groups.len());
+    let meta = meta.with_nulls(ctx.settings().list_metadata_nulls);
     ok_body(
         GroupList {
             tenant: &w.tenant,
@@ -234,6 +236,7 @@ pub fn groups_add(ctx: &Ctx<'_>, id: &str, p: &Params) -> Result<Vec<u8>, ApiErr
         &id,
         &gid,
         s.max_groups_per_user,
+        s.group_limit_error,
         s.duplicate_membership_ok,
     )?;
     ok_body("", None)
