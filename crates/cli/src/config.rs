@@ -238,18 +238,44 @@ impl SecretSource {
         match self {
             SecretSource::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_owned())),
-                _ => bail!("{what}: environment variable {var} is not set"),
+                _ => bail!("{what}: environment variable {var} is not set (or empty); set it to the secret"),
             },
             SecretSource::File(path) => {
                 warn_if_readable_by_others(path);
-                let text = std::fs::read_to_string(path).with_context(|| format!("{what}: cannot read {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("{what}: cannot read {}; create it with the secret alone on its first line, readable by duoprov's user only (chmod 600)", path.display())
+                })?;
                 let value = text.trim();
                 if value.is_empty() {
-                    bail!("{what}: {} is empty", path.display());
+                    bail!("{what}: {} is empty; put the secret in it", path.display());
                 }
                 Ok(SecretString::from(value.to_owned()))
             }
         }
+    }
+
+    /// The configuration key this source comes from, under `section` (`registry.password_file`).
+    pub fn key(&self, section: &str, stem: &str) -> String {
+        match self {
+            SecretSource::Env(_) => format!("{section}.{stem}_env"),
+            SecretSource::File(_) => format!("{section}.{stem}_file"),
+        }
+    }
+
+    /// Reads a database password: like [`SecretSource::read`], but a password file that group
+    /// or others can read is refused, as libpq refuses such a `.pgpass`.
+    pub fn read_database_password(&self, what: &str) -> Result<SecretString> {
+        #[cfg(unix)]
+        if let SecretSource::File(path) = self {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(path) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    bail!("{what}: {} (mode {mode:o}) can be read by group or others; chmod 600 it", path.display());
+                }
+            }
+        }
+        self.read(what)
     }
 }
 
@@ -725,6 +751,33 @@ mod tests {
 
     fn parse_str(text: &str) -> Result<Settings> {
         parse(text, "duoprov.toml", Path::new("/etc/duoprov"))
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_database_password_file_that_is_missing_empty_or_readable_by_others_is_refused_naming_the_setting() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db.password");
+        let source = SecretSource::File(file.clone());
+        let key = source.key("registry", "password");
+        assert_eq!(key, "registry.password_file");
+        let e = format!("{:#}", source.read_database_password(&key).unwrap_err());
+        assert!(e.starts_with("registry.password_file: cannot read") && e.contains("chmod 600"), "{e}");
+        std::fs::write(&file, "  \n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = format!("{:#}", source.read_database_password(&key).unwrap_err());
+        assert!(e.contains("registry.password_file") && e.contains("is empty"), "{e}");
+        std::fs::write(&file, "s3cret-db-pass\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = format!("{:#}", source.read_database_password(&key).unwrap_err());
+        assert!(e.contains("registry.password_file") && e.contains("mode 644") && e.contains("chmod 600") && !e.contains("s3cret"), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(source.read_database_password(&key).unwrap().expose_secret(), "s3cret-db-pass");
+        let env = SecretSource::Env("DUOPROV_TEST_UNSET_DB_PASSWORD_VARIABLE".into());
+        let e = format!("{:#}", env.read_database_password(&env.key("registry", "password")).unwrap_err());
+        assert!(e.contains("registry.password_env") && e.contains("DUOPROV_TEST_UNSET_DB_PASSWORD_VARIABLE is not set"), "{e}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ impl Context {
     /// Opens the registry the settings name.
     pub async fn store(&self) -> Result<Box<dyn Store>> {
         let password = match &self.settings.registry_password {
-            Some(source) => Some(source.read("registry password")?),
+            Some(source) => Some(source.read_database_password(&source.key("registry", "password"))?),
             None => None,
         };
         let options = OpenOptions { password, schema: None };
