@@ -666,7 +666,8 @@ fn parse_answers(mut raw: &[u8]) -> Wire {
         let mut lines = head.split("\r\n");
         let status = lines
             .next()
-            .and_then(|l| l.strip_prefix("HTTP/1.1 "))
+            // A request whose version byte was flipped to HTTP/1.0 is answered in HTTP/1.0.
+            .and_then(|l| l.strip_prefix("HTTP/1.1 ").or_else(|| l.strip_prefix("HTTP/1.0 ")))
             .and_then(|l| l.get(..3))
             .and_then(|s| s.parse::<u16>().ok());
         let Some(status) = status else {
@@ -904,6 +905,32 @@ fn junk() -> impl Strategy<Value = (Junk, bool)> {
         ],
         any::<bool>(),
     )
+}
+
+/// Found by the junk test below: one flipped bit turns the request line's `HTTP/1.1` into
+/// `HTTP/1.0`, and the server rightly answers in HTTP/1.0 — an answer, not garble.
+#[test]
+fn a_request_in_http_1_0_is_answered_in_http_1_0() {
+    let (rt, emu, _) = seeded();
+    let base = Case {
+        method: "GET".into(),
+        path: "/admin/v1/users".into(),
+        query: String::new(),
+        dates: Dates::Now,
+        host: Host::WithPort,
+        auth: Auth::Signed(Key::Full, SignatureVariant::V5),
+        content_type: None,
+        body: Vec::new(),
+        x_duo: Vec::new(),
+        opaque_header: None,
+    };
+    let bytes = request_bytes(&base, emu.port());
+    let text = String::from_utf8_lossy(&bytes).replacen("HTTP/1.1\r\n", "HTTP/1.0\r\n", 1);
+    assert!(text.contains("HTTP/1.0\r\n"), "the request line names its version");
+    match rt.block_on(exchange(emu.addr(), text.as_bytes(), true)) {
+        Wire::Answered(answers) => assert!(answers.iter().all(|a| a.status < 500), "{answers:?}"),
+        other => panic!("an HTTP/1.0 request was not answered: {other:?}"),
+    }
 }
 
 #[test]
