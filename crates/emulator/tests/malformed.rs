@@ -927,7 +927,9 @@ fn a_request_in_http_1_0_is_answered_in_http_1_0() {
     let bytes = request_bytes(&base, emu.port());
     let text = String::from_utf8_lossy(&bytes).replacen("HTTP/1.1\r\n", "HTTP/1.0\r\n", 1);
     assert!(text.contains("HTTP/1.0\r\n"), "the request line names its version");
-    match rt.block_on(exchange(emu.addr(), text.as_bytes(), true)) {
+    // No half-close: an HTTP/1.0 server may drop a request whose client stopped sending before it
+    // answered; without keep-alive it closes the connection once it has answered.
+    match rt.block_on(exchange(emu.addr(), text.as_bytes(), false)) {
         Wire::Answered(answers) => assert!(answers.iter().all(|a| a.status < 500), "{answers:?}"),
         other => panic!("an HTTP/1.0 request was not answered: {other:?}"),
     }
