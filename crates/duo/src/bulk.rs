@@ -231,7 +231,7 @@ impl DuoClient {
             "POST",
             "/admin/v1/bulk",
             Params::pairs([("operations", Value::Array(operations).to_string())]),
-            CallClass::Write,
+            CallClass::Bulk,
             safety,
         );
         let label = spec.label();

@@ -233,6 +233,12 @@ impl DuoClient {
         &self.inner.cfg
     }
 
+    /// Per call class: attempts sent, 429s, and the rate it is paced at now, at most and at its
+    /// lowest since this client started.
+    pub fn pacing_stats(&self) -> Vec<crate::pace::ClassStats> {
+        self.inner.pacer.stats()
+    }
+
     /// Whether this client found `/admin/v1/bulk` unusable and now sends single calls instead.
     pub fn bulk_found_unusable(&self) -> bool {
         self.inner.bulk_unusable.load(std::sync::atomic::Ordering::Relaxed)
@@ -329,7 +335,7 @@ impl DuoClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            self.inner.pacer.token(spec.class).await;
+            let ticket = self.inner.pacer.token(spec.class).await;
             let now = Instant::now();
             if now >= deadline {
                 return Err(DuoError::new(label, ErrorKind::Deadline { deadline: cfg.call_deadline }));
@@ -356,6 +362,7 @@ impl DuoClient {
                 Ok(Ok(resp)) => Some(Self::interpret(resp)),
                 Ok(Err(te)) => Some(Attempt::Transport(te.clone())),
             };
+            self.inner.pacer.finished(spec.class, ticket, matches!(outcome, Some(Attempt::RateLimited)));
             if let Some((method, url, headers, body)) = log_req {
                 let (status, response_body, failed) = match &sent {
                     Ok(Ok(resp)) => (

@@ -143,30 +143,62 @@ impl Default for RetryConfig {
     }
 }
 
-/// Client-side pacing: a token bucket per call class. Defaults sit below the per-minute figures
-/// Duo staff gave (300 writes, 300 single reads, 200 page reads per minute). `0` disables a bucket.
+/// Client-side pacing: a token bucket per call class, each adaptive (see `pace.rs`). Defaults are
+/// 80 % of the per-minute figures Duo staff gave (300 writes, 300 single reads, 200 page reads, 40
+/// "get all objects (no paging)") and of the 50/min a secondary source gives bulk calls; they are
+/// ceilings: a 429 in a class lowers that class's rate, and it climbs back towards the ceiling
+/// while Duo stays quiet. `0` disables a bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PacingConfig {
-    /// Creates, modifies, deletes, memberships, bulk calls per minute.
+    /// Creates, modifies, deletes and membership changes per minute.
     pub writes_per_minute: u32,
     /// Reads of one object per minute.
     pub single_reads_per_minute: u32,
     /// List-page reads per minute.
     pub page_reads_per_minute: u32,
+    /// Unpaged lookups by a list of ids or usernames (`user_id_list`, `username_list`,
+    /// `group_id_list`) per minute.
+    pub list_lookups_per_minute: u32,
+    /// Bulk calls (`/admin/v1/bulk`, `bulk_create`, `bulk_send_to_trash`, `bulk_restore`) per
+    /// minute.
+    pub bulk_per_minute: u32,
     /// Calls a bucket allows at once after being idle.
     pub burst: u32,
+    /// Whether a class's rate adapts to 429s (halved on a 429, recovered while quiet). Off, the
+    /// rates stay at the figures above and 429s are only retried.
+    pub adaptive: bool,
+    /// How long a class must go without a 429 before its rate climbs a step (10 % of its
+    /// ceiling); each further such period climbs another step.
+    pub recovery_interval: Duration,
 }
 
 impl Default for PacingConfig {
     fn default() -> Self {
-        PacingConfig { writes_per_minute: 240, single_reads_per_minute: 240, page_reads_per_minute: 160, burst: 5 }
+        PacingConfig {
+            writes_per_minute: 240,
+            single_reads_per_minute: 240,
+            page_reads_per_minute: 160,
+            list_lookups_per_minute: 32,
+            bulk_per_minute: 40,
+            burst: 5,
+            adaptive: true,
+            recovery_interval: Duration::from_secs(30),
+        }
     }
 }
 
 impl PacingConfig {
     /// No pacing at all (for tests and benchmarks against a local server).
     pub fn unlimited() -> Self {
-        PacingConfig { writes_per_minute: 0, single_reads_per_minute: 0, page_reads_per_minute: 0, burst: 1 }
+        PacingConfig {
+            writes_per_minute: 0,
+            single_reads_per_minute: 0,
+            page_reads_per_minute: 0,
+            list_lookups_per_minute: 0,
+            bulk_per_minute: 0,
+            burst: 1,
+            ..PacingConfig::default()
+        }
     }
 }
 

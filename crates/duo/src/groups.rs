@@ -65,7 +65,7 @@ impl DuoClient {
         let mut out = Vec::with_capacity(group_ids.len());
         for chunk in group_ids.chunks(100) {
             let list = serde_json::Value::Array(chunk.iter().map(|s| serde_json::Value::String(s.clone())).collect()).to_string();
-            let spec = CallSpec::new("GET", "/admin/v1/groups", Params::pairs([("group_id_list", list)]), CallClass::PageRead, Safety::Repeatable);
+            let spec = CallSpec::new("GET", "/admin/v1/groups", Params::pairs([("group_id_list", list)]), CallClass::ListLookup, Safety::Repeatable);
             let label = spec.label();
             let reply = self.call(&spec).await?;
             let first = out.len();

@@ -58,7 +58,7 @@ pub use duoprov_duo_wire::envelope::Failure;
 pub use duoprov_duo_wire::types::{Group, GroupMember, User};
 pub use error::{DuoError, ErrorClass, ErrorKind};
 pub use groups::GroupFields;
-pub use pace::CallClass;
+pub use pace::{CallClass, ClassStats, MIN_RATE_PER_MINUTE};
 pub use paging::PageProgress;
 pub use retry::Safety;
 pub use traffic::BodyLog;

@@ -298,7 +298,7 @@ impl DuoClient {
                 "GET",
                 "/admin/v1/users",
                 Params::pairs([(param, json_string_array(chunk))]),
-                CallClass::PageRead,
+                CallClass::ListLookup,
                 Safety::Repeatable,
             );
             let label = spec.label();
@@ -401,7 +401,7 @@ impl DuoClient {
                     "POST",
                     "/admin/v1/users/bulk_create",
                     Params::pairs([("users", users_json)]),
-                    CallClass::Write,
+                    CallClass::Bulk,
                     Safety::NotRepeatable,
                 );
                 let label = spec.label();
@@ -503,7 +503,7 @@ impl DuoClient {
                 "POST",
                 path,
                 Params::pairs([("user_id_list", json_string_array(chunk))]),
-                CallClass::Write,
+                CallClass::Bulk,
                 Safety::Repeatable,
             );
             self.call(&spec).await?;

@@ -166,7 +166,7 @@ async fn pacing_spaces_calls_per_class() {
         _ => ok(json!("")),
     });
     let duo = mem_client(&script, |c| {
-        c.pacing = PacingConfig { writes_per_minute: 60, single_reads_per_minute: 120, page_reads_per_minute: 0, burst: 1 };
+        c.pacing = PacingConfig { writes_per_minute: 60, single_reads_per_minute: 120, page_reads_per_minute: 0, burst: 1, ..PacingConfig::default() };
     });
     let start = tokio::time::Instant::now();
     for _ in 0..5 {
@@ -319,4 +319,44 @@ async fn a_bulk_create_with_an_unknown_outcome_reads_back_and_sends_only_the_mis
     let e = duo.bulk_create_users(&batch).await.err();
     assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::InvalidParameter { .. })));
     assert_eq!(script.seen().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_slows_only_its_own_class_and_every_attempt_is_counted_by_class() {
+    let trash_calls = std::sync::atomic::AtomicUsize::new(0);
+    let script = Script::new(move |s, _| {
+        if s.path.ends_with("/bulk_send_to_trash") {
+            if trash_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                return fail(429, 42901, "Too Many Requests", None);
+            }
+            return ok(json!(""));
+        }
+        match s.method.as_str() {
+            "GET" if s.path == "/admin/v1/users" => ok(json!([])),
+            "GET" => ok(user("DU00000000000000001", "a")),
+            _ => ok(json!("")),
+        }
+    });
+    let duo = mem_client(&script, |c| c.pacing = PacingConfig::default());
+    assert!(duo.send_users_to_trash(&["DU00000000000000001".to_owned()]).await.is_ok());
+    let seen = script.seen();
+    assert_eq!(seen.len(), 2);
+    // The 429 halved bulk's 40/min and emptied its bucket: the retry waits for a token at
+    // 20/min (3 s), longer than the first backoff step (1 s plus jitter below 1 s).
+    let gap = seen[1].at - seen[0].at;
+    assert!(gap >= Duration::from_secs(3) && gap < Duration::from_millis(3100), "{gap:?}");
+    assert!(duo.get_user("DU00000000000000001").await.is_ok());
+    assert!(duo.get_users_by_usernames(&["a".to_owned()]).await.is_ok());
+    let by_class: Vec<(&str, u64, u64, Option<f64>)> =
+        duo.pacing_stats().iter().map(|s| (s.class.name(), s.calls, s.rate_limited, s.rate_per_minute)).collect();
+    assert_eq!(
+        by_class,
+        vec![
+            ("write", 0, 0, Some(240.0)),
+            ("single_read", 1, 0, Some(240.0)),
+            ("page_read", 0, 0, Some(160.0)),
+            ("list_lookup", 1, 0, Some(32.0)),
+            ("bulk", 2, 1, Some(20.0)),
+        ]
+    );
 }

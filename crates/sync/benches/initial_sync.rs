@@ -76,7 +76,16 @@ async fn main() {
     // exceeding what the per-minute bucket allows.
     let per_min = |duo: f64| (duo * SCALE * 0.99) as u32;
     let burst = (300.0 * SCALE / 60.0 * 1.5) as u32;
-    cfg.pacing = PacingConfig { writes_per_minute: per_min(300.0), single_reads_per_minute: per_min(300.0), page_reads_per_minute: per_min(200.0), burst };
+    // The emulator counts bulk calls as writes and id-list lookups as page reads (its default).
+    cfg.pacing = PacingConfig {
+        writes_per_minute: per_min(300.0),
+        single_reads_per_minute: per_min(300.0),
+        page_reads_per_minute: per_min(200.0),
+        list_lookups_per_minute: per_min(200.0),
+        bulk_per_minute: per_min(300.0),
+        burst,
+        ..PacingConfig::default()
+    };
     cfg.max_concurrency = 8;
     let duo = DuoClient::new(cfg).expect("client");
     let settings = SyncSettings {
