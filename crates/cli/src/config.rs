@@ -43,6 +43,10 @@ struct RawDuo {
     writes_per_minute: Option<u32>,
     single_reads_per_minute: Option<u32>,
     page_reads_per_minute: Option<u32>,
+    list_lookups_per_minute: Option<u32>,
+    bulk_per_minute: Option<u32>,
+    adaptive_pacing: Option<bool>,
+    pacing_recovery_secs: Option<u64>,
     max_concurrency: Option<usize>,
     server_retries: Option<u32>,
     bulk: Option<String>,
@@ -312,6 +316,14 @@ pub struct DuoConnection {
     pub writes_per_minute: Option<u32>,
     pub single_reads_per_minute: Option<u32>,
     pub page_reads_per_minute: Option<u32>,
+    /// Unpaged lookups by id or username lists per minute; `None` keeps the default (32).
+    pub list_lookups_per_minute: Option<u32>,
+    /// Bulk calls per minute; `None` keeps the default (40).
+    pub bulk_per_minute: Option<u32>,
+    /// Whether each class's rate adapts to 429s; `None` keeps the default (yes).
+    pub adaptive_pacing: Option<bool>,
+    /// Seconds without a 429 per recovery step; `None` keeps the default (30).
+    pub pacing_recovery_secs: Option<u64>,
     pub max_concurrency: Option<usize>,
     /// Retries after a 5xx or a broken connection; `None` keeps the client's default (3).
     pub server_retries: Option<u32>,
@@ -439,10 +451,19 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         if d.ca_file.is_some() && tls_roots != duoprov_duo::TlsRoots::System {
             bail!("{key}.ca_file: adds to the system roots, so it needs tls_roots = \"system\"; with pinned roots, put every CA in the tls_roots file");
         }
-        for (k, v) in [("writes_per_minute", d.writes_per_minute), ("single_reads_per_minute", d.single_reads_per_minute), ("page_reads_per_minute", d.page_reads_per_minute)] {
+        for (k, v) in [
+            ("writes_per_minute", d.writes_per_minute),
+            ("single_reads_per_minute", d.single_reads_per_minute),
+            ("page_reads_per_minute", d.page_reads_per_minute),
+            ("list_lookups_per_minute", d.list_lookups_per_minute),
+            ("bulk_per_minute", d.bulk_per_minute),
+        ] {
             if v == Some(0) {
                 bail!("{key}.{k}: must be at least 1");
             }
+        }
+        if d.pacing_recovery_secs == Some(0) {
+            bail!("{key}.pacing_recovery_secs: must be at least 1");
         }
         if d.max_concurrency == Some(0) {
             bail!("{key}.max_concurrency: must be at least 1");
@@ -480,6 +501,10 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 writes_per_minute: d.writes_per_minute,
                 single_reads_per_minute: d.single_reads_per_minute,
                 page_reads_per_minute: d.page_reads_per_minute,
+                list_lookups_per_minute: d.list_lookups_per_minute,
+                bulk_per_minute: d.bulk_per_minute,
+                adaptive_pacing: d.adaptive_pacing,
+                pacing_recovery_secs: d.pacing_recovery_secs,
                 max_concurrency: d.max_concurrency,
                 server_retries: d.server_retries,
                 bulk,

@@ -182,6 +182,7 @@ fn restrict_desired(desired: &DesiredState, groups: &HashSet<&str>, users: &Hash
 /// from Duo and plans. `now_ms` decides which retries are due.
 pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings, now_ms: i64) -> Result<Incremental, SyncError> {
     let start = Instant::now();
+    let pacing_before = duo.pacing_stats();
     let name = settings.provisioner.as_str();
     let inc = &settings.incremental;
     let Some(checkpoint) = store.checkpoint(name).await? else {
@@ -461,5 +462,6 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         read_calls: calls,
         read_ms,
         plan_ms,
+        pacing_before,
     })))
 }

@@ -26,6 +26,6 @@ mod run;
 pub use error::SyncError;
 pub use fence::{Fence, FenceHandle};
 pub use progress::{NoProgress, Progress};
-pub use report::RunReport;
+pub use report::{ClassReport, RunReport};
 pub use incremental::{prepare_incremental, Incremental, IncrementalSettings, ScopeSummary};
 pub use run::{now_ms, prepare, run, Prepared, RunKind, SavedPlan, SyncOptions, SyncSettings};

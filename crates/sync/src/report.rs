@@ -1,6 +1,6 @@
 //! The outcome of a run: what was created, updated, deleted and failed per object type, which
 //! objects were held back by plan errors, the digest of the removals it applied, how many Duo
-//! calls it took and how long each phase took — and from that its status: `succeeded`, `partial`
+//! calls it took (and per call class: attempts, 429s and the paced rate) and how long each phase took — and from that its status: `succeeded`, `partial`
 //! (some objects failed or are held) or `failed` (Duo refused every write with 403: the Admin API
 //! application lacks "Grant write resource").
 
@@ -30,7 +30,45 @@ pub struct Failure {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// One call class's share of a run: attempts sent (retries included), how many Duo answered
+/// with 429, and the rate the client paces the class at (per minute; `None` when not paced).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClassReport {
+    /// `write`, `single_read`, `page_read`, `list_lookup` or `bulk`.
+    pub class: String,
+    pub calls: u64,
+    pub rate_limited: u64,
+    /// The configured rate: the most the class is paced at.
+    pub ceiling_per_minute: Option<f64>,
+    /// The rate at the end of the run.
+    pub rate_per_minute: Option<f64>,
+    /// The lowest rate since the client started (for `duoprov sync`: this run).
+    pub lowest_per_minute: Option<f64>,
+}
+
+/// Per class, what happened between two snapshots of the client's pacing counters.
+pub fn class_reports(before: &[duoprov_duo::ClassStats], after: &[duoprov_duo::ClassStats]) -> Vec<ClassReport> {
+    after
+        .iter()
+        .map(|a| {
+            let b = before.iter().find(|b| b.class == a.class);
+            ClassReport {
+                class: a.class.name().to_owned(),
+                calls: a.calls - b.map_or(0, |b| b.calls.min(a.calls)),
+                rate_limited: a.rate_limited - b.map_or(0, |b| b.rate_limited.min(a.rate_limited)),
+                ceiling_per_minute: a.ceiling_per_minute,
+                rate_per_minute: a.rate_per_minute.map(round1),
+                lowest_per_minute: a.lowest_per_minute.map(round1),
+            }
+        })
+        .collect()
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunReport {
     pub provisioner: String,
     /// `full` or `incremental`.
@@ -64,6 +102,8 @@ pub struct RunReport {
     pub escalated: Option<String>,
     /// Failed objects put on the retry list.
     pub retries_scheduled: usize,
+    /// Duo calls per call class, with 429s and paced rates.
+    pub duo_classes: Vec<ClassReport>,
 }
 
 impl RunReport {
@@ -124,7 +164,36 @@ impl RunReport {
             self.read_calls,
             self.write_calls,
             total_ms as f64 / 1000.0
-        )
+        ) + &self.class_summary()
+    }
+
+    /// `; per class: write 12, bulk 5 (2 rate-limited; paced 20/min, lowest 20/min, at most
+    /// 40/min)`: the classes that made calls, with rates only where Duo answered 429 or the pace
+    /// is not at its ceiling. Empty when no class made calls.
+    pub fn class_summary(&self) -> String {
+        let per_min = |r: Option<f64>| r.map_or_else(|| "unpaced".to_owned(), |r| format!("{r}/min"));
+        let parts: Vec<String> = self
+            .duo_classes
+            .iter()
+            .filter(|c| c.calls > 0 || c.rate_limited > 0 || c.rate_per_minute != c.ceiling_per_minute)
+            .map(|c| {
+                let slowed = c.rate_limited > 0 || c.rate_per_minute != c.ceiling_per_minute || c.lowest_per_minute != c.ceiling_per_minute;
+                if slowed {
+                    format!(
+                        "{} {} ({} rate-limited; paced {}, lowest {}, at most {})",
+                        c.class,
+                        c.calls,
+                        c.rate_limited,
+                        per_min(c.rate_per_minute),
+                        per_min(c.lowest_per_minute),
+                        per_min(c.ceiling_per_minute)
+                    )
+                } else {
+                    format!("{} {}", c.class, c.calls)
+                }
+            })
+            .collect();
+        if parts.is_empty() { String::new() } else { format!("; per class: {}", parts.join(", ")) }
     }
 }
 
@@ -143,6 +212,32 @@ mod tests {
         assert!(crate::apply::is_forbidden(&forbidden.to_string()), "{forbidden}");
         let not_found = DuoError::new("POST /admin/v1/users/DU1", ErrorKind::NotFound { code: Some(40401), message: "Resource not found".into() });
         assert!(!crate::apply::is_forbidden(&not_found.to_string()), "{not_found}");
+    }
+
+    #[test]
+    fn the_summary_names_each_class_s_calls_and_the_rates_of_the_classes_duo_slowed() {
+        use duoprov_duo::{CallClass, ClassStats};
+        let stats = |class, calls, limited, rate: Option<f64>, lowest: Option<f64>, ceiling: Option<f64>| ClassStats {
+            class,
+            calls,
+            rate_limited: limited,
+            ceiling_per_minute: ceiling,
+            rate_per_minute: rate,
+            lowest_per_minute: lowest,
+        };
+        let before = vec![stats(CallClass::Write, 10, 0, Some(240.0), Some(240.0), Some(240.0)), stats(CallClass::Bulk, 3, 1, Some(20.0), Some(20.0), Some(40.0))];
+        let after = vec![
+            stats(CallClass::Write, 22, 0, Some(240.0), Some(240.0), Some(240.0)),
+            stats(CallClass::SingleRead, 0, 0, None, None, None),
+            stats(CallClass::Bulk, 8, 3, Some(10.0), Some(10.0), Some(40.0)),
+        ];
+        let r = RunReport { duo_classes: class_reports(&before, &after), ..Default::default() };
+        assert_eq!(r.duo_classes[0], ClassReport { class: "write".into(), calls: 12, rate_limited: 0, ceiling_per_minute: Some(240.0), rate_per_minute: Some(240.0), lowest_per_minute: Some(240.0) });
+        assert_eq!((r.duo_classes[2].calls, r.duo_classes[2].rate_limited), (5, 2), "counts are this run's, not the client's lifetime");
+        assert!(r.summary().ends_with("; per class: write 12, bulk 5 (2 rate-limited; paced 10/min, lowest 10/min, at most 40/min)"), "{}", r.summary());
+        let json = serde_json::to_value(&r).unwrap_or_default();
+        assert_eq!(json["duo_classes"][2]["rate_limited"], 2);
+        assert_eq!(json["duo_classes"][2]["lowest_per_minute"], 10.0);
     }
 
     #[test]

@@ -103,6 +103,8 @@ pub struct Prepared {
     pub read_calls: usize,
     pub read_ms: u64,
     pub plan_ms: u64,
+    /// The client's per-class counters when preparing began (the run reports the difference).
+    pub pacing_before: Vec<duoprov_duo::ClassStats>,
 }
 
 impl Prepared {
@@ -163,6 +165,7 @@ pub(crate) async fn read_links(store: &dyn Store, settings: &SyncSettings) -> Re
 /// Reads the registry selection, Duo and the links, and plans.
 pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings) -> Result<Prepared, SyncError> {
     let start = Instant::now();
+    let pacing_before = duo.pacing_stats();
     let name = settings.provisioner.as_str();
     // Read before the selection: a change committed in between is then replayed by the next
     // incremental sync (harmless) rather than skipped.
@@ -195,6 +198,7 @@ pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings
         read_calls: duo_read.calls,
         read_ms,
         plan_ms,
+        pacing_before,
     })
 }
 
@@ -269,7 +273,9 @@ pub async fn run(
         timings_ms: vec![("read".into(), prepared.read_ms), ("plan".into(), prepared.plan_ms)],
         ..Default::default()
     };
-    let finish = |status: &'static str, message: Option<String>, report: RunReport| async move {
+    let pacing_before = prepared.pacing_before.clone();
+    let finish = |status: &'static str, message: Option<String>, mut report: RunReport| async move {
+        report.duo_classes = crate::report::class_reports(&pacing_before, &duo.pacing_stats());
         let counts = serde_json::to_value(&report).unwrap_or_default();
         let timings = serde_json::to_value(&report.timings_ms).unwrap_or_default();
         store.finish_run(run_id, status, &counts, &timings, message.as_deref()).await?;

@@ -31,7 +31,10 @@ pub fn run(ctx: &Context) -> Result<u8> {
                 "ca_file": d.ca_file.as_ref().map(|p| p.display().to_string()), "tls_roots": d.tls_roots.describe(),
                 "signature_version": d.signature_version, "timeout_secs": d.timeout_secs,
                 "writes_per_minute": d.writes_per_minute, "single_reads_per_minute": d.single_reads_per_minute,
-                "page_reads_per_minute": d.page_reads_per_minute, "max_concurrency": d.max_concurrency,
+                "page_reads_per_minute": d.page_reads_per_minute,
+                "list_lookups_per_minute": d.list_lookups_per_minute, "bulk_per_minute": d.bulk_per_minute,
+                "adaptive_pacing": d.adaptive_pacing, "pacing_recovery_secs": d.pacing_recovery_secs,
+                "max_concurrency": d.max_concurrency,
                 "server_retries": d.server_retries, "bulk": d.bulk.as_str(),
             })
         })

@@ -64,6 +64,18 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog) -> R
     if let Some(n) = conn.page_reads_per_minute {
         cfg.pacing.page_reads_per_minute = n;
     }
+    if let Some(n) = conn.list_lookups_per_minute {
+        cfg.pacing.list_lookups_per_minute = n;
+    }
+    if let Some(n) = conn.bulk_per_minute {
+        cfg.pacing.bulk_per_minute = n;
+    }
+    if let Some(on) = conn.adaptive_pacing {
+        cfg.pacing.adaptive = on;
+    }
+    if let Some(n) = conn.pacing_recovery_secs {
+        cfg.pacing.recovery_interval = Duration::from_secs(n);
+    }
     if let Some(n) = conn.max_concurrency {
         cfg.max_concurrency = n;
     }

@@ -38,7 +38,7 @@ async fn setup(provisioner: &str, registry: &Value) -> Env {
     }
     let config = format!(
         "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\
-         writes_per_minute = 600000\nsingle_reads_per_minute = 600000\npage_reads_per_minute = 600000\nserver_retries = 0\n\n\
+         writes_per_minute = 600000\nsingle_reads_per_minute = 600000\npage_reads_per_minute = 600000\nlist_lookups_per_minute = 600000\nbulk_per_minute = 600000\nserver_retries = 0\n\n\
          [provisioner.duoTest]\nduo = \"test\"\n{provisioner}\n",
         emulator.base_url()
     );

@@ -62,7 +62,7 @@ fn write_folder(dir: &Path, emu: &RunningEmulator, registry: &str, extra: &str) 
     }
     let config = format!(
         "[registry]\n{registry}\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\
-         writes_per_minute = 600000\nsingle_reads_per_minute = 600000\npage_reads_per_minute = 600000\nmax_concurrency = 2\n\n\
+         writes_per_minute = 600000\nsingle_reads_per_minute = 600000\npage_reads_per_minute = 600000\nlist_lookups_per_minute = 600000\nbulk_per_minute = 600000\nmax_concurrency = 2\n\n\
          [provisioner.duoTest]\nduo = \"test\"\nconcurrency = 2\n\n\
          [provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n\n{extra}\n",
         emu.base_url()

@@ -212,7 +212,7 @@ pub fn folder(dir: &Path, emulator: &RunningEmulator, concurrency: usize, regist
     }
     let config = format!(
         "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\
-         writes_per_minute = 600000\nsingle_reads_per_minute = 600000\npage_reads_per_minute = 600000\nmax_concurrency = {concurrency}\nserver_retries = 6\n\n\
+         writes_per_minute = 600000\nsingle_reads_per_minute = 600000\npage_reads_per_minute = 600000\nlist_lookups_per_minute = 600000\nbulk_per_minute = 600000\nmax_concurrency = {concurrency}\nserver_retries = 6\n\n\
          [provisioner.duoTest]\nduo = \"test\"\nconcurrency = {concurrency}\n",
         emulator.base_url()
     );
