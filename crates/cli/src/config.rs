@@ -826,6 +826,21 @@ mod tests {
     }
 
     #[test]
+    fn pacing_keys_old_and_new_are_read_and_a_zero_rate_is_named() {
+        let conn = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n";
+        let old = parse_str(&format!("{conn}writes_per_minute = 100\npage_reads_per_minute = 50\n")).unwrap();
+        let d = &old.duo["prod"];
+        assert_eq!((d.writes_per_minute, d.page_reads_per_minute, d.list_lookups_per_minute, d.bulk_per_minute), (Some(100), Some(50), None, None));
+        let new = parse_str(&format!("{conn}list_lookups_per_minute = 20\nbulk_per_minute = 30\nadaptive_pacing = false\npacing_recovery_secs = 60\n")).unwrap();
+        let d = &new.duo["prod"];
+        assert_eq!((d.list_lookups_per_minute, d.bulk_per_minute, d.adaptive_pacing, d.pacing_recovery_secs), (Some(20), Some(30), Some(false), Some(60)));
+        for key in ["bulk_per_minute", "list_lookups_per_minute", "pacing_recovery_secs"] {
+            let e = parse_str(&format!("{conn}{key} = 0\n")).unwrap_err().to_string();
+            assert!(e.contains(&format!("duo.prod.{key}")) && e.contains("at least 1"), "{e}");
+        }
+    }
+
+    #[test]
     fn provisioners_of_one_duo_account_know_each_other() {
         let conn = |name: &str, host: &str| format!("[duo.{name}]\napi_host = \"{host}\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n");
         let text = format!(

@@ -113,6 +113,10 @@ mod tests {
             writes_per_minute: None,
             single_reads_per_minute: None,
             page_reads_per_minute: None,
+            list_lookups_per_minute: Some(20),
+            bulk_per_minute: Some(25),
+            adaptive_pacing: Some(false),
+            pacing_recovery_secs: Some(45),
             max_concurrency: None,
             server_retries: Some(5),
             bulk: duoprov_duo::BulkMode::Never,
@@ -138,6 +142,18 @@ mod tests {
         assert_eq!(cfg.traffic_log, TrafficLogMode::OnError);
         assert_eq!(cfg.traffic_bodies, BodyLog::Full);
         assert_eq!(cfg.bulk, duoprov_duo::BulkMode::Never);
+        let defaults = duoprov_duo::PacingConfig::default();
+        assert_eq!(
+            cfg.pacing,
+            duoprov_duo::PacingConfig {
+                list_lookups_per_minute: 20,
+                bulk_per_minute: 25,
+                adaptive: false,
+                recovery_interval: Duration::from_secs(45),
+                ..defaults
+            },
+            "the pacing keys reach the client; those not set keep the defaults"
+        );
         assert!(!format!("{cfg:?}").contains("a-secret-that-must-not-show"));
 
         let cfg = duo_config(&connection(file, 2), LogHttp::Always, BodyLog::Masked).unwrap();

@@ -1,6 +1,7 @@
 //! The daemon's metrics, served at `/metrics` in the Prometheus/OpenMetrics text format: runs by
 //! type and result, operations by object, action and result, Duo calls by endpoint and status,
-//! 429 answers, call latency histograms, change-log lag, and when the last successful full and
+//! 429 answers, call latency histograms, per provisioner and call class the attempts, 429s and
+//! the client's current and lowest paced rate, change-log lag, and when the last successful full and
 //! incremental syncs finished. Duo paths are reduced to endpoints (`{id}` for object ids) so the
 //! label sets stay bounded.
 
@@ -49,6 +50,12 @@ struct ProvisionerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    provisioner: String,
+    class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     provisioner: String,
     kind: String,
@@ -72,6 +79,12 @@ pub struct Metrics {
     lag_seconds: Family<ProvisionerLabels, Gauge<f64, AtomicU64>>,
     last_success: Family<KindLabels, Gauge<f64, AtomicU64>>,
     holding: Family<ProvisionerLabels, Gauge>,
+    class_calls: Family<ClassLabels, Counter>,
+    class_rate_limited: Family<ClassLabels, Counter>,
+    paced_rate: Family<ClassLabels, Gauge<f64, AtomicU64>>,
+    lowest_paced_rate: Family<ClassLabels, Gauge<f64, AtomicU64>>,
+    /// The client counters last folded into `class_calls` and `class_rate_limited`.
+    class_seen: std::sync::Mutex<std::collections::HashMap<ClassLabels, (u64, u64)>>,
 }
 
 impl Default for Metrics {
@@ -116,7 +129,39 @@ impl Metrics {
         );
         let holding = Family::<ProvisionerLabels, Gauge>::default();
         registry.register("runner_holding", "1 while this daemon holds the provisioner's runner lock, 0 while on standby", holding.clone());
-        Metrics { registry, runs, operations, duo_calls, rate_limited, call_seconds, lag_entries, lag_seconds, last_success, holding }
+        let class_calls = Family::<ClassLabels, Counter>::default();
+        registry.register(
+            "duo_class_calls",
+            "HTTP attempts to the Duo Admin API by provisioner and pacing class (write, single_read, page_read, list_lookup, bulk)",
+            class_calls.clone(),
+        );
+        let class_rate_limited = Family::<ClassLabels, Counter>::default();
+        registry.register("duo_class_rate_limited", "Duo answers 429 (rate limited), by provisioner and pacing class", class_rate_limited.clone());
+        let paced_rate = Family::<ClassLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "duo_paced_rate_per_minute",
+            "Calls per minute the client paces each class at now (lowered by 429s, recovering while Duo is quiet)",
+            paced_rate.clone(),
+        );
+        let lowest_paced_rate = Family::<ClassLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register("duo_lowest_paced_rate_per_minute", "The lowest rate each class was paced at since the daemon started", lowest_paced_rate.clone());
+        Metrics {
+            registry,
+            runs,
+            operations,
+            duo_calls,
+            rate_limited,
+            call_seconds,
+            lag_entries,
+            lag_seconds,
+            last_success,
+            holding,
+            class_calls,
+            class_rate_limited,
+            paced_rate,
+            lowest_paced_rate,
+            class_seen: Default::default(),
+        }
     }
 
     /// The text exposition.
@@ -151,6 +196,23 @@ impl Metrics {
         let l = ProvisionerLabels { provisioner: provisioner.into() };
         self.lag_entries.get_or_create(&l).set(entries);
         self.lag_seconds.get_or_create(&l).set(seconds);
+    }
+
+    /// Folds a provisioner's client counters (since the client started) into the per-class
+    /// counters and sets its paced-rate gauges. Unpaced classes get no rate gauges.
+    pub fn pacing(&self, provisioner: &str, stats: &[duoprov_duo::ClassStats]) {
+        let mut seen = self.class_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for s in stats {
+            let labels = ClassLabels { provisioner: provisioner.into(), class: s.class.name().into() };
+            let (calls, limited) = seen.get(&labels).copied().unwrap_or((0, 0));
+            self.class_calls.get_or_create(&labels).inc_by(s.calls.saturating_sub(calls));
+            self.class_rate_limited.get_or_create(&labels).inc_by(s.rate_limited.saturating_sub(limited));
+            if let (Some(rate), Some(lowest)) = (s.rate_per_minute, s.lowest_per_minute) {
+                self.paced_rate.get_or_create(&labels).set(rate);
+                self.lowest_paced_rate.get_or_create(&labels).set(lowest);
+            }
+            seen.insert(labels, (s.calls.max(calls), s.rate_limited.max(limited)));
+        }
     }
 
     pub fn holding(&self, provisioner: &str, holding: bool) {
@@ -188,7 +250,20 @@ mod tests {
         m.run_finished("duoTest", "incremental", "succeeded", Some(&report), Duration::from_secs(1_700_000_000));
         m.lag("duoTest", 3, 1.5);
         m.holding("duoTest", true);
+        let class = |class, calls, limited, rate: Option<f64>, lowest: Option<f64>| duoprov_duo::ClassStats {
+            class,
+            calls,
+            rate_limited: limited,
+            ceiling_per_minute: rate.map(|_| 40.0),
+            rate_per_minute: rate,
+            lowest_per_minute: lowest,
+        };
+        use duoprov_duo::CallClass::{Bulk, SingleRead};
+        m.pacing("duoTest", &[class(Bulk, 7, 2, Some(20.0), Some(10.0)), class(SingleRead, 4, 0, None, None)]);
+        // Counters since the client started: only the growth is added.
+        m.pacing("duoTest", &[class(Bulk, 9, 3, Some(24.0), Some(10.0)), class(SingleRead, 4, 0, None, None)]);
         let text = m.encode();
+        assert!(!text.contains("duoprov_duo_paced_rate_per_minute{provisioner=\"duoTest\",class=\"single_read\"}"), "an unpaced class has no rate");
         for needle in [
             "duoprov_runs_total{provisioner=\"duoTest\",kind=\"incremental\",result=\"succeeded\"} 1",
             "duoprov_operations_total{provisioner=\"duoTest\",object=\"group\",action=\"create\",result=\"ok\"} 2",
@@ -198,6 +273,11 @@ mod tests {
             "duoprov_change_log_lag_entries{provisioner=\"duoTest\"} 3",
             "duoprov_last_success_timestamp_seconds{provisioner=\"duoTest\",kind=\"incremental\"} 1700000000",
             "duoprov_runner_holding{provisioner=\"duoTest\"} 1",
+            "duoprov_duo_class_calls_total{provisioner=\"duoTest\",class=\"bulk\"} 9",
+            "duoprov_duo_class_calls_total{provisioner=\"duoTest\",class=\"single_read\"} 4",
+            "duoprov_duo_class_rate_limited_total{provisioner=\"duoTest\",class=\"bulk\"} 3",
+            "duoprov_duo_paced_rate_per_minute{provisioner=\"duoTest\",class=\"bulk\"} 24.0",
+            "duoprov_duo_lowest_paced_rate_per_minute{provisioner=\"duoTest\",class=\"bulk\"} 10.0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

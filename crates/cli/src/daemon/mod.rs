@@ -364,6 +364,7 @@ impl Loop {
                     wait
                 }
             };
+            self.shared.metrics.pacing(&self.name, &self.duo.pacing_stats());
             if lag == Lag::Stale {
                 self.update_lag().await;
             }
