@@ -1,0 +1,217 @@
+//! Adaptive pacing end to end: a full sync against the emulator with its rate limits on (each
+//! class limited on its own, bulk calls and id-list lookups included), everything scaled by
+//! [`SCALE`] so that a Duo minute lasts six seconds (the emulator's limiters run on the real
+//! clock, so time cannot be paused here). Against a tenant whose limits are a third to a half of
+//! Duo's documented figures, the client's per-class rates come down after a few 429s and the sync
+//! converges; against the documented limits, the client's default pacing (80 % of them) draws no
+//! 429 at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use duoprov_duo::{BulkMode, DuoClient, DuoConfig, PacingConfig, RetryConfig};
+use duoprov_emulator::config::RateLimits;
+use duoprov_emulator::{Emulator, EmulatorHandle, Integration};
+use duoprov_model::{FolderPath, GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
+use duoprov_plan::safety::Approval;
+use duoprov_plan::{Mapping, MappingConfig, Policy};
+use duoprov_registry::{NodeAttrs, OpenOptions};
+use duoprov_sync::{NoProgress, RunReport, SyncOptions, SyncSettings};
+
+const IKEY: &str = "DIPACING000000000001";
+const SKEY: &str = "pacing-test-secret-key-0123456789abcdef";
+
+/// Every rate (the emulator's limits and the client's pacing and waits) is this many times Duo's.
+const SCALE: f64 = 10.0;
+/// Calls in flight at once.
+const CONCURRENCY: usize = 4;
+const USERS: usize = 40;
+const GROUPS: usize = 3;
+
+/// The client's recovery interval (Duo's 30 s, scaled).
+fn recovery() -> Duration {
+    Duration::from_secs_f64(30.0 / SCALE)
+}
+
+/// Emulator limits per Duo minute, scaled, with bursts of 0.5 % of a real minute's calls (5
+/// writes at the lower tenant's 100/min, 15 at Duo's 300/min).
+fn limits(write: u32, read_one: u32, read_page: u32, bulk: u32, id_list: u32) -> RateLimits {
+    RateLimits {
+        enabled: true,
+        read_one_per_min: read_one,
+        read_page_per_min: read_page,
+        write_per_min: write,
+        bulk_per_min: Some(bulk),
+        id_list_per_min: Some(id_list),
+        scale: SCALE,
+        burst_fraction: 0.005,
+    }
+}
+
+/// The client's default pacing and retry schedule, scaled.
+fn client(url: String) -> DuoClient {
+    let d = PacingConfig::default();
+    let s = |per_min: u32| (f64::from(per_min) * SCALE) as u32;
+    let mut cfg = DuoConfig::new("127.0.0.1", IKEY, SKEY.to_owned().into());
+    cfg.url = Some(url);
+    cfg.pacing = PacingConfig {
+        writes_per_minute: s(d.writes_per_minute),
+        single_reads_per_minute: s(d.single_reads_per_minute),
+        page_reads_per_minute: s(d.page_reads_per_minute),
+        list_lookups_per_minute: s(d.list_lookups_per_minute),
+        bulk_per_minute: s(d.bulk_per_minute),
+        recovery_interval: recovery(),
+        ..d
+    };
+    let r = RetryConfig::default();
+    cfg.retry = RetryConfig {
+        initial_backoff: r.initial_backoff.div_f64(SCALE),
+        max_backoff: r.max_backoff.div_f64(SCALE),
+        max_jitter: r.max_jitter.div_f64(SCALE),
+        max_server_retries: r.max_server_retries,
+    };
+    cfg.max_concurrency = CONCURRENCY;
+    // Membership changes as single writes: the write class carries the load.
+    cfg.bulk = BulkMode::Never;
+    DuoClient::new(cfg).expect("client")
+}
+
+fn group(i: usize) -> GroupName {
+    GroupName::parse(&format!("app:duo:g{i}")).unwrap()
+}
+
+fn subject(i: usize) -> SubjectKey {
+    SubjectKey::new("ldap", format!("s{i}"))
+}
+
+/// User `i` is in groups `i % GROUPS` and `(i + 1) % GROUPS`.
+fn wanted() -> BTreeMap<String, BTreeSet<String>> {
+    let mut m: BTreeMap<String, BTreeSet<String>> = (0..GROUPS).map(|g| (format!("g{g}"), BTreeSet::new())).collect();
+    for i in 0..USERS {
+        for g in [i % GROUPS, (i + 1) % GROUPS] {
+            m.entry(format!("g{g}")).or_default().insert(format!("u{i}"));
+        }
+    }
+    m
+}
+
+/// Group name → member usernames, as Duo holds them.
+fn memberships(handle: &EmulatorHandle) -> BTreeMap<String, BTreeSet<String>> {
+    let dump = handle.state();
+    dump.groups
+        .iter()
+        .map(|g| {
+            let members = dump.users.iter().filter(|u| u.groups.contains(&g.group_id)).map(|u| u.username.clone()).collect();
+            (g.name.clone(), members)
+        })
+        .collect()
+}
+
+struct Outcome {
+    report: RunReport,
+    /// 429s the emulator answered.
+    server_429s: usize,
+    elapsed: Duration,
+}
+
+/// A full sync of the scenario against a fresh emulator with `limits`; checks that it converged
+/// (Duo holds exactly the registry's memberships and a second plan is empty).
+async fn sync_under(limits: RateLimits, what: &str) -> Outcome {
+    let emulator = Emulator::builder()
+        .integration(Integration::new(IKEY, SKEY))
+        .configure(|s| s.rate_limits = limits)
+        .spawn_on("127.0.0.1:0")
+        .await
+        .expect("emulator");
+    let handle = emulator.handle().clone();
+    let duo = client(emulator.base_url());
+    let store = duoprov_registry::open("sqlite::memory:", &OpenOptions::default()).await.unwrap();
+    for i in 0..USERS {
+        let patch = SubjectPatch { login_id: Some(Some(format!("u{i}"))), name: Some(Some(format!("Person {i}"))), ..Default::default() };
+        store.upsert_subject(&subject(i), &patch).await.unwrap();
+    }
+    for g in 0..GROUPS {
+        store.add_group(&group(g), &NodeAttrs::default(), true).await.unwrap();
+    }
+    for i in 0..USERS {
+        for g in [i % GROUPS, (i + 1) % GROUPS] {
+            store.add_member(&group(g), &GroupMember::Subject(subject(i))).await.unwrap();
+        }
+    }
+    let marker = Marker { provisioner: "p".into(), target: MarkerTarget::Folder(FolderPath::parse("app:duo").unwrap()), scope: MarkerScope::Sub, provision: true };
+    store.assign_marker(&marker).await.unwrap();
+    let settings = SyncSettings {
+        provisioner: "p".into(),
+        policy: Policy::default(),
+        mapping: Arc::new(Mapping::compile(&MappingConfig::default(), "p").unwrap()),
+        eligible_group: None,
+        subject_sources: None,
+        concurrency: CONCURRENCY,
+        incremental: Default::default(),
+        load_duo_users: false,
+        shares_duo_with: Vec::new(),
+    };
+
+    let start = Instant::now();
+    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap_or_else(|e| panic!("{what}: prepare: {e}"));
+    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None };
+    let report = duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &NoProgress).await.unwrap_or_else(|e| panic!("{what}: run: {e}"));
+    let elapsed = start.elapsed();
+
+    assert!(report.failures.is_empty(), "{what}: {:?}", report.failures);
+    assert_eq!(report.users.created, USERS, "{what}");
+    assert_eq!(memberships(&handle), wanted(), "{what}");
+    let again = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap_or_else(|e| panic!("{what}: second prepare: {e}"));
+    assert!(again.plan.ops.is_empty(), "{what}: a second plan is not empty: {:?}", again.plan.ops);
+
+    let server_429s = handle.calls().iter().filter(|c| c.status == 429).count();
+    emulator.shutdown().await.ok();
+    Outcome { report, server_429s, elapsed }
+}
+
+fn class<'a>(r: &'a RunReport, name: &str) -> &'a duoprov_sync::ClassReport {
+    r.duo_classes.iter().find(|c| c.class == name).unwrap_or_else(|| panic!("no class {name} in {:?}", r.duo_classes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_against_a_tenant_with_lower_limits_than_documented_converges_after_few_429s() {
+    // A third of Duo's write limit, half of its other figures (bulk and id lists included).
+    let out = sync_under(limits(100, 150, 100, 25, 20), "lower limits").await;
+    let r = &out.report;
+    let writes = class(r, "write");
+    let total: u64 = r.duo_classes.iter().map(|c| c.rate_limited).sum();
+    assert_eq!(total as usize, out.server_429s, "every 429 the emulator answered is in the report: {:?}", r.duo_classes);
+    // Memberships are single writes (3 group creates, 2 per user): the write class meets the
+    // limit, and Duo has to slow it down.
+    assert!(writes.calls >= (GROUPS + 2 * USERS) as u64, "{writes:?}");
+    assert!(writes.rate_limited >= 1, "the client paced writes above the tenant's limit yet saw no 429: {writes:?}");
+    let limit = 100.0 * SCALE;
+    assert!(writes.lowest_per_minute.is_some_and(|l| l < limit), "the write rate never came under the limit: {writes:?}");
+    // The bound: reaching the limit from the ceiling takes two cuts (2 400 → 1 200 → 600 per
+    // minute against 1 000), and afterwards a cut at most every two recovery intervals (two
+    // steps of 10 % of the ceiling climb back over the limit from half of it). Each cut can come
+    // with a 429 for every other call already in flight, which does not cut again.
+    let cuts = 2.0 + out.elapsed.as_secs_f64() / (2.0 * recovery().as_secs_f64()) + 1.0;
+    let bound = (cuts * CONCURRENCY as f64).floor() as u64;
+    for c in &r.duo_classes {
+        assert!(c.rate_limited <= bound, "{}: {} 429s in {:.1} s (bound {bound}): {:?}", c.class, c.rate_limited, out.elapsed.as_secs_f64(), r.duo_classes);
+    }
+    assert!(writes.rate_limited * 5 <= writes.calls, "more than one write in five drew a 429: {writes:?}");
+    assert!(r.summary().contains("write ") && r.summary().contains("rate-limited"), "{}", r.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_against_the_documented_limits_draws_no_429() {
+    // Duo staff's figures: 300 writes, 300 single reads, 200 page reads, 40 unpaged lookups, and
+    // the secondary source's 50 bulk calls per minute.
+    let out = sync_under(limits(300, 300, 200, 50, 40), "documented limits").await;
+    let r = &out.report;
+    assert_eq!(out.server_429s, 0, "{:?}", r.duo_classes);
+    for c in &r.duo_classes {
+        assert_eq!(c.rate_limited, 0, "{c:?}");
+        assert_eq!((c.rate_per_minute, c.lowest_per_minute), (c.ceiling_per_minute, c.ceiling_per_minute), "{c:?}");
+    }
+    assert!(class(r, "write").calls >= (GROUPS + 2 * USERS) as u64);
+    assert_eq!(class(r, "bulk").calls, 1, "one bulk create for the {USERS} users");
+}
