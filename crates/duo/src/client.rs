@@ -1,6 +1,7 @@
 //! [`DuoClient`] and its one request path: lay out the parameters for the signature variant,
 //! sign with a fresh date, pace, send exactly the signed bytes, read the envelope, classify the
-//! outcome, retry what may be retried within the call's deadline, and write the traffic log.
+//! outcome (telling the pacer of every attempt and 429 in the call's class), retry what may be
+//! retried within the call's deadline, and write the traffic log.
 //! The typed operations (users, groups, bulk) are thin wrappers over [`DuoClient::call`].
 
 use std::sync::Arc;

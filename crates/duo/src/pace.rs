@@ -2,17 +2,19 @@
 //! reads, unpaged list lookups, bulk calls), per-class call and 429 counters, and a bound on calls
 //! in flight. Buckets run on tokio's clock, so tests drive them on paused time.
 //!
-//! Each acquisition reserves a token immediately (the balance may go negative) and then sleeps
-//! until its token would have accrued; reservations are therefore served in arrival order and a
-//! burst never exceeds the bucket's capacity.
+//! An acquisition takes a token when one is stored, and otherwise sleeps until one will have
+//! accrued at the current rate (or until the rate may next rise) and looks again, so a change of
+//! rate applies to calls already waiting. A burst never exceeds the bucket's capacity.
 //!
 //! The rate of each class adapts to Duo (AIMD; Duo's 429 carries no `Retry-After`):
-//! - a 429 in a class halves that class's rate (never below [`MIN_RATE_PER_MINUTE`]) and empties
-//!   its bucket; reservations still waiting are forgiven and taken again at the new rate. Only a
-//!   call whose token was taken at the current rate can cut it: 429s of calls already under way
-//!   when the rate was cut say nothing about the new rate, so one overload costs one cut;
-//! - each full `recovery_interval` without a 429 raises the rate by 10 % of the class's
-//!   configured rate (its ceiling), never above it.
+//! - a 429 in a class halves that class's rate and empties its bucket. Only a call whose token
+//!   was taken at the current rate can cut it: 429s of calls already under way when the rate was
+//!   cut say nothing about the new rate, so one overload costs one cut. The rate never goes below
+//!   1/16 of the class's configured rate (its ceiling) nor below [`MIN_RATE_PER_MINUTE`]: a tenant
+//!   limited more tightly than that is not plausible, and 429s that have nothing to do with this
+//!   client's rate (Duo under load) must not slow a run to a crawl past its calls' deadlines;
+//! - each full `recovery_interval` without a 429 raises the rate by 10 % of the ceiling, never
+//!   above it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,8 @@ use crate::config::PacingConfig;
 
 /// The slowest an adaptive bucket paces a class, in calls per minute.
 pub const MIN_RATE_PER_MINUTE: f64 = 1.0;
+/// Nor does it go below this fraction of the class's ceiling.
+const FLOOR_FRACTION: f64 = 1.0 / 16.0;
 /// A 429 multiplies the class's rate by this.
 const DECREASE_FACTOR: f64 = 0.5;
 /// Each quiet recovery interval adds this fraction of the class's ceiling.
@@ -140,22 +144,24 @@ impl TokenBucket {
     /// Takes one token, waiting until it is available.
     pub async fn acquire(&self) -> Ticket {
         loop {
-            let (wait, epoch) = {
+            let wait = {
                 let mut s = self.lock();
-                self.advance(&mut s, Instant::now());
-                s.tokens -= 1.0;
-                let wait = if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens * 60.0 / s.per_minute) };
-                (wait, s.epoch)
+                let now = Instant::now();
+                self.advance(&mut s, now);
+                // (A hair under one token counts: sleeps end on the timer's whole milliseconds.)
+                if s.tokens >= 1.0 - 1e-9 {
+                    s.tokens -= 1.0;
+                    return Ticket { epoch: s.epoch };
+                }
+                let mut wait = Duration::from_secs_f64((1.0 - s.tokens) * 60.0 / s.per_minute);
+                if self.adaptive && s.per_minute < self.ceiling {
+                    // Look again when the rate may rise.
+                    let step = (s.last_change + self.recovery).saturating_duration_since(now);
+                    wait = wait.min(step.max(Duration::from_millis(1)));
+                }
+                wait
             };
-            if wait.is_zero() {
-                return Ticket { epoch };
-            }
             tokio::time::sleep(wait).await;
-            if self.lock().epoch == epoch {
-                return Ticket { epoch };
-            }
-            // The rate was cut while this reservation waited; the cut forgave it: take a token
-            // again at the new rate.
         }
     }
 
@@ -171,11 +177,16 @@ impl TokenBucket {
         if ticket.epoch != s.epoch {
             return;
         }
-        s.per_minute = (s.per_minute * DECREASE_FACTOR).max(MIN_RATE_PER_MINUTE.min(self.ceiling));
+        s.per_minute = (s.per_minute * DECREASE_FACTOR).max(self.floor());
         s.lowest = s.lowest.min(s.per_minute);
         s.tokens = 0.0;
         s.epoch += 1;
         s.last_change = now;
+    }
+
+    /// The lowest rate the bucket adapts down to.
+    fn floor(&self) -> f64 {
+        (self.ceiling * FLOOR_FRACTION).max(MIN_RATE_PER_MINUTE).min(self.ceiling)
     }
 
     /// The current rate per minute (recovery steps due applied).
@@ -494,6 +505,39 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(500));
         p.finished(CallClass::Write, t, true);
         assert_eq!(stats(&p, CallClass::Write).rate_per_minute, Some(60.0), "a call at the new rate cuts again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusals_unrelated_to_the_rate_never_slow_a_class_below_a_sixteenth_of_its_ceiling() {
+        // Every call refused (Duo under load, say), one after another: each cuts, down to the
+        // floor of 240 / 16 = 15 a minute, and the calls keep going at that pace.
+        let p = Pacer::new(&cfg(240, 240, 160, 32, 40), 4);
+        let start = Instant::now();
+        for _ in 0..20 {
+            let t = p.token(CallClass::Write).await;
+            p.finished(CallClass::Write, t, true);
+        }
+        let s = stats(&p, CallClass::Write);
+        assert_eq!((s.rate_limited, s.rate_per_minute, s.lowest_per_minute), (20, Some(15.0), Some(15.0)));
+        // 240 → 15 takes four cuts; the other sixteen calls waited at most 4 s each (15/min).
+        assert!(start.elapsed() <= Duration::from_secs(16 * 4 + 4), "{:?}", start.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_waiting_at_a_low_rate_goes_sooner_when_the_rate_recovers_meanwhile() {
+        let p = Pacer::new(&PacingConfig { recovery_interval: Duration::from_secs(15), ..cfg(240, 240, 160, 32, 40) }, 4);
+        // Four cuts, each within 15 s of the last: 40 → 20 → 10 → 5 → 2.5 a minute.
+        for _ in 0..4 {
+            let t = p.token(CallClass::Bulk).await;
+            p.finished(CallClass::Bulk, t, true);
+        }
+        assert_eq!(stats(&p, CallClass::Bulk).rate_per_minute, Some(2.5), "at the floor, 40 / 16");
+        // At 2.5/min the next token is 24 s away; after a quiet 15 s the rate is 6.5/min, and
+        // the waiting call takes it: 15 s (0.625 of a token) + 0.375 token at 6.5/min (3.5 s).
+        let start = Instant::now();
+        p.token(CallClass::Bulk).await;
+        let e = start.elapsed().as_secs_f64();
+        assert!((18.4..18.5).contains(&e), "{e} s");
     }
 
     #[tokio::test(start_paused = true)]
