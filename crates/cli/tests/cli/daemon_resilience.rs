@@ -67,7 +67,7 @@ fn write_folder(dir: &Path, emu: &RunningEmulator, registry: &str, extra: &str) 
          [provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n\n{extra}\n",
         emu.base_url()
     );
-    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir, config).unwrap();
 }
 
 /// `duoprov ARGS` in `dir` with `envs`; standard output, failing with both streams on another
@@ -832,7 +832,7 @@ async fn on_postgres_a_change_wakes_the_daemon_before_its_poll_interval() {
     let dir = tmp.path();
     write_folder(dir, &emu, &registry, "");
     let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap().replace("poll_interval = \"300ms\"", "poll_interval = \"30s\"");
-    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir, config).unwrap();
     let model = Model::generated(12, 6);
     std::fs::write(dir.join("tenant.json"), model.import_json()).unwrap();
     cli(dir, &envs, &["import", "tenant.json"], 0);

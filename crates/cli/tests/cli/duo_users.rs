@@ -208,7 +208,7 @@ async fn setup(registry: impl FnOnce(&Path) -> Registry) -> Setup {
          [provisioner.{BY_ID}]\nduo = \"emu\"\n\n[provisioner.{BY_ID}.templates]\nusername = \"{{{{ subject.id }}}}\"\n",
         emu.base_url()
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).expect("write the configuration");
+    crate::write_config(dir.path(), config).expect("write the configuration");
     let registry = registry(dir.path());
     Setup { dir, emu, registry }
 }
@@ -498,7 +498,7 @@ async fn odd_duo_users_are_loaded_faithfully_or_refused_by_id() {
         "[registry]\nurl = \"sqlite://duoprov.db\"\n\n[duo.fake]\napi_host = \"{API_HOST}\"\nintegration_key = \"{IKEY}\"\n\
          secret_key_file = \"duo.skey\"\nurl = \"{url}\"\n\n[provisioner.{P}]\nduo = \"fake\"\n"
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).expect("configuration");
+    crate::write_config(dir.path(), config).expect("configuration");
     let registry = Registry {
         cli_url: None,
         url: format!("sqlite://{}", dir.path().join("duoprov.db").display()),

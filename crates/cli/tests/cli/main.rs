@@ -59,3 +59,31 @@ impl Seeded {
         &items[self.between(0, items.len() as u64 - 1) as usize]
     }
 }
+
+/// Writes `duoprov.toml` into `dir` and, when its registry is a SQLite file, creates that
+/// registry as `duoprov init` would (commands refuse a SQLite registry that does not exist).
+pub fn write_config(dir: &Path, config: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let config = config.as_ref();
+    std::fs::write(dir.join("duoprov.toml"), config)?;
+    let text = String::from_utf8_lossy(config);
+    let file = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("url = \"sqlite://"))
+        .map(|rest| rest.trim_end_matches('"').to_owned())
+        .next();
+    if let Some(file) = file.filter(|f| !f.contains(":memory:")) {
+        let path = dir.join(file);
+        if !path.exists() {
+            let url = format!("sqlite://{}", path.display());
+            // A thread of its own: the caller may already be inside a runtime.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+                rt.block_on(duoprov_registry::open(&url, &Default::default())).map(drop)
+            })
+            .join()
+            .expect("creating the registry")
+            .map_err(std::io::Error::other)?;
+        }
+    }
+    Ok(())
+}

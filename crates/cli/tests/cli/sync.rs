@@ -33,7 +33,7 @@ pub async fn setup(extra: &str) -> Env {
         "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.duoTest]\nduo = \"test\"\n{extra}\n",
         emulator.base_url()
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir.path(), config).unwrap();
     Env { dir, emulator }
 }
 
@@ -287,12 +287,12 @@ async fn doctor_says_which_tls_mode_a_postgresql_registry_uses_and_why() {
     let dir = env.dir.path();
     let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap();
     let remote = config.replace("url = \"sqlite://registry.db\"", "url = \"postgres://duoprov@db.example.invalid/duoprov\"");
-    std::fs::write(dir.join("duoprov.toml"), &remote).unwrap();
+    crate::write_config(dir, &remote).unwrap();
     // The host does not resolve, so the registry check fails; the TLS line is there all the same.
     let (out, _) = run(dir, &["doctor", "duoTest"], 1);
     assert!(out.contains("registry TLS: sslmode=verify-full to db.example.invalid") && out.contains("duoprov's default for a remote host"), "{out}");
     let chosen = config.replace("url = \"sqlite://registry.db\"", "url = \"postgres://duoprov@127.0.0.1:1/duoprov?sslmode=require\"");
-    std::fs::write(dir.join("duoprov.toml"), &chosen).unwrap();
+    crate::write_config(dir, &chosen).unwrap();
     let (out, _) = run(dir, &["doctor", "duoTest"], 1);
     assert!(out.contains("registry TLS: sslmode=require to 127.0.0.1 (encrypted, certificate not checked; set by sslmode in registry.url)"), "{out}");
 }
@@ -306,7 +306,7 @@ async fn signature_version_2_works_and_warns_that_hmac_sha1_is_deprecated() {
     let (out, err) = run(dir, &["plan", "duoTest"], 0);
     assert!(!err.contains("HMAC-SHA1"), "no warning with the default signature: {err}");
     assert!(out.contains("Create groups (1)"), "{out}");
-    std::fs::write(dir.join("duoprov.toml"), config.replace("[provisioner.duoTest]", "signature_version = 2\n\n[provisioner.duoTest]")).unwrap();
+    crate::write_config(dir, config.replace("[provisioner.duoTest]", "signature_version = 2\n\n[provisioner.duoTest]")).unwrap();
     let (out, err) = run(dir, &["plan", "duoTest"], 0);
     assert!(err.contains("signature_version = 2") && err.contains("HMAC-SHA1, which is deprecated"), "{err}");
     assert!(out.contains("Create groups (1)"), "the v2-signed plan still reads Duo: {out}");
@@ -319,7 +319,7 @@ async fn an_emptied_selection_with_50_managed_groups_is_refused_until_approved_e
     // Let the client pace at the emulator's limits for this test.
     let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap();
     let config = config.replace("[provisioner.duoTest]", "writes_per_minute = 300\nmax_concurrency = 8\n\n[provisioner.duoTest]");
-    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir, config).unwrap();
     let mut doc = String::from("{\"subjects\":[{\"id\":\"u1\",\"name\":\"U One\",\"login_id\":\"u1\"}],\"groups\":[");
     let groups: Vec<String> = (0..50).map(|i| format!("{{\"name\":\"app:duo:g{i:02}\"}}")).collect();
     doc.push_str(&groups.join(","));
