@@ -554,9 +554,9 @@ impl Store for SqlStore {
         let groups = groups_under(&mut tx, path.as_str()).await?;
         if !recursive && (!subfolders.is_empty() || !groups.is_empty()) {
             return Err(RegistryError::Refused(format!(
-                "folder {path} is not empty: it holds {} subfolder(s) and {} group(s); remove them first or pass --recursive",
-                subfolders.len(),
-                groups.len()
+                "folder {path} is not empty: it holds {} and {}; remove them first or pass --recursive",
+                duoprov_model::counted(subfolders.len(), "subfolder", "subfolders"),
+                duoprov_model::counted(groups.len(), "group", "groups")
             )));
         }
         let mut affected = Vec::new();

@@ -178,5 +178,5 @@ async fn a_second_provisioner_of_the_same_duo_account_never_adopts_or_empties_th
 
     // doctor warns about the shared Duo account.
     let (out, _) = run(dir, &["doctor", "prodB"], 0);
-    assert!(out.contains("warn  shared Duo account: provisioner(s) prodA"), "{out}");
+    assert!(out.contains("warn  shared Duo account: provisioner prodA provisions"), "{out}");
 }

@@ -230,7 +230,7 @@ async fn a_failing_object_does_not_stop_the_others_and_the_next_run_converges() 
 fn demo_runs_the_seed_scenario_on_embedded_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = run(dir.path(), &["demo"], 0);
-    assert!(out.contains("Plan for duoTest: 5 operation(s)."), "{out}");
+    assert!(out.contains("Plan for duoTest: 5 operations."), "{out}");
     assert!(out.contains("groups 1 created") && out.contains("users 2 created") && out.contains("memberships 2 added"), "{out}");
     assert!(out.contains("\"username\": \"mchyzer\"") && out.contains("\"name\": \"testGroup\""), "{out}");
     assert!(out.contains("nothing to do; Duo matches the registry"), "{out}");
@@ -336,7 +336,7 @@ async fn an_emptied_selection_with_50_managed_groups_is_refused_until_approved_e
     run(dir, &["provision", "unassign", "duoTest", "--folder", "app:duo"], 0);
     let seq = last_seq(&env);
     let (_, err) = run(dir, &["sync", "duoTest"], 3);
-    assert!(err.contains("selects no group while Duo holds 50 group(s)"), "{err}");
+    assert!(err.contains("selects no group while Duo holds 50 groups"), "{err}");
     assert!(err.contains("50 group deletions exceed max_group_deletes = 10"), "{err}");
     let digest = crate::safety::digest_in(&err);
     assert!(err.contains("delete group g00") && err.contains(&format!("duoprov sync duoTest --approve {digest}")), "{err}");
@@ -366,12 +366,12 @@ async fn subjects_clashing_on_one_duo_username_are_held_named_and_make_the_sync_
 
     let (out, _) = run(dir, &["plan", "duoTest"], 0);
     assert!(!out.contains("nothing to do"), "a plan with held objects never says nothing to do:\n{out}");
-    assert!(out.contains("nothing to change, but 2 object(s) are held:"), "{out}");
+    assert!(out.contains("nothing to change, but 2 objects are held:"), "{out}");
     assert!(out.contains("subject local:mchyzer [MAT]") && out.contains("subject local:chyzer2 [MAT]"), "{out}");
 
     let seq = last_seq(&env);
     let (out, _) = run(dir, &["sync", "duoTest"], 2);
-    assert!(out.contains("2 object(s) are held"), "{out}");
+    assert!(out.contains("2 objects are held"), "{out}");
     assert!(out.contains("subject local:mchyzer [MAT]: 2 subjects map to the Duo username \"mchyzer\""), "{out}");
     assert!(out.contains("subject local:chyzer2 [MAT]"), "{out}");
     assert!(write_calls_since(&env, seq).is_empty(), "held objects are left as they are");

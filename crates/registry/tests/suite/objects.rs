@@ -156,7 +156,7 @@ registry_test!(removing_things_cascades_memberships, |store| {
     assert!(effective_ids(&*store, "app:duo:outer").await.is_empty());
     let app_duo = FolderPath::parse("app:duo").unwrap();
     let err = store.remove_folder(&app_duo, false).await.unwrap_err().to_string();
-    assert!(err.contains("not empty") && err.contains("2 group(s)"), "{err}");
+    assert!(err.contains("not empty") && err.contains("2 groups"), "{err}");
     store.remove_folder(&app_duo, true).await.unwrap();
     assert!(store.groups(None).await.unwrap().is_empty());
     assert_eq!(store.folders(None).await.unwrap().len(), 1);
