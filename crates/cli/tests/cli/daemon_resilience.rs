@@ -649,14 +649,7 @@ struct PgRegistry {
 
 impl PgRegistry {
     async fn create(prefix: &str) -> Option<PgRegistry> {
-        let url = match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
-                eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
-                return None;
-            }
-        };
+        let url = crate::postgres_url()?;
         // The schema is created (with its tables) here; the daemons reach it through the URL.
         let schema = format!("{prefix}_{}_{}", std::process::id(), duoprov_sync::now_ms());
         let options = duoprov_registry::OpenOptions { schema: Some(schema.clone()), ..Default::default() };

@@ -407,14 +407,7 @@ async fn load_users_and_report_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_users_and_report_on_postgres() {
-    let url = match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
-            eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
-            return;
-        }
-    };
+    let Some(url) = crate::postgres_url() else { return };
     let schema = format!("cli_duo_users_{}", std::process::id());
     let setup = setup(|_| {
         let separator = if url.contains('?') { '&' } else { '?' };

@@ -41,11 +41,7 @@ fn readme_walkthrough_on_sqlite() {
 
 #[test]
 fn readme_walkthrough_on_postgres() {
-    let Ok(url) = std::env::var("DUOPROV_TEST_POSTGRES_URL") else {
-        assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
-        eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
-        return;
-    };
+    let Some(url) = crate::postgres_url() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = duoprov(dir.path()).env("DUOPROV_REGISTRY_URL", &url).args(["subject", "list"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

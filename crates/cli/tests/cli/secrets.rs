@@ -634,13 +634,10 @@ fn a_proxy_password_from_the_environment_reaches_the_proxy_and_no_output() {
 /// password and fail with a wrong one, and neither password appears in any output.
 #[test]
 fn a_database_password_from_the_environment_never_appears_with_postgresql() {
-    let Ok(full) = std::env::var("DUOPROV_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: DUOPROV_TEST_POSTGRES_URL is not set");
-        return;
-    };
+    let Some(full) = crate::postgres_url() else { return };
     let mut bare = url::Url::parse(&full).expect("DUOPROV_TEST_POSTGRES_URL is a URL");
     let Some(password) = bare.password().map(percent_decode) else {
-        eprintln!("skipped: DUOPROV_TEST_POSTGRES_URL holds no password");
+        crate::skipped("needs a PostgreSQL URL with a password: DUOPROV_TEST_POSTGRES_URL holds none");
         return;
     };
     bare.set_password(None).expect("strip the password");
