@@ -12,7 +12,7 @@ const GLOBAL: &str = "Global options";
 #[command(name = "duoprov", version, about = "Keeps Duo Security in step with a group registry.")]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, env = "DUOPROV_CONFIG", default_value = "duoprov.toml", value_name = "FILE", help_heading = GLOBAL)]
+    #[arg(long, global = true, env = "DUOPROV_CONFIG", hide_env_values = true, default_value = "duoprov.toml", value_name = "FILE", help_heading = GLOBAL)]
     pub config: PathBuf,
     /// Registry URL, overriding the configuration (sqlite://FILE, sqlite::memory:, postgres://…).
     #[arg(long, global = true, env = "DUOPROV_REGISTRY_URL", value_name = "URL", hide_env_values = true, help_heading = GLOBAL)]
