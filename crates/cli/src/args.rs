@@ -24,7 +24,7 @@ pub struct Cli {
     /// libraries' (database, HTTP, TLS); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
-    /// Errors only on standard error: no warnings.
+    /// Errors only on standard error: no warnings (a provisioner's HTTP traffic log still shows).
     #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
     /// Machine-readable JSON output on standard output.

@@ -393,3 +393,24 @@ async fn subjects_clashing_on_one_duo_username_are_held_named_and_make_the_sync_
     let report = sync_and_settle(&env, &[]);
     assert_eq!((report["held"].clone(), report["status"].clone()), (serde_json::json!(0), serde_json::json!("succeeded")), "{report:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_drops_warnings_but_keeps_errors_and_results() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("duo.skey"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (_, err) = run(dir, &["plan", "duoTest"], 0);
+    assert!(err.contains("Secret file is readable by group or others"), "a warning at the default level:\n{err}");
+    let (out, err) = run(dir, &["-q", "plan", "duoTest"], 0);
+    assert!(!err.contains("Secret file is readable"), "-q shows no warning:\n{err}");
+    assert!(out.contains("Plan for duoTest"), "-q keeps the results:\n{out}");
+    let (_, err) = run(dir, &["-q", "plan", "noSuchProvisioner"], 1);
+    assert!(err.contains("error:") && err.contains("noSuchProvisioner"), "-q keeps errors:\n{err}");
+    let (_, err) = run(dir, &["-q", "-v", "plan", "duoTest"], 1);
+    assert!(err.contains("cannot be used with"), "-q and -v together are a usage error:\n{err}");
+}
