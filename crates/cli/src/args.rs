@@ -5,23 +5,30 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The heading the options every command accepts are listed under.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(name = "duoprov", version, about = "Keeps Duo Security in step with a group registry.")]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, env = "DUOPROV_CONFIG", default_value = "duoprov.toml", value_name = "FILE")]
+    #[arg(long, global = true, env = "DUOPROV_CONFIG", hide_env_values = true, default_value = "duoprov.toml", value_name = "FILE", help_heading = GLOBAL)]
     pub config: PathBuf,
     /// Registry URL, overriding the configuration (sqlite://FILE, sqlite::memory:, postgres://…).
-    #[arg(long, global = true, env = "DUOPROV_REGISTRY_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "DUOPROV_REGISTRY_URL", value_name = "URL", hide_env_values = true, help_heading = GLOBAL)]
     pub registry: Option<String>,
     /// Log format on standard error.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, help_heading = GLOBAL)]
     pub log_format: LogFormat,
-    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output: -v info, -vv duoprov's debug lines, -vvv its trace, -vvvv also the
+    /// libraries' (database, HTTP, TLS); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
+    /// Errors only on standard error: no warnings (a provisioner's HTTP traffic log still shows).
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
+    pub quiet: bool,
     /// Machine-readable JSON output on standard output.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -74,6 +81,7 @@ pub enum Command {
     /// Check a provisioner's configuration, registry and Duo access (reads, and the write grant
     /// without changing Duo).
     Doctor {
+        /// The provisioner's name, as in `[provisioner.NAME]` of the configuration.
         provisioner: String,
         /// Also create and delete a throwaway group `duoprov-doctor-<random>` in Duo to prove
         /// writes work end to end.
@@ -108,7 +116,7 @@ pub struct InitArgs {
     #[arg(long = "registry-url", value_name = "URL", default_value = "sqlite://duoprov.db")]
     pub registry_url: String,
     /// Overwrite an existing configuration file.
-    #[arg(long)]
+    #[arg(short, long)]
     pub force: bool,
 }
 
@@ -125,16 +133,23 @@ pub struct SubjectRef {
 /// Subject attributes; an empty value clears the attribute.
 #[derive(Debug, Args)]
 pub struct SubjectFields {
+    /// Display name; becomes the Duo user's realname by default.
     #[arg(long)]
     pub name: Option<String>,
+    /// Login id; becomes the Duo username by default (a provisioner's username template may
+    /// say otherwise).
     #[arg(long)]
     pub login_id: Option<String>,
+    /// E-mail address; becomes the Duo user's email by default.
     #[arg(long)]
     pub email: Option<String>,
+    /// Given name; becomes the Duo user's firstname by default.
     #[arg(long)]
     pub first_name: Option<String>,
+    /// Family name; becomes the Duo user's lastname by default.
     #[arg(long)]
     pub last_name: Option<String>,
+    /// Free text, kept in the registry (field templates see it as `subject.description`).
     #[arg(long)]
     pub description: Option<String>,
 }
@@ -176,9 +191,11 @@ pub enum SubjectCommand {
 /// Display name and description of a folder or group; an empty value clears it.
 #[derive(Debug, Args)]
 pub struct NodeFields {
-    #[arg(long)]
+    /// Human-readable name (the full name stays the identifier).
+    #[arg(long, value_name = "TEXT")]
     pub display_name: Option<String>,
-    #[arg(long)]
+    /// Free text; a provisioned group's description becomes its Duo group's desc by default.
+    #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
 }
 
@@ -186,6 +203,7 @@ pub struct NodeFields {
 pub enum FolderCommand {
     /// Add a folder, or update its attributes when it exists.
     Add {
+        /// The folder's full path, segments separated by `:` (e.g. `app:duo`).
         path: String,
         #[command(flatten)]
         fields: NodeFields,
@@ -195,6 +213,7 @@ pub enum FolderCommand {
     },
     /// Rename or move a folder (its groups keep their uuids and members) and set attributes.
     Update {
+        /// The folder's full path, segments separated by `:` (e.g. `app:duo`).
         path: String,
         /// The new full path.
         #[arg(long, value_name = "PATH")]
@@ -204,13 +223,17 @@ pub enum FolderCommand {
     },
     /// Remove a folder; it must be empty unless --recursive.
     Remove {
+        /// The folder's full path, segments separated by `:` (e.g. `app:duo`).
         path: String,
         /// Also remove its subfolders and groups.
         #[arg(long)]
         recursive: bool,
     },
     /// Show one folder.
-    Show { path: String },
+    Show {
+        /// The folder's full path, segments separated by `:` (e.g. `app:duo`).
+        path: String,
+    },
     /// List folders.
     List {
         /// Only this folder and those below it.
@@ -223,6 +246,7 @@ pub enum FolderCommand {
 pub enum GroupCommand {
     /// Add a group, or update its attributes when it exists.
     Add {
+        /// The group's full name: its folder path and its extension (e.g. `app:duo:testGroup`).
         name: String,
         #[command(flatten)]
         fields: NodeFields,
@@ -232,6 +256,7 @@ pub enum GroupCommand {
     },
     /// Rename or move a group (uuid and members kept) and set attributes.
     Update {
+        /// The group's full name: its folder path and its extension (e.g. `app:duo:testGroup`).
         name: String,
         /// The new full name.
         #[arg(long, value_name = "NAME")]
@@ -243,9 +268,15 @@ pub enum GroupCommand {
         create_parents: bool,
     },
     /// Remove a group and its memberships.
-    Remove { name: String },
+    Remove {
+        /// The group's full name: its folder path and its extension (e.g. `app:duo:testGroup`).
+        name: String,
+    },
     /// Show one group.
-    Show { name: String },
+    Show {
+        /// The group's full name: its folder path and its extension (e.g. `app:duo:testGroup`).
+        name: String,
+    },
     /// List groups.
     List {
         /// Only groups below this folder.
@@ -277,6 +308,7 @@ pub enum MemberCommand {
     Remove(MemberTargets),
     /// List a group's members.
     List {
+        /// The group's full name.
         group: String,
         /// Subjects reached through nested groups too.
         #[arg(long)]
@@ -294,8 +326,10 @@ pub enum ScopeArg {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct MarkerTargetArgs {
+    /// The folder to mark (its groups, or its whole subtree with --scope sub).
     #[arg(long, value_name = "PATH")]
     pub folder: Option<String>,
+    /// The group to mark.
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
 }
@@ -304,6 +338,7 @@ pub struct MarkerTargetArgs {
 pub enum ProvisionCommand {
     /// Mark a folder or group for a provisioner (or, with --exclude, keep it out).
     Assign {
+        /// The provisioner's name, as in `[provisioner.NAME]` of the configuration.
         provisioner: String,
         #[command(flatten)]
         target: MarkerTargetArgs,
@@ -316,12 +351,14 @@ pub enum ProvisionCommand {
     },
     /// Remove a provisioner's marker from a folder or group.
     Unassign {
+        /// The provisioner's name, as in `[provisioner.NAME]` of the configuration.
         provisioner: String,
         #[command(flatten)]
         target: MarkerTargetArgs,
     },
     /// List markers, or with --groups the groups a provisioner selects.
     List {
+        /// Only this provisioner's markers (required with --groups).
         provisioner: Option<String>,
         /// Resolve the markers: the selected groups with their effective member counts.
         #[arg(long, requires = "provisioner")]
@@ -385,14 +422,16 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
+    /// The provisioner's name, as in `[provisioner.NAME]` of the configuration.
     pub provisioner: String,
     /// Save the plan, with fingerprints of the states it came from, for `sync --plan`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
+    /// The provisioner's name, as in `[provisioner.NAME]` of the configuration.
     pub provisioner: String,
     /// A full sync (the default).
     #[arg(long, conflicts_with = "incremental")]
@@ -401,7 +440,7 @@ pub struct SyncArgs {
     #[arg(long)]
     pub incremental: bool,
     /// Plan and check, record the run, change nothing in Duo.
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Apply exactly this saved plan; refused if the registry or Duo moved since.
     #[arg(long, value_name = "FILE")]
@@ -413,4 +452,41 @@ pub struct SyncArgs {
     /// Removed: approved any list of up to N removals. Refused with a pointer to --approve.
     #[arg(long, value_name = "N", hide = true)]
     pub allow_deletes: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument and option of `cmd` and its subcommands without a description, as
+    /// `duoprov sub --arg` paths; and every subcommand without one.
+    fn undescribed(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if arg.is_hide_set() || matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                let name = arg.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| format!("<{}>", arg.get_id().as_str().to_uppercase()));
+                out.push(format!("{path} {name}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_name() != "help" && sub.get_about().is_none() {
+                out.push(sub_path.clone());
+            }
+            undescribed(sub, &sub_path, out);
+        }
+    }
+
+    #[test]
+    fn every_argument_option_and_subcommand_has_a_description() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        undescribed(&cmd, "duoprov", &mut missing);
+        assert!(missing.is_empty(), "without a description in --help:\n{}", missing.join("\n"));
+    }
 }

@@ -18,7 +18,7 @@ use tracing_subscriber::EnvFilter;
 
 use args::{Cli, LogFormat};
 
-/// Exit codes of DESIGN §4.
+/// Exit codes (documented in docs/cli.md).
 pub mod exit {
     pub const OK: u8 = 0;
     pub const ERROR: u8 = 1;
@@ -26,16 +26,30 @@ pub mod exit {
     pub const REFUSED: u8 = 3;
 }
 
-fn init_logging(format: LogFormat, verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
+/// The log filter when RUST_LOG is not set. duoprov's own crates (every target starting with
+/// `duoprov`) follow -v; the libraries underneath (database, HTTP, TLS) stay at warnings until
+/// -vvvv, so -vv shows duoprov's debug lines without their internals. The daemon (`run`) logs
+/// its own lifecycle and one line per run at the default level.
+fn default_filter(verbose: u8, quiet: bool, daemon: bool) -> String {
+    let (libraries, own) = match (quiet, verbose) {
+        (true, _) => ("error", "error"),
+        (false, 0) => ("warn", "warn"),
+        (false, 1) => ("warn", "info"),
+        (false, 2) => ("warn", "debug"),
+        (false, 3) => ("warn", "trace"),
+        (false, _) => ("trace", "trace"),
     };
+    let mut filter = format!("{libraries},duoprov={own}");
+    if daemon && !quiet && verbose == 0 {
+        filter.push_str(",duoprov::daemon=info");
+    }
     // The HTTP traffic log is shown whenever a provisioner turns it on (log_http).
-    let default = format!("{default},{}=info", duoprov_duo::traffic::TRAFFIC_TARGET);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    filter.push_str(&format!(",{}=info", duoprov_duo::traffic::TRAFFIC_TARGET));
+    filter
+}
+
+fn init_logging(format: LogFormat, filter: String) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -55,7 +69,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.log_format, cli.verbose);
+    let daemon = matches!(cli.command, args::Command::Run(_));
+    init_logging(cli.log_format, default_filter(cli.verbose, cli.quiet, daemon));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -69,5 +84,19 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(exit::ERROR)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_filter;
+
+    #[test]
+    fn debug_verbosity_shows_duoprov_lines_and_keeps_library_internals_at_warnings() {
+        assert!(default_filter(2, false, false).starts_with("warn,duoprov=debug"));
+        assert!(default_filter(4, false, false).starts_with("trace,duoprov=trace"));
+        assert!(default_filter(0, true, false).starts_with("error,duoprov=error"));
+        assert!(default_filter(0, false, true).contains("duoprov::daemon=info"), "the daemon's run lines at the default level");
+        assert!(!default_filter(0, false, false).contains("duoprov::daemon"));
     }
 }

@@ -12,7 +12,8 @@
 //! - [`envelope`]: the `stat`/`response`/`metadata` envelope and FAIL bodies;
 //! - [`types`]: users, groups and group members as Duo returns them, and the id-shape check.
 //!
-//! Facts and test vectors: `duo-admin-api.md` §1 (vectors A–H are the crate's tests).
+//! Facts and test vectors: Duo's Admin API documentation and official clients (Duo's published
+//! signing vectors A–H are the crate's tests).
 
 #![warn(missing_docs)]
 

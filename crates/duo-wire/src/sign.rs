@@ -2,8 +2,8 @@
 //! canonical parameters, the canonical request of signature versions 2, 4 and 5, the HMAC-SHA1 /
 //! HMAC-SHA512 signature and the `Authorization` header value.
 //!
-//! The rules (and the vectors the tests pin them with) are those of Duo's official clients; see
-//! `duo-admin-api.md` §1. Nothing here does I/O, and nothing here logs: the secret key only ever
+//! The rules (and the vectors the tests pin them with) are those of Duo's official clients.
+//! Nothing here does I/O, and nothing here logs: the secret key only ever
 //! flows into the HMAC.
 //!
 //! ```

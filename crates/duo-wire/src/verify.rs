@@ -1,6 +1,6 @@
 //! Server-side signature verification (used by the emulator): parses the `Authorization`
 //! header, picks the request date, and accepts a request signed with any variant Duo's official
-//! clients use (`duo-admin-api.md` §1.6).
+//! clients use.
 //!
 //! The rule:
 //! - a 40-hex signature is checked as v2 with HMAC-SHA1;

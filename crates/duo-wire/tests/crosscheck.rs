@@ -167,7 +167,7 @@ fn python() -> Option<String> {
             if std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
                 panic!("DUOPROV_REQUIRE_EXTERNAL=1 but DUOPROV_PYTHON is not set");
             }
-            eprintln!("NOTICE: skipping the duo-client cross-check: DUOPROV_PYTHON is not set");
+            skipped("the duo-client cross-check needs Duo's Python client: DUOPROV_PYTHON is not set");
             None
         }
     }
@@ -335,4 +335,14 @@ fn duo_client_cross_check() {
     assert!(with_headers >= 10 && repeated >= 10 && empty >= 10, "headers {with_headers}, repeated {repeated}, empty {empty}");
     eprintln!("duo-client cross-check: {} requests equal", CASES + JSON_CASES);
     eprintln!("  of which {CASES} with string parameters ({with_headers} with X-Duo headers, {repeated} with repeated keys, {empty} without params)");
+}
+
+/// Reports that the running test (or a part of it) did not run, as a `SKIPPED: <test> — <reason>`
+/// line on standard error. Written to the stream itself, not through `eprintln!`, so the test
+/// harness does not capture it: it shows in `cargo test` output although the test passes.
+pub fn skipped(reason: &str) {
+    use std::io::Write as _;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test} — {reason}");
 }

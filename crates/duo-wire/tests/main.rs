@@ -1,5 +1,5 @@
 //! The single integration-test binary of duoprov-duo-wire: Duo's published signing vectors
-//! (duo-admin-api.md §1.8 A–H), the cross-check against Duo's official Python client, signing
+//! (A–H), the cross-check against Duo's official Python client, signing
 //! properties (`props`) and generated malformed envelopes, credentials and dates (`malformed`).
 
 mod vectors;

@@ -1,4 +1,4 @@
-//! Duo's published signing vectors (duo-admin-api.md §1.8 A–H), each checked on the signing side
+//! Duo's published signing vectors (A–H), each checked on the signing side
 //! and, where a full request is known, on the verifying side too (the emulator's acceptance rule).
 
 use duoprov_duo_wire::params::canon_json;

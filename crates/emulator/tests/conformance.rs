@@ -17,9 +17,7 @@ fn python() -> Option<PathBuf> {
             if std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
                 panic!("DUOPROV_PYTHON is not set but DUOPROV_REQUIRE_EXTERNAL=1");
             }
-            eprintln!(
-                "notice: DUOPROV_PYTHON not set; skipping the official-client conformance suite"
-            );
+            support::skipped("the official-client conformance suite needs Duo's Python client: DUOPROV_PYTHON is not set");
             None
         }
     }

@@ -291,3 +291,13 @@ pub async fn introspect(
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
+
+/// Reports that the running test (or a part of it) did not run, as a `SKIPPED: <test> — <reason>`
+/// line on standard error. Written to the stream itself, not through `eprintln!`, so the test
+/// harness does not capture it: it shows in `cargo test` output although the test passes.
+pub fn skipped(reason: &str) {
+    use std::io::Write as _;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test} — {reason}");
+}

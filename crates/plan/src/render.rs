@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use duoprov_model::counted;
+
 use crate::plan::{Adoption, GroupRef, Op, Plan, UserRef};
 use crate::policy::UserDeleteMode;
 
@@ -27,12 +29,12 @@ pub fn text(plan: &Plan) -> String {
     if plan.ops.is_empty() && plan.errors.is_empty() {
         let _ = writeln!(out, "Plan for {}: nothing to do; Duo matches the registry.", plan.provisioner);
     } else if plan.ops.is_empty() {
-        let _ = writeln!(out, "Plan for {}: nothing to change, but {} object(s) are held:", plan.provisioner, plan.errors.len());
+        let _ = writeln!(out, "Plan for {}: nothing to change, but {} held:", plan.provisioner, counted(plan.errors.len(), "object is", "objects are"));
         for e in &plan.errors {
             let _ = writeln!(out, "  ! {e}");
         }
     } else {
-        let _ = writeln!(out, "Plan for {}: {} operation(s).", plan.provisioner, plan.ops.len());
+        let _ = writeln!(out, "Plan for {}: {}.", plan.provisioner, counted(plan.ops.len(), "operation", "operations"));
     }
     let mut last_class = u8::MAX;
     for p in &plan.ops {
@@ -80,7 +82,7 @@ pub fn text(plan: &Plan) -> String {
         }
     }
     if !plan.errors.is_empty() && !plan.ops.is_empty() {
-        let _ = writeln!(out, "\nHeld ({} object(s) in error, left as they are until fixed):", plan.errors.len());
+        let _ = writeln!(out, "\nHeld ({} in error, left as they are until fixed):", counted(plan.errors.len(), "object", "objects"));
         for e in &plan.errors {
             let _ = writeln!(out, "  ! {e}");
         }

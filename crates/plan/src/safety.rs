@@ -53,15 +53,16 @@ impl Refusal {
         for r in &self.reasons {
             out.push_str(&format!("  - {r}\n"));
         }
-        out.push_str(&format!("it would remove or delete {} (removal digest {}):\n", self.removals.len(), self.digest));
+        out.push_str(&format!("it would remove or delete {} (removal digest {}):\n", duoprov_model::counted(self.removals.len(), "object", "objects"), self.digest));
         for r in &self.removals {
             out.push_str(&format!("    {r}\n"));
         }
         out.push_str(&format!(
-            "to apply exactly these {} removal(s), run `{}` (refused again if the list changes); \
+            "to apply exactly {} {}, run `{}` (refused again if the list changes); \
              or save and review the plan with `duoprov plan {provisioner} --out FILE` and apply it with `duoprov sync {provisioner} --plan FILE`; \
              or fix the registry, or raise the thresholds in [provisioner.{provisioner}]",
-            self.removals.len(),
+            if self.removals.len() == 1 { "this" } else { "these" },
+            duoprov_model::counted(self.removals.len(), "removal", "removals"),
             self.approve_command(provisioner)
         ));
         out
@@ -128,8 +129,8 @@ pub fn check(plan: &Plan, policy: &Policy, selected_groups: usize, approval: &Ap
     };
     if selected_groups == 0 && plan.managed_groups > 0 {
         reasons.push(format!(
-            "the registry selects no group while Duo holds {} group(s) this provisioner manages; an empty or unreadable registry must not empty Duo",
-            plan.managed_groups
+            "the registry selects no group while Duo holds {} this provisioner manages; an empty or unreadable registry must not empty Duo",
+            duoprov_model::counted(plan.managed_groups, "group", "groups")
         ));
     }
     let t = &policy.thresholds;

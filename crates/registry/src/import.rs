@@ -140,6 +140,23 @@ impl ImportData {
             #[serde(borrow, default)]
             markers: Vec<&'a RawValue>,
         }
+        let first = text.trim_start().chars().next();
+        if first.is_some_and(|c| c != '{') {
+            let what = match first {
+                Some('[') => "an array",
+                Some('"') => "a string",
+                _ => "not an object",
+            };
+            return Err(ValidationError::new(
+                format!("{file} line 1"),
+                "document",
+                format!(
+                    "the top level is {what}; expected an object of lists: \
+                     {{\"subjects\": [...], \"folders\": [...], \"groups\": [...], \"memberships\": [...], \"markers\": [...]}} (any of them may be left out)"
+                ),
+            )
+            .into());
+        }
         let doc: Document = serde_json::from_str(text).map_err(|e| {
             ValidationError::new(format!("{file} line {}", e.line()), "document", e.to_string())
         })?;
@@ -182,23 +199,38 @@ impl ImportData {
         let headers = reader.headers().map_err(|e| header_error(e.to_string()))?.clone();
         let columns: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
         let has = |c: &str| columns.iter().any(|h| h == c);
-        let (kind, allowed): (&str, &[&str]) = if has("provisioner") {
-            ("marker", &["provisioner", "folder", "group", "scope", "provision"])
-        } else if has("path") {
-            ("folder", &["path", "display_name", "description"])
-        } else if has("group") {
-            ("membership", &["group", "subject", "source", "member_group"])
-        } else if has("id") {
-            ("subject", &["source", "id", "name", "login_id", "email", "first_name", "last_name", "description"])
-        } else if has("name") {
-            ("group", &["name", "display_name", "description"])
-        } else {
+        // Each kind by its key column, in the order the key decides (a marker names a group, a
+        // membership a group, a subject has a name).
+        const KINDS: [(&str, &str, &[&str]); 5] = [
+            ("marker", "provisioner", &["provisioner", "folder", "group", "scope", "provision"]),
+            ("folder", "path", &["path", "display_name", "description"]),
+            ("membership", "group", &["group", "subject", "source", "member_group"]),
+            ("subject", "id", &["source", "id", "name", "login_id", "email", "first_name", "last_name", "description"]),
+            ("group", "name", &["name", "display_name", "description"]),
+        ];
+        let Some(&(kind, _, allowed)) = KINDS.iter().find(|(_, key, _)| has(key)) else {
             return Err(header_error(
                 "cannot tell the kind of records: the header needs one of the columns id, path, name, group or provisioner".into(),
             )
             .into());
         };
         let mut errors = ValidationErrors::default();
+        let foreign: Vec<&String> = columns.iter().filter(|c| !allowed.contains(&c.as_str())).collect();
+        if !foreign.is_empty() {
+            // Columns of another kind whose key column is missing: say which key is missing
+            // rather than reading the rows as the wrong kind.
+            if let Some((other, key, _)) = KINDS
+                .iter()
+                .find(|(other, _, cols)| *other != kind && foreign.iter().all(|c| cols.contains(&c.as_str())))
+            {
+                let listed: Vec<&str> = foreign.iter().map(|c| c.as_str()).collect();
+                return Err(header_error(format!(
+                    "the columns {} belong to {other} records, whose key column {key:?} is missing; add it (or remove those columns to import {kind} records)",
+                    listed.join(", ")
+                ))
+                .into());
+            }
+        }
         let mut seen = HashSet::new();
         for c in &columns {
             if !allowed.contains(&c.as_str()) {

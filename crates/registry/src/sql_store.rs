@@ -265,6 +265,85 @@ async fn subject_member_id(tx: &mut Tx, key: &SubjectKey) -> Result<i64> {
     Ok(subject_row(tx, key).await?.ok_or_else(|| not_found(format!("subject {key}")))?.0)
 }
 
+/// Every problem of a batch of membership changes as one error; a single problem keeps its own
+/// kind (`NotFound` stays `NotFound`).
+fn batch_refusal(mut problems: Vec<RegistryError>) -> RegistryError {
+    if problems.len() == 1 {
+        return problems.remove(0);
+    }
+    RegistryError::Refused(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+}
+
+/// Adds one immediate member inside the batch's transaction, with its change-log entry.
+async fn add_one_member(tx: &mut Tx, g: &GroupTuple, group: &GroupName, member: &GroupMember) -> Result<bool> {
+    let (added, subjects) = match member {
+        GroupMember::Subject(key) => {
+            let sid = subject_member_id(tx, key).await?;
+            let r = sqlx::query("INSERT INTO member_subject (group_id, subject_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(g.0)
+                .bind(sid)
+                .execute(&mut **tx)
+                .await
+                .map_err(db(format!("adding subject {key} to group {group}")))?;
+            (r.rows_affected() > 0, vec![key.clone()])
+        }
+        GroupMember::Group { name } => {
+            let m = require_group(tx, name).await?;
+            if m.0 == g.0 {
+                return Err(RegistryError::Refused(format!("group {group} cannot be a member of itself")));
+            }
+            if contains(tx, m.0, g.0).await? {
+                return Err(RegistryError::Refused(format!(
+                    "adding group {name} to group {group} would make a cycle: {name} already contains {group} through nesting"
+                )));
+            }
+            let r = sqlx::query("INSERT INTO member_group (group_id, member_group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(g.0)
+                .bind(m.0)
+                .execute(&mut **tx)
+                .await
+                .map_err(db(format!("adding group {name} to group {group}")))?;
+            (r.rows_affected() > 0, vec![])
+        }
+    };
+    if added {
+        let affected = self_and_ancestors(tx, g.0).await?;
+        log_change(tx, ChangeKind::MemberAdded, affected, subjects, vec![], json!({"group": group, "member": member})).await?;
+    }
+    Ok(added)
+}
+
+/// Removes one immediate member inside the batch's transaction, with its change-log entry.
+async fn remove_one_member(tx: &mut Tx, g: &GroupTuple, group: &GroupName, member: &GroupMember) -> Result<bool> {
+    let (removed, subjects) = match member {
+        GroupMember::Subject(key) => {
+            let sid = subject_member_id(tx, key).await?;
+            let r = sqlx::query("DELETE FROM member_subject WHERE group_id = $1 AND subject_id = $2")
+                .bind(g.0)
+                .bind(sid)
+                .execute(&mut **tx)
+                .await
+                .map_err(db(format!("removing subject {key} from group {group}")))?;
+            (r.rows_affected() > 0, vec![key.clone()])
+        }
+        GroupMember::Group { name } => {
+            let m = require_group(tx, name).await?;
+            let r = sqlx::query("DELETE FROM member_group WHERE group_id = $1 AND member_group_id = $2")
+                .bind(g.0)
+                .bind(m.0)
+                .execute(&mut **tx)
+                .await
+                .map_err(db(format!("removing group {name} from group {group}")))?;
+            (r.rows_affected() > 0, vec![])
+        }
+    };
+    if removed {
+        let affected = self_and_ancestors(tx, g.0).await?;
+        log_change(tx, ChangeKind::MemberRemoved, affected, subjects, vec![], json!({"group": group, "member": member})).await?;
+    }
+    Ok(removed)
+}
+
 /// True when `inner` (a group id) contains `outer` through nesting, or is `outer`.
 async fn contains(tx: &mut Tx, inner: i64, outer: i64) -> Result<bool> {
     let found: Option<i64> = sqlx::query_scalar(
@@ -475,9 +554,9 @@ impl Store for SqlStore {
         let groups = groups_under(&mut tx, path.as_str()).await?;
         if !recursive && (!subfolders.is_empty() || !groups.is_empty()) {
             return Err(RegistryError::Refused(format!(
-                "folder {path} is not empty: it holds {} subfolder(s) and {} group(s); remove them first or pass --recursive",
-                subfolders.len(),
-                groups.len()
+                "folder {path} is not empty: it holds {} and {}; remove them first or pass --recursive",
+                duoprov_model::counted(subfolders.len(), "subfolder", "subfolders"),
+                duoprov_model::counted(groups.len(), "group", "groups")
             )));
         }
         let mut affected = Vec::new();
@@ -650,77 +729,49 @@ impl Store for SqlStore {
     }
 
     async fn add_member(&self, group: &GroupName, member: &GroupMember) -> Result<bool> {
+        Ok(self.add_members(group, std::slice::from_ref(member)).await?[0])
+    }
+
+    async fn add_members(&self, group: &GroupName, members: &[GroupMember]) -> Result<Vec<bool>> {
         let mut tx = self.begin_write().await?;
         let g = require_group(&mut tx, group).await?;
-        let (added, subjects) = match member {
-            GroupMember::Subject(key) => {
-                let sid = subject_member_id(&mut tx, key).await?;
-                let r = sqlx::query("INSERT INTO member_subject (group_id, subject_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(g.0)
-                    .bind(sid)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(format!("adding subject {key} to group {group}")))?;
-                (r.rows_affected() > 0, vec![key.clone()])
+        let mut outcomes = Vec::with_capacity(members.len());
+        let mut problems = Vec::new();
+        for member in members {
+            match add_one_member(&mut tx, &g, group, member).await {
+                Ok(added) => outcomes.push(added),
+                Err(e @ (RegistryError::NotFound { .. } | RegistryError::Refused(_))) => problems.push(e),
+                Err(e) => return Err(e),
             }
-            GroupMember::Group { name } => {
-                let m = require_group(&mut tx, name).await?;
-                if m.0 == g.0 {
-                    return Err(RegistryError::Refused(format!("group {group} cannot be a member of itself")));
-                }
-                if contains(&mut tx, m.0, g.0).await? {
-                    return Err(RegistryError::Refused(format!(
-                        "adding group {name} to group {group} would make a cycle: {name} already contains {group} through nesting"
-                    )));
-                }
-                let r = sqlx::query("INSERT INTO member_group (group_id, member_group_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(g.0)
-                    .bind(m.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(format!("adding group {name} to group {group}")))?;
-                (r.rows_affected() > 0, vec![])
-            }
-        };
-        if added {
-            let affected = self_and_ancestors(&mut tx, g.0).await?;
-            log_change(&mut tx, ChangeKind::MemberAdded, affected, subjects, vec![], json!({"group": group, "member": member})).await?;
+        }
+        if !problems.is_empty() {
+            return Err(batch_refusal(problems));
         }
         Self::commit(tx).await?;
-        Ok(added)
+        Ok(outcomes)
     }
 
     async fn remove_member(&self, group: &GroupName, member: &GroupMember) -> Result<bool> {
+        Ok(self.remove_members(group, std::slice::from_ref(member)).await?[0])
+    }
+
+    async fn remove_members(&self, group: &GroupName, members: &[GroupMember]) -> Result<Vec<bool>> {
         let mut tx = self.begin_write().await?;
         let g = require_group(&mut tx, group).await?;
-        let (removed, subjects) = match member {
-            GroupMember::Subject(key) => {
-                let sid = subject_member_id(&mut tx, key).await?;
-                let r = sqlx::query("DELETE FROM member_subject WHERE group_id = $1 AND subject_id = $2")
-                    .bind(g.0)
-                    .bind(sid)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(format!("removing subject {key} from group {group}")))?;
-                (r.rows_affected() > 0, vec![key.clone()])
+        let mut outcomes = Vec::with_capacity(members.len());
+        let mut problems = Vec::new();
+        for member in members {
+            match remove_one_member(&mut tx, &g, group, member).await {
+                Ok(removed) => outcomes.push(removed),
+                Err(e @ (RegistryError::NotFound { .. } | RegistryError::Refused(_))) => problems.push(e),
+                Err(e) => return Err(e),
             }
-            GroupMember::Group { name } => {
-                let m = require_group(&mut tx, name).await?;
-                let r = sqlx::query("DELETE FROM member_group WHERE group_id = $1 AND member_group_id = $2")
-                    .bind(g.0)
-                    .bind(m.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db(format!("removing group {name} from group {group}")))?;
-                (r.rows_affected() > 0, vec![])
-            }
-        };
-        if removed {
-            let affected = self_and_ancestors(&mut tx, g.0).await?;
-            log_change(&mut tx, ChangeKind::MemberRemoved, affected, subjects, vec![], json!({"group": group, "member": member})).await?;
+        }
+        if !problems.is_empty() {
+            return Err(batch_refusal(problems));
         }
         Self::commit(tx).await?;
-        Ok(removed)
+        Ok(outcomes)
     }
 
     async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>> {

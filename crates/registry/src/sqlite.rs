@@ -34,6 +34,16 @@ mod sql_sync_state;
 
 pub use sql_store::SqlStore as SqliteStore;
 
+/// The database file a SQLite URL names, or `None` for an in-memory registry: what a caller
+/// checks before `connect`, which would create a missing file.
+pub fn database_file(url: &str) -> Result<Option<std::path::PathBuf>> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(None);
+    }
+    let parsed = SqliteConnectOptions::from_str(url).map_err(|e| RegistryError::Url(format!("not a SQLite URL: {e}")))?;
+    Ok(Some(parsed.get_filename().to_path_buf()))
+}
+
 /// Opens (creating if needed) the SQLite registry at `url` and brings its schema up to date.
 /// `sqlite::memory:` gives a private in-memory registry.
 pub async fn connect(url: &str) -> Result<SqliteStore> {

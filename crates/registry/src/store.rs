@@ -83,6 +83,13 @@ pub trait Store: crate::sync_state::SyncStore + crate::duo_users::DuoUserStore +
     async fn add_member(&self, group: &GroupName, member: &GroupMember) -> Result<bool>;
     /// Removes an immediate member; `Ok(false)` when it was not one.
     async fn remove_member(&self, group: &GroupName, member: &GroupMember) -> Result<bool>;
+    /// Adds every member in one transaction, or none: each member that does not exist or would
+    /// make a cycle is reported (all of them, in one error) and nothing is written. One outcome
+    /// per member, in order: `false` when it already was one.
+    async fn add_members(&self, group: &GroupName, members: &[GroupMember]) -> Result<Vec<bool>>;
+    /// Removes every member in one transaction, or none (every missing subject or group
+    /// reported); one outcome per member: `false` when it was not one.
+    async fn remove_members(&self, group: &GroupName, members: &[GroupMember]) -> Result<Vec<bool>>;
     /// Immediate members: subjects first (by source and id), then groups (by name).
     async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>>;
     /// Subjects reached through nesting, sorted by source and id.

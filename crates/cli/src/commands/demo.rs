@@ -90,7 +90,7 @@ pub async fn run(json: bool) -> Result<u8> {
         provisioners: BTreeMap::from([("duoTest".to_owned(), provisioner)]),
     };
     let ctx = Context { settings, json };
-    let store = ctx.store().await?;
+    let store = ctx.open_store().await?;
 
     heading("Registry: the seed's people and group, folder app:duo marked for duoTest");
     for (id, name, email) in [("mchyzer", "Chris Hyzer", "mchyzer@example.edu"), ("kwilso", "Kate Wilson", "kwilso@example.edu")] {

@@ -28,8 +28,24 @@ pub struct Context {
 }
 
 impl Context {
-    /// Opens the registry the settings name.
+    /// Opens the registry the settings name. A SQLite registry file must exist already: a
+    /// mistyped path would otherwise become a new, empty registry (only `duoprov init` creates one).
     pub async fn store(&self) -> Result<Box<dyn Store>> {
+        if duoprov_registry::url::backend_of(&self.settings.registry_url)? == duoprov_registry::Backend::Sqlite
+            && let Some(file) = duoprov_registry::sqlite::database_file(&self.settings.registry_url)?
+            && !file.exists()
+        {
+            anyhow::bail!(
+                "the SQLite registry {} does not exist; check registry.url (or --registry), or create it with `duoprov init`",
+                file.display()
+            );
+        }
+        self.open_store().await
+    }
+
+    /// Opens the registry the settings name, creating a SQLite file that does not exist yet
+    /// (`demo`, which makes its own).
+    pub async fn open_store(&self) -> Result<Box<dyn Store>> {
         let password = match &self.settings.registry_password {
             Some(source) => Some(source.read_database_password(&source.key("registry", "password"))?),
             None => None,

@@ -1,5 +1,6 @@
 //! The registry commands: `subject`, `folder`, `group`, `member` and `provision`. Each parses
-//! and validates its names, calls the store once, and prints the outcome as text or JSON.
+//! and validates its names, calls the store once (a command naming several members changes all
+//! of them in one transaction, or none), and prints the outcome as text or JSON.
 
 use anyhow::Result;
 use duoprov_model::{
@@ -239,12 +240,15 @@ pub async fn member(ctx: &Context, command: MemberCommand) -> Result<u8> {
     match command {
         MemberCommand::Add(t) => {
             let (group, members) = targets(&t)?;
+            let added = store
+                .add_members(&group, &members)
+                .await
+                .map_err(|e| anyhow::anyhow!("nothing changed in group {group}: {e}"))?;
             let mut results = Vec::new();
-            for m in &members {
-                let added = store.add_member(&group, m).await?;
+            for (m, added) in members.iter().zip(added) {
                 results.push(json!({"member": m, "added": added}));
                 if !ctx.json {
-                    println!("{} {m} in group {group}", if added { "added" } else { "already a member:" });
+                    output::line(&if added { format!("added {m} to group {group}") } else { format!("{m} is already a member of group {group}") });
                 }
             }
             if ctx.json {
@@ -253,12 +257,15 @@ pub async fn member(ctx: &Context, command: MemberCommand) -> Result<u8> {
         }
         MemberCommand::Remove(t) => {
             let (group, members) = targets(&t)?;
+            let removed = store
+                .remove_members(&group, &members)
+                .await
+                .map_err(|e| anyhow::anyhow!("nothing changed in group {group}: {e}"))?;
             let mut results = Vec::new();
-            for m in &members {
-                let removed = store.remove_member(&group, m).await?;
+            for (m, removed) in members.iter().zip(removed) {
                 results.push(json!({"member": m, "removed": removed}));
                 if !ctx.json {
-                    println!("{} {m} from group {group}", if removed { "removed" } else { "not a member:" });
+                    output::line(&if removed { format!("removed {m} from group {group}") } else { format!("{m} is not a member of group {group}") });
                 }
             }
             if ctx.json {

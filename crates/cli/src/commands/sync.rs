@@ -13,6 +13,7 @@ use anyhow::{Context as _, Result, bail};
 use duoprov_plan::safety::{self, Approval};
 use duoprov_sync::report::WRITE_GRANT_HINT;
 use duoprov_sync::{FenceHandle, Incremental, Progress, RunReport, SavedPlan, SyncError, SyncOptions, SyncSettings};
+use duoprov_model::counted;
 use serde_json::json;
 
 use super::Context;
@@ -52,8 +53,8 @@ pub async fn plan(ctx: &Context, provisioner: &str, out: Option<PathBuf>) -> Res
         let removals = safety::removals(&prepared.plan);
         if !removals.is_empty() {
             println!(
-                "\n{} removal(s) and deletion(s), digest {}; if a sync refuses them, `duoprov sync {provisioner} --approve {}` applies exactly these.",
-                removals.len(),
+                "\n{}, digest {}; if a sync refuses them, `duoprov sync {provisioner} --approve {}` applies exactly these.",
+                counted(removals.len(), "removal or deletion", "removals and deletions"),
                 saved.removal_digest,
                 saved.removal_digest
             );
@@ -115,7 +116,7 @@ pub struct SyncArgs {
 /// Prints the held objects, one a line.
 fn print_held(report: &RunReport) {
     if !report.held_objects.is_empty() {
-        println!("{} object(s) are held (not attempted until their error is fixed):", report.held_objects.len());
+        println!("{} held (not attempted until their error is fixed):", counted(report.held_objects.len(), "object is", "objects are"));
         for h in &report.held_objects {
             println!("  ! {} [{}]: {}", h.object, h.code, h.message);
         }
@@ -220,11 +221,11 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         }
         print_held(&report);
         if report.forbidden() > 0 && !lacks_grant {
-            println!("{} write(s) were refused by Duo with 403: {WRITE_GRANT_HINT}", report.forbidden());
+            println!("{} refused by Duo with 403: {WRITE_GRANT_HINT}", counted(report.forbidden(), "write was", "writes were"));
         }
     }
     if lacks_grant {
-        eprintln!("error: Duo refused every write of this run with 403 ({} object(s) failed, nothing written): {WRITE_GRANT_HINT}", report.forbidden());
+        eprintln!("error: Duo refused every write of this run with 403 ({} failed, nothing written): {WRITE_GRANT_HINT}", counted(report.forbidden(), "object", "objects"));
         return Ok(exit::ERROR);
     }
     Ok(if report.failed() > 0 || report.held > 0 { exit::PARTIAL } else { exit::OK })
@@ -411,8 +412,10 @@ async fn shared_account_warnings(store: &dyn duoprov_registry::Store, p: &Provis
     out.push((
         "shared Duo account".to_owned(),
         format!(
-            "provisioner(s) {} provision the same Duo account as {}; none of them adopts, deletes or removes members of a group another one links (such a group is held with MAT), and a user another one links is used only as a shared user, never rewritten or deleted",
+            "{} {} {} the same Duo account as {}; none of them adopts, deletes or removes members of a group another one links (such a group is held with MAT), and a user another one links is used only as a shared user, never rewritten or deleted",
+            if p.shares_duo_with.len() == 1 { "provisioner" } else { "provisioners" },
             p.shares_duo_with.join(", "),
+            if p.shares_duo_with.len() == 1 { "provisions" } else { "provision" },
             p.name
         ),
     ));
@@ -434,8 +437,8 @@ async fn shared_account_warnings(store: &dyn duoprov_registry::Store, p: &Provis
             out.push((
                 "linked twice".to_owned(),
                 format!(
-                    "{} Duo user(s) are linked by both {} and {other} ({}{more}); they are shared: only the provisioner that created one may rewrite or delete it",
-                    shared.len(),
+                    "{} linked by both {} and {other} ({}{more}); they are shared: only the provisioner that created one may rewrite or delete it",
+                    counted(shared.len(), "Duo user is", "Duo users are"),
                     p.name,
                     shown.join(", ")
                 ),

@@ -1,4 +1,5 @@
-//! The daemon's status page on a loopback address: `/healthz` (the process serves), `/readyz`
+//! The daemon's status page on a loopback address: `/` (a plain-text index of what follows),
+//! `/healthz` (the process serves), `/readyz`
 //! (the registry answered recently and every provisioner has a runner state; JSON with each
 //! provisioner's role and last result) and `/metrics` (Prometheus/OpenMetrics text).
 
@@ -45,6 +46,14 @@ impl Shared {
     }
 }
 
+/// `GET /`: what this page serves, so a browser pointed at the address finds its way.
+async fn index() -> &'static str {
+    "duoprov daemon status page\n\n\
+     /healthz  200 while the process serves\n\
+     /readyz   200 when every provisioner has a runner and the registry answered recently (JSON)\n\
+     /metrics  Prometheus/OpenMetrics text\n"
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -63,5 +72,5 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics)).with_state(shared)
+    Router::new().route("/", get(index)).route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics)).with_state(shared)
 }

@@ -450,9 +450,8 @@ impl Loop {
                 let status = report.status();
                 self.shared.metrics.run_finished(&self.name, kind, status, Some(&report), now_since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} {status} (run {})", report.run_id)));
-                if report.dry_run || report.failed() > 0 || report.scope.as_ref().is_none_or(|s| s.changes != 0) {
-                    tracing::info!(run = report.run_id, summary = %report.summary(), "Run finished.");
-                }
+                // One line per run at the default level: kind, counts, calls, duration.
+                tracing::info!(run = report.run_id, status, "Run finished: {}", report.summary());
                 for f in &report.failures {
                     tracing::warn!(run = report.run_id, object = %f.object, code = %f.code, message = %f.message, "Object failed; retried on its schedule.");
                 }
@@ -469,15 +468,18 @@ impl Loop {
             Err(SyncError::Refused { provisioner, refusal }) => {
                 self.shared.metrics.run_finished(&self.name, kind, "refused", None, now_since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} refused")));
-                // One line: the reasons and every removal, `; `-separated, with the digest.
+                // One readable line; the list itself (which can be long) at -v.
                 tracing::warn!(
-                    reasons = %refusal.reasons.join("; "),
-                    removals = %refusal.removals.join("; "),
                     count = refusal.removals.len(),
                     digest = %refusal.digest,
-                    "Run refused by the safety rules; nothing changed. Review the list, then approve exactly it with `{}`, or fix the registry.",
+                    "Run refused by the safety rules, nothing changed: {}. It would make {} (listed at -v, or by `duoprov plan {provisioner}`); approve exactly them with `{}`, or fix the registry.",
+                    refusal.reasons.join("; "),
+                    duoprov_model::counted(refusal.removals.len(), "removal", "removals"),
                     refusal.approve_command(&provisioner)
                 );
+                for removal in &refusal.removals {
+                    tracing::info!(target: "duoprov::refusal", provisioner = %provisioner, digest = %refusal.digest, "Refused: {removal}");
+                }
                 // Not retried until the registry changes, or for five minutes.
                 let seq = self.store.last_change_seq().await.unwrap_or(seq_at_start);
                 timers.paused = Some((seq, duoprov_sync::now_ms() + 300_000));

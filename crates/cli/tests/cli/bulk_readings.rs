@@ -34,7 +34,7 @@ async fn setup(configure: impl FnOnce(&mut Settings)) -> Env {
         "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\nbulk = \"auto\"\n\n[provisioner.duoTest]\nduo = \"test\"\n",
         emulator.base_url()
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir.path(), config).unwrap();
     Env { dir, emulator }
 }
 

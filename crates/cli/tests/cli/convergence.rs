@@ -42,7 +42,7 @@ async fn setup(provisioner: &str, registry: &Value) -> Env {
          [provisioner.duoTest]\nduo = \"test\"\n{provisioner}\n",
         emulator.base_url()
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir.path(), config).unwrap();
     std::fs::write(dir.path().join("registry.json"), registry.to_string()).unwrap();
     run(dir.path(), &["import", "registry.json"], 0);
     Env { dir, emulator }

@@ -1,7 +1,8 @@
 //! The daemon end to end against the emulator: `duoprov run` provisions the seed registry, then
 //! every step of the incremental scenario (memberships, subject renames, group renames and
 //! descriptions, nested groups, markers) reaches Duo with no command but the registry change; the
-//! status page answers; a second daemon on the same SQLite file refuses to start; SIGTERM stops
+//! status page answers (`/` with an index of its endpoints); the default log level shows one
+//! line per run and the stop; -vv shows duoprov's debug lines without the libraries'; a second daemon on the same SQLite file refuses to start; SIGTERM stops
 //! it with exit 0 and no run left running; after quiet a full plan is empty.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -127,8 +128,19 @@ async fn the_daemon_carries_every_registry_change_to_duo_and_stops_cleanly() {
         assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     }
 
+    // `GET /` lists the endpoints rather than answering an empty 404.
+    let (code, index) = get(&daemon.status, "/");
+    assert_eq!(code, 200, "{index}");
+    assert!(["/healthz", "/readyz", "/metrics"].iter().all(|p| index.contains(p)), "{index}");
+
     let (code, stderr) = daemon.stop();
     assert_eq!(code, Some(0), "{stderr}");
+    // At the default level: one line per run with its kind, counts and duration, and the stop.
+    let finished: Vec<&str> = stderr.lines().filter(|l| l.contains("Run finished:")).collect();
+    assert!(finished.iter().any(|l| l.contains("duoTest full:") && l.contains("users 2 created")), "{stderr}");
+    assert!(finished.iter().any(|l| l.contains("duoTest incremental:")), "{stderr}");
+    assert!(finished.iter().all(|l| l.contains(" s")), "no duration: {finished:?}");
+    assert!(stderr.lines().last().is_some_and(|l| l.contains("Stopped.")), "the last line says the daemon stopped:\n{stderr}");
     let (out, _) = run(dir, &["status", "duoTest", "--json"], 0);
     let status: Value = serde_json::from_str(&out).unwrap();
     let running: Vec<&Value> = status["runs"].as_array().unwrap().iter().filter(|r| r["status"] == "running").collect();
@@ -159,6 +171,14 @@ async fn json_logs_carry_a_span_per_run_and_per_duo_call() {
     let in_span = |name: &str| lines.iter().filter(|l| l["spans"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == name))).count();
     assert!(in_span("sync_run") > 0, "no event in a sync_run span:\n{stderr}");
     assert!(in_span("duo_call") > 0, "no event in a duo_call span:\n{stderr}");
+    // -vv: duoprov's own debug lines, none of the libraries' internals (those at -vvvv).
+    assert!(lines.iter().any(|l| l["level"] == "DEBUG" && l["target"].as_str().is_some_and(|t| t.starts_with("duoprov"))), "no duoprov debug line at -vv:\n{stderr}");
+    let internals: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "DEBUG" || l["level"] == "TRACE")
+        .filter(|l| l["target"].as_str().is_some_and(|t| !t.starts_with("duoprov")))
+        .collect();
+    assert!(internals.is_empty(), "library internals at -vv: {internals:#?}");
     let run_span = lines.iter().flat_map(|l| l["spans"].as_array().cloned().unwrap_or_default()).find(|s| s["name"] == "sync_run").unwrap();
     assert_eq!(run_span["provisioner"], "duoTest");
     assert!(run_span["kind"] == "full" || run_span["kind"] == "incremental", "{run_span}");
@@ -180,7 +200,7 @@ async fn the_daemon_logs_held_objects_once_per_run_and_a_refusal_with_its_digest
     run(dir, &["subject", "add", "chyzer2", "--login-id", "mchyzer"], 0);
     run(dir, &["member", "add", "app:duo:testGroup", "chyzer2"], 0);
     let handle = env.emulator.handle().clone();
-    let daemon = start_daemon(dir, &[]);
+    let daemon = start_daemon(dir, &["-v"]);
     wait_for("the first full sync", || handle.state(), |s| s.groups.len() == 1 && s.users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>() == ["kwilso"], Duration::from_secs(20));
     // The registry then selects nothing while Duo holds a group duoprov made: refused.
     run(dir, &["provision", "unassign", "duoTest", "--folder", "app:duo"], 0);
@@ -205,6 +225,9 @@ async fn the_daemon_logs_held_objects_once_per_run_and_a_refusal_with_its_digest
     let command = refusal.split('`').find(|p| p.starts_with("duoprov sync duoTest --approve ")).unwrap_or_else(|| panic!("no approve command: {refusal}"));
     let digest = &command["duoprov sync duoTest --approve ".len()..];
     assert!(digest.len() == 12 && digest.chars().all(|c| c.is_ascii_hexdigit()), "{refusal}");
-    assert!(refusal.contains(&format!("digest={digest}")) && refusal.contains("delete group testGroup"), "{refusal}");
+    assert!(refusal.contains(&format!("digest={digest}")) && refusal.contains("It would make 1 removal"), "{refusal}");
+    // The line stays one readable line; the list follows it at -v, one removal a line.
+    assert!(!refusal.contains("delete group testGroup"), "{refusal}");
+    assert!(stderr.lines().any(|l| l.contains("Refused: delete group testGroup") && l.contains(digest)), "{stderr}");
     assert_eq!(handle.state().groups.len(), 1, "nothing deleted");
 }

@@ -67,7 +67,7 @@ fn write_folder(dir: &Path, emu: &RunningEmulator, registry: &str, extra: &str) 
          [provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n\n{extra}\n",
         emu.base_url()
     );
-    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir, config).unwrap();
 }
 
 /// `duoprov ARGS` in `dir` with `envs`; standard output, failing with both streams on another
@@ -649,14 +649,7 @@ struct PgRegistry {
 
 impl PgRegistry {
     async fn create(prefix: &str) -> Option<PgRegistry> {
-        let url = match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
-            Ok(u) if !u.is_empty() => u,
-            _ => {
-                assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
-                eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
-                return None;
-            }
-        };
+        let url = crate::postgres_url()?;
         // The schema is created (with its tables) here; the daemons reach it through the URL.
         let schema = format!("{prefix}_{}_{}", std::process::id(), duoprov_sync::now_ms());
         let options = duoprov_registry::OpenOptions { schema: Some(schema.clone()), ..Default::default() };
@@ -832,7 +825,7 @@ async fn on_postgres_a_change_wakes_the_daemon_before_its_poll_interval() {
     let dir = tmp.path();
     write_folder(dir, &emu, &registry, "");
     let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap().replace("poll_interval = \"300ms\"", "poll_interval = \"30s\"");
-    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir, config).unwrap();
     let model = Model::generated(12, 6);
     std::fs::write(dir.join("tenant.json"), model.import_json()).unwrap();
     cli(dir, &envs, &["import", "tenant.json"], 0);

@@ -208,7 +208,7 @@ async fn setup(registry: impl FnOnce(&Path) -> Registry) -> Setup {
          [provisioner.{BY_ID}]\nduo = \"emu\"\n\n[provisioner.{BY_ID}.templates]\nusername = \"{{{{ subject.id }}}}\"\n",
         emu.base_url()
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).expect("write the configuration");
+    crate::write_config(dir.path(), config).expect("write the configuration");
     let registry = registry(dir.path());
     Setup { dir, emu, registry }
 }
@@ -407,14 +407,7 @@ async fn load_users_and_report_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_users_and_report_on_postgres() {
-    let url = match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
-            eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
-            return;
-        }
-    };
+    let Some(url) = crate::postgres_url() else { return };
     let schema = format!("cli_duo_users_{}", std::process::id());
     let setup = setup(|_| {
         let separator = if url.contains('?') { '&' } else { '?' };
@@ -498,7 +491,7 @@ async fn odd_duo_users_are_loaded_faithfully_or_refused_by_id() {
         "[registry]\nurl = \"sqlite://duoprov.db\"\n\n[duo.fake]\napi_host = \"{API_HOST}\"\nintegration_key = \"{IKEY}\"\n\
          secret_key_file = \"duo.skey\"\nurl = \"{url}\"\n\n[provisioner.{P}]\nduo = \"fake\"\n"
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).expect("configuration");
+    crate::write_config(dir.path(), config).expect("configuration");
     let registry = Registry {
         cli_url: None,
         url: format!("sqlite://{}", dir.path().join("duoprov.db").display()),

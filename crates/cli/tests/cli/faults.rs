@@ -216,7 +216,7 @@ pub fn folder(dir: &Path, emulator: &RunningEmulator, concurrency: usize, regist
          [provisioner.duoTest]\nduo = \"test\"\nconcurrency = {concurrency}\n",
         emulator.base_url()
     );
-    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir, config).unwrap();
     std::fs::write(dir.join("tenant.json"), registry).unwrap();
     run(dir, &["import", "tenant.json"], 0);
 }

@@ -59,3 +59,73 @@ impl Seeded {
         &items[self.between(0, items.len() as u64 - 1) as usize]
     }
 }
+
+/// Writes `duoprov.toml` into `dir` and, when its registry is a SQLite file, creates that
+/// registry as `duoprov init` would (commands refuse a SQLite registry that does not exist).
+pub fn write_config(dir: &Path, config: impl AsRef<[u8]>) -> std::io::Result<()> {
+    let config = config.as_ref();
+    std::fs::write(dir.join("duoprov.toml"), config)?;
+    let text = String::from_utf8_lossy(config);
+    let file = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("url = \"sqlite://"))
+        .map(|rest| rest.trim_end_matches('"').to_owned())
+        .next();
+    if let Some(file) = file.filter(|f| !f.contains(":memory:")) {
+        let path = dir.join(file);
+        if !path.exists() {
+            let url = format!("sqlite://{}", path.display());
+            // A thread of its own: the caller may already be inside a runtime.
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+                rt.block_on(duoprov_registry::open(&url, &Default::default())).map(drop)
+            })
+            .join()
+            .expect("creating the registry")
+            .map_err(std::io::Error::other)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reports that the running test (or a part of it) did not run, as a `SKIPPED: <test> — <reason>`
+/// line on standard error. Written to the stream itself, not through `eprintln!`, so the test
+/// harness does not capture it: it shows in `cargo test` output although the test passes.
+pub fn skipped(reason: &str) {
+    use std::io::Write as _;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test} — {reason}");
+}
+
+/// The PostgreSQL test database (`DUOPROV_TEST_POSTGRES_URL`), or `None` after reporting the
+/// skip; with `DUOPROV_REQUIRE_EXTERNAL=1` (CI) a missing URL fails the test instead.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
+            skipped("needs PostgreSQL: DUOPROV_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
+/// A skipped test says so in `cargo test` output: run alone without PostgreSQL, the PostgreSQL
+/// walkthrough passes and its `SKIPPED:` line reaches standard error past the harness's capture.
+#[test]
+fn a_test_skipped_for_want_of_postgresql_reports_the_skip_in_the_test_output() {
+    let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["registry::readme_walkthrough_on_postgres", "--exact", "--test-threads", "1"])
+        .env_remove("DUOPROV_TEST_POSTGRES_URL")
+        .env_remove("DUOPROV_REQUIRE_EXTERNAL")
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stdout.contains("1 passed"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("SKIPPED: registry::readme_walkthrough_on_postgres — needs PostgreSQL: DUOPROV_TEST_POSTGRES_URL is not set"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}

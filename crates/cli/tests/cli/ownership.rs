@@ -41,7 +41,7 @@ fn configure(dir: &Path, emulator: &RunningEmulator, ikey: &str, provisioners: &
         "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{ikey}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\nserver_retries = 0\n\n{provisioners}\n",
         emulator.base_url()
     );
-    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir, config).unwrap();
 }
 
 fn now() -> i64 {
@@ -178,5 +178,5 @@ async fn a_second_provisioner_of_the_same_duo_account_never_adopts_or_empties_th
 
     // doctor warns about the shared Duo account.
     let (out, _) = run(dir, &["doctor", "prodB"], 0);
-    assert!(out.contains("warn  shared Duo account: provisioner(s) prodA"), "{out}");
+    assert!(out.contains("warn  shared Duo account: provisioner prodA provisions"), "{out}");
 }

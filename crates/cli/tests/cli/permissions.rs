@@ -22,7 +22,7 @@ fn configure(dir: &Path, emulator: &RunningEmulator, ikey: &str) {
         "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{ikey}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.duoTest]\nduo = \"test\"\n",
         emulator.base_url()
     );
-    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir, config).unwrap();
 }
 
 async fn setup() -> (tempfile::TempDir, RunningEmulator) {

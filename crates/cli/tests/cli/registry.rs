@@ -41,11 +41,7 @@ fn readme_walkthrough_on_sqlite() {
 
 #[test]
 fn readme_walkthrough_on_postgres() {
-    let Ok(url) = std::env::var("DUOPROV_TEST_POSTGRES_URL") else {
-        assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "DUOPROV_TEST_POSTGRES_URL is required");
-        eprintln!("skipping: DUOPROV_TEST_POSTGRES_URL is not set");
-        return;
-    };
+    let Some(url) = crate::postgres_url() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = duoprov(dir.path()).env("DUOPROV_REGISTRY_URL", &url).args(["subject", "list"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -122,4 +118,64 @@ fn import_is_all_or_nothing_with_every_bad_row_named() {
     assert_eq!(summary["memberships_added"], 2);
     let (out, _) = run(dir.path(), &["provision", "list", "duoTest", "--groups"], 0);
     assert!(out.contains("app:duo:testGroup  2"), "{out}");
+}
+
+#[test]
+fn member_add_with_one_unknown_subject_changes_nothing_and_names_every_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), &["init"], 0);
+    run(dir.path(), &["subject", "add", "a"], 0);
+    run(dir.path(), &["group", "add", "org:g", "--create-parents"], 0);
+    run(dir.path(), &["group", "add", "org:inner"], 0);
+    let (_, err) = run(dir.path(), &["member", "add", "org:g", "a", "nobody", "ghost", "--group", "org:inner"], 1);
+    assert!(err.contains("nothing changed in group org:g"), "{err}");
+    assert!(err.contains("subject local:nobody does not exist") && err.contains("subject local:ghost does not exist"), "{err}");
+    let (out, _) = run(dir.path(), &["member", "list", "org:g", "--json"], 0);
+    assert_eq!(out.trim(), "[]", "a valid member was added before the refusal");
+
+    run(dir.path(), &["member", "add", "org:g", "a", "--group", "org:inner"], 0);
+    let (_, err) = run(dir.path(), &["member", "remove", "org:g", "a", "nobody"], 1);
+    assert!(err.contains("nothing changed in group org:g") && err.contains("subject local:nobody does not exist"), "{err}");
+    let (out, _) = run(dir.path(), &["member", "list", "org:g"], 0);
+    assert!(out.contains("local:a") && out.contains("org:inner"), "a member was removed before the refusal:\n{out}");
+    // A cycle among several groups is refused as a whole too.
+    let (_, err) = run(dir.path(), &["member", "add", "org:inner", "a", "--group", "org:g"], 1);
+    assert!(err.contains("would make a cycle"), "{err}");
+    let (out, _) = run(dir.path(), &["member", "list", "org:inner", "--json"], 0);
+    assert_eq!(out.trim(), "[]");
+    let (out, _) = run(dir.path(), &["member", "remove", "org:g", "a", "--group", "org:inner"], 0);
+    assert_eq!(out, "removed subject local:a from group org:g\nremoved group org:inner from group org:g\n");
+}
+
+#[test]
+fn a_mistyped_sqlite_registry_is_refused_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), &["init"], 0);
+    for args in [
+        vec!["subject", "list", "--registry", "sqlite://other.db"],
+        vec!["group", "add", "org:g", "--registry", "sqlite://other.db"],
+        vec!["import", "x.json", "--registry", "sqlite://other.db"],
+        vec!["provision", "list", "--registry", "sqlite://other.db"],
+    ] {
+        std::fs::write(dir.path().join("x.json"), "{}").unwrap();
+        let (_, err) = run(dir.path(), &args, 1);
+        assert!(err.contains("other.db does not exist") && err.contains("duoprov init"), "{args:?}: {err}");
+    }
+    assert!(!dir.path().join("other.db").exists(), "the mistyped registry was created");
+    // The configured registry, created by init, opens.
+    run(dir.path(), &["subject", "list"], 0);
+}
+
+#[test]
+fn import_shape_errors_say_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), &["init"], 0);
+    std::fs::write(dir.path().join("people.csv"), "name,login_id,email\nChris Hyzer,mchyzer,mchyzer@example.edu\n").unwrap();
+    let (_, err) = run(dir.path(), &["import", "people.csv"], 1);
+    assert!(err.contains("people.csv line 1") && err.contains("subject records, whose key column \"id\" is missing"), "{err}");
+    std::fs::write(dir.path().join("people.json"), r#"[{"id":"mchyzer","name":"Chris Hyzer"}]"#).unwrap();
+    let (_, err) = run(dir.path(), &["import", "people.json"], 1);
+    assert!(err.contains("people.json line 1") && err.contains("the top level is an array") && err.contains(r#"{"subjects": [...]"#), "{err}");
+    let (out, _) = run(dir.path(), &["group", "list", "--json"], 0);
+    assert_eq!(out.trim(), "[]");
 }

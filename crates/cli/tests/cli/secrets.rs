@@ -185,7 +185,7 @@ async fn setup() -> (tempfile::TempDir, RunningEmulator) {
          [provisioner.wrongKey]\nduo = \"wrong\"\nlog_http = \"always\"\n\n\
          [provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n"
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).expect("config");
+    crate::write_config(dir.path(), config).expect("config");
     (dir, emulator)
 }
 
@@ -510,7 +510,7 @@ fn secrets_written_in_the_configuration_are_refused_without_being_echoed() {
         (format!("[registry]\nurl = \"postgres://duoprov:{secret}@db.example.edu/duoprov\"\n"), "registry.url"),
         (format!("[registry]\nurl = \"postgres://duoprov:{secret}@db.example.edu/duoprov\" junk\n"), "line 2"),
     ] {
-        std::fs::write(dir.path().join("duoprov.toml"), &config).expect("config");
+        crate::write_config(dir.path(), &config).expect("config");
         for args in [&["-vvv", "subject", "list"][..], &["-vvv", "config"], &["-vvv", "--log-format", "json", "doctor", "p"]] {
             let o = binary().current_dir(dir.path()).args(args).output().expect("run");
             let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
@@ -528,8 +528,7 @@ async fn a_secret_file_readable_by_group_or_others_is_named_and_a_private_one_is
     let secret = "file-secret-4c3b2a1f0e9d8c7b6a5f4e3d2c1b";
     let emulator = Emulator::builder().integration(Integration::new(IKEY, secret)).spawn_on("127.0.0.1:0").await.expect("emulator");
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(
-        dir.path().join("duoprov.toml"),
+    crate::write_config(dir.path(),
         format!(
             "[registry]\nurl = \"sqlite://r.db\"\n[duo.prod]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"keys/duo.skey\"\nurl = \"{}\"\n[provisioner.p]\nduo = \"prod\"\nlog_http = \"always\"\n",
             emulator.base_url()
@@ -597,7 +596,7 @@ const PROXY_PASSWORD: &str = "proxy-pw-Ry6Tn3Vx8Kd1Ls5Qb";
 fn a_proxy_password_from_the_environment_reaches_the_proxy_and_no_output() {
     let (port, heads) = recording_proxy();
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("duoprov.toml"), proxy_config(port)).expect("config");
+    crate::write_config(dir.path(), proxy_config(port)).expect("config");
     let mut outputs = Vec::new();
     for (args, ok) in [
         (&["config"][..], true),
@@ -635,18 +634,15 @@ fn a_proxy_password_from_the_environment_reaches_the_proxy_and_no_output() {
 /// password and fail with a wrong one, and neither password appears in any output.
 #[test]
 fn a_database_password_from_the_environment_never_appears_with_postgresql() {
-    let Ok(full) = std::env::var("DUOPROV_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: DUOPROV_TEST_POSTGRES_URL is not set");
-        return;
-    };
+    let Some(full) = crate::postgres_url() else { return };
     let mut bare = url::Url::parse(&full).expect("DUOPROV_TEST_POSTGRES_URL is a URL");
     let Some(password) = bare.password().map(percent_decode) else {
-        eprintln!("skipped: DUOPROV_TEST_POSTGRES_URL holds no password");
+        crate::skipped("needs a PostgreSQL URL with a password: DUOPROV_TEST_POSTGRES_URL holds none");
         return;
     };
     bare.set_password(None).expect("strip the password");
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("duoprov.toml"), format!("[registry]\nurl = \"{bare}\"\npassword_env = \"DUOPROV_TEST_PG_PASSWORD\"\n"))
+    crate::write_config(dir.path(), format!("[registry]\nurl = \"{bare}\"\npassword_env = \"DUOPROV_TEST_PG_PASSWORD\"\n"))
         .expect("config");
     let wrong = "wrong-pg-password-Hq3Lz8Vc1";
     for (given, works) in [(password.as_str(), true), (wrong, false)] {

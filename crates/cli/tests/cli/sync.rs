@@ -33,7 +33,7 @@ pub async fn setup(extra: &str) -> Env {
         "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.duoTest]\nduo = \"test\"\n{extra}\n",
         emulator.base_url()
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir.path(), config).unwrap();
     Env { dir, emulator }
 }
 
@@ -230,7 +230,7 @@ async fn a_failing_object_does_not_stop_the_others_and_the_next_run_converges() 
 fn demo_runs_the_seed_scenario_on_embedded_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = run(dir.path(), &["demo"], 0);
-    assert!(out.contains("Plan for duoTest: 5 operation(s)."), "{out}");
+    assert!(out.contains("Plan for duoTest: 5 operations."), "{out}");
     assert!(out.contains("groups 1 created") && out.contains("users 2 created") && out.contains("memberships 2 added"), "{out}");
     assert!(out.contains("\"username\": \"mchyzer\"") && out.contains("\"name\": \"testGroup\""), "{out}");
     assert!(out.contains("nothing to do; Duo matches the registry"), "{out}");
@@ -287,12 +287,12 @@ async fn doctor_says_which_tls_mode_a_postgresql_registry_uses_and_why() {
     let dir = env.dir.path();
     let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap();
     let remote = config.replace("url = \"sqlite://registry.db\"", "url = \"postgres://duoprov@db.example.invalid/duoprov\"");
-    std::fs::write(dir.join("duoprov.toml"), &remote).unwrap();
+    crate::write_config(dir, &remote).unwrap();
     // The host does not resolve, so the registry check fails; the TLS line is there all the same.
     let (out, _) = run(dir, &["doctor", "duoTest"], 1);
     assert!(out.contains("registry TLS: sslmode=verify-full to db.example.invalid") && out.contains("duoprov's default for a remote host"), "{out}");
     let chosen = config.replace("url = \"sqlite://registry.db\"", "url = \"postgres://duoprov@127.0.0.1:1/duoprov?sslmode=require\"");
-    std::fs::write(dir.join("duoprov.toml"), &chosen).unwrap();
+    crate::write_config(dir, &chosen).unwrap();
     let (out, _) = run(dir, &["doctor", "duoTest"], 1);
     assert!(out.contains("registry TLS: sslmode=require to 127.0.0.1 (encrypted, certificate not checked; set by sslmode in registry.url)"), "{out}");
 }
@@ -306,7 +306,7 @@ async fn signature_version_2_works_and_warns_that_hmac_sha1_is_deprecated() {
     let (out, err) = run(dir, &["plan", "duoTest"], 0);
     assert!(!err.contains("HMAC-SHA1"), "no warning with the default signature: {err}");
     assert!(out.contains("Create groups (1)"), "{out}");
-    std::fs::write(dir.join("duoprov.toml"), config.replace("[provisioner.duoTest]", "signature_version = 2\n\n[provisioner.duoTest]")).unwrap();
+    crate::write_config(dir, config.replace("[provisioner.duoTest]", "signature_version = 2\n\n[provisioner.duoTest]")).unwrap();
     let (out, err) = run(dir, &["plan", "duoTest"], 0);
     assert!(err.contains("signature_version = 2") && err.contains("HMAC-SHA1, which is deprecated"), "{err}");
     assert!(out.contains("Create groups (1)"), "the v2-signed plan still reads Duo: {out}");
@@ -319,7 +319,7 @@ async fn an_emptied_selection_with_50_managed_groups_is_refused_until_approved_e
     // Let the client pace at the emulator's limits for this test.
     let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap();
     let config = config.replace("[provisioner.duoTest]", "writes_per_minute = 300\nmax_concurrency = 8\n\n[provisioner.duoTest]");
-    std::fs::write(dir.join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir, config).unwrap();
     let mut doc = String::from("{\"subjects\":[{\"id\":\"u1\",\"name\":\"U One\",\"login_id\":\"u1\"}],\"groups\":[");
     let groups: Vec<String> = (0..50).map(|i| format!("{{\"name\":\"app:duo:g{i:02}\"}}")).collect();
     doc.push_str(&groups.join(","));
@@ -336,7 +336,7 @@ async fn an_emptied_selection_with_50_managed_groups_is_refused_until_approved_e
     run(dir, &["provision", "unassign", "duoTest", "--folder", "app:duo"], 0);
     let seq = last_seq(&env);
     let (_, err) = run(dir, &["sync", "duoTest"], 3);
-    assert!(err.contains("selects no group while Duo holds 50 group(s)"), "{err}");
+    assert!(err.contains("selects no group while Duo holds 50 groups"), "{err}");
     assert!(err.contains("50 group deletions exceed max_group_deletes = 10"), "{err}");
     let digest = crate::safety::digest_in(&err);
     assert!(err.contains("delete group g00") && err.contains(&format!("duoprov sync duoTest --approve {digest}")), "{err}");
@@ -366,12 +366,12 @@ async fn subjects_clashing_on_one_duo_username_are_held_named_and_make_the_sync_
 
     let (out, _) = run(dir, &["plan", "duoTest"], 0);
     assert!(!out.contains("nothing to do"), "a plan with held objects never says nothing to do:\n{out}");
-    assert!(out.contains("nothing to change, but 2 object(s) are held:"), "{out}");
+    assert!(out.contains("nothing to change, but 2 objects are held:"), "{out}");
     assert!(out.contains("subject local:mchyzer [MAT]") && out.contains("subject local:chyzer2 [MAT]"), "{out}");
 
     let seq = last_seq(&env);
     let (out, _) = run(dir, &["sync", "duoTest"], 2);
-    assert!(out.contains("2 object(s) are held"), "{out}");
+    assert!(out.contains("2 objects are held"), "{out}");
     assert!(out.contains("subject local:mchyzer [MAT]: 2 subjects map to the Duo username \"mchyzer\""), "{out}");
     assert!(out.contains("subject local:chyzer2 [MAT]"), "{out}");
     assert!(write_calls_since(&env, seq).is_empty(), "held objects are left as they are");
@@ -392,4 +392,25 @@ async fn subjects_clashing_on_one_duo_username_are_held_named_and_make_the_sync_
     run(dir, &["subject", "add", "chyzer2", "--login-id", "chyzer2"], 0);
     let report = sync_and_settle(&env, &[]);
     assert_eq!((report["held"].clone(), report["status"].clone()), (serde_json::json!(0), serde_json::json!("succeeded")), "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_drops_warnings_but_keeps_errors_and_results() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("duo.skey"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (_, err) = run(dir, &["plan", "duoTest"], 0);
+    assert!(err.contains("Secret file is readable by group or others"), "a warning at the default level:\n{err}");
+    let (out, err) = run(dir, &["-q", "plan", "duoTest"], 0);
+    assert!(!err.contains("Secret file is readable"), "-q shows no warning:\n{err}");
+    assert!(out.contains("Plan for duoTest"), "-q keeps the results:\n{out}");
+    let (_, err) = run(dir, &["-q", "plan", "noSuchProvisioner"], 1);
+    assert!(err.contains("error:") && err.contains("noSuchProvisioner"), "-q keeps errors:\n{err}");
+    let (_, err) = run(dir, &["-q", "-v", "plan", "duoTest"], 1);
+    assert!(err.contains("cannot be used with"), "-q and -v together are a usage error:\n{err}");
 }

@@ -226,7 +226,7 @@ mod raw {
                     if std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
                         panic!("DUOPROV_TEST_POSTGRES_URL is not set but DUOPROV_REQUIRE_EXTERNAL=1");
                     }
-                    eprintln!("skipping the PostgreSQL half of {test}: DUOPROV_TEST_POSTGRES_URL is not set");
+                    crate::support::skipped(&format!("the PostgreSQL half of {test}: DUOPROV_TEST_POSTGRES_URL is not set"));
                     return None;
                 }
             };

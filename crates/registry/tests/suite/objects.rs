@@ -156,8 +156,33 @@ registry_test!(removing_things_cascades_memberships, |store| {
     assert!(effective_ids(&*store, "app:duo:outer").await.is_empty());
     let app_duo = FolderPath::parse("app:duo").unwrap();
     let err = store.remove_folder(&app_duo, false).await.unwrap_err().to_string();
-    assert!(err.contains("not empty") && err.contains("2 group(s)"), "{err}");
+    assert!(err.contains("not empty") && err.contains("2 groups"), "{err}");
     store.remove_folder(&app_duo, true).await.unwrap();
     assert!(store.groups(None).await.unwrap().is_empty());
     assert_eq!(store.folders(None).await.unwrap().len(), 1);
+});
+
+registry_test!(a_batch_of_members_with_unknown_ones_or_a_cycle_writes_none_and_names_each, |store| {
+    add_subject(&*store, "a").await;
+    add_subject(&*store, "b").await;
+    add_group(&*store, "org:outer").await;
+    add_group(&*store, "org:inner").await;
+    let seq = store.last_change_seq().await.unwrap();
+    // Two unknown subjects among known members: every problem named, nothing written or logged.
+    let batch = [subject("a"), subject("ghost"), nested("org:inner"), subject("nobody")];
+    let err = store.add_members(&g("org:outer"), &batch).await.unwrap_err().to_string();
+    assert!(err.contains("subject local:ghost does not exist") && err.contains("subject local:nobody does not exist"), "{err}");
+    assert!(store.members(&g("org:outer")).await.unwrap().is_empty());
+    assert_eq!(store.last_change_seq().await.unwrap(), seq, "a refused batch logs no change");
+    // A cycle formed inside the batch itself is refused with the rest of it.
+    store.add_members(&g("org:outer"), &[subject("a"), nested("org:inner")]).await.unwrap();
+    let err = store.add_members(&g("org:inner"), &[subject("b"), nested("org:outer")]).await.unwrap_err().to_string();
+    assert!(err.contains("would make a cycle"), "{err}");
+    assert!(store.members(&g("org:inner")).await.unwrap().is_empty());
+    // A valid batch: one outcome per member, in order.
+    assert_eq!(store.add_members(&g("org:outer"), &[subject("b"), subject("a")]).await.unwrap(), [true, false]);
+    let err = store.remove_members(&g("org:outer"), &[subject("a"), subject("ghost")]).await.unwrap_err().to_string();
+    assert!(err.contains("subject local:ghost does not exist"), "{err}");
+    assert_eq!(store.members(&g("org:outer")).await.unwrap().len(), 3, "a refused removal removes nothing");
+    assert_eq!(store.remove_members(&g("org:outer"), &[subject("a"), subject("a")]).await.unwrap(), [true, false]);
 });

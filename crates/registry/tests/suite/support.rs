@@ -8,6 +8,16 @@ use duoprov_registry::{NodeAttrs, OpenOptions, Store};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Reports that the running test (or a part of it) did not run, as a `SKIPPED: <test> — <reason>`
+/// line on standard error. Written to the stream itself, not through `eprintln!`, so the test
+/// harness does not capture it: it shows in `cargo test` output although the test passes.
+pub fn skipped(reason: &str) {
+    use std::io::Write as _;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {test} — {reason}");
+}
+
 pub async fn sqlite() -> Box<dyn Store> {
     duoprov_registry::open("sqlite::memory:", &OpenOptions::default()).await.expect("open in-memory SQLite")
 }
@@ -20,7 +30,7 @@ pub async fn postgres(test: &str) -> Option<Box<dyn Store>> {
             if std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
                 panic!("DUOPROV_TEST_POSTGRES_URL is not set but DUOPROV_REQUIRE_EXTERNAL=1");
             }
-            eprintln!("skipping the PostgreSQL half of {test}: DUOPROV_TEST_POSTGRES_URL is not set");
+            skipped(&format!("the PostgreSQL half of {test}: DUOPROV_TEST_POSTGRES_URL is not set"));
             return None;
         }
     };

@@ -13,7 +13,7 @@ struct Tls {
     other_ca: String,
 }
 
-fn tls_server(test: &str) -> Option<Tls> {
+fn tls_server() -> Option<Tls> {
     match (
         std::env::var("DUOPROV_TEST_POSTGRES_TLS_URL"),
         std::env::var("DUOPROV_TEST_POSTGRES_TLS_CA"),
@@ -24,7 +24,7 @@ fn tls_server(test: &str) -> Option<Tls> {
             if std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
                 panic!("the TLS PostgreSQL server is not configured (DUOPROV_TEST_POSTGRES_TLS_*) but DUOPROV_REQUIRE_EXTERNAL=1");
             }
-            eprintln!("skipping {test}: DUOPROV_TEST_POSTGRES_TLS_URL is not set");
+            crate::support::skipped("needs the TLS-only PostgreSQL server: DUOPROV_TEST_POSTGRES_TLS_URL is not set");
             None
         }
     }
@@ -48,7 +48,7 @@ fn no_secret(message: &str, tls: &Tls) {
 
 #[tokio::test]
 async fn verify_full_with_the_right_ca_connects_and_reads() {
-    let Some(tls) = tls_server("verify_full_with_the_right_ca_connects_and_reads") else { return };
+    let Some(tls) = tls_server() else { return };
     let url = with(&tls.url, "localhost", &format!("sslmode=verify-full&sslrootcert={}", tls.ca));
     let store = duoprov_registry::open(&url, &OpenOptions { schema: Some(format!("tls_ok_{}", std::process::id())), ..Default::default() }).await.expect("verify-full with the right CA");
     assert!(store.provisioner_selection("duoTest").await.unwrap().groups.is_empty());
@@ -56,7 +56,7 @@ async fn verify_full_with_the_right_ca_connects_and_reads() {
 
 #[tokio::test]
 async fn verify_full_with_a_wrong_ca_is_refused_and_names_sslrootcert() {
-    let Some(tls) = tls_server("verify_full_with_a_wrong_ca_is_refused_and_names_sslrootcert") else { return };
+    let Some(tls) = tls_server() else { return };
     let message = open_err(&with(&tls.url, "localhost", &format!("sslmode=verify-full&sslrootcert={}", tls.other_ca))).await;
     assert!(message.contains("no trusted CA signed") && message.contains("sslrootcert"), "{message}");
     no_secret(&message, &tls);
@@ -67,7 +67,7 @@ async fn verify_full_with_a_wrong_ca_is_refused_and_names_sslrootcert() {
 
 #[tokio::test]
 async fn verify_full_with_a_wrong_host_name_is_refused_and_says_so() {
-    let Some(tls) = tls_server("verify_full_with_a_wrong_host_name_is_refused_and_says_so") else { return };
+    let Some(tls) = tls_server() else { return };
     // The certificate names `localhost`; 127.0.0.1 is the same server under another name.
     let message = open_err(&with(&tls.url, "127.0.0.1", &format!("sslmode=verify-full&sslrootcert={}", tls.ca))).await;
     assert!(message.contains("not valid for the host name 127.0.0.1"), "{message}");
@@ -80,7 +80,7 @@ async fn verify_full_with_a_wrong_host_name_is_refused_and_says_so() {
 
 #[tokio::test]
 async fn disable_against_a_server_that_requires_tls_fails_clearly() {
-    let Some(tls) = tls_server("disable_against_a_server_that_requires_tls_fails_clearly") else { return };
+    let Some(tls) = tls_server() else { return };
     let message = open_err(&with(&tls.url, "localhost", "sslmode=disable")).await;
     assert!(message.contains("requires an encrypted connection") && message.contains("sslmode=disable"), "{message}");
     no_secret(&message, &tls);
