@@ -11,6 +11,7 @@ mod daemon_resilience;
 mod incremental;
 mod permissions;
 mod ownership;
+mod readme;
 mod registry;
 mod safety;
 mod secrets;
