@@ -6,6 +6,7 @@ mod config;
 mod convergence;
 mod duo_users;
 mod faults;
+mod first_hour;
 mod daemon;
 mod daemon_resilience;
 mod incremental;

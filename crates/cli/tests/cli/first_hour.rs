@@ -1,0 +1,71 @@
+//! What a newcomer meets in the first hour, through the binary: `init` run twice, a Duo that is
+//! not there, and a port that is taken. Each message names the thing and the fix, once.
+
+use std::time::{Duration, Instant};
+
+use crate::run;
+
+#[test]
+fn init_on_an_existing_configuration_changes_nothing_and_says_the_registry_is_created_on_first_use_and_what_force_does() {
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), &["init", "--with-emulator"], 0);
+    let before = std::fs::read_to_string(dir.path().join("duoprov.toml")).unwrap();
+    let skey = std::fs::read_to_string(dir.path().join("duo-emulator.skey")).unwrap();
+    assert_eq!(skey.len(), 40, "a Duo-length secret key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("duo-emulator.skey")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let (_, err) = run(dir.path(), &["init"], 1);
+    assert!(err.contains("duoprov.toml exists and was left as it is"), "{err}");
+    assert!(err.contains("is created on first use") && err.contains("duoprov init --force"), "{err}");
+    assert!(!err.contains(skey.trim()), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("duoprov.toml")).unwrap(), before);
+    // A second secret key from --force is a new one.
+    run(dir.path(), &["init", "--with-emulator", "--force"], 0);
+    assert_ne!(std::fs::read_to_string(dir.path().join("duo-emulator.skey")).unwrap(), skey);
+}
+
+/// A port that is taken while the returned listener lives.
+fn taken_port() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (l, addr)
+}
+
+#[test]
+fn the_emulator_on_a_taken_port_says_so_once_naming_the_address_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, addr) = taken_port();
+    let (_, err) = run(dir.path(), &["emulator", "--ikey", "DIDUOPROVEMULATOR000", "--skey", "not-a-real-secret", "--listen", &addr], 1);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}: the address is already in use")) && err.contains("--listen 127.0.0.1:PORT"), "{err}");
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+    assert!(!err.contains("os error") && !err.contains("not-a-real-secret"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_on_a_taken_port_says_so_once_naming_the_address_and_the_fix() {
+    let env = crate::sync::setup("").await;
+    let (_held, addr) = taken_port();
+    let (_, err) = run(env.dir.path(), &["run", "--listen", &addr], 1);
+    assert!(err.contains(&format!("cannot listen on {addr} for the status page: the address is already in use")) && err.contains("--listen"), "{err}");
+    assert_eq!(err.matches("in use").count(), 1, "{err}");
+    assert!(!err.contains("os error"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_against_a_duo_that_is_not_there_fails_at_once_naming_the_url_and_its_setting() {
+    let env = crate::sync::setup("").await;
+    let dir = env.dir.path();
+    crate::sync::seed_registry(dir);
+    let url = env.emulator.base_url();
+    env.emulator.shutdown().await.unwrap();
+    let started = Instant::now();
+    let (_, err) = run(dir, &["sync", "duoTest"], 1);
+    assert!(started.elapsed() < Duration::from_secs(5), "no silent retries: {:?}", started.elapsed());
+    assert!(err.contains(&format!("cannot connect to Duo at {url} (duo.test.url): connection refused")), "{err}");
+    assert!(!err.contains("Some(") && !err.contains(crate::sync::SKEY), "{err}");
+}
