@@ -258,16 +258,32 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
         }))?;
         return Ok(exit::OK);
     }
+    let now = output::now_ms();
+    let names = GroupNames::read(&*store).await?;
     if let Some(l) = &links {
         println!("linked: {} group(s), {} user(s)", l.groups.len(), l.users.len());
     }
     if provisioner.is_some() {
         match &checkpoint {
-            Some(cp) => println!("checkpoint: change {} of {last_change} ({} waiting)", cp.last_seq, (last_change - cp.last_seq).max(0)),
+            Some(cp) => {
+                println!("checkpoint: change {} of {last_change} ({} waiting)", cp.last_seq, (last_change - cp.last_seq).max(0));
+                if let Some(t) = cp.last_full_ms {
+                    println!("last full sync: {}", output::when(t, now));
+                }
+                if let Some(t) = cp.last_incremental_ms {
+                    println!("last incremental sync: {}", output::when(t, now));
+                }
+            }
             None => println!("checkpoint: none yet (the first sync is a full sync)"),
         }
         if !retries.is_empty() {
-            println!("retry list: {} object(s); next due at {} ms", retries.len(), retries[0].next_at_ms);
+            println!("\nretry list ({} object(s), soonest first):", retries.len());
+            let rows: Vec<Vec<String>> = retries
+                .iter()
+                .map(|r| vec![names.target(&r.target), r.attempts.to_string(), output::when(r.next_at_ms, now), r.last_error.clone()])
+                .collect();
+            output::table(&["OBJECT", "FAILURES", "NEXT ATTEMPT", "LAST ERROR"], &rows);
+            println!();
         }
     }
     let rows: Vec<Vec<String>> = runs
@@ -279,18 +295,60 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
                 r.provisioner.clone(),
                 format!("{}{}", r.kind, if r.dry_run { " (dry run)" } else { "" }),
                 r.status.clone(),
-                r.started_at_ms.to_string(),
+                output::when(r.started_at_ms, now),
                 secs,
             ]
         })
         .collect();
-    output::table(&["RUN", "PROVISIONER", "KIND", "STATUS", "STARTED_MS", "SECONDS"], &rows);
+    output::table(&["RUN", "PROVISIONER", "KIND", "STATUS", "STARTED", "SECONDS"], &rows);
     if !errors.is_empty() {
         println!("\nobjects in error:");
-        let rows: Vec<Vec<String>> = errors.iter().map(|e| vec![e.kind.clone(), e.object.clone(), e.code.clone(), e.message.clone()]).collect();
-        output::table(&["KIND", "OBJECT", "CODE", "MESSAGE"], &rows);
+        let rows: Vec<Vec<String>> = errors
+            .iter()
+            .map(|e| vec![e.kind.clone(), names.object(&e.kind, &e.object), e.code.clone(), output::when(e.at.saturating_mul(1000), now), e.message.clone()])
+            .collect();
+        output::table(&["KIND", "OBJECT", "CODE", "SINCE", "MESSAGE"], &rows);
     }
     Ok(exit::OK)
+}
+
+/// Registry group names by uuid, so people read names, not uuids.
+struct GroupNames(std::collections::HashMap<String, String>);
+
+impl GroupNames {
+    async fn read(store: &dyn duoprov_registry::Store) -> Result<Self> {
+        Ok(GroupNames(store.groups(None).await?.into_iter().map(|g| (g.uuid, g.name.to_string())).collect()))
+    }
+
+    fn group(&self, uuid: &str) -> String {
+        match self.0.get(uuid) {
+            Some(name) => name.clone(),
+            None => format!("(a group no longer in the registry, uuid {uuid})"),
+        }
+    }
+
+    /// An object-error row's object (`UUID`, `SOURCE:ID`, or `UUID SOURCE:ID`) with names.
+    fn object(&self, kind: &str, object: &str) -> String {
+        match kind {
+            "group" => format!("group {}", self.group(object)),
+            "user" => format!("subject {object}"),
+            "membership" => match object.split_once(' ') {
+                Some((uuid, subject)) => format!("subject {subject} in group {}", self.group(uuid)),
+                None => object.to_owned(),
+            },
+            _ => object.to_owned(),
+        }
+    }
+
+    fn target(&self, t: &duoprov_registry::RetryTarget) -> String {
+        use duoprov_registry::RetryTarget;
+        match t {
+            RetryTarget::Group { group_uuid } => format!("group {}", self.group(group_uuid)),
+            RetryTarget::WholeGroup { group_uuid } => format!("group {} (its whole membership)", self.group(group_uuid)),
+            RetryTarget::User { subject } => format!("subject {subject}"),
+            RetryTarget::Membership { group_uuid, subject } => format!("subject {subject} in group {}", self.group(group_uuid)),
+        }
+    }
 }
 
 /// A user id no Duo account holds: Duo ids are random, and this one is all zeros.

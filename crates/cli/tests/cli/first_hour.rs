@@ -69,3 +69,32 @@ async fn a_sync_against_a_duo_that_is_not_there_fails_at_once_naming_the_url_and
     assert!(err.contains(&format!("cannot connect to Duo at {url} (duo.test.url): connection refused")), "{err}");
     assert!(!err.contains("Some(") && !err.contains(crate::sync::SKEY), "{err}");
 }
+
+/// Whether `text` holds a uuid (8-4-4-4-12 hexadecimal digits).
+fn holds_uuid(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(35)).any(|i| {
+        b[i..i + 36].iter().enumerate().all(|(j, c)| if [8, 13, 18, 23].contains(&j) { *c == b'-' } else { c.is_ascii_hexdigit() })
+    })
+}
+
+/// Whether `text` holds a run of 13 or more digits (epoch milliseconds).
+fn holds_epoch_ms(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_digit()).any(|run| run.len() >= 13)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_readable_times_and_objects_in_error_and_due_for_retry_by_name() {
+    let env = crate::sync::setup("").await;
+    let dir = env.dir.path();
+    crate::sync::seed_registry(dir);
+    env.emulator.handle().set_faults("500 on=groups.create").unwrap();
+    run(dir, &["sync", "duoTest"], 2);
+    let (out, _) = run(dir, &["status", "duoTest"], 0);
+    assert!(out.contains("group app:duo:testGroup"), "objects in error by registry name:\n{out}");
+    assert!(out.contains("subject local:kwilso in group app:duo:testGroup"), "memberships by names:\n{out}");
+    assert!(out.contains("retry list (") && out.contains("NEXT ATTEMPT"), "{out}");
+    assert!(out.contains(" UTC, ") && (out.contains(" ago") || out.contains(", now")) && out.contains(", in "), "readable times, past and due:\n{out}");
+    assert!(!holds_uuid(&out), "no uuid:\n{out}");
+    assert!(!holds_epoch_ms(&out), "no epoch milliseconds:\n{out}");
+}
