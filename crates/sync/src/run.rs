@@ -314,6 +314,7 @@ pub async fn run(
         return Err(SyncError::Refused { provisioner: name.to_owned(), refusal });
     }
     if options.dry_run {
+        report.planned = Some(crate::report::Planned::of(&plan));
         let status = report.status();
         return finish(status, Some("dry run: nothing applied".into()), report).await;
     }

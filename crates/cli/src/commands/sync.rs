@@ -177,6 +177,8 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
     } else {
         duoprov_sync::prepare(&*store, &duo, &settings).await?
     };
+    // A dry run shows the plan it did not apply (a saved plan that still matches is this plan).
+    let dry_plan = args.dry_run.then(|| prepared.plan.clone());
     let bar = Bar::new(std::io::stderr().is_terminal() && !args.log_json && !ctx.json);
     let report = match duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &bar).await {
         Ok(r) => r,
@@ -208,6 +210,9 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         if let Some(o) = body.as_object_mut() {
             o.insert("status".into(), json!(report.status()));
             o.insert("lacks_write_grant".into(), json!(lacks_grant));
+            if let Some(plan) = &dry_plan {
+                o.insert("plan".into(), serde_json::to_value(plan)?);
+            }
         }
         output::json(&body)?;
     } else {
@@ -215,6 +220,9 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
             println!("escalated to a full sync: {reason}");
         }
         println!("{}", report.summary());
+        if let Some(plan) = &dry_plan {
+            print!("{}", duoprov_plan::render::text(plan));
+        }
         for f in &report.failures {
             println!("  ! {} [{}]: {}", f.object, f.code, f.message);
         }

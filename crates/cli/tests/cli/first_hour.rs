@@ -98,3 +98,22 @@ async fn status_shows_readable_times_and_objects_in_error_and_due_for_retry_by_n
     assert!(!holds_uuid(&out), "no uuid:\n{out}");
     assert!(!holds_epoch_ms(&out), "no epoch milliseconds:\n{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reports_what_it_would_do_with_counts_and_the_plan_and_changes_nothing() {
+    let env = crate::sync::setup("").await;
+    let dir = env.dir.path();
+    crate::sync::seed_registry(dir);
+    let (out, _) = run(dir, &["sync", "duoTest", "--dry-run"], 0);
+    assert!(
+        out.contains("(dry run, nothing applied): would make groups 1 created, 0 updated, 0 deleted; users 2 created, 0 updated, 0 deleted; memberships 2 added, 0 removed"),
+        "{out}"
+    );
+    assert!(out.contains("Plan for duoTest: 5 operation(s).") && out.contains("testGroup") && out.contains("mchyzer"), "the plan itself:\n{out}");
+    let (out, _) = run(dir, &["sync", "duoTest", "--dry-run", "--json"], 0);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["planned"]["users"]["created"], 2, "{report:#}");
+    assert_eq!(report["plan"]["ops"].as_array().map(Vec::len), Some(5), "{report:#}");
+    let s = env.emulator.handle().state();
+    assert!(s.groups.is_empty() && s.users.is_empty(), "a dry run writes nothing to Duo");
+}
