@@ -368,7 +368,7 @@ const ABSENT_USER_ID: &str = "DU000000000000000000";
 /// and 404 with it; an empty modification changes nothing even if the user existed. Real Duo's
 /// order of checks is not documented: should it look objects up first, a 404 here would hide a
 /// missing grant — `doctor --check-write` proves writes with a real round trip.
-async fn probe_write_grant(duo: &duoprov_duo::DuoClient) -> Result<String> {
+async fn probe_write_grant(duo: &duoprov_duo::DuoClient, provisioner: &str) -> Result<String> {
     use duoprov_duo::{CallClass, CallSpec, ErrorClass, Params, Safety};
     let spec = CallSpec::new("POST", format!("/admin/v1/users/{ABSENT_USER_ID}"), Params::none(), CallClass::Write, Safety::Repeatable);
     match duo.call(&spec).await {
@@ -377,7 +377,7 @@ async fn probe_write_grant(duo: &duoprov_duo::DuoClient) -> Result<String> {
         )),
         Err(e) if e.class() == ErrorClass::Forbidden => Err(anyhow::anyhow!("Duo refused a write with 403 ({e}): {WRITE_GRANT_HINT}")),
         Ok(_) => Ok(format!("write grant present: Duo accepted an empty change to user {ABSENT_USER_ID}; nothing was changed")),
-        Err(e) => Err(anyhow::anyhow!("cannot tell whether writes are allowed ({e}); run `duoprov doctor --check-write` to try a real write")),
+        Err(e) => Err(anyhow::anyhow!("cannot tell whether writes are allowed ({e}); run `duoprov doctor {provisioner} --check-write` to try a real write")),
     }
 }
 
@@ -428,10 +428,14 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
                 Ok(groups) => {
                     check("Duo", Ok(format!("read access works; {} groups in the account", groups.len())));
                     duo_groups = groups;
+                    check("Duo write grant", probe_write_grant(duo, provisioner).await);
                 }
-                Err(e) => check("Duo", Err(e.into())),
+                Err(e) => {
+                    check("Duo", Err(e.into()));
+                    // The same failure again would say nothing new.
+                    check("Duo write grant", Err(anyhow::anyhow!("not checked: Duo could not be read (see the Duo check)")));
+                }
             }
-            check("Duo write grant", probe_write_grant(duo).await);
             if check_write {
                 check("Duo write round trip", write_round_trip(duo).await);
             }

@@ -117,3 +117,28 @@ async fn a_dry_run_reports_what_it_would_do_with_counts_and_the_plan_and_changes
     let s = env.emulator.handle().state();
     assert!(s.groups.is_empty() && s.users.is_empty(), "a dry run writes nothing to Duo");
 }
+
+#[test]
+fn doctor_json_answers_in_json_without_a_configuration_and_without_a_duo() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run(dir.path(), &["doctor", "duoTest", "--json"], 1);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["checks"][0]["check"], "configuration");
+    assert!(report["checks"][0]["detail"].as_str().unwrap_or_default().contains("duoprov init"), "{report:#}");
+
+    // A configuration whose emulator is not running: every check in JSON, a SQLite registry has
+    // no TLS check, and the write grant is not probed again after the read failed.
+    run(dir.path(), &["init", "--with-emulator"], 0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("duoprov.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace("127.0.0.1:8443", &format!("127.0.0.1:{port}"));
+    std::fs::write(&config, text).unwrap();
+    let (out, _) = run(dir.path(), &["doctor", "duoTest", "--json"], 1);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"));
+    let checks = report["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().filter_map(|c| c["check"].as_str()).collect();
+    assert_eq!(names, ["configuration", "registry", "Duo", "Duo write grant"], "{report:#}");
+    assert!(checks[2]["detail"].as_str().unwrap_or_default().contains("connection refused"), "{report:#}");
+    assert!(checks[3]["detail"].as_str().unwrap_or_default().starts_with("not checked"), "{report:#}");
+}
