@@ -38,7 +38,10 @@ pub async fn plan(ctx: &Context, provisioner: &str, out: Option<PathBuf>) -> Res
     let (p, duo) = client_for(ctx, provisioner).await?;
     let store = ctx.store().await?;
     let settings = settings_of(&p);
-    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await?;
+    let bar = Bar::new(std::io::stderr().is_terminal() && !ctx.json);
+    let prepared = duoprov_sync::prepare_with_progress(&*store, &duo, &settings, &bar).await;
+    bar.finish();
+    let prepared = prepared?;
     let saved = prepared.saved();
     if let Some(path) = &out {
         let text = serde_json::to_string_pretty(&saved)?;
@@ -77,6 +80,15 @@ impl Bar {
             );
             bar
         }))
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        // An early return (an error, a refusal, a dry run) leaves no bar behind.
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
     }
 }
 
@@ -157,6 +169,8 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         fence: Some(FenceHandle::lock(lock)),
     };
     let mut escalated = None;
+    // On a terminal: the read of Duo's users, then each apply phase, counted as work completes.
+    let bar = Bar::new(std::io::stderr().is_terminal() && !args.log_json && !ctx.json);
     let prepared = if args.incremental {
         match duoprov_sync::prepare_incremental(&*store, &duo, &settings, duoprov_sync::now_ms()).await? {
             Incremental::Planned(p) => *p,
@@ -171,15 +185,14 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
             Incremental::Escalate { reason } => {
                 tracing::info!(provisioner = %args.provisioner, %reason, "Incremental sync escalates to a full sync.");
                 escalated = Some(reason);
-                duoprov_sync::prepare(&*store, &duo, &settings).await?
+                duoprov_sync::prepare_with_progress(&*store, &duo, &settings, &bar).await?
             }
         }
     } else {
-        duoprov_sync::prepare(&*store, &duo, &settings).await?
+        duoprov_sync::prepare_with_progress(&*store, &duo, &settings, &bar).await?
     };
     // A dry run shows the plan it did not apply (a saved plan that still matches is this plan).
     let dry_plan = args.dry_run.then(|| prepared.plan.clone());
-    let bar = Bar::new(std::io::stderr().is_terminal() && !args.log_json && !ctx.json);
     let report = match duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &bar).await {
         Ok(r) => r,
         Err(e @ (SyncError::Refused { .. } | SyncError::Stale(_))) => {

@@ -123,6 +123,10 @@ fn the_readme_quick_start_with_the_emulator_reaches_a_synced_duo_whose_next_plan
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(0), "README command failed: {line}\nstdout:\n{stdout}\nstderr:\n{stderr}");
         dir = PathBuf::from(std::fs::read_to_string(&pwd_file).unwrap().trim());
+        if line.starts_with("duoprov sync ") || line.starts_with("duoprov plan ") {
+            // Not a terminal: no progress bar.
+            assert!(!stderr.contains("read Duo users") && !stderr.contains("create users"), "{line}: {stderr}");
+        }
         if line.starts_with("duoprov plan duoTest") {
             if i > sync_at { &mut plans_after_sync } else { &mut plans_before_sync }.push(stdout);
         }
