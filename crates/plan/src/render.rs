@@ -47,7 +47,7 @@ pub fn text(plan: &Plan) -> String {
     // Within each kind, removals and deletions read in name order (the plan's own order, by
     // uuid, serves applying); other kinds keep the plan's order.
     let mut ops: Vec<(usize, &crate::plan::PlannedOp)> = plan.ops.iter().enumerate().collect();
-    ops.sort_by(|(i, a), (j, b)| (a.op.class(), removal_name(&a.op), *i).cmp(&(b.op.class(), removal_name(&b.op), *j)));
+    ops.sort_by_key(|(i, o)| (o.op.class(), removal_name(&o.op), *i));
     let mut last_class = u8::MAX;
     for (_, p) in ops {
         let class = p.op.class();
