@@ -399,10 +399,7 @@ impl DuoClient {
                 }
                 Attempt::Fail(kind) => return Err(DuoError::new(label, kind)),
                 Attempt::RateLimited => match rate_backoff.next_wait() {
-                    Some(w) => {
-                        tracing::debug!(call = %label, attempt, wait_ms = w.as_millis() as u64, "Duo rate limited (429); backing off");
-                        (w, ErrorKind::RateLimited { attempts: attempt })
-                    }
+                    Some(w) => (w, ErrorKind::RateLimited { attempts: attempt }),
                     None => return Err(DuoError::new(label, ErrorKind::RateLimited { attempts: attempt })),
                 },
                 Attempt::Server(kind) => {
@@ -441,13 +438,10 @@ impl DuoClient {
                 // Waiting would pass the deadline: report the last failure.
                 return Err(DuoError::new(label, last));
             }
-            if !matches!(last, ErrorKind::RateLimited { .. }) {
-                // 429s are paced and expected; other failures a person may want to see coming.
-                tracing::warn!(
-                    "{label}: {last}; retry {server_retries} of {} in {:.1} s",
-                    cfg.retry.max_server_retries,
-                    wait.as_secs_f64()
-                );
+            // One line per retry: what, why, and when the next attempt goes.
+            match &last {
+                ErrorKind::RateLimited { .. } => tracing::warn!("{label}: Duo asked to slow down (HTTP 429); attempt {} in {:.1} s", attempt + 1, wait.as_secs_f64()),
+                _ => tracing::warn!("{label}: {last}; retry {server_retries} of {} in {:.1} s", cfg.retry.max_server_retries, wait.as_secs_f64()),
             }
             sleep(wait).await;
         }

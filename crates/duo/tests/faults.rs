@@ -404,7 +404,7 @@ impl std::io::Write for Lines {
 }
 
 #[tokio::test]
-async fn each_retry_of_a_server_error_is_one_warning_naming_the_call_the_cause_and_the_wait() {
+async fn each_retry_of_a_server_error_or_a_429_is_one_warning_naming_the_call_the_cause_and_the_wait() {
     let lines = Lines::default();
     let writer = lines.clone();
     let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_ansi(false).with_writer(move || writer.clone()).finish();
@@ -426,4 +426,18 @@ async fn each_retry_of_a_server_error_is_one_warning_naming_the_call_the_cause_a
         warnings[0].contains("GET /admin/v1/groups: server error (HTTP 503, code 50301): Service Unavailable; retry 1 of 3 in 0.0 s"),
         "{text}"
     );
+
+    // A 429 is retried too, and said so.
+    lines.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    let script = Script::queue(vec![fail(429, 42901, "Too Many Requests", None), page(json!([]), None)]);
+    let duo = mem_client(&script, |c| {
+        c.retry.initial_backoff = std::time::Duration::ZERO;
+        c.retry.max_backoff = std::time::Duration::ZERO;
+        c.retry.max_jitter = std::time::Duration::ZERO;
+    });
+    assert!(duo.list_groups().await.is_ok());
+    let text = String::from_utf8_lossy(&lines.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("GET /admin/v1/groups: Duo asked to slow down (HTTP 429); attempt 2 in 0.0 s"), "{text}");
 }
