@@ -50,7 +50,7 @@ pub async fn run(config_path: &Path, args: crate::args::InitArgs) -> Result<u8> 
         let state_path = folder.join(EMULATOR_STATE_FILE);
         println!("wrote {} (the emulator's secret key, readable only by you)", skey_path.display());
         println!("configured [duo.emulator] ({}) and [provisioner.duoTest]", config::EMULATOR_URL);
-        println!("start the emulator in a second terminal, in this folder, and leave it running:");
+        println!("start the emulator from this folder and leave it running (append ` &` to run it in the background of this shell):");
         println!(
             "  duoprov emulator --ikey {EMULATOR_IKEY} --skey-file {} --state {}",
             skey_path.display(),

@@ -1,9 +1,10 @@
 //! README.md's Quick start, run as written: the commands are read from the fenced ```sh blocks
 //! under its `## Quick start` heading (so the document cannot drift from what works) and run one
-//! by one through `sh` against the built binary in a temporary folder. The emulator command is
-//! started in the background, as the reader starts it in a second terminal; the only change made
-//! to it is a free port (`--listen 127.0.0.1:0`) instead of the default 8443, which tests running
-//! in parallel would share, and the configuration's emulator URL follows that port.
+//! by one through `sh` against the built binary in a temporary folder. The emulator command,
+//! which the README sends to the background with `&`, is started in the background by the test
+//! itself (so the test holds its process and stops it); the only change made to it is a free port
+//! (`--listen 127.0.0.1:0`) instead of the default 8443, which tests running in parallel would
+//! share, and the configuration's emulator URL follows that port.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpStream;
@@ -107,7 +108,11 @@ fn the_readme_quick_start_with_the_emulator_reaches_a_synced_duo_whose_next_plan
         }
         let line = line.replace("/tmp/duoprov-demo", &root.path().join("duoprov-demo").display().to_string());
         if line.starts_with("duoprov emulator ") {
-            let (child, url) = start_emulator(&bin, &dir, &line, &pwd_file);
+            let foreground = match line.split_once(" &") {
+                Some((command, rest)) if rest.trim().is_empty() || rest.trim_start().starts_with('#') => command.to_owned(),
+                _ => line.clone(),
+            };
+            let (child, url) = start_emulator(&bin, &dir, &foreground, &pwd_file);
             let config = dir.join("duoprov.toml");
             let text = std::fs::read_to_string(&config).expect("init wrote duoprov.toml before the emulator starts");
             assert!(text.contains("url = \"http://127.0.0.1:8443\""), "{text}");
