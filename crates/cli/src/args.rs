@@ -118,6 +118,11 @@ pub struct InitArgs {
     /// Overwrite an existing configuration file.
     #[arg(short, long)]
     pub force: bool,
+    /// Also configure a connection to a local Duo emulator (`[duo.emulator]`, provisioner
+    /// `duoTest`) with a generated secret key in a private file, and print the command that
+    /// starts the emulator.
+    #[arg(long)]
+    pub with_emulator: bool,
 }
 
 /// Identifies a subject: its id, and its source (default `local`).

@@ -770,6 +770,35 @@ url = "{registry_url}"
     )
 }
 
+/// The integration key `duoprov init --with-emulator` writes and the emulator command it prints
+/// uses. Not a secret (Duo shows integration keys to every administrator); the secret key is
+/// generated per folder and kept in a private file.
+pub const EMULATOR_IKEY: &str = "DIDUOPROVEMULATOR000";
+
+/// The address `duoprov emulator` listens on by default, as a URL.
+pub const EMULATOR_URL: &str = "http://127.0.0.1:8443";
+
+/// The starter configuration with a `[duo.emulator]` connection to a local `duoprov emulator`
+/// (secret key in `skey_file`, relative to the configuration's folder) and a `duoTest`
+/// provisioner using it.
+pub fn starter_with_emulator(registry_url: &str, skey_file: &str) -> String {
+    format!(
+        r#"{}
+# The local Duo emulator (`duoprov emulator`, started as `duoprov init --with-emulator` printed).
+# Its signatures name api_host, which the emulator checks against the host of `url`.
+[duo.emulator]
+api_host = "127.0.0.1"
+integration_key = "{EMULATOR_IKEY}"
+secret_key_file = "{skey_file}"
+url = "{EMULATOR_URL}"
+
+[provisioner.duoTest]
+duo = "emulator"
+"#,
+        starter(registry_url)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,6 +838,9 @@ mod tests {
     fn starter_config_parses() {
         let s = parse_str(&starter("sqlite://duoprov.db")).unwrap();
         assert_eq!(s.registry_url, "sqlite:///etc/duoprov/duoprov.db");
+        let s = parse_str(&starter_with_emulator("sqlite://duoprov.db", "duo-emulator.skey")).unwrap();
+        assert_eq!(s.provisioners["duoTest"].duo, "emulator");
+        assert_eq!(s.duo["emulator"].url.as_deref(), Some(EMULATOR_URL));
     }
 
     #[test]

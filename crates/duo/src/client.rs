@@ -19,7 +19,7 @@ use crate::error::{DuoError, ErrorKind, Result};
 use crate::pace::{CallClass, Pacer};
 use crate::retry::{Backoff, Safety};
 use crate::traffic::{MAX_REQUEST_BODY_CHARS, MAX_RESPONSE_BODY_CHARS, TrafficEntry, loggable_body, mask_body, mask_headers};
-use crate::transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
+use crate::transport::{FailureCause, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
 
 /// Parameters of one call.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,7 +192,7 @@ pub(crate) fn classify(status: u16, failure: Option<&Failure>) -> ErrorKind {
     let message = failure.map(|f| f.message.clone()).unwrap_or_default();
     match status {
         400 => ErrorKind::InvalidParameter { field: failure.and_then(|f| f.message_detail.clone()), code, message },
-        401 => ErrorKind::Auth { code, message },
+        401 => ErrorKind::Auth { code, message, hint: String::new() },
         403 => ErrorKind::Forbidden { code, message },
         404 => ErrorKind::NotFound { code, message },
         429 => ErrorKind::RateLimited { attempts: 1 },
@@ -358,6 +358,14 @@ impl DuoClient {
                 };
                 observer.attempt(spec.method, &spec.path, status, elapsed);
             }
+            let server_date = match &sent {
+                Ok(Ok(resp)) => resp
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("date"))
+                    .and_then(|(_, v)| duoprov_duo_wire::date::parse_date(v).ok()),
+                _ => None,
+            };
             let outcome = match &sent {
                 Err(_) => None,
                 Ok(Ok(resp)) => Some(Self::interpret(resp)),
@@ -393,12 +401,13 @@ impl DuoClient {
             };
             let wait = match outcome {
                 Attempt::Done(reply) => return Ok(reply),
+                Attempt::Fail(ErrorKind::Auth { code, message, .. }) => {
+                    let hint = self.auth_hint(server_date);
+                    return Err(DuoError::new(label, ErrorKind::Auth { code, message, hint }));
+                }
                 Attempt::Fail(kind) => return Err(DuoError::new(label, kind)),
                 Attempt::RateLimited => match rate_backoff.next_wait() {
-                    Some(w) => {
-                        tracing::debug!(call = %label, attempt, wait_ms = w.as_millis() as u64, "Duo rate limited (429); backing off");
-                        (w, ErrorKind::RateLimited { attempts: attempt })
-                    }
+                    Some(w) => (w, ErrorKind::RateLimited { attempts: attempt }),
                     None => return Err(DuoError::new(label, ErrorKind::RateLimited { attempts: attempt })),
                 },
                 Attempt::Server(kind) => {
@@ -413,8 +422,13 @@ impl DuoClient {
                         return Err(DuoError::new(label, kind));
                     }
                 }
+                Attempt::Transport(te) if te.cause != FailureCause::Other => {
+                    // Waiting cannot fix these: say what to fix now.
+                    let detail = self.cannot_connect(&te);
+                    return Err(DuoError::new(label, ErrorKind::Transport { detail, maybe_sent: te.maybe_sent, cause: te.cause }));
+                }
                 Attempt::Transport(te) => {
-                    let kind = ErrorKind::Transport { detail: te.detail.clone(), maybe_sent: te.maybe_sent };
+                    let kind = ErrorKind::Transport { detail: te.detail.clone(), maybe_sent: te.maybe_sent, cause: te.cause };
                     let may_repeat = spec.safety == Safety::Repeatable || !te.maybe_sent;
                     if may_repeat && server_retries < cfg.retry.max_server_retries {
                         server_retries += 1;
@@ -432,8 +446,96 @@ impl DuoClient {
                 // Waiting would pass the deadline: report the last failure.
                 return Err(DuoError::new(label, last));
             }
+            // One line per retry: what, why, and when the next attempt goes.
+            match &last {
+                ErrorKind::RateLimited { .. } => tracing::warn!("{label}: Duo asked to slow down (HTTP 429); attempt {} in {:.1} s", attempt + 1, wait.as_secs_f64()),
+                _ => tracing::warn!("{label}: {last}; retry {server_retries} of {} in {:.1} s", cfg.retry.max_server_retries, wait.as_secs_f64()),
+            }
             sleep(wait).await;
         }
+    }
+}
+
+impl DuoClient {
+    /// The setting a person fixes when the connection fails: `duo.NAME.url` when a URL is set,
+    /// else `duo.NAME.api_host` (or the bare word outside a configuration file).
+    fn address_setting(&self) -> String {
+        let cfg = &self.inner.cfg;
+        let field = if cfg.url.is_some() { "url" } else { "api_host" };
+        match &cfg.section {
+            Some(section) => format!("{section}.{field}"),
+            None => field.to_owned(),
+        }
+    }
+
+    /// The message of a connection failure waiting cannot fix: where, why, and the fix.
+    fn cannot_connect(&self, te: &TransportError) -> String {
+        let base = &self.inner.base;
+        let setting = self.address_setting();
+        let loopback = url::Url::parse(base).ok().and_then(|u| u.host().map(|h| is_loopback(&h))).unwrap_or(false);
+        match te.cause {
+            FailureCause::Refused => format!(
+                "cannot connect to Duo at {base} ({setting}): connection refused. Nothing listens at that address and port: check {setting}{}",
+                if loopback { ", and that the emulator is running there (`duoprov emulator …`, as `duoprov init --with-emulator` printed)" } else { "" }
+            ),
+            FailureCause::UnknownHost => format!(
+                "cannot connect to Duo at {base} ({setting}): the host name does not resolve. Check {setting} for a typo (Duo's API hosts look like api-xxxxxxxx.duosecurity.com, from the Admin Panel's application page) and this machine's DNS"
+            ),
+            FailureCause::PlainHttp => format!(
+                "cannot connect to Duo at {base} ({setting}): the server answered in plain HTTP, not HTTPS. If it is the emulator, write the URL with http:// (allowed for loopback addresses only); otherwise use the port that serves HTTPS"
+            ),
+            FailureCause::Other => format!("cannot connect to Duo at {base} ({setting}): {}", te.detail),
+        }
+    }
+
+    /// The likely causes of a 401: the secret key, the host the request was signed for against
+    /// the one it went to, and clock skew against the server's `Date` header.
+    fn auth_hint(&self, server_date: Option<time::OffsetDateTime>) -> String {
+        let cfg = &self.inner.cfg;
+        let key_setting = match &cfg.section {
+            Some(s) => format!(" ({s}.secret_key_file or secret_key_env)"),
+            None => String::new(),
+        };
+        let mut parts = vec![format!("Check that the secret key{key_setting} is the one of integration key {}", cfg.integration_key)];
+        let signed = cfg.api_host.to_ascii_lowercase();
+        let api_host_setting = match &cfg.section {
+            Some(s) => format!("{s}.api_host"),
+            None => "api_host".to_owned(),
+        };
+        let reached = cfg.url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        match reached {
+            Some(host) if host.trim_start_matches('[').trim_end_matches(']') != signed.trim_start_matches('[').trim_end_matches(']') => parts.push(format!(
+                "requests are signed for {api_host_setting} \"{signed}\" but sent to {}, which checks the signature against the host it is reached at: with the emulator set {api_host_setting} = \"{host}\"; for Duo itself, remove the url",
+                self.inner.base
+            )),
+            Some(_) => parts.push(format!("requests are signed for {api_host_setting} \"{signed}\", the host they are sent to")),
+            None => parts.push(format!("that {api_host_setting} \"{signed}\" is the API hostname shown with this integration key in Duo's Admin Panel")),
+        }
+        if let Some(server) = server_date {
+            let skew = self.inner.clock.now() - server;
+            let secs = skew.whole_seconds();
+            if secs.abs() >= 60 {
+                parts.push(format!(
+                    "this computer's clock is {} {} the server's (its Date header: {}); Duo refuses requests dated more than a few minutes off, so set the clock right (NTP)",
+                    human_duration(secs.unsigned_abs()),
+                    if secs > 0 { "ahead of" } else { "behind" },
+                    duoprov_duo_wire::date::format_date(server)
+                ));
+            } else {
+                parts.push("the clocks agree within a minute (the server's Date header), so it is not clock skew".to_owned());
+            }
+        }
+        parts.join("; ")
+    }
+}
+
+/// `3 min 20 s`, `2 h 5 min`, `4 days 3 h`.
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
+        s if s < 86_400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        s => format!("{} days {} h", s / 86_400, s % 86_400 / 3600),
     }
 }
 

@@ -251,6 +251,9 @@ pub struct DuoConfig {
     pub user_agent: String,
     /// Told about every HTTP attempt (for metrics).
     pub observer: Option<std::sync::Arc<dyn CallObserver>>,
+    /// The configuration section this connection comes from (`duo.prod`), named in the errors
+    /// that a setting of it can fix; `None` outside a configuration file.
+    pub section: Option<String>,
 }
 
 impl std::fmt::Debug for DuoConfig {
@@ -276,6 +279,7 @@ impl std::fmt::Debug for DuoConfig {
             .field("bulk", &self.bulk)
             .field("user_agent", &self.user_agent)
             .field("observer", &self.observer.is_some())
+            .field("section", &self.section)
             .finish()
     }
 }
@@ -313,6 +317,7 @@ impl DuoConfig {
             bulk: BulkMode::Auto,
             user_agent: format!("duoprov/{}", env!("CARGO_PKG_VERSION")),
             observer: None,
+            section: None,
         }
     }
 }

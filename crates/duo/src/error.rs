@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::transport::FailureCause;
+
 /// Which class an error belongs to (for retry decisions, exit codes and reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {
@@ -41,15 +43,18 @@ pub enum ErrorClass {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ErrorKind {
     /// 401 from Duo.
-    #[error("authentication failed (HTTP 401, code {code:?}): {message}")]
+    #[error("authentication failed (HTTP 401{}): {message}{}", code_text(*code), hint_text(hint))]
     Auth {
         /// Duo's code (40101, 40102, 40103, …).
         code: Option<u32>,
         /// Duo's message.
         message: String,
+        /// The likely causes, from what the client knows (key, signed host, clock skew); empty
+        /// when nothing is known.
+        hint: String,
     },
     /// 403 from Duo.
-    #[error("forbidden (HTTP 403, code {code:?}): {message}")]
+    #[error("forbidden (HTTP 403{}): {message}", code_text(*code))]
     Forbidden {
         /// Duo's code (40301).
         code: Option<u32>,
@@ -57,7 +62,7 @@ pub enum ErrorKind {
         message: String,
     },
     /// 404 from Duo.
-    #[error("not found (HTTP 404, code {code:?}): {message}")]
+    #[error("not found (HTTP 404{}): {message}", code_text(*code))]
     NotFound {
         /// Duo's code (40401).
         code: Option<u32>,
@@ -65,7 +70,7 @@ pub enum ErrorKind {
         message: String,
     },
     /// 400 from Duo; `field` is Duo's `message_detail` (usually the parameter name).
-    #[error("invalid parameter{} (HTTP 400, code {code:?}): {message}", field.as_deref().map(|f| format!(" `{f}`")).unwrap_or_default())]
+    #[error("invalid parameter{} (HTTP 400{}): {message}", field.as_deref().map(|f| format!(" `{f}`")).unwrap_or_default(), code_text(*code))]
     InvalidParameter {
         /// The parameter Duo named, if any.
         field: Option<String>,
@@ -97,12 +102,15 @@ pub enum ErrorKind {
         status: u16,
     },
     /// Network-level failure.
-    #[error("transport error: {detail}")]
+    #[error("{}", transport_text(detail, *cause))]
     Transport {
-        /// What failed (connect, TLS, timeout, body read, …).
+        /// What failed (connect, TLS, timeout, body read, …); for a cause other than
+        /// [`FailureCause::Other`], the whole message: what, where, and the fix.
         detail: String,
         /// Whether the request may have reached the server (false only for connect failures).
         maybe_sent: bool,
+        /// What a person can act on; causes other than [`FailureCause::Other`] are not retried.
+        cause: FailureCause,
     },
     /// The overall deadline for the call passed.
     #[error("no result within the call deadline of {deadline:?}")]
@@ -136,6 +144,22 @@ pub enum ErrorKind {
         /// The endpoint's items listed and reported, and what to do.
         detail: String,
     },
+}
+
+/// `, code 40103`, or nothing when Duo gave no code.
+fn code_text(code: Option<u32>) -> String {
+    code.map(|c| format!(", code {c}")).unwrap_or_default()
+}
+
+fn hint_text(hint: &str) -> String {
+    if hint.is_empty() { String::new() } else { format!(". {hint}") }
+}
+
+fn transport_text(detail: &str, cause: FailureCause) -> String {
+    match cause {
+        FailureCause::Other => format!("transport error: {detail}"),
+        _ => detail.to_owned(),
+    }
 }
 
 impl ErrorKind {
@@ -215,7 +239,7 @@ mod tests {
             "POST /admin/v1/users",
             ErrorKind::InvalidParameter { field: Some("username".into()), code: Some(40002), message: "Invalid request parameters".into() },
         );
-        assert_eq!(e.to_string(), "POST /admin/v1/users: invalid parameter `username` (HTTP 400, code Some(40002)): Invalid request parameters");
+        assert_eq!(e.to_string(), "POST /admin/v1/users: invalid parameter `username` (HTTP 400, code 40002): Invalid request parameters");
         assert_eq!(e.class(), ErrorClass::InvalidParameter);
         let m = DuoError::malformed("GET /admin/v1/users", "response[0].user_id", "missing");
         assert_eq!(m.to_string(), "GET /admin/v1/users: malformed response: field `response[0].user_id`: missing");

@@ -62,5 +62,5 @@ pub use pace::{CallClass, ClassStats, MIN_RATE_PER_MINUTE};
 pub use paging::PageProgress;
 pub use retry::Safety;
 pub use traffic::BodyLog;
-pub use transport::{HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError, install_crypto_provider};
+pub use transport::{FailureCause, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError, install_crypto_provider};
 pub use users::{NewUser, UserFields};

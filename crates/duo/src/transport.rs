@@ -63,6 +63,53 @@ pub struct TransportError {
     pub detail: String,
     /// False only when the request certainly never reached the server (connect failure).
     pub maybe_sent: bool,
+    /// What a person can act on, when it is known.
+    pub cause: FailureCause,
+}
+
+/// Why a request failed at the network level, where the cause has a fix of its own. Only
+/// [`FailureCause::Other`] is worth retrying: waiting does not make a refused port listen, a
+/// host name resolve, or a plain-HTTP server speak TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// Nothing listens at the address (TCP connection refused).
+    Refused,
+    /// The host name does not resolve.
+    UnknownHost,
+    /// An `https://` URL reached a server that answered in plain HTTP.
+    PlainHttp,
+    /// Anything else (timeouts, resets, certificates, …).
+    Other,
+}
+
+impl TransportError {
+    /// A failure of no particular cause (what in-memory transports in tests produce).
+    pub fn new(detail: impl Into<String>, maybe_sent: bool) -> Self {
+        TransportError { detail: detail.into(), maybe_sent, cause: FailureCause::Other }
+    }
+}
+
+/// The cause of a reqwest failure, read from its source chain.
+fn cause_of(e: &reqwest::Error, detail: &str) -> FailureCause {
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return FailureCause::Refused;
+        }
+        cur = c.source();
+    }
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("connection refused") {
+        FailureCause::Refused
+    } else if e.is_connect() && (lower.contains("dns error") || lower.contains("failed to lookup address") || lower.contains("name or service not known")) {
+        FailureCause::UnknownHost
+    } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+        FailureCause::PlainHttp
+    } else {
+        FailureCause::Other
+    }
 }
 
 impl fmt::Display for TransportError {
@@ -251,7 +298,7 @@ impl Transport for ReqwestTransport {
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         Box::pin(async move {
             let method = reqwest::Method::from_bytes(req.method.as_bytes())
-                .map_err(|_| TransportError { detail: format!("invalid method {:?}", req.method), maybe_sent: false })?;
+                .map_err(|_| TransportError::new(format!("invalid method {:?}", req.method), false))?;
             let mut rb = self.client.request(method, req.url.as_str());
             for (k, v) in &req.headers {
                 rb = rb.header(k.as_str(), v.as_str());
@@ -261,6 +308,7 @@ impl Transport for ReqwestTransport {
             }
             let resp = rb.send().await.map_err(|e| {
                 let maybe_sent = !e.is_connect();
+                let cause = cause_of(&e, &chain(&e));
                 let mut detail = chain(&e.without_url());
                 if self.pinned && detail.to_ascii_lowercase().contains("certificate") {
                     detail.push_str(
@@ -268,7 +316,7 @@ impl Transport for ReqwestTransport {
                          them; a TLS-inspecting proxy needs tls_roots = \"system\", with its CA in ca_file)",
                     );
                 }
-                TransportError { detail, maybe_sent }
+                TransportError { detail, maybe_sent, cause }
             })?;
             let status = resp.status().as_u16();
             let headers = resp
@@ -279,7 +327,7 @@ impl Transport for ReqwestTransport {
             let body = resp
                 .bytes()
                 .await
-                .map_err(|e| TransportError { detail: format!("reading the response body: {}", chain(&e.without_url())), maybe_sent: true })?
+                .map_err(|e| TransportError::new(format!("reading the response body: {}", chain(&e.without_url())), true))?
                 .to_vec();
             Ok(HttpResponse { status, headers, body })
         })

@@ -242,18 +242,77 @@ async fn bad_ids_are_refused_before_sending() {
     assert!(script.seen().is_empty());
 }
 
+/// A port nobody listens on (bound, then dropped).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    l.local_addr().map(|a| a.port()).unwrap_or(1)
+}
+
 #[tokio::test]
-async fn connection_refused_is_transport_not_sent() {
-    // Bind and drop a listener to get a port nobody listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().map(|a| a.port()).unwrap_or(1)
-    };
+async fn a_refused_connection_fails_at_once_naming_the_url_and_its_setting_without_retrying() {
+    let port = closed_port();
     let mut c = config(Some(format!("http://127.0.0.1:{port}")));
-    c.retry.max_server_retries = 0;
+    // The production schedule: 3 retries after 1, 2 and 4 s, which a refusal must not wait for.
+    c.retry = duoprov_duo::RetryConfig::default();
+    c.section = Some("duo.test".into());
     let duo = duoprov_duo::DuoClient::new(c).unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
     let e = duo.create_group(&duoprov_duo::GroupFields::named("x")).await.err();
-    assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::Transport { maybe_sent: false, .. })));
+    assert!(started.elapsed() < std::time::Duration::from_millis(900), "no retries: {:?}", started.elapsed());
+    let message = e.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    assert!(matches!(e.map(|e| e.kind), Some(ErrorKind::Transport { maybe_sent: false, cause: duoprov_duo::FailureCause::Refused, .. })));
+    assert!(
+        message.contains(&format!("cannot connect to Duo at http://127.0.0.1:{port} (duo.test.url): connection refused"))
+            && message.contains("duoprov emulator"),
+        "{message}"
+    );
+    assert!(!message.contains(SKEY) && !message.contains("Some("), "{message}");
+}
+
+#[tokio::test]
+async fn a_host_name_that_does_not_resolve_fails_at_once_naming_api_host() {
+    // `.invalid` never resolves (RFC 6761).
+    let mut c = config(None);
+    c.api_host = "api-duoprov-test.invalid".into();
+    c.retry = duoprov_duo::RetryConfig::default();
+    c.section = Some("duo.prod".into());
+    let duo = duoprov_duo::DuoClient::new(c).unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let message = duo.list_groups().await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "no retries: {:?}", started.elapsed());
+    assert!(
+        message.contains("cannot connect to Duo at https://api-duoprov-test.invalid (duo.prod.api_host): the host name does not resolve"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_says_it_answered_plain_http_and_suggests_http() {
+    // A plain-HTTP server answers a TLS hello as the garbage it is to it: 400, in plain text.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("https://{}", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut hello = [0u8; 512];
+            let _ = sock.read(&mut hello).await;
+            let _ = sock.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    let mut c = config(Some(url.clone()));
+    c.retry = duoprov_duo::RetryConfig::default();
+    c.section = Some("duo.emu".into());
+    let duo = duoprov_duo::DuoClient::new(c).unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let message = duo.list_groups().await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(started.elapsed() < std::time::Duration::from_millis(900), "no retries: {:?}", started.elapsed());
+    assert!(
+        message.contains(&format!("cannot connect to Duo at {url} (duo.emu.url): the server answered in plain HTTP, not HTTPS"))
+            && message.contains("http://"),
+        "{message}"
+    );
+    assert!(!message.contains("InvalidContentType") && !message.contains("corrupt message"), "{message}");
 }
 
 #[tokio::test]
@@ -270,4 +329,115 @@ async fn requests_go_through_the_configured_proxy() {
     assert_eq!(seen[0].path, "http://127.0.0.1:1/admin/v1/groups");
     assert_eq!(seen[0].query, "limit=500&offset=0");
     assert!(seen[0].header("authorization").is_some_and(|a| a.starts_with("Basic ")));
+}
+
+/// Answers every request with Duo's 401/40103 and a `Date` header.
+struct Refusing(String);
+
+impl duoprov_duo::Transport for Refusing {
+    fn send(&self, _: duoprov_duo::HttpRequest) -> futures::future::BoxFuture<'_, Result<duoprov_duo::HttpResponse, duoprov_duo::TransportError>> {
+        Box::pin(async move {
+            Ok(duoprov_duo::HttpResponse {
+                status: 401,
+                headers: vec![("Date".into(), self.0.clone())],
+                body: br#"{"stat":"FAIL","code":40103,"message":"Invalid signature in request credentials"}"#.to_vec(),
+            })
+        })
+    }
+}
+
+/// A clock fixed at one instant.
+struct Fixed(time::OffsetDateTime);
+
+impl duoprov_duo::Clock for Fixed {
+    fn now(&self) -> time::OffsetDateTime {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn a_401_names_the_secret_key_the_signed_host_against_the_url_and_the_clock_skew() {
+    let duo_date = "Sun, 29 Nov 2026 08:00:00 -0000";
+    let local = time::macros::datetime!(2026-11-29 08:00:00 UTC);
+    let message = |url: Option<&str>, skew_secs: i64| {
+        let mut c = config(url.map(str::to_owned));
+        c.section = Some("duo.prod".into());
+        let clock = std::sync::Arc::new(Fixed(local + time::Duration::seconds(skew_secs)));
+        let duo = duoprov_duo::DuoClient::with_transport_and_clock(c, std::sync::Arc::new(Refusing(duo_date.into())), clock)
+            .unwrap_or_else(|e| panic!("{e}"));
+        async move { duo.list_groups().await.err().map(|e| e.to_string()).unwrap_or_default() }
+    };
+    // Signed for the Duo host, sent to an emulator on loopback; this clock 10 minutes ahead.
+    let m = message(Some("http://127.0.0.1:8443"), 600).await;
+    assert!(m.contains("authentication failed (HTTP 401, code 40103): Invalid signature in request credentials"), "{m}");
+    assert!(m.contains("duo.prod.secret_key_file") && m.contains(IKEY), "{m}");
+    assert!(
+        m.contains(&format!("signed for duo.prod.api_host \"{HOST}\" but sent to http://127.0.0.1:8443"))
+            && m.contains("duo.prod.api_host = \"127.0.0.1\""),
+        "{m}"
+    );
+    assert!(m.contains("this computer's clock is 10 min 0 s ahead of the server's"), "{m}");
+    // Duo itself, this clock 2 hours behind.
+    let m = message(None, -7200).await;
+    assert!(m.contains(&format!("duo.prod.api_host \"{HOST}\" is the API hostname")), "{m}");
+    assert!(m.contains("2 h 0 min behind the server's"), "{m}");
+    // Clocks within a minute: said to be no clock problem.
+    let m = message(None, 20).await;
+    assert!(m.contains("not clock skew") && !m.contains("ahead of") && !m.contains("behind"), "{m}");
+    for m in [message(Some("http://127.0.0.1:8443"), 600).await, message(None, -7200).await] {
+        assert!(!m.contains(SKEY) && !m.contains("Some(") && !m.contains("Basic "), "{m}");
+    }
+}
+
+/// Log lines written while the guard lives, on this thread.
+#[derive(Clone, Default)]
+struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn each_retry_of_a_server_error_or_a_429_is_one_warning_naming_the_call_the_cause_and_the_wait() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_ansi(false).with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let script = Script::queue(vec![fail(503, 50301, "Service Unavailable", None), fail(500, 50000, "Internal", None), page(json!([]), None)]);
+    let duo = mem_client(&script, |c| {
+        c.retry.initial_backoff = std::time::Duration::ZERO;
+        c.retry.max_backoff = std::time::Duration::ZERO;
+        c.retry.max_jitter = std::time::Duration::ZERO;
+        c.retry.max_server_retries = 3;
+    });
+    // A zero wait allows one immediate retry: the second failure is final.
+    let e = duo.list_groups().await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("HTTP 500"), "{e}");
+    let text = String::from_utf8_lossy(&lines.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].contains("GET /admin/v1/groups: server error (HTTP 503, code 50301): Service Unavailable; retry 1 of 3 in 0.0 s"),
+        "{text}"
+    );
+
+    // A 429 is retried too, and said so.
+    lines.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    let script = Script::queue(vec![fail(429, 42901, "Too Many Requests", None), page(json!([]), None)]);
+    let duo = mem_client(&script, |c| {
+        c.retry.initial_backoff = std::time::Duration::ZERO;
+        c.retry.max_backoff = std::time::Duration::ZERO;
+        c.retry.max_jitter = std::time::Duration::ZERO;
+    });
+    assert!(duo.list_groups().await.is_ok());
+    let text = String::from_utf8_lossy(&lines.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("GET /admin/v1/groups: Duo asked to slow down (HTTP 429); attempt 2 in 0.0 s"), "{text}");
 }

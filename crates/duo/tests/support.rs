@@ -192,7 +192,7 @@ impl Transport for MemTransport {
                     Reply::Truncated(status, _, body) => {
                         return Ok(HttpResponse { status, headers: vec![], body: body.into_bytes() });
                     }
-                    Reply::Fail { detail, maybe_sent } => return Err(TransportError { detail, maybe_sent }),
+                    Reply::Fail { detail, maybe_sent } => return Err(TransportError::new(detail, maybe_sent)),
                 }
             }
         })

@@ -188,13 +188,13 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Error> {
     let emulator = build(&args)?;
     let listener = TcpListener::bind(&args.listen)
         .await
-        .map_err(|source| Error::Bind {
+        .map_err(|cause| Error::Bind {
             addr: args.listen.clone(),
-            source,
+            cause,
         })?;
-    let addr = listener.local_addr().map_err(|source| Error::Bind {
+    let addr = listener.local_addr().map_err(|cause| Error::Bind {
         addr: args.listen.clone(),
-        source,
+        cause,
     })?;
     {
         let mut out = std::io::stdout().lock();

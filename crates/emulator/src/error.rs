@@ -180,17 +180,33 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Why an address could not be bound, and what to do about it.
+fn bind_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "the address is already in use (another emulator, or another program, listens there); stop it, or pick a free port with --listen 127.0.0.1:PORT and put the same port in the url of the [duo.*] section that uses the emulator".to_owned()
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need privileges); pick a port above 1024 with --listen 127.0.0.1:PORT".to_owned()
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no network interface of this machine has that address; use 127.0.0.1:PORT".to_owned()
+        }
+        _ => format!("{e} (expected an address such as 127.0.0.1:8443)"),
+    }
+}
+
 /// A failure of the emulator itself.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The listen address could not be bound or parsed.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The listen address could not be bound or parsed. The cause is part of the message (not
+    /// a separate source, which `{:#}` would print a second time), with the fix.
+    #[error("cannot listen on {addr}: {}", bind_reason(cause))]
     Bind {
         /// The address as given.
         addr: String,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Serving failed.
     #[error("server failed: {0}")]

@@ -214,13 +214,13 @@ impl Emulator {
     pub async fn spawn_on(self, addr: &str) -> Result<RunningEmulator, Error> {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| Error::Bind {
+            .map_err(|cause| Error::Bind {
                 addr: addr.to_owned(),
-                source,
+                cause,
             })?;
-        let local = listener.local_addr().map_err(|source| Error::Bind {
+        let local = listener.local_addr().map_err(|cause| Error::Bind {
             addr: addr.to_owned(),
-            source,
+            cause,
         })?;
         let (tx, mut rx) = watch::channel(false);
         let handle = self.handle();

@@ -83,6 +83,8 @@ pub struct Mapping {
     lastname: Compiled,
     aliases: Vec<(u8, Compiled)>,
     unmanaged: std::collections::BTreeSet<String>,
+    /// Every template as configured or defaulted, by configuration key (for `duoprov config`).
+    sources: Vec<(String, String)>,
 }
 
 /// A user's Duo fields as the templates give them.
@@ -212,8 +214,10 @@ impl Mapping {
         }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut sources = Vec::new();
         let mut compile = |key: &str, object: &str, configured: &Option<String>, default: &str| -> Result<Compiled, MappingError> {
             let source = configured.clone().unwrap_or_else(|| default.to_owned());
+            sources.push((key.to_owned(), source.clone()));
             let full_key = format!("{key_prefix}.{key}");
             if let Some(field) = direct_field(object, &source) {
                 return Ok(Compiled::Direct(field));
@@ -236,7 +240,7 @@ impl Mapping {
             }
         }
         let unmanaged = config.unmanaged.clone();
-        let mapping = Mapping { env, group_name, group_desc, username, realname, email, firstname, lastname, aliases, unmanaged };
+        let mapping = Mapping { env, group_name, group_desc, username, realname, email, firstname, lastname, aliases, unmanaged, sources };
         // Render every engine template once against an empty object so a reference to an
         // attribute that does not exist is caught now, as a configuration error.
         let probe_subject = Subject {
@@ -299,6 +303,12 @@ impl Mapping {
                 self.render_engine(name, minijinja::Value::from_pairs([("group", group)]))
             }
         }
+    }
+
+    /// Every field's template by configuration key (`username`, …, `alias1` when set), defaults
+    /// resolved; `None` for a field left unmanaged (`false`).
+    pub fn templates(&self) -> Vec<(String, Option<String>)> {
+        self.sources.iter().map(|(k, t)| (k.clone(), self.manages(k).then(|| t.clone()))).collect()
     }
 
     /// Whether the field of configuration key `key` (`email`, `group_desc`, …) is managed.

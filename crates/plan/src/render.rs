@@ -23,6 +23,16 @@ fn user_ref(u: &UserRef) -> String {
     }
 }
 
+/// The name a removal or deletion is listed by; empty for other operations.
+fn removal_name(op: &Op) -> (String, String) {
+    match op {
+        Op::RemoveMember { group_name, username, .. } => (group_name.to_lowercase(), username.to_lowercase()),
+        Op::DeleteGroup { name, .. } => (name.to_lowercase(), String::new()),
+        Op::DeleteUser { username, .. } => (username.to_lowercase(), String::new()),
+        _ => (String::new(), String::new()),
+    }
+}
+
 /// Renders the plan as text.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
@@ -36,8 +46,12 @@ pub fn text(plan: &Plan) -> String {
     } else {
         let _ = writeln!(out, "Plan for {}: {}.", plan.provisioner, counted(plan.ops.len(), "operation", "operations"));
     }
+    // Within each kind, removals and deletions read in name order (the plan's own order, by
+    // uuid, serves applying); other kinds keep the plan's order.
+    let mut ops: Vec<(usize, &crate::plan::PlannedOp)> = plan.ops.iter().enumerate().collect();
+    ops.sort_by_key(|(i, o)| (o.op.class(), removal_name(&o.op), *i));
     let mut last_class = u8::MAX;
-    for p in &plan.ops {
+    for (_, p) in ops {
         let class = p.op.class();
         if class != last_class {
             let restores = plan.ops.iter().any(|o| matches!(o.op, Op::RestoreUser { .. }));
@@ -88,4 +102,30 @@ pub fn text(plan: &Plan) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlannedOp;
+
+    #[test]
+    fn removals_and_deletions_are_listed_in_name_order_whatever_the_plan_order() {
+        let delete = |name: &str, id: &str| PlannedOp {
+            op: Op::DeleteGroup { uuid: format!("u-{id}"), group_id: id.into(), name: name.into() },
+            reason: "gone".into(),
+        };
+        let remove = |group: &str, user: &str| PlannedOp {
+            op: Op::RemoveMember { group_id: "DG1".into(), group_name: group.into(), user_id: "DU1".into(), username: user.into() },
+            reason: "left".into(),
+        };
+        let plan = Plan {
+            provisioner: "p".into(),
+            ops: vec![remove("staff", "zed"), remove("staff", "amy"), delete("zeta", "DG3"), delete("alpha", "DG1"), delete("Mid", "DG2")],
+            ..Plan::default()
+        };
+        let text = text(&plan);
+        let lines: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("- ")).map(str::trim).collect();
+        assert_eq!(lines, ["- amy from staff", "- zed from staff", "- group alpha (DG1)", "- group Mid (DG2)", "- group zeta (DG3)"], "{text}");
+    }
 }

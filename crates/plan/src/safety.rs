@@ -39,6 +39,10 @@ pub struct Refusal {
     pub removals: Vec<String>,
     /// The digest of that list, which `--approve` names to apply exactly it.
     pub digest: String,
+    /// Whether every reason is a threshold of `[provisioner.P.thresholds]`, so raising it would
+    /// also lift the refusal; false when a reason only an approval or a fixed registry lifts (an
+    /// empty selection, a digest that does not match).
+    pub thresholds_help: bool,
 }
 
 impl Refusal {
@@ -59,12 +63,16 @@ impl Refusal {
         }
         out.push_str(&format!(
             "to apply exactly {} {}, run `{}` (refused again if the list changes); \
-             or save and review the plan with `duoprov plan {provisioner} --out FILE` and apply it with `duoprov sync {provisioner} --plan FILE`; \
-             or fix the registry, or raise the thresholds in [provisioner.{provisioner}]",
+             or save and review the plan with `duoprov plan {provisioner} --out FILE` and apply it with `duoprov sync {provisioner} --plan FILE`; ",
             if self.removals.len() == 1 { "this" } else { "these" },
             duoprov_model::counted(self.removals.len(), "removal", "removals"),
             self.approve_command(provisioner)
         ));
+        if self.thresholds_help {
+            out.push_str(&format!("or fix the registry, or raise the thresholds in [provisioner.{provisioner}.thresholds]"));
+        } else {
+            out.push_str("or fix the registry. Raising thresholds does not lift this refusal: only an approval of this exact list, or a registry that selects what it should, does");
+        }
         out
     }
 }
@@ -127,7 +135,10 @@ pub fn check(plan: &Plan, policy: &Policy, selected_groups: usize, approval: &Ap
         }
         None => approval.saved_plan,
     };
+    // Reasons before this point are lifted only by an approval or a fixed registry.
+    let mut only_approval = !reasons.is_empty();
     if selected_groups == 0 && plan.managed_groups > 0 {
+        only_approval = true;
         reasons.push(format!(
             "the registry selects no group while Duo holds {} this provisioner manages; an empty or unreadable registry must not empty Duo",
             duoprov_model::counted(plan.managed_groups, "group", "groups")
@@ -167,5 +178,5 @@ pub fn check(plan: &Plan, policy: &Policy, selected_groups: usize, approval: &Ap
     if reasons.is_empty() || approved {
         return Ok(());
     }
-    Err(Refusal { reasons, removals: removals(plan), digest })
+    Err(Refusal { reasons, removals: removals(plan), digest, thresholds_help: !only_approval })
 }

@@ -101,6 +101,10 @@ pub(crate) fn choose(url: &str, options: PgConnectOptions) -> (PgConnectOptions,
 /// The TLS mode a registry URL would use (for `duoprov doctor`), without connecting.
 pub fn tls_choice(url: &str) -> Option<TlsChoice> {
     use std::str::FromStr;
+    // sqlx parses any URL as connection options; only a PostgreSQL URL has a TLS choice.
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return None;
+    }
     let options = PgConnectOptions::from_str(url).ok()?;
     Some(choose(url, options).1)
 }

@@ -28,4 +28,4 @@ pub use fence::{Fence, FenceHandle};
 pub use progress::{NoProgress, Progress};
 pub use report::{ClassReport, RunReport};
 pub use incremental::{prepare_incremental, Incremental, IncrementalSettings, ScopeSummary};
-pub use run::{now_ms, prepare, run, Prepared, RunKind, SavedPlan, SyncOptions, SyncSettings};
+pub use run::{now_ms, prepare, prepare_with_progress, run, Prepared, RunKind, SavedPlan, SyncOptions, SyncSettings};

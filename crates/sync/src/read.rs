@@ -1,10 +1,12 @@
 //! Reading Duo for a full sync: every user (each carries its groups, so memberships come with the
-//! user pages) and every group, concurrently, turned into the planner's snapshot.
+//! user pages) and every group, concurrently, turned into the planner's snapshot, the user pages
+//! reported to a [`Progress`] as they arrive.
 
 use duoprov_duo::{DuoClient, Group, User};
 use duoprov_model::{DuoGroup, DuoSnapshot, DuoUser};
 
 use crate::error::SyncError;
+use crate::progress::Progress;
 
 /// Page sizes the client reads at (Duo's maxima), to count the calls a read took.
 const USERS_PAGE: usize = 300;
@@ -41,8 +43,22 @@ pub(crate) fn snapshot_group(g: &Group) -> DuoGroup {
     DuoGroup { group_id: g.group_id.clone(), name: g.name.clone(), desc: g.desc.clone(), status: g.status.clone() }
 }
 
-pub(crate) async fn read_all(duo: &DuoClient) -> Result<DuoRead, SyncError> {
-    let (users, groups) = tokio::join!(duo.list_users(), duo.list_groups());
+/// Reads every user and group; the user pages (by far the longer listing) are reported to
+/// `progress` as phase `read Duo users`, its total from Duo's `total_objects` once known.
+pub(crate) async fn read_all(duo: &DuoClient, progress: &dyn Progress) -> Result<DuoRead, SyncError> {
+    let reported = std::sync::atomic::AtomicUsize::new(0);
+    let on_page = |p: duoprov_duo::PageProgress| {
+        use std::sync::atomic::Ordering;
+        let before = reported.swap(p.items, Ordering::Relaxed);
+        if p.pages == 1 {
+            // A re-read (the account changed under the first pass) starts the phase again.
+            progress.phase("read Duo users", p.total.unwrap_or(0).max(p.items as u64));
+            progress.advance(p.items as u64);
+        } else {
+            progress.advance(p.items.saturating_sub(before) as u64);
+        }
+    };
+    let (users, groups) = tokio::join!(duo.list_users_with_progress(&on_page), duo.list_groups());
     let users = users.map_err(SyncError::DuoRead)?;
     let groups = groups.map_err(SyncError::DuoRead)?;
     let calls = users.len() / USERS_PAGE + 1 + groups.len() / GROUPS_PAGE + 1;

@@ -104,6 +104,39 @@ pub struct RunReport {
     pub retries_scheduled: usize,
     /// Duo calls per call class, with 429s and paced rates.
     pub duo_classes: Vec<ClassReport>,
+    /// What a dry run would have done (its plan's operations, counted); `None` when applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned: Option<Planned>,
+}
+
+/// A plan's operations counted as a run would count them (`failed` stays 0).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Planned {
+    pub groups: Counts,
+    pub users: Counts,
+    /// `created` = to add, `deleted` = to remove.
+    pub memberships: Counts,
+}
+
+impl Planned {
+    /// Counts `plan`'s operations; a user restored from the Trash counts as updated.
+    pub fn of(plan: &duoprov_plan::Plan) -> Self {
+        use duoprov_plan::Op;
+        let mut p = Planned::default();
+        for op in &plan.ops {
+            match &op.op {
+                Op::CreateGroup { .. } => p.groups.created += 1,
+                Op::UpdateGroup { .. } => p.groups.updated += 1,
+                Op::DeleteGroup { .. } => p.groups.deleted += 1,
+                Op::CreateUser { .. } => p.users.created += 1,
+                Op::RestoreUser { .. } | Op::UpdateUser { .. } => p.users.updated += 1,
+                Op::DeleteUser { .. } => p.users.deleted += 1,
+                Op::AddMember { .. } => p.memberships.created += 1,
+                Op::RemoveMember { .. } => p.memberships.deleted += 1,
+            }
+        }
+        p
+    }
 }
 
 impl RunReport {
@@ -142,6 +175,26 @@ impl RunReport {
     /// A one-paragraph summary for people.
     pub fn summary(&self) -> String {
         let total_ms: u64 = self.timings_ms.iter().map(|(_, ms)| ms).sum();
+        if let Some(p) = &self.planned {
+            return format!(
+                "{} {} (dry run, nothing applied): would make groups {} created, {} updated, {} deleted; users {} created, {} updated, {} deleted; \
+                 memberships {} added, {} removed; {} adopted; {} held by errors; Duo calls {} reads; {:.1} s",
+                self.provisioner,
+                if self.kind.is_empty() { "full" } else { &self.kind },
+                p.groups.created,
+                p.groups.updated,
+                p.groups.deleted,
+                p.users.created,
+                p.users.updated,
+                p.users.deleted,
+                p.memberships.created,
+                p.memberships.deleted,
+                self.adopted,
+                self.held,
+                self.read_calls,
+                total_ms as f64 / 1000.0
+            );
+        }
         format!(
             "{} {}{}: groups {} created, {} updated, {} deleted, {} failed; users {} created, {} updated, {} deleted, {} failed; \
              memberships {} added, {} removed, {} failed; {} adopted; {} held by errors; Duo calls {} reads + {} writes; {:.1} s",

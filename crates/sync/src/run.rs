@@ -164,13 +164,18 @@ pub(crate) async fn read_links(store: &dyn Store, settings: &SyncSettings) -> Re
 
 /// Reads the registry selection, Duo and the links, and plans.
 pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings) -> Result<Prepared, SyncError> {
+    prepare_with_progress(store, duo, settings, &crate::progress::NoProgress).await
+}
+
+/// [`prepare`], reporting the read of Duo's users to `progress` (a bar on a terminal).
+pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings, progress: &dyn crate::progress::Progress) -> Result<Prepared, SyncError> {
     let start = Instant::now();
     let pacing_before = duo.pacing_stats();
     let name = settings.provisioner.as_str();
     // Read before the selection: a change committed in between is then replayed by the next
     // incremental sync (harmless) rather than skipped.
     let change_seq = store.last_change_seq().await?;
-    let (registry, duo_read) = tokio::join!(read_registry(store, settings), read_all(duo));
+    let (registry, duo_read) = tokio::join!(read_registry(store, settings), read_all(duo, progress));
     let RegistryRead { selection, eligible } = registry?;
     let duo_read = duo_read?;
     let links = read_links(store, settings).await?;
@@ -320,6 +325,7 @@ pub async fn run(
         return Err(SyncError::Refused { provisioner: name.to_owned(), refusal });
     }
     if options.dry_run {
+        report.planned = Some(crate::report::Planned::of(&plan));
         let status = report.status();
         return finish(status, Some("dry run: nothing applied".into()), report).await;
     }

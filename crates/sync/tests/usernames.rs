@@ -1,7 +1,8 @@
 //! Usernames, aliases and Trash against the emulator, as Duo most likely handles them: a subject
 //! whose login id has capitals converges (full and incremental runs plan nothing once synced)
 //! whether Duo lowercases usernames (`lowercase_usernames`, the emulator's default) or keeps them
-//! verbatim.
+//! verbatim. Also on this emulator world: the progress a full sync reports while it reads Duo
+//! and while it applies.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -229,4 +230,46 @@ async fn a_trashed_user_returning_in_an_incremental_run_is_restored() {
 #[tokio::test]
 async fn disable_then_trash_disables_before_trashing_and_reactivates_on_restore() {
     trash_round_trip(duoprov_plan::UserDeleteMode::DisableThenTrash, false).await;
+}
+
+/// Every phase a run reported, with its total and the units reported done.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(String, u64, u64, usize)>>);
+
+impl duoprov_sync::Progress for Recorder {
+    fn phase(&self, name: &str, total: u64) {
+        self.0.lock().unwrap().push((name.to_owned(), total, 0, 0));
+    }
+    fn advance(&self, n: u64) {
+        if let Some(last) = self.0.lock().unwrap().last_mut() {
+            last.2 += n;
+            last.3 += 1;
+        }
+    }
+    fn finish(&self) {}
+}
+
+#[tokio::test]
+async fn a_full_sync_reports_progress_counting_duo_pages_read_and_objects_applied() {
+    let w = world(|_| {}, MappingConfig::default(), Policy::default()).await;
+    for i in 0..650 {
+        w.add_subject(&format!("s{i:03}"), &format!("user{i:03}"), &["staff"]).await;
+    }
+    let first = w.full_plan().await;
+    let recorder = Recorder::default();
+    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&first.plan), saved: None, fence: None };
+    duoprov_sync::run(&*w.store, &w.duo, &w.settings, first, &options, &recorder).await.unwrap();
+    let phases = recorder.0.lock().unwrap().clone();
+    let creates = phases.iter().find(|p| p.0 == "create users").unwrap_or_else(|| panic!("{phases:?}"));
+    assert_eq!((creates.1, creates.2), (650, 650), "every created user counted once: {phases:?}");
+
+    // Reading 650 users back: three pages of at most 300, counted as they arrive.
+    let recorder = Recorder::default();
+    let again = duoprov_sync::prepare_with_progress(&*w.store, &w.duo, &w.settings, &recorder).await.unwrap();
+    assert!(again.plan.is_empty(), "{}", ops(&again.plan));
+    let phases = recorder.0.lock().unwrap().clone();
+    assert_eq!(phases.len(), 1, "{phases:?}");
+    let (name, total, done, steps) = &phases[0];
+    assert_eq!((name.as_str(), *total, *done), ("read Duo users", 650, 650), "{phases:?}");
+    assert!(*steps >= 3, "one step a page: {phases:?}");
 }

@@ -35,6 +35,7 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog) -> R
     let secret = conn.secret_key.read(&format!("duo.{}.secret_key", conn.name))?;
     let mut cfg = DuoConfig::new(conn.api_host.clone(), conn.integration_key.clone(), secret);
     cfg.url = conn.url.clone();
+    cfg.section = Some(format!("duo.{}", conn.name));
     cfg.proxy = conn.proxy.clone();
     cfg.proxy_password = conn.proxy_password.as_ref().map(|s| s.read(&format!("duo.{}.proxy_password", conn.name))).transpose()?;
     cfg.ca_file = conn.ca_file.clone();

@@ -65,7 +65,21 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Demo => demo::run(cli.json).await,
         command => {
-            let settings = config::load(&cli.config, cli.registry.as_deref())?;
+            let settings = match config::load(&cli.config, cli.registry.as_deref()) {
+                Ok(s) => s,
+                // `doctor --json` answers in JSON even when there is no configuration to check.
+                Err(e) => match &command {
+                    Command::Doctor { provisioner, .. } if cli.json => {
+                        crate::output::json(&serde_json::json!({
+                            "provisioner": provisioner,
+                            "ok": false,
+                            "checks": [{"check": "configuration", "ok": false, "detail": format!("{e:#}")}],
+                        }))?;
+                        return Ok(crate::exit::ERROR);
+                    }
+                    _ => return Err(e),
+                },
+            };
             let ctx = Context { settings, json: cli.json };
             match command {
                 Command::Subject(c) => registry::subject(&ctx, c).await,

@@ -39,7 +39,10 @@ pub async fn plan(ctx: &Context, provisioner: &str, out: Option<PathBuf>) -> Res
     let (p, duo) = client_for(ctx, provisioner).await?;
     let store = ctx.store().await?;
     let settings = settings_of(&p);
-    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await?;
+    let bar = Bar::new(std::io::stderr().is_terminal() && !ctx.json);
+    let prepared = duoprov_sync::prepare_with_progress(&*store, &duo, &settings, &bar).await;
+    bar.finish();
+    let prepared = prepared?;
     let saved = prepared.saved();
     if let Some(path) = &out {
         let text = serde_json::to_string_pretty(&saved)?;
@@ -78,6 +81,15 @@ impl Bar {
             );
             bar
         }))
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        // An early return (an error, a refusal, a dry run) leaves no bar behind.
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
     }
 }
 
@@ -158,6 +170,8 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         fence: Some(FenceHandle::lock(lock)),
     };
     let mut escalated = None;
+    // On a terminal: the read of Duo's users, then each apply phase, counted as work completes.
+    let bar = Bar::new(std::io::stderr().is_terminal() && !args.log_json && !ctx.json);
     let prepared = if args.incremental {
         match duoprov_sync::prepare_incremental(&*store, &duo, &settings, duoprov_sync::now_ms()).await? {
             Incremental::Planned(p) => *p,
@@ -172,13 +186,14 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
             Incremental::Escalate { reason } => {
                 tracing::info!(provisioner = %args.provisioner, %reason, "Incremental sync escalates to a full sync.");
                 escalated = Some(reason);
-                duoprov_sync::prepare(&*store, &duo, &settings).await?
+                duoprov_sync::prepare_with_progress(&*store, &duo, &settings, &bar).await?
             }
         }
     } else {
-        duoprov_sync::prepare(&*store, &duo, &settings).await?
+        duoprov_sync::prepare_with_progress(&*store, &duo, &settings, &bar).await?
     };
-    let bar = Bar::new(std::io::stderr().is_terminal() && !args.log_json && !ctx.json);
+    // A dry run shows the plan it did not apply (a saved plan that still matches is this plan).
+    let dry_plan = args.dry_run.then(|| prepared.plan.clone());
     let report = match duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &bar).await {
         Ok(r) => r,
         Err(e @ (SyncError::Refused { .. } | SyncError::Stale(_))) => {
@@ -209,6 +224,9 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         if let Some(o) = body.as_object_mut() {
             o.insert("status".into(), json!(report.status()));
             o.insert("lacks_write_grant".into(), json!(lacks_grant));
+            if let Some(plan) = &dry_plan {
+                o.insert("plan".into(), serde_json::to_value(plan)?);
+            }
         }
         output::json(&body)?;
     } else {
@@ -216,6 +234,9 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
             println!("escalated to a full sync: {reason}");
         }
         println!("{}", report.summary());
+        if let Some(plan) = &dry_plan {
+            print!("{}", duoprov_plan::render::text(plan));
+        }
         for f in &report.failures {
             println!("  ! {} [{}]: {}", f.object, f.code, f.message);
         }
@@ -259,16 +280,32 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
         }))?;
         return Ok(exit::OK);
     }
+    let now = output::now_ms();
+    let names = GroupNames::read(&*store).await?;
     if let Some(l) = &links {
         println!("linked: {} group(s), {} user(s)", l.groups.len(), l.users.len());
     }
     if provisioner.is_some() {
         match &checkpoint {
-            Some(cp) => println!("checkpoint: change {} of {last_change} ({} waiting)", cp.last_seq, (last_change - cp.last_seq).max(0)),
+            Some(cp) => {
+                println!("checkpoint: change {} of {last_change} ({} waiting)", cp.last_seq, (last_change - cp.last_seq).max(0));
+                if let Some(t) = cp.last_full_ms {
+                    println!("last full sync: {}", output::when(t, now));
+                }
+                if let Some(t) = cp.last_incremental_ms {
+                    println!("last incremental sync: {}", output::when(t, now));
+                }
+            }
             None => println!("checkpoint: none yet (the first sync is a full sync)"),
         }
         if !retries.is_empty() {
-            println!("retry list: {} object(s); next due at {} ms", retries.len(), retries[0].next_at_ms);
+            println!("\nretry list ({} object(s), soonest first):", retries.len());
+            let rows: Vec<Vec<String>> = retries
+                .iter()
+                .map(|r| vec![names.target(&r.target), r.attempts.to_string(), output::when(r.next_at_ms, now), r.last_error.clone()])
+                .collect();
+            output::table(&["OBJECT", "FAILURES", "NEXT ATTEMPT", "LAST ERROR"], &rows);
+            println!();
         }
     }
     let rows: Vec<Vec<String>> = runs
@@ -280,18 +317,60 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
                 r.provisioner.clone(),
                 format!("{}{}", r.kind, if r.dry_run { " (dry run)" } else { "" }),
                 r.status.clone(),
-                r.started_at_ms.to_string(),
+                output::when(r.started_at_ms, now),
                 secs,
             ]
         })
         .collect();
-    output::table(&["RUN", "PROVISIONER", "KIND", "STATUS", "STARTED_MS", "SECONDS"], &rows);
+    output::table(&["RUN", "PROVISIONER", "KIND", "STATUS", "STARTED", "SECONDS"], &rows);
     if !errors.is_empty() {
         println!("\nobjects in error:");
-        let rows: Vec<Vec<String>> = errors.iter().map(|e| vec![e.kind.clone(), e.object.clone(), e.code.clone(), e.message.clone()]).collect();
-        output::table(&["KIND", "OBJECT", "CODE", "MESSAGE"], &rows);
+        let rows: Vec<Vec<String>> = errors
+            .iter()
+            .map(|e| vec![e.kind.clone(), names.object(&e.kind, &e.object), e.code.clone(), output::when(e.at.saturating_mul(1000), now), e.message.clone()])
+            .collect();
+        output::table(&["KIND", "OBJECT", "CODE", "SINCE", "MESSAGE"], &rows);
     }
     Ok(exit::OK)
+}
+
+/// Registry group names by uuid, so people read names, not uuids.
+struct GroupNames(std::collections::HashMap<String, String>);
+
+impl GroupNames {
+    async fn read(store: &dyn duoprov_registry::Store) -> Result<Self> {
+        Ok(GroupNames(store.groups(None).await?.into_iter().map(|g| (g.uuid, g.name.to_string())).collect()))
+    }
+
+    fn group(&self, uuid: &str) -> String {
+        match self.0.get(uuid) {
+            Some(name) => name.clone(),
+            None => format!("(a group no longer in the registry, uuid {uuid})"),
+        }
+    }
+
+    /// An object-error row's object (`UUID`, `SOURCE:ID`, or `UUID SOURCE:ID`) with names.
+    fn object(&self, kind: &str, object: &str) -> String {
+        match kind {
+            "group" => format!("group {}", self.group(object)),
+            "user" => format!("subject {object}"),
+            "membership" => match object.split_once(' ') {
+                Some((uuid, subject)) => format!("subject {subject} in group {}", self.group(uuid)),
+                None => object.to_owned(),
+            },
+            _ => object.to_owned(),
+        }
+    }
+
+    fn target(&self, t: &duoprov_registry::RetryTarget) -> String {
+        use duoprov_registry::RetryTarget;
+        match t {
+            RetryTarget::Group { group_uuid } => format!("group {}", self.group(group_uuid)),
+            RetryTarget::WholeGroup { group_uuid } => format!("group {} (its whole membership)", self.group(group_uuid)),
+            RetryTarget::User { subject } => format!("subject {subject}"),
+            RetryTarget::Membership { group_uuid, subject } => format!("subject {subject} in group {}", self.group(group_uuid)),
+        }
+    }
 }
 
 /// A user id no Duo account holds: Duo ids are random, and this one is all zeros.
@@ -303,7 +382,7 @@ const ABSENT_USER_ID: &str = "DU000000000000000000";
 /// and 404 with it; an empty modification changes nothing even if the user existed. Real Duo's
 /// order of checks is not documented: should it look objects up first, a 404 here would hide a
 /// missing grant — `doctor --check-write` proves writes with a real round trip.
-async fn probe_write_grant(duo: &duoprov_duo::DuoClient) -> Result<String> {
+async fn probe_write_grant(duo: &duoprov_duo::DuoClient, provisioner: &str) -> Result<String> {
     use duoprov_duo::{CallClass, CallSpec, ErrorClass, Params, Safety};
     let spec = CallSpec::new("POST", format!("/admin/v1/users/{ABSENT_USER_ID}"), Params::none(), CallClass::Write, Safety::Repeatable);
     match duo.call(&spec).await {
@@ -312,7 +391,7 @@ async fn probe_write_grant(duo: &duoprov_duo::DuoClient) -> Result<String> {
         )),
         Err(e) if e.class() == ErrorClass::Forbidden => Err(anyhow::anyhow!("Duo refused a write with 403 ({e}): {WRITE_GRANT_HINT}")),
         Ok(_) => Ok(format!("write grant present: Duo accepted an empty change to user {ABSENT_USER_ID}; nothing was changed")),
-        Err(e) => Err(anyhow::anyhow!("cannot tell whether writes are allowed ({e}); run `duoprov doctor --check-write` to try a real write")),
+        Err(e) => Err(anyhow::anyhow!("cannot tell whether writes are allowed ({e}); run `duoprov doctor {provisioner} --check-write` to try a real write")),
     }
 }
 
@@ -363,10 +442,14 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
                 Ok(groups) => {
                     check("Duo", Ok(format!("read access works; {} groups in the account", groups.len())));
                     duo_groups = groups;
+                    check("Duo write grant", probe_write_grant(duo, provisioner).await);
                 }
-                Err(e) => check("Duo", Err(e.into())),
+                Err(e) => {
+                    check("Duo", Err(e.into()));
+                    // The same failure again would say nothing new.
+                    check("Duo write grant", Err(anyhow::anyhow!("not checked: Duo could not be read (see the Duo check)")));
+                }
             }
-            check("Duo write grant", probe_write_grant(duo).await);
             if check_write {
                 check("Duo write round trip", write_round_trip(duo).await);
             }

@@ -125,7 +125,12 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
     }
 
     let listen = args.listen.unwrap_or(ctx.settings.daemon.listen);
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen} for the status page"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot listen on {listen} for the status page: the address is already in use (another `duoprov run`, or another program, listens there); stop it, or pick a free port with daemon.listen or --listen"
+        ),
+        _ => anyhow::anyhow!("cannot listen on {listen} for the status page: {e}"),
+    })?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "Status page serving /healthz, /readyz and /metrics.");
     // Machine-readable for whoever started the daemon (tests, supervisors).

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::run;
 
 const IKEY: &str = "DITESTSYNC0000000001";
-const SKEY: &str = "sync-test-secret-key-0123456789abcdefghij";
+pub const SKEY: &str = "sync-test-secret-key-0123456789abcdefghij";
 
 pub struct Env {
     pub dir: tempfile::TempDir,

@@ -69,6 +69,11 @@ fn seed_scenario_step_by_step_converges() {
             // An emptied registry is refused by the safety check unless approved.
             let refusal = safety::check(&plan, &policy, 0, &Approval::default()).unwrap_err();
             assert!(refusal.reasons[0].contains("selects no group"), "{refusal:?}");
+            // Only an approval (or a fixed registry) lifts this one: the message says so, and
+            // does not send the reader to the thresholds.
+            let message = refusal.message("duoTest");
+            assert!(!refusal.thresholds_help && message.contains("Raising thresholds does not lift this refusal"), "{message}");
+            assert!(!message.contains("raise the thresholds"), "{message}");
             assert!(safety::check(&plan, &policy, 0, &Approval { digest: Some(refusal.digest.clone()), saved_plan: false }).is_ok());
         }
         sim.apply(&plan);
@@ -200,6 +205,7 @@ fn deletions_above_thresholds_are_refused_with_the_list_and_approved_only_by_its
     let refusal = safety::check(&plan, &policy, 1, &Approval::default()).unwrap_err();
     let message = refusal.message("duoTest");
     assert!(message.contains("15 of 20 members of group g"), "{message}");
+    assert!(refusal.thresholds_help && message.contains("raise the thresholds in [provisioner.duoTest.thresholds]"), "the real section: {message}");
     let want: Vec<String> = (5..20).map(|i| format!("remove u{i:02} from group g")).collect();
     assert_eq!(refusal.removals, want, "every removal, sorted, by name");
     assert!(message.contains(&format!("duoprov sync duoTest --approve {}", refusal.digest)), "{message}");
@@ -232,6 +238,7 @@ fn a_mismatched_approval_refuses_even_a_plan_within_the_thresholds() {
     let wrong = Approval { digest: Some("0123456789ab".into()), saved_plan: false };
     let refusal = safety::check(&plan, &policy, 1, &wrong).unwrap_err();
     assert_eq!(refusal.removals, vec!["remove u03 from group g".to_owned()]);
+    assert!(!refusal.thresholds_help && refusal.message("duoTest").contains("Raising thresholds does not lift"), "{refusal:?}");
     assert!(safety::check(&plan, &policy, 1, &Approval::exactly(&plan)).is_ok());
 }
 
