@@ -117,7 +117,7 @@ async fn a_dry_run_reports_what_it_would_do_with_counts_and_the_plan_and_changes
         out.contains("(dry run, nothing applied): would make groups 1 created, 0 updated, 0 deleted; users 2 created, 0 updated, 0 deleted; memberships 2 added, 0 removed"),
         "{out}"
     );
-    assert!(out.contains("Plan for duoTest: 5 operation(s).") && out.contains("testGroup") && out.contains("mchyzer"), "the plan itself:\n{out}");
+    assert!(out.contains("Plan for duoTest: 5 operations.") && out.contains("testGroup") && out.contains("mchyzer"), "the plan itself:\n{out}");
     let (out, _) = run(dir, &["sync", "duoTest", "--dry-run", "--json"], 0);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["planned"]["users"]["created"], 2, "{report:#}");
