@@ -26,7 +26,10 @@ pub mod exit {
     pub const REFUSED: u8 = 3;
 }
 
-fn init_logging(format: LogFormat, verbose: u8) {
+/// Logs on standard error at the verbosity asked for. With `traffic_lines` (the demo, text
+/// logs), traffic-log entries go to standard output instead, as the bare lines of
+/// [`output::TrafficLines`], between the command's own output.
+fn init_logging(format: LogFormat, verbose: u8, traffic_lines: bool) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -36,6 +39,25 @@ fn init_logging(format: LogFormat, verbose: u8) {
     // The HTTP traffic log is shown whenever a provisioner turns it on (log_http).
     let default = format!("{default},{}=info", duoprov_duo::traffic::TRAFFIC_TARGET);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    if traffic_lines && format == LogFormat::Text {
+        use tracing_subscriber::filter::{LevelFilter, Targets};
+        use tracing_subscriber::prelude::*;
+        let target = duoprov_duo::traffic::TRAFFIC_TARGET;
+        let filter = match format!("{target}=off").parse() {
+            Ok(directive) => filter.add_directive(directive),
+            Err(_) => filter,
+        };
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(filter);
+        let traffic = tracing_subscriber::fmt::layer()
+            .event_format(output::TrafficLines)
+            .with_writer(anstream::stdout)
+            .with_filter(Targets::new().with_target(target, LevelFilter::INFO));
+        tracing_subscriber::registry().with(logs).with(traffic).init();
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -55,7 +77,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.log_format, cli.verbose);
+    let traffic_lines = matches!(cli.command, args::Command::Demo) && !cli.json;
+    init_logging(cli.log_format, cli.verbose, traffic_lines);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

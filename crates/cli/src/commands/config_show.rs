@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::config::{LogHttp, SecretSource};
-use duoprov_duo::BodyLog;
+use duoprov_duo::{BodyLog, TrafficFormat};
 use crate::{exit, output};
 
 fn source(s: &SecretSource) -> String {
@@ -47,6 +47,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
                 "name": p.name, "duo": p.duo, "create_users": p.create_users,
                 "log_http": match p.log_http { LogHttp::Off => "off", LogHttp::OnError => "on_error", LogHttp::Always => "always" },
                 "log_http_bodies": match p.log_http_bodies { BodyLog::Masked => "masked", BodyLog::Full => "full", BodyLog::None => "none" },
+                "log_http_format": match p.log_http_format { TrafficFormat::Full => "full", TrafficFormat::Compact => "compact" },
                 "load_duo_users": p.load_duo_users,
             })
         })

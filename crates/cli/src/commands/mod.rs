@@ -47,7 +47,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Init(args) => init::run(&cli.config, args).await,
         Command::Emulator(args) => emulator::run(args).await,
-        Command::Demo => demo::run(cli.json).await,
+        Command::Demo => demo::run(cli.json, cli.verbose).await,
         command => {
             let settings = config::load(&cli.config, cli.registry.as_deref())?;
             let ctx = Context { settings, json: cli.json };
