@@ -7,6 +7,7 @@ mod convergence;
 mod duo_users;
 mod faults;
 mod daemon;
+mod demo;
 mod daemon_resilience;
 mod incremental;
 mod permissions;
