@@ -135,12 +135,12 @@ pub async fn run(json: bool, verbose: u8) -> Result<u8> {
     let group = seed_registry(&ctx).await?;
 
     let code = if json {
-        run_json(&ctx, &emulator.handle()).await?
+        run_json(&ctx, emulator.handle()).await?
     } else {
         println!("{HEADING}duoprov demo{HEADING:#}: one sync from a group registry to Duo, start to finish.");
         println!("The registry is a temporary SQLite file; \"Duo\" is the emulator built into duoprov, at {url}.");
         println!("Nothing outside a temporary folder is touched.");
-        run_text(&ctx, &emulator.handle(), &group, started).await?
+        run_text(&ctx, emulator.handle(), &group, started).await?
     };
     emulator.shutdown().await.ok();
     Ok(code)
