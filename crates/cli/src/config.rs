@@ -60,6 +60,7 @@ struct RawProvisioner {
     create_users: Option<bool>,
     log_http: Option<String>,
     log_http_bodies: Option<String>,
+    log_http_format: Option<String>,
     load_duo_users: Option<bool>,
     eligible_group: Option<String>,
     subject_sources: Option<Vec<String>>,
@@ -350,6 +351,8 @@ pub struct Provisioner {
     /// How much of request and response bodies the traffic log shows (`masked`, the default:
     /// e-mail addresses and phone numbers masked; `full`; `none`).
     pub log_http_bodies: duoprov_duo::BodyLog,
+    /// How traffic-log entries are written (`full`, the default; `compact`: one line per call).
+    pub log_http_format: duoprov_duo::TrafficFormat,
     pub load_duo_users: bool,
     pub eligible_group: Option<GroupName>,
     pub subject_sources: Option<Vec<String>>,
@@ -528,6 +531,10 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             None => duoprov_duo::BodyLog::Masked,
             Some(text) => text.parse().map_err(|e| anyhow::anyhow!("{key}.log_http_bodies: {e} (default masked)"))?,
         };
+        let log_http_format = match p.log_http_format.as_deref() {
+            None => duoprov_duo::TrafficFormat::Full,
+            Some(text) => text.parse().map_err(|e| anyhow::anyhow!("{key}.log_http_format: {e} (default full)"))?,
+        };
         let create_users = p.create_users.unwrap_or(true);
         let defaults = Policy::default();
         let t = &p.thresholds;
@@ -646,6 +653,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 create_users,
                 log_http,
                 log_http_bodies,
+                log_http_format,
                 load_duo_users: p.load_duo_users.unwrap_or(false),
                 eligible_group,
                 subject_sources: p.subject_sources,
@@ -766,6 +774,7 @@ url = "{registry_url}"
 # create_users = true
 # log_http = "off"          # off | on_error | always
 # log_http_bodies = "masked" # masked (e-mail addresses, phone numbers) | full | none
+# log_http_format = "full"   # full | compact (one line per call: method, path, status, time)
 "#
     )
 }
@@ -1012,6 +1021,17 @@ mod tests {
         }
         let e = parse_str(&format!("{base}log_http_bodies = \"partly\"\n")).unwrap_err().to_string();
         assert!(e.contains("provisioner.p.log_http_bodies") && e.contains("masked, full, none"), "{e}");
+    }
+
+    #[test]
+    fn the_traffic_log_format_is_full_by_default_and_an_unknown_format_is_named() {
+        let base = "[duo.prod]\napi_host = \"api-x.duosecurity.com\"\nintegration_key = \"DIXXXXXXXXXXXXXXXXXX\"\nsecret_key_env = \"S\"\n[provisioner.p]\nduo = \"prod\"\n";
+        assert_eq!(parse_str(base).unwrap().provisioners["p"].log_http_format, duoprov_duo::TrafficFormat::Full);
+        for (value, format) in [("full", duoprov_duo::TrafficFormat::Full), ("compact", duoprov_duo::TrafficFormat::Compact)] {
+            assert_eq!(parse_str(&format!("{base}log_http_format = \"{value}\"\n")).unwrap().provisioners["p"].log_http_format, format);
+        }
+        let e = parse_str(&format!("{base}log_http_format = \"short\"\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p.log_http_format") && e.contains("full, compact"), "{e}");
     }
 
     #[test]

@@ -48,8 +48,30 @@ fn default_filter(verbose: u8, quiet: bool, daemon: bool) -> String {
     filter
 }
 
-fn init_logging(format: LogFormat, filter: String) {
+/// Logs on standard error with `filter` (unless RUST_LOG is set). With `traffic_lines` (the
+/// demo, text logs), traffic-log entries go to standard output instead, as the bare lines of
+/// [`output::TrafficLines`], between the command's own output.
+fn init_logging(format: LogFormat, filter: String, traffic_lines: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    if traffic_lines && format == LogFormat::Text {
+        use tracing_subscriber::filter::{LevelFilter, Targets};
+        use tracing_subscriber::prelude::*;
+        let target = duoprov_duo::traffic::TRAFFIC_TARGET;
+        let filter = match format!("{target}=off").parse() {
+            Ok(directive) => filter.add_directive(directive),
+            Err(_) => filter,
+        };
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(filter);
+        let traffic = tracing_subscriber::fmt::layer()
+            .event_format(output::TrafficLines)
+            .with_writer(anstream::stdout)
+            .with_filter(Targets::new().with_target(target, LevelFilter::INFO));
+        tracing_subscriber::registry().with(logs).with(traffic).init();
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -70,7 +92,8 @@ fn main() -> ExitCode {
         }
     };
     let daemon = matches!(cli.command, args::Command::Run(_));
-    init_logging(cli.log_format, default_filter(cli.verbose, cli.quiet, daemon));
+    let traffic_lines = matches!(cli.command, args::Command::Demo) && !cli.json;
+    init_logging(cli.log_format, default_filter(cli.verbose, cli.quiet, daemon), traffic_lines);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

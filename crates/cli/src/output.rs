@@ -1,5 +1,6 @@
 //! Output for people and for machines: aligned text tables on standard output, or JSON with
-//! `--json`; times for people as UTC with how long ago (or how soon) they are.
+//! `--json`; times for people as UTC with how long ago (or how soon) they are; and
+//! [`TrafficLines`], which prints compact traffic-log entries as bare lines.
 
 use std::io::Write;
 
@@ -21,6 +22,14 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
         line("(none)");
         return;
     }
+    for l in table_lines(headers, rows) {
+        line(&l);
+    }
+}
+
+/// The lines of a table: the header, then one line per row, columns padded to their widest
+/// cell (the last column unpadded).
+pub fn table_lines(headers: &[&str], rows: &[Vec<String>]) -> Vec<String> {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -36,12 +45,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
             }
         }
-        line(out.trim_end());
+        out.trim_end().to_owned()
     };
-    row(headers.to_vec());
-    for r in rows {
-        row(r.iter().map(String::as_str).collect());
-    }
+    std::iter::once(row(headers.to_vec())).chain(rows.iter().map(|r| row(r.iter().map(String::as_str).collect()))).collect()
 }
 
 /// Prints `label: value` lines, skipping empty values.
@@ -89,6 +95,69 @@ pub fn when(at_ms: i64, now_ms: i64) -> String {
         d => format!("in {}", span(-d)),
     };
     format!("{absolute}, {relative}")
+}
+
+const STATUS_OK: anstyle::Style = anstyle::Style::new().fg_color(Some(anstyle::Color::Ansi(anstyle::AnsiColor::Green)));
+const STATUS_FAILED: anstyle::Style = anstyle::Style::new().bold().fg_color(Some(anstyle::Color::Ansi(anstyle::AnsiColor::Red)));
+const DETAIL: anstyle::Style = anstyle::Style::new().dimmed();
+
+/// Compact traffic-log entries (`log_http_format = "compact"`) as bare lines for people: two
+/// spaces and the entry's line (`POST /admin/v1/users  200  12 ms`) with its status green, or red
+/// for a failed attempt; then each further field (the masked query and bodies, present only when
+/// bodies are shown) on an indented line of its own. No time, level, target or span: the line
+/// says what happened. Colour codes are written as is; give it a writer that drops them where
+/// they are not wanted (`anstream::stdout`).
+pub struct TrafficLines;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for TrafficLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        let style = if *event.metadata().level() <= tracing::Level::WARN { STATUS_FAILED } else { STATUS_OK };
+        match fields.message.splitn(3, "  ").collect::<Vec<_>>().as_slice() {
+            [call, status, rest] => writeln!(writer, "  {call}  {style}{status}{style:#}  {rest}")?,
+            _ => writeln!(writer, "  {}", fields.message)?,
+        }
+        for (name, value) in &fields.others {
+            let label = name.strip_suffix("_body").unwrap_or(name);
+            writeln!(writer, "      {DETAIL}{label}:{DETAIL:#} {value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An event's message and its other fields, in order.
+#[derive(Default)]
+struct EventFields {
+    message: String,
+    others: Vec<(&'static str, String)>,
+}
+
+impl tracing::field::Visit for EventFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_owned();
+        } else {
+            self.others.push((field.name(), value.to_owned()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.others.push((field.name(), format!("{value:?}")));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::config::{DuoConfig, TrafficLogMode};
 use crate::error::{DuoError, ErrorKind, Result};
 use crate::pace::{CallClass, Pacer};
 use crate::retry::{Backoff, Safety};
-use crate::traffic::{MAX_REQUEST_BODY_CHARS, MAX_RESPONSE_BODY_CHARS, TrafficEntry, loggable_body, mask_body, mask_headers};
+use crate::traffic::{MAX_REQUEST_BODY_CHARS, MAX_RESPONSE_BODY_CHARS, TrafficEntry, loggable_body, loggable_query, mask_body, mask_headers};
 use crate::transport::{FailureCause, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError};
 
 /// Parameters of one call.
@@ -386,15 +386,16 @@ impl DuoClient {
                     call: label.clone(),
                     attempt,
                     method,
-                    url,
                     request_headers: headers,
                     status,
                     elapsed_ms: elapsed.as_millis(),
                     // Secrets were masked above; personal data per the configured body mode.
                     request_body: loggable_body(&body, cfg.traffic_bodies, MAX_REQUEST_BODY_CHARS),
                     response_body,
+                    query: loggable_query(&url, cfg.traffic_bodies),
+                    url,
                 }
-                .emit(cfg.traffic_log, failed);
+                .emit(cfg.traffic_log, cfg.traffic_format, failed);
             }
             let Some(outcome) = outcome else {
                 return Err(DuoError::new(label, ErrorKind::Deadline { deadline: cfg.call_deadline }));

@@ -25,7 +25,7 @@ use duoprov_duo_wire::SignatureVariant;
 use secrecy::SecretString;
 
 use crate::error::DuoError;
-use crate::traffic::BodyLog;
+use crate::traffic::{BodyLog, TrafficFormat};
 
 /// When the HTTP traffic log writes an entry (Grouper's `logCommandsAlways` / `logCommandsOnError`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -245,6 +245,9 @@ pub struct DuoConfig {
     /// How much of request and response bodies the traffic log shows (default
     /// [`BodyLog::Masked`]: e-mail addresses and phone numbers masked).
     pub traffic_bodies: BodyLog,
+    /// How entries are written (default [`TrafficFormat::Full`]; [`TrafficFormat::Compact`]: one
+    /// line per attempt).
+    pub traffic_format: TrafficFormat,
     /// Whether writes go through `/admin/v1/bulk` (default [`BulkMode::Auto`]).
     pub bulk: BulkMode,
     /// `User-Agent` header.
@@ -276,6 +279,7 @@ impl std::fmt::Debug for DuoConfig {
             .field("max_concurrency", &self.max_concurrency)
             .field("traffic_log", &self.traffic_log)
             .field("traffic_bodies", &self.traffic_bodies)
+            .field("traffic_format", &self.traffic_format)
             .field("bulk", &self.bulk)
             .field("user_agent", &self.user_agent)
             .field("observer", &self.observer.is_some())
@@ -314,6 +318,7 @@ impl DuoConfig {
             max_concurrency: 4,
             traffic_log: TrafficLogMode::Off,
             traffic_bodies: BodyLog::Masked,
+            traffic_format: TrafficFormat::Full,
             bulk: BulkMode::Auto,
             user_agent: format!("duoprov/{}", env!("CARGO_PKG_VERSION")),
             observer: None,

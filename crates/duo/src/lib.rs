@@ -61,6 +61,6 @@ pub use groups::GroupFields;
 pub use pace::{CallClass, ClassStats, MIN_RATE_PER_MINUTE};
 pub use paging::PageProgress;
 pub use retry::Safety;
-pub use traffic::BodyLog;
+pub use traffic::{BodyLog, TrafficFormat};
 pub use transport::{FailureCause, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError, install_crypto_provider};
 pub use users::{NewUser, UserFields};

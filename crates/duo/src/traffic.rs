@@ -7,8 +7,15 @@
 //! target [`TRAFFIC_TARGET`] at INFO level (mode `always`) or WARN level (mode `on_error`, for
 //! failed attempts only), so they go wherever the application's subscriber sends logs.
 //!
+//! Entries come in two [`TrafficFormat`]s: `full` (every field above on one event) and `compact`
+//! (one short line per attempt, `POST /admin/v1/users  200  12 ms`: method, path without its
+//! query, status, time taken; the masked query and bodies ride along as fields only when the body
+//! mode shows bodies). [`TRAFFIC_LINE_FIELDS`] names the fields a log formatter that prints
+//! compact entries as bare lines needs to know.
+//!
 //! The `Authorization` value is replaced before anything is formatted, so neither the signature
-//! nor anything derived from the secret key can reach the log.
+//! nor anything derived from the secret key can reach the log; the compact format shows no
+//! headers at all.
 
 use std::fmt::Write as _;
 
@@ -22,6 +29,33 @@ pub const MAX_REQUEST_BODY_CHARS: usize = 20_000;
 pub const MAX_RESPONSE_BODY_CHARS: usize = 3_000;
 /// What replaces the `Authorization` value.
 pub const MASK: &str = "*******";
+
+/// How a traffic-log entry is written (the provisioner's `log_http_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrafficFormat {
+    /// Method, URL, masked headers, status, time and bodies on one event (the default).
+    #[default]
+    Full,
+    /// One short line per attempt: method, path (no query), status, time taken; the masked query
+    /// and bodies as extra fields, only when [`BodyLog`] shows bodies.
+    Compact,
+}
+
+impl std::str::FromStr for TrafficFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(TrafficFormat::Full),
+            "compact" => Ok(TrafficFormat::Compact),
+            other => Err(format!("{other:?} is not one of full, compact")),
+        }
+    }
+}
+
+/// The fields of a compact entry besides its message, in the order a line formatter shows them
+/// under the line: the query (masked like a form body), the request body and the response body.
+/// Each is present only when it is non-empty and bodies are shown.
+pub const TRAFFIC_LINE_FIELDS: [&str; 3] = ["query", "request_body", "response_body"];
 
 /// One logged attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +78,9 @@ pub struct TrafficEntry {
     pub request_body: String,
     /// Response body or transport error, truncated.
     pub response_body: String,
+    /// The query string as the compact format shows it (personal data masked per the body
+    /// mode; empty when bodies are not shown or there is no query).
+    pub query: String,
 }
 
 /// Masks the `Authorization` header (any case).
@@ -238,6 +275,17 @@ pub fn loggable_body(body: &[u8], mode: BodyLog, max: usize) -> String {
     }
 }
 
+/// The query of `url` as the compact format shows it: parameters named like `pass`/`secret`
+/// masked, then personal data per `mode`; empty when there is no query or `mode` shows no bodies.
+pub fn loggable_query(url: &str, mode: BodyLog) -> String {
+    match url.split_once('?') {
+        Some((_, q)) if !q.is_empty() => {
+            loggable_body(&mask_body(q.as_bytes(), Some("application/x-www-form-urlencoded")), mode, MAX_REQUEST_BODY_CHARS)
+        }
+        _ => String::new(),
+    }
+}
+
 /// The first `max` characters of `bytes` read as UTF-8 (lossily), with a marker when cut.
 pub fn truncate_chars(bytes: &[u8], max: usize) -> String {
     let s = String::from_utf8_lossy(bytes);
@@ -255,9 +303,28 @@ impl TrafficEntry {
         self.request_headers.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; ")
     }
 
+    /// The URL's path, without scheme, host or query.
+    pub fn path(&self) -> &str {
+        let rest = match self.url.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+            None => &self.url,
+        };
+        rest.split(['?', '#']).next().unwrap_or(rest)
+    }
+
+    /// The compact line: `POST /admin/v1/users  200  12 ms`, or `no response` in place of the
+    /// status when none arrived.
+    pub fn compact_line(&self) -> String {
+        let status = self.status.map_or_else(|| "no response".to_owned(), |s| s.to_string());
+        format!("{} {}  {status}  {} ms", self.method, self.path(), self.elapsed_ms)
+    }
+
     /// Emits the entry as a tracing event if `mode` asks for it (`failed` = this attempt did not
-    /// end in HTTP 200).
-    pub fn emit(&self, mode: TrafficLogMode, failed: bool) {
+    /// end in HTTP 200), in `format`.
+    pub fn emit(&self, mode: TrafficLogMode, format: TrafficFormat, failed: bool) {
+        if format == TrafficFormat::Compact {
+            return self.emit_compact(mode, failed);
+        }
         match mode {
             TrafficLogMode::Off => {}
             TrafficLogMode::Always if !failed => {
@@ -279,6 +346,23 @@ impl TrafficEntry {
                         response_body = %self.response_body, "Duo HTTP call failed"
                     );
                 }
+            }
+        }
+    }
+
+    fn emit_compact(&self, mode: TrafficLogMode, failed: bool) {
+        fn shown(s: &str) -> Option<&str> {
+            (!s.is_empty()).then_some(s)
+        }
+        let (query, request_body, response_body) = (shown(&self.query), shown(&self.request_body), shown(&self.response_body));
+        let line = self.compact_line();
+        match (mode, failed) {
+            (TrafficLogMode::Off, _) | (TrafficLogMode::OnError, false) => {}
+            (TrafficLogMode::Always, false) => {
+                tracing::info!(target: TRAFFIC_TARGET, query, request_body, response_body, "{line}");
+            }
+            (_, true) => {
+                tracing::warn!(target: TRAFFIC_TARGET, query, request_body, response_body, "{line}");
             }
         }
     }
@@ -309,6 +393,70 @@ mod tests {
         assert!(String::from_utf8(mask_personal_data(b"<html>jdoe@example.edu</html>")).unwrap().contains("withheld"));
         assert_eq!("masked".parse::<BodyLog>(), Ok(BodyLog::Masked));
         assert!("partly".parse::<BodyLog>().unwrap_err().contains("masked, full, none"));
+    }
+
+    /// What a subscriber printed for the events `f` emits (no colours, no time).
+    fn captured(f: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).without_time().finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buf.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn entry(url: &str, status: Option<u16>, mode: BodyLog) -> TrafficEntry {
+        TrafficEntry {
+            call: "POST /admin/v1/users".into(),
+            attempt: 1,
+            method: "POST".into(),
+            url: url.into(),
+            request_headers: mask_headers(&[("Authorization".into(), "Basic c2VjcmV0".into())]),
+            status,
+            elapsed_ms: 12,
+            request_body: loggable_body(b"username=jdoe&email=jdoe%40example.edu", mode, MAX_REQUEST_BODY_CHARS),
+            response_body: loggable_body(br#"{"stat":"OK","response":{"email":"jdoe@example.edu"}}"#, mode, MAX_RESPONSE_BODY_CHARS),
+            query: loggable_query(url, mode),
+        }
+    }
+
+    #[test]
+    fn a_compact_entry_is_one_line_of_method_path_status_and_time_with_bodies_only_when_shown() {
+        let url = "https://api-x.duosecurity.com/admin/v1/users?username=jdoe&email=jdoe%40example.edu&password=p1";
+        let quiet = entry(url, Some(200), BodyLog::None);
+        assert_eq!(quiet.path(), "/admin/v1/users");
+        assert_eq!(quiet.compact_line(), "POST /admin/v1/users  200  12 ms");
+        let out = captured(|| quiet.emit(TrafficLogMode::Always, TrafficFormat::Compact, false));
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("POST /admin/v1/users  200  12 ms"), "{out}");
+        for absent in ["username", "jdoe", "Authorization", "*******", "?"] {
+            assert!(!out.contains(absent), "{absent} in a compact line without bodies: {out}");
+        }
+        let shown = entry(url, Some(200), BodyLog::Masked);
+        let out = captured(|| shown.emit(TrafficLogMode::Always, TrafficFormat::Compact, false));
+        assert!(out.contains("query=") && out.contains("request_body=") && out.contains("response_body="), "{out}");
+        assert!(out.contains("***@example.edu") && !out.contains("jdoe@example.edu") && !out.contains("jdoe%40example.edu"), "{out}");
+        assert!(!out.contains("p1") && !out.contains("c2VjcmV0") && !out.contains("Authorization"), "secrets and headers stay out: {out}");
+        // The mode still decides whether an entry is written at all.
+        assert_eq!(captured(|| quiet.emit(TrafficLogMode::OnError, TrafficFormat::Compact, false)), "");
+        let failed = entry(url, None, BodyLog::None);
+        let out = captured(|| failed.emit(TrafficLogMode::OnError, TrafficFormat::Compact, true));
+        assert!(out.contains("WARN") && out.contains("POST /admin/v1/users  no response  12 ms"), "{out}");
+        assert_eq!(entry("http://127.0.0.1:8/admin/v1/groups#x", None, BodyLog::None).path(), "/admin/v1/groups");
+        assert_eq!("compact".parse::<TrafficFormat>(), Ok(TrafficFormat::Compact));
+        assert!("short".parse::<TrafficFormat>().unwrap_err().contains("full, compact"));
     }
 
     #[test]

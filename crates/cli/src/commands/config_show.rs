@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::Context;
 use crate::config::{DuoConnection, FullSyncSchedule, LogHttp, Provisioner, SecretSource};
-use duoprov_duo::BodyLog;
+use duoprov_duo::{BodyLog, TrafficFormat};
 use duoprov_plan::policy::{DeletePolicy, UserDeleteMode};
 use crate::{exit, output};
 
@@ -93,6 +93,7 @@ fn provisioner(p: &Provisioner) -> Value {
         "create_users": p.create_users,
         "log_http": match p.log_http { LogHttp::Off => "off", LogHttp::OnError => "on_error", LogHttp::Always => "always" },
         "log_http_bodies": match p.log_http_bodies { BodyLog::Masked => "masked", BodyLog::Full => "full", BodyLog::None => "none" },
+        "log_http_format": match p.log_http_format { TrafficFormat::Full => "full", TrafficFormat::Compact => "compact" },
         "load_duo_users": p.load_duo_users,
         "eligible_group": p.eligible_group.as_ref().map(ToString::to_string),
         "subject_sources": p.subject_sources,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
-use duoprov_duo::{BodyLog, DuoClient, DuoConfig, SignatureVariant, TrafficLogMode};
+use duoprov_duo::{BodyLog, DuoClient, DuoConfig, SignatureVariant, TrafficFormat, TrafficLogMode};
 
 use super::Context;
 use crate::config::{self, DuoConnection, LogHttp};
@@ -23,15 +23,15 @@ pub async fn client_for(ctx: &Context, provisioner: &str) -> Result<(config::Pro
         .duo
         .get(&p.duo)
         .ok_or_else(|| anyhow!("provisioner.{provisioner}.duo: no Duo connection [duo.{}] in the configuration", p.duo))?;
-    let cfg = duo_config(conn, p.log_http, p.log_http_bodies)?;
+    let cfg = duo_config(conn, p.log_http, p.log_http_bodies, p.log_http_format)?;
     let client = DuoClient::new(cfg).map_err(|e| anyhow!("duo.{}: {e}", conn.name))?;
     Ok((p, client))
 }
 
 /// The client configuration of a connection: host, keys (the secret read now), emulator URL,
 /// proxy, CA file, per-attempt timeout, signature version, pacing, retries, and the provisioner's
-/// traffic log (when it writes, and how much of bodies it shows).
-pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog) -> Result<DuoConfig> {
+/// traffic log (when it writes, how much of bodies it shows, in which format).
+pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog, format: TrafficFormat) -> Result<DuoConfig> {
     let secret = conn.secret_key.read(&format!("duo.{}.secret_key", conn.name))?;
     let mut cfg = DuoConfig::new(conn.api_host.clone(), conn.integration_key.clone(), secret);
     cfg.url = conn.url.clone();
@@ -89,6 +89,7 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog) -> R
         LogHttp::Always => TrafficLogMode::Always,
     };
     cfg.traffic_bodies = bodies;
+    cfg.traffic_format = format;
     Ok(cfg)
 }
 
@@ -129,7 +130,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("duo.skey");
         std::fs::write(&file, "a-secret-that-must-not-show\n").unwrap();
-        let cfg = duo_config(&connection(file.clone(), 5), LogHttp::OnError, BodyLog::Full).unwrap();
+        let cfg = duo_config(&connection(file.clone(), 5), LogHttp::OnError, BodyLog::Full, TrafficFormat::Compact).unwrap();
         assert_eq!(cfg.api_host, "api-x.duosecurity.com");
         assert_eq!(cfg.integration_key, "DIXXXXXXXXXXXXXXXXXX");
         assert_eq!(cfg.secret_key.expose_secret(), "a-secret-that-must-not-show");
@@ -142,6 +143,7 @@ mod tests {
         assert_eq!(cfg.signature, SignatureVariant::V5);
         assert_eq!(cfg.traffic_log, TrafficLogMode::OnError);
         assert_eq!(cfg.traffic_bodies, BodyLog::Full);
+        assert_eq!(cfg.traffic_format, TrafficFormat::Compact);
         assert_eq!(cfg.bulk, duoprov_duo::BulkMode::Never);
         let defaults = duoprov_duo::PacingConfig::default();
         assert_eq!(
@@ -157,7 +159,7 @@ mod tests {
         );
         assert!(!format!("{cfg:?}").contains("a-secret-that-must-not-show"));
 
-        let cfg = duo_config(&connection(file, 2), LogHttp::Always, BodyLog::Masked).unwrap();
+        let cfg = duo_config(&connection(file, 2), LogHttp::Always, BodyLog::Masked, TrafficFormat::Full).unwrap();
         assert_eq!(cfg.signature, SignatureVariant::V2Sha1);
         assert_eq!(cfg.traffic_log, TrafficLogMode::Always);
     }
@@ -165,7 +167,7 @@ mod tests {
     #[test]
     fn a_missing_secret_names_its_source_only() {
         let dir = tempfile::tempdir().unwrap();
-        let e = duo_config(&connection(dir.path().join("missing.skey"), 5), LogHttp::Off, BodyLog::Masked).unwrap_err().to_string();
+        let e = duo_config(&connection(dir.path().join("missing.skey"), 5), LogHttp::Off, BodyLog::Masked, TrafficFormat::Full).unwrap_err().to_string();
         assert!(e.contains("duo.prod.secret_key") && e.contains("missing.skey"), "{e}");
     }
 }

@@ -63,7 +63,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Init(args) => init::run(&cli.config, args).await,
         Command::Emulator(args) => emulator::run(args).await,
-        Command::Demo => demo::run(cli.json).await,
+        Command::Demo => demo::run(cli.json, cli.verbose).await,
         command => {
             let settings = match config::load(&cli.config, cli.registry.as_deref()) {
                 Ok(s) => s,

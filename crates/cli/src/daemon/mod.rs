@@ -108,7 +108,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
     for name in &names {
         let p = ctx.settings.provisioners[name].clone();
         let conn = ctx.settings.duo.get(&p.duo).with_context(|| format!("provisioner.{name}.duo: no [duo.{}]", p.duo))?;
-        let mut cfg = crate::commands::duo_config(conn, p.log_http, p.log_http_bodies)?;
+        let mut cfg = crate::commands::duo_config(conn, p.log_http, p.log_http_bodies, p.log_http_format)?;
         let observer: Arc<dyn duoprov_duo::CallObserver> = Arc::new(SharedObserver(shared.clone()));
         cfg.observer = Some(observer);
         let duo = DuoClient::new(cfg).map_err(|e| anyhow::anyhow!("duo.{}: {e}", conn.name))?;

@@ -8,6 +8,7 @@ mod duo_users;
 mod faults;
 mod first_hour;
 mod daemon;
+mod demo;
 mod daemon_resilience;
 mod incremental;
 mod permissions;

@@ -226,19 +226,6 @@ async fn a_failing_object_does_not_stop_the_others_and_the_next_run_converges() 
     assert_eq!(creates, 1);
 }
 
-#[test]
-fn demo_runs_the_seed_scenario_on_embedded_defaults() {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, err) = run(dir.path(), &["demo"], 0);
-    assert!(out.contains("Plan for duoTest: 5 operations."), "{out}");
-    assert!(out.contains("groups 1 created") && out.contains("users 2 created") && out.contains("memberships 2 added"), "{out}");
-    assert!(out.contains("\"username\": \"mchyzer\"") && out.contains("\"name\": \"testGroup\""), "{out}");
-    assert!(out.contains("nothing to do; Duo matches the registry"), "{out}");
-    assert!(err.contains("Authorization: *******"), "the traffic log is shown, masked:\n{err}");
-    assert!(!err.contains("Basic ") && !out.contains("Basic "), "no Authorization value is printed");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the demo leaves nothing behind in the working folder");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_file_readable_by_others_is_named_in_a_warning_and_never_printed() {
     let env = setup("log_http = \"always\"").await;
