@@ -10,6 +10,7 @@ mod daemon;
 mod daemon_resilience;
 mod incremental;
 mod permissions;
+mod probe;
 mod ownership;
 mod registry;
 mod safety;
