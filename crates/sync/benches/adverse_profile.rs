@@ -181,7 +181,7 @@ async fn main() {
     let rounds = memberships.div_ceil(users);
     let mut changes: usize = 0;
     if rounds < groups {
-        for u in (0..users.min(memberships)).filter(|u| (u / groups) % 4 == 0) {
+        for u in (0..users.min(memberships)).filter(|u| (u / groups).is_multiple_of(4)) {
             let (from, to) = (u % groups, (u + rounds) % groups);
             let subject = GroupMember::Subject(SubjectKey::local(format!("u{u:05}")));
             let removed = store.remove_member(&GroupName::parse(&format!("bench:g{from:04}")).expect("name"), &subject).await.expect("remove");
