@@ -64,13 +64,19 @@ pub async fn run(store: Option<&dyn Store>, duo: &DuoClient) -> (Vec<(String, Re
 
 /// What a client does with `report` (see [`DuoClient::apply_probe`]).
 pub fn effect(report: &ProbeReport) -> String {
-    if report.bulk_add.fails() {
-        "send membership and user writes as single calls (bulk did not add a membership)".to_owned()
+    let bulk = if report.bulk_add.fails() {
+        "send membership and user writes as single calls (bulk did not add a membership)"
     } else if report.bulk_remove.fails() {
-        "send membership removals as single calls (bulk did not remove a membership)".to_owned()
+        "send membership removals as single calls (bulk did not remove a membership)"
     } else {
-        "use bulk as configured (no bulk failure found)".to_owned()
-    }
+        "use bulk as configured (no bulk failure found)"
+    };
+    let usernames = if report.usernames.as_ref().is_some_and(|u| u.case_sensitive()) {
+        "match usernames exactly (a lookup by another case missed the user)"
+    } else {
+        "match usernames case-insensitively"
+    };
+    format!("{bulk}, and {usernames}")
 }
 
 /// `N s|min|h|d ago` for a time in milliseconds since the epoch.
@@ -93,15 +99,7 @@ pub fn readings(report: &ProbeReport) -> Vec<(String, String)> {
         ("single remove".to_owned(), report.single_remove.describe()),
     ];
     match &report.usernames {
-        Some(u) => {
-            let mut line = u.describe();
-            if u.case_sensitive() {
-                line.push_str(
-                    "; duoprov matches usernames case-insensitively, so registry names differing only in case would be taken for one Duo user: keep login ids lowercase",
-                );
-            }
-            out.push(("usernames".to_owned(), line));
-        }
+        Some(u) => out.push(("usernames".to_owned(), u.describe())),
         None => out.push(("usernames".to_owned(), "not found out (see the failed step)".to_owned())),
     }
     match &report.group_names {

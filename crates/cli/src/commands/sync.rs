@@ -5,7 +5,7 @@
 //! the write grant is missing), 2 (some objects failed or are held) or 3 (refused, nothing
 //! changed). `doctor` checks reads, the write grant without changing Duo, and on request a real
 //! write round trip or the sandbox probe (`--probe`, see `probe.rs`); without it, it shows the
-//! recorded probe. A sync hands the recorded probe to its client before it writes.
+//! recorded probe. A plan and a sync hand the recorded probe to their client before reading Duo.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -38,6 +38,8 @@ pub fn settings_of(p: &Provisioner) -> SyncSettings {
 pub async fn plan(ctx: &Context, provisioner: &str, out: Option<PathBuf>) -> Result<u8> {
     let (p, duo) = client_for(ctx, provisioner).await?;
     let store = ctx.store().await?;
+    // A plan reads Duo as the sync will (usernames compared as a recorded probe found).
+    super::probe::use_recorded(&*store, &duo).await;
     let settings = settings_of(&p);
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await?;
     let saved = prepared.saved();

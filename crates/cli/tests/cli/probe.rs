@@ -142,10 +142,50 @@ async fn a_probe_under_the_adverse_profile_records_unusable_bulk_verbatim_userna
     let gid = s.groups.iter().find(|g| g.name == "testGroup").map(|g| g.group_id).expect("testGroup");
     assert!(s.users.iter().filter(|u| u.groups.contains(&gid)).count() == 2, "both members are back in Duo");
 
-    // doctor shows what syncs do with the record, and the username warning.
+    // doctor shows what syncs do with the record.
     let (out, _) = run(dir, &["doctor", "duoTest"], 0);
     assert!(out.contains("send membership and user writes as single calls"), "{out}");
-    assert!(out.contains("usernames compare exactly"), "{out}");
+    assert!(out.contains("usernames compare exactly") && out.contains("match usernames exactly"), "{out}");
+}
+
+/// Plans `duoTest` and returns its operations as `kind object` strings.
+fn planned(dir: &std::path::Path) -> Vec<String> {
+    let (out, _) = run(dir, &["plan", "duoTest", "--json"], 0);
+    let plan: Value = serde_json::from_str(&out).expect("plan JSON");
+    plan["plan"]["ops"].as_array().expect("ops").iter().map(|op| op.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_probe_finds_usernames_case_sensitive_a_duo_user_differing_only_in_case_is_not_taken_for_the_registry_s() {
+    let mut settings = Settings::default();
+    settings.lowercase_usernames = false;
+    let env = setup(settings, Grants::all(), "").await;
+    let dir = env.dir.path();
+    // On this Duo "MCHYZER" is someone else than the registry's "mchyzer".
+    let other_id = env.emulator.handle().with_tenant_mut(|t, ids| {
+        let fields = duoprov_emulator::state::UserFields { username: Some("MCHYZER".into()), realname: Some("Someone Else".into()), ..Default::default() };
+        t.create_user(fields, 1_700_000_000, ids).expect("hand-made user").to_string()
+    });
+    seed_registry(dir);
+
+    // Without a probe, usernames compare case-insensitively: "MCHYZER" is taken for mchyzer.
+    let ops = planned(dir);
+    let creates_mchyzer = |ops: &[String]| ops.iter().any(|op| op.contains("\"op\":\"create_user\"") && op.contains("\"username\":\"mchyzer\""));
+    assert!(!creates_mchyzer(&ops) && ops.iter().any(|op| op.contains(&other_id)), "without a probe: {ops:#?}");
+
+    let (_, report) = probe(&env, 0);
+    assert_eq!(report["usernames"]["lowercase_lookup_finds"], false, "{report:#}");
+
+    // With the record, mchyzer is a user of its own: created, and "MCHYZER" left alone.
+    let ops = planned(dir);
+    assert!(creates_mchyzer(&ops) && !ops.iter().any(|op| op.contains(&other_id)), "after the probe: {ops:#?}");
+    run(dir, &["sync", "duoTest"], 0);
+    let s = env.emulator.handle().state();
+    let names: Vec<&str> = s.users.iter().map(|u| u.username.as_str()).collect();
+    assert!(names.contains(&"mchyzer") && names.contains(&"MCHYZER"), "{names:?}");
+    let other = s.users.iter().find(|u| u.username == "MCHYZER").expect("MCHYZER");
+    assert!(other.groups.is_empty(), "the other user was put in the group");
+    assert_eq!(other.realname, "Someone Else");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
