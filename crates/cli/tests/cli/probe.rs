@@ -157,8 +157,7 @@ fn planned(dir: &std::path::Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_probe_finds_usernames_case_sensitive_a_duo_user_differing_only_in_case_is_not_taken_for_the_registry_s() {
-    let mut settings = Settings::default();
-    settings.lowercase_usernames = false;
+    let settings = Settings { lowercase_usernames: false, ..Settings::default() };
     let env = setup(settings, Grants::all(), "").await;
     let dir = env.dir.path();
     // On this Duo "MCHYZER" is someone else than the registry's "mchyzer".
