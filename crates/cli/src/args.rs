@@ -87,6 +87,11 @@ pub enum Command {
         /// writes work end to end.
         #[arg(long)]
         check_write: bool,
+        /// For a sandbox Duo account only: make throwaway objects (`duoprov-probe-<random>`) to
+        /// find out how this Duo treats bulk membership writes, username case and duplicate
+        /// group names; record the result for later syncs, and delete the objects.
+        #[arg(long)]
+        probe: bool,
     },
     /// The seed scenario on embedded defaults: a temporary registry and an in-process emulator.
     Demo,

@@ -31,7 +31,9 @@
 //! bulk for the rest of the client's life) or refuses the call as a whole with a 400 (the request
 //! format is not verified either; bulk is tried again for the next chunk), and redoes each
 //! unconfirmed op as a single call — a remove as `DELETE /admin/v1/users/{id}/groups/{gid}`, whose
-//! 404 does mean "not a member".
+//! 404 does mean "not a member". A recorded probe ([`DuoClient::apply_probe`]) can settle `auto`
+//! before the first call: bulk found not to add makes every chunk single calls, bulk found not to
+//! remove makes chunks holding a remove single calls.
 
 use duoprov_duo_wire::SignatureVariant;
 use duoprov_duo_wire::envelope::Failure;
@@ -284,7 +286,11 @@ impl DuoClient {
             let use_bulk = match mode {
                 BulkMode::Never => false,
                 BulkMode::Always => true,
-                BulkMode::Auto => self.config().signature == SignatureVariant::V5 && !self.bulk_found_unusable(),
+                BulkMode::Auto => {
+                    self.config().signature == SignatureVariant::V5
+                        && !self.bulk_found_unusable()
+                        && !(self.bulk_remove_found_unusable() && chunk.iter().any(|op| matches!(op, BulkOp::RemoveUserFromGroup { .. })))
+                }
             };
             if !use_bulk {
                 for op in chunk {

@@ -113,6 +113,11 @@ struct Inner {
     /// Set once `/admin/v1/bulk` proved unusable (404/405 or a reply shape not understood): from
     /// then on this client sends single calls instead (see `bulk.rs`).
     bulk_unusable: std::sync::atomic::AtomicBool,
+    /// Set when a recorded probe found that bulk does not remove memberships: chunks holding a
+    /// remove are sent as single calls (see `bulk.rs`).
+    bulk_remove_unusable: std::sync::atomic::AtomicBool,
+    /// Set when a recorded probe found that this Duo compares usernames exactly.
+    usernames_exact: std::sync::atomic::AtomicBool,
 }
 
 /// The Duo Admin API client. Cheap to clone (shared state); safe to use from many tasks at once
@@ -226,7 +231,7 @@ impl DuoClient {
     pub fn with_transport_and_clock(cfg: DuoConfig, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Result<Self> {
         let base = base_url(&cfg)?;
         let pacer = Pacer::new(&cfg.pacing, cfg.max_concurrency);
-        Ok(DuoClient { inner: Arc::new(Inner { cfg, base, transport, pacer, clock, bulk_unusable: Default::default() }) })
+        Ok(DuoClient { inner: Arc::new(Inner { cfg, base, transport, pacer, clock, bulk_unusable: Default::default(), bulk_remove_unusable: Default::default(), usernames_exact: Default::default() }) })
     }
 
     /// The configuration (its `Debug` redacts the secret key).
@@ -247,6 +252,41 @@ impl DuoClient {
 
     pub(crate) fn mark_bulk_unusable(&self) {
         self.inner.bulk_unusable.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a recorded probe found that bulk does not remove memberships.
+    pub fn bulk_remove_found_unusable(&self) -> bool {
+        self.inner.bulk_remove_unusable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes what a recorded probe of this Duo account found (see [`crate::probe`]): when bulk
+    /// did not add a membership (its reply not understood, the endpoint absent, or the change not
+    /// confirmed), `bulk = "auto"` sends single calls from the start; when only removing through
+    /// bulk did not work, chunks holding a remove go as single calls; when a lookup by the
+    /// lowercase spelling missed a user, [`DuoClient::usernames_compare_exactly`] says so. A
+    /// reading of "works" or "not tried" changes nothing (the client still finds out for itself).
+    /// Returns whether anything changed.
+    pub fn apply_probe(&self, report: &crate::probe::ProbeReport) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut changed = false;
+        if report.bulk_add.fails() {
+            self.inner.bulk_unusable.store(true, Relaxed);
+            changed = true;
+        } else if report.bulk_remove.fails() {
+            self.inner.bulk_remove_unusable.store(true, Relaxed);
+            changed = true;
+        }
+        if report.usernames.as_ref().is_some_and(|u| u.case_sensitive()) {
+            self.inner.usernames_exact.store(true, Relaxed);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Whether a recorded probe found that this Duo compares usernames exactly (a lookup by
+    /// another case missed the user): syncs then match registry usernames to Duo's byte for byte.
+    pub fn usernames_compare_exactly(&self) -> bool {
+        self.inner.usernames_exact.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Builds the signed request for one attempt, with a fresh date.

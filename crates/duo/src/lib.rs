@@ -19,6 +19,8 @@
 //!   membership writes through bulk with a single-call fallback, per [`BulkMode`]),
 //!   [`DuoClient::bulk`], Trash
 //!   ([`DuoClient::send_users_to_trash`], [`DuoClient::restore_users`]).
+//! - [`probe`]: a sandbox account's answers to the questions the evidence leaves open (bulk,
+//!   username case, duplicate group names), and [`DuoClient::apply_probe`] to act on them.
 //! - Errors are [`DuoError`]: the call plus a classified [`ErrorKind`] ([`ErrorClass`]).
 //!
 //! ```no_run
@@ -45,6 +47,7 @@ pub mod error;
 pub mod groups;
 pub mod pace;
 pub mod paging;
+pub mod probe;
 pub mod retry;
 pub mod traffic;
 pub mod transport;
@@ -60,6 +63,7 @@ pub use error::{DuoError, ErrorClass, ErrorKind};
 pub use groups::GroupFields;
 pub use pace::{CallClass, ClassStats, MIN_RATE_PER_MINUTE};
 pub use paging::PageProgress;
+pub use probe::{GroupNameReading, ProbeReport, Reading, UsernameReading};
 pub use retry::Safety;
 pub use traffic::{BodyLog, TrafficFormat};
 pub use transport::{FailureCause, HttpRequest, HttpResponse, ReqwestTransport, Transport, TransportError, install_crypto_provider};

@@ -1,5 +1,5 @@
 //! The emulator's integration tests (one binary): Duo's official Python client against the
-//! emulator (`conformance`), Duo behaviour and shapes through a signed client (`api`), bad input
+//! emulator (`conformance`), Duo's official Node client against it (`node_conformance`), Duo behaviour and shapes through a signed client (`api`), bad input
 //! (`bad_input`), generated malformed requests and byte-level junk (`malformed`), faults and
 //! rate limits (`faults`), the state file and introspection (`state`), response snapshots
 //! (`snapshots`) and the command-line entry (`cli`).
@@ -12,5 +12,6 @@ mod cli;
 mod conformance;
 mod faults;
 mod malformed;
+mod node_conformance;
 mod snapshots;
 mod state;

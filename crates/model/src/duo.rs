@@ -23,6 +23,42 @@ pub fn same_username(a: &str, b: &str) -> bool {
     a == b || username_key(a) == username_key(b)
 }
 
+/// How a Duo account compares usernames and aliases: case-insensitively (the default, what Duo
+/// most likely does: see [`username_key`]) or exactly, as `duoprov doctor --probe` records when a
+/// lookup by another case misses a user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsernameMatch {
+    /// Through [`username_key`] (Unicode lowercase).
+    #[default]
+    CaseInsensitive,
+    /// Byte for byte: `JDoe` and `jdoe` are two users.
+    Exact,
+}
+
+impl UsernameMatch {
+    /// The form in which this account compares `name`.
+    pub fn key(self, name: &str) -> String {
+        match self {
+            UsernameMatch::CaseInsensitive => username_key(name),
+            UsernameMatch::Exact => name.to_owned(),
+        }
+    }
+
+    /// Whether `a` and `b` are the same name in this account.
+    pub fn same(self, a: &str, b: &str) -> bool {
+        match self {
+            UsernameMatch::CaseInsensitive => same_username(a, b),
+            UsernameMatch::Exact => a == b,
+        }
+    }
+
+    /// Whether this is the default ([`UsernameMatch::CaseInsensitive`]).
+    pub fn is_default(&self) -> bool {
+        *self == UsernameMatch::CaseInsensitive
+    }
+}
+
 /// A Duo user, reduced to what provisioning compares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuoUser {
@@ -56,6 +92,10 @@ pub struct DuoGroup {
 pub struct DuoSnapshot {
     pub users: Vec<DuoUser>,
     pub groups: Vec<DuoGroup>,
+    /// How this account compares usernames (left out of the serialised form when default, so
+    /// fingerprints of plans saved before it existed still match).
+    #[serde(default, skip_serializing_if = "UsernameMatch::is_default")]
+    pub usernames: UsernameMatch,
 }
 
 /// The remembered pairing of a registry group with a Duo group.

@@ -9,7 +9,7 @@ pub mod name;
 pub mod registry;
 pub mod text;
 
-pub use duo::{same_username, username_key, DuoGroup, DuoSnapshot, DuoUser, ForeignLink, ForeignLinks, GroupLink, Links, UserLink};
+pub use duo::{same_username, username_key, DuoGroup, UsernameMatch, DuoSnapshot, DuoUser, ForeignLink, ForeignLinks, GroupLink, Links, UserLink};
 pub use error::{ValidationError, ValidationErrors};
 pub use marker::{Marker, MarkerIndex, MarkerScope, MarkerTarget};
 pub use text::counted;

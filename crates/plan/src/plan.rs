@@ -4,8 +4,9 @@
 //! empty one.
 //!
 //! Matching takes links first (the Duo id duoprov recorded), then the group name (exact) or the
-//! username (case-insensitive, through [`duoprov_model::username_key`]; the field diff ignores a
-//! difference of case only). Two candidates for one object is error `MAT` on that object and
+//! username as the account compares them ([`duoprov_model::DuoSnapshot::usernames`]:
+//! case-insensitive through [`duoprov_model::username_key`] by default, the field diff then
+//! ignoring a difference of case only; exact when a recorded probe found Duo case-sensitive). Two candidates for one object is error `MAT` on that object and
 //! nothing is guessed; so is a username that is another Duo user's alias. A selected user found
 //! in Duo's Trash is restored; one duoprov created stays linked (parked) while in Trash. A Duo object matched by name that duoprov did not create is *adopted*:
 //! shown in the plan, managed from then on, but never counted as created by duoprov (so never
@@ -21,7 +22,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use duoprov_model::{same_username, username_key, DuoSnapshot, Links, SubjectKey};
+use duoprov_model::{DuoSnapshot, Links, SubjectKey};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::DesiredState;
@@ -200,12 +201,12 @@ pub fn in_trash(du: &duoprov_model::DuoUser) -> bool {
     du.status.eq_ignore_ascii_case("pending deletion")
 }
 
-/// Positions of Duo's users by normalised username ([`username_key`]: usernames match
-/// case-insensitively).
+/// Positions of Duo's users by normalised username (as this account compares them,
+/// [`DuoSnapshot::usernames`]: case-insensitively unless a probe found otherwise).
 fn users_by_lowercase_name(duo: &DuoSnapshot) -> HashMap<String, Vec<usize>> {
     let mut m: HashMap<String, Vec<usize>> = HashMap::with_capacity(duo.users.len());
     for (i, du) in duo.users.iter().enumerate() {
-        m.entry(username_key(&du.username)).or_default().push(i);
+        m.entry(duo.usernames.key(&du.username)).or_default().push(i);
     }
     m
 }
@@ -216,7 +217,7 @@ fn users_by_alias(duo: &DuoSnapshot) -> HashMap<String, Vec<usize>> {
     let mut m: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, du) in duo.users.iter().enumerate() {
         for a in du.aliases.iter().filter(|a| !a.is_empty()) {
-            m.entry(username_key(a)).or_default().push(i);
+            m.entry(duo.usernames.key(a)).or_default().push(i);
         }
     }
     m
@@ -481,7 +482,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         let name = l.pending_name.as_deref().filter(|_| l.created_by_us && l.duo_user_id.is_none())?;
         let at = l.pending_at?;
         let free: Vec<usize> = by_name
-            .get(&username_key(name))
+            .get(&duo.usernames.key(name))
             .map(|v| {
                 v.iter()
                     .copied()
@@ -528,12 +529,12 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             (None, None) => {
                 let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
                 let candidates: Vec<usize> = by_name
-                    .get(&username_key(&u.fields.username))
+                    .get(&duo.usernames.key(&u.fields.username))
                     .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())).collect())
                     .unwrap_or_default();
                 let alias_of = if candidates.is_empty() {
                     let by_alias = aliases.get_or_insert_with(|| users_by_alias(duo));
-                    by_alias.get(&username_key(&u.fields.username)).and_then(|v| v.first().copied())
+                    by_alias.get(&duo.usernames.key(&u.fields.username)).and_then(|v| v.first().copied())
                 } else {
                     None
                 };
@@ -632,7 +633,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     let f = &u.fields;
                     let mut changes = Vec::new();
                     // Duo stores usernames lowercased: a difference of case only is no change.
-                    if !same_username(&du.username, &f.username) {
+                    if !duo.usernames.same(&du.username, &f.username) {
                         changes.push(FieldChange { field: "username".into(), before: du.username.clone(), after: f.username.clone() });
                     }
                     for (field, before, after) in [
@@ -649,7 +650,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     // A configured alias Duo's user does not carry (compared as usernames are) is
                     // set in its slot; Duo's other aliases are left alone.
                     for (slot, alias) in &f.aliases {
-                        if !du.aliases.iter().any(|a| same_username(a, alias)) {
+                        if !du.aliases.iter().any(|a| duo.usernames.same(a, alias)) {
                             changes.push(FieldChange { field: format!("alias{slot}"), before: du.aliases.join(", "), after: alias.clone() });
                         }
                     }

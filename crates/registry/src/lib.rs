@@ -22,6 +22,7 @@
 //! ```
 
 mod dialect;
+pub mod duo_probe;
 pub mod duo_users;
 pub mod error;
 pub mod import;
@@ -33,6 +34,7 @@ mod store;
 pub mod sync_state;
 pub mod url;
 
+pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};

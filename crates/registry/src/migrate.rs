@@ -24,6 +24,7 @@ pub(crate) fn sqlite() -> Migrator {
         (4, "incremental sync", include_str!("../migrations/sqlite/0004_incremental.sql")),
         (5, "ownership", include_str!("../migrations/sqlite/0005_ownership.sql")),
         (6, "retry whole group", include_str!("../migrations/sqlite/0006_retry_whole_group.sql")),
+        (7, "duo probe", include_str!("../migrations/sqlite/0007_duo_probe.sql")),
     ])
 }
 
@@ -35,5 +36,6 @@ pub(crate) fn postgres() -> Migrator {
         (4, "incremental sync", include_str!("../migrations/postgres/0004_incremental.sql")),
         (5, "ownership", include_str!("../migrations/postgres/0005_ownership.sql")),
         (6, "retry whole group", include_str!("../migrations/postgres/0006_retry_whole_group.sql")),
+        (7, "duo probe", include_str!("../migrations/postgres/0007_duo_probe.sql")),
     ])
 }

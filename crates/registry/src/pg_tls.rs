@@ -101,8 +101,8 @@ pub(crate) fn choose(url: &str, options: PgConnectOptions) -> (PgConnectOptions,
 /// The TLS mode a registry URL would use (for `duoprov doctor`), without connecting.
 pub fn tls_choice(url: &str) -> Option<TlsChoice> {
     use std::str::FromStr;
-    // sqlx parses any URL as connection options; only a PostgreSQL URL has a TLS choice.
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+    // sqlx parses any URL as PostgreSQL options; a SQLite registry has no TLS to describe.
+    if !matches!(crate::url::backend_of(url), Ok(crate::Backend::Postgres)) {
         return None;
     }
     let options = PgConnectOptions::from_str(url).ok()?;
@@ -179,6 +179,13 @@ mod tests {
     fn the_description_names_mode_meaning_and_origin() {
         let c = TlsChoice { mode: "verify-full", source: ModeSource::RemoteDefault, host: "db.example.edu".into() };
         assert_eq!(c.describe(), "sslmode=verify-full to db.example.edu (encrypted, certificate chain and host name checked; duoprov's default for a remote host)");
+    }
+
+    #[test]
+    fn a_sqlite_registry_has_no_tls_choice() {
+        assert_eq!(tls_choice("sqlite://registry.db"), None);
+        assert_eq!(tls_choice("sqlite::memory:"), None);
+        assert!(tls_choice("postgres://duoprov@db.example.edu/duoprov").is_some());
     }
 
     #[test]

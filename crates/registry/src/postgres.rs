@@ -34,6 +34,9 @@ mod sql_duo_users;
 #[allow(clippy::duplicate_mod)]
 #[path = "sql_sync_state.rs"]
 mod sql_sync_state;
+#[allow(clippy::duplicate_mod)]
+#[path = "sql_duo_probe.rs"]
+mod sql_duo_probe;
 
 pub use sql_store::SqlStore as PostgresStore;
 

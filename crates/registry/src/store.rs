@@ -53,7 +53,7 @@ pub struct EffectiveMember {
 }
 
 #[async_trait]
-pub trait Store: crate::sync_state::SyncStore + crate::duo_users::DuoUserStore + Send + Sync {
+pub trait Store: crate::sync_state::SyncStore + crate::duo_users::DuoUserStore + crate::duo_probe::DuoProbeStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     // Subjects

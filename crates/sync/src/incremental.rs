@@ -366,6 +366,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     let mut snapshot = DuoSnapshot {
         groups: duo_groups.iter().filter(|g| !foreign_groups.contains(g.group_id.as_str())).map(snapshot_group).collect(),
         users: duo_users.iter().filter(|u| !foreign_users.contains(u.user_id.as_str())).map(snapshot_user).collect(),
+        usernames: crate::read::username_match(duo),
     };
     snapshot.users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
     snapshot.groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));

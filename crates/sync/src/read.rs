@@ -43,6 +43,12 @@ pub(crate) fn snapshot_group(g: &Group) -> DuoGroup {
     DuoGroup { group_id: g.group_id.clone(), name: g.name.clone(), desc: g.desc.clone(), status: g.status.clone() }
 }
 
+/// How the account behind `duo` compares usernames: exactly when a recorded probe found it so
+/// (see `DuoClient::apply_probe`), else case-insensitively.
+pub(crate) fn username_match(duo: &DuoClient) -> duoprov_model::UsernameMatch {
+    if duo.usernames_compare_exactly() { duoprov_model::UsernameMatch::Exact } else { duoprov_model::UsernameMatch::CaseInsensitive }
+}
+
 /// Reads every user and group; the user pages (by far the longer listing) are reported to
 /// `progress` as phase `read Duo users`, its total from Duo's `total_objects` once known.
 pub(crate) async fn read_all(duo: &DuoClient, progress: &dyn Progress) -> Result<DuoRead, SyncError> {
@@ -65,6 +71,7 @@ pub(crate) async fn read_all(duo: &DuoClient, progress: &dyn Progress) -> Result
     let mut snapshot = DuoSnapshot {
         users: users.iter().map(snapshot_user).collect(),
         groups: groups.iter().map(snapshot_group).collect(),
+        usernames: username_match(duo),
     };
     snapshot.users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
     snapshot.groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));

@@ -7,6 +7,7 @@ mod emulator;
 mod import;
 mod init;
 mod load_users;
+mod probe;
 mod registry;
 mod sync;
 mod demo;
@@ -16,6 +17,7 @@ use anyhow::Result;
 use duoprov_registry::{OpenOptions, Store};
 
 pub use duo::duo_config;
+pub use probe::use_recorded as use_recorded_probe;
 pub use sync::settings_of;
 
 use crate::args::{Cli, Command};
@@ -105,7 +107,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     sync::sync(&ctx, args).await
                 }
                 Command::Status { provisioner } => sync::status(&ctx, provisioner.as_deref()).await,
-                Command::Doctor { provisioner, check_write } => sync::doctor(&ctx, &provisioner, check_write).await,
+                Command::Doctor { provisioner, check_write, probe } => sync::doctor(&ctx, &provisioner, check_write, probe).await,
                 Command::Run(a) => {
                     if let Some(addr) = a.listen.filter(|a| !a.ip().is_loopback()) {
                         anyhow::bail!("--listen {addr}: the status page serves only a loopback address");

@@ -4,7 +4,8 @@
 //! applies, names every failed and held object, and exits 0 (done), 1 (Duo refused every write:
 //! the write grant is missing), 2 (some objects failed or are held) or 3 (refused, nothing
 //! changed). `doctor` checks reads, the write grant without changing Duo, and on request a real
-//! write round trip.
+//! write round trip or the sandbox probe (`--probe`, see `probe.rs`); without it, it shows the
+//! recorded probe. A plan and a sync hand the recorded probe to their client before reading Duo.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub fn settings_of(p: &Provisioner) -> SyncSettings {
 pub async fn plan(ctx: &Context, provisioner: &str, out: Option<PathBuf>) -> Result<u8> {
     let (p, duo) = client_for(ctx, provisioner).await?;
     let store = ctx.store().await?;
+    // A plan reads Duo as the sync will (usernames compared as a recorded probe found).
+    super::probe::use_recorded(&*store, &duo).await;
     let settings = settings_of(&p);
     let bar = Bar::new(std::io::stderr().is_terminal() && !ctx.json);
     let prepared = duoprov_sync::prepare_with_progress(&*store, &duo, &settings, &bar).await;
@@ -149,6 +152,7 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
     }
     let (p, duo) = client_for(ctx, &args.provisioner).await?;
     let store = ctx.store().await?;
+    super::probe::use_recorded(&*store, &duo).await;
     let settings = settings_of(&p);
     // One run per provisioner at a time, across processes: a daemon lets go between its runs.
     let lock = match crate::daemon::run_lock(&*store, &args.provisioner, std::time::Duration::from_secs(30)).await? {
@@ -412,7 +416,7 @@ async fn write_round_trip(duo: &duoprov_duo::DuoClient) -> Result<String> {
     Ok(format!("created the throwaway group {name} ({}) and deleted it", group.group_id))
 }
 
-pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Result<u8> {
+pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool, probe: bool) -> Result<u8> {
     let mut checks: Vec<(String, Result<String>)> = Vec::new();
     let mut check = |name: &str, result: Result<String>| checks.push((name.to_owned(), result));
     // Warnings: nothing fails, but an operator should look.
@@ -436,13 +440,19 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
         check("registry TLS", Ok(tls.describe()));
     }
     let mut duo_groups = Vec::new();
+    // The probe to show: (run now, when, report); or none recorded.
+    let mut probe_shown: Option<(bool, i64, duoprov_duo::ProbeReport)> = None;
+    let mut probe_shown_none = false;
+    let mut granted = false;
     match &client {
         Ok((_, duo)) => {
             match duo.list_groups().await {
                 Ok(groups) => {
                     check("Duo", Ok(format!("read access works; {} groups in the account", groups.len())));
                     duo_groups = groups;
-                    check("Duo write grant", probe_write_grant(duo, provisioner).await);
+                    let grant = probe_write_grant(duo, provisioner).await;
+                    granted = grant.is_ok();
+                    check("Duo write grant", grant);
                 }
                 Err(e) => {
                     check("Duo", Err(e.into()));
@@ -452,6 +462,21 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
             }
             if check_write {
                 check("Duo write round trip", write_round_trip(duo).await);
+            }
+            if probe && !granted {
+                check("Duo probe", Err(anyhow::anyhow!("not run: the probe makes and deletes throwaway objects, and this application cannot write (see the write grant check)")));
+            } else if probe {
+                let (rows, report, at_ms) = super::probe::run(store.as_ref().ok().map(|s| &**s as &dyn duoprov_registry::Store), duo).await;
+                for (name, r) in rows {
+                    check(&name, r);
+                }
+                probe_shown = Some((true, at_ms, report));
+            } else if let Ok(s) = &store {
+                match super::probe::recorded(&**s, duo).await {
+                    Ok(Some((at_ms, report))) => probe_shown = Some((false, at_ms, report)),
+                    Ok(None) => probe_shown_none = true,
+                    Err(e) => check("Duo probe", Err(e)),
+                }
             }
         }
         Err(e) => check("Duo", Err(anyhow::anyhow!("{e:#}"))),
@@ -470,7 +495,15 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
             })
             .collect();
         rows.extend(warnings.iter().map(|(name, detail)| json!({"check": name, "ok": true, "warning": true, "detail": detail})));
-        output::json(&json!({"provisioner": provisioner, "ok": problems == 0, "checks": rows}))?;
+        let mut doc = json!({"provisioner": provisioner, "ok": problems == 0, "checks": rows});
+        if let Some((ran, at_ms, report)) = &probe_shown {
+            let mut p = super::probe::to_json(*at_ms, report);
+            p["ran_now"] = json!(ran);
+            doc["probe"] = p;
+        } else if probe_shown_none {
+            doc["probe"] = serde_json::Value::Null;
+        }
+        output::json(&doc)?;
     } else {
         for (name, r) in &checks {
             match r {
@@ -480,6 +513,15 @@ pub async fn doctor(ctx: &Context, provisioner: &str, check_write: bool) -> Resu
         }
         for (name, detail) in &warnings {
             println!("warn  {name}: {detail}");
+        }
+        if let Some((ran, at_ms, report)) = &probe_shown {
+            let when = if *ran { "just now".to_owned() } else { format!("recorded {}", super::probe::age(*at_ms)) };
+            println!("probe of this Duo account ({when}; objects tagged {}):", report.tag);
+            for (name, detail) in super::probe::readings(report) {
+                println!("      {name}: {detail}");
+            }
+        } else if probe_shown_none {
+            println!("probe: none recorded for this Duo account (`duoprov doctor {provisioner} --probe` against a sandbox account finds out how it treats bulk, username case and duplicate group names)");
         }
     }
     Ok(if problems == 0 { exit::OK } else { exit::ERROR })

@@ -112,6 +112,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
         let observer: Arc<dyn duoprov_duo::CallObserver> = Arc::new(SharedObserver(shared.clone()));
         cfg.observer = Some(observer);
         let duo = DuoClient::new(cfg).map_err(|e| anyhow::anyhow!("duo.{}: {e}", conn.name))?;
+        crate::commands::use_recorded_probe(&*store, &duo).await;
         shared.update(name, |s| s.role = "starting".into());
         loops.push(Loop {
             name: name.clone(),

@@ -12,6 +12,7 @@ mod demo;
 mod daemon_resilience;
 mod incremental;
 mod permissions;
+mod probe;
 mod ownership;
 mod readme;
 mod registry;

@@ -115,6 +115,7 @@ fn adoption_is_shown_and_never_counts_as_ownership() {
             groups: vec![],
             created: None,
         }],
+        ..Default::default()
     };
     let sel = seed(vec!["mchyzer"], "Test group", "mchyzer");
     let policy = Policy::default();
@@ -152,6 +153,7 @@ fn two_candidates_are_an_error_not_a_guess() {
             DuoGroup { group_id: "DG1".into(), name: "staff".into(), desc: String::new(), status: "active".into() },
             DuoGroup { group_id: "DG2".into(), name: "staff".into(), desc: String::new(), status: "active".into() },
         ],
+        ..Default::default()
     };
     let sel = selection(vec![subject("jdoe", "J Doe")], vec![(group("u-staff", "org:staff", ""), vec!["jdoe"])]);
     let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
@@ -258,6 +260,7 @@ fn a_recreated_registry_group_takes_over_the_duo_group_and_the_old_link_is_forgo
     let duo = DuoSnapshot {
         groups: vec![DuoGroup { group_id: "DGOLD000000000000001".into(), name: "testGroup".into(), desc: "Test group".into(), status: "active".into() }],
         users: vec![],
+        ..Default::default()
     };
     let links = Links {
         groups: vec![GroupLink { pending_name: None, pending_at: None, group_uuid: "u-old".into(), duo_group_id: Some("DGOLD000000000000001".into()), created_by_us: true, in_target: true }],
@@ -320,6 +323,7 @@ fn a_user_at_100_groups_moves_between_groups_whatever_their_order_in_the_selecti
             groups: ids[1..].to_vec(),
             created: None,
         }],
+        ..Default::default()
     };
     let groups: Vec<(Group, Vec<&str>)> =
         (0..101).map(|i| (group(&format!("u-{i:03}"), &format!("app:duo:g{i:03}"), "a group"), if i < 100 { vec!["mover"] } else { vec![] })).collect();
@@ -377,7 +381,7 @@ fn user_intent(id: &str, username: &str, at: Option<i64>) -> duoprov_model::User
 #[test]
 fn a_pending_group_intent_claims_the_group_of_exactly_the_intended_name() {
     let sel = seed(vec![], "Test group", "mchyzer");
-    let duo = DuoSnapshot { groups: vec![duo_group("DGMINE00000000000001", "testGroup", "Test group")], users: vec![] };
+    let duo = DuoSnapshot { groups: vec![duo_group("DGMINE00000000000001", "testGroup", "Test group")], users: vec![], ..Default::default() };
     let links = duoprov_model::Links { groups: vec![group_intent("u-test", "testGroup", Some(1_000))], ..Default::default() };
     let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
     assert!(plan.adoptions.is_empty(), "{}", duoprov_plan::render::text(&plan));
@@ -389,7 +393,7 @@ fn a_renamed_group_with_a_pending_intent_adopts_the_hand_made_group_of_the_new_n
     // The intent was for "oldName"; the registry group now maps to "testGroup", which someone
     // made by hand: it is adopted, never claimed, and its description is left alone.
     let sel = seed(vec![], "Test group", "mchyzer");
-    let duo = DuoSnapshot { groups: vec![duo_group("DGHAND00000000000001", "testGroup", "made by hand")], users: vec![] };
+    let duo = DuoSnapshot { groups: vec![duo_group("DGHAND00000000000001", "testGroup", "made by hand")], users: vec![], ..Default::default() };
     let links = duoprov_model::Links { groups: vec![group_intent("u-test", "oldName", Some(1_000))], ..Default::default() };
     let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
     assert_eq!(plan.adoptions.len(), 1, "{}", duoprov_plan::render::text(&plan));
@@ -401,7 +405,7 @@ fn a_renamed_group_with_a_pending_intent_adopts_the_hand_made_group_of_the_new_n
 fn an_intent_without_a_recorded_time_claims_nothing() {
     // Written by a version that kept intents after refused creates: the group may be hand-made.
     let sel = seed(vec![], "Test group", "mchyzer");
-    let duo = DuoSnapshot { groups: vec![duo_group("DGHAND00000000000001", "testGroup", "made by hand")], users: vec![] };
+    let duo = DuoSnapshot { groups: vec![duo_group("DGHAND00000000000001", "testGroup", "made by hand")], users: vec![], ..Default::default() };
     let links = duoprov_model::Links { groups: vec![group_intent("u-test", "testGroup", None)], ..Default::default() };
     let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
     assert_eq!(plan.adoptions.len(), 1, "{}", duoprov_plan::render::text(&plan));
@@ -414,7 +418,7 @@ fn a_pending_user_intent_claims_only_a_user_created_at_or_after_the_intent() {
     let links = duoprov_model::Links { users: vec![user_intent("mchyzer", "mchyzer", Some(1_000))], ..Default::default() };
     for (created, claimed) in [(Some(999), false), (None, false), (Some(1_000), true), (Some(5_000), true)] {
         // Usernames compare case-insensitively, as everywhere in the planner.
-        let duo = DuoSnapshot { users: vec![duo_user("DUX00000000000000001", "MChyzer", "Someone Else", created)], groups: vec![] };
+        let duo = DuoSnapshot { users: vec![duo_user("DUX00000000000000001", "MChyzer", "Someone Else", created)], groups: vec![], ..Default::default() };
         let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
         let m = plan.user_matches.iter().find(|m| m.id == "mchyzer").expect("matched");
         assert_eq!(m.created_by_us, claimed, "created {created:?}: {}", duoprov_plan::render::text(&plan));
@@ -436,6 +440,7 @@ fn a_deselected_pending_intent_deletes_only_exactly_the_intended_object() {
     let duo = DuoSnapshot {
         groups: vec![duo_group("DG000000000000000001", "Staff", "by hand"), duo_group("DG000000000000000002", "old", "by hand")],
         users: vec![duo_user("DU000000000000000001", "JDoe", "by hand", Some(999)), duo_user("DU000000000000000002", "asmith", "ours", Some(1_001))],
+        ..Default::default()
     };
     let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &policy);
     let deletes: Vec<&Op> = plan.ops.iter().map(|o| &o.op).collect();
@@ -481,7 +486,7 @@ fn a_group_another_provisioner_links_is_held_mat_never_adopted_or_emptied() {
     let mut other = duo_user("DUB00000000000000002", "kwilso", "B's member", Some(1));
     user.groups = vec!["DGB00000000000000001".into()];
     other.groups = vec!["DGB00000000000000001".into()];
-    let duo = DuoSnapshot { groups: vec![duo_group("DGB00000000000000001", "testGroup", "B's")], users: vec![user, other] };
+    let duo = DuoSnapshot { groups: vec![duo_group("DGB00000000000000001", "testGroup", "B's")], users: vec![user, other], ..Default::default() };
     let links = duoprov_model::Links { foreign: linked_by_prod_b(), ..Default::default() };
     let policy = Policy { update_adopted: true, user_delete: duoprov_plan::DeletePolicy::NotInSource, ..Policy::default() };
     let plan = build_plan("prodA", &desired(&sel), &duo, &links, &policy);
@@ -524,7 +529,7 @@ fn jsmith(login: &str) -> (ProvisionerSelection, DuoSnapshot) {
     let sel = selection(vec![s], vec![(group("u-staff", "org:staff", ""), vec!["jsmith"])]);
     let mut du = duo_user("DUJSMITH000000000001", "jsmith", "J Smith", None);
     du.groups = vec!["DG1".into()];
-    let duo = DuoSnapshot { users: vec![du], groups: vec![duo_group("DG1", "staff", "")] };
+    let duo = DuoSnapshot { users: vec![du], groups: vec![duo_group("DG1", "staff", "")], ..Default::default() };
     (sel, duo)
 }
 
@@ -555,11 +560,44 @@ fn a_mixed_case_login_id_against_duos_lowercased_username_plans_no_update() {
 }
 
 #[test]
+fn on_a_duo_that_compares_usernames_exactly_a_difference_of_case_is_another_user_or_a_rename() {
+    // Not linked: the Duo user "jsmith" is not taken for the registry's "JSmith"; a create is planned.
+    let (sel, mut duo) = jsmith("JSmith");
+    duo.usernames = duoprov_model::UsernameMatch::Exact;
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
+    let creates: Vec<&str> = plan.ops.iter().filter_map(|o| match &o.op { Op::CreateUser { username, .. } => Some(username.as_str()), _ => None }).collect();
+    assert_eq!(creates, vec!["JSmith"], "{}", duoprov_plan::render::text(&plan));
+    // Case-insensitively (the default) the same snapshot matches: no create.
+    duo.usernames = duoprov_model::UsernameMatch::CaseInsensitive;
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
+    assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::CreateUser { .. })), "{}", duoprov_plan::render::text(&plan));
+
+    // Linked and owned: a difference of case is a rename Duo keeps.
+    let (sel, mut duo) = jsmith("JSmith");
+    duo.usernames = duoprov_model::UsernameMatch::Exact;
+    let links = duoprov_model::Links {
+        users: vec![owned_link("jsmith", "DUJSMITH000000000001")],
+        groups: vec![duoprov_model::GroupLink { pending_name: None, pending_at: None, group_uuid: "u-staff".into(), duo_group_id: Some("DG1".into()), created_by_us: true, in_target: true }],
+        ..Default::default()
+    };
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+    let updates: Vec<_> = plan
+        .ops
+        .iter()
+        .filter_map(|o| match &o.op {
+            Op::UpdateUser { changes, .. } => Some(changes.iter().map(|c| (c.field.as_str(), c.before.as_str(), c.after.as_str())).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates, vec![vec![("username", "jsmith", "JSmith")]]);
+}
+
+#[test]
 fn a_username_that_is_another_duo_users_alias_is_held_mat_naming_that_user() {
     let sel = selection(vec![subject("jdoe", "J Doe")], vec![(group("u-staff", "org:staff", ""), vec!["jdoe"])]);
     let mut jane = duo_user("DUJANE00000000000001", "jane.doe", "Jane Doe", None);
     jane.aliases = vec!["JDoe".into()];
-    let duo = DuoSnapshot { users: vec![jane], groups: vec![] };
+    let duo = DuoSnapshot { users: vec![jane], groups: vec![], ..Default::default() };
     let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
     assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::CreateUser { .. } | Op::AddMember { .. })), "no create Duo would refuse: {}", duoprov_plan::render::text(&plan));
     assert_eq!(plan.errors.len(), 1, "{:?}", plan.errors);
