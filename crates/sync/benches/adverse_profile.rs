@@ -156,7 +156,11 @@ async fn main() {
         writes_per_minute: scaled(d.writes_per_minute),
         single_reads_per_minute: scaled(d.single_reads_per_minute),
         page_reads_per_minute: scaled(d.page_reads_per_minute),
-        burst: d.burst,
+        list_lookups_per_minute: scaled(d.list_lookups_per_minute),
+        bulk_per_minute: scaled(d.bulk_per_minute),
+        // Time runs `scale` times faster for the rates, so for recovery too.
+        recovery_interval: d.recovery_interval.div_f64(scale),
+        ..d
     };
     let duo = DuoClient::new(cfg).expect("client");
     let settings = SyncSettings {
