@@ -454,8 +454,12 @@ async fn a_daemon_killed_at_10_random_points_with_registry_changes_ends_where_a_
         let before: Vec<&'static str> =
             emu.handle().calls_since(seq).iter().filter(|c| c.method != "GET").filter_map(|c| c.endpoint).collect();
         daemon.kill();
-        // Calls in flight when the process died are answered (or dropped) now.
-        std::thread::sleep(Duration::from_millis(150));
+        // Calls in flight when the process died are answered (or dropped) before Duo is read.
+        let handle = emu.handle().clone();
+        wait_until("the killed daemon's calls over", Duration::from_secs(10), || match handle.requests_in_flight() {
+            0 => Ok(()),
+            n => Err(format!("{n} request(s) in flight")),
+        });
         let seen = writes_since(&emu, seq);
         if let Some(last) = before.last() {
             kills_mid_apply += 1;
