@@ -130,33 +130,7 @@ pub fn parse_duration(key: &str, text: &str) -> Result<std::time::Duration> {
     }
 }
 
-/// When the daemon runs a provisioner's jobs.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    pub enabled: bool,
-    pub poll_interval: std::time::Duration,
-    pub full_sync: FullSyncSchedule,
-    pub load_users_every: Option<std::time::Duration>,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Schedule {
-            enabled: true,
-            poll_interval: std::time::Duration::from_secs(2),
-            full_sync: FullSyncSchedule::Every(std::time::Duration::from_secs(6 * 3600)),
-            load_users_every: None,
-        }
-    }
-}
-
-/// When full syncs run.
-#[derive(Debug, Clone)]
-pub enum FullSyncSchedule {
-    Every(std::time::Duration),
-    /// A five-field cron expression, evaluated in UTC.
-    Cron(Arc<croner::Cron>, String),
-}
+pub use duoprov_daemon::{FullSyncSchedule, Schedule};
 
 /// The daemon's settings.
 #[derive(Debug, Clone)]

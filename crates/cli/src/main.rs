@@ -5,7 +5,6 @@
 mod args;
 mod commands;
 mod config;
-mod daemon;
 mod files;
 #[cfg(test)]
 mod config_props;
@@ -41,7 +40,7 @@ fn default_filter(verbose: u8, quiet: bool, daemon: bool) -> String {
     };
     let mut filter = format!("{libraries},duoprov={own}");
     if daemon && !quiet && verbose == 0 {
-        filter.push_str(",duoprov::daemon=info");
+        filter.push_str(",duoprov_daemon=info");
     }
     // The HTTP traffic log is shown whenever a provisioner turns it on (log_http).
     filter.push_str(&format!(",{}=info", duoprov_duo::traffic::TRAFFIC_TARGET));
@@ -119,7 +118,7 @@ mod tests {
         assert!(default_filter(2, false, false).starts_with("warn,duoprov=debug"));
         assert!(default_filter(4, false, false).starts_with("trace,duoprov=trace"));
         assert!(default_filter(0, true, false).starts_with("error,duoprov=error"));
-        assert!(default_filter(0, false, true).contains("duoprov::daemon=info"), "the daemon's run lines at the default level");
-        assert!(!default_filter(0, false, false).contains("duoprov::daemon"));
+        assert!(default_filter(0, false, true).contains("duoprov_daemon=info"), "the daemon's run lines at the default level");
+        assert!(!default_filter(0, false, false).contains("duoprov_daemon"));
     }
 }

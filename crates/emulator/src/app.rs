@@ -3,7 +3,7 @@
 //! parameters by content type, take a rate-limit token (the class may depend on the parameters),
 //! run the handler, record the call. Also the shared server state ([`Shared`]) and the handler context ([`Ctx`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,25 @@ pub struct Shared {
     pub dirty: AtomicBool,
     /// Serialises writes of the state file.
     pub save_lock: Mutex<()>,
+    /// Duo API requests being handled now (a held one included).
+    pub in_flight: AtomicUsize,
+}
+
+/// Counts a request in [`Shared::in_flight`] until dropped (answered, or abandoned with its
+/// connection).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> InFlight<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -180,6 +199,7 @@ pub async fn api(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .get::<ConnectInfo<Peer>>()
         .map(|c| c.0.clone());
     let _busy = peer.as_ref().map(Peer::busy);
+    let _in_flight = InFlight::enter(&shared.in_flight);
     let method = parts.method.as_str().to_owned();
     let raw_path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("").to_owned();

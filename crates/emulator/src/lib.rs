@@ -160,6 +160,7 @@ impl EmulatorBuilder {
             state_file: self.state_file,
             dirty: AtomicBool::new(false),
             save_lock: Mutex::new(()),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             settings: self.settings,
         };
         Ok(Emulator {
@@ -292,6 +293,12 @@ impl EmulatorHandle {
     /// Recorded calls with `seq > since`.
     pub fn calls_since(&self, since: u64) -> Vec<CallRecord> {
         self.shared.recorder().since(since)
+    }
+
+    /// How many Duo API requests the emulator is handling now (a request held by a latency fault
+    /// counts until it is answered, or dropped with its connection).
+    pub fn requests_in_flight(&self) -> usize {
+        self.shared.in_flight.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// All recorded calls still in the log.

@@ -12,13 +12,11 @@ mod registry;
 mod sync;
 mod demo;
 mod report;
+mod run;
 
 use anyhow::Result;
 use duoprov_registry::{OpenOptions, Store};
 
-pub use duo::duo_config;
-pub use probe::use_recorded as use_recorded_probe;
-pub use sync::settings_of;
 
 use crate::args::{Cli, Command};
 use crate::config::{self, Settings};
@@ -112,12 +110,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     if let Some(addr) = a.listen.filter(|a| !a.ip().is_loopback()) {
                         anyhow::bail!("--listen {addr}: the status page serves only a loopback address");
                     }
-                    let args = crate::daemon::RunArgs {
+                    let args = run::RunArgs {
                         provisioners: a.provisioners,
                         listen: a.listen,
                         shutdown_grace: std::time::Duration::from_secs(a.shutdown_grace),
                     };
-                    crate::daemon::run(&ctx, args).await
+                    run::run(&ctx, args).await
                 }
                 Command::Init(_) | Command::Emulator(_) | Command::Demo => unreachable!("handled above"),
             }

@@ -155,7 +155,7 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
     super::probe::use_recorded(&*store, &duo).await;
     let settings = settings_of(&p);
     // One run per provisioner at a time, across processes: a daemon lets go between its runs.
-    let lock = match crate::daemon::run_lock(&*store, &args.provisioner, std::time::Duration::from_secs(30)).await? {
+    let lock = match duoprov_daemon::run_lock(&*store, &args.provisioner, std::time::Duration::from_secs(30)).await? {
         Some(lock) => lock,
         None => bail!("provisioner {} is being synced by another duoprov process (a daemon or another sync) for more than 30 s; try again when it has finished", args.provisioner),
     };

@@ -231,6 +231,20 @@ fn last_seq(emu: &RunningEmulator) -> u64 {
     emu.handle().calls().last().map(|c| c.seq).unwrap_or(0)
 }
 
+/// Waits until the registry shows the daemon's runs recorded: none `running`, and the checkpoint
+/// at the end of the change log.
+fn wait_for_recorded_runs(dir: &Path, envs: &[(&str, &str)]) {
+    wait_until("the daemon's last run recorded", Duration::from_secs(20), || {
+        let status = json_of(&cli(dir, envs, &["status", "duoTest", "--json"], 0));
+        let running = status["runs"].as_array().map_or(0, |runs| runs.iter().filter(|r| r["status"] == "running").count());
+        if running == 0 && status["checkpoint"]["last_seq"] == status["last_change"] {
+            Ok(())
+        } else {
+            Err(format!("{running} run(s) running, checkpoint {} of {}", status["checkpoint"]["last_seq"], status["last_change"]))
+        }
+    });
+}
+
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + timeout;
     loop {
@@ -440,8 +454,12 @@ async fn a_daemon_killed_at_10_random_points_with_registry_changes_ends_where_a_
         let before: Vec<&'static str> =
             emu.handle().calls_since(seq).iter().filter(|c| c.method != "GET").filter_map(|c| c.endpoint).collect();
         daemon.kill();
-        // Calls in flight when the process died are answered (or dropped) now.
-        std::thread::sleep(Duration::from_millis(150));
+        // Calls in flight when the process died are answered (or dropped) before Duo is read.
+        let handle = emu.handle().clone();
+        wait_until("the killed daemon's calls over", Duration::from_secs(10), || match handle.requests_in_flight() {
+            0 => Ok(()),
+            n => Err(format!("{n} request(s) in flight")),
+        });
         let seen = writes_since(&emu, seq);
         if let Some(last) = before.last() {
             kills_mid_apply += 1;
@@ -498,8 +516,8 @@ async fn a_daemon_killed_at_10_random_points_with_registry_changes_ends_where_a_
         if w == clean_world { Ok(()) } else { Err(w.diff(&clean_world)) }
     });
     let settle_s = t.elapsed().as_secs_f64();
-    // Let the run that got there record itself.
-    std::thread::sleep(Duration::from_millis(1_000));
+    // The run that got there has recorded itself.
+    wait_for_recorded_runs(&dir, &[]);
     let code = daemon.stop();
     assert_eq!(code, Some(0), "daemon log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     let killed_world = World::of(&emu.handle().state());
@@ -590,7 +608,11 @@ async fn a_group_created_by_a_killed_run_and_removed_before_the_next_is_deleted(
     wait_until("the first group create", Duration::from_secs(20), || if handle.state().groups.is_empty() { Err("none".into()) } else { Ok(()) });
     sync.kill().expect("SIGKILL");
     sync.wait().expect("reap");
-    std::thread::sleep(Duration::from_millis(3_500));
+    // The held create is answered, or dropped with the dead process's connection, before Duo is read.
+    wait_until("the held group create over", Duration::from_secs(10), || match handle.requests_in_flight() {
+        0 => Ok(()),
+        n => Err(format!("{n} request(s) in flight")),
+    });
     emu.handle().set_faults("").unwrap();
     let created: Vec<String> = emu.handle().state().groups.iter().map(|g| g.name.clone()).collect();
     assert!(pending_group_creates(dir).await.contains(&created[0]), "the create of {} is pending", created[0]);
@@ -769,8 +791,8 @@ async fn two_daemons_on_postgres_elect_one_holder_and_the_standby_takes_over_a_k
     assert!(takeover_s < 5.0, "takeover took {takeover_s:.1} s");
     assert!(change_s < 5.0, "a change after the takeover took {change_s:.1} s");
 
-    // Stop the survivor: exit 0, nothing left running.
-    std::thread::sleep(Duration::from_millis(500));
+    // Stop the survivor once its last run has recorded itself: exit 0, nothing left running.
+    wait_for_recorded_runs(dir, &envs);
     let standby_log = standby.log.clone();
     assert_eq!(standby.stop(), Some(0), "survivor log:\n{}", std::fs::read_to_string(&standby_log).unwrap_or_default());
     let status = json_of(&cli(dir, &envs, &["status", "duoTest", "--json"], 0));
@@ -833,8 +855,8 @@ async fn on_postgres_a_change_wakes_the_daemon_before_its_poll_interval() {
     let in_duo = |group: &str, user: &str| World::of(&handle.state()).memberships.contains(&(group.to_owned(), user.to_owned()));
     let daemon = spawn_daemon(dir, &envs, &dir.join("notify.log"));
     wait_until("the first full sync", Duration::from_secs(30), || if in_duo("g00", "u000") { Ok(()) } else { Err("not yet".into()) });
-    // Let the first tick finish and the loop settle into its 30 s wait.
-    std::thread::sleep(Duration::from_secs(1));
+    // The first run has recorded itself: the loop is in (or about to enter) its 30 s wait.
+    wait_for_recorded_runs(dir, &envs);
     let (group, user) = ("g03", "u000");
     assert!(!in_duo(group, user), "{user} is already in {group}");
     let t = Instant::now();

@@ -179,7 +179,13 @@ async fn a_failed_object_is_retried_on_its_recorded_schedule_and_the_checkpoint_
     let idle: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(idle["idle"], true, "{idle:#}");
     env.emulator.handle().set_faults("").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    // The retry is due at the time recorded for it (retry_base after the failure).
+    let due_ms = retries[0]["next_at_ms"].as_i64().expect("the retry's next attempt time");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while duoprov_sync::now_ms() < due_ms {
+        assert!(std::time::Instant::now() < deadline, "the retry is scheduled more than 5 s ahead: {status:#}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let (out, _) = run(dir, &["sync", "duoTest", "--incremental", "--json"], 0);
     let retried: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(retried["scope"]["retries_due"].as_u64(), Some(1), "{retried:#}");

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Serialize;
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// What `/readyz` reports of one provisioner.
 #[derive(Debug, Clone, Default, Serialize)]
