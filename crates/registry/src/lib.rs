@@ -38,7 +38,7 @@ pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
-pub use store::{Backend, EffectiveMember, NodeAttrs, Store, Upsert};
+pub use store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
 pub use sync_state::{
     Backoff, ChangeWaker, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunRecord, RunnerLock, Settlement, StateError,
     SyncStore, UserState,

@@ -18,7 +18,7 @@ use sqlx::{Pool, Transaction};
 use super::{DIALECT, Db};
 use crate::error::{RegistryError, Result};
 use crate::import::{self, Existing, ImportData, ImportSummary, MemberRow};
-use crate::store::{Backend, EffectiveMember, NodeAttrs, Store, Upsert};
+use crate::store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
 
 type Tx = Transaction<'static, Db>;
 /// A connection: a transaction or a pooled connection both dereference to one.
@@ -362,12 +362,137 @@ fn parse_ids(list: &str) -> Vec<i64> {
     list.split(',').filter_map(|s| s.trim().parse().ok()).collect()
 }
 
-#[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> Backend {
         self.backend
     }
+}
 
+#[async_trait]
+impl RegistryReader for SqlStore {
+    async fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>> {
+        let mut conn = self.pool.acquire().await.map_err(db("connecting to the registry"))?;
+        Ok(subject_row(&mut conn, key).await?.map(subject_of))
+    }
+
+    async fn subjects(&self, source: Option<&str>) -> Result<Vec<Subject>> {
+        let rows = sqlx::query_as::<_, SubjectTuple>(concat!(
+            "SELECT ", subject_cols!(), " FROM subject s WHERE ($1 IS NULL OR s.source = $1) ORDER BY s.source, s.subject_id"
+        ))
+        .bind(source)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing subjects"))?;
+        Ok(rows.into_iter().map(subject_of).collect())
+    }
+
+    async fn folder(&self, path: &FolderPath) -> Result<Option<Folder>> {
+        let mut conn = self.pool.acquire().await.map_err(db("connecting to the registry"))?;
+        folder_row(&mut conn, path.as_str()).await?.as_ref().map(folder_of).transpose()
+    }
+
+    async fn folders(&self, under: Option<&FolderPath>) -> Result<Vec<Folder>> {
+        let prefix = under.map(|p| format!("{p}:"));
+        let rows = sqlx::query_as::<_, FolderTuple>(concat!(
+            "SELECT ", folder_cols!(), " FROM folder f WHERE $1 IS NULL OR f.path = $2 OR substr(f.path, 1, CAST($3 AS INTEGER)) = $1 ORDER BY f.path"
+        ))
+        .bind(prefix.as_deref())
+        .bind(under.map(|p| p.as_str()))
+        .bind(prefix.as_ref().map(|p| p.chars().count() as i64).unwrap_or(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing folders"))?;
+        rows.iter().map(folder_of).collect()
+    }
+
+    async fn group(&self, name: &GroupName) -> Result<Option<Group>> {
+        let mut conn = self.pool.acquire().await.map_err(db("connecting to the registry"))?;
+        group_row(&mut conn, name.as_str()).await?.as_ref().map(group_of).transpose()
+    }
+
+    async fn groups(&self, under: Option<&FolderPath>) -> Result<Vec<Group>> {
+        let prefix = under.map(|p| format!("{p}:"));
+        let rows = sqlx::query_as::<_, GroupTuple>(concat!(
+            "SELECT ", group_cols!(), " FROM grp g WHERE $1 IS NULL OR substr(g.name, 1, CAST($2 AS INTEGER)) = $1 ORDER BY g.name"
+        ))
+        .bind(prefix.as_deref())
+        .bind(prefix.as_ref().map(|p| p.chars().count() as i64).unwrap_or(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing groups"))?;
+        rows.iter().map(group_of).collect()
+    }
+
+    async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>> {
+        let mut tx = self.begin_read().await?;
+        let g = require_group(&mut tx, group).await?;
+        let subjects: Vec<(String, String)> = sqlx::query_as(
+            "SELECT s.source, s.subject_id FROM member_subject ms JOIN subject s ON s.id = ms.subject_id WHERE ms.group_id = $1 ORDER BY s.source, s.subject_id",
+        )
+        .bind(g.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db(format!("listing the members of group {group}")))?;
+        let groups: Vec<String> = sqlx::query_scalar(
+            "SELECT m.name FROM member_group mg JOIN grp m ON m.id = mg.member_group_id WHERE mg.group_id = $1 ORDER BY m.name",
+        )
+        .bind(g.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db(format!("listing the member groups of group {group}")))?;
+        let mut out: Vec<GroupMember> = subjects.into_iter().map(|(s, i)| GroupMember::Subject(SubjectKey::new(s, i))).collect();
+        for name in groups {
+            out.push(GroupMember::Group { name: GroupName::parse(&name)? });
+        }
+        Ok(out)
+    }
+
+    async fn effective_members(&self, group: &GroupName) -> Result<Vec<EffectiveMember>> {
+        let mut tx = self.begin_read().await?;
+        effective_in(&mut tx, group).await
+    }
+
+    async fn markers(&self, provisioner: Option<&str>) -> Result<Vec<Marker>> {
+        let rows: Vec<(String, Option<String>, Option<String>, String, bool)> = sqlx::query_as(
+            "SELECT m.provisioner, f.path, g.name, m.scope, m.provision FROM marker m \
+             LEFT JOIN folder f ON f.id = m.folder_id LEFT JOIN grp g ON g.id = m.group_id \
+             WHERE $1 IS NULL OR m.provisioner = $1 ORDER BY m.provisioner, COALESCE(f.path, g.name)",
+        )
+        .bind(provisioner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing markers"))?;
+        rows.into_iter()
+            .map(|(provisioner, folder, group, scope, provision)| {
+                let target = match (folder, group) {
+                    (Some(f), _) => MarkerTarget::Folder(FolderPath::parse(&f)?),
+                    (None, Some(g)) => MarkerTarget::Group(GroupName::parse(&g)?),
+                    (None, None) => return Err(RegistryError::Refused(format!("a marker of {provisioner} has no target"))),
+                };
+                let scope = scope.parse::<MarkerScope>().map_err(|e| RegistryError::Refused(format!("marker of {provisioner}: {e}")))?;
+                Ok(Marker { provisioner, target, scope, provision })
+            })
+            .collect()
+    }
+
+    async fn provisioner_selection(&self, provisioner: &str) -> Result<ProvisionerSelection> {
+        let mut tx = self.begin_read().await?;
+        let selection = selection_in(&mut tx, provisioner).await?;
+        tx.rollback().await.map_err(db("ending a read"))?;
+        Ok(selection)
+    }
+
+    async fn provisioner_selection_with_eligible(&self, provisioner: &str, eligible: &GroupName) -> Result<(ProvisionerSelection, Vec<EffectiveMember>)> {
+        let mut tx = self.begin_read().await?;
+        let selection = selection_in(&mut tx, provisioner).await?;
+        let members = effective_in(&mut tx, eligible).await?;
+        tx.rollback().await.map_err(db("ending a read"))?;
+        Ok((selection, members))
+    }
+}
+
+#[async_trait]
+impl RegistryWriter for SqlStore {
     async fn upsert_subject(&self, key: &SubjectKey, patch: &SubjectPatch) -> Result<(Subject, Upsert)> {
         check_patch(key, patch)?;
         let mut tx = self.begin_write().await?;
@@ -403,22 +528,6 @@ impl Store for SqlStore {
             .map_err(db(format!("removing subject {key}")))?;
         log_change(&mut tx, ChangeKind::SubjectRemoved, groups, vec![key.clone()], vec![], json!({"subject": key})).await?;
         Self::commit(tx).await
-    }
-
-    async fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>> {
-        let mut conn = self.pool.acquire().await.map_err(db("connecting to the registry"))?;
-        Ok(subject_row(&mut conn, key).await?.map(subject_of))
-    }
-
-    async fn subjects(&self, source: Option<&str>) -> Result<Vec<Subject>> {
-        let rows = sqlx::query_as::<_, SubjectTuple>(concat!(
-            "SELECT ", subject_cols!(), " FROM subject s WHERE ($1 IS NULL OR s.source = $1) ORDER BY s.source, s.subject_id"
-        ))
-        .bind(source)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("listing subjects"))?;
-        Ok(rows.into_iter().map(subject_of).collect())
     }
 
     async fn add_folder(&self, path: &FolderPath, attrs: &NodeAttrs, create_parents: bool) -> Result<(Folder, Upsert)> {
@@ -580,25 +689,6 @@ impl Store for SqlStore {
         Self::commit(tx).await
     }
 
-    async fn folder(&self, path: &FolderPath) -> Result<Option<Folder>> {
-        let mut conn = self.pool.acquire().await.map_err(db("connecting to the registry"))?;
-        folder_row(&mut conn, path.as_str()).await?.as_ref().map(folder_of).transpose()
-    }
-
-    async fn folders(&self, under: Option<&FolderPath>) -> Result<Vec<Folder>> {
-        let prefix = under.map(|p| format!("{p}:"));
-        let rows = sqlx::query_as::<_, FolderTuple>(concat!(
-            "SELECT ", folder_cols!(), " FROM folder f WHERE $1 IS NULL OR f.path = $2 OR substr(f.path, 1, CAST($3 AS INTEGER)) = $1 ORDER BY f.path"
-        ))
-        .bind(prefix.as_deref())
-        .bind(under.map(|p| p.as_str()))
-        .bind(prefix.as_ref().map(|p| p.chars().count() as i64).unwrap_or(0))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("listing folders"))?;
-        rows.iter().map(folder_of).collect()
-    }
-
     async fn add_group(&self, name: &GroupName, attrs: &NodeAttrs, create_parents: bool) -> Result<(Group, Upsert)> {
         check_attrs(&format!("group {name}"), attrs)?;
         let mut tx = self.begin_write().await?;
@@ -710,24 +800,6 @@ impl Store for SqlStore {
         Self::commit(tx).await
     }
 
-    async fn group(&self, name: &GroupName) -> Result<Option<Group>> {
-        let mut conn = self.pool.acquire().await.map_err(db("connecting to the registry"))?;
-        group_row(&mut conn, name.as_str()).await?.as_ref().map(group_of).transpose()
-    }
-
-    async fn groups(&self, under: Option<&FolderPath>) -> Result<Vec<Group>> {
-        let prefix = under.map(|p| format!("{p}:"));
-        let rows = sqlx::query_as::<_, GroupTuple>(concat!(
-            "SELECT ", group_cols!(), " FROM grp g WHERE $1 IS NULL OR substr(g.name, 1, CAST($2 AS INTEGER)) = $1 ORDER BY g.name"
-        ))
-        .bind(prefix.as_deref())
-        .bind(prefix.as_ref().map(|p| p.chars().count() as i64).unwrap_or(0))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("listing groups"))?;
-        rows.iter().map(group_of).collect()
-    }
-
     async fn add_member(&self, group: &GroupName, member: &GroupMember) -> Result<bool> {
         Ok(self.add_members(group, std::slice::from_ref(member)).await?[0])
     }
@@ -774,35 +846,6 @@ impl Store for SqlStore {
         Ok(outcomes)
     }
 
-    async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>> {
-        let mut tx = self.begin_read().await?;
-        let g = require_group(&mut tx, group).await?;
-        let subjects: Vec<(String, String)> = sqlx::query_as(
-            "SELECT s.source, s.subject_id FROM member_subject ms JOIN subject s ON s.id = ms.subject_id WHERE ms.group_id = $1 ORDER BY s.source, s.subject_id",
-        )
-        .bind(g.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db(format!("listing the members of group {group}")))?;
-        let groups: Vec<String> = sqlx::query_scalar(
-            "SELECT m.name FROM member_group mg JOIN grp m ON m.id = mg.member_group_id WHERE mg.group_id = $1 ORDER BY m.name",
-        )
-        .bind(g.0)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db(format!("listing the member groups of group {group}")))?;
-        let mut out: Vec<GroupMember> = subjects.into_iter().map(|(s, i)| GroupMember::Subject(SubjectKey::new(s, i))).collect();
-        for name in groups {
-            out.push(GroupMember::Group { name: GroupName::parse(&name)? });
-        }
-        Ok(out)
-    }
-
-    async fn effective_members(&self, group: &GroupName) -> Result<Vec<EffectiveMember>> {
-        let mut tx = self.begin_read().await?;
-        effective_in(&mut tx, group).await
-    }
-
     async fn assign_marker(&self, marker: &Marker) -> Result<Upsert> {
         if marker.provisioner.trim().is_empty() {
             return Err(duoprov_model::ValidationError::new("marker", "provisioner", "must not be empty").into());
@@ -834,51 +877,16 @@ impl Store for SqlStore {
         Ok(removed)
     }
 
-    async fn markers(&self, provisioner: Option<&str>) -> Result<Vec<Marker>> {
-        let rows: Vec<(String, Option<String>, Option<String>, String, bool)> = sqlx::query_as(
-            "SELECT m.provisioner, f.path, g.name, m.scope, m.provision FROM marker m \
-             LEFT JOIN folder f ON f.id = m.folder_id LEFT JOIN grp g ON g.id = m.group_id \
-             WHERE $1 IS NULL OR m.provisioner = $1 ORDER BY m.provisioner, COALESCE(f.path, g.name)",
-        )
-        .bind(provisioner)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("listing markers"))?;
-        rows.into_iter()
-            .map(|(provisioner, folder, group, scope, provision)| {
-                let target = match (folder, group) {
-                    (Some(f), _) => MarkerTarget::Folder(FolderPath::parse(&f)?),
-                    (None, Some(g)) => MarkerTarget::Group(GroupName::parse(&g)?),
-                    (None, None) => return Err(RegistryError::Refused(format!("a marker of {provisioner} has no target"))),
-                };
-                let scope = scope.parse::<MarkerScope>().map_err(|e| RegistryError::Refused(format!("marker of {provisioner}: {e}")))?;
-                Ok(Marker { provisioner, target, scope, provision })
-            })
-            .collect()
-    }
-
     async fn import(&self, data: &ImportData) -> Result<ImportSummary> {
         let mut tx = self.begin_write().await?;
         let summary = import_in(&mut tx, data).await?;
         Self::commit(tx).await?;
         Ok(summary)
     }
+}
 
-    async fn provisioner_selection(&self, provisioner: &str) -> Result<ProvisionerSelection> {
-        let mut tx = self.begin_read().await?;
-        let selection = selection_in(&mut tx, provisioner).await?;
-        tx.rollback().await.map_err(db("ending a read"))?;
-        Ok(selection)
-    }
-
-    async fn provisioner_selection_with_eligible(&self, provisioner: &str, eligible: &GroupName) -> Result<(ProvisionerSelection, Vec<EffectiveMember>)> {
-        let mut tx = self.begin_read().await?;
-        let selection = selection_in(&mut tx, provisioner).await?;
-        let members = effective_in(&mut tx, eligible).await?;
-        tx.rollback().await.map_err(db("ending a read"))?;
-        Ok((selection, members))
-    }
-
+#[async_trait]
+impl ChangeLog for SqlStore {
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeEntry>> {
         let rows: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
             "SELECT seq, at_ms, kind, groups, subjects, provisioners, detail FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2",

@@ -128,7 +128,7 @@ pub(crate) struct RegistryRead {
 }
 
 /// Reads the selection and, with an eligibility group, its members — in one registry snapshot.
-pub(crate) async fn read_registry(store: &dyn Store, settings: &SyncSettings) -> Result<RegistryRead, SyncError> {
+pub(crate) async fn read_registry(store: &dyn duoprov_registry::RegistryReader, settings: &SyncSettings) -> Result<RegistryRead, SyncError> {
     let (selection, eligible) = match &settings.eligible_group {
         Some(group) => {
             let (selection, members) = store.provisioner_selection_with_eligible(&settings.provisioner, group).await?;
@@ -153,7 +153,7 @@ fn filter_registry(settings: &SyncSettings, mut selection: ProvisionerSelection,
 }
 
 /// The provisioner's links, with the Duo objects the other provisioners of its Duo account link.
-pub(crate) async fn read_links(store: &dyn Store, settings: &SyncSettings) -> Result<Links, SyncError> {
+pub(crate) async fn read_links(store: &dyn duoprov_registry::SyncStore, settings: &SyncSettings) -> Result<Links, SyncError> {
     let mut links = store.links(&settings.provisioner).await?;
     for other in settings.shares_duo_with.iter().filter(|o| **o != settings.provisioner) {
         let theirs = store.links(other).await?;
