@@ -40,7 +40,7 @@ pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
 pub use store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
 pub use sync_state::{
-    Backoff, ChangeWaker, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunRecord, RunnerLock, Settlement, StateError,
+    Backoff, ChangeWaker, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunKind, RunRecord, RunStatus, RunnerLock, Settlement, StateError,
     SyncStore, UserState,
 };
 

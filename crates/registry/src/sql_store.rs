@@ -899,10 +899,16 @@ impl ChangeLog for SqlStore {
         rows.into_iter()
             .map(|(seq, at_ms, kind, groups, subjects, provisioners, detail)| {
                 let bad = |field: &str, e: String| RegistryError::Refused(format!("change-log entry {seq}: {field}: {e}"));
+                // A kind written by a newer duoprov is handed on as `Unknown` (an incremental sync
+                // leaves it to a full sync) rather than failing every read of the log after it.
+                let kind = ChangeKind::parse(&kind).unwrap_or_else(|| {
+                    tracing::warn!(seq, kind = %kind, "A change-log entry has a kind this version of duoprov does not know (written by a newer version?); it is left to a full sync.");
+                    ChangeKind::Unknown
+                });
                 Ok(ChangeEntry {
                     seq,
                     at_ms,
-                    kind: ChangeKind::parse(&kind).ok_or_else(|| bad("kind", format!("unknown kind {kind:?}")))?,
+                    kind,
                     groups: serde_json::from_str(&groups).map_err(|e| bad("groups", e.to_string()))?,
                     subjects: serde_json::from_str(&subjects).map_err(|e| bad("subjects", e.to_string()))?,
                     provisioners: serde_json::from_str(&provisioners).map_err(|e| bad("provisioners", e.to_string()))?,

@@ -174,8 +174,8 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
 /// Closes a run left `running` by an abandoned task.
 async fn mark_interrupted(store: &dyn Store, provisioner: &str, why: &str) {
     if let Ok(runs) = store.runs(Some(provisioner), 1).await {
-        for r in runs.into_iter().filter(|r| r.status == "running") {
-            let _ = store.finish_run(r.id, "interrupted", &r.counts, &r.timings, Some(why)).await;
+        for r in runs.into_iter().filter(|r| r.status == duoprov_registry::RunStatus::Running) {
+            let _ = store.finish_run(r.id, duoprov_registry::RunStatus::Interrupted, &r.counts, &r.timings, Some(why)).await;
         }
     }
 }
@@ -453,7 +453,7 @@ impl Loop {
         match outcome {
             Ok(mut report) => {
                 report.escalated = escalated;
-                let status = report.status();
+                let status = report.status().as_str();
                 self.shared.metrics.run_finished(&self.name, kind, status, Some(&report), now_since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} {status} (run {})", report.run_id)));
                 // One line per run at the default level: kind, counts, calls, duration.
