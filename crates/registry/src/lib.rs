@@ -2,7 +2,7 @@
 //! SQLite or PostgreSQL behind one [`Store`] trait, with a change log written in the same
 //! transaction as every mutation.
 //!
-//! Both backends compile the same SQL (`sql_store.rs`, included once per backend with that
+//! Both backends compile the same SQL (`sql/`, included once per backend with that
 //! backend's concrete sqlx types), so they cannot drift apart; the few dialect differences live in
 //! [`dialect`](crate::dialect).
 //!

@@ -1,4 +1,4 @@
-//! The sync-state store, written once and compiled per backend like `sql_store.rs` (it is
+//! The sync-state store, written once and compiled per backend like `sql/` (it is
 //! included from `sqlite.rs` and `postgres.rs` with their `Db`). Batched upserts keep a large
 //! apply's bookkeeping to a few statements.
 
