@@ -2,8 +2,11 @@
 
 use super::*;
 
+/// A marker: provisioner, folder path or group name, scope, provision.
+type MarkerRow = (String, Option<String>, Option<String>, String, bool);
+
 pub(super) async fn markers(store: &SqlStore, provisioner: Option<&str>) -> Result<Vec<Marker>> {
-    let rows: Vec<(String, Option<String>, Option<String>, String, bool)> = sqlx::query_as(
+    let rows: Vec<MarkerRow> = sqlx::query_as(
         "SELECT m.provisioner, f.path, g.name, m.scope, m.provision FROM marker m \
          LEFT JOIN folder f ON f.id = m.folder_id LEFT JOIN grp g ON g.id = m.group_id \
          WHERE $1 IS NULL OR m.provisioner = $1 ORDER BY m.provisioner, COALESCE(f.path, g.name)",
