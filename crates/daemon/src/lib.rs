@@ -75,8 +75,8 @@ pub async fn shutdown_signal() {
 /// Closes a run left `running` by an abandoned task.
 pub(crate) async fn mark_interrupted(store: &dyn Store, provisioner: &str, why: &str) {
     if let Ok(runs) = store.runs(Some(provisioner), 1).await {
-        for r in runs.into_iter().filter(|r| r.status == "running") {
-            let _ = store.finish_run(r.id, "interrupted", &r.counts, &r.timings, Some(why)).await;
+        for r in runs.into_iter().filter(|r| r.status == duoprov_registry::RunStatus::Running) {
+            let _ = store.finish_run(r.id, duoprov_registry::RunStatus::Interrupted, &r.counts, &r.timings, Some(why)).await;
         }
     }
 }

@@ -136,7 +136,7 @@ impl StoreWork {
         match outcome {
             Ok(mut report) => {
                 report.escalated = escalated;
-                let status = report.status();
+                let status = report.status().as_str();
                 self.shared.metrics.run_finished(&self.name, kind, status, Some(&report), self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} {status} (run {})", report.run_id)));
                 // One line per run at the default level: kind, counts, calls, duration.

@@ -166,6 +166,10 @@ pub enum ChangeKind {
     MarkerAssigned,
     MarkerUnassigned,
     Import,
+    /// A kind this version does not know, written by a newer duoprov: what it changed is not
+    /// known here, so an incremental sync leaves it to a full sync.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ChangeKind {
@@ -185,6 +189,7 @@ impl ChangeKind {
             ChangeKind::MarkerAssigned => "marker_assigned",
             ChangeKind::MarkerUnassigned => "marker_unassigned",
             ChangeKind::Import => "import",
+            ChangeKind::Unknown => "unknown",
         }
     }
 

@@ -1,5 +1,5 @@
 //! The few places where SQLite and PostgreSQL need different SQL. Everything else in
-//! `sql_store.rs` is the portable subset both accept unchanged (`$n` placeholders, `ON CONFLICT`,
+//! `sql/` is the portable subset both accept unchanged (`$n` placeholders, `ON CONFLICT`,
 //! `RETURNING`, recursive CTEs, epoch-integer times).
 
 pub(crate) struct Dialect {

@@ -2,7 +2,7 @@
 //! SQLite or PostgreSQL behind one [`Store`] trait, with a change log written in the same
 //! transaction as every mutation.
 //!
-//! Both backends compile the same SQL (`sql_store.rs`, included once per backend with that
+//! Both backends compile the same SQL (`sql/`, included once per backend with that
 //! backend's concrete sqlx types), so they cannot drift apart; the few dialect differences live in
 //! [`dialect`](crate::dialect).
 //!
@@ -38,9 +38,9 @@ pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
-pub use store::{Backend, EffectiveMember, NodeAttrs, Store, Upsert};
+pub use store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
 pub use sync_state::{
-    Backoff, ChangeWaker, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunRecord, RunnerLock, Settlement, StateError,
+    Backoff, ChangeWaker, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunKind, RunRecord, RunStatus, RunnerLock, Settlement, StateError,
     SyncStore, UserState,
 };
 

@@ -1,4 +1,4 @@
-//! The PostgreSQL backend: the shared store of `sql_store.rs` over a connection pool, with a
+//! The PostgreSQL backend: the shared store of `sql/` over a connection pool, with a
 //! transaction-scoped advisory lock serialising registry writes, and an optional schema so tests
 //! (and several registries) can share one database.
 
@@ -26,7 +26,7 @@ pub(crate) const DIALECT: Dialect = Dialect {
 };
 
 #[allow(clippy::duplicate_mod)]
-#[path = "sql_store.rs"]
+#[path = "sql/mod.rs"]
 mod sql_store;
 #[allow(clippy::duplicate_mod)]
 #[path = "sql_duo_users.rs"]

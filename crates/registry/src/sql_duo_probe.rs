@@ -1,4 +1,4 @@
-//! The `duo_probe` table over SQL, compiled per backend like `sql_store.rs` (`sqlite.rs` and
+//! The `duo_probe` table over SQL, compiled per backend like `sql/` (`sqlite.rs` and
 //! `postgres.rs` include it after defining `Db`).
 
 use async_trait::async_trait;

@@ -1,4 +1,4 @@
-//! The Duo users table over SQL, written once and compiled per backend like `sql_store.rs`
+//! The Duo users table over SQL, written once and compiled per backend like `sql/`
 //! (`sqlite.rs` and `postgres.rs` include it after defining `Db` and `DIALECT`). A replace holds
 //! the registry's write lock, reads the provisioner's current rows, and writes only the
 //! difference — batched deletes, then batched multi-row upserts — in one transaction.

@@ -1,4 +1,4 @@
-//! The sync-state store, written once and compiled per backend like `sql_store.rs` (it is
+//! The sync-state store, written once and compiled per backend like `sql/` (it is
 //! included from `sqlite.rs` and `postgres.rs` with their `Db`). Batched upserts keep a large
 //! apply's bookkeeping to a few statements.
 
@@ -12,7 +12,7 @@ use super::Db;
 use super::sql_store::SqlStore;
 use crate::error::{RegistryError, Result};
 use crate::sync_state::{
-    Checkpoint, GroupState, MembershipState, ObjectErrorRecord, RetryRecord, RetryTarget, RunRecord, RunnerLock, Settlement, StateError, SyncStore,
+    Checkpoint, GroupState, MembershipState, ObjectErrorRecord, RetryRecord, RetryTarget, RunKind, RunRecord, RunStatus, RunnerLock, Settlement, StateError, SyncStore,
     UserState,
 };
 
@@ -188,31 +188,34 @@ impl SyncStore for SqlStore {
         tx.commit().await.map_err(db("committing sync state"))
     }
 
-    async fn begin_run(&self, provisioner: &str, kind: &str, dry_run: bool) -> Result<i64> {
+    async fn begin_run(&self, provisioner: &str, kind: RunKind, dry_run: bool) -> Result<i64> {
         let (_, ms) = now();
         // One runner per provisioner: a run still marked running was cut short.
-        sqlx::query("UPDATE sync_run SET status = 'interrupted' WHERE provisioner = $1 AND status = 'running'")
+        sqlx::query("UPDATE sync_run SET status = $2 WHERE provisioner = $1 AND status = $3")
             .bind(provisioner)
+            .bind(RunStatus::Interrupted.as_str())
+            .bind(RunStatus::Running.as_str())
             .execute(self.pool())
             .await
             .map_err(db(format!("closing interrupted runs of {provisioner}")))?;
         sqlx::query_scalar(
-            "INSERT INTO sync_run (provisioner, kind, dry_run, started_at_ms, status, counts, timings) VALUES ($1, $2, $3, $4, 'running', '{}', '{}') RETURNING id",
+            "INSERT INTO sync_run (provisioner, kind, dry_run, started_at_ms, status, counts, timings) VALUES ($1, $2, $3, $4, $5, '{}', '{}') RETURNING id",
         )
         .bind(provisioner)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(dry_run)
         .bind(ms)
+        .bind(RunStatus::Running.as_str())
         .fetch_one(self.pool())
         .await
         .map_err(db(format!("starting a run of {provisioner}")))
     }
 
-    async fn finish_run(&self, run_id: i64, status: &str, counts: &serde_json::Value, timings: &serde_json::Value, message: Option<&str>) -> Result<()> {
+    async fn finish_run(&self, run_id: i64, status: RunStatus, counts: &serde_json::Value, timings: &serde_json::Value, message: Option<&str>) -> Result<()> {
         let (_, ms) = now();
         sqlx::query("UPDATE sync_run SET finished_at_ms = $1, status = $2, counts = $3, timings = $4, message = $5 WHERE id = $6")
             .bind(ms)
-            .bind(status)
+            .bind(status.as_str())
             .bind(counts.to_string())
             .bind(timings.to_string())
             .bind(message)
@@ -233,21 +236,27 @@ impl SyncStore for SqlStore {
         .fetch_all(self.pool())
         .await
         .map_err(db("reading the run log"))?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, provisioner, kind, dry_run, started_at_ms, finished_at_ms, status, counts, timings, message)| RunRecord {
-                id,
-                provisioner,
-                kind,
-                dry_run,
-                started_at_ms,
-                finished_at_ms,
-                status,
-                counts: serde_json::from_str(&counts).unwrap_or(serde_json::Value::Null),
-                timings: serde_json::from_str(&timings).unwrap_or(serde_json::Value::Null),
-                message,
+        rows.into_iter()
+            .map(|(id, provisioner, kind, dry_run, started_at_ms, finished_at_ms, status, counts, timings, message)| {
+                let unknown = |field: &str, value: &str| {
+                    RegistryError::Refused(format!(
+                        "run {id} of {provisioner} in the run log: {field} {value:?} is not one this version of duoprov knows; upgrade duoprov"
+                    ))
+                };
+                Ok(RunRecord {
+                    kind: RunKind::parse(&kind).ok_or_else(|| unknown("kind", &kind))?,
+                    status: RunStatus::parse(&status).ok_or_else(|| unknown("status", &status))?,
+                    id,
+                    provisioner,
+                    dry_run,
+                    started_at_ms,
+                    finished_at_ms,
+                    counts: serde_json::from_str(&counts).unwrap_or(serde_json::Value::Null),
+                    timings: serde_json::from_str(&timings).unwrap_or(serde_json::Value::Null),
+                    message,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn object_errors(&self, provisioner: &str, limit: u32) -> Result<Vec<ObjectErrorRecord>> {
@@ -279,7 +288,7 @@ impl SyncStore for SqlStore {
     async fn settle(&self, provisioner: &str, s: &Settlement<'_>) -> Result<()> {
         let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
         if let Some(seq) = s.checkpoint {
-            let (full, incremental) = if s.kind == "full" { (Some(s.now_ms), None) } else { (None, Some(s.now_ms)) };
+            let (full, incremental) = if s.kind == RunKind::Full { (Some(s.now_ms), None) } else { (None, Some(s.now_ms)) };
             sqlx::query(
                 "INSERT INTO sync_checkpoint (provisioner, last_seq, updated_at_ms, last_full_ms, last_incremental_ms) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (provisioner) DO UPDATE SET \

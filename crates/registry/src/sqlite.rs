@@ -1,5 +1,5 @@
 //! The SQLite backend (the default): a file or in-memory database in WAL mode with foreign keys
-//! on, one writer at a time (`BEGIN IMMEDIATE`), and the shared store of `sql_store.rs`.
+//! on, one writer at a time (`BEGIN IMMEDIATE`), and the shared store of `sql/`.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,7 +23,7 @@ pub(crate) const DIALECT: Dialect = Dialect {
 };
 
 #[allow(clippy::duplicate_mod)]
-#[path = "sql_store.rs"]
+#[path = "sql/mod.rs"]
 mod sql_store;
 #[allow(clippy::duplicate_mod)]
 #[path = "sql_duo_users.rs"]

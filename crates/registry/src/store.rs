@@ -1,5 +1,6 @@
-//! The `Store` trait: everything the CLI, the importer and the sync engine ask of the registry,
-//! independent of the database behind it.
+//! The registry's traits, independent of the database behind it: one per role (reading and
+//! writing the registry, the change log; sync state, Duo users and probes live in their own
+//! modules), and `Store`, their sum, for callers that need several.
 
 use async_trait::async_trait;
 use duoprov_model::{
@@ -52,10 +53,42 @@ pub struct EffectiveMember {
     pub immediate: bool,
 }
 
-#[async_trait]
-pub trait Store: crate::sync_state::SyncStore + crate::duo_users::DuoUserStore + crate::duo_probe::DuoProbeStore + Send + Sync {
+/// Everything the registry stores, as one trait: the sum of the role traits below, for callers
+/// that need several roles (the CLI's context, the daemon). A function that needs one role takes
+/// just that trait (`&dyn RegistryReader`, `&dyn SyncStore`, …); a `&dyn Store` coerces to it.
+pub trait Store:
+    RegistryReader + RegistryWriter + ChangeLog + crate::sync_state::SyncStore + crate::duo_users::DuoUserStore + crate::duo_probe::DuoProbeStore + Send + Sync
+{
     fn backend(&self) -> Backend;
+}
 
+/// Reading the registry: subjects, folders, groups, memberships, markers, and what the sync
+/// engine reads of a provisioner's selection.
+#[async_trait]
+pub trait RegistryReader: Send + Sync {
+    async fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>>;
+    async fn subjects(&self, source: Option<&str>) -> Result<Vec<Subject>>;
+    async fn folder(&self, path: &FolderPath) -> Result<Option<Folder>>;
+    /// All folders, or those below `under` (`under` itself included).
+    async fn folders(&self, under: Option<&FolderPath>) -> Result<Vec<Folder>>;
+    async fn group(&self, name: &GroupName) -> Result<Option<Group>>;
+    /// All groups, or those below `under`, sorted by name.
+    async fn groups(&self, under: Option<&FolderPath>) -> Result<Vec<Group>>;
+    /// Immediate members: subjects first (by source and id), then groups (by name).
+    async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>>;
+    /// Subjects reached through nesting, sorted by source and id.
+    async fn effective_members(&self, group: &GroupName) -> Result<Vec<EffectiveMember>>;
+    async fn markers(&self, provisioner: Option<&str>) -> Result<Vec<Marker>>;
+    /// The provisioner's groups with their effective members, and those members, in one pass.
+    async fn provisioner_selection(&self, provisioner: &str) -> Result<ProvisionerSelection>;
+    /// The selection and the effective members of an eligible-users group, in one snapshot.
+    async fn provisioner_selection_with_eligible(&self, provisioner: &str, eligible: &GroupName) -> Result<(ProvisionerSelection, Vec<EffectiveMember>)>;
+}
+
+/// Changing the registry. Every method runs in one write transaction that also appends its
+/// change-log entry.
+#[async_trait]
+pub trait RegistryWriter: Send + Sync {
     // Subjects
     /// Adds the subject, or updates the fields the patch sets when it exists.
     async fn upsert_subject(&self, key: &SubjectKey, patch: &SubjectPatch) -> Result<(Subject, Upsert)>;
@@ -63,8 +96,6 @@ pub trait Store: crate::sync_state::SyncStore + crate::duo_users::DuoUserStore +
     async fn update_subject(&self, key: &SubjectKey, patch: &SubjectPatch) -> Result<(Subject, Upsert)>;
     /// Removes the subject and its memberships.
     async fn remove_subject(&self, key: &SubjectKey) -> Result<()>;
-    async fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>>;
-    async fn subjects(&self, source: Option<&str>) -> Result<Vec<Subject>>;
 
     // Folders
     /// Adds the folder (its parent must exist unless `create_parents`), or updates its attributes.
@@ -73,9 +104,6 @@ pub trait Store: crate::sync_state::SyncStore + crate::duo_users::DuoUserStore +
     async fn update_folder(&self, path: &FolderPath, rename_to: Option<&FolderPath>, attrs: &NodeAttrs) -> Result<Folder>;
     /// Removes a folder; with `recursive`, its subfolders and groups too, else it must be empty.
     async fn remove_folder(&self, path: &FolderPath, recursive: bool) -> Result<()>;
-    async fn folder(&self, path: &FolderPath) -> Result<Option<Folder>>;
-    /// All folders, or those below `under` (`under` itself included).
-    async fn folders(&self, under: Option<&FolderPath>) -> Result<Vec<Folder>>;
 
     // Groups
     /// Adds the group (its folder must exist unless `create_parents`), or updates its attributes.
@@ -83,9 +111,6 @@ pub trait Store: crate::sync_state::SyncStore + crate::duo_users::DuoUserStore +
     /// Renames or moves a group, keeping its uuid and memberships, and sets attributes.
     async fn update_group(&self, name: &GroupName, rename_to: Option<&GroupName>, attrs: &NodeAttrs, create_parents: bool) -> Result<Group>;
     async fn remove_group(&self, name: &GroupName) -> Result<()>;
-    async fn group(&self, name: &GroupName) -> Result<Option<Group>>;
-    /// All groups, or those below `under`, sorted by name.
-    async fn groups(&self, under: Option<&FolderPath>) -> Result<Vec<Group>>;
 
     // Memberships
     /// Adds an immediate member; `Ok(false)` when it already was one. Refuses cycles.
@@ -99,26 +124,20 @@ pub trait Store: crate::sync_state::SyncStore + crate::duo_users::DuoUserStore +
     /// Removes every member in one transaction, or none (every missing subject or group
     /// reported); one outcome per member: `false` when it was not one.
     async fn remove_members(&self, group: &GroupName, members: &[GroupMember]) -> Result<Vec<bool>>;
-    /// Immediate members: subjects first (by source and id), then groups (by name).
-    async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>>;
-    /// Subjects reached through nesting, sorted by source and id.
-    async fn effective_members(&self, group: &GroupName) -> Result<Vec<EffectiveMember>>;
 
     // Markers
     async fn assign_marker(&self, marker: &Marker) -> Result<Upsert>;
     /// `Ok(false)` when there was no such marker.
     async fn unassign_marker(&self, provisioner: &str, target: &MarkerTarget) -> Result<bool>;
-    async fn markers(&self, provisioner: Option<&str>) -> Result<Vec<Marker>>;
 
     // Bulk
     /// Validates the whole import, then writes it in one transaction, or writes nothing.
     async fn import(&self, data: &ImportData) -> Result<ImportSummary>;
+}
 
-    // What the sync engine reads
-    /// The provisioner's groups with their effective members, and those members, in one pass.
-    async fn provisioner_selection(&self, provisioner: &str) -> Result<ProvisionerSelection>;
-    /// The selection and the effective members of an eligible-users group, in one snapshot.
-    async fn provisioner_selection_with_eligible(&self, provisioner: &str, eligible: &GroupName) -> Result<(ProvisionerSelection, Vec<EffectiveMember>)>;
+/// The change log: every registry mutation, in commit order, as incremental syncs read it.
+#[async_trait]
+pub trait ChangeLog: Send + Sync {
     /// Change-log entries with `seq > after`, oldest first, at most `limit`.
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeEntry>>;
     /// The newest sequence number, 0 for an empty log.

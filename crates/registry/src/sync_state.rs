@@ -65,18 +65,84 @@ pub struct MembershipState {
     pub error: Option<StateError>,
 }
 
+/// Which kind of run: stored in the run log as `full` or `incremental`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    Full,
+    Incremental,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Full => "full",
+            RunKind::Incremental => "incremental",
+        }
+    }
+
+    /// The kind a stored string names, `None` for one this version does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        [RunKind::Full, RunKind::Incremental].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a run ended (or that it is still running), as stored in the run log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Not finished; a `running` run that is not the current one was interrupted.
+    Running,
+    Succeeded,
+    /// Some objects failed or were held.
+    Partial,
+    Failed,
+    Refused,
+    /// The process ended before the run finished.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Refused => "refused",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The status a stored string names, `None` for one this version does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        use RunStatus::*;
+        [Running, Succeeded, Partial, Failed, Refused, Interrupted].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One run of the run log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunRecord {
     pub id: i64,
     pub provisioner: String,
-    pub kind: String,
+    pub kind: RunKind,
     pub dry_run: bool,
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
-    /// `running`, `succeeded`, `partial`, `failed`, `refused`, `interrupted`; a `running` run that is not the
-    /// current one was interrupted.
-    pub status: String,
+    pub status: RunStatus,
     pub counts: serde_json::Value,
     pub timings: serde_json::Value,
     pub message: Option<String>,
@@ -194,8 +260,7 @@ pub struct Checkpoint {
 /// What a finished run settles, in one transaction: the checkpoint and the retry list.
 #[derive(Debug, Clone)]
 pub struct Settlement<'a> {
-    /// `full` or `incremental`.
-    pub kind: &'a str,
+    pub kind: RunKind,
     /// Move the checkpoint to this sequence number (it never moves back).
     pub checkpoint: Option<i64>,
     /// A full sync re-planned everything: earlier retry rows are superseded.
@@ -285,9 +350,9 @@ pub trait SyncStore: Send + Sync {
     /// Forgets user links (after their Duo users were deleted).
     async fn forget_users(&self, provisioner: &str, subjects: &[SubjectKey]) -> Result<()>;
     /// Starts a run; returns its id.
-    async fn begin_run(&self, provisioner: &str, kind: &str, dry_run: bool) -> Result<i64>;
+    async fn begin_run(&self, provisioner: &str, kind: RunKind, dry_run: bool) -> Result<i64>;
     /// Finishes a run with its status, counts and timings.
-    async fn finish_run(&self, run_id: i64, status: &str, counts: &serde_json::Value, timings: &serde_json::Value, message: Option<&str>) -> Result<()>;
+    async fn finish_run(&self, run_id: i64, status: RunStatus, counts: &serde_json::Value, timings: &serde_json::Value, message: Option<&str>) -> Result<()>;
     /// The newest runs of a provisioner (all provisioners when `None`), newest first.
     async fn runs(&self, provisioner: Option<&str>, limit: u32) -> Result<Vec<RunRecord>>;
     /// Objects whose last recorded result is an error.

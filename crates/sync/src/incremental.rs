@@ -89,6 +89,17 @@ struct Named {
     subjects: BTreeSet<SubjectKey>,
 }
 
+/// Why an incremental sync cannot cover `entries`, when one has a kind this version does not know
+/// (a newer duoprov wrote it): what it changed is unknown, so a full sync, which reads everything
+/// and moves the checkpoint past it, covers it instead of the provisioner sticking on it.
+fn unknown_kind_escalation(entries: &[duoprov_model::ChangeEntry]) -> Option<String> {
+    let unknown = entries.iter().find(|e| e.kind == ChangeKind::Unknown)?;
+    Some(format!(
+        "change-log entry {} has a kind this version of duoprov does not know (written by a newer version?): a full sync covers it",
+        unknown.seq
+    ))
+}
+
 fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[RetryTarget], whole_group_above: usize) -> Named {
     let mut named = Named::default();
     let mut subject_changes: HashMap<&str, usize> = HashMap::new();
@@ -115,6 +126,12 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
             }
             ChangeKind::GroupAdded | ChangeKind::GroupUpdated | ChangeKind::FolderAdded | ChangeKind::FolderUpdated => {
                 named.groups.extend(e.groups.iter().cloned());
+            }
+            // Escalated to a full sync before scoping (`unknown_kind_escalation`); should one get
+            // here, its named objects are reconciled whole.
+            ChangeKind::Unknown => {
+                named.whole.extend(e.groups.iter().cloned());
+                named.subjects.extend(e.subjects.iter().cloned());
             }
         }
     }
@@ -194,6 +211,9 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         return Ok(Incremental::Escalate {
             reason: format!("more than {} change-log entries are waiting (full_sync_above_changes)", inc.full_sync_above_changes),
         });
+    }
+    if let Some(reason) = unknown_kind_escalation(&entries) {
+        return Ok(Incremental::Escalate { reason });
     }
     let to_seq = entries.last().map(|e| e.seq).unwrap_or(checkpoint.last_seq);
     let retries = store.retries(name, None).await?;
@@ -465,4 +485,31 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         plan_ms,
         pacing_before,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duoprov_model::ChangeEntry;
+
+    fn entry(seq: i64, kind: ChangeKind) -> ChangeEntry {
+        ChangeEntry {
+            seq,
+            at_ms: 0,
+            kind,
+            groups: vec!["uuid-1".into()],
+            subjects: vec![],
+            provisioners: vec![],
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_change_of_a_kind_written_by_a_newer_version_escalates_to_a_full_sync_naming_its_entry() {
+        let known = [entry(1, ChangeKind::GroupAdded), entry(2, ChangeKind::MemberAdded)];
+        assert_eq!(unknown_kind_escalation(&known), None, "known kinds stay incremental");
+        let with_unknown = [entry(1, ChangeKind::GroupAdded), entry(7, ChangeKind::Unknown), entry(8, ChangeKind::Import)];
+        let reason = unknown_kind_escalation(&with_unknown).expect("an unknown kind escalates");
+        assert!(reason.contains("change-log entry 7") && reason.contains("full sync"), "{reason}");
+    }
 }

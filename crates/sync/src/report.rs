@@ -4,6 +4,7 @@
 //! (some objects failed or are held) or `failed` (Duo refused every write with 403: the Admin API
 //! application lacks "Grant write resource").
 
+use duoprov_registry::RunStatus;
 use serde::Serialize;
 
 /// Counts for one object type.
@@ -162,13 +163,13 @@ impl RunReport {
 
     /// The run's status for the run log: `failed` when Duo refused every write for want of the
     /// write grant, `partial` when objects failed or are held, `succeeded` otherwise.
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> RunStatus {
         if self.lacks_write_grant() {
-            "failed"
+            RunStatus::Failed
         } else if self.failed() > 0 || self.held > 0 {
-            "partial"
+            RunStatus::Partial
         } else {
-            "succeeded"
+            RunStatus::Succeeded
         }
     }
 
@@ -296,19 +297,19 @@ mod tests {
     #[test]
     fn a_run_with_only_refused_writes_failed_and_one_with_held_objects_is_partial() {
         let mut r = RunReport::default();
-        assert_eq!(r.status(), "succeeded");
+        assert_eq!(r.status(), RunStatus::Succeeded);
         r.held = 1;
-        assert_eq!(r.status(), "partial", "held objects make a run partial");
+        assert_eq!(r.status(), RunStatus::Partial, "held objects make a run partial");
         r.held = 0;
         r.groups.failed = 2;
         r.failures = vec![failure(FORBIDDEN), failure("ERR")];
         assert!(r.lacks_write_grant());
-        assert_eq!(r.status(), "failed", "no write got through and Duo said 403");
+        assert_eq!(r.status(), RunStatus::Failed, "no write got through and Duo said 403");
         r.users.created = 1;
         assert!(!r.lacks_write_grant());
-        assert_eq!(r.status(), "partial", "some writes got through");
+        assert_eq!(r.status(), RunStatus::Partial, "some writes got through");
         r.users.created = 0;
         r.failures = vec![failure("ERR")];
-        assert_eq!(r.status(), "partial", "failures without a 403 are not a missing grant");
+        assert_eq!(r.status(), RunStatus::Partial, "failures without a 403 are not a missing grant");
     }
 }

@@ -13,7 +13,7 @@ use duoprov_plan::fingerprint::fingerprint;
 use duoprov_plan::safety::{self, Approval};
 use duoprov_plan::{build_plan, DesiredState, Mapping, Plan, Policy};
 use duoprov_model::ProvisionerSelection;
-use duoprov_registry::{Settlement, Store};
+use duoprov_registry::{RunStatus, Settlement, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::apply::Applier;
@@ -43,22 +43,8 @@ pub struct SyncSettings {
     pub shares_duo_with: Vec<String>,
 }
 
-/// Which kind of run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunKind {
-    Full,
-    Incremental,
-}
-
-impl RunKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunKind::Full => "full",
-            RunKind::Incremental => "incremental",
-        }
-    }
-}
+/// Which kind of run (the run log's type, shared with the registry).
+pub use duoprov_registry::RunKind;
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -128,7 +114,7 @@ pub(crate) struct RegistryRead {
 }
 
 /// Reads the selection and, with an eligibility group, its members — in one registry snapshot.
-pub(crate) async fn read_registry(store: &dyn Store, settings: &SyncSettings) -> Result<RegistryRead, SyncError> {
+pub(crate) async fn read_registry(store: &dyn duoprov_registry::RegistryReader, settings: &SyncSettings) -> Result<RegistryRead, SyncError> {
     let (selection, eligible) = match &settings.eligible_group {
         Some(group) => {
             let (selection, members) = store.provisioner_selection_with_eligible(&settings.provisioner, group).await?;
@@ -153,7 +139,7 @@ fn filter_registry(settings: &SyncSettings, mut selection: ProvisionerSelection,
 }
 
 /// The provisioner's links, with the Duo objects the other provisioners of its Duo account link.
-pub(crate) async fn read_links(store: &dyn Store, settings: &SyncSettings) -> Result<Links, SyncError> {
+pub(crate) async fn read_links(store: &dyn duoprov_registry::SyncStore, settings: &SyncSettings) -> Result<Links, SyncError> {
     let mut links = store.links(&settings.provisioner).await?;
     for other in settings.shares_duo_with.iter().filter(|o| **o != settings.provisioner) {
         let theirs = store.links(other).await?;
@@ -265,7 +251,7 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<RunReport, SyncError> {
     let name = settings.provisioner.as_str();
-    let run_id = store.begin_run(name, prepared.kind.as_str(), options.dry_run).await?;
+    let run_id = store.begin_run(name, prepared.kind, options.dry_run).await?;
     let mut report = RunReport {
         provisioner: name.to_owned(),
         kind: prepared.kind.as_str().to_owned(),
@@ -279,7 +265,7 @@ pub async fn run(
         ..Default::default()
     };
     let pacing_before = prepared.pacing_before.clone();
-    let finish = |status: &'static str, message: Option<String>, mut report: RunReport| async move {
+    let finish = |status: RunStatus, message: Option<String>, mut report: RunReport| async move {
         report.duo_classes = crate::report::class_reports(&pacing_before, &duo.pacing_stats());
         let counts = serde_json::to_value(&report).unwrap_or_default();
         let timings = serde_json::to_value(&report.timings_ms).unwrap_or_default();
@@ -305,7 +291,7 @@ pub async fn run(
         }
         if !moved.is_empty() {
             let message = moved.join(", ");
-            finish("refused", Some(format!("stale plan: {message}")), report).await?;
+            finish(RunStatus::Refused, Some(format!("stale plan: {message}")), report).await?;
             return Err(SyncError::Stale(message));
         }
         plan = saved.plan.clone();
@@ -321,7 +307,7 @@ pub async fn run(
     let approval = Approval { saved_plan: options.saved.is_some(), ..options.approval.clone() };
     if let Err(refusal) = safety::check(&plan, &settings.policy, prepared.selected_groups, &approval) {
         let message = refusal.message(name);
-        finish("refused", Some(message), report).await?;
+        finish(RunStatus::Refused, Some(message), report).await?;
         return Err(SyncError::Refused { provisioner: name.to_owned(), refusal });
     }
     if options.dry_run {
@@ -334,7 +320,7 @@ pub async fn run(
         if matches!(e, SyncError::LockLost { .. }) {
             // What was applied before the lock was lost is recorded on its objects; the
             // checkpoint stays, so the next run covers the same changes again.
-            finish("interrupted", Some(e.to_string()), applier.into_report()).await?;
+            finish(RunStatus::Interrupted, Some(e.to_string()), applier.into_report()).await?;
         }
         return Err(e);
     }
@@ -344,7 +330,7 @@ pub async fn run(
     // The run finished: the checkpoint moves past what it covered, and what failed is scheduled.
     let attempted = prepared.scope.as_ref().map(|s| s.attempted.clone()).unwrap_or_default();
     let settlement = Settlement {
-        kind: prepared.kind.as_str(),
+        kind: prepared.kind,
         checkpoint: Some(prepared.change_seq),
         clear_all: prepared.kind == RunKind::Full,
         attempted: &attempted,

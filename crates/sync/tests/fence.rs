@@ -81,7 +81,7 @@ async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_ne
     assert_eq!(dump.groups.len(), 2, "the phase before the loss ran");
     assert!(dump.users.is_empty(), "nothing was sent after the lock was lost: {:?}", dump.users);
     let runs = store.runs(Some("fenced"), 10).await.unwrap();
-    assert_eq!(runs[0].status, "interrupted", "the run is recorded as interrupted: {:?}", runs[0]);
+    assert_eq!(runs[0].status, duoprov_registry::RunStatus::Interrupted, "the run is recorded as interrupted: {:?}", runs[0]);
     assert!(runs[0].message.as_deref().is_some_and(|m| m.contains("creating users")), "{:?}", runs[0].message);
     assert!(store.checkpoint("fenced").await.unwrap().is_none(), "an interrupted run does not move the checkpoint");
 

@@ -5,11 +5,11 @@
 
 use anyhow::{Context as _, Result};
 use duoprov_duo::{DuoClient, ProbeReport};
-use duoprov_registry::{ProbeRecord, Store};
+use duoprov_registry::{DuoProbeStore, ProbeRecord, Store};
 use serde_json::{Value, json};
 
 /// The recorded probe of `duo`'s account, if any: when it ran and what it found.
-pub async fn recorded(store: &dyn Store, duo: &DuoClient) -> Result<Option<(i64, ProbeReport)>> {
+pub async fn recorded(store: &dyn DuoProbeStore, duo: &DuoClient) -> Result<Option<(i64, ProbeReport)>> {
     let cfg = duo.config();
     let Some(record) = store.duo_probe(&cfg.api_host, &cfg.integration_key).await? else { return Ok(None) };
     let report: ProbeReport = serde_json::from_str(&record.result)
@@ -20,7 +20,7 @@ pub async fn recorded(store: &dyn Store, duo: &DuoClient) -> Result<Option<(i64,
 /// Hands the recorded probe of `duo`'s account to the client (see [`DuoClient::apply_probe`]),
 /// logging what it changes. A probe that cannot be read is logged and ignored: the client then
 /// finds out for itself, as without a probe.
-pub async fn use_recorded(store: &dyn Store, duo: &DuoClient) {
+pub async fn use_recorded(store: &dyn DuoProbeStore, duo: &DuoClient) {
     match recorded(store, duo).await {
         Ok(Some((at_ms, report))) => {
             if duo.apply_probe(&report) {

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use duoprov_plan::Mapping;
-use duoprov_registry::{DuoUserFilter, DuoUserRow, Store};
+use duoprov_registry::{DuoUserFilter, DuoUserRow, RegistryReader};
 
 use super::Context;
 use crate::args::{ReportArgs, ReportKind};
@@ -79,7 +79,7 @@ fn when(secs: i64) -> String {
 
 /// The Duo usernames (lowercased) the provisioner's `username` template gives the registry's
 /// subjects; a subject the template fails on maps to no one.
-async fn registry_usernames(store: &dyn Store, mapping: &Mapping) -> Result<HashSet<String>> {
+async fn registry_usernames(store: &dyn RegistryReader, mapping: &Mapping) -> Result<HashSet<String>> {
     let mut names = HashSet::new();
     for subject in store.subjects(None).await? {
         match mapping.user_fields(&subject) {

@@ -320,7 +320,7 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
                 r.id.to_string(),
                 r.provisioner.clone(),
                 format!("{}{}", r.kind, if r.dry_run { " (dry run)" } else { "" }),
-                r.status.clone(),
+                r.status.to_string(),
                 output::when(r.started_at_ms, now),
                 secs,
             ]

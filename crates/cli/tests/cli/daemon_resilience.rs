@@ -919,7 +919,7 @@ async fn a_sync_whose_postgres_lock_session_ends_stops_before_its_next_phase_and
     assert!(!state.groups.is_empty(), "the group phase ran before the loss");
     let store = duoprov_registry::open(&pg.url, &duoprov_registry::OpenOptions { schema: Some(pg.schema.clone()), ..Default::default() }).await.expect("open the test registry");
     let runs = store.runs(Some("duoTest"), 5).await.unwrap();
-    assert_eq!(runs[0].status, "interrupted", "{:?}", runs[0]);
+    assert_eq!(runs[0].status, duoprov_registry::RunStatus::Interrupted, "{:?}", runs[0]);
     assert!(runs[0].message.as_deref().is_some_and(|m| m.contains("creating users")), "{:?}", runs[0].message);
 
     // The next sync converges from Duo as it is: no group created twice.

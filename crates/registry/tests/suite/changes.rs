@@ -38,3 +38,26 @@ registry_test!(every_mutation_appends_one_entry_in_order, |store| {
     add_subject(&*store, "mchyzer").await;
     assert_eq!(store.last_change_seq().await.unwrap(), seq);
 });
+
+mod newer_kinds {
+    use super::*;
+    use crate::duo_users::raw;
+
+    crate::raw_test!(a_newer_versions_change_kind_reads_as_unknown, |raw| {
+        let store = raw.store();
+        add_group(store, "app:duo:before").await;
+        let before = store.last_change_seq().await.unwrap();
+        // What a newer duoprov might append: a kind this version has no name for.
+        raw.execute(
+            "INSERT INTO change_log (at_ms, kind, groups, subjects, provisioners, detail) \
+             VALUES (1, 'group_archived', '[\"uuid-x\"]', '[]', '[]', '{}')",
+        )
+        .await;
+        add_group(store, "app:duo:after").await;
+        let entries = store.changes_after(before, 100).await.expect("the log stays readable past an unknown kind");
+        let kinds: Vec<ChangeKind> = entries.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [ChangeKind::Unknown, ChangeKind::GroupAdded], "{entries:#?}");
+        assert_eq!(entries[0].groups, ["uuid-x"], "its named objects are kept");
+        assert_eq!(store.last_change_seq().await.unwrap(), entries[1].seq);
+    });
+}

@@ -197,7 +197,7 @@ registry_test!(report_filters, |store| {
 });
 
 /// The concrete stores, for the tests that need raw SQL (the view, an injected failure).
-mod raw {
+pub(crate) mod raw {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use duoprov_registry::postgres::PostgresStore;

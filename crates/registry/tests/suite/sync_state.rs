@@ -2,7 +2,7 @@
 
 use crate::registry_test;
 use duoprov_model::SubjectKey;
-use duoprov_registry::{GroupState, MembershipState, StateError, UserState};
+use duoprov_registry::{GroupState, MembershipState, RunKind, RunStatus, StateError, UserState};
 use serde_json::json;
 
 registry_test!(links_round_trip_and_keep_their_history, |store| {
@@ -106,16 +106,16 @@ registry_test!(an_intent_over_an_existing_link_clears_the_stale_duo_id_and_keeps
 });
 
 registry_test!(runs_are_logged_newest_first, |store| {
-    let a = store.begin_run("duoTest", "full", false).await.unwrap();
-    store.finish_run(a, "succeeded", &json!({"created": 3}), &json!({"apply_ms": 10}), None).await.unwrap();
-    let b = store.begin_run("duoTest", "full", true).await.unwrap();
+    let a = store.begin_run("duoTest", RunKind::Full, false).await.unwrap();
+    store.finish_run(a, RunStatus::Succeeded, &json!({"created": 3}), &json!({"apply_ms": 10}), None).await.unwrap();
+    let b = store.begin_run("duoTest", RunKind::Full, true).await.unwrap();
     let runs = store.runs(Some("duoTest"), 10).await.unwrap();
     assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![b, a]);
-    assert_eq!(runs[0].status, "running");
+    assert_eq!(runs[0].status, RunStatus::Running);
     assert!(runs[0].dry_run);
     assert_eq!(runs[1].counts["created"], 3);
     assert!(runs[1].finished_at_ms.is_some());
-    let c = store.begin_run("duoTest", "full", false).await.unwrap();
+    let c = store.begin_run("duoTest", RunKind::Full, false).await.unwrap();
     let runs = store.runs(Some("duoTest"), 10).await.unwrap();
     assert_eq!((runs[0].id, runs[0].status.as_str()), (c, "running"));
     assert_eq!((runs[1].id, runs[1].status.as_str()), (b, "interrupted"), "a run left running was interrupted");
@@ -127,14 +127,14 @@ registry_test!(checkpoint_and_retry_list_settle_together, |store| {
     let m = RetryTarget::Membership { group_uuid: "uuid-1".into(), subject: SubjectKey::local("late") };
     let g = RetryTarget::Group { group_uuid: "uuid-2".into() };
     let backoff = Backoff { base_ms: 1_000, max_ms: 3_000 };
-    let settle = |checkpoint: Option<i64>, kind: &'static str, attempted: Vec<RetryTarget>, failed: Vec<(RetryTarget, String)>, now_ms: i64| {
+    let settle = |checkpoint: Option<i64>, kind: RunKind, attempted: Vec<RetryTarget>, failed: Vec<(RetryTarget, String)>, now_ms: i64| {
         let store = &store;
         async move {
-            let s = Settlement { kind, checkpoint, clear_all: kind == "full", attempted: &attempted, failed: &failed, now_ms, backoff };
+            let s = Settlement { kind, checkpoint, clear_all: kind == RunKind::Full, attempted: &attempted, failed: &failed, now_ms, backoff };
             store.settle("duoTest", &s).await.unwrap();
         }
     };
-    settle(Some(5), "incremental", vec![], vec![(m.clone(), "HTTP 500".into()), (g.clone(), "HTTP 503".into())], 10_000).await;
+    settle(Some(5), RunKind::Incremental, vec![], vec![(m.clone(), "HTTP 500".into()), (g.clone(), "HTTP 503".into())], 10_000).await;
     let cp = store.checkpoint("duoTest").await.unwrap().unwrap();
     assert_eq!((cp.last_seq, cp.last_incremental_ms, cp.last_full_ms), (5, Some(10_000), None));
     let r = store.retries("duoTest", None).await.unwrap();
@@ -143,20 +143,20 @@ registry_test!(checkpoint_and_retry_list_settle_together, |store| {
     assert!(store.retries("duoTest", Some(10_999)).await.unwrap().is_empty(), "nothing due before the schedule");
     assert_eq!(store.retries("duoTest", Some(11_000)).await.unwrap().len(), 2);
     // Failing again doubles the wait, up to the maximum; the checkpoint never moves back.
-    settle(Some(3), "incremental", vec![m.clone()], vec![(m.clone(), "HTTP 500 again".into())], 20_000).await;
-    settle(None, "incremental", vec![m.clone()], vec![(m.clone(), "HTTP 500 again".into())], 30_000).await;
-    settle(None, "incremental", vec![m.clone()], vec![(m.clone(), "HTTP 500 again".into())], 40_000).await;
+    settle(Some(3), RunKind::Incremental, vec![m.clone()], vec![(m.clone(), "HTTP 500 again".into())], 20_000).await;
+    settle(None, RunKind::Incremental, vec![m.clone()], vec![(m.clone(), "HTTP 500 again".into())], 30_000).await;
+    settle(None, RunKind::Incremental, vec![m.clone()], vec![(m.clone(), "HTTP 500 again".into())], 40_000).await;
     let r = store.retries("duoTest", None).await.unwrap();
     let row = r.iter().find(|r| r.target == m).unwrap();
     assert_eq!((row.attempts, row.next_at_ms, row.last_error.as_str()), (4, 43_000, "HTTP 500 again"));
     assert_eq!(store.checkpoint("duoTest").await.unwrap().unwrap().last_seq, 5);
     // Attempted without failing: cleared; others untouched; other provisioners unaffected.
-    settle(Some(9), "incremental", vec![m.clone()], vec![], 50_000).await;
+    settle(Some(9), RunKind::Incremental, vec![m.clone()], vec![], 50_000).await;
     let r = store.retries("duoTest", None).await.unwrap();
     assert_eq!(r.iter().map(|r| r.target.clone()).collect::<Vec<_>>(), vec![g.clone()]);
     assert!(store.retries("other", None).await.unwrap().is_empty());
     // A full sync supersedes every retry and records its time.
-    settle(Some(12), "full", vec![], vec![], 60_000).await;
+    settle(Some(12), RunKind::Full, vec![], vec![], 60_000).await;
     assert!(store.retries("duoTest", None).await.unwrap().is_empty());
     let cp = store.checkpoint("duoTest").await.unwrap().unwrap();
     assert_eq!((cp.last_seq, cp.last_full_ms, cp.last_incremental_ms), (12, Some(60_000), Some(50_000)));
@@ -275,7 +275,7 @@ registry_test!(a_whole_group_retry_row_keeps_its_kind_and_covers_the_plain_group
     let settle = |attempted: Vec<RetryTarget>, failed: Vec<(RetryTarget, String)>, now_ms: i64| {
         let store = &store;
         async move {
-            let s = Settlement { kind: "incremental", checkpoint: None, clear_all: false, attempted: &attempted, failed: &failed, now_ms, backoff };
+            let s = Settlement { kind: RunKind::Incremental, checkpoint: None, clear_all: false, attempted: &attempted, failed: &failed, now_ms, backoff };
             store.settle("duoTest", &s).await.unwrap();
         }
     };

@@ -1,0 +1,318 @@
+//! The registry store, written once and compiled once per backend: `sqlite.rs` and
+//! `postgres.rs` each include this module (`sql/`) after defining `Db` (their sqlx database
+//! type) and `DIALECT` (their few SQL differences). Every mutation runs in one write transaction
+//! that also appends its change-log entry. This file holds what every area shares (row types,
+//! row readers, the store and its transactions) and the role traits' implementations, which
+//! hand each method to its area: subjects, folders, groups, memberships, markers, the change
+//! log, the sync engine's selection, and import.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use duoprov_model::{
+    ChangeEntry, ChangeKind, Folder, FolderPath, Group, GroupMember, GroupName, Marker,
+    MarkerIndex, MarkerScope, MarkerTarget, ProvisionableGroup, ProvisionerSelection, Subject,
+    SubjectKey, SubjectPatch,
+};
+use serde_json::json;
+use sqlx::{Pool, Transaction};
+
+use super::{DIALECT, Db};
+use crate::error::{RegistryError, Result};
+use crate::import::{self, Existing, ImportData, ImportSummary, MemberRow};
+use crate::store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
+
+type Tx = Transaction<'static, Db>;
+/// A connection: a transaction or a pooled connection both dereference to one.
+type Conn = <Db as sqlx::Database>::Connection;
+type SubjectTuple = (i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+type GroupTuple = (i64, String, String, Option<i64>, Option<String>, Option<String>);
+type FolderTuple = (i64, String, Option<i64>, Option<String>, Option<String>);
+/// A subject's columns and whether it is an immediate member.
+type EffectiveRow = (i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, bool);
+
+macro_rules! subject_cols {
+    () => {
+        "s.id, s.source, s.subject_id, s.name, s.login_id, s.email, s.first_name, s.last_name, s.description"
+    };
+}
+macro_rules! group_cols {
+    () => {
+        "g.id, g.uuid, g.name, g.folder_id, g.display_name, g.description"
+    };
+}
+macro_rules! folder_cols {
+    () => {
+        "f.id, f.path, f.parent_id, f.display_name, f.description"
+    };
+}
+
+mod subjects;
+mod folders;
+mod groups;
+mod memberships;
+mod markers;
+mod change_log;
+mod selection;
+mod bulk;
+
+#[allow(unused_imports)]
+use self::{subjects::*, folders::*, groups::*, memberships::*, markers::*, change_log::*, selection::*, bulk::*};
+
+/// Rows read per statement when writing in bulk; well under both backends' parameter limits.
+const BATCH: usize = 1000;
+
+fn subject_of(t: SubjectTuple) -> Subject {
+    Subject {
+        source: t.1,
+        id: t.2,
+        name: t.3,
+        login_id: t.4,
+        email: t.5,
+        first_name: t.6,
+        last_name: t.7,
+        description: t.8,
+    }
+}
+
+fn group_of(t: &GroupTuple) -> Result<Group> {
+    Ok(Group {
+        uuid: t.1.clone(),
+        name: GroupName::parse(&t.2)?,
+        display_name: t.4.clone(),
+        description: t.5.clone(),
+    })
+}
+
+fn folder_of(t: &FolderTuple) -> Result<Folder> {
+    Ok(Folder { path: FolderPath::parse(&t.1)?, display_name: t.3.clone(), description: t.4.clone() })
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> RegistryError {
+    RegistryError::db(context)
+}
+
+fn not_found(object: impl Into<String>) -> RegistryError {
+    RegistryError::NotFound { object: object.into() }
+}
+
+/// Applies optional attribute changes; returns whether anything changed.
+fn apply_attrs(current: &mut (Option<String>, Option<String>), attrs: &NodeAttrs) -> bool {
+    let before = current.clone();
+    if let Some(v) = &attrs.display_name {
+        current.0 = v.clone();
+    }
+    if let Some(v) = &attrs.description {
+        current.1 = v.clone();
+    }
+    before != *current
+}
+
+fn check_attrs(object: &str, attrs: &NodeAttrs) -> Result<()> {
+    let errors = import::check_node_fields(
+        object,
+        &attrs.display_name.clone().flatten(),
+        &attrs.description.clone().flatten(),
+    );
+    errors.into_result().map_err(RegistryError::Invalid)
+}
+
+fn check_patch(key: &SubjectKey, patch: &SubjectPatch) -> Result<()> {
+    let object = format!("subject {key}");
+    import::check_subject_key(&object, &key.source, &key.id)?;
+    let fields: Vec<(&str, Option<&str>)> =
+        patch.fields().iter().map(|(f, v)| (*f, v.as_ref().and_then(|v| v.as_deref()))).collect();
+    import::check_subject_fields(&object, fields).into_result().map_err(RegistryError::Invalid)
+}
+
+/// The store over one backend's pool.
+pub struct SqlStore {
+    pool: Pool<Db>,
+    backend: Backend,
+}
+
+impl SqlStore {
+    pub(crate) fn from_pool(pool: Pool<Db>, backend: Backend) -> Self {
+        Self { pool, backend }
+    }
+
+    /// The connection pool, for other parts of duoprov that keep their state in this database.
+    pub fn pool(&self) -> &Pool<Db> {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<Tx> {
+        let mut tx = self.pool.begin_with(DIALECT.begin_write).await.map_err(db("starting a write transaction"))?;
+        if let Some(lock) = DIALECT.write_lock {
+            sqlx::query(lock).execute(&mut *tx).await.map_err(db("taking the registry write lock"))?;
+        }
+        Ok(tx)
+    }
+
+    /// A read transaction whose statements see one snapshot (`begin_read` of the dialect).
+    async fn begin_read(&self) -> Result<Tx> {
+        self.pool.begin_with(DIALECT.begin_read).await.map_err(db("starting a read"))
+    }
+
+    async fn commit(tx: Tx) -> Result<()> {
+        tx.commit().await.map_err(db("committing"))
+    }
+}
+
+async fn subject_row(conn: &mut Conn, key: &SubjectKey) -> Result<Option<SubjectTuple>> {
+    sqlx::query_as::<_, SubjectTuple>(concat!("SELECT ", subject_cols!(), " FROM subject s WHERE s.source = $1 AND s.subject_id = $2"))
+        .bind(&key.source)
+        .bind(&key.id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db(format!("reading subject {key}")))
+}
+
+async fn group_row(conn: &mut Conn, name: &str) -> Result<Option<GroupTuple>> {
+    sqlx::query_as::<_, GroupTuple>(concat!("SELECT ", group_cols!(), " FROM grp g WHERE g.name = $1"))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db(format!("reading group {name}")))
+}
+
+async fn require_group(tx: &mut Tx, name: &GroupName) -> Result<GroupTuple> {
+    group_row(tx, name.as_str()).await?.ok_or_else(|| not_found(format!("group {name}")))
+}
+
+async fn folder_row(conn: &mut Conn, path: &str) -> Result<Option<FolderTuple>> {
+    sqlx::query_as::<_, FolderTuple>(concat!("SELECT ", folder_cols!(), " FROM folder f WHERE f.path = $1"))
+        .bind(path)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db(format!("reading folder {path}")))
+}
+
+fn parse_ids(list: &str) -> Vec<i64> {
+    list.split(',').filter_map(|s| s.trim().parse().ok()).collect()
+}
+
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+#[async_trait]
+impl RegistryReader for SqlStore {
+    async fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>> {
+        subjects::subject(self, key).await
+    }
+
+    async fn subjects(&self, source: Option<&str>) -> Result<Vec<Subject>> {
+        subjects::subjects(self, source).await
+    }
+
+    async fn folder(&self, path: &FolderPath) -> Result<Option<Folder>> {
+        folders::folder(self, path).await
+    }
+
+    async fn folders(&self, under: Option<&FolderPath>) -> Result<Vec<Folder>> {
+        folders::folders(self, under).await
+    }
+
+    async fn group(&self, name: &GroupName) -> Result<Option<Group>> {
+        groups::group(self, name).await
+    }
+
+    async fn groups(&self, under: Option<&FolderPath>) -> Result<Vec<Group>> {
+        groups::groups(self, under).await
+    }
+
+    async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>> {
+        memberships::members(self, group).await
+    }
+
+    async fn effective_members(&self, group: &GroupName) -> Result<Vec<EffectiveMember>> {
+        memberships::effective_members(self, group).await
+    }
+
+    async fn markers(&self, provisioner: Option<&str>) -> Result<Vec<Marker>> {
+        markers::markers(self, provisioner).await
+    }
+
+    async fn provisioner_selection(&self, provisioner: &str) -> Result<ProvisionerSelection> {
+        selection::provisioner_selection(self, provisioner).await
+    }
+
+    async fn provisioner_selection_with_eligible(&self, provisioner: &str, eligible: &GroupName) -> Result<(ProvisionerSelection, Vec<EffectiveMember>)> {
+        selection::provisioner_selection_with_eligible(self, provisioner, eligible).await
+    }
+}
+
+#[async_trait]
+impl RegistryWriter for SqlStore {
+    async fn upsert_subject(&self, key: &SubjectKey, patch: &SubjectPatch) -> Result<(Subject, Upsert)> {
+        subjects::upsert_subject(self, key, patch).await
+    }
+
+    async fn update_subject(&self, key: &SubjectKey, patch: &SubjectPatch) -> Result<(Subject, Upsert)> {
+        subjects::update_subject(self, key, patch).await
+    }
+
+    async fn remove_subject(&self, key: &SubjectKey) -> Result<()> {
+        subjects::remove_subject(self, key).await
+    }
+
+    async fn add_folder(&self, path: &FolderPath, attrs: &NodeAttrs, create_parents: bool) -> Result<(Folder, Upsert)> {
+        folders::add_folder(self, path, attrs, create_parents).await
+    }
+
+    async fn update_folder(&self, path: &FolderPath, rename_to: Option<&FolderPath>, attrs: &NodeAttrs) -> Result<Folder> {
+        folders::update_folder(self, path, rename_to, attrs).await
+    }
+
+    async fn remove_folder(&self, path: &FolderPath, recursive: bool) -> Result<()> {
+        folders::remove_folder(self, path, recursive).await
+    }
+
+    async fn add_group(&self, name: &GroupName, attrs: &NodeAttrs, create_parents: bool) -> Result<(Group, Upsert)> {
+        groups::add_group(self, name, attrs, create_parents).await
+    }
+
+    async fn update_group(&self, name: &GroupName, rename_to: Option<&GroupName>, attrs: &NodeAttrs, create_parents: bool) -> Result<Group> {
+        groups::update_group(self, name, rename_to, attrs, create_parents).await
+    }
+
+    async fn remove_group(&self, name: &GroupName) -> Result<()> {
+        groups::remove_group(self, name).await
+    }
+
+    async fn add_member(&self, group: &GroupName, member: &GroupMember) -> Result<bool> {
+        memberships::add_member(self, group, member).await
+    }
+
+    async fn add_members(&self, group: &GroupName, members: &[GroupMember]) -> Result<Vec<bool>> {
+        memberships::add_members(self, group, members).await
+    }
+
+    async fn remove_member(&self, group: &GroupName, member: &GroupMember) -> Result<bool> {
+        memberships::remove_member(self, group, member).await
+    }
+
+    async fn remove_members(&self, group: &GroupName, members: &[GroupMember]) -> Result<Vec<bool>> {
+        memberships::remove_members(self, group, members).await
+    }
+
+    async fn assign_marker(&self, marker: &Marker) -> Result<Upsert> {
+        markers::assign_marker(self, marker).await
+    }
+
+    async fn unassign_marker(&self, provisioner: &str, target: &MarkerTarget) -> Result<bool> {
+        markers::unassign_marker(self, provisioner, target).await
+    }
+
+    async fn import(&self, data: &ImportData) -> Result<ImportSummary> {
+        bulk::import(self, data).await
+    }
+}
