@@ -938,3 +938,17 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duoprov_duo::ErrorKind;
+
+    #[test]
+    fn duo_403_text_is_recognised_as_a_missing_permission_and_other_errors_are_not() {
+        let forbidden = DuoError::new("POST /admin/v1/groups", ErrorKind::Forbidden { code: Some(40301), message: "Access forbidden".into() });
+        assert!(is_forbidden(&forbidden.to_string()), "{forbidden}");
+        let not_found = DuoError::new("POST /admin/v1/users/DU1", ErrorKind::NotFound { code: Some(40401), message: "Resource not found".into() });
+        assert!(!is_forbidden(&not_found.to_string()), "{not_found}");
+    }
+}
