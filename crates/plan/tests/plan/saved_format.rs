@@ -85,6 +85,16 @@ fn a_plan_s_json_and_removal_digest_are_the_saved_format_earlier_versions_wrote(
     assert_eq!(read, plan);
 }
 
+#[test]
+fn a_saved_plan_changing_a_field_duoprov_does_not_set_is_refused_when_read() {
+    for (saved, unknown) in [(r#""field": "alias1""#, r#""field": "alias5""#), (r#""field": "desc""#, r#""field": "description""#)] {
+        assert!(SAVED_JSON.contains(saved));
+        let edited = SAVED_JSON.replace(saved, unknown);
+        let e = serde_json::from_str::<Plan>(&edited).expect_err("an unknown field name is not read as some other change");
+        assert!(e.to_string().contains("unknown variant"), "{e}");
+    }
+}
+
 /// Both written by duoprov before field changes and matches were typed.
 const SAVED_DIGEST: &str = "ccb5e4979023";
 const SAVED_JSON: &str = r#"{
