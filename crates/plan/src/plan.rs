@@ -765,10 +765,10 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     // A configured alias Duo's user does not carry (compared as usernames are) is
                     // set in its slot; Duo's other aliases are left alone.
                     for (slot, alias) in &f.aliases {
-                        if !du.aliases.iter().any(|a| duo.usernames.same(a, alias)) {
-                            if let Some(field) = UserField::alias(*slot) {
-                                changes.push(FieldChange { field, before: du.aliases.join(", "), after: alias.clone() });
-                            }
+                        if !du.aliases.iter().any(|a| duo.usernames.same(a, alias))
+                            && let Some(field) = UserField::alias(*slot)
+                        {
+                            changes.push(FieldChange { field, before: du.aliases.join(", "), after: alias.clone() });
                         }
                     }
                     if !changes.is_empty() {
