@@ -94,8 +94,10 @@ pub enum Command {
         probe: bool,
     },
     /// The seed scenario on embedded defaults: a temporary registry and an in-process emulator.
+    #[cfg(feature = "emulator")]
     Demo,
     /// Serve a Duo Admin API emulator until SIGINT or SIGTERM.
+    #[cfg(feature = "emulator")]
     Emulator(duoprov_emulator::cli::EmulatorArgs),
     /// The daemon: incremental syncs every few seconds, scheduled full syncs, a status page with
     /// /healthz, /readyz and /metrics; one runner per provisioner across instances.

@@ -91,7 +91,10 @@ fn main() -> ExitCode {
         }
     };
     let daemon = matches!(cli.command, args::Command::Run(_));
+    #[cfg(feature = "emulator")]
     let traffic_lines = matches!(cli.command, args::Command::Demo) && !cli.json;
+    #[cfg(not(feature = "emulator"))]
+    let traffic_lines = false;
     init_logging(cli.log_format, default_filter(cli.verbose, cli.quiet, daemon), traffic_lines);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

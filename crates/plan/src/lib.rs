@@ -18,5 +18,5 @@ pub mod safety;
 pub use desired::{DesiredGroup, DesiredState, DesiredUser};
 pub use error::{ErrorCode, ObjectError};
 pub use mapping::{Mapping, MappingConfig, MappingError};
-pub use plan::{build_plan, Adoption, GroupRef, Op, Plan, PlannedOp, UserRef};
+pub use plan::{build_plan, Adoption, FieldChange, GroupField, GroupRef, Op, Plan, PlannedOp, Provenance, UserField, UserRef};
 pub use policy::{DeletePolicy, Policy, Thresholds, UserDeleteMode};

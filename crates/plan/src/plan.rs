@@ -68,12 +68,126 @@ impl UserRef {
     }
 }
 
-/// One field's change.
+/// One field's change: a [`GroupField`] or a [`UserField`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldChange {
-    pub field: String,
+pub struct FieldChange<F> {
+    pub field: F,
     pub before: String,
     pub after: String,
+}
+
+/// A Duo group field an update sets; saved and shown by its Duo parameter name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupField {
+    Name,
+    Desc,
+}
+
+impl GroupField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupField::Name => "name",
+            GroupField::Desc => "desc",
+        }
+    }
+}
+
+impl std::fmt::Display for GroupField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Duo user field an update sets; saved and shown by its Duo parameter name (`alias1` to
+/// `alias4` for the alias slots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserField {
+    Username,
+    Realname,
+    Email,
+    Firstname,
+    Lastname,
+    Alias1,
+    Alias2,
+    Alias3,
+    Alias4,
+}
+
+impl UserField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserField::Username => "username",
+            UserField::Realname => "realname",
+            UserField::Email => "email",
+            UserField::Firstname => "firstname",
+            UserField::Lastname => "lastname",
+            UserField::Alias1 => "alias1",
+            UserField::Alias2 => "alias2",
+            UserField::Alias3 => "alias3",
+            UserField::Alias4 => "alias4",
+        }
+    }
+
+    /// The field of alias slot `slot` (1 to 4).
+    pub fn alias(slot: u8) -> Option<UserField> {
+        match slot {
+            1 => Some(UserField::Alias1),
+            2 => Some(UserField::Alias2),
+            3 => Some(UserField::Alias3),
+            4 => Some(UserField::Alias4),
+            _ => None,
+        }
+    }
+
+    /// The alias slot this field sets, if it is an alias.
+    pub fn alias_slot(self) -> Option<u8> {
+        match self {
+            UserField::Alias1 => Some(1),
+            UserField::Alias2 => Some(2),
+            UserField::Alias3 => Some(3),
+            UserField::Alias4 => Some(4),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for UserField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a registry object came to be paired with a Duo object, or not: its link names it
+/// (`linked`), a recorded create intent claims it (`claimed`), a released link to the same Duo
+/// object is taken over (`taken over`), it is found by name or shared with another provisioner
+/// of the Duo account (`adopted`), or nothing matches and it is created (`create`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provenance {
+    Linked,
+    Claimed,
+    TakenOver,
+    Adopted,
+    Create,
+}
+
+impl Provenance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Linked => "linked",
+            Provenance::Claimed => "claimed",
+            Provenance::TakenOver => "taken over",
+            Provenance::Adopted => "adopted",
+            Provenance::Create => "create",
+        }
+    }
+}
+
+impl std::fmt::Display for Provenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One Duo operation.
@@ -96,8 +210,8 @@ pub enum Op {
     /// Restores a selected user from Duo's Trash (`bulk_restore`), before its memberships are
     /// added; `reactivate` also sets `status=active` (users trashed by `disable_then_trash`).
     RestoreUser { source: String, id: String, user_id: String, username: String, reactivate: bool },
-    UpdateGroup { uuid: String, group_id: String, name: String, changes: Vec<FieldChange> },
-    UpdateUser { source: String, id: String, user_id: String, username: String, changes: Vec<FieldChange> },
+    UpdateGroup { uuid: String, group_id: String, name: String, changes: Vec<FieldChange<GroupField>> },
+    UpdateUser { source: String, id: String, user_id: String, username: String, changes: Vec<FieldChange<UserField>> },
     RemoveMember { group_id: String, group_name: String, user_id: String, username: String },
     AddMember { group_uuid: Shared, source: Shared, id: Shared, group: GroupRef, user: UserRef },
     DeleteGroup { uuid: String, group_id: String, name: String },
@@ -311,11 +425,11 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     });
                     continue;
                 }
-                (Some(i), owned, "linked")
+                (Some(i), owned, Provenance::Linked)
             }
             (None, Some(i)) => {
                 claimed_groups.insert(duo.groups[i].group_id.as_str());
-                (Some(i), true, "claimed")
+                (Some(i), true, Provenance::Claimed)
             }
             (None, None) => {
                 let same_name: &[usize] = groups_by_name.get(g.fields.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
@@ -337,7 +451,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         });
                         continue;
                     }
-                    0 => (None, true, "create"),
+                    0 => (None, true, Provenance::Create),
                     1 => {
                         let i = candidates[0];
                         let id = duo.groups[i].group_id.as_str();
@@ -345,9 +459,9 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         match released_link_by_duo_id.get(id) {
                             Some(old) => {
                                 taken_over.insert(old.group_uuid.as_str());
-                                (Some(i), old.created_by_us, "taken over")
+                                (Some(i), old.created_by_us, Provenance::TakenOver)
                             }
-                            None => (Some(i), false, "adopted"),
+                            None => (Some(i), false, Provenance::Adopted),
                         }
                     }
                     n => {
@@ -371,7 +485,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
             Some(i) => {
                 let dg = &duo.groups[i];
-                if how == "adopted" {
+                if how == Provenance::Adopted {
                     plan.adoptions.push(Adoption::Group {
                         uuid: g.uuid.clone(),
                         registry_name: g.registry_name.clone(),
@@ -383,10 +497,10 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 if owned || policy.update_adopted {
                     let mut changes = Vec::new();
                     if dg.name != g.fields.name {
-                        changes.push(FieldChange { field: "name".into(), before: dg.name.clone(), after: g.fields.name.clone() });
+                        changes.push(FieldChange { field: GroupField::Name, before: dg.name.clone(), after: g.fields.name.clone() });
                     }
                     if dg.desc != g.fields.desc && !desired.unmanaged.contains("group_desc") {
-                        changes.push(FieldChange { field: "desc".into(), before: dg.desc.clone(), after: g.fields.desc.clone() });
+                        changes.push(FieldChange { field: GroupField::Desc, before: dg.desc.clone(), after: g.fields.desc.clone() });
                     }
                     if !changes.is_empty() {
                         let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
@@ -509,10 +623,10 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             _ => None,
         };
         let (index, owned, how) = match (linked, intended) {
-            (Some(i), _) => (Some(i), link.is_some_and(|l| l.created_by_us), "linked"),
+            (Some(i), _) => (Some(i), link.is_some_and(|l| l.created_by_us), Provenance::Linked),
             (None, Some(i)) => {
                 claimed_users.insert(duo.users[i].user_id.as_str());
-                (Some(i), true, "claimed")
+                (Some(i), true, Provenance::Claimed)
             }
             // The same subject's user, linked by another provisioner of this Duo account: shared.
             (None, None)
@@ -524,7 +638,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     .filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())) =>
             {
                 claimed_users.insert(duo.users[i].user_id.as_str());
-                (Some(i), false, "adopted")
+                (Some(i), false, Provenance::Adopted)
             }
             (None, None) => {
                 let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
@@ -551,7 +665,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         });
                         continue;
                     }
-                    0 if policy.create_users => (None, true, "create"),
+                    0 if policy.create_users => (None, true, Provenance::Create),
                     0 => {
                         plan.errors.push(ObjectError {
                             object: object(),
@@ -567,9 +681,9 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         match released_user_by_duo_id.get(id) {
                             Some(old) => {
                                 users_taken_over.insert(&old.subject);
-                                (Some(i), old.created_by_us, "taken over")
+                                (Some(i), old.created_by_us, Provenance::TakenOver)
                             }
-                            None => (Some(i), false, "adopted"),
+                            None => (Some(i), false, Provenance::Adopted),
                         }
                     }
                     n => {
@@ -603,7 +717,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
             Some(i) => {
                 let du = &duo.users[i];
-                if how == "adopted" {
+                if how == Provenance::Adopted {
                     plan.adoptions.push(Adoption::User {
                         source: u.key.source.clone(),
                         id: u.key.id.clone(),
@@ -634,24 +748,27 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     let mut changes = Vec::new();
                     // Duo stores usernames lowercased: a difference of case only is no change.
                     if !duo.usernames.same(&du.username, &f.username) {
-                        changes.push(FieldChange { field: "username".into(), before: du.username.clone(), after: f.username.clone() });
+                        changes.push(FieldChange { field: UserField::Username, before: du.username.clone(), after: f.username.clone() });
                     }
                     for (field, before, after) in [
-                        ("realname", &du.realname, &f.realname),
-                        ("email", &du.email, &f.email),
-                        ("firstname", &du.firstname, &f.firstname),
-                        ("lastname", &du.lastname, &f.lastname),
+                        (UserField::Realname, &du.realname, &f.realname),
+                        (UserField::Email, &du.email, &f.email),
+                        (UserField::Firstname, &du.firstname, &f.firstname),
+                        (UserField::Lastname, &du.lastname, &f.lastname),
                     ] {
-                        // An unmanaged field keeps whatever Duo holds.
-                        if before != after && !desired.unmanaged.contains(field) {
-                            changes.push(FieldChange { field: field.into(), before: before.clone(), after: after.clone() });
+                        // An unmanaged field keeps whatever Duo holds (these fields' names are
+                        // their configuration keys).
+                        if before != after && !desired.unmanaged.contains(field.as_str()) {
+                            changes.push(FieldChange { field, before: before.clone(), after: after.clone() });
                         }
                     }
                     // A configured alias Duo's user does not carry (compared as usernames are) is
                     // set in its slot; Duo's other aliases are left alone.
                     for (slot, alias) in &f.aliases {
-                        if !du.aliases.iter().any(|a| duo.usernames.same(a, alias)) {
-                            changes.push(FieldChange { field: format!("alias{slot}"), before: du.aliases.join(", "), after: alias.clone() });
+                        if !du.aliases.iter().any(|a| duo.usernames.same(a, alias))
+                            && let Some(field) = UserField::alias(*slot)
+                        {
+                            changes.push(FieldChange { field, before: du.aliases.join(", "), after: alias.clone() });
                         }
                     }
                     if !changes.is_empty() {

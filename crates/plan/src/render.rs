@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use duoprov_model::counted;
 
-use crate::plan::{Adoption, GroupRef, Op, Plan, UserRef};
+use crate::plan::{Adoption, FieldChange, GroupRef, Op, Plan, UserRef};
 use crate::policy::UserDeleteMode;
 
 fn group_ref(g: &GroupRef) -> String {
@@ -14,6 +14,12 @@ fn group_ref(g: &GroupRef) -> String {
         GroupRef::Existing { name, group_id } => format!("{name} ({group_id})"),
         GroupRef::New { name, .. } => format!("{name} (new)"),
     }
+}
+
+/// An update's changes: `field: "before" → "after"`, separated by semicolons.
+fn field_changes<F: std::fmt::Display>(changes: &[FieldChange<F>]) -> String {
+    let c: Vec<String> = changes.iter().map(|c| format!("{}: {:?} → {:?}", c.field, c.before, c.after)).collect();
+    c.join("; ")
 }
 
 fn user_ref(u: &UserRef) -> String {
@@ -67,10 +73,8 @@ pub fn text(plan: &Plan) -> String {
         let line = match &p.op {
             Op::CreateGroup { name, desc, .. } => format!("+ group {name:?} desc {desc:?}"),
             Op::CreateUser { username, realname, email, .. } => format!("+ user {username:?} realname {realname:?} email {email:?}"),
-            Op::UpdateGroup { name, group_id, changes, .. } | Op::UpdateUser { username: name, user_id: group_id, changes, .. } => {
-                let c: Vec<String> = changes.iter().map(|c| format!("{}: {:?} → {:?}", c.field, c.before, c.after)).collect();
-                format!("~ {name} ({group_id}): {}", c.join("; "))
-            }
+            Op::UpdateGroup { name, group_id, changes, .. } => format!("~ {name} ({group_id}): {}", field_changes(changes)),
+            Op::UpdateUser { username, user_id, changes, .. } => format!("~ {username} ({user_id}): {}", field_changes(changes)),
             Op::RestoreUser { username, user_id, .. } => format!("^ user {username} ({user_id}) from Trash"),
             Op::RemoveMember { group_name, username, .. } => format!("- {username} from {group_name}"),
             Op::AddMember { group, user, .. } => format!("+ {} to {}", user_ref(user), group_ref(group)),

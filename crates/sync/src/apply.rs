@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use duoprov_duo::{BulkOp, DuoClient, DuoError, ErrorClass, ErrorKind, GroupFields, NewUser, UserFields, MAX_BULK_OPS};
 use duoprov_model::SubjectKey;
-use duoprov_plan::{GroupRef, Op, Plan, UserDeleteMode, UserRef};
+use duoprov_plan::{GroupField, GroupRef, Op, Plan, UserDeleteMode, UserField, UserRef};
 use duoprov_registry::{GroupState, MembershipState, RetryTarget, StateError, Store, UserState};
 use futures::stream::{self, StreamExt};
 
@@ -523,10 +523,9 @@ impl<'a> Applier<'a> {
                 Op::UpdateGroup { uuid, group_id, changes, .. } => {
                     let mut f = GroupFields::default();
                     for c in changes {
-                        match c.field.as_str() {
-                            "name" => f.name = Some(c.after.clone()),
-                            "desc" => f.desc = Some(c.after.clone()),
-                            _ => {}
+                        match c.field {
+                            GroupField::Name => f.name = Some(c.after.clone()),
+                            GroupField::Desc => f.desc = Some(c.after.clone()),
                         }
                     }
                     Some((uuid.clone(), group_id.clone(), f))
@@ -588,14 +587,14 @@ impl<'a> Applier<'a> {
                 let mut f = UserFields::default();
                 for c in changes {
                     let v = Some(c.after.clone());
-                    match c.field.as_str() {
-                        "username" => f.username = v,
-                        "realname" => f.realname = v,
-                        "email" => f.email = v,
-                        "firstname" => f.firstname = v,
-                        "lastname" => f.lastname = v,
-                        alias => {
-                            if let Some(slot) = alias.strip_prefix("alias").and_then(|n| n.parse::<u8>().ok())
+                    match c.field {
+                        UserField::Username => f.username = v,
+                        UserField::Realname => f.realname = v,
+                        UserField::Email => f.email = v,
+                        UserField::Firstname => f.firstname = v,
+                        UserField::Lastname => f.lastname = v,
+                        UserField::Alias1 | UserField::Alias2 | UserField::Alias3 | UserField::Alias4 => {
+                            if let Some(slot) = c.field.alias_slot()
                                 && let Some(v) = v
                             {
                                 f.aliases.get_or_insert_with(Default::default).insert(slot, v);
@@ -936,5 +935,19 @@ impl<'a> Applier<'a> {
             self.store.record(self.provisioner, &[], &park, &[]).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duoprov_duo::ErrorKind;
+
+    #[test]
+    fn duo_403_text_is_recognised_as_a_missing_permission_and_other_errors_are_not() {
+        let forbidden = DuoError::new("POST /admin/v1/groups", ErrorKind::Forbidden { code: Some(40301), message: "Access forbidden".into() });
+        assert!(is_forbidden(&forbidden.to_string()), "{forbidden}");
+        let not_found = DuoError::new("POST /admin/v1/users/DU1", ErrorKind::NotFound { code: Some(40401), message: "Resource not found".into() });
+        assert!(!is_forbidden(&not_found.to_string()), "{not_found}");
     }
 }

@@ -30,31 +30,17 @@ use duoprov_model::{ChangeKind, DuoSnapshot, Links, SubjectKey};
 use duoprov_plan::desired::{DesiredGroup, DesiredState};
 use duoprov_plan::error::ErrorObject;
 use duoprov_plan::build_plan;
-use duoprov_registry::{Backoff, RetryTarget, Store};
+use duoprov_registry::{RetryTarget, Store};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::SyncError;
+use crate::prepared::{Prepared, RunKind};
 use crate::read::{snapshot_group, snapshot_user};
-use crate::run::{read_registry, Prepared, RunKind, SyncSettings};
+use crate::registry_read::{read_links, read_registry};
+use crate::settings::SyncSettings;
 
-/// When an incremental sync reconciles a whole group, or gives way to a full sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IncrementalSettings {
-    /// More change-log entries than this waiting: a full sync instead.
-    pub full_sync_above_changes: usize,
-    /// More affected groups and users than this: a full sync instead.
-    pub full_sync_above_objects: usize,
-    /// More membership changes than this in one group in one run: the whole group is reconciled.
-    pub whole_group_above: usize,
-    /// The retry schedule of failed objects.
-    pub backoff: Backoff,
-}
-
-impl Default for IncrementalSettings {
-    fn default() -> Self {
-        IncrementalSettings { full_sync_above_changes: 5_000, full_sync_above_objects: 5_000, whole_group_above: 100, backoff: Backoff::default() }
-    }
-}
+pub use crate::prepared::ScopeSummary;
+pub use crate::settings::IncrementalSettings;
 
 /// What the change log and the retry list ask for.
 pub enum Incremental {
@@ -64,21 +50,6 @@ pub enum Incremental {
     Escalate { reason: String },
     /// Read and planned; run it with [`crate::run`].
     Planned(Box<Prepared>),
-}
-
-/// What an incremental run covered, for its report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ScopeSummary {
-    pub from_seq: i64,
-    pub to_seq: i64,
-    pub changes: usize,
-    pub groups: usize,
-    pub whole_groups: usize,
-    pub users: usize,
-    pub retries_due: usize,
-    /// Retry rows this run covers (cleared unless they fail again).
-    #[serde(skip)]
-    pub attempted: Vec<RetryTarget>,
 }
 
 /// Groups and subjects named by the entries and due retries.
@@ -227,7 +198,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     // as a full sync holds them; only the plan is scoped.
     let registry = read_registry(store, settings).await?;
     let desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
-    let links = crate::run::read_links(store, settings).await?;
+    let links = read_links(store, settings).await?;
 
     let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
     let group_link: HashMap<&str, &duoprov_model::GroupLink> = links.groups.iter().map(|l| (l.group_uuid.as_str(), l)).collect();

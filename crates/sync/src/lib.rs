@@ -13,19 +13,37 @@
 //!
 //! `prepare_incremental()` replaces `prepare()` for an incremental run: the change log after the
 //! checkpoint and the due retries name the objects, and only those are read and planned.
+//!
+//! Modules, each importing only those listed after it (a DAG, no cycles):
+//!
+//! ```text
+//! run           ─▶ apply, registry_read, read, report, settings, prepared, progress, error
+//! incremental   ─▶ registry_read, read, settings, prepared, error
+//! apply         ─▶ report, fence, progress, error
+//! registry_read ─▶ settings, error
+//! settings      ─▶ prepared (SavedPlan), fence
+//! report        ─▶ prepared (ScopeSummary)
+//! read          ─▶ progress, error
+//! prepared, fence, progress, error: leaves
+//! ```
 
 mod apply;
+pub mod error;
 pub mod fence;
 pub mod incremental;
-pub mod error;
+mod prepared;
 pub mod progress;
 mod read;
+mod registry_read;
 pub mod report;
 mod run;
+mod settings;
 
 pub use error::SyncError;
 pub use fence::{Fence, FenceHandle};
+pub use incremental::{prepare_incremental, Incremental, IncrementalSettings, ScopeSummary};
+pub use prepared::{Prepared, RunKind, SavedPlan};
 pub use progress::{NoProgress, Progress};
 pub use report::{ClassReport, RunReport};
-pub use incremental::{prepare_incremental, Incremental, IncrementalSettings, ScopeSummary};
-pub use run::{now_ms, prepare, prepare_with_progress, run, Prepared, RunKind, SavedPlan, SyncOptions, SyncSettings};
+pub use run::{now_ms, prepare, prepare_with_progress, run};
+pub use settings::{SyncOptions, SyncSettings};

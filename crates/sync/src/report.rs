@@ -97,7 +97,7 @@ pub struct RunReport {
     pub duo_users_loaded: Option<duoprov_registry::duo_users::ReplaceCounts>,
     /// What an incremental run covered.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<crate::incremental::ScopeSummary>,
+    pub scope: Option<crate::prepared::ScopeSummary>,
     /// Why an incremental sync gave way to this full sync.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub escalated: Option<String>,
@@ -254,18 +254,9 @@ impl RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use duoprov_duo::{DuoError, ErrorKind};
 
     fn failure(code: &str) -> Failure {
         Failure { object: "group g".into(), code: code.into(), message: "m".into() }
-    }
-
-    #[test]
-    fn duo_403_text_is_recognised_as_a_missing_permission_and_other_errors_are_not() {
-        let forbidden = DuoError::new("POST /admin/v1/groups", ErrorKind::Forbidden { code: Some(40301), message: "Access forbidden".into() });
-        assert!(crate::apply::is_forbidden(&forbidden.to_string()), "{forbidden}");
-        let not_found = DuoError::new("POST /admin/v1/users/DU1", ErrorKind::NotFound { code: Some(40401), message: "Resource not found".into() });
-        assert!(!crate::apply::is_forbidden(&not_found.to_string()), "{not_found}");
     }
 
     #[test]

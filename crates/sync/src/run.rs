@@ -4,149 +4,23 @@
 //! outcome in the run log, and settles the checkpoint and the retry list.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Instant;
 
 use duoprov_duo::{DuoClient, User};
-use duoprov_model::{GroupName, Links, SubjectKey};
+use duoprov_model::SubjectKey;
 use duoprov_plan::fingerprint::fingerprint;
 use duoprov_plan::safety::{self, Approval};
-use duoprov_plan::{build_plan, DesiredState, Mapping, Plan, Policy};
-use duoprov_model::ProvisionerSelection;
+use duoprov_plan::{build_plan, DesiredState, Plan};
 use duoprov_registry::{RunStatus, Settlement, Store};
-use serde::{Deserialize, Serialize};
 
 use crate::apply::Applier;
 use crate::error::SyncError;
 use crate::progress::Progress;
+use crate::prepared::{Prepared, RunKind};
 use crate::read::read_all;
+use crate::registry_read::{read_links, read_registry, RegistryRead};
 use crate::report::RunReport;
-
-/// What a provisioner's configuration says, resolved.
-#[derive(Debug, Clone)]
-pub struct SyncSettings {
-    pub provisioner: String,
-    pub policy: Policy,
-    pub mapping: Arc<Mapping>,
-    /// Only effective members of this registry group become Duo users.
-    pub eligible_group: Option<GroupName>,
-    /// Only subjects of these sources become Duo users.
-    pub subject_sources: Option<Vec<String>>,
-    /// Duo calls in flight at once during apply (the client also paces them).
-    pub concurrency: usize,
-    /// Refresh the Duo users table at the end of a full sync, from the users already read.
-    pub load_duo_users: bool,
-    /// Escalation thresholds and the retry schedule.
-    pub incremental: crate::incremental::IncrementalSettings,
-    /// The other provisioners provisioning the same Duo account: objects they have linked are
-    /// never adopted, deleted or emptied by this one.
-    pub shares_duo_with: Vec<String>,
-}
-
-/// Which kind of run (the run log's type, shared with the registry).
-pub use duoprov_registry::RunKind;
-
-/// How to run.
-#[derive(Debug, Clone, Default)]
-pub struct SyncOptions {
-    pub dry_run: bool,
-    pub approval: Approval,
-    /// Apply exactly this saved plan, refusing if either side has moved since it was made.
-    pub saved: Option<SavedPlan>,
-    /// The runner lock the run holds: checked before every apply phase, and the run stops when
-    /// it is lost (see [`crate::fence`]).
-    pub fence: Option<crate::fence::FenceHandle>,
-}
-
-/// A plan saved by `duoprov plan --out FILE`, with fingerprints of the states it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedPlan {
-    pub format: u32,
-    pub provisioner: String,
-    pub registry_fingerprint: String,
-    pub duo_fingerprint: String,
-    /// The digest of the plan's removals and deletions, which `--approve` names.
-    #[serde(default)]
-    pub removal_digest: String,
-    pub plan: Plan,
-}
-
-/// Both sides read and planned.
-pub struct Prepared {
-    pub kind: RunKind,
-    /// The change-log position the registry was read at: the checkpoint once the run finishes.
-    pub change_seq: i64,
-    /// What an incremental run covers.
-    pub scope: Option<crate::incremental::ScopeSummary>,
-    pub plan: Plan,
-    pub desired: DesiredState,
-    /// Groups the registry selects, held ones included (for the empty-registry rule).
-    pub selected_groups: usize,
-    pub registry_fingerprint: String,
-    pub duo_fingerprint: String,
-    /// The users as read from Duo.
-    pub duo_users: Vec<User>,
-    pub read_calls: usize,
-    pub read_ms: u64,
-    pub plan_ms: u64,
-    /// The client's per-class counters when preparing began (the run reports the difference).
-    pub pacing_before: Vec<duoprov_duo::ClassStats>,
-}
-
-impl Prepared {
-    pub fn saved(&self) -> SavedPlan {
-        SavedPlan {
-            format: 1,
-            provisioner: self.plan.provisioner.clone(),
-            registry_fingerprint: self.registry_fingerprint.clone(),
-            duo_fingerprint: self.duo_fingerprint.clone(),
-            removal_digest: safety::removal_digest(&self.plan),
-            plan: self.plan.clone(),
-        }
-    }
-}
-
-/// The registry side of a sync: the provisioner's selection (members of other subject sources
-/// dropped) and, with an eligibility group, its effective members.
-pub(crate) struct RegistryRead {
-    pub selection: ProvisionerSelection,
-    pub eligible: Option<HashSet<SubjectKey>>,
-}
-
-/// Reads the selection and, with an eligibility group, its members — in one registry snapshot.
-pub(crate) async fn read_registry(store: &dyn duoprov_registry::RegistryReader, settings: &SyncSettings) -> Result<RegistryRead, SyncError> {
-    let (selection, eligible) = match &settings.eligible_group {
-        Some(group) => {
-            let (selection, members) = store.provisioner_selection_with_eligible(&settings.provisioner, group).await?;
-            (selection, Some(members.into_iter().map(|m| m.subject.key()).collect()))
-        }
-        None => (store.provisioner_selection(&settings.provisioner).await?, None),
-    };
-    Ok(filter_registry(settings, selection, eligible))
-}
-
-fn filter_registry(settings: &SyncSettings, mut selection: ProvisionerSelection, eligible: Option<HashSet<SubjectKey>>) -> RegistryRead {
-    if let Some(sources) = &settings.subject_sources {
-        let allowed: HashSet<&str> = sources.iter().map(String::as_str).collect();
-        // Members of other sources are dropped from every group; indexes stay valid because the
-        // subjects list is kept and only memberships are filtered.
-        let keep: Vec<bool> = selection.subjects.iter().map(|s| allowed.contains(s.source.as_str())).collect();
-        for g in &mut selection.groups {
-            g.members.retain(|m| keep[*m as usize]);
-        }
-    }
-    RegistryRead { selection, eligible }
-}
-
-/// The provisioner's links, with the Duo objects the other provisioners of its Duo account link.
-pub(crate) async fn read_links(store: &dyn duoprov_registry::SyncStore, settings: &SyncSettings) -> Result<Links, SyncError> {
-    let mut links = store.links(&settings.provisioner).await?;
-    for other in settings.shares_duo_with.iter().filter(|o| **o != settings.provisioner) {
-        let theirs = store.links(other).await?;
-        links.foreign.add(other, &theirs);
-    }
-    Ok(links)
-}
+use crate::settings::{SyncOptions, SyncSettings};
 
 /// Reads the registry selection, Duo and the links, and plans.
 pub async fn prepare(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings) -> Result<Prepared, SyncError> {

@@ -3,6 +3,7 @@
 
 mod config_show;
 mod duo;
+#[cfg(feature = "emulator")]
 mod emulator;
 mod import;
 mod init;
@@ -10,6 +11,7 @@ mod load_users;
 mod probe;
 mod registry;
 mod sync;
+#[cfg(feature = "emulator")]
 mod demo;
 mod report;
 mod run;
@@ -62,7 +64,9 @@ impl Context {
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Init(args) => init::run(&cli.config, args).await,
+        #[cfg(feature = "emulator")]
         Command::Emulator(args) => emulator::run(args).await,
+        #[cfg(feature = "emulator")]
         Command::Demo => demo::run(cli.json, cli.verbose).await,
         command => {
             let settings = match config::load(&cli.config, cli.registry.as_deref()) {
@@ -117,7 +121,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
                     };
                     run::run(&ctx, args).await
                 }
-                Command::Init(_) | Command::Emulator(_) | Command::Demo => unreachable!("handled above"),
+                Command::Init(_) => unreachable!("handled above"),
+                #[cfg(feature = "emulator")]
+                Command::Emulator(_) | Command::Demo => unreachable!("handled above"),
             }
         }
     }

@@ -4,4 +4,5 @@
 
 mod props;
 mod rules;
+mod saved_format;
 mod sim;

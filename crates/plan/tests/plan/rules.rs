@@ -623,7 +623,7 @@ fn an_unmanaged_field_is_neither_sent_on_create_nor_compared() {
     assert!(plan.ops.is_empty(), "Duo's values of unmanaged fields are kept: {}", duoprov_plan::render::text(&plan));
     // The default mapping manages them: the same state is an update clearing e-mail.
     let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
-    assert!(plan.ops.iter().any(|o| matches!(&o.op, Op::UpdateUser { changes, .. } if changes.iter().any(|c| c.field == "email" && c.after.is_empty()))), "{}", duoprov_plan::render::text(&plan));
+    assert!(plan.ops.iter().any(|o| matches!(&o.op, Op::UpdateUser { changes, .. } if changes.iter().any(|c| c.field == duoprov_plan::UserField::Email && c.after.is_empty()))), "{}", duoprov_plan::render::text(&plan));
     // Created: nothing of an unmanaged field is sent.
     let plan = build_plan("duoTest", &state, &DuoSnapshot::default(), &Default::default(), &Policy::default());
     let create = plan.ops.iter().find_map(|o| match &o.op {

@@ -1,0 +1,64 @@
+//! What a sync is told: a provisioner's resolved configuration ([`SyncSettings`], with the
+//! incremental thresholds in [`IncrementalSettings`]) and how to run it ([`SyncOptions`]).
+
+use std::sync::Arc;
+
+use duoprov_model::GroupName;
+use duoprov_plan::safety::Approval;
+use duoprov_plan::{Mapping, Policy};
+use duoprov_registry::Backoff;
+
+use crate::fence::FenceHandle;
+use crate::prepared::SavedPlan;
+
+/// What a provisioner's configuration says, resolved.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub provisioner: String,
+    pub policy: Policy,
+    pub mapping: Arc<Mapping>,
+    /// Only effective members of this registry group become Duo users.
+    pub eligible_group: Option<GroupName>,
+    /// Only subjects of these sources become Duo users.
+    pub subject_sources: Option<Vec<String>>,
+    /// Duo calls in flight at once during apply (the client also paces them).
+    pub concurrency: usize,
+    /// Refresh the Duo users table at the end of a full sync, from the users already read.
+    pub load_duo_users: bool,
+    /// Escalation thresholds and the retry schedule.
+    pub incremental: IncrementalSettings,
+    /// The other provisioners provisioning the same Duo account: objects they have linked are
+    /// never adopted, deleted or emptied by this one.
+    pub shares_duo_with: Vec<String>,
+}
+
+/// When an incremental sync reconciles a whole group, or gives way to a full sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncrementalSettings {
+    /// More change-log entries than this waiting: a full sync instead.
+    pub full_sync_above_changes: usize,
+    /// More affected groups and users than this: a full sync instead.
+    pub full_sync_above_objects: usize,
+    /// More membership changes than this in one group in one run: the whole group is reconciled.
+    pub whole_group_above: usize,
+    /// The retry schedule of failed objects.
+    pub backoff: Backoff,
+}
+
+impl Default for IncrementalSettings {
+    fn default() -> Self {
+        IncrementalSettings { full_sync_above_changes: 5_000, full_sync_above_objects: 5_000, whole_group_above: 100, backoff: Backoff::default() }
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    pub dry_run: bool,
+    pub approval: Approval,
+    /// Apply exactly this saved plan, refusing if either side has moved since it was made.
+    pub saved: Option<SavedPlan>,
+    /// The runner lock the run holds: checked before every apply phase, and the run stops when
+    /// it is lost (see [`crate::fence`]).
+    pub fence: Option<FenceHandle>,
+}
