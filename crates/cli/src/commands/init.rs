@@ -21,6 +21,9 @@ pub async fn run(config_path: &Path, args: crate::args::InitArgs) -> Result<u8> 
     if duoprov_registry::url::has_password(&args.registry_url) {
         bail!("--registry-url: holds a password; give the URL without it and set registry.password_env or password_file in the configuration");
     }
+    if args.with_emulator && !cfg!(feature = "emulator") {
+        bail!("--with-emulator: this duoprov was built without the Duo emulator (cargo feature `emulator`); build it with default features, or run `duoprov init` and configure a real Duo account");
+    }
     if config_path.exists() && !args.force {
         // Re-running init is safe: the configuration is kept, and the registry it names is
         // created if it is missing (a registry that exists is opened, never changed).
