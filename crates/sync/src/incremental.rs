@@ -14,8 +14,9 @@
 //! - a group retried *whole* (a failed removal of a member no subject is linked to) is read whole;
 //! - more entries than `full_sync_above_changes`, or a scope larger than
 //!   `full_sync_above_objects`, escalates to a full sync; so does a username found in Duo under
-//!   no case while no probe has recorded how this Duo compares usernames (a Duo comparing them
-//!   exactly hides a user differing only in case from a lookup, not from a full read).
+//!   no case while no probe has recorded how this Duo compares usernames and a lookup of a known
+//!   user in another case misses it (a Duo comparing exactly hides a user differing only in case
+//!   from a lookup, not from a full read).
 //!
 //! The safety rules see what a full sync would: removals from a group are weighed against its
 //! real member count in Duo (read whole, or counted with one call), never the scoped members.
@@ -38,6 +39,23 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use crate::error::SyncError;
 use crate::read::{snapshot_group, snapshot_user};
 use crate::run::{read_registry, Prepared, RunKind, SyncSettings};
+
+/// Whether Duo's username lookups ignore case, read without writing: a known Duo user (one read
+/// in this run, else one linked user read by id) is looked up by its username in another case.
+/// `false` when it is not found, or when no user with a cased username is known.
+async fn lookups_ignore_case(duo: &DuoClient, read: &[User], links: &Links) -> Result<bool, duoprov_duo::DuoError> {
+    let cased = |u: &User| u.username.to_uppercase() != u.username;
+    let known = match read.iter().find(|u| cased(u)) {
+        Some(u) => Some(u.clone()),
+        None => match links.users.iter().find_map(|l| l.duo_user_id.clone()) {
+            Some(id) => duo.get_users_by_ids(&[id]).await?.into_iter().find(|u| cased(u)),
+            None => None,
+        },
+    };
+    let Some(known) = known else { return Ok(false) };
+    let found = duo.get_users_by_usernames(&[known.username.to_uppercase()]).await?;
+    Ok(found.iter().any(|u| u.user_id == known.user_id))
+}
 
 /// When an incremental sync reconciles a whole group, or gives way to a full sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,12 +389,17 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
             .map(|n| duoprov_model::username_key(n))
             .collect();
         if let Some(missing) = looked_up.iter().find(|n| !found.contains(&duoprov_model::username_key(n))) {
-            return Ok(Incremental::Escalate {
-                reason: format!(
-                    "Duo has no user {missing:?} under that spelling or its lowercase, and a Duo comparing usernames exactly may hold it under another case only a full read shows; `duoprov doctor {} --probe` records how this Duo compares, and incremental runs then create new users themselves",
-                    settings.provisioner
-                ),
-            });
+            // A read settles it for this run: a Duo that finds a known user under another case
+            // compares case-insensitively, and its lookups missed no spelling.
+            calls += 2;
+            if !lookups_ignore_case(duo, &duo_users, &links).await.map_err(SyncError::DuoRead)? {
+                return Ok(Incremental::Escalate {
+                    reason: format!(
+                        "Duo has no user {missing:?} under that spelling or its lowercase, and this Duo's lookups may compare usernames exactly (a lookup of a known user in another case did not find it), so it may hold that user under another case only a full read shows; `duoprov doctor {} --probe` records how this Duo compares, and incremental runs then decide themselves",
+                        settings.provisioner
+                    ),
+                });
+            }
         }
     }
 
