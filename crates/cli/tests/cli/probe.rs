@@ -38,7 +38,7 @@ async fn setup(settings: Settings, grants: Grants, duo_extra: &str) -> Env {
         "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n{duo_extra}\n[provisioner.duoTest]\nduo = \"test\"\n",
         emulator.base_url()
     );
-    std::fs::write(dir.path().join("duoprov.toml"), config).unwrap();
+    crate::write_config(dir.path(), config).unwrap();
     Env { dir, emulator }
 }
 
