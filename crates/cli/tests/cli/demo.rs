@@ -76,7 +76,7 @@ fn the_demo_logs_one_line_per_duo_call_shows_duo_by_name_and_ends_with_an_empty_
     assert!(row(&["kwilso", "Kate Wilson", "kwilso@example.edu", "active", "testGroup"]), "{out}");
     assert!(row(&["testGroup", "Duo test group", "kwilso, mchyzer"]), "{out}");
 
-    assert!(section(&out, "2. The plan").iter().any(|l| l.contains("Plan for duoTest: 5 operation(s).")), "{out}");
+    assert!(section(&out, "2. The plan").iter().any(|l| l.contains("Plan for duoTest: 5 operations.")), "{out}");
     let again = section(&out, "5. Planning again");
     assert!(again.iter().any(|l| l.contains("Plan for duoTest: nothing to do; Duo matches the registry.")), "{out}");
     assert!(summary.iter().any(|l| l.contains("1 group created, 2 users created, 2 people added to groups")), "{out}");
