@@ -560,7 +560,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 let case_only = !duo.usernames.probed()
                     && !same_key.is_empty()
                     && same_key.iter().all(|i| duo.users[*i].username != u.fields.username)
-                    && !(candidates.len() == 1 && made_by_us(candidates[0]));
+                    && (candidates.len() != 1 || !made_by_us(candidates[0]));
                 let alias_of = if candidates.is_empty() {
                     let by_alias = aliases.get_or_insert_with(|| users_by_alias(duo));
                     by_alias.get(&duo.usernames.key(&u.fields.username)).and_then(|v| v.first().copied())

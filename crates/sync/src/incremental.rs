@@ -42,19 +42,24 @@ use crate::run::{read_registry, Prepared, RunKind, SyncSettings};
 
 /// Whether Duo's username lookups ignore case, read without writing: a known Duo user (one read
 /// in this run, else one linked user read by id) is looked up by its username in another case.
-/// `false` when it is not found, or when no user with a cased username is known.
-async fn lookups_ignore_case(duo: &DuoClient, read: &[User], links: &Links) -> Result<bool, duoprov_duo::DuoError> {
+/// `false` when it is not found, or when no user with a cased username is known. Also the number
+/// of Duo calls made.
+async fn lookups_ignore_case(duo: &DuoClient, read: &[User], links: &Links) -> Result<(bool, usize), duoprov_duo::DuoError> {
     let cased = |u: &User| u.username.to_uppercase() != u.username;
+    let mut calls = 0;
     let known = match read.iter().find(|u| cased(u)) {
         Some(u) => Some(u.clone()),
         None => match links.users.iter().find_map(|l| l.duo_user_id.clone()) {
-            Some(id) => duo.get_users_by_ids(&[id]).await?.into_iter().find(|u| cased(u)),
+            Some(id) => {
+                calls += 1;
+                duo.get_users_by_ids(&[id]).await?.into_iter().find(|u| cased(u))
+            }
             None => None,
         },
     };
-    let Some(known) = known else { return Ok(false) };
+    let Some(known) = known else { return Ok((false, calls)) };
     let found = duo.get_users_by_usernames(&[known.username.to_uppercase()]).await?;
-    Ok(found.iter().any(|u| u.user_id == known.user_id))
+    Ok((found.iter().any(|u| u.user_id == known.user_id), calls + 1))
 }
 
 /// When an incremental sync reconciles a whole group, or gives way to a full sync.
@@ -391,8 +396,9 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         if let Some(missing) = looked_up.iter().find(|n| !found.contains(&duoprov_model::username_key(n))) {
             // A read settles it for this run: a Duo that finds a known user under another case
             // compares case-insensitively, and its lookups missed no spelling.
-            calls += 2;
-            if !lookups_ignore_case(duo, &duo_users, &links).await.map_err(SyncError::DuoRead)? {
+            let (ignore_case, made) = lookups_ignore_case(duo, &duo_users, &links).await.map_err(SyncError::DuoRead)?;
+            calls += made;
+            if !ignore_case {
                 return Ok(Incremental::Escalate {
                     reason: format!(
                         "Duo has no user {missing:?} under that spelling or its lowercase, and this Duo's lookups may compare usernames exactly (a lookup of a known user in another case did not find it), so it may hold that user under another case only a full read shows; `duoprov doctor {} --probe` records how this Duo compares, and incremental runs then decide themselves",
