@@ -117,7 +117,8 @@ struct Inner {
     /// remove are sent as single calls (see `bulk.rs`).
     bulk_remove_unusable: std::sync::atomic::AtomicBool,
     /// Set when a recorded probe found that this Duo compares usernames exactly.
-    usernames_exact: std::sync::atomic::AtomicBool,
+    /// How a recorded probe found usernames compared: 0 no reading, 1 case-insensitively, 2 exactly.
+    usernames_reading: std::sync::atomic::AtomicU8,
 }
 
 /// The Duo Admin API client. Cheap to clone (shared state); safe to use from many tasks at once
@@ -231,7 +232,7 @@ impl DuoClient {
     pub fn with_transport_and_clock(cfg: DuoConfig, transport: Arc<dyn Transport>, clock: Arc<dyn Clock>) -> Result<Self> {
         let base = base_url(&cfg)?;
         let pacer = Pacer::new(&cfg.pacing, cfg.max_concurrency);
-        Ok(DuoClient { inner: Arc::new(Inner { cfg, base, transport, pacer, clock, bulk_unusable: Default::default(), bulk_remove_unusable: Default::default(), usernames_exact: Default::default() }) })
+        Ok(DuoClient { inner: Arc::new(Inner { cfg, base, transport, pacer, clock, bulk_unusable: Default::default(), bulk_remove_unusable: Default::default(), usernames_reading: Default::default() }) })
     }
 
     /// The configuration (its `Debug` redacts the secret key).
@@ -262,9 +263,10 @@ impl DuoClient {
     /// Takes what a recorded probe of this Duo account found (see [`crate::probe`]): when bulk
     /// did not add a membership (its reply not understood, the endpoint absent, or the change not
     /// confirmed), `bulk = "auto"` sends single calls from the start; when only removing through
-    /// bulk did not work, chunks holding a remove go as single calls; when a lookup by the
-    /// lowercase spelling missed a user, [`DuoClient::usernames_compare_exactly`] says so. A
-    /// reading of "works" or "not tried" changes nothing (the client still finds out for itself).
+    /// bulk did not work, chunks holding a remove go as single calls; a username reading is kept
+    /// ([`DuoClient::usernames_probed`], and [`DuoClient::usernames_compare_exactly`] when a
+    /// lookup by the lowercase spelling missed a user). A bulk reading of "works" or "not tried"
+    /// changes nothing (the client still finds out for itself).
     /// Returns whether anything changed.
     pub fn apply_probe(&self, report: &crate::probe::ProbeReport) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
@@ -276,8 +278,8 @@ impl DuoClient {
             self.inner.bulk_remove_unusable.store(true, Relaxed);
             changed = true;
         }
-        if report.usernames.as_ref().is_some_and(|u| u.case_sensitive()) {
-            self.inner.usernames_exact.store(true, Relaxed);
+        if let Some(u) = &report.usernames {
+            self.inner.usernames_reading.store(if u.case_sensitive() { 2 } else { 1 }, Relaxed);
             changed = true;
         }
         changed
@@ -286,7 +288,14 @@ impl DuoClient {
     /// Whether a recorded probe found that this Duo compares usernames exactly (a lookup by
     /// another case missed the user): syncs then match registry usernames to Duo's byte for byte.
     pub fn usernames_compare_exactly(&self) -> bool {
-        self.inner.usernames_exact.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.usernames_reading.load(std::sync::atomic::Ordering::Relaxed) == 2
+    }
+
+    /// Whether a recorded probe found how this Duo compares usernames (either way). Without one,
+    /// syncs cannot tell a Duo user differing from a registry username only in case from that
+    /// subject's user, and hold it.
+    pub fn usernames_probed(&self) -> bool {
+        self.inner.usernames_reading.load(std::sync::atomic::Ordering::Relaxed) != 0
     }
 
     /// Builds the signed request for one attempt, with a fresh date.

@@ -269,6 +269,27 @@ pub enum DuplicateGroupNameError {
     InvalidName,
 }
 
+/// How usernames are stored on create and modify (see docs/emulator.md "Usernames").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsernameStorage {
+    /// Lowercased (Unicode), as Duo's replies in the evidence show.
+    Lowercase,
+    /// As sent.
+    Verbatim,
+}
+
+/// How usernames and aliases are compared: in lookups (`username`, `username_list`) and in
+/// uniqueness checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsernameComparison {
+    /// Through Unicode lowercase: `JDoe` finds `jdoe`, and one excludes the other.
+    CaseInsensitive,
+    /// Byte for byte: `JDoe` and `jdoe` are two users, and a lookup finds only its spelling.
+    Exact,
+}
+
 /// A named bundle of settings: `evidence` (the defaults: what the evidence about Duo says) or
 /// `adverse` (every reading the evidence leaves open, taken against duoprov).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -279,7 +300,7 @@ pub enum Profile {
     Evidence,
     /// Bulk remove `POST` answered per-op 404, bulk replies bare, bulk and `bulk_create` at
     /// 50/min in their own class, id-list lookups at 40/min in their own class, non-unique group
-    /// names, and bursts of 5 % of a minute.
+    /// names, bursts of 5 % of a minute, and usernames kept verbatim and compared exactly.
     Adverse,
 }
 
@@ -318,14 +339,21 @@ pub struct Settings {
     /// The profile these settings started from (`evidence` by default). In a settings file it
     /// is applied first, and the file's other keys override it.
     pub profile: Profile,
-    /// Compare usernames and aliases case-insensitively (default false: exact match, unless
-    /// `lowercase_usernames` is on).
+    /// Shorthand: compare usernames and aliases case-insensitively even when usernames are kept
+    /// verbatim (default false). `username_comparison` wins when set.
     pub usernames_case_insensitive: bool,
-    /// Store usernames lowercased on create and modify, and compare usernames and aliases
-    /// case-insensitively (lookups by `username` and `username_list` included), as real Duo most
-    /// likely does (default true). `false` (with `usernames_case_insensitive` false) keeps
-    /// usernames verbatim and compares them exactly.
+    /// Shorthand for both username readings: `true` (the default, as real Duo most likely does)
+    /// stores usernames lowercased and compares usernames and aliases case-insensitively;
+    /// `false` keeps usernames verbatim and compares them exactly (case-insensitively with
+    /// `usernames_case_insensitive`). `username_storage` and `username_comparison` win when set.
     pub lowercase_usernames: bool,
+    /// How usernames are stored (default: from `lowercase_usernames`); see
+    /// [`Settings::username_storage`]. Aliases are stored as sent under either.
+    pub username_storage: Option<UsernameStorage>,
+    /// How usernames and aliases are compared in lookups and uniqueness (default: from
+    /// `lowercase_usernames` and `usernames_case_insensitive`); see
+    /// [`Settings::username_comparison`].
+    pub username_comparison: Option<UsernameComparison>,
     /// Reject a group whose name another group already has (default true).
     pub unique_group_names: bool,
     /// The answer to a duplicate group name (default `duplicate_resource`: 400/40003).
@@ -398,6 +426,8 @@ impl Default for Settings {
             profile: Profile::Evidence,
             usernames_case_insensitive: false,
             lowercase_usernames: true,
+            username_storage: None,
+            username_comparison: None,
             unique_group_names: true,
             duplicate_group_name_error: DuplicateGroupNameError::DuplicateResource,
             legacy_group_flags_stored: false,
@@ -442,8 +472,30 @@ impl Settings {
             s.rate_limits.bulk_per_min = Some(50);
             s.rate_limits.id_list_per_min = Some(40);
             s.rate_limits.burst_fraction = 0.05;
+            // Usernames kept verbatim, and then the harsher of the two comparisons: exact, under
+            // which a lookup finds only its own spelling and `JDoe` and `jdoe` can both exist.
+            // Set through the shorthand, so a settings file's `lowercase_usernames` still
+            // overrides it.
+            s.lowercase_usernames = false;
+            s.usernames_case_insensitive = false;
         }
         s
+    }
+
+    /// How usernames are stored: `username_storage`, else lowercased under
+    /// `lowercase_usernames`, else verbatim.
+    pub fn username_storage(&self) -> UsernameStorage {
+        self.username_storage.unwrap_or(if self.lowercase_usernames { UsernameStorage::Lowercase } else { UsernameStorage::Verbatim })
+    }
+
+    /// How usernames and aliases are compared: `username_comparison`, else case-insensitively
+    /// under `lowercase_usernames` or `usernames_case_insensitive`, else exactly.
+    pub fn username_comparison(&self) -> UsernameComparison {
+        self.username_comparison.unwrap_or(if self.lowercase_usernames || self.usernames_case_insensitive {
+            UsernameComparison::CaseInsensitive
+        } else {
+            UsernameComparison::Exact
+        })
     }
 
     /// Reads a settings file: its `profile` (or the `profile` argument, which wins when given) is applied

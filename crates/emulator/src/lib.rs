@@ -55,7 +55,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{
     BulkRemovePost, BulkReplyShape, DuplicateGroupNameError, GroupLimitError, Grants, Integration, PageLimit, PageLimits, Profile,
-    RateLimits, SecretKey, Settings, StatusCase,
+    RateLimits, SecretKey, Settings, StatusCase, UsernameComparison, UsernameStorage,
 };
 pub use error::{ApiError, Error};
 pub use faults::Faults;

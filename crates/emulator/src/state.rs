@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DuplicateGroupNameError, GroupLimitError, Settings, StatusCase};
+use crate::config::{DuplicateGroupNameError, GroupLimitError, Settings, StatusCase, UsernameComparison, UsernameStorage};
 use crate::error::ApiError;
 use crate::id::{self, DuoId, IdGen};
 
@@ -407,8 +407,8 @@ impl Tenant {
     /// An empty tenant using the name rules of `settings`.
     pub fn new(settings: &Settings) -> Self {
         Self {
-            case_insensitive: settings.usernames_case_insensitive || settings.lowercase_usernames,
-            lowercase: settings.lowercase_usernames,
+            case_insensitive: settings.username_comparison() == UsernameComparison::CaseInsensitive,
+            lowercase: settings.username_storage() == UsernameStorage::Lowercase,
             ..Self::default()
         }
     }
@@ -421,7 +421,7 @@ impl Tenant {
         }
     }
 
-    /// A username as stored: lowercased under `lowercase_usernames`, else verbatim.
+    /// A username as stored: lowercased under [`UsernameStorage::Lowercase`], else verbatim.
     fn stored_username(&self, name: String) -> String {
         if self.lowercase {
             name.to_lowercase()

@@ -789,3 +789,43 @@ async fn the_adverse_profile_answers_bulk_remove_post_with_404_allows_duplicate_
     assert_eq!(statuses, vec![200, 200, 429], "id lists are their own 40/min class");
     assert_eq!(c.call("GET", "/admin/v1/users", &[]).await.status, 200, "paged reads go on");
 }
+
+#[tokio::test]
+async fn username_storage_and_comparison_are_separate_readings_and_the_adverse_profile_keeps_case_and_compares_exactly() {
+    use duoprov_emulator::{Profile, Settings, UsernameComparison, UsernameStorage};
+    let adverse = Settings::profile(Profile::Adverse);
+    assert_eq!((adverse.username_storage(), adverse.username_comparison()), (UsernameStorage::Verbatim, UsernameComparison::Exact));
+    let evidence = Settings::default();
+    assert_eq!((evidence.username_storage(), evidence.username_comparison()), (UsernameStorage::Lowercase, UsernameComparison::CaseInsensitive));
+    let file = Settings::from_json(br#"{"profile": "adverse", "lowercase_usernames": true}"#, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((file.username_storage(), file.username_comparison()), (UsernameStorage::Lowercase, UsernameComparison::CaseInsensitive), "the file's shorthand overrides the profile");
+    let file = Settings::from_json(br#"{"username_storage": "verbatim", "username_comparison": "case_insensitive"}"#, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((file.username_storage(), file.username_comparison()), (UsernameStorage::Verbatim, UsernameComparison::CaseInsensitive));
+
+    // Verbatim and case-insensitive: the spelling is kept, any case finds it, and another case is taken.
+    let emu = support::spawn(|s| {
+        s.username_storage = Some(UsernameStorage::Verbatim);
+        s.username_comparison = Some(UsernameComparison::CaseInsensitive);
+    })
+    .await;
+    let c = Client::new(&emu);
+    let u = c.user("JDoe").await;
+    assert_eq!(c.ok("GET", &format!("/admin/v1/users/{u}"), &[]).await["username"], json!("JDoe"));
+    assert_eq!(c.ok("GET", "/admin/v1/users", &[("username_list", "[\"jdoe\"]")]).await[0]["user_id"], u.as_str());
+    assert_eq!(c.call("POST", "/admin/v1/users", &[("username", "jdoe")]).await.code(), Some(40002));
+
+    // The adverse profile: the spelling is kept, a lookup finds only it, and `jdoe` is another user.
+    let emu = support::spawn(|s| {
+        s.username_storage = Some(adverse.username_storage());
+        s.username_comparison = Some(adverse.username_comparison());
+    })
+    .await;
+    let c = Client::new(&emu);
+    let u = c.user("JDoe").await;
+    c.ok("POST", &format!("/admin/v1/users/{u}"), &[("alias1", "J.Doe")]).await;
+    assert_eq!(c.ok("GET", &format!("/admin/v1/users/{u}"), &[]).await["username"], json!("JDoe"));
+    assert_eq!(c.ok("GET", "/admin/v1/users", &[("username_list", "[\"jdoe\", \"j.doe\"]")]).await, json!([]));
+    assert_eq!(c.ok("GET", "/admin/v1/users", &[("username", "J.Doe")]).await[0]["user_id"], u.as_str(), "an alias in its own spelling");
+    let other = c.user("jdoe").await;
+    assert_ne!(other, u, "a name differing only in case is another user");
+}

@@ -140,6 +140,7 @@ fn the_adverse_profile_comes_from_the_flag_or_the_settings_file_and_file_keys_ov
         "id_list_per_min: Some(40)",
         "burst_fraction: 0.05",
         "usernames_case_insensitive: false",
+        "lowercase_usernames: false",
     ] {
         assert!(adverse.contains(want), "{want} missing from {adverse}");
     }

@@ -23,14 +23,19 @@ pub fn same_username(a: &str, b: &str) -> bool {
     a == b || username_key(a) == username_key(b)
 }
 
-/// How a Duo account compares usernames and aliases: case-insensitively (the default, what Duo
-/// most likely does: see [`username_key`]) or exactly, as `duoprov doctor --probe` records when a
-/// lookup by another case misses a user.
+/// How a Duo account compares usernames and aliases: not yet known (the default: matched
+/// case-insensitively, as Duo most likely does, see [`username_key`], but a Duo user differing
+/// from a registry username only in case is held rather than adopted), or as `duoprov doctor
+/// --probe` recorded it: case-insensitively, or exactly when a lookup by another case missed a
+/// user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UsernameMatch {
-    /// Through [`username_key`] (Unicode lowercase).
+    /// No probe recorded: compared through [`username_key`], and a match by case alone is not
+    /// trusted for adoption.
     #[default]
+    Unprobed,
+    /// A probe found Duo comparing through [`username_key`] (Unicode lowercase).
     CaseInsensitive,
     /// Byte for byte: `JDoe` and `jdoe` are two users.
     Exact,
@@ -40,7 +45,7 @@ impl UsernameMatch {
     /// The form in which this account compares `name`.
     pub fn key(self, name: &str) -> String {
         match self {
-            UsernameMatch::CaseInsensitive => username_key(name),
+            UsernameMatch::Unprobed | UsernameMatch::CaseInsensitive => username_key(name),
             UsernameMatch::Exact => name.to_owned(),
         }
     }
@@ -48,14 +53,19 @@ impl UsernameMatch {
     /// Whether `a` and `b` are the same name in this account.
     pub fn same(self, a: &str, b: &str) -> bool {
         match self {
-            UsernameMatch::CaseInsensitive => same_username(a, b),
+            UsernameMatch::Unprobed | UsernameMatch::CaseInsensitive => same_username(a, b),
             UsernameMatch::Exact => a == b,
         }
     }
 
-    /// Whether this is the default ([`UsernameMatch::CaseInsensitive`]).
+    /// Whether a probe recorded how this account compares usernames.
+    pub fn probed(self) -> bool {
+        self != UsernameMatch::Unprobed
+    }
+
+    /// Whether this is the default ([`UsernameMatch::Unprobed`]).
     pub fn is_default(&self) -> bool {
-        *self == UsernameMatch::CaseInsensitive
+        *self == UsernameMatch::Unprobed
     }
 }
 

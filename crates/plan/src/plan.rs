@@ -6,7 +6,10 @@
 //! Matching takes links first (the Duo id duoprov recorded), then the group name (exact) or the
 //! username as the account compares them ([`duoprov_model::DuoSnapshot::usernames`]:
 //! case-insensitive through [`duoprov_model::username_key`] by default, the field diff then
-//! ignoring a difference of case only; exact when a recorded probe found Duo case-sensitive). Two candidates for one object is error `MAT` on that object and
+//! ignoring a difference of case only; exact when a recorded probe found Duo case-sensitive).
+//! Without a recorded probe, an unlinked Duo user whose username differs only in case is held
+//! with `MAT` naming `duoprov doctor P --probe` (it is the subject's user under one reading and
+//! someone else's under the other). Two candidates for one object is error `MAT` on that object and
 //! nothing is guessed; so is a username that is another Duo user's alias. A selected user found
 //! in Duo's Trash is restored; one duoprov created stays linked (parked) while in Trash. A Duo object matched by name that duoprov did not create is *adopted*:
 //! shown in the plan, managed from then on, but never counted as created by duoprov (so never
@@ -610,6 +613,23 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             .unwrap_or_default();
         (free.len() == 1).then(|| free[0])
     };
+    // Duo users duoprov made itself without a recorded id: those a pending create intent of any
+    // subject could claim (its name case-insensitively, made at or after the intent).
+    let intended_ids: HashSet<&str> = {
+        let pending: Vec<&duoprov_model::UserLink> =
+            links.users.iter().filter(|l| l.created_by_us && l.duo_user_id.is_none() && l.pending_name.is_some() && l.pending_at.is_some()).collect();
+        if pending.is_empty() {
+            HashSet::new()
+        } else {
+            let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
+            pending
+                .iter()
+                .filter_map(|l| Some((by_name.get(&duo.usernames.key(l.pending_name.as_deref()?))?, l.pending_at?)))
+                .flat_map(|(v, at)| v.iter().filter(move |i| duo.users[**i].created.is_some_and(|c| c >= at)))
+                .map(|i| duo.users[*i].user_id.as_str())
+                .collect()
+        }
+    };
     let mut user_target: Vec<Option<UserRef>> = vec![None; desired.users.len()];
     for (ui, u) in desired.users.iter().enumerate() {
         let link = user_link.get(&u.key).copied();
@@ -642,10 +662,19 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
             (None, None) => {
                 let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
-                let candidates: Vec<usize> = by_name
-                    .get(&duo.usernames.key(&u.fields.username))
-                    .map(|v| v.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())).collect())
-                    .unwrap_or_default();
+                let same_key: &[usize] = by_name.get(&duo.usernames.key(&u.fields.username)).map(Vec::as_slice).unwrap_or_default();
+                let candidates: Vec<usize> = same_key.iter().copied().filter(|i| !claimed_users.contains(duo.users[*i].user_id.as_str())).collect();
+                // Duo holds this name only in other cases (claimed by others or not): the same
+                // user if Duo compares case-insensitively, another if it compares exactly. Only a
+                // user duoprov made itself (for this subject or another) is known without a probe.
+                let made_by_us = |i: usize| {
+                    let id = duo.users[i].user_id.as_str();
+                    released_user_by_duo_id.contains_key(id) || intended_ids.contains(id)
+                };
+                let case_only = !duo.usernames.probed()
+                    && !same_key.is_empty()
+                    && same_key.iter().all(|i| duo.users[*i].username != u.fields.username)
+                    && (candidates.len() != 1 || !made_by_us(candidates[0]));
                 let alias_of = if candidates.is_empty() {
                     let by_alias = aliases.get_or_insert_with(|| users_by_alias(duo));
                     by_alias.get(&duo.usernames.key(&u.fields.username)).and_then(|v| v.first().copied())
@@ -671,6 +700,22 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                             object: object(),
                             code: ErrorCode::Dne,
                             message: format!("Duo has no user {:?} and this provisioner does not create users", u.fields.username),
+                        });
+                        continue;
+                    }
+                    // A Duo user whose username differs only in case is this subject's user if
+                    // Duo compares case-insensitively, and someone else if it compares exactly:
+                    // without a probe, neither adopted nor doubled by a create, but held.
+                    _ if case_only => {
+                        // Unclaimed candidates keep their memberships while the subject is held.
+                        held_user_ids.extend(candidates.iter().map(|i| duo.users[*i].user_id.as_str()));
+                        plan.errors.push(ObjectError {
+                            object: object(),
+                            code: ErrorCode::Mat,
+                            message: format!(
+                                "Duo user {:?} differs from username {:?} only in case: it is this subject's user if Duo compares usernames case-insensitively, and another person's (a create would then be allowed) if Duo compares them exactly; held until `duoprov doctor {provisioner} --probe` records which",
+                                duo.users[same_key[0]].username, u.fields.username
+                            ),
                         });
                         continue;
                     }

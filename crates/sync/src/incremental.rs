@@ -13,7 +13,10 @@
 //!   (v2 members) and every member on either side joins the scope;
 //! - a group retried *whole* (a failed removal of a member no subject is linked to) is read whole;
 //! - more entries than `full_sync_above_changes`, or a scope larger than
-//!   `full_sync_above_objects`, escalates to a full sync.
+//!   `full_sync_above_objects`, escalates to a full sync; so does a username found in Duo under
+//!   no case while no probe has recorded how this Duo compares usernames and a lookup of a known
+//!   user in another case misses it (a Duo comparing exactly hides a user differing only in case
+//!   from a lookup, not from a full read).
 //!
 //! The safety rules see what a full sync would: removals from a group are weighed against its
 //! real member count in Duo (read whole, or counted with one call), never the scoped members.
@@ -41,6 +44,28 @@ use crate::settings::SyncSettings;
 
 pub use crate::prepared::ScopeSummary;
 pub use crate::settings::IncrementalSettings;
+
+/// Whether Duo's username lookups ignore case, read without writing: a known Duo user (one read
+/// in this run, else one linked user read by id) is looked up by its username in another case.
+/// `false` when it is not found, or when no user with a cased username is known. Also the number
+/// of Duo calls made.
+async fn lookups_ignore_case(duo: &DuoClient, read: &[User], links: &Links) -> Result<(bool, usize), duoprov_duo::DuoError> {
+    let cased = |u: &User| u.username.to_uppercase() != u.username;
+    let mut calls = 0;
+    let known = match read.iter().find(|u| cased(u)) {
+        Some(u) => Some(u.clone()),
+        None => match links.users.iter().find_map(|l| l.duo_user_id.clone()) {
+            Some(id) => {
+                calls += 1;
+                duo.get_users_by_ids(&[id]).await?.into_iter().find(|u| cased(u))
+            }
+            None => None,
+        },
+    };
+    let Some(known) = known else { return Ok((false, calls)) };
+    let found = duo.get_users_by_usernames(&[known.username.to_uppercase()]).await?;
+    Ok((found.iter().any(|u| u.user_id == known.user_id), calls + 1))
+}
 
 /// What the change log and the retry list ask for.
 pub enum Incremental {
@@ -318,6 +343,9 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     }
     let found: HashSet<&str> = duo_users.iter().map(|u| u.user_id.as_str()).collect();
     let mut by_name: Vec<String> = Vec::new();
+    // The usernames looked up for subjects without a linked user in Duo (not claims of an
+    // intended create): each must be found under some case, or the run gives way (see below).
+    let mut looked_up: Vec<&str> = Vec::new();
     for s in &users {
         let linked_present = user_link.get(s).and_then(|l| l.duo_user_id.as_deref()).is_some_and(|id| found.contains(id));
         if linked_present {
@@ -331,6 +359,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
             // the planner matches on): Duo compares case-insensitively and finds either; a Duo
             // that kept case finds the user under the form it was created with.
             by_name.push(u.fields.username.clone());
+            looked_up.push(&u.fields.username);
             let key = duoprov_model::username_key(&u.fields.username);
             if key != u.fields.username {
                 by_name.push(key);
@@ -345,6 +374,31 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         let known: HashSet<String> = duo_users.iter().map(|u| u.user_id.clone()).collect();
         duo_users.extend(more.into_iter().filter(|u| !known.contains(&u.user_id)));
     }
+    // A Duo that compares usernames exactly finds a lookup's spellings only: a hand-made `JDoe`
+    // is missed for `jdoe`, where a full sync, reading every user, holds it. Until a probe
+    // records how this Duo compares, a username found under no case is settled by a full sync.
+    let usernames = crate::read::username_match(duo);
+    if !usernames.probed() {
+        let found: HashSet<String> = duo_users
+            .iter()
+            .flat_map(|u| std::iter::once(&u.username).chain(u.aliases.values()))
+            .map(|n| duoprov_model::username_key(n))
+            .collect();
+        if let Some(missing) = looked_up.iter().find(|n| !found.contains(&duoprov_model::username_key(n))) {
+            // A read settles it for this run: a Duo that finds a known user under another case
+            // compares case-insensitively, and its lookups missed no spelling.
+            let (ignore_case, made) = lookups_ignore_case(duo, &duo_users, &links).await.map_err(SyncError::DuoRead)?;
+            calls += made;
+            if !ignore_case {
+                return Ok(Incremental::Escalate {
+                    reason: format!(
+                        "Duo has no user {missing:?} under that spelling or its lowercase, and this Duo's lookups may compare usernames exactly (a lookup of a known user in another case did not find it), so it may hold that user under another case only a full read shows; `duoprov doctor {} --probe` records how this Duo compares, and incremental runs then decide themselves",
+                        settings.provisioner
+                    ),
+                });
+            }
+        }
+    }
 
     // The scoped view. Duo objects linked to registry objects outside the scope are left out, so
     // the planner cannot take them for unmatched ones.
@@ -357,7 +411,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     let mut snapshot = DuoSnapshot {
         groups: duo_groups.iter().filter(|g| !foreign_groups.contains(g.group_id.as_str())).map(snapshot_group).collect(),
         users: duo_users.iter().filter(|u| !foreign_users.contains(u.user_id.as_str())).map(snapshot_user).collect(),
-        usernames: crate::read::username_match(duo),
+        usernames,
     };
     snapshot.users.sort_by(|a, b| a.user_id.cmp(&b.user_id));
     snapshot.groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));

@@ -43,10 +43,15 @@ pub(crate) fn snapshot_group(g: &Group) -> DuoGroup {
     DuoGroup { group_id: g.group_id.clone(), name: g.name.clone(), desc: g.desc.clone(), status: g.status.clone() }
 }
 
-/// How the account behind `duo` compares usernames: exactly when a recorded probe found it so
-/// (see `DuoClient::apply_probe`), else case-insensitively.
+/// How the account behind `duo` compares usernames, as a recorded probe found it (see
+/// `DuoClient::apply_probe`), or [`duoprov_model::UsernameMatch::Unprobed`] without one.
 pub(crate) fn username_match(duo: &DuoClient) -> duoprov_model::UsernameMatch {
-    if duo.usernames_compare_exactly() { duoprov_model::UsernameMatch::Exact } else { duoprov_model::UsernameMatch::CaseInsensitive }
+    use duoprov_model::UsernameMatch;
+    match (duo.usernames_probed(), duo.usernames_compare_exactly()) {
+        (_, true) => UsernameMatch::Exact,
+        (true, false) => UsernameMatch::CaseInsensitive,
+        (false, false) => UsernameMatch::Unprobed,
+    }
 }
 
 /// Reads every user and group; the user pages (by far the longer listing) are reported to

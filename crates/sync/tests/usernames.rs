@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use duoprov_duo::{DuoClient, DuoConfig, PacingConfig, RetryConfig};
-use duoprov_emulator::{Emulator, EmulatorHandle, Integration, Settings};
+use duoprov_duo::{DuoClient, DuoConfig, NewUser, PacingConfig, RetryConfig};
+use duoprov_emulator::{Emulator, EmulatorHandle, Integration, Settings, UsernameComparison, UsernameStorage};
 use duoprov_model::{FolderPath, GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
 use duoprov_plan::safety::Approval;
 use duoprov_plan::{Mapping, MappingConfig, Plan, Policy};
@@ -80,6 +80,32 @@ impl World {
         }
     }
 
+    /// The reason an incremental run gives way to a full sync, `None` when it does not.
+    async fn incremental_escalation(&self) -> Option<String> {
+        match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, duoprov_sync::now_ms()).await.unwrap_or_else(|e| panic!("incremental: {e}")) {
+            Incremental::Escalate { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The incremental run's plan, or the full plan it gives way to; `None` when idle.
+    async fn incremental_or_full_plan(&self) -> (Option<duoprov_sync::Prepared>, Option<String>) {
+        match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, duoprov_sync::now_ms()).await.unwrap_or_else(|e| panic!("incremental: {e}")) {
+            Incremental::Planned(p) => (Some(*p), None),
+            Incremental::Idle { .. } => (None, None),
+            Incremental::Escalate { reason } => (Some(self.full_plan().await), Some(reason)),
+        }
+    }
+
+    /// Runs `duoprov doctor --probe`'s probe against the emulator and hands its readings to the
+    /// client, as a recorded probe is.
+    async fn probe(&self) -> duoprov_duo::ProbeReport {
+        let report = duoprov_duo::probe::probe(&self.duo, "t0000001").await;
+        assert!(report.complete(), "{report:?}");
+        self.duo.apply_probe(&report);
+        report
+    }
+
     async fn run(&self, prepared: duoprov_sync::Prepared) -> RunReport {
         let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None };
         let report = duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress).await.unwrap_or_else(|e| panic!("run: {e}"));
@@ -128,17 +154,33 @@ async fn mixed_case_login_converges(lowercase: bool) {
     assert!(inc.plan.is_empty(), "lowercase_usernames={lowercase}: an incremental run plans nothing:\n{}", ops(&inc.plan));
     assert!(inc.plan.errors.is_empty(), "{:?}", inc.plan.errors);
     w.run(inc).await;
-    // A second mixed-case subject arrives by an incremental run, and stays quiet after.
+    // A second mixed-case subject arrives. Without a probe, an incremental run finds it under no
+    // case: on a Duo whose lookups find a known user in another case it creates it itself; on
+    // one whose lookups compare exactly it cannot rule out the name in another case, and gives
+    // way to a full sync naming the probe.
     let other = w.add_subject("kw", "KWilson", &["staff"]).await;
+    if lowercase {
+        let inc = w.incremental_plan().await.expect("the new member is planned");
+        w.run(inc).await;
+    } else {
+        let reason = w.incremental_escalation().await.expect("escalated without a probe");
+        assert!(reason.contains("`duoprov doctor p --probe`"), "{reason}");
+        w.full_sync().await;
+    }
+    // With a recorded probe, the next new subject arrives by an incremental run.
+    w.probe().await;
+    let third = w.add_subject("ln", "LNguyen", &["staff"]).await;
     let inc = w.incremental_plan().await.expect("the new member is planned");
+    assert_eq!(inc.plan.ops.iter().filter(|o| matches!(o.op, duoprov_plan::Op::CreateUser { .. })).count(), 1, "{}", ops(&inc.plan));
     w.run(inc).await;
+    w.store.update_subject(&third, &patch).await.unwrap();
     w.store.update_subject(&other, &patch).await.unwrap();
     w.store.update_subject(&key, &SubjectPatch { description: Some(Some("again".into())), ..Default::default() }).await.unwrap();
     let inc = w.incremental_plan().await.expect("the changes are planned");
     assert!(inc.plan.is_empty(), "lowercase_usernames={lowercase}: {}", ops(&inc.plan));
     let full = w.full_plan().await;
     assert!(full.plan.is_empty(), "lowercase_usernames={lowercase}: {}", ops(&full.plan));
-    assert_eq!(w.duo_users().len(), 2, "no second user for either subject");
+    assert_eq!(w.duo_users().len(), 3, "no second user for any subject");
 }
 
 #[tokio::test]
@@ -272,4 +314,132 @@ async fn a_full_sync_reports_progress_counting_duo_pages_read_and_objects_applie
     let (name, total, done, steps) = &phases[0];
     assert_eq!((name.as_str(), *total, *done), ("read Duo users", 650, 650), "{phases:?}");
     assert!(*steps >= 3, "one step a page: {phases:?}");
+}
+
+/// Which of the plan's user decisions a scenario compares between an incremental and a full
+/// run: usernames created, Duo users adopted (by username), subjects held with MAT.
+fn user_decisions(plan: &Plan) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut creates: Vec<String> = plan.ops.iter().filter_map(|o| match &o.op { duoprov_plan::Op::CreateUser { username, .. } => Some(username.clone()), _ => None }).collect();
+    let mut adopted: Vec<String> = plan.adoptions.iter().filter_map(|a| match a { duoprov_plan::Adoption::User { username, .. } => Some(username.clone()), _ => None }).collect();
+    let mut held: Vec<String> = plan
+        .errors
+        .iter()
+        .filter(|e| e.code == duoprov_plan::ErrorCode::Mat)
+        .filter_map(|e| match &e.object { duoprov_plan::error::ErrorObject::User { id, .. } => Some(id.clone()), _ => None })
+        .collect();
+    creates.sort();
+    adopted.sort();
+    held.sort();
+    (creates, adopted, held)
+}
+
+/// Registry subjects `JDoe`, `asmith` and `MNew`; Duo users made by hand as `jdoe` and `ASmith`
+/// (the first two differ from a subject only in case) under one reading of Duo's usernames,
+/// with or without a recorded probe. The incremental run that brings the subjects in decides
+/// as a full sync would (or gives way to one), no create is duplicated, nothing made by hand is
+/// renamed or deleted, a case-only match is held naming the probe exactly when no probe says
+/// what it is, and the next full and incremental plans are empty.
+async fn hand_made_users_differing_only_in_case(storage: UsernameStorage, comparison: UsernameComparison, probed: bool) {
+    let label = format!("{storage:?}/{comparison:?}, probed={probed}");
+    let w = world(
+        move |s| {
+            s.username_storage = Some(storage);
+            s.username_comparison = Some(comparison);
+        },
+        MappingConfig::default(),
+        Policy::default(),
+    )
+    .await;
+    let jdoe = w.duo.create_user(&NewUser::new("jdoe").realname("Hand Made J")).await.unwrap();
+    let asmith = w.duo.create_user(&NewUser::new("ASmith").realname("Hand Made A")).await.unwrap();
+    let hand_made = [(jdoe.user_id.clone(), jdoe.username.clone()), (asmith.user_id.clone(), asmith.username.clone())];
+    // The first sync (nothing selected yet) sets the checkpoint.
+    w.full_sync().await;
+    let exact = if probed { !w.probe().await.usernames.expect("read").lowercase_lookup_finds } else { false };
+    assert_eq!(exact, probed && comparison == UsernameComparison::Exact, "{label}: the probe reads the emulator's comparison");
+    for (id, login) in [("jd", "JDoe"), ("as", "asmith"), ("mn", "MNew")] {
+        w.add_subject(id, login, &["staff"]).await;
+    }
+
+    // What each subject should get. A Duo user of exactly the subject's spelling is adopted;
+    // one differing only in case is adopted when a probe found case-insensitive comparison, is
+    // another person's (a create) when it found exact comparison, and is held without a probe.
+    let lowercased = storage == UsernameStorage::Lowercase;
+    let mut want_creates = vec!["MNew".to_owned()];
+    let mut want_adopted = Vec::new();
+    let mut want_held = Vec::new();
+    for (subject, login, duo_name) in [("jd", "JDoe", "jdoe"), ("as", "asmith", if lowercased { "asmith" } else { "ASmith" })] {
+        match (login == duo_name, probed, exact) {
+            (true, _, _) | (false, true, false) => want_adopted.push(duo_name.to_owned()),
+            (false, true, true) => want_creates.push(login.to_owned()),
+            (false, false, _) => want_held.push(subject.to_owned()),
+        }
+    }
+    want_creates.sort();
+    want_adopted.sort();
+    want_held.sort();
+    let full = w.full_plan().await;
+    let (inc, escalated) = w.incremental_or_full_plan().await;
+    let inc = inc.expect("the new members are planned");
+    assert_eq!(user_decisions(&full.plan), (want_creates.clone(), want_adopted.clone(), want_held.clone()), "{label}: the full plan\n{}", ops(&full.plan));
+    assert_eq!(user_decisions(&inc.plan), user_decisions(&full.plan), "{label}: the incremental plan decides as the full plan\n{}", ops(&inc.plan));
+    // The incremental run gives way only where its lookups cannot be exhaustive (exact comparison,
+    // no probe), and then it names the probe.
+    let must_escalate = !probed && comparison == UsernameComparison::Exact;
+    match &escalated {
+        Some(reason) => assert!(must_escalate && reason.contains("`duoprov doctor p --probe`"), "{label}: {reason}"),
+        None => assert!(!must_escalate, "{label}: without a probe the incremental run cannot rule out asmith/MNew in another case"),
+    }
+    for e in inc.plan.errors.iter().filter(|e| e.code == duoprov_plan::ErrorCode::Mat) {
+        assert!(e.message.contains("`duoprov doctor p --probe`"), "{label}: {}", e.message);
+    }
+    w.run(inc).await;
+
+    // Converged: nothing more to do, by either kind of run.
+    let again = w.full_plan().await;
+    assert!(again.plan.ops.is_empty(), "{label}: a second full plan is empty\n{}", ops(&again.plan));
+    assert_eq!(user_decisions(&again.plan).2, want_held, "{label}: the same subjects stay held");
+    let touched = SubjectPatch { description: Some(Some("touched".into())), ..Default::default() };
+    for id in ["jd", "as", "mn"] {
+        w.store.update_subject(&SubjectKey::new("ldap", id), &touched).await.unwrap();
+    }
+    let (inc, _) = w.incremental_or_full_plan().await;
+    let inc = inc.expect("the touched subjects are planned");
+    assert!(inc.plan.ops.is_empty(), "{label}: a second incremental plan is empty\n{}", ops(&inc.plan));
+    w.run(inc).await;
+
+    // Made by hand: still there under the same username. One Duo user per created name.
+    let dump = w.handle.state();
+    for (id, name) in &hand_made {
+        let now = dump.users.iter().find(|u| u.user_id.as_str() == id.as_str()).unwrap_or_else(|| panic!("{label}: {name} was deleted"));
+        assert_eq!(&now.username, name, "{label}: a user made by hand was renamed");
+        assert!(now.realname.starts_with("Hand Made"), "{label}: {}", now.realname);
+    }
+    let probe_users = dump.users.iter().filter(|u| u.username.to_lowercase().starts_with("duoprov-probe")).count();
+    let stored = |n: &str| if lowercased { n.to_lowercase() } else { n.to_owned() };
+    for name in &want_creates {
+        assert_eq!(dump.users.iter().filter(|u| u.username == stored(name)).count(), 1, "{label}: exactly one {name}");
+    }
+    assert_eq!(dump.users.len() - probe_users, hand_made.len() + want_creates.len(), "{label}: no other user was created");
+}
+
+#[tokio::test]
+async fn hand_made_users_differing_only_in_case_when_duo_lowercases_and_compares_case_insensitively() {
+    for probed in [false, true] {
+        hand_made_users_differing_only_in_case(UsernameStorage::Lowercase, UsernameComparison::CaseInsensitive, probed).await;
+    }
+}
+
+#[tokio::test]
+async fn hand_made_users_differing_only_in_case_when_duo_keeps_case_and_compares_case_insensitively() {
+    for probed in [false, true] {
+        hand_made_users_differing_only_in_case(UsernameStorage::Verbatim, UsernameComparison::CaseInsensitive, probed).await;
+    }
+}
+
+#[tokio::test]
+async fn hand_made_users_differing_only_in_case_when_duo_keeps_case_and_compares_exactly() {
+    for probed in [false, true] {
+        hand_made_users_differing_only_in_case(UsernameStorage::Verbatim, UsernameComparison::Exact, probed).await;
+    }
 }

@@ -71,10 +71,10 @@ pub fn effect(report: &ProbeReport) -> String {
     } else {
         "use bulk as configured (no bulk failure found)"
     };
-    let usernames = if report.usernames.as_ref().is_some_and(|u| u.case_sensitive()) {
-        "match usernames exactly (a lookup by another case missed the user)"
-    } else {
-        "match usernames case-insensitively"
+    let usernames = match &report.usernames {
+        Some(u) if u.case_sensitive() => "match usernames exactly (a lookup by another case missed the user)",
+        Some(_) => "match usernames case-insensitively",
+        None => "hold Duo users differing from a registry username only in case (the username step did not run)",
     };
     format!("{bulk}, and {usernames}")
 }

@@ -167,10 +167,15 @@ async fn after_a_probe_finds_usernames_case_sensitive_a_duo_user_differing_only_
     });
     seed_registry(dir);
 
-    // Without a probe, usernames compare case-insensitively: "MCHYZER" is taken for mchyzer.
+    // Without a probe, "MCHYZER" may or may not be mchyzer: neither taken for it nor doubled by a
+    // create, mchyzer is held with a message naming the probe.
     let ops = planned(dir);
     let creates_mchyzer = |ops: &[String]| ops.iter().any(|op| op.contains("\"op\":\"create_user\"") && op.contains("\"username\":\"mchyzer\""));
-    assert!(!creates_mchyzer(&ops) && ops.iter().any(|op| op.contains(&other_id)), "without a probe: {ops:#?}");
+    assert!(!creates_mchyzer(&ops) && !ops.iter().any(|op| op.contains(&other_id)), "without a probe: {ops:#?}");
+    let (out, _) = run(dir, &["plan", "duoTest", "--json"], 0);
+    let plan: Value = serde_json::from_str(&out).expect("plan JSON");
+    let held: Vec<&str> = plan["plan"]["errors"].as_array().expect("errors").iter().filter(|e| e["code"] == "MAT").filter_map(|e| e["message"].as_str()).collect();
+    assert!(held.len() == 1 && held[0].contains("\"MCHYZER\"") && held[0].contains("`duoprov doctor duoTest --probe`"), "{plan:#}");
 
     let (_, report) = probe(&env, 0);
     assert_eq!(report["usernames"]["lowercase_lookup_finds"], false, "{report:#}");

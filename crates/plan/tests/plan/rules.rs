@@ -115,7 +115,8 @@ fn adoption_is_shown_and_never_counts_as_ownership() {
             groups: vec![],
             created: None,
         }],
-        ..Default::default()
+        // A probe found this Duo comparing usernames case-insensitively: "MCHYZER" is "mchyzer".
+        usernames: duoprov_model::UsernameMatch::CaseInsensitive,
     };
     let sel = seed(vec!["mchyzer"], "Test group", "mchyzer");
     let policy = Policy::default();
@@ -417,8 +418,8 @@ fn a_pending_user_intent_claims_only_a_user_created_at_or_after_the_intent() {
     let sel = seed(vec!["mchyzer"], "Test group", "mchyzer");
     let links = duoprov_model::Links { users: vec![user_intent("mchyzer", "mchyzer", Some(1_000))], ..Default::default() };
     for (created, claimed) in [(Some(999), false), (None, false), (Some(1_000), true), (Some(5_000), true)] {
-        // Usernames compare case-insensitively, as everywhere in the planner.
-        let duo = DuoSnapshot { users: vec![duo_user("DUX00000000000000001", "MChyzer", "Someone Else", created)], groups: vec![], ..Default::default() };
+        // Usernames compare case-insensitively, as a probe of this Duo found.
+        let duo = DuoSnapshot { users: vec![duo_user("DUX00000000000000001", "MChyzer", "Someone Else", created)], groups: vec![], usernames: duoprov_model::UsernameMatch::CaseInsensitive };
         let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
         let m = plan.user_matches.iter().find(|m| m.id == "mchyzer").expect("matched");
         assert_eq!(m.created_by_us, claimed, "created {created:?}: {}", duoprov_plan::render::text(&plan));
@@ -631,4 +632,23 @@ fn an_unmanaged_field_is_neither_sent_on_create_nor_compared() {
         _ => None,
     });
     assert_eq!(create, Some((String::new(), String::new())));
+}
+
+#[test]
+fn without_a_probe_an_unlinked_duo_user_differing_only_in_case_is_held_naming_the_probe() {
+    // Registry "JSmith", a hand-made Duo "jsmith": the same user if Duo compares case-insensitively,
+    // someone else if it compares exactly. Neither adopted nor doubled by a create.
+    let (sel, duo) = jsmith("JSmith");
+    assert_eq!(duo.usernames, duoprov_model::UsernameMatch::Unprobed);
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
+    assert!(plan.ops.is_empty(), "no create, rename, delete or membership removal: {}", duoprov_plan::render::text(&plan));
+    assert!(plan.user_matches.is_empty(), "{}", duoprov_plan::render::text(&plan));
+    let held: Vec<&duoprov_plan::error::ObjectError> = plan.errors.iter().filter(|e| e.code == ErrorCode::Mat).collect();
+    assert_eq!(held.len(), 1, "{:?}", plan.errors);
+    assert!(held[0].message.contains("`duoprov doctor duoTest --probe`") && held[0].message.contains("\"jsmith\""), "{}", held[0].message);
+    // The same spelling is adopted without a probe.
+    let (sel, duo) = jsmith("jsmith");
+    let plan = build_plan("duoTest", &desired(&sel), &duo, &Default::default(), &Policy::default());
+    assert!(plan.errors.is_empty(), "{:?}", plan.errors);
+    assert_eq!(plan.user_matches.len(), 1, "{}", duoprov_plan::render::text(&plan));
 }
