@@ -23,18 +23,7 @@ async fn setup(configure: impl FnOnce(&mut Settings)) -> Env {
     let emulator =
         Emulator::builder().integration(Integration::new(IKEY, SKEY)).configure(configure).spawn_on("127.0.0.1:0").await.expect("emulator");
     let dir = tempfile::tempdir().unwrap();
-    let skey = dir.path().join("duo.skey");
-    std::fs::write(&skey, SKEY).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&skey, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let config = format!(
-        "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\nbulk = \"auto\"\n\n[provisioner.duoTest]\nduo = \"test\"\n",
-        emulator.base_url()
-    );
-    crate::write_config(dir.path(), config).unwrap();
+    crate::write_emulator_setup(dir.path(), &emulator.base_url(), IKEY, SKEY, "bulk = \"auto\"", "");
     Env { dir, emulator }
 }
 

@@ -64,6 +64,24 @@ impl Seeded {
     }
 }
 
+/// Writes `secret` to `dir/duo.skey`, readable only by its owner (as duoprov requires of a
+/// secret key file), and a configuration for provisioner `duoTest` on `[duo.test]` at `url`
+/// with integration key `ikey`: `duo_extra` lines go into `[duo.test]`, `provisioner_extra`
+/// lines into `[provisioner.duoTest]`. The SQLite registry `registry.db` is created.
+pub fn write_emulator_setup(dir: &Path, url: &str, ikey: &str, secret: &str, duo_extra: &str, provisioner_extra: &str) {
+    let skey = dir.join("duo.skey");
+    std::fs::write(&skey, secret).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&skey, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config = format!(
+        "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.test]\napi_host = \"127.0.0.1\"\nintegration_key = \"{ikey}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{url}\"\n{duo_extra}\n\n[provisioner.duoTest]\nduo = \"test\"\n{provisioner_extra}\n"
+    );
+    write_config(dir, config).unwrap();
+}
+
 /// Writes `duoprov.toml` into `dir` and, when its registry is a SQLite file, creates that
 /// registry as `duoprov init` would (commands refuse a SQLite registry that does not exist).
 pub fn write_config(dir: &Path, config: impl AsRef<[u8]>) -> std::io::Result<()> {
