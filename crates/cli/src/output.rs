@@ -70,12 +70,7 @@ pub fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_default()
 }
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// A time for people: `2026-11-30 04:12:05 UTC, 3 min ago` (or `in 2 min`), relative to `now_ms`.
+/// A time for people: `2026-11-30 04:12:05 UTC, 3 min ago` (or `in 2 min`), relative to `now_ms` (`duoprov_sync::now_ms` for now).
 pub fn when(at_ms: i64, now_ms: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     let absolute = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)

@@ -15,7 +15,7 @@ use anstream::println;
 use anstyle::{AnsiColor, Style};
 use anyhow::{Context as _, Result};
 use duoprov_emulator::{Emulator, EmulatorHandle, Integration};
-use duoprov_model::{GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
+use duoprov_model::{counted, GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
 use duoprov_plan::safety::Approval;
 use duoprov_plan::{Mapping, MappingConfig, Policy};
 use duoprov_registry::NodeAttrs;
@@ -38,11 +38,6 @@ const COMMAND: Style = Style::new().bold();
 
 fn heading(text: &str) {
     println!("\n{HEADING}{text}{HEADING:#}");
-}
-
-/// `n thing(s)` in words: `1 group`, `2 users`.
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `12 ms` under a second, `1.2 s` from there.
@@ -238,22 +233,22 @@ async fn run_text(ctx: &Context, duo: &EmulatorHandle, group: &GroupName, starte
         (report.memberships.deleted, "person removed from a group", "people removed from groups"),
         (report.groups.deleted + report.users.deleted, "object deleted", "objects deleted"),
     ];
-    let made: Vec<String> = made.iter().filter(|(n, _, _)| *n > 0).map(|(n, one, many)| count(*n, one, many)).collect();
+    let made: Vec<String> = made.iter().filter(|(n, _, _)| *n > 0).map(|(n, one, many)| counted(*n, one, many)).collect();
     println!(
         "  In Duo: {}. The sync made {} to Duo in {}.",
         if made.is_empty() { "nothing changed".to_owned() } else { made.join(", ") },
-        count(sync_calls as usize, "call", "calls"),
+        counted(sync_calls as usize, "call", "calls"),
         took(sync_time)
     );
     if report.failed() > 0 || report.held > 0 {
-        println!("  {BAD}{} could not be synced{BAD:#}; see the sync's lines above for each one and why.", count(report.failed() + report.held, "object", "objects"));
+        println!("  {BAD}{} could not be synced{BAD:#}; see the sync's lines above for each one and why.", counted(report.failed() + report.held, "object", "objects"));
     }
     if again.plan.is_empty() && again.plan.errors.is_empty() {
         println!("  {GOOD}A second plan has nothing to do{GOOD:#}: running the sync again would change nothing.");
     } else {
-        println!("  {BAD}A second plan still has work{BAD:#}: {} to do.", count(again.plan.ops.len(), "change", "changes"));
+        println!("  {BAD}A second plan still has work{BAD:#}: {} to do.", counted(again.plan.ops.len(), "change", "changes"));
     }
-    println!("  Whole demo: {} to Duo in {}.", count(calls_so_far(duo) as usize, "call", "calls"), took(started.elapsed()));
+    println!("  Whole demo: {} to Duo in {}.", counted(calls_so_far(duo) as usize, "call", "calls"), took(started.elapsed()));
 
     heading("Next steps");
     println!("  Do it with your own configuration, against an emulator on your machine:");
@@ -290,7 +285,7 @@ fn print_result(report: &RunReport) {
         (report.groups.deleted + report.users.deleted, "object deleted", "objects deleted"),
         (report.adopted, "existing Duo object adopted", "existing Duo objects adopted"),
     ];
-    let done: Vec<String> = done.iter().filter(|(n, _, _)| *n > 0).map(|(n, one, many)| count(*n, one, many)).collect();
+    let done: Vec<String> = done.iter().filter(|(n, _, _)| *n > 0).map(|(n, one, many)| counted(*n, one, many)).collect();
     if report.failed() == 0 && report.held == 0 {
         println!("  {GOOD}done{GOOD:#}: {}.", if done.is_empty() { "nothing to change".to_owned() } else { done.join(", ") });
     } else {
@@ -315,7 +310,7 @@ fn print_duo_state(duo: &EmulatorHandle) {
         })
         .collect();
     users.sort();
-    println!("  {}", count(users.len(), "user", "users"));
+    println!("  {}", counted(users.len(), "user", "users"));
     table(&["USERNAME", "REAL NAME", "E-MAIL", "STATUS", "GROUPS"], &users);
     let mut groups: Vec<Vec<String>> = state
         .groups
@@ -327,6 +322,6 @@ fn print_duo_state(duo: &EmulatorHandle) {
         })
         .collect();
     groups.sort();
-    println!("\n  {}", count(groups.len(), "group", "groups"));
+    println!("\n  {}", counted(groups.len(), "group", "groups"));
     table(&["NAME", "DESCRIPTION", "MEMBERS"], &groups);
 }

@@ -284,7 +284,7 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
         }))?;
         return Ok(exit::OK);
     }
-    let now = output::now_ms();
+    let now = duoprov_sync::now_ms();
     let names = GroupNames::read(&*store).await?;
     if let Some(l) = &links {
         println!("linked: {} group(s), {} user(s)", l.groups.len(), l.users.len());
