@@ -1,7 +1,7 @@
 //! The daemon's status page on a loopback address: `/` (a plain-text index of what follows),
 //! `/healthz` (the process serves), `/readyz`
-//! (the registry answered recently and every provisioner has a runner state; JSON with each
-//! provisioner's role and last result) and `/metrics` (Prometheus/OpenMetrics text).
+//! (every provisioner has a role and is in a run or heard from the registry recently; JSON with
+//! each provisioner's role and last result) and `/metrics` (Prometheus/OpenMetrics text).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub struct ProvisionerStatus {
     pub registry_ok_at_ms: Option<i64>,
     /// The last error, if the last attempt failed.
     pub last_error: Option<String>,
+    /// Milliseconds since the epoch when the run now under way started (`None` between runs).
+    pub running_since_ms: Option<i64>,
 }
 
 /// Shared between the provisioner loops and the status page.
@@ -44,13 +46,25 @@ impl Shared {
             f(map.entry(provisioner.to_owned()).or_default());
         }
     }
+
+    /// Whether the daemon is ready at `now_ms`: it serves at least one provisioner, and each one
+    /// has found its role and is either in a run (a full sync may take many minutes: it is
+    /// working, not stuck) or heard from the registry within `stale_after_ms`.
+    pub fn ready(&self, now_ms: i64) -> bool {
+        let Ok(map) = self.provisioners.lock() else { return false };
+        !map.is_empty()
+            && map.values().all(|p| {
+                p.role != "starting"
+                    && (p.running_since_ms.is_some() || p.registry_ok_at_ms.is_some_and(|t| now_ms - t <= self.stale_after_ms))
+            })
+    }
 }
 
 /// `GET /`: what this page serves, so a browser pointed at the address finds its way.
 async fn index() -> &'static str {
     "duoprov daemon status page\n\n\
      /healthz  200 while the process serves\n\
-     /readyz   200 when every provisioner has a runner and the registry answered recently (JSON)\n\
+     /readyz   200 when every provisioner is running or heard from the registry recently (JSON)\n\
      /metrics  Prometheus/OpenMetrics text\n"
 }
 
@@ -59,10 +73,8 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let now = duoprov_sync::now_ms();
+    let ready = shared.ready(duoprov_sync::now_ms());
     let map = shared.provisioners.lock().map(|m| m.clone()).unwrap_or_default();
-    let ready = !map.is_empty()
-        && map.values().all(|p| p.role != "starting" && p.registry_ok_at_ms.is_some_and(|t| now - t <= shared.stale_after_ms));
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(serde_json::json!({ "ready": ready, "provisioners": map })))
 }
