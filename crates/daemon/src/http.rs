@@ -1,7 +1,10 @@
-//! The daemon's status page on a loopback address: `/` (a plain-text index of what follows),
+//! The daemon's status page: `/` (a plain-text index of what follows),
 //! `/healthz` (the process serves), `/readyz`
 //! (every provisioner has a role and is in a run or heard from the registry recently; JSON with
 //! each provisioner's role and last result) and `/metrics` (Prometheus/OpenMetrics text).
+//! With a metrics token ([`Access::token`], required off loopback) `/metrics` and `/readyz`'s
+//! details need `Authorization: Bearer TOKEN`; `/healthz` and `/readyz`'s bare verdict stay open
+//! for probes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,10 +12,12 @@ use std::sync::Mutex;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 
 use crate::metrics::Metrics;
 
@@ -60,6 +65,39 @@ impl Shared {
     }
 }
 
+/// Who may read the status page's details: anyone who reaches it (`Access::default()`, loopback
+/// only), or whoever presents the token.
+#[derive(Clone, Default)]
+pub struct Access {
+    token: Option<Arc<SecretString>>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access").field("token", &self.token.as_ref().map(|_| "[redacted]")).finish()
+    }
+}
+
+impl Access {
+    /// Details only for requests carrying `Authorization: Bearer TOKEN`.
+    pub fn token(token: SecretString) -> Access {
+        Access { token: Some(Arc::new(token)) }
+    }
+
+    /// Whether a request with `headers` may read the details (compared in constant time).
+    fn allows(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else { return true };
+        let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(token.expose_secret().as_bytes())))
+    }
+}
+
+#[derive(Clone)]
+struct Page {
+    shared: Arc<Shared>,
+    access: Access,
+}
+
 /// `GET /`: what this page serves, so a browser pointed at the address finds its way.
 async fn index() -> &'static str {
     "duoprov daemon status page\n\n\
@@ -72,17 +110,36 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+async fn readyz(State(page): State<Page>, headers: HeaderMap) -> impl IntoResponse {
+    let shared = &page.shared;
     let ready = shared.ready(duoprov_sync::now_ms());
-    let map = shared.provisioners.lock().map(|m| m.clone()).unwrap_or_default();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    if !page.access.allows(&headers) {
+        // Probes need the verdict only; names and errors are for whoever holds the token.
+        return (status, axum::Json(serde_json::json!({ "ready": ready })));
+    }
+    let map = shared.provisioners.lock().map(|m| m.clone()).unwrap_or_default();
     (status, axum::Json(serde_json::json!({ "ready": ready, "provisioners": map })))
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], shared.metrics.encode())
+async fn metrics(State(page): State<Page>, headers: HeaderMap) -> axum::response::Response {
+    if !page.access.allows(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"duoprov metrics\"")],
+            "/metrics needs the metrics token: send `Authorization: Bearer TOKEN` (the token in daemon.metrics_token_file)\n",
+        )
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], page.shared.metrics.encode()).into_response()
 }
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().route("/", get(index)).route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics)).with_state(shared)
+/// The status page's routes, open to anyone who reaches them or behind `access`'s token.
+pub fn router(shared: Arc<Shared>, access: Access) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(Page { shared, access })
 }
