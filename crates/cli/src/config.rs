@@ -58,6 +58,7 @@ struct RawDuo {
 struct RawProvisioner {
     duo: String,
     create_users: Option<bool>,
+    create_groups: Option<bool>,
     log_http: Option<String>,
     log_http_bodies: Option<String>,
     log_http_format: Option<String>,
@@ -547,8 +548,13 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         let defaults = Policy::default();
         let t = &p.thresholds;
         let d = defaults.thresholds;
+        let create_groups = p.create_groups.unwrap_or(true);
+        if !create_groups && p.delete_groups.as_deref().is_some_and(|d| d != "never") {
+            bail!("{key}: create_groups = false matches groups and never deletes one; remove delete_groups (or set it to never), or set create_groups = true");
+        }
         let policy = Policy {
             create_users,
+            create_groups,
             group_delete: delete_policy(&format!("{key}.delete_groups"), p.delete_groups.as_deref(), defaults.group_delete)?,
             membership_delete: delete_policy(&format!("{key}.delete_memberships"), p.delete_memberships.as_deref(), defaults.membership_delete)?,
             user_delete: delete_policy(&format!("{key}.delete_users"), p.delete_users.as_deref(), defaults.user_delete)?,
@@ -784,6 +790,7 @@ url = "{registry_url}"
 # [provisioner.duoTest]
 # duo = "prod"
 # create_users = true
+# create_groups = true      # false: match-only groups (never created, renamed or deleted)
 # log_http = "off"          # off | on_error | always
 # log_http_bodies = "masked" # masked (e-mail addresses, phone numbers) | full | none
 # log_http_format = "full"   # full | compact (one line per call: method, path, status, time)
@@ -1053,7 +1060,11 @@ mod tests {
         let e = parse_str(&base.replace("api-x.duosecurity.com\"", "api-x.duosecurity.com\"\nurl = \"http://10.0.0.1:80\"")).unwrap_err().to_string();
         assert!(e.contains("duo.prod.url") && e.contains("loopback"), "{e}");
         let s = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\n")).unwrap();
-        assert!(s.provisioners["p"].create_users);
+        assert!(s.provisioners["p"].create_users && s.provisioners["p"].policy.create_groups);
+        let s = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\ncreate_groups = false\n")).unwrap();
+        assert!(!s.provisioners["p"].policy.create_groups);
+        let e = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\ncreate_groups = false\ndelete_groups = \"created_by_us\"\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p") && e.contains("create_groups = false") && e.contains("delete_groups"), "{e}");
     }
 
     #[test]
