@@ -93,6 +93,10 @@ pub enum Command {
         #[arg(long)]
         probe: bool,
     },
+    /// Write a zip for a support case: versions, the configuration as understood, status and
+    /// doctor of each provisioner, the daemon's metrics and the log files named — secrets,
+    /// signatures, passwords, e-mail addresses and phone numbers redacted.
+    SupportBundle(SupportBundleArgs),
     /// The seed scenario on embedded defaults: a temporary registry and an in-process emulator.
     #[cfg(feature = "emulator")]
     Demo,
@@ -502,4 +506,17 @@ mod tests {
         undescribed(&cmd, "duoprov", &mut missing);
         assert!(missing.is_empty(), "without a description in --help:\n{}", missing.join("\n"));
     }
+}
+
+#[derive(Debug, Args)]
+pub struct SupportBundleArgs {
+    /// Provisioners to report on (default: all).
+    pub provisioners: Vec<String>,
+    /// Where to write the zip (default: duoprov-support-<UTC time>.zip here; never overwritten).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// A log file to include (its last 8 MiB, redacted); repeat for more, e.g. the daemon's log
+    /// with the HTTP traffic log (`journalctl -u duoprov > duoprov.log`).
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
 }

@@ -15,6 +15,7 @@ mod sync;
 mod demo;
 mod report;
 mod run;
+mod support_bundle;
 
 use anyhow::Result;
 use duoprov_registry::{OpenOptions, Store};
@@ -93,6 +94,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 Command::Provision(c) => registry::provision(&ctx, c).await,
                 Command::Import(args) => import::run(&ctx, args).await,
                 Command::Config => config_show::run(&ctx),
+                Command::SupportBundle(a) => {
+                    let args = support_bundle::BundleArgs { output: a.output, logs: a.logs, provisioners: a.provisioners, config: cli.config.clone(), registry: cli.registry.clone() };
+                    support_bundle::run(&ctx, args).await
+                }
                 Command::LoadUsers(args) => load_users::run(&ctx, args).await,
                 Command::Report(args) => report::run(&ctx, args).await,
                 Command::Plan(a) => sync::plan(&ctx, &a.provisioner, a.out).await,
