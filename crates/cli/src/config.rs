@@ -111,6 +111,8 @@ struct RawDaemon {
     lock_retry: Option<String>,
     metrics_token_file: Option<PathBuf>,
     metrics_token_env: Option<String>,
+    keep_change_log: Option<String>,
+    keep_runs: Option<String>,
 }
 
 /// Parses `500ms`, `2s`, `30m`, `6h`, `1d`; the error names `key`.
@@ -144,6 +146,8 @@ pub struct Daemon {
     /// The token `/metrics` and `/readyz`'s details require (`daemon.metrics_token_file` or
     /// `_env`); required when the status page listens off loopback.
     pub metrics_token: Option<SecretSource>,
+    /// How long the registry keeps consumed change-log entries and finished runs.
+    pub keep: duoprov_daemon::Keep,
 }
 
 impl Daemon {
@@ -177,7 +181,7 @@ pub const MIN_TOKEN_CHARS: usize = 16;
 
 impl Default for Daemon {
     fn default() -> Self {
-        Daemon { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)), lock_retry: std::time::Duration::from_secs(1), metrics_token: None }
+        Daemon { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)), lock_retry: std::time::Duration::from_secs(1), metrics_token: None, keep: duoprov_daemon::Keep::default() }
     }
 }
 
@@ -706,6 +710,12 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         if let Some(t) = d.lock_retry {
             daemon.lock_retry = parse_duration(&format!("{origin}: daemon.lock_retry"), &t)?;
         }
+        if let Some(t) = d.keep_change_log {
+            daemon.keep.change_log = parse_duration(&format!("{origin}: daemon.keep_change_log"), &t)?;
+        }
+        if let Some(t) = d.keep_runs {
+            daemon.keep.runs = parse_duration(&format!("{origin}: daemon.keep_runs"), &t)?;
+        }
     }
     Ok(Settings { registry_url: resolve_sqlite_path(&url, base), registry_password, duo, provisioners, daemon })
 }
@@ -1004,6 +1014,9 @@ mod tests {
         let d = parse_str(base).unwrap();
         assert!(matches!(d.provisioners["p"].schedule.full_sync, FullSyncSchedule::Every(t) if t == std::time::Duration::from_secs(6 * 3600)));
         assert_eq!(d.daemon.listen, std::net::SocketAddr::from(([127, 0, 0, 1], 9464)));
+        assert_eq!(d.daemon.keep, duoprov_daemon::Keep::default());
+        let k = parse_str(&format!("{base}[daemon]\nkeep_change_log = \"7d\"\nkeep_runs = \"12h\"\n")).unwrap().daemon.keep;
+        assert_eq!((k.change_log.as_secs(), k.runs.as_secs()), (7 * 86_400, 12 * 3600));
         for (extra, key) in [
             ("[provisioner.p.schedule]\nfull_sync_cron = \"every day\"\n", "provisioner.p.schedule.full_sync_cron"),
             ("[provisioner.p.schedule]\nfull_sync_cron = \"0 3 * * *\"\nfull_sync_every = \"1h\"\n", "provisioner.p.schedule"),
@@ -1012,6 +1025,8 @@ mod tests {
             ("[provisioner.p.incremental]\nretry_base = \"1h\"\nretry_max = \"1m\"\n", "provisioner.p.incremental.retry_max"),
             ("[provisioner.p.incremental]\nfull_sync_above_changes = 0\n", "provisioner.p.incremental.full_sync_above_changes"),
             ("[daemon]\nlisten = \"0.0.0.0:9464\"\n", "daemon.metrics_token_file"),
+            ("[daemon]\nkeep_change_log = \"a month\"\n", "daemon.keep_change_log"),
+            ("[daemon]\nkeep_runs = \"-1d\"\n", "daemon.keep_runs"),
             ("[daemon]\nmetrics_token_file = \"t\"\nmetrics_token_env = \"T\"\n", "daemon: set metrics_token_file or metrics_token_env, not both"),
         ] {
             let e = parse_str(&format!("{base}{extra}")).unwrap_err().to_string();

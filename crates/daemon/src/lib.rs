@@ -17,6 +17,7 @@
 pub mod clock;
 pub mod http;
 pub mod metrics;
+pub mod retention;
 pub mod runner;
 pub mod schedule;
 pub mod work;
@@ -32,6 +33,7 @@ use tokio::sync::watch;
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use http::{Access, Shared};
+pub use retention::Keep;
 pub use schedule::{FullSyncSchedule, Schedule};
 
 /// Waits up to `wait` for the run lock of a provisioner (a daemon releases it between runs).
@@ -99,6 +101,7 @@ pub struct Daemon {
     clock: Arc<dyn Clock>,
     lock_retry: Duration,
     loops: Vec<runner::Loop<work::StoreWork>>,
+    keep: Keep,
     /// On SQLite, the lock that keeps a second daemon off the same registry file.
     _daemon_lock: Option<RunnerLock>,
 }
@@ -122,7 +125,7 @@ impl Daemon {
             stale_after_ms: (max_poll.as_millis() as i64 * 3).max(10_000) + lock_retry.as_millis() as i64,
             ..Default::default()
         });
-        Ok(Daemon { store, shared, clock: Arc::new(SystemClock), lock_retry, loops: Vec::new(), _daemon_lock: daemon_lock })
+        Ok(Daemon { store, shared, clock: Arc::new(SystemClock), lock_retry, loops: Vec::new(), keep: Keep::default(), _daemon_lock: daemon_lock })
     }
 
     /// The observer a provisioner's Duo client reports its calls to (for `/metrics`).
@@ -151,6 +154,12 @@ impl Daemon {
         });
     }
 
+    /// Sets how long the registry keeps its logs (pruned hourly while serving; the default is
+    /// [`Keep::default`]).
+    pub fn keep(&mut self, keep: Keep) {
+        self.keep = keep;
+    }
+
     /// Serves the status page on `listen` (its details behind `access`) and runs every provisioner's loop until SIGTERM or
     /// SIGINT; then lets runs in flight finish within `shutdown_grace`, abandoning (and marking
     /// interrupted) those that do not.
@@ -177,6 +186,7 @@ impl Daemon {
                 .await;
         });
         let mut tasks = tokio::task::JoinSet::new();
+        let housekeeping = tokio::spawn(retention::prune_loop(self.store.clone(), self.keep, self.clock.clone(), stop_rx.clone()));
         for l in self.loops {
             let stop = stop_rx.clone();
             tasks.spawn(async move { l.run(stop).await });
@@ -197,6 +207,7 @@ impl Daemon {
             }
         }
         let _ = server.await;
+        let _ = housekeeping.await;
         tracing::info!("Stopped.");
         Ok(())
     }

@@ -28,6 +28,7 @@ pub mod import;
 mod migrate;
 pub mod pg_tls;
 pub mod postgres;
+pub mod retention;
 pub mod sqlite;
 mod sql;
 mod store;
@@ -38,6 +39,7 @@ pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
+pub use retention::{Pruned, Retention};
 pub use sql::{SqlBackend, SqlStore};
 pub use store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
 pub use sync_state::{

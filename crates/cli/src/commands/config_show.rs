@@ -144,6 +144,8 @@ pub fn understood(s: &crate::config::Settings) -> Value {
             "listen": s.daemon.listen.to_string(),
             "lock_retry": duration(s.daemon.lock_retry),
             "metrics_token": s.daemon.metrics_token.as_ref().map(source),
+            "keep_change_log": duration(s.daemon.keep.change_log),
+            "keep_runs": duration(s.daemon.keep.runs),
         },
         "duo": s.duo.iter().map(|(name, d)| (name.clone(), connection(d))).collect::<Map<String, Value>>(),
         "provisioner": s.provisioners.iter().map(|(name, p)| (name.clone(), provisioner(p))).collect::<Map<String, Value>>(),

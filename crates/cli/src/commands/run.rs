@@ -41,6 +41,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
     let max_poll = names.iter().map(|n| ctx.settings.provisioners[n].schedule.poll_interval).max().unwrap_or(Duration::from_secs(2));
     let registry = duoprov_registry::url::redact(&ctx.settings.registry_url);
     let mut daemon = Daemon::new(store.clone(), &registry, ctx.settings.daemon.lock_retry, max_poll).await?;
+    daemon.keep(ctx.settings.daemon.keep);
     for name in &names {
         let p = &ctx.settings.provisioners[name];
         let conn = ctx.settings.duo.get(&p.duo).with_context(|| format!("provisioner.{name}.duo: no [duo.{}]", p.duo))?;

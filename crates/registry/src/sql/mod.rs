@@ -64,6 +64,7 @@ mod bulk;
 mod sync_state;
 mod duo_users;
 mod duo_probe;
+mod retention;
 
 pub use backend::SqlBackend;
 use self::{bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};

@@ -11,6 +11,7 @@ mod files;
 mod import;
 mod import_props;
 mod objects;
+mod retention;
 mod selection;
 mod sync_state;
 mod tls;
