@@ -4,7 +4,7 @@
 
 use crate::registry_test;
 use crate::support::*;
-use duoprov_registry::{Backoff, Retention, RunKind, RunStatus, Settlement};
+use duoprov_registry::{Backoff, RunKind, RunStatus, Settlement};
 use serde_json::json;
 
 registry_test!(pruning_keeps_what_a_provisioner_still_needs_and_the_latest_of_everything, |store| {
