@@ -15,7 +15,7 @@ use std::time::Instant;
 use duoprov_duo::{DuoClient, DuoConfig, PacingConfig, User};
 use duoprov_emulator::state::TenantDump;
 use duoprov_emulator::{Emulator, Integration, RunningEmulator};
-use duoprov_registry::duo_users::rows_from_users;
+use duoprov_sync::duo_users::rows_from_users;
 use duoprov_registry::{DuoUserFilter, OpenOptions, ReplaceCounts, Store};
 use serde_json::{Value, json};
 

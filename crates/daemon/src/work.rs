@@ -94,7 +94,7 @@ impl Work for StoreWork {
     async fn load_users(&self) -> Result<Ran> {
         let Some(_run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Ran::Busy) };
         let users = self.duo.list_users().await.map_err(|e| anyhow::anyhow!("reading the Duo users of {}: {e}", self.name))?;
-        let outcome = duoprov_registry::duo_users::load(&*self.store, &self.name, &users).await?;
+        let outcome = duoprov_sync::duo_users::load(&*self.store, &self.name, &users).await?;
         tracing::info!(provisioner = %self.name, users = outcome.users, "Duo users table reloaded.");
         Ok(Ran::Finished { full: false })
     }

@@ -218,7 +218,7 @@ pub async fn run(
         // Duo as it stands after this run: the users read before it, with this run's creates,
         // field updates and deletions applied — no second read of Duo.
         let users = users_after(prepared.duo_users, created, &plan);
-        let outcome = duoprov_registry::duo_users::load(store, name, &users).await?;
+        let outcome = crate::duo_users::load(store, name, &users).await?;
         report.duo_users_loaded = Some(outcome.counts);
     }
     let status = report.status();

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
-use duoprov_registry::duo_users::{self, UserProblem};
+use duoprov_sync::duo_users::{self, UserProblem};
 use serde::Serialize;
 
 use super::{Context, duo};

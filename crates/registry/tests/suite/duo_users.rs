@@ -85,32 +85,6 @@ registry_test!(replace_mirrors_the_given_rows_per_provisioner, |store| {
     assert_eq!(all(&*store, "other").await, other);
 });
 
-registry_test!(load_maps_and_replaces_in_one_call, |store| {
-    // What a full sync calls with the users it read (duoprov_duo::User is this type).
-    let users: Vec<duoprov_duo_wire::types::User> = serde_json::from_value(serde_json::json!([
-        {"user_id": "DUAAAAAAAAAAAAAAAAA1", "username": "alice", "aliases": {"alias1": "a,l"}, "created": 1,
-         "phones": [{"number": "+15555550100", "activated": true}], "is_enrolled": true, "status": "active"},
-        {"user_id": "DUAAAAAAAAAAAAAAAAA2", "username": "bob", "realname": null},
-        {"user_id": "DUAAAAAAAAAAAAAAAAA1", "username": "alice", "aliases": {"alias1": "a,l"}, "created": 1,
-         "phones": [{"number": "+15555550100", "activated": true}], "is_enrolled": true, "status": "active"},
-    ]))
-    .expect("Duo users");
-    let outcome = duoprov_registry::duo_users::load(&*store, "duoTest", &users).await.unwrap();
-    assert_eq!((outcome.users, outcome.counts), (2, counts(2, 0, 0, 0)));
-    let named: Vec<(&str, bool)> = outcome.problems.iter().map(|p| (p.user_id.as_str(), p.message.contains("created"))).collect();
-    assert_eq!(named, [("DUAAAAAAAAAAAAAAAAA2", true), ("DUAAAAAAAAAAAAAAAAA1", false)], "{:?}", outcome.problems);
-    let rows = all(&*store, "duoTest").await;
-    assert_eq!(
-        rows.iter().map(|r| (r.user_id.as_str(), r.aliases.as_deref(), r.phones.as_deref(), r.is_push_enabled.as_deref(), r.created_at)).collect::<Vec<_>>(),
-        [
-            ("DUAAAAAAAAAAAAAAAAA1", Some("a&#x2c;l"), Some("+15555550100"), Some("T"), Some(1)),
-            ("DUAAAAAAAAAAAAAAAAA2", None, None, Some("F"), None),
-        ]
-    );
-    let outcome = duoprov_registry::duo_users::load(&*store, "duoTest", &users[..1]).await.unwrap();
-    assert_eq!((outcome.users, outcome.counts), (1, counts(0, 0, 1, 1)));
-});
-
 registry_test!(odd_values_round_trip_unchanged, |store| {
     let mut odd = row("duoTest", "DU\u{e9}\u{1F600}", "Zo\u{eb} O'Brien \"q\"");
     odd.aliases = Some("a&#x2c;b,a+b".into());
