@@ -14,6 +14,12 @@ pub(crate) struct Dialect {
     pub begin_read: &'static str,
     /// A sub-select yielding the integers of the JSON array bound as `$1`.
     pub json_ids: &'static str,
+    /// A sub-select yielding, for the JSON array of `[integer, integer]` pairs bound as `$1`, one
+    /// row per pair (an import's memberships: one parameter per batch, not two per row).
+    pub json_id_pairs: &'static str,
+    /// A sub-select yielding, for the JSON array of eight-element arrays of strings or nulls bound
+    /// as `$1`, one row of eight text columns per array (an import's subjects).
+    pub json_text_rows8: &'static str,
     /// Aggregates `subject_id` of a group's rows into one comma-separated text.
     pub concat_subject_ids: &'static str,
     /// Run in the transaction of every change-log entry: PostgreSQL notifies listeners (a daemon

@@ -21,6 +21,8 @@ pub(crate) const DIALECT: Dialect = Dialect {
     begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     write_lock: Some(WRITE_LOCK),
     json_ids: "SELECT (jsonb_array_elements_text($1::jsonb))::bigint",
+    json_id_pairs: "SELECT (v->>0)::bigint, (v->>1)::bigint FROM jsonb_array_elements($1::jsonb) AS e(v)",
+    json_text_rows8: "SELECT v->>0, v->>1, v->>2, v->>3, v->>4, v->>5, v->>6, v->>7 FROM jsonb_array_elements($1::jsonb) AS e(v)",
     concat_subject_ids: "string_agg(subject_id::text, ',')",
     notify_change: Some("SELECT pg_notify('duoprov_change', current_schema())"),
 };

@@ -18,6 +18,10 @@ pub(crate) const DIALECT: Dialect = Dialect {
     begin_read: "BEGIN DEFERRED",
     write_lock: None,
     json_ids: "SELECT value FROM json_each($1)",
+    // (`WHERE true`: SQLite needs it between an INSERT's SELECT and its `ON CONFLICT`.)
+    json_id_pairs: "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1) WHERE true",
+    json_text_rows8: "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                      json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]') FROM json_each($1) WHERE true",
     concat_subject_ids: "group_concat(subject_id)",
     notify_change: None,
 };
