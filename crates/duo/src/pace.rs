@@ -43,7 +43,8 @@ pub enum CallClass {
     /// A read of one list page.
     PageRead,
     /// An unpaged list read by ids or usernames (`user_id_list`, `username_list`,
-    /// `group_id_list`): Duo's "get all objects (no paging)" class, 40/min per Duo staff.
+    /// `group_id_list`): possibly Duo's "get all objects (no paging)" class, 40/min per Duo staff
+    /// (unverified).
     ListLookup,
     /// `/admin/v1/bulk`, `bulk_create`, `bulk_send_to_trash`, `bulk_restore` (about 50/min per a
     /// secondary source).

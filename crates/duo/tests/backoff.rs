@@ -337,7 +337,10 @@ async fn a_429_slows_only_its_own_class_and_every_attempt_is_counted_by_class() 
             _ => ok(json!("")),
         }
     });
-    let duo = mem_client(&script, |c| c.pacing = PacingConfig::default());
+    // Bulk and lookups paced at a tenant-specific 40/min and 32/min (the defaults start higher),
+    // so the halved bulk rate, not the backoff, sets the retry's wait.
+    let pacing = PacingConfig { list_lookups_per_minute: 32, bulk_per_minute: 40, ..PacingConfig::default() };
+    let duo = mem_client(&script, |c| c.pacing = pacing.clone());
     assert!(duo.send_users_to_trash(&["DU00000000000000001".to_owned()]).await.is_ok());
     let seen = script.seen();
     assert_eq!(seen.len(), 2);

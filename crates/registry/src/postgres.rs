@@ -23,6 +23,8 @@ impl SqlBackend for sqlx::Postgres {
     const WRITE_LOCK: Option<&'static str> = Some(WRITE_LOCK);
     const BEGIN_READ: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const JSON_IDS: &'static str = "SELECT (jsonb_array_elements_text($1::jsonb))::bigint";
+    const JSON_ID_PAIRS: &'static str = "SELECT (v->>0)::bigint, (v->>1)::bigint FROM jsonb_array_elements($1::jsonb) AS e(v)";
+    const JSON_TEXT_ROWS8: &'static str = "SELECT v->>0, v->>1, v->>2, v->>3, v->>4, v->>5, v->>6, v->>7 FROM jsonb_array_elements($1::jsonb) AS e(v)";
     const CONCAT_SUBJECT_IDS: &'static str = "string_agg(subject_id::text, ',')";
     const NOTIFY_CHANGE: Option<&'static str> = Some("SELECT pg_notify('duoprov_change', current_schema())");
 

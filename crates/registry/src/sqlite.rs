@@ -21,6 +21,10 @@ impl SqlBackend for sqlx::Sqlite {
     const WRITE_LOCK: Option<&'static str> = None;
     const BEGIN_READ: &'static str = "BEGIN DEFERRED";
     const JSON_IDS: &'static str = "SELECT value FROM json_each($1)";
+    // (`WHERE true`: SQLite needs it between an INSERT's SELECT and its `ON CONFLICT`.)
+    const JSON_ID_PAIRS: &'static str = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1) WHERE true";
+    const JSON_TEXT_ROWS8: &'static str = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
+                      json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]') FROM json_each($1) WHERE true";
     const CONCAT_SUBJECT_IDS: &'static str = "group_concat(subject_id)";
     const NOTIFY_CHANGE: Option<&'static str> = None;
 

@@ -39,6 +39,12 @@ pub trait SqlBackend: Database<Arguments: IntoArguments<Self>> + sealed::Sealed 
     const BEGIN_READ: &'static str;
     /// A sub-select yielding the integers of the JSON array bound as `$1`.
     const JSON_IDS: &'static str;
+    /// A sub-select yielding, for the JSON array of `[integer, integer]` pairs bound as `$1`, one
+    /// row per pair (an import's memberships: one parameter per batch, not two per row).
+    const JSON_ID_PAIRS: &'static str;
+    /// A sub-select yielding, for the JSON array of eight-element arrays of strings or nulls bound
+    /// as `$1`, one row of eight text columns per array (an import's subjects).
+    const JSON_TEXT_ROWS8: &'static str;
     /// Aggregates `subject_id` of a group's rows into one comma-separated text.
     const CONCAT_SUBJECT_IDS: &'static str;
     /// Run in the transaction of every change-log entry: PostgreSQL notifies listeners (a daemon

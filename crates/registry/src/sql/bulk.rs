@@ -1,6 +1,11 @@
-//! Import: a whole validated import written in one transaction, in batches.
+//! Import: a whole validated import written in one transaction, in batches; subjects and
+//! memberships go as one JSON array parameter per batch, unpacked by the database
+//! ([`SqlBackend::JSON_TEXT_ROWS8`], [`SqlBackend::JSON_ID_PAIRS`]).
 
 use super::*;
+
+/// Subjects per statement (memberships: five times as many); a few MB of JSON each.
+const JSON_BATCH: usize = 20_000;
 
 /// The bulk area's functions (a namespace over the database type).
 pub(super) struct Bulk<DB>(PhantomData<DB>);
@@ -88,25 +93,24 @@ where
                 }
             }
         }
-        for chunk in to_write.chunks(BATCH) {
-            let mut qb = sqlx::QueryBuilder::<DB>::new(
-                "INSERT INTO subject (source, subject_id, name, login_id, email, first_name, last_name, description) ",
-            );
-            qb.push_values(chunk, |mut b, s| {
-                b.push_bind(&s.source)
-                    .push_bind(&s.id)
-                    .push_bind(&s.name)
-                    .push_bind(&s.login_id)
-                    .push_bind(&s.email)
-                    .push_bind(&s.first_name)
-                    .push_bind(&s.last_name)
-                    .push_bind(&s.description);
-            });
-            qb.push(
-                " ON CONFLICT (source, subject_id) DO UPDATE SET name = excluded.name, login_id = excluded.login_id, \
+        // One JSON parameter per batch: PostgreSQL spends far less on one array than on eight
+        // parameters per row (the import's cost at 100 000 subjects was the binding).
+        for chunk in to_write.chunks(JSON_BATCH) {
+            let json: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|s| json!([s.source, s.id, s.name, s.login_id, s.email, s.first_name, s.last_name, s.description]))
+                .collect();
+            let sql = format!(
+                "INSERT INTO subject (source, subject_id, name, login_id, email, first_name, last_name, description) {} \
+                 ON CONFLICT (source, subject_id) DO UPDATE SET name = excluded.name, login_id = excluded.login_id, \
                  email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name, description = excluded.description",
+                DB::JSON_TEXT_ROWS8
             );
-            qb.build().execute(&mut **tx).await.map_err(db("writing imported subjects"))?;
+            sqlx::query::<DB>(sqlx::AssertSqlSafe(sql))
+                .bind(serde_json::Value::Array(json).to_string())
+                .execute(&mut **tx)
+                .await
+                .map_err(db("writing imported subjects"))?;
         }
 
         // Folders, parents first.
@@ -206,14 +210,11 @@ where
                 MemberRow::Group(m) => group_pairs.push((gid, group_by_name[m.as_str()].0)),
             }
         }
-        for (table, pairs) in [("member_subject (group_id, subject_id) ", &subject_pairs), ("member_group (group_id, member_group_id) ", &group_pairs)] {
-            for chunk in pairs.chunks(BATCH * 4) {
-                let mut qb = sqlx::QueryBuilder::<DB>::new(format!("INSERT INTO {table}"));
-                qb.push_values(chunk, |mut b, (g, m)| {
-                    b.push_bind(*g).push_bind(*m);
-                });
-                qb.push(" ON CONFLICT DO NOTHING");
-                let r = qb.build().execute(&mut **tx).await.map_err(db("writing imported memberships"))?;
+        for (table, pairs) in [("member_subject (group_id, subject_id)", &subject_pairs), ("member_group (group_id, member_group_id)", &group_pairs)] {
+            for chunk in pairs.chunks(JSON_BATCH * 5) {
+                let json = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());
+                let sql = format!("INSERT INTO {table} {} ON CONFLICT DO NOTHING", DB::JSON_ID_PAIRS);
+                let r = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql)).bind(json).execute(&mut **tx).await.map_err(db("writing imported memberships"))?;
                 summary.memberships_added += DB::rows_affected(&r) as usize;
             }
         }
