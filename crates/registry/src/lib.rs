@@ -27,6 +27,7 @@ pub mod duo_users;
 pub mod error;
 pub mod import;
 mod migrate;
+pub mod mirror;
 pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
@@ -38,6 +39,7 @@ pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
+pub use mirror::MirrorStore;
 pub use store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
 pub use sync_state::{
     Backoff, ChangeWaker, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunKind, RunRecord, RunStatus, RunnerLock, Settlement, StateError,

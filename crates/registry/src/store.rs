@@ -57,7 +57,7 @@ pub struct EffectiveMember {
 /// that need several roles (the CLI's context, the daemon). A function that needs one role takes
 /// just that trait (`&dyn RegistryReader`, `&dyn SyncStore`, …); a `&dyn Store` coerces to it.
 pub trait Store:
-    RegistryReader + RegistryWriter + ChangeLog + crate::sync_state::SyncStore + crate::duo_users::DuoUserStore + crate::duo_probe::DuoProbeStore + Send + Sync
+    RegistryReader + RegistryWriter + ChangeLog + crate::sync_state::SyncStore + crate::duo_users::DuoUserStore + crate::duo_probe::DuoProbeStore + crate::mirror::MirrorStore + Send + Sync
 {
     fn backend(&self) -> Backend;
 }

@@ -56,6 +56,7 @@ mod markers;
 mod change_log;
 mod selection;
 mod bulk;
+mod mirror;
 
 #[allow(unused_imports)]
 use self::{subjects::*, folders::*, groups::*, memberships::*, markers::*, change_log::*, selection::*, bulk::*};
