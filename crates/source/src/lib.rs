@@ -5,6 +5,10 @@
 //! against the safety rules ([`mirror::check`]) and hands the changes to the store, which applies
 //! them in one transaction with one change-log entry per mutation.
 
+pub mod file;
+pub mod ldap;
 pub mod mirror;
+pub mod run;
 
 pub use mirror::{diff, Refusal, SnapshotGroup, SnapshotMember, SourceDiff, SourceSnapshot, Thresholds};
+pub use run::{mirror, Outcome, Report, RunError};
