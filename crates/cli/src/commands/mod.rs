@@ -15,6 +15,7 @@ mod sync;
 mod demo;
 mod report;
 mod run;
+mod source;
 
 use anyhow::Result;
 use duoprov_registry::{OpenOptions, Store};
@@ -92,6 +93,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 Command::Member(c) => registry::member(&ctx, c).await,
                 Command::Provision(c) => registry::provision(&ctx, c).await,
                 Command::Import(args) => import::run(&ctx, args).await,
+                Command::Source(c) => source::run(&ctx, c).await,
                 Command::Config => config_show::run(&ctx),
                 Command::LoadUsers(args) => load_users::run(&ctx, args).await,
                 Command::Report(args) => report::run(&ctx, args).await,

@@ -18,6 +18,7 @@ mod readme;
 mod registry;
 mod safety;
 mod secrets;
+mod sources;
 mod sync;
 mod traffic;
 
