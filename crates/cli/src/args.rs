@@ -112,7 +112,8 @@ pub struct DaemonArgs {
     /// Run only this provisioner (repeatable; default: every provisioner with schedule.enabled).
     #[arg(long = "provisioner", value_name = "NAME")]
     pub provisioners: Vec<String>,
-    /// Status page address (loopback only), overriding daemon.listen; port 0 picks a free one.
+    /// Status page address, overriding daemon.listen; port 0 picks a free one. Off loopback it
+    /// needs daemon.metrics_token_file (or _env).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
     /// On SIGTERM/SIGINT, how long runs in flight may take to finish before they are abandoned.

@@ -58,6 +58,7 @@ struct RawDuo {
 struct RawProvisioner {
     duo: String,
     create_users: Option<bool>,
+    create_groups: Option<bool>,
     log_http: Option<String>,
     log_http_bodies: Option<String>,
     log_http_format: Option<String>,
@@ -108,6 +109,8 @@ struct RawSchedule {
 struct RawDaemon {
     listen: Option<String>,
     lock_retry: Option<String>,
+    metrics_token_file: Option<PathBuf>,
+    metrics_token_env: Option<String>,
 }
 
 /// Parses `500ms`, `2s`, `30m`, `6h`, `1d`; the error names `key`.
@@ -138,11 +141,43 @@ pub struct Daemon {
     pub listen: std::net::SocketAddr,
     /// How often a standby daemon tries to take over a provisioner.
     pub lock_retry: std::time::Duration,
+    /// The token `/metrics` and `/readyz`'s details require (`daemon.metrics_token_file` or
+    /// `_env`); required when the status page listens off loopback.
+    pub metrics_token: Option<SecretSource>,
 }
+
+impl Daemon {
+    /// Whether the status page may listen on `addr`: loopback always; any other address only
+    /// with a metrics token. The error names the setting and the fix.
+    pub fn check_listen(&self, what: &str, addr: std::net::SocketAddr) -> Result<()> {
+        if !addr.ip().is_loopback() && self.metrics_token.is_none() {
+            bail!(
+                "{what}: {addr} is not a loopback address, and off loopback the status page needs a token: set daemon.metrics_token_file (a file readable by duoprov's user only, holding at least {MIN_TOKEN_CHARS} characters, e.g. from `openssl rand -hex 24`) or daemon.metrics_token_env; or listen on 127.0.0.1 behind a proxy"
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads the metrics token, if one is configured: a file group or others can read, an empty
+    /// or short token is refused, naming the setting and never the value.
+    pub fn read_metrics_token(&self) -> Result<Option<SecretString>> {
+        let Some(source) = &self.metrics_token else { return Ok(None) };
+        let key = source.key("daemon", "metrics_token");
+        let token = source.read_private(&key)?;
+        let chars = secrecy::ExposeSecret::expose_secret(&token).chars().count();
+        if chars < MIN_TOKEN_CHARS {
+            bail!("{key}: the token has {chars} characters; use at least {MIN_TOKEN_CHARS} (e.g. `openssl rand -hex 24`)");
+        }
+        Ok(Some(token))
+    }
+}
+
+/// The shortest metrics token accepted.
+pub const MIN_TOKEN_CHARS: usize = 16;
 
 impl Default for Daemon {
     fn default() -> Self {
-        Daemon { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)), lock_retry: std::time::Duration::from_secs(1) }
+        Daemon { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)), lock_retry: std::time::Duration::from_secs(1), metrics_token: None }
     }
 }
 
@@ -243,9 +278,9 @@ impl SecretSource {
         }
     }
 
-    /// Reads a database password: like [`SecretSource::read`], but a password file that group
+    /// Reads a database password or a token: like [`SecretSource::read`], but a file that group
     /// or others can read is refused, as libpq refuses such a `.pgpass`.
-    pub fn read_database_password(&self, what: &str) -> Result<SecretString> {
+    pub fn read_private(&self, what: &str) -> Result<SecretString> {
         #[cfg(unix)]
         if let SecretSource::File(path) = self {
             use std::os::unix::fs::PermissionsExt;
@@ -517,8 +552,13 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         let defaults = Policy::default();
         let t = &p.thresholds;
         let d = defaults.thresholds;
+        let create_groups = p.create_groups.unwrap_or(true);
+        if !create_groups && p.delete_groups.as_deref().is_some_and(|d| d != "never") {
+            bail!("{key}: create_groups = false matches groups and never deletes one; remove delete_groups (or set it to never), or set create_groups = true");
+        }
         let policy = Policy {
             create_users,
+            create_groups,
             group_delete: delete_policy(&format!("{key}.delete_groups"), p.delete_groups.as_deref(), defaults.group_delete)?,
             membership_delete: delete_policy(&format!("{key}.delete_memberships"), p.delete_memberships.as_deref(), defaults.membership_delete)?,
             user_delete: delete_policy(&format!("{key}.delete_users"), p.delete_users.as_deref(), defaults.user_delete)?,
@@ -655,12 +695,16 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
     }
     let mut daemon = Daemon::default();
     if let Some(d) = raw.daemon {
+        daemon.metrics_token = match (d.metrics_token_file, d.metrics_token_env) {
+            (Some(_), Some(_)) => bail!("{origin}: daemon: set metrics_token_file or metrics_token_env, not both"),
+            (Some(f), None) => Some(SecretSource::File(base.join(f))),
+            (None, Some(v)) => Some(SecretSource::Env(v)),
+            (None, None) => None,
+        };
         if let Some(listen) = d.listen {
             let addr: std::net::SocketAddr =
                 listen.parse().map_err(|_| anyhow::anyhow!("{origin}: daemon.listen: expected an address such as 127.0.0.1:9464, not {listen:?}"))?;
-            if !addr.ip().is_loopback() {
-                bail!("{origin}: daemon.listen: the status page serves only a loopback address (127.0.0.1, [::1]); put a proxy in front to expose it");
-            }
+            daemon.check_listen(&format!("{origin}: daemon.listen"), addr)?;
             daemon.listen = addr;
         }
         if let Some(t) = d.lock_retry {
@@ -752,6 +796,7 @@ url = "{registry_url}"
 # [provisioner.duoTest]
 # duo = "prod"
 # create_users = true
+# create_groups = true      # false: match-only groups (never created, renamed or deleted)
 # log_http = "off"          # off | on_error | always
 # log_http_bodies = "masked" # masked (e-mail addresses, phone numbers) | full | none
 # log_http_format = "full"   # full | compact (one line per call: method, path, status, time)
@@ -805,21 +850,21 @@ mod tests {
         let source = SecretSource::File(file.clone());
         let key = source.key("registry", "password");
         assert_eq!(key, "registry.password_file");
-        let e = format!("{:#}", source.read_database_password(&key).unwrap_err());
+        let e = format!("{:#}", source.read_private(&key).unwrap_err());
         assert!(e.starts_with("registry.password_file: cannot read") && e.contains("chmod 600"), "{e}");
         std::fs::write(&file, "  \n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let e = format!("{:#}", source.read_database_password(&key).unwrap_err());
+        let e = format!("{:#}", source.read_private(&key).unwrap_err());
         assert!(e.contains("registry.password_file") && e.contains("is empty"), "{e}");
         std::fs::write(&file, "s3cret-db-pass\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = format!("{:#}", source.read_database_password(&key).unwrap_err());
+        let e = format!("{:#}", source.read_private(&key).unwrap_err());
         assert!(e.contains("registry.password_file") && e.contains("mode 644") && e.contains("chmod 600") && !e.contains("s3cret"), "{e}");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         use secrecy::ExposeSecret;
-        assert_eq!(source.read_database_password(&key).unwrap().expose_secret(), "s3cret-db-pass");
+        assert_eq!(source.read_private(&key).unwrap().expose_secret(), "s3cret-db-pass");
         let env = SecretSource::Env("DUOPROV_TEST_UNSET_DB_PASSWORD_VARIABLE".into());
-        let e = format!("{:#}", env.read_database_password(&env.key("registry", "password")).unwrap_err());
+        let e = format!("{:#}", env.read_private(&env.key("registry", "password")).unwrap_err());
         assert!(e.contains("registry.password_env") && e.contains("DUOPROV_TEST_UNSET_DB_PASSWORD_VARIABLE is not set"), "{e}");
     }
 
@@ -972,11 +1017,43 @@ mod tests {
             ("[provisioner.p.schedule]\npoll_interval = \"0s\"\n", "provisioner.p.schedule.poll_interval"),
             ("[provisioner.p.incremental]\nretry_base = \"1h\"\nretry_max = \"1m\"\n", "provisioner.p.incremental.retry_max"),
             ("[provisioner.p.incremental]\nfull_sync_above_changes = 0\n", "provisioner.p.incremental.full_sync_above_changes"),
-            ("[daemon]\nlisten = \"0.0.0.0:9464\"\n", "daemon.listen"),
+            ("[daemon]\nlisten = \"0.0.0.0:9464\"\n", "daemon.metrics_token_file"),
+            ("[daemon]\nmetrics_token_file = \"t\"\nmetrics_token_env = \"T\"\n", "daemon: set metrics_token_file or metrics_token_env, not both"),
         ] {
             let e = parse_str(&format!("{base}{extra}")).unwrap_err().to_string();
             assert!(e.contains(key), "{extra}: {e}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn off_loopback_the_status_page_needs_a_private_metrics_token_of_sixteen_characters() {
+        use secrecy::ExposeSecret;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("metrics.token");
+        let text = format!("[daemon]\nlisten = \"0.0.0.0:9464\"\nmetrics_token_file = \"{}\"\n", file.display());
+        let settings = parse_str(&text).unwrap();
+        assert_eq!(settings.daemon.listen, std::net::SocketAddr::from(([0, 0, 0, 0], 9464)));
+        // The file is read when the daemon starts: missing, short, and readable by others are refused.
+        let e = format!("{:#}", settings.daemon.read_metrics_token().unwrap_err());
+        assert!(e.starts_with("daemon.metrics_token_file: cannot read"), "{e}");
+        std::fs::write(&file, "short-secret\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = format!("{:#}", settings.daemon.read_metrics_token().unwrap_err());
+        assert!(e.contains("daemon.metrics_token_file") && e.contains("12 characters") && !e.contains("short-secret"), "{e}");
+        std::fs::write(&file, "a-long-enough-metrics-token\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = format!("{:#}", settings.daemon.read_metrics_token().unwrap_err());
+        assert!(e.contains("mode 640") && !e.contains("a-long-enough"), "{e}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let token = settings.daemon.read_metrics_token().unwrap().unwrap();
+        assert_eq!(token.expose_secret(), "a-long-enough-metrics-token");
+        // A token also guards a loopback page; no token and loopback is the default, open page.
+        assert!(parse_str("[daemon]\nlisten = \"127.0.0.1:9464\"\n").unwrap().daemon.read_metrics_token().unwrap().is_none());
+        let no_token = parse_str("").unwrap().daemon;
+        let e = no_token.check_listen("--listen", std::net::SocketAddr::from(([10, 0, 0, 5], 9464))).unwrap_err().to_string();
+        assert!(e.starts_with("--listen: 10.0.0.5:9464 is not a loopback address") && e.contains("daemon.metrics_token_env"), "{e}");
     }
 
     #[test]
@@ -989,7 +1066,11 @@ mod tests {
         let e = parse_str(&base.replace("api-x.duosecurity.com\"", "api-x.duosecurity.com\"\nurl = \"http://10.0.0.1:80\"")).unwrap_err().to_string();
         assert!(e.contains("duo.prod.url") && e.contains("loopback"), "{e}");
         let s = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\n")).unwrap();
-        assert!(s.provisioners["p"].create_users);
+        assert!(s.provisioners["p"].create_users && s.provisioners["p"].policy.create_groups);
+        let s = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\ncreate_groups = false\n")).unwrap();
+        assert!(!s.provisioners["p"].policy.create_groups);
+        let e = parse_str(&format!("{base}[provisioner.p]\nduo = \"prod\"\ncreate_groups = false\ndelete_groups = \"created_by_us\"\n")).unwrap_err().to_string();
+        assert!(e.contains("provisioner.p") && e.contains("create_groups = false") && e.contains("delete_groups"), "{e}");
     }
 
     #[test]

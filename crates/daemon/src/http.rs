@@ -1,7 +1,10 @@
-//! The daemon's status page on a loopback address: `/` (a plain-text index of what follows),
+//! The daemon's status page: `/` (a plain-text index of what follows),
 //! `/healthz` (the process serves), `/readyz`
-//! (the registry answered recently and every provisioner has a runner state; JSON with each
-//! provisioner's role and last result) and `/metrics` (Prometheus/OpenMetrics text).
+//! (every provisioner has a role and is in a run or heard from the registry recently; JSON with
+//! each provisioner's role and last result) and `/metrics` (Prometheus/OpenMetrics text).
+//! With a metrics token ([`Access::token`], required off loopback) `/metrics` and `/readyz`'s
+//! details need `Authorization: Bearer TOKEN`; `/healthz` and `/readyz`'s bare verdict stay open
+//! for probes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,10 +12,12 @@ use std::sync::Mutex;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 
 use crate::metrics::Metrics;
 
@@ -27,6 +32,8 @@ pub struct ProvisionerStatus {
     pub registry_ok_at_ms: Option<i64>,
     /// The last error, if the last attempt failed.
     pub last_error: Option<String>,
+    /// Milliseconds since the epoch when the run now under way started (`None` between runs).
+    pub running_since_ms: Option<i64>,
 }
 
 /// Shared between the provisioner loops and the status page.
@@ -44,13 +51,58 @@ impl Shared {
             f(map.entry(provisioner.to_owned()).or_default());
         }
     }
+
+    /// Whether the daemon is ready at `now_ms`: it serves at least one provisioner, and each one
+    /// has found its role and is either in a run (a full sync may take many minutes: it is
+    /// working, not stuck) or heard from the registry within `stale_after_ms`.
+    pub fn ready(&self, now_ms: i64) -> bool {
+        let Ok(map) = self.provisioners.lock() else { return false };
+        !map.is_empty()
+            && map.values().all(|p| {
+                p.role != "starting"
+                    && (p.running_since_ms.is_some() || p.registry_ok_at_ms.is_some_and(|t| now_ms - t <= self.stale_after_ms))
+            })
+    }
+}
+
+/// Who may read the status page's details: anyone who reaches it (`Access::default()`, loopback
+/// only), or whoever presents the token.
+#[derive(Clone, Default)]
+pub struct Access {
+    token: Option<Arc<SecretString>>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access").field("token", &self.token.as_ref().map(|_| "[redacted]")).finish()
+    }
+}
+
+impl Access {
+    /// Details only for requests carrying `Authorization: Bearer TOKEN`.
+    pub fn token(token: SecretString) -> Access {
+        Access { token: Some(Arc::new(token)) }
+    }
+
+    /// Whether a request with `headers` may read the details (compared in constant time).
+    fn allows(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else { return true };
+        let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(token.expose_secret().as_bytes())))
+    }
+}
+
+#[derive(Clone)]
+struct Page {
+    shared: Arc<Shared>,
+    access: Access,
 }
 
 /// `GET /`: what this page serves, so a browser pointed at the address finds its way.
 async fn index() -> &'static str {
     "duoprov daemon status page\n\n\
      /healthz  200 while the process serves\n\
-     /readyz   200 when every provisioner has a runner and the registry answered recently (JSON)\n\
+     /readyz   200 when every provisioner is running or heard from the registry recently (JSON)\n\
      /metrics  Prometheus/OpenMetrics text\n"
 }
 
@@ -58,19 +110,36 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let now = duoprov_sync::now_ms();
-    let map = shared.provisioners.lock().map(|m| m.clone()).unwrap_or_default();
-    let ready = !map.is_empty()
-        && map.values().all(|p| p.role != "starting" && p.registry_ok_at_ms.is_some_and(|t| now - t <= shared.stale_after_ms));
+async fn readyz(State(page): State<Page>, headers: HeaderMap) -> impl IntoResponse {
+    let shared = &page.shared;
+    let ready = shared.ready(duoprov_sync::now_ms());
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    if !page.access.allows(&headers) {
+        // Probes need the verdict only; names and errors are for whoever holds the token.
+        return (status, axum::Json(serde_json::json!({ "ready": ready })));
+    }
+    let map = shared.provisioners.lock().map(|m| m.clone()).unwrap_or_default();
     (status, axum::Json(serde_json::json!({ "ready": ready, "provisioners": map })))
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], shared.metrics.encode())
+async fn metrics(State(page): State<Page>, headers: HeaderMap) -> axum::response::Response {
+    if !page.access.allows(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"duoprov metrics\"")],
+            "/metrics needs the metrics token: send `Authorization: Bearer TOKEN` (the token in daemon.metrics_token_file)\n",
+        )
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], page.shared.metrics.encode()).into_response()
 }
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new().route("/", get(index)).route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics)).with_state(shared)
+/// The status page's routes, open to anyone who reaches them or behind `access`'s token.
+pub fn router(shared: Arc<Shared>, access: Access) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(Page { shared, access })
 }

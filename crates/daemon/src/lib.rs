@@ -31,7 +31,7 @@ use duoprov_sync::SyncSettings;
 use tokio::sync::watch;
 
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use http::Shared;
+pub use http::{Access, Shared};
 pub use schedule::{FullSyncSchedule, Schedule};
 
 /// Waits up to `wait` for the run lock of a provisioner (a daemon releases it between runs).
@@ -151,10 +151,10 @@ impl Daemon {
         });
     }
 
-    /// Serves the status page on `listen` and runs every provisioner's loop until SIGTERM or
+    /// Serves the status page on `listen` (its details behind `access`) and runs every provisioner's loop until SIGTERM or
     /// SIGINT; then lets runs in flight finish within `shutdown_grace`, abandoning (and marking
     /// interrupted) those that do not.
-    pub async fn serve(self, listen: std::net::SocketAddr, shutdown_grace: Duration) -> Result<()> {
+    pub async fn serve(self, listen: std::net::SocketAddr, access: http::Access, shutdown_grace: Duration) -> Result<()> {
         let names: Vec<String> = self.loops.iter().map(|l| l.name.clone()).collect();
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
@@ -168,7 +168,7 @@ impl Daemon {
         println!("duoprov daemon: status page on http://{local}, provisioners {}", names.join(", "));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut server_stop = stop_rx.clone();
-        let app = http::router(self.shared.clone());
+        let app = http::router(self.shared.clone(), access);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

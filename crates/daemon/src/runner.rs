@@ -188,7 +188,11 @@ impl<W: Work> Loop<W> {
             }
             let started = tokio::time::Instant::now();
             let mut lag_known = false;
-            let wait = match self.tick(&mut timers).await {
+            let since = self.clock.now_ms();
+            self.shared.update(&self.name, |s| s.running_since_ms = Some(since));
+            let ticked = self.tick(&mut timers).await;
+            self.shared.update(&self.name, |s| s.running_since_ms = None);
+            let wait = match ticked {
                 Ok(known) => {
                     lag_known = known;
                     failures = 0;
@@ -293,6 +297,8 @@ mod tests {
         checkpoint: AtomicI64,
         refuse: AtomicBool,
         fail: AtomicBool,
+        /// How long a full sync takes (in paused time).
+        full_takes: Mutex<Duration>,
         /// (ms since the start, what) for each attempt to lead and each run.
         events: Mutex<Vec<(i64, &'static str)>>,
     }
@@ -308,6 +314,7 @@ mod tests {
                 checkpoint: AtomicI64::new(0),
                 refuse: AtomicBool::new(false),
                 fail: AtomicBool::new(false),
+                full_takes: Mutex::new(Duration::ZERO),
                 events: Mutex::new(Vec::new()),
             })
         }
@@ -366,6 +373,8 @@ mod tests {
         }
         async fn full(&self) -> Result<Ran> {
             self.record("full");
+            let takes = *self.full_takes.lock().unwrap();
+            tokio::time::sleep(takes).await;
             self.outcome(true)
         }
         async fn incremental(&self, _now_ms: i64) -> Result<Ran> {
@@ -381,7 +390,7 @@ mod tests {
 
     /// Starts a loop on `fake` with `schedule` (a lock retry of 1 s); the stop sender ends it.
     fn start(fake: &Arc<Fake>, schedule: Schedule) -> (Arc<Shared>, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared { stale_after_ms: 10_000, ..Shared::default() });
         let (stop_tx, stop_rx) = watch::channel(false);
         let l = Loop {
             name: "p".into(),
@@ -533,5 +542,26 @@ mod tests {
         stop.send(true).unwrap();
         task.await.unwrap();
         assert_eq!(fake.times("load_users"), [600_000, 1_200_000, 1_800_000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_daemon_stays_ready_through_a_long_full_sync_and_not_through_failing_runs() {
+        let fake = Fake::new(clock());
+        *fake.full_takes.lock().unwrap() = Duration::from_secs(600);
+        let (shared, stop, task) = start(&fake, every(2, 3600));
+        // Ten minutes into the first full sync: far past the 10 s staleness, still ready.
+        until(&fake, 300_000).await;
+        assert_eq!(fake.times("full"), [0]);
+        assert!(shared.ready(fake.clock.now_ms()), "{:?}", shared.provisioners.lock().unwrap());
+        until(&fake, 602_000).await;
+        assert!(shared.ready(fake.clock.now_ms()));
+        // Runs that fail keep the registry unheard from: not ready once 10 s have passed.
+        fake.seq.store(1, SeqCst);
+        fake.fail.store(true, SeqCst);
+        until(&fake, 640_000).await;
+        assert!(!fake.times("incremental").is_empty());
+        assert!(!shared.ready(fake.clock.now_ms()), "{:?}", shared.provisioners.lock().unwrap());
+        stop.send(true).unwrap();
+        task.await.unwrap();
     }
 }

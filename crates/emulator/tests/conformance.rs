@@ -1,119 +1,27 @@
 //! Duo's official Python client (`duo_client.Admin`, from `$DUOPROV_PYTHON`'s environment) runs
 //! `tests/python/conformance.py` against emulators started here, once per signature variant:
 //! v5, v4, v2 with HMAC-SHA512 (the client's v2 default) and v2 with HMAC-SHA1. Without
-//! `DUOPROV_PYTHON` the tests are skipped with a notice, unless `DUOPROV_REQUIRE_EXTERNAL=1`.
+//! `DUOPROV_PYTHON` the tests are reported skipped, unless `DUOPROV_REQUIRE_EXTERNAL=1`. The
+//! emulators and the server-side checks are `official_client`'s.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use duoprov_emulator::RateLimits;
-
-use crate::support::{self, IKEY, NG_IKEY, NG_SKEY, RO_IKEY, RO_SKEY, SKEY};
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("DUOPROV_PYTHON") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            if std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-                panic!("DUOPROV_PYTHON is not set but DUOPROV_REQUIRE_EXTERNAL=1");
-            }
-            support::skipped("the official-client conformance suite needs Duo's Python client: DUOPROV_PYTHON is not set");
-            None
-        }
-    }
-}
+use crate::official_client::{self, ClientRun};
 
 async fn run(sig_version: u8, digest: &str, expected_variant: &str) {
-    let Some(py) = python() else { return };
-    let main = support::spawn(|_| {}).await;
-    // Tight limits on reading one object: 2 per second, bursts of 2.
-    let limited = support::spawn(|s| {
-        s.rate_limits = RateLimits {
-            enabled: true,
-            read_one_per_min: 120,
-            burst_fraction: 1.0 / 60.0,
-            ..RateLimits::default()
-        };
-    })
-    .await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/conformance.py");
-    let mut cmd = Command::new(py);
-    cmd.arg(script)
-        .env("DUO_HOST", "127.0.0.1")
-        .env("DUO_PORT", main.port().to_string())
-        .env("DUO_RL_PORT", limited.port().to_string())
-        .env("DUO_IKEY", IKEY)
-        .env("DUO_SKEY", SKEY)
-        .env("DUO_RO_IKEY", RO_IKEY)
-        .env("DUO_RO_SKEY", RO_SKEY)
-        .env("DUO_NG_IKEY", NG_IKEY)
-        .env("DUO_NG_SKEY", NG_SKEY)
-        .env("DUO_SIG_VERSION", sig_version.to_string())
+    let Some(python) = official_client::required_path("DUOPROV_PYTHON", "the conformance suite needs Duo's Python client")
+    else {
+        return;
+    };
+    let mut command = Command::new(python);
+    command
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/conformance.py"))
         .env("DUO_DIGEST", digest)
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    let out = match tokio::task::spawn_blocking(move || cmd.output()).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => panic!("cannot run the Python interpreter: {e}"),
-        Err(e) => panic!("join: {e}"),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "conformance v{sig_version}/{digest} failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("0 failed"), "{stdout}");
-
-    // The server, not the client, says which signature scheme was used.
-    let counts = main.handle().counts();
-    let variants: Vec<&str> = counts.by_variant.keys().map(String::as_str).collect();
-    assert_eq!(variants, vec![expected_variant], "{counts:?}");
-    // Every endpoint family was exercised, and errors were really answered.
-    for endpoint in [
-        "users.list",
-        "users.get",
-        "users.create",
-        "users.modify",
-        "users.delete",
-        "users.groups.list",
-        "users.groups.add",
-        "users.groups.remove",
-        "users.bulk_create",
-        "users.bulk_send_to_trash",
-        "users.bulk_restore",
-        "groups.list",
-        "groups.get_v1",
-        "groups.get",
-        "groups.users",
-        "groups.create",
-        "groups.modify",
-        "groups.delete",
-        "bulk",
-        "admins.list",
-        "admins.get",
-        "admins.create",
-        "admins.modify",
-        "admins.delete",
-    ] {
-        assert!(
-            counts.get(endpoint, 200) > 0,
-            "{endpoint} never answered 200: {counts:?}"
-        );
-    }
-    for status in [400u16, 401, 403, 404] {
-        assert!(
-            counts.by_status.get(&status).copied().unwrap_or(0) > 0,
-            "no {status}: {counts:?}"
-        );
-    }
-    let limited_counts = limited.handle().counts();
-    assert!(
-        limited_counts.get("users.get", 429) > 0,
-        "{limited_counts:?}"
-    );
-    let _ = main.shutdown().await;
-    let _ = limited.shutdown().await;
+    let label = format!("Python v{sig_version}/{digest}");
+    official_client::run(ClientRun { label: &label, command, expected_variant, sig_version, error_statuses: &[400, 401, 403, 404] })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! The emulator's integration tests (one binary): Duo's official Python client against the
-//! emulator (`conformance`), Duo's official Node client against it (`node_conformance`), Duo behaviour and shapes through a signed client (`api`), bad input
+//! emulator (`conformance`), Duo's official Node client against it (`node_conformance`), what both share
+//! (`official_client`), Duo behaviour and shapes through a signed client (`api`), bad input
 //! (`bad_input`), generated malformed requests and byte-level junk (`malformed`), faults and
 //! rate limits (`faults`), the state file and introspection (`state`), response snapshots
 //! (`snapshots`) and the command-line entry (`cli`).
@@ -13,5 +14,6 @@ mod conformance;
 mod faults;
 mod malformed;
 mod node_conformance;
+mod official_client;
 mod snapshots;
 mod state;

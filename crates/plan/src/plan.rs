@@ -454,7 +454,18 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         });
                         continue;
                     }
-                    0 => (None, true, Provenance::Create),
+                    0 if policy.create_groups => (None, true, Provenance::Create),
+                    0 => {
+                        plan.errors.push(ObjectError {
+                            object: ErrorObject::Group { uuid: g.uuid.clone(), name: g.registry_name.clone() },
+                            code: ErrorCode::Dne,
+                            message: format!(
+                                "Duo has no group {:?} and this provisioner only matches groups (create_groups = false); create it in Duo, or change the group name template",
+                                g.fields.name
+                            ),
+                        });
+                        continue;
+                    }
                     1 => {
                         let i = candidates[0];
                         let id = duo.groups[i].group_id.as_str();
@@ -497,7 +508,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     });
                 }
                 plan.group_matches.push(GroupMatch { uuid: g.uuid.clone(), group_id: dg.group_id.clone(), created_by_us: owned });
-                if owned || policy.update_adopted {
+                if policy.create_groups && (owned || policy.update_adopted) {
                     let mut changes = Vec::new();
                     if dg.name != g.fields.name {
                         changes.push(FieldChange { field: GroupField::Name, before: dg.name.clone(), after: g.fields.name.clone() });
@@ -542,7 +553,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             present = Some(i);
             ours = true;
         }
-        let delete = match policy.group_delete {
+        let delete = policy.create_groups && match policy.group_delete {
             DeletePolicy::Never => false,
             DeletePolicy::CreatedByUs => l.created_by_us,
             DeletePolicy::NotInSource => true,

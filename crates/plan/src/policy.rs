@@ -64,6 +64,11 @@ pub struct Policy {
     /// `false`: only match users that already exist in Duo (Grouper's
     /// "manageGroupsReadonlyEntities"); a user that does not exist gets error `DNE`.
     pub create_users: bool,
+    /// `false`: match-only groups (Grouper's read-only groups) — a selected group is matched to
+    /// the Duo group of its name and its membership kept in step, but duoprov never creates,
+    /// renames, re-describes or deletes a Duo group; a group Duo lacks gets error `DNE`.
+    #[serde(default = "yes")]
+    pub create_groups: bool,
     pub group_delete: DeletePolicy,
     pub membership_delete: DeletePolicy,
     pub user_delete: DeletePolicy,
@@ -78,6 +83,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             create_users: true,
+            create_groups: true,
             group_delete: DeletePolicy::CreatedByUs,
             membership_delete: DeletePolicy::NotInSource,
             user_delete: DeletePolicy::Never,
@@ -86,4 +92,8 @@ impl Default for Policy {
             thresholds: Thresholds::default(),
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }

@@ -1,6 +1,6 @@
 //! The Duo users table (`duo_user`, Grouper's `grouper_prov_duo_user`): the row type, the pure
 //! mapping from Duo user objects to rows with Grouper's encodings, the [`DuoUserStore`] trait the
-//! SQL backends implement (`sql_duo_users.rs`), and [`load`], the one call a full sync or
+//! SQL backends implement (`sql/duo_users.rs`), and [`load`], the one call a full sync or
 //! `duoprov load-users` makes with the users it read.
 //!
 //! Encodings (as Grouper stores them; see `docs/duo-users.md`):

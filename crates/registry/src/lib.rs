@@ -2,9 +2,9 @@
 //! SQLite or PostgreSQL behind one [`Store`] trait, with a change log written in the same
 //! transaction as every mutation.
 //!
-//! Both backends compile the same SQL (`sql/`, included once per backend with that
-//! backend's concrete sqlx types), so they cannot drift apart; the few dialect differences live in
-//! [`dialect`](crate::dialect).
+//! Both backends run the same SQL: one store, [`SqlStore<DB>`](crate::SqlStore), generic over
+//! the sqlx database (`sql/`), so they cannot drift apart; the few dialect differences are
+//! constants of [`SqlBackend`](crate::SqlBackend).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), duoprov_registry::RegistryError> {
@@ -21,7 +21,6 @@
 //! # Ok(()) }
 //! ```
 
-mod dialect;
 pub mod duo_probe;
 pub mod duo_users;
 pub mod error;
@@ -31,6 +30,7 @@ pub mod mirror;
 pub mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
+mod sql;
 mod store;
 pub mod sync_state;
 pub mod url;
@@ -40,6 +40,7 @@ pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, Replac
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
 pub use mirror::MirrorStore;
+pub use sql::{SqlBackend, SqlStore};
 pub use store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
 pub use sync_state::{
     Backoff, ChangeWaker, Checkpoint, GroupState, MembershipState, RetryRecord, RetryTarget, RunKind, RunRecord, RunStatus, RunnerLock, Settlement, StateError,

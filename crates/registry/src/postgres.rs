@@ -1,4 +1,4 @@
-//! The PostgreSQL backend: the shared store of `sql/` over a connection pool, with a
+//! The PostgreSQL backend: the one SQL store of `sql/` over a connection pool, with a
 //! transaction-scoped advisory lock serialising registry writes, and an optional schema so tests
 //! (and several registries) can share one database.
 
@@ -7,38 +7,37 @@ use std::str::FromStr;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::dialect::Dialect;
 use crate::error::{RegistryError, Result};
 use crate::migrate;
+use crate::sql::{SqlBackend, SqlStore};
 
-pub(crate) type Db = sqlx::Postgres;
+/// The registry store over PostgreSQL.
+pub type PostgresStore = SqlStore<sqlx::Postgres>;
 
 /// The advisory lock key of registry writes ("duoprov" in ASCII, truncated).
 const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(6441559076706422)";
 
-pub(crate) const DIALECT: Dialect = Dialect {
-    begin_write: "BEGIN",
-    begin_read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-    write_lock: Some(WRITE_LOCK),
-    json_ids: "SELECT (jsonb_array_elements_text($1::jsonb))::bigint",
-    concat_subject_ids: "string_agg(subject_id::text, ',')",
-    notify_change: Some("SELECT pg_notify('duoprov_change', current_schema())"),
-};
+impl SqlBackend for sqlx::Postgres {
+    const BACKEND: crate::Backend = crate::Backend::Postgres;
+    const BEGIN_WRITE: &'static str = "BEGIN";
+    const WRITE_LOCK: Option<&'static str> = Some(WRITE_LOCK);
+    const BEGIN_READ: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    const JSON_IDS: &'static str = "SELECT (jsonb_array_elements_text($1::jsonb))::bigint";
+    const CONCAT_SUBJECT_IDS: &'static str = "string_agg(subject_id::text, ',')";
+    const NOTIFY_CHANGE: Option<&'static str> = Some("SELECT pg_notify('duoprov_change', current_schema())");
 
-#[allow(clippy::duplicate_mod)]
-#[path = "sql/mod.rs"]
-mod sql_store;
-#[allow(clippy::duplicate_mod)]
-#[path = "sql_duo_users.rs"]
-mod sql_duo_users;
-#[allow(clippy::duplicate_mod)]
-#[path = "sql_sync_state.rs"]
-mod sql_sync_state;
-#[allow(clippy::duplicate_mod)]
-#[path = "sql_duo_probe.rs"]
-mod sql_duo_probe;
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
 
-pub use sql_store::SqlStore as PostgresStore;
+    async fn try_lock_runner(store: &PostgresStore, key: &str) -> Result<Option<crate::RunnerLock>> {
+        try_lock_runner(store, key).await
+    }
+
+    async fn change_waker(store: &PostgresStore) -> Result<Option<crate::sync_state::ChangeWaker>> {
+        change_waker(store).await
+    }
+}
 
 /// Connects to the PostgreSQL registry at `url` and brings its schema up to date. With
 /// `schema`, every table lives in that schema (created when missing).
@@ -75,7 +74,7 @@ pub async fn connect(url: &str, password: Option<&str>, schema: Option<&str>) ->
     }
     let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await.map_err(connect_error(&tls))?;
     migrate::postgres().run(&pool).await?;
-    Ok(PostgresStore::from_pool(pool, crate::Backend::Postgres))
+    Ok(PostgresStore::from_pool(pool))
 }
 
 /// A session-level advisory lock held on a connection of its own, outside the pool: it lasts as
@@ -117,7 +116,7 @@ impl crate::sync_state::LockHolder for SessionLock {
     }
 }
 
-pub(crate) async fn try_lock_runner(store: &PostgresStore, key: &str) -> Result<Option<crate::RunnerLock>> {
+async fn try_lock_runner(store: &PostgresStore, key: &str) -> Result<Option<crate::RunnerLock>> {
     let conn = store.pool().acquire().await.map_err(RegistryError::db("connecting for the runner lock"))?;
     let mut conn = conn.detach();
     for (name, value) in LOCK_SESSION_SETTINGS {
@@ -162,7 +161,7 @@ impl crate::sync_state::WakeSource for Listener {
     }
 }
 
-pub(crate) async fn change_waker(store: &PostgresStore) -> Result<Option<crate::sync_state::ChangeWaker>> {
+async fn change_waker(store: &PostgresStore) -> Result<Option<crate::sync_state::ChangeWaker>> {
     let schema: String = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(store.pool())
         .await

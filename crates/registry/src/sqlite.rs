@@ -1,5 +1,6 @@
 //! The SQLite backend (the default): a file or in-memory database in WAL mode with foreign keys
-//! on, one writer at a time (`BEGIN IMMEDIATE`), and the shared store of `sql/`.
+//! on, one writer at a time (`BEGIN IMMEDIATE`), and the one SQL store of `sql/` over it; the
+//! runner lock is a lock file next to the database.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -7,35 +8,35 @@ use std::time::Duration;
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::dialect::Dialect;
 use crate::error::{RegistryError, Result};
 use crate::migrate;
+use crate::sql::{SqlBackend, SqlStore};
 
-pub(crate) type Db = sqlx::Sqlite;
+/// The registry store over SQLite.
+pub type SqliteStore = SqlStore<sqlx::Sqlite>;
 
-pub(crate) const DIALECT: Dialect = Dialect {
-    begin_write: "BEGIN IMMEDIATE",
-    begin_read: "BEGIN DEFERRED",
-    write_lock: None,
-    json_ids: "SELECT value FROM json_each($1)",
-    concat_subject_ids: "group_concat(subject_id)",
-    notify_change: None,
-};
+impl SqlBackend for sqlx::Sqlite {
+    const BACKEND: crate::Backend = crate::Backend::Sqlite;
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const WRITE_LOCK: Option<&'static str> = None;
+    const BEGIN_READ: &'static str = "BEGIN DEFERRED";
+    const JSON_IDS: &'static str = "SELECT value FROM json_each($1)";
+    const CONCAT_SUBJECT_IDS: &'static str = "group_concat(subject_id)";
+    const NOTIFY_CHANGE: Option<&'static str> = None;
 
-#[allow(clippy::duplicate_mod)]
-#[path = "sql/mod.rs"]
-mod sql_store;
-#[allow(clippy::duplicate_mod)]
-#[path = "sql_duo_users.rs"]
-mod sql_duo_users;
-#[allow(clippy::duplicate_mod)]
-#[path = "sql_sync_state.rs"]
-mod sql_sync_state;
-#[allow(clippy::duplicate_mod)]
-#[path = "sql_duo_probe.rs"]
-mod sql_duo_probe;
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
 
-pub use sql_store::SqlStore as SqliteStore;
+    async fn try_lock_runner(store: &SqliteStore, key: &str) -> Result<Option<crate::RunnerLock>> {
+        try_lock_runner(store, key).await
+    }
+
+    /// SQLite has no notifications: the daemon polls.
+    async fn change_waker(_: &SqliteStore) -> Result<Option<crate::sync_state::ChangeWaker>> {
+        Ok(None)
+    }
+}
 
 /// The database file a SQLite URL names, or `None` for an in-memory registry: what a caller
 /// checks before `connect`, which would create a missing file.
@@ -76,7 +77,7 @@ pub async fn connect(url: &str) -> Result<SqliteStore> {
         .await
         .map_err(RegistryError::db("opening the SQLite registry"))?;
     migrate::sqlite().run(&pool).await?;
-    Ok(SqliteStore::from_pool(pool, crate::Backend::Sqlite))
+    Ok(SqliteStore::from_pool(pool))
 }
 
 /// Creates the database file readable and writable by its owner only (it holds names, e-mail
@@ -150,7 +151,7 @@ pub(crate) fn lock_path(database: &std::path::Path, key: &str) -> std::path::Pat
     std::path::PathBuf::from(name)
 }
 
-pub(crate) async fn try_lock_runner(store: &SqliteStore, key: &str) -> Result<Option<crate::RunnerLock>> {
+async fn try_lock_runner(store: &SqliteStore, key: &str) -> Result<Option<crate::RunnerLock>> {
     let options = store.pool().connect_options();
     let database = options.get_filename();
     let name = database.to_string_lossy();
@@ -172,9 +173,4 @@ pub(crate) async fn try_lock_runner(store: &SqliteStore, key: &str) -> Result<Op
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(RegistryError::Refused(format!("locking {}: {e}", path.display()))),
     }
-}
-
-/// SQLite has no notifications: the daemon polls.
-pub(crate) async fn change_waker(_: &SqliteStore) -> Result<Option<crate::sync_state::ChangeWaker>> {
-    Ok(None)
 }

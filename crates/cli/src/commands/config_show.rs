@@ -91,6 +91,7 @@ fn provisioner(p: &Provisioner) -> Value {
     json!({
         "duo": p.duo,
         "create_users": p.create_users,
+        "create_groups": policy.create_groups,
         "log_http": match p.log_http { LogHttp::Off => "off", LogHttp::OnError => "on_error", LogHttp::Always => "always" },
         "log_http_bodies": match p.log_http_bodies { BodyLog::Masked => "masked", BodyLog::Full => "full", BodyLog::None => "none" },
         "log_http_format": match p.log_http_format { TrafficFormat::Full => "full", TrafficFormat::Compact => "compact" },
@@ -142,6 +143,7 @@ pub fn understood(s: &crate::config::Settings) -> Value {
         "daemon": {
             "listen": s.daemon.listen.to_string(),
             "lock_retry": duration(s.daemon.lock_retry),
+            "metrics_token": s.daemon.metrics_token.as_ref().map(source),
         },
         "duo": s.duo.iter().map(|(name, d)| (name.clone(), connection(d))).collect::<Map<String, Value>>(),
         "provisioner": s.provisioners.iter().map(|(name, p)| (name.clone(), provisioner(p))).collect::<Map<String, Value>>(),

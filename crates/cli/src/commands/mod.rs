@@ -50,7 +50,7 @@ impl Context {
     /// (`demo`, which makes its own).
     pub async fn open_store(&self) -> Result<Box<dyn Store>> {
         let password = match &self.settings.registry_password {
-            Some(source) => Some(source.read_database_password(&source.key("registry", "password"))?),
+            Some(source) => Some(source.read_private(&source.key("registry", "password"))?),
             None => None,
         };
         let options = OpenOptions { password, schema: None };
@@ -113,8 +113,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 Command::Status { provisioner } => sync::status(&ctx, provisioner.as_deref()).await,
                 Command::Doctor { provisioner, check_write, probe } => sync::doctor(&ctx, &provisioner, check_write, probe).await,
                 Command::Run(a) => {
-                    if let Some(addr) = a.listen.filter(|a| !a.ip().is_loopback()) {
-                        anyhow::bail!("--listen {addr}: the status page serves only a loopback address");
+                    if let Some(addr) = a.listen {
+                        ctx.settings.daemon.check_listen("--listen", addr)?;
                     }
                     let args = run::RunArgs {
                         provisioners: a.provisioners,

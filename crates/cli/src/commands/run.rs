@@ -50,6 +50,10 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
         use_recorded(&*store, &duo).await;
         daemon.add(name, duo, settings_of(p), p.schedule.clone());
     }
-    daemon.serve(args.listen.unwrap_or(ctx.settings.daemon.listen), args.shutdown_grace).await?;
+    let access = match ctx.settings.daemon.read_metrics_token()? {
+        Some(token) => duoprov_daemon::Access::token(token),
+        None => duoprov_daemon::Access::default(),
+    };
+    daemon.serve(args.listen.unwrap_or(ctx.settings.daemon.listen), access, args.shutdown_grace).await?;
     Ok(exit::OK)
 }

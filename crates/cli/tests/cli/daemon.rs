@@ -3,7 +3,8 @@
 //! descriptions, nested groups, markers) reaches Duo with no command but the registry change; the
 //! status page answers (`/` with an index of its endpoints); the default log level shows one
 //! line per run and the stop; -vv shows duoprov's debug lines without the libraries'; a second daemon on the same SQLite file refuses to start; SIGTERM stops
-//! it with exit 0 and no run left running; after quiet a full plan is empty.
+//! it with exit 0 and no run left running; after quiet a full plan is empty. Off loopback the
+//! status page needs a metrics token for `/metrics` and `/readyz`'s details.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -24,12 +25,17 @@ pub struct Daemon {
 }
 
 pub fn start_daemon(dir: &Path, extra: &[&str]) -> Daemon {
+    start_daemon_on(dir, "127.0.0.1:0", extra)
+}
+
+/// A daemon started in `dir` whose status page listens on `listen`.
+pub fn start_daemon_on(dir: &Path, listen: &str, extra: &[&str]) -> Daemon {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("duoprov"))
         .current_dir(dir)
         .env_remove("DUOPROV_CONFIG")
         .env_remove("DUOPROV_REGISTRY_URL")
         .env_remove("RUST_LOG")
-        .args(["run", "--listen", "127.0.0.1:0"])
+        .args(["run", "--listen", listen])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -62,13 +68,19 @@ impl Daemon {
 
 /// A plain HTTP GET: status code and body.
 pub fn get(addr: &str, path: &str) -> (u16, String) {
+    let (code, response) = get_with(addr, path, "");
+    (code, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+/// A plain HTTP GET with extra header lines (each ending in CRLF): status code and the whole
+/// response (status line, headers and body).
+pub fn get_with(addr: &str, path: &str, headers: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the status page");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n").unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (code, body)
+    (code, text)
 }
 
 /// Waits until `f` holds for Duo's state.
@@ -230,4 +242,57 @@ async fn the_daemon_logs_held_objects_once_per_run_and_a_refusal_with_its_digest
     assert!(!refusal.contains("delete group testGroup"), "{refusal}");
     assert!(stderr.lines().any(|l| l.contains("Refused: delete group testGroup") && l.contains(digest)), "{stderr}");
     assert_eq!(handle.state().groups.len(), 1, "nothing deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_the_status_page_needs_a_metrics_token_for_metrics_and_readiness_details() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = setup("[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    // Off loopback without a token: refused before anything starts, naming the setting.
+    let out = crate::duoprov(dir).args(["run", "--listen", "0.0.0.0:0"]).timeout(Duration::from_secs(20)).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--listen: 0.0.0.0:0 is not a loopback address") && err.contains("daemon.metrics_token_file"), "{err}");
+
+    let token = "k3Xq9v2LmZ7pW4tR8sY1uB6nD0cF5hJa";
+    let file = dir.join("metrics.token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut config = std::fs::OpenOptions::new().append(true).open(dir.join("duoprov.toml")).unwrap();
+    writeln!(config, "\n[daemon]\nmetrics_token_file = \"metrics.token\"").unwrap();
+    drop(config);
+
+    let daemon = start_daemon_on(dir, "0.0.0.0:0", &[]);
+    let port = daemon.status.rsplit(':').next().unwrap().to_owned();
+    let addr = format!("127.0.0.1:{port}");
+    let handle = env.emulator.handle().clone();
+    wait_for("the first full sync", || handle.state(), |s| s.users.len() == 2, Duration::from_secs(20));
+
+    let (code, body) = get(&addr, "/healthz");
+    assert_eq!((code, body.trim()), (200, "ok"));
+    // Without the token, or with another one: no metrics, and readiness as a bare verdict.
+    for headers in ["", "Authorization: Bearer not-the-token-at-all-0000000000\r\n", "Authorization: Basic azNYcTl2Mkw=\r\n"] {
+        let (code, response) = get_with(&addr, "/metrics", headers);
+        assert_eq!(code, 401, "{headers:?}: {response}");
+        assert!(response.to_ascii_lowercase().contains("www-authenticate: bearer"), "{response}");
+        assert!(!response.contains("duoprov_runs_total"), "{response}");
+        let (_, body) = get(&addr, "/readyz");
+        let ready: Value = serde_json::from_str(&body).unwrap();
+        assert!(ready["ready"].is_boolean() && ready.get("provisioners").is_none(), "{ready:#}");
+    }
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let (code, metrics) = get_with(&addr, "/metrics", &bearer);
+    assert_eq!(code, 200, "{metrics}");
+    assert!(metrics.contains("duoprov_runs_total{provisioner=\"duoTest\",kind=\"full\",result=\"succeeded\"} 1"), "{metrics}");
+    let (code, response) = get_with(&addr, "/readyz", &bearer);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let ready: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(code, 200, "{ready:#}");
+    assert_eq!(ready["provisioners"]["duoTest"]["role"], "holder", "{ready:#}");
+
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains(token), "the token reached the log:\n{stderr}");
 }

@@ -1,7 +1,8 @@
 //! Ownership end to end, through the binary against an in-process emulator: duoprov never
 //! claims, rewrites or deletes a Duo object it did not create — not after its own creates were
 //! refused (an integration without the write grant), and not when another provisioner of the
-//! same Duo account manages the object.
+//! same Duo account manages the object; and with `create_groups = false` it only matches and
+//! fills groups.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -179,4 +180,47 @@ async fn a_second_provisioner_of_the_same_duo_account_never_adopts_or_empties_th
     // doctor warns about the shared Duo account.
     let (out, _) = run(dir, &["doctor", "prodB"], 0);
     assert!(out.contains("warn  shared Duo account: provisioner prodA provisions"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_only_groups_are_filled_in_duo_but_never_created_rewritten_or_deleted() {
+    let emu = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Updating adopted objects is allowed: only create_groups = false keeps duoprov's hands off
+    // the group's name and description. (A delete policy other than never is refused with it.)
+    let provisioner = "[provisioner.duoTest]\nduo = \"test\"\ncreate_groups = false\nupdate_adopted = true\n";
+    configure(dir, &emu, IKEY_ALL, provisioner);
+    emu.handle().with_tenant_mut(|t, ids| {
+        t.create_group(GroupFields { name: Some("staff".into()), desc: Some("policy: staff MFA".into()), ..Default::default() }, &duoprov_emulator::Settings::default(), ids)
+            .expect("hand-made group");
+    });
+    run(dir, &["subject", "add", "alice", "--name", "Alice", "--login-id", "alice", "--email", "alice@example.edu"], 0);
+    run(dir, &["subject", "add", "bob", "--name", "Bob", "--login-id", "bob", "--email", "bob@example.edu"], 0);
+    run(dir, &["group", "add", "app:duo:staff", "--description", "Staff from the registry", "--create-parents"], 0);
+    run(dir, &["group", "add", "app:duo:faculty", "--description", "Not in Duo"], 0);
+    run(dir, &["member", "add", "app:duo:staff", "alice", "bob"], 0);
+    run(dir, &["member", "add", "app:duo:faculty", "bob"], 0);
+    run(dir, &["provision", "assign", "duoTest", "--folder", "app:duo", "--scope", "sub"], 0);
+
+    let out = duoprov(dir).args(["sync", "duoTest", "--json"]).output().unwrap();
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report["held"], 1, "{report:#}");
+    let held = report["held_objects"][0].to_string();
+    assert!(held.contains("DNE") && held.contains("create_groups = false") && held.contains("faculty"), "the missing group is held with DNE: {report:#}");
+    let s = state(&emu);
+    assert_eq!(s.groups.len(), 1, "no group created: {:#?}", s.groups);
+    let staff = &s.groups[0];
+    assert_eq!((staff.name.as_str(), staff.desc.as_str()), ("staff", "policy: staff MFA"), "name and description untouched");
+    for name in ["alice", "bob"] {
+        let user = s.users.iter().find(|u| u.username == name).unwrap_or_else(|| panic!("{name} created: {:#?}", s.users));
+        assert!(user.groups.contains(&staff.group_id), "{name} is a member of the matched group");
+    }
+
+    // Unselected, the matched group stays in Duo (its members are no longer managed).
+    run(dir, &["group", "remove", "app:duo:staff"], 0);
+    let out = duoprov(dir).args(["sync", "duoTest", "--json"]).output().unwrap();
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(report["groups"]["deleted"], 0, "{report:#}");
+    assert!(state(&emu).groups.iter().any(|g| g.name == "staff"), "the match-only group is still in Duo");
 }

@@ -193,6 +193,43 @@ fn without_create_users_unknown_users_are_dne() {
 }
 
 #[test]
+fn match_only_groups_are_filled_but_never_created_renamed_redescribed_or_deleted() {
+    use duoprov_model::DuoGroup;
+    // Everything else as permissive as it gets: only create_groups = false holds groups back.
+    let policy = Policy {
+        create_groups: false,
+        update_adopted: true,
+        group_delete: duoprov_plan::DeletePolicy::NotInSource,
+        ..Policy::default()
+    };
+    let subjects = vec![subject("mchyzer", "Chris Hyzer"), subject("kwilso", "Kate Wilson")];
+    let sel = selection(
+        subjects.clone(),
+        vec![(group("u-test", "app:duo:testGroup", "ours"), vec!["mchyzer", "kwilso"]), (group("u-new", "app:duo:newGroup", "d"), vec!["kwilso"])],
+    );
+    let hand_made = DuoGroup { group_id: "DGHANDMADE0000000001".into(), name: "testGroup".into(), desc: "hand made".into(), status: "active".into() };
+    let mut sim = Sim::new(DuoSnapshot { groups: vec![hand_made.clone()], ..Default::default() });
+    let plan = build_plan("duoTest", &desired(&sel), &sim.duo, &sim.links, &policy);
+    let dne: Vec<_> = plan.errors.iter().filter(|e| e.code == ErrorCode::Dne).collect();
+    assert_eq!(dne.len(), 1, "{:?}", plan.errors);
+    assert!(dne[0].message.contains("\"newGroup\"") && dne[0].message.contains("create_groups = false"), "{}", dne[0].message);
+    assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::CreateGroup { .. } | Op::UpdateGroup { .. })), "{:#?}", plan.ops);
+    // The hand-made group is filled: both users, created, join it.
+    let adds = plan.ops.iter().filter(|o| matches!(&o.op, Op::AddMember { group_uuid, .. } if &**group_uuid == "u-test")).count();
+    assert_eq!(adds, 2, "{:#?}", plan.ops);
+    sim.apply(&plan);
+    assert_eq!(sim.duo.groups, vec![hand_made.clone()], "name and description untouched");
+    // Unselected, it stays in Duo whatever the group delete policy says.
+    let sel = selection(subjects, vec![(group("u-new", "app:duo:newGroup", "d"), vec!["kwilso"])]);
+    let plan = build_plan("duoTest", &desired(&sel), &sim.duo, &sim.links, &policy);
+    assert!(!plan.ops.iter().any(|o| matches!(o.op, Op::DeleteGroup { .. })), "{:#?}", plan.ops);
+    // The same data with groups managed: created, re-described and, unselected, deleted.
+    let managed = Policy { create_groups: true, ..policy };
+    let plan = build_plan("duoTest", &desired(&sel), &sim.duo, &sim.links, &managed);
+    assert!(plan.ops.iter().any(|o| matches!(o.op, Op::CreateGroup { .. })) && plan.ops.iter().any(|o| matches!(o.op, Op::DeleteGroup { .. })), "{:#?}", plan.ops);
+}
+
+#[test]
 fn deletions_above_thresholds_are_refused_with_the_list_and_approved_only_by_its_digest() {
     let policy = Policy::default();
     let subjects: Vec<_> = (0..20).map(|i| subject(&format!("u{i:02}"), "U")).collect();

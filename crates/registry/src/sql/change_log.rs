@@ -4,37 +4,66 @@
 
 use super::*;
 
-pub(super) async fn log_change(
-    tx: &mut Tx,
-    kind: ChangeKind,
-    mut groups: Vec<String>,
-    mut subjects: Vec<SubjectKey>,
-    provisioners: Vec<String>,
-    detail: serde_json::Value,
-) -> Result<()> {
-    groups.sort();
-    groups.dedup();
-    subjects.sort();
-    subjects.dedup();
-    let encode = |v: serde_json::Result<String>| v.map_err(|e| RegistryError::Refused(format!("encoding a change-log entry: {e}")));
-    sqlx::query("INSERT INTO change_log (at_ms, kind, groups, subjects, provisioners, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(now_ms())
-        .bind(kind.as_str())
-        .bind(encode(serde_json::to_string(&groups))?)
-        .bind(encode(serde_json::to_string(&subjects))?)
-        .bind(encode(serde_json::to_string(&provisioners))?)
-        .bind(encode(serde_json::to_string(&detail))?)
-        .execute(&mut **tx)
-        .await
-        .map_err(db(format!("appending the {} change-log entry", kind.as_str())))?;
-    if let Some(notify) = DIALECT.notify_change {
-        sqlx::query(notify).execute(&mut **tx).await.map_err(db("notifying listeners of a change"))?;
+/// The change log area's functions (a namespace over the database type).
+pub(super) struct Changes<DB>(PhantomData<DB>);
+
+impl<DB: SqlBackend> Changes<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
+    pub(super) async fn log_change(
+        tx: &mut Tx<DB>,
+        kind: ChangeKind,
+        mut groups: Vec<String>,
+        mut subjects: Vec<SubjectKey>,
+        provisioners: Vec<String>,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        groups.sort();
+        groups.dedup();
+        subjects.sort();
+        subjects.dedup();
+        let encode = |v: serde_json::Result<String>| v.map_err(|e| RegistryError::Refused(format!("encoding a change-log entry: {e}")));
+        sqlx::query("INSERT INTO change_log (at_ms, kind, groups, subjects, provisioners, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(now_ms())
+            .bind(kind.as_str())
+            .bind(encode(serde_json::to_string(&groups))?)
+            .bind(encode(serde_json::to_string(&subjects))?)
+            .bind(encode(serde_json::to_string(&provisioners))?)
+            .bind(encode(serde_json::to_string(&detail))?)
+            .execute(&mut **tx)
+            .await
+            .map_err(db(format!("appending the {} change-log entry", kind.as_str())))?;
+        if let Some(notify) = DB::NOTIFY_CHANGE {
+            sqlx::query(notify).execute(&mut **tx).await.map_err(db("notifying listeners of a change"))?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[async_trait]
-impl ChangeLog for SqlStore {
+impl<DB: SqlBackend> ChangeLog for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeEntry>> {
         let rows: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
             "SELECT seq, at_ms, kind, groups, subjects, provisioners, detail FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2",

@@ -1,12 +1,17 @@
-//! The registry store, written once and compiled once per backend: `sqlite.rs` and
-//! `postgres.rs` each include this module (`sql/`) after defining `Db` (their sqlx database
-//! type) and `DIALECT` (their few SQL differences). Every mutation runs in one write transaction
-//! that also appends its change-log entry. This file holds what every area shares (row types,
-//! row readers, the store and its transactions) and the role traits' implementations, which
-//! hand each method to its area: subjects, folders, groups, memberships, markers, the change
-//! log, the sync engine's selection, and import.
+//! The registry store, written once for both databases: [`SqlStore<DB>`] is generic over a
+//! [`SqlBackend`] (SQLite or PostgreSQL), which carries the few SQL differences as constants.
+//! Every mutation runs in one write transaction that also appends its change-log entry. This file
+//! holds what every area shares (row types, row readers, the store and its transactions) and the
+//! role traits' implementations, which hand each method to its area: subjects, folders, groups,
+//! memberships, markers, the change log, the sync engine's selection, and import; the sync
+//! engine's state, Duo users and Duo probes have their own files here too.
+//!
+//! Each generic `impl` block states the same `where` clause (the connection is an executor; the
+//! column types are parameters and values of `DB`): Rust does not carry a trait's `where`
+//! clauses to its users, so [`SqlBackend`] cannot state them once for all.
 
 use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -16,16 +21,15 @@ use duoprov_model::{
     SubjectKey, SubjectPatch,
 };
 use serde_json::json;
-use sqlx::{Pool, Transaction};
+use sqlx::{ColumnIndex, Database, Encode, Executor, Pool, Transaction, Type};
 
-use super::{DIALECT, Db};
 use crate::error::{RegistryError, Result};
 use crate::import::{self, Existing, ImportData, ImportSummary, MemberRow};
 use crate::store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
 
-type Tx = Transaction<'static, Db>;
+type Tx<DB> = Transaction<'static, DB>;
 /// A connection: a transaction or a pooled connection both dereference to one.
-type Conn = <Db as sqlx::Database>::Connection;
+type Conn<DB> = <DB as Database>::Connection;
 type SubjectTuple = (i64, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
 type GroupTuple = (i64, String, String, Option<i64>, Option<String>, Option<String>);
 type FolderTuple = (i64, String, Option<i64>, Option<String>, Option<String>);
@@ -48,6 +52,7 @@ macro_rules! folder_cols {
     };
 }
 
+mod backend;
 mod subjects;
 mod folders;
 mod groups;
@@ -56,10 +61,14 @@ mod markers;
 mod change_log;
 mod selection;
 mod bulk;
+mod sync_state;
+mod duo_users;
+mod duo_probe;
 mod mirror;
 
-#[allow(unused_imports)]
-use self::{subjects::*, folders::*, groups::*, memberships::*, markers::*, change_log::*, selection::*, bulk::*};
+pub use backend::SqlBackend;
+use self::{bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};
+pub(crate) use backend::{Param, Value};
 
 /// Rows read per statement when writing in bulk; well under both backends' parameter limits.
 const BATCH: usize = 1000;
@@ -131,189 +140,241 @@ fn check_patch(key: &SubjectKey, patch: &SubjectPatch) -> Result<()> {
     import::check_subject_fields(&object, fields).into_result().map_err(RegistryError::Invalid)
 }
 
-/// The store over one backend's pool.
-pub struct SqlStore {
-    pool: Pool<Db>,
-    backend: Backend,
+/// The store over one database's pool: [`SqliteStore`](crate::sqlite::SqliteStore) and
+/// [`PostgresStore`](crate::postgres::PostgresStore).
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
 }
 
-impl SqlStore {
-    pub(crate) fn from_pool(pool: Pool<Db>, backend: Backend) -> Self {
-        Self { pool, backend }
+impl<DB: SqlBackend> SqlStore<DB> {
+    pub(crate) fn from_pool(pool: Pool<DB>) -> Self {
+        Self { pool }
     }
 
     /// The connection pool, for other parts of duoprov that keep their state in this database.
-    pub fn pool(&self) -> &Pool<Db> {
+    pub fn pool(&self) -> &Pool<DB> {
         &self.pool
     }
+}
 
-    async fn begin_write(&self) -> Result<Tx> {
-        let mut tx = self.pool.begin_with(DIALECT.begin_write).await.map_err(db("starting a write transaction"))?;
-        if let Some(lock) = DIALECT.write_lock {
+impl<DB: SqlBackend> SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
+    /// A write transaction holding the registry's writer lock (`BEGIN_WRITE` and `WRITE_LOCK` of
+    /// the backend).
+    async fn begin_write(&self) -> Result<Tx<DB>> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await.map_err(db("starting a write transaction"))?;
+        if let Some(lock) = DB::WRITE_LOCK {
             sqlx::query(lock).execute(&mut *tx).await.map_err(db("taking the registry write lock"))?;
         }
         Ok(tx)
     }
 
-    /// A read transaction whose statements see one snapshot (`begin_read` of the dialect).
-    async fn begin_read(&self) -> Result<Tx> {
-        self.pool.begin_with(DIALECT.begin_read).await.map_err(db("starting a read"))
+    /// A read transaction whose statements see one snapshot (`BEGIN_READ` of the backend).
+    async fn begin_read(&self) -> Result<Tx<DB>> {
+        self.pool.begin_with(DB::BEGIN_READ).await.map_err(db("starting a read"))
     }
 
-    async fn commit(tx: Tx) -> Result<()> {
+    async fn commit(tx: Tx<DB>) -> Result<()> {
         tx.commit().await.map_err(db("committing"))
     }
-}
 
-async fn subject_row(conn: &mut Conn, key: &SubjectKey) -> Result<Option<SubjectTuple>> {
-    sqlx::query_as::<_, SubjectTuple>(concat!("SELECT ", subject_cols!(), " FROM subject s WHERE s.source = $1 AND s.subject_id = $2"))
-        .bind(&key.source)
-        .bind(&key.id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db(format!("reading subject {key}")))
-}
+    async fn subject_row(conn: &mut Conn<DB>, key: &SubjectKey) -> Result<Option<SubjectTuple>> {
+        sqlx::query_as::<_, SubjectTuple>(concat!("SELECT ", subject_cols!(), " FROM subject s WHERE s.source = $1 AND s.subject_id = $2"))
+            .bind(&key.source)
+            .bind(&key.id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db(format!("reading subject {key}")))
+    }
 
-async fn group_row(conn: &mut Conn, name: &str) -> Result<Option<GroupTuple>> {
-    sqlx::query_as::<_, GroupTuple>(concat!("SELECT ", group_cols!(), " FROM grp g WHERE g.name = $1"))
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db(format!("reading group {name}")))
-}
+    async fn group_row(conn: &mut Conn<DB>, name: &str) -> Result<Option<GroupTuple>> {
+        sqlx::query_as::<_, GroupTuple>(concat!("SELECT ", group_cols!(), " FROM grp g WHERE g.name = $1"))
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db(format!("reading group {name}")))
+    }
 
-async fn require_group(tx: &mut Tx, name: &GroupName) -> Result<GroupTuple> {
-    group_row(tx, name.as_str()).await?.ok_or_else(|| not_found(format!("group {name}")))
-}
+    async fn require_group(tx: &mut Tx<DB>, name: &GroupName) -> Result<GroupTuple> {
+        Self::group_row(tx, name.as_str()).await?.ok_or_else(|| not_found(format!("group {name}")))
+    }
 
-async fn folder_row(conn: &mut Conn, path: &str) -> Result<Option<FolderTuple>> {
-    sqlx::query_as::<_, FolderTuple>(concat!("SELECT ", folder_cols!(), " FROM folder f WHERE f.path = $1"))
-        .bind(path)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db(format!("reading folder {path}")))
+    async fn folder_row(conn: &mut Conn<DB>, path: &str) -> Result<Option<FolderTuple>> {
+        sqlx::query_as::<_, FolderTuple>(concat!("SELECT ", folder_cols!(), " FROM folder f WHERE f.path = $1"))
+            .bind(path)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db(format!("reading folder {path}")))
+    }
 }
 
 fn parse_ids(list: &str) -> Vec<i64> {
     list.split(',').filter_map(|s| s.trim().parse().ok()).collect()
 }
 
-impl Store for SqlStore {
+impl<DB: SqlBackend> Store for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
     fn backend(&self) -> Backend {
-        self.backend
+        DB::BACKEND
     }
 }
 
 #[async_trait]
-impl RegistryReader for SqlStore {
+impl<DB: SqlBackend> RegistryReader for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
     async fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>> {
-        subjects::subject(self, key).await
+        Subjects::subject(self, key).await
     }
 
     async fn subjects(&self, source: Option<&str>) -> Result<Vec<Subject>> {
-        subjects::subjects(self, source).await
+        Subjects::subjects(self, source).await
     }
 
     async fn folder(&self, path: &FolderPath) -> Result<Option<Folder>> {
-        folders::folder(self, path).await
+        Folders::folder(self, path).await
     }
 
     async fn folders(&self, under: Option<&FolderPath>) -> Result<Vec<Folder>> {
-        folders::folders(self, under).await
+        Folders::folders(self, under).await
     }
 
     async fn group(&self, name: &GroupName) -> Result<Option<Group>> {
-        groups::group(self, name).await
+        Groups::group(self, name).await
     }
 
     async fn groups(&self, under: Option<&FolderPath>) -> Result<Vec<Group>> {
-        groups::groups(self, under).await
+        Groups::groups(self, under).await
     }
 
     async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>> {
-        memberships::members(self, group).await
+        Memberships::members(self, group).await
     }
 
     async fn effective_members(&self, group: &GroupName) -> Result<Vec<EffectiveMember>> {
-        memberships::effective_members(self, group).await
+        Memberships::effective_members(self, group).await
     }
 
     async fn markers(&self, provisioner: Option<&str>) -> Result<Vec<Marker>> {
-        markers::markers(self, provisioner).await
+        Markers::markers(self, provisioner).await
     }
 
     async fn provisioner_selection(&self, provisioner: &str) -> Result<ProvisionerSelection> {
-        selection::provisioner_selection(self, provisioner).await
+        Selection::provisioner_selection(self, provisioner).await
     }
 
     async fn provisioner_selection_with_eligible(&self, provisioner: &str, eligible: &GroupName) -> Result<(ProvisionerSelection, Vec<EffectiveMember>)> {
-        selection::provisioner_selection_with_eligible(self, provisioner, eligible).await
+        Selection::provisioner_selection_with_eligible(self, provisioner, eligible).await
     }
 }
 
 #[async_trait]
-impl RegistryWriter for SqlStore {
+impl<DB: SqlBackend> RegistryWriter for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
     async fn upsert_subject(&self, key: &SubjectKey, patch: &SubjectPatch) -> Result<(Subject, Upsert)> {
-        subjects::upsert_subject(self, key, patch).await
+        Subjects::upsert_subject(self, key, patch).await
     }
 
     async fn update_subject(&self, key: &SubjectKey, patch: &SubjectPatch) -> Result<(Subject, Upsert)> {
-        subjects::update_subject(self, key, patch).await
+        Subjects::update_subject(self, key, patch).await
     }
 
     async fn remove_subject(&self, key: &SubjectKey) -> Result<()> {
-        subjects::remove_subject(self, key).await
+        Subjects::remove_subject(self, key).await
     }
 
     async fn add_folder(&self, path: &FolderPath, attrs: &NodeAttrs, create_parents: bool) -> Result<(Folder, Upsert)> {
-        folders::add_folder(self, path, attrs, create_parents).await
+        Folders::add_folder(self, path, attrs, create_parents).await
     }
 
     async fn update_folder(&self, path: &FolderPath, rename_to: Option<&FolderPath>, attrs: &NodeAttrs) -> Result<Folder> {
-        folders::update_folder(self, path, rename_to, attrs).await
+        Folders::update_folder(self, path, rename_to, attrs).await
     }
 
     async fn remove_folder(&self, path: &FolderPath, recursive: bool) -> Result<()> {
-        folders::remove_folder(self, path, recursive).await
+        Folders::remove_folder(self, path, recursive).await
     }
 
     async fn add_group(&self, name: &GroupName, attrs: &NodeAttrs, create_parents: bool) -> Result<(Group, Upsert)> {
-        groups::add_group(self, name, attrs, create_parents).await
+        Groups::add_group(self, name, attrs, create_parents).await
     }
 
     async fn update_group(&self, name: &GroupName, rename_to: Option<&GroupName>, attrs: &NodeAttrs, create_parents: bool) -> Result<Group> {
-        groups::update_group(self, name, rename_to, attrs, create_parents).await
+        Groups::update_group(self, name, rename_to, attrs, create_parents).await
     }
 
     async fn remove_group(&self, name: &GroupName) -> Result<()> {
-        groups::remove_group(self, name).await
+        Groups::remove_group(self, name).await
     }
 
     async fn add_member(&self, group: &GroupName, member: &GroupMember) -> Result<bool> {
-        memberships::add_member(self, group, member).await
+        Memberships::add_member(self, group, member).await
     }
 
     async fn add_members(&self, group: &GroupName, members: &[GroupMember]) -> Result<Vec<bool>> {
-        memberships::add_members(self, group, members).await
+        Memberships::add_members(self, group, members).await
     }
 
     async fn remove_member(&self, group: &GroupName, member: &GroupMember) -> Result<bool> {
-        memberships::remove_member(self, group, member).await
+        Memberships::remove_member(self, group, member).await
     }
 
     async fn remove_members(&self, group: &GroupName, members: &[GroupMember]) -> Result<Vec<bool>> {
-        memberships::remove_members(self, group, members).await
+        Memberships::remove_members(self, group, members).await
     }
 
     async fn assign_marker(&self, marker: &Marker) -> Result<Upsert> {
-        markers::assign_marker(self, marker).await
+        Markers::assign_marker(self, marker).await
     }
 
     async fn unassign_marker(&self, provisioner: &str, target: &MarkerTarget) -> Result<bool> {
-        markers::unassign_marker(self, provisioner, target).await
+        Markers::unassign_marker(self, provisioner, target).await
     }
 
     async fn import(&self, data: &ImportData) -> Result<ImportSummary> {
-        bulk::import(self, data).await
+        Bulk::import(self, data).await
     }
 }

@@ -1,17 +1,29 @@
-//! The `duo_probe` table over SQL, compiled per backend like `sql/` (`sqlite.rs` and
-//! `postgres.rs` include it after defining `Db`).
+//! The `duo_probe` table over SQL.
 
 use async_trait::async_trait;
 
-use super::Db;
-use super::sql_store::SqlStore;
+use sqlx::{ColumnIndex, Encode, Executor, Type};
+
+use super::{Param, SqlBackend, SqlStore, Value};
 use crate::duo_probe::{DuoProbeStore, ProbeRecord};
 use crate::error::{RegistryError, Result};
 
 #[async_trait]
-impl DuoProbeStore for SqlStore {
+impl<DB: SqlBackend> DuoProbeStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
     async fn record_duo_probe(&self, api_host: &str, integration_key: &str, record: &ProbeRecord) -> Result<()> {
-        sqlx::query::<Db>(
+        sqlx::query::<DB>(
             "INSERT INTO duo_probe (api_host, integration_key, probed_at_ms, result) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (api_host, integration_key) DO UPDATE SET probed_at_ms = excluded.probed_at_ms, result = excluded.result",
         )
@@ -27,7 +39,7 @@ impl DuoProbeStore for SqlStore {
 
     async fn duo_probe(&self, api_host: &str, integration_key: &str) -> Result<Option<ProbeRecord>> {
         let row: Option<(i64, String)> =
-            sqlx::query_as::<Db, _>("SELECT probed_at_ms, result FROM duo_probe WHERE api_host = $1 AND integration_key = $2")
+            sqlx::query_as::<DB, _>("SELECT probed_at_ms, result FROM duo_probe WHERE api_host = $1 AND integration_key = $2")
                 .bind(api_host)
                 .bind(integration_key)
                 .fetch_optional(self.pool())

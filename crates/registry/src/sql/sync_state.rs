@@ -1,15 +1,13 @@
-//! The sync-state store, written once and compiled per backend like `sql/` (it is
-//! included from `sqlite.rs` and `postgres.rs` with their `Db`). Batched upserts keep a large
-//! apply's bookkeeping to a few statements.
+//! The sync-state store over SQL. Batched upserts keep a large apply's bookkeeping to a few
+//! statements.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use duoprov_model::{GroupLink, Links, SubjectKey, UserLink};
-use sqlx::QueryBuilder;
+use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 
-use super::Db;
-use super::sql_store::SqlStore;
+use super::{Param, SqlBackend, SqlStore, Value};
 use crate::error::{RegistryError, Result};
 use crate::sync_state::{
     Checkpoint, GroupState, MembershipState, ObjectErrorRecord, RetryRecord, RetryTarget, RunKind, RunRecord, RunStatus, RunnerLock, Settlement, StateError, SyncStore,
@@ -46,7 +44,19 @@ const INTENT_RULES: &str = "{id} = CASE WHEN excluded.pending_name IS NOT NULL T
      pending_at = CASE WHEN excluded.{id} IS NOT NULL OR excluded.pending_name IS NULL THEN NULL ELSE excluded.pending_at END, ";
 
 #[async_trait]
-impl SyncStore for SqlStore {
+impl<DB: SqlBackend> SyncStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
     async fn links(&self, provisioner: &str) -> Result<Links> {
         let groups: Vec<(String, Option<String>, bool, bool, Option<String>, Option<i64>)> = sqlx::query_as(
             "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
@@ -93,7 +103,7 @@ impl SyncStore for SqlStore {
         let (at, _) = now();
         let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
         for chunk in groups.chunks(BATCH) {
-            let mut qb = QueryBuilder::<Db>::new(
+            let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO sync_group (provisioner, group_uuid, duo_group_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at, pending_name, pending_at) ",
             );
             qb.push_values(chunk, |mut b, g| {
@@ -117,7 +127,7 @@ impl SyncStore for SqlStore {
             qb.build().execute(&mut *tx).await.map_err(db("recording group state"))?;
         }
         for chunk in users.chunks(BATCH) {
-            let mut qb = QueryBuilder::<Db>::new(
+            let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO sync_user (provisioner, source, subject_id, duo_user_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at, pending_name, pending_at) ",
             );
             qb.push_values(chunk, |mut b, u| {
@@ -142,7 +152,7 @@ impl SyncStore for SqlStore {
             qb.build().execute(&mut *tx).await.map_err(db("recording user state"))?;
         }
         for chunk in memberships.chunks(BATCH) {
-            let mut qb = QueryBuilder::<Db>::new(
+            let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO sync_membership (provisioner, group_uuid, source, subject_id, in_target, first_provisioned, last_provisioned, error_code, error_message, error_at) ",
             );
             qb.push_values(chunk, |mut b, m| {
@@ -338,7 +348,7 @@ impl SyncStore for SqlStore {
             }
         }
         for chunk in s.failed.chunks(BATCH) {
-            let mut qb = QueryBuilder::<Db>::new("INSERT INTO sync_retry (provisioner, group_uuid, source, subject_id, attempts, next_at_ms, last_error, whole_group) ");
+            let mut qb = QueryBuilder::<DB>::new("INSERT INTO sync_retry (provisioner, group_uuid, source, subject_id, attempts, next_at_ms, last_error, whole_group) ");
             qb.push_values(chunk, |mut b, (t, message)| {
                 let (g, so, id) = t.columns();
                 // A group row and its whole-group form are one row: count their failures together.
@@ -386,10 +396,10 @@ impl SyncStore for SqlStore {
     }
 
     async fn try_lock_runner(&self, key: &str) -> Result<Option<RunnerLock>> {
-        super::try_lock_runner(self, key).await
+        DB::try_lock_runner(self, key).await
     }
 
     async fn change_waker(&self) -> Result<Option<crate::sync_state::ChangeWaker>> {
-        super::change_waker(self).await
+        DB::change_waker(self).await
     }
 }

@@ -1,16 +1,15 @@
-//! The Duo users table over SQL, written once and compiled per backend like `sql/`
-//! (`sqlite.rs` and `postgres.rs` include it after defining `Db` and `DIALECT`). A replace holds
+//! The Duo users table over SQL. A replace holds
 //! the registry's write lock, reads the provisioner's current rows, and writes only the
 //! difference — batched deletes, then batched multi-row upserts — in one transaction.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Transaction};
+use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Transaction, Type};
 
-use super::sql_store::SqlStore;
-use super::{DIALECT, Db};
+use super::{Param, SqlBackend, SqlStore, Value};
 use crate::duo_users::{self, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 use crate::error::{RegistryError, Result};
 
@@ -69,71 +68,100 @@ fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-async fn begin_write(store: &SqlStore) -> Result<Transaction<'static, Db>> {
-    let mut tx = store.pool().begin_with(DIALECT.begin_write).await.map_err(db("starting the Duo users write"))?;
-    if let Some(lock) = DIALECT.write_lock {
-        sqlx::query(lock).execute(&mut *tx).await.map_err(db("taking the registry write lock"))?;
-    }
-    Ok(tx)
-}
+/// The writes of a replace (a namespace over the database type).
+struct Writes<DB>(PhantomData<DB>);
 
-async fn delete_users(tx: &mut Transaction<'static, Db>, config_id: &str, ids: &[&str]) -> Result<()> {
-    for chunk in ids.chunks(BATCH) {
-        let mut qb = QueryBuilder::<Db>::new("DELETE FROM duo_user WHERE config_id = ");
-        qb.push_bind(config_id).push(" AND user_id IN (");
-        let mut list = qb.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
+impl<DB: SqlBackend> Writes<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
+    async fn begin_write(store: &SqlStore<DB>) -> Result<Transaction<'static, DB>> {
+        let mut tx = store.pool().begin_with(DB::BEGIN_WRITE).await.map_err(db("starting the Duo users write"))?;
+        if let Some(lock) = DB::WRITE_LOCK {
+            sqlx::query(lock).execute(&mut *tx).await.map_err(db("taking the registry write lock"))?;
         }
-        qb.push(")");
-        qb.build().execute(&mut **tx).await.map_err(db("deleting Duo users that are gone"))?;
+        Ok(tx)
     }
-    Ok(())
-}
 
-async fn upsert_users(tx: &mut Transaction<'static, Db>, rows: &[&DuoUserRow]) -> Result<()> {
-    for chunk in rows.chunks(BATCH) {
-        let mut qb = QueryBuilder::<Db>::new(format!("INSERT INTO duo_user (config_id, {COLUMNS}) "));
-        qb.push_values(chunk, |mut b, r| {
-            b.push_bind(&r.config_id)
-                .push_bind(&r.user_id)
-                .push_bind(&r.aliases)
-                .push_bind(&r.phones)
-                .push_bind(&r.is_push_enabled)
-                .push_bind(&r.email)
-                .push_bind(&r.first_name)
-                .push_bind(&r.last_name)
-                .push_bind(&r.is_enrolled)
-                .push_bind(r.last_directory_sync)
-                .push_bind(&r.notes)
-                .push_bind(&r.real_name)
-                .push_bind(&r.status)
-                .push_bind(&r.user_name)
-                .push_bind(r.created_at)
-                .push_bind(r.last_login_time);
-        });
-        qb.push(
-            " ON CONFLICT (config_id, user_id) DO UPDATE SET aliases = excluded.aliases, phones = excluded.phones, \
-             is_push_enabled = excluded.is_push_enabled, email = excluded.email, first_name = excluded.first_name, \
-             last_name = excluded.last_name, is_enrolled = excluded.is_enrolled, \
-             last_directory_sync = excluded.last_directory_sync, notes = excluded.notes, real_name = excluded.real_name, \
-             status = excluded.status, user_name = excluded.user_name, created_at = excluded.created_at, \
-             last_login_time = excluded.last_login_time",
-        );
-        qb.build().execute(&mut **tx).await.map_err(|e| {
-            let first = chunk.first().map(|r| r.user_id.as_str()).unwrap_or_default();
-            let last = chunk.last().map(|r| r.user_id.as_str()).unwrap_or_default();
-            RegistryError::Database { context: format!("writing Duo users {first} … {last}"), source: e }
-        })?;
+    async fn delete_users(tx: &mut Transaction<'static, DB>, config_id: &str, ids: &[&str]) -> Result<()> {
+        for chunk in ids.chunks(BATCH) {
+            let mut qb = QueryBuilder::<DB>::new("DELETE FROM duo_user WHERE config_id = ");
+            qb.push_bind(config_id).push(" AND user_id IN (");
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut **tx).await.map_err(db("deleting Duo users that are gone"))?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    async fn upsert_users(tx: &mut Transaction<'static, DB>, rows: &[&DuoUserRow]) -> Result<()> {
+        for chunk in rows.chunks(BATCH) {
+            let mut qb = QueryBuilder::<DB>::new(format!("INSERT INTO duo_user (config_id, {COLUMNS}) "));
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.config_id)
+                    .push_bind(&r.user_id)
+                    .push_bind(&r.aliases)
+                    .push_bind(&r.phones)
+                    .push_bind(&r.is_push_enabled)
+                    .push_bind(&r.email)
+                    .push_bind(&r.first_name)
+                    .push_bind(&r.last_name)
+                    .push_bind(&r.is_enrolled)
+                    .push_bind(r.last_directory_sync)
+                    .push_bind(&r.notes)
+                    .push_bind(&r.real_name)
+                    .push_bind(&r.status)
+                    .push_bind(&r.user_name)
+                    .push_bind(r.created_at)
+                    .push_bind(r.last_login_time);
+            });
+            qb.push(
+                " ON CONFLICT (config_id, user_id) DO UPDATE SET aliases = excluded.aliases, phones = excluded.phones, \
+                 is_push_enabled = excluded.is_push_enabled, email = excluded.email, first_name = excluded.first_name, \
+                 last_name = excluded.last_name, is_enrolled = excluded.is_enrolled, \
+                 last_directory_sync = excluded.last_directory_sync, notes = excluded.notes, real_name = excluded.real_name, \
+                 status = excluded.status, user_name = excluded.user_name, created_at = excluded.created_at, \
+                 last_login_time = excluded.last_login_time",
+            );
+            qb.build().execute(&mut **tx).await.map_err(|e| {
+                let first = chunk.first().map(|r| r.user_id.as_str()).unwrap_or_default();
+                let last = chunk.last().map(|r| r.user_id.as_str()).unwrap_or_default();
+                RegistryError::Database { context: format!("writing Duo users {first} … {last}"), source: e }
+            })?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
-impl DuoUserStore for SqlStore {
+impl<DB: SqlBackend> DuoUserStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    usize: ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    i32: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    for<'a> &'a str: Param<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
+{
     async fn replace_duo_users(&self, config_id: &str, rows: &[DuoUserRow]) -> Result<ReplaceCounts> {
         duo_users::check_rows(config_id, rows)?;
-        let mut tx = begin_write(self).await?;
+        let mut tx = Writes::begin_write(self).await?;
         let current: Vec<RowTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM duo_user WHERE config_id = $1"
         )))
@@ -163,8 +191,8 @@ impl DuoUserStore for SqlStore {
         gone.sort_unstable();
         counts.deleted = gone.len() as u64;
 
-        delete_users(&mut tx, config_id, &gone).await?;
-        upsert_users(&mut tx, &to_write).await?;
+        Writes::delete_users(&mut tx, config_id, &gone).await?;
+        Writes::upsert_users(&mut tx, &to_write).await?;
         sqlx::query(
             "INSERT INTO duo_user_load (config_id, loaded_at, users) VALUES ($1, $2, $3) \
              ON CONFLICT (config_id) DO UPDATE SET loaded_at = excluded.loaded_at, users = excluded.users",
@@ -180,7 +208,7 @@ impl DuoUserStore for SqlStore {
     }
 
     async fn duo_users(&self, config_id: &str, filter: &DuoUserFilter) -> Result<Vec<DuoUserRow>> {
-        let mut qb = QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM duo_user d WHERE d.config_id = "));
+        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {COLUMNS} FROM duo_user d WHERE d.config_id = "));
         qb.push_bind(config_id);
         if filter.not_in_registry {
             qb.push(" AND NOT EXISTS (SELECT 1 FROM subject s WHERE lower(s.login_id) = lower(d.user_name))");

@@ -1,0 +1,66 @@
+//! What the one SQL store asks of a database: [`SqlBackend`], implemented by SQLite and
+//! PostgreSQL only (the trait is sealed), carrying the few places where their SQL differs and the
+//! two things only a backend can do (the runner lock and change notifications). Everything else
+//! in `sql/` is the portable subset both accept unchanged (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`, recursive CTEs, epoch-integer times).
+//!
+//! Rust does not let a trait's `where` clauses follow it to its users, so the generic code states
+//! what it needs of the database's types ([`Param`], [`Value`], the connection as an executor) on
+//! each `impl` block; see `sql/mod.rs`.
+
+use std::future::Future;
+
+use sqlx::{Database, Decode, Encode, IntoArguments, Type};
+
+use super::SqlStore;
+use crate::error::Result;
+use crate::store::Backend;
+use crate::sync_state::{ChangeWaker, RunnerLock};
+
+pub(crate) mod sealed {
+    /// Only duoprov's two databases implement [`SqlBackend`](super::SqlBackend).
+    pub trait Sealed {}
+    impl Sealed for sqlx::Sqlite {}
+    impl Sealed for sqlx::Postgres {}
+}
+
+/// A sqlx database the SQL store runs on: SQLite or PostgreSQL.
+pub trait SqlBackend: Database<Arguments: IntoArguments<Self>> + sealed::Sealed {
+    /// Which database this is, as the store reports it.
+    const BACKEND: Backend;
+    /// Starts a write transaction that holds the registry's single writer lock until commit, so
+    /// change-log sequence numbers commit in order and cycle checks cannot race.
+    const BEGIN_WRITE: &'static str;
+    /// Run right after `BEGIN_WRITE` (PostgreSQL takes a transaction-scoped advisory lock).
+    const WRITE_LOCK: Option<&'static str>;
+    /// Starts a read transaction whose statements all see one snapshot of the registry
+    /// (PostgreSQL's default READ COMMITTED lets each statement see the latest commit, so a read
+    /// of several statements could mix two states).
+    const BEGIN_READ: &'static str;
+    /// A sub-select yielding the integers of the JSON array bound as `$1`.
+    const JSON_IDS: &'static str;
+    /// Aggregates `subject_id` of a group's rows into one comma-separated text.
+    const CONCAT_SUBJECT_IDS: &'static str;
+    /// Run in the transaction of every change-log entry: PostgreSQL notifies listeners (a daemon
+    /// waiting for changes) when the transaction commits.
+    const NOTIFY_CHANGE: Option<&'static str>;
+
+    /// The rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Takes the runner lock `key` if no other process holds it (see
+    /// [`SyncStore::try_lock_runner`](crate::SyncStore::try_lock_runner)).
+    fn try_lock_runner(store: &SqlStore<Self>, key: &str) -> impl Future<Output = Result<Option<RunnerLock>>> + Send;
+
+    /// A waker for registry changes, when the database can notify (see
+    /// [`SyncStore::change_waker`](crate::SyncStore::change_waker)).
+    fn change_waker(store: &SqlStore<Self>) -> impl Future<Output = Result<Option<ChangeWaker>>> + Send;
+}
+
+/// A type the store binds as a query parameter.
+pub trait Param<DB: Database>: for<'q> Encode<'q, DB> + Type<DB> + Send {}
+impl<DB: Database, T: for<'q> Encode<'q, DB> + Type<DB> + Send> Param<DB> for T {}
+
+/// A type the store both binds and reads back from a column.
+pub trait Value<DB: Database>: Param<DB> + for<'r> Decode<'r, DB> + Unpin {}
+impl<DB: Database, T: Param<DB> + for<'r> Decode<'r, DB> + Unpin> Value<DB> for T {}
