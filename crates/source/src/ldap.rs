@@ -334,11 +334,10 @@ impl LdapReader {
         let mut user_by_dn: HashMap<String, String> = HashMap::new();
         let mut user_ids: HashMap<String, String> = HashMap::new();
         for e in &users {
-            if let Some(uac) = r.user_key_disabled.as_deref().and_then(|a| first(e, a)) {
-                if uac.parse::<u64>().map(|v| v & 2 != 0).unwrap_or(false) {
+            if let Some(uac) = r.user_key_disabled.as_deref().and_then(|a| first(e, a))
+                && uac.parse::<u64>().map(|v| v & 2 != 0).unwrap_or(false) {
                     continue;
                 }
-            }
             let Some(id) = first(e, &r.id) else {
                 snapshot.problems.push(format!("user {} has no {} (the subject id); left out", e.dn, r.id));
                 continue;

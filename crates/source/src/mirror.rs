@@ -114,24 +114,22 @@ pub fn diff(scope: &MirrorScope, owned: &OwnedState, snapshot: &SourceSnapshot) 
     let mut matched: BTreeMap<&str, usize> = BTreeMap::new(); // snapshot key -> owned index
     let mut taken = vec![false; owned.groups.len()];
     for (i, og) in owned.groups.iter().enumerate() {
-        if let Some(k) = og.key.as_deref() {
-            if by_key.contains_key(k) && !matched.contains_key(k) {
+        if let Some(k) = og.key.as_deref()
+            && by_key.contains_key(k) && !matched.contains_key(k) {
                 matched.insert(k, i);
                 taken[i] = true;
             }
-        }
     }
     let owned_by_name: HashMap<&GroupName, usize> = owned.groups.iter().enumerate().map(|(i, og)| (&og.group.name, i)).collect();
     for g in &snapshot.groups {
         if matched.contains_key(g.key.as_str()) {
             continue;
         }
-        if let Some(&i) = owned_by_name.get(&g.name) {
-            if !taken[i] {
+        if let Some(&i) = owned_by_name.get(&g.name)
+            && !taken[i] {
                 matched.insert(g.key.as_str(), i);
                 taken[i] = true;
             }
-        }
     }
     for (i, og) in owned.groups.iter().enumerate() {
         if !taken[i] {
@@ -250,11 +248,10 @@ pub fn diff(scope: &MirrorScope, owned: &OwnedState, snapshot: &SourceSnapshot) 
     // Members of an owned group outside the folder, by their own names.
     for og in &owned.groups {
         for m in &og.members {
-            if let GroupMember::Group { name } = m {
-                if !owned_index.contains_key(name) {
+            if let GroupMember::Group { name } = m
+                && !owned_index.contains_key(name) {
                     changes.members_removed.push((og.group.name.clone(), m.clone()));
                 }
-            }
         }
     }
     for (gid, members) in &wanted {

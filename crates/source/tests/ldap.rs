@@ -346,7 +346,7 @@ async fn slapd_stopping_mid_read_fails_the_run_and_changes_nothing() {
     let slapd_ref = &mut slapd;
     // Pages of 2 entries: stopping slapd after the first entry fails the next page's request.
     let result = reader.read("ldap", &scope().folder, &mut |n| if n == 1 { slapd_ref.stop() }).await;
-    let err = result.err().expect("a directory that goes away fails the read");
+    let err = result.expect_err("a directory that goes away fails the read");
     assert!(matches!(err, LdapReadError::Search { .. }), "{err}");
     assert!(err.to_string().contains("nothing was changed"), "{err}");
     assert_eq!(store.last_change_seq().await.unwrap(), seq);

@@ -62,11 +62,10 @@ fn apply(owned: &OwnedState, c: &MirrorChanges) -> OwnedState {
     }
     for g in groups.values_mut() {
         for m in &mut g.members {
-            if let GroupMember::Group { name } = m {
-                if let Some(u) = c.groups_updated.iter().find(|u| u.from == *name) {
+            if let GroupMember::Group { name } = m
+                && let Some(u) = c.groups_updated.iter().find(|u| u.from == *name) {
                     *name = u.to.name.clone();
                 }
-            }
         }
     }
     for (i, g) in c.groups_added.iter().enumerate() {
