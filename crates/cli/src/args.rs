@@ -62,6 +62,9 @@ pub enum Command {
     /// Import subjects, folders, groups, memberships and markers from JSON or CSV files, all in
     /// one transaction.
     Import(ImportArgs),
+    /// Sources (`[source.NAME]`: LDAP directories, snapshot files) mirrored into the registry.
+    #[command(subcommand)]
+    Source(SourceCommand),
     /// Show the configuration as duoprov understood it (secrets shown by their source only).
     Config,
     /// Load every Duo user of a provisioner's account into the duo_user table (Grouper's
@@ -397,6 +400,36 @@ pub struct ImportArgs {
     /// Format of every file (default: by extension).
     #[arg(long, value_enum)]
     pub format: Option<ImportFormat>,
+    /// The files are the whole truth for this source (`[source.NAME]`): what it owns and the files
+    /// lack is removed, under the source's safety rules. Without it, import only adds and updates.
+    #[arg(long, value_name = "SOURCE")]
+    pub mirror: Option<String>,
+    /// With --mirror: show the changes without writing them.
+    #[arg(long, requires = "mirror")]
+    pub dry_run: bool,
+    /// With --mirror: apply exactly the removals a refusal listed under this digest.
+    #[arg(long, value_name = "DIGEST", requires = "mirror")]
+    pub approve: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Read a source and make the registry an exact mirror of it: diff, check the safety rules,
+    /// apply in one transaction (one change-log entry per change), record the run.
+    Sync {
+        /// The source's name, as in `[source.NAME]`.
+        source: String,
+        /// Show the changes without writing them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply exactly the removals a refusal listed under this digest.
+        #[arg(long, value_name = "DIGEST")]
+        approve: Option<String>,
+    },
+    /// The configured sources: kind, what each owns, where it reads.
+    List,
+    /// The last run of each source: when, its result and counts.
+    Status,
 }
 
 #[derive(Debug, Args)]

@@ -241,6 +241,8 @@ struct RawConfig {
     #[serde(default)]
     provisioner: BTreeMap<String, RawProvisioner>,
     daemon: Option<RawDaemon>,
+    #[serde(default)]
+    source: BTreeMap<String, crate::source_config::RawSource>,
 }
 
 /// Where a secret comes from.
@@ -388,6 +390,8 @@ pub struct Settings {
     pub duo: BTreeMap<String, DuoConnection>,
     pub provisioners: BTreeMap<String, Provisioner>,
     pub daemon: Daemon,
+    /// `[source.NAME]`: LDAP directories and snapshot files mirrored into the registry.
+    pub sources: BTreeMap<String, crate::source_config::SourceConfig>,
 }
 
 pub const DEFAULT_REGISTRY_URL: &str = "sqlite://duoprov.db";
@@ -717,7 +721,8 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             daemon.keep.runs = parse_duration(&format!("{origin}: daemon.keep_runs"), &t)?;
         }
     }
-    Ok(Settings { registry_url: resolve_sqlite_path(&url, base), registry_password, duo, provisioners, daemon })
+    let sources = crate::source_config::parse_sources(raw.source, origin, base)?;
+    Ok(Settings { registry_url: resolve_sqlite_path(&url, base), registry_password, duo, provisioners, daemon, sources })
 }
 
 /// A TOML error as `FILE: line L, column C: MESSAGE (in `KEY`)`, without the source line that
@@ -765,6 +770,7 @@ pub fn load(path: &Path, registry_override: Option<&str>) -> Result<Settings> {
             duo: BTreeMap::new(),
             provisioners: BTreeMap::new(),
             daemon: Daemon::default(),
+            sources: BTreeMap::new(),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!("no configuration at {}: run `duoprov init` to write one, or pass --config FILE", path.display())

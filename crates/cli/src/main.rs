@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod config;
+mod source_config;
 mod files;
 #[cfg(test)]
 mod config_props;

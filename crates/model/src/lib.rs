@@ -5,6 +5,7 @@
 pub mod duo;
 pub mod error;
 pub mod marker;
+pub mod mirror;
 pub mod name;
 pub mod registry;
 pub mod text;
@@ -12,6 +13,7 @@ pub mod text;
 pub use duo::{same_username, username_key, DuoGroup, UsernameMatch, DuoSnapshot, DuoUser, ForeignLink, ForeignLinks, GroupLink, Links, UserLink};
 pub use error::{ValidationError, ValidationErrors};
 pub use marker::{Marker, MarkerIndex, MarkerScope, MarkerTarget};
+pub use mirror::{MirrorChanges, MirrorGroup, MirrorGroupUpdate, MirrorScope, OwnedGroup, OwnedState, SourceRun};
 pub use text::counted;
 pub use name::{FolderPath, GroupName, MAX_NAME_LEN};
 pub use registry::{

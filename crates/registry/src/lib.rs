@@ -26,6 +26,7 @@ pub mod duo_users;
 pub mod error;
 pub mod import;
 mod migrate;
+pub mod mirror;
 pub mod pg_tls;
 pub mod postgres;
 pub mod retention;
@@ -40,6 +41,7 @@ pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, Replac
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
 pub use retention::{Pruned, Retention};
+pub use mirror::MirrorStore;
 pub use sql::{SqlBackend, SqlStore};
 pub use store::{Backend, ChangeLog, EffectiveMember, NodeAttrs, RegistryReader, RegistryWriter, Store, Upsert};
 pub use sync_state::{

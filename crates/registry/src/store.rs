@@ -64,6 +64,7 @@ pub trait Store:
     + crate::duo_users::DuoUserStore
     + crate::duo_probe::DuoProbeStore
     + crate::retention::Retention
+    + crate::mirror::MirrorStore
     + Send
     + Sync
 {

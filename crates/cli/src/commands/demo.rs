@@ -95,6 +95,7 @@ pub async fn run(json: bool, verbose: u8) -> Result<u8> {
     };
     let settings = Settings {
         daemon: Default::default(),
+        sources: BTreeMap::new(),
         registry_url: format!("sqlite://{}", dir.path().join("demo.db").display()),
         registry_password: None,
         duo: BTreeMap::from([(

@@ -1,5 +1,6 @@
 //! `duoprov import FILE…`: reads every file (JSON or CSV), reports every bad row at once, and
-//! writes the whole import in one transaction or not at all.
+//! writes the whole import in one transaction or not at all. With `--mirror SOURCE` the files are
+//! the whole truth for that source instead (see `source.rs`).
 
 use anyhow::{Context as _, Result, bail};
 use duoprov_registry::ImportData;
@@ -32,6 +33,9 @@ pub async fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
     }
     if !errors.is_empty() {
         bail!("import refused, nothing written: {errors}");
+    }
+    if let Some(source) = &args.mirror {
+        return super::source::mirror_files(ctx, source, &data, args.dry_run, args.approve.as_deref()).await;
     }
     let store = ctx.store().await?;
     let summary = store.import(&data).await.map_err(|e| anyhow::anyhow!("import refused, nothing written: {e}"))?;

@@ -16,6 +16,7 @@ mod demo;
 mod report;
 mod run;
 mod support_bundle;
+mod source;
 
 use anyhow::Result;
 use duoprov_registry::{OpenOptions, Store};
@@ -93,6 +94,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 Command::Member(c) => registry::member(&ctx, c).await,
                 Command::Provision(c) => registry::provision(&ctx, c).await,
                 Command::Import(args) => import::run(&ctx, args).await,
+                Command::Source(c) => source::run(&ctx, c).await,
                 Command::Config => config_show::run(&ctx),
                 Command::SupportBundle(a) => {
                     let args = support_bundle::BundleArgs { output: a.output, logs: a.logs, provisioners: a.provisioners, config: cli.config.clone(), registry: cli.registry.clone() };

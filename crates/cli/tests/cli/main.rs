@@ -18,6 +18,7 @@ mod readme;
 mod registry;
 mod safety;
 mod secrets;
+mod sources;
 mod support_bundle;
 mod sync;
 mod traffic;

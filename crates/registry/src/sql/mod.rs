@@ -65,6 +65,7 @@ mod sync_state;
 mod duo_users;
 mod duo_probe;
 mod retention;
+mod mirror;
 
 pub use backend::SqlBackend;
 use self::{bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};

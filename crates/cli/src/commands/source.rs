@@ -1,0 +1,211 @@
+//! `duoprov source sync|list|status` and `duoprov import --mirror`: read a source (an LDAP
+//! directory, snapshot files), mirror it into the registry under the source's safety rules, and
+//! show what changed, what was refused (exit 3, with the removal list and its digest) or what
+//! could not be read (nothing changed).
+
+use anyhow::{Context as _, Result, bail};
+use duoprov_registry::ImportData;
+use duoprov_source::{Outcome, Report, SourceSnapshot};
+
+use super::Context;
+use crate::args::SourceCommand;
+use crate::source_config::{SourceConfig, SourceKind};
+use crate::{exit, output};
+
+pub async fn run(ctx: &Context, command: SourceCommand) -> Result<u8> {
+    match command {
+        SourceCommand::Sync { source, dry_run, approve } => sync(ctx, &source, dry_run, approve.as_deref()).await,
+        SourceCommand::List => list(ctx),
+        SourceCommand::Status => status(ctx).await,
+    }
+}
+
+fn source<'a>(ctx: &'a Context, name: &str) -> Result<&'a SourceConfig> {
+    ctx.settings.sources.get(name).with_context(|| {
+        let known: Vec<&str> = ctx.settings.sources.keys().map(String::as_str).collect();
+        if known.is_empty() {
+            format!("no source {name}: the configuration has no [source.NAME] section")
+        } else {
+            format!("no source {name} in the configuration (sources: {})", known.join(", "))
+        }
+    })
+}
+
+fn read_files(files: &[std::path::PathBuf]) -> Result<ImportData> {
+    let mut data = ImportData::default();
+    let mut errors = duoprov_model::ValidationErrors::default();
+    for path in files {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path.display().to_string();
+        let result = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("json") => data.add_json(&name, &text),
+            Some("csv") => data.add_csv(&name, &text),
+            _ => bail!("{}: a source file ends in .json or .csv", path.display()),
+        };
+        if let Err(e) = result {
+            errors.0.extend(e.0);
+        }
+    }
+    if !errors.is_empty() {
+        bail!("the source's files cannot be read, nothing written: {errors}");
+    }
+    Ok(data)
+}
+
+async fn sync(ctx: &Context, name: &str, dry_run: bool, approve: Option<&str>) -> Result<u8> {
+    let config = source(ctx, name)?;
+    let store = ctx.store().await?;
+    let snapshot = match &config.kind {
+        SourceKind::File { files } => {
+            if files.is_empty() {
+                bail!("source {name} lists no files (source.{name}.files); or give them to `duoprov import --mirror {name} FILE…`");
+            }
+            snapshot_of_files(name, config, &read_files(files)?)?
+        }
+        SourceKind::Ldap { settings, password } => {
+            let mut settings = (**settings).clone();
+            if let Some(p) = password {
+                settings.password = Some(p.read(&p.key(&format!("source.{name}"), "password"))?);
+            }
+            let read = async {
+                let mut reader = duoprov_source::ldap::LdapReader::connect(&settings).await?;
+                let snapshot = reader.read(&config.scope.subject_source, &config.scope.folder, &mut |_| {}).await?;
+                reader.close().await;
+                Ok::<_, duoprov_source::ldap::LdapReadError>(snapshot)
+            };
+            match read.await {
+                Ok(s) => s,
+                Err(e) => {
+                    let message = format!("source {name}: {e}");
+                    if !dry_run {
+                        duoprov_source::run::record_failure(&*store, name, &message).await;
+                    }
+                    bail!("{message}");
+                }
+            }
+        }
+    };
+    apply(ctx, &*store, config, &snapshot, dry_run, approve, &format!("duoprov source sync {name}")).await
+}
+
+fn snapshot_of_files(name: &str, config: &SourceConfig, data: &ImportData) -> Result<SourceSnapshot> {
+    duoprov_source::file::snapshot_of(&config.scope, data).map_err(|problems| anyhow::anyhow!("source {name} cannot be mirrored from these files; nothing was changed:\n  - {}", problems.join("\n  - ")))
+}
+
+/// `duoprov import --mirror SOURCE FILE…`.
+pub async fn mirror_files(ctx: &Context, name: &str, data: &ImportData, dry_run: bool, approve: Option<&str>) -> Result<u8> {
+    let config = source(ctx, name)?;
+    let snapshot = snapshot_of_files(name, config, data)?;
+    let store = ctx.store().await?;
+    apply(ctx, &*store, config, &snapshot, dry_run, approve, &format!("duoprov import --mirror {name} FILE…")).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply(ctx: &Context, store: &dyn duoprov_registry::Store, config: &SourceConfig, snapshot: &SourceSnapshot, dry_run: bool, approve: Option<&str>, command: &str) -> Result<u8> {
+    let report = duoprov_source::mirror(store, &config.scope, snapshot, &config.thresholds, approve, dry_run).await?;
+    if ctx.json {
+        output::json(&report)?;
+    } else {
+        show(&report, command);
+    }
+    Ok(match report.outcome {
+        Outcome::Refused => exit::REFUSED,
+        _ => exit::OK,
+    })
+}
+
+fn show(report: &Report, command: &str) {
+    let c = &report.counts;
+    for p in &report.problems {
+        output::line(&format!("warning: {p}"));
+    }
+    let counts = format!(
+        "subjects {} added, {} updated, {} removed; groups {} added, {} updated, {} removed; memberships {} added, {} removed",
+        c.subjects_added, c.subjects_updated, c.subjects_removed, c.groups_added, c.groups_updated, c.groups_removed, c.members_added, c.members_removed
+    );
+    match report.outcome {
+        Outcome::Applied => output::line(&format!("source {}: applied: {counts}", report.source)),
+        Outcome::Unchanged => output::line(&format!("source {}: unchanged: the registry already mirrors it", report.source)),
+        Outcome::DryRun => {
+            output::line(&format!("source {}: dry run, nothing written: would make {counts}", report.source));
+            for r in &report.removals {
+                output::line(&format!("  {r}"));
+            }
+            if let Some(refusal) = &report.refusal {
+                output::line(&format!("a real run would be refused:\n{}", refusal.message(&report.source, command)));
+            }
+        }
+        Outcome::Refused => {
+            if let Some(refusal) = &report.refusal {
+                eprintln!("{}", refusal.message(&report.source, command));
+            }
+        }
+    }
+}
+
+fn list(ctx: &Context) -> Result<u8> {
+    let rows: Vec<Vec<String>> = ctx
+        .settings
+        .sources
+        .iter()
+        .map(|(name, s)| {
+            let from = match &s.kind {
+                SourceKind::File { files } => files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+                SourceKind::Ldap { settings, .. } => settings.url.clone(),
+            };
+            vec![name.clone(), s.kind.name().to_string(), s.scope.subject_source.clone(), s.scope.folder.to_string(), from]
+        })
+        .collect();
+    if ctx.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| serde_json::json!({"source": r[0], "kind": r[1], "subject_source": r[2], "folder": r[3], "reads": r[4]}))
+            .collect();
+        output::json(&v)?;
+    } else if rows.is_empty() {
+        output::line("no sources configured (add a [source.NAME] section)");
+    } else {
+        output::table(&["SOURCE", "KIND", "SUBJECT SOURCE", "FOLDER", "READS"], &rows);
+    }
+    Ok(exit::OK)
+}
+
+async fn status(ctx: &Context) -> Result<u8> {
+    let store = ctx.store().await?;
+    let runs = store.source_runs().await?;
+    let now = duoprov_sync::now_ms();
+    if ctx.json {
+        output::json(&runs)?;
+        return Ok(exit::OK);
+    }
+    let mut names: Vec<&String> = ctx.settings.sources.keys().collect();
+    for r in &runs {
+        if !names.contains(&&r.source) {
+            names.push(&r.source);
+        }
+    }
+    names.sort();
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .map(|name| match runs.iter().find(|r| &r.source == *name) {
+            Some(r) => {
+                let detail = match r.detail.get("counts") {
+                    Some(c) => ["subjects_added", "subjects_removed", "groups_added", "groups_removed", "members_added", "members_removed"]
+                        .iter()
+                        .map(|k| format!("{}={}", k, c.get(*k).and_then(|v| v.as_u64()).unwrap_or(0)))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    None => r.detail.get("error").and_then(|e| e.as_str()).unwrap_or("").to_string(),
+                };
+                vec![(*name).clone(), output::when(r.at_ms, now), r.result.clone(), detail]
+            }
+            None => vec![(*name).clone(), "never".into(), "-".into(), String::new()],
+        })
+        .collect();
+    if rows.is_empty() {
+        output::line("no sources configured and none has run");
+    } else {
+        output::table(&["SOURCE", "LAST RUN", "RESULT", "DETAIL"], &rows);
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,195 @@
+//! The `[source.NAME]` sections of the configuration: what each source owns (its subject source
+//! and folder), its safety thresholds, and how to read it (`kind = "file"` with its files, or
+//! `kind = "ldap"` with the directory's URL, TLS, bind and attribute map). Scopes of two sources
+//! may not overlap, and no source may own `local` subjects, which are made by hand.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use duoprov_model::{FolderPath, MirrorScope, SubjectKey};
+use duoprov_source::Thresholds;
+use duoprov_source::ldap::{GroupMap, LdapSettings, Preset, UserMap};
+use serde::Deserialize;
+
+use crate::config::SecretSource;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    kind: String,
+    subject_source: String,
+    folder: String,
+    #[serde(default)]
+    thresholds: Thresholds,
+    /// kind = "file": the files `duoprov source sync` reads (JSON or CSV, by extension).
+    #[serde(default)]
+    files: Vec<PathBuf>,
+    // kind = "ldap"
+    url: Option<String>,
+    starttls: Option<bool>,
+    ca_file: Option<PathBuf>,
+    bind_dn: Option<String>,
+    /// Present only to refuse it with a clear message.
+    password: Option<toml::Value>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    preset: Option<Preset>,
+    page_size: Option<i32>,
+    timeout_secs: Option<u64>,
+    users: Option<UserMap>,
+    groups: Option<GroupMap>,
+}
+
+/// How a source is read.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    File { files: Vec<PathBuf> },
+    /// The settings without the password, which is read only when the source runs.
+    Ldap { settings: Box<LdapSettings>, password: Option<SecretSource> },
+}
+
+impl SourceKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceKind::File { .. } => "file",
+            SourceKind::Ldap { .. } => "ldap",
+        }
+    }
+}
+
+/// A validated source.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub scope: MirrorScope,
+    pub thresholds: Thresholds,
+    pub kind: SourceKind,
+}
+
+pub fn parse_sources(raw: BTreeMap<String, RawSource>, origin: &str, base: &Path) -> Result<BTreeMap<String, SourceConfig>> {
+    let mut out: BTreeMap<String, SourceConfig> = BTreeMap::new();
+    for (name, r) in raw {
+        let key = format!("{origin}: source.{name}");
+        let folder = FolderPath::parse(&r.folder).map_err(|e| anyhow::anyhow!("{key}.folder: {e}"))?;
+        if r.subject_source.trim().is_empty() || r.subject_source.contains(':') {
+            bail!("{key}.subject_source: expected a name such as \"ldap\" (no colon)");
+        }
+        if r.subject_source == SubjectKey::DEFAULT_SOURCE {
+            bail!("{key}.subject_source: \"local\" holds the subjects made by hand, which no source may own; name the source's subjects, such as \"ldap\"");
+        }
+        for (other, o) in &out {
+            if o.scope.subject_source == r.subject_source {
+                bail!("{key}.subject_source: source {other} already owns subject source {}; each source needs its own", r.subject_source);
+            }
+            let (a, b) = (&o.scope.folder, &folder);
+            if a == b || a.as_str().starts_with(&format!("{b}:")) || b.as_str().starts_with(&format!("{a}:")) {
+                bail!("{key}.folder: {folder} overlaps folder {} of source {other}; the folders of two sources may not contain each other", o.scope.folder);
+            }
+        }
+        if r.password.is_some() {
+            bail!("{key}.password: secrets may not be written in the configuration; use password_env or password_file");
+        }
+        let kind = match r.kind.as_str() {
+            "file" => {
+                let ldap_keys = r.url.is_some() || r.bind_dn.is_some() || r.users.is_some() || r.groups.is_some() || r.password_file.is_some() || r.password_env.is_some();
+                if ldap_keys {
+                    bail!("{key}: url, bind_dn, password_*, users and groups apply to kind = \"ldap\" only");
+                }
+                SourceKind::File { files: r.files.iter().map(|f| base.join(f)).collect() }
+            }
+            "ldap" => {
+                if !r.files.is_empty() {
+                    bail!("{key}.files: applies to kind = \"file\" only");
+                }
+                let Some(url) = r.url else { bail!("{key}.url: required for kind = \"ldap\" (ldap://HOST:PORT or ldaps://HOST:PORT)") };
+                if !url.starts_with("ldap://") && !url.starts_with("ldaps://") {
+                    bail!("{key}.url: expected ldap://HOST:PORT or ldaps://HOST:PORT");
+                }
+                let starttls = r.starttls.unwrap_or(false);
+                if starttls && url.starts_with("ldaps://") {
+                    bail!("{key}.starttls: applies to ldap:// URLs; ldaps:// is encrypted from the start");
+                }
+                let password = match (r.password_file, r.password_env) {
+                    (Some(_), Some(_)) => bail!("{key}: set password_file or password_env, not both"),
+                    (Some(f), None) => Some(SecretSource::File(base.join(f))),
+                    (None, Some(v)) => Some(SecretSource::Env(v)),
+                    (None, None) => None,
+                };
+                if r.bind_dn.is_some() != password.is_some() {
+                    bail!("{key}: bind_dn and a password (password_file or password_env) go together; set both, or neither for an anonymous bind");
+                }
+                let users = r.users.unwrap_or_default();
+                let groups = r.groups.unwrap_or_default();
+                if users.base_dn.is_empty() {
+                    bail!("{key}.users.base_dn: required (where the users are, such as \"ou=people,dc=example,dc=org\")");
+                }
+                if groups.base_dn.is_empty() {
+                    bail!("{key}.groups.base_dn: required (where the groups are, such as \"ou=groups,dc=example,dc=org\")");
+                }
+                let page_size = r.page_size.unwrap_or(500);
+                if !(1..=100_000).contains(&page_size) {
+                    bail!("{key}.page_size: expected 1 to 100000");
+                }
+                let settings = LdapSettings {
+                    url,
+                    starttls,
+                    ca_file: r.ca_file.map(|f| base.join(f)),
+                    bind_dn: r.bind_dn,
+                    password: None,
+                    preset: r.preset.unwrap_or_default(),
+                    page_size,
+                    timeout: Duration::from_secs(r.timeout_secs.unwrap_or(30)),
+                    users,
+                    groups,
+                };
+                SourceKind::Ldap { settings: Box::new(settings), password }
+            }
+            other => bail!("{key}.kind: {other:?} is not a kind of source; use \"file\" or \"ldap\""),
+        };
+        let scope = MirrorScope { source: name.clone(), subject_source: r.subject_source, folder };
+        out.insert(name, SourceConfig { scope, thresholds: r.thresholds, kind });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn parse(sources: &str) -> anyhow::Result<crate::config::Settings> {
+        crate::config::parse(sources, "duoprov.toml", Path::new("/etc/duoprov"))
+    }
+
+    const LDAP: &str = "[source.dir]\nkind = \"ldap\"\nsubject_source = \"ldap\"\nfolder = \"ldap:staff\"\nurl = \"ldaps://ldap.example.org\"\nca_file = \"ca.pem\"\nbind_dn = \"cn=reader,dc=example,dc=org\"\npassword_file = \"ldap.pw\"\npreset = \"ad\"\n[source.dir.users]\nbase_dn = \"ou=people,dc=example,dc=org\"\n[source.dir.groups]\nbase_dn = \"ou=groups,dc=example,dc=org\"\nmember_by = \"dn\"\n[source.dir.thresholds]\nmax_removals = 50\n";
+
+    #[test]
+    fn an_ldap_source_is_read_with_its_paths_resolved_and_its_password_left_unread() {
+        let s = parse(LDAP).unwrap();
+        let dir = &s.sources["dir"];
+        assert_eq!(dir.thresholds.max_removals, 50);
+        match &dir.kind {
+            super::SourceKind::Ldap { settings, password } => {
+                assert_eq!(settings.ca_file.as_deref(), Some(Path::new("/etc/duoprov/ca.pem")));
+                assert!(settings.password.is_none());
+                assert_eq!(password.as_ref().unwrap().key("source.dir", "password"), "source.dir.password_file");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn overlapping_scopes_local_subjects_and_written_passwords_are_refused_by_key() {
+        let second = "[source.b]\nkind = \"file\"\nsubject_source = \"hr\"\nfolder = \"ldap:staff:inner\"\n";
+        let err = parse(&format!("{LDAP}{second}")).unwrap_err().to_string();
+        assert!(err.contains("source.dir.folder") || err.contains("source.b.folder"), "{err}");
+        assert!(err.contains("overlaps"), "{err}");
+        let local = "[source.l]\nkind = \"file\"\nsubject_source = \"local\"\nfolder = \"x\"\n";
+        assert!(parse(local).unwrap_err().to_string().contains("source.l.subject_source"));
+        let written = LDAP.replace("password_file = \"ldap.pw\"", "password = \"hunter2\"");
+        let err = parse(&written).unwrap_err().to_string();
+        assert!(err.contains("source.dir.password") && !err.contains("hunter2"), "{err}");
+        let typo = LDAP.replace("preset = \"ad\"", "presett = \"ad\"");
+        assert!(parse(&typo).unwrap_err().to_string().contains("presett"));
+    }
+}
