@@ -31,7 +31,7 @@ async fn run(sig_version: u8, digest: &str, expected_variant: &str) {
         s.rate_limits = RateLimits {
             enabled: true,
             read_one_per_min: 120,
-            burst_fraction: 1.0 / 60.0,
+            burst_fraction: Some(1.0 / 60.0),
             ..RateLimits::default()
         };
     })

@@ -45,7 +45,8 @@ fn limits(write: u32, read_one: u32, read_page: u32, bulk: u32, id_list: u32) ->
         bulk_per_min: Some(bulk),
         id_list_per_min: Some(id_list),
         scale: SCALE,
-        burst_fraction: 0.005,
+        burst: 5, // replaced by the fraction below
+        burst_fraction: Some(0.005),
     }
 }
 
@@ -214,4 +215,19 @@ async fn a_sync_against_the_documented_limits_draws_no_429() {
     }
     assert!(class(r, "write").calls >= (GROUPS + 2 * USERS) as u64);
     assert_eq!(class(r, "bulk").calls, 1, "one bulk create for the {USERS} users");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_documented_limits_the_default_small_burst_draws_no_429_and_no_burst_still_converges() {
+    // The emulator's default burst (5 calls a class, whatever the scale): the client's own burst
+    // of 5 and its pacing at 80 % fit under it.
+    let small = RateLimits { burst: RateLimits::default().burst, burst_fraction: None, ..limits(300, 300, 200, 50, 40) };
+    let out = sync_under(small, "documented limits, default burst").await;
+    assert_eq!(out.server_429s, 0, "{:?}", out.report.duo_classes);
+    // No burst at all: a client burst is answered 429, retried and paced down, and the sync
+    // still converges (checked by `sync_under`) with every 429 counted in the report.
+    let none = RateLimits { burst: 1, burst_fraction: None, ..limits(300, 300, 200, 50, 40) };
+    let out = sync_under(none, "documented limits, no burst").await;
+    let counted: u64 = out.report.duo_classes.iter().map(|c| c.rate_limited).sum();
+    assert_eq!(counted as usize, out.server_429s, "{:?}", out.report.duo_classes);
 }
