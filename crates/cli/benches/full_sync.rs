@@ -80,8 +80,14 @@ fn sync(dir: &std::path::Path) -> Measured {
         .unwrap_or_else(|e| fail(format!("running /usr/bin/time duoprov: {e}")));
     let wall = t.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        fail(format!("duoprov sync: {}\n{}", out.status, stderr));
+    // Exit status 2: the run finished with objects held (here: memberships over Duo's
+    // 100-group limit, as the data set means); anything else but success is a failure.
+    let held_only = out.status.code() == Some(2)
+        && serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|r| r["failures"].as_array().is_some_and(Vec::is_empty));
+    if !out.status.success() && !held_only {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let head: String = stdout.chars().take(4000).collect();
+        fail(format!("duoprov sync: {}\n{head}\n{}", out.status, stderr));
     }
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| fail(format!("the run report is not JSON: {e}")));
     let num = |label: &str| time_field(&stderr, label).and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| fail(format!("no {label} in time's output: {stderr}")));
@@ -114,7 +120,9 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "NOT MET" }
 }
 
-fn show(what: &str, m: &Measured, min: &Minimum, emulator_429s: u64, scale: f64) -> bool {
+/// `wall_target`: whether wall ÷ rate-bound ≤ 1.10 is a target (not for a sync with nothing to
+/// do, whose few page reads take far less than its CPU time).
+fn show(what: &str, m: &Measured, min: &Minimum, emulator_429s: u64, scale: f64, wall_target: bool) -> bool {
     let (pages, pages_429) = m.class("page_read");
     let (writes, writes_429) = m.class("write");
     let (bulk, bulk_429) = m.class("bulk");
@@ -141,10 +149,15 @@ fn show(what: &str, m: &Measured, min: &Minimum, emulator_429s: u64, scale: f64)
     let rss_ok = m.max_rss_kib <= 1024 * 1024;
     println!("  calls ÷ minimum {calls_ratio:.4} (≤ 1.02: {})", verdict(calls_ratio <= 1.02));
     println!("  429s ÷ calls {:.4} % (≤ 0.1 %: {})", limited_share * 100.0, verdict(limited_share <= 0.001));
-    println!("  wall ÷ rate-bound {:.1} s = {wall_ratio:.3} (≤ 1.10: {})", bound, verdict(wall_ratio <= 1.10));
+    let wall_ok = !wall_target || wall_ratio <= 1.10;
+    if wall_target {
+        println!("  wall ÷ rate-bound {:.1} s = {wall_ratio:.3} (≤ 1.10: {})", bound, verdict(wall_ok));
+    } else {
+        println!("  wall ÷ rate-bound {bound:.2} s = {wall_ratio:.1} (no target)");
+    }
     println!("  peak RSS ≤ 1 GiB: {}", verdict(rss_ok));
     println!("  timings (ms): {}", m.report["timings_ms"]);
-    calls_ratio <= 1.02 && limited_share <= 0.001 && wall_ratio <= 1.10 && rss_ok
+    calls_ratio <= 1.02 && limited_share <= 0.001 && wall_ok && rss_ok
 }
 
 fn main() {
@@ -233,7 +246,7 @@ async fn bench(size: Size, scale: f64) {
         "initial sync: groups {}, users {}, memberships {}, adopted {}, held {}, failures {}",
         r["groups"], r["users"], r["memberships"], r["adopted"], r["held"], r["failures"].as_array().map_or(0, Vec::len)
     );
-    let initial_ok = show("initial full sync", &first, &initial, e429, scale);
+    let initial_ok = show("initial full sync", &first, &initial, e429, scale, true);
 
     // Converged: Duo holds every group and each user's first 100 memberships.
     let state = handle.state();
@@ -255,7 +268,7 @@ async fn bench(size: Size, scale: f64) {
     if changed {
         fail(format!("the second sync changed something: {r}"));
     }
-    let steady_ok = show("steady-state full sync", &second, &steady, e429, scale);
+    let steady_ok = show("steady-state full sync", &second, &steady, e429, scale, false);
     let cpu = second.user_secs + second.sys_secs;
     println!("  steady CPU (user + sys) {cpu:.2} s (≤ 10 s: {})", verdict(cpu <= 10.0));
     println!("targets: initial {}, steady {}", verdict(initial_ok), verdict(steady_ok && cpu <= 10.0));
