@@ -31,7 +31,14 @@ impl Fence for LosesAfter {
 
 #[tokio::test]
 async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_next_run_converges() {
-    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).spawn_on("127.0.0.1:0").await.expect("emulator");
+    // The client is unpaced and this test is not about rate limits: the minute-wide burst it
+    // was written against.
+    let emulator = Emulator::builder()
+        .integration(Integration::new(IKEY, SKEY))
+        .configure(|s| s.rate_limits.burst_fraction = Some(1.0))
+        .spawn_on("127.0.0.1:0")
+        .await
+        .expect("emulator");
     let handle = emulator.handle().clone();
     let mut cfg = DuoConfig::new("127.0.0.1", IKEY, SKEY.to_owned().into());
     cfg.url = Some(emulator.base_url());

