@@ -56,6 +56,9 @@ pub struct EmulatorArgs {
     /// Multiply every rate limit by this factor (e.g. 10 for fast tests).
     #[arg(long, value_name = "FACTOR")]
     pub rate_scale: Option<f64>,
+    /// Calls each rate class accepts at once after being idle (default 5; 1 = no burst).
+    #[arg(long, value_name = "N")]
+    pub rate_burst: Option<u32>,
     /// Turn rate limiting off.
     #[arg(long)]
     pub no_rate_limits: bool,
@@ -117,6 +120,10 @@ pub fn build(args: &EmulatorArgs) -> Result<Emulator, Error> {
     }
     if let Some(f) = args.rate_scale {
         settings.rate_limits.scale = f;
+    }
+    if let Some(n) = args.rate_burst {
+        settings.rate_limits.burst = n;
+        settings.rate_limits.burst_fraction = None;
     }
     if args.no_rate_limits {
         settings.rate_limits.enabled = false;

@@ -196,8 +196,14 @@ pub struct RateLimits {
     pub id_list_per_min: Option<u32>,
     /// Multiplies every rate (e.g. `60` turns 300/min into 300/s; `0.1` makes 429s easy to hit).
     pub scale: f64,
-    /// Burst size as a fraction of the per-minute figure (1.0 = a full minute's worth at once).
-    pub burst_fraction: f64,
+    /// Calls each class accepts at once after being idle (the depth of its bucket), whatever the
+    /// scale: default 5. Duo documents no burst; 5 is a conservative reading (one second of the
+    /// 300/min classes, a fortieth of any class's minute), so a client that sends more than that
+    /// at once is answered 429. 1 allows no burst at all.
+    pub burst: u32,
+    /// The burst as a fraction of the scaled per-minute figure instead (`1.0` = a full minute's
+    /// worth at once; default none: `burst` applies). When set it replaces `burst`.
+    pub burst_fraction: Option<f64>,
 }
 
 impl Default for RateLimits {
@@ -210,7 +216,8 @@ impl Default for RateLimits {
             bulk_per_min: None,
             id_list_per_min: None,
             scale: 1.0,
-            burst_fraction: 1.0,
+            burst: 5,
+            burst_fraction: None,
         }
     }
 }
@@ -300,7 +307,7 @@ pub enum Profile {
     Evidence,
     /// Bulk remove `POST` answered per-op 404, bulk replies bare, bulk and `bulk_create` at
     /// 50/min in their own class, id-list lookups at 40/min in their own class, non-unique group
-    /// names, bursts of 5 % of a minute, and usernames kept verbatim and compared exactly.
+    /// names, no burst (`rate_limits.burst = 1`), and usernames kept verbatim and compared exactly.
     Adverse,
 }
 
@@ -471,7 +478,8 @@ impl Settings {
             s.unique_group_names = false;
             s.rate_limits.bulk_per_min = Some(50);
             s.rate_limits.id_list_per_min = Some(40);
-            s.rate_limits.burst_fraction = 0.05;
+            // No burst at all: every call must wait its turn.
+            s.rate_limits.burst = 1;
             // Usernames kept verbatim, and then the harsher of the two comparisons: exact, under
             // which a lookup finds only its own spelling and `JDoe` and `jdoe` can both exist.
             // Set through the shorthand, so a settings file's `lowercase_usernames` still
@@ -537,7 +545,10 @@ impl Settings {
         if !(rl.scale.is_finite() && rl.scale > 0.0) {
             return Err("rate_limits.scale must be a positive number".into());
         }
-        if !(rl.burst_fraction.is_finite() && rl.burst_fraction > 0.0) {
+        if rl.burst == 0 {
+            return Err("rate_limits.burst must be at least 1".into());
+        }
+        if rl.burst_fraction.is_some_and(|f| !(f.is_finite() && f > 0.0)) {
             return Err("rate_limits.burst_fraction must be a positive number".into());
         }
         if self.max_body_bytes == 0 {

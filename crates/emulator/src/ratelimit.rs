@@ -33,9 +33,12 @@ impl std::fmt::Debug for Limiter {
 fn quota(per_min: u32, cfg: &RateLimits) -> Quota {
     let rate_per_min = (f64::from(per_min.max(1)) * cfg.scale).max(1e-6);
     let period = Duration::from_secs_f64((60.0 / rate_per_min).min(86_400.0));
-    let burst = (rate_per_min * cfg.burst_fraction)
-        .round()
-        .clamp(1.0, f64::from(u32::MAX)) as u32;
+    let burst = match cfg.burst_fraction {
+        Some(fraction) => (rate_per_min * fraction)
+            .round()
+            .clamp(1.0, f64::from(u32::MAX)) as u32,
+        None => cfg.burst,
+    };
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
     Quota::with_period(period.max(Duration::from_nanos(1)))
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -86,6 +89,7 @@ mod tests {
         let cfg = RateLimits {
             read_page_per_min: 3,
             scale: 1.0,
+            burst: 3,
             ..RateLimits::default()
         };
         let l = Limiter::new(&cfg);
@@ -106,6 +110,7 @@ mod tests {
         let shared = Limiter::new(&RateLimits {
             write_per_min: 2,
             read_page_per_min: 1,
+            burst_fraction: Some(1.0),
             ..RateLimits::default()
         });
         assert!(shared.check("A", RateClass::Bulk));
@@ -117,6 +122,7 @@ mod tests {
             write_per_min: 300,
             bulk_per_min: Some(2),
             id_list_per_min: Some(1),
+            burst_fraction: Some(1.0),
             ..RateLimits::default()
         });
         assert!(own.check("A", RateClass::Bulk) && own.check("A", RateClass::Bulk));
@@ -125,5 +131,42 @@ mod tests {
         assert!(own.check("A", RateClass::IdList));
         assert!(!own.check("A", RateClass::IdList));
         assert!(own.check("A", RateClass::ReadPage));
+    }
+
+    #[test]
+    fn a_burst_above_the_default_five_is_answered_429_at_any_scale() {
+        // At ×10 a token comes back every 20 ms (writes), far longer than six checks take.
+        for scale in [1.0, 10.0] {
+            let l = Limiter::new(&RateLimits {
+                scale,
+                ..RateLimits::default()
+            });
+            for class in [RateClass::Write, RateClass::ReadOne, RateClass::ReadPage] {
+                let got: Vec<bool> = (0..6).map(|_| l.check("A", class)).collect();
+                assert_eq!(
+                    got,
+                    vec![true, true, true, true, true, false],
+                    "{class:?} at scale {scale}: five at once, the sixth refused"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_burst_of_one_refuses_a_second_call_at_once_and_a_fraction_overrides_the_count() {
+        let one = Limiter::new(&RateLimits {
+            burst: 1,
+            ..RateLimits::default()
+        });
+        assert!(one.check("A", RateClass::Write));
+        assert!(!one.check("A", RateClass::Write), "no burst: the second call at once is refused");
+        let minute = Limiter::new(&RateLimits {
+            write_per_min: 30,
+            burst: 1,
+            burst_fraction: Some(1.0),
+            ..RateLimits::default()
+        });
+        assert!((0..30).all(|_| minute.check("A", RateClass::Write)), "a minute's worth at once");
+        assert!(!minute.check("A", RateClass::Write));
     }
 }

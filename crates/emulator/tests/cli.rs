@@ -127,9 +127,12 @@ fn the_adverse_profile_comes_from_the_flag_or_the_settings_file_and_file_keys_ov
         evidence.contains("profile: Evidence")
             && evidence.contains("bulk_remove_post: Ok")
             && evidence.contains("unique_group_names: true")
-            && evidence.contains("bulk_per_min: None"),
+            && evidence.contains("bulk_per_min: None")
+            && evidence.contains("burst: 5, burst_fraction: None"),
         "{evidence}"
     );
+    let one = dbg(&["--ikey", "DIX", "--skey", "k", "--rate-burst", "1"]);
+    assert!(one.contains("burst: 1, burst_fraction: None"), "--rate-burst sets the burst: {one}");
     let adverse = dbg(&["--ikey", "DIX", "--skey", "k", "--profile", "adverse"]);
     for want in [
         "profile: Adverse",
@@ -138,7 +141,7 @@ fn the_adverse_profile_comes_from_the_flag_or_the_settings_file_and_file_keys_ov
         "unique_group_names: false",
         "bulk_per_min: Some(50)",
         "id_list_per_min: Some(40)",
-        "burst_fraction: 0.05",
+        "burst: 1,",
         "usernames_case_insensitive: false",
         "lowercase_usernames: false",
     ] {

@@ -165,7 +165,7 @@ async fn rate_limits_are_per_integration_and_class() {
             read_one_per_min: 300,
             write_per_min: 300,
             scale: 1.0,
-            burst_fraction: 1.0,
+            burst_fraction: Some(1.0),
             ..RateLimits::default()
         };
     })

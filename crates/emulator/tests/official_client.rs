@@ -59,7 +59,7 @@ pub async fn run(client: ClientRun<'_>) {
     let main = support::spawn(|_| {}).await;
     // Tight limits on reading one object: 2 per second, bursts of 2.
     let limited = support::spawn(|s| {
-        s.rate_limits = RateLimits { enabled: true, read_one_per_min: 120, burst_fraction: 1.0 / 60.0, ..RateLimits::default() };
+        s.rate_limits = RateLimits { enabled: true, read_one_per_min: 120, burst_fraction: Some(1.0 / 60.0), ..RateLimits::default() };
     })
     .await;
     command

@@ -1,63 +1,46 @@
-//! Initial sync against the emulator with its rate limits on (scaled 20×: 6 000 writes and 4 000
-//! page reads a minute): 10k users, 1k groups, 100k memberships. Reports Duo calls used against the
-//! minimum (page reads at maximum page size, one write per change or per bulk batch), 429s seen
-//! by the emulator, and wall time against calls ÷ allowed rate. Counts come from the emulator.
+//! Initial sync through the sync library (no binary) against the in-process emulator: the
+//! shared data set (`common/dataset.rs`, small by default: 2 000 users, 200 groups, 20 000
+//! memberships), the emulator at Duo's documented per-class limits with its default small
+//! burst, the client at its default pacing; both scaled by `BENCH_SCALE` (default 100). Prints
+//! the minimum from the data set and Duo's documented limits, and the calls per class from the
+//! run report, the 429s and the wall time against it. The same measure through the binary, with
+//! peak memory and a second (steady-state) sync, is `cargo bench -p duoprov --bench full_sync`.
 //!
-//! `cargo bench -p duoprov-sync --bench initial_sync`
+//! `cargo bench -p duoprov-sync --bench initial_sync` (`BENCH_SIZE=full` for 100 000 users).
+
+#[path = "common/dataset.rs"]
+mod dataset;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use dataset::{DataSet, Size};
 use duoprov_duo::{DuoClient, DuoConfig, PacingConfig};
+use duoprov_emulator::state::TenantDump;
 use duoprov_emulator::{Emulator, Integration};
 use duoprov_plan::safety::Approval;
 use duoprov_plan::{Mapping, MappingConfig, Policy};
 use duoprov_registry::{ImportData, OpenOptions};
 use duoprov_sync::{NoProgress, SyncOptions, SyncSettings};
 
-const USERS: usize = 10_000;
-const GROUPS: usize = 1_000;
-const MEMBERS_PER_GROUP: usize = 100;
-const SCALE: f64 = 20.0;
-const DUO_WRITES_PER_MIN: f64 = 300.0;
-
-fn document() -> String {
-    let mut s = String::from("{\"subjects\":[");
-    for i in 0..USERS {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&format!("{{\"id\":\"u{i:05}\",\"name\":\"User {i}\",\"login_id\":\"u{i:05}\",\"email\":\"u{i:05}@example.edu\"}}"));
-    }
-    s.push_str("],\"groups\":[");
-    for g in 0..GROUPS {
-        if g > 0 {
-            s.push(',');
-        }
-        s.push_str(&format!("{{\"name\":\"bench:g{g:04}\",\"description\":\"Group {g}\"}}"));
-    }
-    s.push_str("],\"memberships\":[");
-    let mut first = true;
-    for g in 0..GROUPS {
-        for k in 0..MEMBERS_PER_GROUP {
-            if !first {
-                s.push(',');
-            }
-            first = false;
-            s.push_str(&format!("{{\"group\":\"bench:g{g:04}\",\"subject\":\"u{:05}\"}}", (g * MEMBERS_PER_GROUP + k) % USERS));
-        }
-    }
-    s.push_str("],\"markers\":[{\"provisioner\":\"bench\",\"folder\":\"bench\",\"scope\":\"sub\"}]}");
-    s
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     duoprov_duo::install_crypto_provider();
+    let size = if std::env::var("BENCH_SIZE").as_deref() == Ok("full") { Size::FULL } else { Size::SMALL };
+    let scale: f64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(100.0);
+    let data = DataSet::generate(size, 17);
+    println!("data set: {}", data.describe());
+    let min = data.initial_minimum();
     let skey = "bench-secret-key-0123456789abcdefghijklmn";
+    let dump: TenantDump = serde_json::from_str(&data.duo_json()).expect("tenant dump");
     let emulator = Emulator::builder()
         .integration(Integration::new("DIBENCH0000000000001", skey))
-        .configure(|s| s.rate_limits.scale = SCALE)
+        .configure(|s| {
+            s.rate_limits.scale = scale;
+            s.rate_limits.bulk_per_min = Some(50);
+            s.rate_limits.id_list_per_min = Some(40);
+        })
+        .initial_state(dump)
         .spawn_on("127.0.0.1:0")
         .await
         .expect("emulator");
@@ -65,28 +48,22 @@ async fn main() {
     let store = duoprov_registry::open(&format!("sqlite://{}", dir.path().join("bench.db").display()), &OpenOptions::default())
         .await
         .expect("registry");
-    let mut data = ImportData::default();
-    data.add_json("bench.json", &document()).expect("parse");
-    store.import(&data).await.expect("import");
+    let mut import = ImportData::default();
+    import.add_json("bench.json", &data.registry_json()).expect("parse");
+    store.import(&import).await.expect("import");
 
     let mut cfg = DuoConfig::new("127.0.0.1", "DIBENCH0000000000001", skey.to_owned().into());
     cfg.url = Some(emulator.base_url());
-    // Pace just under the emulator's (Duo's, scaled) limits. A burst of 1.5 s worth lets the
-    // client catch up after the pauses between phases (while results are recorded) without ever
-    // exceeding what the per-minute bucket allows.
-    let per_min = |duo: f64| (duo * SCALE * 0.99) as u32;
-    let burst = (300.0 * SCALE / 60.0 * 1.5) as u32;
-    // The emulator counts bulk calls as writes and id-list lookups as page reads (its default).
+    let d = PacingConfig::default();
+    let s = |per_min: u32| (f64::from(per_min) * scale).round() as u32;
     cfg.pacing = PacingConfig {
-        writes_per_minute: per_min(300.0),
-        single_reads_per_minute: per_min(300.0),
-        page_reads_per_minute: per_min(200.0),
-        list_lookups_per_minute: per_min(200.0),
-        bulk_per_minute: per_min(300.0),
-        burst,
-        ..PacingConfig::default()
+        writes_per_minute: s(d.writes_per_minute),
+        single_reads_per_minute: s(d.single_reads_per_minute),
+        page_reads_per_minute: s(d.page_reads_per_minute),
+        list_lookups_per_minute: s(d.list_lookups_per_minute),
+        bulk_per_minute: s(d.bulk_per_minute),
+        ..d
     };
-    cfg.max_concurrency = 8;
     let duo = DuoClient::new(cfg).expect("client");
     let settings = SyncSettings {
         provisioner: "bench".into(),
@@ -94,13 +71,12 @@ async fn main() {
         mapping: Arc::new(Mapping::compile(&MappingConfig::default(), "bench").expect("mapping")),
         eligible_group: None,
         subject_sources: None,
-        concurrency: 8,
+        concurrency: 4, // the configuration's default
         incremental: Default::default(),
         shares_duo_with: Vec::new(),
         load_duo_users: false,
     };
 
-    emulator.handle().clear_calls();
     let start = Instant::now();
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.expect("prepare");
     let options = SyncOptions { dry_run: false, approval: Approval::default(), saved: None, fence: None };
@@ -108,22 +84,25 @@ async fn main() {
     let wall = start.elapsed().as_secs_f64();
     assert_eq!(report.failed(), 0, "{:?}", report.failures.first());
 
-    let calls = emulator.handle().calls();
-    let total = calls.len();
-    let too_many = calls.iter().filter(|c| c.status == 429).count();
-    let writes = calls.iter().filter(|c| c.method != "GET").count();
-    let reads = total - writes;
-    // The minimum: one page of users and one of groups (Duo starts empty), one create per group
-    // (no bulk group create), one bulk_create per 100 users, one bulk call per 50 memberships.
-    let minimum = 2 + GROUPS + USERS.div_ceil(100) + (GROUPS * MEMBERS_PER_GROUP).div_ceil(50);
-    let allowed_writes_per_sec = DUO_WRITES_PER_MIN * SCALE / 60.0;
-    let ideal = writes as f64 / allowed_writes_per_sec;
+    let class = |name: &str| report.duo_classes.iter().find(|c| c.class == name).map_or((0, 0), |c| (c.calls, c.rate_limited));
+    let calls: u64 = report.duo_classes.iter().map(|c| c.calls).sum();
+    let limited: u64 = report.duo_classes.iter().map(|c| c.rate_limited).sum();
+    let bound = min.rate_bound_secs(scale);
     println!(
-        "initial sync: {} groups, {} users, {} memberships created in {wall:.1} s",
-        report.groups.created, report.users.created, report.memberships.created
+        "initial sync: {} groups, {} users created, {} adopted, {} memberships in {wall:.1} s",
+        report.groups.created, report.users.created, report.adopted, report.memberships.created
     );
-    println!("calls: {total} ({reads} reads, {writes} writes); minimum {minimum}; ratio {:.3}", total as f64 / minimum as f64);
-    println!("429 responses: {too_many}");
-    println!("wall time {wall:.1} s vs writes ÷ allowed rate {ideal:.1} s; ratio {:.3}", wall / ideal);
+    println!(
+        "minimum {} page reads, {} writes, {} bulk = {} calls; measured {:?} page reads, {:?} writes, {:?} bulk (calls, 429s) = {calls}; ratio {:.4}",
+        min.page_reads,
+        min.writes,
+        min.bulk,
+        min.calls(),
+        class("page_read"),
+        class("write"),
+        class("bulk"),
+        calls as f64 / min.calls() as f64
+    );
+    println!("429s {limited} ({:.3} %); wall {wall:.1} s ÷ rate-bound {bound:.1} s = {:.3}", limited as f64 * 100.0 / calls.max(1) as f64, wall / bound);
     emulator.shutdown().await.ok();
 }

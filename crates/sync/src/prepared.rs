@@ -52,7 +52,8 @@ pub struct Prepared {
     pub selected_groups: usize,
     pub registry_fingerprint: String,
     pub duo_fingerprint: String,
-    /// The users as read from Duo.
+    /// The users as read from Duo, kept only when the run refreshes the Duo users table
+    /// (`load_duo_users`); empty otherwise.
     pub duo_users: Vec<User>,
     pub read_calls: usize,
     pub read_ms: u64,

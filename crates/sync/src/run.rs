@@ -59,7 +59,9 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
         desired,
         registry_fingerprint,
         duo_fingerprint,
-        duo_users: duo_read.users,
+        // Kept only for the Duo users table: otherwise every raw user (aliases, groups, phones)
+        // fields) would stay in memory through the whole apply.
+        duo_users: if settings.load_duo_users { duo_read.users } else { Vec::new() },
         read_calls: duo_read.calls,
         read_ms,
         plan_ms,

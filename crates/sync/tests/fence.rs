@@ -31,7 +31,14 @@ impl Fence for LosesAfter {
 
 #[tokio::test]
 async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_next_run_converges() {
-    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).spawn_on("127.0.0.1:0").await.expect("emulator");
+    // The client is unpaced and this test is not about rate limits: the minute-wide burst it
+    // was written against.
+    let emulator = Emulator::builder()
+        .integration(Integration::new(IKEY, SKEY))
+        .configure(|s| s.rate_limits.burst_fraction = Some(1.0))
+        .spawn_on("127.0.0.1:0")
+        .await
+        .expect("emulator");
     let handle = emulator.handle().clone();
     let mut cfg = DuoConfig::new("127.0.0.1", IKEY, SKEY.to_owned().into());
     cfg.url = Some(emulator.base_url());
@@ -93,5 +100,47 @@ async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_ne
     assert_eq!((dump.groups.len(), dump.users.len()), (2, 6));
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
     assert!(prepared.plan.ops.is_empty(), "{:?}", prepared.plan.ops);
+    emulator.shutdown().await.ok();
+}
+
+#[tokio::test]
+async fn a_full_prepare_keeps_the_raw_duo_users_only_when_the_duo_users_table_is_refreshed() {
+    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).configure(|s| s.rate_limits.enabled = false).spawn_on("127.0.0.1:0").await.expect("emulator");
+    let mut cfg = DuoConfig::new("127.0.0.1", IKEY, SKEY.to_owned().into());
+    cfg.url = Some(emulator.base_url());
+    cfg.pacing = PacingConfig::unlimited();
+    let duo = DuoClient::new(cfg).expect("client");
+    let store = duoprov_registry::open("sqlite::memory:", &OpenOptions::default()).await.unwrap();
+    let name = GroupName::parse("app:duo:g0").unwrap();
+    store.add_group(&name, &NodeAttrs::default(), true).await.unwrap();
+    for s in 0..3 {
+        let key = SubjectKey::local(format!("s{s}"));
+        store.upsert_subject(&key, &SubjectPatch { login_id: Some(Some(format!("u{s}"))), ..Default::default() }).await.unwrap();
+        store.add_member(&name, &GroupMember::Subject(key)).await.unwrap();
+    }
+    let marker = Marker { provisioner: "mem".into(), target: MarkerTarget::Folder(FolderPath::parse("app:duo").unwrap()), scope: MarkerScope::Sub, provision: true };
+    store.assign_marker(&marker).await.unwrap();
+    let mut settings = SyncSettings {
+        provisioner: "mem".into(),
+        policy: Policy::default(),
+        mapping: Arc::new(Mapping::compile(&MappingConfig::default(), "mem").unwrap()),
+        eligible_group: None,
+        subject_sources: None,
+        concurrency: 2,
+        incremental: Default::default(),
+        load_duo_users: false,
+        shares_duo_with: Vec::new(),
+    };
+    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
+    duoprov_sync::run(&*store, &duo, &settings, prepared, &SyncOptions::default(), &NoProgress).await.unwrap();
+
+    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
+    assert!(prepared.plan.ops.is_empty(), "{:?}", prepared.plan.ops);
+    assert!(prepared.duo_users.is_empty(), "raw Duo users kept though nothing needs them: {}", prepared.duo_users.len());
+    settings.load_duo_users = true;
+    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
+    let mut names: Vec<&str> = prepared.duo_users.iter().map(|u| u.username.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["u0", "u1", "u2"], "the Duo users table needs every user as read");
     emulator.shutdown().await.ok();
 }

@@ -48,7 +48,8 @@ fn limits(write: u32, read_one: u32, read_page: u32, bulk: u32, id_list: u32) ->
         bulk_per_min: Some(bulk),
         id_list_per_min: Some(id_list),
         scale: SCALE,
-        burst_fraction: 0.005,
+        burst: 5, // replaced by the fraction below
+        burst_fraction: Some(0.005),
     }
 }
 
@@ -276,4 +277,21 @@ async fn lookups_and_bulk_calls_against_a_tenant_holding_them_to_40_and_50_a_min
         assert!(c.rate_limited * 10 <= c.calls, "more than one call in ten drew a 429: {c:?}");
     }
     emulator.shutdown().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_documented_limits_the_default_small_burst_draws_no_429_and_no_burst_still_converges() {
+    // The emulator's default burst (5 calls a class, whatever the scale): the client's own burst
+    // of 5 and its pacing at 80 % fit under it.
+    let small = RateLimits { burst: RateLimits::default().burst, burst_fraction: None, ..limits(300, 300, 200, 50, 40) };
+    let out = sync_under(small, "documented limits, default burst").await;
+    assert_eq!(out.server_429s, 0, "{:?}", out.report.duo_classes);
+    // No burst at all: the client's bursts are answered 429, retried and paced down, and the
+    // sync still converges (checked by `sync_under`). The emulator's count also holds the 429s
+    // of `sync_under`'s second plan, so the run report's count is at most it.
+    let none = RateLimits { burst: 1, burst_fraction: None, ..limits(300, 300, 200, 50, 40) };
+    let out = sync_under(none, "documented limits, no burst").await;
+    let counted: u64 = out.report.duo_classes.iter().map(|c| c.rate_limited).sum();
+    assert!(out.server_429s > 0, "a client bursting 5 calls met no 429 from a limiter without burst");
+    assert!(counted >= 1 && counted as usize <= out.server_429s, "{counted} in the report, {}: {:?}", out.server_429s, out.report.duo_classes);
 }

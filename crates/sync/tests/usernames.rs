@@ -31,7 +31,15 @@ fn group(name: &str) -> GroupName {
 }
 
 async fn world(configure: impl FnOnce(&mut Settings) + Send + 'static, mapping: MappingConfig, policy: Policy) -> World {
-    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).configure(configure).spawn_on("127.0.0.1:0").await.expect("emulator");
+    // The client is unpaced and this suite is not about rate limits: the minute-wide burst it
+    // was written against (a `configure` may still change it).
+    let emulator = Emulator::builder()
+        .integration(Integration::new(IKEY, SKEY))
+        .configure(|s| s.rate_limits.burst_fraction = Some(1.0))
+        .configure(configure)
+        .spawn_on("127.0.0.1:0")
+        .await
+        .expect("emulator");
     let handle = emulator.handle().clone();
     let mut cfg = DuoConfig::new("127.0.0.1", IKEY, SKEY.to_owned().into());
     cfg.url = Some(emulator.base_url());
