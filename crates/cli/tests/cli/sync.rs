@@ -20,7 +20,12 @@ pub struct Env {
 /// A temporary folder with a registry, a configuration pointing at a fresh emulator, and the
 /// secret key in a private file.
 pub async fn setup(extra: &str) -> Env {
-    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).spawn_on("127.0.0.1:0").await.expect("emulator");
+    setup_configured(extra, |_| {}).await
+}
+
+/// [`setup`] with the emulator's settings changed by `configure` first.
+pub async fn setup_configured(extra: &str, configure: impl FnOnce(&mut duoprov_emulator::Settings) + Send + 'static) -> Env {
+    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).configure(configure).spawn_on("127.0.0.1:0").await.expect("emulator");
     let dir = tempfile::tempdir().unwrap();
     crate::write_emulator_setup(dir.path(), &emulator.base_url(), IKEY, SKEY, "", extra);
     Env { dir, emulator }
