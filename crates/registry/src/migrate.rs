@@ -25,6 +25,7 @@ pub(crate) fn sqlite() -> Migrator {
         (5, "ownership", include_str!("../migrations/sqlite/0005_ownership.sql")),
         (6, "retry whole group", include_str!("../migrations/sqlite/0006_retry_whole_group.sql")),
         (7, "duo probe", include_str!("../migrations/sqlite/0007_duo_probe.sql")),
+        (9, "millis", include_str!("../migrations/sqlite/0009_millis.sql")),
     ])
 }
 
@@ -37,5 +38,6 @@ pub(crate) fn postgres() -> Migrator {
         (5, "ownership", include_str!("../migrations/postgres/0005_ownership.sql")),
         (6, "retry whole group", include_str!("../migrations/postgres/0006_retry_whole_group.sql")),
         (7, "duo probe", include_str!("../migrations/postgres/0007_duo_probe.sql")),
+        (9, "millis", include_str!("../migrations/postgres/0009_millis.sql")),
     ])
 }
