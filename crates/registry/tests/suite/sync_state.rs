@@ -1,11 +1,13 @@
-//! Sync state: links round-trip, first/last provisioned times, errors set and cleared, the run log.
+//! Sync state: links round-trip, first/last provisioned times, errors set and cleared, the run log,
+//! the checkpoint and retry list, the runner lock. The `registry_test!(sync …)` tests are the
+//! `SyncStore` contract: they run on SQLite, PostgreSQL and the in-memory store alike.
 
 use crate::registry_test;
 use duoprov_model::{EpochMillis, SubjectKey};
 use duoprov_registry::{GroupState, MembershipState, RunKind, RunStatus, StateError, UserState};
 use serde_json::json;
 
-registry_test!(links_round_trip_and_keep_their_history, |store| {
+registry_test!(sync links_round_trip_and_keep_their_history, |store| {
     let g = |id: Option<&str>, at: Option<EpochMillis>, error: Option<StateError>| GroupState {
         pending_name: None,
         pending_at: None,
@@ -46,7 +48,7 @@ registry_test!(links_round_trip_and_keep_their_history, |store| {
     assert!(links.users.is_empty() && links.groups.is_empty());
 });
 
-registry_test!(an_intent_over_an_existing_link_clears_the_stale_duo_id_and_keeps_the_pending_name, |store| {
+registry_test!(sync an_intent_over_an_existing_link_clears_the_stale_duo_id_and_keeps_the_pending_name, |store| {
     let linked = |id: &str| GroupState {
         pending_name: None,
         pending_at: None,
@@ -105,7 +107,7 @@ registry_test!(an_intent_over_an_existing_link_clears_the_stale_duo_id_and_keeps
     assert_eq!((l.duo_user_id, l.pending_name.as_deref(), l.pending_at), (None, Some("JDoe"), Some(EpochMillis(2_000))));
 });
 
-registry_test!(runs_are_logged_newest_first, |store| {
+registry_test!(sync runs_are_logged_newest_first, |store| {
     let a = store.begin_run("duoTest", RunKind::Full, false).await.unwrap();
     store.finish_run(a, RunStatus::Succeeded, &json!({"created": 3}), &json!({"apply_ms": 10}), None).await.unwrap();
     let b = store.begin_run("duoTest", RunKind::Full, true).await.unwrap();
@@ -121,7 +123,7 @@ registry_test!(runs_are_logged_newest_first, |store| {
     assert_eq!((runs[1].id, runs[1].status.as_str()), (b, "interrupted"), "a run left running was interrupted");
 });
 
-registry_test!(checkpoint_and_retry_list_settle_together, |store| {
+registry_test!(sync checkpoint_and_retry_list_settle_together, |store| {
     use duoprov_registry::{Backoff, RetryTarget, Settlement};
     assert_eq!(store.checkpoint("duoTest").await.unwrap(), None, "no checkpoint before the first finished sync");
     let m = RetryTarget::Membership { group_uuid: "uuid-1".into(), subject: SubjectKey::local("late") };
@@ -186,6 +188,18 @@ registry_test!(a_runner_lock_is_held_by_one_session_until_dropped, |store| {
         assert!(again.is_some(), "the lock was not released when its holder dropped it");
     }
 });
+
+#[tokio::test]
+async fn an_in_memory_runner_lock_is_held_by_one_holder_per_key_until_dropped() {
+    use duoprov_registry::SyncStore;
+    let store = duoprov_registry::MemorySyncStore::new();
+    let mut held = store.try_lock_runner("provisioner:duoTest").await.unwrap().expect("free lock");
+    assert!(held.alive().await);
+    assert!(store.try_lock_runner("provisioner:duoTest").await.unwrap().is_none(), "a second holder got the lock");
+    assert!(store.try_lock_runner("provisioner:other").await.unwrap().is_some(), "locks are per key");
+    drop(held);
+    assert!(store.try_lock_runner("provisioner:duoTest").await.unwrap().is_some(), "the lock was not released on drop");
+}
 
 #[tokio::test]
 async fn a_sqlite_file_lock_is_exclusive_across_stores_and_released_on_drop() {
@@ -267,7 +281,7 @@ async fn a_postgres_runner_lock_reads_lost_once_its_session_is_terminated_and_a_
     }
     assert!(standby.is_some(), "the lock was not free after its session was terminated");
 }
-registry_test!(a_whole_group_retry_row_keeps_its_kind_and_covers_the_plain_group_row, |store| {
+registry_test!(sync a_whole_group_retry_row_keeps_its_kind_and_covers_the_plain_group_row, |store| {
     use duoprov_registry::{Backoff, RetryTarget, Settlement};
     let plain = RetryTarget::Group { group_uuid: "uuid-9".into() };
     let whole = RetryTarget::WholeGroup { group_uuid: "uuid-9".into() };
@@ -293,4 +307,31 @@ registry_test!(a_whole_group_retry_row_keeps_its_kind_and_covers_the_plain_group
     // Attempted: gone.
     settle(vec![whole.clone()], vec![], 40_000).await;
     assert!(store.retries("duoTest", None).await.unwrap().is_empty());
+});
+
+registry_test!(sync object_errors_name_each_object_and_forgetting_a_user_takes_its_memberships, |store| {
+    let err = |m: &str| Some(StateError { code: "ERR".into(), message: m.into() });
+    let key = SubjectKey::local("jdoe");
+    let group = GroupState { pending_name: None, pending_at: None, group_uuid: "uuid-1".into(), duo_group_id: None, in_target: false, created_by_us: false, provisioned_at: None, error: err("group failed") };
+    let user = UserState { pending_name: None, pending_at: None, subject: key.clone(), duo_user_id: None, in_target: false, created_by_us: false, provisioned_at: None, error: err("user failed") };
+    let membership = MembershipState { group_uuid: "uuid-1".into(), subject: key.clone(), in_target: false, provisioned_at: None, error: err("membership failed") };
+    store.record("duoTest", &[group], &[user], &[membership]).await.unwrap();
+    let mut named: Vec<(String, String, String)> = store.object_errors("duoTest", 10).await.unwrap().into_iter().map(|e| (e.kind, e.object, e.message)).collect();
+    named.sort();
+    assert_eq!(
+        named,
+        vec![
+            ("group".into(), "uuid-1".into(), "group failed".into()),
+            ("membership".into(), "uuid-1 local:jdoe".into(), "membership failed".into()),
+            ("user".into(), "local:jdoe".into(), "user failed".into()),
+        ]
+    );
+    assert_eq!(store.object_errors("duoTest", 2).await.unwrap().len(), 2, "the limit holds");
+    assert!(store.object_errors("other", 10).await.unwrap().is_empty(), "errors are per provisioner");
+    let before = EpochMillis::now();
+    assert!(store.object_errors("duoTest", 10).await.unwrap().iter().all(|e| e.at_ms <= before && e.at_ms.0 > before.0 - 60_000), "errors are stamped with the time they were recorded");
+    // Forgetting the user takes its memberships with it; the group's error stays.
+    store.forget_users("duoTest", &[key]).await.unwrap();
+    let kinds: Vec<String> = store.object_errors("duoTest", 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec!["group".to_owned()]);
 });
