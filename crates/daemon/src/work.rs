@@ -38,7 +38,7 @@ impl Work for StoreWork {
     }
 
     async fn last_full_ms(&self) -> Result<Option<i64>> {
-        Ok(self.store.checkpoint(&self.name).await?.and_then(|cp| cp.last_full_ms))
+        Ok(self.store.checkpoint(&self.name).await?.and_then(|cp| cp.last_full_ms.map(|t| t.0)))
     }
 
     async fn close_abandoned(&self) {
@@ -65,7 +65,7 @@ impl Work for StoreWork {
     async fn pending(&self, now_ms: i64) -> Result<bool> {
         let Some(cp) = self.store.checkpoint(&self.name).await? else { return Ok(true) };
         let last = self.store.last_change_seq().await?;
-        if last <= cp.last_seq && self.store.retries(&self.name, Some(now_ms)).await?.is_empty() {
+        if last <= cp.last_seq && self.store.retries(&self.name, Some(duoprov_model::EpochMillis(now_ms))).await?.is_empty() {
             self.shared.metrics.lag(&self.name, 0, 0.0);
             return Ok(false);
         }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::registry::SubjectKey;
+use crate::time::EpochMillis;
 
 /// The form in which two Duo usernames (or aliases) are compared: Unicode lowercase.
 ///
@@ -115,10 +116,10 @@ pub struct GroupLink {
     /// unknown: a Duo group of exactly this name found later is duoprov's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_name: Option<String>,
-    /// When the intent was recorded (Unix seconds). An intent without it (written by a version
-    /// that kept intents after refused creates) claims nothing.
+    /// When the intent was recorded. An intent without it (written by a version that kept
+    /// intents after refused creates) claims nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_at: Option<i64>,
+    pub pending_at: Option<EpochMillis>,
     pub group_uuid: String,
     /// `None` while a create is intended but not confirmed (crash safety: the Duo group of
     /// exactly the pending name found later is then known to be ours).
@@ -133,10 +134,10 @@ pub struct UserLink {
     /// The username an intended create was for, kept only while the create's outcome is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_name: Option<String>,
-    /// When the intent was recorded (Unix seconds): only a Duo user of that username created at
-    /// or after this time is duoprov's own.
+    /// When the intent was recorded: only a Duo user of that username created in or after this
+    /// second (Duo reports whole seconds) is duoprov's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_at: Option<i64>,
+    pub pending_at: Option<EpochMillis>,
     pub subject: SubjectKey,
     /// `None` while a create is intended but not confirmed.
     pub duo_user_id: Option<String>,

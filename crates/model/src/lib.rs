@@ -9,12 +9,14 @@ pub mod mirror;
 pub mod name;
 pub mod registry;
 pub mod text;
+pub mod time;
 
 pub use duo::{same_username, username_key, DuoGroup, UsernameMatch, DuoSnapshot, DuoUser, ForeignLink, ForeignLinks, GroupLink, Links, UserLink};
 pub use error::{ValidationError, ValidationErrors};
 pub use marker::{Marker, MarkerIndex, MarkerScope, MarkerTarget};
 pub use mirror::{MirrorChanges, MirrorGroup, MirrorGroupUpdate, MirrorScope, OwnedGroup, OwnedState, SourceRun};
 pub use text::counted;
+pub use time::EpochMillis;
 pub use name::{FolderPath, GroupName, MAX_NAME_LEN};
 pub use registry::{
     ChangeEntry, ChangeKind, Folder, Group, GroupMember, ProvisionableGroup, ProvisionerSelection,

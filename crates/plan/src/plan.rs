@@ -608,7 +608,8 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     // intent was recorded. Anything else of that name is someone else's.
     let intended_user = |l: &duoprov_model::UserLink, claimed: &HashSet<&str>, by_name: &HashMap<String, Vec<usize>>| -> Option<usize> {
         let name = l.pending_name.as_deref().filter(|_| l.created_by_us && l.duo_user_id.is_none())?;
-        let at = l.pending_at?;
+        // Duo reports whole seconds: a user made in the intent's second counts as after it.
+        let at = l.pending_at?.whole_secs();
         let free: Vec<usize> = by_name
             .get(&duo.usernames.key(name))
             .map(|v| {
@@ -635,7 +636,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             let by_name = users_by_name.get_or_insert_with(|| users_by_lowercase_name(duo));
             pending
                 .iter()
-                .filter_map(|l| Some((by_name.get(&duo.usernames.key(l.pending_name.as_deref()?))?, l.pending_at?)))
+                .filter_map(|l| Some((by_name.get(&duo.usernames.key(l.pending_name.as_deref()?))?, l.pending_at?.whole_secs())))
                 .flat_map(|(v, at)| v.iter().filter(move |i| duo.users[**i].created.is_some_and(|c| c >= at)))
                 .map(|i| duo.users[*i].user_id.as_str())
                 .collect()

@@ -26,6 +26,7 @@ pub(crate) fn sqlite() -> Migrator {
         (6, "retry whole group", include_str!("../migrations/sqlite/0006_retry_whole_group.sql")),
         (7, "duo probe", include_str!("../migrations/sqlite/0007_duo_probe.sql")),
         (8, "sources", include_str!("../migrations/sqlite/0008_sources.sql")),
+        (9, "millis", include_str!("../migrations/sqlite/0009_millis.sql")),
     ])
 }
 
@@ -39,5 +40,6 @@ pub(crate) fn postgres() -> Migrator {
         (6, "retry whole group", include_str!("../migrations/postgres/0006_retry_whole_group.sql")),
         (7, "duo probe", include_str!("../migrations/postgres/0007_duo_probe.sql")),
         (8, "sources", include_str!("../migrations/postgres/0008_sources.sql")),
+        (9, "millis", include_str!("../migrations/postgres/0009_millis.sql")),
     ])
 }

@@ -3,10 +3,11 @@
 //! error with Grouper's code), and the run log. The sync engine reads the links before planning
 //! and writes results back in batches. Incremental syncs add a checkpoint per provisioner (how far
 //! into the change log Duo is in step), a retry list with a deterministic backoff, and the runner
-//! lock that keeps one runner per provisioner across processes.
+//! lock that keeps one runner per provisioner across processes. Every time here is an
+//! [`EpochMillis`].
 
 use async_trait::async_trait;
-use duoprov_model::{Links, SubjectKey};
+use duoprov_model::{EpochMillis, Links, SubjectKey};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -19,8 +20,7 @@ pub struct StateError {
     pub message: String,
 }
 
-/// What to record about one group. `provisioned_at` (epoch seconds) sets the last-provisioned
-/// time, and the first one when none is recorded; `error` replaces the last error (`None` clears it).
+/// What to record about one group. `provisioned_at` sets the last-provisioned time, and the first one when none is recorded; `error` replaces the last error (`None` clears it).
 ///
 /// The Duo id and the intent follow three rules: a state with `pending_name` records an intended
 /// create — it clears the recorded Duo id (a re-create replaces a stale one) and records the name
@@ -30,13 +30,13 @@ pub struct StateError {
 pub struct GroupState {
     /// For an intended create: the Duo name it is for.
     pub pending_name: Option<String>,
-    /// For an intended create: when it was recorded (epoch seconds).
-    pub pending_at: Option<i64>,
+    /// For an intended create: when it was recorded.
+    pub pending_at: Option<EpochMillis>,
     pub group_uuid: String,
     pub duo_group_id: Option<String>,
     pub in_target: bool,
     pub created_by_us: bool,
-    pub provisioned_at: Option<i64>,
+    pub provisioned_at: Option<EpochMillis>,
     pub error: Option<StateError>,
 }
 
@@ -45,13 +45,13 @@ pub struct GroupState {
 pub struct UserState {
     /// For an intended create: the username it is for.
     pub pending_name: Option<String>,
-    /// For an intended create: when it was recorded (epoch seconds).
-    pub pending_at: Option<i64>,
+    /// For an intended create: when it was recorded.
+    pub pending_at: Option<EpochMillis>,
     pub subject: SubjectKey,
     pub duo_user_id: Option<String>,
     pub in_target: bool,
     pub created_by_us: bool,
-    pub provisioned_at: Option<i64>,
+    pub provisioned_at: Option<EpochMillis>,
     pub error: Option<StateError>,
 }
 
@@ -61,7 +61,7 @@ pub struct MembershipState {
     pub group_uuid: String,
     pub subject: SubjectKey,
     pub in_target: bool,
-    pub provisioned_at: Option<i64>,
+    pub provisioned_at: Option<EpochMillis>,
     pub error: Option<StateError>,
 }
 
@@ -140,8 +140,8 @@ pub struct RunRecord {
     pub provisioner: String,
     pub kind: RunKind,
     pub dry_run: bool,
-    pub started_at_ms: i64,
-    pub finished_at_ms: Option<i64>,
+    pub started_at_ms: EpochMillis,
+    pub finished_at_ms: Option<EpochMillis>,
     pub status: RunStatus,
     pub counts: serde_json::Value,
     pub timings: serde_json::Value,
@@ -155,7 +155,8 @@ pub struct ObjectErrorRecord {
     pub object: String,
     pub code: String,
     pub message: String,
-    pub at: i64,
+    /// When the error was recorded.
+    pub at_ms: EpochMillis,
 }
 
 /// What a retry row is about.
@@ -219,8 +220,8 @@ pub struct RetryRecord {
     pub target: RetryTarget,
     /// Failed attempts so far.
     pub attempts: u32,
-    /// When the next attempt is due (ms since the epoch).
-    pub next_at_ms: i64,
+    /// When the next attempt is due.
+    pub next_at_ms: EpochMillis,
     pub last_error: String,
 }
 
@@ -251,10 +252,10 @@ impl Backoff {
 pub struct Checkpoint {
     /// Change-log entries up to this sequence number are in Duo, or tracked in the retry list.
     pub last_seq: i64,
-    pub updated_at_ms: i64,
+    pub updated_at_ms: EpochMillis,
     /// When the last full and incremental syncs that moved it finished.
-    pub last_full_ms: Option<i64>,
-    pub last_incremental_ms: Option<i64>,
+    pub last_full_ms: Option<EpochMillis>,
+    pub last_incremental_ms: Option<EpochMillis>,
 }
 
 /// What a finished run settles, in one transaction: the checkpoint and the retry list.
@@ -269,7 +270,7 @@ pub struct Settlement<'a> {
     pub attempted: &'a [RetryTarget],
     /// Objects that failed, with the error.
     pub failed: &'a [(RetryTarget, String)],
-    pub now_ms: i64,
+    pub now_ms: EpochMillis,
     pub backoff: Backoff,
 }
 
@@ -362,7 +363,7 @@ pub trait SyncStore: Send + Sync {
     /// Records what a finished run settles (checkpoint and retry list) in one transaction.
     async fn settle(&self, provisioner: &str, settlement: &Settlement<'_>) -> Result<()>;
     /// The retry list, all of it or only rows due at `due_at_ms`, soonest first.
-    async fn retries(&self, provisioner: &str, due_at_ms: Option<i64>) -> Result<Vec<RetryRecord>>;
+    async fn retries(&self, provisioner: &str, due_at_ms: Option<EpochMillis>) -> Result<Vec<RetryRecord>>;
     /// Takes the runner lock named `key` (`provisioner:NAME`, or `daemon`) without waiting;
     /// `None` when another process holds it.
     async fn try_lock_runner(&self, key: &str) -> Result<Option<RunnerLock>>;

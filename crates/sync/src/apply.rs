@@ -10,10 +10,10 @@
 //! removals succeeded, so a failed removal is planned again by the next run.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use duoprov_duo::{BulkOp, DuoClient, DuoError, ErrorClass, ErrorKind, GroupFields, NewUser, UserFields, MAX_BULK_OPS};
-use duoprov_model::SubjectKey;
+use duoprov_model::{EpochMillis, SubjectKey};
 use duoprov_plan::{GroupField, GroupRef, Op, Plan, UserDeleteMode, UserField, UserRef};
 use duoprov_registry::{GroupState, MembershipState, RetryTarget, StateError, Store, UserState};
 use futures::stream::{self, StreamExt};
@@ -25,10 +25,6 @@ use crate::report::{Failure, RunReport};
 
 /// Users per `bulk_create` call.
 const USERS_PER_BULK_CREATE: usize = 100;
-
-fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
 
 /// Whether a failure's error text is Duo's 403 (a permission the application lacks), as
 /// [`duoprov_duo::ErrorKind::Forbidden`] displays it.
@@ -79,7 +75,7 @@ fn create_may_have_landed(e: &DuoError) -> bool {
 }
 
 /// An intended group create (clears a stale Duo id of the link; see [`GroupState`]).
-fn intended_group(uuid: &str, name: &str, at: i64, error: Option<StateError>) -> GroupState {
+fn intended_group(uuid: &str, name: &str, at: EpochMillis, error: Option<StateError>) -> GroupState {
     GroupState {
         pending_name: Some(name.to_owned()),
         pending_at: Some(at),
@@ -93,7 +89,7 @@ fn intended_group(uuid: &str, name: &str, at: i64, error: Option<StateError>) ->
 }
 
 /// An intended user create.
-fn intended_user(key: &SubjectKey, username: &str, at: i64, error: Option<StateError>) -> UserState {
+fn intended_user(key: &SubjectKey, username: &str, at: EpochMillis, error: Option<StateError>) -> UserState {
     UserState {
         pending_name: Some(username.to_owned()),
         pending_at: Some(at),
@@ -249,7 +245,7 @@ impl<'a> Applier<'a> {
 
     /// Links found by matching (confirmed, adopted, taken over) and links leaving management.
     async fn record_matches(&mut self, plan: &Plan) -> Result<(), SyncError> {
-        let at = now_secs();
+        let at = EpochMillis::now();
         // Every linked Duo user's subject (matches below take precedence): a failed removal of a
         // user leaving management is then still scheduled for its subject. Only needed (and read)
         // when the plan removes memberships.
@@ -365,7 +361,7 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         self.progress.phase("create groups", creates.len() as u64);
-        let intended_at = now_secs();
+        let intended_at = EpochMillis::now();
         let intents: Vec<GroupState> = creates
             .iter()
             .map(|(uuid, name, _)| intended_group(uuid, name, intended_at, None))
@@ -380,7 +376,7 @@ impl<'a> Applier<'a> {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let at = now_secs();
+        let at = EpochMillis::now();
         let mut states = Vec::with_capacity(results.len());
         for (uuid, name, result) in results {
             self.report.write_calls += 1;
@@ -430,7 +426,7 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         self.progress.phase("create users", creates.len() as u64);
-        let intended_at = now_secs();
+        let intended_at = EpochMillis::now();
         let intents: Vec<UserState> = creates.iter().map(|(k, u)| intended_user(k, &u.username, intended_at, None)).collect();
         self.store.record(self.provisioner, &[], &intents, &[]).await?;
         let duo = self.duo;
@@ -444,7 +440,7 @@ impl<'a> Applier<'a> {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let at = now_secs();
+        let at = EpochMillis::now();
         let mut states = Vec::new();
         for (chunk, result) in results {
             self.report.write_calls += 1;
@@ -546,7 +542,7 @@ impl<'a> Applier<'a> {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let at = now_secs();
+        let at = EpochMillis::now();
         let owned: HashSet<&str> = plan.group_matches.iter().filter(|m| m.created_by_us).map(|m| m.uuid.as_str()).collect();
         let mut states = Vec::new();
         for (uuid, id, result) in results {
@@ -611,7 +607,7 @@ impl<'a> Applier<'a> {
         }
         self.progress.phase("update users", ops.len() as u64);
         let results = self.bulk(&ops).await;
-        let at = now_secs();
+        let at = EpochMillis::now();
         let owned: HashSet<&str> = plan.user_matches.iter().filter(|m| m.created_by_us).map(|m| m.user_id.as_str()).collect();
         let mut states = Vec::new();
         for ((key, user_id), result) in keys.into_iter().zip(results) {
@@ -711,7 +707,7 @@ impl<'a> Applier<'a> {
                 _ => {}
             }
         }
-        let at = now_secs();
+        let at = EpochMillis::now();
         let mut states = Vec::new();
         for (group_uuid, subject, label) in unresolved {
             self.report.memberships.failed += 1;

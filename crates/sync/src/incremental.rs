@@ -213,7 +213,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     }
     let to_seq = entries.last().map(|e| e.seq).unwrap_or(checkpoint.last_seq);
     let retries = store.retries(name, None).await?;
-    let due: Vec<RetryTarget> = retries.iter().filter(|r| r.next_at_ms <= now_ms).map(|r| r.target.clone()).collect();
+    let due: Vec<RetryTarget> = retries.iter().filter(|r| r.next_at_ms.0 <= now_ms).map(|r| r.target.clone()).collect();
     if entries.is_empty() && due.is_empty() {
         return Ok(Incremental::Idle { checkpoint: checkpoint.last_seq });
     }
@@ -479,7 +479,7 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     for r in &retries {
         if in_scope(&r.target) {
             attempted.push(r.target.clone());
-        } else if r.next_at_ms <= now_ms && !concerns(&r.target) {
+        } else if r.next_at_ms.0 <= now_ms && !concerns(&r.target) {
             tracing::debug!(provisioner = name, target = ?r.target, "dropping a due retry: its objects no longer concern this provisioner");
             attempted.push(r.target.clone());
         }

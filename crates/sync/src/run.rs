@@ -211,7 +211,7 @@ pub async fn run(
         clear_all: prepared.kind == RunKind::Full,
         attempted: &attempted,
         failed: &failed,
-        now_ms: now_ms(),
+        now_ms: duoprov_model::EpochMillis(now_ms()),
         backoff: settings.incremental.backoff,
     };
     store.settle(name, &settlement).await?;

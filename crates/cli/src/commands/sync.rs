@@ -294,10 +294,10 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
             Some(cp) => {
                 println!("checkpoint: change {} of {last_change} ({} waiting)", cp.last_seq, (last_change - cp.last_seq).max(0));
                 if let Some(t) = cp.last_full_ms {
-                    println!("last full sync: {}", output::when(t, now));
+                    println!("last full sync: {}", output::when(t.0, now));
                 }
                 if let Some(t) = cp.last_incremental_ms {
-                    println!("last incremental sync: {}", output::when(t, now));
+                    println!("last incremental sync: {}", output::when(t.0, now));
                 }
             }
             None => println!("checkpoint: none yet (the first sync is a full sync)"),
@@ -306,7 +306,7 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
             println!("\nretry list ({} object(s), soonest first):", retries.len());
             let rows: Vec<Vec<String>> = retries
                 .iter()
-                .map(|r| vec![names.target(&r.target), r.attempts.to_string(), output::when(r.next_at_ms, now), r.last_error.clone()])
+                .map(|r| vec![names.target(&r.target), r.attempts.to_string(), output::when(r.next_at_ms.0, now), r.last_error.clone()])
                 .collect();
             output::table(&["OBJECT", "FAILURES", "NEXT ATTEMPT", "LAST ERROR"], &rows);
             println!();
@@ -315,13 +315,13 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
-            let secs = r.finished_at_ms.map(|f| format!("{:.1}", (f - r.started_at_ms) as f64 / 1000.0)).unwrap_or_default();
+            let secs = r.finished_at_ms.map(|f| format!("{:.1}", (f.0 - r.started_at_ms.0) as f64 / 1000.0)).unwrap_or_default();
             vec![
                 r.id.to_string(),
                 r.provisioner.clone(),
                 format!("{}{}", r.kind, if r.dry_run { " (dry run)" } else { "" }),
                 r.status.to_string(),
-                output::when(r.started_at_ms, now),
+                output::when(r.started_at_ms.0, now),
                 secs,
             ]
         })
@@ -331,7 +331,7 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
         println!("\nobjects in error:");
         let rows: Vec<Vec<String>> = errors
             .iter()
-            .map(|e| vec![e.kind.clone(), names.object(&e.kind, &e.object), e.code.clone(), output::when(e.at.saturating_mul(1000), now), e.message.clone()])
+            .map(|e| vec![e.kind.clone(), names.object(&e.kind, &e.object), e.code.clone(), output::when(e.at_ms.0, now), e.message.clone()])
             .collect();
         output::table(&["KIND", "OBJECT", "CODE", "SINCE", "MESSAGE"], &rows);
     }

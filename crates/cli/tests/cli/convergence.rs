@@ -270,7 +270,7 @@ async fn a_due_retry_whose_objects_no_longer_concern_the_provisioner_is_dropped_
         (RetryTarget::Membership { group_uuid: gone.clone(), subject: SubjectKey::local("kwilso") }, "HTTP 500".to_owned()),
         (RetryTarget::User { subject: SubjectKey::local("nobody") }, "HTTP 500".to_owned()),
     ];
-    let settlement = Settlement { kind: duoprov_registry::RunKind::Incremental, checkpoint: None, clear_all: false, attempted: &[], failed: &failed, now_ms: 0, backoff: Backoff::default() };
+    let settlement = Settlement { kind: duoprov_registry::RunKind::Incremental, checkpoint: None, clear_all: false, attempted: &[], failed: &failed, now_ms: duoprov_model::EpochMillis(0), backoff: Backoff::default() };
     store.settle("duoTest", &settlement).await.unwrap();
     drop(store);
     assert_eq!(status(dir)["retries"].as_array().unwrap().len(), 3);

@@ -93,7 +93,7 @@ fn links(case: &Case, duo: &DuoSnapshot) -> Links {
             }
             LinkKind::Intended(n) => GroupLink {
                 pending_name: Some(DUO_GROUPS[n].into()),
-                pending_at: Some(INTENT_AT),
+                pending_at: Some(duoprov_model::EpochMillis::from_secs(INTENT_AT)),
                 group_uuid: uuid,
                 duo_group_id: None,
                 created_by_us: true,
@@ -117,7 +117,7 @@ fn links(case: &Case, duo: &DuoSnapshot) -> Links {
             }
             LinkKind::Intended(n) => UserLink {
                 pending_name: Some(DUO_NAMES[n].into()),
-                pending_at: Some(INTENT_AT),
+                pending_at: Some(duoprov_model::EpochMillis::from_secs(INTENT_AT)),
                 subject,
                 duo_user_id: None,
                 created_by_us: true,

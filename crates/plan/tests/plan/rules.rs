@@ -402,13 +402,13 @@ fn duo_group(id: &str, name: &str, desc: &str) -> DuoGroup {
 }
 
 fn group_intent(uuid: &str, name: &str, at: Option<i64>) -> duoprov_model::GroupLink {
-    duoprov_model::GroupLink { pending_name: Some(name.into()), pending_at: at, group_uuid: uuid.into(), duo_group_id: None, created_by_us: true, in_target: false }
+    duoprov_model::GroupLink { pending_name: Some(name.into()), pending_at: at.map(duoprov_model::EpochMillis::from_secs), group_uuid: uuid.into(), duo_group_id: None, created_by_us: true, in_target: false }
 }
 
 fn user_intent(id: &str, username: &str, at: Option<i64>) -> duoprov_model::UserLink {
     duoprov_model::UserLink {
         pending_name: Some(username.into()),
-        pending_at: at,
+        pending_at: at.map(duoprov_model::EpochMillis::from_secs),
         subject: duoprov_model::SubjectKey::new("local", id),
         duo_user_id: None,
         created_by_us: true,
@@ -463,6 +463,21 @@ fn a_pending_user_intent_claims_only_a_user_created_at_or_after_the_intent() {
         assert_eq!(plan.adoptions.len(), usize::from(!claimed), "created {created:?}");
         let rewrites = plan.ops.iter().any(|o| matches!(o.op, Op::UpdateUser { .. }));
         assert_eq!(rewrites, claimed, "only duoprov's own user is rewritten (created {created:?})");
+    }
+}
+
+#[test]
+fn an_intent_recorded_within_a_second_claims_the_user_duo_reports_created_in_that_second() {
+    let sel = seed(vec!["mchyzer"], "Test group", "mchyzer");
+    // The intent is recorded in milliseconds, 1 000.750 s; Duo reports whole seconds.
+    let mut intent = user_intent("mchyzer", "mchyzer", None);
+    intent.pending_at = Some(duoprov_model::EpochMillis(1_000_750));
+    let links = duoprov_model::Links { users: vec![intent], ..Default::default() };
+    for (created, claimed) in [(Some(999), false), (Some(1_000), true), (Some(1_001), true)] {
+        let duo = DuoSnapshot { users: vec![duo_user("DUX00000000000000001", "mchyzer", "Someone Else", created)], groups: vec![], ..Default::default() };
+        let plan = build_plan("duoTest", &desired(&sel), &duo, &links, &Policy::default());
+        let m = plan.user_matches.iter().find(|m| m.id == "mchyzer").expect("matched");
+        assert_eq!(m.created_by_us, claimed, "created {created:?}: {}", duoprov_plan::render::text(&plan));
     }
 }
 

@@ -1,10 +1,8 @@
 //! The sync-state store over SQL. Batched upserts keep a large apply's bookkeeping to a few
 //! statements.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use async_trait::async_trait;
-use duoprov_model::{GroupLink, Links, SubjectKey, UserLink};
+use duoprov_model::{EpochMillis, GroupLink, Links, SubjectKey, UserLink};
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 
 use super::{Param, SqlBackend, SqlStore, Value};
@@ -16,18 +14,13 @@ use crate::sync_state::{
 
 const BATCH: usize = 500;
 
-fn now() -> (i64, i64) {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    (d.as_secs() as i64, d.as_millis() as i64)
-}
-
 fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> RegistryError {
     RegistryError::db(context)
 }
 
-fn error_parts(e: &Option<StateError>, at: i64) -> (Option<String>, Option<String>, Option<i64>) {
+fn error_parts(e: &Option<StateError>, at: EpochMillis) -> (Option<String>, Option<String>, Option<i64>) {
     match e {
-        Some(e) => (Some(e.code.clone()), Some(e.message.clone()), Some(at)),
+        Some(e) => (Some(e.code.clone()), Some(e.message.clone()), Some(at.0)),
         None => (None, None, None),
     }
 }
@@ -77,7 +70,7 @@ where
                 .into_iter()
                 .map(|(group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at)| GroupLink {
                     pending_name,
-                    pending_at,
+                    pending_at: pending_at.map(EpochMillis),
                     group_uuid,
                     duo_group_id,
                     created_by_us,
@@ -88,7 +81,7 @@ where
                 .into_iter()
                 .map(|(source, id, duo_user_id, created_by_us, in_target, pending_name, pending_at)| UserLink {
                     pending_name,
-                    pending_at,
+                    pending_at: pending_at.map(EpochMillis),
                     subject: SubjectKey::new(source, id),
                     duo_user_id,
                     created_by_us,
@@ -100,7 +93,7 @@ where
     }
 
     async fn record(&self, provisioner: &str, groups: &[GroupState], users: &[UserState], memberships: &[MembershipState]) -> Result<()> {
-        let (at, _) = now();
+        let at = EpochMillis::now();
         let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
         for chunk in groups.chunks(BATCH) {
             let mut qb = QueryBuilder::<DB>::new(
@@ -113,13 +106,13 @@ where
                     .push_bind(g.duo_group_id.clone())
                     .push_bind(g.in_target)
                     .push_bind(g.created_by_us)
-                    .push_bind(g.provisioned_at)
-                    .push_bind(g.provisioned_at)
+                    .push_bind(g.provisioned_at.map(|t| t.0))
+                    .push_bind(g.provisioned_at.map(|t| t.0))
                     .push_bind(code)
                     .push_bind(message)
                     .push_bind(error_at)
                     .push_bind(g.pending_name.clone())
-                    .push_bind(g.pending_at);
+                    .push_bind(g.pending_at.map(|t| t.0));
             });
             qb.push(" ON CONFLICT (provisioner, group_uuid) DO UPDATE SET in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
             qb.push(INTENT_RULES.replace("{t}", "sync_group").replace("{id}", "duo_group_id"));
@@ -138,13 +131,13 @@ where
                     .push_bind(u.duo_user_id.clone())
                     .push_bind(u.in_target)
                     .push_bind(u.created_by_us)
-                    .push_bind(u.provisioned_at)
-                    .push_bind(u.provisioned_at)
+                    .push_bind(u.provisioned_at.map(|t| t.0))
+                    .push_bind(u.provisioned_at.map(|t| t.0))
                     .push_bind(code)
                     .push_bind(message)
                     .push_bind(error_at)
                     .push_bind(u.pending_name.clone())
-                    .push_bind(u.pending_at);
+                    .push_bind(u.pending_at.map(|t| t.0));
             });
             qb.push(" ON CONFLICT (provisioner, source, subject_id) DO UPDATE SET in_target = excluded.in_target, created_by_us = excluded.created_by_us, ");
             qb.push(INTENT_RULES.replace("{t}", "sync_user").replace("{id}", "duo_user_id"));
@@ -162,8 +155,8 @@ where
                     .push_bind(m.subject.source.clone())
                     .push_bind(m.subject.id.clone())
                     .push_bind(m.in_target)
-                    .push_bind(m.provisioned_at)
-                    .push_bind(m.provisioned_at)
+                    .push_bind(m.provisioned_at.map(|t| t.0))
+                    .push_bind(m.provisioned_at.map(|t| t.0))
                     .push_bind(code)
                     .push_bind(message)
                     .push_bind(error_at);
@@ -199,7 +192,7 @@ where
     }
 
     async fn begin_run(&self, provisioner: &str, kind: RunKind, dry_run: bool) -> Result<i64> {
-        let (_, ms) = now();
+        let ms = EpochMillis::now().0;
         // One runner per provisioner: a run still marked running was cut short.
         sqlx::query("UPDATE sync_run SET status = $2 WHERE provisioner = $1 AND status = $3")
             .bind(provisioner)
@@ -222,7 +215,7 @@ where
     }
 
     async fn finish_run(&self, run_id: i64, status: RunStatus, counts: &serde_json::Value, timings: &serde_json::Value, message: Option<&str>) -> Result<()> {
-        let (_, ms) = now();
+        let ms = EpochMillis::now().0;
         sqlx::query("UPDATE sync_run SET finished_at_ms = $1, status = $2, counts = $3, timings = $4, message = $5 WHERE id = $6")
             .bind(ms)
             .bind(status.as_str())
@@ -259,8 +252,8 @@ where
                     id,
                     provisioner,
                     dry_run,
-                    started_at_ms,
-                    finished_at_ms,
+                    started_at_ms: EpochMillis(started_at_ms),
+                    finished_at_ms: finished_at_ms.map(EpochMillis),
                     counts: serde_json::from_str(&counts).unwrap_or(serde_json::Value::Null),
                     timings: serde_json::from_str(&timings).unwrap_or(serde_json::Value::Null),
                     message,
@@ -281,7 +274,7 @@ where
         .fetch_all(self.pool())
         .await
         .map_err(db(format!("reading the errors of {provisioner}")))?;
-        Ok(rows.into_iter().map(|(kind, object, code, message, at)| ObjectErrorRecord { kind, object, code, message, at }).collect())
+        Ok(rows.into_iter().map(|(kind, object, code, message, at)| ObjectErrorRecord { kind, object, code, message, at_ms: EpochMillis(at) }).collect())
     }
 
     async fn checkpoint(&self, provisioner: &str) -> Result<Option<Checkpoint>> {
@@ -292,13 +285,18 @@ where
         .fetch_optional(self.pool())
         .await
         .map_err(db(format!("reading the checkpoint of {provisioner}")))?;
-        Ok(row.map(|(last_seq, updated_at_ms, last_full_ms, last_incremental_ms)| Checkpoint { last_seq, updated_at_ms, last_full_ms, last_incremental_ms }))
+        Ok(row.map(|(last_seq, updated_at_ms, last_full_ms, last_incremental_ms)| Checkpoint {
+            last_seq,
+            updated_at_ms: EpochMillis(updated_at_ms),
+            last_full_ms: last_full_ms.map(EpochMillis),
+            last_incremental_ms: last_incremental_ms.map(EpochMillis),
+        }))
     }
 
     async fn settle(&self, provisioner: &str, s: &Settlement<'_>) -> Result<()> {
         let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
         if let Some(seq) = s.checkpoint {
-            let (full, incremental) = if s.kind == RunKind::Full { (Some(s.now_ms), None) } else { (None, Some(s.now_ms)) };
+            let (full, incremental) = if s.kind == RunKind::Full { (Some(s.now_ms.0), None) } else { (None, Some(s.now_ms.0)) };
             sqlx::query(
                 "INSERT INTO sync_checkpoint (provisioner, last_seq, updated_at_ms, last_full_ms, last_incremental_ms) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (provisioner) DO UPDATE SET \
@@ -309,7 +307,7 @@ where
             )
             .bind(provisioner)
             .bind(seq)
-            .bind(s.now_ms)
+            .bind(s.now_ms.0)
             .bind(full)
             .bind(incremental)
             .execute(&mut *tx)
@@ -360,7 +358,7 @@ where
                     .push_bind(so.to_owned())
                     .push_bind(id.to_owned())
                     .push_bind(i32::try_from(attempts).unwrap_or(i32::MAX))
-                    .push_bind(s.now_ms.saturating_add(wait))
+                    .push_bind(s.now_ms.plus_ms(wait).0)
                     .push_bind(message.clone())
                     .push_bind(t.whole_group());
             });
@@ -374,13 +372,13 @@ where
         tx.commit().await.map_err(db("committing sync state"))
     }
 
-    async fn retries(&self, provisioner: &str, due_at_ms: Option<i64>) -> Result<Vec<RetryRecord>> {
+    async fn retries(&self, provisioner: &str, due_at_ms: Option<EpochMillis>) -> Result<Vec<RetryRecord>> {
         let rows: Vec<(String, String, String, i32, i64, String, bool)> = sqlx::query_as(
             "SELECT group_uuid, source, subject_id, attempts, next_at_ms, last_error, whole_group FROM sync_retry \
              WHERE provisioner = $1 AND ($2 IS NULL OR next_at_ms <= $2) ORDER BY next_at_ms, group_uuid, source, subject_id",
         )
         .bind(provisioner)
-        .bind(due_at_ms)
+        .bind(due_at_ms.map(|t| t.0))
         .fetch_all(self.pool())
         .await
         .map_err(db(format!("reading the retry list of {provisioner}")))?;
@@ -389,7 +387,7 @@ where
             .map(|(g, so, id, attempts, next_at_ms, last_error, whole)| RetryRecord {
                 target: RetryTarget::from_columns(g, so, id, whole),
                 attempts: u32::try_from(attempts).unwrap_or(0),
-                next_at_ms,
+                next_at_ms: EpochMillis(next_at_ms),
                 last_error,
             })
             .collect())

@@ -10,6 +10,7 @@ mod duo_users;
 mod files;
 mod import;
 mod import_props;
+mod millis;
 mod mirror;
 mod objects;
 mod retention;

@@ -17,7 +17,7 @@ registry_test!(pruning_keeps_what_a_provisioner_still_needs_and_the_latest_of_ev
     let settle = |provisioner: &'static str, seq: i64| {
         let store = &store;
         async move {
-            let s = Settlement { kind: RunKind::Incremental, checkpoint: Some(seq), clear_all: false, attempted: &[], failed: &[], now_ms: 1, backoff: Backoff { base_ms: 1, max_ms: 1 } };
+            let s = Settlement { kind: RunKind::Incremental, checkpoint: Some(seq), clear_all: false, attempted: &[], failed: &[], now_ms: duoprov_model::EpochMillis(1), backoff: Backoff { base_ms: 1, max_ms: 1 } };
             store.settle(provisioner, &s).await.unwrap();
         }
     };

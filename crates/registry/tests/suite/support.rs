@@ -1,5 +1,6 @@
 //! Opens a fresh registry per test and backend; the `registry_test!` macro turns one async test
-//! body into a SQLite test and a PostgreSQL test.
+//! body into a SQLite test and a PostgreSQL test (and, for `registry_test!(sync …)`, a test of the
+//! in-memory sync-state store too).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -48,6 +49,32 @@ pub async fn postgres(test: &str) -> Option<Box<dyn Store>> {
 
 #[macro_export]
 macro_rules! registry_test {
+    // A test of the sync-state role alone: it also runs on the in-memory `MemorySyncStore`, so
+    // all three implementations pass the same contract.
+    (sync $name:ident, |$store:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn body($store: Box<dyn duoprov_registry::SyncStore>) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                body($crate::support::sqlite().await).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(store) = $crate::support::postgres(stringify!($name)).await {
+                    body(store).await;
+                }
+            }
+
+            #[tokio::test]
+            async fn memory() {
+                body(Box::new(duoprov_registry::MemorySyncStore::new())).await;
+            }
+        }
+    };
     ($name:ident, |$store:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
