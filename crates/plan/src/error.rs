@@ -58,7 +58,14 @@ impl fmt::Display for ErrorCode {
 pub enum ErrorObject {
     Group { uuid: String, name: String },
     User { source: String, id: String },
-    Membership { group_uuid: String, source: String, id: String },
+    Membership {
+        group_uuid: String,
+        source: String,
+        id: String,
+        /// The group's registry name, for messages (empty in errors saved before it was kept).
+        #[serde(default)]
+        group_name: String,
+    },
 }
 
 impl fmt::Display for ErrorObject {
@@ -66,7 +73,10 @@ impl fmt::Display for ErrorObject {
         match self {
             ErrorObject::Group { name, .. } => write!(f, "group {name}"),
             ErrorObject::User { source, id } => write!(f, "subject {source}:{id}"),
-            ErrorObject::Membership { group_uuid, source, id } => write!(f, "membership of {source}:{id} in group {group_uuid}"),
+            ErrorObject::Membership { group_name, source, id, .. } if !group_name.is_empty() => {
+                write!(f, "membership of {source}:{id} in group {group_name}")
+            }
+            ErrorObject::Membership { group_uuid, source, id, .. } => write!(f, "membership of {source}:{id} in group {group_uuid}"),
         }
     }
 }

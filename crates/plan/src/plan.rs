@@ -933,7 +933,12 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     ),
                 };
                 plan.errors.push(ObjectError {
-                    object: ErrorObject::Membership { group_uuid: g.uuid.clone(), source: du.key.source.clone(), id: du.key.id.clone() },
+                    object: ErrorObject::Membership {
+                        group_uuid: g.uuid.clone(),
+                        source: du.key.source.clone(),
+                        id: du.key.id.clone(),
+                        group_name: g.registry_name.clone(),
+                    },
                     code: ErrorCode::Inv,
                     message,
                 });

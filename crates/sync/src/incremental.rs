@@ -184,7 +184,7 @@ fn restrict_desired(desired: &DesiredState, groups: &HashSet<&str>, users: &Hash
         .filter(|e| match &e.object {
             ErrorObject::Group { uuid, .. } => groups.contains(uuid.as_str()),
             ErrorObject::User { source, id } => users.contains(&SubjectKey::new(source, id)),
-            ErrorObject::Membership { group_uuid, source, id } => groups.contains(group_uuid.as_str()) && users.contains(&SubjectKey::new(source, id)),
+            ErrorObject::Membership { group_uuid, source, id, .. } => groups.contains(group_uuid.as_str()) && users.contains(&SubjectKey::new(source, id)),
         })
         .cloned()
         .collect();

@@ -263,7 +263,7 @@ proptest! {
             _ => None,
         }).collect();
         let failed_memberships: HashSet<(String, SubjectKey)> = plan.errors.iter().filter_map(|e| match &e.object {
-            ErrorObject::Membership { group_uuid, source, id } => Some((group_uuid.clone(), SubjectKey::new(source, id))),
+            ErrorObject::Membership { group_uuid, source, id, .. } => Some((group_uuid.clone(), SubjectKey::new(source, id))),
             _ => None,
         }).collect();
         let user_id_of = |k: &SubjectKey| sim.links.users.iter().find(|l| &l.subject == k).and_then(|l| l.duo_user_id.clone());

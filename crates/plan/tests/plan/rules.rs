@@ -334,6 +334,9 @@ fn a_new_user_in_150_selected_groups_gets_100_adds_and_50_held_with_inv() {
     let held: Vec<_> = plan.errors.iter().filter(|e| e.code == ErrorCode::Inv).collect();
     assert_eq!(held.len(), 50, "{:#?}", plan.errors);
     assert!(held.iter().all(|e| e.message.contains("newbie") && e.message.contains("100 groups")), "{:#?}", held);
+    // Messages name the group as the registry does, not by its uuid.
+    let shown = held[0].object.to_string();
+    assert!(shown.starts_with("membership of local:newbie in group app:duo:g1") && !shown.contains("u-1"), "{shown}");
     // Applied, the plan leaves the user at Duo's limit, and the next plan holds the same 50.
     let mut sim = Sim::new(DuoSnapshot::default());
     sim.apply(&plan);
