@@ -10,19 +10,8 @@ const JSON_BATCH: usize = 20_000;
 /// The bulk area's functions (a namespace over the database type).
 pub(super) struct Bulk<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Bulk<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Bulk<DB> {
     pub(super) async fn import(store: &SqlStore<DB>, data: &ImportData) -> Result<ImportSummary> {
         let mut tx = store.begin_write().await?;
         let summary = Self::import_in(&mut tx, data).await?;
@@ -262,4 +251,5 @@ where
         }
         Ok(summary)
     }
+}
 }

@@ -7,19 +7,8 @@ use super::*;
 /// The change log area's functions (a namespace over the database type).
 pub(super) struct Changes<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Changes<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Changes<DB> {
     pub(super) async fn log_change(
         tx: &mut Tx<DB>,
         kind: ChangeKind,
@@ -49,21 +38,11 @@ where
         Ok(())
     }
 }
+}
 
+sql_impl! {
 #[async_trait]
-impl<DB: SqlBackend> ChangeLog for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+impl ChangeLog for SqlStore<DB> {
     async fn changes_after(&self, after: i64, limit: u32) -> Result<Vec<ChangeEntry>> {
         let rows: Vec<(i64, i64, String, String, String, String, String)> = sqlx::query_as(
             "SELECT seq, at_ms, kind, groups, subjects, provisioners, detail FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -102,4 +81,5 @@ where
             .map_err(db("reading the change log"))?;
         Ok(seq.unwrap_or(0))
     }
+}
 }

@@ -2,26 +2,14 @@
 
 use async_trait::async_trait;
 
-use sqlx::{ColumnIndex, Encode, Executor, Type};
 
-use super::{Param, SqlBackend, SqlStore, Value};
+use super::SqlStore;
 use crate::duo_probe::{DuoProbeStore, ProbeRecord};
 use crate::error::{RegistryError, Result};
 
+sql_impl! {
 #[async_trait]
-impl<DB: SqlBackend> DuoProbeStore for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+impl DuoProbeStore for SqlStore<DB> {
     async fn record_duo_probe(&self, api_host: &str, integration_key: &str, record: &ProbeRecord) -> Result<()> {
         sqlx::query::<DB>(
             "INSERT INTO duo_probe (api_host, integration_key, probed_at_ms, result) VALUES ($1, $2, $3, $4) \
@@ -47,4 +35,5 @@ where
                 .map_err(RegistryError::db(format!("reading the probe of Duo {api_host}")))?;
         Ok(row.map(|(probed_at_ms, result)| ProbeRecord { probed_at_ms, result }))
     }
+}
 }

@@ -7,9 +7,9 @@ use std::marker::PhantomData;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Transaction, Type};
+use sqlx::{QueryBuilder, Transaction};
 
-use super::{Param, SqlBackend, SqlStore, Value};
+use super::SqlStore;
 use crate::duo_users::{self, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 use crate::error::{RegistryError, Result};
 
@@ -71,19 +71,8 @@ fn now_secs() -> i64 {
 /// The writes of a replace (a namespace over the database type).
 struct Writes<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Writes<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Writes<DB> {
     async fn begin_write(store: &SqlStore<DB>) -> Result<Transaction<'static, DB>> {
         let mut tx = store.pool().begin_with(DB::BEGIN_WRITE).await.map_err(db("starting the Duo users write"))?;
         if let Some(lock) = DB::WRITE_LOCK {
@@ -144,21 +133,11 @@ where
         Ok(())
     }
 }
+}
 
+sql_impl! {
 #[async_trait]
-impl<DB: SqlBackend> DuoUserStore for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+impl DuoUserStore for SqlStore<DB> {
     async fn replace_duo_users(&self, config_id: &str, rows: &[DuoUserRow]) -> Result<ReplaceCounts> {
         duo_users::check_rows(config_id, rows)?;
         let mut tx = Writes::begin_write(self).await?;
@@ -243,4 +222,5 @@ where
             .map_err(db(format!("reading when the Duo users of {config_id} were loaded")))?;
         Ok(row.map(|(loaded_at, users)| DuoUserLoad { loaded_at, users }))
     }
+}
 }

@@ -5,19 +5,8 @@ use super::*;
 /// The folders area's functions (a namespace over the database type).
 pub(super) struct Folders<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Folders<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Folders<DB> {
     /// Makes sure the folder exists, creating it (and, with `create_parents`, its parents).
     /// Returns its id and the paths it created.
     pub(super) async fn ensure_folder(tx: &mut Tx<DB>, path: &FolderPath, create_parents: bool, created: &mut Vec<String>) -> Result<i64> {
@@ -228,4 +217,5 @@ where
         Changes::log_change(&mut tx, ChangeKind::FolderRemoved, affected, vec![], vec![], json!({"folder": path, "subfolders": subfolders, "groups_removed": groups.len()})).await?;
         SqlStore::commit(tx).await
     }
+}
 }

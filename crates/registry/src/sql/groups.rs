@@ -6,19 +6,8 @@ use super::*;
 /// The groups area's functions (a namespace over the database type).
 pub(super) struct Groups<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Groups<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Groups<DB> {
     /// The uuids of the group and of every group that contains it through nesting.
     pub(super) async fn self_and_ancestors(tx: &mut Tx<DB>, group_id: i64) -> Result<Vec<String>> {
         sqlx::query_scalar::<_, String>(
@@ -170,4 +159,5 @@ where
         Changes::log_change(&mut tx, ChangeKind::GroupRemoved, affected, vec![], vec![], json!({"group": name, "uuid": g.1})).await?;
         SqlStore::commit(tx).await
     }
+}
 }

@@ -8,19 +8,8 @@ type MarkerRow = (String, Option<String>, Option<String>, String, bool);
 /// The markers area's functions (a namespace over the database type).
 pub(super) struct Markers<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Markers<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Markers<DB> {
     pub(super) async fn markers(store: &SqlStore<DB>, provisioner: Option<&str>) -> Result<Vec<Marker>> {
         let rows: Vec<MarkerRow> = sqlx::query_as(
             "SELECT m.provisioner, f.path, g.name, m.scope, m.provision FROM marker m \
@@ -145,4 +134,5 @@ where
         .await?;
         Ok(outcome)
     }
+}
 }

@@ -6,19 +6,8 @@ use super::*;
 /// The memberships area's functions (a namespace over the database type).
 pub(super) struct Memberships<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Memberships<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Memberships<DB> {
     pub(super) async fn subject_member_id(tx: &mut Tx<DB>, key: &SubjectKey) -> Result<i64> {
         Ok(SqlStore::<DB>::subject_row(tx, key).await?.ok_or_else(|| not_found(format!("subject {key}")))?.0)
     }
@@ -213,4 +202,5 @@ where
             })
             .collect())
     }
+}
 }

@@ -10,19 +10,8 @@ use crate::mirror::MirrorStore;
 /// The sources area's functions (a namespace over the database type).
 pub(super) struct Mirror<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Mirror<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Mirror<DB> {
     pub(super) async fn owned_in(tx: &mut Tx<DB>, scope: &MirrorScope) -> Result<OwnedState> {
         let subjects: Vec<SubjectTuple> = sqlx::query_as(concat!("SELECT ", subject_cols!(), " FROM subject s WHERE s.source = $1 ORDER BY s.subject_id"))
             .bind(&scope.subject_source)
@@ -255,21 +244,11 @@ where
         Ok(())
     }
 }
+}
 
+sql_impl! {
 #[async_trait]
-impl<DB: SqlBackend> MirrorStore for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+impl MirrorStore for SqlStore<DB> {
     async fn mirror_owned(&self, scope: &MirrorScope) -> Result<OwnedState> {
         let mut tx = self.begin_read().await?;
         let owned = Mirror::<DB>::owned_in(&mut tx, scope).await?;
@@ -316,4 +295,5 @@ where
             })
             .collect()
     }
+}
 }

@@ -6,9 +6,10 @@
 //! memberships, markers, the change log, the sync engine's selection, and import; the sync
 //! engine's state, Duo users and Duo probes have their own files here too.
 //!
-//! Each generic `impl` block states the same `where` clause (the connection is an executor; the
-//! column types are parameters and values of `DB`): Rust does not carry a trait's `where`
-//! clauses to its users, so [`SqlBackend`] cannot state them once for all.
+//! Every generic `impl` block needs the same `where` clause (the connection is an executor; the
+//! column types are parameters and values of `DB`), and Rust does not carry a trait's `where`
+//! clauses to its users, so [`SqlBackend`] cannot state it once for all: `sql_impl!` below
+//! writes it, once.
 
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
@@ -21,7 +22,7 @@ use duoprov_model::{
     SubjectKey, SubjectPatch,
 };
 use serde_json::json;
-use sqlx::{ColumnIndex, Database, Encode, Executor, Pool, Transaction, Type};
+use sqlx::{Database, Pool, Transaction};
 
 use crate::error::{RegistryError, Result};
 use crate::import::{self, Existing, ImportData, ImportSummary, MemberRow};
@@ -52,6 +53,37 @@ macro_rules! folder_cols {
     };
 }
 
+/// `sql_impl! { #[attr] impl Head { items } }` is `#[attr] impl<DB: SqlBackend> Head where …
+/// { items }` with the one `where` clause every generic block of `sql/` needs: the connection is
+/// an executor, and the column types the store binds and reads are [`Param`]s and [`Value`]s of
+/// `DB`.
+macro_rules! sql_impl {
+    ($(#[$attr:meta])* impl $($rest:tt)+) => {
+        sql_impl!(@head [$(#[$attr])*] [] $($rest)+);
+    };
+    (@head [$($attr:tt)*] [$($head:tt)*] { $($body:tt)* }) => {
+        $($attr)*
+        impl<DB: $crate::sql::SqlBackend> $($head)*
+        where
+            for<'c> &'c mut DB::Connection: ::sqlx::Executor<'c, Database = DB>,
+            usize: ::sqlx::ColumnIndex<DB::Row>,
+            i64: $crate::sql::backend::Value<DB>,
+            i32: $crate::sql::backend::Value<DB>,
+            bool: $crate::sql::backend::Value<DB>,
+            String: $crate::sql::backend::Value<DB>,
+            for<'a> &'a str: $crate::sql::backend::Param<DB>,
+            Option<i64>: $crate::sql::backend::Value<DB>,
+            Option<String>: $crate::sql::backend::Value<DB>,
+            for<'a> Option<&'a str>: ::sqlx::Encode<'a, DB> + ::sqlx::Type<DB>,
+        {
+            $($body)*
+        }
+    };
+    (@head [$($attr:tt)*] [$($head:tt)*] $next:tt $($rest:tt)+) => {
+        sql_impl!(@head [$($attr)*] [$($head)* $next] $($rest)+);
+    };
+}
+
 mod backend;
 mod subjects;
 mod folders;
@@ -69,7 +101,6 @@ mod mirror;
 
 pub use backend::SqlBackend;
 use self::{bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};
-pub(crate) use backend::{Param, Value};
 
 /// Rows read per statement when writing in bulk; well under both backends' parameter limits.
 const BATCH: usize = 1000;
@@ -158,19 +189,8 @@ impl<DB: SqlBackend> SqlStore<DB> {
     }
 }
 
-impl<DB: SqlBackend> SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl SqlStore<DB> {
     /// A write transaction holding the registry's writer lock (`BEGIN_WRITE` and `WRITE_LOCK` of
     /// the backend).
     async fn begin_write(&self) -> Result<Tx<DB>> {
@@ -219,43 +239,23 @@ where
             .map_err(db(format!("reading folder {path}")))
     }
 }
+}
 
 fn parse_ids(list: &str) -> Vec<i64> {
     list.split(',').filter_map(|s| s.trim().parse().ok()).collect()
 }
 
-impl<DB: SqlBackend> Store for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Store for SqlStore<DB> {
     fn backend(&self) -> Backend {
         DB::BACKEND
     }
 }
+}
 
+sql_impl! {
 #[async_trait]
-impl<DB: SqlBackend> RegistryReader for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+impl RegistryReader for SqlStore<DB> {
     async fn subject(&self, key: &SubjectKey) -> Result<Option<Subject>> {
         Subjects::subject(self, key).await
     }
@@ -300,21 +300,11 @@ where
         Selection::provisioner_selection_with_eligible(self, provisioner, eligible).await
     }
 }
+}
 
+sql_impl! {
 #[async_trait]
-impl<DB: SqlBackend> RegistryWriter for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+impl RegistryWriter for SqlStore<DB> {
     async fn upsert_subject(&self, key: &SubjectKey, patch: &SubjectPatch) -> Result<(Subject, Upsert)> {
         Subjects::upsert_subject(self, key, patch).await
     }
@@ -378,4 +368,5 @@ where
     async fn import(&self, data: &ImportData) -> Result<ImportSummary> {
         Bulk::import(self, data).await
     }
+}
 }

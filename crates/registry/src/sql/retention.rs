@@ -2,26 +2,14 @@
 
 use async_trait::async_trait;
 
-use sqlx::{ColumnIndex, Encode, Executor, Type};
 
-use super::{Param, SqlBackend, SqlStore, Value};
+use super::SqlStore;
 use crate::error::{RegistryError, Result};
 use crate::retention::{Pruned, Retention};
 
+sql_impl! {
 #[async_trait]
-impl<DB: SqlBackend> Retention for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+impl Retention for SqlStore<DB> {
     async fn prune(&self, change_log_before_ms: i64, runs_before_ms: i64) -> Result<Pruned> {
         // Under the writer lock: no entry commits between reading the checkpoints and deleting.
         let mut tx = self.begin_write().await?;
@@ -56,4 +44,5 @@ where
         let held_by = oldest.filter(|(_, seq)| *seq < newest.unwrap_or(0));
         Ok(Pruned { change_log_entries: DB::rows_affected(&entries), runs: DB::rows_affected(&runs), held_by })
     }
+}
 }

@@ -6,19 +6,8 @@ use super::*;
 /// The selection area's functions (a namespace over the database type).
 pub(super) struct Selection<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Selection<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Selection<DB> {
     pub(super) async fn provisioner_selection(store: &SqlStore<DB>, provisioner: &str) -> Result<ProvisionerSelection> {
         let mut tx = store.begin_read().await?;
         let selection = Self::selection_in(&mut tx, provisioner).await?;
@@ -139,4 +128,5 @@ where
         }
         Ok(selection)
     }
+}
 }

@@ -5,19 +5,8 @@ use super::*;
 /// The subjects area's functions (a namespace over the database type).
 pub(super) struct Subjects<DB>(PhantomData<DB>);
 
-impl<DB: SqlBackend> Subjects<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+sql_impl! {
+impl Subjects<DB> {
     pub(super) async fn subject(store: &SqlStore<DB>, key: &SubjectKey) -> Result<Option<Subject>> {
         let mut conn = store.pool.acquire().await.map_err(db("connecting to the registry"))?;
         Ok(SqlStore::<DB>::subject_row(&mut conn, key).await?.map(subject_of))
@@ -133,4 +122,5 @@ where
         };
         Ok((subject, outcome))
     }
+}
 }

@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 use duoprov_model::{EpochMillis, GroupLink, Links, SubjectKey, UserLink};
-use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
+use sqlx::QueryBuilder;
 
-use super::{Param, SqlBackend, SqlStore, Value};
+use super::SqlStore;
 use crate::error::{RegistryError, Result};
 use crate::sync_state::{
     Checkpoint, GroupState, MembershipState, ObjectErrorRecord, RetryRecord, RetryTarget, RunKind, RunRecord, RunStatus, RunnerLock, Settlement, StateError, SyncStore,
@@ -36,20 +36,9 @@ const INTENT_RULES: &str = "{id} = CASE WHEN excluded.pending_name IS NOT NULL T
      pending_name = CASE WHEN excluded.{id} IS NOT NULL THEN NULL ELSE excluded.pending_name END, \
      pending_at = CASE WHEN excluded.{id} IS NOT NULL OR excluded.pending_name IS NULL THEN NULL ELSE excluded.pending_at END, ";
 
+sql_impl! {
 #[async_trait]
-impl<DB: SqlBackend> SyncStore for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    usize: ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    i32: Value<DB>,
-    bool: Value<DB>,
-    String: Value<DB>,
-    for<'a> &'a str: Param<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-{
+impl SyncStore for SqlStore<DB> {
     async fn links(&self, provisioner: &str) -> Result<Links> {
         let groups: Vec<(String, Option<String>, bool, bool, Option<String>, Option<i64>)> = sqlx::query_as(
             "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
@@ -400,4 +389,5 @@ where
     async fn change_waker(&self) -> Result<Option<crate::sync_state::ChangeWaker>> {
         DB::change_waker(self).await
     }
+}
 }
