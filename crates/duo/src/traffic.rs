@@ -191,8 +191,8 @@ fn looks_like_phone(s: &str) -> bool {
     digits >= 7 && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.' | ','))
 }
 
-/// Every digit but the last two replaced by `*`.
-fn mask_phone(s: &str) -> String {
+/// Every digit but the last two replaced by `*` (also the support bundle's phone mask).
+pub fn mask_phone(s: &str) -> String {
     let total = s.chars().filter(char::is_ascii_digit).count();
     let mut seen = 0;
     s.chars()

@@ -90,21 +90,10 @@ impl Redactor {
 /// Every digit of a phone number but the last two replaced by `*`; fewer than seven digits is
 /// not a phone number and is kept.
 fn mask_digits(s: &str) -> String {
-    let total = s.chars().filter(char::is_ascii_digit).count();
-    if total < 7 {
+    if s.chars().filter(char::is_ascii_digit).count() < 7 {
         return s.to_owned();
     }
-    let mut seen = 0;
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_digit() {
-                seen += 1;
-                if seen + 2 <= total { '*' } else { c }
-            } else {
-                c
-            }
-        })
-        .collect()
+    duoprov_duo::traffic::mask_phone(s)
 }
 
 /// Every secret the configuration can reach, read as the commands would (unreadable ones are
