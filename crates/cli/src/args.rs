@@ -465,7 +465,18 @@ pub struct ReportArgs {
     /// never logged in).
     #[arg(long, value_name = "DAYS")]
     pub stale_login: Option<u32>,
-    /// Every column as CSV, with Grouper's column names.
+    /// Only Duo users with at least one of this authentication method (push, mobile-otp, sms,
+    /// voice, hardware-token, hotp, totp, yubikey, webauthn, u2f); repeatable, all must hold.
+    #[arg(long, value_name = "METHOD")]
+    pub has: Vec<String>,
+    /// Only Duo users known to have none of this method; repeatable.
+    #[arg(long, value_name = "METHOD")]
+    pub lacks: Vec<String>,
+    /// Only Duo users who have one of these methods and no other (e.g. `--only sms,voice`: who
+    /// would be locked out when SMS and phone calls are retired).
+    #[arg(long, value_name = "METHOD[,METHOD…]")]
+    pub only: Vec<String>,
+    /// Every column as CSV: Grouper's column names, then the authentication-method counts.
     #[arg(long)]
     pub csv: bool,
 }

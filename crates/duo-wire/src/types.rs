@@ -100,6 +100,16 @@ pub struct User {
     /// Phones, kept as JSON (duoprov only reports them).
     #[serde(default, deserialize_with = "null_as_default")]
     pub phones: Vec<Value>,
+    /// OTP tokens (hardware, HOTP, TOTP, YubiKey), kept as JSON (duoprov only counts them);
+    /// `None` when the answer had no `tokens`, so "unknown" is never read as "none".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<Value>>,
+    /// U2F tokens, kept as JSON; `None` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u2ftokens: Option<Vec<Value>>,
+    /// WebAuthn credentials, kept as JSON; `None` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthncredentials: Option<Vec<Value>>,
 }
 
 impl User {

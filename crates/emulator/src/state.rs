@@ -181,6 +181,33 @@ pub struct User {
     /// When the user went to the Trash (status `pending deletion`).
     #[serde(default)]
     pub trashed_at: Option<i64>,
+    /// The user's authentication devices, as Duo lists them (`phones`, `tokens`, `u2ftokens`,
+    /// `webauthncredentials`). Enrolment is the user's own act in Duo, never an Admin API
+    /// client's: tests seed them through the state (`PUT /_emulator/state`), and the user object
+    /// shows them as given.
+    #[serde(default, skip_serializing_if = "Devices::is_empty")]
+    pub devices: Devices,
+}
+
+/// A user's authentication devices, each kept as the JSON object Duo would list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devices {
+    #[serde(default)]
+    pub phones: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub tokens: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub u2ftokens: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub webauthncredentials: Vec<serde_json::Value>,
+}
+
+impl Devices {
+    /// No device of any kind.
+    pub fn is_empty(&self) -> bool {
+        self.phones.is_empty() && self.tokens.is_empty() && self.u2ftokens.is_empty() && self.webauthncredentials.is_empty()
+    }
 }
 
 /// A Duo group.
@@ -646,6 +673,7 @@ impl Tenant {
             enable_auto_prompt: fields.enable_auto_prompt.unwrap_or(true),
             groups: Vec::new(),
             trashed_at: None,
+            devices: Devices::default(),
         };
         self.index_names(&user);
         self.user_order.push(user_id);

@@ -153,7 +153,11 @@ pub fn write_user(out: &mut Vec<u8>, tenant: &Tenant, u: &User, case: StatusCase
         // Writing a string into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, v);
     }
-    fn opt(out: &mut Vec<u8>, v: Option<&String>) {
+    fn list(out: &mut Vec<u8>, v: &[serde_json::Value]) {
+        // Writing JSON values into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, v);
+    }
+        fn opt(out: &mut Vec<u8>, v: Option<&String>) {
         match v {
             Some(v) => s(out, v),
             None => out.extend_from_slice(b"null"),
@@ -214,15 +218,23 @@ pub fn write_user(out: &mut Vec<u8>, tenant: &Tenant, u: &User, case: StatusCase
     s(out, &u.lastname);
     out.extend_from_slice(b",\"lockout_reason\":null,\"notes\":");
     s(out, &u.notes);
-    out.extend_from_slice(b",\"phones\":[],\"realname\":");
+    out.extend_from_slice(b",\"phones\":");
+    list(out, &u.devices.phones);
+    out.extend_from_slice(b",\"realname\":");
     s(out, &u.realname);
     out.extend_from_slice(b",\"status\":");
     s(out, u.status.as_str());
-    out.extend_from_slice(b",\"tokens\":[],\"u2ftokens\":[],\"user_id\":\"");
+    out.extend_from_slice(b",\"tokens\":");
+    list(out, &u.devices.tokens);
+    out.extend_from_slice(b",\"u2ftokens\":");
+    list(out, &u.devices.u2ftokens);
+    out.extend_from_slice(b",\"user_id\":\"");
     out.extend_from_slice(u.user_id.as_str().as_bytes());
     out.extend_from_slice(b"\",\"username\":");
     s(out, &u.username);
-    out.extend_from_slice(b",\"webauthncredentials\":[]}");
+    out.extend_from_slice(b",\"webauthncredentials\":");
+    list(out, &u.devices.webauthncredentials);
+    out.push(b'}');
 }
 
 /// `{"stat":"OK","response":{user}}`.

@@ -38,6 +38,142 @@ pub struct DuoUserRow {
     pub created_at: Option<i64>,
     /// Epoch seconds of the last login; NULL when the user never logged in.
     pub last_login_time: Option<i64>,
+    /// How many of each authentication method the user has (Grouper's GRP-7384 counts).
+    #[serde(flatten)]
+    pub auth_methods: AuthMethodCounts,
+}
+
+/// A Duo user's authentication methods, counted (Grouper's GRP-7384 "sync back auth methods").
+/// A count is NULL when Duo's answer did not say (the list was absent or had an odd shape), so
+/// a report never takes "unknown" for "none".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthMethodCounts {
+    /// Activated phones that can take Duo Push.
+    pub push_phone_count: Option<i64>,
+    /// Activated phones that can make Duo Mobile passcodes.
+    pub mobile_otp_phone_count: Option<i64>,
+    /// Epoch seconds a push phone was last seen (the latest of them).
+    pub push_phone_last_seen: Option<i64>,
+    /// Phones that can receive SMS passcodes.
+    pub sms_phone_count: Option<i64>,
+    /// Phones that can take a phone call.
+    pub voice_phone_count: Option<i64>,
+    /// Duo hardware tokens (`d1`).
+    pub duo_hardware_token_count: Option<i64>,
+    /// HOTP tokens (`h6`, `h8`).
+    pub hotp_token_count: Option<i64>,
+    /// TOTP tokens (`t6`, `t8`).
+    pub totp_token_count: Option<i64>,
+    /// YubiKey OTP tokens (`yk`).
+    pub yubikey_otp_token_count: Option<i64>,
+    /// WebAuthn credentials (security keys, platform authenticators).
+    pub webauthn_count: Option<i64>,
+    /// U2F tokens.
+    pub u2f_count: Option<i64>,
+}
+
+/// One kind of authentication method, as `report` filters name it; each counts in one column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuthMethod {
+    Push,
+    MobileOtp,
+    Sms,
+    Voice,
+    HardwareToken,
+    Hotp,
+    Totp,
+    Yubikey,
+    Webauthn,
+    U2f,
+}
+
+impl AuthMethod {
+    /// Every method, in the table's column order.
+    pub const ALL: [AuthMethod; 10] = [
+        AuthMethod::Push,
+        AuthMethod::MobileOtp,
+        AuthMethod::Sms,
+        AuthMethod::Voice,
+        AuthMethod::HardwareToken,
+        AuthMethod::Hotp,
+        AuthMethod::Totp,
+        AuthMethod::Yubikey,
+        AuthMethod::Webauthn,
+        AuthMethod::U2f,
+    ];
+
+    /// The `duo_user` column that counts this method.
+    pub fn column(self) -> &'static str {
+        match self {
+            AuthMethod::Push => "push_phone_count",
+            AuthMethod::MobileOtp => "mobile_otp_phone_count",
+            AuthMethod::Sms => "sms_phone_count",
+            AuthMethod::Voice => "voice_phone_count",
+            AuthMethod::HardwareToken => "duo_hardware_token_count",
+            AuthMethod::Hotp => "hotp_token_count",
+            AuthMethod::Totp => "totp_token_count",
+            AuthMethod::Yubikey => "yubikey_otp_token_count",
+            AuthMethod::Webauthn => "webauthn_count",
+            AuthMethod::U2f => "u2f_count",
+        }
+    }
+
+    /// The name `report` takes (`push`, `mobile-otp`, `sms`, `voice`, `hardware-token`, `hotp`,
+    /// `totp`, `yubikey`, `webauthn`, `u2f`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Push => "push",
+            AuthMethod::MobileOtp => "mobile-otp",
+            AuthMethod::Sms => "sms",
+            AuthMethod::Voice => "voice",
+            AuthMethod::HardwareToken => "hardware-token",
+            AuthMethod::Hotp => "hotp",
+            AuthMethod::Totp => "totp",
+            AuthMethod::Yubikey => "yubikey",
+            AuthMethod::Webauthn => "webauthn",
+            AuthMethod::U2f => "u2f",
+        }
+    }
+
+    /// The method `name` names, if any.
+    pub fn from_name(name: &str) -> Option<AuthMethod> {
+        AuthMethod::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+impl AuthMethodCounts {
+    /// The count of one method.
+    pub fn count(&self, method: AuthMethod) -> Option<i64> {
+        match method {
+            AuthMethod::Push => self.push_phone_count,
+            AuthMethod::MobileOtp => self.mobile_otp_phone_count,
+            AuthMethod::Sms => self.sms_phone_count,
+            AuthMethod::Voice => self.voice_phone_count,
+            AuthMethod::HardwareToken => self.duo_hardware_token_count,
+            AuthMethod::Hotp => self.hotp_token_count,
+            AuthMethod::Totp => self.totp_token_count,
+            AuthMethod::Yubikey => self.yubikey_otp_token_count,
+            AuthMethod::Webauthn => self.webauthn_count,
+            AuthMethod::U2f => self.u2f_count,
+        }
+    }
+
+    /// The counts and the last-seen time in the table's column order.
+    pub fn columns(&self) -> [(&'static str, Option<i64>); 11] {
+        [
+            ("push_phone_count", self.push_phone_count),
+            ("mobile_otp_phone_count", self.mobile_otp_phone_count),
+            ("push_phone_last_seen", self.push_phone_last_seen),
+            ("sms_phone_count", self.sms_phone_count),
+            ("voice_phone_count", self.voice_phone_count),
+            ("duo_hardware_token_count", self.duo_hardware_token_count),
+            ("hotp_token_count", self.hotp_token_count),
+            ("totp_token_count", self.totp_token_count),
+            ("yubikey_otp_token_count", self.yubikey_otp_token_count),
+            ("webauthn_count", self.webauthn_count),
+            ("u2f_count", self.u2f_count),
+        ]
+    }
 }
 
 impl DuoUserRow {
@@ -91,6 +227,13 @@ pub struct DuoUserFilter {
     /// Only users whose last login (or, for those who never logged in, creation) is before this
     /// epoch second; a user with neither time counts as stale.
     pub stale_before: Option<i64>,
+    /// Only users with at least one of each of these methods.
+    pub has_methods: Vec<AuthMethod>,
+    /// Only users with none of each of these methods (a count known to be 0).
+    pub lacks_methods: Vec<AuthMethod>,
+    /// Only users who have at least one of these methods and none of any other (every count
+    /// known): "who can sign in only by SMS or phone call" before retiring them.
+    pub only_methods: Vec<AuthMethod>,
 }
 
 /// The Duo users table of one registry database.
@@ -136,6 +279,14 @@ pub fn check_rows(config_id: &str, rows: &[DuoUserRow]) -> Result<()> {
                 )));
             }
         }
+        for (column, value) in row.auth_methods.columns() {
+            if value.is_some_and(|v| v < 0) {
+                return Err(RegistryError::Refused(format!(
+                    "Duo user {}: {column} is negative; nothing written",
+                    row.user_id
+                )));
+            }
+        }
         for (column, value) in row.text_columns() {
             if value.is_some_and(|v| v.contains('\0')) {
                 return Err(RegistryError::Refused(format!(
@@ -171,6 +322,7 @@ mod tests {
             user_name: "u".into(),
             created_at: None,
             last_login_time: None,
+            auth_methods: AuthMethodCounts::default(),
         }
     }
 
@@ -190,6 +342,10 @@ mod tests {
         bad.is_enrolled = Some("true".into());
         let e = check_rows("p", &[bad]).unwrap_err().to_string();
         assert!(e.contains("DU1") && e.contains("is_enrolled must be T or F"), "{e}");
+        let mut bad = row.clone();
+        bad.auth_methods.sms_phone_count = Some(-1);
+        let e = check_rows("p", &[bad]).unwrap_err().to_string();
+        assert!(e.contains("DU1") && e.contains("sms_phone_count is negative"), "{e}");
         assert!(check_rows("", &[]).is_err());
     }
 }

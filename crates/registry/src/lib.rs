@@ -38,7 +38,7 @@ pub mod sync_state;
 pub mod url;
 
 pub use duo_probe::{DuoProbeStore, ProbeRecord};
-pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
+pub use duo_users::{AuthMethod, AuthMethodCounts, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};
 pub use import::{ImportData, ImportSummary};
 pub use memory::MemorySyncStore;

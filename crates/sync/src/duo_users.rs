@@ -9,13 +9,18 @@
 //! - `phones`: the non-blank phone `number`s, escaped the same way, sorted, joined with `,`;
 //! - `is_push_enabled`: `T` when any phone has `"activated": true`, else `F`;
 //! - `is_enrolled`: `T`/`F`; times: epoch seconds as Duo gives them;
+//! - authentication methods (Grouper's GRP-7384 counts, [`auth_method_counts`]): activated
+//!   phones with the `push` / `mobile_otp` capability and the latest `last_seen` of the push
+//!   ones, phones with `sms` / `phone` (voice), tokens by type (`d1`; `h6`/`h8`; `t6`/`t8`; `yk`),
+//!   WebAuthn credentials and U2F tokens. A list Duo did not send, or one of a shape not
+//!   understood (noted as a problem), leaves its counts NULL: unknown, never "none";
 //! - blank text (Duo's `""` or `null`, no aliases, no numbered phones) is stored as NULL, except
 //!   `user_name`, which is kept as given (the column is NOT NULL).
 
 use std::collections::HashMap;
 
 use duoprov_duo::User;
-use duoprov_registry::duo_users::{DuoUserRow, DuoUserStore, ReplaceCounts};
+use duoprov_registry::duo_users::{AuthMethodCounts, DuoUserRow, DuoUserStore, ReplaceCounts};
 use duoprov_registry::Result;
 use serde::Serialize;
 use serde_json::Value;
@@ -111,6 +116,114 @@ fn phone_activated(phone: &Value) -> bool {
     matches!(phone.get("activated"), Some(Value::Bool(true)))
 }
 
+/// `last_seen` of a phone, as Duo writes it (`2019-11-18T15:51:13`, UTC; an RFC 3339 time with
+/// an offset is read too), in epoch seconds.
+fn parse_last_seen(text: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(t.unix_timestamp());
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let plain = text.split_once('.').map_or(text, |(whole, _)| whole);
+    time::PrimitiveDateTime::parse(plain, &format).ok().map(|t| t.assume_utc().unix_timestamp())
+}
+
+/// The phone counts of `phones`, or why they cannot be counted (naming the field).
+fn phone_counts(phones: &[Value], counts: &mut AuthMethodCounts) -> std::result::Result<(), String> {
+    let (mut push, mut otp, mut sms, mut voice) = (0, 0, 0, 0);
+    let mut last_seen: Option<i64> = None;
+    for (i, phone) in phones.iter().enumerate() {
+        let activated = match phone.get("activated") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => return Err(format!("phones[{i}].activated is {other}, not true or false")),
+        };
+        let capabilities: Vec<&str> = match phone.get("capabilities") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|c| c.as_str().ok_or_else(|| format!("phones[{i}].capabilities holds {c}, not a capability name")))
+                .collect::<std::result::Result<_, _>>()?,
+            Some(other) => return Err(format!("phones[{i}].capabilities is {other}, not a list")),
+        };
+        let can = |c: &str| capabilities.contains(&c);
+        if activated && can("push") {
+            push += 1;
+            match phone.get("last_seen") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(t)) if t.is_empty() => {}
+                Some(Value::String(t)) => {
+                    let seen = parse_last_seen(t).ok_or_else(|| format!("phones[{i}].last_seen {t:?} is not a time"))?;
+                    last_seen = last_seen.max(Some(seen));
+                }
+                Some(other) => return Err(format!("phones[{i}].last_seen is {other}, not a time")),
+            }
+        }
+        if activated && can("mobile_otp") {
+            otp += 1;
+        }
+        if can("sms") {
+            sms += 1;
+        }
+        if can("phone") {
+            voice += 1;
+        }
+    }
+    counts.push_phone_count = Some(push);
+    counts.mobile_otp_phone_count = Some(otp);
+    counts.push_phone_last_seen = last_seen;
+    counts.sms_phone_count = Some(sms);
+    counts.voice_phone_count = Some(voice);
+    Ok(())
+}
+
+/// The token counts of `tokens` by type, or why they cannot be counted.
+fn token_counts(tokens: &[Value], counts: &mut AuthMethodCounts) -> std::result::Result<(), String> {
+    let (mut hardware, mut hotp, mut totp, mut yubikey) = (0, 0, 0, 0);
+    for (i, token) in tokens.iter().enumerate() {
+        match token.get("type").and_then(Value::as_str) {
+            Some("d1") => hardware += 1,
+            Some("h6" | "h8") => hotp += 1,
+            Some("t6" | "t8") => totp += 1,
+            Some("yk") => yubikey += 1,
+            Some(other) => return Err(format!("tokens[{i}].type {other:?} is not a token type duoprov knows (d1, h6, h8, t6, t8, yk)")),
+            None => return Err(format!("tokens[{i}].type is missing or not text")),
+        }
+    }
+    counts.duo_hardware_token_count = Some(hardware);
+    counts.hotp_token_count = Some(hotp);
+    counts.totp_token_count = Some(totp);
+    counts.yubikey_otp_token_count = Some(yubikey);
+    Ok(())
+}
+
+/// A Duo user's authentication methods, counted; a note for each list whose counts are left
+/// unknown because its shape was not understood.
+pub fn auth_method_counts(user: &User) -> (AuthMethodCounts, Vec<String>) {
+    let mut counts = AuthMethodCounts::default();
+    let mut notes = Vec::new();
+    if let Err(why) = phone_counts(&user.phones, &mut counts) {
+        counts.push_phone_count = None;
+        counts.mobile_otp_phone_count = None;
+        counts.push_phone_last_seen = None;
+        counts.sms_phone_count = None;
+        counts.voice_phone_count = None;
+        notes.push(format!("{why}; the phone counts are stored as NULL (unknown)"));
+    }
+    if let Some(tokens) = &user.tokens {
+        if let Err(why) = token_counts(tokens, &mut counts) {
+            counts.duo_hardware_token_count = None;
+            counts.hotp_token_count = None;
+            counts.totp_token_count = None;
+            counts.yubikey_otp_token_count = None;
+            notes.push(format!("{why}; the token counts are stored as NULL (unknown)"));
+        }
+    }
+    counts.webauthn_count = user.webauthncredentials.as_ref().map(|list| list.len() as i64);
+    counts.u2f_count = user.u2ftokens.as_ref().map(|list| list.len() as i64);
+    (counts, notes)
+}
+
 /// PostgreSQL cannot store NUL in text; replace it (and say so) rather than lose the user.
 fn strip_nul(field: &str, value: &mut Option<String>, notes: &mut Vec<String>) {
     if let Some(v) = value.as_mut().filter(|v| v.contains('\0')) {
@@ -121,6 +234,7 @@ fn strip_nul(field: &str, value: &mut Option<String>, notes: &mut Vec<String>) {
 
 /// The row of one Duo user, and notes on anything that had to be adjusted to store it.
 pub fn row_from_user(config_id: &str, user: &User) -> (DuoUserRow, Vec<String>) {
+    let (auth_methods, mut notes) = auth_method_counts(user);
     let numbers: Vec<String> = user.phones.iter().filter_map(phone_number).collect();
     let mut row = DuoUserRow {
         config_id: config_id.to_owned(),
@@ -139,8 +253,8 @@ pub fn row_from_user(config_id: &str, user: &User) -> (DuoUserRow, Vec<String>) 
         user_name: user.username.clone(),
         created_at: user.created,
         last_login_time: user.last_login,
+        auth_methods,
     };
-    let mut notes = Vec::new();
     for (field, value) in [
         ("aliases", &mut row.aliases),
         ("phones", &mut row.phones),
@@ -248,6 +362,14 @@ mod tests {
                 user_name: "test.subject.0".into(),
                 created_at: Some(1_600_000_000),
                 last_login_time: Some(1_700_000_000),
+                // The phone lists no capabilities, and Duo's answer no tokens or keys.
+                auth_methods: AuthMethodCounts {
+                    push_phone_count: Some(0),
+                    mobile_otp_phone_count: Some(0),
+                    sms_phone_count: Some(0),
+                    voice_phone_count: Some(0),
+                    ..AuthMethodCounts::default()
+                },
             }
         );
     }
@@ -328,5 +450,58 @@ mod tests {
         assert!(summary.iter().any(|(id, _, m)| id == "DU1" && m.contains("created is missing")), "{summary:?}");
         assert!(summary.iter().any(|(id, _, m)| id == "DU1" && m.contains("copies differ")), "{summary:?}");
         assert!(check_rows("p", &out.rows).is_ok());
+    }
+
+    #[test]
+    fn authentication_methods_are_counted_as_grouper_counts_them() {
+        let u = user(json!({
+            "user_id": "DU1", "username": "ann", "created": 1,
+            "phones": [
+                {"number": "+15550100", "activated": true, "capabilities": ["auto", "push", "sms", "phone", "mobile_otp"],
+                 "last_seen": "2026-11-01T10:00:00"},
+                {"number": "+15550101", "activated": true, "capabilities": ["push", "mobile_otp"], "last_seen": "2026-11-20T08:30:00"},
+                {"number": "+15550102", "activated": false, "capabilities": ["push", "sms", "mobile_otp"], "last_seen": ""},
+                {"number": "+15550103", "activated": false, "capabilities": ["phone"]},
+            ],
+            "tokens": [{"serial": "1", "type": "d1"}, {"serial": "2", "type": "h6"}, {"serial": "3", "type": "h8"},
+                       {"serial": "4", "type": "t6"}, {"serial": "5", "type": "yk"}],
+            "webauthncredentials": [{"credential_name": "key", "label": "Security Key"}],
+            "u2ftokens": [],
+        }));
+        let (row, notes) = row_from_user("p", &u);
+        assert!(notes.is_empty(), "{notes:?}");
+        let c = &row.auth_methods;
+        assert_eq!((c.push_phone_count, c.mobile_otp_phone_count), (Some(2), Some(2)), "only activated phones push or make passcodes");
+        assert_eq!((c.sms_phone_count, c.voice_phone_count), (Some(2), Some(2)), "SMS and calls need no activation");
+        assert_eq!(c.push_phone_last_seen, Some(1_795_163_400), "the latest last_seen of the push phones (2026-11-20 08:30 UTC)");
+        assert_eq!(
+            (c.duo_hardware_token_count, c.hotp_token_count, c.totp_token_count, c.yubikey_otp_token_count),
+            (Some(1), Some(2), Some(1), Some(1))
+        );
+        assert_eq!((c.webauthn_count, c.u2f_count), (Some(1), Some(0)));
+    }
+
+    #[test]
+    fn a_method_list_duo_did_not_send_or_sent_oddly_is_unknown_not_none() {
+        let u = user(json!({"user_id": "DU1", "username": "ann", "created": 1, "phones": []}));
+        let (row, notes) = row_from_user("p", &u);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(row.auth_methods.sms_phone_count, Some(0), "an empty phone list counts zero");
+        assert_eq!((row.auth_methods.totp_token_count, row.auth_methods.webauthn_count, row.auth_methods.u2f_count), (None, None, None));
+
+        let u = user(json!({"user_id": "DU2", "username": "bob",
+            "phones": [{"number": "1", "activated": "yes", "capabilities": ["sms"]}],
+            "tokens": [{"serial": "9", "type": "zz"}]}));
+        let (row, notes) = row_from_user("p", &u);
+        assert_eq!((row.auth_methods.sms_phone_count, row.auth_methods.push_phone_count), (None, None));
+        assert_eq!(row.auth_methods.hotp_token_count, None);
+        assert!(notes.iter().any(|n| n.contains("phones[0].activated") && n.contains("NULL")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("tokens[0].type \"zz\"")), "{notes:?}");
+
+        let u = user(json!({"user_id": "DU3", "username": "cy",
+            "phones": [{"activated": true, "capabilities": ["push"], "last_seen": "yesterday"}]}));
+        let (row, notes) = row_from_user("p", &u);
+        assert_eq!(row.auth_methods.push_phone_count, None);
+        assert!(notes.iter().any(|n| n.contains("phones[0].last_seen \"yesterday\"")), "{notes:?}");
     }
 }

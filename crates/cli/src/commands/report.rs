@@ -1,21 +1,23 @@
 //! `duoprov report P users`: the provisioner's loaded Duo users (the `duo_user` table, filled by
 //! `duoprov load-users` or a full sync with `load_duo_users = true`), filtered by
-//! `--not-in-registry`, `--not-enrolled`, `--status S` and `--stale-login DAYS`, as a table, JSON
-//! (`--json`, every column) or CSV (`--csv`, every column, Grouper's column names).
+//! `--not-in-registry`, `--not-enrolled`, `--status S`, `--stale-login DAYS` and by authentication
+//! method (`--has M`, `--lacks M`, `--only M[,M…]`), as a table, JSON (`--json`, every column) or
+//! CSV (`--csv`, every column: Grouper's sixteen by Grouper's names, then the method counts).
 
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use duoprov_plan::Mapping;
-use duoprov_registry::{DuoUserFilter, DuoUserRow, RegistryReader};
+use duoprov_registry::{AuthMethod, DuoUserFilter, DuoUserRow, RegistryReader};
 
 use super::Context;
 use crate::args::{ReportArgs, ReportKind};
 use crate::{exit, output};
 
-/// The columns of `duo_user`, in Grouper's order (the CSV header).
-const COLUMNS: [&str; 16] = [
+/// The columns of `duo_user`: Grouper's sixteen in Grouper's order, then the
+/// authentication-method counts (the CSV header).
+const COLUMNS: [&str; 27] = [
     "config_id",
     "user_id",
     "aliases",
@@ -32,6 +34,17 @@ const COLUMNS: [&str; 16] = [
     "user_name",
     "created_at",
     "last_login_time",
+    "push_phone_count",
+    "mobile_otp_phone_count",
+    "push_phone_last_seen",
+    "sms_phone_count",
+    "voice_phone_count",
+    "duo_hardware_token_count",
+    "hotp_token_count",
+    "totp_token_count",
+    "yubikey_otp_token_count",
+    "webauthn_count",
+    "u2f_count",
 ];
 
 /// A cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
@@ -41,14 +54,14 @@ fn spreadsheet_safe(cell: String) -> String {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell }
 }
 
-fn csv_record(r: &DuoUserRow) -> [String; 16] {
-    csv_cells(r).map(spreadsheet_safe)
+fn csv_record(r: &DuoUserRow) -> Vec<String> {
+    csv_cells(r).into_iter().map(spreadsheet_safe).collect()
 }
 
-fn csv_cells(r: &DuoUserRow) -> [String; 16] {
+fn csv_cells(r: &DuoUserRow) -> Vec<String> {
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
     let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    [
+    let grouper = [
         r.config_id.clone(),
         r.user_id.clone(),
         s(&r.aliases),
@@ -65,7 +78,42 @@ fn csv_cells(r: &DuoUserRow) -> [String; 16] {
         r.user_name.clone(),
         n(r.created_at),
         n(r.last_login_time),
-    ]
+    ];
+    grouper.into_iter().chain(r.auth_methods.columns().map(|(_, v)| n(v))).collect()
+}
+
+/// The methods a user has, for the table: `push 2, sms 1`; `none`; `?` where Duo did not say.
+fn methods_cell(r: &DuoUserRow) -> String {
+    let mut have = Vec::new();
+    let mut unknown = false;
+    for method in AuthMethod::ALL {
+        match r.auth_methods.count(method) {
+            Some(0) => {}
+            Some(n) => have.push(format!("{} {n}", method.name())),
+            None => unknown = true,
+        }
+    }
+    match (have.is_empty(), unknown) {
+        (true, false) => "none".into(),
+        (true, true) => "?".into(),
+        (false, false) => have.join(", "),
+        (false, true) => format!("{}, ?", have.join(", ")),
+    }
+}
+
+/// The methods named on the command line (`sms`, `push,mobile-otp`, …).
+fn methods(flag: &str, names: &[String]) -> Result<Vec<AuthMethod>> {
+    let mut out = Vec::new();
+    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(method) = AuthMethod::from_name(&name.to_ascii_lowercase()) else {
+            let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.name()).collect();
+            bail!("{flag} {name:?}: not an authentication method; use one of {}", known.join(", "));
+        };
+        if !out.contains(&method) {
+            out.push(method);
+        }
+    }
+    Ok(out)
 }
 
 /// `YYYY-MM-DD HH:MM` UTC, or the raw number when it is out of range.
@@ -159,6 +207,9 @@ async fn users(ctx: &Context, args: &ReportArgs) -> Result<u8> {
         not_enrolled: args.not_enrolled,
         status: args.status.clone(),
         stale_before: args.stale_login.map(|days| now_secs().saturating_sub(i64::from(days) * 86_400)),
+        has_methods: methods("--has", &args.has)?,
+        lacks_methods: methods("--lacks", &args.lacks)?,
+        only_methods: methods("--only", &args.only)?,
     };
     let mut rows = store.duo_users(provisioner, &filter).await?;
     if let (true, Some(mapping)) = (args.not_in_registry, &mapping) {
@@ -190,10 +241,11 @@ async fn users(ctx: &Context, args: &ReportArgs) -> Result<u8> {
                     output::opt(&r.is_enrolled),
                     r.last_login_time.map(when).unwrap_or_else(|| "never".into()),
                     r.created_at.map(when).unwrap_or_default(),
+                    methods_cell(r),
                 ]
             })
             .collect();
-        let headers = ["USER_ID", "USERNAME", "NAME", "EMAIL", "STATUS", "ENROLLED", "LAST LOGIN (UTC)", "CREATED (UTC)"];
+        let headers = ["USER_ID", "USERNAME", "NAME", "EMAIL", "STATUS", "ENROLLED", "LAST LOGIN (UTC)", "CREATED (UTC)", "METHODS"];
         let mut text = table_text(&headers, &table);
         text.push_str(&format!("{} of {} Duo users (loaded {} UTC)\n", rows.len(), load.users, when(load.loaded_at)));
         emit(&text)?;
@@ -231,6 +283,7 @@ mod tests {
             user_name: "ann".into(),
             created_at: Some(1_700_000_000),
             last_login_time: None,
+            auth_methods: duoprov_registry::AuthMethodCounts { sms_phone_count: Some(1), ..Default::default() },
         };
         let cells = csv_record(&row);
         assert_eq!(cells[3], "'+15551230000");
@@ -241,6 +294,17 @@ mod tests {
         assert_eq!(cells[11], "Ann = Bee", "only a leading character makes a formula");
         assert_eq!(cells[13], "ann");
         assert_eq!(cells[14], "1700000000");
+        assert_eq!(cells.len(), COLUMNS.len());
+        assert_eq!((cells[16].as_str(), cells[19].as_str()), ("", "1"), "counts follow Grouper's columns; unknown is blank");
+        assert_eq!(methods_cell(&row), "sms 1, ?");
+    }
+
+    #[test]
+    fn method_names_are_checked_and_may_be_comma_separated() {
+        let got = methods("--only", &["sms,voice".into(), "SMS".into()]).unwrap();
+        assert_eq!(got, vec![AuthMethod::Sms, AuthMethod::Voice]);
+        let e = methods("--has", &["fax".into()]).unwrap_err().to_string();
+        assert!(e.contains("--has \"fax\"") && e.contains("webauthn"), "{e}");
     }
 
     #[test]

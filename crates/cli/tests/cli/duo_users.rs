@@ -3,15 +3,16 @@
 //! directory-sync times are seeded, loaded through the binary, and every column of every row is
 //! checked; Duo then changes (adds, modifies, deletes), the reload's counts and rows are checked
 //! again, and a failed Duo read leaves the table as it was. On SQLite, and on PostgreSQL when
-//! `DUOPROV_TEST_POSTGRES_URL` is set (in a schema of its own). The emulator cannot hold phones
-//! (it answers `"phones": []`), so phones, nulls, a missing `created` and a malformed id come
-//! from a canned stand-in for Duo in the last test.
+//! `DUOPROV_TEST_POSTGRES_URL` is set (in a schema of its own). Authentication devices (phones
+//! with capabilities, tokens, WebAuthn keys) are seeded on three users, and the method counts and
+//! the `--has`/`--lacks`/`--only` reports checked. Nulls, a missing `created` and a malformed id
+//! come from a canned stand-in for Duo in the last test.
 
 use std::path::{Path, PathBuf};
 
 use duoprov_emulator::state::{TenantDump, User, UserStatus};
 use duoprov_emulator::{Emulator, Integration, RunningEmulator};
-use duoprov_registry::{DuoUserFilter, DuoUserRow, OpenOptions, Store};
+use duoprov_registry::{AuthMethodCounts, DuoUserFilter, DuoUserRow, OpenOptions, Store};
 use serde_json::{Value, json};
 
 use crate::duoprov;
@@ -50,6 +51,11 @@ fn seed() -> Vec<User> {
             "realname": "Chris Hyzer", "firstname": "Chris", "lastname": "Hyzer", "email": "mchyzer@example.edu",
             "notes": "VIP, handle with care", "status": "active", "is_enrolled": true,
             "created": 1_500_000_000, "last_login": 1_700_000_000, "last_directory_sync": 1_690_000_000,
+            "devices": {
+                "phones": [{"phone_id": "DPA", "number": "+15550100", "activated": true,
+                            "capabilities": ["auto", "push", "sms", "phone", "mobile_otp"], "last_seen": "2026-11-20T08:30:00"}],
+                "webauthncredentials": [{"credential_name": "DWA", "label": "Security Key"}],
+            },
         })),
         duo_user(json!({
             "user_id": id(2), "username": "kwilso", "status": "bypass", "is_enrolled": false, "created": 1_500_000_100,
@@ -58,10 +64,14 @@ fn seed() -> Vec<User> {
             "user_id": id(3), "username": "jsmith", "aliases": {"alias5": "js5", "alias2": "j,s"},
             "realname": "J Smith", "email": "jsmith@example.edu", "status": "disabled", "is_enrolled": true,
             "created": 1_500_000_200, "last_login": 1_600_000_000,
+            // A landline: passcodes by SMS and phone calls, never Duo Push.
+            "devices": {"phones": [{"phone_id": "DPB", "number": "+15550199", "activated": false,
+                                    "capabilities": ["sms", "phone"], "last_seen": ""}]},
         })),
         duo_user(json!({
             "user_id": id(4), "username": "Locked.Out", "realname": "Zoë Ünïcödé", "notes": "line one\nline two",
             "status": "locked out", "is_enrolled": true, "created": 1_500_000_300,
+            "devices": {"tokens": [{"serial": "123456", "token_id": "DHA", "type": "yk"}]},
         })),
         duo_user(json!({
             "user_id": id(5), "username": "trashed", "status": "pending deletion", "created": 1_500_000_400,
@@ -100,6 +110,20 @@ fn expected_row(user_id: &str, user_name: &str) -> DuoUserRow {
         user_name: user_name.into(),
         created_at: None,
         last_login_time: None,
+        // The emulator lists every device kind (empty lists by default): all counts known.
+        auth_methods: AuthMethodCounts {
+            push_phone_count: Some(0),
+            mobile_otp_phone_count: Some(0),
+            push_phone_last_seen: None,
+            sms_phone_count: Some(0),
+            voice_phone_count: Some(0),
+            duo_hardware_token_count: Some(0),
+            hotp_token_count: Some(0),
+            totp_token_count: Some(0),
+            yubikey_otp_token_count: Some(0),
+            webauthn_count: Some(0),
+            u2f_count: Some(0),
+        },
     }
 }
 
@@ -122,6 +146,17 @@ fn expected() -> Vec<DuoUserRow> {
             status: s("active"),
             created_at: Some(1_500_000_000),
             last_login_time: Some(1_700_000_000),
+            phones: s("+15550100"),
+            is_push_enabled: s("T"),
+            auth_methods: AuthMethodCounts {
+                push_phone_count: Some(1),
+                mobile_otp_phone_count: Some(1),
+                push_phone_last_seen: Some(1_795_163_400),
+                sms_phone_count: Some(1),
+                voice_phone_count: Some(1),
+                webauthn_count: Some(1),
+                ..expected_row("", "").auth_methods
+            },
             ..expected_row(&id(1), "mchyzer")
         },
         DuoUserRow { status: s("bypass"), created_at: Some(1_500_000_100), ..expected_row(&id(2), "kwilso") },
@@ -133,6 +168,12 @@ fn expected() -> Vec<DuoUserRow> {
             is_enrolled: s("T"),
             created_at: Some(1_500_000_200),
             last_login_time: Some(1_600_000_000),
+            phones: s("+15550199"),
+            auth_methods: AuthMethodCounts {
+                sms_phone_count: Some(1),
+                voice_phone_count: Some(1),
+                ..expected_row("", "").auth_methods
+            },
             ..expected_row(&id(3), "jsmith")
         },
         DuoUserRow {
@@ -141,6 +182,7 @@ fn expected() -> Vec<DuoUserRow> {
             status: s("locked out"),
             is_enrolled: s("T"),
             created_at: Some(1_500_000_300),
+            auth_methods: AuthMethodCounts { yubikey_otp_token_count: Some(1), ..expected_row("", "").auth_methods },
             ..expected_row(&id(4), "Locked.Out")
         },
         DuoUserRow { status: s("pending deletion"), created_at: Some(1_500_000_400), ..expected_row(&id(5), "trashed") },
@@ -305,11 +347,23 @@ async fn scenario(setup: Setup) {
     let mut csv = csv::Reader::from_reader(out.as_bytes());
     let header: Vec<String> = csv.headers().expect("CSV header").iter().map(str::to_owned).collect();
     assert_eq!(header[..3], ["config_id", "user_id", "aliases"]);
-    assert_eq!(header.len(), 16);
+    assert_eq!((header[15].as_str(), header[16].as_str(), header[26].as_str()), ("last_login_time", "push_phone_count", "u2f_count"));
+    assert_eq!(header.len(), 27, "Grouper's sixteen columns, then the eleven method columns");
     let records: Vec<csv::StringRecord> = csv.records().map(|r| r.expect("CSV row")).collect();
     let jsmith = records.iter().find(|r| &r[1] == id(3).as_str()).expect("jsmith in the CSV");
     assert_eq!((&jsmith[2], &jsmith[12], &jsmith[13], &jsmith[15]), ("j&#x2c;s,js5", "disabled", "jsmith", "1600000000"));
     assert_eq!(records.len(), ids_where(&want, |r| r.status.as_deref() == Some("disabled")).len());
+    // By authentication method: who SMS and phone calls alone let in, who has a security key…
+    let (out, _) = cli(&setup, &["report", P, "users", "--only", "sms,voice", "--json"], 0).await;
+    assert_eq!(ids_of(&json_of(&out)), [id(3)]);
+    let (out, _) = cli(&setup, &["report", P, "users", "--has", "webauthn", "--json"], 0).await;
+    assert_eq!(ids_of(&json_of(&out)), [id(1)]);
+    let (out, _) = cli(&setup, &["report", P, "users", "--has", "sms", "--lacks", "push", "--json"], 0).await;
+    assert_eq!(ids_of(&json_of(&out)), [id(3)]);
+    let (out, _) = cli(&setup, &["report", P, "users", "--only", "yubikey"], 0).await;
+    assert!(out.contains("Locked.Out") && out.contains("yubikey 1") && !out.contains("mchyzer"), "{out}");
+    let (_, err) = cli(&setup, &["report", P, "users", "--has", "fax"], 1).await;
+    assert!(err.contains("--has \"fax\"") && err.contains("sms"), "{err}");
     let (out, _) = cli(&setup, &["report", P, "users", "--status", "bypass"], 0).await;
     assert!(out.contains("USER_ID") && out.contains("kwilso") && out.contains(&format!("of {total} Duo users")), "{out}");
 
@@ -510,8 +564,19 @@ async fn odd_duo_users_are_loaded_faithfully_or_refused_by_id() {
     assert_eq!(problems[0]["user_id"], "DUAAAAAAAAAAAAAAAAA2");
     assert!(problems[0]["message"].as_str().is_some_and(|m| m.contains("created")), "{out}");
     assert!(err.contains("DUAAAAAAAAAAAAAAAAA2") && err.contains("created"), "the warning names the user: {err}");
+    // Duo's answer for "bare" had no token, U2F or WebAuthn lists: those counts are unknown
+    // (NULL), not zero; its phones (none listed) count zero, as the phones column says none.
+    let bare_methods = AuthMethodCounts {
+        duo_hardware_token_count: None,
+        hotp_token_count: None,
+        totp_token_count: None,
+        yubikey_otp_token_count: None,
+        webauthn_count: None,
+        u2f_count: None,
+        ..expected_row("", "").auth_methods
+    };
     let want = vec![
-        expected_row("DUAAAAAAAAAAAAAAAAA2", "bare"),
+        DuoUserRow { auth_methods: bare_methods, ..expected_row("DUAAAAAAAAAAAAAAAAA2", "bare") },
         DuoUserRow {
             aliases: s("a,x&#x2c;y"),
             phones: s("+1 555&#x2c;0101,+15555550100"),

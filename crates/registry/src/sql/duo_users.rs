@@ -10,54 +10,89 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Transaction};
 
 use super::SqlStore;
-use crate::duo_users::{self, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
+use crate::duo_users::{self, AuthMethod, AuthMethodCounts, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 use crate::error::{RegistryError, Result};
 
-/// Rows per multi-row statement: 16 parameters each, well under SQLite's 32766 and PostgreSQL's
+/// Rows per multi-row statement: 27 parameters each, under SQLite's 32766 and PostgreSQL's
 /// 65535 bind parameters.
 const BATCH: usize = 1000;
 
-/// The columns after `config_id`, in the table's (Grouper's) order.
+/// The columns after `config_id`: Grouper's sixteen in Grouper's order, then the
+/// authentication-method counts.
 const COLUMNS: &str = "user_id, aliases, phones, is_push_enabled, email, first_name, last_name, is_enrolled, \
-     last_directory_sync, notes, real_name, status, user_name, created_at, last_login_time";
+     last_directory_sync, notes, real_name, status, user_name, created_at, last_login_time, \
+     push_phone_count, mobile_otp_phone_count, push_phone_last_seen, sms_phone_count, voice_phone_count, \
+     duo_hardware_token_count, hotp_token_count, totp_token_count, yubikey_otp_token_count, webauthn_count, \
+     u2f_count";
 
-type RowTuple = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<i64>,
-    Option<i64>,
-);
+/// The columns an upsert replaces (every one but the key).
+const UPDATED: [&str; 25] = [
+    "aliases",
+    "phones",
+    "is_push_enabled",
+    "email",
+    "first_name",
+    "last_name",
+    "is_enrolled",
+    "last_directory_sync",
+    "notes",
+    "real_name",
+    "status",
+    "user_name",
+    "created_at",
+    "last_login_time",
+    "push_phone_count",
+    "mobile_otp_phone_count",
+    "push_phone_last_seen",
+    "sms_phone_count",
+    "voice_phone_count",
+    "duo_hardware_token_count",
+    "hotp_token_count",
+    "totp_token_count",
+    "yubikey_otp_token_count",
+    "webauthn_count",
+    "u2f_count",
+];
 
-fn row_of(config_id: &str, t: RowTuple) -> DuoUserRow {
-    DuoUserRow {
+/// One `SELECT {COLUMNS}` row as a [`DuoUserRow`] (more columns than sqlx's tuples take).
+fn row_of<R: sqlx::Row>(config_id: &str, r: &R) -> std::result::Result<DuoUserRow, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(DuoUserRow {
         config_id: config_id.to_owned(),
-        user_id: t.0,
-        aliases: t.1,
-        phones: t.2,
-        is_push_enabled: t.3,
-        email: t.4,
-        first_name: t.5,
-        last_name: t.6,
-        is_enrolled: t.7,
-        last_directory_sync: t.8,
-        notes: t.9,
-        real_name: t.10,
-        status: t.11,
-        user_name: t.12,
-        created_at: t.13,
-        last_login_time: t.14,
-    }
+        user_id: r.try_get(0)?,
+        aliases: r.try_get(1)?,
+        phones: r.try_get(2)?,
+        is_push_enabled: r.try_get(3)?,
+        email: r.try_get(4)?,
+        first_name: r.try_get(5)?,
+        last_name: r.try_get(6)?,
+        is_enrolled: r.try_get(7)?,
+        last_directory_sync: r.try_get(8)?,
+        notes: r.try_get(9)?,
+        real_name: r.try_get(10)?,
+        status: r.try_get(11)?,
+        user_name: r.try_get(12)?,
+        created_at: r.try_get(13)?,
+        last_login_time: r.try_get(14)?,
+        auth_methods: AuthMethodCounts {
+            push_phone_count: r.try_get(15)?,
+            mobile_otp_phone_count: r.try_get(16)?,
+            push_phone_last_seen: r.try_get(17)?,
+            sms_phone_count: r.try_get(18)?,
+            voice_phone_count: r.try_get(19)?,
+            duo_hardware_token_count: r.try_get(20)?,
+            hotp_token_count: r.try_get(21)?,
+            totp_token_count: r.try_get(22)?,
+            yubikey_otp_token_count: r.try_get(23)?,
+            webauthn_count: r.try_get(24)?,
+            u2f_count: r.try_get(25)?,
+        },
+    })
 }
 
 fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> RegistryError {
@@ -115,15 +150,12 @@ impl Writes<DB> {
                     .push_bind(&r.user_name)
                     .push_bind(r.created_at)
                     .push_bind(r.last_login_time);
+                for (_, count) in r.auth_methods.columns() {
+                    b.push_bind(count);
+                }
             });
-            qb.push(
-                " ON CONFLICT (config_id, user_id) DO UPDATE SET aliases = excluded.aliases, phones = excluded.phones, \
-                 is_push_enabled = excluded.is_push_enabled, email = excluded.email, first_name = excluded.first_name, \
-                 last_name = excluded.last_name, is_enrolled = excluded.is_enrolled, \
-                 last_directory_sync = excluded.last_directory_sync, notes = excluded.notes, real_name = excluded.real_name, \
-                 status = excluded.status, user_name = excluded.user_name, created_at = excluded.created_at, \
-                 last_login_time = excluded.last_login_time",
-            );
+            let set: Vec<String> = UPDATED.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+            qb.push(format!(" ON CONFLICT (config_id, user_id) DO UPDATE SET {}", set.join(", ")));
             qb.build().execute(&mut **tx).await.map_err(|e| {
                 let first = chunk.first().map(|r| r.user_id.as_str()).unwrap_or_default();
                 let last = chunk.last().map(|r| r.user_id.as_str()).unwrap_or_default();
@@ -141,15 +173,16 @@ impl DuoUserStore for SqlStore<DB> {
     async fn replace_duo_users(&self, config_id: &str, rows: &[DuoUserRow]) -> Result<ReplaceCounts> {
         duo_users::check_rows(config_id, rows)?;
         let mut tx = Writes::begin_write(self).await?;
-        let current: Vec<RowTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM duo_user WHERE config_id = $1"
-        )))
-        .bind(config_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db(format!("reading the Duo users of {config_id}")))?;
-        let mut current: HashMap<String, DuoUserRow> =
-            current.into_iter().map(|t| (t.0.clone(), row_of(config_id, t))).collect();
+        let current = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM duo_user WHERE config_id = $1")))
+            .bind(config_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db(format!("reading the Duo users of {config_id}")))?;
+        let mut current: HashMap<String, DuoUserRow> = current
+            .iter()
+            .map(|r| row_of(config_id, r).map(|row| (row.user_id.clone(), row)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db(format!("reading the Duo users of {config_id}")))?;
 
         let mut counts = ReplaceCounts::default();
         let mut to_write: Vec<&DuoUserRow> = Vec::new();
@@ -203,12 +236,25 @@ impl DuoUserStore for SqlStore<DB> {
                 .push_bind(before)
                 .push(")");
         }
-        let rows: Vec<RowTuple> = qb
-            .build_query_as()
-            .fetch_all(self.pool())
-            .await
+        for method in &filter.has_methods {
+            qb.push(format!(" AND d.{} > 0", method.column()));
+        }
+        for method in &filter.lacks_methods {
+            qb.push(format!(" AND d.{} = 0", method.column()));
+        }
+        if !filter.only_methods.is_empty() {
+            let any: Vec<String> = filter.only_methods.iter().map(|m| format!("d.{} > 0", m.column())).collect();
+            qb.push(format!(" AND ({})", any.join(" OR ")));
+            for other in AuthMethod::ALL.into_iter().filter(|m| !filter.only_methods.contains(m)) {
+                qb.push(format!(" AND d.{} = 0", other.column()));
+            }
+        }
+        let rows = qb.build().fetch_all(self.pool()).await.map_err(db(format!("reading the Duo users of {config_id}")))?;
+        let mut rows: Vec<DuoUserRow> = rows
+            .iter()
+            .map(|r| row_of(config_id, r))
+            .collect::<std::result::Result<_, _>>()
             .map_err(db(format!("reading the Duo users of {config_id}")))?;
-        let mut rows: Vec<DuoUserRow> = rows.into_iter().map(|t| row_of(config_id, t)).collect();
         // Byte order on both backends (PostgreSQL's ORDER BY would follow the database locale).
         rows.sort_by(|a, b| (&a.user_name, &a.user_id).cmp(&(&b.user_name, &b.user_id)));
         Ok(rows)

@@ -1,12 +1,13 @@
 //! The Duo users table on both backends: a replace mirrors exactly the rows given (insert, update,
 //! delete, per provisioner), odd values round-trip unchanged, report filters, the documented
-//! view, and a load that fails midway (a trigger refusing one row after several batches were
+//! view and Grouper's `grouper_prov_duo_user`, authentication-method counts and their filters,
+//! and a load that fails midway (a trigger refusing one row after several batches were
 //! written) leaves the previous rows and load record as they were.
 
 use crate::registry_test;
 use crate::support::{add_subject, person};
 use duoprov_model::{SubjectKey, SubjectPatch};
-use duoprov_registry::{DuoUserFilter, DuoUserRow, ReplaceCounts, Store};
+use duoprov_registry::{AuthMethod, AuthMethodCounts, DuoUserFilter, DuoUserRow, ReplaceCounts, Store};
 
 fn row(config: &str, id: &str, name: &str) -> DuoUserRow {
     DuoUserRow {
@@ -26,6 +27,7 @@ fn row(config: &str, id: &str, name: &str) -> DuoUserRow {
         user_name: name.into(),
         created_at: Some(1_600_000_000),
         last_login_time: Some(1_700_000_000),
+        auth_methods: AuthMethodCounts::default(),
     }
 }
 
@@ -170,6 +172,59 @@ registry_test!(report_filters, |store| {
     assert!(store.duo_users("nobody", &DuoUserFilter::default()).await.unwrap().is_empty());
 });
 
+/// A row with authentication-method counts: `(push, sms, voice, webauthn)`, every other count 0.
+fn with_methods(id: &str, name: &str, push: i64, sms: i64, voice: i64, webauthn: i64) -> DuoUserRow {
+    let zero = Some(0);
+    DuoUserRow {
+        auth_methods: AuthMethodCounts {
+            push_phone_count: Some(push),
+            mobile_otp_phone_count: Some(push),
+            push_phone_last_seen: (push > 0).then_some(1_790_000_000),
+            sms_phone_count: Some(sms),
+            voice_phone_count: Some(voice),
+            duo_hardware_token_count: zero,
+            hotp_token_count: zero,
+            totp_token_count: zero,
+            yubikey_otp_token_count: zero,
+            webauthn_count: Some(webauthn),
+            u2f_count: zero,
+        },
+        ..row("duoTest", id, name)
+    }
+}
+
+registry_test!(authentication_method_counts_round_trip_and_filter_reports, |store| {
+    let push_user = with_methods("DU1", "ann", 1, 1, 1, 0);
+    let sms_only = with_methods("DU2", "bob", 0, 1, 0, 0);
+    let voice_only = with_methods("DU3", "cy", 0, 0, 2, 0);
+    let key_only = with_methods("DU4", "di", 0, 0, 0, 1);
+    let nothing = with_methods("DU5", "ed", 0, 0, 0, 0);
+    // Duo did not say: every count unknown, so no "lacks"/"only" filter may claim the user.
+    let unknown = row("duoTest", "DU6", "fay");
+    let rows = vec![push_user, sms_only, voice_only, key_only, nothing, unknown];
+    assert_eq!(store.replace_duo_users("duoTest", &rows).await.unwrap(), counts(6, 0, 0, 0));
+    assert_eq!(all(&*store, "duoTest").await, sorted(rows.clone()), "every count, NULLs included, round-trips");
+    let mut changed = rows.clone();
+    changed[1].auth_methods.push_phone_count = Some(1);
+    assert_eq!(store.replace_duo_users("duoTest", &changed).await.unwrap(), counts(0, 1, 0, 5), "a count change is an update");
+    store.replace_duo_users("duoTest", &rows).await.unwrap();
+
+    let store: &dyn Store = &*store;
+    let filter = |has: &[AuthMethod], lacks: &[AuthMethod], only: &[AuthMethod]| DuoUserFilter {
+        has_methods: has.to_vec(),
+        lacks_methods: lacks.to_vec(),
+        only_methods: only.to_vec(),
+        ..Default::default()
+    };
+    use AuthMethod::*;
+    assert_eq!(report(store, filter(&[Sms], &[], &[])).await, ["DU1", "DU2"]);
+    assert_eq!(report(store, filter(&[Sms], &[Push], &[])).await, ["DU2"]);
+    assert_eq!(report(store, filter(&[], &[Push], &[])).await, ["DU2", "DU3", "DU4", "DU5"], "unknown is not 'lacks'");
+    assert_eq!(report(store, filter(&[], &[], &[Sms, Voice])).await, ["DU2", "DU3"], "who SMS and calls alone let in");
+    assert_eq!(report(store, filter(&[], &[], &[Webauthn])).await, ["DU4"]);
+    assert_eq!(report(store, filter(&[Push, Webauthn], &[], &[])).await, Vec::<String>::new());
+});
+
 /// The concrete stores, for the tests that need raw SQL (the view, an injected failure).
 pub(crate) mod raw {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -238,6 +293,22 @@ pub(crate) mod raw {
                 Raw::Postgres(s) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).fetch_all(s.pool()).await.map(|r| r.len()),
             };
             result.unwrap_or_else(|e| panic!("{e}\n{sql}"))
+        }
+
+        /// The column names of the first row `sql` gives.
+        pub async fn column_names(&self, sql: &'static str) -> Vec<String> {
+            use sqlx::{Column, Row};
+            let names = match self {
+                Raw::Sqlite(s, _) => sqlx::raw_sql(sql)
+                    .fetch_all(s.pool())
+                    .await
+                    .map(|rows| rows[0].columns().iter().map(|c| c.name().to_owned()).collect()),
+                Raw::Postgres(s) => sqlx::raw_sql(sql)
+                    .fetch_all(s.pool())
+                    .await
+                    .map(|rows| rows[0].columns().iter().map(|c| c.name().to_owned()).collect()),
+            };
+            names.unwrap_or_else(|e| panic!("{e}\n{sql}"))
         }
 
         /// `(user_id, user_name, subject_id)` from the documented view.
@@ -371,4 +442,24 @@ crate::raw_test!(the_documented_queries_run_on_both_backends, |raw| {
         counts.push(raw.rows_of(sql).await);
     }
     assert_eq!(counts, [2, 1, 1, 2]);
+});
+
+crate::raw_test!(grouper_prov_duo_user_has_grouper_columns_in_grouper_order, |raw| {
+    let store = raw.store();
+    store.replace_duo_users("duoTest", &[with_methods("DU1", "ann", 1, 1, 1, 0)]).await.unwrap();
+    let columns = raw.column_names("SELECT * FROM grouper_prov_duo_user").await;
+    assert_eq!(
+        columns,
+        [
+            "config_id", "user_id", "aliases", "phones", "is_push_enabled", "email", "first_name", "last_name", "is_enrolled",
+            "last_directory_sync", "notes", "real_name", "status", "user_name", "created_at", "last_login_time",
+        ],
+        "Grouper's sixteen columns (DDL V41), in Grouper's order, and nothing else"
+    );
+    // SQL written for Grouper runs unchanged.
+    let sql = "SELECT user_name FROM grouper_prov_duo_user WHERE config_id = 'duoTest' AND is_enrolled = 'T' \
+               AND created_at = 1600000000";
+    assert_eq!(raw.rows_of(sql.to_owned()).await, 1);
+    let report = raw.column_names("SELECT * FROM duo_user_report").await;
+    assert!(report.contains(&"sms_phone_count".to_owned()) && report.contains(&"subject_id".to_owned()), "{report:?}");
 });
