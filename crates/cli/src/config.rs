@@ -228,6 +228,13 @@ fn delete_policy(key: &str, value: Option<&str>, default: DeletePolicy) -> Resul
         Some("never") => DeletePolicy::Never,
         Some("created_by_us") => DeletePolicy::CreatedByUs,
         Some("not_in_source") => DeletePolicy::NotInSource,
+        Some("registry_deleted") if key.ends_with(".delete_groups") => DeletePolicy::RegistryDeleted,
+        Some("registry_deleted") => {
+            bail!("{key}: registry_deleted is for delete_groups only; use never, created_by_us or not_in_source")
+        }
+        Some(other) if key.ends_with(".delete_groups") => {
+            bail!("{key}: must be never, created_by_us, not_in_source or registry_deleted, not {other:?}")
+        }
         Some(other) => bail!("{key}: must be never, created_by_us or not_in_source, not {other:?}"),
     })
 }

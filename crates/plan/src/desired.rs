@@ -48,6 +48,9 @@ pub struct DesiredState {
     pub held_users: HashSet<SubjectKey>,
     /// Fields left unmanaged (`false` templates), by configuration key: never compared.
     pub unmanaged: std::collections::BTreeSet<String>,
+    /// Uuids of linked groups whose registry group no longer exists (filled by the caller for
+    /// `delete_groups = "registry_deleted"`, which deletes only these).
+    pub deleted_groups: HashSet<String>,
 }
 
 fn check(value: &str, max: usize) -> Result<(), (ErrorCode, String)> {

@@ -557,6 +557,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             DeletePolicy::Never => false,
             DeletePolicy::CreatedByUs => l.created_by_us,
             DeletePolicy::NotInSource => true,
+            DeletePolicy::RegistryDeleted => desired.deleted_groups.contains(&l.group_uuid),
         };
         match present {
             Some(i) if delete && ours => {
@@ -564,7 +565,9 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 deleted_groups.insert(dg.group_id.as_str());
                 ops.push(PlannedOp {
                     op: Op::DeleteGroup { uuid: l.group_uuid.clone(), group_id: dg.group_id.clone(), name: dg.name.clone() },
-                    reason: if l.created_by_us {
+                    reason: if policy.group_delete == DeletePolicy::RegistryDeleted {
+                        "its registry group was deleted (group delete policy: registry_deleted)".into()
+                    } else if l.created_by_us {
                         "no longer selected by the registry, and duoprov created it".into()
                     } else {
                         "no longer selected by the registry (group delete policy: not_in_source)".into()
@@ -885,7 +888,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                     continue;
                 }
                 let remove = match policy.membership_delete {
-                    DeletePolicy::Never => false,
+                    DeletePolicy::Never | DeletePolicy::RegistryDeleted => false,
                     DeletePolicy::CreatedByUs => known_user[ui],
                     DeletePolicy::NotInSource => true,
                 };
@@ -984,7 +987,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             }
         }
         let delete = match policy.user_delete {
-            DeletePolicy::Never => false,
+            DeletePolicy::Never | DeletePolicy::RegistryDeleted => false,
             DeletePolicy::CreatedByUs => l.created_by_us,
             DeletePolicy::NotInSource => true,
         };

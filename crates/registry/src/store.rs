@@ -83,6 +83,8 @@ pub trait RegistryReader: Send + Sync {
     async fn group(&self, name: &GroupName) -> Result<Option<Group>>;
     /// All groups, or those below `under`, sorted by name.
     async fn groups(&self, under: Option<&FolderPath>) -> Result<Vec<Group>>;
+    /// Which of these group uuids the registry still holds.
+    async fn existing_group_uuids(&self, uuids: &[String]) -> Result<std::collections::HashSet<String>>;
     /// Immediate members: subjects first (by source and id), then groups (by name).
     async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>>;
     /// Subjects reached through nesting, sorted by source and id.

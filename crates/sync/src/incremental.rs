@@ -161,7 +161,13 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
 /// The desired state restricted to `groups` (members restricted to `users`) and `users`.
 fn restrict_desired(desired: &DesiredState, groups: &HashSet<&str>, users: &HashSet<&SubjectKey>) -> DesiredState {
     let mut new_index: Vec<Option<u32>> = vec![None; desired.users.len()];
-    let mut out = DesiredState { held_groups: desired.held_groups.clone(), held_users: desired.held_users.clone(), unmanaged: desired.unmanaged.clone(), ..Default::default() };
+    let mut out = DesiredState {
+        held_groups: desired.held_groups.clone(),
+        held_users: desired.held_users.clone(),
+        unmanaged: desired.unmanaged.clone(),
+        deleted_groups: desired.deleted_groups.clone(),
+        ..Default::default()
+    };
     for (i, u) in desired.users.iter().enumerate() {
         if users.contains(&u.key) {
             new_index[i] = Some(out.users.len() as u32);
@@ -222,8 +228,9 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     // The registry side is read whole (one query) so usernames clashing anywhere are held exactly
     // as a full sync holds them; only the plan is scoped.
     let registry = read_registry(store, settings).await?;
-    let desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
+    let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
     let links = read_links(store, settings).await?;
+    crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
 
     let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
     let group_link: HashMap<&str, &duoprov_model::GroupLink> = links.groups.iter().map(|l| (l.group_uuid.as_str(), l)).collect();

@@ -41,6 +41,34 @@ fn filter_registry(settings: &SyncSettings, mut selection: ProvisionerSelection,
     RegistryRead { selection, eligible }
 }
 
+/// With `delete_groups = "registry_deleted"`, records in `desired` which linked groups leaving
+/// the selection were deleted from the registry (the only ones that policy deletes); one
+/// registry query for the leaving links, none under the other policies.
+pub(crate) async fn mark_deleted_groups(
+    store: &dyn duoprov_registry::RegistryReader,
+    settings: &SyncSettings,
+    desired: &mut duoprov_plan::DesiredState,
+    links: &Links,
+) -> Result<(), SyncError> {
+    if settings.policy.group_delete != duoprov_plan::policy::DeletePolicy::RegistryDeleted {
+        return Ok(());
+    }
+    let selected: HashSet<&str> = desired.groups.iter().map(|g| g.uuid.as_str()).collect();
+    let leaving: Vec<String> = links
+        .groups
+        .iter()
+        .map(|l| &l.group_uuid)
+        .filter(|u| !selected.contains(u.as_str()) && !desired.held_groups.contains(*u))
+        .cloned()
+        .collect();
+    if leaving.is_empty() {
+        return Ok(());
+    }
+    let existing = store.existing_group_uuids(&leaving).await?;
+    desired.deleted_groups = leaving.into_iter().filter(|u| !existing.contains(u)).collect();
+    Ok(())
+}
+
 /// The provisioner's links, with the Duo objects the other provisioners of its Duo account link.
 pub(crate) async fn read_links(store: &dyn duoprov_registry::SyncStore, settings: &SyncSettings) -> Result<Links, SyncError> {
     let mut links = store.links(&settings.provisioner).await?;

@@ -18,7 +18,7 @@ use crate::error::SyncError;
 use crate::progress::Progress;
 use crate::prepared::{Prepared, RunKind};
 use crate::read::read_all;
-use crate::registry_read::{read_links, read_registry, RegistryRead};
+use crate::registry_read::{mark_deleted_groups, read_links, read_registry, RegistryRead};
 use crate::report::RunReport;
 use crate::settings::{SyncOptions, SyncSettings};
 
@@ -41,7 +41,8 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
     let links = read_links(store, settings).await?;
     let read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();
-    let desired = DesiredState::build(&selection, &settings.mapping, eligible.as_ref());
+    let mut desired = DesiredState::build(&selection, &settings.mapping, eligible.as_ref());
+    mark_deleted_groups(store, settings, &mut desired, &links).await?;
     let plan = build_plan(name, &desired, &duo_read.snapshot, &links, &settings.policy);
     let mut eligible_sorted: Option<Vec<&SubjectKey>> = eligible.as_ref().map(|e| e.iter().collect());
     if let Some(e) = &mut eligible_sorted {

@@ -40,6 +40,7 @@ fn delete_policy(p: DeletePolicy) -> &'static str {
         DeletePolicy::Never => "never",
         DeletePolicy::CreatedByUs => "created_by_us",
         DeletePolicy::NotInSource => "not_in_source",
+        DeletePolicy::RegistryDeleted => "registry_deleted",
     }
 }
 

@@ -395,3 +395,52 @@ async fn quiet_drops_warnings_but_keeps_errors_and_results() {
     let (_, err) = run(dir, &["-q", "-v", "plan", "duoTest"], 1);
     assert!(err.contains("cannot be used with"), "-q and -v together are a usage error:\n{err}");
 }
+
+/// `delete_groups = "registry_deleted"` (Grouper's `deleteGroupsIfGrouperDeleted`): a group no
+/// longer marked stays in Duo; a group deleted from the registry is deleted from Duo, by a full
+/// sync and by an incremental one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_registry_deleted_only_a_group_deleted_from_the_registry_leaves_duo() {
+    let env = setup("delete_groups = \"registry_deleted\"\n").await;
+    let dir = env.dir.path();
+    run(dir, &["subject", "add", "ann", "--login-id", "ann"], 0);
+    for g in ["app:duo:unmarked", "app:duo:deleted", "app:duo:deletedLater", "app:duo:kept"] {
+        run(dir, &["group", "add", g, "--create-parents"], 0);
+        run(dir, &["member", "add", g, "ann"], 0);
+        run(dir, &["provision", "assign", "duoTest", "--group", g], 0);
+    }
+    run(dir, &["sync", "duoTest"], 0);
+    let names = |env: &Env| -> Vec<String> {
+        let mut n: Vec<String> = state(env).groups.iter().map(|g| g.name.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&env), ["deleted", "deletedLater", "kept", "unmarked"]);
+
+    // Unmarked: no longer selected, but its registry group exists, so Duo keeps it.
+    run(dir, &["provision", "unassign", "duoTest", "--group", "app:duo:unmarked"], 0);
+    run(dir, &["group", "remove", "app:duo:deleted"], 0);
+    let (plan, _) = run(dir, &["plan", "duoTest", "--json"], 0);
+    let plan: Value = serde_json::from_str(&plan).expect("plan JSON");
+    let deletes: Vec<&Value> = plan["plan"]["ops"].as_array().expect("ops").iter().filter(|o| o["op"] == "delete_group").collect();
+    assert_eq!(deletes.len(), 1, "{plan}");
+    assert_eq!(deletes[0]["name"], "deleted");
+    assert!(deletes[0]["reason"].as_str().is_some_and(|r| r.contains("registry group was deleted")), "{plan}");
+    run(dir, &["sync", "duoTest"], 0);
+    assert_eq!(names(&env), ["deletedLater", "kept", "unmarked"]);
+
+    // The incremental path decides the same way.
+    run(dir, &["group", "remove", "app:duo:deletedLater"], 0);
+    run(dir, &["sync", "duoTest", "--incremental"], 0);
+    assert_eq!(names(&env), ["kept", "unmarked"]);
+    run(dir, &["sync", "duoTest"], 0);
+    assert_eq!(names(&env), ["kept", "unmarked"], "a later full sync still keeps the unmarked group");
+}
+
+#[test]
+fn registry_deleted_is_refused_for_users_and_memberships_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::write_emulator_setup(dir.path(), "http://127.0.0.1:9", IKEY, SKEY, "", "delete_users = \"registry_deleted\"\n");
+    let (_, err) = run(dir.path(), &["config"], 1);
+    assert!(err.contains("delete_users") && err.contains("delete_groups only"), "{err}");
+}

@@ -36,6 +36,21 @@ impl Groups<DB> {
         SqlStore::<DB>::group_row(&mut conn, name.as_str()).await?.as_ref().map(group_of).transpose()
     }
 
+    pub(super) async fn existing_uuids(store: &SqlStore<DB>, uuids: &[String]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in uuids.chunks(BATCH) {
+            let mut qb = sqlx::QueryBuilder::<DB>::new("SELECT uuid FROM grp WHERE uuid IN (");
+            let mut list = qb.separated(", ");
+            for uuid in chunk {
+                list.push_bind(uuid.as_str());
+            }
+            qb.push(")");
+            let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&store.pool).await.map_err(db("checking which groups still exist"))?;
+            found.extend(rows.into_iter().map(|(uuid,)| uuid));
+        }
+        Ok(found)
+    }
+
     pub(super) async fn groups(store: &SqlStore<DB>, under: Option<&FolderPath>) -> Result<Vec<Group>> {
         let prefix = under.map(|p| format!("{p}:"));
         let rows = sqlx::query_as::<_, GroupTuple>(concat!(

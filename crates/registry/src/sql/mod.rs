@@ -280,6 +280,10 @@ impl RegistryReader for SqlStore<DB> {
         Groups::groups(self, under).await
     }
 
+    async fn existing_group_uuids(&self, uuids: &[String]) -> Result<HashSet<String>> {
+        Groups::existing_uuids(self, uuids).await
+    }
+
     async fn members(&self, group: &GroupName) -> Result<Vec<GroupMember>> {
         Memberships::members(self, group).await
     }

@@ -186,3 +186,18 @@ registry_test!(a_batch_of_members_with_unknown_ones_or_a_cycle_writes_none_and_n
     assert_eq!(store.members(&g("org:outer")).await.unwrap().len(), 3, "a refused removal removes nothing");
     assert_eq!(store.remove_members(&g("org:outer"), &[subject("a"), subject("a")]).await.unwrap(), [true, false]);
 });
+
+registry_test!(existing_group_uuids_names_only_the_groups_still_held, |store| {
+    add_group(&*store, "app:duo:kept").await;
+    add_group(&*store, "app:duo:gone").await;
+    let kept = store.group(&g("app:duo:kept")).await.unwrap().expect("kept").uuid;
+    let gone = store.group(&g("app:duo:gone")).await.unwrap().expect("gone").uuid;
+    store.remove_group(&g("app:duo:gone")).await.unwrap();
+    // More uuids than one statement's batch, so the batching is exercised too.
+    let mut asked: Vec<String> = (0..2500).map(|i| format!("00000000-0000-4000-8000-{i:012}")).collect();
+    asked.push(kept.clone());
+    asked.push(gone);
+    let found = store.existing_group_uuids(&asked).await.unwrap();
+    assert_eq!(found, std::collections::HashSet::from([kept]));
+    assert!(store.existing_group_uuids(&[]).await.unwrap().is_empty());
+});
