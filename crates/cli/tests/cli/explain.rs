@@ -173,9 +173,50 @@ async fn explain_next_run_is_the_full_plans_operations_on_the_subject_and_sync_s
     assert!(!user_in(&env.emulator.handle().state(), "kwilso", "A"), "the pending removal reached Duo with the next incremental run");
 }
 
+/// Points the configuration of `env` at a fresh schema of the PostgreSQL test database (created
+/// with its tables); `false` (after reporting the skip) without one.
+async fn use_postgres(env: &Env, name: &str) -> bool {
+    let Some(url) = crate::postgres_url() else { return false };
+    let schema = format!("cli_{name}_{}", std::process::id());
+    let options = duoprov_registry::OpenOptions { schema: Some(schema.clone()), ..Default::default() };
+    drop(duoprov_registry::open(&url, &options).await.expect("the PostgreSQL test database"));
+    let separator = if url.contains('?') { '&' } else { '?' };
+    // The password goes to a private file, as the configuration requires.
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (userinfo, host) = rest.split_once('@').unwrap_or(("", rest));
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let at = if user.is_empty() { String::new() } else { format!("{user}@") };
+    let file = env.dir.path().join("pg.password");
+    std::fs::write(&file, password).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let path = env.dir.path().join("duoprov.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let config = config.replace(
+        "url = \"sqlite://registry.db\"",
+        &format!("url = \"{scheme}://{at}{host}{separator}options[search_path]={schema}\"\npassword_file = \"pg.password\""),
+    );
+    std::fs::write(&path, config).unwrap();
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_group_adds_and_removes_exactly_that_groups_members_and_leaves_another_groups_change_pending() {
+    sync_group_scenario(setup("").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_group_and_explain_on_postgres() {
     let env = setup("").await;
+    if use_postgres(&env, "explain").await {
+        sync_group_scenario(env);
+    }
+}
+
+fn sync_group_scenario(env: Env) {
     let dir = env.dir.path();
     nested_registry(dir);
     run(dir, &["sync", "duoTest"], 0);
@@ -205,6 +246,10 @@ async fn sync_group_adds_and_removes_exactly_that_groups_members_and_leaves_anot
     let state = env.emulator.handle().state();
     assert!(user_in(&state, "newbie", "C"));
     assert_eq!(state.users.iter().find(|u| u.username == "alice").unwrap().realname, "Alice Renamed");
+    let (out, _) = run(dir, &["explain", "alice", "--json"], 0);
+    let e = json_of(&out);
+    assert_eq!(e["groups"][0]["paths"], json!([["app:duo:A", "org:B"]]), "{e:#}");
+    assert_eq!(e["last_run"]["kind"], "incremental", "{e:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
