@@ -247,3 +247,91 @@ pub fn restrict(plan: &mut Plan, keep: &Keep, members: &HashSet<SubjectKey>, lin
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duoprov_model::{GroupLink, UserLink};
+    use duoprov_plan::{PlannedOp, UserDeleteMode, UserRef};
+
+    fn op(op: Op) -> PlannedOp {
+        PlannedOp { op, reason: String::new() }
+    }
+
+    fn create_user(id: &str) -> Op {
+        Op::CreateUser {
+            source: "local".into(),
+            id: id.into(),
+            username: id.into(),
+            realname: String::new(),
+            email: String::new(),
+            firstname: String::new(),
+            lastname: String::new(),
+            aliases: vec![],
+        }
+    }
+
+    fn add(uuid: &str, group: GroupRef, id: &str) -> Op {
+        Op::AddMember { group_uuid: uuid.into(), source: "local".into(), id: id.into(), group, user: UserRef::New { source: "local".into(), id: id.into(), username: id.into() } }
+    }
+
+    fn existing(id: &str, name: &str) -> GroupRef {
+        GroupRef::Existing { group_id: id.into(), name: name.into() }
+    }
+
+    /// Group G (linked to DG1) and H (linked to DG2), and K not yet in Duo; s1 new in G, H and
+    /// K; s2 linked (DU2), updated and removed from G; s3 leaving (deleted).
+    fn plan() -> (Plan, Links) {
+        let ops = vec![
+            op(Op::CreateGroup { uuid: "K".into(), name: "k".into(), desc: String::new() }),
+            op(create_user("s1")),
+            op(Op::UpdateGroup { uuid: "G".into(), group_id: "DG1".into(), name: "g".into(), changes: vec![] }),
+            op(Op::UpdateGroup { uuid: "H".into(), group_id: "DG2".into(), name: "h".into(), changes: vec![] }),
+            op(Op::UpdateUser { source: "local".into(), id: "s2".into(), user_id: "DU2".into(), username: "s2".into(), changes: vec![] }),
+            op(Op::RemoveMember { group_id: "DG1".into(), group_name: "g".into(), user_id: "DU2".into(), username: "s2".into() }),
+            op(Op::RemoveMember { group_id: "DG2".into(), group_name: "h".into(), user_id: "DU3".into(), username: "s3".into() }),
+            op(add("G", existing("DG1", "g"), "s1")),
+            op(add("H", existing("DG2", "h"), "s1")),
+            op(add("K", GroupRef::New { uuid: "K".into(), name: "k".into() }, "s1")),
+            op(Op::DeleteUser { source: "local".into(), id: "s3".into(), user_id: "DU3".into(), username: "s3".into(), mode: UserDeleteMode::Trash }),
+        ];
+        let link = |uuid: &str, id: &str| GroupLink { pending_name: None, pending_at: None, group_uuid: uuid.into(), duo_group_id: Some(id.into()), created_by_us: true, in_target: true };
+        let user = |id: &str, duo: &str| UserLink { pending_name: None, pending_at: None, subject: SubjectKey::new("local", id), duo_user_id: Some(duo.into()), created_by_us: true, in_target: true };
+        let links = Links { groups: vec![link("G", "DG1"), link("H", "DG2")], users: vec![user("s2", "DU2"), user("s3", "DU3")], ..Default::default() };
+        (Plan { provisioner: "p".into(), ops, ..Default::default() }, links)
+    }
+
+    fn kinds(plan: &Plan) -> Vec<String> {
+        plan.ops.iter().map(|o| format!("{:?}", o.op).split_whitespace().next().unwrap_or_default().to_owned() + " " + &o.reason).collect()
+    }
+
+    #[test]
+    fn a_groups_plan_keeps_its_attributes_memberships_and_the_users_they_need_and_nothing_else() {
+        let (mut p, links) = plan();
+        restrict(&mut p, &Keep::Group { uuid: "G".into(), name: "app:g".into() }, &HashSet::new(), &links);
+        let kept: Vec<&Op> = p.ops.iter().map(|o| &o.op).collect();
+        assert_eq!(kept.len(), 4, "{:?}", kinds(&p));
+        assert!(matches!(kept[0], Op::CreateUser { id, .. } if id == "s1"));
+        assert!(matches!(kept[1], Op::UpdateGroup { uuid, .. } if uuid == "G"));
+        assert!(matches!(kept[2], Op::RemoveMember { group_id, .. } if group_id == "DG1"));
+        assert!(matches!(kept[3], Op::AddMember { group_uuid, .. } if &**group_uuid == "G"));
+    }
+
+    #[test]
+    fn a_subjects_plan_keeps_its_user_and_memberships_of_linked_groups_only() {
+        let (mut p, links) = plan();
+        restrict(&mut p, &Keep::Subject(SubjectKey::new("local", "s1")), &HashSet::new(), &links);
+        let kept: Vec<&Op> = p.ops.iter().map(|o| &o.op).collect();
+        assert_eq!(kept.len(), 3, "{:?}", kinds(&p));
+        assert!(matches!(kept[0], Op::CreateUser { id, .. } if id == "s1"));
+        assert!(matches!(kept[1], Op::AddMember { group_uuid, .. } if &**group_uuid == "G"));
+        assert!(matches!(kept[2], Op::AddMember { group_uuid, .. } if &**group_uuid == "H"));
+
+        let (mut p, links) = plan();
+        restrict(&mut p, &Keep::Subject(SubjectKey::new("local", "s3")), &HashSet::new(), &links);
+        let kept: Vec<&Op> = p.ops.iter().map(|o| &o.op).collect();
+        assert_eq!(kept.len(), 2, "{:?}", kinds(&p));
+        assert!(matches!(kept[0], Op::RemoveMember { user_id, .. } if user_id == "DU3"));
+        assert!(matches!(kept[1], Op::DeleteUser { id, .. } if id == "s3"));
+    }
+}
