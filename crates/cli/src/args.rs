@@ -76,6 +76,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Sync a provisioner: plan, check the safety rules, apply, record.
     Sync(SyncArgs),
+    /// Why a subject is (or is not) in a provisioner's Duo groups: memberships and nesting, the
+    /// deciding markers, eligibility, rendered username, link, errors and retries.
+    Explain(ExplainArgs),
     /// Recent runs, links and objects in error.
     Status {
         /// Only this provisioner (and then its links and errors too).
@@ -513,6 +516,29 @@ pub struct SyncArgs {
     /// Removed: approved any list of up to N removals. Refused with a pointer to --approve.
     #[arg(long, value_name = "N", hide = true)]
     pub allow_deletes: Option<String>,
+    /// Sync only this registry group now: its attributes and its whole membership (creating the
+    /// member users it needs); nothing else is touched and the checkpoint stays.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["incremental", "full", "plan", "subject"])]
+    pub group: Option<String>,
+    /// Sync only this subject now (SOURCE:ID, id or login): its Duo user and its memberships of
+    /// groups already in Duo; nothing else is touched and the checkpoint stays.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["incremental", "full", "plan"])]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The subject: SOURCE:ID, its id, or its login id.
+    pub subject: String,
+    /// Explain the subject's place in this registry group only (full name).
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
+    /// The provisioner (optional when only one is configured).
+    #[arg(long, value_name = "NAME")]
+    pub provisioner: Option<String>,
+    /// Also read Duo for the subject and show the exact operations its sync would apply now.
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[cfg(test)]

@@ -108,8 +108,14 @@ impl MarkerIndex {
 
     /// Whether the group of this full name is provisionable.
     pub fn selects(&self, group: &str) -> bool {
+        self.deciding(group).is_some_and(|d| d.provision)
+    }
+
+    /// The marker that decides whether the group of this full name is provisionable (the most
+    /// specific one reaching it), or `None` when none reaches it (not provisioned).
+    pub fn deciding(&self, group: &str) -> Option<MarkerDecision> {
         if let Some(decision) = self.groups.get(group) {
-            return *decision;
+            return Some(MarkerDecision { on: "group".into(), path: group.to_owned(), scope: MarkerScope::Sub, provision: *decision });
         }
         // Walk the folders from the nearest outwards.
         let mut end = group.len();
@@ -118,12 +124,34 @@ impl MarkerIndex {
             let folder = &group[..pos];
             if let Some((scope, provision)) = self.folders.get(folder)
                 && (direct || *scope == MarkerScope::Sub) {
-                    return *provision;
+                    return Some(MarkerDecision { on: "folder".into(), path: folder.to_owned(), scope: *scope, provision: *provision });
                 }
             direct = false;
             end = pos;
         }
-        false
+        None
+    }
+}
+
+/// The marker that decides one group: on the group itself or on a folder above it, its scope,
+/// and whether it includes (`provision`) or excludes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkerDecision {
+    /// `group` or `folder`.
+    pub on: String,
+    /// The group's or folder's full name.
+    pub path: String,
+    pub scope: MarkerScope,
+    pub provision: bool,
+}
+
+impl fmt::Display for MarkerDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.provision { "includes" } else { "excludes" };
+        match self.on.as_str() {
+            "group" => write!(f, "the marker on group {} {verb} it", self.path),
+            _ => write!(f, "the marker on folder {} (scope {}) {verb} it", self.path, self.scope),
+        }
     }
 }
 
@@ -177,5 +205,16 @@ mod tests {
         assert!(idx.selects("app:private:inner:g"));
         // `one` on inner does not reach deeper; the nearest reaching marker is app:private (false).
         assert!(!idx.selects("app:private:inner:deeper:g"));
+    }
+
+    #[test]
+    fn the_deciding_marker_is_the_nearest_reaching_one() {
+        let m = [folder("app", MarkerScope::Sub, true), folder("app:private", MarkerScope::Sub, false), group("app:private:butThisOne", true)];
+        let idx = MarkerIndex::new(&m);
+        let d = idx.deciding("app:private:secret").expect("a folder marker reaches it");
+        assert_eq!((d.on.as_str(), d.path.as_str(), d.provision), ("folder", "app:private", false));
+        let d = idx.deciding("app:private:butThisOne").expect("its own marker");
+        assert_eq!((d.on.as_str(), d.provision), ("group", true));
+        assert_eq!(idx.deciding("other:g"), None);
     }
 }

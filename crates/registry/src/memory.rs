@@ -269,6 +269,8 @@ impl SyncStore for MemorySyncStore {
             match s.kind {
                 RunKind::Full => cp.last_full_ms = Some(s.now_ms),
                 RunKind::Incremental => cp.last_incremental_ms = Some(s.now_ms),
+                // An object run settles no checkpoint (it is given none); nothing to stamp.
+                RunKind::Object => {}
             }
         }
         let key = |t: &RetryTarget| {

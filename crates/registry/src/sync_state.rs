@@ -65,12 +65,14 @@ pub struct MembershipState {
     pub error: Option<StateError>,
 }
 
-/// Which kind of run: stored in the run log as `full` or `incremental`.
+/// Which kind of run: stored in the run log as `full`, `incremental` or `object` (one group or
+/// subject synced on request: it never moves the checkpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunKind {
     Full,
     Incremental,
+    Object,
 }
 
 impl RunKind {
@@ -78,12 +80,13 @@ impl RunKind {
         match self {
             RunKind::Full => "full",
             RunKind::Incremental => "incremental",
+            RunKind::Object => "object",
         }
     }
 
     /// The kind a stored string names, `None` for one this version does not know.
     pub fn parse(s: &str) -> Option<Self> {
-        [RunKind::Full, RunKind::Incremental].into_iter().find(|k| k.as_str() == s)
+        [RunKind::Full, RunKind::Incremental, RunKind::Object].into_iter().find(|k| k.as_str() == s)
     }
 }
 

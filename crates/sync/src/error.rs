@@ -21,4 +21,10 @@ pub enum SyncError {
     /// removed): another runner may be writing, so this run stopped before its next phase.
     #[error("stopped before {phase}: this process no longer holds the runner lock of provisioner {provisioner} (its registry session ended or its lock file was removed); nothing more was sent to Duo, and the next run picks up from Duo as it is")]
     LockLost { provisioner: String, phase: String },
+    /// A subject or group named on request does not exist, or is not the provisioner's.
+    #[error("{0}")]
+    NotFound(String),
+    /// One object cannot be synced alone (the reason says why, and what to run instead).
+    #[error("{0}")]
+    Scope(String),
 }

@@ -79,10 +79,32 @@ pub enum Incremental {
 
 /// Groups and subjects named by the entries and due retries.
 #[derive(Debug, Default)]
-struct Named {
-    groups: BTreeSet<String>,
-    whole: BTreeSet<String>,
-    subjects: BTreeSet<SubjectKey>,
+pub(crate) struct Named {
+    pub groups: BTreeSet<String>,
+    pub whole: BTreeSet<String>,
+    pub subjects: BTreeSet<SubjectKey>,
+    /// Also every group a named subject belongs to: the groups it is a desired or held member
+    /// of, and the linked groups its Duo user is in (one sync of a subject, [`crate::object`]).
+    pub subjects_groups: bool,
+}
+
+/// What [`plan_scope`] is asked to plan, besides the named objects.
+pub(crate) struct ScopeRequest {
+    pub named: Named,
+    pub kind: RunKind,
+    /// Every retry row of the provisioner, and how many are due.
+    pub retries: Vec<duoprov_registry::RetryRecord>,
+    pub due: usize,
+    pub now_ms: i64,
+    /// The change-log span covered (incremental runs).
+    pub from_seq: i64,
+    pub to_seq: i64,
+    pub changes: usize,
+    /// More groups and users than this: give way (escalate).
+    pub max_objects: usize,
+    /// Settle due retry rows whose objects no longer concern the provisioner (incremental runs;
+    /// one object's sync leaves other rows alone).
+    pub drop_stale_retries: bool,
 }
 
 /// Why an incremental sync cannot cover `entries`, when one has a kind this version does not know
@@ -225,12 +247,47 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     }
     let named = name_scope(name, &entries, &due, inc.whole_group_above);
 
+    let request = ScopeRequest {
+        named,
+        kind: RunKind::Incremental,
+        retries,
+        due: due.len(),
+        now_ms,
+        from_seq: checkpoint.last_seq,
+        to_seq,
+        changes: entries.len(),
+        max_objects: inc.full_sync_above_objects,
+        drop_stale_retries: true,
+    };
+    plan_scope(store, duo, settings, request, start, pacing_before).await
+}
+
+/// Reads the named objects (and what they pull in) from Duo and plans them with the full sync's
+/// planner over a scoped view; the registry side is read whole. `Escalate` when the scope is
+/// larger than `max_objects` or cannot be read faithfully by lookups.
+pub(crate) async fn plan_scope(
+    store: &dyn Store,
+    duo: &DuoClient,
+    settings: &SyncSettings,
+    request: ScopeRequest,
+    start: Instant,
+    pacing_before: Vec<duoprov_duo::ClassStats>,
+) -> Result<Incremental, SyncError> {
+    let name = settings.provisioner.as_str();
+    let ScopeRequest { mut named, kind, retries, due, now_ms, from_seq, to_seq, changes, max_objects, drop_stale_retries } = request;
+    let mut calls = 0usize;
     // The registry side is read whole (one query) so usernames clashing anywhere are held exactly
     // as a full sync holds them; only the plan is scoped.
     let registry = read_registry(store, settings).await?;
     let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
     let links = read_links(store, settings).await?;
+<<<<<<< HEAD
     crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
+=======
+    if named.subjects_groups {
+        calls += subjects_groups(duo, &desired, &links, &mut named).await.map_err(SyncError::DuoRead)?;
+    }
+>>>>>>> explain
 
     let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
     let group_link: HashMap<&str, &duoprov_model::GroupLink> = links.groups.iter().map(|l| (l.group_uuid.as_str(), l)).collect();
@@ -252,15 +309,14 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         .filter(|g| desired_group.contains_key(g) && (named.whole.contains(*g) || linked_id(g).is_none()))
         .collect();
     let estimate = groups.len() + named.subjects.len() + whole.iter().map(|g| desired_group[g].members.len()).sum::<usize>();
-    if estimate > inc.full_sync_above_objects {
+    if estimate > max_objects {
         return Ok(Incremental::Escalate {
-            reason: format!("about {estimate} groups and users are affected, more than {} (full_sync_above_objects)", inc.full_sync_above_objects),
+            reason: format!("about {estimate} groups and users are affected, more than {max_objects} (full_sync_above_objects)"),
         });
     }
 
     // Duo, step 1: the groups (by id, or all of them when one must be matched by name) and the
     // members of whole groups.
-    let mut calls = 0usize;
     let ids: Vec<String> = groups.iter().filter_map(|g| linked_id(g)).collect();
     // Matching by name needs every group: a selected group not yet in Duo, or an intended create
     // never confirmed (its Duo group is found by the name it was for).
@@ -329,9 +385,9 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
             }
         }
     }
-    if groups.len() + users.len() > inc.full_sync_above_objects {
+    if groups.len() + users.len() > max_objects {
         return Ok(Incremental::Escalate {
-            reason: format!("{} groups and users are affected, more than {} (full_sync_above_objects)", groups.len() + users.len(), inc.full_sync_above_objects),
+            reason: format!("{} groups and users are affected, more than {max_objects} (full_sync_above_objects)", groups.len() + users.len()),
         });
     }
 
@@ -486,24 +542,15 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     for r in &retries {
         if in_scope(&r.target) {
             attempted.push(r.target.clone());
-        } else if r.next_at_ms.0 <= now_ms && !concerns(&r.target) {
+        } else if drop_stale_retries && r.next_at_ms.0 <= now_ms && !concerns(&r.target) {
             tracing::debug!(provisioner = name, target = ?r.target, "dropping a due retry: its objects no longer concern this provisioner");
             attempted.push(r.target.clone());
         }
     }
-    let scope = ScopeSummary {
-        from_seq: checkpoint.last_seq,
-        to_seq,
-        changes: entries.len(),
-        groups: groups.len(),
-        whole_groups: whole.len(),
-        users: users.len(),
-        retries_due: due.len(),
-        attempted,
-    };
+    let scope = ScopeSummary { from_seq, to_seq, changes, groups: groups.len(), whole_groups: whole.len(), users: users.len(), retries_due: due, attempted };
     plan_ms += start.elapsed().as_millis() as u64;
     Ok(Incremental::Planned(Box::new(Prepared {
-        kind: RunKind::Incremental,
+        kind,
         change_seq: to_seq,
         scope: Some(scope),
         selected_groups: registry.selection.groups.len(),
@@ -517,6 +564,40 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         plan_ms,
         pacing_before,
     })))
+}
+
+/// Adds to `named.groups` every group a named subject belongs to: the selected groups it is a
+/// desired or held member of, and the linked groups its Duo user is in (read by its linked id,
+/// else by its rendered username). Returns the Duo calls made.
+async fn subjects_groups(duo: &DuoClient, desired: &DesiredState, links: &Links, named: &mut Named) -> Result<usize, duoprov_duo::DuoError> {
+    let wanted: HashSet<&SubjectKey> = named.subjects.iter().collect();
+    let index: HashSet<u32> = desired.users.iter().enumerate().filter(|(_, u)| wanted.contains(&u.key)).map(|(i, _)| i as u32).collect();
+    for g in &desired.groups {
+        if g.members.iter().any(|m| index.contains(m)) || g.held_members.iter().any(|k| wanted.contains(k)) {
+            named.groups.insert(g.uuid.clone());
+        }
+    }
+    let mut calls = 0;
+    let ids: Vec<String> = links.users.iter().filter(|l| wanted.contains(&l.subject)).filter_map(|l| l.duo_user_id.clone()).collect();
+    let names: Vec<String> = desired.users.iter().filter(|u| wanted.contains(&u.key)).map(|u| u.fields.username.clone()).collect();
+    let mut found = Vec::new();
+    if !ids.is_empty() {
+        calls += 1;
+        found.extend(duo.get_users_by_ids(&ids).await?);
+    }
+    if !names.is_empty() {
+        calls += 1;
+        found.extend(duo.get_users_by_usernames(&names).await?);
+    }
+    let by_duo_id: HashMap<&str, &str> = links.groups.iter().filter_map(|l| l.duo_group_id.as_deref().map(|id| (id, l.group_uuid.as_str()))).collect();
+    for u in &found {
+        for g in &u.groups {
+            if let Some(uuid) = by_duo_id.get(g.group_id.as_str()) {
+                named.groups.insert((*uuid).to_owned());
+            }
+        }
+    }
+    Ok(calls)
 }
 
 #[cfg(test)]

@@ -13,10 +13,14 @@
 //!
 //! `prepare_incremental()` replaces `prepare()` for an incremental run: the change log after the
 //! checkpoint and the due retries name the objects, and only those are read and planned.
+//! `prepare_object()` does the same for one group or subject named on request ([`object`]), and
+//! [`explain`] answers why a subject is (not) in a Duo group, from the registry and the sync state.
 //!
 //! Modules, each importing only those listed after it (a DAG, no cycles):
 //!
 //! ```text
+//! explain       ─▶ object, registry_read, settings, error
+//! object        ─▶ incremental, registry_read, settings, prepared, error
 //! run           ─▶ apply, registry_read, read, report, settings, prepared, progress, error
 //! incremental   ─▶ registry_read, read, settings, prepared, error
 //! apply         ─▶ report, fence, progress, error
@@ -31,7 +35,9 @@ mod apply;
 pub mod duo_users;
 pub mod error;
 pub mod fence;
+pub mod explain;
 pub mod incremental;
+pub mod object;
 mod prepared;
 pub mod progress;
 mod read;
@@ -46,5 +52,6 @@ pub use incremental::{prepare_incremental, Incremental, IncrementalSettings, Sco
 pub use prepared::{Prepared, RunKind, SavedPlan};
 pub use progress::{NoProgress, Progress};
 pub use report::{ClassReport, RunReport};
+pub use object::{ObjectTarget, prepare_object};
 pub use run::{now_ms, prepare, prepare_with_progress, run};
 pub use settings::{SyncOptions, SyncSettings};

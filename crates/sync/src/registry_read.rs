@@ -28,7 +28,7 @@ pub(crate) async fn read_registry(store: &dyn duoprov_registry::RegistryReader, 
     Ok(filter_registry(settings, selection, eligible))
 }
 
-fn filter_registry(settings: &SyncSettings, mut selection: ProvisionerSelection, eligible: Option<HashSet<SubjectKey>>) -> RegistryRead {
+pub(crate) fn filter_registry(settings: &SyncSettings, mut selection: ProvisionerSelection, eligible: Option<HashSet<SubjectKey>>) -> RegistryRead {
     if let Some(sources) = &settings.subject_sources {
         let allowed: HashSet<&str> = sources.iter().map(String::as_str).collect();
         // Members of other sources are dropped from every group; indexes stay valid because the

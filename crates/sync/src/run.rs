@@ -208,7 +208,8 @@ pub async fn run(
     let attempted = prepared.scope.as_ref().map(|s| s.attempted.clone()).unwrap_or_default();
     let settlement = Settlement {
         kind: prepared.kind,
-        checkpoint: Some(prepared.change_seq),
+        // One object's run covers no change-log span: other changes stay pending.
+        checkpoint: (prepared.kind != RunKind::Object).then_some(prepared.change_seq),
         clear_all: prepared.kind == RunKind::Full,
         attempted: &attempted,
         failed: &failed,

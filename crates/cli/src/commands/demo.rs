@@ -171,7 +171,7 @@ async fn seed_registry(ctx: &Context) -> Result<GroupName> {
 /// `--json`: the plan, the sync's report, the emulator's state and the second plan, as JSON.
 async fn run_json(ctx: &Context, duo: &EmulatorHandle) -> Result<u8> {
     super::sync::plan(ctx, PROVISIONER, None).await?;
-    let args = super::sync::SyncArgs { provisioner: PROVISIONER.into(), incremental: false, dry_run: false, plan: None, approve: None, allow_deletes: None, log_json: false };
+    let args = super::sync::SyncArgs { provisioner: PROVISIONER.into(), incremental: false, dry_run: false, plan: None, object: None, approve: None, allow_deletes: None, log_json: false };
     let code = super::sync::sync(ctx, args).await?;
     crate::output::json(&duo.state())?;
     super::sync::plan(ctx, PROVISIONER, None).await?;

@@ -5,6 +5,7 @@ mod config_show;
 mod duo;
 #[cfg(feature = "emulator")]
 mod emulator;
+mod explain;
 mod import;
 mod init;
 mod load_users;
@@ -111,10 +112,16 @@ pub async fn run(cli: Cli) -> Result<u8> {
                         plan: a.plan,
                         approve: a.approve,
                         allow_deletes: a.allow_deletes,
+                        object: match (a.group, a.subject) {
+                            (Some(name), _) => Some(duoprov_sync::ObjectTarget::Group { name }),
+                            (None, Some(reference)) => Some(duoprov_sync::ObjectTarget::Subject { reference }),
+                            (None, None) => None,
+                        },
                         log_json: cli.log_format == crate::args::LogFormat::Json,
                     };
                     sync::sync(&ctx, args).await
                 }
+                Command::Explain(a) => explain::run(&ctx, a).await,
                 Command::Status { provisioner } => sync::status(&ctx, provisioner.as_deref()).await,
                 Command::Doctor { provisioner, check_write, probe } => sync::doctor(&ctx, &provisioner, check_write, probe).await,
                 Command::Run(a) => {

@@ -125,6 +125,8 @@ pub struct SyncArgs {
     pub approve: Option<String>,
     /// The removed `--allow-deletes N`, refused with a pointer to `--approve`.
     pub allow_deletes: Option<String>,
+    /// `--group NAME` or `--subject ID`: sync that one object only.
+    pub object: Option<duoprov_sync::ObjectTarget>,
     pub log_json: bool,
 }
 
@@ -176,7 +178,12 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
     let mut escalated = None;
     // On a terminal: the read of Duo's users, then each apply phase, counted as work completes.
     let bar = Bar::new(std::io::stderr().is_terminal() && !args.log_json && !ctx.json);
-    let prepared = if args.incremental {
+    let prepared = if let Some(target) = &args.object {
+        duoprov_sync::prepare_object(&*store, &duo, &settings, target).await.map_err(|e| match e {
+            SyncError::NotFound(m) | SyncError::Scope(m) => anyhow::anyhow!(m),
+            other => other.into(),
+        })?
+    } else if args.incremental {
         match duoprov_sync::prepare_incremental(&*store, &duo, &settings, duoprov_sync::now_ms()).await? {
             Incremental::Planned(p) => *p,
             Incremental::Idle { checkpoint } => {

@@ -10,6 +10,7 @@ mod first_hour;
 mod daemon;
 mod demo;
 mod daemon_resilience;
+mod explain;
 mod incremental;
 mod permissions;
 mod probe;
