@@ -256,6 +256,35 @@ mod tests {
         }
     }
 
+    const SQL: &str = "[source.db]\nkind = \"sql\"\nsubject_source = \"db\"\nfolder = \"db\"\nurl = \"postgres://reader@db.example.edu/hr\"\npassword_env = \"HR_PW\"\nschedule = \"every 15m\"\n[source.db.queries]\nsubjects = \"SELECT id, login_id FROM p\"\ngroups = \"SELECT key, name FROM g\"\nmemberships = \"SELECT group_key, subject_id FROM m\"\n";
+
+    #[test]
+    fn a_sql_source_is_read_with_its_schedule_and_its_mistakes_are_refused_by_key() {
+        let s = parse(SQL).unwrap();
+        let db = &s.sources["db"];
+        assert!(matches!(&db.kind, super::SourceKind::Sql { settings, password: Some(_) } if settings.setting == "source.db.url" && settings.password.is_none()));
+        let schedule = db.schedule.as_ref().unwrap();
+        assert!(matches!(schedule.read, super::FullSyncSchedule::Every(d) if d == std::time::Duration::from_secs(900)));
+        assert!(schedule.poll_interval.is_none(), "only LDAP polls");
+        let cron = parse(&SQL.replace("every 15m", "*/5 * * * *")).unwrap();
+        assert!(matches!(cron.sources["db"].schedule.as_ref().unwrap().read, super::FullSyncSchedule::Cron(..)));
+        for (bad, key) in [
+            (SQL.replace("reader@", "reader:hunter2@"), "source.db.url"),
+            (SQL.replace("schedule = \"every 15m\"", "schedule = \"hourly\""), "source.db.schedule"),
+            (SQL.replace("schedule = \"every 15m\"", "poll_interval = \"10s\""), "source.db.poll_interval"),
+            (SQL.replace("groups = \"SELECT key, name FROM g\"\n", ""), "source.db"),
+            (SQL.replace("postgres://", "mysql://"), "source.db.url"),
+        ] {
+            let err = parse(&bad).unwrap_err().to_string();
+            assert!(err.contains(key) && !err.contains("hunter2"), "{key}: {err}");
+        }
+        // An LDAP source with a schedule polls modifyTimestamp every 10 s unless told otherwise.
+        let ldap = parse(&LDAP.replace("[source.dir.users]", "schedule = \"every 1h\"\n[source.dir.users]")).unwrap();
+        assert_eq!(ldap.sources["dir"].schedule.as_ref().unwrap().poll_interval, Some(std::time::Duration::from_secs(10)));
+        let off = parse(&LDAP.replace("[source.dir.users]", "schedule = \"every 1h\"\npoll_interval = \"off\"\n[source.dir.users]")).unwrap();
+        assert_eq!(off.sources["dir"].schedule.as_ref().unwrap().poll_interval, None);
+    }
+
     #[test]
     fn overlapping_scopes_local_subjects_and_written_passwords_are_refused_by_key() {
         let second = "[source.b]\nkind = \"file\"\nsubject_source = \"hr\"\nfolder = \"ldap:staff:inner\"\n";
