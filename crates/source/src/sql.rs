@@ -192,7 +192,7 @@ impl SqlReader {
         let q = self.settings.queries.clone();
         let mut snapshot = SourceSnapshot::default();
 
-        let subjects = prepare(&mut *tx, "subjects", &q.subjects, &SUBJECT_COLUMNS).await?;
+        let subjects = prepare(&mut tx, "subjects", &q.subjects, &SUBJECT_COLUMNS).await?;
         {
             let mut rows = sqlx::query(sqlx::AssertSqlSafe(q.subjects.clone())).fetch(&mut *tx);
             let mut n = 0u64;
@@ -214,7 +214,7 @@ impl SqlReader {
             }
         }
 
-        let groups = prepare(&mut *tx, "groups", &q.groups, &GROUP_COLUMNS).await?;
+        let groups = prepare(&mut tx, "groups", &q.groups, &GROUP_COLUMNS).await?;
         let mut by_key: HashMap<String, usize> = HashMap::new();
         {
             let mut rows = sqlx::query(sqlx::AssertSqlSafe(q.groups.clone())).fetch(&mut *tx);
@@ -233,7 +233,7 @@ impl SqlReader {
             }
         }
 
-        let memberships = prepare(&mut *tx, "memberships", &q.memberships, &MEMBERSHIP_COLUMNS).await?;
+        let memberships = prepare(&mut tx, "memberships", &q.memberships, &MEMBERSHIP_COLUMNS).await?;
         {
             let mut rows = sqlx::query(sqlx::AssertSqlSafe(q.memberships.clone())).fetch(&mut *tx);
             let mut n = 0u64;
