@@ -152,6 +152,8 @@ impl Layout {
 /// An open, read-only view of the source's database.
 pub struct SqlReader {
     conn: PgConnection,
+    /// The server's host, for errors (never the URL).
+    host: String,
     settings: SqlSettings,
 }
 
@@ -178,13 +180,13 @@ impl SqlReader {
             Ok(Err(e)) => return Err(connect_error(duoprov_registry::pg_tls::explain_for(&e, &tls, &settings.setting).unwrap_or_else(|| e.to_string()))),
             Ok(Ok(c)) => c,
         };
-        Ok(SqlReader { conn, settings: settings.clone() })
+        Ok(SqlReader { conn, host: tls.host.clone(), settings: settings.clone() })
     }
 
     /// Runs the three queries in one read-only transaction and builds the snapshot for
     /// `subject_source` and `folder`.
     pub async fn read(&mut self, subject_source: &str, folder: &FolderPath) -> Result<SourceSnapshot, SqlReadError> {
-        let setup = |e: sqlx::Error| SqlReadError::Connect { host: self.settings.setting.clone(), reason: format!("starting the read-only transaction failed: {e}") };
+        let setup = |e: sqlx::Error| SqlReadError::Connect { host: self.host.clone(), reason: format!("starting the read-only transaction failed: {e}") };
         let mut tx = self.conn.begin().await.map_err(setup)?;
         tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(setup)?;
         let ms = self.settings.timeout.as_millis().max(1);
