@@ -62,7 +62,8 @@ pub enum Command {
     /// Import subjects, folders, groups, memberships and markers from JSON or CSV files, all in
     /// one transaction.
     Import(ImportArgs),
-    /// Sources (`[source.NAME]`: LDAP directories, snapshot files) mirrored into the registry.
+    /// Sources (`[source.NAME]`: LDAP directories, SQL databases, snapshot files) mirrored into the
+    /// registry.
     #[command(subcommand)]
     Source(SourceCommand),
     /// Show the configuration as duoprov understood it (secrets shown by their source only).

@@ -1,6 +1,8 @@
 //! The `[source.NAME]` sections of the configuration: what each source owns (its subject source
 //! and folder), its safety thresholds, and how to read it (`kind = "file"` with its files, or
-//! `kind = "ldap"` with the directory's URL, TLS, bind and attribute map). Scopes of two sources
+//! `kind = "ldap"` with the directory's URL, TLS, bind and attribute map, or `kind = "sql"` with a
+//! PostgreSQL URL and three queries), and when the daemon runs it (`schedule`, and for LDAP the
+//! `modifyTimestamp` `poll_interval`). Scopes of two sources
 //! may not overlap, and no source may own `local` subjects, which are made by hand.
 
 use std::collections::BTreeMap;
@@ -10,7 +12,10 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use duoprov_model::{FolderPath, MirrorScope, SubjectKey};
 use duoprov_source::Thresholds;
+use duoprov_daemon::sources::SourceSchedule;
+use duoprov_daemon::FullSyncSchedule;
 use duoprov_source::ldap::{GroupMap, LdapSettings, Preset, UserMap};
+use duoprov_source::sql::{Queries, SqlSettings};
 use serde::Deserialize;
 
 use crate::config::SecretSource;
@@ -40,6 +45,14 @@ pub struct RawSource {
     timeout_secs: Option<u64>,
     users: Option<UserMap>,
     groups: Option<GroupMap>,
+    // kind = "sql"
+    queries: Option<Queries>,
+    // the daemon
+    /// `every DURATION` or a five-field cron expression (UTC): when `duoprov run` reads the source.
+    schedule: Option<String>,
+    /// kind = "ldap": how often the daemon asks the directory for entries changed since its last
+    /// read (`modifyTimestamp`); "off" for none.
+    poll_interval: Option<String>,
 }
 
 /// How a source is read.
@@ -48,6 +61,8 @@ pub enum SourceKind {
     File { files: Vec<PathBuf> },
     /// The settings without the password, which is read only when the source runs.
     Ldap { settings: Box<LdapSettings>, password: Option<SecretSource> },
+    /// The settings without the password, which is read only when the source runs.
+    Sql { settings: Box<SqlSettings>, password: Option<SecretSource> },
 }
 
 impl SourceKind {
@@ -55,6 +70,7 @@ impl SourceKind {
         match self {
             SourceKind::File { .. } => "file",
             SourceKind::Ldap { .. } => "ldap",
+            SourceKind::Sql { .. } => "sql",
         }
     }
 }
@@ -65,6 +81,8 @@ pub struct SourceConfig {
     pub scope: MirrorScope,
     pub thresholds: Thresholds,
     pub kind: SourceKind,
+    /// When the daemon runs it; `None`: only `duoprov source sync` does.
+    pub schedule: Option<SourceSchedule>,
 }
 
 pub fn parse_sources(raw: BTreeMap<String, RawSource>, origin: &str, base: &Path) -> Result<BTreeMap<String, SourceConfig>> {
@@ -93,14 +111,17 @@ pub fn parse_sources(raw: BTreeMap<String, RawSource>, origin: &str, base: &Path
         let kind = match r.kind.as_str() {
             "file" => {
                 let ldap_keys = r.url.is_some() || r.bind_dn.is_some() || r.users.is_some() || r.groups.is_some() || r.password_file.is_some() || r.password_env.is_some();
-                if ldap_keys {
-                    bail!("{key}: url, bind_dn, password_*, users and groups apply to kind = \"ldap\" only");
+                if ldap_keys || r.queries.is_some() {
+                    bail!("{key}: url, bind_dn, password_*, users, groups and queries apply to kind = \"ldap\" or \"sql\" only");
                 }
                 SourceKind::File { files: r.files.iter().map(|f| base.join(f)).collect() }
             }
             "ldap" => {
                 if !r.files.is_empty() {
                     bail!("{key}.files: applies to kind = \"file\" only");
+                }
+                if r.queries.is_some() {
+                    bail!("{key}.queries: applies to kind = \"sql\" only");
                 }
                 let Some(url) = r.url else { bail!("{key}.url: required for kind = \"ldap\" (ldap://HOST:PORT or ldaps://HOST:PORT)") };
                 if !url.starts_with("ldap://") && !url.starts_with("ldaps://") {
@@ -145,10 +166,67 @@ pub fn parse_sources(raw: BTreeMap<String, RawSource>, origin: &str, base: &Path
                 };
                 SourceKind::Ldap { settings: Box::new(settings), password }
             }
-            other => bail!("{key}.kind: {other:?} is not a kind of source; use \"file\" or \"ldap\""),
+            "sql" => {
+                let other = r.files.is_empty() && r.bind_dn.is_none() && r.users.is_none() && r.groups.is_none() && r.starttls.is_none() && r.preset.is_none() && r.page_size.is_none();
+                if !other {
+                    bail!("{key}: files, bind_dn, starttls, preset, page_size, users and groups do not apply to kind = \"sql\" (it takes url, ca_file, password_file or password_env, timeout_secs and queries)");
+                }
+                let Some(url) = r.url else { bail!("{key}.url: required for kind = \"sql\" (postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full)") };
+                if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                    bail!("{key}.url: expected postgres://USER@HOST:PORT/DATABASE (PostgreSQL)");
+                }
+                if duoprov_registry::url::has_password(&url) {
+                    bail!("{key}.url: holds a password; keep secrets out of the file (use password_env or password_file)");
+                }
+                let password = match (r.password_file, r.password_env) {
+                    (Some(_), Some(_)) => bail!("{key}: set password_file or password_env, not both"),
+                    (Some(f), None) => Some(SecretSource::File(base.join(f))),
+                    (None, Some(v)) => Some(SecretSource::Env(v)),
+                    (None, None) => None,
+                };
+                let Some(queries) = r.queries else { bail!("{key}.queries: required for kind = \"sql\": subjects, groups and memberships (see docs/sources.md)") };
+                for (q, text) in [("subjects", &queries.subjects), ("groups", &queries.groups), ("memberships", &queries.memberships)] {
+                    if text.trim().is_empty() {
+                        bail!("{key}.queries.{q}: required (a SELECT; see docs/sources.md for its columns)");
+                    }
+                }
+                let settings = SqlSettings {
+                    url,
+                    password: None,
+                    ca_file: r.ca_file.map(|f| base.join(f)),
+                    timeout: Duration::from_secs(r.timeout_secs.unwrap_or(60)),
+                    setting: format!("source.{name}.url"),
+                    queries,
+                };
+                SourceKind::Sql { settings: Box::new(settings), password }
+            }
+            other => bail!("{key}.kind: {other:?} is not a kind of source; use \"file\", \"ldap\" or \"sql\""),
         };
+        let read = match r.schedule.as_deref() {
+            None => None,
+            Some(text) => Some(match text.trim().strip_prefix("every ") {
+                Some(d) => FullSyncSchedule::Every(crate::config::parse_duration(&format!("{key}.schedule"), d.trim())?),
+                None => {
+                    let cron = croner::parser::CronParser::builder()
+                        .seconds(croner::parser::Seconds::Disallowed)
+                        .build()
+                        .parse(text)
+                        .map_err(|e| anyhow::anyhow!("{key}.schedule: {e} (expected \"every 15m\" or five cron fields: minute hour day month weekday)"))?;
+                    FullSyncSchedule::Cron(std::sync::Arc::new(cron), text.to_owned())
+                }
+            }),
+        };
+        let poll_interval = match r.poll_interval.as_deref() {
+            Some(_) if !matches!(kind, SourceKind::Ldap { .. }) => bail!("{key}.poll_interval: applies to kind = \"ldap\" only (polling modifyTimestamp)"),
+            Some(_) if read.is_none() => bail!("{key}.poll_interval: set schedule too (the full reads that see deletions)"),
+            Some("off") => None,
+            Some(t) => Some(crate::config::parse_duration(&format!("{key}.poll_interval"), t)?),
+            None if matches!(kind, SourceKind::Ldap { .. }) => Some(Duration::from_secs(10)),
+            None => None,
+        };
+        let schedule = read.map(|read| SourceSchedule { read, poll_interval });
         let scope = MirrorScope { source: name.clone(), subject_source: r.subject_source, folder };
-        out.insert(name, SourceConfig { scope, thresholds: r.thresholds, kind });
+        out.insert(name, SourceConfig { scope, thresholds: r.thresholds, kind, schedule });
     }
     Ok(out)
 }
@@ -176,6 +254,35 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    const SQL: &str = "[source.db]\nkind = \"sql\"\nsubject_source = \"db\"\nfolder = \"db\"\nurl = \"postgres://reader@db.example.edu/hr\"\npassword_env = \"HR_PW\"\nschedule = \"every 15m\"\n[source.db.queries]\nsubjects = \"SELECT id, login_id FROM p\"\ngroups = \"SELECT key, name FROM g\"\nmemberships = \"SELECT group_key, subject_id FROM m\"\n";
+
+    #[test]
+    fn a_sql_source_is_read_with_its_schedule_and_its_mistakes_are_refused_by_key() {
+        let s = parse(SQL).unwrap();
+        let db = &s.sources["db"];
+        assert!(matches!(&db.kind, super::SourceKind::Sql { settings, password: Some(_) } if settings.setting == "source.db.url" && settings.password.is_none()));
+        let schedule = db.schedule.as_ref().unwrap();
+        assert!(matches!(schedule.read, super::FullSyncSchedule::Every(d) if d == std::time::Duration::from_secs(900)));
+        assert!(schedule.poll_interval.is_none(), "only LDAP polls");
+        let cron = parse(&SQL.replace("every 15m", "*/5 * * * *")).unwrap();
+        assert!(matches!(cron.sources["db"].schedule.as_ref().unwrap().read, super::FullSyncSchedule::Cron(..)));
+        for (bad, key) in [
+            (SQL.replace("reader@", "reader:hunter2@"), "source.db.url"),
+            (SQL.replace("schedule = \"every 15m\"", "schedule = \"hourly\""), "source.db.schedule"),
+            (SQL.replace("schedule = \"every 15m\"", "poll_interval = \"10s\""), "source.db.poll_interval"),
+            (SQL.replace("groups = \"SELECT key, name FROM g\"\n", ""), "source.db"),
+            (SQL.replace("postgres://", "mysql://"), "source.db.url"),
+        ] {
+            let err = parse(&bad).unwrap_err().to_string();
+            assert!(err.contains(key) && !err.contains("hunter2"), "{key}: {err}");
+        }
+        // An LDAP source with a schedule polls modifyTimestamp every 10 s unless told otherwise.
+        let ldap = parse(&LDAP.replace("[source.dir.users]", "schedule = \"every 1h\"\n[source.dir.users]")).unwrap();
+        assert_eq!(ldap.sources["dir"].schedule.as_ref().unwrap().poll_interval, Some(std::time::Duration::from_secs(10)));
+        let off = parse(&LDAP.replace("[source.dir.users]", "schedule = \"every 1h\"\npoll_interval = \"off\"\n[source.dir.users]")).unwrap();
+        assert_eq!(off.sources["dir"].schedule.as_ref().unwrap().poll_interval, None);
     }
 
     #[test]

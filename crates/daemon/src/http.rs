@@ -1,7 +1,7 @@
 //! The daemon's status page: `/` (a plain-text index of what follows),
 //! `/healthz` (the process serves), `/readyz`
 //! (every provisioner has a role and is in a run or heard from the registry recently; JSON with
-//! each provisioner's role and last result) and `/metrics` (Prometheus/OpenMetrics text).
+//! each provisioner's role and last result, and each source's last result) and `/metrics` (Prometheus/OpenMetrics text).
 //! With a metrics token ([`Access::token`], required off loopback) `/metrics` and `/readyz`'s
 //! details need `Authorization: Bearer TOKEN`; `/healthz` and `/readyz`'s bare verdict stay open
 //! for probes.
@@ -36,16 +36,41 @@ pub struct ProvisionerStatus {
     pub running_since_ms: Option<i64>,
 }
 
+/// What `/readyz` reports of one source the daemon runs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceStatus {
+    /// The last run's result: `applied`, `unchanged`, `refused` (the safety rules; nothing
+    /// changed) or `failed`; `None` before the first run.
+    pub last_result: Option<String>,
+    /// Milliseconds since the epoch when the last run ended.
+    pub last_run_at_ms: Option<i64>,
+    /// What the last run refused, or why it failed.
+    pub detail: Option<String>,
+    /// Milliseconds since the epoch when the next full read is due.
+    pub next_read_at_ms: Option<i64>,
+}
+
 /// Shared between the provisioner loops and the status page.
 #[derive(Debug, Default)]
 pub struct Shared {
     pub metrics: Metrics,
     pub provisioners: Mutex<BTreeMap<String, ProvisionerStatus>>,
+    /// The sources the daemon runs (a refused or failed source leaves readiness alone: the
+    /// provisioners go on with what the registry holds).
+    pub sources: Mutex<BTreeMap<String, SourceStatus>>,
+    /// Holds provisioner runs back while a source run is due (sources run first).
+    pub source_gate: crate::sources::SourceGate,
     /// A provisioner counts as ready while its registry check is at most this old.
     pub stale_after_ms: i64,
 }
 
 impl Shared {
+    pub fn update_source(&self, source: &str, f: impl FnOnce(&mut SourceStatus)) {
+        if let Ok(mut map) = self.sources.lock() {
+            f(map.entry(source.to_owned()).or_default());
+        }
+    }
+
     pub fn update(&self, provisioner: &str, f: impl FnOnce(&mut ProvisionerStatus)) {
         if let Ok(mut map) = self.provisioners.lock() {
             f(map.entry(provisioner.to_owned()).or_default());
@@ -119,7 +144,8 @@ async fn readyz(State(page): State<Page>, headers: HeaderMap) -> impl IntoRespon
         return (status, axum::Json(serde_json::json!({ "ready": ready })));
     }
     let map = shared.provisioners.lock().map(|m| m.clone()).unwrap_or_default();
-    (status, axum::Json(serde_json::json!({ "ready": ready, "provisioners": map })))
+    let sources = shared.sources.lock().map(|m| m.clone()).unwrap_or_default();
+    (status, axum::Json(serde_json::json!({ "ready": ready, "provisioners": map, "sources": sources })))
 }
 
 async fn metrics(State(page): State<Page>, headers: HeaderMap) -> axum::response::Response {

@@ -1,6 +1,7 @@
 //! The daemon behind `duoprov run`. Per provisioner it keeps an incremental loop (poll the change
 //! log every `poll_interval`, default 2 s), full syncs on an interval or a cron expression, and
-//! optional reloads of the Duo users table; a status page serves `/healthz`, `/readyz` and
+//! optional reloads of the Duo users table; sources (`sources.rs`) are read on their own schedules,
+//! before the provisioner runs due at the same time; a status page serves `/healthz`, `/readyz` and
 //! `/metrics`. The rules of the loop are in `runner.rs` (tested in tokio's paused time), the
 //! schedules in `schedule.rs`, the runs against the registry and Duo in `work.rs`; the binary only
 //! builds a [`Daemon`] from its configuration and serves it.
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod retention;
 pub mod runner;
 pub mod schedule;
+pub mod sources;
 pub mod work;
 
 use std::sync::Arc;
@@ -101,6 +103,7 @@ pub struct Daemon {
     clock: Arc<dyn Clock>,
     lock_retry: Duration,
     loops: Vec<runner::Loop<work::StoreWork>>,
+    sources: Vec<sources::SourceLoop>,
     keep: Keep,
     /// On SQLite, the lock that keeps a second daemon off the same registry file.
     _daemon_lock: Option<RunnerLock>,
@@ -125,7 +128,7 @@ impl Daemon {
             stale_after_ms: (max_poll.as_millis() as i64 * 3).max(10_000) + lock_retry.as_millis() as i64,
             ..Default::default()
         });
-        Ok(Daemon { store, shared, clock: Arc::new(SystemClock), lock_retry, loops: Vec::new(), keep: Keep::default(), _daemon_lock: daemon_lock })
+        Ok(Daemon { store, shared, clock: Arc::new(SystemClock), lock_retry, loops: Vec::new(), sources: Vec::new(), keep: Keep::default(), _daemon_lock: daemon_lock })
     }
 
     /// The observer a provisioner's Duo client reports its calls to (for `/metrics`).
@@ -149,6 +152,21 @@ impl Daemon {
             work,
             schedule,
             lock_retry: self.lock_retry,
+            shared: self.shared.clone(),
+            clock: self.clock.clone(),
+        });
+    }
+
+    /// Adds the source `name`, run by `job` on `schedule`. Its first read is due at start, and
+    /// the provisioners' first runs wait for it.
+    pub fn add_source(&mut self, name: &str, job: Arc<dyn sources::SourceJob>, schedule: sources::SourceSchedule) {
+        self.shared.source_gate.set(name, self.clock.now_ms());
+        self.shared.update_source(name, |_| {});
+        self.sources.push(sources::SourceLoop {
+            name: name.to_owned(),
+            job,
+            schedule,
+            store: self.store.clone(),
             shared: self.shared.clone(),
             clock: self.clock.clone(),
         });
@@ -187,6 +205,10 @@ impl Daemon {
         });
         let mut tasks = tokio::task::JoinSet::new();
         let housekeeping = tokio::spawn(retention::prune_loop(self.store.clone(), self.keep, self.clock.clone(), stop_rx.clone()));
+        for s in self.sources {
+            let stop = stop_rx.clone();
+            tasks.spawn(async move { s.run(stop).await });
+        }
         for l in self.loops {
             let stop = stop_rx.clone();
             tasks.spawn(async move { l.run(stop).await });

@@ -1,6 +1,6 @@
 //! The daemon's metrics, served at `/metrics` in the Prometheus/OpenMetrics text format: runs by
 //! type and result, operations by object, action and result, Duo calls by endpoint and status,
-//! 429 answers, call latency histograms, per provisioner and call class the attempts, 429s and
+//! 429 answers, source runs by result and whether a source's last run was refused, call latency histograms, per provisioner and call class the attempts, 429s and
 //! the client's current and lowest paced rate, change-log lag, and when the last successful full and
 //! incremental syncs finished. Duo paths are reduced to endpoints (`{id}` for object ids) so the
 //! label sets stay bounded.
@@ -45,6 +45,17 @@ struct EndpointLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceRunLabels {
+    source: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProvisionerLabels {
     provisioner: String,
 }
@@ -83,6 +94,8 @@ pub struct Metrics {
     class_rate_limited: Family<ClassLabels, Counter>,
     paced_rate: Family<ClassLabels, Gauge<f64, AtomicU64>>,
     lowest_paced_rate: Family<ClassLabels, Gauge<f64, AtomicU64>>,
+    source_runs: Family<SourceRunLabels, Counter>,
+    source_refused: Family<SourceLabels, Gauge>,
     /// The client counters last folded into `class_calls` and `class_rate_limited`.
     class_seen: std::sync::Mutex<std::collections::HashMap<ClassLabels, (u64, u64)>>,
 }
@@ -145,8 +158,14 @@ impl Metrics {
         );
         let lowest_paced_rate = Family::<ClassLabels, Gauge<f64, AtomicU64>>::default();
         registry.register("duo_lowest_paced_rate_per_minute", "The lowest rate each class was paced at since the daemon started", lowest_paced_rate.clone());
+        let source_runs = Family::<SourceRunLabels, Counter>::default();
+        registry.register("source_runs", "Source runs by source and result (applied, unchanged, refused, failed)", source_runs.clone());
+        let source_refused = Family::<SourceLabels, Gauge>::default();
+        registry.register("source_refused", "1 while the source's last run was refused by its safety rules (nothing changed), else 0", source_refused.clone());
         Metrics {
             registry,
+            source_runs,
+            source_refused,
             runs,
             operations,
             duo_calls,
@@ -190,6 +209,12 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// A source run ended with `result` (`applied`, `unchanged`, `refused`, `failed`).
+    pub fn source_run(&self, source: &str, result: &str) {
+        self.source_runs.get_or_create(&SourceRunLabels { source: source.into(), result: result.into() }).inc();
+        self.source_refused.get_or_create(&SourceLabels { source: source.into() }).set(i64::from(result == "refused"));
     }
 
     pub fn lag(&self, provisioner: &str, entries: i64, seconds: f64) {

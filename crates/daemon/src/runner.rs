@@ -4,7 +4,8 @@
 //! sync when one is due (after the interval or at the cron time), reloads the Duo users table when
 //! due, and otherwise an incremental sync when the change log moved or retries are due. A failed
 //! run is retried after a back-off doubling up to a minute; a run refused by the safety rules is
-//! not retried until the registry changes or five minutes pass.
+//! not retried until the registry changes or five minutes pass. Each tick first waits for the
+//! sources whose read is due (see `sources.rs`).
 //!
 //! What a run does is behind [`Work`] (the registry and Duo in production, see `work.rs`) and
 //! time is read from a [`Clock`] and waited for with tokio's timers, so these rules are tested in
@@ -186,6 +187,8 @@ impl<W: Work> Loop<W> {
                 self.shared.update(&self.name, |s| s.role = "standby".into());
                 return;
             }
+            // Sources due now run first, so this run provisions what they write.
+            self.shared.source_gate.wait_for_sources(self.clock.now_ms(), crate::sources::GATE_WAIT).await;
             let started = tokio::time::Instant::now();
             let mut lag_known = false;
             let since = self.clock.now_ms();

@@ -1,4 +1,4 @@
-//! TLS to a PostgreSQL registry. The registry decides who is in which Duo group, and Duo groups
+//! TLS to a PostgreSQL registry (and to a SQL source's database, with the same rules). The registry decides who is in which Duo group, and Duo groups
 //! carry MFA policy, so its traffic is protected by default: the URL takes libpq's parameters
 //! (`sslmode` = disable | prefer | require | verify-ca | verify-full, `sslrootcert`, `sslcert`,
 //! `sslkey`, or the `PGSSLMODE`… variables), and when neither says, a host that is not this
@@ -82,8 +82,9 @@ fn url_sets_mode(url: &str) -> bool {
 }
 
 /// Applies duoprov's default where neither the URL nor the environment chose a mode, and says
-/// which mode is in force.
-pub(crate) fn choose(url: &str, options: PgConnectOptions) -> (PgConnectOptions, TlsChoice) {
+/// which mode is in force. Any PostgreSQL connection duoprov makes (the registry, a SQL source)
+/// goes through here.
+pub fn choose(url: &str, options: PgConnectOptions) -> (PgConnectOptions, TlsChoice) {
     let host = options.get_host().to_owned();
     let (options, source) = if url_sets_mode(url) {
         (options, ModeSource::Url)
@@ -112,6 +113,12 @@ pub fn tls_choice(url: &str) -> Option<TlsChoice> {
 /// Explains a failed connection: what went wrong with TLS, and the fix. `None` when the error
 /// is not about TLS.
 pub(crate) fn explain(error: &sqlx::Error, choice: &TlsChoice) -> Option<String> {
+    explain_for(error, choice, "registry.url")
+}
+
+/// [`explain`] for a connection configured by `setting` (`source.grouper.url`), which the fixes
+/// name.
+pub fn explain_for(error: &sqlx::Error, choice: &TlsChoice, setting: &str) -> Option<String> {
     // The chain of sources says what rustls or the server said; the URL is never part of it.
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -123,7 +130,7 @@ pub(crate) fn explain(error: &sqlx::Error, choice: &TlsChoice) -> Option<String>
     let lower = text.to_ascii_lowercase();
     let host = &choice.host;
     let mode = choice.mode;
-    let fix_ca = "set sslrootcert=/path/to/ca.pem in registry.url to the CA that signed the server's certificate (or install that CA in the system's trust store)";
+    let fix_ca = format!("set sslrootcert=/path/to/ca.pem in {setting} to the CA that signed the server's certificate (or install that CA in the system's trust store)");
     Some(if lower.contains("unknownissuer") || lower.contains("unknown issuer") || lower.contains("badsignature") || lower.contains("self-signed") || lower.contains("selfsigned") {
         format!("the PostgreSQL server at {host} presented a certificate that no trusted CA signed (sslmode={mode}); {fix_ca}")
     } else if lower.contains("notvalidforname") || lower.contains("not valid for name") || lower.contains("certificate is not valid for") {
@@ -133,7 +140,7 @@ pub(crate) fn explain(error: &sqlx::Error, choice: &TlsChoice) -> Option<String>
     } else if lower.contains("expired") || lower.contains("notvalidyet") {
         format!("the PostgreSQL server at {host} presented an expired (or not yet valid) certificate (sslmode={mode}); renew the server's certificate")
     } else if lower.contains("pg_hba.conf") && (lower.contains("no encryption") || lower.contains("ssl off")) {
-        format!("the PostgreSQL server at {host} requires an encrypted connection but sslmode={mode} does not encrypt; remove sslmode=disable from registry.url (or use sslmode=verify-full)")
+        format!("the PostgreSQL server at {host} requires an encrypted connection but sslmode={mode} does not encrypt; remove sslmode=disable from {setting} (or use sslmode=verify-full)")
     } else if lower.contains("server does not support tls") || lower.contains("server does not support ssl") || lower.contains("tls not supported") {
         format!("the PostgreSQL server at {host} does not offer TLS but sslmode={mode} requires it; turn on ssl in the server's postgresql.conf, or (only on a trusted network) set sslmode=prefer")
     } else if lower.contains("sslrootcert") || lower.contains("root cert") || lower.contains("pem") || lower.contains("certificate") || lower.contains("tls") || lower.contains("ssl") {

@@ -4,7 +4,8 @@
 //! read with paged results (RFC 2696) under their base DNs and filters; attributes mapped to
 //! subjects and groups by an attribute map (OpenLDAP and AD presets); members by DN or by uid,
 //! nested groups by DN; Active Directory's ranged `member;range=LOW-HIGH` values followed to the
-//! end. A member that names no user or group read is reported and left out; any failure of the
+//! end; [`LdapReader::changed_since`] asks by `modifyTimestamp` whether anything changed since a
+//! time (the daemon's polling). A member that names no user or group read is reported and left out; any failure of the
 //! connection or of a search fails the whole read, so a partial directory is never mirrored.
 
 use std::collections::HashMap;
@@ -289,7 +290,7 @@ impl LdapReader {
         Ok(LdapReader { ldap, url, settings: settings.clone(), resolved: resolve(settings) })
     }
 
-    async fn search_all(&mut self, what: &str, base: &str, filter: &str, attrs: Vec<String>, progress: &mut dyn FnMut(usize)) -> Result<Vec<SearchEntry>, LdapReadError> {
+    async fn search_all(&mut self, what: &str, base: &str, filter: &str, attrs: Vec<String>, progress: &mut (dyn FnMut(usize) + Send)) -> Result<Vec<SearchEntry>, LdapReadError> {
         let url = self.url.clone();
         let err = |reason: String| LdapReadError::Search { url: url.clone(), what: what.to_string(), reason };
         let adapters: Vec<Box<dyn ldap3::adapters::Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.settings.page_size))];
@@ -311,7 +312,7 @@ impl LdapReader {
 
     /// Reads every user and group into a snapshot for `subject_source` and `folder`. `progress`
     /// is called with the number of entries read so far after each entry.
-    pub async fn read(&mut self, subject_source: &str, folder: &FolderPath, progress: &mut dyn FnMut(usize)) -> Result<SourceSnapshot, LdapReadError> {
+    pub async fn read(&mut self, subject_source: &str, folder: &FolderPath, progress: &mut (dyn FnMut(usize) + Send)) -> Result<SourceSnapshot, LdapReadError> {
         let r = self.resolved.clone();
         let mut user_attrs = vec![r.id.clone(), r.login_id.clone(), r.name.clone(), r.email.clone(), r.first_name.clone(), r.last_name.clone(), r.description.clone()];
         user_attrs.extend(r.user_key_disabled.clone());
@@ -393,9 +394,45 @@ impl LdapReader {
         Ok(snapshot)
     }
 
+    /// Whether any user or group under the base DNs (matching the filters) was added or modified
+    /// at or after `since_ms` (milliseconds since the epoch), by its operational `modifyTimestamp`
+    /// (OpenLDAP needs `lastmod on`, its default). A deletion leaves no entry to find: only a
+    /// full read sees it.
+    pub async fn changed_since(&mut self, since_ms: i64) -> Result<bool, LdapReadError> {
+        let r = self.resolved.clone();
+        let at = generalized_time(since_ms);
+        for (what, base, filter) in [("changed users", self.settings.users.base_dn.clone(), r.user_filter), ("changed groups", self.settings.groups.base_dn.clone(), r.group_filter)] {
+            let url = self.url.clone();
+            let err = |reason: String| LdapReadError::Search { url: url.clone(), what: what.to_string(), reason };
+            let changed = format!("(&{filter}(modifyTimestamp>={at}))");
+            let (entries, _) = self.ldap.search(&base, Scope::Subtree, &changed, vec!["1.1"]).await.map_err(|e| err(e.to_string()))?.success().map_err(|e| err(e.to_string()))?;
+            if !entries.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     pub async fn close(mut self) {
         let _ = self.ldap.unbind().await;
     }
+}
+
+/// LDAP's GeneralizedTime in UTC (`20261130094500Z`) for `ms` milliseconds since the epoch.
+pub fn generalized_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]
@@ -456,6 +493,14 @@ mod tests {
         let first = HashMap::from([("member;range=0-2".to_string(), vec!["x".to_string(); 3])]);
         let err = block_on(complete_values(&mut Stuck, "CN=g", "member", &first)).unwrap_err();
         assert!(err.to_string().contains("CN=g") && err.to_string().contains("3-"), "{err}");
+    }
+
+    #[test]
+    fn generalized_time_is_utc_to_the_second() {
+        // 2026-11-30 02:59:00.999 UTC; 2024-02-29 (a leap day); the epoch.
+        assert_eq!(generalized_time(1_796_007_540_999), "20261130025900Z");
+        assert_eq!(generalized_time(1_709_164_800_000), "20240229000000Z");
+        assert_eq!(generalized_time(0), "19700101000000Z");
     }
 
     #[test]

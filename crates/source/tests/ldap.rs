@@ -2,7 +2,7 @@
 //! a generated configuration (slapd.conf, mdb backend, a service account with unlimited paged
 //! results) and a generated CA: initial mirror, adds, modifies, deletes and renames (modrdn) of
 //! users and groups, nested groups, a member DN naming nothing, TLS (ldaps:// and StartTLS), a
-//! bind failure, and slapd stopping mid-read. Without slapd and ldap-utils the tests report
+//! bind failure, slapd stopping mid-read, and a change found by `modifyTimestamp` polling. Without slapd and ldap-utils the tests report
 //! `SKIPPED` and pass, unless `DUOPROV_REQUIRE_EXTERNAL=1` (CI), where they fail.
 
 use std::net::TcpListener;
@@ -351,4 +351,29 @@ async fn slapd_stopping_mid_read_fails_the_run_and_changes_nothing() {
     assert!(err.to_string().contains("nothing was changed"), "{err}");
     assert_eq!(store.last_change_seq().await.unwrap(), seq);
     assert_eq!(store.mirror_owned(&scope()).await.unwrap(), before);
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[tokio::test]
+async fn a_change_found_by_modify_timestamp_polling_is_read_and_reaches_the_registry() {
+    let Some(slapd) = Slapd::start() else { return };
+    slapd.ldif("add", &base_ldif());
+    let tmp = tempfile::tempdir().unwrap();
+    let store = registry(tmp.path()).await;
+    sync(&slapd, &*store, None).await;
+    let mut reader = LdapReader::connect(&slapd.settings()).await.expect("connect and bind");
+    // Nothing was modified after a time to come: the filter on modifyTimestamp finds nothing.
+    assert!(!reader.changed_since(now_ms() + 3_600_000).await.unwrap());
+    // The daemon polls from the start of its last read, less the overlap.
+    let last_read = now_ms() - 2_000;
+    slapd.ldif("modify", &format!("dn: {}\nchangetype: modify\ndelete: member\nmember: {}\n\n", gdn("staff"), udn("carol")));
+    assert!(reader.changed_since(last_read).await.unwrap(), "the modified group is found by its modifyTimestamp");
+    reader.close().await;
+    // Found, the source is read whole and mirrored: carol leaves staff.
+    let report = sync(&slapd, &*store, None).await;
+    assert_eq!(report.counts.members_removed, 1, "{report:?}");
+    assert_eq!(store.members(&gname("staff")).await.unwrap(), vec![sub("bob"), GroupMember::Group { name: gname("admins") }]);
 }

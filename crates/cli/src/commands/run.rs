@@ -1,6 +1,7 @@
 //! `duoprov run`: builds the daemon (`duoprov-daemon`) from the configuration — the registry, and
 //! for each provisioner its Duo client (reporting its calls to the status page, with the
-//! recorded probe applied), sync settings and schedule — and serves it until stopped.
+//! recorded probe applied), sync settings and schedule, and each source with a `schedule` — and
+//! serves it until stopped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,12 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
         let duo = DuoClient::new(cfg).map_err(|e| anyhow::anyhow!("duo.{}: {e}", conn.name))?;
         use_recorded(&*store, &duo).await;
         daemon.add(name, duo, settings_of(p), p.schedule.clone());
+    }
+    for (name, config) in &ctx.settings.sources {
+        if let Some(schedule) = &config.schedule {
+            let job = super::source::DaemonSource { name: name.clone(), config: config.clone(), store: store.clone() };
+            daemon.add_source(name, Arc::new(job), schedule.clone());
+        }
     }
     let access = match ctx.settings.daemon.read_metrics_token()? {
         Some(token) => duoprov_daemon::Access::token(token),

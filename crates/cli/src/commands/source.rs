@@ -1,7 +1,7 @@
 //! `duoprov source sync|list|status` and `duoprov import --mirror`: read a source (an LDAP
-//! directory, snapshot files), mirror it into the registry under the source's safety rules, and
+//! directory, a SQL database, snapshot files), mirror it into the registry under the source's safety rules, and
 //! show what changed, what was refused (exit 3, with the removal list and its digest) or what
-//! could not be read (nothing changed).
+//! could not be read (nothing changed); and [`DaemonSource`], a source as `duoprov run` runs it.
 
 use anyhow::{Context as _, Result, bail};
 use duoprov_registry::ImportData;
@@ -52,15 +52,14 @@ fn read_files(files: &[std::path::PathBuf]) -> Result<ImportData> {
     Ok(data)
 }
 
-async fn sync(ctx: &Context, name: &str, dry_run: bool, approve: Option<&str>) -> Result<u8> {
-    let config = source(ctx, name)?;
-    let store = ctx.store().await?;
-    let snapshot = match &config.kind {
+/// Reads source `name` whole. An `Err` names the source and says what failed; nothing was read.
+pub async fn read_snapshot(name: &str, config: &SourceConfig) -> Result<SourceSnapshot> {
+    match &config.kind {
         SourceKind::File { files } => {
             if files.is_empty() {
                 bail!("source {name} lists no files (source.{name}.files); or give them to `duoprov import --mirror {name} FILE…`");
             }
-            snapshot_of_files(name, config, &read_files(files)?)?
+            snapshot_of_files(name, config, &read_files(files)?)
         }
         SourceKind::Ldap { settings, password } => {
             let mut settings = (**settings).clone();
@@ -73,19 +72,75 @@ async fn sync(ctx: &Context, name: &str, dry_run: bool, approve: Option<&str>) -
                 reader.close().await;
                 Ok::<_, duoprov_source::ldap::LdapReadError>(snapshot)
             };
-            match read.await {
-                Ok(s) => s,
-                Err(e) => {
-                    let message = format!("source {name}: {e}");
-                    if !dry_run {
-                        duoprov_source::run::record_failure(&*store, name, &message).await;
-                    }
-                    bail!("{message}");
-                }
+            read.await.map_err(|e| anyhow::anyhow!("source {name}: {e}"))
+        }
+        SourceKind::Sql { settings, password } => {
+            let mut settings = (**settings).clone();
+            if let Some(p) = password {
+                settings.password = Some(p.read_private(&p.key(&format!("source.{name}"), "password"))?);
             }
+            duoprov_source::sql::read(&settings, &config.scope.subject_source, &config.scope.folder).await.map_err(|e| anyhow::anyhow!("source {name}: {e}"))
+        }
+    }
+}
+
+async fn sync(ctx: &Context, name: &str, dry_run: bool, approve: Option<&str>) -> Result<u8> {
+    let config = source(ctx, name)?;
+    let store = ctx.store().await?;
+    let snapshot = match read_snapshot(name, config).await {
+        Ok(s) => s,
+        Err(e) => {
+            // A file source's unreadable files are the operator's to fix at once; a directory
+            // or database that cannot be read is recorded for `duoprov source status`.
+            if !dry_run && !matches!(config.kind, SourceKind::File { .. }) {
+                duoprov_source::run::record_failure(&*store, name, &format!("{e:#}")).await;
+            }
+            return Err(e);
         }
     };
     apply(ctx, &*store, config, &snapshot, dry_run, approve, &format!("duoprov source sync {name}")).await
+}
+
+/// A source as the daemon runs it (`duoprov run`): read whole, mirrored under its safety rules.
+pub struct DaemonSource {
+    pub name: String,
+    pub config: SourceConfig,
+    pub store: std::sync::Arc<dyn duoprov_registry::Store>,
+}
+
+#[async_trait::async_trait]
+impl duoprov_daemon::sources::SourceJob for DaemonSource {
+    async fn run(&self) -> Result<duoprov_daemon::sources::SourceRan> {
+        use duoprov_daemon::sources::SourceRan;
+        let snapshot = match read_snapshot(&self.name, &self.config).await {
+            Ok(s) => s,
+            Err(e) => {
+                duoprov_source::run::record_failure(&*self.store, &self.name, &format!("{e:#}")).await;
+                return Err(e);
+            }
+        };
+        let report = duoprov_source::mirror(&*self.store, &self.config.scope, &snapshot, &self.config.thresholds, None, false).await?;
+        for p in &report.problems {
+            tracing::warn!(source = %self.name, "{p}");
+        }
+        Ok(match report.outcome {
+            Outcome::Applied => SourceRan::Applied,
+            Outcome::Refused => SourceRan::Refused(report.refusal.as_ref().map(|r| r.message(&self.name, &format!("duoprov source sync {}", self.name))).unwrap_or_default()),
+            _ => SourceRan::Unchanged,
+        })
+    }
+
+    async fn changed_since(&self, since_ms: i64) -> Result<Option<bool>> {
+        let SourceKind::Ldap { settings, password } = &self.config.kind else { return Ok(None) };
+        let mut settings = (**settings).clone();
+        if let Some(p) = password {
+            settings.password = Some(p.read(&p.key(&format!("source.{}", self.name), "password"))?);
+        }
+        let mut reader = duoprov_source::ldap::LdapReader::connect(&settings).await.map_err(|e| anyhow::anyhow!("source {}: {e}", self.name))?;
+        let changed = reader.changed_since(since_ms).await.map_err(|e| anyhow::anyhow!("source {}: {e}", self.name));
+        reader.close().await;
+        Ok(Some(changed?))
+    }
 }
 
 fn snapshot_of_files(name: &str, config: &SourceConfig, data: &ImportData) -> Result<SourceSnapshot> {
@@ -152,6 +207,7 @@ fn list(ctx: &Context) -> Result<u8> {
             let from = match &s.kind {
                 SourceKind::File { files } => files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
                 SourceKind::Ldap { settings, .. } => settings.url.clone(),
+                SourceKind::Sql { settings, .. } => duoprov_registry::url::redact(&settings.url),
             };
             vec![name.clone(), s.kind.name().to_string(), s.scope.subject_source.clone(), s.scope.folder.to_string(), from]
         })

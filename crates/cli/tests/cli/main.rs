@@ -20,6 +20,7 @@ mod registry;
 mod safety;
 mod secrets;
 mod sources;
+mod sql_source;
 mod support_bundle;
 mod sync;
 mod traffic;

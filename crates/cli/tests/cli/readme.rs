@@ -4,7 +4,8 @@
 //! which the README sends to the background with `&`, is started in the background by the test
 //! itself (so the test holds its process and stops it); the only change made to it is a free port
 //! (`--listen 127.0.0.1:0`) instead of the default 8443, which tests running in parallel would
-//! share, and the configuration's emulator URL follows that port.
+//! share, and the configuration's emulator URL follows that port. The Quick start starts in the
+//! repository (it copies `examples/hr.json`) and mirrors that file as a source.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpStream;
@@ -98,7 +99,8 @@ fn the_readme_quick_start_with_the_emulator_reaches_a_synced_duo_whose_next_plan
     let bin = assert_cmd::cargo::cargo_bin("duoprov");
     let root = tempfile::tempdir().unwrap();
     let pwd_file = root.path().join("pwd");
-    let mut dir: PathBuf = root.path().to_owned();
+    // The Quick start begins in the repository (it builds there and copies examples/hr.json).
+    let mut dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut emulator = None;
     let mut plans_before_sync = Vec::new();
     let mut plans_after_sync = Vec::new();
@@ -137,6 +139,15 @@ fn the_readme_quick_start_with_the_emulator_reaches_a_synced_duo_whose_next_plan
         }
     }
     assert!(emulator.is_some(), "the emulator was started");
+    // The source's file reached the registry and Duo.
+    assert!(commands.iter().any(|c| c.starts_with("duoprov source sync hr")), "the Quick start mirrors a source: {commands:#?}");
+    let out = super::duoprov(&dir).args(["member", "list", "hr:staff", "--json"]).output().unwrap();
+    let members = String::from_utf8_lossy(&out.stdout);
+    assert!(members.contains("10001") && members.contains("10002"), "{members}");
+    // Read back from Duo: the source's people are Duo users now.
+    super::run(&dir, &["load-users", "duoTest"], 0);
+    let (users, _) = super::run(&dir, &["--json", "report", "duoTest", "users"], 0);
+    assert!(users.contains("jdoe") && users.contains("asmith"), "the source's people are in Duo: {users}");
     assert!(!plans_after_sync.is_empty(), "the Quick start shows a plan after its sync");
     for plan in &plans_after_sync {
         assert!(plan.contains("Plan for duoTest: nothing to do; Duo matches the registry."), "{plan}");

@@ -135,3 +135,68 @@ async fn an_empty_mirror_file_is_refused_with_exit_3_and_nothing_changes_until_i
     let (status, _) = run(dir, &["source", "status"], 0);
     assert!(status.lines().any(|l| l.starts_with("hr") && l.contains("applied")), "{status}");
 }
+
+/// Polls `f` every 50 ms until it holds, failing with `what` and the last value after `timeout`.
+fn poll<T: std::fmt::Debug>(what: &str, timeout: std::time::Duration, f: impl Fn() -> (bool, T)) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (ok, last) = f();
+        if ok {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {timeout:?}; last: {last:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_runs_a_file_source_on_its_schedule_carries_its_changes_to_duo_and_reports_a_refused_run_without_stopping_provisioners() {
+    use std::time::Duration;
+    let emu = emulator("").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    setup(dir, &emu);
+    let config = std::fs::read_to_string(dir.join("duoprov.toml")).unwrap();
+    std::fs::write(dir.join("duoprov.toml"), config.replace(SOURCE, &format!("{SOURCE}files = [\"hr.json\"]\nschedule = \"every 1s\"\n"))).unwrap();
+    std::fs::write(dir.join("hr.json"), snapshot(&["a", "b", "c"])).unwrap();
+    // No `source sync`, no `sync`: the daemon reads the source, then provisions it.
+    let daemon = crate::daemon::start_daemon(dir, &[]);
+    let staff = |want: &'static [&'static str]| {
+        let emu = &emu;
+        move || {
+            let dump = serde_json::to_value(emu.handle().state()).unwrap();
+            let has = dump["groups"].as_array().unwrap().iter().any(|g| g["name"] == "staff");
+            let got = if has { duo_members(emu, "staff") } else { Vec::new() };
+            (got == want, got)
+        }
+    };
+    poll("staff = a, b, c in Duo", Duration::from_secs(60), staff(&["a", "b", "c"]));
+    std::fs::write(dir.join("hr.json"), snapshot(&["a", "c"])).unwrap();
+    poll("b removed from staff in Duo", Duration::from_secs(60), staff(&["a", "c"]));
+
+    // An empty file is refused: nothing changes, /readyz and /metrics say so, the daemon stays
+    // ready, and the provisioner goes on carrying registry changes to Duo.
+    std::fs::write(dir.join("hr.json"), "{}").unwrap();
+    let status = daemon.status.clone();
+    poll("the refusal on /readyz", Duration::from_secs(60), || {
+        let (code, body) = crate::daemon::get(&status, "/readyz");
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        (code == 200 && v["sources"]["hr"]["last_result"] == "refused", body)
+    });
+    let (_, body) = crate::daemon::get(&status, "/readyz");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let detail = v["sources"]["hr"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("answered empty") && detail.contains("--approve"), "{body}");
+    let (_, metrics) = crate::daemon::get(&status, "/metrics");
+    assert!(metrics.contains("duoprov_source_refused{source=\"hr\"} 1"), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("duoprov_source_runs_total{") && l.contains("source=\"hr\"") && l.contains("result=\"refused\"")), "{metrics}");
+    assert_eq!(members(dir, "hr:staff"), ["hr:a", "hr:c"]);
+    run(dir, &["member", "add", "app:hand", "a", "--source", "hr"], 0);
+    poll("a added to the hand-made group in Duo", Duration::from_secs(60), || {
+        let got = duo_members(&emu, "hand");
+        (got == ["a", "x"], got)
+    });
+    assert_eq!(duo_members(&emu, "staff"), ["a", "c"]);
+    let (code, err) = daemon.stop();
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -1,0 +1,349 @@
+//! Sources in the daemon: each configured source with a schedule is read in full on that schedule
+//! (an interval or a cron expression in UTC, and once at start), and a source that can tell
+//! cheaply whether it changed (an LDAP directory's `modifyTimestamp`) is asked every
+//! `poll_interval` and read in full when it did. Deletions are visible only to a full read, which
+//! is why the schedule stays. What a run does is behind [`SourceJob`] (the CLI reads the source
+//! and mirrors it); this loop keeps the schedule, takes the `source:NAME` lock so two daemons on
+//! one registry do not run the same source at once, and reports each run on `/readyz` and in
+//! `/metrics`. A refused or failed run changes nothing, is retried on the schedule, and never
+//! stops the provisioners.
+//!
+//! Sources run first: while a source's read is due or under way, the [`SourceGate`] holds the
+//! provisioners' next runs back (up to [`GATE_WAIT`]), so a provisioner due at the same moment
+//! provisions what the source just wrote.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use duoprov_registry::Store;
+use tokio::sync::{Notify, watch};
+
+use crate::clock::Clock;
+use crate::http::Shared;
+use crate::schedule::{FullSyncSchedule, failure_backoff};
+
+/// How a source run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceRan {
+    Applied,
+    Unchanged,
+    /// The safety rules refused it; nothing changed. The text says what and how to approve.
+    Refused(String),
+}
+
+impl SourceRan {
+    fn result(&self) -> &'static str {
+        match self {
+            SourceRan::Applied => "applied",
+            SourceRan::Unchanged => "unchanged",
+            SourceRan::Refused(_) => "refused",
+        }
+    }
+}
+
+/// What the daemon asks of one source.
+#[async_trait::async_trait]
+pub trait SourceJob: Send + Sync + 'static {
+    /// Reads the whole source and mirrors it into the registry.
+    async fn run(&self) -> Result<SourceRan>;
+    /// Whether the source changed at or after `since_ms` (milliseconds since the epoch); `None`
+    /// when the source cannot tell without a full read.
+    async fn changed_since(&self, since_ms: i64) -> Result<Option<bool>>;
+}
+
+/// When a source runs.
+#[derive(Debug, Clone)]
+pub struct SourceSchedule {
+    /// Full reads.
+    pub read: FullSyncSchedule,
+    /// How often to ask the source whether it changed (LDAP `modifyTimestamp`); `None` for no
+    /// polling.
+    pub poll_interval: Option<Duration>,
+}
+
+/// The longest a provisioner run waits for the sources due before it.
+pub const GATE_WAIT: Duration = Duration::from_secs(600);
+
+/// When each source's next read is due; provisioner runs wait while one is due.
+#[derive(Debug, Default)]
+pub struct SourceGate {
+    due: Mutex<BTreeMap<String, i64>>,
+    changed: Notify,
+}
+
+impl SourceGate {
+    /// Records when `source`'s next read is due (`i64::MAX`: not before a change is seen).
+    pub fn set(&self, source: &str, due_ms: i64) {
+        if let Ok(mut d) = self.due.lock() {
+            d.insert(source.to_owned(), due_ms);
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn blocking(&self, now_ms: i64) -> Vec<String> {
+        self.due.lock().map(|d| d.iter().filter(|(_, t)| **t <= now_ms).map(|(n, _)| n.clone()).collect()).unwrap_or_default()
+    }
+
+    /// Waits until no source read is due at `now_ms` (run first what is due now), at most
+    /// `limit`; false when it gave up waiting.
+    pub async fn wait_for_sources(&self, now_ms: i64, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            if self.blocking(now_ms).is_empty() {
+                return true;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(sources = %self.blocking(now_ms).join(", "), "Sources due before this run are still reading; running the provisioner without waiting longer.");
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// One source's loop.
+pub struct SourceLoop {
+    pub name: String,
+    pub job: Arc<dyn SourceJob>,
+    pub schedule: SourceSchedule,
+    pub store: Arc<dyn Store>,
+    pub shared: Arc<Shared>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How far back a `modifyTimestamp` poll looks past the start of the last read: the directory's
+/// clock and this machine's may differ, and the timestamps have whole seconds.
+const POLL_OVERLAP_MS: i64 = 2_000;
+
+impl SourceLoop {
+    /// Runs the source on its schedule until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        tracing::info!(source = %self.name, read = %self.schedule.read.describe(), poll_ms = self.schedule.poll_interval.map(|d| d.as_millis() as u64), "Running this source.");
+        let mut next_read = self.clock.now_ms();
+        let mut next_poll: Option<i64> = None;
+        // When the last successful read started: a change after it needs another read.
+        let mut read_from: Option<i64> = None;
+        let mut failures = 0u32;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let now = self.clock.now_ms();
+            let mut due = now >= next_read;
+            if !due
+                && let (Some(at), Some(from)) = (next_poll, read_from)
+                && now >= at
+            {
+                next_poll = self.schedule.poll_interval.map(|p| now + p.as_millis() as i64);
+                match self.job.changed_since(from - POLL_OVERLAP_MS).await {
+                    Ok(Some(true)) => {
+                        tracing::info!(source = %self.name, "The source changed since its last read; reading it now.");
+                        due = true;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(source = %self.name, error = format!("{e:#}"), "Asking the source for changes failed; its next full read is on schedule."),
+                }
+            }
+            if due {
+                self.shared.source_gate.set(&self.name, now);
+                let started = now;
+                match self.once().await {
+                    Ok(true) => {
+                        failures = 0;
+                        read_from = Some(started);
+                        if now >= next_read {
+                            next_read = self.schedule.read.next_after(self.clock.now_ms());
+                        }
+                    }
+                    // Busy (another daemon runs it) or refused: retried on schedule.
+                    Ok(false) => {
+                        failures = 0;
+                        if now >= next_read {
+                            next_read = self.schedule.read.next_after(self.clock.now_ms());
+                        }
+                    }
+                    Err(()) => {
+                        failures = failures.saturating_add(1);
+                        next_read = self.clock.now_ms() + failure_backoff(failures).as_millis() as i64;
+                    }
+                }
+                next_poll = self.schedule.poll_interval.map(|p| self.clock.now_ms() + p.as_millis() as i64);
+                // Provisioners wait for a read due now, not for one due later.
+                self.shared.source_gate.set(&self.name, next_read);
+                self.shared.update_source(&self.name, |s| s.next_read_at_ms = Some(next_read));
+            }
+            let now = self.clock.now_ms();
+            let until = next_poll.filter(|_| read_from.is_some()).map_or(next_read, |p| p.min(next_read));
+            let wait = Duration::from_millis((until - now).clamp(0, 3_600_000) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// One run under the `source:NAME` lock: `Ok(true)` when it applied or found nothing to do,
+    /// `Ok(false)` when it was refused or another process held the lock, `Err` when it failed.
+    async fn once(&self) -> Result<bool, ()> {
+        let lock = match self.store.try_lock_runner(&format!("source:{}", self.name)).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                tracing::info!(source = %self.name, "Another process is running this source; skipping this turn.");
+                return Ok(false);
+            }
+            Err(e) => {
+                self.failed(&format!("cannot take the source's lock in the registry: {e}"));
+                return Err(());
+            }
+        };
+        let result = self.job.run().await;
+        drop(lock);
+        let at = self.clock.now_ms();
+        match result {
+            Ok(ran) => {
+                self.shared.metrics.source_run(&self.name, ran.result());
+                let detail = match &ran {
+                    SourceRan::Refused(why) => {
+                        tracing::warn!(source = %self.name, "Source run refused by its safety rules; nothing changed, the provisioners go on: {why}");
+                        Some(why.clone())
+                    }
+                    _ => {
+                        tracing::info!(source = %self.name, result = ran.result(), "Source run finished.");
+                        None
+                    }
+                };
+                self.shared.update_source(&self.name, |s| {
+                    s.last_result = Some(ran.result().into());
+                    s.last_run_at_ms = Some(at);
+                    s.detail = detail;
+                });
+                Ok(!matches!(ran, SourceRan::Refused(_)))
+            }
+            Err(e) => {
+                self.failed(&format!("{e:#}"));
+                Err(())
+            }
+        }
+    }
+
+    fn failed(&self, message: &str) {
+        tracing::error!(source = %self.name, error = message, "Source run failed; nothing changed, the provisioners go on.");
+        self.shared.metrics.source_run(&self.name, "failed");
+        let at = self.clock.now_ms();
+        self.shared.update_source(&self.name, |s| {
+            s.last_result = Some("failed".into());
+            s.last_run_at_ms = Some(at);
+            s.detail = Some(message.to_owned());
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The source loop against a stand-in source and an in-memory registry, in real time with
+    //! short intervals; every wait polls for its condition with a deadline.
+
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering::SeqCst};
+
+    use super::*;
+    use crate::clock::SystemClock;
+
+    #[derive(Default)]
+    struct Fake {
+        runs: AtomicUsize,
+        /// Whether `changed_since` finds a change (cleared by a run).
+        changed: AtomicBool,
+        last_since: AtomicI64,
+        refuse: AtomicBool,
+        /// While set, a run waits for `release`.
+        hold: AtomicBool,
+        started: AtomicBool,
+        release: Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl SourceJob for Fake {
+        async fn run(&self) -> Result<SourceRan> {
+            self.started.store(true, SeqCst);
+            if self.hold.load(SeqCst) {
+                self.release.notified().await;
+            }
+            self.changed.store(false, SeqCst);
+            self.runs.fetch_add(1, SeqCst);
+            Ok(if self.refuse.load(SeqCst) { SourceRan::Refused("answered empty; approve with --approve abc".into()) } else { SourceRan::Applied })
+        }
+        async fn changed_since(&self, since_ms: i64) -> Result<Option<bool>> {
+            self.last_since.store(since_ms, SeqCst);
+            Ok(Some(self.changed.load(SeqCst)))
+        }
+    }
+
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(tokio::time::Instant::now() < deadline, "{what}: not within 10 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn start(fake: Arc<Fake>, shared: Arc<Shared>) -> watch::Sender<bool> {
+        let store: Arc<dyn Store> = Arc::from(duoprov_registry::open("sqlite::memory:", &Default::default()).await.unwrap());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        shared.source_gate.set("s", clock.now_ms());
+        let l = SourceLoop {
+            name: "s".into(),
+            job: fake,
+            schedule: SourceSchedule { read: FullSyncSchedule::Every(Duration::from_secs(3600)), poll_interval: Some(Duration::from_millis(20)) },
+            store,
+            shared,
+            clock,
+        };
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(l.run(rx));
+        tx
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_seen_by_polling_triggers_a_full_read_between_scheduled_reads() {
+        let fake = Arc::new(Fake::default());
+        let shared = Arc::new(Shared::default());
+        let before = SystemClock.now_ms();
+        let stop = start(fake.clone(), shared.clone()).await;
+        until("the read at start", || fake.runs.load(SeqCst) == 1).await;
+        // Polls find nothing: no further read (the next scheduled one is an hour away).
+        until("a poll", || fake.last_since.load(SeqCst) != 0).await;
+        assert!(fake.last_since.load(SeqCst) >= before - POLL_OVERLAP_MS, "polls ask from the start of the last read");
+        assert_eq!(fake.runs.load(SeqCst), 1);
+        fake.changed.store(true, SeqCst);
+        until("the read after the change", || fake.runs.load(SeqCst) == 2).await;
+        assert_eq!(shared.sources.lock().unwrap()["s"].last_result.as_deref(), Some("applied"));
+        let _ = stop.send(true);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provisioner_run_due_with_a_source_read_waits_for_it_and_a_refusal_is_reported() {
+        let fake = Arc::new(Fake { hold: AtomicBool::new(true), refuse: AtomicBool::new(true), ..Default::default() });
+        let shared = Arc::new(Shared::default());
+        let stop = start(fake.clone(), shared.clone()).await;
+        let now = SystemClock.now_ms();
+        let gate = shared.clone();
+        let provisioner = tokio::spawn(async move { gate.source_gate.wait_for_sources(now, Duration::from_secs(10)).await });
+        until("the source read under way", || fake.started.load(SeqCst)).await;
+        assert!(!provisioner.is_finished(), "the provisioner ran while the source was reading");
+        fake.release.notify_one();
+        assert!(provisioner.await.unwrap(), "the provisioner waited for the source, not for its deadline");
+        assert_eq!(fake.runs.load(SeqCst), 1);
+        until("the refusal on the status page", || shared.sources.lock().unwrap().get("s").and_then(|s| s.last_result.clone()).as_deref() == Some("refused")).await;
+        let detail = shared.sources.lock().unwrap()["s"].detail.clone().unwrap_or_default();
+        assert!(detail.contains("--approve"), "{detail}");
+        assert!(shared.metrics.encode().contains("duoprov_source_refused{source=\"s\"} 1"));
+        // A source due later holds nothing back.
+        assert!(shared.source_gate.wait_for_sources(SystemClock.now_ms(), Duration::from_millis(1)).await);
+        let _ = stop.send(true);
+    }
+}
