@@ -281,13 +281,10 @@ pub(crate) async fn plan_scope(
     let registry = read_registry(store, settings).await?;
     let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
     let links = read_links(store, settings).await?;
-<<<<<<< HEAD
     crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
-=======
     if named.subjects_groups {
         calls += subjects_groups(duo, &desired, &links, &mut named).await.map_err(SyncError::DuoRead)?;
     }
->>>>>>> explain
 
     let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
     let group_link: HashMap<&str, &duoprov_model::GroupLink> = links.groups.iter().map(|l| (l.group_uuid.as_str(), l)).collect();
