@@ -197,3 +197,31 @@ async fn a_sync_is_audited_and_edited_deleted_and_reordered_rows_are_caught_on_p
     let schema = format!("cli_audit_{}", std::process::id());
     scenario(setup_with(Some((url, schema))).await).await;
 }
+
+/// Duo's refusals are recorded too: a sync whose writes Duo refuses with 403 (the application
+/// lacks the write grant) appends each attempted mutation with `FAIL`, Duo's code and message,
+/// and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_duo_refuses_is_audited_with_duos_code_and_message() {
+    let read_only = duoprov_emulator::config::Grants { read_resource: true, write_resource: false, administrators: false };
+    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY).with_grants(read_only)).spawn_on("127.0.0.1:0").await.expect("emulator");
+    let dir = tempfile::tempdir().unwrap();
+    crate::write_emulator_setup(dir.path(), &emulator.base_url(), IKEY, SKEY, "", "");
+    let url = format!("sqlite://{}", dir.path().join("registry.db").display());
+    let setup = Setup { dir, _emulator: emulator, cli_url: None, raw: Raw::Sqlite(duoprov_registry::sqlite::connect(&url).await.unwrap()) };
+    seed(&setup).await;
+    cli(&setup, &["sync", "duoTest"], 1).await;
+    let list: Value = serde_json::from_str(&cli(&setup, &["audit", "list", "--json"], 0).await).unwrap();
+    let entries = list.as_array().unwrap();
+    let creates: Vec<&Value> = entries.iter().filter(|e| e["object_kind"] == "group" && e["action"] == "create").collect();
+    assert_eq!(creates.len(), 2, "{list:#}");
+    for e in &creates {
+        assert_eq!(e["duo"]["status"], "FAIL", "{e:#}");
+        assert_eq!(e["duo"]["code"], 40301, "{e:#}");
+        assert!(e["duo"]["message"].as_str().unwrap().contains("forbidden"), "{e:#}");
+        assert_eq!(e["after"]["group_id"], Value::Null, "{e:#}");
+    }
+    assert!(entries.iter().all(|e| e["duo"]["status"] == "FAIL"), "Duo accepted nothing: {list:#}");
+    let verified = cli(&setup, &["audit", "verify"], 0).await;
+    assert!(verified.starts_with(&format!("audit log intact: {} entries", entries.len())), "{verified}");
+}
