@@ -174,6 +174,7 @@ pub(crate) struct Applier<'a> {
 }
 
 impl<'a> Applier<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: &'a dyn Store,
         duo: &'a DuoClient,
