@@ -104,6 +104,10 @@ pub enum Command {
     /// doctor of each provisioner, the daemon's metrics and the log files named — secrets,
     /// signatures, passwords, e-mail addresses and phone numbers redacted.
     SupportBundle(SupportBundleArgs),
+    /// The audit trail of every change duoprov made in Duo and every source change it applied to
+    /// the registry: verify its hash chain, list it, export it as JSON lines for a SIEM.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// The seed scenario on embedded defaults: a temporary registry and an in-process emulator.
     #[cfg(feature = "emulator")]
     Demo,
@@ -590,4 +594,37 @@ pub struct SupportBundleArgs {
     /// with the HTTP traffic log (`journalctl -u duoprov > duoprov.log`).
     #[arg(long = "log", value_name = "FILE")]
     pub logs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain: exit 0 with a one-line summary when it is intact, exit 1 naming the
+    /// first broken entry and what is wrong with it (edited, missing, reordered).
+    Verify,
+    /// Show audit entries, oldest first (with --limit, the newest N).
+    List(AuditListArgs),
+    /// Write audit entries as JSON lines (one object per line) to standard output, for a SIEM.
+    Export {
+        /// Only entries at or after this time: a duration ago (30m, 6h, 7d) or a UTC time
+        /// (2026-11-30T09:00:00Z, 2026-11-30).
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// Only entries at or after this time: a duration ago (30m, 6h, 7d) or a UTC time
+    /// (2026-11-30T09:00:00Z, 2026-11-30).
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
+    /// Only entries about this object: a group name, a username, a subject (source:id), a uuid.
+    #[arg(long, value_name = "NAME")]
+    pub object: Option<String>,
+    /// Only entries of this provisioner's syncs (or of this source's runs).
+    #[arg(long, value_name = "NAME")]
+    pub provisioner: Option<String>,
+    /// At most this many entries: the newest.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
 }

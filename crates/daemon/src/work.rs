@@ -130,7 +130,7 @@ impl StoreWork {
         let kind = prepared.kind.as_str();
         let span = tracing::info_span!("sync_run", provisioner = %self.name, kind);
         let seq_at_start = prepared.change_seq;
-        let options = SyncOptions { fence: Some(FenceHandle::lock(run)), ..SyncOptions::default() };
+        let options = SyncOptions { fence: Some(FenceHandle::lock(run)), actor: duoprov_registry::AuditActor::daemon(), ..SyncOptions::default() };
         let outcome = duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress).instrument(span.clone()).await;
         let _enter = span.enter();
         match outcome {

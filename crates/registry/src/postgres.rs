@@ -16,11 +16,16 @@ pub type PostgresStore = SqlStore<sqlx::Postgres>;
 
 /// The advisory lock key of registry writes ("duoprov" in ASCII, truncated).
 const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(6441559076706422)";
+/// The advisory lock key of audit appends (the registry write key plus one): held from reading
+/// the chain head to commit. A mirror takes it inside the registry write lock, a sync's append
+/// takes it alone, so the two never wait for each other in opposite orders.
+const AUDIT_LOCK: &str = "SELECT pg_advisory_xact_lock(6441559076706423)";
 
 impl SqlBackend for sqlx::Postgres {
     const BACKEND: crate::Backend = crate::Backend::Postgres;
     const BEGIN_WRITE: &'static str = "BEGIN";
     const WRITE_LOCK: Option<&'static str> = Some(WRITE_LOCK);
+    const AUDIT_LOCK: Option<&'static str> = Some(AUDIT_LOCK);
     const BEGIN_READ: &'static str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     const JSON_IDS: &'static str = "SELECT (jsonb_array_elements_text($1::jsonb))::bigint";
     const JSON_ID_PAIRS: &'static str = "SELECT (v->>0)::bigint, (v->>1)::bigint FROM jsonb_array_elements($1::jsonb) AS e(v)";

@@ -19,6 +19,7 @@ impl SqlBackend for sqlx::Sqlite {
     const BACKEND: crate::Backend = crate::Backend::Sqlite;
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const WRITE_LOCK: Option<&'static str> = None;
+    const AUDIT_LOCK: Option<&'static str> = None;
     const BEGIN_READ: &'static str = "BEGIN DEFERRED";
     const JSON_IDS: &'static str = "SELECT value FROM json_each($1)";
     // (`WHERE true`: SQLite needs it between an INSERT's SELECT and its `ON CONFLICT`.)

@@ -1,9 +1,10 @@
 //! One run of a source against the registry: read what the source owns, diff it against the
 //! snapshot, check the safety rules, and apply the changes in one transaction (or only show them,
-//! with `dry_run`); every run that reaches the registry is recorded for `duoprov source status`.
+//! with `dry_run`); every run that reaches the registry is recorded for `duoprov source status`,
+//! and every change it applies is appended to the audit log (by `actor`, with the approved digest).
 
 use duoprov_model::{MirrorChanges, MirrorScope, SourceRun};
-use duoprov_registry::MirrorStore;
+use duoprov_registry::{AuditActor, AuditTrigger, MirrorStore};
 use serde::Serialize;
 
 use crate::mirror::{self, Refusal, SourceSnapshot, Thresholds};
@@ -86,7 +87,16 @@ fn now_ms() -> i64 {
 }
 
 /// Mirrors `snapshot` into the registry for `scope`.
-pub async fn mirror(store: &dyn MirrorStore, scope: &MirrorScope, snapshot: &SourceSnapshot, thresholds: &Thresholds, approve: Option<&str>, dry_run: bool) -> Result<Report, RunError> {
+#[allow(clippy::too_many_arguments)]
+pub async fn mirror(
+    store: &dyn MirrorStore,
+    scope: &MirrorScope,
+    snapshot: &SourceSnapshot,
+    thresholds: &Thresholds,
+    approve: Option<&str>,
+    dry_run: bool,
+    actor: &AuditActor,
+) -> Result<Report, RunError> {
     let registry = |error| RunError::Registry { source_name: scope.source.clone(), error };
     let owned = store.mirror_owned(scope).await.map_err(registry)?;
     let diff = match mirror::diff(scope, &owned, snapshot) {
@@ -120,7 +130,8 @@ pub async fn mirror(store: &dyn MirrorStore, scope: &MirrorScope, snapshot: &Sou
         return Ok(report);
     }
     if !report.changes.is_empty() {
-        if let Err(error) = store.apply_mirror(scope, &owned, &report.changes).await {
+        let trigger = AuditTrigger { approval: approve.map(str::to_owned), ..AuditTrigger::new(actor) };
+        if let Err(error) = store.apply_mirror(scope, &owned, &report.changes, &trigger).await {
             let err = registry(error);
             record_failure(store, &scope.source, &err.to_string()).await;
             return Err(err);

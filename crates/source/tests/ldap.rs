@@ -205,7 +205,7 @@ async fn sync(slapd: &Slapd, store: &dyn Store, approve: Option<&str>) -> duopro
     let mut reader = LdapReader::connect(&slapd.settings()).await.expect("connect and bind");
     let snapshot = reader.read("ldap", &scope().folder, &mut |_| {}).await.expect("read the directory");
     reader.close().await;
-    mirror(store, &scope(), &snapshot, &Thresholds::default(), approve, false).await.expect("mirror")
+    mirror(store, &scope(), &snapshot, &Thresholds::default(), approve, false, &duoprov_registry::AuditActor::cli()).await.expect("mirror")
 }
 
 fn base_ldif() -> String {

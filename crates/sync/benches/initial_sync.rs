@@ -79,7 +79,7 @@ async fn main() {
 
     let start = Instant::now();
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.expect("prepare");
-    let options = SyncOptions { dry_run: false, approval: Approval::default(), saved: None, fence: None };
+    let options = SyncOptions { dry_run: false, approval: Approval::default(), saved: None, fence: None, ..Default::default() };
     let report = duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &NoProgress).await.expect("run");
     let wall = start.elapsed().as_secs_f64();
     assert_eq!(report.failed(), 0, "{:?}", report.failures.first());

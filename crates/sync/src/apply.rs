@@ -7,7 +7,9 @@
 //! that name must not pass for duoprov's). Every phase records its results before the next
 //! starts; one failing object never stops the others, and every failed operation is scheduled
 //! for a retry. The link of a user leaving management is forgotten only once its membership
-//! removals succeeded, so a failed removal is planned again by the next run.
+//! removals succeeded, so a failed removal is planned again by the next run. Every mutation sent
+//! to Duo, answered or failed, is appended to the audit log with Duo's answer: one batch per
+//! phase, after the phase's results are recorded.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -15,7 +17,8 @@ use std::time::Instant;
 use duoprov_duo::{BulkOp, DuoClient, DuoError, ErrorClass, ErrorKind, GroupFields, NewUser, UserFields, MAX_BULK_OPS};
 use duoprov_model::{EpochMillis, SubjectKey};
 use duoprov_plan::{GroupField, GroupRef, Op, Plan, UserDeleteMode, UserField, UserRef};
-use duoprov_registry::{GroupState, MembershipState, RetryTarget, StateError, Store, UserState};
+use duoprov_registry::{AuditRecord, AuditTrigger, DuoAnswer, GroupState, MembershipState, RetryTarget, StateError, Store, UserState};
+use serde_json::{json, Value};
 use futures::stream::{self, StreamExt};
 
 use crate::error::SyncError;
@@ -36,6 +39,37 @@ fn state_error(e: &DuoError) -> StateError {
     StateError { code: "ERR".into(), message: e.to_string() }
 }
 
+/// Duo's answer to a call that failed: its code when Duo sent one, and the error as people read it.
+fn duo_answer(e: &DuoError) -> DuoAnswer {
+    let code = match &e.kind {
+        ErrorKind::Auth { code, .. } | ErrorKind::Forbidden { code, .. } | ErrorKind::NotFound { code, .. } | ErrorKind::InvalidParameter { code, .. } | ErrorKind::Server { code, .. } => *code,
+        _ => None,
+    };
+    DuoAnswer::fail(code.map(i64::from), e.to_string())
+}
+
+/// Duo's answer to one operation of a bulk phase (its error as text).
+fn op_answer(result: &Result<(), String>) -> DuoAnswer {
+    match result {
+        Ok(()) => DuoAnswer::ok(),
+        Err(message) => DuoAnswer::fail(None, message.clone()),
+    }
+}
+
+/// A user's fields as an audit entry shows them (only what duoprov sends).
+fn user_fields_json(username: Option<&str>, f: &UserFields) -> Value {
+    let mut v = serde_json::Map::new();
+    for (k, x) in [("username", username.or(f.username.as_deref())), ("realname", f.realname.as_deref()), ("email", f.email.as_deref()), ("firstname", f.firstname.as_deref()), ("lastname", f.lastname.as_deref()), ("status", f.status.as_deref())] {
+        if let Some(x) = x {
+            v.insert(k.into(), json!(x));
+        }
+    }
+    if let Some(aliases) = &f.aliases {
+        v.insert("aliases".into(), json!(aliases));
+    }
+    Value::Object(v)
+}
+
 /// What one membership operation is about.
 struct About {
     /// The (group uuid, subject) whose membership state is recorded, when both are known.
@@ -45,6 +79,10 @@ struct About {
     /// For a removal: the Duo user losing the membership.
     removed_user: Option<String>,
     label: String,
+    /// The audit entry's object name (`username in group`), group uuid and before/after.
+    audit_name: String,
+    group_uuid: Option<String>,
+    membership: Value,
 }
 
 /// A link kept out of target (its Duo id is kept: `None` does not overwrite it).
@@ -129,9 +167,14 @@ pub(crate) struct Applier<'a> {
     leaving_after_removals: Vec<(SubjectKey, String, bool)>,
     /// Duo users with a membership removal that failed in this run.
     failed_removals: HashSet<String>,
+    /// Who made this run (actor, run id, approved digest), for its audit entries.
+    trigger: AuditTrigger,
+    /// The current phase's audit entries, appended when it ends.
+    audit: Vec<AuditRecord>,
 }
 
 impl<'a> Applier<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: &'a dyn Store,
         duo: &'a DuoClient,
@@ -140,6 +183,7 @@ impl<'a> Applier<'a> {
         progress: &'a dyn Progress,
         report: RunReport,
         fence: Option<FenceHandle>,
+        trigger: AuditTrigger,
     ) -> Self {
         Applier {
             store,
@@ -156,6 +200,8 @@ impl<'a> Applier<'a> {
             fence,
             leaving_after_removals: Vec::new(),
             failed_removals: HashSet::new(),
+            trigger,
+            audit: Vec::new(),
         }
     }
 
@@ -200,6 +246,20 @@ impl<'a> Applier<'a> {
         self.report.failures.push(Failure { object, code: code.into(), message });
     }
 
+    /// Notes one Duo mutation and Duo's answer for the audit log.
+    #[allow(clippy::too_many_arguments)]
+    fn audit(&mut self, kind: &str, name: impl Into<String>, uuid: Option<String>, action: &str, before: Option<Value>, after: Option<Value>, answer: DuoAnswer) {
+        let record = AuditRecord { provisioner: Some(self.provisioner.to_owned()), object_uuid: uuid, before, after, duo: Some(answer), ..self.trigger.record(kind, name, action) };
+        self.audit.push(record);
+    }
+
+    /// Appends the phase's audit entries in one transaction.
+    async fn flush_audit(&mut self) -> Result<(), SyncError> {
+        let records = std::mem::take(&mut self.audit);
+        self.store.append_audit(&records).await?;
+        Ok(())
+    }
+
     fn timed(&mut self, phase: &str, start: Instant) {
         self.report.timings_ms.push((phase.to_owned(), start.elapsed().as_millis() as u64));
     }
@@ -218,27 +278,35 @@ impl<'a> Applier<'a> {
         self.record_matches(plan).await?;
         self.fenced("creating groups").await?;
         self.create_groups(plan).await?;
+        self.flush_audit().await?;
         self.fenced("creating users").await?;
         self.create_users(plan).await?;
+        self.flush_audit().await?;
         self.fenced("restoring users").await?;
         self.restore_users(plan).await?;
+        self.flush_audit().await?;
         self.timed("create", start);
         let start = Instant::now();
         self.fenced("updating groups").await?;
         self.update_groups(plan).await?;
+        self.flush_audit().await?;
         self.fenced("updating users").await?;
         self.update_users(plan).await?;
+        self.flush_audit().await?;
         self.timed("update", start);
         let start = Instant::now();
         self.fenced("changing memberships").await?;
         self.memberships(plan).await?;
+        self.flush_audit().await?;
         self.settle_leaving_users().await?;
         self.timed("memberships", start);
         let start = Instant::now();
         self.fenced("deleting groups").await?;
         self.delete_groups(plan).await?;
+        self.flush_audit().await?;
         self.fenced("deleting users").await?;
         self.delete_users(plan).await?;
+        self.flush_audit().await?;
         self.timed("delete", start);
         Ok(())
     }
@@ -370,17 +438,19 @@ impl<'a> Applier<'a> {
         let duo = self.duo;
         let results: Vec<_> = stream::iter(creates)
             .map(|(uuid, name, desc)| async move {
-                let result = duo.create_group(&GroupFields::named(name.clone()).desc(desc)).await;
-                (uuid, name, result)
+                let result = duo.create_group(&GroupFields::named(name.clone()).desc(desc.clone())).await;
+                (uuid, name, desc, result)
             })
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
         let at = EpochMillis::now();
         let mut states = Vec::with_capacity(results.len());
-        for (uuid, name, result) in results {
+        for (uuid, name, desc, result) in results {
             self.report.write_calls += 1;
             self.progress.advance(1);
+            let after = json!({"name": name, "desc": desc, "group_id": result.as_ref().ok().map(|g| g.group_id.clone())});
+            self.audit("group", name.clone(), Some(uuid.clone()), "create", None, Some(after), result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer));
             match result {
                 Ok(g) => {
                     self.report.groups.created += 1;
@@ -450,7 +520,12 @@ impl<'a> Applier<'a> {
                     self.created_objects.extend(created);
                     for (key, u) in chunk {
                         self.progress.advance(1);
-                        match by_name.get(&duoprov_model::username_key(&u.username)) {
+                        let found = by_name.get(&duoprov_model::username_key(&u.username));
+                        let mut after = user_fields_json(Some(&u.username), &u.fields);
+                        after["user_id"] = json!(found);
+                        let answer = if found.is_some() { DuoAnswer::ok() } else { DuoAnswer::fail(None, "Duo's bulk create did not return this user") };
+                        self.audit("user", u.username.clone(), Some(key.to_string()), "create", None, Some(after), answer);
+                        match found {
                             Some(id) => {
                                 self.report.users.created += 1;
                                 self.created_users.insert(key.clone(), id.clone());
@@ -470,10 +545,17 @@ impl<'a> Applier<'a> {
                 // Duo refused the batch before doing anything (a bad value): create one by one
                 // so one bad user does not stop the others.
                 Err(e) if matches!(e.class(), ErrorClass::InvalidParameter) => {
+                    for (key, u) in &chunk {
+                        self.audit("user", u.username.clone(), Some(key.to_string()), "bulk_create", None, Some(user_fields_json(Some(&u.username), &u.fields)), duo_answer(&e));
+                    }
                     for (key, u) in chunk {
                         self.progress.advance(1);
                         self.report.write_calls += 1;
-                        match self.duo.create_user(&u).await {
+                        let result = self.duo.create_user(&u).await;
+                        let mut after = user_fields_json(Some(&u.username), &u.fields);
+                        after["user_id"] = json!(result.as_ref().ok().map(|c| c.user_id.clone()));
+                        self.audit("user", u.username.clone(), Some(key.to_string()), "create", None, Some(after), result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer));
+                        match result {
                             Ok(created) => {
                                 self.report.users.created += 1;
                                 self.created_users.insert(key.clone(), created.user_id.clone());
@@ -500,6 +582,7 @@ impl<'a> Applier<'a> {
                     let unknown = create_may_have_landed(&e);
                     for (key, u) in chunk {
                         self.progress.advance(1);
+                        self.audit("user", u.username.clone(), Some(key.to_string()), "create", None, Some(user_fields_json(Some(&u.username), &u.fields)), duo_answer(&e));
                         self.report.users.failed += 1;
                         self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
                         states.push(if unknown { intended_user(&key, &u.username, intended_at, Some(state_error(&e))) } else { refused_user(key, state_error(&e)) });
@@ -512,11 +595,13 @@ impl<'a> Applier<'a> {
     }
 
     async fn update_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {
-        let updates: Vec<(String, String, GroupFields)> = plan
+        let updates: Vec<(String, String, GroupFields, String, Value, Value)> = plan
             .ops
             .iter()
             .filter_map(|o| match &o.op {
-                Op::UpdateGroup { uuid, group_id, changes, .. } => {
+                Op::UpdateGroup { uuid, group_id, changes, name } => {
+                    let before: serde_json::Map<String, Value> = changes.iter().map(|c| (c.field.as_str().to_owned(), json!(c.before))).collect();
+                    let after: serde_json::Map<String, Value> = changes.iter().map(|c| (c.field.as_str().to_owned(), json!(c.after))).collect();
                     let mut f = GroupFields::default();
                     for c in changes {
                         match c.field {
@@ -524,7 +609,7 @@ impl<'a> Applier<'a> {
                             GroupField::Desc => f.desc = Some(c.after.clone()),
                         }
                     }
-                    Some((uuid.clone(), group_id.clone(), f))
+                    Some((uuid.clone(), group_id.clone(), f, name.clone(), Value::Object(before), Value::Object(after)))
                 }
                 _ => None,
             })
@@ -535,9 +620,9 @@ impl<'a> Applier<'a> {
         self.progress.phase("update groups", updates.len() as u64);
         let duo = self.duo;
         let results: Vec<_> = stream::iter(updates)
-            .map(|(uuid, id, f)| async move {
+            .map(|(uuid, id, f, name, before, after)| async move {
                 let result = duo.modify_group(&id, &f).await;
-                (uuid, id, result)
+                (uuid, id, result, name, before, after)
             })
             .buffer_unordered(self.concurrency)
             .collect()
@@ -545,9 +630,10 @@ impl<'a> Applier<'a> {
         let at = EpochMillis::now();
         let owned: HashSet<&str> = plan.group_matches.iter().filter(|m| m.created_by_us).map(|m| m.uuid.as_str()).collect();
         let mut states = Vec::new();
-        for (uuid, id, result) in results {
+        for (uuid, id, result, name, before, after) in results {
             self.report.write_calls += 1;
             self.progress.advance(1);
+            self.audit("group", name, Some(uuid.clone()), "update", Some(before), Some(after), result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer));
             let error = match result {
                 Ok(_) => {
                     self.report.groups.updated += 1;
@@ -578,8 +664,12 @@ impl<'a> Applier<'a> {
     async fn update_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let mut ops = Vec::new();
         let mut keys = Vec::new();
+        let mut audits = Vec::new();
         for o in &plan.ops {
-            if let Op::UpdateUser { source, id, user_id, changes, .. } = &o.op {
+            if let Op::UpdateUser { source, id, user_id, changes, username } = &o.op {
+                let before: serde_json::Map<String, Value> = changes.iter().map(|c| (c.field.as_str().to_owned(), json!(c.before))).collect();
+                let after: serde_json::Map<String, Value> = changes.iter().map(|c| (c.field.as_str().to_owned(), json!(c.after))).collect();
+                audits.push((username.clone(), Value::Object(before), Value::Object(after)));
                 let mut f = UserFields::default();
                 for c in changes {
                     let v = Some(c.after.clone());
@@ -610,7 +700,8 @@ impl<'a> Applier<'a> {
         let at = EpochMillis::now();
         let owned: HashSet<&str> = plan.user_matches.iter().filter(|m| m.created_by_us).map(|m| m.user_id.as_str()).collect();
         let mut states = Vec::new();
-        for ((key, user_id), result) in keys.into_iter().zip(results) {
+        for (((key, user_id), result), (username, before, after)) in keys.into_iter().zip(results).zip(audits) {
+            self.audit("user", username, Some(key.to_string()), "update", Some(before), Some(after), op_answer(&result));
             let created_by_us = owned.contains(user_id.as_str());
             let error = match result {
                 Ok(()) => {
@@ -678,10 +769,13 @@ impl<'a> Applier<'a> {
                         (None, _) => None,
                     };
                     removal_about.push(About {
-                        state: group_uuid.zip(subject),
+                        state: group_uuid.clone().zip(subject),
                         retry,
                         removed_user: Some(user_id.clone()),
                         label: format!("membership of {username} in group {group_name}"),
+                        audit_name: format!("{username} in group {group_name}"),
+                        group_uuid,
+                        membership: json!({"group": group_name, "group_id": group_id, "user": username, "user_id": user_id}),
                     });
                 }
                 Op::AddMember { group_uuid, source, id, group, user } => {
@@ -697,9 +791,11 @@ impl<'a> Applier<'a> {
                     let label = format!("membership of subject {key} in group {}", group.name());
                     match group_id.zip(user_id) {
                         Some((group_id, user_id)) => {
+                            let membership = json!({"group": group.name(), "group_id": group_id, "user": user.username(), "user_id": user_id});
                             adds.push(BulkOp::AddUserToGroup { user_id, group_id });
                             let retry = RetryTarget::Membership { group_uuid: group_uuid.to_string(), subject: key.clone() };
-                            add_about.push(About { state: Some((group_uuid.to_string(), key)), retry: Some(retry), removed_user: None, label });
+                            let audit_name = format!("{} in group {}", user.username(), group.name());
+                            add_about.push(About { state: Some((group_uuid.to_string(), key)), retry: Some(retry), removed_user: None, label, audit_name, group_uuid: Some(group_uuid.to_string()), membership });
                         }
                         None => unresolved.push((group_uuid.to_string(), key, label)),
                     }
@@ -725,6 +821,8 @@ impl<'a> Applier<'a> {
             }
             let results = self.bulk(&ops).await;
             for (about, result) in about.into_iter().zip(results) {
+                let (before, after, action) = if add { (None, Some(about.membership.clone()), "add") } else { (Some(about.membership.clone()), None, "remove") };
+                self.audit("membership", about.audit_name.clone(), about.group_uuid.clone(), action, before, after, op_answer(&result));
                 match result {
                     Ok(()) => {
                         if add {
@@ -780,6 +878,7 @@ impl<'a> Applier<'a> {
         for (uuid, id, name, result) in results {
             self.report.write_calls += 1;
             self.progress.advance(1);
+            self.audit("group", name.clone(), Some(uuid.clone()), "delete", Some(json!({"name": name, "group_id": id})), None, result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer));
             match result {
                 Ok(()) => {
                     self.report.groups.deleted += 1;
@@ -807,11 +906,11 @@ impl<'a> Applier<'a> {
     /// Restores selected users from Duo's Trash (and reactivates those `disable_then_trash`
     /// disabled), before any membership is added to them.
     async fn restore_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
-        let restores: Vec<(SubjectKey, String, bool)> = plan
+        let restores: Vec<(SubjectKey, String, bool, String)> = plan
             .ops
             .iter()
             .filter_map(|o| match &o.op {
-                Op::RestoreUser { source, id, user_id, reactivate, .. } => Some((SubjectKey::new(source, id), user_id.clone(), *reactivate)),
+                Op::RestoreUser { source, id, user_id, reactivate, username } => Some((SubjectKey::new(source, id), user_id.clone(), *reactivate, username.clone())),
                 _ => None,
             })
             .collect();
@@ -821,12 +920,17 @@ impl<'a> Applier<'a> {
         self.progress.phase("restore users", restores.len() as u64);
         let mut restored = Vec::new();
         for chunk in restores.chunks(USERS_PER_BULK_CREATE) {
-            let ids: Vec<String> = chunk.iter().map(|(_, id, _)| id.clone()).collect();
+            let ids: Vec<String> = chunk.iter().map(|(_, id, _, _)| id.clone()).collect();
             self.report.write_calls += 1;
-            match self.duo.restore_users(&ids).await {
+            let result = self.duo.restore_users(&ids).await;
+            for (k, id, _, username) in chunk {
+                let answer = result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer);
+                self.audit("user", username.clone(), Some(k.to_string()), "restore", Some(json!({"user_id": id, "status": "pending deletion"})), Some(json!({"user_id": id})), answer);
+            }
+            match result {
                 Ok(()) => restored.extend(chunk.iter().cloned()),
                 Err(e) => {
-                    for (k, _, _) in chunk {
+                    for (k, _, _, _) in chunk {
                         self.report.users.failed += 1;
                         self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &format!("restoring from Duo's Trash: {e}"));
                     }
@@ -834,21 +938,22 @@ impl<'a> Applier<'a> {
             }
             self.progress.advance(chunk.len() as u64);
         }
-        let reactivate: Vec<&(SubjectKey, String, bool)> = restored.iter().filter(|(_, _, r)| *r).collect();
+        let reactivate: Vec<&(SubjectKey, String, bool, String)> = restored.iter().filter(|(_, _, r, _)| *r).collect();
         let ops: Vec<BulkOp> = reactivate
             .iter()
-            .map(|(_, id, _)| BulkOp::ModifyUser { user_id: id.clone(), fields: UserFields { status: Some("active".into()), ..Default::default() } })
+            .map(|(_, id, _, _)| BulkOp::ModifyUser { user_id: id.clone(), fields: UserFields { status: Some("active".into()), ..Default::default() } })
             .collect();
         let results = if ops.is_empty() { Vec::new() } else { self.bulk(&ops).await };
         let mut failed = HashSet::new();
-        for ((k, _, _), r) in reactivate.into_iter().zip(results) {
+        for ((k, id, _, username), r) in reactivate.into_iter().zip(results) {
+            self.audit("user", username.clone(), Some(k.to_string()), "reactivate", Some(json!({"user_id": id, "status": "disabled"})), Some(json!({"user_id": id, "status": "active"})), op_answer(&r));
             if let Err(message) = r {
                 failed.insert(k.clone());
                 self.report.users.failed += 1;
                 self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &format!("reactivating after restore: {message}"));
             }
         }
-        self.report.users.updated += restored.iter().filter(|(k, _, _)| !failed.contains(k)).count();
+        self.report.users.updated += restored.iter().filter(|(k, _, _, _)| !failed.contains(k)).count();
         Ok(())
     }
 
@@ -865,6 +970,15 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         self.progress.phase("delete users", deletes.len() as u64);
+        let usernames: HashMap<String, String> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::DeleteUser { user_id, username, .. } => Some((user_id.clone(), username.clone())),
+                _ => None,
+            })
+            .collect();
+        let name_of = |id: &str| usernames.get(id).cloned().unwrap_or_else(|| id.to_owned());
         let mut forget = Vec::new();
         let mut park = Vec::new();
         let (mut trash, delete): (Vec<_>, Vec<_>) = deletes.into_iter().partition(|(_, _, m)| *m != UserDeleteMode::Delete);
@@ -879,6 +993,7 @@ impl<'a> Applier<'a> {
             let mut refused = HashSet::new();
             let disabling: Vec<(SubjectKey, String)> = trash.iter().filter(|(_, _, m)| *m == UserDeleteMode::DisableThenTrash).map(|(k, id, _)| (k.clone(), id.clone())).collect();
             for ((k, id), r) in disabling.into_iter().zip(results) {
+                self.audit("user", name_of(&id), Some(k.to_string()), "disable", Some(json!({"user_id": id})), Some(json!({"user_id": id, "status": "disabled"})), op_answer(&r));
                 if let Err(message) = r {
                     self.report.users.failed += 1;
                     self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &format!("disabling before Trash: {message}"));
@@ -894,7 +1009,12 @@ impl<'a> Applier<'a> {
         for chunk in trash.chunks(USERS_PER_BULK_CREATE) {
             let ids: Vec<String> = chunk.iter().map(|(_, id, _)| id.clone()).collect();
             self.report.write_calls += 1;
-            match self.duo.send_users_to_trash(&ids).await {
+            let result = self.duo.send_users_to_trash(&ids).await;
+            for (k, id, _) in chunk {
+                let answer = result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer);
+                self.audit("user", name_of(id), Some(k.to_string()), "trash", Some(json!({"user_id": id})), Some(json!({"user_id": id, "status": "pending deletion"})), answer);
+            }
+            match result {
                 Ok(()) => {
                     self.report.users.deleted += chunk.len();
                     for (k, _, _) in chunk {
@@ -913,7 +1033,8 @@ impl<'a> Applier<'a> {
         if !delete.is_empty() {
             let ops: Vec<BulkOp> = delete.iter().map(|(_, id, _)| BulkOp::DeleteUser { user_id: id.clone() }).collect();
             let results = self.bulk(&ops).await;
-            for ((k, _, _), r) in delete.into_iter().zip(results) {
+            for ((k, id, _), r) in delete.into_iter().zip(results) {
+                self.audit("user", name_of(&id), Some(k.to_string()), "delete", Some(json!({"user_id": id})), None, op_answer(&r));
                 match r {
                     Ok(()) => {
                         self.report.users.deleted += 1;

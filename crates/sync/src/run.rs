@@ -192,7 +192,8 @@ pub async fn run(
         let status = report.status();
         return finish(status, Some("dry run: nothing applied".into()), report).await;
     }
-    let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report, options.fence.clone());
+    let trigger = duoprov_registry::AuditTrigger { run_id: Some(run_id), approval: options.approval.digest.clone(), ..duoprov_registry::AuditTrigger::new(&options.actor) };
+    let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report, options.fence.clone(), trigger);
     if let Err(e) = applier.apply(&plan).await {
         if matches!(e, SyncError::LockLost { .. }) {
             // What was applied before the lock was lost is recorded on its objects; the

@@ -61,4 +61,6 @@ pub struct SyncOptions {
     /// The runner lock the run holds: checked before every apply phase, and the run stops when
     /// it is lost (see [`crate::fence`]).
     pub fence: Option<FenceHandle>,
+    /// Who runs the sync (the daemon, or the command line and its user), for the audit log.
+    pub actor: duoprov_registry::AuditActor,
 }

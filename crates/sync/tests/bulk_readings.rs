@@ -52,7 +52,7 @@ fn want(spec: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
 
 async fn sync(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings) -> RunReport {
     let prepared = duoprov_sync::prepare(store, duo, settings).await.unwrap_or_else(|e| panic!("prepare: {e}"));
-    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None };
+    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None, ..Default::default() };
     duoprov_sync::run(store, duo, settings, prepared, &options, &NoProgress).await.unwrap_or_else(|e| panic!("run: {e}"))
 }
 

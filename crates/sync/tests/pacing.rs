@@ -159,7 +159,7 @@ async fn sync_under(limits: RateLimits, what: &str) -> Outcome {
 
     let start = Instant::now();
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap_or_else(|e| panic!("{what}: prepare: {e}"));
-    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None };
+    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None, ..Default::default() };
     let report = duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &NoProgress).await.unwrap_or_else(|e| panic!("{what}: run: {e}"));
     let elapsed = start.elapsed();
 

@@ -183,7 +183,7 @@ impl World {
         };
         // Every removal is approved: this model checks convergence and ownership, not the safety
         // rules (which `ShrinkBigGroup` and the CLI tests check).
-        let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None };
+        let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None, ..Default::default() };
         match duoprov_sync::run(&*self.store, duo, settings, prepared, &options, &NoProgress).await {
             Ok(report) if expect == Expect::Quiet && !report.failures.is_empty() => {
                 Err(TestCaseError::fail(format!("{who}: objects failed outside a fault burst: {:?}", report.failures)))
@@ -234,7 +234,7 @@ impl World {
             Ok(Incremental::Planned(p)) => *p,
             _ => return Ok(()),
         };
-        let strict = SyncOptions { dry_run: false, approval: Approval::default(), saved: None, fence: None };
+        let strict = SyncOptions { dry_run: false, approval: Approval::default(), saved: None, fence: None, ..Default::default() };
         let result = duoprov_sync::run(s, &self.duo, &settings, prepared, &strict, &NoProgress).await;
         prop_assert!(!matches!(result, Err(SyncError::Refused { .. })), "{} of {} removals were refused: {:?}", removed, BIG, result);
         Ok(())

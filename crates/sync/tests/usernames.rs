@@ -115,7 +115,7 @@ impl World {
     }
 
     async fn run(&self, prepared: duoprov_sync::Prepared) -> RunReport {
-        let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None };
+        let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None, ..Default::default() };
         let report = duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress).await.unwrap_or_else(|e| panic!("run: {e}"));
         assert!(report.failures.is_empty(), "{:?}", report.failures);
         report
@@ -234,7 +234,7 @@ async fn trash_round_trip(mode: duoprov_plan::UserDeleteMode, incremental: bool)
         // deletion is planned again.
         w.handle.set_faults("503 on=users.bulk_send_to_trash").unwrap();
         let p = w.full_plan().await;
-        let options = SyncOptions { dry_run: false, approval: Approval::exactly(&p.plan), saved: None, fence: None };
+        let options = SyncOptions { dry_run: false, approval: Approval::exactly(&p.plan), saved: None, fence: None, ..Default::default() };
         let report = duoprov_sync::run(&*w.store, &w.duo, &w.settings, p, &options, &NoProgress).await.unwrap_or_else(|e| panic!("run: {e}"));
         assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
         assert_eq!(w.duo_users(), vec![("jsmith".to_owned(), "disabled".to_owned(), vec![])], "disabled before the Trash");
@@ -307,7 +307,7 @@ async fn a_full_sync_reports_progress_counting_duo_pages_read_and_objects_applie
     }
     let first = w.full_plan().await;
     let recorder = Recorder::default();
-    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&first.plan), saved: None, fence: None };
+    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&first.plan), saved: None, fence: None, ..Default::default() };
     duoprov_sync::run(&*w.store, &w.duo, &w.settings, first, &options, &recorder).await.unwrap();
     let phases = recorder.0.lock().unwrap().clone();
     let creates = phases.iter().find(|p| p.0 == "create users").unwrap_or_else(|| panic!("{phases:?}"));

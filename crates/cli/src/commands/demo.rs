@@ -203,7 +203,7 @@ async fn run_text(ctx: &Context, duo: &EmulatorHandle, group: &GroupName, starte
     heading("3. The sync: duoprov makes the changes");
     let before = calls_so_far(duo);
     let sync_started = Instant::now();
-    let options = SyncOptions { dry_run: false, approval: Approval { digest: None, saved_plan: false }, saved: None, fence: None };
+    let options = SyncOptions { dry_run: false, approval: Approval { digest: None, saved_plan: false }, saved: None, fence: None, ..Default::default() };
     let report = match duoprov_sync::run(&*store, &client, &settings, prepared, &options, &NoProgress).await {
         Ok(report) => report,
         Err(e @ (SyncError::Refused { .. } | SyncError::Stale(_))) => {

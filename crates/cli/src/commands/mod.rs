@@ -1,6 +1,7 @@
 //! Dispatch from a parsed command line to the command that carries it out, with what commands
 //! share: the loaded settings, the output mode and the registry connection.
 
+mod audit;
 mod config_show;
 mod duo;
 #[cfg(feature = "emulator")]
@@ -96,6 +97,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 Command::Provision(c) => registry::provision(&ctx, c).await,
                 Command::Import(args) => import::run(&ctx, args).await,
                 Command::Source(c) => source::run(&ctx, c).await,
+                Command::Audit(c) => audit::run(&ctx, c).await,
                 Command::Config => config_show::run(&ctx),
                 Command::SupportBundle(a) => {
                     let args = support_bundle::BundleArgs { output: a.output, logs: a.logs, provisioners: a.provisioners, config: cli.config.clone(), registry: cli.registry.clone() };

@@ -157,7 +157,7 @@ pub async fn mirror_files(ctx: &Context, name: &str, data: &ImportData, dry_run:
 
 #[allow(clippy::too_many_arguments)]
 async fn apply(ctx: &Context, store: &dyn duoprov_registry::Store, config: &SourceConfig, snapshot: &SourceSnapshot, dry_run: bool, approve: Option<&str>, command: &str) -> Result<u8> {
-    let report = duoprov_source::mirror(store, &config.scope, snapshot, &config.thresholds, approve, dry_run).await?;
+    let report = duoprov_source::mirror(store, &config.scope, snapshot, &config.thresholds, approve, dry_run, &duoprov_registry::AuditActor::cli()).await?;
     if ctx.json {
         output::json(&report)?;
     } else {

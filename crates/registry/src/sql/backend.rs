@@ -33,6 +33,10 @@ pub trait SqlBackend: Database<Arguments: IntoArguments<Self>> + sealed::Sealed 
     const BEGIN_WRITE: &'static str;
     /// Run right after `BEGIN_WRITE` (PostgreSQL takes a transaction-scoped advisory lock).
     const WRITE_LOCK: Option<&'static str>;
+    /// Run at the start of every audit append, in its transaction (PostgreSQL takes a
+    /// transaction-scoped advisory lock of its own; SQLite's write transaction already excludes
+    /// other writers), so the chain head read and the insert after it cannot interleave.
+    const AUDIT_LOCK: Option<&'static str>;
     /// Starts a read transaction whose statements all see one snapshot of the registry
     /// (PostgreSQL's default READ COMMITTED lets each statement see the latest commit, so a read
     /// of several statements could mix two states).

@@ -1,11 +1,17 @@
 //! Sources: what a source owns read in one snapshot, its changes applied in one transaction in
 //! the order `MirrorChanges` documents (renames through temporary names, so names may swap), the
-//! keys it knows its groups by, and its last run.
+//! keys it knows its groups by, and its last run. Each mutation appends its audit entry in the
+//! same transaction, so a rolled-back mirror leaves none.
 
 use duoprov_model::{MirrorChanges, MirrorScope, OwnedGroup, OwnedState, SourceRun};
 
 use super::*;
+use crate::audit::{AuditRecord, AuditTrigger};
 use crate::mirror::MirrorStore;
+
+fn group_json(name: &GroupName, display_name: &Option<String>, description: &Option<String>) -> serde_json::Value {
+    json!({"name": name, "display_name": display_name, "description": description})
+}
 
 /// The sources area's functions (a namespace over the database type).
 pub(super) struct Mirror<DB>(PhantomData<DB>);
@@ -124,19 +130,33 @@ impl Mirror<DB> {
         }
     }
 
-    pub(super) async fn apply_in(tx: &mut Tx<DB>, scope: &MirrorScope, changes: &MirrorChanges) -> Result<()> {
+    pub(super) async fn apply_in(tx: &mut Tx<DB>, scope: &MirrorScope, expected: &OwnedState, changes: &MirrorChanges, trigger: &AuditTrigger) -> Result<()> {
         Self::in_scope(scope, changes)?;
-        for s in changes.subjects_added.iter().chain(&changes.subjects_updated) {
+        let mut audit: Vec<AuditRecord> = Vec::new();
+        let record = |kind: &str, name: String, action: &str, uuid: Option<String>, before: Option<serde_json::Value>, after: Option<serde_json::Value>| AuditRecord {
+            source: Some(scope.source.clone()),
+            object_uuid: uuid,
+            before,
+            after,
+            ..trigger.record(kind, name, action)
+        };
+        let held: HashMap<SubjectKey, &Subject> = expected.subjects.iter().map(|s| (s.key(), s)).collect();
+        let subject_json = |s: &Subject| serde_json::to_value(s).unwrap_or_default();
+        for (s, action) in changes.subjects_added.iter().map(|s| (s, "add")).chain(changes.subjects_updated.iter().map(|s| (s, "update"))) {
             let patch = Self::patch_of(s);
             check_patch(&s.key(), &patch)?;
             Subjects::<DB>::upsert_subject_in(tx, &s.key(), &patch, true).await?;
+            audit.push(record("subject", s.key().to_string(), action, None, held.get(&s.key()).map(|b| subject_json(b)), Some(subject_json(s))));
         }
+        let member_json = |group: &GroupName, member: &GroupMember| json!({"group": group, "member": member.to_string()});
         for (group, member) in &changes.members_removed {
             let g = SqlStore::<DB>::require_group(tx, group).await?;
             Memberships::<DB>::remove_one_member(tx, &g, group, member).await?;
+            audit.push(record("membership", format!("{member} in group {group}"), "remove", Some(g.1.clone()), Some(member_json(group, member)), None));
         }
         for name in &changes.groups_removed {
             let g = SqlStore::<DB>::require_group(tx, name).await?;
+            audit.push(record("group", name.to_string(), "remove", Some(g.1.clone()), Some(group_json(name, &g.4, &g.5)), None));
             let affected = Groups::<DB>::self_and_ancestors(tx, g.0).await?;
             sqlx::query("DELETE FROM grp WHERE id = $1").bind(g.0).execute(&mut **tx).await.map_err(db(format!("removing group {name}")))?;
             Changes::<DB>::log_change(tx, ChangeKind::GroupRemoved, affected, vec![], vec![], json!({"group": name, "uuid": g.1, "source": scope.source})).await?;
@@ -193,6 +213,8 @@ impl Mirror<DB> {
             }
             Self::set_key(tx, &scope.source, &u.to.key, g.0).await?;
             if attrs_changed || u.from != *to {
+                let action = if u.from != *to { "rename" } else { "update" };
+                audit.push(record("group", to.to_string(), action, Some(g.1.clone()), Some(group_json(&u.from, &g.4, &g.5)), Some(group_json(to, &u.to.display_name, &u.to.description))));
                 let affected = Groups::<DB>::self_and_ancestors(tx, g.0).await?;
                 Changes::<DB>::log_change(tx, ChangeKind::GroupUpdated, affected, vec![], vec![], detail).await?;
             }
@@ -221,11 +243,13 @@ impl Mirror<DB> {
                 Changes::<DB>::log_change(tx, ChangeKind::FolderAdded, vec![], vec![], vec![], json!({"folders": created})).await?;
             }
             Self::set_key(tx, &scope.source, &a.key, id).await?;
+            audit.push(record("group", a.name.to_string(), "add", Some(uuid.clone()), None, Some(group_json(&a.name, &a.display_name, &a.description))));
             Changes::<DB>::log_change(tx, ChangeKind::GroupAdded, vec![uuid], vec![], vec![], json!({"group": a.name, "source": scope.source})).await?;
         }
         for (group, member) in &changes.members_added {
             let g = SqlStore::<DB>::require_group(tx, group).await?;
             Memberships::<DB>::add_one_member(tx, &g, group, member).await?;
+            audit.push(record("membership", format!("{member} in group {group}"), "add", Some(g.1.clone()), None, Some(member_json(group, member))));
         }
         for key in &changes.subjects_removed {
             let id = Memberships::<DB>::subject_member_id(tx, key).await?;
@@ -240,8 +264,9 @@ impl Mirror<DB> {
             }
             sqlx::query("DELETE FROM subject WHERE id = $1").bind(id).execute(&mut **tx).await.map_err(db(format!("removing subject {key}")))?;
             Changes::<DB>::log_change(tx, ChangeKind::SubjectRemoved, groups, vec![key.clone()], vec![], json!({"subject": key, "source": scope.source})).await?;
+            audit.push(record("subject", key.to_string(), "remove", None, held.get(key).map(|b| subject_json(b)), None));
         }
-        Ok(())
+        Audit::<DB>::append_in(tx, &audit).await
     }
 }
 }
@@ -256,7 +281,7 @@ impl MirrorStore for SqlStore<DB> {
         Ok(owned)
     }
 
-    async fn apply_mirror(&self, scope: &MirrorScope, expected: &OwnedState, changes: &MirrorChanges) -> Result<()> {
+    async fn apply_mirror(&self, scope: &MirrorScope, expected: &OwnedState, changes: &MirrorChanges, trigger: &AuditTrigger) -> Result<()> {
         let mut tx = self.begin_write().await?;
         if Mirror::<DB>::owned_in(&mut tx, scope).await? != *expected {
             return Err(RegistryError::Refused(format!(
@@ -264,7 +289,7 @@ impl MirrorStore for SqlStore<DB> {
                 scope.source
             )));
         }
-        Mirror::<DB>::apply_in(&mut tx, scope, changes).await?;
+        Mirror::<DB>::apply_in(&mut tx, scope, expected, changes, trigger).await?;
         Self::commit(tx).await
     }
 

@@ -4,7 +4,7 @@
 //! holds what every area shares (row types, row readers, the store and its transactions) and the
 //! role traits' implementations, which hand each method to its area: subjects, folders, groups,
 //! memberships, markers, the change log, the sync engine's selection, and import; the sync
-//! engine's state, Duo users and Duo probes have their own files here too.
+//! engine's state, Duo users, Duo probes and the audit log have their own files here too.
 //!
 //! Every generic `impl` block needs the same `where` clause (the connection is an executor; the
 //! column types are parameters and values of `DB`), and Rust does not carry a trait's `where`
@@ -98,9 +98,10 @@ mod duo_users;
 mod duo_probe;
 mod retention;
 mod mirror;
+mod audit;
 
 pub use backend::SqlBackend;
-use self::{bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};
+use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};
 
 /// Rows read per statement when writing in bulk; well under both backends' parameter limits.
 const BATCH: usize = 1000;

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod audit;
 mod changes;
 mod duo_probe;
 mod duo_users;
