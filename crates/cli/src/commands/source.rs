@@ -119,7 +119,7 @@ impl duoprov_daemon::sources::SourceJob for DaemonSource {
                 return Err(e);
             }
         };
-        let report = duoprov_source::mirror(&*self.store, &self.config.scope, &snapshot, &self.config.thresholds, None, false).await?;
+        let report = duoprov_source::mirror(&*self.store, &self.config.scope, &snapshot, &self.config.thresholds, None, false, &duoprov_registry::AuditActor::daemon()).await?;
         for p in &report.problems {
             tracing::warn!(source = %self.name, "{p}");
         }
