@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod console;
 pub mod duo_probe;
 pub mod duo_users;
 pub mod error;
@@ -37,6 +38,7 @@ mod store;
 pub mod sync_state;
 pub mod url;
 
+pub use console::{ConsoleReads, LinkCounts, LinkKind, LinkRow, Paged};
 pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};

@@ -65,6 +65,7 @@ pub trait Store:
     + crate::duo_probe::DuoProbeStore
     + crate::retention::Retention
     + crate::mirror::MirrorStore
+    + crate::console::ConsoleReads
     + Send
     + Sync
 {

@@ -1,72 +1,17 @@
 //! `duoprov report P users`: the provisioner's loaded Duo users (the `duo_user` table, filled by
 //! `duoprov load-users` or a full sync with `load_duo_users = true`), filtered by
 //! `--not-in-registry`, `--not-enrolled`, `--status S` and `--stale-login DAYS`, as a table, JSON
-//! (`--json`, every column) or CSV (`--csv`, every column, Grouper's column names).
+//! (`--json`, every column) or CSV (`--csv`, every column, Grouper's column names). The filters and
+//! the CSV are `duoprov_sync::duo_user_report`'s, shared with the daemon's console.
 
-use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
-use duoprov_plan::Mapping;
-use duoprov_registry::{DuoUserFilter, DuoUserRow, RegistryReader};
+use duoprov_sync::duo_user_report::{self, ReportFilter};
 
 use super::Context;
 use crate::args::{ReportArgs, ReportKind};
 use crate::{exit, output};
-
-/// The columns of `duo_user`, in Grouper's order (the CSV header).
-const COLUMNS: [&str; 16] = [
-    "config_id",
-    "user_id",
-    "aliases",
-    "phones",
-    "is_push_enabled",
-    "email",
-    "first_name",
-    "last_name",
-    "is_enrolled",
-    "last_directory_sync",
-    "notes",
-    "real_name",
-    "status",
-    "user_name",
-    "created_at",
-    "last_login_time",
-];
-
-/// A cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
-/// carriage return) gets a leading `'`, so text from Duo — a display name, notes — stays text
-/// when the report is opened in Excel or LibreOffice (OWASP "CSV injection").
-fn spreadsheet_safe(cell: String) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell }
-}
-
-fn csv_record(r: &DuoUserRow) -> [String; 16] {
-    csv_cells(r).map(spreadsheet_safe)
-}
-
-fn csv_cells(r: &DuoUserRow) -> [String; 16] {
-    let s = |v: &Option<String>| v.clone().unwrap_or_default();
-    let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    [
-        r.config_id.clone(),
-        r.user_id.clone(),
-        s(&r.aliases),
-        s(&r.phones),
-        s(&r.is_push_enabled),
-        s(&r.email),
-        s(&r.first_name),
-        s(&r.last_name),
-        s(&r.is_enrolled),
-        n(r.last_directory_sync),
-        s(&r.notes),
-        s(&r.real_name),
-        s(&r.status),
-        r.user_name.clone(),
-        n(r.created_at),
-        n(r.last_login_time),
-    ]
-}
 
 /// `YYYY-MM-DD HH:MM` UTC, or the raw number when it is out of range.
 fn when(secs: i64) -> String {
@@ -75,22 +20,6 @@ fn when(secs: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| secs.to_string())
-}
-
-/// The Duo usernames (lowercased) the provisioner's `username` template gives the registry's
-/// subjects; a subject the template fails on maps to no one.
-async fn registry_usernames(store: &dyn RegistryReader, mapping: &Mapping) -> Result<HashSet<String>> {
-    let mut names = HashSet::new();
-    for subject in store.subjects(None).await? {
-        match mapping.user_fields(&subject) {
-            Ok(fields) if !fields.username.is_empty() => {
-                names.insert(fields.username.to_lowercase());
-            }
-            Ok(_) => {}
-            Err((key, message)) => tracing::debug!(subject = %subject.key(), %key, %message, "No Duo username for this subject."),
-        }
-    }
-    Ok(names)
 }
 
 /// Writes to standard output. A reader that stops early (`| head`) ends the output quietly
@@ -154,28 +83,19 @@ async fn users(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     // With the provisioner configured, "maps to" follows its username template; otherwise the
     // default template's login_id, compared in SQL.
     let mapping = ctx.settings.provisioners.get(provisioner).map(|p| p.mapping.clone());
-    let filter = DuoUserFilter {
-        not_in_registry: args.not_in_registry && mapping.is_none(),
+    let filter = ReportFilter {
+        not_in_registry: args.not_in_registry,
         not_enrolled: args.not_enrolled,
         status: args.status.clone(),
-        stale_before: args.stale_login.map(|days| now_secs().saturating_sub(i64::from(days) * 86_400)),
+        stale_login_days: args.stale_login,
     };
-    let mut rows = store.duo_users(provisioner, &filter).await?;
-    if let (true, Some(mapping)) = (args.not_in_registry, &mapping) {
-        let names = registry_usernames(&*store, mapping).await?;
-        rows.retain(|r| !names.contains(&r.user_name.to_lowercase()));
-    }
+    let rows = duo_user_report::rows(&*store, &*store, provisioner, mapping.as_deref(), &filter, now_secs()).await?;
     if ctx.json {
         let mut text = serde_json::to_string_pretty(&rows)?;
         text.push('\n');
         emit(&text)?;
     } else if args.csv {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(COLUMNS)?;
-        for r in &rows {
-            w.write_record(csv_record(r))?;
-        }
-        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {}", e.error()))?;
+        let bytes = duo_user_report::csv(&rows).map_err(anyhow::Error::msg)?;
         emit(&String::from_utf8_lossy(&bytes))?;
     } else {
         let table: Vec<Vec<String>> = rows
@@ -210,37 +130,6 @@ mod tests {
         let rows = vec![vec!["DU1".to_owned(), "alice".to_owned()], vec!["DU22".to_owned(), "b".to_owned()]];
         assert_eq!(table_text(&["ID", "USERNAME"], &rows), "ID    USERNAME\nDU1   alice\nDU22  b\n");
         assert_eq!(table_text(&["ID"], &[]), "(none)\n");
-    }
-
-    #[test]
-    fn csv_cells_a_spreadsheet_would_run_as_formulas_stay_text() {
-        let row = DuoUserRow {
-            config_id: "duoTest".into(),
-            user_id: "DU1".into(),
-            aliases: None,
-            phones: Some("+15551230000".into()),
-            is_push_enabled: Some("T".into()),
-            email: Some("@SUM(1+1)".into()),
-            first_name: Some("-2+3".into()),
-            last_name: Some("\tx".into()),
-            is_enrolled: Some("T".into()),
-            last_directory_sync: None,
-            notes: Some("=HYPERLINK(\"http://evil.example\",\"click\")".into()),
-            real_name: Some("Ann = Bee".into()),
-            status: Some("active".into()),
-            user_name: "ann".into(),
-            created_at: Some(1_700_000_000),
-            last_login_time: None,
-        };
-        let cells = csv_record(&row);
-        assert_eq!(cells[3], "'+15551230000");
-        assert_eq!(cells[5], "'@SUM(1+1)");
-        assert_eq!(cells[6], "'-2+3");
-        assert_eq!(cells[7], "'\tx");
-        assert_eq!(cells[10], "'=HYPERLINK(\"http://evil.example\",\"click\")");
-        assert_eq!(cells[11], "Ann = Bee", "only a leading character makes a formula");
-        assert_eq!(cells[13], "ann");
-        assert_eq!(cells[14], "1700000000");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod bulk_readings;
 mod config;
+mod console;
 mod convergence;
 mod duo_users;
 mod faults;

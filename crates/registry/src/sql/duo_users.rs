@@ -18,10 +18,10 @@ use crate::error::{RegistryError, Result};
 const BATCH: usize = 1000;
 
 /// The columns after `config_id`, in the table's (Grouper's) order.
-const COLUMNS: &str = "user_id, aliases, phones, is_push_enabled, email, first_name, last_name, is_enrolled, \
+pub(super) const COLUMNS: &str = "user_id, aliases, phones, is_push_enabled, email, first_name, last_name, is_enrolled, \
      last_directory_sync, notes, real_name, status, user_name, created_at, last_login_time";
 
-type RowTuple = (
+pub(super) type RowTuple = (
     String,
     Option<String>,
     Option<String>,
@@ -39,7 +39,30 @@ type RowTuple = (
     Option<i64>,
 );
 
-fn row_of(config_id: &str, t: RowTuple) -> DuoUserRow {
+/// `duoprov report`'s SQL filters, as ` AND …` conditions on `duo_user d` (shared by the report
+/// and the console's pages).
+pub(super) fn push_filter<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, filter: &DuoUserFilter)
+where
+    for<'b> &'b str: Param<DB>,
+    i64: Value<DB>,
+{
+    if filter.not_in_registry {
+        qb.push(" AND NOT EXISTS (SELECT 1 FROM subject s WHERE lower(s.login_id) = lower(d.user_name))");
+    }
+    if filter.not_enrolled {
+        qb.push(" AND (d.is_enrolled IS NULL OR d.is_enrolled <> 'T')");
+    }
+    if let Some(status) = &filter.status {
+        qb.push(" AND lower(d.status) = lower(").push_bind(status.as_str()).push(")");
+    }
+    if let Some(before) = filter.stale_before {
+        qb.push(" AND (COALESCE(d.last_login_time, d.created_at) IS NULL OR COALESCE(d.last_login_time, d.created_at) < ")
+            .push_bind(before)
+            .push(")");
+    }
+}
+
+pub(super) fn row_of(config_id: &str, t: RowTuple) -> DuoUserRow {
     DuoUserRow {
         config_id: config_id.to_owned(),
         user_id: t.0,
@@ -210,20 +233,7 @@ where
     async fn duo_users(&self, config_id: &str, filter: &DuoUserFilter) -> Result<Vec<DuoUserRow>> {
         let mut qb = QueryBuilder::<DB>::new(format!("SELECT {COLUMNS} FROM duo_user d WHERE d.config_id = "));
         qb.push_bind(config_id);
-        if filter.not_in_registry {
-            qb.push(" AND NOT EXISTS (SELECT 1 FROM subject s WHERE lower(s.login_id) = lower(d.user_name))");
-        }
-        if filter.not_enrolled {
-            qb.push(" AND (d.is_enrolled IS NULL OR d.is_enrolled <> 'T')");
-        }
-        if let Some(status) = &filter.status {
-            qb.push(" AND lower(d.status) = lower(").push_bind(status).push(")");
-        }
-        if let Some(before) = filter.stale_before {
-            qb.push(" AND (COALESCE(d.last_login_time, d.created_at) IS NULL OR COALESCE(d.last_login_time, d.created_at) < ")
-                .push_bind(before)
-                .push(")");
-        }
+        push_filter(&mut qb, filter);
         let rows: Vec<RowTuple> = qb
             .build_query_as()
             .fetch_all(self.pool())

@@ -66,6 +66,7 @@ mod duo_users;
 mod duo_probe;
 mod retention;
 mod mirror;
+mod console;
 
 pub use backend::SqlBackend;
 use self::{bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};
