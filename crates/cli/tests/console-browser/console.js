@@ -58,6 +58,8 @@ async function waitFor(page, url, selector, seconds) {
     await page.fill('input[name=token]', 'not-the-console-token-0000');
     await page.click('button[type=submit]');
     out.steps.wrongToken = await page.locator('body').innerText();
+    // That answer was a 401, which Chromium reports as an error; the errors counted start here.
+    out.steps.errorsBeforeSignIn = out.consoleErrors.splice(0);
     await page.goto(`${base}/login`);
     await page.fill('input[name=token]', token);
     await Promise.all([page.waitForURL(`${base}/`), page.click('button[type=submit]')]);

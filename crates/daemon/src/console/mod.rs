@@ -64,13 +64,14 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/logout", post(auth::logout))
 }
 
-/// The console as a router: its routes behind the gate, the sign-in form and the stylesheet
-/// outside it.
+/// The console as a router: its routes behind the gate, the sign-in form, the stylesheet and an
+/// empty icon (browsers ask for one) outside it.
 pub fn router(console: Arc<Console>) -> Router {
     let gated = routes().route_layer(axum::middleware::from_fn_with_state(console.clone(), auth::gate));
     Router::new()
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/console.css", get(pages::css))
+        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .merge(gated)
         .with_state(console)
 }
