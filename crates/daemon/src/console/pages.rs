@@ -247,11 +247,11 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
     match c.shared.steering.last_refusal(&name) {
         None => body.push_str("<p class=\"empty\">No run has been refused since the daemon started (or a run has succeeded since).</p>"),
         Some(r) => {
-            let _ = write!(body, "<p>The {} sync of {} was refused by the safety rules; nothing changed:</p><ul>", esc(&r.kind), time(now, r.at_ms));
+            let _ = write!(body, "<p>The {} sync {} was refused by the safety rules; nothing changed:</p><ul>", esc(&r.kind), time(now, r.at_ms));
             for reason in &r.reasons {
                 let _ = write!(body, "<li>{}</li>", esc(reason));
             }
-            let _ = write!(body, "</ul><p>It would make {} removals, digest <code class=\"digest\">{}</code>:</p><ul class=\"removals\">", r.removals.len(), esc(&r.digest));
+            let _ = write!(body, "</ul><p>It would make {}, digest <code class=\"digest\">{}</code>:</p><ul class=\"removals\">", esc(&duoprov_model::counted(r.removals.len(), "removal", "removals")), esc(&r.digest));
             for removal in r.removals.iter().take(500) {
                 let _ = write!(body, "<li>{}</li>", esc(removal));
             }

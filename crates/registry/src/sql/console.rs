@@ -65,7 +65,7 @@ where
             )),
             ("memberships", format!(
                 "SELECT COUNT(*), {ONE} in_target THEN 1 ELSE 0 END), 0), {ONE} last_provisioned IS NOT NULL THEN 1 ELSE 0 END), 0), \
-                 0, {ONE} error_code IS NOT NULL THEN 1 ELSE 0 END), 0) FROM sync_membership WHERE provisioner = $1"
+                 CAST(0 AS BIGINT), {ONE} error_code IS NOT NULL THEN 1 ELSE 0 END), 0) FROM sync_membership WHERE provisioner = $1"
             )),
         ];
         let mut out = Vec::with_capacity(3);

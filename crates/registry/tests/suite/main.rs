@@ -5,6 +5,7 @@
 mod support;
 
 mod changes;
+mod console;
 mod duo_probe;
 mod duo_users;
 mod files;
