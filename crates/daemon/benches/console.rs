@@ -20,7 +20,7 @@ use duoprov_daemon::http::Shared;
 use duoprov_model::{EpochMillis, SubjectKey};
 use duoprov_registry::{DuoUserRow, GroupState, ImportData, MembershipState, RunKind, RunStatus, StateError, Store};
 
-const ROUNDS: usize = 20;
+const ROUNDS: usize = 10;
 const PROVISIONER: &str = "bench";
 
 fn get(addr: &str, path: &str) -> (u16, usize) {

@@ -27,6 +27,7 @@ pub(crate) fn sqlite() -> Migrator {
         (7, "duo probe", include_str!("../migrations/sqlite/0007_duo_probe.sql")),
         (8, "sources", include_str!("../migrations/sqlite/0008_sources.sql")),
         (9, "millis", include_str!("../migrations/sqlite/0009_millis.sql")),
+        (11, "console", include_str!("../migrations/sqlite/0011_console.sql")),
     ])
 }
 
@@ -41,5 +42,6 @@ pub(crate) fn postgres() -> Migrator {
         (7, "duo probe", include_str!("../migrations/postgres/0007_duo_probe.sql")),
         (8, "sources", include_str!("../migrations/postgres/0008_sources.sql")),
         (9, "millis", include_str!("../migrations/postgres/0009_millis.sql")),
+        (11, "console", include_str!("../migrations/postgres/0011_console.sql")),
     ])
 }

@@ -203,12 +203,12 @@ pub async fn gate(State(console): State<Arc<Console>>, mut req: Request, next: N
 }
 
 /// Checks an action's CSRF token against the caller's session (bearer callers have none to
-/// check); the refusal to send when it does not match.
-pub fn check_csrf(caller: &Caller, presented: &str) -> Result<(), Response> {
+/// check): `None` when it matches, else the refusal to send.
+pub fn csrf_refusal(caller: &Caller, presented: &str) -> Option<Response> {
     match &caller.csrf {
-        None => Ok(()),
-        Some(expected) if equal(expected, presented) => Ok(()),
-        Some(_) => Err((StatusCode::FORBIDDEN, "refused: the form's CSRF token is missing or belongs to another session; reload the page and try again\n").into_response()),
+        None => None,
+        Some(expected) if equal(expected, presented) => None,
+        Some(_) => Some((StatusCode::FORBIDDEN, "refused: the form's CSRF token is missing or belongs to another session; reload the page and try again\n").into_response()),
     }
 }
 
@@ -262,7 +262,7 @@ pub struct CsrfForm {
 
 /// `POST /logout`: ends the session.
 pub async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap, axum::Extension(caller): axum::Extension<Caller>, axum::Form(form): axum::Form<CsrfForm>) -> Response {
-    if let Err(refused) = check_csrf(&caller, &form.csrf) {
+    if let Some(refused) = csrf_refusal(&caller, &form.csrf) {
         return refused;
     }
     if let Some((id, _)) = console.guard.session(&headers, duoprov_sync::now_ms()) {

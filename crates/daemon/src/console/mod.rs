@@ -41,11 +41,30 @@ pub struct Console {
     pub(crate) shared: Arc<Shared>,
     pub(crate) guard: auth::Guard,
     pub(crate) provisioners: BTreeMap<String, ProvisionerInfo>,
+    /// Each provisioner's link counts and when they were read: counting a million memberships
+    /// takes a scan, so pages reuse a count for [`COUNTS_FOR_MS`].
+    counts: std::sync::Mutex<std::collections::HashMap<String, (i64, Vec<duoprov_registry::LinkCounts>)>>,
 }
+
+/// How long a provisioner's link counts are reused by the pages.
+pub const COUNTS_FOR_MS: i64 = 30_000;
 
 impl Console {
     pub fn new(store: Arc<dyn Store>, shared: Arc<Shared>, mode: Mode, secure_cookie: bool, provisioners: BTreeMap<String, ProvisionerInfo>) -> Console {
-        Console { store, shared, guard: auth::Guard::new(mode, secure_cookie), provisioners }
+        Console { store, shared, guard: auth::Guard::new(mode, secure_cookie), provisioners, counts: Default::default() }
+    }
+
+    /// `provisioner`'s link counts, read at most every [`COUNTS_FOR_MS`], and when they were read.
+    pub(crate) async fn link_counts(&self, provisioner: &str, now_ms: i64) -> duoprov_registry::Result<(i64, Vec<duoprov_registry::LinkCounts>)> {
+        let cached = self.counts.lock().ok().and_then(|m| m.get(provisioner).cloned());
+        if let Some((at, counts)) = cached.filter(|(at, _)| now_ms - at < COUNTS_FOR_MS) {
+            return Ok((at, counts));
+        }
+        let counts = self.store.link_counts(provisioner).await?;
+        if let Ok(mut m) = self.counts.lock() {
+            m.insert(provisioner.to_owned(), (now_ms, counts.clone()));
+        }
+        Ok((now_ms, counts))
     }
 }
 

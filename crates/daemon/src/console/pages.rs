@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::Console;
-use super::auth::{Caller, check_csrf, csrf_field};
+use super::auth::{Caller, csrf_field, csrf_refusal};
 use super::html::{duration_ms, esc, href, page, seg, table, time};
 
 /// Rows on one page of a list.
@@ -136,8 +136,8 @@ pub async fn overview(State(c): State<Arc<Console>>) -> Response {
             Ok(None) => "no full sync yet".into(),
             Err(e) => return failed(&format!("reading the checkpoint of {name}"), e),
         };
-        let in_error: i64 = match c.store.link_counts(name).await {
-            Ok(counts) => counts.iter().map(|k| k.in_error).sum(),
+        let in_error: i64 = match c.link_counts(name, now).await {
+            Ok((_, counts)) => counts.iter().map(|k| k.in_error).sum(),
             Err(e) => return failed(&format!("counting the links of {name}"), e),
         };
         let status = statuses.get(name).cloned().unwrap_or_default();
@@ -278,7 +278,7 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
 
     // Link counts.
     body.push_str("<h2>Links</h2>");
-    let counts = match c.store.link_counts(&name).await {
+    let (counted_at, counts) = match c.link_counts(&name, now).await {
         Ok(counts) => counts,
         Err(e) => return failed(&format!("counting the links of {name}"), e),
     };
@@ -287,6 +287,7 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
         .map(|k| vec![esc(&k.kind), k.total.to_string(), k.in_target.to_string(), k.linked.to_string(), k.created_by_us.to_string(), k.in_error.to_string()])
         .collect();
     body.push_str(&table(&["Kind", "Links", "In target", "Linked in Duo", "Created by duoprov", "In error"], &rows, "No links."));
+    let _ = write!(body, "<p class=\"note\">Counted {} (counts are reused for {} s).</p>", time(now, counted_at), super::COUNTS_FOR_MS / 1000);
 
     // The searchable list.
     let kind = LinkKind::parse(&q.kind).unwrap_or(LinkKind::Groups);
@@ -629,7 +630,7 @@ pub struct ActionForm {
 
 /// `POST /provisioners/{name}/full-sync`: wakes the loop for a full sync now.
 pub async fn request_full(State(c): State<Arc<Console>>, Path(name): Path<String>, Extension(caller): Extension<Caller>, Form(form): Form<ActionForm>) -> Response {
-    if let Err(refused) = check_csrf(&caller, &form.csrf) {
+    if let Some(refused) = csrf_refusal(&caller, &form.csrf) {
         return refused;
     }
     if !c.provisioners.contains_key(&name) {
@@ -641,7 +642,7 @@ pub async fn request_full(State(c): State<Arc<Console>>, Path(name): Path<String
 
 /// `POST /provisioners/{name}/approve`: approves the last refused plan by its digest.
 pub async fn approve(State(c): State<Arc<Console>>, Path(name): Path<String>, Extension(caller): Extension<Caller>, Form(form): Form<ActionForm>) -> Response {
-    if let Err(refused) = check_csrf(&caller, &form.csrf) {
+    if let Some(refused) = csrf_refusal(&caller, &form.csrf) {
         return refused;
     }
     if !c.provisioners.contains_key(&name) {
