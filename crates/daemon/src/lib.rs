@@ -1,9 +1,10 @@
 //! The daemon behind `duoprov run`. Per provisioner it keeps an incremental loop (poll the change
 //! log every `poll_interval`, default 2 s), full syncs on an interval or a cron expression, and
 //! optional reloads of the Duo users table; a status page serves the operator's console
-//! (`console/`), `/healthz`, `/readyz` and `/metrics`. The rules of the loop are in `runner.rs` (tested in tokio's paused time), the
-//! schedules in `schedule.rs`, the runs against the registry and Duo in `work.rs`; the binary only
-//! builds a [`Daemon`] from its configuration and serves it.
+//! (`console/`, steering the loops through `steer.rs`), `/healthz`, `/readyz` and `/metrics`. The
+//! rules of the loop are in `runner.rs` (tested in tokio's paused time), the schedules in
+//! `schedule.rs`, the runs against the registry and Duo in `work.rs`; the binary only builds a
+//! [`Daemon`] from its configuration and serves it.
 //!
 //! One runner per provisioner across processes: a daemon leads a provisioner while it holds the
 //! `daemon:P` lock (a PostgreSQL session advisory lock, or a lock file next to a SQLite
