@@ -111,6 +111,9 @@ struct RawDaemon {
     lock_retry: Option<String>,
     metrics_token_file: Option<PathBuf>,
     metrics_token_env: Option<String>,
+    console_token_file: Option<PathBuf>,
+    console_token_env: Option<String>,
+    console_secure_cookie: Option<bool>,
     keep_change_log: Option<String>,
     keep_runs: Option<String>,
 }
@@ -146,6 +149,12 @@ pub struct Daemon {
     /// The token `/metrics` and `/readyz`'s details require (`daemon.metrics_token_file` or
     /// `_env`); required when the status page listens off loopback.
     pub metrics_token: Option<SecretSource>,
+    /// The token the console requires (`daemon.console_token_file` or `_env`): without one the
+    /// console is open on loopback and closed elsewhere.
+    pub console_token: Option<SecretSource>,
+    /// Marks the console's session cookie `Secure` (`daemon.console_secure_cookie`), for a
+    /// console reached over HTTPS through a TLS-terminating proxy.
+    pub console_secure_cookie: bool,
     /// How long the registry keeps consumed change-log entries and finished runs.
     pub keep: duoprov_daemon::Keep,
 }
@@ -160,6 +169,18 @@ impl Daemon {
             );
         }
         Ok(())
+    }
+
+    /// Reads the console token, if one is configured, under the metrics token's rules.
+    pub fn read_console_token(&self) -> Result<Option<SecretString>> {
+        let Some(source) = &self.console_token else { return Ok(None) };
+        let key = source.key("daemon", "console_token");
+        let token = source.read_private(&key)?;
+        let chars = secrecy::ExposeSecret::expose_secret(&token).chars().count();
+        if chars < MIN_TOKEN_CHARS {
+            bail!("{key}: the token has {chars} characters; use at least {MIN_TOKEN_CHARS} (e.g. `openssl rand -hex 24`)");
+        }
+        Ok(Some(token))
     }
 
     /// Reads the metrics token, if one is configured: a file group or others can read, an empty
@@ -181,7 +202,7 @@ pub const MIN_TOKEN_CHARS: usize = 16;
 
 impl Default for Daemon {
     fn default() -> Self {
-        Daemon { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)), lock_retry: std::time::Duration::from_secs(1), metrics_token: None, keep: duoprov_daemon::Keep::default() }
+        Daemon { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9464)), lock_retry: std::time::Duration::from_secs(1), metrics_token: None, console_token: None, console_secure_cookie: false, keep: duoprov_daemon::Keep::default() }
     }
 }
 
@@ -712,6 +733,13 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             (None, Some(v)) => Some(SecretSource::Env(v)),
             (None, None) => None,
         };
+        daemon.console_token = match (d.console_token_file, d.console_token_env) {
+            (Some(_), Some(_)) => bail!("{origin}: daemon: set console_token_file or console_token_env, not both"),
+            (Some(f), None) => Some(SecretSource::File(base.join(f))),
+            (None, Some(v)) => Some(SecretSource::Env(v)),
+            (None, None) => None,
+        };
+        daemon.console_secure_cookie = d.console_secure_cookie.unwrap_or(false);
         if let Some(listen) = d.listen {
             let addr: std::net::SocketAddr =
                 listen.parse().map_err(|_| anyhow::anyhow!("{origin}: daemon.listen: expected an address such as 127.0.0.1:9464, not {listen:?}"))?;

@@ -1,4 +1,4 @@
-//! The daemon's status page: `/` (a plain-text index of what follows),
+//! The daemon's status page (the console, at `/`, is in `console/`):
 //! `/healthz` (the process serves), `/readyz`
 //! (every provisioner has a role and is in a run or heard from the registry recently; JSON with
 //! each provisioner's role and last result, and each source's last result) and `/metrics` (Prometheus/OpenMetrics text).
@@ -54,6 +54,8 @@ pub struct SourceStatus {
 #[derive(Debug, Default)]
 pub struct Shared {
     pub metrics: Metrics,
+    /// The console's requests to the loops, and what the loops leave for it.
+    pub steering: crate::steer::Steering,
     pub provisioners: Mutex<BTreeMap<String, ProvisionerStatus>>,
     /// The sources the daemon runs (a refused or failed source leaves readiness alone: the
     /// provisioners go on with what the registry holds).
@@ -123,14 +125,6 @@ struct Page {
     access: Access,
 }
 
-/// `GET /`: what this page serves, so a browser pointed at the address finds its way.
-async fn index() -> &'static str {
-    "duoprov daemon status page\n\n\
-     /healthz  200 while the process serves\n\
-     /readyz   200 when every provisioner is running or heard from the registry recently (JSON)\n\
-     /metrics  Prometheus/OpenMetrics text\n"
-}
-
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -163,7 +157,6 @@ async fn metrics(State(page): State<Page>, headers: HeaderMap) -> axum::response
 /// The status page's routes, open to anyone who reaches them or behind `access`'s token.
 pub fn router(shared: Arc<Shared>, access: Access) -> Router {
     Router::new()
-        .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

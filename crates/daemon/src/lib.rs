@@ -1,10 +1,11 @@
 //! The daemon behind `duoprov run`. Per provisioner it keeps an incremental loop (poll the change
 //! log every `poll_interval`, default 2 s), full syncs on an interval or a cron expression, and
 //! optional reloads of the Duo users table; sources (`sources.rs`) are read on their own schedules,
-//! before the provisioner runs due at the same time; a status page serves `/healthz`, `/readyz` and
-//! `/metrics`. The rules of the loop are in `runner.rs` (tested in tokio's paused time), the
-//! schedules in `schedule.rs`, the runs against the registry and Duo in `work.rs`; the binary only
-//! builds a [`Daemon`] from its configuration and serves it.
+//! before the provisioner runs due at the same time; a status page serves the operator's console
+//! (`console/`, steering the loops through `steer.rs`), `/healthz`, `/readyz` and `/metrics`. The
+//! rules of the loop are in `runner.rs` (tested in tokio's paused time), the schedules in
+//! `schedule.rs`, the runs against the registry and Duo in `work.rs`; the binary only builds a
+//! [`Daemon`] from its configuration and serves it.
 //!
 //! One runner per provisioner across processes: a daemon leads a provisioner while it holds the
 //! `daemon:P` lock (a PostgreSQL session advisory lock, or a lock file next to a SQLite
@@ -16,12 +17,14 @@
 //! interrupted by the next run and replayed from the unchanged checkpoint.
 
 pub mod clock;
+pub mod console;
 pub mod http;
 pub mod metrics;
 pub mod retention;
 pub mod runner;
 pub mod schedule;
 pub mod sources;
+pub mod steer;
 pub mod work;
 
 use std::sync::Arc;
@@ -34,6 +37,7 @@ use duoprov_sync::SyncSettings;
 use tokio::sync::watch;
 
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use console::{ConsoleAccess, ProvisionerInfo};
 pub use http::{Access, Shared};
 pub use retention::Keep;
 pub use schedule::{FullSyncSchedule, Schedule};
@@ -105,6 +109,8 @@ pub struct Daemon {
     loops: Vec<runner::Loop<work::StoreWork>>,
     sources: Vec<sources::SourceLoop>,
     keep: Keep,
+    /// What the console shows of each provisioner.
+    console: std::collections::BTreeMap<String, console::ProvisionerInfo>,
     /// On SQLite, the lock that keeps a second daemon off the same registry file.
     _daemon_lock: Option<RunnerLock>,
 }
@@ -128,7 +134,7 @@ impl Daemon {
             stale_after_ms: (max_poll.as_millis() as i64 * 3).max(10_000) + lock_retry.as_millis() as i64,
             ..Default::default()
         });
-        Ok(Daemon { store, shared, clock: Arc::new(SystemClock), lock_retry, loops: Vec::new(), sources: Vec::new(), keep: Keep::default(), _daemon_lock: daemon_lock })
+        Ok(Daemon { store, shared, clock: Arc::new(SystemClock), lock_retry, loops: Vec::new(), sources: Vec::new(), keep: Keep::default(), console: Default::default(), _daemon_lock: daemon_lock })
     }
 
     /// The observer a provisioner's Duo client reports its calls to (for `/metrics`).
@@ -139,6 +145,10 @@ impl Daemon {
     /// Adds the provisioner `name`, synced with `settings` through `duo` on `schedule`.
     pub fn add(&mut self, name: &str, duo: DuoClient, settings: SyncSettings, schedule: Schedule) {
         self.shared.update(name, |s| s.role = "starting".into());
+        self.console.insert(
+            name.to_owned(),
+            console::ProvisionerInfo { mapping: settings.mapping.clone(), settings: String::new(), schedule: schedule.full_sync.describe() },
+        );
         let work = work::StoreWork {
             name: name.to_owned(),
             store: self.store.clone(),
@@ -172,6 +182,14 @@ impl Daemon {
         });
     }
 
+    /// Sets the settings text the console shows for provisioner `name` (as `duoprov config`
+    /// shows them: no secret, only where each comes from).
+    pub fn describe(&mut self, name: &str, settings: String) {
+        if let Some(info) = self.console.get_mut(name) {
+            info.settings = settings;
+        }
+    }
+
     /// Sets how long the registry keeps its logs (pruned hourly while serving; the default is
     /// [`Keep::default`]).
     pub fn keep(&mut self, keep: Keep) {
@@ -181,7 +199,9 @@ impl Daemon {
     /// Serves the status page on `listen` (its details behind `access`) and runs every provisioner's loop until SIGTERM or
     /// SIGINT; then lets runs in flight finish within `shutdown_grace`, abandoning (and marking
     /// interrupted) those that do not.
-    pub async fn serve(self, listen: std::net::SocketAddr, access: http::Access, shutdown_grace: Duration) -> Result<()> {
+    /// The console is open on a loopback address without a console token, needs the token when
+    /// one is configured, and is closed off loopback without one.
+    pub async fn serve(self, listen: std::net::SocketAddr, access: http::Access, console_access: ConsoleAccess, shutdown_grace: Duration) -> Result<()> {
         let names: Vec<String> = self.loops.iter().map(|l| l.name.clone()).collect();
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
@@ -190,12 +210,20 @@ impl Daemon {
             _ => anyhow::anyhow!("cannot listen on {listen} for the status page: {e}"),
         })?;
         let local = listener.local_addr()?;
-        tracing::info!(address = %local, "Status page serving /healthz, /readyz and /metrics.");
+        tracing::info!(address = %local, "Status page serving the console at /, /healthz, /readyz and /metrics.");
         // Machine-readable for whoever started the daemon (tests, supervisors).
         println!("duoprov daemon: status page on http://{local}, provisioners {}", names.join(", "));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut server_stop = stop_rx.clone();
-        let app = http::router(self.shared.clone(), access);
+        let mode = match (&console_access.token, listen.ip().is_loopback()) {
+            (Some(token), _) => console::Mode::Token(token.clone()),
+            (None, true) => console::Mode::Open,
+            (None, false) => console::Mode::Closed,
+        };
+        let console = Arc::new(console::Console::new(self.store.clone(), self.shared.clone(), mode, console_access.secure_cookie, self.console));
+        let app = http::router(self.shared.clone(), access)
+            .merge(console::router(console))
+            .layer(axum::middleware::map_response(console::auth::security_headers));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

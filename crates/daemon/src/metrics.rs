@@ -98,6 +98,8 @@ pub struct Metrics {
     source_refused: Family<SourceLabels, Gauge>,
     /// The client counters last folded into `class_calls` and `class_rate_limited`.
     class_seen: std::sync::Mutex<std::collections::HashMap<ClassLabels, (u64, u64)>>,
+    /// Per provisioner, (when, how many) 429s were folded in, for the last hour's count.
+    recent_429: std::sync::Mutex<std::collections::HashMap<String, std::collections::VecDeque<(i64, u64)>>>,
 }
 
 impl Default for Metrics {
@@ -180,6 +182,7 @@ impl Metrics {
             paced_rate,
             lowest_paced_rate,
             class_seen: Default::default(),
+            recent_429: Default::default(),
         }
     }
 
@@ -236,8 +239,29 @@ impl Metrics {
                 self.paced_rate.get_or_create(&labels).set(rate);
                 self.lowest_paced_rate.get_or_create(&labels).set(lowest);
             }
+            let new_429 = s.rate_limited.saturating_sub(limited);
+            if new_429 > 0 {
+                self.note_429s(provisioner, new_429, duoprov_sync::now_ms());
+            }
             seen.insert(labels, (s.calls.max(calls), s.rate_limited.max(limited)));
         }
+    }
+
+    /// `n` answers 429 were seen for `provisioner` at `at_ms`.
+    pub fn note_429s(&self, provisioner: &str, n: u64, at_ms: i64) {
+        let mut recent = self.recent_429.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = recent.entry(provisioner.to_owned()).or_default();
+        list.push_back((at_ms, n));
+        while list.front().is_some_and(|(t, _)| *t < at_ms - 3_600_000) {
+            list.pop_front();
+        }
+    }
+
+    /// Answers 429 `provisioner`'s client saw in the hour before `now_ms` (as folded in after
+    /// each of its loop's ticks).
+    pub fn rate_limited_last_hour(&self, provisioner: &str, now_ms: i64) -> u64 {
+        let recent = self.recent_429.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        recent.get(provisioner).map(|l| l.iter().filter(|(t, _)| *t > now_ms - 3_600_000).map(|(_, n)| n).sum()).unwrap_or(0)
     }
 
     pub fn holding(&self, provisioner: &str, holding: bool) {
@@ -264,6 +288,17 @@ mod tests {
     use duoprov_duo::CallObserver;
 
     #[test]
+    fn only_the_last_hours_429s_are_counted() {
+        let m = Metrics::new();
+        let now = 1_796_007_540_000;
+        m.note_429s("p", 4, now - 3_700_000);
+        m.note_429s("p", 2, now - 60_000);
+        m.note_429s("q", 9, now - 60_000);
+        assert_eq!(m.rate_limited_last_hour("p", now), 2);
+        assert_eq!(m.rate_limited_last_hour("r", now), 0);
+    }
+
+    #[test]
     fn ids_become_placeholders_and_every_family_is_exported() {
         assert_eq!(endpoint_of("/admin/v1/users/DU0123456789ABCDEFGH/groups/DG0123456789ABCDEFGH"), "/admin/v1/users/{id}/groups/{id}");
         assert_eq!(endpoint_of("/admin/v1/users"), "/admin/v1/users");
@@ -288,6 +323,7 @@ mod tests {
         // Counters since the client started: only the growth is added.
         m.pacing("duoTest", &[class(Bulk, 9, 3, Some(24.0), Some(10.0)), class(SingleRead, 4, 0, None, None)]);
         let text = m.encode();
+        assert_eq!(m.rate_limited_last_hour("duoTest", duoprov_sync::now_ms()), 3, "the 429s of the last hour, for the console");
         assert!(!text.contains("duoprov_duo_paced_rate_per_minute{provisioner=\"duoTest\",class=\"single_read\"}"), "an unpaced class has no rate");
         for needle in [
             "duoprov_runs_total{provisioner=\"duoTest\",kind=\"incremental\",result=\"succeeded\"} 1",

@@ -5,7 +5,8 @@
 //! due, and otherwise an incremental sync when the change log moved or retries are due. A failed
 //! run is retried after a back-off doubling up to a minute; a run refused by the safety rules is
 //! not retried until the registry changes or five minutes pass. Each tick first waits for the
-//! sources whose read is due (see `sources.rs`).
+//! sources whose read is due (see `sources.rs`). A full sync requested from the console
+//! (`steer.rs`) wakes the loop and is due at once.
 //!
 //! What a run does is behind [`Work`] (the registry and Duo in production, see `work.rs`) and
 //! time is read from a [`Clock`] and waited for with tokio's timers, so these rules are tested in
@@ -96,15 +97,24 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 
 /// Like [`pause`], but also ends early when the registry notifies a change (PostgreSQL). A
 /// broken notification channel is dropped and polling goes on.
-async fn pause_or_change(stop: &mut watch::Receiver<bool>, d: Duration, waker: &mut Option<ChangeWaker>) -> bool {
-    let Some(w) = waker.as_mut() else { return pause(stop, d).await };
+/// The console's request for a full sync (`console`) ends it early too.
+async fn pause_or_change(stop: &mut watch::Receiver<bool>, d: Duration, waker: &mut Option<ChangeWaker>, console: &tokio::sync::Notify) -> bool {
     if *stop.borrow() {
         return true;
     }
+    let Some(w) = waker.as_mut() else {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = stop.wait_for(|s| *s) => {}
+            _ = console.notified() => {}
+        }
+        return *stop.borrow();
+    };
     let mut woken = None;
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
         _ = stop.wait_for(|s| *s) => {}
+        _ = console.notified() => {}
         ok = w.changed() => woken = Some(ok),
     }
     match woken {
@@ -178,6 +188,7 @@ impl<W: Work> Loop<W> {
         self.work.close_abandoned().await;
         // PostgreSQL wakes the loop when the change log grows; SQLite is polled.
         let mut waker = self.work.change_waker().await;
+        let console = self.shared.steering.waker(&self.name);
         loop {
             if *stop.borrow() {
                 return;
@@ -216,7 +227,8 @@ impl<W: Work> Loop<W> {
                 }
             };
             self.work.after_tick(lag_known).await;
-            if pause_or_change(stop, wait, &mut waker).await {
+            self.shared.steering.set_next_full(&self.name, Some(timers.next_full_ms));
+            if pause_or_change(stop, wait, &mut waker, &console).await {
                 return;
             }
         }
@@ -234,6 +246,12 @@ impl<W: Work> Loop<W> {
     /// True when the turn knows the change-log lag (it found nothing to do).
     async fn tick(&self, timers: &mut Timers) -> Result<bool> {
         let now = self.clock.now_ms();
+        // A full sync asked for from the console: due now, whatever held runs back.
+        let requested = self.shared.steering.full_requested(&self.name).is_some();
+        if requested {
+            timers.next_full_ms = timers.next_full_ms.min(now);
+            timers.paused = None;
+        }
         if let Some((seq, until)) = timers.paused {
             let moved = self.work.last_change_seq().await? != seq;
             if !moved && now < until {
@@ -245,6 +263,9 @@ impl<W: Work> Loop<W> {
             let ran = self.work.full().await?;
             if ran == Ran::Busy {
                 return Ok(false);
+            }
+            if requested {
+                self.shared.steering.full_ran(&self.name);
             }
             self.note(ran, timers);
             timers.next_full_ms = self.schedule.full_sync.next_after(self.clock.now_ms());
@@ -469,6 +490,28 @@ mod tests {
         stop.send(true).unwrap();
         task.await.unwrap();
         assert_eq!(fake.runs(), [(0, "full"), (300_000, "incremental"), (402_000, "incremental")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_sync_asked_for_from_the_console_runs_at_once_and_lifts_a_refusal_back_off() {
+        let fake = Fake::new(clock());
+        fake.refuse.store(true, SeqCst);
+        // A 60 s poll: only the console's request can explain a run before it.
+        let (shared, stop, task) = start(&fake, every(60, 6 * 3600));
+        until(&fake, 10_000).await;
+        assert_eq!(fake.runs(), [(0, "full")], "the first full sync is refused");
+        assert!(shared.steering.next_full("p").is_some_and(|t| t - START_MS == 6 * 3600 * 1000), "the next full sync is shown");
+        // Approved from the console: the loop wakes at once, not at its next poll or after the
+        // five minutes a refusal holds runs back.
+        fake.refuse.store(false, SeqCst);
+        shared.steering.request_full("p", "loopback", fake.clock.now_ms());
+        until(&fake, 10_500).await;
+        assert_eq!(fake.runs(), [(0, "full"), (10_000, "full")]);
+        assert_eq!(shared.steering.full_requested("p"), None, "the request is done");
+        until(&fake, 50_000).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(fake.runs(), [(0, "full"), (10_000, "full")], "one run per request");
     }
 
     #[tokio::test(start_paused = true)]

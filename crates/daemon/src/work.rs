@@ -1,6 +1,7 @@
 //! The daemon's [`Work`] against a real registry and Duo account: the `daemon:P` lead lock, the
 //! `provisioner:P` run lock each run holds (and which fences its apply phases), full, incremental
-//! and users-table runs, and what each run leaves on the status page and in the log.
+//! and users-table runs, and what each run leaves on the status page, the console and in the log
+//! (a full sync applies the removal digest approved from the console, once).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,18 +76,20 @@ impl Work for StoreWork {
     async fn full(&self) -> Result<Ran> {
         let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Ran::Busy) };
         let prepared = self.prepare_full().await?;
-        self.execute(prepared, true, None, run).await
+        // A digest approved from the console applies to this one run.
+        let approved = self.shared.steering.take_approval(&self.name);
+        self.execute(prepared, true, None, run, approved).await
     }
 
     async fn incremental(&self, now_ms: i64) -> Result<Ran> {
         let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Ran::Busy) };
         match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, now_ms).await? {
             Incremental::Idle { .. } => Ok(Ran::Idle),
-            Incremental::Planned(p) => self.execute(*p, false, None, run).await,
+            Incremental::Planned(p) => self.execute(*p, false, None, run, None).await,
             Incremental::Escalate { reason } => {
                 tracing::info!(provisioner = %self.name, %reason, "Incremental sync escalates to a full sync.");
                 let prepared = self.prepare_full().await?;
-                self.execute(prepared, true, Some(reason), run).await
+                self.execute(prepared, true, Some(reason), run, None).await
             }
         }
     }
@@ -126,11 +129,13 @@ impl StoreWork {
     }
 
     /// Runs a prepared plan under the run lock `run`, which fences every apply phase.
-    async fn execute(&self, prepared: Prepared, full: bool, escalated: Option<String>, run: RunnerLock) -> Result<Ran> {
+    /// `approved`: the removal digest approved from the console (as `--approve DIGEST`).
+    async fn execute(&self, prepared: Prepared, full: bool, escalated: Option<String>, run: RunnerLock, approved: Option<String>) -> Result<Ran> {
         let kind = prepared.kind.as_str();
         let span = tracing::info_span!("sync_run", provisioner = %self.name, kind);
         let seq_at_start = prepared.change_seq;
-        let options = SyncOptions { fence: Some(FenceHandle::lock(run)), actor: duoprov_registry::AuditActor::daemon(), ..SyncOptions::default() };
+        let approval = duoprov_plan::safety::Approval { digest: approved, saved_plan: false };
+        let options = SyncOptions { fence: Some(FenceHandle::lock(run)), approval, actor: duoprov_registry::AuditActor::daemon(), ..SyncOptions::default() };
         let outcome = duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress).instrument(span.clone()).await;
         let _enter = span.enter();
         match outcome {
@@ -139,6 +144,7 @@ impl StoreWork {
                 let status = report.status().as_str();
                 self.shared.metrics.run_finished(&self.name, kind, status, Some(&report), self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} {status} (run {})", report.run_id)));
+                self.shared.steering.finished(&self.name);
                 // One line per run at the default level: kind, counts, calls, duration.
                 tracing::info!(run = report.run_id, status, "Run finished: {}", report.summary());
                 for f in &report.failures {
@@ -157,6 +163,16 @@ impl StoreWork {
             Err(SyncError::Refused { provisioner, refusal }) => {
                 self.shared.metrics.run_finished(&self.name, kind, "refused", None, self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} refused")));
+                self.shared.steering.refused(
+                    &self.name,
+                    crate::steer::RefusalView {
+                        at_ms: self.clock.now_ms(),
+                        kind: kind.to_owned(),
+                        reasons: refusal.reasons.clone(),
+                        removals: refusal.removals.clone(),
+                        digest: refusal.digest.clone(),
+                    },
+                );
                 // One readable line; the list itself (which can be long) at -v.
                 tracing::warn!(
                     count = refusal.removals.len(),

@@ -28,6 +28,7 @@ pub(crate) fn sqlite() -> Migrator {
         (8, "sources", include_str!("../migrations/sqlite/0008_sources.sql")),
         (9, "millis", include_str!("../migrations/sqlite/0009_millis.sql")),
         (10, "audit", include_str!("../migrations/sqlite/0010_audit.sql")),
+        (11, "console", include_str!("../migrations/sqlite/0011_console.sql")),
         (13, "auth methods", include_str!("../migrations/sqlite/0013_auth_methods.sql")),
     ])
 }
@@ -44,6 +45,7 @@ pub(crate) fn postgres() -> Migrator {
         (8, "sources", include_str!("../migrations/postgres/0008_sources.sql")),
         (9, "millis", include_str!("../migrations/postgres/0009_millis.sql")),
         (10, "audit", include_str!("../migrations/postgres/0010_audit.sql")),
+        (11, "console", include_str!("../migrations/postgres/0011_console.sql")),
         (13, "auth methods", include_str!("../migrations/postgres/0013_auth_methods.sql")),
     ])
 }

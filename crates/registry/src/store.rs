@@ -66,6 +66,7 @@ pub trait Store:
     + crate::retention::Retention
     + crate::mirror::MirrorStore
     + crate::audit::AuditLog
+    + crate::console::ConsoleReads
     + Send
     + Sync
 {

@@ -32,6 +32,7 @@
 //! ```
 
 mod apply;
+pub mod duo_user_report;
 pub mod duo_users;
 pub mod error;
 pub mod fence;

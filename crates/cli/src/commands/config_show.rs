@@ -145,12 +145,30 @@ pub fn understood(s: &crate::config::Settings) -> Value {
             "listen": s.daemon.listen.to_string(),
             "lock_retry": duration(s.daemon.lock_retry),
             "metrics_token": s.daemon.metrics_token.as_ref().map(source),
+            "console_token": s.daemon.console_token.as_ref().map(source),
+            "console_secure_cookie": s.daemon.console_secure_cookie,
             "keep_change_log": duration(s.daemon.keep.change_log),
             "keep_runs": duration(s.daemon.keep.runs),
         },
         "duo": s.duo.iter().map(|(name, d)| (name.clone(), connection(d))).collect::<Map<String, Value>>(),
         "provisioner": s.provisioners.iter().map(|(name, p)| (name.clone(), provisioner(p))).collect::<Map<String, Value>>(),
     })
+}
+
+/// The sections of provisioner `name` and its Duo connection, as `duoprov config` prints them
+/// (for the console's provisioner page).
+pub fn provisioner_text(s: &crate::config::Settings, name: &str) -> String {
+    let whole = understood(s);
+    let mut out = String::new();
+    if let Some(p) = s.provisioners.get(name) {
+        if let Some(Value::Object(t)) = whole.get("provisioner").and_then(|v| v.get(name)) {
+            section(&mut out, &format!("provisioner.{name}"), t);
+        }
+        if let Some(Value::Object(t)) = whole.get("duo").and_then(|v| v.get(&p.duo)) {
+            section(&mut out, &format!("duo.{}", p.duo), t);
+        }
+    }
+    out.trim_start().to_owned()
 }
 
 /// One value as text: strings quoted as TOML does, unset values said so.

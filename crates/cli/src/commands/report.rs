@@ -2,119 +2,17 @@
 //! `duoprov load-users` or a full sync with `load_duo_users = true`), filtered by
 //! `--not-in-registry`, `--not-enrolled`, `--status S`, `--stale-login DAYS` and by authentication
 //! method (`--has M`, `--lacks M`, `--only M[,M…]`), as a table, JSON (`--json`, every column) or
-//! CSV (`--csv`, every column: Grouper's sixteen by Grouper's names, then the method counts).
+//! CSV (`--csv`, every column: Grouper's sixteen by Grouper's names, then the method counts). The filters and
+//! the CSV are `duoprov_sync::duo_user_report`'s, shared with the daemon's console.
 
-use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
-use duoprov_plan::Mapping;
-use duoprov_registry::{AuthMethod, DuoUserFilter, DuoUserRow, RegistryReader};
+use duoprov_sync::duo_user_report::{self, ReportFilter};
 
 use super::Context;
 use crate::args::{ReportArgs, ReportKind};
 use crate::{exit, output};
-
-/// The columns of `duo_user`: Grouper's sixteen in Grouper's order, then the
-/// authentication-method counts (the CSV header).
-const COLUMNS: [&str; 27] = [
-    "config_id",
-    "user_id",
-    "aliases",
-    "phones",
-    "is_push_enabled",
-    "email",
-    "first_name",
-    "last_name",
-    "is_enrolled",
-    "last_directory_sync",
-    "notes",
-    "real_name",
-    "status",
-    "user_name",
-    "created_at",
-    "last_login_time",
-    "push_phone_count",
-    "mobile_otp_phone_count",
-    "push_phone_last_seen",
-    "sms_phone_count",
-    "voice_phone_count",
-    "duo_hardware_token_count",
-    "hotp_token_count",
-    "totp_token_count",
-    "yubikey_otp_token_count",
-    "webauthn_count",
-    "u2f_count",
-];
-
-/// A cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
-/// carriage return) gets a leading `'`, so text from Duo — a display name, notes — stays text
-/// when the report is opened in Excel or LibreOffice (OWASP "CSV injection").
-fn spreadsheet_safe(cell: String) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell }
-}
-
-fn csv_record(r: &DuoUserRow) -> Vec<String> {
-    csv_cells(r).into_iter().map(spreadsheet_safe).collect()
-}
-
-fn csv_cells(r: &DuoUserRow) -> Vec<String> {
-    let s = |v: &Option<String>| v.clone().unwrap_or_default();
-    let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let grouper = [
-        r.config_id.clone(),
-        r.user_id.clone(),
-        s(&r.aliases),
-        s(&r.phones),
-        s(&r.is_push_enabled),
-        s(&r.email),
-        s(&r.first_name),
-        s(&r.last_name),
-        s(&r.is_enrolled),
-        n(r.last_directory_sync),
-        s(&r.notes),
-        s(&r.real_name),
-        s(&r.status),
-        r.user_name.clone(),
-        n(r.created_at),
-        n(r.last_login_time),
-    ];
-    grouper.into_iter().chain(r.auth_methods.columns().map(|(_, v)| n(v))).collect()
-}
-
-/// The methods a user has, for the table: `push 2, sms 1`; `none`; `?` where Duo did not say.
-fn methods_cell(r: &DuoUserRow) -> String {
-    let mut have = Vec::new();
-    let mut unknown = false;
-    for method in AuthMethod::ALL {
-        match r.auth_methods.count(method) {
-            Some(0) => {}
-            Some(n) => have.push(format!("{} {n}", method.name())),
-            None => unknown = true,
-        }
-    }
-    match (have.is_empty(), unknown) {
-        (true, false) => "none".into(),
-        (true, true) => "?".into(),
-        (false, false) => have.join(", "),
-        (false, true) => format!("{}, ?", have.join(", ")),
-    }
-}
-
-/// The methods named on the command line (`sms`, `push,mobile-otp`, …).
-fn methods(flag: &str, names: &[String]) -> Result<Vec<AuthMethod>> {
-    let mut out = Vec::new();
-    for name in names.iter().flat_map(|n| n.split(',')).map(str::trim).filter(|n| !n.is_empty()) {
-        let Some(method) = AuthMethod::from_name(&name.to_ascii_lowercase()) else {
-            let known: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.name()).collect();
-            bail!("{flag} {name:?}: not an authentication method; use one of {}", known.join(", "));
-        };
-        if !out.contains(&method) {
-            out.push(method);
-        }
-    }
-    Ok(out)
-}
 
 /// `YYYY-MM-DD HH:MM` UTC, or the raw number when it is out of range.
 fn when(secs: i64) -> String {
@@ -123,22 +21,6 @@ fn when(secs: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| secs.to_string())
-}
-
-/// The Duo usernames (lowercased) the provisioner's `username` template gives the registry's
-/// subjects; a subject the template fails on maps to no one.
-async fn registry_usernames(store: &dyn RegistryReader, mapping: &Mapping) -> Result<HashSet<String>> {
-    let mut names = HashSet::new();
-    for subject in store.subjects(None).await? {
-        match mapping.user_fields(&subject) {
-            Ok(fields) if !fields.username.is_empty() => {
-                names.insert(fields.username.to_lowercase());
-            }
-            Ok(_) => {}
-            Err((key, message)) => tracing::debug!(subject = %subject.key(), %key, %message, "No Duo username for this subject."),
-        }
-    }
-    Ok(names)
 }
 
 /// Writes to standard output. A reader that stops early (`| head`) ends the output quietly
@@ -202,31 +84,22 @@ async fn users(ctx: &Context, args: &ReportArgs) -> Result<u8> {
     // With the provisioner configured, "maps to" follows its username template; otherwise the
     // default template's login_id, compared in SQL.
     let mapping = ctx.settings.provisioners.get(provisioner).map(|p| p.mapping.clone());
-    let filter = DuoUserFilter {
-        not_in_registry: args.not_in_registry && mapping.is_none(),
+    let filter = ReportFilter {
+        not_in_registry: args.not_in_registry,
         not_enrolled: args.not_enrolled,
         status: args.status.clone(),
-        stale_before: args.stale_login.map(|days| now_secs().saturating_sub(i64::from(days) * 86_400)),
-        has_methods: methods("--has", &args.has)?,
-        lacks_methods: methods("--lacks", &args.lacks)?,
-        only_methods: methods("--only", &args.only)?,
+        stale_login_days: args.stale_login,
+        has_methods: duo_user_report::parse_methods("--has", &args.has).map_err(anyhow::Error::msg)?,
+        lacks_methods: duo_user_report::parse_methods("--lacks", &args.lacks).map_err(anyhow::Error::msg)?,
+        only_methods: duo_user_report::parse_methods("--only", &args.only).map_err(anyhow::Error::msg)?,
     };
-    let mut rows = store.duo_users(provisioner, &filter).await?;
-    if let (true, Some(mapping)) = (args.not_in_registry, &mapping) {
-        let names = registry_usernames(&*store, mapping).await?;
-        rows.retain(|r| !names.contains(&r.user_name.to_lowercase()));
-    }
+    let rows = duo_user_report::rows(&*store, &*store, provisioner, mapping.as_deref(), &filter, now_secs()).await?;
     if ctx.json {
         let mut text = serde_json::to_string_pretty(&rows)?;
         text.push('\n');
         emit(&text)?;
     } else if args.csv {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(COLUMNS)?;
-        for r in &rows {
-            w.write_record(csv_record(r))?;
-        }
-        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {}", e.error()))?;
+        let bytes = duo_user_report::csv(&rows).map_err(anyhow::Error::msg)?;
         emit(&String::from_utf8_lossy(&bytes))?;
     } else {
         let table: Vec<Vec<String>> = rows
@@ -241,7 +114,7 @@ async fn users(ctx: &Context, args: &ReportArgs) -> Result<u8> {
                     output::opt(&r.is_enrolled),
                     r.last_login_time.map(when).unwrap_or_else(|| "never".into()),
                     r.created_at.map(when).unwrap_or_default(),
-                    methods_cell(r),
+                    duo_user_report::methods_cell(r),
                 ]
             })
             .collect();
@@ -262,49 +135,6 @@ mod tests {
         let rows = vec![vec!["DU1".to_owned(), "alice".to_owned()], vec!["DU22".to_owned(), "b".to_owned()]];
         assert_eq!(table_text(&["ID", "USERNAME"], &rows), "ID    USERNAME\nDU1   alice\nDU22  b\n");
         assert_eq!(table_text(&["ID"], &[]), "(none)\n");
-    }
-
-    #[test]
-    fn csv_cells_a_spreadsheet_would_run_as_formulas_stay_text() {
-        let row = DuoUserRow {
-            config_id: "duoTest".into(),
-            user_id: "DU1".into(),
-            aliases: None,
-            phones: Some("+15551230000".into()),
-            is_push_enabled: Some("T".into()),
-            email: Some("@SUM(1+1)".into()),
-            first_name: Some("-2+3".into()),
-            last_name: Some("\tx".into()),
-            is_enrolled: Some("T".into()),
-            last_directory_sync: None,
-            notes: Some("=HYPERLINK(\"http://evil.example\",\"click\")".into()),
-            real_name: Some("Ann = Bee".into()),
-            status: Some("active".into()),
-            user_name: "ann".into(),
-            created_at: Some(1_700_000_000),
-            last_login_time: None,
-            auth_methods: duoprov_registry::AuthMethodCounts { sms_phone_count: Some(1), ..Default::default() },
-        };
-        let cells = csv_record(&row);
-        assert_eq!(cells[3], "'+15551230000");
-        assert_eq!(cells[5], "'@SUM(1+1)");
-        assert_eq!(cells[6], "'-2+3");
-        assert_eq!(cells[7], "'\tx");
-        assert_eq!(cells[10], "'=HYPERLINK(\"http://evil.example\",\"click\")");
-        assert_eq!(cells[11], "Ann = Bee", "only a leading character makes a formula");
-        assert_eq!(cells[13], "ann");
-        assert_eq!(cells[14], "1700000000");
-        assert_eq!(cells.len(), COLUMNS.len());
-        assert_eq!((cells[16].as_str(), cells[19].as_str()), ("", "1"), "counts follow Grouper's columns; unknown is blank");
-        assert_eq!(methods_cell(&row), "sms 1, ?");
-    }
-
-    #[test]
-    fn method_names_are_checked_and_may_be_comma_separated() {
-        let got = methods("--only", &["sms,voice".into(), "SMS".into()]).unwrap();
-        assert_eq!(got, vec![AuthMethod::Sms, AuthMethod::Voice]);
-        let e = methods("--has", &["fax".into()]).unwrap_err().to_string();
-        assert!(e.contains("--has \"fax\"") && e.contains("webauthn"), "{e}");
     }
 
     #[test]

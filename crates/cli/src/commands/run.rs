@@ -1,6 +1,7 @@
 //! `duoprov run`: builds the daemon (`duoprov-daemon`) from the configuration — the registry, and
 //! for each provisioner its Duo client (reporting its calls to the status page, with the
-//! recorded probe applied), sync settings and schedule, and each source with a `schedule` — and
+//! recorded probe applied), sync settings and schedule, each source with a `schedule`, and what
+//! the console shows of it (its settings as `duoprov config` shows them; the console token) — and
 //! serves it until stopped.
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
         let duo = DuoClient::new(cfg).map_err(|e| anyhow::anyhow!("duo.{}: {e}", conn.name))?;
         use_recorded(&*store, &duo).await;
         daemon.add(name, duo, settings_of(p), p.schedule.clone());
+        daemon.describe(name, super::config_show::provisioner_text(&ctx.settings, name));
     }
     for (name, config) in &ctx.settings.sources {
         if let Some(schedule) = &config.schedule {
@@ -62,6 +64,10 @@ pub async fn run(ctx: &Context, args: RunArgs) -> Result<u8> {
         Some(token) => duoprov_daemon::Access::token(token),
         None => duoprov_daemon::Access::default(),
     };
-    daemon.serve(args.listen.unwrap_or(ctx.settings.daemon.listen), access, args.shutdown_grace).await?;
+    let console = duoprov_daemon::ConsoleAccess {
+        token: ctx.settings.daemon.read_console_token()?.map(Arc::new),
+        secure_cookie: ctx.settings.daemon.console_secure_cookie,
+    };
+    daemon.serve(args.listen.unwrap_or(ctx.settings.daemon.listen), access, console, args.shutdown_grace).await?;
     Ok(exit::OK)
 }

@@ -115,6 +115,9 @@ fn configured_secrets(ctx: &Context) -> Vec<String> {
     if let Some(Ok(s)) = settings.daemon.metrics_token.as_ref().map(|p| p.read("metrics token")) {
         found.push(s.expose_secret().to_owned());
     }
+    if let Some(Ok(s)) = settings.daemon.console_token.as_ref().map(|p| p.read("console token")) {
+        found.push(s.expose_secret().to_owned());
+    }
     found
 }
 

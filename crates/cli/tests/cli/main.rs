@@ -4,6 +4,7 @@
 mod audit;
 mod bulk_readings;
 mod config;
+mod console;
 mod convergence;
 mod duo_users;
 mod faults;

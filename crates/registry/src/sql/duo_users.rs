@@ -19,7 +19,7 @@ const BATCH: usize = 1000;
 
 /// The columns after `config_id`: Grouper's sixteen in Grouper's order, then the
 /// authentication-method counts.
-const COLUMNS: &str = "user_id, aliases, phones, is_push_enabled, email, first_name, last_name, is_enrolled, \
+pub(super) const COLUMNS: &str = "user_id, aliases, phones, is_push_enabled, email, first_name, last_name, is_enrolled, \
      last_directory_sync, notes, real_name, status, user_name, created_at, last_login_time, \
      push_phone_count, mobile_otp_phone_count, push_phone_last_seen, sms_phone_count, voice_phone_count, \
      duo_hardware_token_count, hotp_token_count, totp_token_count, yubikey_otp_token_count, webauthn_count, \
@@ -55,7 +55,7 @@ const UPDATED: [&str; 25] = [
 ];
 
 /// One `SELECT {COLUMNS}` row as a [`DuoUserRow`] (more columns than sqlx's tuples take).
-fn row_of<R: sqlx::Row>(config_id: &str, r: &R) -> std::result::Result<DuoUserRow, sqlx::Error>
+pub(super) fn row_of<R: sqlx::Row>(config_id: &str, r: &R) -> std::result::Result<DuoUserRow, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -93,6 +93,42 @@ where
             u2f_count: r.try_get(25)?,
         },
     })
+}
+
+/// `duoprov report`'s SQL filters, as ` AND …` conditions on `duo_user d` (shared by the report
+/// and the console's pages).
+pub(super) fn push_filter<DB: super::SqlBackend>(qb: &mut QueryBuilder<DB>, filter: &DuoUserFilter)
+where
+    for<'b> &'b str: super::backend::Param<DB>,
+    i64: super::backend::Value<DB>,
+{
+    if filter.not_in_registry {
+        qb.push(" AND NOT EXISTS (SELECT 1 FROM subject s WHERE lower(s.login_id) = lower(d.user_name))");
+    }
+    if filter.not_enrolled {
+        qb.push(" AND (d.is_enrolled IS NULL OR d.is_enrolled <> 'T')");
+    }
+    if let Some(status) = &filter.status {
+        qb.push(" AND lower(d.status) = lower(").push_bind(status.as_str()).push(")");
+    }
+    if let Some(before) = filter.stale_before {
+        qb.push(" AND (COALESCE(d.last_login_time, d.created_at) IS NULL OR COALESCE(d.last_login_time, d.created_at) < ")
+            .push_bind(before)
+            .push(")");
+    }
+    for method in &filter.has_methods {
+        qb.push(format!(" AND d.{} > 0", method.column()));
+    }
+    for method in &filter.lacks_methods {
+        qb.push(format!(" AND d.{} = 0", method.column()));
+    }
+    if !filter.only_methods.is_empty() {
+        let any: Vec<String> = filter.only_methods.iter().map(|m| format!("d.{} > 0", m.column())).collect();
+        qb.push(format!(" AND ({})", any.join(" OR ")));
+        for other in AuthMethod::ALL.into_iter().filter(|m| !filter.only_methods.contains(m)) {
+            qb.push(format!(" AND d.{} = 0", other.column()));
+        }
+    }
 }
 
 fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> RegistryError {
@@ -222,33 +258,7 @@ impl DuoUserStore for SqlStore<DB> {
     async fn duo_users(&self, config_id: &str, filter: &DuoUserFilter) -> Result<Vec<DuoUserRow>> {
         let mut qb = QueryBuilder::<DB>::new(format!("SELECT {COLUMNS} FROM duo_user d WHERE d.config_id = "));
         qb.push_bind(config_id);
-        if filter.not_in_registry {
-            qb.push(" AND NOT EXISTS (SELECT 1 FROM subject s WHERE lower(s.login_id) = lower(d.user_name))");
-        }
-        if filter.not_enrolled {
-            qb.push(" AND (d.is_enrolled IS NULL OR d.is_enrolled <> 'T')");
-        }
-        if let Some(status) = &filter.status {
-            qb.push(" AND lower(d.status) = lower(").push_bind(status).push(")");
-        }
-        if let Some(before) = filter.stale_before {
-            qb.push(" AND (COALESCE(d.last_login_time, d.created_at) IS NULL OR COALESCE(d.last_login_time, d.created_at) < ")
-                .push_bind(before)
-                .push(")");
-        }
-        for method in &filter.has_methods {
-            qb.push(format!(" AND d.{} > 0", method.column()));
-        }
-        for method in &filter.lacks_methods {
-            qb.push(format!(" AND d.{} = 0", method.column()));
-        }
-        if !filter.only_methods.is_empty() {
-            let any: Vec<String> = filter.only_methods.iter().map(|m| format!("d.{} > 0", m.column())).collect();
-            qb.push(format!(" AND ({})", any.join(" OR ")));
-            for other in AuthMethod::ALL.into_iter().filter(|m| !filter.only_methods.contains(m)) {
-                qb.push(format!(" AND d.{} = 0", other.column()));
-            }
-        }
+        push_filter(&mut qb, filter);
         let rows = qb.build().fetch_all(self.pool()).await.map_err(db(format!("reading the Duo users of {config_id}")))?;
         let mut rows: Vec<DuoUserRow> = rows
             .iter()

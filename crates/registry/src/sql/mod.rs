@@ -99,6 +99,7 @@ mod duo_probe;
 mod retention;
 mod mirror;
 mod audit;
+mod console;
 
 pub use backend::SqlBackend;
 use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};

@@ -14,6 +14,31 @@ use crate::sync_state::{
 
 const BATCH: usize = 500;
 
+/// A `sync_run` row: id, provisioner, kind, dry_run, started_at_ms, finished_at_ms, status,
+/// counts, timings, message.
+pub(super) type RunTuple = (i64, String, String, bool, i64, Option<i64>, String, String, String, Option<String>);
+
+/// The run a `sync_run` row records; a kind or status this version does not know is refused.
+pub(super) fn run_of((id, provisioner, kind, dry_run, started_at_ms, finished_at_ms, status, counts, timings, message): RunTuple) -> Result<RunRecord> {
+    let unknown = |field: &str, value: &str| {
+        RegistryError::Refused(format!(
+            "run {id} of {provisioner} in the run log: {field} {value:?} is not one this version of duoprov knows; upgrade duoprov"
+        ))
+    };
+    Ok(RunRecord {
+        kind: RunKind::parse(&kind).ok_or_else(|| unknown("kind", &kind))?,
+        status: RunStatus::parse(&status).ok_or_else(|| unknown("status", &status))?,
+        id,
+        provisioner,
+        dry_run,
+        started_at_ms: EpochMillis(started_at_ms),
+        finished_at_ms: finished_at_ms.map(EpochMillis),
+        counts: serde_json::from_str(&counts).unwrap_or(serde_json::Value::Null),
+        timings: serde_json::from_str(&timings).unwrap_or(serde_json::Value::Null),
+        message,
+    })
+}
+
 fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> RegistryError {
     RegistryError::db(context)
 }
@@ -219,7 +244,7 @@ impl SyncStore for SqlStore<DB> {
     }
 
     async fn runs(&self, provisioner: Option<&str>, limit: u32) -> Result<Vec<RunRecord>> {
-        let rows: Vec<(i64, String, String, bool, i64, Option<i64>, String, String, String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<RunTuple> = sqlx::query_as(
             "SELECT id, provisioner, kind, dry_run, started_at_ms, finished_at_ms, status, counts, timings, message FROM sync_run \
              WHERE $1 IS NULL OR provisioner = $1 ORDER BY id DESC LIMIT $2",
         )
@@ -228,27 +253,7 @@ impl SyncStore for SqlStore<DB> {
         .fetch_all(self.pool())
         .await
         .map_err(db("reading the run log"))?;
-        rows.into_iter()
-            .map(|(id, provisioner, kind, dry_run, started_at_ms, finished_at_ms, status, counts, timings, message)| {
-                let unknown = |field: &str, value: &str| {
-                    RegistryError::Refused(format!(
-                        "run {id} of {provisioner} in the run log: {field} {value:?} is not one this version of duoprov knows; upgrade duoprov"
-                    ))
-                };
-                Ok(RunRecord {
-                    kind: RunKind::parse(&kind).ok_or_else(|| unknown("kind", &kind))?,
-                    status: RunStatus::parse(&status).ok_or_else(|| unknown("status", &status))?,
-                    id,
-                    provisioner,
-                    dry_run,
-                    started_at_ms: EpochMillis(started_at_ms),
-                    finished_at_ms: finished_at_ms.map(EpochMillis),
-                    counts: serde_json::from_str(&counts).unwrap_or(serde_json::Value::Null),
-                    timings: serde_json::from_str(&timings).unwrap_or(serde_json::Value::Null),
-                    message,
-                })
-            })
-            .collect()
+        rows.into_iter().map(run_of).collect()
     }
 
     async fn object_errors(&self, provisioner: &str, limit: u32) -> Result<Vec<ObjectErrorRecord>> {

@@ -6,6 +6,7 @@ mod support;
 
 mod audit;
 mod changes;
+mod console;
 mod duo_probe;
 mod duo_users;
 mod files;

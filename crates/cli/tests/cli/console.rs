@@ -1,0 +1,310 @@
+//! The operator's console on a real daemon against the emulator: on loopback it is open but its
+//! actions need the session's CSRF token and come from the console's own pages; off loopback it
+//! needs the console token (bearer or the sign-in form's session) and is closed without one;
+//! every response carries the strict headers; no page renders the Duo secret key or a token. In
+//! headless Chromium (`console.js`, Debian's chromium, playwright-core): every page renders the
+//! daemon's data, links work, an action without the token is refused and with it works (a
+//! refused plan approved from the page is applied), each page's screenshot is written to
+//! `target/console-screenshots/`, and no page asks anything of another origin.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::daemon::{start_daemon_on, wait_for};
+use crate::run;
+use crate::sync::{seed_registry, setup};
+
+const CONSOLE_TOKEN: &str = "c0ns0le-T0ken-7f3a9b21e4d86c05aa";
+const METRICS_TOKEN: &str = "metr1cs-T0ken-1b2c3d4e5f60718293";
+
+/// One HTTP/1.0 request: the status code and the whole response (headers and body).
+fn request(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the console");
+    let length = if method == "POST" { format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", body.len()) } else { String::new() };
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}{length}\r\n{body}").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, text)
+}
+
+/// The value of the first `name:` header of a response.
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next()?;
+    head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+}
+
+/// The session cookie a response sets, as a `Cookie:` header line.
+fn session_cookie(response: &str) -> String {
+    let set = header(response, "set-cookie").unwrap_or_else(|| panic!("no session cookie in\n{response}"));
+    format!("Cookie: {}\r\n", set.split(';').next().unwrap())
+}
+
+/// The CSRF token a page's form carries.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF field in\n{page}")) + "name=\"csrf\" value=\"".len();
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{text}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn assert_strict_headers(what: &str, response: &str) {
+    let csp = header(response, "content-security-policy").unwrap_or_else(|| panic!("{what}: no Content-Security-Policy\n{response}"));
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{what}: {csp}");
+    assert_eq!(header(response, "x-content-type-options"), Some("nosniff"), "{what}");
+    assert_eq!(header(response, "referrer-policy"), Some("no-referrer"), "{what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_loopback_the_console_is_open_but_an_action_needs_the_sessions_csrf_token_and_the_same_site() {
+    let env = setup("load_duo_users = true\n[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    let daemon = start_daemon_on(dir, "127.0.0.1:0", &[]);
+    let addr = daemon.status.clone();
+    let handle = env.emulator.handle().clone();
+    wait_for("the first full sync", || handle.state(), |s| s.users.len() == 2, Duration::from_secs(20));
+
+    let (code, overview) = request(&addr, "GET", "/", "", "");
+    assert_eq!(code, 200, "{overview}");
+    assert_strict_headers("/", &overview);
+    assert!(overview.contains("<a href=\"/provisioners/duoTest\">duoTest</a>"), "{overview}");
+    let cookie = session_cookie(&overview);
+    let set = header(&overview, "set-cookie").unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"), "{set}");
+    let (code, page) = request(&addr, "GET", "/provisioners/duoTest", &cookie, "");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("testGroup"), "the group's link, by name:\n{page}");
+    let csrf = csrf_of(&page);
+
+    // No session, a forged token, another site: refused, and nothing is asked of the loop.
+    for (headers, body, expected) in [
+        (String::new(), format!("csrf={csrf}"), 403),
+        (cookie.clone(), "csrf=forged".to_owned(), 403),
+        (cookie.clone(), String::new(), 403),
+        (format!("{cookie}Sec-Fetch-Site: cross-site\r\n"), format!("csrf={csrf}"), 403),
+    ] {
+        let (code, response) = request(&addr, "POST", "/provisioners/duoTest/full-sync", &headers, &body);
+        assert_eq!(code, expected, "{headers:?} {body:?}: {response}");
+        assert_strict_headers("a refused action", &response);
+    }
+    let (_, page) = request(&addr, "GET", "/provisioners/duoTest", &cookie, "");
+    assert!(page.contains("No action since the daemon started."), "{page}");
+
+    let (code, response) = request(&addr, "POST", "/provisioners/duoTest/full-sync", &format!("{cookie}Sec-Fetch-Site: same-origin\r\n"), &format!("csrf={csrf}"));
+    assert_eq!(code, 303, "{response}");
+    let (_, page) = request(&addr, "GET", "/provisioners/duoTest", &cookie, "");
+    assert!(page.contains("<td>loopback</td><td>full sync requested</td>"), "the action is logged with who asked:\n{page}");
+    // The requested full sync runs: a second full run appears in the history.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, runs) = request(&addr, "GET", "/provisioners/duoTest/runs", &cookie, "");
+        if runs.matches("<td>full</td>").count() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the requested full sync did not run within 20 s:\n{runs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_the_console_needs_its_token_and_no_page_renders_a_secret() {
+    let env = setup("load_duo_users = true\n[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    write_private(&dir.join("metrics.token"), METRICS_TOKEN);
+    let mut config = std::fs::OpenOptions::new().append(true).open(dir.join("duoprov.toml")).unwrap();
+    writeln!(config, "\n[daemon]\nmetrics_token_file = \"metrics.token\"").unwrap();
+    drop(config);
+
+    // Off loopback without a console token: the console is closed, probes still answer.
+    let daemon = start_daemon_on(dir, "0.0.0.0:0", &[]);
+    let addr = format!("127.0.0.1:{}", daemon.status.rsplit(':').next().unwrap());
+    let (code, page) = request(&addr, "GET", "/", "", "");
+    assert_eq!(code, 403, "{page}");
+    assert!(page.contains("daemon.console_token_file"), "{page}");
+    assert_eq!(request(&addr, "GET", "/healthz", "", "").0, 200);
+    assert_eq!(daemon.stop().0, Some(0));
+
+    write_private(&dir.join("console.token"), CONSOLE_TOKEN);
+    let mut config = std::fs::OpenOptions::new().append(true).open(dir.join("duoprov.toml")).unwrap();
+    writeln!(config, "console_token_file = \"console.token\"").unwrap();
+    drop(config);
+    let daemon = start_daemon_on(dir, "0.0.0.0:0", &[]);
+    let addr = format!("127.0.0.1:{}", daemon.status.rsplit(':').next().unwrap());
+    let handle = env.emulator.handle().clone();
+    wait_for("the first full sync", || handle.state(), |s| s.users.len() == 2, Duration::from_secs(20));
+
+    // Without the token: to the sign-in form; an action is refused; a wrong token is refused.
+    let (code, response) = request(&addr, "GET", "/provisioners/duoTest", "", "");
+    assert_eq!((code, header(&response, "location")), (303, Some("/login")), "{response}");
+    let (code, response) = request(&addr, "POST", "/provisioners/duoTest/full-sync", "", "csrf=x");
+    assert_eq!(code, 401, "{response}");
+    let (code, response) = request(&addr, "POST", "/login", "", "token=not-the-console-token");
+    assert_eq!(code, 401, "{response}");
+    assert!(header(&response, "set-cookie").is_none(), "{response}");
+    // The metrics token is not the console token.
+    let (code, _) = request(&addr, "GET", "/", &format!("Authorization: Bearer {METRICS_TOKEN}\r\n"), "");
+    assert_eq!(code, 303);
+
+    // With it: a bearer request, or a session from the sign-in form.
+    let bearer = format!("Authorization: Bearer {CONSOLE_TOKEN}\r\n");
+    let (code, response) = request(&addr, "GET", "/", &bearer, "");
+    assert_eq!(code, 200, "{response}");
+    let (code, response) = request(&addr, "POST", "/login", "", &format!("token={CONSOLE_TOKEN}"));
+    assert_eq!((code, header(&response, "location")), (303, Some("/")), "{response}");
+    let cookie = session_cookie(&response);
+
+    // Every page, as the signed-in operator: none shows a secret.
+    let secret = std::fs::read_to_string(dir.join("duo.skey")).unwrap();
+    let (_, runs) = request(&addr, "GET", "/provisioners/duoTest/runs", &cookie, "");
+    let run_path = runs.split("href=\"/runs/").nth(1).map(|r| format!("/runs/{}", r.split('"').next().unwrap())).expect("a run link");
+    for path in ["/", "/provisioners/duoTest", "/provisioners/duoTest/runs", run_path.as_str(), "/duo-users", "/duo-users.csv?provisioner=duoTest", "/login", "/console.css"] {
+        let (code, response) = request(&addr, "GET", path, &cookie, "");
+        assert!(code == 200 || (path == "/login" && code == 303), "{path}: {response}");
+        assert_strict_headers(path, &response);
+        for (what, value) in [("the Duo secret key", secret.trim()), ("the console token", CONSOLE_TOKEN), ("the metrics token", METRICS_TOKEN)] {
+            assert!(!response.contains(value), "{path} renders {what}:\n{response}");
+        }
+    }
+    let (_, page) = request(&addr, "GET", "/provisioners/duoTest", &cookie, "");
+    assert!(page.contains("secret_key = &quot;file ") || page.contains("secret_key = \"file "), "the settings name where the secret comes from:\n{page}");
+    let (_, users) = request(&addr, "GET", "/duo-users?provisioner=duoTest", &cookie, "");
+    assert!(users.contains("mchyzer") && users.contains("kwilso"), "{users}");
+    let (code, csv) = request(&addr, "GET", "/duo-users.csv?provisioner=duoTest", &cookie, "");
+    assert_eq!(code, 200);
+    assert!(header(&csv, "content-type").is_some_and(|t| t.starts_with("text/csv")), "{csv}");
+    assert!(csv.contains("config_id,user_id,aliases,phones"), "{csv}");
+
+    // The session's action, with its CSRF token, is logged as the console token's.
+    let (_, page) = request(&addr, "GET", "/provisioners/duoTest", &cookie, "");
+    let (code, response) = request(&addr, "POST", "/provisioners/duoTest/full-sync", &cookie, &format!("csrf={}", csrf_of(&page)));
+    assert_eq!(code, 303, "{response}");
+    let (_, page) = request(&addr, "GET", "/provisioners/duoTest", &cookie, "");
+    assert!(page.contains("<td>console token</td><td>full sync requested</td>"), "{page}");
+
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    for value in [CONSOLE_TOKEN, METRICS_TOKEN, secret.trim()] {
+        assert!(!stderr.contains(value), "a secret reached the log:\n{stderr}");
+    }
+}
+
+/// Chromium and the driver's directory, or `None` after reporting the skip (a failure under
+/// `DUOPROV_REQUIRE_EXTERNAL=1`).
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let chromium = PathBuf::from(std::env::var("DUOPROV_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console-browser");
+    let missing = if !chromium.exists() {
+        Some(format!("needs Chromium: {} does not exist (apt-get install chromium, or set DUOPROV_CHROMIUM)", chromium.display()))
+    } else if !driver.join("node_modules/playwright-core").exists() {
+        Some(format!("needs playwright-core: run `npm ci` in {}", driver.display()))
+    } else if std::process::Command::new("node").arg("--version").output().is_err() {
+        Some("needs Node.js (`node`)".into())
+    } else {
+        None
+    };
+    match missing {
+        None => Some((chromium, driver)),
+        Some(reason) => {
+            assert_ne!(std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref(), Ok("1"), "{reason}");
+            crate::skipped(&reason);
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_every_console_page_renders_the_daemons_data_and_an_approval_from_the_page_is_applied() {
+    let Some((chromium, driver)) = browser() else { return };
+    let env = setup("load_duo_users = true\n[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    write_private(&dir.join("metrics.token"), METRICS_TOKEN);
+    write_private(&dir.join("console.token"), CONSOLE_TOKEN);
+    let mut config = std::fs::OpenOptions::new().append(true).open(dir.join("duoprov.toml")).unwrap();
+    writeln!(config, "\n[daemon]\nmetrics_token_file = \"metrics.token\"\nconsole_token_file = \"console.token\"").unwrap();
+    drop(config);
+    // Off loopback: every address of the machine, reached here through 127.0.0.1.
+    let daemon = start_daemon_on(dir, "0.0.0.0:0", &[]);
+    let base = format!("http://127.0.0.1:{}", daemon.status.rsplit(':').next().unwrap());
+    let handle = env.emulator.handle().clone();
+    wait_for("the first full sync", || handle.state(), |s| s.users.len() == 2 && s.groups.len() == 1, Duration::from_secs(20));
+    // The registry stops selecting the group duoprov made: its deletion is refused until approved.
+    run(dir, &["provision", "unassign", "duoTest", "--folder", "app:duo"], 0);
+
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
+    let out = std::process::Command::new("node")
+        .arg(driver.join("console.js"))
+        .current_dir(&driver)
+        .env("DUOPROV_CONSOLE_URL", &base)
+        .env("DUOPROV_CONSOLE_TOKEN", CONSOLE_TOKEN)
+        .env("DUOPROV_SCREENSHOTS", &shots)
+        .env("DUOPROV_CHROMIUM", &chromium)
+        .env("DUOPROV_PROVISIONER", "duoTest")
+        .output()
+        .expect("run console.js");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "console.js failed:\n{stderr}");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("console.js printed no JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)));
+    let text = |page: &str| result["pages"][page]["text"].as_str().unwrap_or_else(|| panic!("no page {page}: {result:#}")).to_owned();
+
+    // Without the token: the sign-in form, and an action refused.
+    assert!(result["pages"]["login"]["url"].as_str().unwrap().ends_with("/login"), "{result:#}");
+    assert_eq!(result["steps"]["unauthenticatedAction"], 401, "{result:#}");
+    assert!(result["steps"]["wrongToken"].as_str().unwrap().contains("not the console token"), "{result:#}");
+    assert_eq!(result["steps"]["cookie"], serde_json::json!([{"httpOnly": true, "sameSite": "Strict", "secure": false}]), "{result:#}");
+    assert_eq!(result["steps"]["refusalShown"], true, "the refused plan reached the page: {result:#}");
+
+    // Each page with the daemon's data.
+    let overview = text("overview");
+    assert!(overview.contains("duoTest\tholder\tsucceeded") && overview.contains("refused"), "the last full sync succeeded, the last incremental was refused:\n{overview}");
+    let provisioner = text("provisioner");
+    for needle in ["delete group testGroup", "Approve exactly these removals", "groups", "users", "memberships", "[provisioner.duoTest]"] {
+        assert!(provisioner.contains(needle), "missing {needle:?} on the provisioner page:\n{provisioner}");
+    }
+    assert!(text("runs").contains("full"), "{}", text("runs"));
+    assert!(text("run").contains("Provisioner") && text("run").contains("duoTest"), "{}", text("run"));
+    let users = text("duo_users");
+    assert!(users.contains("mchyzer") && users.contains("kwilso"), "{users}");
+    assert!(result["pages"]["duo_users_filtered"]["url"].as_str().unwrap().contains("not_enrolled=1"), "{result:#}");
+    assert_eq!(result["steps"]["csv"]["status"], 200);
+    assert!(result["steps"]["csv"]["text"].as_str().unwrap().starts_with("config_id,user_id,"), "{result:#}");
+    let search = result["pages"]["search"]["text"].as_str().unwrap();
+    assert!(search.contains("local:mchyzer") && !search.contains("local:kwilso"), "the search finds one user:\n{search}");
+    for (link, status) in result["links"].as_object().unwrap() {
+        assert_eq!(status, 200, "{link} does not answer");
+    }
+    assert!(result["links"].as_object().unwrap().len() >= 3, "{result:#}");
+
+    // The actions from the page: a CSRF-less post refused, the clicks logged and applied.
+    assert_eq!(result["steps"]["noCsrf"], 403, "{result:#}");
+    let after = text("after_actions");
+    assert!(after.contains("console token\tfull sync requested") || after.contains("console token full sync requested"), "{after}");
+    assert!(after.contains("approved the removals with digest"), "{after}");
+    wait_for("the approved deletion", || handle.state(), |s| s.groups.is_empty(), Duration::from_secs(30));
+
+    // Only this origin was asked for anything; no console error (a CSP violation would be one).
+    let requests: Vec<&str> = result["requests"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert!(r.starts_with(&format!("{base}/")), "a request to another origin: {r}");
+    }
+    assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result:#}");
+    for shot in ["login", "overview", "provisioner", "runs", "run", "duo_users", "after_actions"] {
+        let file = shots.join(format!("{shot}.png"));
+        let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(bytes > 1000, "no screenshot {}", file.display());
+    }
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -1,0 +1,96 @@
+//! The operator's console: server-rendered pages on the daemon's status address — the overview
+//! of every provisioner and source, a provisioner's links, errors, refused plan, settings and
+//! actions, its run history and each run's failures, and the Duo users report with its CSV
+//! download — and the actions behind authentication (a full sync now, approving a refused plan
+//! by its digest). No script, no inline style: a stylesheet the daemon serves, so the strict
+//! Content-Security-Policy of `auth.rs` holds. Pages page their lists in SQL
+//! ([`duoprov_registry::ConsoleReads`]).
+//!
+//! [`routes`] is the route table: a page or action added there (an explain page, a retry of one
+//! object) sits behind the same gate and headers.
+
+pub mod auth;
+pub mod html;
+mod pages;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use duoprov_plan::Mapping;
+use duoprov_registry::Store;
+
+use crate::http::Shared;
+pub use auth::{ConsoleAccess, Mode};
+
+/// What the console shows of one provisioner beyond the registry and the loop.
+#[derive(Debug, Clone)]
+pub struct ProvisionerInfo {
+    /// Its Duo username template (the Duo users report's "not in the registry").
+    pub mapping: Arc<Mapping>,
+    /// Its settings as `duoprov config` shows them (no secret, only where each comes from).
+    pub settings: String,
+    /// Its full-sync schedule, in words.
+    pub schedule: String,
+}
+
+/// The console's state.
+pub struct Console {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) guard: auth::Guard,
+    pub(crate) provisioners: BTreeMap<String, ProvisionerInfo>,
+    /// Each provisioner's link counts and when they were read: counting a million memberships
+    /// takes a scan, so pages reuse a count for [`COUNTS_FOR_MS`].
+    counts: std::sync::Mutex<std::collections::HashMap<String, (i64, Vec<duoprov_registry::LinkCounts>)>>,
+}
+
+/// How long a provisioner's link counts are reused by the pages.
+pub const COUNTS_FOR_MS: i64 = 30_000;
+
+impl Console {
+    pub fn new(store: Arc<dyn Store>, shared: Arc<Shared>, mode: Mode, secure_cookie: bool, provisioners: BTreeMap<String, ProvisionerInfo>) -> Console {
+        Console { store, shared, guard: auth::Guard::new(mode, secure_cookie), provisioners, counts: Default::default() }
+    }
+
+    /// `provisioner`'s link counts, read at most every [`COUNTS_FOR_MS`], and when they were read.
+    pub(crate) async fn link_counts(&self, provisioner: &str, now_ms: i64) -> duoprov_registry::Result<(i64, Vec<duoprov_registry::LinkCounts>)> {
+        let cached = self.counts.lock().ok().and_then(|m| m.get(provisioner).cloned());
+        if let Some((at, counts)) = cached.filter(|(at, _)| now_ms - at < COUNTS_FOR_MS) {
+            return Ok((at, counts));
+        }
+        let counts = self.store.link_counts(provisioner).await?;
+        if let Ok(mut m) = self.counts.lock() {
+            m.insert(provisioner.to_owned(), (now_ms, counts.clone()));
+        }
+        Ok((now_ms, counts))
+    }
+}
+
+/// The console's pages and actions, behind its gate. Extension point: further pages (such as
+/// `/explain`) and actions (such as retrying one object) are added here.
+pub fn routes() -> Router<Arc<Console>> {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/provisioners/{name}", get(pages::provisioner))
+        .route("/provisioners/{name}/runs", get(pages::runs))
+        .route("/runs/{id}", get(pages::run))
+        .route("/duo-users", get(pages::duo_users))
+        .route("/duo-users.csv", get(pages::duo_users_csv))
+        .route("/provisioners/{name}/full-sync", post(pages::request_full))
+        .route("/provisioners/{name}/approve", post(pages::approve))
+        .route("/logout", post(auth::logout))
+}
+
+/// The console as a router: its routes behind the gate, the sign-in form, the stylesheet and an
+/// empty icon (browsers ask for one) outside it.
+pub fn router(console: Arc<Console>) -> Router {
+    let gated = routes().route_layer(axum::middleware::from_fn_with_state(console.clone(), auth::gate));
+    Router::new()
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/console.css", get(pages::css))
+        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
+        .merge(gated)
+        .with_state(console)
+}

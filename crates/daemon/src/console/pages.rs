@@ -1,0 +1,671 @@
+//! The console's pages and actions. Every value shown goes through `html::esc`; every list is a
+//! page cut in SQL (50 rows) with links to the next and previous pages.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use duoprov_registry::{LinkKind, RetryTarget, RunKind, RunRecord, RunStatus};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Console;
+use super::auth::{Caller, csrf_field, csrf_refusal};
+use super::html::{duration_ms, esc, href, page, seg, table, time};
+
+/// Rows on one page of a list.
+pub const PAGE: u32 = 50;
+
+/// A failure of the registry behind a page, as a page.
+fn failed(what: &str, e: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %e, "Console: {what} failed.");
+    let body = page("Registry error", &format!("<p class=\"bad\">{}: {}</p>", esc(what), esc(&e.to_string())));
+    (StatusCode::INTERNAL_SERVER_ERROR, Html(body)).into_response()
+}
+
+fn not_found(what: &str) -> Response {
+    (StatusCode::NOT_FOUND, Html(page("Not found", &format!("<p>{}</p><p><a href=\"/\">Overview</a></p>", esc(what))))).into_response()
+}
+
+/// Grouper's code for one of duoprov's object error codes: its plan codes are Grouper's already
+/// (INV, LEN, REQ, DNE, MAT); a write Duo refused (`ERR`, `FORBIDDEN`) and anything else is ERR.
+pub fn grouper_code(code: &str) -> &'static str {
+    match code {
+        "INV" => "INV",
+        "LEN" => "LEN",
+        "REQ" => "REQ",
+        "DNE" => "DNE",
+        "MAT" => "MAT",
+        _ => "ERR",
+    }
+}
+
+/// What a run's recorded report says, read leniently (older runs lack newer fields).
+struct RunView<'a> {
+    r: &'a RunRecord,
+}
+
+impl RunView<'_> {
+    fn n(&self, path: &[&str]) -> i64 {
+        let mut v = &self.r.counts;
+        for p in path {
+            v = &v[*p];
+        }
+        v.as_i64().unwrap_or(0)
+    }
+
+    fn counts(&self, object: &str) -> String {
+        let (c, u, d, f) = (self.n(&[object, "created"]), self.n(&[object, "updated"]), self.n(&[object, "deleted"]), self.n(&[object, "failed"]));
+        let mut s = format!("+{c} ~{u} −{d}");
+        if f > 0 {
+            let _ = write!(s, " <span class=\"bad\">{f} failed</span>");
+        }
+        s
+    }
+
+    fn calls(&self) -> i64 {
+        self.n(&["read_calls"]) + self.n(&["write_calls"])
+    }
+
+    fn rate_limited(&self) -> i64 {
+        self.r.counts["duo_classes"].as_array().map(|a| a.iter().map(|c| c["rate_limited"].as_i64().unwrap_or(0)).sum()).unwrap_or(0)
+    }
+
+    /// What started the run: an escalation names its reason; else the kind's usual cause.
+    fn trigger(&self) -> String {
+        if let Some(reason) = self.r.counts["escalated"].as_str() {
+            return format!("escalated: {reason}");
+        }
+        if let Some(t) = self.r.counts["trigger"].as_str() {
+            return t.to_owned();
+        }
+        match self.r.kind {
+            RunKind::Full => "full sync".into(),
+            _ => "registry changes".into(),
+        }
+    }
+
+    fn duration(&self) -> String {
+        self.r.finished_at_ms.map(|f| duration_ms(f.0 - self.r.started_at_ms.0)).unwrap_or_else(|| "running".into())
+    }
+}
+
+fn status_cell(status: RunStatus) -> String {
+    let class = match status {
+        RunStatus::Succeeded => "ok",
+        RunStatus::Running => "",
+        _ => "bad",
+    };
+    format!("<span class=\"{class}\">{}</span>", esc(status.as_str()))
+}
+
+/// A run as a link with its result and time.
+fn run_cell(now: i64, r: Option<&RunRecord>) -> String {
+    match r {
+        None => "<span class=\"empty\">none yet</span>".into(),
+        Some(r) => format!("<a href=\"/runs/{}\">{}</a> {}", r.id, status_cell(r.status), time(now, r.finished_at_ms.unwrap_or(r.started_at_ms).0)),
+    }
+}
+
+pub async fn css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=300")], super::html::CSS).into_response()
+}
+
+/// `/`: every provisioner and source at a glance.
+pub async fn overview(State(c): State<Arc<Console>>) -> Response {
+    let now = duoprov_sync::now_ms();
+    let statuses = c.shared.provisioners.lock().map(|m| m.clone()).unwrap_or_default();
+    let last_seq = match c.store.last_change_seq().await {
+        Ok(s) => s,
+        Err(e) => return failed("reading the change log", e),
+    };
+    let mut rows = Vec::new();
+    for name in c.provisioners.keys() {
+        let runs = match c.store.run_page(name, None, 100).await {
+            Ok(r) => r,
+            Err(e) => return failed(&format!("reading the runs of {name}"), e),
+        };
+        let last_full = runs.iter().find(|r| r.kind == RunKind::Full && !r.dry_run);
+        let last_incremental = runs.iter().find(|r| r.kind != RunKind::Full && !r.dry_run);
+        let lag = match c.store.checkpoint(name).await {
+            Ok(Some(cp)) => format!("{} entries", (last_seq - cp.last_seq).max(0)),
+            Ok(None) => "no full sync yet".into(),
+            Err(e) => return failed(&format!("reading the checkpoint of {name}"), e),
+        };
+        let in_error: i64 = match c.link_counts(name, now).await {
+            Ok((_, counts)) => counts.iter().map(|k| k.in_error).sum(),
+            Err(e) => return failed(&format!("counting the links of {name}"), e),
+        };
+        let status = statuses.get(name).cloned().unwrap_or_default();
+        let mut role = esc(&status.role);
+        if status.running_since_ms.is_some() {
+            role.push_str(" (running)");
+        }
+        if let Some(e) = &status.last_error {
+            let _ = write!(role, " <span class=\"bad\" title=\"{}\">last attempt failed</span>", esc(e));
+        }
+        let next = match (status.role.as_str(), c.shared.steering.next_full(name)) {
+            ("holder", Some(t)) if t == i64::MAX => "never (the cron expression has no next time)".into(),
+            ("holder", Some(t)) => time(now, t),
+            ("holder", None) => "after the first run".into(),
+            _ => "by the leading daemon".into(),
+        };
+        let errors = if in_error > 0 { format!("<span class=\"bad\">{in_error}</span>") } else { "0".into() };
+        rows.push(vec![
+            format!("<a href=\"/provisioners/{}\">{}</a>", seg(name), esc(name)),
+            role,
+            run_cell(now, last_full),
+            run_cell(now, last_incremental),
+            esc(&lag),
+            errors,
+            c.shared.metrics.rate_limited_last_hour(name, now).to_string(),
+            next,
+        ]);
+    }
+    let mut body = table(
+        &["Provisioner", "Role", "Last full sync", "Last incremental sync", "Change-log lag", "Objects in error", "429s (last hour)", "Next full sync"],
+        &rows,
+        "This daemon runs no provisioner.",
+    );
+    body.push_str("<h2>Sources</h2>");
+    match c.store.source_runs().await {
+        Ok(sources) => {
+            let rows: Vec<Vec<String>> = sources
+                .iter()
+                .map(|s| {
+                    let class = if matches!(s.result.as_str(), "applied" | "unchanged") { "ok" } else { "bad" };
+                    vec![esc(&s.source), format!("<span class=\"{class}\">{}</span>", esc(&s.result)), time(now, s.at_ms)]
+                })
+                .collect();
+            body.push_str(&table(&["Source", "Last result", "When"], &rows, "No source has run (`duoprov source sync`)."));
+        }
+        Err(e) => return failed("reading the source runs", e),
+    }
+    Html(page("Overview", &body)).into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct LinkQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    page: u32,
+}
+
+fn pager(path: &str, pairs: &[(&str, String)], page_no: u32, total: i64) -> String {
+    let pages = ((total.max(0) as u64).div_ceil(u64::from(PAGE))).max(1);
+    let mut out = format!("<p class=\"pager\">Page {} of {pages} ({total} in all) ", page_no + 1);
+    let with_page = |p: u32| {
+        let mut v: Vec<(&str, String)> = pairs.to_vec();
+        v.push(("page", if p == 0 { String::new() } else { p.to_string() }));
+        href(path, &v)
+    };
+    if page_no > 0 {
+        let _ = write!(out, "<a rel=\"prev\" href=\"{}\">← previous</a>", esc(&with_page(page_no - 1)));
+    }
+    if u64::from(page_no) + 1 < pages {
+        let _ = write!(out, "<a rel=\"next\" href=\"{}\">next →</a>", esc(&with_page(page_no + 1)));
+    }
+    out.push_str("</p>");
+    out
+}
+
+/// `/provisioners/{name}`.
+pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>, Query(q): Query<LinkQuery>, Extension(caller): Extension<Caller>) -> Response {
+    let Some(info) = c.provisioners.get(&name) else { return not_found(&format!("This daemon runs no provisioner named {name}.")) };
+    let now = duoprov_sync::now_ms();
+    let status = c.shared.provisioners.lock().ok().and_then(|m| m.get(&name).cloned()).unwrap_or_default();
+    let mut body = format!(
+        "<p>Role: <strong>{}</strong>{} · full syncs {} · <a href=\"/provisioners/{}/runs\">run history</a></p>",
+        esc(&status.role),
+        if status.running_since_ms.is_some() { " (a run is under way)" } else { "" },
+        esc(&info.schedule),
+        seg(&name)
+    );
+
+    // Actions.
+    body.push_str("<h2>Actions</h2>");
+    let pending = c.shared.steering.full_requested(&name);
+    let _ = write!(
+        body,
+        "<form class=\"inline\" method=\"post\" action=\"/provisioners/{}/full-sync\">{}<button type=\"submit\">Run a full sync now</button></form>",
+        seg(&name),
+        csrf_field(&caller)
+    );
+    if let Some(who) = pending {
+        let _ = write!(body, " <span class=\"note\">A full sync asked for by {} is waiting for its turn.</span>", esc(&who));
+    }
+
+    // The refused plan.
+    body.push_str("<h2>Last refused plan</h2>");
+    match c.shared.steering.last_refusal(&name) {
+        None => body.push_str("<p class=\"empty\">No run has been refused since the daemon started (or a run has succeeded since).</p>"),
+        Some(r) => {
+            let _ = write!(body, "<p>The {} sync {} was refused by the safety rules; nothing changed:</p><ul>", esc(&r.kind), time(now, r.at_ms));
+            for reason in &r.reasons {
+                let _ = write!(body, "<li>{}</li>", esc(reason));
+            }
+            let _ = write!(body, "</ul><p>It would make {}, digest <code class=\"digest\">{}</code>:</p><ul class=\"removals\">", esc(&duoprov_model::counted(r.removals.len(), "removal", "removals")), esc(&r.digest));
+            for removal in r.removals.iter().take(500) {
+                let _ = write!(body, "<li>{}</li>", esc(removal));
+            }
+            if r.removals.len() > 500 {
+                let _ = write!(body, "<li class=\"note\">… and {} more (see <code>duoprov plan {}</code>)</li>", r.removals.len() - 500, esc(&name));
+            }
+            body.push_str("</ul>");
+            if c.shared.steering.approval(&name).as_deref() == Some(r.digest.as_str()) {
+                body.push_str("<p class=\"note\">Approved; the next full sync applies exactly these removals.</p>");
+            } else {
+                let _ = write!(
+                    body,
+                    "<form method=\"post\" action=\"/provisioners/{}/approve\">{}<input type=\"hidden\" name=\"digest\" value=\"{}\">\
+                     <button type=\"submit\">Approve exactly these removals</button> <span class=\"note\">(as <code>duoprov sync {} --approve {}</code>: the next full sync applies them, and is refused if the list has changed)</span></form>",
+                    seg(&name),
+                    csrf_field(&caller),
+                    esc(&r.digest),
+                    esc(&name),
+                    esc(&r.digest)
+                );
+            }
+        }
+    }
+
+    // Link counts.
+    body.push_str("<h2>Links</h2>");
+    let (counted_at, counts) = match c.link_counts(&name, now).await {
+        Ok(counts) => counts,
+        Err(e) => return failed(&format!("counting the links of {name}"), e),
+    };
+    let rows: Vec<Vec<String>> = counts
+        .iter()
+        .map(|k| vec![esc(&k.kind), k.total.to_string(), k.in_target.to_string(), k.linked.to_string(), k.created_by_us.to_string(), k.in_error.to_string()])
+        .collect();
+    body.push_str(&table(&["Kind", "Links", "In target", "Linked in Duo", "Created by duoprov", "In error"], &rows, "No links."));
+    let _ = write!(body, "<p class=\"note\">Counted {} (counts are reused for {} s).</p>", time(now, counted_at), super::COUNTS_FOR_MS / 1000);
+
+    // The searchable list.
+    let kind = LinkKind::parse(&q.kind).unwrap_or(LinkKind::Groups);
+    let search = q.q.trim().to_owned();
+    let _ = write!(
+        body,
+        "<form method=\"get\" action=\"/provisioners/{}\"><label>Search <input type=\"search\" name=\"q\" value=\"{}\"></label> \
+         <select name=\"kind\"><option value=\"groups\"{}>groups</option><option value=\"users\"{}>users</option></select> <button type=\"submit\">Search</button></form>",
+        seg(&name),
+        esc(&search),
+        if kind == LinkKind::Groups { " selected" } else { "" },
+        if kind == LinkKind::Users { " selected" } else { "" }
+    );
+    let links = match c.store.link_page(&name, kind, Some(&search), q.page.saturating_mul(PAGE), PAGE).await {
+        Ok(p) => p,
+        Err(e) => return failed(&format!("reading the links of {name}"), e),
+    };
+    let rows: Vec<Vec<String>> = links
+        .rows
+        .iter()
+        .map(|l| {
+            let mut name_cell = esc(&l.name);
+            if let Some(login) = &l.login {
+                let _ = write!(name_cell, " <span class=\"note\">({})</span>", esc(login));
+            }
+            vec![
+                name_cell,
+                l.duo_id.as_deref().map(esc).unwrap_or_else(|| "<span class=\"empty\">not in Duo</span>".into()),
+                if l.in_target { "yes".into() } else { "no".into() },
+                if l.created_by_us { "yes".into() } else { "adopted".into() },
+                l.provisioned_at_ms.map(|t| time(now, t)).unwrap_or_default(),
+                l.error_code.as_deref().map(|code| format!("<span class=\"bad\">{}</span> {}", grouper_code(code), esc(l.error_message.as_deref().unwrap_or("")))).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    body.push_str(&table(&["Name", "Duo id", "In target", "Created by duoprov", "Last provisioned", "Error"], &rows, "No link matches."));
+    let pairs = [("q", search.clone()), ("kind", kind.as_str().to_owned())];
+    body.push_str(&pager(&format!("/provisioners/{}", seg(&name)), &pairs, q.page, links.total));
+
+    // Objects in error.
+    body.push_str("<h2>Objects in error</h2>");
+    let errors = match c.store.object_errors(&name, 100).await {
+        Ok(e) => e,
+        Err(e) => return failed(&format!("reading the errors of {name}"), e),
+    };
+    let retries = c.store.retries(&name, None).await.unwrap_or_default();
+    let mut uuids: Vec<String> = errors.iter().filter(|e| e.kind != "user").map(|e| e.object.split(' ').next().unwrap_or("").to_owned()).collect();
+    uuids.extend(retries.iter().filter_map(|r| r.target.group_uuid().map(str::to_owned)));
+    let names = c.store.group_names(&uuids).await.unwrap_or_default();
+    let group = |uuid: &str| names.get(uuid).cloned().unwrap_or_else(|| format!("a group no longer in the registry ({uuid})"));
+    let next_retry: HashMap<String, i64> = retries
+        .iter()
+        .map(|r| {
+            let key = match &r.target {
+                RetryTarget::Group { group_uuid } | RetryTarget::WholeGroup { group_uuid } => group_uuid.clone(),
+                RetryTarget::User { subject } => format!("{}:{}", subject.source, subject.id),
+                RetryTarget::Membership { group_uuid, subject } => format!("{group_uuid} {}:{}", subject.source, subject.id),
+            };
+            (key, r.next_at_ms.0)
+        })
+        .collect();
+    let rows: Vec<Vec<String>> = errors
+        .iter()
+        .map(|e| {
+            let object = match e.kind.as_str() {
+                "group" => group(&e.object),
+                "membership" => match e.object.split_once(' ') {
+                    Some((uuid, subject)) => format!("{subject} in {}", group(uuid)),
+                    None => e.object.clone(),
+                },
+                _ => e.object.clone(),
+            };
+            vec![
+                format!("<span class=\"bad\" title=\"{}\">{}</span>", esc(&e.code), grouper_code(&e.code)),
+                esc(&e.kind),
+                esc(&object),
+                esc(&e.message),
+                time(now, e.at_ms.0),
+                next_retry.get(&e.object).map(|t| time(now, *t)).unwrap_or_else(|| "at the next full sync".into()),
+            ]
+        })
+        .collect();
+    body.push_str(&table(&["Code", "Kind", "Object", "Message", "Since", "Next retry"], &rows, "No object is in error."));
+
+    // Settings and actions.
+    let _ = write!(body, "<h2>Settings as understood</h2><pre>{}</pre>", esc(&info.settings));
+    body.push_str("<h2>Console actions</h2>");
+    let rows: Vec<Vec<String>> = c.shared.steering.actions(&name).iter().map(|a| vec![time(now, a.at_ms), esc(&a.who), esc(&a.what)]).collect();
+    body.push_str(&table(&["When", "Who", "What"], &rows, "No action since the daemon started."));
+    Html(page(&format!("Provisioner {name}"), &body)).into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct RunsQuery {
+    /// Show runs older than this run id.
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+/// `/provisioners/{name}/runs`.
+pub async fn runs(State(c): State<Arc<Console>>, Path(name): Path<String>, Query(q): Query<RunsQuery>) -> Response {
+    if !c.provisioners.contains_key(&name) {
+        return not_found(&format!("This daemon runs no provisioner named {name}."));
+    }
+    let now = duoprov_sync::now_ms();
+    let runs = match c.store.run_page(&name, q.before, PAGE).await {
+        Ok(r) => r,
+        Err(e) => return failed(&format!("reading the runs of {name}"), e),
+    };
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let v = RunView { r };
+            let kind = if r.dry_run { format!("{} (dry run)", r.kind.as_str()) } else { r.kind.as_str().to_owned() };
+            vec![
+                format!("<a href=\"/runs/{}\">{}</a>", r.id, r.id),
+                esc(&kind),
+                esc(&v.trigger()),
+                status_cell(r.status),
+                time(now, r.started_at_ms.0),
+                esc(&v.duration()),
+                v.counts("groups"),
+                v.counts("users"),
+                v.counts("memberships"),
+                v.calls().to_string(),
+                v.rate_limited().to_string(),
+            ]
+        })
+        .collect();
+    let mut body = format!("<p><a href=\"/provisioners/{}\">← {}</a></p>", seg(&name), esc(&name));
+    body.push_str(&table(&["Run", "Kind", "Trigger", "Result", "Started", "Duration", "Groups", "Users", "Memberships", "Duo calls", "429s"], &rows, "No run yet."));
+    if runs.len() == PAGE as usize
+        && let Some(last) = runs.last()
+    {
+        let _ = write!(body, "<p class=\"pager\"><a rel=\"next\" href=\"/provisioners/{}/runs?before={}\">older runs →</a></p>", seg(&name), last.id);
+    }
+    Html(page(&format!("Runs of {name}"), &body)).into_response()
+}
+
+/// `/runs/{id}`.
+pub async fn run(State(c): State<Arc<Console>>, Path(id): Path<i64>) -> Response {
+    let now = duoprov_sync::now_ms();
+    let r = match c.store.run_by_id(id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return not_found(&format!("There is no run {id} in the run log (it may have been pruned).")),
+        Err(e) => return failed(&format!("reading run {id}"), e),
+    };
+    let v = RunView { r: &r };
+    let mut body = format!("<p><a href=\"/provisioners/{}/runs\">← runs of {}</a></p>", seg(&r.provisioner), esc(&r.provisioner));
+    let facts = vec![
+        vec!["Provisioner".into(), format!("<a href=\"/provisioners/{}\">{}</a>", seg(&r.provisioner), esc(&r.provisioner))],
+        vec!["Kind".into(), esc(&format!("{}{}", r.kind.as_str(), if r.dry_run { " (dry run)" } else { "" }))],
+        vec!["Trigger".into(), esc(&v.trigger())],
+        vec!["Result".into(), status_cell(r.status)],
+        vec!["Started".into(), time(now, r.started_at_ms.0)],
+        vec!["Duration".into(), esc(&v.duration())],
+        vec!["Groups".into(), v.counts("groups")],
+        vec!["Users".into(), v.counts("users")],
+        vec!["Memberships".into(), v.counts("memberships")],
+        vec!["Duo calls".into(), format!("{} reads, {} writes, {} answered 429", v.n(&["read_calls"]), v.n(&["write_calls"]), v.rate_limited())],
+        vec!["Message".into(), esc(r.message.as_deref().unwrap_or(""))],
+    ];
+    body.push_str(&table(&["", ""], &facts, ""));
+    for (title, key) in [("Failures", "failures"), ("Held by plan errors", "held_objects")] {
+        let _ = write!(body, "<h2>{title}</h2>");
+        let items = r.counts[key].as_array().cloned().unwrap_or_default();
+        let rows: Vec<Vec<String>> = items
+            .iter()
+            .map(|f| {
+                let code = f["code"].as_str().unwrap_or("");
+                vec![
+                    format!("<span class=\"bad\" title=\"{}\">{}</span>", esc(code), grouper_code(code)),
+                    esc(f["object"].as_str().unwrap_or("")),
+                    esc(f["message"].as_str().unwrap_or("")),
+                ]
+            })
+            .collect();
+        body.push_str(&table(&["Code", "Object", "Message"], &rows, "None."));
+    }
+    let timings: Vec<Vec<String>> = match &r.timings {
+        Value::Array(a) => a.iter().filter_map(|t| Some(vec![esc(t[0].as_str()?), esc(&duration_ms(t[1].as_i64()?))])).collect(),
+        _ => Vec::new(),
+    };
+    body.push_str("<h2>Phases</h2>");
+    body.push_str(&table(&["Phase", "Took"], &timings, "Not recorded."));
+    Html(page(&format!("Run {id}"), &body)).into_response()
+}
+
+#[derive(Deserialize, Default, Clone)]
+pub struct UsersQuery {
+    #[serde(default)]
+    provisioner: String,
+    #[serde(default)]
+    not_in_registry: Option<String>,
+    #[serde(default)]
+    not_enrolled: Option<String>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    stale_login: String,
+    #[serde(default)]
+    page: u32,
+}
+
+impl UsersQuery {
+    fn filter(&self) -> Result<duoprov_sync::duo_user_report::ReportFilter, String> {
+        let stale = self.stale_login.trim();
+        let stale_login_days = if stale.is_empty() {
+            None
+        } else {
+            Some(stale.parse::<u32>().map_err(|_| format!("stale login: expected a whole number of days, not {stale:?}"))?)
+        };
+        Ok(duoprov_sync::duo_user_report::ReportFilter {
+            not_in_registry: self.not_in_registry.is_some(),
+            not_enrolled: self.not_enrolled.is_some(),
+            status: Some(self.status.trim().to_owned()).filter(|s| !s.is_empty()),
+            stale_login_days,
+            ..Default::default()
+        })
+    }
+
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("provisioner", self.provisioner.clone()),
+            ("not_in_registry", self.not_in_registry.as_ref().map(|_| "1".to_owned()).unwrap_or_default()),
+            ("not_enrolled", self.not_enrolled.as_ref().map(|_| "1".to_owned()).unwrap_or_default()),
+            ("status", self.status.trim().to_owned()),
+            ("stale_login", self.stale_login.trim().to_owned()),
+        ]
+    }
+}
+
+/// The page of Duo users the query asks for, and the total: in SQL when every filter is, else
+/// (not in the registry by the provisioner's username template) filtered here and cut.
+async fn users_page(c: &Console, q: &UsersQuery, offset: u32, limit: u32) -> Result<(Vec<duoprov_registry::DuoUserRow>, i64), Response> {
+    let filter = q.filter().map_err(|e| (StatusCode::BAD_REQUEST, Html(page("Duo users", &format!("<p class=\"bad\">{}</p>", esc(&e))))).into_response())?;
+    let mapping = c.provisioners.get(&q.provisioner).map(|p| p.mapping.clone());
+    let now_secs = duoprov_sync::now_ms() / 1000;
+    if filter.pages_in_sql(mapping.as_deref()) {
+        let sql = filter.sql(mapping.as_deref(), now_secs);
+        let paged = c.store.duo_user_page(&q.provisioner, &sql, offset, limit).await.map_err(|e| failed("reading the Duo users", e))?;
+        Ok((paged.rows, paged.total))
+    } else {
+        let rows = duoprov_sync::duo_user_report::rows(&*c.store, &*c.store, &q.provisioner, mapping.as_deref(), &filter, now_secs)
+            .await
+            .map_err(|e| failed("reading the Duo users", e))?;
+        let total = rows.len() as i64;
+        Ok((rows.into_iter().skip(offset as usize).take(limit as usize).collect(), total))
+    }
+}
+
+/// `/duo-users`: `duoprov report P users` in the browser.
+pub async fn duo_users(State(c): State<Arc<Console>>, Query(mut q): Query<UsersQuery>) -> Response {
+    let now = duoprov_sync::now_ms();
+    if q.provisioner.is_empty()
+        && let Some(first) = c.provisioners.keys().next()
+    {
+        q.provisioner = first.clone();
+    }
+    let mut body = String::from("<form method=\"get\" action=\"/duo-users\"><label>Provisioner <select name=\"provisioner\">");
+    for name in c.provisioners.keys() {
+        let _ = write!(body, "<option value=\"{}\"{}>{}</option>", esc(name), if *name == q.provisioner { " selected" } else { "" }, esc(name));
+    }
+    let _ = write!(
+        body,
+        "</select></label> <label><input type=\"checkbox\" name=\"not_in_registry\" value=\"1\"{}> not in the registry</label> \
+         <label><input type=\"checkbox\" name=\"not_enrolled\" value=\"1\"{}> not enrolled</label> \
+         <label>Status <input type=\"text\" name=\"status\" size=\"10\" value=\"{}\"></label> \
+         <label>No login for <input type=\"number\" min=\"0\" name=\"stale_login\" size=\"5\" value=\"{}\"> days</label> <button type=\"submit\">Filter</button></form>",
+        if q.not_in_registry.is_some() { " checked" } else { "" },
+        if q.not_enrolled.is_some() { " checked" } else { "" },
+        esc(q.status.trim()),
+        esc(q.stale_login.trim())
+    );
+    if !c.provisioners.contains_key(&q.provisioner) {
+        body.push_str("<p class=\"empty\">Choose a provisioner this daemon runs.</p>");
+        return Html(page("Duo users", &body)).into_response();
+    }
+    let load = match c.store.duo_user_load(&q.provisioner).await {
+        Ok(l) => l,
+        Err(e) => return failed("reading when the Duo users were loaded", e),
+    };
+    let Some(load) = load else {
+        let _ = write!(
+            body,
+            "<p class=\"empty\">No Duo users have been loaded for {}: run <code>duoprov load-users {}</code>, or set <code>load_duo_users = true</code>.</p>",
+            esc(&q.provisioner),
+            esc(&q.provisioner)
+        );
+        return Html(page("Duo users", &body)).into_response();
+    };
+    let (rows, total) = match users_page(&c, &q, q.page.saturating_mul(PAGE), PAGE).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let secs = |t: Option<i64>| t.map(|s| time(now, s * 1000)).unwrap_or_else(|| "never".into());
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let o = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
+            vec![esc(&r.user_name), o(&r.real_name), o(&r.email), o(&r.status), o(&r.is_enrolled), secs(r.last_login_time), secs(r.created_at), esc(&r.user_id)]
+        })
+        .collect();
+    let _ = write!(
+        body,
+        "<p>{total} of {} Duo users loaded {} · <a href=\"{}\">download CSV</a> (every column, Grouper's names)</p>",
+        load.users,
+        time(now, load.loaded_at * 1000),
+        esc(&href("/duo-users.csv", &q.pairs()))
+    );
+    body.push_str(&table(&["Username", "Name", "Email", "Status", "Enrolled", "Last login", "Created", "Duo id"], &cells, "No Duo user matches."));
+    body.push_str(&pager("/duo-users", &q.pairs(), q.page, total));
+    Html(page("Duo users", &body)).into_response()
+}
+
+/// `/duo-users.csv`: the whole filtered report as CSV.
+pub async fn duo_users_csv(State(c): State<Arc<Console>>, Query(q): Query<UsersQuery>) -> Response {
+    if !c.provisioners.contains_key(&q.provisioner) {
+        return not_found(&format!("This daemon runs no provisioner named {}.", q.provisioner));
+    }
+    let (rows, _) = match users_page(&c, &q, 0, u32::MAX).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match duoprov_sync::duo_user_report::csv(&rows) {
+        Ok(bytes) => {
+            let disposition = format!("attachment; filename=\"duo-users-{}.csv\"", q.provisioner.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "_"));
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response()
+        }
+        Err(e) => failed("writing the CSV", e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    digest: String,
+}
+
+/// `POST /provisioners/{name}/full-sync`: wakes the loop for a full sync now.
+pub async fn request_full(State(c): State<Arc<Console>>, Path(name): Path<String>, Extension(caller): Extension<Caller>, Form(form): Form<ActionForm>) -> Response {
+    if let Some(refused) = csrf_refusal(&caller, &form.csrf) {
+        return refused;
+    }
+    if !c.provisioners.contains_key(&name) {
+        return not_found(&format!("This daemon runs no provisioner named {name}."));
+    }
+    c.shared.steering.request_full(&name, &caller.who, duoprov_sync::now_ms());
+    Redirect::to(&format!("/provisioners/{}", seg(&name))).into_response()
+}
+
+/// `POST /provisioners/{name}/approve`: approves the last refused plan by its digest.
+pub async fn approve(State(c): State<Arc<Console>>, Path(name): Path<String>, Extension(caller): Extension<Caller>, Form(form): Form<ActionForm>) -> Response {
+    if let Some(refused) = csrf_refusal(&caller, &form.csrf) {
+        return refused;
+    }
+    if !c.provisioners.contains_key(&name) {
+        return not_found(&format!("This daemon runs no provisioner named {name}."));
+    }
+    match c.shared.steering.approve(&name, &form.digest, &caller.who, duoprov_sync::now_ms()) {
+        Ok(()) => Redirect::to(&format!("/provisioners/{}", seg(&name))).into_response(),
+        Err(crate::steer::ApproveError::NothingRefused) => {
+            (StatusCode::CONFLICT, Html(page("Not approved", &format!("<p>No refused plan of {} is waiting for approval.</p>", esc(&name))))).into_response()
+        }
+        Err(crate::steer::ApproveError::OtherDigest { last }) => (
+            StatusCode::CONFLICT,
+            Html(page(
+                "Not approved",
+                &format!(
+                    "<p>The digest {} is not the last refused plan's ({}): the removals have changed since. Review them again on <a href=\"/provisioners/{}\">the provisioner's page</a>.</p>",
+                    esc(&form.digest),
+                    esc(&last),
+                    seg(&name)
+                ),
+            )),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,129 @@
+//! The console's paged reads on both backends: link counts by state, a page of group or user links
+//! cut in SQL with its total and a search that takes `_` literally, a page of Duo users under the
+//! report's filters, the run log by page and by id, and group names by uuid.
+
+use crate::registry_test;
+use crate::support::person;
+use duoprov_model::{EpochMillis, GroupName, SubjectKey, SubjectPatch};
+use duoprov_registry::{
+    DuoUserFilter, DuoUserRow, GroupState, LinkKind, MembershipState, NodeAttrs, RunKind, RunStatus, StateError, UserState,
+};
+
+fn duo_user(id: &str, name: &str, enrolled: bool) -> DuoUserRow {
+    DuoUserRow {
+        config_id: "duoTest".into(),
+        user_id: id.into(),
+        aliases: None,
+        phones: None,
+        is_push_enabled: None,
+        email: None,
+        first_name: None,
+        last_name: None,
+        is_enrolled: Some(if enrolled { "T" } else { "F" }.into()),
+        last_directory_sync: None,
+        notes: None,
+        real_name: None,
+        status: Some("active".into()),
+        user_name: name.into(),
+        created_at: None,
+        last_login_time: None,
+        // The page reads the method counts back too (NULL for the unenrolled: unknown).
+        auth_methods: duoprov_registry::AuthMethodCounts {
+            sms_phone_count: enrolled.then_some(1),
+            webauthn_count: enrolled.then_some(0),
+            ..Default::default()
+        },
+    }
+}
+
+registry_test!(the_console_reads_links_duo_users_and_runs_a_page_at_a_time, |store| {
+    let mut uuids = Vec::new();
+    for name in ["app:duo:a_b", "app:duo:axb", "app:duo:other"] {
+        let (g, _) = store.add_group(&GroupName::parse(name).unwrap(), &NodeAttrs::default(), true).await.unwrap();
+        uuids.push(g.uuid);
+    }
+    for id in ["ann", "bob", "cid"] {
+        let patch = SubjectPatch { login_id: Some(Some(id.to_owned())), ..person(id) };
+        store.upsert_subject(&SubjectKey::local(id), &patch).await.unwrap();
+    }
+    let now = EpochMillis(1_796_007_540_000);
+    let failed = || Some(StateError { code: "LEN".into(), message: "too long".into() });
+    let groups: Vec<GroupState> = uuids
+        .iter()
+        .enumerate()
+        .map(|(i, u)| GroupState {
+            pending_name: None,
+            pending_at: None,
+            group_uuid: u.clone(),
+            duo_group_id: (i != 2).then(|| format!("DG{i}")),
+            in_target: true,
+            created_by_us: i == 0,
+            provisioned_at: Some(now),
+            error: if i == 2 { failed() } else { None },
+        })
+        .collect();
+    let users: Vec<UserState> = ["ann", "bob", "cid"]
+        .iter()
+        .map(|id| UserState {
+            pending_name: None,
+            pending_at: None,
+            subject: SubjectKey::local(*id),
+            duo_user_id: Some(format!("DU{id}")),
+            in_target: *id != "cid",
+            created_by_us: true,
+            provisioned_at: Some(now),
+            error: None,
+        })
+        .collect();
+    let memberships = vec![MembershipState { group_uuid: uuids[0].clone(), subject: SubjectKey::local("ann"), in_target: true, provisioned_at: Some(now), error: failed() }];
+    store.record("duoTest", &groups, &users, &memberships).await.unwrap();
+
+    let counts = store.link_counts("duoTest").await.unwrap();
+    let by_kind: Vec<(&str, i64, i64, i64, i64, i64)> = counts.iter().map(|c| (c.kind.as_str(), c.total, c.in_target, c.linked, c.created_by_us, c.in_error)).collect();
+    assert_eq!(by_kind, [("groups", 3, 3, 2, 1, 1), ("users", 3, 2, 3, 3, 0), ("memberships", 1, 1, 1, 0, 1)]);
+    assert_eq!(store.link_counts("nobody").await.unwrap()[0].total, 0);
+
+    // `_` is a character, not a wildcard: only a_b matches.
+    let page = store.link_page("duoTest", LinkKind::Groups, Some("A_B"), 0, 50).await.unwrap();
+    assert_eq!((page.total, page.rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>()), (1, vec!["app:duo:a_b"]));
+    let all = store.link_page("duoTest", LinkKind::Groups, None, 0, 50).await.unwrap();
+    assert_eq!(all.rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["app:duo:a_b", "app:duo:axb", "app:duo:other"]);
+    assert_eq!(all.rows[2].error_code.as_deref(), Some("LEN"));
+    assert_eq!(all.rows[2].duo_id, None);
+    // Users by `source:id` or login, two to a page.
+    let first = store.link_page("duoTest", LinkKind::Users, Some(""), 0, 2).await.unwrap();
+    let second = store.link_page("duoTest", LinkKind::Users, None, 2, 2).await.unwrap();
+    assert_eq!((first.total, second.total), (3, 3));
+    let names: Vec<&str> = first.rows.iter().chain(&second.rows).map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["local:ann", "local:bob", "local:cid"]);
+    assert_eq!(first.rows[0].login.as_deref(), Some("ann"));
+    let bob = store.link_page("duoTest", LinkKind::Users, Some("BO"), 0, 50).await.unwrap();
+    assert_eq!(bob.rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["local:bob"]);
+
+    // Duo users: the report's filters, cut in SQL, sorted by username.
+    let rows = vec![duo_user("DU3", "carol", false), duo_user("DU1", "alice", true), duo_user("DU2", "bob", false), duo_user("DU4", "dave", false)];
+    store.replace_duo_users("duoTest", &rows).await.unwrap();
+    let not_enrolled = DuoUserFilter { not_enrolled: true, ..Default::default() };
+    let page = store.duo_user_page("duoTest", &not_enrolled, 1, 1).await.unwrap();
+    assert_eq!((page.total, page.rows.iter().map(|r| r.user_name.as_str()).collect::<Vec<_>>()), (3, vec!["carol"]));
+    let page = store.duo_user_page("duoTest", &DuoUserFilter::default(), 0, 10).await.unwrap();
+    assert_eq!(page.rows.iter().map(|r| r.user_name.as_str()).collect::<Vec<_>>(), ["alice", "bob", "carol", "dave"]);
+
+    // Runs by page and by id; group names by uuid.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = store.begin_run("duoTest", RunKind::Full, false).await.unwrap();
+        store.finish_run(id, RunStatus::Succeeded, &serde_json::json!({"read_calls": 1}), &serde_json::json!([]), None).await.unwrap();
+        ids.push(id);
+    }
+    let newest = store.run_page("duoTest", None, 2).await.unwrap();
+    assert_eq!(newest.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[2], ids[1]]);
+    let older = store.run_page("duoTest", Some(ids[1]), 2).await.unwrap();
+    assert_eq!(older.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[0]]);
+    let run = store.run_by_id(ids[1]).await.unwrap().expect("the run");
+    assert_eq!((run.provisioner.as_str(), run.counts["read_calls"].as_i64()), ("duoTest", Some(1)));
+    assert!(store.run_by_id(ids[2] + 100).await.unwrap().is_none());
+    let names = store.group_names(&[uuids[1].clone(), "no-such-uuid".into()]).await.unwrap();
+    assert_eq!(names.len(), 1);
+    assert_eq!(names[&uuids[1]], "app:duo:axb");
+});
