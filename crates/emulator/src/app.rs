@@ -55,8 +55,8 @@ pub struct Shared {
     pub state_file: Option<std::path::PathBuf>,
     /// Set when the tenant changed since the last save.
     pub dirty: AtomicBool,
-    /// Serialises writes of the state file.
-    pub save_lock: Mutex<()>,
+    /// Serialises writes of the state file and orders them ([`SaveGeneration`]).
+    pub save_lock: Mutex<SaveGeneration>,
     /// Duo API requests being handled now (a held one included).
     pub in_flight: AtomicUsize,
 }
@@ -404,4 +404,15 @@ fn purge_trash(shared: &Shared, now: i64) {
             shared.mark_dirty();
         }
     }
+}
+
+/// Orders the state file's writes: each save takes the next number when it reads the state, and
+/// the writer (under the save lock) skips a save older than the one already written — a
+/// periodic save cancelled at shutdown must not overwrite the final one with its older state.
+#[derive(Debug, Default)]
+pub struct SaveGeneration {
+    /// The number the next save takes.
+    pub next: u64,
+    /// The number of the save last written.
+    pub written: Option<u64>,
 }

@@ -136,16 +136,28 @@ pub async fn save_now(s: &Arc<Shared>) -> Result<bool, crate::error::Error> {
         return Ok(false);
     };
     s.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
-    let bytes = persist::to_bytes(&s.read().tenant.dump())?;
+    // The state and its save number are taken together (under the save lock), so a higher
+    // number always holds a later state.
+    let (generation, bytes) = {
+        let mut order = s.save_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let generation = order.next;
+        order.next += 1;
+        (generation, persist::to_bytes(&s.read().tenant.dump())?)
+    };
     let shared = s.clone();
     // The write holds the save lock itself, so a save whose caller was cancelled still finishes
-    // before the next one starts.
+    // before the next one starts; one older than the last written is dropped.
     let result = tokio::task::spawn_blocking(move || {
-        let _guard = shared
+        let mut order = shared
             .save_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        persist::save_bytes(&path, &bytes)
+        if order.written.is_some_and(|w| w > generation) {
+            return Ok(());
+        }
+        persist::save_bytes(&path, &bytes)?;
+        order.written = Some(generation);
+        Ok(())
     })
     .await
     .map_err(|e| crate::error::Error::Serve(std::io::Error::other(e.to_string())))?;

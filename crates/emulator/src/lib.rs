@@ -159,7 +159,7 @@ impl EmulatorBuilder {
             limiter: Limiter::new(&self.settings.rate_limits),
             state_file: self.state_file,
             dirty: AtomicBool::new(false),
-            save_lock: Mutex::new(()),
+            save_lock: Mutex::new(crate::app::SaveGeneration::default()),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             settings: self.settings,
         };

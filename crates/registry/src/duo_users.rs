@@ -8,6 +8,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{RegistryError, Result};
 
+/// The columns of `duo_user`: Grouper's sixteen in Grouper's order, then the
+/// authentication-method counts (the SQL, the report's CSV header).
+pub const DUO_USER_COLUMNS: [&str; 27] = [
+    "config_id",
+    "user_id",
+    "aliases",
+    "phones",
+    "is_push_enabled",
+    "email",
+    "first_name",
+    "last_name",
+    "is_enrolled",
+    "last_directory_sync",
+    "notes",
+    "real_name",
+    "status",
+    "user_name",
+    "created_at",
+    "last_login_time",
+    "push_phone_count",
+    "mobile_otp_phone_count",
+    "push_phone_last_seen",
+    "sms_phone_count",
+    "voice_phone_count",
+    "duo_hardware_token_count",
+    "hotp_token_count",
+    "totp_token_count",
+    "yubikey_otp_token_count",
+    "webauthn_count",
+    "u2f_count",
+];
+
 /// One row of `duo_user`, column for column.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuoUserRow {

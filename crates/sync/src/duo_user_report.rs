@@ -15,35 +15,7 @@ use duoprov_registry::{AuthMethod, DuoUserFilter, DuoUserRow, DuoUserStore, Regi
 
 /// The columns of `duo_user`: Grouper's sixteen in Grouper's order, then the
 /// authentication-method counts (the CSV header).
-pub const COLUMNS: [&str; 27] = [
-    "config_id",
-    "user_id",
-    "aliases",
-    "phones",
-    "is_push_enabled",
-    "email",
-    "first_name",
-    "last_name",
-    "is_enrolled",
-    "last_directory_sync",
-    "notes",
-    "real_name",
-    "status",
-    "user_name",
-    "created_at",
-    "last_login_time",
-    "push_phone_count",
-    "mobile_otp_phone_count",
-    "push_phone_last_seen",
-    "sms_phone_count",
-    "voice_phone_count",
-    "duo_hardware_token_count",
-    "hotp_token_count",
-    "totp_token_count",
-    "yubikey_otp_token_count",
-    "webauthn_count",
-    "u2f_count",
-];
+pub const COLUMNS: [&str; 27] = duoprov_registry::duo_users::DUO_USER_COLUMNS;
 
 /// What the report is asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

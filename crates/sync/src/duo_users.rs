@@ -210,14 +210,14 @@ pub fn auth_method_counts(user: &User) -> (AuthMethodCounts, Vec<String>) {
         counts.voice_phone_count = None;
         notes.push(format!("{why}; the phone counts are stored as NULL (unknown)"));
     }
-    if let Some(tokens) = &user.tokens {
-        if let Err(why) = token_counts(tokens, &mut counts) {
-            counts.duo_hardware_token_count = None;
-            counts.hotp_token_count = None;
-            counts.totp_token_count = None;
-            counts.yubikey_otp_token_count = None;
-            notes.push(format!("{why}; the token counts are stored as NULL (unknown)"));
-        }
+    if let Some(tokens) = &user.tokens
+        && let Err(why) = token_counts(tokens, &mut counts)
+    {
+        counts.duo_hardware_token_count = None;
+        counts.hotp_token_count = None;
+        counts.totp_token_count = None;
+        counts.yubikey_otp_token_count = None;
+        notes.push(format!("{why}; the token counts are stored as NULL (unknown)"));
     }
     counts.webauthn_count = user.webauthncredentials.as_ref().map(|list| list.len() as i64);
     counts.u2f_count = user.u2ftokens.as_ref().map(|list| list.len() as i64);

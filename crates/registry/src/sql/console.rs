@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
-use super::duo_users::{COLUMNS, push_filter, row_of};
+use super::duo_users::{columns, push_filter, row_of};
 use super::sync_state::{RunTuple, run_of};
 use super::backend::Param;
 use super::{SqlBackend, SqlStore};
@@ -117,7 +117,7 @@ impl ConsoleReads for SqlStore<DB> {
         count.push_bind(config_id);
         push_filter(&mut count, filter);
         let total: i64 = count.build_query_scalar().fetch_one(self.pool()).await.map_err(RegistryError::db(format!("counting the Duo users of {config_id}")))?;
-        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {COLUMNS} FROM duo_user d WHERE d.config_id = "));
+        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM duo_user d WHERE d.config_id = ", columns()));
         qb.push_bind(config_id);
         push_filter(&mut qb, filter);
         qb.push(" ORDER BY d.user_name, d.user_id LIMIT ").push_bind(i64::from(limit)).push(" OFFSET ").push_bind(i64::from(offset));

@@ -10,51 +10,23 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Transaction};
 
 use super::SqlStore;
-use crate::duo_users::{self, AuthMethod, AuthMethodCounts, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
+use crate::duo_users::{self, AuthMethod, AuthMethodCounts, DUO_USER_COLUMNS, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 use crate::error::{RegistryError, Result};
 
 /// Rows per multi-row statement: 27 parameters each, under SQLite's 32766 and PostgreSQL's
 /// 65535 bind parameters.
 const BATCH: usize = 1000;
 
-/// The columns after `config_id`: Grouper's sixteen in Grouper's order, then the
-/// authentication-method counts.
-pub(super) const COLUMNS: &str = "user_id, aliases, phones, is_push_enabled, email, first_name, last_name, is_enrolled, \
-     last_directory_sync, notes, real_name, status, user_name, created_at, last_login_time, \
-     push_phone_count, mobile_otp_phone_count, push_phone_last_seen, sms_phone_count, voice_phone_count, \
-     duo_hardware_token_count, hotp_token_count, totp_token_count, yubikey_otp_token_count, webauthn_count, \
-     u2f_count";
+/// The columns after `config_id`, comma-separated, in [`DUO_USER_COLUMNS`] order.
+pub(super) fn columns() -> &'static str {
+    static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| DUO_USER_COLUMNS[1..].join(", "));
+    &COLUMNS
+}
 
 /// The columns an upsert replaces (every one but the key).
-const UPDATED: [&str; 25] = [
-    "aliases",
-    "phones",
-    "is_push_enabled",
-    "email",
-    "first_name",
-    "last_name",
-    "is_enrolled",
-    "last_directory_sync",
-    "notes",
-    "real_name",
-    "status",
-    "user_name",
-    "created_at",
-    "last_login_time",
-    "push_phone_count",
-    "mobile_otp_phone_count",
-    "push_phone_last_seen",
-    "sms_phone_count",
-    "voice_phone_count",
-    "duo_hardware_token_count",
-    "hotp_token_count",
-    "totp_token_count",
-    "yubikey_otp_token_count",
-    "webauthn_count",
-    "u2f_count",
-];
+const UPDATED: &[&str] = DUO_USER_COLUMNS.split_at(2).1;
 
-/// One `SELECT {COLUMNS}` row as a [`DuoUserRow`] (more columns than sqlx's tuples take).
+/// One `SELECT` row of [`columns`] as a [`DuoUserRow`] (more columns than sqlx's tuples take).
 pub(super) fn row_of<R: sqlx::Row>(config_id: &str, r: &R) -> std::result::Result<DuoUserRow, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
@@ -168,7 +140,7 @@ impl Writes<DB> {
 
     async fn upsert_users(tx: &mut Transaction<'static, DB>, rows: &[&DuoUserRow]) -> Result<()> {
         for chunk in rows.chunks(BATCH) {
-            let mut qb = QueryBuilder::<DB>::new(format!("INSERT INTO duo_user (config_id, {COLUMNS}) "));
+            let mut qb = QueryBuilder::<DB>::new(format!("INSERT INTO duo_user (config_id, {}) ", columns()));
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.config_id)
                     .push_bind(&r.user_id)
@@ -209,7 +181,7 @@ impl DuoUserStore for SqlStore<DB> {
     async fn replace_duo_users(&self, config_id: &str, rows: &[DuoUserRow]) -> Result<ReplaceCounts> {
         duo_users::check_rows(config_id, rows)?;
         let mut tx = Writes::begin_write(self).await?;
-        let current = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM duo_user WHERE config_id = $1")))
+        let current = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {} FROM duo_user WHERE config_id = $1", columns())))
             .bind(config_id)
             .fetch_all(&mut *tx)
             .await
@@ -256,7 +228,7 @@ impl DuoUserStore for SqlStore<DB> {
     }
 
     async fn duo_users(&self, config_id: &str, filter: &DuoUserFilter) -> Result<Vec<DuoUserRow>> {
-        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {COLUMNS} FROM duo_user d WHERE d.config_id = "));
+        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM duo_user d WHERE d.config_id = ", columns()));
         qb.push_bind(config_id);
         push_filter(&mut qb, filter);
         let rows = qb.build().fetch_all(self.pool()).await.map_err(db(format!("reading the Duo users of {config_id}")))?;
