@@ -57,25 +57,38 @@ pub async fn run_lock(store: &dyn Store, provisioner: &str, wait: Duration) -> R
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// SIGTERM and SIGINT, caught from the moment [`ShutdownSignal::listen`] returns: made before the
+/// daemon says it is serving, so a supervisor's SIGTERM right after start still stops it
+/// gracefully instead of killing it.
+pub struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    /// Starts catching SIGTERM and SIGINT.
+    pub fn listen() -> ShutdownSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            ShutdownSignal { signals: signal(SignalKind::terminate()).ok().zip(signal(SignalKind::interrupt()).ok()) }
+        }
+        #[cfg(not(unix))]
+        {
+            ShutdownSignal {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves on the first SIGTERM or SIGINT.
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut int)) = self.signals {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -203,6 +216,7 @@ impl Daemon {
     /// one is configured, and is closed off loopback without one.
     pub async fn serve(self, listen: std::net::SocketAddr, access: http::Access, console_access: ConsoleAccess, shutdown_grace: Duration) -> Result<()> {
         let names: Vec<String> = self.loops.iter().map(|l| l.name.clone()).collect();
+        let shutdown = ShutdownSignal::listen();
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| match e.kind() {
             std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
                 "cannot listen on {listen} for the status page: the address is already in use (another `duoprov run`, or another program, listens there); stop it, or pick a free port with daemon.listen or --listen"
@@ -241,7 +255,7 @@ impl Daemon {
             let stop = stop_rx.clone();
             tasks.spawn(async move { l.run(stop).await });
         }
-        shutdown_signal().await;
+        shutdown.recv().await;
         tracing::info!("Stopping: letting runs in flight finish.");
         let _ = stop_tx.send(true);
         let finished = tokio::time::timeout(shutdown_grace, async {

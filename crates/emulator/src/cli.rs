@@ -168,24 +168,31 @@ fn strip_values(e: &serde_json::Error) -> String {
     )
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future resolving on SIGINT or SIGTERM, with both caught from the moment this returns (made
+/// before `listening on` is printed, so a signal sent right after still stops the emulator
+/// gracefully, saving its state file).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals = signal(SignalKind::terminate()).ok().zip(signal(SignalKind::interrupt()).ok());
+        async move {
+            match signals {
+                Some((mut term, mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -193,6 +200,7 @@ async fn shutdown_signal() {
 /// line of standard output, serves until SIGINT/SIGTERM.
 pub async fn run(args: EmulatorArgs) -> Result<(), Error> {
     let emulator = build(&args)?;
+    let shutdown = shutdown_signal();
     let listener = TcpListener::bind(&args.listen)
         .await
         .map_err(|cause| Error::Bind {
@@ -208,5 +216,5 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Error> {
         let _ = writeln!(out, "listening on http://{addr}");
         let _ = out.flush();
     }
-    emulator.serve(listener, shutdown_signal()).await
+    emulator.serve(listener, shutdown).await
 }

@@ -296,3 +296,18 @@ async fn off_loopback_the_status_page_needs_a_metrics_token_for_metrics_and_read
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains(token), "the token reached the log:\n{stderr}");
 }
+
+/// SIGTERM the moment the daemon says it is serving stops it gracefully (exit 0), never kills
+/// it: the signal is caught before the status line is printed. Repeated, since a late handler
+/// loses only some of the races.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_right_after_the_status_line_stops_the_daemon_gracefully() {
+    let env = setup("").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    for attempt in 0..5 {
+        let daemon = start_daemon(dir, &[]);
+        let (code, stderr) = daemon.stop();
+        assert_eq!(code, Some(0), "attempt {attempt}: the daemon was killed, not stopped:\n{stderr}");
+    }
+}
