@@ -557,7 +557,8 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             DeletePolicy::Never => false,
             DeletePolicy::CreatedByUs => l.created_by_us,
             DeletePolicy::NotInSource => true,
-            DeletePolicy::RegistryDeleted => desired.deleted_groups.contains(&l.group_uuid),
+            // Only duoprov's own groups: a hand-made Duo group it adopted is released, never deleted.
+            DeletePolicy::RegistryDeleted => l.created_by_us && desired.deleted_groups.contains(&l.group_uuid),
         };
         match present {
             Some(i) if delete && ours => {

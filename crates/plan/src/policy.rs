@@ -14,9 +14,9 @@ pub enum DeletePolicy {
     CreatedByUs,
     /// Anything managed that the registry no longer selects.
     NotInSource,
-    /// Groups only (Grouper's `deleteGroupsIfGrouperDeleted`): a managed group whose registry
-    /// group itself was deleted — not one merely no longer marked, which is kept out of
-    /// management. The configuration allows it for groups alone; for users and memberships it
+    /// Groups only (Grouper's `deleteGroupsIfGrouperDeleted`): a group duoprov created whose
+    /// registry group itself was deleted — not one merely no longer marked, which is kept out of
+    /// management, and never a hand-made Duo group duoprov adopted (released instead). The configuration allows it for groups alone; for users and memberships it
     /// deletes nothing.
     RegistryDeleted,
 }

@@ -403,8 +403,12 @@ async fn quiet_drops_warnings_but_keeps_errors_and_results() {
 async fn with_registry_deleted_only_a_group_deleted_from_the_registry_leaves_duo() {
     let env = setup("delete_groups = \"registry_deleted\"\n").await;
     let dir = env.dir.path();
+    // A Duo group made by hand, which the registry group of the same name adopts.
+    let mut dump = state(&env);
+    dump.groups.push(serde_json::from_value(serde_json::json!({"group_id": "DGHANDMADE0000000001", "name": "adopted", "status": "active"})).expect("a group"));
+    env.emulator.handle().load_state(dump).expect("seed Duo");
     run(dir, &["subject", "add", "ann", "--login-id", "ann"], 0);
-    for g in ["app:duo:unmarked", "app:duo:deleted", "app:duo:deletedLater", "app:duo:kept"] {
+    for g in ["app:duo:unmarked", "app:duo:deleted", "app:duo:deletedLater", "app:duo:kept", "app:duo:adopted"] {
         run(dir, &["group", "add", g, "--create-parents"], 0);
         run(dir, &["member", "add", g, "ann"], 0);
         run(dir, &["provision", "assign", "duoTest", "--group", g], 0);
@@ -415,11 +419,13 @@ async fn with_registry_deleted_only_a_group_deleted_from_the_registry_leaves_duo
         n.sort();
         n
     };
-    assert_eq!(names(&env), ["deleted", "deletedLater", "kept", "unmarked"]);
+    assert_eq!(names(&env), ["adopted", "deleted", "deletedLater", "kept", "unmarked"]);
 
     // Unmarked: no longer selected, but its registry group exists, so Duo keeps it.
     run(dir, &["provision", "unassign", "duoTest", "--group", "app:duo:unmarked"], 0);
     run(dir, &["group", "remove", "app:duo:deleted"], 0);
+    // Its registry group deleted, the adopted group is released, not deleted: duoprov did not make it.
+    run(dir, &["group", "remove", "app:duo:adopted"], 0);
     let (plan, _) = run(dir, &["plan", "duoTest", "--json"], 0);
     let plan: Value = serde_json::from_str(&plan).expect("plan JSON");
     let deletes: Vec<&Value> = plan["plan"]["ops"].as_array().expect("ops").iter().filter(|o| o["op"] == "delete_group").collect();
@@ -427,14 +433,14 @@ async fn with_registry_deleted_only_a_group_deleted_from_the_registry_leaves_duo
     assert_eq!(deletes[0]["name"], "deleted");
     assert!(deletes[0]["reason"].as_str().is_some_and(|r| r.contains("registry group was deleted")), "{plan}");
     run(dir, &["sync", "duoTest"], 0);
-    assert_eq!(names(&env), ["deletedLater", "kept", "unmarked"]);
+    assert_eq!(names(&env), ["adopted", "deletedLater", "kept", "unmarked"]);
 
     // The incremental path decides the same way.
     run(dir, &["group", "remove", "app:duo:deletedLater"], 0);
     run(dir, &["sync", "duoTest", "--incremental"], 0);
-    assert_eq!(names(&env), ["kept", "unmarked"]);
+    assert_eq!(names(&env), ["adopted", "kept", "unmarked"]);
     run(dir, &["sync", "duoTest"], 0);
-    assert_eq!(names(&env), ["kept", "unmarked"], "a later full sync still keeps the unmarked group");
+    assert_eq!(names(&env), ["adopted", "kept", "unmarked"], "a later full sync still keeps the unmarked and the adopted group");
 }
 
 #[test]
