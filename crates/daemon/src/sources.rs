@@ -82,6 +82,11 @@ impl SourceGate {
         self.changed.notify_waiters();
     }
 
+    /// When `source`'s next read is due, if recorded.
+    pub fn due(&self, source: &str) -> Option<i64> {
+        self.due.lock().ok().and_then(|d| d.get(source).copied())
+    }
+
     fn blocking(&self, now_ms: i64) -> Vec<String> {
         self.due.lock().map(|d| d.iter().filter(|(_, t)| **t <= now_ms).map(|(n, _)| n.clone()).collect()).unwrap_or_default()
     }
@@ -124,7 +129,9 @@ impl SourceLoop {
     /// Runs the source on its schedule until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         tracing::info!(source = %self.name, read = %self.schedule.read.describe(), poll_ms = self.schedule.poll_interval.map(|d| d.as_millis() as u64), "Running this source.");
-        let mut next_read = self.clock.now_ms();
+        // The read at start is due from the moment the daemon registered this source, so a
+        // provisioner starting alongside waits for it.
+        let mut next_read = self.shared.source_gate.due(&self.name).unwrap_or_else(|| self.clock.now_ms()).min(self.clock.now_ms());
         let mut next_poll: Option<i64> = None;
         // When the last successful read started: a change after it needs another read.
         let mut read_from: Option<i64> = None;
@@ -150,7 +157,9 @@ impl SourceLoop {
                 }
             }
             if due {
-                self.shared.source_gate.set(&self.name, now);
+                // Held back from the moment the read fell due (never later): a provisioner run due
+                // in between waits for it.
+                self.shared.source_gate.set(&self.name, if now >= next_read { next_read } else { now });
                 let started = now;
                 match self.once().await {
                     Ok(true) => {
@@ -292,9 +301,15 @@ mod tests {
     }
 
     async fn start(fake: Arc<Fake>, shared: Arc<Shared>) -> watch::Sender<bool> {
-        let store: Arc<dyn Store> = Arc::from(duoprov_registry::open("sqlite::memory:", &Default::default()).await.unwrap());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         shared.source_gate.set("s", clock.now_ms());
+        start_registered(fake, shared).await
+    }
+
+    /// Starts the loop for a source the daemon already registered on the gate.
+    async fn start_registered(fake: Arc<Fake>, shared: Arc<Shared>) -> watch::Sender<bool> {
+        let store: Arc<dyn Store> = Arc::from(duoprov_registry::open("sqlite::memory:", &Default::default()).await.unwrap());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let l = SourceLoop {
             name: "s".into(),
             job: fake,
@@ -344,6 +359,29 @@ mod tests {
         assert!(shared.metrics.encode().contains("duoprov_source_refused{source=\"s\"} 1"));
         // A source due later holds nothing back.
         assert!(shared.source_gate.wait_for_sources(SystemClock.now_ms(), Duration::from_millis(1)).await);
+        let _ = stop.send(true);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_provisioner_due_between_registration_and_the_loops_first_step_still_waits() {
+        // The daemon registers the source, and its loop takes its first step a little later; a
+        // provisioner run due in between waits for the read at start.
+        let fake = Arc::new(Fake { hold: AtomicBool::new(true), ..Default::default() });
+        let shared = Arc::new(Shared::default());
+        let registered = SystemClock.now_ms();
+        shared.source_gate.set("s", registered);
+        let provisioner_due = registered + 1;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let stop = start_registered(fake.clone(), shared.clone()).await;
+        until("the source read under way", || fake.started.load(SeqCst)).await;
+        let gate = shared.clone();
+        let provisioner = tokio::spawn(async move { gate.source_gate.wait_for_sources(provisioner_due, Duration::from_secs(10)).await });
+        // The provisioner is still waiting once the read is under way and the gate is settled.
+        assert!(shared.source_gate.due("s").is_some_and(|t| t <= provisioner_due), "the read at start is recorded as due at registration");
+        assert!(!provisioner.is_finished(), "the provisioner ran while the source was reading");
+        fake.release.notify_one();
+        assert!(provisioner.await.unwrap(), "the provisioner waited for the source, not for its deadline");
+        assert_eq!(fake.runs.load(SeqCst), 1);
         let _ = stop.send(true);
     }
 }
