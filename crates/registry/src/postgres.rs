@@ -30,6 +30,18 @@ impl SqlBackend for sqlx::Postgres {
     const JSON_IDS: &'static str = "SELECT (jsonb_array_elements_text($1::jsonb))::bigint";
     const JSON_ID_PAIRS: &'static str = "SELECT (v->>0)::bigint, (v->>1)::bigint FROM jsonb_array_elements($1::jsonb) AS e(v)";
     const JSON_TEXT_ROWS8: &'static str = "SELECT v->>0, v->>1, v->>2, v->>3, v->>4, v->>5, v->>6, v->>7 FROM jsonb_array_elements($1::jsonb) AS e(v)";
+    const BULK_MEMBERSHIP_LOAD: Option<crate::sql::BulkLoad> = Some(crate::sql::BulkLoad {
+        before: &[
+            "ALTER TABLE member_subject DROP CONSTRAINT member_subject_group_id_fkey, DROP CONSTRAINT member_subject_subject_id_fkey",
+            "DROP INDEX member_subject_subject",
+        ],
+        after: &[
+            "CREATE INDEX member_subject_subject ON member_subject (subject_id)",
+            "ALTER TABLE member_subject \
+             ADD CONSTRAINT member_subject_group_id_fkey FOREIGN KEY (group_id) REFERENCES grp (id) ON DELETE CASCADE, \
+             ADD CONSTRAINT member_subject_subject_id_fkey FOREIGN KEY (subject_id) REFERENCES subject (id) ON DELETE CASCADE",
+        ],
+    });
     const CONCAT_SUBJECT_IDS: &'static str = "string_agg(subject_id::text, ',')";
     const NOTIFY_CHANGE: Option<&'static str> = Some("SELECT pg_notify('duoprov_change', current_schema())");
 

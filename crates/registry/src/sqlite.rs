@@ -26,6 +26,8 @@ impl SqlBackend for sqlx::Sqlite {
     const JSON_ID_PAIRS: &'static str = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1) WHERE true";
     const JSON_TEXT_ROWS8: &'static str = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
                       json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]') FROM json_each($1) WHERE true";
+    // SQLite's foreign-key checks are plain index probes: nothing to gain.
+    const BULK_MEMBERSHIP_LOAD: Option<crate::sql::BulkLoad> = None;
     const CONCAT_SUBJECT_IDS: &'static str = "group_concat(subject_id)";
     const NOTIFY_CHANGE: Option<&'static str> = None;
 

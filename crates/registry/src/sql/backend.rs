@@ -49,6 +49,9 @@ pub trait SqlBackend: Database<Arguments: IntoArguments<Self>> + sealed::Sealed 
     /// A sub-select yielding, for the JSON array of eight-element arrays of strings or nulls bound
     /// as `$1`, one row of eight text columns per array (an import's subjects).
     const JSON_TEXT_ROWS8: &'static str;
+    /// How a large import loads subject memberships, when the database gains by it (see
+    /// [`BulkLoad`]).
+    const BULK_MEMBERSHIP_LOAD: Option<BulkLoad>;
     /// Aggregates `subject_id` of a group's rows into one comma-separated text.
     const CONCAT_SUBJECT_IDS: &'static str;
     /// Run in the transaction of every change-log entry: PostgreSQL notifies listeners (a daemon
@@ -65,6 +68,17 @@ pub trait SqlBackend: Database<Arguments: IntoArguments<Self>> + sealed::Sealed 
     /// A waker for registry changes, when the database can notify (see
     /// [`SyncStore::change_waker`](crate::SyncStore::change_waker)).
     fn change_waker(store: &SqlStore<Self>) -> impl Future<Output = Result<Option<ChangeWaker>>> + Send;
+}
+
+/// Statements run around a large load of `member_subject` rows in the import's transaction:
+/// `before` sets the table up for loading (PostgreSQL: drop the foreign keys, whose per-row check
+/// locks the referenced subject and group, and the secondary index, maintained row by row),
+/// `after` restores it (rebuilt and re-validated in one pass each). Both run inside the
+/// transaction, so a failed import leaves the table exactly as it was.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkLoad {
+    pub before: &'static [&'static str],
+    pub after: &'static [&'static str],
 }
 
 /// A type the store binds as a query parameter.

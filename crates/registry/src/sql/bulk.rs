@@ -1,11 +1,17 @@
 //! Import: a whole validated import written in one transaction, in batches; subjects and
 //! memberships go as one JSON array parameter per batch, unpacked by the database
-//! ([`SqlBackend::JSON_TEXT_ROWS8`], [`SqlBackend::JSON_ID_PAIRS`]).
+//! ([`SqlBackend::JSON_TEXT_ROWS8`], [`SqlBackend::JSON_ID_PAIRS`]). A large load of memberships
+//! sets the table's index and foreign keys aside and restores them in one pass each
+//! ([`SqlBackend::BULK_MEMBERSHIP_LOAD`]), inside the same transaction.
 
 use super::*;
 
 /// Subjects per statement (memberships: five times as many); a few MB of JSON each.
 const JSON_BATCH: usize = 20_000;
+
+/// The fewest new subject memberships loaded with the membership table's index and foreign keys
+/// set aside ([`BulkLoad`]); smaller imports check row by row and never alter the table.
+pub(crate) const BULK_LOAD_MIN_ROWS: usize = 50_000;
 
 /// The bulk area's functions (a namespace over the database type).
 pub(super) struct Bulk<DB>(PhantomData<DB>);
@@ -199,12 +205,20 @@ impl Bulk<DB> {
                 MemberRow::Group(m) => group_pairs.push((gid, group_by_name[m.as_str()].0)),
             }
         }
+        // In key order, so the primary key's index grows at its end rather than everywhere.
+        subject_pairs.sort_unstable();
+        let bulk_load = Self::begin_bulk_membership_load(tx, subject_pairs.len()).await?;
         for (table, pairs) in [("member_subject (group_id, subject_id)", &subject_pairs), ("member_group (group_id, member_group_id)", &group_pairs)] {
             for chunk in pairs.chunks(JSON_BATCH * 5) {
                 let json = serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into());
                 let sql = format!("INSERT INTO {table} {} ON CONFLICT DO NOTHING", DB::JSON_ID_PAIRS);
                 let r = sqlx::query::<DB>(sqlx::AssertSqlSafe(sql)).bind(json).execute(&mut **tx).await.map_err(db("writing imported memberships"))?;
                 summary.memberships_added += DB::rows_affected(&r) as usize;
+            }
+        }
+        if let Some(load) = bulk_load {
+            for statement in load.after {
+                sqlx::query::<DB>(*statement).execute(&mut **tx).await.map_err(db("restoring the membership table's index and foreign keys after the import"))?;
             }
         }
         summary.memberships_present = plan.memberships.len() - summary.memberships_added;
@@ -250,6 +264,32 @@ impl Bulk<DB> {
             Changes::log_change(tx, ChangeKind::Import, touched_groups, touched_subjects, provisioners, serde_json::to_value(&summary).unwrap_or_default()).await?;
         }
         Ok(summary)
+    }
+
+    /// Sets `member_subject` up for a load of `adding` rows when the database gains by it (see
+    /// [`BulkLoad`]): the load is large and at least half the table's size afterwards, so
+    /// rebuilding the index and re-validating the foreign keys costs less than checking row by
+    /// row. Altering the table needs its ownership; a registry user without it imports row by
+    /// row as before (the attempt is undone to a savepoint). Returns the statements that restore
+    /// the table, to run after the load.
+    async fn begin_bulk_membership_load(tx: &mut Tx<DB>, adding: usize) -> Result<Option<BulkLoad>> {
+        let Some(load) = DB::BULK_MEMBERSHIP_LOAD else { return Ok(None) };
+        if adding < BULK_LOAD_MIN_ROWS {
+            return Ok(None);
+        }
+        let present: i64 = sqlx::query_scalar("SELECT count(*) FROM member_subject").fetch_one(&mut **tx).await.map_err(db("counting memberships for the import"))?;
+        if (adding as i64) * 2 < present {
+            return Ok(None);
+        }
+        sqlx::query::<DB>("SAVEPOINT bulk_membership_load").execute(&mut **tx).await.map_err(db("starting the membership load"))?;
+        for statement in load.before {
+            if let Err(e) = sqlx::query::<DB>(*statement).execute(&mut **tx).await {
+                tracing::debug!(error = %e, "The registry user cannot alter the membership table; importing memberships row by row.");
+                sqlx::query::<DB>("ROLLBACK TO SAVEPOINT bulk_membership_load").execute(&mut **tx).await.map_err(db("undoing the membership load's set-up"))?;
+                return Ok(None);
+            }
+        }
+        Ok(Some(load))
     }
 }
 }

@@ -101,7 +101,7 @@ mod mirror;
 mod audit;
 mod console;
 
-pub use backend::SqlBackend;
+pub use backend::{BulkLoad, SqlBackend};
 use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};
 
 /// Rows read per statement when writing in bulk; well under both backends' parameter limits.

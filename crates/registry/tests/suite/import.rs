@@ -100,3 +100,39 @@ registry_test!(json_rows_report_their_lines, |store| {
     let err = data.add_json("broken.json", "{\"subjects\": [\n{\"id\": }]}").unwrap_err().to_string();
     assert!(err.contains("broken.json line 2"), "{err}");
 });
+
+registry_test!(a_large_membership_import_keeps_the_tables_constraints_and_cascades, |store| {
+    // 50 groups of the same 1 000 subjects: large enough that PostgreSQL loads the memberships
+    // with the table's index and foreign keys set aside, which must all be back afterwards.
+    let mut subjects = String::from("id,name\n");
+    for i in 0..1000 {
+        subjects.push_str(&format!("s{i:04},Subject {i}\n"));
+    }
+    let mut groups = String::from("name\n");
+    let mut members = String::from("group,subject\n");
+    for gi in 0..50 {
+        groups.push_str(&format!("org:g{gi:02}\n"));
+        for i in 0..1000 {
+            members.push_str(&format!("org:g{gi:02},s{i:04}\n"));
+        }
+    }
+    let mut data = ImportData::default();
+    data.add_csv("subjects.csv", &subjects).unwrap();
+    data.add_csv("groups.csv", &groups).unwrap();
+    data.add_csv("members.csv", &members).unwrap();
+    let summary = store.import(&data).await.unwrap();
+    assert_eq!(summary.memberships_added, 50_000);
+    assert_eq!(effective_ids(&*store, "org:g49").await.len(), 1000);
+    // The subject foreign key cascades again: removing a subject removes its 50 memberships.
+    store.remove_subject(&duoprov_model::SubjectKey::local("s0007")).await.unwrap();
+    for gi in [0, 49] {
+        let ids = effective_ids(&*store, &format!("org:g{gi:02}")).await;
+        assert_eq!(ids.len(), 999, "org:g{gi:02}");
+        assert!(!ids.iter().any(|id| id == "s0007"), "org:g{gi:02} still lists the removed subject");
+    }
+    // The same import again adds the removed subject's memberships back, and only those.
+    let again = store.import(&data).await.unwrap();
+    assert_eq!(again.subjects_created, 1);
+    assert_eq!(again.memberships_added, 50);
+    assert_eq!(effective_ids(&*store, "org:g00").await.len(), 1000);
+});
