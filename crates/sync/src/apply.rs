@@ -9,14 +9,14 @@
 //! for a retry. The link of a user leaving management is forgotten only once its membership
 //! removals succeeded, so a failed removal is planned again by the next run. Every mutation sent
 //! to Duo, answered or failed, is appended to the audit log with Duo's answer: one batch per
-//! phase, after the phase's results are recorded.
+//! phase (per window of memberships), after its results are recorded.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use duoprov_duo::{BulkOp, DuoClient, DuoError, ErrorClass, ErrorKind, GroupFields, NewUser, UserFields, MAX_BULK_OPS};
 use duoprov_model::{EpochMillis, SubjectKey};
-use duoprov_plan::{GroupField, GroupRef, Op, Plan, UserDeleteMode, UserField, UserRef};
+use duoprov_plan::{GroupField, GroupRef, Op, Plan, PlannedOp, UserDeleteMode, UserField, UserRef};
 use duoprov_registry::{AuditRecord, AuditTrigger, DuoAnswer, GroupState, MembershipState, RetryTarget, StateError, Store, UserState};
 use serde_json::{json, Value};
 use futures::stream::{self, StreamExt};
@@ -28,6 +28,11 @@ use crate::report::{Failure, RunReport};
 
 /// Users per `bulk_create` call.
 const USERS_PER_BULK_CREATE: usize = 100;
+
+/// Membership operations built, sent, recorded and audited together (a hundred bulk calls of
+/// Duo's 50): enough to keep every concurrent call busy, small enough that a million memberships
+/// never sit in memory as requests, audit entries and states at once.
+const MEMBERSHIP_WINDOW: usize = 5_000;
 
 /// Whether a failure's error text is Duo's 403 (a permission the application lacks), as
 /// [`duoprov_duo::ErrorKind::Forbidden`] displays it.
@@ -747,18 +752,41 @@ impl<'a> Applier<'a> {
 
     /// Membership removals, then additions: every removal batch has completed before the first
     /// addition batch is sent, so an addition never reaches Duo before the removal that made room
-    /// for it under the 100-groups-per-user limit (the planner counted removals first).
+    /// for it under the 100-groups-per-user limit (the planner counted removals first). Both go in
+    /// windows of [`MEMBERSHIP_WINDOW`] operations, each recorded and audited before the next is
+    /// built, so an initial sync of a million memberships holds one window's bookkeeping at a
+    /// time, never the whole phase's.
     async fn memberships(&mut self, plan: &Plan) -> Result<(), SyncError> {
-        let mut removals = Vec::new();
-        let mut removal_about: Vec<About> = Vec::new();
-        let mut adds = Vec::new();
-        let mut add_about: Vec<About> = Vec::new();
-        let mut unresolved = Vec::new();
         let uuid_of_group: HashMap<&str, &str> = plan.group_matches.iter().map(|m| (m.group_id.as_str(), m.uuid.as_str())).collect();
-        for o in &plan.ops {
+        let is_removal = |o: &&PlannedOp| matches!(o.op, Op::RemoveMember { .. });
+        let is_addition = |o: &&PlannedOp| matches!(o.op, Op::AddMember { .. });
+        let total = plan.ops.iter().filter(|o| is_removal(o) || is_addition(o)).count();
+        if total > 0 {
+            self.progress.phase("memberships", total as u64);
+        }
+        let removals: Vec<&PlannedOp> = plan.ops.iter().filter(is_removal).collect();
+        for window in removals.chunks(MEMBERSHIP_WINDOW) {
+            self.membership_window(window, &uuid_of_group).await?;
+        }
+        drop(removals);
+        let additions: Vec<&PlannedOp> = plan.ops.iter().filter(is_addition).collect();
+        for window in additions.chunks(MEMBERSHIP_WINDOW) {
+            self.membership_window(window, &uuid_of_group).await?;
+        }
+        Ok(())
+    }
+
+    /// One window of membership operations (all removals or all additions): sent through
+    /// [`Self::bulk`], then their states recorded and their audit entries appended.
+    async fn membership_window(&mut self, window: &[&PlannedOp], uuid_of_group: &HashMap<&str, &str>) -> Result<(), SyncError> {
+        let mut ops = Vec::with_capacity(window.len());
+        let mut about: Vec<About> = Vec::with_capacity(window.len());
+        let mut unresolved = Vec::new();
+        let mut add = false;
+        for o in window {
             match &o.op {
                 Op::RemoveMember { group_id, group_name, user_id, username } => {
-                    removals.push(BulkOp::RemoveUserFromGroup { user_id: user_id.clone(), group_id: group_id.clone() });
+                    ops.push(BulkOp::RemoveUserFromGroup { user_id: user_id.clone(), group_id: group_id.clone() });
                     let group_uuid = uuid_of_group.get(group_id.as_str()).map(|u| (*u).to_owned());
                     let subject = self.subject_of_user.get(user_id).cloned();
                     let retry = match (&group_uuid, &subject) {
@@ -768,7 +796,7 @@ impl<'a> Applier<'a> {
                         (Some(g), None) => Some(RetryTarget::WholeGroup { group_uuid: g.clone() }),
                         (None, _) => None,
                     };
-                    removal_about.push(About {
+                    about.push(About {
                         state: group_uuid.clone().zip(subject),
                         retry,
                         removed_user: Some(user_id.clone()),
@@ -779,6 +807,7 @@ impl<'a> Applier<'a> {
                     });
                 }
                 Op::AddMember { group_uuid, source, id, group, user } => {
+                    add = true;
                     let key = SubjectKey::new(&**source, &**id);
                     let group_id = match group {
                         GroupRef::Existing { group_id, .. } => Some(group_id.to_string()),
@@ -792,10 +821,10 @@ impl<'a> Applier<'a> {
                     match group_id.zip(user_id) {
                         Some((group_id, user_id)) => {
                             let membership = json!({"group": group.name(), "group_id": group_id, "user": user.username(), "user_id": user_id});
-                            adds.push(BulkOp::AddUserToGroup { user_id, group_id });
+                            ops.push(BulkOp::AddUserToGroup { user_id, group_id });
                             let retry = RetryTarget::Membership { group_uuid: group_uuid.to_string(), subject: key.clone() };
                             let audit_name = format!("{} in group {}", user.username(), group.name());
-                            add_about.push(About { state: Some((group_uuid.to_string(), key)), retry: Some(retry), removed_user: None, label, audit_name, group_uuid: Some(group_uuid.to_string()), membership });
+                            about.push(About { state: Some((group_uuid.to_string(), key)), retry: Some(retry), removed_user: None, label, audit_name, group_uuid: Some(group_uuid.to_string()), membership });
                         }
                         None => unresolved.push((group_uuid.to_string(), key, label)),
                     }
@@ -804,51 +833,45 @@ impl<'a> Applier<'a> {
             }
         }
         let at = EpochMillis::now();
-        let mut states = Vec::new();
+        let mut states = Vec::with_capacity(window.len());
         for (group_uuid, subject, label) in unresolved {
             self.report.memberships.failed += 1;
             let message = "its group or user could not be created in this run".to_owned();
             self.fail(Some(RetryTarget::Membership { group_uuid: group_uuid.clone(), subject: subject.clone() }), label, &message);
             states.push(MembershipState { group_uuid, subject, in_target: false, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
         }
-        let total = removals.len() + adds.len();
-        if total > 0 {
-            self.progress.phase("memberships", total as u64);
-        }
-        for (ops, about, add) in [(removals, removal_about, false), (adds, add_about, true)] {
-            if ops.is_empty() {
-                continue;
-            }
-            let results = self.bulk(&ops).await;
-            for (about, result) in about.into_iter().zip(results) {
-                let (before, after, action) = if add { (None, Some(about.membership.clone()), "add") } else { (Some(about.membership.clone()), None, "remove") };
-                self.audit("membership", about.audit_name.clone(), about.group_uuid.clone(), action, before, after, op_answer(&result));
-                match result {
-                    Ok(()) => {
-                        if add {
-                            self.report.memberships.created += 1;
-                        } else {
-                            self.report.memberships.deleted += 1;
-                        }
-                        if let Some((group_uuid, subject)) = about.state {
-                            states.push(MembershipState { group_uuid, subject, in_target: add, provisioned_at: Some(at), error: None });
-                        }
+        // Unresolved additions were counted in the phase's total but are never sent.
+        self.progress.advance((window.len() - ops.len()) as u64);
+        let results = if ops.is_empty() { Vec::new() } else { self.bulk(&ops).await };
+        drop(ops);
+        for (about, result) in about.into_iter().zip(results) {
+            let (before, after, action) = if add { (None, Some(about.membership), "add") } else { (Some(about.membership), None, "remove") };
+            self.audit("membership", about.audit_name, about.group_uuid, action, before, after, op_answer(&result));
+            match result {
+                Ok(()) => {
+                    if add {
+                        self.report.memberships.created += 1;
+                    } else {
+                        self.report.memberships.deleted += 1;
                     }
-                    Err(message) => {
-                        self.report.memberships.failed += 1;
-                        if let Some(user_id) = about.removed_user {
-                            self.failed_removals.insert(user_id);
-                        }
-                        self.fail(about.retry, about.label, &message);
-                        if let Some((group_uuid, subject)) = about.state {
-                            states.push(MembershipState { group_uuid, subject, in_target: !add, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
-                        }
+                    if let Some((group_uuid, subject)) = about.state {
+                        states.push(MembershipState { group_uuid, subject, in_target: add, provisioned_at: Some(at), error: None });
+                    }
+                }
+                Err(message) => {
+                    self.report.memberships.failed += 1;
+                    if let Some(user_id) = about.removed_user {
+                        self.failed_removals.insert(user_id);
+                    }
+                    self.fail(about.retry, about.label, &message);
+                    if let Some((group_uuid, subject)) = about.state {
+                        states.push(MembershipState { group_uuid, subject, in_target: !add, provisioned_at: None, error: Some(StateError { code: "ERR".into(), message }) });
                     }
                 }
             }
         }
         self.store.record(self.provisioner, &[], &[], &states).await?;
-        Ok(())
+        self.flush_audit().await
     }
 
     async fn delete_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {

@@ -1,0 +1,114 @@
+//! A membership phase larger than one window of operations (the applier builds, sends, records
+//! and audits memberships a window at a time so an initial sync of a million memberships never
+//! holds them all at once): every operation of every window reaches Duo, has its state recorded
+//! (a second plan is empty) and one audit entry with Duo's answer, and the run report counts
+//! each once — for additions and for removals, including a last, partial window.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use duoprov_duo::{DuoClient, DuoConfig, PacingConfig};
+use duoprov_emulator::{Emulator, EmulatorHandle, Integration};
+use duoprov_model::{FolderPath, GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
+use duoprov_plan::safety::Approval;
+use duoprov_plan::{Mapping, MappingConfig, Policy};
+use duoprov_registry::{AuditFilter, NodeAttrs, OpenOptions, Store};
+use duoprov_sync::{NoProgress, RunReport, SyncOptions, SyncSettings};
+
+const IKEY: &str = "DIWINDOWS00000000001";
+const SKEY: &str = "membership-windows-test-secret-key-01234";
+const GROUPS: usize = 50;
+const SUBJECTS: usize = 110;
+
+fn group(i: usize) -> GroupName {
+    GroupName::parse(&format!("app:duo:g{i:02}")).unwrap()
+}
+
+fn subject(i: usize) -> SubjectKey {
+    SubjectKey::local(format!("s{i:03}"))
+}
+
+fn pairs(handle: &EmulatorHandle) -> BTreeSet<(String, String)> {
+    let dump = handle.state();
+    dump.groups
+        .iter()
+        .flat_map(|g| dump.users.iter().filter(|u| u.groups.contains(&g.group_id)).map(|u| (g.name.clone(), u.username.clone())).collect::<Vec<_>>())
+        .collect()
+}
+
+async fn sync(store: &dyn Store, duo: &DuoClient, settings: &SyncSettings) -> RunReport {
+    let prepared = duoprov_sync::prepare(store, duo, settings).await.unwrap_or_else(|e| panic!("prepare: {e}"));
+    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None, ..Default::default() };
+    duoprov_sync::run(store, duo, settings, prepared, &options, &NoProgress).await.unwrap_or_else(|e| panic!("run: {e}"))
+}
+
+async fn membership_audit_entries(store: &dyn Store, action: &str) -> usize {
+    let entries = store.audit_entries(&AuditFilter { provisioner: Some("p".into()), ..Default::default() }).await.unwrap();
+    entries.iter().filter(|e| e.object_kind == "membership" && e.action == action && e.duo_status.as_deref() == Some("OK")).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memberships_over_several_windows_all_reach_duo_and_are_recorded_and_audited_once() {
+    let emulator = Emulator::builder()
+        .integration(Integration::new(IKEY, SKEY))
+        .configure(|s| s.rate_limits.burst_fraction = Some(1.0))
+        .spawn_on("127.0.0.1:0")
+        .await
+        .expect("emulator");
+    let handle = emulator.handle().clone();
+    let mut cfg = DuoConfig::new("127.0.0.1", IKEY, SKEY.to_owned().into());
+    cfg.url = Some(emulator.base_url());
+    cfg.pacing = PacingConfig::unlimited();
+    let duo = DuoClient::new(cfg).expect("client");
+    let store = duoprov_registry::open("sqlite::memory:", &OpenOptions::default()).await.unwrap();
+    for i in 0..SUBJECTS {
+        let patch = SubjectPatch { login_id: Some(Some(format!("u{i:03}"))), ..Default::default() };
+        store.upsert_subject(&subject(i), &patch).await.unwrap();
+    }
+    for g in 0..GROUPS {
+        store.add_group(&group(g), &NodeAttrs::default(), true).await.unwrap();
+        let members: Vec<GroupMember> = (0..SUBJECTS).map(|i| GroupMember::Subject(subject(i))).collect();
+        store.add_members(&group(g), &members).await.unwrap();
+    }
+    let marker = Marker { provisioner: "p".into(), target: MarkerTarget::Folder(FolderPath::parse("app:duo").unwrap()), scope: MarkerScope::Sub, provision: true };
+    store.assign_marker(&marker).await.unwrap();
+    let settings = SyncSettings {
+        provisioner: "p".into(),
+        policy: Policy::default(),
+        mapping: Arc::new(Mapping::compile(&MappingConfig::default(), "p").unwrap()),
+        eligible_group: None,
+        subject_sources: None,
+        concurrency: 4,
+        incremental: Default::default(),
+        load_duo_users: false,
+        shares_duo_with: Vec::new(),
+    };
+
+    // 5 500 additions: a full window and a partial one.
+    let first = sync(&*store, &duo, &settings).await;
+    assert!(first.failures.is_empty(), "{:?}", first.failures);
+    assert_eq!(first.memberships.created, GROUPS * SUBJECTS);
+    let want: BTreeSet<(String, String)> = (0..GROUPS).flat_map(|g| (0..SUBJECTS).map(move |i| (format!("g{g:02}"), format!("u{i:03}")))).collect();
+    assert_eq!(pairs(&handle), want);
+    assert_eq!(membership_audit_entries(&*store, "add").await, GROUPS * SUBJECTS);
+
+    // 5 100 removals (102 subjects leave every group), again over two windows, and the last
+    // subject's re-selection is untouched.
+    for g in 0..GROUPS {
+        let leaving: Vec<GroupMember> = (0..102).map(|i| GroupMember::Subject(subject(i))).collect();
+        store.remove_members(&group(g), &leaving).await.unwrap();
+    }
+    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
+    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), saved: None, fence: None, ..Default::default() };
+    let second = duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &NoProgress).await.unwrap_or_else(|e| panic!("run: {e}"));
+    assert!(second.failures.is_empty(), "{:?}", second.failures);
+    assert_eq!(second.memberships.deleted, GROUPS * 102);
+    let want: BTreeSet<(String, String)> = (0..GROUPS).flat_map(|g| (102..SUBJECTS).map(move |i| (format!("g{g:02}"), format!("u{i:03}")))).collect();
+    assert_eq!(pairs(&handle), want);
+    assert_eq!(membership_audit_entries(&*store, "remove").await, GROUPS * 102);
+
+    // Every state was recorded: nothing is left to plan.
+    let again = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
+    assert!(again.plan.ops.is_empty(), "a third plan is not empty: {} operations", again.plan.ops.len());
+    emulator.shutdown().await.ok();
+}
