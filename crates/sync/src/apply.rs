@@ -755,7 +755,7 @@ impl<'a> Applier<'a> {
     /// for it under the 100-groups-per-user limit (the planner counted removals first). Both go in
     /// windows of [`MEMBERSHIP_WINDOW`] operations, each recorded and audited before the next is
     /// built, so an initial sync of a million memberships holds one window's bookkeeping at a
-    /// time, never the whole phase's.
+    /// time, never the whole phase's; the runner lock is asked before each window.
     async fn memberships(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let uuid_of_group: HashMap<&str, &str> = plan.group_matches.iter().map(|m| (m.group_id.as_str(), m.uuid.as_str())).collect();
         let is_removal = |o: &&PlannedOp| matches!(o.op, Op::RemoveMember { .. });
@@ -764,13 +764,22 @@ impl<'a> Applier<'a> {
         if total > 0 {
             self.progress.phase("memberships", total as u64);
         }
+        // The runner lock is asked again before every window but the first (asked before the
+        // phase): a run that lost it stops within one window, not after the whole phase.
+        let mut first = true;
         let removals: Vec<&PlannedOp> = plan.ops.iter().filter(is_removal).collect();
         for window in removals.chunks(MEMBERSHIP_WINDOW) {
+            if !std::mem::take(&mut first) {
+                self.fenced("changing memberships").await?;
+            }
             self.membership_window(window, &uuid_of_group).await?;
         }
         drop(removals);
         let additions: Vec<&PlannedOp> = plan.ops.iter().filter(is_addition).collect();
         for window in additions.chunks(MEMBERSHIP_WINDOW) {
+            if !std::mem::take(&mut first) {
+                self.fenced("changing memberships").await?;
+            }
             self.membership_window(window, &uuid_of_group).await?;
         }
         Ok(())

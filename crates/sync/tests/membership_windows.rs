@@ -2,18 +2,20 @@
 //! and audits memberships a window at a time so an initial sync of a million memberships never
 //! holds them all at once): every operation of every window reaches Duo, has its state recorded
 //! (a second plan is empty) and one audit entry with Duo's answer, and the run report counts
-//! each once — for additions and for removals, including a last, partial window.
+//! each once — for additions and for removals, including a last, partial window. A run that
+//! loses its runner lock stops before its next window, with the windows sent so far recorded.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use duoprov_duo::{DuoClient, DuoConfig, PacingConfig};
-use duoprov_emulator::{Emulator, EmulatorHandle, Integration};
+use duoprov_emulator::{Emulator, EmulatorHandle, Integration, RunningEmulator};
 use duoprov_model::{FolderPath, GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
 use duoprov_plan::safety::Approval;
 use duoprov_plan::{Mapping, MappingConfig, Policy};
 use duoprov_registry::{AuditFilter, NodeAttrs, OpenOptions, Store};
-use duoprov_sync::{NoProgress, RunReport, SyncOptions, SyncSettings};
+use duoprov_sync::{Fence, FenceHandle, NoProgress, RunReport, SyncError, SyncOptions, SyncSettings};
 
 const IKEY: &str = "DIWINDOWS00000000001";
 const SKEY: &str = "membership-windows-test-secret-key-01234";
@@ -47,8 +49,16 @@ async fn membership_audit_entries(store: &dyn Store, action: &str) -> usize {
     entries.iter().filter(|e| e.object_kind == "membership" && e.action == action && e.duo_status.as_deref() == Some("OK")).count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memberships_over_several_windows_all_reach_duo_and_are_recorded_and_audited_once() {
+struct Env {
+    emulator: RunningEmulator,
+    handle: EmulatorHandle,
+    duo: DuoClient,
+    store: Box<dyn Store>,
+    settings: SyncSettings,
+}
+
+/// 110 subjects in each of 50 groups selected for provisioner `p`; Duo empty.
+async fn setup() -> Env {
     let emulator = Emulator::builder()
         .integration(Integration::new(IKEY, SKEY))
         .configure(|s| s.rate_limits.burst_fraction = Some(1.0))
@@ -83,7 +93,12 @@ async fn memberships_over_several_windows_all_reach_duo_and_are_recorded_and_aud
         load_duo_users: false,
         shares_duo_with: Vec::new(),
     };
+    Env { emulator, handle, duo, store, settings }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memberships_over_several_windows_all_reach_duo_and_are_recorded_and_audited_once() {
+    let Env { emulator, handle, duo, store, settings } = setup().await;
     // 5 500 additions: a full window and a partial one.
     let first = sync(&*store, &duo, &settings).await;
     assert!(first.failures.is_empty(), "{:?}", first.failures);
@@ -110,5 +125,37 @@ async fn memberships_over_several_windows_all_reach_duo_and_are_recorded_and_aud
     // Every state was recorded: nothing is left to plan.
     let again = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
     assert!(again.plan.ops.is_empty(), "a third plan is not empty: {} operations", again.plan.ops.len());
+    emulator.shutdown().await.ok();
+}
+
+/// Held for the first `held_for` checks, lost after.
+struct LosesAfter {
+    held_for: usize,
+    checks: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Fence for LosesAfter {
+    async fn held(&self) -> bool {
+        self.checks.fetch_add(1, Ordering::SeqCst) < self.held_for
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_loses_its_lock_between_membership_windows_stops_with_the_first_window_recorded() {
+    let Env { emulator, handle, duo, store, settings } = setup().await;
+    // Held for every phase up to and including "changing memberships" (seven checks), lost
+    // before the second window.
+    let fence = FenceHandle(Arc::new(LosesAfter { held_for: 7, checks: AtomicUsize::new(0) }));
+    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
+    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), fence: Some(fence), ..Default::default() };
+    let err = duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &NoProgress).await.expect_err("the run must stop");
+    assert!(matches!(&err, SyncError::LockLost { phase, .. } if phase == "changing memberships"), "{err}");
+    // Exactly the first window reached Duo, and each of its memberships was recorded and audited.
+    assert_eq!(pairs(&handle).len(), 5_000);
+    assert_eq!(membership_audit_entries(&*store, "add").await, 5_000);
+    let next = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
+    let adds = next.plan.ops.iter().filter(|o| matches!(o.op, duoprov_plan::Op::AddMember { .. })).count();
+    assert_eq!(adds, GROUPS * SUBJECTS - 5_000, "the next run plans only what the stopped run did not send");
     emulator.shutdown().await.ok();
 }
