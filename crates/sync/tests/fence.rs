@@ -2,49 +2,24 @@
 //! phase, sends nothing more to Duo, and is recorded as interrupted; the next run converges from
 //! Duo as it is, without creating anything twice.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+mod common;
 
-use duoprov_duo::{DuoClient, DuoConfig, PacingConfig, RetryConfig};
+use std::sync::Arc;
+
+use duoprov_duo::{DuoClient, DuoConfig, PacingConfig};
 use duoprov_emulator::{Emulator, Integration};
-use duoprov_model::{FolderPath, GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
-use duoprov_plan::{Mapping, MappingConfig, Policy};
+use duoprov_model::{GroupMember, GroupName, SubjectKey, SubjectPatch};
 use duoprov_registry::{NodeAttrs, OpenOptions};
-use duoprov_sync::{Fence, FenceHandle, NoProgress, SyncError, SyncOptions, SyncSettings};
+use duoprov_sync::{FenceHandle, NoProgress, SyncError, SyncOptions};
 
 const IKEY: &str = "DIFENCE0000000000001";
 const SKEY: &str = "fence-test-secret-key-0123456789abcdefgh";
 
-/// Held for the first `held_for` checks, lost after.
-struct LosesAfter {
-    held_for: usize,
-    checks: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Fence for LosesAfter {
-    async fn held(&self) -> bool {
-        self.checks.fetch_add(1, Ordering::SeqCst) < self.held_for
-    }
-}
-
 #[tokio::test]
 async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_next_run_converges() {
-    // The client is unpaced and this test is not about rate limits: the minute-wide burst it
-    // was written against.
-    let emulator = Emulator::builder()
-        .integration(Integration::new(IKEY, SKEY))
-        .configure(|s| s.rate_limits.burst_fraction = Some(1.0))
-        .spawn_on("127.0.0.1:0")
-        .await
-        .expect("emulator");
+    let emulator = common::unlimited_emulator(IKEY, SKEY).await;
     let handle = emulator.handle().clone();
-    let mut cfg = DuoConfig::new("127.0.0.1", IKEY, SKEY.to_owned().into());
-    cfg.url = Some(emulator.base_url());
-    cfg.pacing = PacingConfig::unlimited();
-    cfg.retry = RetryConfig { initial_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(40), max_jitter: Duration::ZERO, max_server_retries: 3 };
-    let duo = DuoClient::new(cfg).expect("client");
+    let duo = common::unpaced_client(&emulator, IKEY, SKEY);
     let store = duoprov_registry::open("sqlite::memory:", &OpenOptions::default()).await.unwrap();
     for g in 0..2 {
         let name = GroupName::parse(&format!("app:duo:g{g}")).unwrap();
@@ -56,22 +31,11 @@ async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_ne
             store.add_member(&name, &GroupMember::Subject(key)).await.unwrap();
         }
     }
-    let marker = Marker { provisioner: "fenced".into(), target: MarkerTarget::Folder(FolderPath::parse("app:duo").unwrap()), scope: MarkerScope::Sub, provision: true };
-    store.assign_marker(&marker).await.unwrap();
-    let settings = SyncSettings {
-        provisioner: "fenced".into(),
-        policy: Policy::default(),
-        mapping: Arc::new(Mapping::compile(&MappingConfig::default(), "fenced").unwrap()),
-        eligible_group: None,
-        subject_sources: None,
-        concurrency: 2,
-        incremental: Default::default(),
-        load_duo_users: false,
-        shares_duo_with: Vec::new(),
-    };
+    store.assign_marker(&common::app_duo_marker("fenced")).await.unwrap();
+    let settings = common::settings("fenced", 2);
 
     // Held while matches are recorded and groups created; lost before users are created.
-    let fence = FenceHandle(Arc::new(LosesAfter { held_for: 2, checks: AtomicUsize::new(0) }));
+    let fence = FenceHandle(Arc::new(common::LosesAfter::new(2)));
     let options = SyncOptions { fence: Some(fence), ..Default::default() };
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
     assert_eq!(prepared.plan.ops.iter().filter(|o| matches!(o.op, duoprov_plan::Op::CreateUser { .. })).count(), 6);
@@ -118,19 +82,8 @@ async fn a_full_prepare_keeps_the_raw_duo_users_only_when_the_duo_users_table_is
         store.upsert_subject(&key, &SubjectPatch { login_id: Some(Some(format!("u{s}"))), ..Default::default() }).await.unwrap();
         store.add_member(&name, &GroupMember::Subject(key)).await.unwrap();
     }
-    let marker = Marker { provisioner: "mem".into(), target: MarkerTarget::Folder(FolderPath::parse("app:duo").unwrap()), scope: MarkerScope::Sub, provision: true };
-    store.assign_marker(&marker).await.unwrap();
-    let mut settings = SyncSettings {
-        provisioner: "mem".into(),
-        policy: Policy::default(),
-        mapping: Arc::new(Mapping::compile(&MappingConfig::default(), "mem").unwrap()),
-        eligible_group: None,
-        subject_sources: None,
-        concurrency: 2,
-        incremental: Default::default(),
-        load_duo_users: false,
-        shares_duo_with: Vec::new(),
-    };
+    store.assign_marker(&common::app_duo_marker("mem")).await.unwrap();
+    let mut settings = common::settings("mem", 2);
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
     duoprov_sync::run(&*store, &duo, &settings, prepared, &SyncOptions::default(), &NoProgress).await.unwrap();
 

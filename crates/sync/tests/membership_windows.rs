@@ -5,17 +5,17 @@
 //! each once — for additions and for removals, including a last, partial window. A run that
 //! loses its runner lock stops before its next window, with the windows sent so far recorded.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use duoprov_duo::{DuoClient, DuoConfig, PacingConfig};
-use duoprov_emulator::{Emulator, EmulatorHandle, Integration, RunningEmulator};
-use duoprov_model::{FolderPath, GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
+use duoprov_duo::DuoClient;
+use duoprov_emulator::{EmulatorHandle, RunningEmulator};
+use duoprov_model::{GroupMember, GroupName, SubjectKey, SubjectPatch};
 use duoprov_plan::safety::Approval;
-use duoprov_plan::{Mapping, MappingConfig, Policy};
 use duoprov_registry::{AuditFilter, NodeAttrs, OpenOptions, Store};
-use duoprov_sync::{Fence, FenceHandle, NoProgress, RunReport, SyncError, SyncOptions, SyncSettings};
+use duoprov_sync::{FenceHandle, NoProgress, RunReport, SyncError, SyncOptions, SyncSettings};
 
 const IKEY: &str = "DIWINDOWS00000000001";
 const SKEY: &str = "membership-windows-test-secret-key-01234";
@@ -59,17 +59,9 @@ struct Env {
 
 /// 110 subjects in each of 50 groups selected for provisioner `p`; Duo empty.
 async fn setup() -> Env {
-    let emulator = Emulator::builder()
-        .integration(Integration::new(IKEY, SKEY))
-        .configure(|s| s.rate_limits.burst_fraction = Some(1.0))
-        .spawn_on("127.0.0.1:0")
-        .await
-        .expect("emulator");
+    let emulator = common::unlimited_emulator(IKEY, SKEY).await;
     let handle = emulator.handle().clone();
-    let mut cfg = DuoConfig::new("127.0.0.1", IKEY, SKEY.to_owned().into());
-    cfg.url = Some(emulator.base_url());
-    cfg.pacing = PacingConfig::unlimited();
-    let duo = DuoClient::new(cfg).expect("client");
+    let duo = common::unpaced_client(&emulator, IKEY, SKEY);
     let store = duoprov_registry::open("sqlite::memory:", &OpenOptions::default()).await.unwrap();
     for i in 0..SUBJECTS {
         let patch = SubjectPatch { login_id: Some(Some(format!("u{i:03}"))), ..Default::default() };
@@ -80,19 +72,8 @@ async fn setup() -> Env {
         let members: Vec<GroupMember> = (0..SUBJECTS).map(|i| GroupMember::Subject(subject(i))).collect();
         store.add_members(&group(g), &members).await.unwrap();
     }
-    let marker = Marker { provisioner: "p".into(), target: MarkerTarget::Folder(FolderPath::parse("app:duo").unwrap()), scope: MarkerScope::Sub, provision: true };
-    store.assign_marker(&marker).await.unwrap();
-    let settings = SyncSettings {
-        provisioner: "p".into(),
-        policy: Policy::default(),
-        mapping: Arc::new(Mapping::compile(&MappingConfig::default(), "p").unwrap()),
-        eligible_group: None,
-        subject_sources: None,
-        concurrency: 4,
-        incremental: Default::default(),
-        load_duo_users: false,
-        shares_duo_with: Vec::new(),
-    };
+    store.assign_marker(&common::app_duo_marker("p")).await.unwrap();
+    let settings = common::settings("p", 4);
     Env { emulator, handle, duo, store, settings }
 }
 
@@ -128,25 +109,12 @@ async fn memberships_over_several_windows_all_reach_duo_and_are_recorded_and_aud
     emulator.shutdown().await.ok();
 }
 
-/// Held for the first `held_for` checks, lost after.
-struct LosesAfter {
-    held_for: usize,
-    checks: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Fence for LosesAfter {
-    async fn held(&self) -> bool {
-        self.checks.fetch_add(1, Ordering::SeqCst) < self.held_for
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_loses_its_lock_between_membership_windows_stops_with_the_first_window_recorded() {
     let Env { emulator, handle, duo, store, settings } = setup().await;
     // Held for every phase up to and including "changing memberships" (seven checks), lost
     // before the second window.
-    let fence = FenceHandle(Arc::new(LosesAfter { held_for: 7, checks: AtomicUsize::new(0) }));
+    let fence = FenceHandle(Arc::new(common::LosesAfter::new(7)));
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
     let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), fence: Some(fence), ..Default::default() };
     let err = duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &NoProgress).await.expect_err("the run must stop");
