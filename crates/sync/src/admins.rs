@@ -48,7 +48,14 @@ pub(crate) async fn read(store: &dyn Store, duo: &DuoClient, settings: &SyncSett
     let mut duo_admins: Vec<DuoAdmin> = duo
         .list_admins()
         .await
-        .map_err(SyncError::DuoRead)?
+        .map_err(|mut e| {
+            if let ErrorKind::Forbidden { message, .. } = &mut e.kind {
+                message.push_str(
+                    "; admin_roles needs the Admin API application's 'Grant administrators' permission: tick it under Permissions in the Duo Admin Panel (Applications), or remove admin_roles",
+                );
+            }
+            SyncError::DuoRead(e)
+        })?
         .into_iter()
         .map(|a| DuoAdmin { admin_id: a.admin_id, name: a.name, email: a.email, role: a.role, status: a.status })
         .collect();

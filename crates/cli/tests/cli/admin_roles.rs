@@ -5,16 +5,18 @@
 //! one who leaves every mapped group is disabled (re-enabled on return) or deleted per
 //! `admin_remove_mode`; a hand-made administrator and an `Owner` duoprov did not create are never
 //! changed; a mass removal is refused and applied only when its digest is approved; a dry run and
-//! a plan show the changes by e-mail and change nothing; bad configuration names the field.
+//! a plan show the changes by e-mail and change nothing; bad configuration names the field; a
+//! credential without "Grant administrators" fails the sync before anything is written.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use duoprov_emulator::RunningEmulator;
+use duoprov_emulator::config::Grants;
 use duoprov_emulator::state::AdminFields;
+use duoprov_emulator::{Emulator, Integration, RunningEmulator};
 use serde_json::{Value, json};
 
-use crate::faults::{emulator, folder};
+use crate::faults::{IKEY, SKEY, emulator, folder};
 use crate::run;
 use crate::safety::digest_in;
 
@@ -230,4 +232,22 @@ async fn bad_admin_role_configuration_is_refused_naming_the_provisioner_and_fiel
         let (_, err) = run(dir, &["plan", "duoTest"], 1);
         assert!(err.contains(field) && err.contains(hint), "{extra}\n{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_administrators_grant_a_sync_with_admin_roles_fails_before_writing_and_names_the_permission() {
+    let grants = Grants { read_resource: true, write_resource: true, administrators: false };
+    let emu = Emulator::builder()
+        .integration(Integration::new(IKEY, SKEY).with_grants(grants))
+        .configure(|s| s.rate_limits.enabled = false)
+        .spawn_on("127.0.0.1:0")
+        .await
+        .expect("emulator");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    setup(dir, &emu, &["alice"], &[("helpdesk", &["alice"])], ROLES);
+    let (out, err) = run(dir, &["sync", "duoTest"], 1);
+    assert!(format!("{out}{err}").contains("'Grant administrators'"), "{out}{err}");
+    let writes: Vec<String> = emu.handle().calls().into_iter().filter(|c| c.method != "GET").map(|c| c.path).collect();
+    assert_eq!(writes, Vec::<String>::new(), "the whole sync stops before its first write");
 }
