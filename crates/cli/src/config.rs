@@ -79,6 +79,52 @@ struct RawProvisioner {
     incremental: RawIncremental,
     #[serde(default)]
     schedule: RawSchedule,
+    /// `[provisioner.NAME.admin_roles]`: Duo administrator roles from registry groups.
+    admin_roles: Option<RawAdminRoles>,
+}
+
+/// Duo administrator roles (`[provisioner.NAME.admin_roles]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdminRoles {
+    /// Registry group name → Duo role.
+    #[serde(default)]
+    groups: BTreeMap<String, String>,
+    /// Roles, highest first (default: Duo's order, Owner first).
+    priority: Option<Vec<String>>,
+    /// `email` (default), `login_id` or `id`.
+    email_attribute: Option<String>,
+    send_email: Option<bool>,
+    /// `disable` (default), `delete` or `keep`.
+    admin_remove_mode: Option<String>,
+}
+
+fn admin_roles(key: &str, raw: RawAdminRoles) -> Result<duoprov_plan::AdminRoles> {
+    let key = format!("{key}.admin_roles");
+    let mut groups = Vec::new();
+    for (g, role) in raw.groups {
+        GroupName::parse(&g).map_err(|e| anyhow::anyhow!("{key}.groups.{g:?}: {}", e.message))?;
+        groups.push((g, role));
+    }
+    let email_attribute = match raw.email_attribute.as_deref() {
+        None => duoprov_plan::EmailAttribute::Email,
+        Some(a) => duoprov_plan::EmailAttribute::parse(a).ok_or_else(|| anyhow::anyhow!("{key}.email_attribute: must be email, login_id or id, not {a:?}"))?,
+    };
+    let remove_mode = match raw.admin_remove_mode.as_deref() {
+        None | Some("disable") => duoprov_plan::AdminRemoveMode::Disable,
+        Some("delete") => duoprov_plan::AdminRemoveMode::Delete,
+        Some("keep") => duoprov_plan::AdminRemoveMode::Keep,
+        Some(other) => bail!("{key}.admin_remove_mode: must be disable, delete or keep, not {other:?}"),
+    };
+    let roles = duoprov_plan::AdminRoles {
+        groups,
+        priority: raw.priority.unwrap_or_else(|| duoprov_plan::DUO_ADMIN_ROLES.iter().map(|r| (*r).to_owned()).collect()),
+        email_attribute,
+        send_email: raw.send_email.unwrap_or(false),
+        remove_mode,
+    };
+    roles.validate().map_err(|e| anyhow::anyhow!("{key}.{e}"))?;
+    Ok(roles)
 }
 
 /// Incremental sync thresholds and retries (`[provisioner.NAME.incremental]`).
@@ -241,6 +287,7 @@ struct RawThresholds {
     max_membership_removals: Option<usize>,
     max_group_removal_percent: Option<u32>,
     percent_rule_min_members: Option<usize>,
+    max_admin_removals: Option<usize>,
 }
 
 fn delete_policy(key: &str, value: Option<&str>, default: DeletePolicy) -> Result<DeletePolicy> {
@@ -607,7 +654,9 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 max_membership_removals: t.max_membership_removals.unwrap_or(d.max_membership_removals),
                 max_group_removal_percent: t.max_group_removal_percent.unwrap_or(d.max_group_removal_percent),
                 percent_rule_min_members: t.percent_rule_min_members.unwrap_or(d.percent_rule_min_members),
+                max_admin_removals: t.max_admin_removals.unwrap_or(d.max_admin_removals),
             },
+            admin_roles: p.admin_roles.map(|r| admin_roles(&key, r)).transpose()?,
         };
         let tm = p.templates;
         let mut unmanaged = std::collections::BTreeSet::new();

@@ -1,4 +1,4 @@
-//! Wire types: users, groups and group members as the Duo Admin API returns them (serde), plus
+//! Wire types: users, groups, group members and administrators as the Duo Admin API returns them (serde), plus
 //! the id-shape check the client applies before putting an id into a URL path.
 //!
 //! Parsing is tolerant where Duo is known to vary (`null` or `""` for unset strings, missing
@@ -163,6 +163,23 @@ pub struct GroupMember {
     pub username: Option<String>,
 }
 
+/// A Duo administrator (`/admin/v1/admins`). Strict where the admin-role sync depends on a
+/// value: `admin_id`, `email`, `name`, `role` and `status` must be present and strings (an
+/// administrator without them is an unknown shape, never a default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admin {
+    /// `DE…` id.
+    pub admin_id: String,
+    /// E-mail address (unique among administrators, compared case-insensitively).
+    pub email: String,
+    /// Name.
+    pub name: String,
+    /// Role, as Duo spells it (`Owner`, `Help Desk`, …).
+    pub role: String,
+    /// `Active`, `Disabled`, `Pending Activation`, `Expired`, ….
+    pub status: String,
+}
+
 /// Which kind of object an id names (for messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
@@ -170,6 +187,8 @@ pub enum IdKind {
     User,
     /// `group_id`.
     Group,
+    /// `admin_id`.
+    Admin,
 }
 
 impl IdKind {
@@ -178,6 +197,7 @@ impl IdKind {
         match self {
             IdKind::User => "user_id",
             IdKind::Group => "group_id",
+            IdKind::Admin => "admin_id",
         }
     }
 }

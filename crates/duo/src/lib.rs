@@ -40,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admins;
 pub mod bulk;
 pub mod client;
 pub mod config;
@@ -53,12 +54,13 @@ pub mod traffic;
 pub mod transport;
 pub mod users;
 
+pub use admins::{AdminUpdate, NewAdmin, ADMINS_PAGE};
 pub use bulk::{BulkOp, BulkOpResult, MAX_BULK_OPS, OpsOutcome};
 pub use client::{CallSpec, Clock, DuoClient, Params, Reply, SystemClock};
 pub use config::{BulkMode, CallObserver, DuoConfig, PacingConfig, RetryConfig, TlsRoots, TrafficLogMode};
 pub use duoprov_duo_wire::SignatureVariant;
 pub use duoprov_duo_wire::envelope::Failure;
-pub use duoprov_duo_wire::types::{Group, GroupMember, User};
+pub use duoprov_duo_wire::types::{Admin, Group, GroupMember, User};
 pub use error::{DuoError, ErrorClass, ErrorKind};
 pub use groups::GroupFields;
 pub use pace::{CallClass, ClassStats, MIN_RATE_PER_MINUTE};

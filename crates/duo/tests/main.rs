@@ -3,6 +3,7 @@
 //! (`malformed`), strict reading of bulk replies, user reads and listings with the bulk fallback
 //! (`strict`), and the secret scan of all output.
 
+mod admins;
 mod backoff;
 mod faults;
 mod malformed;

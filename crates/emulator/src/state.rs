@@ -304,6 +304,10 @@ pub struct Admin {
     /// Must change password at next login.
     #[serde(default)]
     pub password_change_required: bool,
+    /// Created with `send_email=1`: Duo would have e-mailed the activation link (the emulator
+    /// only records it; not part of Duo's administrator object).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub activation_emailed: bool,
 }
 
 /// Roles an administrator may have.
@@ -376,6 +380,8 @@ pub struct AdminFields {
     pub status: Option<String>,
     /// Must change password.
     pub password_change_required: Option<bool>,
+    /// Create only: e-mail the activation link (`send_email`, default 0).
+    pub send_email: Option<bool>,
 }
 
 /// What the state file holds (and what `GET /_emulator/state` returns).
@@ -1113,6 +1119,7 @@ impl Tenant {
             created: now,
             last_login: None,
             password_change_required: f.password_change_required.unwrap_or(false),
+            activation_emailed: f.send_email.unwrap_or(false),
         };
         self.admin_order.push(admin_id);
         self.admins.insert(admin_id, admin);

@@ -2,6 +2,7 @@
 //! identify them and the rules that make a name valid. No I/O lives here, so the planner and the
 //! stores can share these types without pulling in a runtime.
 
+pub mod admin;
 pub mod duo;
 pub mod error;
 pub mod marker;
@@ -11,6 +12,7 @@ pub mod registry;
 pub mod text;
 pub mod time;
 
+pub use admin::{admin_email_key, DuoAdmin, ManagedAdmin};
 pub use duo::{same_username, username_key, DuoGroup, UsernameMatch, DuoSnapshot, DuoUser, ForeignLink, ForeignLinks, GroupLink, Links, UserLink};
 pub use error::{ValidationError, ValidationErrors};
 pub use marker::{Marker, MarkerDecision, MarkerIndex, MarkerScope, MarkerTarget};

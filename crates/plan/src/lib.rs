@@ -6,6 +6,7 @@
 //! [`DesiredState`] → [`build_plan`] against a [`duoprov_model::DuoSnapshot`] and the remembered
 //! [`duoprov_model::Links`] under a [`Policy`] → [`Plan`] → [`safety::check`].
 
+pub mod admins;
 pub mod desired;
 pub mod error;
 pub mod fingerprint;
@@ -15,6 +16,7 @@ pub mod policy;
 pub mod render;
 pub mod safety;
 
+pub use admins::{plan_admins, AdminInputs, AdminOp, AdminPlan, AdminRemoveMode, AdminRoles, EmailAttribute, DUO_ADMIN_ROLES};
 pub use desired::{DesiredGroup, DesiredState, DesiredUser};
 pub use error::{ErrorCode, ObjectError};
 pub use mapping::{Mapping, MappingConfig, MappingError};

@@ -305,11 +305,14 @@ pub struct Plan {
     /// lower bound), so an incremental run replaces each count with the one Duo reports before
     /// the safety check, wherever the real size could change the rule's outcome.
     pub group_sizes: Vec<(String, usize)>,
+    /// Duo administrators (admin roles; empty unless configured and planned by a full sync).
+    #[serde(default, skip_serializing_if = "crate::admins::AdminPlan::is_empty")]
+    pub admins: crate::admins::AdminPlan,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.admins.ops.is_empty()
     }
 }
 

@@ -49,6 +49,13 @@ pub struct Thresholds {
     pub max_group_removal_percent: u32,
     /// …applied to groups with at least this many members in Duo.
     pub percent_rule_min_members: usize,
+    /// Most administrators disabled or deleted in one run (admin roles).
+    #[serde(default = "default_max_admin_removals")]
+    pub max_admin_removals: usize,
+}
+
+fn default_max_admin_removals() -> usize {
+    3
 }
 
 impl Default for Thresholds {
@@ -59,6 +66,7 @@ impl Default for Thresholds {
             max_membership_removals: 500,
             max_group_removal_percent: 30,
             percent_rule_min_members: 10,
+            max_admin_removals: default_max_admin_removals(),
         }
     }
 }
@@ -82,6 +90,10 @@ pub struct Policy {
     /// what duoprov does not own it does not modify.
     pub update_adopted: bool,
     pub thresholds: Thresholds,
+    /// Duo administrator roles from registry groups (`[provisioner.P.admin_roles]`); off when
+    /// `None`.
+    #[serde(default)]
+    pub admin_roles: Option<crate::admins::AdminRoles>,
 }
 
 impl Default for Policy {
@@ -95,6 +107,7 @@ impl Default for Policy {
             user_delete_mode: UserDeleteMode::Trash,
             update_adopted: false,
             thresholds: Thresholds::default(),
+            admin_roles: None,
         }
     }
 }

@@ -42,15 +42,16 @@ fn removal_name(op: &Op) -> (String, String) {
 /// Renders the plan as text.
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
-    if plan.ops.is_empty() && plan.errors.is_empty() {
+    let total = plan.ops.len() + plan.admins.ops.len();
+    if total == 0 && plan.errors.is_empty() {
         let _ = writeln!(out, "Plan for {}: nothing to do; Duo matches the registry.", plan.provisioner);
-    } else if plan.ops.is_empty() {
+    } else if total == 0 {
         let _ = writeln!(out, "Plan for {}: nothing to change, but {} held:", plan.provisioner, counted(plan.errors.len(), "object is", "objects are"));
         for e in &plan.errors {
             let _ = writeln!(out, "  ! {e}");
         }
     } else {
-        let _ = writeln!(out, "Plan for {}: {}.", plan.provisioner, counted(plan.ops.len(), "operation", "operations"));
+        let _ = writeln!(out, "Plan for {}: {}.", plan.provisioner, counted(total, "operation", "operations"));
     }
     // Within each kind, removals and deletions read in name order (the plan's own order, by
     // uuid, serves applying); other kinds keep the plan's order.
@@ -99,13 +100,36 @@ pub fn text(plan: &Plan) -> String {
             };
         }
     }
-    if !plan.errors.is_empty() && !plan.ops.is_empty() {
+    admins(&mut out, &plan.admins);
+    if !plan.errors.is_empty() && total > 0 {
         let _ = writeln!(out, "\nHeld ({} in error, left as they are until fixed):", counted(plan.errors.len(), "object", "objects"));
         for e in &plan.errors {
             let _ = writeln!(out, "  ! {e}");
         }
     }
     out
+}
+
+/// The admin-role section: administrator changes, adoptions, releases and holds, by e-mail.
+fn admins(out: &mut String, a: &crate::admins::AdminPlan) {
+    if !a.ops.is_empty() {
+        let _ = writeln!(out, "\nAdministrators ({}):", a.ops.len());
+        for op in &a.ops {
+            let _ = writeln!(out, "  {}", op.describe());
+        }
+    }
+    if !a.adopt.is_empty() {
+        let _ = writeln!(out, "\nAdministrators adopted (exist in Duo, matched by e-mail; managed from now on):");
+        for m in &a.adopt {
+            let _ = writeln!(out, "  = administrator {} ({}) for subject {}", m.email, m.role, m.subject);
+        }
+    }
+    if !a.held.is_empty() {
+        let _ = writeln!(out, "\nAdministrators held (left as they are):");
+        for h in &a.held {
+            let _ = writeln!(out, "  ! {h}");
+        }
+    }
 }
 
 #[cfg(test)]

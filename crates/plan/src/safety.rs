@@ -98,6 +98,7 @@ pub fn removals(plan: &Plan) -> Vec<String> {
         _ => 2,
     };
     let mut lines: Vec<(u8, String)> = plan.ops.iter().filter_map(|o| describe(&o.op).map(|l| (order(&o.op), l))).collect();
+    lines.extend(plan.admins.removals().filter_map(|o| o.describe_removal().map(|l| (3, l))));
     lines.sort();
     lines.into_iter().map(|(_, l)| l).collect()
 }
@@ -107,6 +108,9 @@ pub fn removals(plan: &Plan) -> Vec<String> {
 /// line. Two plans share it only if they remove exactly the same objects.
 pub fn removal_digest(plan: &Plan) -> String {
     let mut ops: Vec<String> = plan.ops.iter().filter(|o| o.op.is_removal()).map(|o| serde_json::to_string(&o.op).unwrap_or_default()).collect();
+    // Administrator removals join the list only when there are any, so a plan without them keeps
+    // the digest it always had.
+    ops.extend(plan.admins.removals().map(|o| serde_json::to_string(o).unwrap_or_default()));
     ops.sort();
     let mut hasher = Sha256::new();
     hasher.update(b"duoprov removals v1\n");
@@ -149,6 +153,17 @@ pub fn check(plan: &Plan, policy: &Policy, selected_groups: usize, approval: &Ap
     let group_deletes = count(|o| matches!(o, Op::DeleteGroup { .. }));
     let user_deletes = count(|o| matches!(o, Op::DeleteUser { .. }));
     let member_removals = count(|o| matches!(o, Op::RemoveMember { .. }));
+    let admin_removals = plan.admins.removals().count();
+    if admin_removals > 0 && plan.admins.wanted == 0 && plan.admins.managed > 0 {
+        only_approval = true;
+        reasons.push(format!(
+            "no subject of the mapped admin-role groups is wanted as an administrator while duoprov manages {}; an empty or unreadable registry must not disable or delete every administrator",
+            duoprov_model::counted(plan.admins.managed, "administrator", "administrators")
+        ));
+    }
+    if admin_removals > t.max_admin_removals {
+        reasons.push(format!("{admin_removals} administrator removals (disables or deletes) exceed max_admin_removals = {}", t.max_admin_removals));
+    }
     if group_deletes > t.max_group_deletes {
         reasons.push(format!("{group_deletes} group deletions exceed max_group_deletes = {}", t.max_group_deletes));
     }

@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admins;
 pub mod audit;
 pub mod console;
 pub mod duo_probe;
@@ -39,6 +40,7 @@ mod store;
 pub mod sync_state;
 pub mod url;
 
+pub use admins::AdminStore;
 pub use audit::{AuditActor, AuditEntry, AuditFilter, AuditLog, AuditRecord, AuditTrigger, ChainBreak, ChainCheck, DuoAnswer};
 pub use console::{ConsoleReads, LinkCounts, LinkKind, LinkRow, Paged};
 pub use duo_probe::{DuoProbeStore, ProbeRecord};

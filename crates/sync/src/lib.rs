@@ -21,9 +21,10 @@
 //! ```text
 //! explain       ─▶ object, registry_read, settings, error
 //! object        ─▶ incremental, registry_read, settings, prepared, error
-//! run           ─▶ apply, registry_read, read, report, settings, prepared, progress, error
+//! run           ─▶ admins, apply, registry_read, read, report, settings, prepared, progress, error
 //! incremental   ─▶ registry_read, read, settings, prepared, error
 //! apply         ─▶ report, fence, progress, error
+//! admins        ─▶ report, settings, error
 //! registry_read ─▶ settings, error
 //! settings      ─▶ prepared (SavedPlan), fence
 //! report        ─▶ prepared (ScopeSummary)
@@ -31,6 +32,7 @@
 //! prepared, fence, progress, error: leaves
 //! ```
 
+mod admins;
 mod apply;
 pub mod duo_user_report;
 pub mod duo_users;
@@ -52,7 +54,7 @@ pub use fence::{Fence, FenceHandle};
 pub use incremental::{prepare_incremental, Incremental, IncrementalSettings, ScopeSummary};
 pub use prepared::{Prepared, RunKind, SavedPlan};
 pub use progress::{NoProgress, Progress};
-pub use report::{ClassReport, RunReport};
+pub use report::{AdminCounts, ClassReport, RunReport};
 pub use object::{ObjectTarget, prepare_object};
 pub use run::{now_ms, prepare, prepare_with_progress, run};
 pub use settings::{SyncOptions, SyncSettings};

@@ -16,6 +16,39 @@ pub struct Counts {
     pub failed: usize,
 }
 
+/// Administrator counts (admin roles): `updated` counts role changes and re-enables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AdminCounts {
+    pub created: usize,
+    pub updated: usize,
+    pub disabled: usize,
+    pub deleted: usize,
+    /// Existing administrators matched by e-mail and recorded as managed.
+    pub adopted: usize,
+    pub failed: usize,
+}
+
+impl AdminCounts {
+    /// A plan's administrator operations, counted.
+    pub fn planned(plan: &duoprov_plan::AdminPlan) -> Self {
+        use duoprov_plan::AdminOp;
+        let mut c = AdminCounts { adopted: plan.adopt.len(), ..Default::default() };
+        for op in &plan.ops {
+            match op {
+                AdminOp::CreateAdmin { .. } => c.created += 1,
+                AdminOp::UpdateAdmin { .. } => c.updated += 1,
+                AdminOp::DisableAdmin { .. } => c.disabled += 1,
+                AdminOp::DeleteAdmin { .. } => c.deleted += 1,
+            }
+        }
+        c
+    }
+
+    fn writes(&self) -> usize {
+        self.created + self.updated + self.disabled + self.deleted
+    }
+}
+
 /// The failure code of an object whose write Duo refused with 403 (a missing permission).
 pub const FORBIDDEN: &str = "FORBIDDEN";
 
@@ -105,6 +138,9 @@ pub struct RunReport {
     pub retries_scheduled: usize,
     /// Duo calls per call class, with 429s and paced rates.
     pub duo_classes: Vec<ClassReport>,
+    /// Administrators (admin roles) changed by this run; `None` when it planned none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admins: Option<AdminCounts>,
     /// What a dry run would have done (its plan's operations, counted); `None` when applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub planned: Option<Planned>,
@@ -117,6 +153,9 @@ pub struct Planned {
     pub users: Counts,
     /// `created` = to add, `deleted` = to remove.
     pub memberships: Counts,
+    /// Administrators (admin roles), when the plan has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admins: Option<AdminCounts>,
 }
 
 impl Planned {
@@ -136,18 +175,21 @@ impl Planned {
                 Op::RemoveMember { .. } => p.memberships.deleted += 1,
             }
         }
+        if !plan.admins.is_empty() {
+            p.admins = Some(AdminCounts::planned(&plan.admins));
+        }
         p
     }
 }
 
 impl RunReport {
     pub fn failed(&self) -> usize {
-        self.groups.failed + self.users.failed + self.memberships.failed
+        self.groups.failed + self.users.failed + self.memberships.failed + self.admins.as_ref().map_or(0, |a| a.failed)
     }
 
     /// Writes Duo carried out: objects created, updated or deleted, members added or removed.
     pub fn succeeded_writes(&self) -> usize {
-        [&self.groups, &self.users, &self.memberships].iter().map(|c| c.created + c.updated + c.deleted).sum()
+        [&self.groups, &self.users, &self.memberships].iter().map(|c| c.created + c.updated + c.deleted).sum::<usize>() + self.admins.as_ref().map_or(0, AdminCounts::writes)
     }
 
     /// Failures whose write Duo refused with 403.
@@ -176,6 +218,9 @@ impl RunReport {
     /// A one-paragraph summary for people.
     pub fn summary(&self) -> String {
         let total_ms: u64 = self.timings_ms.iter().map(|(_, ms)| ms).sum();
+        let admins = |a: Option<&AdminCounts>, verb: &str| {
+            a.map(|a| format!("; administrators{verb} {} created, {} updated, {} disabled, {} deleted, {} adopted, {} failed", a.created, a.updated, a.disabled, a.deleted, a.adopted, a.failed)).unwrap_or_default()
+        };
         if let Some(p) = &self.planned {
             return format!(
                 "{} {} (dry run, nothing applied): would make groups {} created, {} updated, {} deleted; users {} created, {} updated, {} deleted; \
@@ -194,7 +239,7 @@ impl RunReport {
                 self.held,
                 self.read_calls,
                 total_ms as f64 / 1000.0
-            );
+            ) + &admins(p.admins.as_ref(), " to be");
         }
         format!(
             "{} {}{}: groups {} created, {} updated, {} deleted, {} failed; users {} created, {} updated, {} deleted, {} failed; \
@@ -218,7 +263,7 @@ impl RunReport {
             self.read_calls,
             self.write_calls,
             total_ms as f64 / 1000.0
-        ) + &self.class_summary()
+        ) + &admins(self.admins.as_ref(), "") + &self.class_summary()
     }
 
     /// `; per class: write 12, bulk 5 (2 rate-limited; paced 20/min, lowest 20/min, at most

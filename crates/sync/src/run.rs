@@ -39,17 +39,30 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
     let RegistryRead { selection, eligible } = registry?;
     let duo_read = duo_read?;
     let links = read_links(store, settings).await?;
+    let admin_read = match &settings.policy.admin_roles {
+        Some(config) => Some(crate::admins::read(store, duo, settings, config).await?),
+        None => None,
+    };
     let read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();
     let mut desired = DesiredState::build(&selection, &settings.mapping, eligible.as_ref());
     mark_deleted_groups(store, settings, &mut desired, &links).await?;
-    let plan = build_plan(name, &desired, &duo_read.snapshot, &links, &settings.policy);
+    let mut plan = build_plan(name, &desired, &duo_read.snapshot, &links, &settings.policy);
+    if let (Some(config), Some(read)) = (&settings.policy.admin_roles, &admin_read) {
+        plan.admins = crate::admins::plan(config, read);
+    }
     let mut eligible_sorted: Option<Vec<&SubjectKey>> = eligible.as_ref().map(|e| e.iter().collect());
     if let Some(e) = &mut eligible_sorted {
         e.sort();
     }
-    let registry_fingerprint = fingerprint(&(&selection, &eligible_sorted));
-    let duo_fingerprint = fingerprint(&(&duo_read.snapshot, &links));
+    // Without admin roles the fingerprints are what they always were (saved plans stay valid).
+    let (registry_fingerprint, duo_fingerprint) = match &admin_read {
+        None => (fingerprint(&(&selection, &eligible_sorted)), fingerprint(&(&duo_read.snapshot, &links))),
+        Some(a) => (
+            fingerprint(&(&selection, &eligible_sorted, &a.members)),
+            fingerprint(&(&duo_read.snapshot, &links, &a.duo, &a.managed, &a.foreign)),
+        ),
+    };
     let plan_ms = start.elapsed().as_millis() as u64;
     Ok(Prepared {
         kind: RunKind::Full,
@@ -173,11 +186,12 @@ pub async fn run(
         }
         plan = saved.plan.clone();
     }
-    report.held = plan.errors.len();
+    report.held = plan.errors.len() + plan.admins.held.len();
     report.held_objects = plan
         .errors
         .iter()
         .map(|e| crate::report::Failure { object: e.object.to_string(), code: e.code.to_string(), message: e.message.clone() })
+        .chain(plan.admins.held.iter().map(|h| crate::report::Failure { object: h.object.clone(), code: h.code.clone(), message: h.message.clone() }))
         .collect();
     report.removal_digest = safety::removal_digest(&plan);
     // A saved plan that still matches both states was reviewed whole, its removals included.
@@ -193,7 +207,7 @@ pub async fn run(
         return finish(status, Some("dry run: nothing applied".into()), report).await;
     }
     let trigger = duoprov_registry::AuditTrigger { run_id: Some(run_id), approval: options.approval.digest.clone(), ..duoprov_registry::AuditTrigger::new(&options.actor) };
-    let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report, options.fence.clone(), trigger);
+    let mut applier = Applier::new(store, duo, name, settings.concurrency.max(1), progress, report, options.fence.clone(), trigger.clone());
     if let Err(e) = applier.apply(&plan).await {
         if matches!(e, SyncError::LockLost { .. }) {
             // What was applied before the lock was lost is recorded on its objects; the
@@ -205,6 +219,21 @@ pub async fn run(
     let created = applier.created_user_objects();
     let failed = applier.failed_targets();
     let mut report = applier.into_report();
+    if !plan.admins.is_empty() {
+        if let Some(fence) = &options.fence
+            && !fence.held().await
+        {
+            let e = SyncError::LockLost { provisioner: name.to_owned(), phase: "administrators".to_owned() };
+            finish(RunStatus::Interrupted, Some(e.to_string()), report).await?;
+            return Err(e);
+        }
+        let started = Instant::now();
+        let applied = crate::admins::apply(store, duo, name, &plan.admins, &trigger).await?;
+        report.write_calls += applied.counts.created + applied.counts.updated + applied.counts.disabled + applied.counts.deleted + applied.counts.failed;
+        report.failures.extend(applied.failures);
+        report.admins = Some(applied.counts);
+        report.timings_ms.push(("administrators".into(), started.elapsed().as_millis() as u64));
+    }
     // The run finished: the checkpoint moves past what it covered, and what failed is scheduled.
     let attempted = prepared.scope.as_ref().map(|s| s.attempted.clone()).unwrap_or_default();
     let settlement = Settlement {

@@ -116,7 +116,15 @@ fn provisioner(p: &Provisioner) -> Value {
             "max_membership_removals": t.max_membership_removals,
             "max_group_removal_percent": t.max_group_removal_percent,
             "percent_rule_min_members": t.percent_rule_min_members,
+            "max_admin_removals": t.max_admin_removals,
         },
+        "admin_roles": policy.admin_roles.as_ref().map(|a| serde_json::json!({
+            "groups": a.groups.iter().cloned().collect::<std::collections::BTreeMap<String, String>>(),
+            "priority": a.priority,
+            "email_attribute": a.email_attribute.as_str(),
+            "send_email": a.send_email,
+            "admin_remove_mode": a.remove_mode.as_str(),
+        })),
         "incremental": {
             "full_sync_above_changes": p.incremental.full_sync_above_changes,
             "full_sync_above_objects": p.incremental.full_sync_above_objects,

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use crate::run;
 use crate::Seeded;
 
-const IKEY: &str = "DITESTFAULTS00000001";
-const SKEY: &str = "faults-test-secret-key-0123456789abcdefgh";
+pub const IKEY: &str = "DITESTFAULTS00000001";
+pub const SKEY: &str = "faults-test-secret-key-0123456789abcdefgh";
 
 /// A generated registry: `users` subjects and `groups` groups under `app:duo` (selected by
 /// provisioner duoTest), every user in `per_user` groups spread evenly.

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `duoprov` binary: the README walkthrough, imports, configuration
 //! errors and exit codes, run as a user would run them, in a temporary folder.
 
+mod admin_roles;
 mod audit;
 mod bulk_readings;
 mod config;

@@ -1,5 +1,6 @@
 //! Administrator endpoints (`/admin/v1/admins`: list, get, create, modify, delete), guarded by
-//! "Grant administrators", for a later admin-role provisioner.
+//! "Grant administrators", served for duoprov's admin-role sync. Create takes Duo's `send_email`
+//! (0 or 1; any other value is refused as invalid) and records it on the administrator.
 
 use crate::app::Ctx;
 use crate::error::ApiError;
@@ -27,6 +28,8 @@ fn admin_fields(p: &Params, creating: bool) -> Result<AdminFields, ApiError> {
         role: p.opt_str("role")?,
         status: p.opt_str("status")?,
         password_change_required: p.opt_bool("password_change_required")?,
+        // Duo documents `send_email` (0 or 1, default 0) for create only.
+        send_email: if creating { p.opt_bool("send_email")? } else { None },
     })
 }
 

@@ -394,6 +394,32 @@ def administrators():
 
 
 @check
+def administrators_as_duoprov_drives_them():
+    # What duoprov's admin-role sync sends: create with role and send_email, page through the
+    # list, change the role, disable (an Owner only together with a lower role), delete.
+    owner = A.json_api_call("POST", "/admin/v1/admins", {"name": uname("Owner"), "email": uname("owner") + "@example.com", "role": "Owner", "send_email": "1"})
+    assert owner["role"] == "Owner" and owner["status"] == "Active", owner
+    for field in ("admin_id", "email", "name", "role", "status"):
+        assert isinstance(owner[field], str), (field, owner)
+    expect_error(lambda: A.json_api_call("POST", "/admin/v1/admins", {"name": "X", "email": uname("x") + "@example.com", "send_email": "maybe"}), 400, 40002, "send_email")
+    expect_error(lambda: A.json_api_call("POST", "/admin/v1/admins", {"name": "X", "email": uname("y") + "@example.com", "role": "owner"}), 400, 40002, "role")
+    helpers = [A.json_api_call("POST", "/admin/v1/admins", {"name": uname("H%d" % i), "email": uname("h%d" % i) + "@example.com", "role": "Help Desk"}) for i in range(3)]
+    paged = [a["admin_id"] for a in A.get_admins_iterator()]
+    two = A.get_admins(limit=2, offset=0)
+    assert len(two) == 2, two
+    for a in [owner] + helpers:
+        assert a["admin_id"] in paged, (a, paged)
+    expect_error(lambda: A.update_admin(owner["admin_id"], status="Disabled"), 400, 40002, "status")
+    low = A.update_admin(owner["admin_id"], status="Disabled", role="Read-only")
+    assert (low["status"], low["role"]) == ("Disabled", "Read-only"), low
+    back = A.update_admin(owner["admin_id"], status="Active", role="Administrator")
+    assert (back["status"], back["role"]) == ("Active", "Administrator"), back
+    for a in [owner] + helpers:
+        assert A.delete_admin(a["admin_id"]) == ""
+    assert A.delete_admin(owner["admin_id"]) == "", "deleting an absent administrator answers 200"
+
+
+@check
 def rate_limited_stretch_rides_through_backoff():
     rl = admin(port=RL_PORT)
     u = rl.add_user(uname("limited"))

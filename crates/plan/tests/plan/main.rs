@@ -2,6 +2,7 @@
 //! a property test over generated registries and pre-existing Duo states. `sim` applies a plan to
 //! an in-memory Duo the way the sync engine applies it to the real one.
 
+mod admins;
 mod props;
 mod rules;
 mod saved_format;

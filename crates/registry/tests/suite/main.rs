@@ -4,6 +4,7 @@
 
 mod support;
 
+mod admins;
 mod audit;
 mod changes;
 mod console;
