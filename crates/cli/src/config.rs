@@ -598,7 +598,8 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 None | Some("trash") => UserDeleteMode::Trash,
                 Some("delete") => UserDeleteMode::Delete,
                 Some("disable_then_trash") => UserDeleteMode::DisableThenTrash,
-                Some(other) => bail!("{key}.user_delete_mode: must be trash, disable_then_trash or delete, not {other:?}"),
+                Some("disable") => UserDeleteMode::Disable,
+                Some(other) => bail!("{key}.user_delete_mode: must be trash, disable_then_trash, disable or delete, not {other:?}"),
             },
             update_adopted: p.update_adopted.unwrap_or(false),
             thresholds: Thresholds {

@@ -479,6 +479,7 @@ pub(crate) async fn plan_scope(
         groups: links.groups.iter().filter(|l| group_set.contains(l.group_uuid.as_str())).cloned().collect(),
         users: links.users.iter().filter(|l| user_set.contains(&l.subject)).cloned().collect(),
         foreign: links.foreign.clone(),
+        disabled_by_us: links.disabled_by_us.iter().filter(|k| user_set.contains(*k)).cloned().collect(),
     };
     let mut read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();

@@ -13,7 +13,14 @@ pub struct Counts {
     pub created: usize,
     pub updated: usize,
     pub deleted: usize,
+    /// Users disabled instead of deleted (`user_delete_mode = "disable"`); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub disabled: usize,
     pub failed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The failure code of an object whose write Duo refused with 403 (a missing permission).
@@ -130,7 +137,8 @@ impl Planned {
                 Op::UpdateGroup { .. } => p.groups.updated += 1,
                 Op::DeleteGroup { .. } => p.groups.deleted += 1,
                 Op::CreateUser { .. } => p.users.created += 1,
-                Op::RestoreUser { .. } | Op::UpdateUser { .. } => p.users.updated += 1,
+                Op::RestoreUser { .. } | Op::EnableUser { .. } | Op::UpdateUser { .. } => p.users.updated += 1,
+                Op::DeleteUser { mode: duoprov_plan::UserDeleteMode::Disable, .. } => p.users.disabled += 1,
                 Op::DeleteUser { .. } => p.users.deleted += 1,
                 Op::AddMember { .. } => p.memberships.created += 1,
                 Op::RemoveMember { .. } => p.memberships.deleted += 1,

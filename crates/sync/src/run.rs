@@ -100,9 +100,14 @@ fn users_after(mut users: Vec<User>, created: Vec<User>, plan: &Plan) -> Vec<Use
             Op::DeleteUser { user_id, mode: UserDeleteMode::Delete, .. } => {
                 gone.insert(user_id.as_str());
             }
-            Op::RestoreUser { user_id, .. } => {
+            Op::RestoreUser { user_id, .. } | Op::EnableUser { user_id, .. } => {
                 if let Some(i) = position.get(user_id) {
                     users[*i].status = "active".into();
+                }
+            }
+            Op::DeleteUser { user_id, mode: UserDeleteMode::Disable, .. } => {
+                if let Some(i) = position.get(user_id) {
+                    users[*i].status = "disabled".into();
                 }
             }
             Op::DeleteUser { user_id, mode: UserDeleteMode::Trash | UserDeleteMode::DisableThenTrash, .. } => {

@@ -106,6 +106,7 @@ fn provisioner(p: &Provisioner) -> Value {
             UserDeleteMode::Trash => "trash",
             UserDeleteMode::DisableThenTrash => "disable_then_trash",
             UserDeleteMode::Delete => "delete",
+            UserDeleteMode::Disable => "disable",
         },
         "update_adopted": policy.update_adopted,
         "concurrency": p.concurrency,

@@ -11,6 +11,7 @@ mod faults;
 mod first_hour;
 mod daemon;
 mod demo;
+mod disable;
 mod daemon_resilience;
 mod explain;
 mod incremental;
