@@ -65,6 +65,8 @@ struct RawProvisioner {
     load_duo_users: Option<bool>,
     eligible_group: Option<String>,
     subject_sources: Option<Vec<String>>,
+    sync_back_group: Option<String>,
+    sync_back_rule: Option<String>,
     delete_groups: Option<String>,
     delete_memberships: Option<String>,
     delete_users: Option<String>,
@@ -407,6 +409,9 @@ pub struct Provisioner {
     /// The other provisioners of the same Duo account: the same `[duo.X]` connection, or one
     /// with the same API host (and URL).
     pub shares_duo_with: Vec<String>,
+    /// `sync_back_group` and `sync_back_rule`: the registry group kept equal to the Duo users
+    /// meeting the rule after each load of the Duo users table.
+    pub sync_back: Option<duoprov_sync::sync_back::SyncBackSettings>,
 }
 
 /// Everything the configuration says, validated.
@@ -647,6 +652,18 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         if p.concurrency == Some(0) {
             bail!("{key}.concurrency: must be at least 1");
         }
+        let sync_back = match (p.sync_back_group.as_deref(), p.sync_back_rule.as_deref()) {
+            (None, None) => None,
+            (None, Some(_)) => bail!("{key}.sync_back_rule: set sync_back_group too (the registry group to keep)"),
+            (Some(g), rule) => {
+                let group = GroupName::parse(g).map_err(|e| anyhow::anyhow!("{key}.sync_back_group: {}", e.message))?;
+                let rule = duoprov_sync::sync_back::SyncBackRule::parse(rule.unwrap_or("enrolled")).map_err(|e| anyhow::anyhow!("{key}.sync_back_rule: {e}"))?;
+                if eligible_group.as_ref() == Some(&group) {
+                    bail!("{key}.sync_back_group: {group} is also the eligible_group; Duo's state would decide who is created in Duo. Name another group");
+                }
+                Some(duoprov_sync::sync_back::SyncBackSettings { group, rule })
+            }
+        };
         let inc = &p.incremental;
         let inc_defaults = duoprov_sync::IncrementalSettings::default();
         for (k, v) in [
@@ -714,6 +731,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 incremental,
                 schedule,
                 shares_duo_with: Vec::new(),
+                sync_back,
             },
         );
     }

@@ -37,12 +37,14 @@ pub mod retention;
 pub mod sqlite;
 mod sql;
 mod store;
+pub mod sync_back;
 pub mod sync_state;
 pub mod url;
 
 pub use audit::{AuditActor, AuditEntry, AuditFilter, AuditLog, AuditRecord, AuditTrigger, ChainBreak, ChainCheck, DuoAnswer};
 pub use console::{ConsoleReads, LinkCounts, LinkKind, LinkRow, Paged};
 pub use disabled_users::DisabledUserStore;
+pub use sync_back::{SyncBackChanges, SyncBackStore};
 pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{AuthMethod, AuthMethodCounts, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};

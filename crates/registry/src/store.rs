@@ -68,6 +68,7 @@ pub trait Store:
     + crate::audit::AuditLog
     + crate::console::ConsoleReads
     + crate::disabled_users::DisabledUserStore
+    + crate::sync_back::SyncBackStore
     + Send
     + Sync
 {

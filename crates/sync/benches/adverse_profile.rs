@@ -172,6 +172,7 @@ async fn main() {
         concurrency: 4,
         incremental: Default::default(),
         shares_duo_with: Vec::new(),
+        sync_back: None,
         load_duo_users: false,
     };
 

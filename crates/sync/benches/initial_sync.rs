@@ -74,6 +74,7 @@ async fn main() {
         concurrency: 4, // the configuration's default
         incremental: Default::default(),
         shares_duo_with: Vec::new(),
+        sync_back: None,
         load_duo_users: false,
     };
 

@@ -46,6 +46,7 @@ mod registry_read;
 pub mod report;
 mod run;
 mod settings;
+pub mod sync_back;
 
 pub use error::SyncError;
 pub use fence::{Fence, FenceHandle};

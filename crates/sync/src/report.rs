@@ -102,6 +102,9 @@ pub struct RunReport {
     pub timings_ms: Vec<(String, u64)>,
     /// What refreshing the Duo users table changed, when the provisioner asks for it.
     pub duo_users_loaded: Option<duoprov_registry::duo_users::ReplaceCounts>,
+    /// What the sync-back group's update after that load changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_back: Option<crate::sync_back::SyncBackOutcome>,
     /// What an incremental run covered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<crate::prepared::ScopeSummary>,

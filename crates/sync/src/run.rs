@@ -230,6 +230,16 @@ pub async fn run(
         let users = users_after(prepared.duo_users, created, &plan);
         let outcome = crate::duo_users::load(store, name, &users).await?;
         report.duo_users_loaded = Some(outcome.counts);
+        // The sync-back group follows the table it is computed from; a refusal is this run's
+        // failure to report, not a reason to undo what was applied to Duo.
+        match crate::sync_back::sync_back(store, settings, &options.actor).await {
+            Ok(outcome) => report.sync_back = outcome,
+            Err(SyncError::SyncBack(message)) => {
+                let object = settings.sync_back.as_ref().map(|s| format!("sync-back group {}", s.group)).unwrap_or_default();
+                report.failures.push(crate::report::Failure { object, code: "SYNC_BACK".into(), message });
+            }
+            Err(e) => return Err(e),
+        }
     }
     let status = report.status();
     finish(status, None, report).await

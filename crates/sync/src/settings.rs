@@ -30,6 +30,9 @@ pub struct SyncSettings {
     /// The other provisioners provisioning the same Duo account: objects they have linked are
     /// never adopted, deleted or emptied by this one.
     pub shares_duo_with: Vec<String>,
+    /// The registry group kept equal to the Duo users meeting a rule, after each load of the Duo
+    /// users table ([`crate::sync_back`]).
+    pub sync_back: Option<crate::sync_back::SyncBackSettings>,
 }
 
 /// When an incremental sync reconciles a whole group, or gives way to a full sync.

@@ -68,6 +68,7 @@ async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_ne
         incremental: Default::default(),
         load_duo_users: false,
         shares_duo_with: Vec::new(),
+        sync_back: None,
     };
 
     // Held while matches are recorded and groups created; lost before users are created.
@@ -130,6 +131,7 @@ async fn a_full_prepare_keeps_the_raw_duo_users_only_when_the_duo_users_table_is
         incremental: Default::default(),
         load_duo_users: false,
         shares_duo_with: Vec::new(),
+        sync_back: None,
     };
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
     duoprov_sync::run(&*store, &duo, &settings, prepared, &SyncOptions::default(), &NoProgress).await.unwrap();

@@ -26,6 +26,7 @@ mod sources;
 mod sql_source;
 mod support_bundle;
 mod sync;
+mod sync_back;
 mod traffic;
 
 use std::path::Path;
