@@ -67,6 +67,8 @@ struct RawProvisioner {
     subject_sources: Option<Vec<String>>,
     sync_back_group: Option<String>,
     sync_back_rule: Option<String>,
+    select_regex: Option<String>,
+    only_policy_groups: Option<bool>,
     delete_groups: Option<String>,
     delete_memberships: Option<String>,
     delete_users: Option<String>,
@@ -412,6 +414,8 @@ pub struct Provisioner {
     /// `sync_back_group` and `sync_back_rule`: the registry group kept equal to the Duo users
     /// meeting the rule after each load of the Duo users table.
     pub sync_back: Option<duoprov_sync::sync_back::SyncBackSettings>,
+    /// `select_regex` and `only_policy_groups`.
+    pub selection_rules: duoprov_sync::SelectionRules,
 }
 
 /// Everything the configuration says, validated.
@@ -664,6 +668,15 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 Some(duoprov_sync::sync_back::SyncBackSettings { group, rule })
             }
         };
+        if name.starts_with('@') {
+            bail!("{key}: a provisioner's name cannot start with '@' ({} names the policy-group markers)", duoprov_model::POLICY_MARKER);
+        }
+        let select_regex = p
+            .select_regex
+            .as_deref()
+            .map(|r| regex::Regex::new(r).map_err(|e| anyhow::anyhow!("{key}.select_regex: not a valid regular expression: {e}")))
+            .transpose()?;
+        let selection_rules = duoprov_sync::SelectionRules { select_regex, only_policy_groups: p.only_policy_groups.unwrap_or(false) };
         let inc = &p.incremental;
         let inc_defaults = duoprov_sync::IncrementalSettings::default();
         for (k, v) in [
@@ -732,6 +745,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 schedule,
                 shares_duo_with: Vec::new(),
                 sync_back,
+                selection_rules,
             },
         );
     }

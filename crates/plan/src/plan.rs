@@ -512,7 +512,10 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             None => {
                 ops.push(PlannedOp {
                     op: Op::CreateGroup { uuid: g.uuid.clone(), name: g.fields.name.clone(), desc: g.fields.desc.clone() },
-                    reason: format!("registry group {} is selected and Duo has no group {:?}", g.registry_name, g.fields.name),
+                    reason: match desired.selected_by.get(&g.uuid) {
+                        Some(why) => format!("registry group {} is selected ({why}) and Duo has no group {:?}", g.registry_name, g.fields.name),
+                        None => format!("registry group {} is selected and Duo has no group {:?}", g.registry_name, g.fields.name),
+                    },
                 });
                 group_target.insert(&g.uuid, GroupRef::New { uuid: g.uuid.as_str().into(), name: g.fields.name.as_str().into() });
             }
@@ -585,12 +588,18 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 deleted_groups.insert(dg.group_id.as_str());
                 ops.push(PlannedOp {
                     op: Op::DeleteGroup { uuid: l.group_uuid.clone(), group_id: dg.group_id.clone(), name: dg.name.clone() },
-                    reason: if policy.group_delete == DeletePolicy::RegistryDeleted {
-                        "its registry group was deleted (group delete policy: registry_deleted)".into()
-                    } else if l.created_by_us {
-                        "no longer selected by the registry, and duoprov created it".into()
-                    } else {
-                        "no longer selected by the registry (group delete policy: not_in_source)".into()
+                    reason: {
+                        let left = match desired.rule_excluded.get(&l.group_uuid) {
+                            Some(rule) => format!("no longer selected by the registry ({rule})"),
+                            None => "no longer selected by the registry".to_owned(),
+                        };
+                        if policy.group_delete == DeletePolicy::RegistryDeleted {
+                            "its registry group was deleted (group delete policy: registry_deleted)".into()
+                        } else if l.created_by_us {
+                            format!("{left}, and duoprov created it")
+                        } else {
+                            format!("{left} (group delete policy: not_in_source)")
+                        }
                     },
                 });
             }

@@ -75,6 +75,7 @@ async fn main() {
         incremental: Default::default(),
         shares_duo_with: Vec::new(),
         sync_back: None,
+        selection_rules: Default::default(),
         load_duo_users: false,
     };
 

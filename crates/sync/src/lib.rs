@@ -56,4 +56,4 @@ pub use progress::{NoProgress, Progress};
 pub use report::{ClassReport, RunReport};
 pub use object::{ObjectTarget, prepare_object};
 pub use run::{now_ms, prepare, prepare_with_progress, run};
-pub use settings::{SyncOptions, SyncSettings};
+pub use settings::{SelectionRules, SyncOptions, SyncSettings};

@@ -36,12 +36,14 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
     // incremental sync (harmless) rather than skipped.
     let change_seq = store.last_change_seq().await?;
     let (registry, duo_read) = tokio::join!(read_registry(store, settings), read_all(duo, progress));
-    let RegistryRead { selection, eligible } = registry?;
+    let registry: RegistryRead = registry?;
     let duo_read = duo_read?;
     let links = read_links(store, settings).await?;
     let read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();
-    let mut desired = DesiredState::build(&selection, &settings.mapping, eligible.as_ref());
+    let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
+    registry.annotate(&mut desired);
+    let RegistryRead { selection, eligible, .. } = registry;
     mark_deleted_groups(store, settings, &mut desired, &links).await?;
     let plan = build_plan(name, &desired, &duo_read.snapshot, &links, &settings.policy);
     let mut eligible_sorted: Option<Vec<&SubjectKey>> = eligible.as_ref().map(|e| e.iter().collect());

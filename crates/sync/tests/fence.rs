@@ -69,6 +69,7 @@ async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_ne
         load_duo_users: false,
         shares_duo_with: Vec::new(),
         sync_back: None,
+        selection_rules: Default::default(),
     };
 
     // Held while matches are recorded and groups created; lost before users are created.
@@ -132,6 +133,7 @@ async fn a_full_prepare_keeps_the_raw_duo_users_only_when_the_duo_users_table_is
         load_duo_users: false,
         shares_duo_with: Vec::new(),
         sync_back: None,
+        selection_rules: Default::default(),
     };
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
     duoprov_sync::run(&*store, &duo, &settings, prepared, &SyncOptions::default(), &NoProgress).await.unwrap();

@@ -156,6 +156,7 @@ async fn sync_under(limits: RateLimits, what: &str) -> Outcome {
         load_duo_users: false,
         shares_duo_with: Vec::new(),
         sync_back: None,
+        selection_rules: Default::default(),
     };
 
     let start = Instant::now();

@@ -61,6 +61,7 @@ async fn world(configure: impl FnOnce(&mut Settings) + Send + 'static, mapping: 
         load_duo_users: false,
         shares_duo_with: Vec::new(),
         sync_back: None,
+        selection_rules: Default::default(),
     };
     World { _emulator: emulator, handle, duo, store, settings }
 }

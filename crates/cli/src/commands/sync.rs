@@ -34,6 +34,7 @@ pub fn settings_of(p: &Provisioner) -> SyncSettings {
         incremental: p.incremental,
         shares_duo_with: p.shares_duo_with.clone(),
         sync_back: p.sync_back.clone(),
+        selection_rules: p.selection_rules.clone(),
     }
 }
 

@@ -22,6 +22,7 @@ mod readme;
 mod registry;
 mod safety;
 mod secrets;
+mod selection_rules;
 mod sources;
 mod sql_source;
 mod support_bundle;
