@@ -97,7 +97,7 @@ async fn a_user_an_administrator_disabled_stays_disabled_when_selected_and_the_p
     run(dir, &["sync", "duoTest"], 0);
     // The administrator disables alice in the Admin Panel.
     emu.handle().with_tenant_mut(|t, _| {
-        let id = t.user_by_name("alice").expect("alice").user_id.clone();
+        let id = t.user_by_name("alice").expect("alice").user_id;
         t.modify_user(&id, UserFields { status: Some(UserStatus::Disabled), ..Default::default() }).expect("disable by hand");
     });
     let (plan, _) = run(dir, &["plan", "duoTest"], 0);

@@ -43,7 +43,7 @@ fn seed(dir: &Path) {
 fn set_enrolled(emu: &RunningEmulator, username: &str, enrolled: bool) {
     emu.handle().with_tenant_mut(|t, ids| {
         let id = match t.user_by_name(username) {
-            Some(u) => u.user_id.clone(),
+            Some(u) => u.user_id,
             None => {
                 let fields = UserFields { username: Some(username.into()), ..Default::default() };
                 t.create_user(fields, 1_700_000_000, ids).expect("a user made by hand")
