@@ -1,5 +1,6 @@
 //! The sync-back group end to end, through the binary against an in-process emulator: after
-//! `duoprov load-users` (and after a full sync with `load_duo_users = true`) the registry group
+//! `duoprov load-users` (and after a full sync with `load_duo_users = true`, and the daemon's
+//! `load_users_every` schedule) the registry group
 //! named by `sync_back_group` holds exactly the subjects whose Duo users meet `sync_back_rule`,
 //! matched through links or rendered usernames, written with change-log and audit entries;
 //! duoprov creates the group and refuses a group it did not create, and one its provisioner
@@ -138,4 +139,27 @@ async fn a_sync_back_group_duoprov_did_not_create_or_that_its_provisioner_select
     std::fs::write(dir.join("duoprov.toml"), std::fs::read_to_string(dir.join("duoprov.toml")).unwrap().replace("sync_back_group = \"app:duo:enrolled\"", "sync_back_group = \"app:mfa:ok\"\neligible_group = \"app:mfa:ok\"")).unwrap();
     let (_, err) = run(dir, &["load-users", "duoTest"], 1);
     assert!(err.contains("provisioner.duoTest.sync_back_group: app:mfa:ok is also the eligible_group"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_users_table_schedule_keeps_the_sync_back_group() {
+    let schedule = "sync_back_group = \"app:mfa:enrolled\"\n\n[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\nload_users_every = \"1s\"\n";
+    let (emu, tmp) = setup(schedule).await;
+    let dir = tmp.path();
+    seed(dir);
+    let handle = emu.handle().clone();
+    let daemon = crate::daemon::start_daemon(dir, &[]);
+    crate::daemon::wait_for("the first full sync", || handle.state(), |s| s.users.len() == 2, std::time::Duration::from_secs(20));
+    set_enrolled(&emu, "alice", true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (out, _) = run(dir, &["group", "list"], 0);
+        if out.contains("app:mfa:enrolled") && members(dir, "app:mfa:enrolled").iter().any(|m| m.contains("local:alice")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the daemon's users-table load did not bring alice into the sync-back group within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, err) = daemon.stop();
+    assert_eq!(code, Some(0), "{err}");
 }
