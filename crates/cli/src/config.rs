@@ -65,6 +65,10 @@ struct RawProvisioner {
     load_duo_users: Option<bool>,
     eligible_group: Option<String>,
     subject_sources: Option<Vec<String>>,
+    sync_back_group: Option<String>,
+    sync_back_rule: Option<String>,
+    select_regex: Option<String>,
+    only_policy_groups: Option<bool>,
     delete_groups: Option<String>,
     delete_memberships: Option<String>,
     delete_users: Option<String>,
@@ -454,6 +458,11 @@ pub struct Provisioner {
     /// The other provisioners of the same Duo account: the same `[duo.X]` connection, or one
     /// with the same API host (and URL).
     pub shares_duo_with: Vec<String>,
+    /// `sync_back_group` and `sync_back_rule`: the registry group kept equal to the Duo users
+    /// meeting the rule after each load of the Duo users table.
+    pub sync_back: Option<duoprov_sync::sync_back::SyncBackSettings>,
+    /// `select_regex` and `only_policy_groups`.
+    pub selection_rules: duoprov_sync::SelectionRules,
 }
 
 /// Everything the configuration says, validated.
@@ -645,7 +654,8 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 None | Some("trash") => UserDeleteMode::Trash,
                 Some("delete") => UserDeleteMode::Delete,
                 Some("disable_then_trash") => UserDeleteMode::DisableThenTrash,
-                Some(other) => bail!("{key}.user_delete_mode: must be trash, disable_then_trash or delete, not {other:?}"),
+                Some("disable") => UserDeleteMode::Disable,
+                Some(other) => bail!("{key}.user_delete_mode: must be trash, disable_then_trash, disable or delete, not {other:?}"),
             },
             update_adopted: p.update_adopted.unwrap_or(false),
             thresholds: Thresholds {
@@ -695,6 +705,27 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         if p.concurrency == Some(0) {
             bail!("{key}.concurrency: must be at least 1");
         }
+        let sync_back = match (p.sync_back_group.as_deref(), p.sync_back_rule.as_deref()) {
+            (None, None) => None,
+            (None, Some(_)) => bail!("{key}.sync_back_rule: set sync_back_group too (the registry group to keep)"),
+            (Some(g), rule) => {
+                let group = GroupName::parse(g).map_err(|e| anyhow::anyhow!("{key}.sync_back_group: {}", e.message))?;
+                let rule = duoprov_sync::sync_back::SyncBackRule::parse(rule.unwrap_or("enrolled")).map_err(|e| anyhow::anyhow!("{key}.sync_back_rule: {e}"))?;
+                if eligible_group.as_ref() == Some(&group) {
+                    bail!("{key}.sync_back_group: {group} is also the eligible_group; Duo's state would decide who is created in Duo. Name another group");
+                }
+                Some(duoprov_sync::sync_back::SyncBackSettings { group, rule })
+            }
+        };
+        if name.starts_with('@') {
+            bail!("{key}: a provisioner's name cannot start with '@' ({} names the policy-group markers)", duoprov_model::POLICY_MARKER);
+        }
+        let select_regex = p
+            .select_regex
+            .as_deref()
+            .map(|r| regex::Regex::new(r).map_err(|e| anyhow::anyhow!("{key}.select_regex: not a valid regular expression: {e}")))
+            .transpose()?;
+        let selection_rules = duoprov_sync::SelectionRules { select_regex, only_policy_groups: p.only_policy_groups.unwrap_or(false) };
         let inc = &p.incremental;
         let inc_defaults = duoprov_sync::IncrementalSettings::default();
         for (k, v) in [
@@ -762,6 +793,8 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 incremental,
                 schedule,
                 shares_duo_with: Vec::new(),
+                sync_back,
+                selection_rules,
             },
         );
     }

@@ -582,6 +582,18 @@ impl Tenant {
     }
 
     /// The user whose username or alias is `name`.
+    /// Sets a user's `is_enrolled`, as the user's own enrolment (or an administrator's reset)
+    /// does: no Admin API call sets it. False when there is no such user.
+    pub fn set_user_enrolled(&mut self, id: &DuoId, enrolled: bool) -> bool {
+        match self.users.get_mut(id) {
+            Some(u) => {
+                u.is_enrolled = enrolled;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn user_by_name(&self, name: &str) -> Option<&User> {
         self.names
             .get(&self.key(name))

@@ -153,6 +153,11 @@ pub struct Links {
     /// Duo objects linked by other provisioners of the same Duo account.
     #[serde(default, skip_serializing_if = "ForeignLinks::is_empty")]
     pub foreign: ForeignLinks,
+    /// Subjects whose Duo users this provisioner disabled (`user_delete_mode = "disable"`):
+    /// only these are re-enabled when selected again; a user disabled by anyone else stays
+    /// disabled.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub disabled_by_us: std::collections::BTreeSet<SubjectKey>,
 }
 
 /// A Duo object another provisioner of the same Duo account has linked.

@@ -15,7 +15,7 @@ pub mod time;
 pub use admin::{admin_email_key, DuoAdmin, ManagedAdmin};
 pub use duo::{same_username, username_key, DuoGroup, UsernameMatch, DuoSnapshot, DuoUser, ForeignLink, ForeignLinks, GroupLink, Links, UserLink};
 pub use error::{ValidationError, ValidationErrors};
-pub use marker::{Marker, MarkerDecision, MarkerIndex, MarkerScope, MarkerTarget};
+pub use marker::{Marker, MarkerDecision, MarkerIndex, MarkerScope, MarkerTarget, POLICY_MARKER};
 pub use mirror::{MirrorChanges, MirrorGroup, MirrorGroupUpdate, MirrorScope, OwnedGroup, OwnedState, SourceRun};
 pub use text::counted;
 pub use time::EpochMillis;

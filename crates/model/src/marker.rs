@@ -80,6 +80,11 @@ pub struct Marker {
 /// `one` marker reaches only the folder's direct groups, a `sub` marker its whole subtree);
 /// otherwise the group is not provisioned. So `provision = false` on a group or a subfolder
 /// carves it out of a marked parent, and a `true` below a `false` puts it back.
+/// The marker name that marks policy groups (Grouper's policy groups, for
+/// `only_policy_groups`): markers assigned to `@policy` follow the provisioners' rules (the most
+/// specific one wins; an exclude says "not a policy group"). No provisioner may take this name.
+pub const POLICY_MARKER: &str = "@policy";
+
 #[derive(Debug, Default)]
 pub struct MarkerIndex {
     groups: HashMap<String, bool>,

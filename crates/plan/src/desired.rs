@@ -51,6 +51,12 @@ pub struct DesiredState {
     /// Uuids of linked groups whose registry group no longer exists (filled by the caller for
     /// `delete_groups = "registry_deleted"`, which deletes only these).
     pub deleted_groups: HashSet<String>,
+    /// Why each selected group is selected (its deciding marker and the provisioner's selection
+    /// rules), by uuid, for the plan's reasons; filled by the caller.
+    pub selected_by: std::collections::HashMap<String, String>,
+    /// Groups the provisioner's markers include but its selection rules (`select_regex`,
+    /// `only_policy_groups`) leave out, by uuid, with the rule; filled by the caller.
+    pub rule_excluded: std::collections::HashMap<String, String>,
 }
 
 fn check(value: &str, max: usize) -> Result<(), (ErrorCode, String)> {

@@ -11,7 +11,10 @@
 //! with `MAT` naming `duoprov doctor P --probe` (it is the subject's user under one reading and
 //! someone else's under the other). Two candidates for one object is error `MAT` on that object and
 //! nothing is guessed; so is a username that is another Duo user's alias. A selected user found
-//! in Duo's Trash is restored; one duoprov created stays linked (parked) while in Trash. A Duo object matched by name that duoprov did not create is *adopted*:
+//! in Duo's Trash is restored; one duoprov created stays linked (parked) while in Trash. Under
+//! `user_delete_mode = "disable"` a leaving user is disabled instead of deleted (once: an already
+//! disabled user needs no call), and re-enabled when selected again only if the links record
+//! that duoprov disabled it; a user disabled by anyone else stays disabled. A Duo object matched by name that duoprov did not create is *adopted*:
 //! shown in the plan, managed from then on, but never counted as created by duoprov (so never
 //! deleted under the default policy, and its fields rewritten only with `update_adopted`).
 //!
@@ -213,6 +216,9 @@ pub enum Op {
     /// Restores a selected user from Duo's Trash (`bulk_restore`), before its memberships are
     /// added; `reactivate` also sets `status=active` (users trashed by `disable_then_trash`).
     RestoreUser { source: String, id: String, user_id: String, username: String, reactivate: bool },
+    /// Sets `status=active` on a selected user duoprov disabled (`user_delete_mode = "disable"`)
+    /// when its subject left every selected group.
+    EnableUser { source: String, id: String, user_id: String, username: String },
     UpdateGroup { uuid: String, group_id: String, name: String, changes: Vec<FieldChange<GroupField>> },
     UpdateUser { source: String, id: String, user_id: String, username: String, changes: Vec<FieldChange<UserField>> },
     RemoveMember { group_id: String, group_name: String, user_id: String, username: String },
@@ -226,7 +232,7 @@ impl Op {
     pub fn class(&self) -> u8 {
         match self {
             Op::CreateGroup { .. } => 0,
-            Op::CreateUser { .. } | Op::RestoreUser { .. } => 1,
+            Op::CreateUser { .. } | Op::RestoreUser { .. } | Op::EnableUser { .. } => 1,
             Op::UpdateGroup { .. } => 2,
             Op::UpdateUser { .. } => 3,
             Op::RemoveMember { .. } => 4,
@@ -236,7 +242,7 @@ impl Op {
         }
     }
 
-    /// Removals and deletions, which the safety rules count.
+    /// Removals and deletions (a disable counts as a user deletion), which the safety rules count.
     pub fn is_removal(&self) -> bool {
         matches!(self, Op::RemoveMember { .. } | Op::DeleteGroup { .. } | Op::DeleteUser { .. })
     }
@@ -296,6 +302,14 @@ pub struct Plan {
     /// Subjects whose Duo users duoprov created leave management but stay in Duo, links kept.
     #[serde(default)]
     pub parked_users: Vec<SubjectKey>,
+    /// Selected subjects whose Duo users are disabled, but not by duoprov (an administrator's
+    /// choice): left disabled, and said in the plan. (subject, Duo username)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_disabled: Vec<(SubjectKey, String)>,
+    /// Subjects whose "disabled by duoprov" record no longer holds (their Duo user is active
+    /// again, re-enabled by someone else, or gone): the record is cleared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_cleared: Vec<SubjectKey>,
     /// How many groups and users duoprov manages in Duo before this plan (for the safety rules).
     pub managed_groups: usize,
     pub managed_users: usize,
@@ -319,6 +333,11 @@ impl Plan {
 /// Whether a Duo user is in Duo's Trash (status "pending deletion").
 pub fn in_trash(du: &duoprov_model::DuoUser) -> bool {
     du.status.eq_ignore_ascii_case("pending deletion")
+}
+
+/// Whether a Duo user is disabled (status "disabled").
+pub fn is_disabled(du: &duoprov_model::DuoUser) -> bool {
+    du.status.eq_ignore_ascii_case("disabled")
 }
 
 /// Positions of Duo's users by normalised username (as this account compares them,
@@ -496,7 +515,10 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
             None => {
                 ops.push(PlannedOp {
                     op: Op::CreateGroup { uuid: g.uuid.clone(), name: g.fields.name.clone(), desc: g.fields.desc.clone() },
-                    reason: format!("registry group {} is selected and Duo has no group {:?}", g.registry_name, g.fields.name),
+                    reason: match desired.selected_by.get(&g.uuid) {
+                        Some(why) => format!("registry group {} is selected ({why}) and Duo has no group {:?}", g.registry_name, g.fields.name),
+                        None => format!("registry group {} is selected and Duo has no group {:?}", g.registry_name, g.fields.name),
+                    },
                 });
                 group_target.insert(&g.uuid, GroupRef::New { uuid: g.uuid.as_str().into(), name: g.fields.name.as_str().into() });
             }
@@ -569,12 +591,18 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                 deleted_groups.insert(dg.group_id.as_str());
                 ops.push(PlannedOp {
                     op: Op::DeleteGroup { uuid: l.group_uuid.clone(), group_id: dg.group_id.clone(), name: dg.name.clone() },
-                    reason: if policy.group_delete == DeletePolicy::RegistryDeleted {
-                        "its registry group was deleted (group delete policy: registry_deleted)".into()
-                    } else if l.created_by_us {
-                        "no longer selected by the registry, and duoprov created it".into()
-                    } else {
-                        "no longer selected by the registry (group delete policy: not_in_source)".into()
+                    reason: {
+                        let left = match desired.rule_excluded.get(&l.group_uuid) {
+                            Some(rule) => format!("no longer selected by the registry ({rule})"),
+                            None => "no longer selected by the registry".to_owned(),
+                        };
+                        if policy.group_delete == DeletePolicy::RegistryDeleted {
+                            "its registry group was deleted (group delete policy: registry_deleted)".into()
+                        } else if l.created_by_us {
+                            format!("{left}, and duoprov created it")
+                        } else {
+                            format!("{left} (group delete policy: not_in_source)")
+                        }
                     },
                 });
             }
@@ -804,6 +832,19 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                         reason: format!("subject {} is selected and Duo user {} is in Duo's Trash", u.key, du.username),
                     });
                 }
+                // Selected again after duoprov disabled it: re-enabled. A user disabled by
+                // anyone else stays disabled (an administrator's choice), and the plan says so.
+                let disabled_by_us = links.disabled_by_us.contains(&u.key);
+                if is_disabled(du) && disabled_by_us {
+                    ops.push(PlannedOp {
+                        op: Op::EnableUser { source: u.key.source.clone(), id: u.key.id.clone(), user_id: du.user_id.clone(), username: du.username.clone() },
+                        reason: format!("subject {} is selected again and duoprov disabled Duo user {} when it left", u.key, du.username),
+                    });
+                } else if is_disabled(du) {
+                    plan.kept_disabled.push((u.key.clone(), du.username.clone()));
+                } else if disabled_by_us {
+                    plan.disabled_cleared.push(u.key.clone());
+                }
                 // A user another provisioner of this Duo account links is shared: its fields
                 // belong to that provisioner (or whoever made it), never rewritten here.
                 let shared = !owned && foreign_users.contains_key(du.user_id.as_str());
@@ -998,8 +1039,19 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
         // Already in Duo's Trash (sent there by an earlier run): kept there, link parked, so a
         // return within the retention period restores duoprov's own user.
         let trashed = present.is_some_and(|i| in_trash(&duo.users[i])) && policy.user_delete_mode != UserDeleteMode::Delete;
+        // `disable`: a user already disabled needs no call. One duoprov disabled keeps its link
+        // as it is (parked when it was disabled), so a return re-enables it; one disabled by
+        // someone else is left to the rules below.
+        let disabled = present.is_some_and(|i| is_disabled(&duo.users[i])) && policy.user_delete_mode == UserDeleteMode::Disable;
+        let disabled_by_us = links.disabled_by_us.contains(&l.subject);
+        if disabled_by_us && present.is_none() {
+            plan.disabled_cleared.push(l.subject.clone());
+        }
+        if disabled && disabled_by_us && delete && ours {
+            continue;
+        }
         match present {
-            Some(i) if delete && ours && !trashed => {
+            Some(i) if delete && ours && !trashed && !disabled => {
                 let du = &duo.users[i];
                 let mode = policy.user_delete_mode;
                 ops.push(PlannedOp {
@@ -1011,6 +1063,7 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
                             UserDeleteMode::Trash => "to Duo's Trash, restorable",
                             UserDeleteMode::DisableThenTrash => "disabled, then to Duo's Trash, restorable",
                             UserDeleteMode::Delete => "deleted permanently",
+                            UserDeleteMode::Disable => "disabled, kept in Duo; re-enabled if selected again",
                         }
                     ),
                 });
@@ -1031,6 +1084,9 @@ pub fn build_plan(provisioner: &str, desired: &DesiredState, duo: &DuoSnapshot, 
     plan.released_users.sort();
     plan.parked_groups.sort();
     plan.parked_users.sort();
+    plan.kept_disabled.sort();
+    plan.disabled_cleared.sort();
+    plan.disabled_cleared.dedup();
     plan.group_sizes.sort();
     plan
 }

@@ -33,6 +33,22 @@ pub enum UserDeleteMode {
     DisableThenTrash,
     /// Permanent deletion through the API.
     Delete,
+    /// Never deleted: `status=disabled` instead (Grouper's disable rather than
+    /// `deleteEntities`). duoprov records that it disabled the user, and sets `status=active`
+    /// again when the subject is selected again — only if duoprov disabled it.
+    Disable,
+}
+
+impl UserDeleteMode {
+    /// The configuration value (`user_delete_mode`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserDeleteMode::Trash => "trash",
+            UserDeleteMode::DisableThenTrash => "disable_then_trash",
+            UserDeleteMode::Delete => "delete",
+            UserDeleteMode::Disable => "disable",
+        }
+    }
 }
 
 /// Limits above which a run is refused unless its exact removal list is approved (`--approve

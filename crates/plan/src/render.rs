@@ -1,5 +1,6 @@
 //! The plan for people: operations grouped by kind, each with its before → after values and its
-//! reason; adoptions and held objects (per-object errors) listed after. A plan with nothing to
+//! reason; adoptions, users left disabled (disabled by someone else) and held objects
+//! (per-object errors) listed after. A plan with nothing to
 //! change says so only when nothing is held; otherwise it names every held object.
 
 use std::fmt::Write;
@@ -62,10 +63,16 @@ pub fn text(plan: &Plan) -> String {
         let class = p.op.class();
         if class != last_class {
             let restores = plan.ops.iter().any(|o| matches!(o.op, Op::RestoreUser { .. }));
-            let title = if class == 1 && restores {
-                "Create and restore users"
-            } else {
-                ["Create groups", "Create users", "Update groups", "Update users", "Remove members", "Add members", "Delete groups", "Delete users"][class as usize]
+            let enables = plan.ops.iter().any(|o| matches!(o.op, Op::EnableUser { .. }));
+            let disables = plan.ops.iter().filter(|o| matches!(o.op, Op::DeleteUser { mode: UserDeleteMode::Disable, .. })).count();
+            let deletes = plan.ops.iter().filter(|o| matches!(o.op, Op::DeleteUser { .. })).count();
+            let title = match class {
+                1 if restores && enables => "Create, restore and re-enable users",
+                1 if restores => "Create and restore users",
+                1 if enables => "Create and re-enable users",
+                7 if disables == deletes => "Disable users",
+                7 if disables > 0 => "Delete and disable users",
+                _ => ["Create groups", "Create users", "Update groups", "Update users", "Remove members", "Add members", "Delete groups", "Delete users"][class as usize],
             };
             let n = plan.ops.iter().filter(|o| o.op.class() == class).count();
             let _ = writeln!(out, "\n{title} ({n}):");
@@ -77,15 +84,17 @@ pub fn text(plan: &Plan) -> String {
             Op::UpdateGroup { name, group_id, changes, .. } => format!("~ {name} ({group_id}): {}", field_changes(changes)),
             Op::UpdateUser { username, user_id, changes, .. } => format!("~ {username} ({user_id}): {}", field_changes(changes)),
             Op::RestoreUser { username, user_id, .. } => format!("^ user {username} ({user_id}) from Trash"),
+            Op::EnableUser { username, user_id, .. } => format!("^ re-enable user {username} ({user_id})"),
             Op::RemoveMember { group_name, username, .. } => format!("- {username} from {group_name}"),
             Op::AddMember { group, user, .. } => format!("+ {} to {}", user_ref(user), group_ref(group)),
             Op::DeleteGroup { name, group_id, .. } => format!("- group {name} ({group_id})"),
+            Op::DeleteUser { username, user_id, mode: UserDeleteMode::Disable, .. } => format!("- disable user {username} ({user_id}), kept in Duo"),
             Op::DeleteUser { username, user_id, mode, .. } => format!(
                 "- user {username} ({user_id}) {}",
                 match mode {
                     UserDeleteMode::Trash => "to Trash",
                     UserDeleteMode::DisableThenTrash => "disabled, to Trash",
-                    UserDeleteMode::Delete => "permanently",
+                    UserDeleteMode::Delete | UserDeleteMode::Disable => "permanently",
                 }
             ),
         };
@@ -101,6 +110,12 @@ pub fn text(plan: &Plan) -> String {
         }
     }
     admins(&mut out, &plan.admins);
+    if !plan.kept_disabled.is_empty() {
+        let _ = writeln!(out, "\nLeft disabled (disabled in Duo, not by duoprov; enable them in Duo if they should sign in):");
+        for (subject, username) in &plan.kept_disabled {
+            let _ = writeln!(out, "  = user {username} for subject {subject}");
+        }
+    }
     if !plan.errors.is_empty() && total > 0 {
         let _ = writeln!(out, "\nHeld ({} in error, left as they are until fixed):", counted(plan.errors.len(), "object", "objects"));
         for e in &plan.errors {

@@ -85,6 +85,7 @@ pub fn describe(op: &Op) -> Option<String> {
         Op::DeleteUser { username, mode: UserDeleteMode::Trash, .. } => format!("delete user {username} (to Trash)"),
         Op::DeleteUser { username, mode: UserDeleteMode::DisableThenTrash, .. } => format!("delete user {username} (disabled, to Trash)"),
         Op::DeleteUser { username, mode: UserDeleteMode::Delete, .. } => format!("delete user {username} (permanently)"),
+        Op::DeleteUser { username, mode: UserDeleteMode::Disable, .. } => format!("disable user {username} (kept in Duo)"),
         _ => return None,
     })
 }
@@ -168,7 +169,8 @@ pub fn check(plan: &Plan, policy: &Policy, selected_groups: usize, approval: &Ap
         reasons.push(format!("{group_deletes} group deletions exceed max_group_deletes = {}", t.max_group_deletes));
     }
     if user_deletes > t.max_user_deletes {
-        reasons.push(format!("{user_deletes} user deletions exceed max_user_deletes = {}", t.max_user_deletes));
+        let what = if policy.user_delete_mode == UserDeleteMode::Disable { "user disables" } else { "user deletions" };
+        reasons.push(format!("{user_deletes} {what} exceed max_user_deletes = {}", t.max_user_deletes));
     }
     if member_removals > t.max_membership_removals {
         reasons.push(format!("{member_removals} membership removals exceed max_membership_removals = {}", t.max_membership_removals));

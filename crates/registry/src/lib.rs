@@ -24,6 +24,7 @@
 pub mod admins;
 pub mod audit;
 pub mod console;
+pub mod disabled_users;
 pub mod duo_probe;
 pub mod duo_users;
 pub mod error;
@@ -37,12 +38,15 @@ pub mod retention;
 pub mod sqlite;
 mod sql;
 mod store;
+pub mod sync_back;
 pub mod sync_state;
 pub mod url;
 
 pub use admins::AdminStore;
 pub use audit::{AuditActor, AuditEntry, AuditFilter, AuditLog, AuditRecord, AuditTrigger, ChainBreak, ChainCheck, DuoAnswer};
 pub use console::{ConsoleReads, LinkCounts, LinkKind, LinkRow, Paged};
+pub use disabled_users::DisabledUserStore;
+pub use sync_back::{SyncBackChanges, SyncBackStore};
 pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{AuthMethod, AuthMethodCounts, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};

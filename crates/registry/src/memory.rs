@@ -146,7 +146,7 @@ impl SyncStore for MemorySyncStore {
                 in_target: r.in_target,
             })
             .collect();
-        Ok(Links { groups, users, foreign: Default::default() })
+        Ok(Links { groups, users, ..Default::default() })
     }
 
     async fn record(&self, provisioner: &str, groups: &[GroupState], users: &[UserState], memberships: &[MembershipState]) -> Result<()> {

@@ -68,6 +68,8 @@ pub trait Store:
     + crate::audit::AuditLog
     + crate::console::ConsoleReads
     + crate::admins::AdminStore
+    + crate::disabled_users::DisabledUserStore
+    + crate::sync_back::SyncBackStore
     + Send
     + Sync
 {

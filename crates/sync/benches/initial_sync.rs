@@ -74,6 +74,8 @@ async fn main() {
         concurrency: 4, // the configuration's default
         incremental: Default::default(),
         shares_duo_with: Vec::new(),
+        sync_back: None,
+        selection_rules: Default::default(),
         load_duo_users: false,
     };
 

@@ -290,6 +290,9 @@ impl<'a> Applier<'a> {
         self.fenced("restoring users").await?;
         self.restore_users(plan).await?;
         self.flush_audit().await?;
+        self.fenced("re-enabling users").await?;
+        self.enable_users(plan).await?;
+        self.flush_audit().await?;
         self.timed("create", start);
         let start = Instant::now();
         self.fenced("updating groups").await?;
@@ -989,6 +992,76 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    /// Sets `status=active` on selected users duoprov disabled (`user_delete_mode = "disable"`),
+    /// then forgets that it disabled them; also forgets the records the plan found stale (the
+    /// user is active again, or gone).
+    async fn enable_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let enables: Vec<(SubjectKey, String, String)> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::EnableUser { source, id, user_id, username } => Some((SubjectKey::new(source, id), user_id.clone(), username.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut cleared = plan.disabled_cleared.clone();
+        if !enables.is_empty() {
+            self.progress.phase("re-enable users", enables.len() as u64);
+            let ops: Vec<BulkOp> =
+                enables.iter().map(|(_, id, _)| BulkOp::ModifyUser { user_id: id.clone(), fields: UserFields { status: Some("active".into()), ..Default::default() } }).collect();
+            let results = self.bulk(&ops).await;
+            for ((k, id, username), r) in enables.into_iter().zip(results) {
+                self.audit("user", username, Some(k.to_string()), "enable", Some(json!({"user_id": id, "status": "disabled"})), Some(json!({"user_id": id, "status": "active"})), op_answer(&r));
+                match r {
+                    Ok(()) => {
+                        self.report.users.updated += 1;
+                        cleared.push(k);
+                    }
+                    Err(message) => {
+                        self.report.users.failed += 1;
+                        self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &format!("re-enabling the Duo user duoprov disabled: {message}"));
+                    }
+                }
+            }
+            self.progress.advance(ops.len() as u64);
+        }
+        self.store.clear_disabled_users(self.provisioner, &cleared).await?;
+        Ok(())
+    }
+
+    /// `user_delete_mode = "disable"`: sets `status=disabled` on users leaving management,
+    /// records that duoprov disabled them, and parks their links (ownership kept as it was), so
+    /// a return re-enables them.
+    async fn disable_users(&mut self, disables: Vec<(SubjectKey, String)>, usernames: &HashMap<String, String>) -> Result<(), SyncError> {
+        let ops: Vec<BulkOp> =
+            disables.iter().map(|(_, id)| BulkOp::ModifyUser { user_id: id.clone(), fields: UserFields { status: Some("disabled".into()), ..Default::default() } }).collect();
+        let results = self.bulk(&ops).await;
+        let links = self.store.links(self.provisioner).await?;
+        let created: HashSet<&SubjectKey> = links.users.iter().filter(|l| l.created_by_us).map(|l| &l.subject).collect();
+        let mut done = Vec::new();
+        let mut park = Vec::new();
+        for ((k, id), r) in disables.into_iter().zip(results) {
+            let name = usernames.get(&id).cloned().unwrap_or_else(|| id.clone());
+            self.audit("user", name, Some(k.to_string()), "disable", Some(json!({"user_id": id, "status": "active"})), Some(json!({"user_id": id, "status": "disabled"})), op_answer(&r));
+            match r {
+                Ok(()) => {
+                    self.report.users.disabled += 1;
+                    park.push(UserState { created_by_us: created.contains(&k), ..parked_user(&k) });
+                    done.push((k, id));
+                }
+                Err(message) => {
+                    self.report.users.failed += 1;
+                    self.fail(Some(RetryTarget::User { subject: k.clone() }), format!("subject {k}"), &format!("disabling instead of deleting: {message}"));
+                }
+            }
+        }
+        self.store.record_disabled_users(self.provisioner, &done).await?;
+        if !park.is_empty() {
+            self.store.record(self.provisioner, &[], &park, &[]).await?;
+        }
+        Ok(())
+    }
+
     async fn delete_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let deletes: Vec<(SubjectKey, String, UserDeleteMode)> = plan
             .ops
@@ -1010,6 +1083,10 @@ impl<'a> Applier<'a> {
                 _ => None,
             })
             .collect();
+        let (disables, deletes): (Vec<_>, Vec<_>) = deletes.into_iter().partition(|(_, _, m)| *m == UserDeleteMode::Disable);
+        if !disables.is_empty() {
+            self.disable_users(disables.into_iter().map(|(k, id, _)| (k, id)).collect(), &usernames).await?;
+        }
         let name_of = |id: &str| usernames.get(id).cloned().unwrap_or_else(|| id.to_owned());
         let mut forget = Vec::new();
         let mut park = Vec::new();

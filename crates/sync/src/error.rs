@@ -27,4 +27,8 @@ pub enum SyncError {
     /// One object cannot be synced alone (the reason says why, and what to run instead).
     #[error("{0}")]
     Scope(String),
+    /// The sync-back group cannot be written (not duoprov's, it would loop, or no Duo users
+    /// table is loaded); the message says why and what to do.
+    #[error("{0}")]
+    SyncBack(String),
 }

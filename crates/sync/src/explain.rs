@@ -63,6 +63,10 @@ pub struct GroupExplanation {
     pub selected: bool,
     /// The marker that decides it, `None` when none reaches it.
     pub marker: Option<MarkerDecision>,
+    /// What selected it (its marker and the provisioner's selection rules), or which selection
+    /// rule (`select_regex`, `only_policy_groups`) leaves it out although its marker includes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// How the subject is a member: each path runs from this group down through nested groups to
     /// the group the subject is an immediate member of (`[name]` alone: a direct member). Empty:
     /// not a member.
@@ -199,6 +203,8 @@ pub async fn explain(store: &dyn Store, settings: &SyncSettings, subject: &str, 
         Err(_) => HashSet::new(),
     };
     let selected_names: Vec<(String, String)> = selection.groups.iter().map(|g| (g.group.uuid.clone(), g.group.name.to_string())).collect();
+    let mut selection = selection;
+    let (selected_by, rule_excluded) = crate::registry_read::apply_selection_rules(store, settings, &mut selection).await?;
     let registry = filter_registry(settings, selection, eligible);
     let desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
     let links = read_links(store, settings).await?;
@@ -266,7 +272,7 @@ pub async fn explain(store: &dyn Store, settings: &SyncSettings, subject: &str, 
         None => selected_names.iter().filter(|(uuid, _)| raw_member_of.contains(uuid)).cloned().collect(),
     };
     covered.sort_by(|a, b| a.1.cmp(&b.1));
-    let selected: HashSet<&str> = selected_names.iter().map(|(u, _)| u.as_str()).collect();
+    let selected: HashSet<&str> = selected_by.keys().map(String::as_str).collect();
     let mut memo = HashMap::new();
     let mut groups = Vec::new();
     for (uuid, gname) in covered {
@@ -284,6 +290,7 @@ pub async fn explain(store: &dyn Store, settings: &SyncSettings, subject: &str, 
             direct: paths.iter().any(|p| p.len() == 1),
             selected: selected.contains(uuid.as_str()),
             marker: index.deciding(&gname),
+            rule: selected_by.get(&uuid).or_else(|| rule_excluded.get(&uuid)).cloned(),
             name: gname,
             uuid,
             paths,

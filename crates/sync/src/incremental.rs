@@ -122,7 +122,8 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
     let mut named = Named::default();
     let mut subject_changes: HashMap<&str, usize> = HashMap::new();
     for e in entries {
-        let for_us = e.provisioners.is_empty() || e.provisioners.iter().any(|p| p == provisioner);
+        // Policy-group markers can change any provisioner's selection (`only_policy_groups`).
+        let for_us = e.provisioners.is_empty() || e.provisioners.iter().any(|p| p == provisioner || p == duoprov_model::POLICY_MARKER);
         match e.kind {
             ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned if !for_us => {}
             ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned | ChangeKind::GroupRemoved | ChangeKind::FolderRemoved | ChangeKind::Import => {
@@ -188,6 +189,8 @@ fn restrict_desired(desired: &DesiredState, groups: &HashSet<&str>, users: &Hash
         held_users: desired.held_users.clone(),
         unmanaged: desired.unmanaged.clone(),
         deleted_groups: desired.deleted_groups.clone(),
+        selected_by: desired.selected_by.clone(),
+        rule_excluded: desired.rule_excluded.clone(),
         ..Default::default()
     };
     for (i, u) in desired.users.iter().enumerate() {
@@ -280,6 +283,7 @@ pub(crate) async fn plan_scope(
     // as a full sync holds them; only the plan is scoped.
     let registry = read_registry(store, settings).await?;
     let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
+    registry.annotate(&mut desired);
     let links = read_links(store, settings).await?;
     crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
     if named.subjects_groups {
@@ -479,6 +483,7 @@ pub(crate) async fn plan_scope(
         groups: links.groups.iter().filter(|l| group_set.contains(l.group_uuid.as_str())).cloned().collect(),
         users: links.users.iter().filter(|l| user_set.contains(&l.subject)).cloned().collect(),
         foreign: links.foreign.clone(),
+        disabled_by_us: links.disabled_by_us.iter().filter(|k| user_set.contains(*k)).cloned().collect(),
     };
     let mut read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();

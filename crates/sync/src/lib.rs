@@ -48,6 +48,7 @@ mod registry_read;
 pub mod report;
 mod run;
 mod settings;
+pub mod sync_back;
 
 pub use error::SyncError;
 pub use fence::{Fence, FenceHandle};
@@ -57,4 +58,4 @@ pub use progress::{NoProgress, Progress};
 pub use report::{AdminCounts, ClassReport, RunReport};
 pub use object::{ObjectTarget, prepare_object};
 pub use run::{now_ms, prepare, prepare_with_progress, run};
-pub use settings::{SyncOptions, SyncSettings};
+pub use settings::{SelectionRules, SyncOptions, SyncSettings};

@@ -181,7 +181,7 @@ pub fn restrict(plan: &mut Plan, keep: &Keep, members: &HashSet<SubjectKey>, lin
                 Op::CreateGroup { uuid: u, .. } | Op::UpdateGroup { uuid: u, .. } | Op::DeleteGroup { uuid: u, .. } => u == uuid,
                 Op::AddMember { group_uuid, .. } => &**group_uuid == uuid,
                 Op::RemoveMember { group_id, .. } => ids.contains(group_id),
-                Op::CreateUser { source, id, .. } | Op::RestoreUser { source, id, .. } => involved.contains(&key(source, id)),
+                Op::CreateUser { source, id, .. } | Op::RestoreUser { source, id, .. } | Op::EnableUser { source, id, .. } => involved.contains(&key(source, id)),
                 Op::UpdateUser { .. } | Op::DeleteUser { .. } => false,
             });
             plan.adoptions.retain(|a| match a {
@@ -199,6 +199,8 @@ pub fn restrict(plan: &mut Plan, keep: &Keep, members: &HashSet<SubjectKey>, lin
             plan.parked_groups.retain(|u| u == uuid);
             plan.released_users.clear();
             plan.parked_users.clear();
+            plan.kept_disabled.retain(|(k, _)| involved.contains(k));
+            plan.disabled_cleared.retain(|k| involved.contains(k));
             plan.group_sizes.retain(|(id, _)| ids.contains(id));
         }
         Keep::Subject(subject) => {
@@ -215,9 +217,11 @@ pub fn restrict(plan: &mut Plan, keep: &Keep, members: &HashSet<SubjectKey>, lin
             let linked: HashSet<(&str, &str)> =
                 links.groups.iter().filter(|l| l.in_target).filter_map(|l| l.duo_group_id.as_deref().map(|id| (l.group_uuid.as_str(), id))).collect();
             plan.ops.retain(|o| match &o.op {
-                Op::CreateUser { source, id, .. } | Op::RestoreUser { source, id, .. } | Op::UpdateUser { source, id, .. } | Op::DeleteUser { source, id, .. } => {
-                    key(source, id) == *subject
-                }
+                Op::CreateUser { source, id, .. }
+                | Op::RestoreUser { source, id, .. }
+                | Op::EnableUser { source, id, .. }
+                | Op::UpdateUser { source, id, .. }
+                | Op::DeleteUser { source, id, .. } => key(source, id) == *subject,
                 Op::AddMember { group_uuid, source, id, group, .. } => {
                     key(source, id) == *subject && matches!(group, GroupRef::Existing { group_id, .. } if linked.contains(&(&**group_uuid, &**group_id)))
                 }

@@ -1,10 +1,11 @@
-//! The registry side of a sync: the provisioner's selection (members of other subject sources
-//! dropped), the effective members of its eligibility group, and its links with those of the
+//! The registry side of a sync: the provisioner's selection (narrowed by its selection rules,
+//! members of other subject sources dropped, each group with the marker and rules that select
+//! it), the effective members of its eligibility group, and its links with those of the
 //! provisioners sharing its Duo account.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use duoprov_model::{Links, ProvisionerSelection, SubjectKey};
+use duoprov_model::{Links, MarkerIndex, ProvisionerSelection, SubjectKey, POLICY_MARKER};
 
 use crate::error::SyncError;
 use crate::settings::SyncSettings;
@@ -14,6 +15,18 @@ use crate::settings::SyncSettings;
 pub(crate) struct RegistryRead {
     pub selection: ProvisionerSelection,
     pub eligible: Option<HashSet<SubjectKey>>,
+    /// Why each selected group is selected, by uuid.
+    pub selected_by: HashMap<String, String>,
+    /// Groups the markers include but the selection rules leave out, by uuid, with the rule.
+    pub rule_excluded: HashMap<String, String>,
+}
+
+impl RegistryRead {
+    /// Hands the selection notes to the desired state, for the plan's reasons.
+    pub fn annotate(&self, desired: &mut duoprov_plan::DesiredState) {
+        desired.selected_by = self.selected_by.clone();
+        desired.rule_excluded = self.rule_excluded.clone();
+    }
 }
 
 /// Reads the selection and, with an eligibility group, its members — in one registry snapshot.
@@ -25,7 +38,51 @@ pub(crate) async fn read_registry(store: &dyn duoprov_registry::RegistryReader, 
         }
         None => (store.provisioner_selection(&settings.provisioner).await?, None),
     };
-    Ok(filter_registry(settings, selection, eligible))
+    let mut selection = selection;
+    let (selected_by, rule_excluded) = apply_selection_rules(store, settings, &mut selection).await?;
+    Ok(RegistryRead { selected_by, rule_excluded, ..filter_registry(settings, selection, eligible) })
+}
+
+/// Narrows `selection` to the groups the provisioner's selection rules keep ([`SelectionRules`]
+/// (crate::SelectionRules): `select_regex`, `only_policy_groups`), and says for each group which
+/// marker and rules selected it, or which rule left it out: (selected by uuid, excluded by uuid).
+pub(crate) async fn apply_selection_rules(
+    store: &dyn duoprov_registry::RegistryReader,
+    settings: &SyncSettings,
+    selection: &mut ProvisionerSelection,
+) -> Result<(HashMap<String, String>, HashMap<String, String>), SyncError> {
+    let rules = &settings.selection_rules;
+    let markers = store.markers(Some(&settings.provisioner)).await?;
+    let index = MarkerIndex::new(&markers);
+    let policy = if rules.only_policy_groups { Some(MarkerIndex::new(&store.markers(Some(POLICY_MARKER)).await?)) } else { None };
+    let mut selected_by = HashMap::new();
+    let mut excluded = HashMap::new();
+    selection.groups.retain(|g| {
+        let name = g.group.name.as_str();
+        let mut why = index.deciding(name).map(|d| d.to_string()).unwrap_or_else(|| "selected".to_owned());
+        if let Some(re) = &rules.select_regex {
+            if !re.is_match(name) {
+                excluded.insert(g.group.uuid.clone(), format!("its name does not match select_regex {:?}", re.as_str()));
+                return false;
+            }
+            why.push_str(&format!("; its name matches select_regex {:?}", re.as_str()));
+        }
+        if let Some(policy) = &policy {
+            match policy.deciding(name) {
+                Some(d) if d.provision => why.push_str(&format!("; it is a policy group ({POLICY_MARKER}: {d})")),
+                _ => {
+                    excluded.insert(
+                        g.group.uuid.clone(),
+                        format!("only_policy_groups: it is not a policy group (mark one with `duoprov provision assign {POLICY_MARKER} --group {name}`)"),
+                    );
+                    return false;
+                }
+            }
+        }
+        selected_by.insert(g.group.uuid.clone(), why);
+        true
+    });
+    Ok((selected_by, excluded))
 }
 
 pub(crate) fn filter_registry(settings: &SyncSettings, mut selection: ProvisionerSelection, eligible: Option<HashSet<SubjectKey>>) -> RegistryRead {
@@ -38,7 +95,7 @@ pub(crate) fn filter_registry(settings: &SyncSettings, mut selection: Provisione
             g.members.retain(|m| keep[*m as usize]);
         }
     }
-    RegistryRead { selection, eligible }
+    RegistryRead { selection, eligible, selected_by: HashMap::new(), rule_excluded: HashMap::new() }
 }
 
 /// With `delete_groups = "registry_deleted"`, records in `desired` which linked groups leaving

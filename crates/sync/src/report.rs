@@ -13,6 +13,9 @@ pub struct Counts {
     pub created: usize,
     pub updated: usize,
     pub deleted: usize,
+    /// Users disabled instead of deleted (`user_delete_mode = "disable"`); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub disabled: usize,
     pub failed: usize,
 }
 
@@ -47,6 +50,10 @@ impl AdminCounts {
     fn writes(&self) -> usize {
         self.created + self.updated + self.disabled + self.deleted
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The failure code of an object whose write Duo refused with 403 (a missing permission).
@@ -128,6 +135,9 @@ pub struct RunReport {
     pub timings_ms: Vec<(String, u64)>,
     /// What refreshing the Duo users table changed, when the provisioner asks for it.
     pub duo_users_loaded: Option<duoprov_registry::duo_users::ReplaceCounts>,
+    /// What the sync-back group's update after that load changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_back: Option<crate::sync_back::SyncBackOutcome>,
     /// What an incremental run covered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<crate::prepared::ScopeSummary>,
@@ -169,7 +179,8 @@ impl Planned {
                 Op::UpdateGroup { .. } => p.groups.updated += 1,
                 Op::DeleteGroup { .. } => p.groups.deleted += 1,
                 Op::CreateUser { .. } => p.users.created += 1,
-                Op::RestoreUser { .. } | Op::UpdateUser { .. } => p.users.updated += 1,
+                Op::RestoreUser { .. } | Op::EnableUser { .. } | Op::UpdateUser { .. } => p.users.updated += 1,
+                Op::DeleteUser { mode: duoprov_plan::UserDeleteMode::Disable, .. } => p.users.disabled += 1,
                 Op::DeleteUser { .. } => p.users.deleted += 1,
                 Op::AddMember { .. } => p.memberships.created += 1,
                 Op::RemoveMember { .. } => p.memberships.deleted += 1,

@@ -36,7 +36,7 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
     // incremental sync (harmless) rather than skipped.
     let change_seq = store.last_change_seq().await?;
     let (registry, duo_read) = tokio::join!(read_registry(store, settings), read_all(duo, progress));
-    let RegistryRead { selection, eligible } = registry?;
+    let registry: RegistryRead = registry?;
     let duo_read = duo_read?;
     let links = read_links(store, settings).await?;
     let admin_read = match &settings.policy.admin_roles {
@@ -45,7 +45,9 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
     };
     let read_ms = start.elapsed().as_millis() as u64;
     let start = Instant::now();
-    let mut desired = DesiredState::build(&selection, &settings.mapping, eligible.as_ref());
+    let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
+    registry.annotate(&mut desired);
+    let RegistryRead { selection, eligible, .. } = registry;
     mark_deleted_groups(store, settings, &mut desired, &links).await?;
     let mut plan = build_plan(name, &desired, &duo_read.snapshot, &links, &settings.policy);
     if let (Some(config), Some(read)) = (&settings.policy.admin_roles, &admin_read) {
@@ -113,9 +115,14 @@ fn users_after(mut users: Vec<User>, created: Vec<User>, plan: &Plan) -> Vec<Use
             Op::DeleteUser { user_id, mode: UserDeleteMode::Delete, .. } => {
                 gone.insert(user_id.as_str());
             }
-            Op::RestoreUser { user_id, .. } => {
+            Op::RestoreUser { user_id, .. } | Op::EnableUser { user_id, .. } => {
                 if let Some(i) = position.get(user_id) {
                     users[*i].status = "active".into();
+                }
+            }
+            Op::DeleteUser { user_id, mode: UserDeleteMode::Disable, .. } => {
+                if let Some(i) = position.get(user_id) {
+                    users[*i].status = "disabled".into();
                 }
             }
             Op::DeleteUser { user_id, mode: UserDeleteMode::Trash | UserDeleteMode::DisableThenTrash, .. } => {
@@ -254,6 +261,16 @@ pub async fn run(
         let users = users_after(prepared.duo_users, created, &plan);
         let outcome = crate::duo_users::load(store, name, &users).await?;
         report.duo_users_loaded = Some(outcome.counts);
+        // The sync-back group follows the table it is computed from; a refusal is this run's
+        // failure to report, not a reason to undo what was applied to Duo.
+        match crate::sync_back::sync_back(store, settings, &options.actor).await {
+            Ok(outcome) => report.sync_back = outcome,
+            Err(SyncError::SyncBack(message)) => {
+                let object = settings.sync_back.as_ref().map(|s| format!("sync-back group {}", s.group)).unwrap_or_default();
+                report.failures.push(crate::report::Failure { object, code: "SYNC_BACK".into(), message });
+            }
+            Err(e) => return Err(e),
+        }
     }
     let status = report.status();
     finish(status, None, report).await

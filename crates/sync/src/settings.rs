@@ -30,6 +30,27 @@ pub struct SyncSettings {
     /// The other provisioners provisioning the same Duo account: objects they have linked are
     /// never adopted, deleted or emptied by this one.
     pub shares_duo_with: Vec<String>,
+    /// The registry group kept equal to the Duo users meeting a rule, after each load of the Duo
+    /// users table ([`crate::sync_back`]).
+    pub sync_back: Option<crate::sync_back::SyncBackSettings>,
+    /// Rules narrowing the groups the provisioner's markers select.
+    pub selection_rules: SelectionRules,
+}
+
+/// Grouper's `provisionableRegex` and `onlyProvisionPolicyGroups`: of the groups the provisioner's
+/// markers include (most specific marker wins; an exclude marker always excludes), only those
+/// whose full name matches `select_regex` and, with `only_policy_groups`, that are policy groups
+/// (the `@policy` markers, most specific wins) are selected.
+#[derive(Debug, Clone, Default)]
+pub struct SelectionRules {
+    pub select_regex: Option<regex::Regex>,
+    pub only_policy_groups: bool,
+}
+
+impl SelectionRules {
+    pub fn is_empty(&self) -> bool {
+        self.select_regex.is_none() && !self.only_policy_groups
+    }
 }
 
 /// When an incremental sync reconciles a whole group, or gives way to a full sync.

@@ -103,6 +103,8 @@ async fn converges(remove_post: BulkRemovePost, shape: BulkReplyShape, mode: Bul
         incremental: Default::default(),
         load_duo_users: false,
         shares_duo_with: Vec::new(),
+        sync_back: None,
+        selection_rules: Default::default(),
     };
 
     let first = sync(&*store, &duo, &settings).await;

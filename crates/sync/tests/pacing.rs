@@ -155,6 +155,8 @@ async fn sync_under(limits: RateLimits, what: &str) -> Outcome {
         incremental: Default::default(),
         load_duo_users: false,
         shares_duo_with: Vec::new(),
+        sync_back: None,
+        selection_rules: Default::default(),
     };
 
     let start = Instant::now();

@@ -537,6 +537,8 @@ async fn check(steps: Vec<Step>, incremental_only: bool, profile: Profile) -> Re
         concurrency: 4,
         incremental: duoprov_sync::IncrementalSettings { whole_group_above: 2, ..Default::default() },
         shares_duo_with: vec![shares.to_owned()],
+        sync_back: None,
+        selection_rules: Default::default(),
         load_duo_users: false,
     };
     let mut world = World {

@@ -60,6 +60,8 @@ async fn world(configure: impl FnOnce(&mut Settings) + Send + 'static, mapping: 
         incremental: Default::default(),
         load_duo_users: false,
         shares_duo_with: Vec::new(),
+        sync_back: None,
+        selection_rules: Default::default(),
     };
     World { _emulator: emulator, handle, duo, store, settings }
 }

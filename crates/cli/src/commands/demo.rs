@@ -92,6 +92,8 @@ pub async fn run(json: bool, verbose: u8) -> Result<u8> {
         incremental: Default::default(),
         schedule: Default::default(),
         shares_duo_with: Vec::new(),
+        sync_back: None,
+        selection_rules: Default::default(),
     };
     let settings = Settings {
         daemon: Default::default(),

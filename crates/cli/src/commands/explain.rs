@@ -52,9 +52,10 @@ pub async fn run(ctx: &Context, args: ExplainArgs) -> Result<u8> {
 
 fn group_text(out: &mut String, g: &GroupExplanation, subject: &str) {
     use std::fmt::Write as _;
-    let decision = match &g.marker {
-        Some(m) => m.to_string(),
-        None => "no marker reaches it".to_owned(),
+    let decision = match (&g.rule, &g.marker) {
+        (Some(rule), _) => rule.clone(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => "no marker reaches it".to_owned(),
     };
     let _ = writeln!(out, "  {} — {} ({decision})", g.name, if g.selected { "selected" } else { "not selected" });
     if g.paths.is_empty() {

@@ -2,7 +2,8 @@
 //! maximum) and makes the provisioner's rows of the `duo_user` table (Grouper's
 //! `grouper_prov_duo_user`) mirror them in one transaction, printing what was inserted, updated,
 //! deleted and left unchanged. Odd users are loaded as faithfully as the table allows and named
-//! in warnings; if anything fails, the table keeps its previous rows.
+//! in warnings; if anything fails, the table keeps its previous rows. Then the provisioner's
+//! sync-back group, if configured, is brought in line with the table (`duoprov_sync::sync_back`).
 
 use std::time::Instant;
 
@@ -25,6 +26,8 @@ struct Summary<'a> {
     problems: &'a [UserProblem],
     duo_read_ms: u128,
     db_write_ms: u128,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync_back: Option<duoprov_sync::sync_back::SyncBackOutcome>,
 }
 
 pub async fn run(ctx: &Context, args: LoadUsersArgs) -> Result<u8> {
@@ -42,6 +45,11 @@ pub async fn run(ctx: &Context, args: LoadUsersArgs) -> Result<u8> {
         .await
         .map_err(|e| anyhow!("loading the Duo users of provisioner {}: {e}", provisioner.name))?;
     let db_write_ms = started.elapsed().as_millis();
+    let settings = super::sync::settings_of(&provisioner);
+    let sync_back = duoprov_sync::sync_back::sync_back(&*store, &settings, &duoprov_registry::AuditActor::cli()).await.map_err(|e| match e {
+        duoprov_sync::SyncError::SyncBack(m) => anyhow!("the Duo users table of provisioner {} is loaded, but its sync-back group was not updated: {m}", provisioner.name),
+        other => anyhow::Error::new(other).context(format!("updating the sync-back group of provisioner {}", provisioner.name)),
+    })?;
     let c = outcome.counts;
     if ctx.json {
         output::json(&Summary {
@@ -54,6 +62,7 @@ pub async fn run(ctx: &Context, args: LoadUsersArgs) -> Result<u8> {
             problems: &outcome.problems,
             duo_read_ms,
             db_write_ms,
+            sync_back: sync_back.clone(),
         })?;
     } else {
         println!(
@@ -62,6 +71,18 @@ pub async fn run(ctx: &Context, args: LoadUsersArgs) -> Result<u8> {
         );
         if !outcome.problems.is_empty() {
             println!("{} odd values noted (see the warnings above)", outcome.problems.len());
+        }
+        if let Some(sb) = &sync_back {
+            println!(
+                "sync-back group {}{} ({}): {} members, {} added, {} removed, {} Duo users matched to no subject",
+                sb.group,
+                if sb.created_group { " (created)" } else { "" },
+                sb.rule,
+                sb.members,
+                sb.added,
+                sb.removed,
+                sb.unmatched
+            );
         }
     }
     Ok(exit::OK)

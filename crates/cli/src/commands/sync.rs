@@ -33,6 +33,8 @@ pub fn settings_of(p: &Provisioner) -> SyncSettings {
         load_duo_users: p.load_duo_users,
         incremental: p.incremental,
         shares_duo_with: p.shares_duo_with.clone(),
+        sync_back: p.sync_back.clone(),
+        selection_rules: p.selection_rules.clone(),
     }
 }
 

@@ -43,6 +43,9 @@ impl Sim {
         for key in &plan.released_users {
             self.links.users.retain(|l| &l.subject != key);
         }
+        for key in &plan.disabled_cleared {
+            self.links.disabled_by_us.remove(key);
+        }
         for p in &plan.ops {
             match &p.op {
                 Op::CreateGroup { uuid, name, desc } => {
@@ -75,6 +78,11 @@ impl Sim {
                             other => panic!("unknown group field {other}"),
                         }
                     }
+                }
+                Op::EnableUser { user_id, source, id, .. } => {
+                    let u = self.duo.users.iter_mut().find(|u| &u.user_id == user_id).expect("user to re-enable exists");
+                    u.status = "active".into();
+                    self.links.disabled_by_us.remove(&SubjectKey::new(source, id));
                 }
                 Op::RestoreUser { user_id, .. } => {
                     let u = self.duo.users.iter_mut().find(|u| &u.user_id == user_id).expect("user to restore exists");
@@ -122,6 +130,11 @@ impl Sim {
                         u.groups.retain(|g| g != group_id);
                     }
                     self.links.groups.retain(|l| &l.group_uuid != uuid);
+                }
+                Op::DeleteUser { user_id, source, id, mode: duoprov_plan::UserDeleteMode::Disable, .. } => {
+                    let u = self.duo.users.iter_mut().find(|u| &u.user_id == user_id).expect("user to disable exists");
+                    u.status = "disabled".into();
+                    self.links.disabled_by_us.insert(SubjectKey::new(source, id));
                 }
                 Op::DeleteUser { user_id, source, id, .. } => {
                     self.duo.users.retain(|u| &u.user_id != user_id);

@@ -101,6 +101,8 @@ mod mirror;
 mod audit;
 mod console;
 mod admins;
+mod disabled_users;
+mod sync_back;
 
 pub use backend::{BulkLoad, SqlBackend};
 use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};

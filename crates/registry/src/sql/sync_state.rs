@@ -79,7 +79,9 @@ impl SyncStore for SqlStore<DB> {
         .fetch_all(self.pool())
         .await
         .map_err(db(format!("reading the user links of {provisioner}")))?;
+        let disabled_by_us = crate::disabled_users::DisabledUserStore::disabled_users(self, provisioner).await?.into_iter().collect();
         Ok(Links {
+            disabled_by_us,
             groups: groups
                 .into_iter()
                 .map(|(group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at)| GroupLink {

@@ -47,6 +47,8 @@ pub fn settings(provisioner: &str, concurrency: usize) -> SyncSettings {
         incremental: Default::default(),
         load_duo_users: false,
         shares_duo_with: Vec::new(),
+        sync_back: None,
+        selection_rules: Default::default(),
     }
 }
 
