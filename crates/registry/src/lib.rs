@@ -23,6 +23,7 @@
 
 pub mod audit;
 pub mod console;
+pub mod console_actions;
 pub mod duo_probe;
 pub mod duo_users;
 pub mod error;
@@ -41,6 +42,7 @@ pub mod url;
 
 pub use audit::{AuditActor, AuditEntry, AuditFilter, AuditLog, AuditRecord, AuditTrigger, ChainBreak, ChainCheck, DuoAnswer};
 pub use console::{ConsoleReads, LinkCounts, LinkKind, LinkRow, Paged};
+pub use console_actions::{ConsoleAction, ConsoleActions, PendingApproval};
 pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{AuthMethod, AuthMethodCounts, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};

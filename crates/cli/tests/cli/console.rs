@@ -96,7 +96,7 @@ async fn on_loopback_the_console_is_open_but_an_action_needs_the_sessions_csrf_t
         assert_strict_headers("a refused action", &response);
     }
     let (_, page) = request(&addr, "GET", "/provisioners/duoTest", &cookie, "");
-    assert!(page.contains("No action since the daemon started."), "{page}");
+    assert!(page.contains("No console action yet."), "{page}");
 
     let (code, response) = request(&addr, "POST", "/provisioners/duoTest/full-sync", &format!("{cookie}Sec-Fetch-Site: same-origin\r\n"), &format!("csrf={csrf}"));
     assert_eq!(code, 303, "{response}");
@@ -112,8 +112,28 @@ async fn on_loopback_the_console_is_open_but_an_action_needs_the_sessions_csrf_t
         assert!(Instant::now() < deadline, "the requested full sync did not run within 20 s:\n{runs}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let (_, runs) = request(&addr, "GET", "/provisioners/duoTest/runs", &cookie, "");
+    assert!(runs.contains("<td>console: full sync asked for by loopback</td>") && runs.contains("<td>schedule</td>"), "each run says what triggered it:\n{runs}");
     let (code, stderr) = daemon.stop();
     assert_eq!(code, Some(0), "{stderr}");
+
+    // Restarted, the daemon shows the action it was asked for before: the log is the registry's,
+    // and the audit trail has it with who asked.
+    let daemon = start_daemon_on(dir, "127.0.0.1:0", &[]);
+    let (_, page) = request(&daemon.status, "GET", "/provisioners/duoTest", "", "");
+    assert!(page.contains("<td>loopback</td><td>full sync requested</td>"), "the action log outlives the restart:\n{page}");
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let (out, _) = run(dir, &["audit", "list", "--provisioner", "duoTest", "--json"], 0);
+    let list: Value = serde_json::from_str(&out).expect("audit list JSON");
+    let console: Vec<(&str, &str)> = list
+        .as_array()
+        .expect("a list of entries")
+        .iter()
+        .filter(|e| e["object_kind"] == "console")
+        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(console, [("console:loopback", "full-sync")], "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,3 +127,46 @@ registry_test!(the_console_reads_links_duo_users_and_runs_a_page_at_a_time, |sto
     assert_eq!(names.len(), 1);
     assert_eq!(names[&uuids[1]], "app:duo:axb");
 });
+
+registry_test!(console_actions_and_approvals_are_kept_in_the_registry_and_an_approval_is_taken_once, |store| {
+    assert_eq!(store.pending_approval("duoTest").await.unwrap(), None);
+    store.record_console_action("duoTest", "loopback", "full-sync", "full sync requested").await.unwrap();
+    store.save_approval("duoTest", "abc123", "console token").await.unwrap();
+    // A second approval replaces the first: one digest waits per provisioner.
+    store.save_approval("duoTest", "def456", "console token").await.unwrap();
+    store.record_console_action("other", "loopback", "retry", "retry of subject local:ann requested").await.unwrap();
+
+    // A second store on the same registry (a restarted daemon) reads them back.
+    let pending = store.pending_approval("duoTest").await.unwrap().expect("the approval waits");
+    assert_eq!((pending.digest.as_str(), pending.who.as_str()), ("def456", "console token"));
+    let actions = store.console_actions("duoTest", 10).await.unwrap();
+    let seen: Vec<(&str, &str, &str)> = actions.iter().map(|a| (a.who.as_str(), a.action.as_str(), a.what.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("console token", "approve", "approved the removals with digest def456"),
+            ("console token", "approve", "approved the removals with digest abc123"),
+            ("loopback", "full-sync", "full sync requested"),
+        ],
+        "newest first, this provisioner's only"
+    );
+    assert_eq!(store.console_actions("duoTest", 1).await.unwrap().len(), 1);
+    // In the audit trail, as the console's, with the approved digest.
+    let entries = store.audit_entries(&duoprov_registry::AuditFilter { provisioner: Some("duoTest".into()), ..Default::default() }).await.unwrap();
+    let approvals: Vec<(&str, Option<&str>)> = entries.iter().filter(|e| e.action == "approve").map(|e| (e.actor.as_str(), e.approval.as_deref())).collect();
+    assert_eq!(approvals, [("console:console token", Some("abc123")), ("console:console token", Some("def456"))]);
+    assert!(entries.iter().all(|e| e.object_kind == "console"));
+
+    // One run takes it; the next finds none.
+    assert_eq!(store.take_approval("duoTest").await.unwrap().map(|a| a.digest), Some("def456".to_owned()));
+    assert_eq!(store.take_approval("duoTest").await.unwrap(), None);
+    assert_eq!(store.pending_approval("duoTest").await.unwrap(), None);
+
+    // What triggered each run, read back by id.
+    let a = store.begin_run("duoTest", RunKind::Full, false).await.unwrap();
+    let b = store.begin_run("duoTest", RunKind::Object, false).await.unwrap();
+    store.set_run_trigger(b, "console: retry of subject local:ann by loopback").await.unwrap();
+    let triggers = store.run_triggers(&[a, b]).await.unwrap();
+    assert_eq!(triggers.len(), 1, "a run without a recorded trigger has none");
+    assert_eq!(triggers[&b], "console: retry of subject local:ann by loopback");
+});
