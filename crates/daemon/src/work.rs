@@ -171,7 +171,10 @@ impl StoreWork {
                 let status = report.status().as_str();
                 self.shared.metrics.run_finished(&self.name, kind, status, Some(&report), self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} {status} (run {})", report.run_id)));
-                self.shared.steering.finished(&self.name);
+                // A run of one object says nothing of the refused plan; any other run replaces it.
+                if kind != duoprov_sync::RunKind::Object.as_str() {
+                    self.shared.steering.finished(&self.name);
+                }
                 // One line per run at the default level: kind, counts, calls, duration.
                 tracing::info!(run = report.run_id, status, "Run finished: {}", report.summary());
                 for f in &report.failures {

@@ -3,13 +3,15 @@
 //! membership path (direct, or through which nested groups), the marker that decides each group,
 //! eligibility, the rendered username and fields, the links and their ownership, recorded errors
 //! and retries, the last run, and (with `live=1`, reading Duo) the exact operations a sync of the
-//! subject would apply now. An unknown or ambiguous subject or group is a page saying so (404),
+//! subject would apply now; and a button syncing the subject alone now (the console's retry). An
+//! unknown or ambiguous subject or group is a page saying so (404),
 //! never a server error; nothing secret is rendered (the settings and Duo's keys are not read
 //! here).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -18,6 +20,7 @@ use duoprov_sync::explain::Explanation;
 use serde::Deserialize;
 
 use super::Console;
+use super::auth::Caller;
 use super::html::{esc, href, page, seg, table, time};
 
 #[derive(Deserialize, Default)]
@@ -201,7 +204,7 @@ pub fn render(e: &Explanation, now: i64) -> String {
 }
 
 /// `/explain`.
-pub async fn explain(State(c): State<Arc<Console>>, Query(mut q): Query<ExplainQuery>) -> Response {
+pub async fn explain(State(c): State<Arc<Console>>, Query(mut q): Query<ExplainQuery>, Extension(caller): Extension<Caller>) -> Response {
     if q.provisioner.is_empty()
         && let Some(first) = c.provisioners.keys().next()
     {
@@ -241,5 +244,14 @@ pub async fn explain(State(c): State<Arc<Console>>, Query(mut q): Query<ExplainQ
         }
     }
     body.push_str(&render(&e, duoprov_sync::now_ms()));
+    // Fixed what held it back? Sync it alone now, as `duoprov sync P --subject S`.
+    let _ = write!(
+        body,
+        "<h2>Retry</h2><p>{} <span class=\"note\">(as <code>duoprov sync {} --subject {}</code>, by the daemon leading {}, never beside another run)</span></p>",
+        super::pages::retry_form(&e.provisioner, "user", &e.subject.key().to_string(), &caller).trim_start(),
+        esc(&e.provisioner),
+        esc(&e.subject.key().to_string()),
+        esc(&e.provisioner)
+    );
     Html(page(&format!("Explain {subject}"), &body)).into_response()
 }

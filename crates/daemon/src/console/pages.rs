@@ -133,7 +133,8 @@ pub async fn overview(State(c): State<Arc<Console>>) -> Response {
             Err(e) => return failed(&format!("reading the runs of {name}"), e),
         };
         let last_full = runs.iter().find(|r| r.kind == RunKind::Full && !r.dry_run);
-        let last_incremental = runs.iter().find(|r| r.kind != RunKind::Full && !r.dry_run);
+        // A run of one object (a retry) is neither.
+        let last_incremental = runs.iter().find(|r| r.kind == RunKind::Incremental && !r.dry_run);
         let lag = match c.store.checkpoint(name).await {
             Ok(Some(cp)) => format!("{} entries", (last_seq - cp.last_seq).max(0)),
             Ok(None) => "no full sync yet".into(),
@@ -695,7 +696,7 @@ pub async fn duo_users_csv(State(c): State<Arc<Console>>, Query(q): Query<UsersQ
 const ACTIONS_SHOWN: u32 = 50;
 
 /// A button retrying one user (`object` is `SOURCE:ID`) or group (its registry name) now.
-fn retry_form(provisioner: &str, kind: &str, object: &str, caller: &Caller) -> String {
+pub(crate) fn retry_form(provisioner: &str, kind: &str, object: &str, caller: &Caller) -> String {
     format!(
         " <form class=\"inline\" method=\"post\" action=\"/provisioners/{}/retry\">{}<input type=\"hidden\" name=\"kind\" value=\"{}\">\
          <input type=\"hidden\" name=\"object\" value=\"{}\"><button type=\"submit\" title=\"sync this {} alone now, as duoprov sync --{}\">Retry now</button></form>",

@@ -233,3 +233,40 @@ async fn the_explain_page_shows_a_nested_membership_chain_and_its_marker_and_an_
     assert_eq!(code, 404, "{page}");
     assert!(page.contains("no provisioner named nobody"), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_link_in_error_offers_a_retry_which_is_queued_for_the_leading_loop_and_audited() {
+    use duoprov_model::{EpochMillis, SubjectKey, SubjectPatch};
+    use duoprov_registry::{StateError, UserState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let ann = SubjectKey::local("ann");
+    store.upsert_subject(&ann, &SubjectPatch { login_id: Some(Some("ann".into())), ..Default::default() }).await.unwrap();
+    let link = UserState {
+        pending_name: None,
+        pending_at: None,
+        subject: ann.clone(),
+        duo_user_id: None,
+        in_target: true,
+        created_by_us: false,
+        provisioned_at: Some(EpochMillis(1_796_007_540_000)),
+        error: Some(StateError { code: "ERR".into(), message: "Duo answered 400: Invalid request parameters (email)".into() }),
+    };
+    store.record(P, &[], &[link], &[]).await.unwrap();
+    let (addr, shared) = serve(store.clone()).await;
+    let (_, page) = request(&addr, "GET", "/provisioners/duoTest?kind=users", "").await;
+    let errors = page.split("<h2>Objects in error</h2>").nth(1).expect("the errors section");
+    assert!(
+        errors.contains("action=\"/provisioners/duoTest/retry\"><input type=\"hidden\" name=\"kind\" value=\"user\"><input type=\"hidden\" name=\"object\" value=\"local:ann\">"),
+        "the errored user offers a retry:\n{errors}"
+    );
+    assert!(page.contains("href=\"/explain?provisioner=duoTest&amp;subject=local%3Aann\""), "the user's row links to its explanation:\n{page}");
+    let (code, response) = request(&addr, "POST", "/provisioners/duoTest/retry", "kind=user&object=local%3Aann").await;
+    assert_eq!(code, 303, "{response}");
+    let queued = shared.steering.queued_retries(P);
+    assert_eq!(queued.len(), 1);
+    assert_eq!((queued[0].target.to_string(), queued[0].who.as_str()), ("subject local:ann".to_owned(), "console token"));
+    let (_, page) = request(&addr, "GET", "/provisioners/duoTest", "").await;
+    assert!(page.contains("A retry of subject local:ann asked for by console token is waiting for its turn."), "{page}");
+    assert!(page.contains("<td>console token</td><td>retry of subject local:ann requested</td>"), "{page}");
+}
