@@ -24,6 +24,7 @@
 pub mod audit;
 pub mod console;
 pub mod console_actions;
+pub mod console_pages;
 pub mod duo_probe;
 pub mod duo_users;
 pub mod error;
@@ -43,6 +44,7 @@ pub mod url;
 pub use audit::{AuditActor, AuditEntry, AuditFilter, AuditLog, AuditRecord, AuditTrigger, ChainBreak, ChainCheck, DuoAnswer};
 pub use console::{ConsoleReads, LinkCounts, LinkKind, LinkRow, Paged};
 pub use console_actions::{ConsoleAction, ConsoleActions, PendingApproval};
+pub use console_pages::{ConsolePages, Cursor, KeyPage};
 pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{AuthMethod, AuthMethodCounts, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};

@@ -32,6 +32,7 @@ impl SqlBackend for sqlx::Postgres {
     const JSON_TEXT_ROWS8: &'static str = "SELECT v->>0, v->>1, v->>2, v->>3, v->>4, v->>5, v->>6, v->>7 FROM jsonb_array_elements($1::jsonb) AS e(v)";
     const CONCAT_SUBJECT_IDS: &'static str = "string_agg(subject_id::text, ',')";
     const NOTIFY_CHANGE: Option<&'static str> = Some("SELECT pg_notify('duoprov_change', current_schema())");
+    const BYTE_ORDER: &'static str = " COLLATE \"C\"";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()

@@ -28,6 +28,7 @@ impl SqlBackend for sqlx::Sqlite {
                       json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]') FROM json_each($1) WHERE true";
     const CONCAT_SUBJECT_IDS: &'static str = "group_concat(subject_id)";
     const NOTIFY_CHANGE: Option<&'static str> = None;
+    const BYTE_ORDER: &'static str = "";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()

@@ -68,6 +68,7 @@ pub trait Store:
     + crate::audit::AuditLog
     + crate::console::ConsoleReads
     + crate::console_actions::ConsoleActions
+    + crate::console_pages::ConsolePages
     + Send
     + Sync
 {

@@ -101,6 +101,7 @@ mod mirror;
 mod audit;
 mod console;
 mod console_actions;
+mod console_pages;
 
 pub use backend::SqlBackend;
 use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};
