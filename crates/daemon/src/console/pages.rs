@@ -783,6 +783,14 @@ pub async fn retry(State(c): State<Arc<Console>>, Path(name): Path<String>, Exte
     if !c.provisioners.contains_key(&name) {
         return not_found(&format!("This daemon runs no provisioner named {name}."));
     }
+    // Only the daemon leading the provisioner runs it: a standby's queue would never run.
+    if c.shared.provisioners.lock().ok().and_then(|m| m.get(&name).map(|s| s.role == "standby")).unwrap_or(false) {
+        return (
+            StatusCode::CONFLICT,
+            Html(page("Not retried", &format!("<p>This daemon stands by for {}: another daemon leads it. Retry from the leading daemon's console, or run <code>duoprov sync {} --subject …</code>.</p>", esc(&name), esc(&name)))),
+        )
+            .into_response();
+    }
     let object = form.object.trim();
     let bad = |m: String| (StatusCode::BAD_REQUEST, Html(page("Not retried", &format!("<p class=\"bad\">{}</p><p><a href=\"/provisioners/{}\">Back</a></p>", esc(&m), seg(&name))))).into_response();
     let target = match form.kind.as_str() {

@@ -269,4 +269,10 @@ async fn a_user_link_in_error_offers_a_retry_which_is_queued_for_the_leading_loo
     let (_, page) = request(&addr, "GET", "/provisioners/duoTest", "").await;
     assert!(page.contains("A retry of subject local:ann asked for by console token is waiting for its turn."), "{page}");
     assert!(page.contains("<td>console token</td><td>retry of subject local:ann requested</td>"), "{page}");
+    // A daemon standing by (another leads the provisioner) queues nothing it would never run.
+    shared.update(P, |s| s.role = "standby".into());
+    let (code, page) = request(&addr, "POST", "/provisioners/duoTest/retry", "kind=group&object=app%3Aduo%3Ag").await;
+    assert_eq!(code, 409, "{page}");
+    assert!(page.contains("another daemon leads it"), "{page}");
+    assert_eq!(shared.steering.queued_retries(P).len(), 1);
 }

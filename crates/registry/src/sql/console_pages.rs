@@ -17,24 +17,27 @@ fn prefix_end(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 
-/// `WHERE`'s search condition on subject `s` for `prefix` (lowercased by the caller).
-fn push_search<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, prefix: &str)
+/// A sub-select of the `(source, subject_id)` of the subjects `prefix` (lowercased by the
+/// caller) finds: each branch one range over one index (a `UNION`, not an `OR`, so each branch
+/// reads its own index).
+fn push_matches<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, prefix: &str)
 where
     for<'b> String: super::backend::Param<DB>,
 {
     let c = DB::BYTE_ORDER;
     match prefix.split_once(':') {
         Some((source, id)) => {
-            qb.push(" AND s.source = ").push_bind(source.to_owned());
+            qb.push("(SELECT s.source, s.subject_id FROM subject s WHERE s.source = ").push_bind(source.to_owned());
             qb.push(format!(" AND lower(s.subject_id){c} >= ")).push_bind(id.to_owned());
             qb.push(format!(" AND lower(s.subject_id){c} < ")).push_bind(prefix_end(id));
+            qb.push(")");
         }
         None => {
-            qb.push(format!(" AND ((lower(s.login_id){c} >= ")).push_bind(prefix.to_owned());
+            qb.push(format!("(SELECT s.source, s.subject_id FROM subject s WHERE lower(s.login_id){c} >= ")).push_bind(prefix.to_owned());
             qb.push(format!(" AND lower(s.login_id){c} < ")).push_bind(prefix_end(prefix));
-            qb.push(format!(") OR (lower(s.subject_id){c} >= ")).push_bind(prefix.to_owned());
+            qb.push(format!(" UNION SELECT s.source, s.subject_id FROM subject s WHERE lower(s.subject_id){c} >= ")).push_bind(prefix.to_owned());
             qb.push(format!(" AND lower(s.subject_id){c} < ")).push_bind(prefix_end(prefix));
-            qb.push("))");
+            qb.push(")");
         }
     }
 }
@@ -60,9 +63,9 @@ impl ConsolePages for SqlStore<DB> {
         let total: i64 = match &prefix {
             None => sqlx::query_scalar("SELECT COUNT(*) FROM sync_user WHERE provisioner = $1").bind(provisioner).fetch_one(self.pool()).await.map_err(db(context()))?,
             Some(p) => {
-                let mut qb = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM subject s JOIN sync_user su ON su.source = s.source AND su.subject_id = s.subject_id AND su.provisioner = ");
-                qb.push_bind(provisioner.to_owned()).push(" WHERE 1 = 1");
-                push_search(&mut qb, p);
+                let mut qb = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM ");
+                push_matches(&mut qb, p);
+                qb.push(" m JOIN sync_user su ON su.source = m.source AND su.subject_id = m.subject_id AND su.provisioner = ").push_bind(provisioner.to_owned());
                 qb.build_query_scalar().fetch_one(self.pool()).await.map_err(db(context()))?
             }
         };
@@ -80,8 +83,8 @@ impl ConsolePages for SqlStore<DB> {
                 qb.push("sync_user k WHERE k.provisioner = ").push_bind(provisioner.to_owned());
             }
             Some(p) => {
-                qb.push("subject s JOIN sync_user k ON k.source = s.source AND k.subject_id = s.subject_id AND k.provisioner = ").push_bind(provisioner.to_owned()).push(" WHERE 1 = 1");
-                push_search(&mut qb, p);
+                push_matches(&mut qb, p);
+                qb.push(" m JOIN sync_user k ON k.source = m.source AND k.subject_id = m.subject_id AND k.provisioner = ").push_bind(provisioner.to_owned()).push(" WHERE 1 = 1");
             }
         }
         if let Some(k) = edge {
