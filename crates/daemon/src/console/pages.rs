@@ -616,9 +616,9 @@ impl UsersQuery {
             not_enrolled: self.not_enrolled.is_some(),
             status: Some(self.status.trim().to_owned()).filter(|s| !s.is_empty()),
             stale_login_days,
-            has_methods: duoprov_sync::duo_user_report::parse_methods("has", &[self.has.clone()])?,
-            lacks_methods: duoprov_sync::duo_user_report::parse_methods("lacks", &[self.lacks.clone()])?,
-            only_methods: duoprov_sync::duo_user_report::parse_methods("only", &[self.only.clone()])?,
+            has_methods: duoprov_sync::duo_user_report::parse_methods("has", std::slice::from_ref(&self.has))?,
+            lacks_methods: duoprov_sync::duo_user_report::parse_methods("lacks", std::slice::from_ref(&self.lacks))?,
+            only_methods: duoprov_sync::duo_user_report::parse_methods("only", std::slice::from_ref(&self.only))?,
         })
     }
 

@@ -172,7 +172,7 @@ registry_test!(console_actions_and_approvals_are_kept_in_the_registry_and_an_app
 });
 
 registry_test!(keyset_pages_of_user_links_hold_the_same_rows_as_offset_pages_across_page_boundaries, |store| {
-    use duoprov_registry::{ConsolePages, Cursor};
+    use duoprov_registry::Cursor;
     let now = EpochMillis(1_796_007_540_000);
     // Eight links: two sources, one subject gone from the registry, logins unlike the ids.
     let keys: Vec<SubjectKey> = ["ann", "bob", "bea", "cid", "dan", "eve", "fay"].iter().map(|id| SubjectKey::local(*id)).chain([SubjectKey::new("ldap", "u100")]).collect();
