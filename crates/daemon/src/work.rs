@@ -91,7 +91,11 @@ impl Work for StoreWork {
         let trigger = format!("console: retry of {target} by {who}");
         let outcome = match duoprov_sync::prepare_object(&*self.store, &self.duo, &self.settings, target).await {
             Ok(prepared) => match self.execute(prepared, false, None, run, None, trigger).await {
-                Ok(Ran::Refused { .. }) => "refused by the safety rules (see the last refused plan)".to_owned(),
+                Ok(Ran::Refused { .. }) => format!(
+                    "refused by the safety rules, nothing changed (the daemon's log lists the removals; approve them with `duoprov sync {} --{} … --approve DIGEST`)",
+                    self.name,
+                    if matches!(target, ObjectTarget::Group { .. }) { "group" } else { "subject" }
+                ),
                 Ok(_) => match self.store.runs(Some(&self.name), 1).await?.into_iter().next() {
                     Some(r) => format!("run {} {}{}", r.id, r.status.as_str(), r.message.map(|m| format!(": {m}")).unwrap_or_default()),
                     None => "done".to_owned(),
@@ -111,7 +115,14 @@ impl Work for StoreWork {
         let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Ran::Busy) };
         match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, now_ms).await? {
             Incremental::Idle { .. } => Ok(Ran::Idle),
-            Incremental::Planned(p) => self.execute(*p, false, None, run, None, "change log".to_owned()).await,
+            Incremental::Planned(p) => {
+                let trigger = match &p.scope {
+                    Some(scope) if scope.changes == 0 && scope.retries_due > 0 => "due retries".to_owned(),
+                    Some(scope) if scope.retries_due > 0 => "change log and due retries".to_owned(),
+                    _ => "change log".to_owned(),
+                };
+                self.execute(*p, false, None, run, None, trigger).await
+            }
             Incremental::Escalate { reason } => {
                 tracing::info!(provisioner = %self.name, %reason, "Incremental sync escalates to a full sync.");
                 let prepared = self.prepare_full().await?;
@@ -193,16 +204,20 @@ impl StoreWork {
             Err(SyncError::Refused { provisioner, refusal }) => {
                 self.shared.metrics.run_finished(&self.name, kind, "refused", None, self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} refused")));
-                self.shared.steering.refused(
-                    &self.name,
-                    crate::steer::RefusalView {
-                        at_ms: self.clock.now_ms(),
-                        kind: kind.to_owned(),
-                        reasons: refusal.reasons.clone(),
-                        removals: refusal.removals.clone(),
-                        digest: refusal.digest.clone(),
-                    },
-                );
+                // The console approves a provisioner's plan, not one object's: a refused retry
+                // leaves the refused plan shown there as it was.
+                if kind != duoprov_sync::RunKind::Object.as_str() {
+                    self.shared.steering.refused(
+                        &self.name,
+                        crate::steer::RefusalView {
+                            at_ms: self.clock.now_ms(),
+                            kind: kind.to_owned(),
+                            reasons: refusal.reasons.clone(),
+                            removals: refusal.removals.clone(),
+                            digest: refusal.digest.clone(),
+                        },
+                    );
+                }
                 // One readable line; the list itself (which can be long) at -v.
                 tracing::warn!(
                     count = refusal.removals.len(),
