@@ -135,7 +135,7 @@ async fn main() {
     let shared = Arc::new(Shared::default());
     shared.update(PROVISIONER, |s| s.role = "holder".into());
     let mapping = Arc::new(duoprov_plan::Mapping::compile(&duoprov_plan::MappingConfig::default(), "provisioner.bench").unwrap());
-    let info = ProvisionerInfo { mapping, settings: "[provisioner.bench]\nduo = \"bench\"\n".into(), schedule: "every 21600 s".into() };
+    let info = ProvisionerInfo { mapping, settings: "[provisioner.bench]\nduo = \"bench\"\n".into(), schedule: "every 21600 s".into(), sync: None };
     let console = Arc::new(console::Console::new(store.clone(), shared, Mode::Open, false, BTreeMap::from([(PROVISIONER.to_owned(), info)])));
     let app = console::router(console);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -146,7 +146,8 @@ async fn main() {
     let pages = [
         ("overview", "/".to_owned()),
         ("provisioner", format!("/provisioners/{PROVISIONER}")),
-        ("provisioner, users page 1000", format!("/provisioners/{PROVISIONER}?kind=users&page=1000")),
+        ("provisioner, users after row 50 000 (keyset)", format!("/provisioners/{PROVISIONER}?kind=users&after=local:s049999")),
+        ("provisioner, users before row 50 000 (keyset)", format!("/provisioners/{PROVISIONER}?kind=users&before=local:s050000")),
         ("provisioner, user search", format!("/provisioners/{PROVISIONER}?kind=users&q=user0999")),
         ("provisioner, group search", format!("/provisioners/{PROVISIONER}?kind=groups&q=g099")),
         ("runs", format!("/provisioners/{PROVISIONER}/runs")),
@@ -154,6 +155,7 @@ async fn main() {
         ("duo-users", format!("/duo-users?provisioner={PROVISIONER}")),
         ("duo-users, not enrolled, page 500", format!("/duo-users?provisioner={PROVISIONER}&not_enrolled=1&page=500")),
         ("duo-users, stale login 30 days", format!("/duo-users?provisioner={PROVISIONER}&stale_login=30")),
+        ("duo-users, has push, lacks voice", format!("/duo-users?provisioner={PROVISIONER}&has=push&lacks=voice")),
         ("duo-users, not in the registry (template)", format!("/duo-users?provisioner={PROVISIONER}&not_in_registry=1")),
     ];
     println!("{:<44} {:>10} {:>10} {:>9}", "page", "median ms", "max ms", "bytes");

@@ -160,7 +160,12 @@ impl Daemon {
         self.shared.update(name, |s| s.role = "starting".into());
         self.console.insert(
             name.to_owned(),
-            console::ProvisionerInfo { mapping: settings.mapping.clone(), settings: String::new(), schedule: schedule.full_sync.describe() },
+            console::ProvisionerInfo {
+                mapping: settings.mapping.clone(),
+                settings: String::new(),
+                schedule: schedule.full_sync.describe(),
+                sync: Some((Arc::new(settings.clone()), duo.clone())),
+            },
         );
         let work = work::StoreWork {
             name: name.to_owned(),

@@ -63,8 +63,14 @@ pub trait Work: Send + Sync + 'static {
     /// Whether an incremental sync has anything to do at `now_ms` (the change log moved past the
     /// checkpoint, or a retry is due). When not, the change-log lag is recorded as zero.
     fn pending(&self, now_ms: i64) -> impl Future<Output = Result<bool>> + Send;
-    /// A full sync.
-    fn full(&self) -> impl Future<Output = Result<Ran>> + Send;
+    /// A full sync; `trigger` says what started it (kept in the run log).
+    fn full(&self, trigger: String) -> impl Future<Output = Result<Ran>> + Send;
+    /// Who approved the removals waiting in the registry for the next full sync, if any (an
+    /// approval from the console outlives a restart: the full sync that applies it is due).
+    fn approval_waiting(&self) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// A sync of one object alone (as `duoprov sync P --subject/--group`), asked for from the
+    /// console by `who`; its outcome is recorded for the console. `Busy` when the run lock is held.
+    fn object(&self, target: &duoprov_sync::ObjectTarget, who: &str) -> impl Future<Output = Result<Ran>> + Send;
     /// An incremental sync at `now_ms` (it may escalate to a full sync).
     fn incremental(&self, now_ms: i64) -> impl Future<Output = Result<Ran>> + Send;
     /// A reload of the Duo users table.
@@ -245,9 +251,22 @@ impl<W: Work> Loop<W> {
     /// One turn: a full sync when due, a Duo users reload when due, else an incremental sync.
     /// True when the turn knows the change-log lag (it found nothing to do).
     async fn tick(&self, timers: &mut Timers) -> Result<bool> {
+        // Retries of single objects asked for from the console: each alone, before anything else.
+        while let Some(retry) = self.shared.steering.next_retry(&self.name) {
+            if self.work.object(&retry.target, &retry.who).await? == Ran::Busy {
+                self.shared.steering.requeue_retry(&self.name, retry);
+                return Ok(false);
+            }
+        }
         let now = self.clock.now_ms();
-        // A full sync asked for from the console: due now, whatever held runs back.
-        let requested = self.shared.steering.full_requested(&self.name).is_some();
+        // A full sync asked for from the console (or an approval waiting in the registry): due
+        // now, whatever held runs back.
+        let requested = match self.shared.steering.full_requested(&self.name) {
+            Some(who) => Some(format!("console: full sync asked for by {who}")),
+            None => self.work.approval_waiting().await?.map(|who| format!("console: removals approved by {who}")),
+        };
+        let trigger = requested.clone().unwrap_or_else(|| "schedule".to_owned());
+        let requested = requested.is_some();
         if requested {
             timers.next_full_ms = timers.next_full_ms.min(now);
             timers.paused = None;
@@ -260,7 +279,7 @@ impl<W: Work> Loop<W> {
             timers.paused = None;
         }
         if now >= timers.next_full_ms {
-            let ran = self.work.full().await?;
+            let ran = self.work.full(trigger).await?;
             if ran == Ran::Busy {
                 return Ok(false);
             }
@@ -325,6 +344,14 @@ mod tests {
         full_takes: Mutex<Duration>,
         /// (ms since the start, what) for each attempt to lead and each run.
         events: Mutex<Vec<(i64, &'static str)>>,
+        /// What triggered each full sync, in order.
+        triggers: Mutex<Vec<String>>,
+        /// Who approved the removals waiting in the registry (a full sync takes it).
+        approval: Mutex<Option<String>>,
+        /// Whether another process holds the run lock (an object's run is `Busy`).
+        run_lock_held: AtomicBool,
+        /// (target, who) of each object run.
+        objects: Mutex<Vec<(String, String)>>,
     }
 
     impl Fake {
@@ -340,6 +367,10 @@ mod tests {
                 fail: AtomicBool::new(false),
                 full_takes: Mutex::new(Duration::ZERO),
                 events: Mutex::new(Vec::new()),
+                triggers: Mutex::new(Vec::new()),
+                approval: Mutex::new(None),
+                run_lock_held: AtomicBool::new(false),
+                objects: Mutex::new(Vec::new()),
             })
         }
 
@@ -395,8 +426,10 @@ mod tests {
         async fn pending(&self, _now_ms: i64) -> Result<bool> {
             Ok(self.seq.load(SeqCst) > self.checkpoint.load(SeqCst))
         }
-        async fn full(&self) -> Result<Ran> {
+        async fn full(&self, trigger: String) -> Result<Ran> {
             self.record("full");
+            self.triggers.lock().unwrap().push(trigger);
+            self.approval.lock().unwrap().take();
             let takes = *self.full_takes.lock().unwrap();
             tokio::time::sleep(takes).await;
             self.outcome(true)
@@ -407,6 +440,17 @@ mod tests {
         }
         async fn load_users(&self) -> Result<Ran> {
             self.record("load_users");
+            Ok(Ran::Finished { full: false })
+        }
+        async fn approval_waiting(&self) -> Result<Option<String>> {
+            Ok(self.approval.lock().unwrap().clone())
+        }
+        async fn object(&self, target: &duoprov_sync::ObjectTarget, who: &str) -> Result<Ran> {
+            if self.run_lock_held.load(SeqCst) {
+                return Ok(Ran::Busy);
+            }
+            self.record("object");
+            self.objects.lock().unwrap().push((target.to_string(), who.to_owned()));
             Ok(Ran::Finished { full: false })
         }
         async fn after_tick(&self, _lag_known: bool) {}
@@ -504,7 +548,7 @@ mod tests {
         // Approved from the console: the loop wakes at once, not at its next poll or after the
         // five minutes a refusal holds runs back.
         fake.refuse.store(false, SeqCst);
-        shared.steering.request_full("p", "loopback", fake.clock.now_ms());
+        shared.steering.request_full("p", "loopback");
         until(&fake, 10_500).await;
         assert_eq!(fake.runs(), [(0, "full"), (10_000, "full")]);
         assert_eq!(shared.steering.full_requested("p"), None, "the request is done");
@@ -512,6 +556,44 @@ mod tests {
         stop.send(true).unwrap();
         task.await.unwrap();
         assert_eq!(fake.runs(), [(0, "full"), (10_000, "full")], "one run per request");
+        assert_eq!(*fake.triggers.lock().unwrap(), ["schedule", "console: full sync asked for by loopback"], "each run says what started it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_approval_waiting_in_the_registry_after_a_restart_makes_one_full_sync_due_at_once() {
+        let fake = Fake::new(clock());
+        // The last full sync ran a minute ago (the next is hours away); a restarted daemon finds
+        // the approval the console saved before the restart.
+        *fake.last_full_ms.lock().unwrap() = Some(START_MS - 60_000);
+        *fake.approval.lock().unwrap() = Some("console token".into());
+        let (_shared, stop, task) = start(&fake, every(2, 6 * 3600));
+        until(&fake, 30_000).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(fake.runs(), [(0, "full")], "the approval is applied by one full sync, at once");
+        assert_eq!(*fake.triggers.lock().unwrap(), ["console: removals approved by console token"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_from_the_console_runs_alone_at_once_and_waits_while_the_run_lock_is_held() {
+        let fake = Fake::new(clock());
+        *fake.last_full_ms.lock().unwrap() = Some(START_MS);
+        fake.run_lock_held.store(true, SeqCst);
+        // A 60 s poll: only the console's request can explain a run before it.
+        let (shared, stop, task) = start(&fake, every(60, 6 * 3600));
+        until(&fake, 5_000).await;
+        let target = duoprov_sync::ObjectTarget::Subject { reference: "local:bob".into() };
+        assert!(shared.steering.request_retry("p", crate::steer::RetryRequest { target: target.clone(), who: "console token".into() }));
+        until(&fake, 6_000).await;
+        assert_eq!(fake.runs(), Vec::<(i64, &str)>::new(), "another process holds the run lock: nothing runs beside it");
+        assert_eq!(shared.steering.queued_retries("p").len(), 1, "the retry waits in the queue");
+        fake.run_lock_held.store(false, SeqCst);
+        until(&fake, 66_000).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(fake.runs(), [(65_000, "object")], "run at the next tick once the lock is free");
+        assert_eq!(*fake.objects.lock().unwrap(), [("subject local:bob".to_owned(), "console token".to_owned())]);
+        assert!(shared.steering.queued_retries("p").is_empty());
     }
 
     #[tokio::test(start_paused = true)]

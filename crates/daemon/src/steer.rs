@@ -1,18 +1,21 @@
 //! What the console asks of the provisioner loops, and what the loops leave for the console: a
 //! full sync requested now (the loop is woken and runs it when it leads and no run is in flight),
-//! a refused plan approved by its digest (applied by that full sync, once), the last refusal with
-//! its removal list and digest, when the next full sync is due, and the log of the console's
-//! actions with who asked and when. Kept in the daemon's memory: a restart forgets requests,
-//! approvals and the action log (the runs themselves are in the registry).
+//! retries of single objects queued for the loop (each run alone under the provisioner's run
+//! lock, never beside another run), the last refusal with its removal list and digest (checked
+//! when an approval comes in), and when the next full sync is due. Kept in the daemon's memory;
+//! what must outlive a restart — the approved digest, the log of the console's actions with who
+//! asked and when, what triggered each run — is in the registry
+//! ([`duoprov_registry::ConsoleActions`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use duoprov_sync::ObjectTarget;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-/// How many console actions the daemon remembers.
-pub const ACTIONS_KEPT: usize = 200;
+/// Retries queued per provisioner at most (more are refused until the loop catches up).
+pub const RETRIES_QUEUED: usize = 20;
 
 /// The last run the safety rules refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,23 +29,19 @@ pub struct RefusalView {
     pub digest: String,
 }
 
-/// One action taken from the console.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ActionRecord {
-    pub at_ms: i64,
-    pub provisioner: String,
-    /// `loopback` (no authentication on a loopback address) or `console token`.
+/// A retry of one object asked for from the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryRequest {
+    pub target: ObjectTarget,
     pub who: String,
-    /// What was asked, in words.
-    pub what: String,
 }
 
 #[derive(Debug, Default)]
 struct Steer {
     /// Who asked for a full sync now, not yet run.
     full_requested: Option<String>,
-    /// The digest approved for the next full sync.
-    approved: Option<String>,
+    /// Retries of single objects, oldest first.
+    retries: VecDeque<RetryRequest>,
     refusal: Option<RefusalView>,
     next_full_ms: Option<i64>,
     waker: Arc<Notify>,
@@ -52,7 +51,6 @@ struct Steer {
 #[derive(Debug, Default)]
 pub struct Steering {
     by_provisioner: Mutex<BTreeMap<String, Steer>>,
-    actions: Mutex<VecDeque<ActionRecord>>,
 }
 
 /// Why an approval was not accepted.
@@ -70,15 +68,6 @@ impl Steering {
         f(map.entry(provisioner.to_owned()).or_default())
     }
 
-    fn log(&self, record: ActionRecord) {
-        tracing::info!(provisioner = %record.provisioner, who = %record.who, "Console: {}.", record.what);
-        let mut actions = self.actions.lock().unwrap_or_else(PoisonError::into_inner);
-        if actions.len() >= ACTIONS_KEPT {
-            actions.pop_front();
-        }
-        actions.push_back(record);
-    }
-
     /// What wakes `provisioner`'s loop from its pause.
     pub fn waker(&self, provisioner: &str) -> Arc<Notify> {
         self.with(provisioner, |s| s.waker.clone())
@@ -86,12 +75,11 @@ impl Steering {
 
     /// Asks for a full sync of `provisioner` now, on behalf of `who`, and wakes its loop. A
     /// request while one is pending is the same request.
-    pub fn request_full(&self, provisioner: &str, who: &str, now_ms: i64) {
+    pub fn request_full(&self, provisioner: &str, who: &str) {
         let waker = self.with(provisioner, |s| {
             s.full_requested.get_or_insert_with(|| who.to_owned());
             s.waker.clone()
         });
-        self.log(ActionRecord { at_ms: now_ms, provisioner: provisioner.into(), who: who.into(), what: "full sync requested".into() });
         waker.notify_one();
     }
 
@@ -105,30 +93,51 @@ impl Steering {
         self.with(provisioner, |s| s.full_requested = None);
     }
 
-    /// Approves the last refused plan of `provisioner` by its `digest` (what `duoprov sync P
-    /// --approve DIGEST` does), on behalf of `who`, and requests the full sync that applies it.
-    pub fn approve(&self, provisioner: &str, digest: &str, who: &str, now_ms: i64) -> Result<(), ApproveError> {
+    /// Queues a retry of one object of `provisioner` and wakes its loop; false (nothing queued)
+    /// when [`RETRIES_QUEUED`] are already waiting. The same object queued twice is one retry.
+    pub fn request_retry(&self, provisioner: &str, request: RetryRequest) -> bool {
+        let queued = self.with(provisioner, |s| {
+            if s.retries.iter().any(|r| r.target == request.target) {
+                return Some(s.waker.clone());
+            }
+            if s.retries.len() >= RETRIES_QUEUED {
+                return None;
+            }
+            s.retries.push_back(request);
+            Some(s.waker.clone())
+        });
+        match queued {
+            Some(waker) => {
+                waker.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The oldest queued retry, taken.
+    pub fn next_retry(&self, provisioner: &str) -> Option<RetryRequest> {
+        self.with(provisioner, |s| s.retries.pop_front())
+    }
+
+    /// Puts a retry back at the head of the queue (its run could not take the run lock).
+    pub fn requeue_retry(&self, provisioner: &str, request: RetryRequest) {
+        self.with(provisioner, |s| s.retries.push_front(request));
+    }
+
+    /// The retries waiting, oldest first.
+    pub fn queued_retries(&self, provisioner: &str) -> Vec<RetryRequest> {
+        self.with(provisioner, |s| s.retries.iter().cloned().collect())
+    }
+
+    /// Checks `digest` against the last refused plan of `provisioner` (what `duoprov sync P
+    /// --approve DIGEST` is checked against); the digest to save when it is that plan's.
+    pub fn check_approval(&self, provisioner: &str, digest: &str) -> Result<String, ApproveError> {
         self.with(provisioner, |s| match &s.refusal {
             None => Err(ApproveError::NothingRefused),
             Some(r) if r.digest != digest.trim() => Err(ApproveError::OtherDigest { last: r.digest.clone() }),
-            Some(r) => {
-                s.approved = Some(r.digest.clone());
-                Ok(())
-            }
-        })?;
-        self.log(ActionRecord { at_ms: now_ms, provisioner: provisioner.into(), who: who.into(), what: format!("approved the removals with digest {}", digest.trim()) });
-        self.request_full(provisioner, who, now_ms);
-        Ok(())
-    }
-
-    /// The approved digest for the full sync about to run, taken: an approval applies to one run.
-    pub fn take_approval(&self, provisioner: &str) -> Option<String> {
-        self.with(provisioner, |s| s.approved.take())
-    }
-
-    /// The approved digest not yet applied.
-    pub fn approval(&self, provisioner: &str) -> Option<String> {
-        self.with(provisioner, |s| s.approved.clone())
+            Some(r) => Ok(r.digest.clone()),
+        })
     }
 
     /// A run was refused by the safety rules.
@@ -152,12 +161,6 @@ impl Steering {
     pub fn next_full(&self, provisioner: &str) -> Option<i64> {
         self.with(provisioner, |s| s.next_full_ms)
     }
-
-    /// The actions on `provisioner`, newest first.
-    pub fn actions(&self, provisioner: &str) -> Vec<ActionRecord> {
-        let actions = self.actions.lock().unwrap_or_else(PoisonError::into_inner);
-        actions.iter().rev().filter(|a| a.provisioner == provisioner).cloned().collect()
-    }
 }
 
 #[cfg(test)]
@@ -169,21 +172,14 @@ mod tests {
     }
 
     #[test]
-    fn only_the_last_refused_digest_is_approved_and_for_one_run() {
+    fn only_the_last_refused_digest_is_accepted_for_approval() {
         let s = Steering::default();
-        assert_eq!(s.approve("p", "abc", "loopback", 5), Err(ApproveError::NothingRefused));
+        assert_eq!(s.check_approval("p", "abc"), Err(ApproveError::NothingRefused));
         s.refused("p", refusal("abc"));
-        assert_eq!(s.approve("p", "abd", "loopback", 5), Err(ApproveError::OtherDigest { last: "abc".into() }));
-        assert_eq!(s.full_requested("p"), None, "a refused approval requests nothing");
-        s.approve("p", " abc ", "console token", 6).unwrap();
-        assert_eq!(s.full_requested("p").as_deref(), Some("console token"));
-        assert_eq!(s.take_approval("p").as_deref(), Some("abc"));
-        assert_eq!(s.take_approval("p"), None, "an approval applies to one run");
-        let actions = s.actions("p");
-        assert_eq!(actions.len(), 2);
-        assert_eq!(actions[0].what, "full sync requested");
-        assert_eq!(actions[1].what, "approved the removals with digest abc");
-        assert!(actions.iter().all(|a| a.who == "console token"));
+        assert_eq!(s.check_approval("p", "abd"), Err(ApproveError::OtherDigest { last: "abc".into() }));
+        assert_eq!(s.check_approval("p", " abc ").as_deref(), Ok("abc"));
+        s.finished("p");
+        assert_eq!(s.check_approval("p", "abc"), Err(ApproveError::NothingRefused), "a run that finished lifts the refusal");
     }
 
     #[tokio::test]
@@ -191,11 +187,30 @@ mod tests {
         let s = Arc::new(Steering::default());
         let waker = s.waker("p");
         let waiting = tokio::spawn(async move { waker.notified().await });
-        s.request_full("p", "loopback", 1);
+        s.request_full("p", "loopback");
         tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.expect("the loop is woken").unwrap();
-        s.request_full("p", "someone else", 2);
+        s.request_full("p", "someone else");
         assert_eq!(s.full_requested("p").as_deref(), Some("loopback"), "a pending request stays the first asker's");
         s.full_ran("p");
         assert_eq!(s.full_requested("p"), None);
+    }
+
+    #[tokio::test]
+    async fn a_retry_is_queued_once_wakes_the_loop_and_the_queue_is_bounded() {
+        let s = Arc::new(Steering::default());
+        let waker = s.waker("p");
+        let waiting = tokio::spawn(async move { waker.notified().await });
+        let retry = |n: usize| RetryRequest { target: ObjectTarget::Subject { reference: format!("local:u{n}") }, who: "loopback".into() };
+        assert!(s.request_retry("p", retry(0)));
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.expect("the loop is woken").unwrap();
+        assert!(s.request_retry("p", retry(0)));
+        assert_eq!(s.queued_retries("p"), vec![retry(0)], "the same object queued twice is one retry");
+        for n in 1..RETRIES_QUEUED {
+            assert!(s.request_retry("p", retry(n)));
+        }
+        assert!(!s.request_retry("p", retry(RETRIES_QUEUED)), "a full queue refuses more");
+        assert_eq!(s.next_retry("p"), Some(retry(0)), "oldest first");
+        s.requeue_retry("p", retry(0));
+        assert_eq!(s.next_retry("p"), Some(retry(0)), "a requeued retry goes first again");
     }
 }

@@ -1,7 +1,8 @@
 //! The daemon's [`Work`] against a real registry and Duo account: the `daemon:P` lead lock, the
 //! `provisioner:P` run lock each run holds (and which fences its apply phases), full, incremental
-//! and users-table runs, and what each run leaves on the status page, the console and in the log
-//! (a full sync applies the removal digest approved from the console, once).
+//! and users-table runs, one object's run retried from the console, and what each run leaves on
+//! the status page, the console and in the log (a full sync applies the removal digest approved
+//! from the console, taken from the registry, once; each run records what triggered it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use duoprov_duo::DuoClient;
 use duoprov_registry::{ChangeWaker, RunnerLock, Store};
-use duoprov_sync::{FenceHandle, Incremental, NoProgress, Prepared, SyncError, SyncOptions, SyncSettings};
+use duoprov_sync::{FenceHandle, Incremental, NoProgress, ObjectTarget, Prepared, SyncError, SyncOptions, SyncSettings};
 use tracing::Instrument as _;
 
 use crate::clock::Clock;
@@ -73,23 +74,59 @@ impl Work for StoreWork {
         Ok(true)
     }
 
-    async fn full(&self) -> Result<Ran> {
+    async fn full(&self, trigger: String) -> Result<Ran> {
         let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Ran::Busy) };
         let prepared = self.prepare_full().await?;
-        // A digest approved from the console applies to this one run.
-        let approved = self.shared.steering.take_approval(&self.name);
-        self.execute(prepared, true, None, run, approved).await
+        // A digest approved from the console applies to this one run: taken from the registry.
+        let approved = self.store.take_approval(&self.name).await?.map(|a| a.digest);
+        self.execute(prepared, true, None, run, approved, trigger).await
+    }
+
+    async fn approval_waiting(&self) -> Result<Option<String>> {
+        Ok(self.store.pending_approval(&self.name).await?.map(|a| a.who))
+    }
+
+    async fn object(&self, target: &ObjectTarget, who: &str) -> Result<Ran> {
+        let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Ran::Busy) };
+        let trigger = format!("console: retry of {target} by {who}");
+        let outcome = match duoprov_sync::prepare_object(&*self.store, &self.duo, &self.settings, target).await {
+            Ok(prepared) => match self.execute(prepared, false, None, run, None, trigger).await {
+                Ok(Ran::Refused { .. }) => format!(
+                    "refused by the safety rules, nothing changed (the daemon's log lists the removals; approve them with `duoprov sync {} --{} … --approve DIGEST`)",
+                    self.name,
+                    if matches!(target, ObjectTarget::Group { .. }) { "group" } else { "subject" }
+                ),
+                Ok(_) => match self.store.runs(Some(&self.name), 1).await?.into_iter().next() {
+                    Some(r) => format!("run {} {}{}", r.id, r.status.as_str(), r.message.map(|m| format!(": {m}")).unwrap_or_default()),
+                    None => "done".to_owned(),
+                },
+                Err(e) => format!("failed: {e:#}"),
+            },
+            // What cannot be synced alone (not found, out of scope) is the operator's to fix.
+            Err(e @ (SyncError::NotFound(_) | SyncError::Scope(_))) => format!("not run: {e}"),
+            Err(e) => format!("failed: {e}"),
+        };
+        tracing::info!(provisioner = %self.name, %target, %who, "Console retry: {outcome}.");
+        self.store.record_console_action(&self.name, who, "retried", &format!("retry of {target}: {outcome}")).await?;
+        Ok(Ran::Finished { full: false })
     }
 
     async fn incremental(&self, now_ms: i64) -> Result<Ran> {
         let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Ran::Busy) };
         match duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, now_ms).await? {
             Incremental::Idle { .. } => Ok(Ran::Idle),
-            Incremental::Planned(p) => self.execute(*p, false, None, run, None).await,
+            Incremental::Planned(p) => {
+                let trigger = match &p.scope {
+                    Some(scope) if scope.changes == 0 && scope.retries_due > 0 => "due retries".to_owned(),
+                    Some(scope) if scope.retries_due > 0 => "change log and due retries".to_owned(),
+                    _ => "change log".to_owned(),
+                };
+                self.execute(*p, false, None, run, None, trigger).await
+            }
             Incremental::Escalate { reason } => {
                 tracing::info!(provisioner = %self.name, %reason, "Incremental sync escalates to a full sync.");
                 let prepared = self.prepare_full().await?;
-                self.execute(prepared, true, Some(reason), run, None).await
+                self.execute(prepared, true, Some(reason), run, None, "change log (escalated to a full sync)".to_owned()).await
             }
         }
     }
@@ -133,12 +170,13 @@ impl StoreWork {
 
     /// Runs a prepared plan under the run lock `run`, which fences every apply phase.
     /// `approved`: the removal digest approved from the console (as `--approve DIGEST`).
-    async fn execute(&self, prepared: Prepared, full: bool, escalated: Option<String>, run: RunnerLock, approved: Option<String>) -> Result<Ran> {
+    /// `trigger`: what started the run, kept in the run log.
+    async fn execute(&self, prepared: Prepared, full: bool, escalated: Option<String>, run: RunnerLock, approved: Option<String>, trigger: String) -> Result<Ran> {
         let kind = prepared.kind.as_str();
         let span = tracing::info_span!("sync_run", provisioner = %self.name, kind);
         let seq_at_start = prepared.change_seq;
         let approval = duoprov_plan::safety::Approval { digest: approved, saved_plan: false };
-        let options = SyncOptions { fence: Some(FenceHandle::lock(run)), approval, actor: duoprov_registry::AuditActor::daemon(), ..SyncOptions::default() };
+        let options = SyncOptions { fence: Some(FenceHandle::lock(run)), approval, actor: duoprov_registry::AuditActor::daemon(), trigger: Some(trigger), ..SyncOptions::default() };
         let outcome = duoprov_sync::run(&*self.store, &self.duo, &self.settings, prepared, &options, &NoProgress).instrument(span.clone()).await;
         let _enter = span.enter();
         match outcome {
@@ -147,7 +185,10 @@ impl StoreWork {
                 let status = report.status().as_str();
                 self.shared.metrics.run_finished(&self.name, kind, status, Some(&report), self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} {status} (run {})", report.run_id)));
-                self.shared.steering.finished(&self.name);
+                // A run of one object says nothing of the refused plan; any other run replaces it.
+                if kind != duoprov_sync::RunKind::Object.as_str() {
+                    self.shared.steering.finished(&self.name);
+                }
                 // One line per run at the default level: kind, counts, calls, duration.
                 tracing::info!(run = report.run_id, status, "Run finished: {}", report.summary());
                 for f in &report.failures {
@@ -166,16 +207,20 @@ impl StoreWork {
             Err(SyncError::Refused { provisioner, refusal }) => {
                 self.shared.metrics.run_finished(&self.name, kind, "refused", None, self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} refused")));
-                self.shared.steering.refused(
-                    &self.name,
-                    crate::steer::RefusalView {
-                        at_ms: self.clock.now_ms(),
-                        kind: kind.to_owned(),
-                        reasons: refusal.reasons.clone(),
-                        removals: refusal.removals.clone(),
-                        digest: refusal.digest.clone(),
-                    },
-                );
+                // The console approves a provisioner's plan, not one object's: a refused retry
+                // leaves the refused plan shown there as it was.
+                if kind != duoprov_sync::RunKind::Object.as_str() {
+                    self.shared.steering.refused(
+                        &self.name,
+                        crate::steer::RefusalView {
+                            at_ms: self.clock.now_ms(),
+                            kind: kind.to_owned(),
+                            reasons: refusal.reasons.clone(),
+                            removals: refusal.removals.clone(),
+                            digest: refusal.digest.clone(),
+                        },
+                    );
+                }
                 // One readable line; the list itself (which can be long) at -v.
                 tracing::warn!(
                     count = refusal.removals.len(),

@@ -25,6 +25,8 @@ pub mod admins;
 pub mod audit;
 pub mod console;
 pub mod disabled_users;
+pub mod console_actions;
+pub mod console_pages;
 pub mod duo_probe;
 pub mod duo_users;
 pub mod error;
@@ -47,6 +49,8 @@ pub use audit::{AuditActor, AuditEntry, AuditFilter, AuditLog, AuditRecord, Audi
 pub use console::{ConsoleReads, LinkCounts, LinkKind, LinkRow, Paged};
 pub use disabled_users::DisabledUserStore;
 pub use sync_back::{SyncBackChanges, SyncBackStore};
+pub use console_actions::{ConsoleAction, ConsoleActions, PendingApproval};
+pub use console_pages::{ConsolePages, Cursor, KeyPage};
 pub use duo_probe::{DuoProbeStore, ProbeRecord};
 pub use duo_users::{AuthMethod, AuthMethodCounts, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 pub use error::{RegistryError, Result};

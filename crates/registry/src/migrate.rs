@@ -32,6 +32,7 @@ pub(crate) fn sqlite() -> Migrator {
         (13, "auth methods", include_str!("../migrations/sqlite/0013_auth_methods.sql")),
         (15, "duo admin", include_str!("../migrations/sqlite/0015_duo_admin.sql")),
         (16, "disable and sync-back", include_str!("../migrations/sqlite/0016_disable_and_sync_back.sql")),
+        (17, "console actions", include_str!("../migrations/sqlite/0017_console_actions.sql")),
     ])
 }
 
@@ -51,5 +52,6 @@ pub(crate) fn postgres() -> Migrator {
         (13, "auth methods", include_str!("../migrations/postgres/0013_auth_methods.sql")),
         (15, "duo admin", include_str!("../migrations/postgres/0015_duo_admin.sql")),
         (16, "disable and sync-back", include_str!("../migrations/postgres/0016_disable_and_sync_back.sql")),
+        (17, "console actions", include_str!("../migrations/postgres/0017_console_actions.sql")),
     ])
 }

@@ -30,6 +30,7 @@ impl SqlBackend for sqlx::Sqlite {
     const BULK_MEMBERSHIP_LOAD: Option<crate::sql::BulkLoad> = None;
     const CONCAT_SUBJECT_IDS: &'static str = "group_concat(subject_id)";
     const NOTIFY_CHANGE: Option<&'static str> = None;
+    const BYTE_ORDER: &'static str = "";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()

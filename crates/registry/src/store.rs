@@ -70,6 +70,8 @@ pub trait Store:
     + crate::admins::AdminStore
     + crate::disabled_users::DisabledUserStore
     + crate::sync_back::SyncBackStore
+    + crate::console_actions::ConsoleActions
+    + crate::console_pages::ConsolePages
     + Send
     + Sync
 {

@@ -149,6 +149,9 @@ pub async fn run(
 ) -> Result<RunReport, SyncError> {
     let name = settings.provisioner.as_str();
     let run_id = store.begin_run(name, prepared.kind, options.dry_run).await?;
+    if let Some(trigger) = &options.trigger {
+        store.set_run_trigger(run_id, trigger).await?;
+    }
     let mut report = RunReport {
         provisioner: name.to_owned(),
         kind: prepared.kind.as_str().to_owned(),

@@ -84,4 +84,7 @@ pub struct SyncOptions {
     pub fence: Option<FenceHandle>,
     /// Who runs the sync (the daemon, or the command line and its user), for the audit log.
     pub actor: duoprov_registry::AuditActor,
+    /// What started the run (`schedule`, `change log`, `console: … by WHO`, `cli:USER`), kept
+    /// with it in the run log.
+    pub trigger: Option<String>,
 }

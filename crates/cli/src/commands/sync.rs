@@ -177,6 +177,7 @@ pub async fn sync(ctx: &Context, args: SyncArgs) -> Result<u8> {
         saved,
         fence: Some(FenceHandle::lock(lock)),
         actor: duoprov_registry::AuditActor::cli(),
+        trigger: Some(format!("command line ({})", duoprov_registry::AuditActor::cli())),
     };
     let mut escalated = None;
     // On a terminal: the read of Duo's users, then each apply phase, counted as work completes.

@@ -3,7 +3,8 @@
 //! needs the console token (bearer or the sign-in form's session) and is closed without one;
 //! every response carries the strict headers; no page renders the Duo secret key or a token. In
 //! headless Chromium (`console.js`, Debian's chromium, playwright-core): every page renders the
-//! daemon's data, links work, an action without the token is refused and with it works (a
+//! daemon's data, links work, the explain page shows a nested-group chain, an action without the
+//! token is refused and with it works (a retry of one subject runs and its outcome is shown; a
 //! refused plan approved from the page is applied), each page's screenshot is written to
 //! `target/console-screenshots/`, and no page asks anything of another origin.
 
@@ -96,7 +97,7 @@ async fn on_loopback_the_console_is_open_but_an_action_needs_the_sessions_csrf_t
         assert_strict_headers("a refused action", &response);
     }
     let (_, page) = request(&addr, "GET", "/provisioners/duoTest", &cookie, "");
-    assert!(page.contains("No action since the daemon started."), "{page}");
+    assert!(page.contains("No console action yet."), "{page}");
 
     let (code, response) = request(&addr, "POST", "/provisioners/duoTest/full-sync", &format!("{cookie}Sec-Fetch-Site: same-origin\r\n"), &format!("csrf={csrf}"));
     assert_eq!(code, 303, "{response}");
@@ -112,8 +113,28 @@ async fn on_loopback_the_console_is_open_but_an_action_needs_the_sessions_csrf_t
         assert!(Instant::now() < deadline, "the requested full sync did not run within 20 s:\n{runs}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let (_, runs) = request(&addr, "GET", "/provisioners/duoTest/runs", &cookie, "");
+    assert!(runs.contains("<td>console: full sync asked for by loopback</td>") && runs.contains("<td>schedule</td>"), "each run says what triggered it:\n{runs}");
     let (code, stderr) = daemon.stop();
     assert_eq!(code, Some(0), "{stderr}");
+
+    // Restarted, the daemon shows the action it was asked for before: the log is the registry's,
+    // and the audit trail has it with who asked.
+    let daemon = start_daemon_on(dir, "127.0.0.1:0", &[]);
+    let (_, page) = request(&daemon.status, "GET", "/provisioners/duoTest", "", "");
+    assert!(page.contains("<td>loopback</td><td>full sync requested</td>"), "the action log outlives the restart:\n{page}");
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let (out, _) = run(dir, &["audit", "list", "--provisioner", "duoTest", "--json"], 0);
+    let list: Value = serde_json::from_str(&out).expect("audit list JSON");
+    let console: Vec<(&str, &str)> = list
+        .as_array()
+        .expect("a list of entries")
+        .iter()
+        .filter(|e| e["object_kind"] == "console")
+        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(console, [("console:loopback", "full-sync")], "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,9 +247,18 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_chromium_every_console_page_renders_the_daemons_data_and_an_approval_from_the_page_is_applied() {
     let Some((chromium, driver)) = browser() else { return };
-    let env = setup("load_duo_users = true\n[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n").await;
+    // No group deletion without approval: the registry keeps selecting one folder, so only the
+    // threshold refuses the deletion below.
+    let env = setup("load_duo_users = true\n[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n[provisioner.duoTest.thresholds]\nmax_group_deletes = 0\n").await;
     let dir = env.dir.path();
     seed_registry(dir);
+    // A subject reached through a nested group, in a folder the test keeps selected.
+    run(dir, &["subject", "add", "nnurse", "--name", "Nia Nurse", "--login-id", "nnurse", "--email", "nnurse@example.edu"], 0);
+    run(dir, &["group", "add", "ref:hr:nurses", "--create-parents"], 0);
+    run(dir, &["group", "add", "app:sso:staff", "--create-parents"], 0);
+    run(dir, &["member", "add", "ref:hr:nurses", "nnurse"], 0);
+    run(dir, &["member", "add", "app:sso:staff", "--group", "ref:hr:nurses"], 0);
+    run(dir, &["provision", "assign", "duoTest", "--folder", "app:sso", "--scope", "sub"], 0);
     write_private(&dir.join("metrics.token"), METRICS_TOKEN);
     write_private(&dir.join("console.token"), CONSOLE_TOKEN);
     let mut config = std::fs::OpenOptions::new().append(true).open(dir.join("duoprov.toml")).unwrap();
@@ -238,7 +268,7 @@ async fn in_chromium_every_console_page_renders_the_daemons_data_and_an_approval
     let daemon = start_daemon_on(dir, "0.0.0.0:0", &[]);
     let base = format!("http://127.0.0.1:{}", daemon.status.rsplit(':').next().unwrap());
     let handle = env.emulator.handle().clone();
-    wait_for("the first full sync", || handle.state(), |s| s.users.len() == 2 && s.groups.len() == 1, Duration::from_secs(20));
+    wait_for("the first full sync", || handle.state(), |s| s.users.len() == 3 && s.groups.len() == 2, Duration::from_secs(20));
     // The registry stops selecting the group duoprov made: its deletion is refused until approved.
     run(dir, &["provision", "unassign", "duoTest", "--folder", "app:duo"], 0);
 
@@ -251,6 +281,7 @@ async fn in_chromium_every_console_page_renders_the_daemons_data_and_an_approval
         .env("DUOPROV_SCREENSHOTS", &shots)
         .env("DUOPROV_CHROMIUM", &chromium)
         .env("DUOPROV_PROVISIONER", "duoTest")
+        .env("DUOPROV_EXPLAIN_SUBJECT", "nnurse")
         .output()
         .expect("run console.js");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -289,12 +320,27 @@ async fn in_chromium_every_console_page_renders_the_daemons_data_and_an_approval
     }
     assert!(result["links"].as_object().unwrap().len() >= 3, "{result:#}");
 
+    // The explain page: the nested chain, the marker, the link; a retry of the subject from it,
+    // refused without the token, run by the loop with the token and shown on the page.
+    let explain = text("explain");
+    for needle in ["app:sso:staff", "through app:sso:staff ⊃ ref:hr:nurses ⊃ nnurse", "the marker on folder app:sso (scope sub) includes it", "Eligible: nnurse is one of duoTest", "nnurse@example.edu", "created by duoprov"] {
+        assert!(explain.contains(needle), "missing {needle:?} on the explain page:\n{explain}");
+    }
+    assert_eq!(result["steps"]["unauthenticatedRetry"], 401, "{result:#}");
+    assert_eq!(result["steps"]["retryNoCsrf"], 403, "{result:#}");
+    assert_eq!(result["steps"]["retryShown"], true, "the retry's outcome reached the page: {result:#}");
+    let retried = text("after_retry");
+    assert!(retried.contains("retry of subject local:nnurse requested"), "{retried}");
+    let outcome = retried.lines().find(|l| l.contains("retry of subject local:nnurse: run")).unwrap_or_else(|| panic!("no outcome:\n{retried}"));
+    assert!(outcome.contains("succeeded"), "{outcome}");
+    assert!(text("runs").contains("console: retry of subject local:nnurse by console token"), "the run says what triggered it:\n{}", text("runs"));
+
     // The actions from the page: a CSRF-less post refused, the clicks logged and applied.
     assert_eq!(result["steps"]["noCsrf"], 403, "{result:#}");
     let after = text("after_actions");
     assert!(after.contains("console token\tfull sync requested") || after.contains("console token full sync requested"), "{after}");
     assert!(after.contains("approved the removals with digest"), "{after}");
-    wait_for("the approved deletion", || handle.state(), |s| s.groups.is_empty(), Duration::from_secs(30));
+    wait_for("the approved deletion", || handle.state(), |s| s.groups.len() == 1 && s.groups.iter().all(|g| g.name != "testGroup"), Duration::from_secs(30));
 
     // Only this origin was asked for anything; no console error (a CSP violation would be one).
     let requests: Vec<&str> = result["requests"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
@@ -303,7 +349,7 @@ async fn in_chromium_every_console_page_renders_the_daemons_data_and_an_approval
         assert!(r.starts_with(&format!("{base}/")), "a request to another origin: {r}");
     }
     assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result:#}");
-    for shot in ["login", "overview", "provisioner", "runs", "run", "duo_users", "after_actions"] {
+    for shot in ["login", "overview", "provisioner", "runs", "run", "duo_users", "explain", "after_retry", "after_actions"] {
         let file = shots.join(format!("{shot}.png"));
         let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         assert!(bytes > 1000, "no screenshot {}", file.display());

@@ -5,7 +5,8 @@
 //
 // Environment: DUOPROV_CONSOLE_URL (the console, e.g. http://127.0.0.1:PORT),
 // DUOPROV_CONSOLE_TOKEN, DUOPROV_SCREENSHOTS (a directory), DUOPROV_CHROMIUM (the executable),
-// DUOPROV_PROVISIONER (the provisioner's name).
+// DUOPROV_PROVISIONER (the provisioner's name), DUOPROV_EXPLAIN_SUBJECT (a subject to explain
+// and retry).
 'use strict';
 const { chromium } = require('playwright-core');
 const fs = require('fs');
@@ -16,6 +17,7 @@ const base = process.env.DUOPROV_CONSOLE_URL;
 const token = process.env.DUOPROV_CONSOLE_TOKEN;
 const shots = process.env.DUOPROV_SCREENSHOTS;
 const provisioner = process.env.DUOPROV_PROVISIONER;
+const subject = process.env.DUOPROV_EXPLAIN_SUBJECT;
 const out = { requests: [], pages: {}, links: {}, steps: {}, consoleErrors: [] };
 
 async function visit(page, name, url) {
@@ -54,6 +56,7 @@ async function waitFor(page, url, selector, seconds) {
     // Without the token: the pages send the browser to the sign-in form, an action is refused.
     await visit(page, 'login', `${base}/`);
     out.steps.unauthenticatedAction = (await context.request.post(`${base}/provisioners/${provisioner}/full-sync`, { form: { csrf: 'x' }, maxRedirects: 0 })).status();
+    out.steps.unauthenticatedRetry = (await context.request.post(`${base}/provisioners/${provisioner}/retry`, { form: { csrf: 'x', kind: 'user', object: subject }, maxRedirects: 0 })).status();
     // A wrong token is refused; the right one signs in.
     await page.fill('input[name=token]', 'not-the-console-token-0000');
     await page.click('button[type=submit]');
@@ -69,6 +72,18 @@ async function waitFor(page, url, selector, seconds) {
     // The refused plan appears on the provisioner's page (the test made the registry drop the group).
     const provisionerUrl = `${base}/provisioners/${provisioner}`;
     out.steps.refusalShown = await waitFor(page, provisionerUrl, 'form[action$="/approve"] button', 60);
+
+    // The explain page, from the navigation's form; then a retry of the subject from it.
+    await page.goto(`${base}/`);
+    await Promise.all([page.waitForNavigation(), page.click('nav a[href="/explain"]')]);
+    await page.fill('input[name=subject]', subject);
+    await Promise.all([page.waitForNavigation(), page.click('form[action="/explain"] button')]);
+    out.pages.explain = { url: page.url(), status: 200, text: await page.locator('body').innerText() };
+    await page.screenshot({ path: path.join(shots, 'explain.png'), fullPage: true });
+    out.steps.retryNoCsrf = (await context.request.post(`${provisionerUrl}/retry`, { form: { csrf: 'forged', kind: 'user', object: subject }, maxRedirects: 0 })).status();
+    await Promise.all([page.waitForNavigation(), page.click('form[action$="/retry"] button')]);
+    out.steps.retryShown = await waitFor(page, provisionerUrl, `td:has-text("retry of subject local:${subject}: run")`, 60);
+    await visit(page, 'after_retry', provisionerUrl);
 
     await visit(page, 'overview', `${base}/`);
     // Every console link on the overview answers (the status endpoints need the metrics token).
@@ -96,7 +111,7 @@ async function waitFor(page, url, selector, seconds) {
     await page.fill('input[name=q]', 'mchy');
     await page.selectOption('select[name=kind]', 'users');
     await Promise.all([page.waitForNavigation(), page.click('form[method=get] button')]);
-    out.pages.search = { url: page.url(), status: 200, text: await page.locator('main table').last().innerText() };
+    out.pages.search = { url: page.url(), status: 200, text: await page.locator('main form[method=get] + table').innerText() };
 
     // An action from the session without its CSRF token is refused.
     out.steps.noCsrf = (await context.request.post(`${provisionerUrl}/full-sync`, { form: { csrf: 'forged' }, maxRedirects: 0 })).status();

@@ -101,7 +101,7 @@ pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · duoprov</title><link rel=\"stylesheet\" href=\"/console.css\"></head><body>\
-         <header><nav><a class=\"brand\" href=\"/\">duoprov</a> <a href=\"/\">Overview</a> <a href=\"/duo-users\">Duo users</a></nav></header>\
+         <header><nav><a class=\"brand\" href=\"/\">duoprov</a> <a href=\"/\">Overview</a> <a href=\"/duo-users\">Duo users</a> <a href=\"/explain\">Explain</a></nav></header>\
          <main><h1>{}</h1>{body}</main><footer>Status endpoints: <a href=\"/healthz\">/healthz</a> <a href=\"/readyz\">/readyz</a> \
          <a href=\"/metrics\">/metrics</a></footer></body></html>\n",
         esc(title),

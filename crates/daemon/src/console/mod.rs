@@ -1,17 +1,22 @@
 //! The operator's console: server-rendered pages on the daemon's status address — the overview
 //! of every provisioner and source, a provisioner's links, errors, refused plan, settings and
 //! actions, its run history and each run's failures, and the Duo users report with its CSV
-//! download — and the actions behind authentication (a full sync now, approving a refused plan
-//! by its digest). No script, no inline style: a stylesheet the daemon serves, so the strict
-//! Content-Security-Policy of `auth.rs` holds. Pages page their lists in SQL
-//! ([`duoprov_registry::ConsoleReads`]).
+//! download with its method filters, the explain page (why a subject is or is not in a Duo
+//! group, as `duoprov explain`) — and the actions behind authentication (a full sync now, a retry
+//! of one object in error, approving a refused plan by its digest), each recorded in the audit
+//! trail and read back as the action log ([`duoprov_registry::ConsoleActions`]). No script, no
+//! inline style: a stylesheet the daemon serves, so the strict Content-Security-Policy of
+//! `auth.rs` holds. Pages page their lists in SQL ([`duoprov_registry::ConsoleReads`]).
 //!
-//! [`routes`] is the route table: a page or action added there (an explain page, a retry of one
-//! object) sits behind the same gate and headers.
+//! [`routes`] is the route table: a page or action added there sits behind the same gate and
+//! headers.
 
 pub mod auth;
+mod explain;
 pub mod html;
 mod pages;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +38,9 @@ pub struct ProvisionerInfo {
     pub settings: String,
     /// Its full-sync schedule, in words.
     pub schedule: String,
+    /// Its sync settings and Duo client, for the explain page (`None`: the page says it cannot
+    /// explain here).
+    pub sync: Option<(Arc<duoprov_sync::SyncSettings>, duoprov_duo::DuoClient)>,
 }
 
 /// The console's state.
@@ -68,8 +76,7 @@ impl Console {
     }
 }
 
-/// The console's pages and actions, behind its gate. Extension point: further pages (such as
-/// `/explain`) and actions (such as retrying one object) are added here.
+/// The console's pages and actions, behind its gate.
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
         .route("/", get(pages::overview))
@@ -80,6 +87,8 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/duo-users.csv", get(pages::duo_users_csv))
         .route("/provisioners/{name}/full-sync", post(pages::request_full))
         .route("/provisioners/{name}/approve", post(pages::approve))
+        .route("/provisioners/{name}/retry", post(pages::retry))
+        .route("/explain", get(explain::explain))
         .route("/logout", post(auth::logout))
 }
 

@@ -21,7 +21,7 @@ use super::html::{duration_ms, esc, href, page, seg, table, time};
 pub const PAGE: u32 = 50;
 
 /// A failure of the registry behind a page, as a page.
-fn failed(what: &str, e: impl std::fmt::Display) -> Response {
+pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> Response {
     tracing::warn!(error = %e, "Console: {what} failed.");
     let body = page("Registry error", &format!("<p class=\"bad\">{}: {}</p>", esc(what), esc(&e.to_string())));
     (StatusCode::INTERNAL_SERVER_ERROR, Html(body)).into_response()
@@ -47,6 +47,8 @@ pub fn grouper_code(code: &str) -> &'static str {
 /// What a run's recorded report says, read leniently (older runs lack newer fields).
 struct RunView<'a> {
     r: &'a RunRecord,
+    /// What triggered the run, as the run log recorded it (older runs have none).
+    triggered_by: Option<&'a String>,
 }
 
 impl RunView<'_> {
@@ -75,13 +77,14 @@ impl RunView<'_> {
         self.r.counts["duo_classes"].as_array().map(|a| a.iter().map(|c| c["rate_limited"].as_i64().unwrap_or(0)).sum()).unwrap_or(0)
     }
 
-    /// What started the run: an escalation names its reason; else the kind's usual cause.
+    /// What started the run: as recorded (an escalation with its reason); else the kind's usual
+    /// cause.
     fn trigger(&self) -> String {
         if let Some(reason) = self.r.counts["escalated"].as_str() {
-            return format!("escalated: {reason}");
+            return format!("{} — escalated: {reason}", self.triggered_by.map(String::as_str).unwrap_or("change log"));
         }
-        if let Some(t) = self.r.counts["trigger"].as_str() {
-            return t.to_owned();
+        if let Some(t) = self.triggered_by {
+            return t.clone();
         }
         match self.r.kind {
             RunKind::Full => "full sync".into(),
@@ -130,15 +133,17 @@ pub async fn overview(State(c): State<Arc<Console>>) -> Response {
             Err(e) => return failed(&format!("reading the runs of {name}"), e),
         };
         let last_full = runs.iter().find(|r| r.kind == RunKind::Full && !r.dry_run);
-        let last_incremental = runs.iter().find(|r| r.kind != RunKind::Full && !r.dry_run);
+        // A run of one object (a retry) is neither.
+        let last_incremental = runs.iter().find(|r| r.kind == RunKind::Incremental && !r.dry_run);
         let lag = match c.store.checkpoint(name).await {
             Ok(Some(cp)) => format!("{} entries", (last_seq - cp.last_seq).max(0)),
             Ok(None) => "no full sync yet".into(),
             Err(e) => return failed(&format!("reading the checkpoint of {name}"), e),
         };
-        let in_error: i64 = match c.link_counts(name, now).await {
-            Ok((_, counts)) => counts.iter().map(|k| k.in_error).sum(),
-            Err(e) => return failed(&format!("counting the links of {name}"), e),
+        // Through the partial error indexes: no scan of a million membership links.
+        let in_error: i64 = match c.store.links_in_error(name).await {
+            Ok(n) => n,
+            Err(e) => return failed(&format!("counting the links of {name} in error"), e),
         };
         let status = statuses.get(name).cloned().unwrap_or_default();
         let mut role = esc(&status.role);
@@ -196,6 +201,40 @@ pub struct LinkQuery {
     kind: String,
     #[serde(default)]
     page: u32,
+    /// User links: the page after this `SOURCE:ID` (keyset paging).
+    #[serde(default)]
+    after: String,
+    /// User links: the page before this `SOURCE:ID`.
+    #[serde(default)]
+    before: String,
+}
+
+/// `SOURCE:ID` as a key, for a keyset cursor.
+fn key_of(text: &str) -> Option<duoprov_model::SubjectKey> {
+    text.split_once(':').map(|(source, id)| duoprov_model::SubjectKey::new(source, id))
+}
+
+/// The pager of a keyset page: its total, and links to the first, previous and next pages.
+fn key_pager(path: &str, pairs: &[(&str, String)], page: &duoprov_registry::KeyPage) -> String {
+    let mut out = format!("<p class=\"pager\">{} in all ", page.total);
+    let link = |extra: Option<(&'static str, String)>| {
+        let mut v: Vec<(&str, String)> = pairs.to_vec();
+        v.extend(extra);
+        href(path, &v)
+    };
+    if page.more_before {
+        let _ = write!(out, "<a href=\"{}\">first page</a>", esc(&link(None)));
+        if let Some(first) = page.rows.first() {
+            let _ = write!(out, "<a rel=\"prev\" href=\"{}\">← previous</a>", esc(&link(Some(("before", first.name.clone())))));
+        }
+    }
+    if page.more_after
+        && let Some(last) = page.rows.last()
+    {
+        let _ = write!(out, "<a rel=\"next\" href=\"{}\">next →</a>", esc(&link(Some(("after", last.name.clone())))));
+    }
+    out.push_str("</p>");
+    out
 }
 
 fn pager(path: &str, pairs: &[(&str, String)], page_no: u32, total: i64) -> String {
@@ -241,11 +280,30 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
     if let Some(who) = pending {
         let _ = write!(body, " <span class=\"note\">A full sync asked for by {} is waiting for its turn.</span>", esc(&who));
     }
+    for retry in c.shared.steering.queued_retries(&name) {
+        let _ = write!(body, "<p class=\"note\">A retry of {} asked for by {} is waiting for its turn.</p>", esc(&retry.target.to_string()), esc(&retry.who));
+    }
+    let _ = write!(body, "<p><a href=\"{}\">Explain a subject</a> (why it is, or is not, in a Duo group)</p>", esc(&href("/explain", &[("provisioner", name.clone())])));
+    let approval = match c.store.pending_approval(&name).await {
+        Ok(a) => a,
+        Err(e) => return failed(&format!("reading the approval of {name}"), e),
+    };
 
     // The refused plan.
     body.push_str("<h2>Last refused plan</h2>");
     match c.shared.steering.last_refusal(&name) {
-        None => body.push_str("<p class=\"empty\">No run has been refused since the daemon started (or a run has succeeded since).</p>"),
+        None => {
+            body.push_str("<p class=\"empty\">No run has been refused since the daemon started (or a run has succeeded since).</p>");
+            if let Some(a) = &approval {
+                let _ = write!(
+                    body,
+                    "<p class=\"note\">The removals with digest <code class=\"digest\">{}</code>, approved by {} {}, wait for the next full sync.</p>",
+                    esc(&a.digest),
+                    esc(&a.who),
+                    time(now, a.at_ms)
+                );
+            }
+        }
         Some(r) => {
             let _ = write!(body, "<p>The {} sync {} was refused by the safety rules; nothing changed:</p><ul>", esc(&r.kind), time(now, r.at_ms));
             for reason in &r.reasons {
@@ -259,8 +317,8 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
                 let _ = write!(body, "<li class=\"note\">… and {} more (see <code>duoprov plan {}</code>)</li>", r.removals.len() - 500, esc(&name));
             }
             body.push_str("</ul>");
-            if c.shared.steering.approval(&name).as_deref() == Some(r.digest.as_str()) {
-                body.push_str("<p class=\"note\">Approved; the next full sync applies exactly these removals.</p>");
+            if let Some(a) = approval.as_ref().filter(|a| a.digest == r.digest) {
+                let _ = write!(body, "<p class=\"note\">Approved by {} {}; the next full sync applies exactly these removals.</p>", esc(&a.who), time(now, a.at_ms));
             } else {
                 let _ = write!(
                     body,
@@ -294,24 +352,47 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
     let search = q.q.trim().to_owned();
     let _ = write!(
         body,
-        "<form method=\"get\" action=\"/provisioners/{}\"><label>Search <input type=\"search\" name=\"q\" value=\"{}\"></label> \
+        "<form method=\"get\" action=\"/provisioners/{}\"><label>Search <input type=\"search\" name=\"q\" value=\"{}\" title=\"groups: part of the name; users: the start of the login or the id (or SOURCE:ID…)\"></label> \
          <select name=\"kind\"><option value=\"groups\"{}>groups</option><option value=\"users\"{}>users</option></select> <button type=\"submit\">Search</button></form>",
         seg(&name),
         esc(&search),
         if kind == LinkKind::Groups { " selected" } else { "" },
         if kind == LinkKind::Users { " selected" } else { "" }
     );
-    let links = match c.store.link_page(&name, kind, Some(&search), q.page.saturating_mul(PAGE), PAGE).await {
-        Ok(p) => p,
-        Err(e) => return failed(&format!("reading the links of {name}"), e),
+    // User links by key (a deep page costs what the first does), searched by prefix through
+    // an index; group links (thousands, not hundreds of thousands) by offset.
+    let (links, key_page) = match kind {
+        LinkKind::Users => {
+            let cursor = match (key_of(q.after.trim()), key_of(q.before.trim())) {
+                (Some(k), _) => duoprov_registry::Cursor::After(k),
+                (None, Some(k)) => duoprov_registry::Cursor::Before(k),
+                (None, None) => duoprov_registry::Cursor::First,
+            };
+            match c.store.user_link_page(&name, Some(&search), &cursor, PAGE).await {
+                Ok(p) => (duoprov_registry::Paged { rows: p.rows.clone(), total: p.total }, Some(p)),
+                Err(e) => return failed(&format!("reading the user links of {name}"), e),
+            }
+        }
+        LinkKind::Groups => match c.store.link_page(&name, kind, Some(&search), q.page.saturating_mul(PAGE), PAGE).await {
+            Ok(p) => (p, None),
+            Err(e) => return failed(&format!("reading the links of {name}"), e),
+        },
     };
     let rows: Vec<Vec<String>> = links
         .rows
         .iter()
         .map(|l| {
-            let mut name_cell = esc(&l.name);
+            let explain = match kind {
+                LinkKind::Users => href("/explain", &[("provisioner", name.clone()), ("subject", l.name.clone())]),
+                LinkKind::Groups => href("/explain", &[("provisioner", name.clone()), ("group", l.name.clone())]),
+            };
+            let mut name_cell = format!("<a href=\"{}\" title=\"explain\">{}</a>", esc(&explain), esc(&l.name));
             if let Some(login) = &l.login {
                 let _ = write!(name_cell, " <span class=\"note\">({})</span>", esc(login));
+            }
+            if l.error_code.is_some() {
+                let object_kind = if kind == LinkKind::Users { "user" } else { "group" };
+                name_cell.push_str(&retry_form(&name, object_kind, &l.name, &caller));
             }
             vec![
                 name_cell,
@@ -325,7 +406,10 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
         .collect();
     body.push_str(&table(&["Name", "Duo id", "In target", "Created by duoprov", "Last provisioned", "Error"], &rows, "No link matches."));
     let pairs = [("q", search.clone()), ("kind", kind.as_str().to_owned())];
-    body.push_str(&pager(&format!("/provisioners/{}", seg(&name)), &pairs, q.page, links.total));
+    match &key_page {
+        Some(p) => body.push_str(&key_pager(&format!("/provisioners/{}", seg(&name)), &pairs, p)),
+        None => body.push_str(&pager(&format!("/provisioners/{}", seg(&name)), &pairs, q.page, links.total)),
+    }
 
     // Objects in error.
     body.push_str("<h2>Objects in error</h2>");
@@ -352,6 +436,11 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
     let rows: Vec<Vec<String>> = errors
         .iter()
         .map(|e| {
+            let retry = match e.kind.as_str() {
+                "user" => retry_form(&name, "user", &e.object, &caller),
+                "group" => names.get(&e.object).map(|g| retry_form(&name, "group", g, &caller)).unwrap_or_default(),
+                _ => String::new(),
+            };
             let object = match e.kind.as_str() {
                 "group" => group(&e.object),
                 "membership" => match e.object.split_once(' ') {
@@ -367,16 +456,22 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
                 esc(&e.message),
                 time(now, e.at_ms.0),
                 next_retry.get(&e.object).map(|t| time(now, *t)).unwrap_or_else(|| "at the next full sync".into()),
+                retry,
             ]
         })
         .collect();
-    body.push_str(&table(&["Code", "Kind", "Object", "Message", "Since", "Next retry"], &rows, "No object is in error."));
+    body.push_str(&table(&["Code", "Kind", "Object", "Message", "Since", "Next retry", ""], &rows, "No object is in error."));
 
     // Settings and actions.
     let _ = write!(body, "<h2>Settings as understood</h2><pre>{}</pre>", esc(&info.settings));
-    body.push_str("<h2>Console actions</h2>");
-    let rows: Vec<Vec<String>> = c.shared.steering.actions(&name).iter().map(|a| vec![time(now, a.at_ms), esc(&a.who), esc(&a.what)]).collect();
-    body.push_str(&table(&["When", "Who", "What"], &rows, "No action since the daemon started."));
+    body.push_str("<h2 id=\"actions\">Console actions</h2>");
+    let actions = match c.store.console_actions(&name, ACTIONS_SHOWN).await {
+        Ok(a) => a,
+        Err(e) => return failed(&format!("reading the console actions on {name}"), e),
+    };
+    let rows: Vec<Vec<String>> = actions.iter().map(|a| vec![time(now, a.at_ms), esc(&a.who), esc(&a.what)]).collect();
+    body.push_str(&table(&["When", "Who", "What"], &rows, "No console action yet."));
+    body.push_str("<p class=\"note\">Kept in the audit trail (<code>duoprov audit</code>).</p>");
     Html(page(&format!("Provisioner {name}"), &body)).into_response()
 }
 
@@ -397,10 +492,15 @@ pub async fn runs(State(c): State<Arc<Console>>, Path(name): Path<String>, Query
         Ok(r) => r,
         Err(e) => return failed(&format!("reading the runs of {name}"), e),
     };
+    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let triggers = match c.store.run_triggers(&ids).await {
+        Ok(t) => t,
+        Err(e) => return failed(&format!("reading what triggered the runs of {name}"), e),
+    };
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
-            let v = RunView { r };
+            let v = RunView { r, triggered_by: triggers.get(&r.id) };
             let kind = if r.dry_run { format!("{} (dry run)", r.kind.as_str()) } else { r.kind.as_str().to_owned() };
             vec![
                 format!("<a href=\"/runs/{}\">{}</a>", r.id, r.id),
@@ -435,7 +535,11 @@ pub async fn run(State(c): State<Arc<Console>>, Path(id): Path<i64>) -> Response
         Ok(None) => return not_found(&format!("There is no run {id} in the run log (it may have been pruned).")),
         Err(e) => return failed(&format!("reading run {id}"), e),
     };
-    let v = RunView { r: &r };
+    let triggers = match c.store.run_triggers(&[id]).await {
+        Ok(t) => t,
+        Err(e) => return failed(&format!("reading what triggered run {id}"), e),
+    };
+    let v = RunView { r: &r, triggered_by: triggers.get(&id) };
     let mut body = format!("<p><a href=\"/provisioners/{}/runs\">← runs of {}</a></p>", seg(&r.provisioner), esc(&r.provisioner));
     let facts = vec![
         vec!["Provisioner".into(), format!("<a href=\"/provisioners/{}\">{}</a>", seg(&r.provisioner), esc(&r.provisioner))],
@@ -488,6 +592,13 @@ pub struct UsersQuery {
     status: String,
     #[serde(default)]
     stale_login: String,
+    /// Methods as `duoprov report --has/--lacks/--only`: comma-separated names, any case.
+    #[serde(default)]
+    has: String,
+    #[serde(default)]
+    lacks: String,
+    #[serde(default)]
+    only: String,
     #[serde(default)]
     page: u32,
 }
@@ -505,7 +616,9 @@ impl UsersQuery {
             not_enrolled: self.not_enrolled.is_some(),
             status: Some(self.status.trim().to_owned()).filter(|s| !s.is_empty()),
             stale_login_days,
-            ..Default::default()
+            has_methods: duoprov_sync::duo_user_report::parse_methods("has", std::slice::from_ref(&self.has))?,
+            lacks_methods: duoprov_sync::duo_user_report::parse_methods("lacks", std::slice::from_ref(&self.lacks))?,
+            only_methods: duoprov_sync::duo_user_report::parse_methods("only", std::slice::from_ref(&self.only))?,
         })
     }
 
@@ -516,6 +629,9 @@ impl UsersQuery {
             ("not_enrolled", self.not_enrolled.as_ref().map(|_| "1".to_owned()).unwrap_or_default()),
             ("status", self.status.trim().to_owned()),
             ("stale_login", self.stale_login.trim().to_owned()),
+            ("has", self.has.trim().to_owned()),
+            ("lacks", self.lacks.trim().to_owned()),
+            ("only", self.only.trim().to_owned()),
         ]
     }
 }
@@ -556,11 +672,19 @@ pub async fn duo_users(State(c): State<Arc<Console>>, Query(mut q): Query<UsersQ
         "</select></label> <label><input type=\"checkbox\" name=\"not_in_registry\" value=\"1\"{}> not in the registry</label> \
          <label><input type=\"checkbox\" name=\"not_enrolled\" value=\"1\"{}> not enrolled</label> \
          <label>Status <input type=\"text\" name=\"status\" size=\"10\" value=\"{}\"></label> \
-         <label>No login for <input type=\"number\" min=\"0\" name=\"stale_login\" size=\"5\" value=\"{}\"> days</label> <button type=\"submit\">Filter</button></form>",
+         <label>No login for <input type=\"number\" min=\"0\" name=\"stale_login\" size=\"5\" value=\"{}\"> days</label> \
+         <label title=\"at least one of each\">Has <input type=\"text\" name=\"has\" size=\"12\" value=\"{}\"></label> \
+         <label title=\"none of each (known)\">Lacks <input type=\"text\" name=\"lacks\" size=\"12\" value=\"{}\"></label> \
+         <label title=\"these methods and no other\">Only <input type=\"text\" name=\"only\" size=\"12\" value=\"{}\"></label> \
+         <button type=\"submit\">Filter</button></form><p class=\"note\">Methods, comma-separated: {}.</p>",
         if q.not_in_registry.is_some() { " checked" } else { "" },
         if q.not_enrolled.is_some() { " checked" } else { "" },
         esc(q.status.trim()),
-        esc(q.stale_login.trim())
+        esc(q.stale_login.trim()),
+        esc(q.has.trim()),
+        esc(q.lacks.trim()),
+        esc(q.only.trim()),
+        esc(&duoprov_registry::AuthMethod::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "))
     );
     if !c.provisioners.contains_key(&q.provisioner) {
         body.push_str("<p class=\"empty\">Choose a provisioner this daemon runs.</p>");
@@ -588,7 +712,7 @@ pub async fn duo_users(State(c): State<Arc<Console>>, Query(mut q): Query<UsersQ
         .iter()
         .map(|r| {
             let o = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
-            vec![esc(&r.user_name), o(&r.real_name), o(&r.email), o(&r.status), o(&r.is_enrolled), secs(r.last_login_time), secs(r.created_at), esc(&r.user_id)]
+            vec![esc(&r.user_name), o(&r.real_name), o(&r.email), o(&r.status), o(&r.is_enrolled), secs(r.last_login_time), secs(r.created_at), esc(&duoprov_sync::duo_user_report::methods_cell(r)), esc(&r.user_id)]
         })
         .collect();
     let _ = write!(
@@ -598,7 +722,7 @@ pub async fn duo_users(State(c): State<Arc<Console>>, Query(mut q): Query<UsersQ
         time(now, load.loaded_at * 1000),
         esc(&href("/duo-users.csv", &q.pairs()))
     );
-    body.push_str(&table(&["Username", "Name", "Email", "Status", "Enrolled", "Last login", "Created", "Duo id"], &cells, "No Duo user matches."));
+    body.push_str(&table(&["Username", "Name", "Email", "Status", "Enrolled", "Last login", "Created", "Methods", "Duo id"], &cells, "No Duo user matches."));
     body.push_str(&pager("/duo-users", &q.pairs(), q.page, total));
     Html(page("Duo users", &body)).into_response()
 }
@@ -621,6 +745,80 @@ pub async fn duo_users_csv(State(c): State<Arc<Console>>, Query(q): Query<UsersQ
     }
 }
 
+/// The console actions shown on a provisioner's page.
+const ACTIONS_SHOWN: u32 = 50;
+
+/// A button retrying one user (`object` is `SOURCE:ID`) or group (its registry name) now.
+pub(crate) fn retry_form(provisioner: &str, kind: &str, object: &str, caller: &Caller) -> String {
+    format!(
+        " <form class=\"inline\" method=\"post\" action=\"/provisioners/{}/retry\">{}<input type=\"hidden\" name=\"kind\" value=\"{}\">\
+         <input type=\"hidden\" name=\"object\" value=\"{}\"><button type=\"submit\" title=\"sync this {} alone now, as duoprov sync --{}\">Retry now</button></form>",
+        seg(provisioner),
+        csrf_field(caller),
+        esc(kind),
+        esc(object),
+        esc(kind),
+        if kind == "user" { "subject" } else { "group" }
+    )
+}
+
+#[derive(Deserialize)]
+pub struct RetryForm {
+    #[serde(default)]
+    csrf: String,
+    /// `user` or `group`.
+    #[serde(default)]
+    kind: String,
+    /// A subject (`SOURCE:ID`, id or login) or a registry group's full name.
+    #[serde(default)]
+    object: String,
+}
+
+/// `POST /provisioners/{name}/retry`: queues a sync of one user or group alone for the loop
+/// (as `duoprov sync P --subject S` / `--group G`); its outcome joins the action log.
+pub async fn retry(State(c): State<Arc<Console>>, Path(name): Path<String>, Extension(caller): Extension<Caller>, Form(form): Form<RetryForm>) -> Response {
+    if let Some(refused) = csrf_refusal(&caller, &form.csrf) {
+        return refused;
+    }
+    if !c.provisioners.contains_key(&name) {
+        return not_found(&format!("This daemon runs no provisioner named {name}."));
+    }
+    // Only the daemon leading the provisioner runs it: a standby's queue would never run.
+    if c.shared.provisioners.lock().ok().and_then(|m| m.get(&name).map(|s| s.role == "standby")).unwrap_or(false) {
+        return (
+            StatusCode::CONFLICT,
+            Html(page("Not retried", &format!("<p>This daemon stands by for {}: another daemon leads it. Retry from the leading daemon's console, or run <code>duoprov sync {} --subject …</code>.</p>", esc(&name), esc(&name)))),
+        )
+            .into_response();
+    }
+    let object = form.object.trim();
+    let bad = |m: String| (StatusCode::BAD_REQUEST, Html(page("Not retried", &format!("<p class=\"bad\">{}</p><p><a href=\"/provisioners/{}\">Back</a></p>", esc(&m), seg(&name))))).into_response();
+    let target = match form.kind.as_str() {
+        "user" => match duoprov_sync::object::find_subject(&*c.store, object).await {
+            Ok(s) => duoprov_sync::ObjectTarget::Subject { reference: s.key().to_string() },
+            Err(e) => return bad(format!("retry: subject {object:?}: {e}")),
+        },
+        "group" => match duoprov_sync::object::find_group(&*c.store, object).await {
+            Ok(g) => duoprov_sync::ObjectTarget::Group { name: g.name.to_string() },
+            Err(e) => return bad(format!("retry: group {object:?}: {e}")),
+        },
+        other => return bad(format!("retry: kind {other:?}: expected user or group")),
+    };
+    let what = format!("retry of {target} requested");
+    if let Err(e) = c.store.record_console_action(&name, &caller.who, "retry", &what).await {
+        return failed("recording the action in the audit trail", e);
+    }
+    tracing::info!(provisioner = %name, who = %caller.who, "Console: {what}.");
+    if !c.shared.steering.request_retry(&name, crate::steer::RetryRequest { target, who: caller.who.clone() }) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(page("Not retried", &format!("<p>{} retries of {} are already waiting; try again when they have run.</p>", crate::steer::RETRIES_QUEUED, esc(&name)))),
+        )
+            .into_response();
+    }
+    Redirect::to(&format!("/provisioners/{}#actions", seg(&name))).into_response()
+}
+
 #[derive(Deserialize)]
 pub struct ActionForm {
     #[serde(default)]
@@ -637,7 +835,11 @@ pub async fn request_full(State(c): State<Arc<Console>>, Path(name): Path<String
     if !c.provisioners.contains_key(&name) {
         return not_found(&format!("This daemon runs no provisioner named {name}."));
     }
-    c.shared.steering.request_full(&name, &caller.who, duoprov_sync::now_ms());
+    if let Err(e) = c.store.record_console_action(&name, &caller.who, "full-sync", "full sync requested").await {
+        return failed("recording the action in the audit trail", e);
+    }
+    tracing::info!(provisioner = %name, who = %caller.who, "Console: full sync requested.");
+    c.shared.steering.request_full(&name, &caller.who);
     Redirect::to(&format!("/provisioners/{}", seg(&name))).into_response()
 }
 
@@ -649,8 +851,19 @@ pub async fn approve(State(c): State<Arc<Console>>, Path(name): Path<String>, Ex
     if !c.provisioners.contains_key(&name) {
         return not_found(&format!("This daemon runs no provisioner named {name}."));
     }
-    match c.shared.steering.approve(&name, &form.digest, &caller.who, duoprov_sync::now_ms()) {
-        Ok(()) => Redirect::to(&format!("/provisioners/{}", seg(&name))).into_response(),
+    match c.shared.steering.check_approval(&name, &form.digest) {
+        Ok(digest) => {
+            // The approval and its audit entry in one transaction: it outlives a restart.
+            if let Err(e) = c.store.save_approval(&name, &digest, &caller.who).await {
+                return failed("saving the approval", e);
+            }
+            tracing::info!(provisioner = %name, who = %caller.who, %digest, "Console: approved the removals with digest {digest}.");
+            if let Err(e) = c.store.record_console_action(&name, &caller.who, "full-sync", "full sync requested").await {
+                return failed("recording the action in the audit trail", e);
+            }
+            c.shared.steering.request_full(&name, &caller.who);
+            Redirect::to(&format!("/provisioners/{}", seg(&name))).into_response()
+        }
         Err(crate::steer::ApproveError::NothingRefused) => {
             (StatusCode::CONFLICT, Html(page("Not approved", &format!("<p>No refused plan of {} is waiting for approval.</p>", esc(&name))))).into_response()
         }

@@ -57,6 +57,10 @@ pub trait SqlBackend: Database<Arguments: IntoArguments<Self>> + sealed::Sealed 
     /// Run in the transaction of every change-log entry: PostgreSQL notifies listeners (a daemon
     /// waiting for changes) when the transaction commits.
     const NOTIFY_CHANGE: Option<&'static str>;
+    /// Appended to a text expression to compare it byte by byte (code point order), so a prefix
+    /// range `[p, p || U+10FFFF)` holds exactly the strings starting with `p` and an index built
+    /// under the same collation serves it (SQLite's default collation already is).
+    const BYTE_ORDER: &'static str;
 
     /// The rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;

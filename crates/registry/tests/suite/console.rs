@@ -127,3 +127,116 @@ registry_test!(the_console_reads_links_duo_users_and_runs_a_page_at_a_time, |sto
     assert_eq!(names.len(), 1);
     assert_eq!(names[&uuids[1]], "app:duo:axb");
 });
+
+registry_test!(console_actions_and_approvals_are_kept_in_the_registry_and_an_approval_is_taken_once, |store| {
+    assert_eq!(store.pending_approval("duoTest").await.unwrap(), None);
+    store.record_console_action("duoTest", "loopback", "full-sync", "full sync requested").await.unwrap();
+    store.save_approval("duoTest", "abc123", "console token").await.unwrap();
+    // A second approval replaces the first: one digest waits per provisioner.
+    store.save_approval("duoTest", "def456", "console token").await.unwrap();
+    store.record_console_action("other", "loopback", "retry", "retry of subject local:ann requested").await.unwrap();
+
+    // A second store on the same registry (a restarted daemon) reads them back.
+    let pending = store.pending_approval("duoTest").await.unwrap().expect("the approval waits");
+    assert_eq!((pending.digest.as_str(), pending.who.as_str()), ("def456", "console token"));
+    let actions = store.console_actions("duoTest", 10).await.unwrap();
+    let seen: Vec<(&str, &str, &str)> = actions.iter().map(|a| (a.who.as_str(), a.action.as_str(), a.what.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            ("console token", "approve", "approved the removals with digest def456"),
+            ("console token", "approve", "approved the removals with digest abc123"),
+            ("loopback", "full-sync", "full sync requested"),
+        ],
+        "newest first, this provisioner's only"
+    );
+    assert_eq!(store.console_actions("duoTest", 1).await.unwrap().len(), 1);
+    // In the audit trail, as the console's, with the approved digest.
+    let entries = store.audit_entries(&duoprov_registry::AuditFilter { provisioner: Some("duoTest".into()), ..Default::default() }).await.unwrap();
+    let approvals: Vec<(&str, Option<&str>)> = entries.iter().filter(|e| e.action == "approve").map(|e| (e.actor.as_str(), e.approval.as_deref())).collect();
+    assert_eq!(approvals, [("console:console token", Some("abc123")), ("console:console token", Some("def456"))]);
+    assert!(entries.iter().all(|e| e.object_kind == "console"));
+
+    // One run takes it; the next finds none.
+    assert_eq!(store.take_approval("duoTest").await.unwrap().map(|a| a.digest), Some("def456".to_owned()));
+    assert_eq!(store.take_approval("duoTest").await.unwrap(), None);
+    assert_eq!(store.pending_approval("duoTest").await.unwrap(), None);
+
+    // What triggered each run, read back by id.
+    let a = store.begin_run("duoTest", RunKind::Full, false).await.unwrap();
+    let b = store.begin_run("duoTest", RunKind::Object, false).await.unwrap();
+    store.set_run_trigger(b, "console: retry of subject local:ann by loopback").await.unwrap();
+    let triggers = store.run_triggers(&[a, b]).await.unwrap();
+    assert_eq!(triggers.len(), 1, "a run without a recorded trigger has none");
+    assert_eq!(triggers[&b], "console: retry of subject local:ann by loopback");
+});
+
+registry_test!(keyset_pages_of_user_links_hold_the_same_rows_as_offset_pages_across_page_boundaries, |store| {
+    use duoprov_registry::Cursor;
+    let now = EpochMillis(1_796_007_540_000);
+    // Eight links: two sources, one subject gone from the registry, logins unlike the ids.
+    let keys: Vec<SubjectKey> = ["ann", "bob", "bea", "cid", "dan", "eve", "fay"].iter().map(|id| SubjectKey::local(*id)).chain([SubjectKey::new("ldap", "u100")]).collect();
+    for k in &keys {
+        if k.id != "eve" {
+            let login = if k.source == "ldap" { "Zed.Smith".to_owned() } else { format!("{}.login", k.id) };
+            let patch = SubjectPatch { login_id: Some(Some(login)), ..person(&k.id) };
+            store.upsert_subject(k, &patch).await.unwrap();
+        }
+    }
+    let users: Vec<UserState> = keys
+        .iter()
+        .map(|k| UserState {
+            pending_name: None,
+            pending_at: None,
+            subject: k.clone(),
+            duo_user_id: Some(format!("DU{}", k.id)),
+            in_target: true,
+            created_by_us: true,
+            provisioned_at: Some(now),
+            error: (k.id == "cid").then(|| StateError { code: "ERR".into(), message: "refused".into() }),
+        })
+        .collect();
+    store.record("duoTest", &[], &users, &[]).await.unwrap();
+    store.record("other", &[], &users[..2], &[]).await.unwrap();
+
+    let mut by_offset = Vec::new();
+    for page in 0..3 {
+        by_offset.push(store.link_page("duoTest", LinkKind::Users, None, page * 3, 3).await.unwrap().rows);
+    }
+    let first = store.user_link_page("duoTest", None, &Cursor::First, 3).await.unwrap();
+    assert_eq!((first.total, first.more_before, first.more_after), (8, false, true));
+    let key_of = |name: &str| {
+        let (source, id) = name.split_once(':').unwrap();
+        SubjectKey::new(source, id)
+    };
+    let second = store.user_link_page("duoTest", None, &Cursor::After(key_of(&first.rows[2].name)), 3).await.unwrap();
+    let third = store.user_link_page("duoTest", None, &Cursor::After(key_of(&second.rows[2].name)), 3).await.unwrap();
+    assert_eq!([first.rows.clone(), second.rows.clone(), third.rows.clone()], [by_offset[0].clone(), by_offset[1].clone(), by_offset[2].clone()], "the same rows, link for link");
+    assert_eq!((third.rows.len(), third.more_after), (2, false), "the last page says nothing follows");
+    assert_eq!(first.rows[0].name, "ldap:u100");
+    assert!(third.rows.iter().any(|r| r.name == "local:eve" && r.login.is_none()), "a link whose subject is gone is listed, without a login");
+    // Back from the third page: the second again.
+    let back = store.user_link_page("duoTest", None, &Cursor::Before(key_of(&third.rows[0].name)), 3).await.unwrap();
+    assert_eq!((back.rows, back.more_before, back.more_after), (second.rows.clone(), true, true));
+    let back = store.user_link_page("duoTest", None, &Cursor::Before(key_of(&second.rows[0].name)), 3).await.unwrap();
+    assert_eq!((back.rows, back.more_before), (first.rows.clone(), false));
+
+    // A search by a prefix of the login or the id, ignoring case; or SOURCE:PREFIX.
+    let names = |p: &duoprov_registry::KeyPage| p.rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    let b = store.user_link_page("duoTest", Some("B"), &Cursor::First, 50).await.unwrap();
+    assert_eq!((b.total, names(&b)), (2, vec!["local:bea".to_owned(), "local:bob".to_owned()]));
+    let b1 = store.user_link_page("duoTest", Some("b"), &Cursor::First, 1).await.unwrap();
+    let b2 = store.user_link_page("duoTest", Some("b"), &Cursor::After(key_of(&b1.rows[0].name)), 1).await.unwrap();
+    assert_eq!((names(&b1), names(&b2), b2.more_after), (vec!["local:bea".to_owned()], vec!["local:bob".to_owned()], false));
+    let zed = store.user_link_page("duoTest", Some("zed.s"), &Cursor::First, 50).await.unwrap();
+    assert_eq!(names(&zed), ["ldap:u100"], "by login");
+    let ldap = store.user_link_page("duoTest", Some("LDAP:U1"), &Cursor::First, 50).await.unwrap();
+    assert_eq!(names(&ldap), ["ldap:u100"], "by source and id");
+    let none = store.user_link_page("duoTest", Some("ob"), &Cursor::First, 50).await.unwrap();
+    assert_eq!((none.total, none.rows.len()), (0, 0), "a prefix, not a substring");
+    let other = store.user_link_page("other", None, &Cursor::First, 50).await.unwrap();
+    assert_eq!(other.total, 2, "another provisioner's links are its own");
+
+    assert_eq!(store.links_in_error("duoTest").await.unwrap(), 1);
+    assert_eq!(store.links_in_error("nobody").await.unwrap(), 0);
+});
