@@ -30,6 +30,7 @@ pub(crate) fn sqlite() -> Migrator {
         (10, "audit", include_str!("../migrations/sqlite/0010_audit.sql")),
         (11, "console", include_str!("../migrations/sqlite/0011_console.sql")),
         (13, "auth methods", include_str!("../migrations/sqlite/0013_auth_methods.sql")),
+        (18, "rendered usernames", include_str!("../migrations/sqlite/0018_rendered_usernames.sql")),
     ])
 }
 
@@ -47,5 +48,6 @@ pub(crate) fn postgres() -> Migrator {
         (10, "audit", include_str!("../migrations/postgres/0010_audit.sql")),
         (11, "console", include_str!("../migrations/postgres/0011_console.sql")),
         (13, "auth methods", include_str!("../migrations/postgres/0013_auth_methods.sql")),
+        (18, "rendered usernames", include_str!("../migrations/postgres/0018_rendered_usernames.sql")),
     ])
 }

@@ -67,6 +67,7 @@ pub trait Store:
     + crate::mirror::MirrorStore
     + crate::audit::AuditLog
     + crate::console::ConsoleReads
+    + crate::scoped::ScopedReads
     + Send
     + Sync
 {

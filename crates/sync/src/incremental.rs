@@ -37,9 +37,9 @@ use duoprov_registry::{RetryTarget, Store};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::SyncError;
-use crate::prepared::{Prepared, RunKind};
+use crate::prepared::{rendered_rows, Prepared, RenderedUpdate, RunKind};
 use crate::read::{snapshot_group, snapshot_user};
-use crate::registry_read::{read_links, read_registry};
+use crate::registry_read::{filter_registry, read_links, read_registry};
 use crate::settings::SyncSettings;
 
 pub use crate::prepared::ScopeSummary;
@@ -78,7 +78,7 @@ pub enum Incremental {
 }
 
 /// Groups and subjects named by the entries and due retries.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Named {
     pub groups: BTreeSet<String>,
     pub whole: BTreeSet<String>,
@@ -86,9 +86,14 @@ pub(crate) struct Named {
     /// Also every group a named subject belongs to: the groups it is a desired or held member
     /// of, and the linked groups its Duo user is in (one sync of a subject, [`crate::object`]).
     pub subjects_groups: bool,
+    /// Why the registry side must be read whole: a change that can move subjects it does not
+    /// name in or out of the selection or the eligibility group (a marker, nesting, a group or
+    /// folder added, changed or removed, an import), or a group reconciled whole.
+    pub unbounded: Option<String>,
 }
 
 /// What [`plan_scope`] is asked to plan, besides the named objects.
+#[derive(Clone)]
 pub(crate) struct ScopeRequest {
     pub named: Named,
     pub kind: RunKind,
@@ -123,6 +128,15 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
     let mut subject_changes: HashMap<&str, usize> = HashMap::new();
     for e in entries {
         let for_us = e.provisioners.is_empty() || e.provisioners.iter().any(|p| p == provisioner);
+        let names_its_subjects = match e.kind {
+            ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned => !for_us,
+            ChangeKind::MemberAdded | ChangeKind::MemberRemoved => !e.subjects.is_empty(),
+            ChangeKind::SubjectAdded | ChangeKind::SubjectUpdated | ChangeKind::SubjectRemoved => true,
+            _ => false,
+        };
+        if !names_its_subjects && named.unbounded.is_none() {
+            named.unbounded = Some(format!("change-log entry {} ({}) can change which subjects are selected without naming them", e.seq, e.kind.as_str()));
+        }
         match e.kind {
             ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned if !for_us => {}
             ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned | ChangeKind::GroupRemoved | ChangeKind::FolderRemoved | ChangeKind::Import => {
@@ -158,6 +172,9 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
             named.whole.insert(g.to_owned());
         }
     }
+    if !named.whole.is_empty() && named.unbounded.is_none() {
+        named.unbounded = Some("a group is reconciled whole (more membership changes than whole_group_above)".into());
+    }
     for t in due {
         match t {
             RetryTarget::Group { group_uuid } => {
@@ -165,6 +182,7 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
             }
             RetryTarget::WholeGroup { group_uuid } => {
                 named.whole.insert(group_uuid.clone());
+                named.unbounded.get_or_insert_with(|| "a group's retry reconciles it whole".into());
             }
             RetryTarget::User { subject } => {
                 named.subjects.insert(subject.clone());
@@ -262,9 +280,41 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     plan_scope(store, duo, settings, request, start, pacing_before).await
 }
 
+/// How the registry side of a scoped run is read.
+enum RegistryMode {
+    /// For the scoped subjects only ([`duoprov_registry::ScopedReads`]); the recorded usernames
+    /// are current under `fingerprint`.
+    Scoped { fingerprint: String },
+    /// The whole selection, for `reason` (`None` for a one-object sync, which always reads it
+    /// whole); with `record`, the recorded usernames are replaced from it under that fingerprint.
+    Whole { reason: Option<String>, record: Option<String> },
+}
+
+/// Whether an incremental run can read the registry for its subjects only: its changes name
+/// every subject whose selection they change (`named.unbounded` is unset), and the recorded
+/// usernames were made under the current rendering settings.
+async fn registry_mode(store: &dyn Store, settings: &SyncSettings, request: &ScopeRequest) -> Result<RegistryMode, SyncError> {
+    if request.kind != RunKind::Incremental {
+        return Ok(RegistryMode::Whole { reason: None, record: None });
+    }
+    let fingerprint = crate::settings::rendering_fingerprint(settings);
+    let reason = if let Some(reason) = &request.named.unbounded {
+        reason.clone()
+    } else {
+        match store.rendered_fingerprint(&settings.provisioner).await? {
+            Some(recorded) if recorded == fingerprint => return Ok(RegistryMode::Scoped { fingerprint }),
+            Some(_) => "the templates, eligibility group or subject sources changed since the usernames were recorded: this read records them anew".into(),
+            None => "no rendered usernames are recorded for this provisioner yet: this read records them".into(),
+        }
+    };
+    Ok(RegistryMode::Whole { reason: Some(reason), record: Some(fingerprint) })
+}
+
 /// Reads the named objects (and what they pull in) from Duo and plans them with the full sync's
-/// planner over a scoped view; the registry side is read whole. `Escalate` when the scope is
-/// larger than `max_objects` or cannot be read faithfully by lookups.
+/// planner over a scoped view. The registry side is read for the scoped subjects only when
+/// [`registry_mode`] allows it, else whole; a scoped read that finds a group to reconcile whole
+/// (newly selected, or gone from Duo) is redone with the whole selection. `Escalate` when the
+/// scope is larger than `max_objects` or cannot be read faithfully by lookups.
 pub(crate) async fn plan_scope(
     store: &dyn Store,
     duo: &DuoClient,
@@ -273,13 +323,70 @@ pub(crate) async fn plan_scope(
     start: Instant,
     pacing_before: Vec<duoprov_duo::ClassStats>,
 ) -> Result<Incremental, SyncError> {
+    let mut mode = registry_mode(store, settings, &request).await?;
+    loop {
+        match plan_scope_in(store, duo, settings, request.clone(), start, pacing_before.clone(), &mode).await? {
+            Ok(planned) => return Ok(planned),
+            Err(reason) => {
+                tracing::debug!(provisioner = settings.provisioner, reason, "reading the registry whole instead of scoped");
+                mode = RegistryMode::Whole { reason: Some(reason), record: Some(crate::settings::rendering_fingerprint(settings)) };
+            }
+        }
+    }
+}
+
+/// [`plan_scope`] with the registry read as `mode` says; `Err(reason)` asks for a whole read
+/// (only ever from a scoped one).
+async fn plan_scope_in(
+    store: &dyn Store,
+    duo: &DuoClient,
+    settings: &SyncSettings,
+    request: ScopeRequest,
+    start: Instant,
+    pacing_before: Vec<duoprov_duo::ClassStats>,
+    mode: &RegistryMode,
+) -> Result<Result<Incremental, String>, SyncError> {
     let name = settings.provisioner.as_str();
     let ScopeRequest { mut named, kind, retries, due, now_ms, from_seq, to_seq, changes, max_objects, drop_stale_retries } = request;
     let mut calls = 0usize;
-    // The registry side is read whole (one query) so usernames clashing anywhere are held exactly
-    // as a full sync holds them; only the plan is scoped.
-    let registry = read_registry(store, settings).await?;
-    let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
+    // The registry side: whole (one query), or for the scoped subjects only — every selected
+    // group with its effective members among them, their eligibility, and the recorded usernames
+    // of everyone else rendering to their usernames — so usernames clashing anywhere are held
+    // exactly as a full sync holds them either way; only the plan is scoped.
+    let registry_start = Instant::now();
+    let (registry, mut desired, rendered) = match mode {
+        RegistryMode::Scoped { fingerprint } => {
+            let subjects: Vec<SubjectKey> = named.subjects.iter().cloned().collect();
+            let scoped = store.scoped_selection(name, &subjects, settings.eligible_group.as_ref()).await?;
+            let eligible = scoped.eligible.map(|v| v.into_iter().collect::<HashSet<_>>());
+            let registry = filter_registry(settings, scoped.selection, eligible);
+            let mut keys: Vec<String> = registry
+                .selection
+                .subjects
+                .iter()
+                .filter_map(|s| settings.mapping.user_fields(s).ok())
+                .map(|f| duoprov_model::username_key(&f.username))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            let mut others: HashMap<String, usize> = HashMap::new();
+            for h in store.rendered_holders(name, &keys).await? {
+                if !named.subjects.contains(&h.subject) {
+                    *others.entry(h.username_key).or_default() += 1;
+                }
+            }
+            let desired = DesiredState::build_with(&registry.selection, &settings.mapping, registry.eligible.as_ref(), &|k| others.get(k).copied().unwrap_or(0));
+            let rendered = RenderedUpdate::Subjects { fingerprint: fingerprint.clone(), subjects, rows: rendered_rows(&desired) };
+            (registry, desired, Some(rendered))
+        }
+        RegistryMode::Whole { record, .. } => {
+            let registry = read_registry(store, settings).await?;
+            let desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
+            let rendered = record.as_ref().map(|fingerprint| RenderedUpdate::Replace { fingerprint: fingerprint.clone(), rows: rendered_rows(&desired) });
+            (registry, desired, rendered)
+        }
+    };
+    let registry_ms = registry_start.elapsed().as_millis() as u64;
     let links = read_links(store, settings).await?;
     crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
     if named.subjects_groups {
@@ -307,9 +414,9 @@ pub(crate) async fn plan_scope(
         .collect();
     let estimate = groups.len() + named.subjects.len() + whole.iter().map(|g| desired_group[g].members.len()).sum::<usize>();
     if estimate > max_objects {
-        return Ok(Incremental::Escalate {
+        return Ok(Ok(Incremental::Escalate {
             reason: format!("about {estimate} groups and users are affected, more than {max_objects} (full_sync_above_objects)"),
-        });
+        }));
     }
 
     // Duo, step 1: the groups (by id, or all of them when one must be matched by name) and the
@@ -340,6 +447,16 @@ pub(crate) async fn plan_scope(
         if desired_group.contains_key(g) {
             whole.insert(g);
         }
+    }
+    // A group reconciled whole needs all its effective members: a scoped read has only the
+    // scoped subjects, so the run reads the registry whole instead.
+    if matches!(mode, RegistryMode::Scoped { .. })
+        && let Some(g) = whole.first()
+    {
+        return Ok(Err(format!(
+            "group {} is reconciled whole (newly selected, or its Duo group is gone), which needs all its members",
+            desired_group[g].registry_name
+        )));
     }
     let mut member_reads: Vec<String> = whole.iter().filter_map(|g| linked_id(g)).filter(|id| present.contains(id)).collect();
     // A whole group without a live link may be matched by name to a Duo group (adopted, claimed,
@@ -383,9 +500,9 @@ pub(crate) async fn plan_scope(
         }
     }
     if groups.len() + users.len() > max_objects {
-        return Ok(Incremental::Escalate {
+        return Ok(Ok(Incremental::Escalate {
             reason: format!("{} groups and users are affected, more than {max_objects} (full_sync_above_objects)", groups.len() + users.len()),
-        });
+        }));
     }
 
     // Duo, step 2: the users, by id where linked, then by username for the rest.
@@ -450,12 +567,12 @@ pub(crate) async fn plan_scope(
             let (ignore_case, made) = lookups_ignore_case(duo, &duo_users, &links).await.map_err(SyncError::DuoRead)?;
             calls += made;
             if !ignore_case {
-                return Ok(Incremental::Escalate {
+                return Ok(Ok(Incremental::Escalate {
                     reason: format!(
                         "Duo has no user {missing:?} under that spelling or its lowercase, and this Duo's lookups may compare usernames exactly (a lookup of a known user in another case did not find it), so it may hold that user under another case only a full read shows; `duoprov doctor {} --probe` records how this Duo compares, and incremental runs then decide themselves",
                         settings.provisioner
                     ),
-                });
+                }));
             }
         }
     }
@@ -544,9 +661,25 @@ pub(crate) async fn plan_scope(
             attempted.push(r.target.clone());
         }
     }
-    let scope = ScopeSummary { from_seq, to_seq, changes, groups: groups.len(), whole_groups: whole.len(), users: users.len(), retries_due: due, attempted };
+    let (registry_scoped, registry_whole_reason) = match mode {
+        RegistryMode::Scoped { .. } => (true, None),
+        RegistryMode::Whole { reason, .. } => (false, reason.clone()),
+    };
+    let scope = ScopeSummary {
+        from_seq,
+        to_seq,
+        changes,
+        groups: groups.len(),
+        whole_groups: whole.len(),
+        users: users.len(),
+        retries_due: due,
+        registry_scoped,
+        registry_whole_reason,
+        registry_ms,
+        attempted,
+    };
     plan_ms += start.elapsed().as_millis() as u64;
-    Ok(Incremental::Planned(Box::new(Prepared {
+    Ok(Ok(Incremental::Planned(Box::new(Prepared {
         kind,
         change_seq: to_seq,
         scope: Some(scope),
@@ -560,7 +693,8 @@ pub(crate) async fn plan_scope(
         read_ms,
         plan_ms,
         pacing_before,
-    })))
+        rendered,
+    }))))
 }
 
 /// Adds to `named.groups` every group a named subject belongs to: the selected groups it is a

@@ -50,6 +50,10 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
     }
     let registry_fingerprint = fingerprint(&(&selection, &eligible_sorted));
     let duo_fingerprint = fingerprint(&(&duo_read.snapshot, &links));
+    let rendered = crate::prepared::RenderedUpdate::Replace {
+        fingerprint: crate::settings::rendering_fingerprint(settings),
+        rows: crate::prepared::rendered_rows(&desired),
+    };
     let plan_ms = start.elapsed().as_millis() as u64;
     Ok(Prepared {
         kind: RunKind::Full,
@@ -67,6 +71,7 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
         read_ms,
         plan_ms,
         pacing_before,
+        rendered: Some(rendered),
     })
 }
 
@@ -129,6 +134,14 @@ pub async fn run(
 ) -> Result<RunReport, SyncError> {
     let name = settings.provisioner.as_str();
     let run_id = store.begin_run(name, prepared.kind, options.dry_run).await?;
+    // The usernames this read rendered, for the next scoped incremental runs: recorded before
+    // applying (they describe the registry as read, whatever Duo answers), never by a dry run
+    // (which may not hold the runner lock, and could write an older read over a newer one).
+    if !options.dry_run
+        && let Some(rendered) = &prepared.rendered
+    {
+        rendered.record(store, name).await?;
+    }
     let mut report = RunReport {
         provisioner: name.to_owned(),
         kind: prepared.kind.as_str().to_owned(),

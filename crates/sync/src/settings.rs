@@ -64,3 +64,15 @@ pub struct SyncOptions {
     /// Who runs the sync (the daemon, or the command line and its user), for the audit log.
     pub actor: duoprov_registry::AuditActor,
 }
+
+/// The fingerprint of what decides which subjects a provisioner renders and to which usernames
+/// (every template, the eligibility group, the subject sources): recorded usernames made under
+/// another fingerprint are not used (see [`duoprov_registry::ScopedReads`]).
+pub fn rendering_fingerprint(settings: &SyncSettings) -> String {
+    duoprov_plan::fingerprint::fingerprint(&(
+        "rendered-usernames/1",
+        settings.mapping.templates(),
+        settings.eligible_group.as_ref().map(|g| g.to_string()),
+        &settings.subject_sources,
+    ))
+}

@@ -100,6 +100,7 @@ mod retention;
 mod mirror;
 mod audit;
 mod console;
+mod scoped;
 
 pub use backend::SqlBackend;
 use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};
