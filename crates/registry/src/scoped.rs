@@ -55,6 +55,9 @@ pub trait ScopedReads: Send + Sync {
     /// made with; `None` when none are recorded.
     async fn rendered_fingerprint(&self, provisioner: &str) -> Result<Option<String>>;
 
+    /// The recorded usernames of `subjects` (those that have one).
+    async fn rendered_of(&self, provisioner: &str, subjects: &[SubjectKey]) -> Result<Vec<RenderedName>>;
+
     /// The recorded subjects of `provisioner` whose username is one of `keys` (lowercase forms).
     async fn rendered_holders(&self, provisioner: &str, keys: &[String]) -> Result<Vec<RenderedName>>;
 

@@ -90,6 +90,10 @@ pub(crate) struct Named {
     /// name in or out of the selection or the eligibility group (a marker, nesting, a group or
     /// folder added, changed or removed, an import), or a group reconciled whole.
     pub unbounded: Option<String>,
+    /// Subjects not named by a change that share a username (recorded or rendered now) with a
+    /// named subject: a change of one can start or end the other's clash, so they join the
+    /// scope, with every selected group they are in.
+    pub partners: BTreeSet<SubjectKey>,
 }
 
 /// What [`plan_scope`] is asked to plan, besides the named objects.
@@ -198,6 +202,34 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
     named
 }
 
+/// Adds to the scope the subjects recorded under a username a named subject had (recorded) or
+/// renders now ([`Named::partners`]): one lookup of the recorded usernames each.
+async fn clash_partners(store: &dyn Store, settings: &SyncSettings, named: &mut Named) -> Result<(), SyncError> {
+    if named.subjects.is_empty() {
+        return Ok(());
+    }
+    let name = settings.provisioner.as_str();
+    let subjects: Vec<SubjectKey> = named.subjects.iter().cloned().collect();
+    let mut keys: Vec<String> = store.rendered_of(name, &subjects).await?.into_iter().map(|r| r.username_key).collect();
+    for s in &subjects {
+        if let Some(subject) = store.subject(s).await?
+            && let Ok(fields) = settings.mapping.user_fields(&subject)
+        {
+            keys.push(duoprov_model::username_key(&fields.username));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    for h in store.rendered_holders(name, &keys).await? {
+        if !named.subjects.contains(&h.subject) {
+            named.partners.insert(h.subject);
+        }
+    }
+    let partners = named.partners.clone();
+    named.subjects.extend(partners);
+    Ok(())
+}
+
 /// The desired state restricted to `groups` (members restricted to `users`) and `users`.
 fn restrict_desired(desired: &DesiredState, groups: &HashSet<&str>, users: &HashSet<&SubjectKey>) -> DesiredState {
     let mut new_index: Vec<Option<u32>> = vec![None; desired.users.len()];
@@ -263,7 +295,8 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     if entries.is_empty() && due.is_empty() {
         return Ok(Incremental::Idle { checkpoint: checkpoint.last_seq });
     }
-    let named = name_scope(name, &entries, &due, inc.whole_group_above);
+    let mut named = name_scope(name, &entries, &due, inc.whole_group_above);
+    clash_partners(store, settings, &mut named).await?;
 
     let request = ScopeRequest {
         named,
@@ -278,6 +311,48 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
         drop_stale_retries: true,
     };
     plan_scope(store, duo, settings, request, start, pacing_before).await
+}
+
+/// The registry side read for `subjects` only: every selected group with its effective members
+/// among them, their eligibility, and — through the recorded usernames (one index lookup) — how
+/// many subjects outside them render to each of their usernames, so the desired state holds
+/// clashes exactly as the whole selection would.
+async fn read_scoped(
+    store: &dyn Store,
+    settings: &SyncSettings,
+    subjects: &BTreeSet<SubjectKey>,
+    fingerprint: &str,
+) -> Result<(crate::registry_read::RegistryRead, DesiredState, RenderedUpdate), SyncError> {
+    let name = settings.provisioner.as_str();
+    let list: Vec<SubjectKey> = subjects.iter().cloned().collect();
+    let scoped = store.scoped_selection(name, &list, settings.eligible_group.as_ref()).await?;
+    let eligible = scoped.eligible.map(|v| v.into_iter().collect::<HashSet<_>>());
+    let registry = filter_registry(settings, scoped.selection, eligible);
+    let mut keys: Vec<String> =
+        registry.selection.subjects.iter().filter_map(|s| settings.mapping.user_fields(s).ok()).map(|f| duoprov_model::username_key(&f.username)).collect();
+    keys.sort();
+    keys.dedup();
+    let mut others: HashMap<String, usize> = HashMap::new();
+    for h in store.rendered_holders(name, &keys).await? {
+        if !subjects.contains(&h.subject) {
+            *others.entry(h.username_key).or_default() += 1;
+        }
+    }
+    let desired = DesiredState::build_with(&registry.selection, &settings.mapping, registry.eligible.as_ref(), &|k| others.get(k).copied().unwrap_or(0));
+    let rendered = RenderedUpdate::Subjects { fingerprint: fingerprint.to_owned(), subjects: list, rows: rendered_rows(&desired) };
+    Ok((registry, desired, rendered))
+}
+
+/// The registry side of a scoped incremental run for a change naming `subjects`, as
+/// [`prepare_incremental`] reads it (clash partners through the recorded usernames, then the
+/// scoped selection and the desired state): the desired state and the number of selected
+/// groups. For measuring (`benches/scoped_registry.rs`); it reads only.
+pub async fn scoped_registry_side(store: &dyn Store, settings: &SyncSettings, subjects: &[SubjectKey]) -> Result<(DesiredState, usize), SyncError> {
+    let mut named = Named { subjects: subjects.iter().cloned().collect(), ..Default::default() };
+    clash_partners(store, settings, &mut named).await?;
+    let fingerprint = crate::settings::rendering_fingerprint(settings);
+    let (registry, desired, _) = read_scoped(store, settings, &named.subjects, &fingerprint).await?;
+    Ok((desired, registry.selection.groups.len()))
 }
 
 /// How the registry side of a scoped run is read.
@@ -300,6 +375,8 @@ async fn registry_mode(store: &dyn Store, settings: &SyncSettings, request: &Sco
     let fingerprint = crate::settings::rendering_fingerprint(settings);
     let reason = if let Some(reason) = &request.named.unbounded {
         reason.clone()
+    } else if !settings.incremental.scoped_registry {
+        "scoped registry reads are turned off for this provisioner".into()
     } else {
         match store.rendered_fingerprint(&settings.provisioner).await? {
             Some(recorded) if recorded == fingerprint => return Ok(RegistryMode::Scoped { fingerprint }),
@@ -323,16 +400,31 @@ pub(crate) async fn plan_scope(
     start: Instant,
     pacing_before: Vec<duoprov_duo::ClassStats>,
 ) -> Result<Incremental, SyncError> {
+    let mut request = request;
     let mut mode = registry_mode(store, settings, &request).await?;
     loop {
         match plan_scope_in(store, duo, settings, request.clone(), start, pacing_before.clone(), &mode).await? {
             Ok(planned) => return Ok(planned),
-            Err(reason) => {
+            Err(Widen::Whole(reason)) => {
                 tracing::debug!(provisioner = settings.provisioner, reason, "reading the registry whole instead of scoped");
                 mode = RegistryMode::Whole { reason: Some(reason), record: Some(crate::settings::rendering_fingerprint(settings)) };
             }
+            Err(Widen::Subjects(owners)) => {
+                tracing::debug!(provisioner = settings.provisioner, owners = ?owners, "a scoped username is held in Duo by the user of a subject outside the scope: it joins");
+                request.named.subjects.extend(owners.iter().cloned());
+                request.named.partners.extend(owners);
+            }
         }
     }
+}
+
+/// What a scoped plan needs before it can be made.
+enum Widen {
+    /// The registry read whole, for this reason.
+    Whole(String),
+    /// These subjects in scope too: their Duo users hold a username a scoped subject needs, so
+    /// a full sync would weigh them together (a user taken over, a clash).
+    Subjects(BTreeSet<SubjectKey>),
 }
 
 /// [`plan_scope`] with the registry read as `mode` says; `Err(reason)` asks for a whole read
@@ -345,7 +437,7 @@ async fn plan_scope_in(
     start: Instant,
     pacing_before: Vec<duoprov_duo::ClassStats>,
     mode: &RegistryMode,
-) -> Result<Result<Incremental, String>, SyncError> {
+) -> Result<Result<Incremental, Widen>, SyncError> {
     let name = settings.provisioner.as_str();
     let ScopeRequest { mut named, kind, retries, due, now_ms, from_seq, to_seq, changes, max_objects, drop_stale_retries } = request;
     let mut calls = 0usize;
@@ -356,27 +448,7 @@ async fn plan_scope_in(
     let registry_start = Instant::now();
     let (registry, mut desired, rendered) = match mode {
         RegistryMode::Scoped { fingerprint } => {
-            let subjects: Vec<SubjectKey> = named.subjects.iter().cloned().collect();
-            let scoped = store.scoped_selection(name, &subjects, settings.eligible_group.as_ref()).await?;
-            let eligible = scoped.eligible.map(|v| v.into_iter().collect::<HashSet<_>>());
-            let registry = filter_registry(settings, scoped.selection, eligible);
-            let mut keys: Vec<String> = registry
-                .selection
-                .subjects
-                .iter()
-                .filter_map(|s| settings.mapping.user_fields(s).ok())
-                .map(|f| duoprov_model::username_key(&f.username))
-                .collect();
-            keys.sort();
-            keys.dedup();
-            let mut others: HashMap<String, usize> = HashMap::new();
-            for h in store.rendered_holders(name, &keys).await? {
-                if !named.subjects.contains(&h.subject) {
-                    *others.entry(h.username_key).or_default() += 1;
-                }
-            }
-            let desired = DesiredState::build_with(&registry.selection, &settings.mapping, registry.eligible.as_ref(), &|k| others.get(k).copied().unwrap_or(0));
-            let rendered = RenderedUpdate::Subjects { fingerprint: fingerprint.clone(), subjects, rows: rendered_rows(&desired) };
+            let (registry, desired, rendered) = read_scoped(store, settings, &named.subjects, fingerprint).await?;
             (registry, desired, Some(rendered))
         }
         RegistryMode::Whole { record, .. } => {
@@ -391,6 +463,14 @@ async fn plan_scope_in(
     crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
     if named.subjects_groups {
         calls += subjects_groups(duo, &desired, &links, &mut named).await.map_err(SyncError::DuoRead)?;
+    }
+    if !named.partners.is_empty() {
+        let index: HashSet<u32> = desired.users.iter().enumerate().filter(|(_, u)| named.partners.contains(&u.key)).map(|(i, _)| i as u32).collect();
+        for g in &desired.groups {
+            if g.members.iter().any(|m| index.contains(m)) || g.held_members.iter().any(|k| named.partners.contains(k)) {
+                named.groups.insert(g.uuid.clone());
+            }
+        }
     }
 
     let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
@@ -453,10 +533,10 @@ async fn plan_scope_in(
     if matches!(mode, RegistryMode::Scoped { .. })
         && let Some(g) = whole.first()
     {
-        return Ok(Err(format!(
+        return Ok(Err(Widen::Whole(format!(
             "group {} is reconciled whole (newly selected, or its Duo group is gone), which needs all its members",
             desired_group[g].registry_name
-        )));
+        ))));
     }
     let mut member_reads: Vec<String> = whole.iter().filter_map(|g| linked_id(g)).filter(|id| present.contains(id)).collect();
     // A whole group without a live link may be matched by name to a Duo group (adopted, claimed,
@@ -550,6 +630,14 @@ async fn plan_scope_in(
         let more = duo.get_users_by_usernames(&by_name).await.map_err(SyncError::DuoRead)?;
         let known: HashSet<String> = duo_users.iter().map(|u| u.user_id.clone()).collect();
         duo_users.extend(more.into_iter().filter(|u| !known.contains(&u.user_id)));
+    }
+    // A username a scoped subject needs, held in Duo by the user linked to a subject outside the
+    // scope (one that left the selection unnamed, or renders another name now): a full sync
+    // weighs both subjects together (the user taken over, or held), so that subject joins.
+    let owners: BTreeSet<SubjectKey> =
+        duo_users.iter().filter_map(|u| subject_of_user.get(u.user_id.as_str())).filter(|s| !users.contains(**s)).map(|s| (*s).clone()).collect();
+    if !owners.is_empty() {
+        return Ok(Err(Widen::Subjects(owners)));
     }
     // A Duo that compares usernames exactly finds a lookup's spellings only: a hand-made `JDoe`
     // is missed for `jdoe`, where a full sync, reading every user, holds it. Until a probe
@@ -676,6 +764,8 @@ async fn plan_scope_in(
         registry_scoped,
         registry_whole_reason,
         registry_ms,
+        group_uuids: groups.iter().map(|g| (*g).to_owned()).collect(),
+        subjects: users.iter().cloned().collect(),
         attempted,
     };
     plan_ms += start.elapsed().as_millis() as u64;

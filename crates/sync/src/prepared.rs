@@ -31,6 +31,11 @@ pub struct ScopeSummary {
     pub registry_whole_reason: Option<String>,
     /// Time spent reading the registry side (and rendering it), in milliseconds.
     pub registry_ms: u64,
+    /// The groups (uuids) and subjects in scope.
+    #[serde(skip)]
+    pub group_uuids: Vec<String>,
+    #[serde(skip)]
+    pub subjects: Vec<duoprov_model::SubjectKey>,
     /// Retry rows this run covers (cleared unless they fail again).
     #[serde(skip)]
     pub attempted: Vec<RetryTarget>,

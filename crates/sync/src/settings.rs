@@ -43,11 +43,14 @@ pub struct IncrementalSettings {
     pub whole_group_above: usize,
     /// The retry schedule of failed objects.
     pub backoff: Backoff,
+    /// Read the registry for the changed subjects only when the changes allow it (see
+    /// [`crate::incremental`]); `false` always reads the whole selection.
+    pub scoped_registry: bool,
 }
 
 impl Default for IncrementalSettings {
     fn default() -> Self {
-        IncrementalSettings { full_sync_above_changes: 5_000, full_sync_above_objects: 5_000, whole_group_above: 100, backoff: Backoff::default() }
+        IncrementalSettings { full_sync_above_changes: 5_000, full_sync_above_objects: 5_000, whole_group_above: 100, backoff: Backoff::default(), scoped_registry: true }
     }
 }
 

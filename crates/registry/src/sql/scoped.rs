@@ -39,10 +39,6 @@ impl ScopedReads for SqlStore<DB> {
             let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db("finding the changed subjects"))?;
             ids.extend(rows.into_iter().map(|r| r.0));
         }
-        if ids.is_empty() {
-            tx.rollback().await.map_err(db("ending a read"))?;
-            return Ok(out);
-        }
         ids.sort_unstable();
         ids.dedup();
         let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
@@ -56,11 +52,15 @@ impl ScopedReads for SqlStore<DB> {
              SELECT subject_id, group_id FROM up",
             DB::JSON_IDS
         );
-        let pairs: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(up_sql))
-            .bind(&ids_json)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("walking the changed subjects' groups upwards"))?;
+        let pairs: Vec<(i64, i64)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(sqlx::AssertSqlSafe(up_sql))
+                .bind(&ids_json)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("walking the changed subjects' groups upwards"))?
+        };
         let mut groups_of: HashMap<i64, HashSet<i64>> = HashMap::new();
         for (s, g) in pairs {
             groups_of.entry(s).or_default().insert(g);
@@ -94,7 +94,9 @@ impl ScopedReads for SqlStore<DB> {
                 .map_err(db("reading the changed subjects"))?
         };
         if let (Some(list), Some(e)) = (out.eligible.as_mut(), eligible_id) {
-            let keys: Vec<(i64, SubjectKey)> = if rows.is_empty() {
+            let keys: Vec<(i64, SubjectKey)> = if ids.is_empty() {
+                Vec::new()
+            } else if rows.is_empty() {
                 let all_sql = format!("SELECT s.id, s.source, s.subject_id FROM subject s WHERE s.id IN ({})", DB::JSON_IDS);
                 let all: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(all_sql))
                     .bind(&ids_json)
@@ -126,6 +128,26 @@ impl ScopedReads for SqlStore<DB> {
             .await
             .map_err(db(format!("reading the rendered usernames' fingerprint of {provisioner}")))?;
         Ok(row.map(|r| r.0))
+    }
+
+    async fn rendered_of(&self, provisioner: &str, subjects: &[SubjectKey]) -> Result<Vec<RenderedName>> {
+        let mut out = Vec::new();
+        for chunk in subjects.chunks(CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new("SELECT source, subject_id, username_key FROM rendered_username WHERE provisioner = ");
+            qb.push_bind(provisioner).push(" AND (");
+            for (i, k) in chunk.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" OR ");
+                }
+                qb.push("(source = ").push_bind(k.source.as_str()).push(" AND subject_id = ").push_bind(k.id.as_str()).push(")");
+            }
+            qb.push(")");
+            let rows: Vec<(String, String, String)> =
+                qb.build_query_as().fetch_all(self.pool()).await.map_err(db(format!("reading the rendered usernames of {provisioner}")))?;
+            out.extend(rows.into_iter().map(|(s, i, k)| RenderedName { subject: SubjectKey::new(&s, &i), username_key: k }));
+        }
+        out.sort();
+        Ok(out)
     }
 
     async fn rendered_holders(&self, provisioner: &str, keys: &[String]) -> Result<Vec<RenderedName>> {
