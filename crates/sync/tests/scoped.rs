@@ -406,3 +406,30 @@ fn a_template_change_reads_the_whole_selection_once_and_records_the_usernames_an
         assert!(second.registry_scoped, "{second:?}");
     });
 }
+
+/// A subject leaving the selection through a change that does not name it (its only group
+/// unmarked, then synced) keeps its linked Duo user; a subject taking that username in a later
+/// incremental run brings it into the scope and takes the user over, as a full sync does,
+/// instead of planning a create Duo would refuse.
+#[test]
+fn a_username_freed_by_an_unmarked_group_is_taken_over_by_an_incremental_run_as_by_a_full_sync() {
+    runtime().block_on(async {
+        let world = World::new(false).await;
+        world.set_login(6, 2, false).await;
+        world.set_login(1, 2, false).await;
+        world.store.add_member(&group(2), &GroupMember::Subject(subject(6))).await.unwrap();
+        world.sync(false).await.unwrap();
+        world.apply(&Change::Exclude(2)).await.unwrap();
+        // That run removes the group; the subject's user stays linked to it.
+        world.sync(true).await.unwrap();
+        world.apply(&Change::Add(0, 1)).await.unwrap();
+        let prepared = match duoprov_sync::prepare_incremental(&*world.store, &world.duo, &world.settings, duoprov_sync::now_ms()).await.unwrap() {
+            Incremental::Planned(p) => *p,
+            _ => panic!("a run was expected"),
+        };
+        let scope = prepared.scope.as_ref().unwrap();
+        assert!(scope.subjects.contains(&subject(6)), "the subject holding the username joins: {scope:?}");
+        assert!(!prepared.plan.ops.iter().any(|o| matches!(o.op, Op::CreateUser { .. })), "no create of a taken username: {:?}", prepared.plan.ops);
+        world.compare().await.unwrap();
+    });
+}
