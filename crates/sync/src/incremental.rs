@@ -18,6 +18,16 @@
 //!   user in another case misses it (a Duo comparing exactly hides a user differing only in case
 //!   from a lookup, not from a full read).
 //!
+//! The registry side is read for the scoped subjects only (every selected group with its effective
+//! members among them, their eligibility, and the usernames recorded for the provisioner, so a
+//! clash is held exactly as the whole selection would hold it) when every change names the
+//! subjects it moves and the recorded usernames match the rendering settings; clash partners
+//! (subjects sharing a recorded or rendered username with a scoped one) join the scope. Otherwise
+//! — marker, nesting, group or folder changes, whole groups, a template change, nothing recorded
+//! yet — the whole selection is read, as the run's scope says. Either way a username a scoped
+//! subject needs that Duo holds for the user linked to a subject outside the scope brings that
+//! subject in.
+//!
 //! The safety rules see what a full sync would: removals from a group are weighed against its
 //! real member count in Duo (read whole, or counted with one call), never the scoped members.
 //! Due retries whose objects no longer concern the provisioner are dropped, not kept due forever.
