@@ -6,7 +6,7 @@
 use crate::registry_test;
 use crate::support::*;
 use duoprov_model::{FolderPath, Marker, MarkerScope, MarkerTarget, SubjectKey};
-use duoprov_registry::{RenderedName, ScopedReads};
+use duoprov_registry::RenderedName;
 
 fn key(id: &str) -> SubjectKey {
     SubjectKey::local(id)
