@@ -751,6 +751,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             full_sync_above_objects: inc.full_sync_above_objects.unwrap_or(inc_defaults.full_sync_above_objects),
             whole_group_above: inc.whole_group_above.unwrap_or(inc_defaults.whole_group_above),
             backoff,
+            scoped_registry: inc_defaults.scoped_registry,
         };
         let sc = &p.schedule;
         let dur = |k: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {

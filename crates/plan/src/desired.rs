@@ -57,6 +57,10 @@ pub struct DesiredState {
     /// Groups the provisioner's markers include but its selection rules (`select_regex`,
     /// `only_policy_groups`) leave out, by uuid, with the rule; filled by the caller.
     pub rule_excluded: std::collections::HashMap<String, String>,
+    /// Every subject whose fields render and can be sent — the users, and the subjects held for
+    /// a username clash — with its username's lowercase form ([`duoprov_model::username_key`]),
+    /// sorted by key: what clash detection compares, as recorded for scoped incremental runs.
+    pub rendered: Vec<(SubjectKey, String)>,
 }
 
 fn check(value: &str, max: usize) -> Result<(), (ErrorCode, String)> {
@@ -91,6 +95,18 @@ fn check_group(f: &GroupFields) -> Result<(), (ErrorCode, String)> {
 impl DesiredState {
     /// Translates a selection. With `eligible`, only those subjects become Duo users.
     pub fn build(selection: &ProvisionerSelection, mapping: &Mapping, eligible: Option<&HashSet<SubjectKey>>) -> DesiredState {
+        Self::build_with(selection, mapping, eligible, &|_| 0)
+    }
+
+    /// [`DesiredState::build`] over part of a selection: `others(key)` is how many subjects
+    /// outside `selection.subjects` render to the username of lowercase form `key`, so a subject
+    /// of the part is held for a clash exactly as the whole selection would hold it.
+    pub fn build_with(
+        selection: &ProvisionerSelection,
+        mapping: &Mapping,
+        eligible: Option<&HashSet<SubjectKey>>,
+        others: &dyn Fn(&str) -> usize,
+    ) -> DesiredState {
         let mut state = DesiredState {
             unmanaged: crate::mapping::UNMANAGEABLE.iter().filter(|k| !mapping.manages(k)).map(|k| (*k).to_owned()).collect(),
             ..Default::default()
@@ -134,14 +150,17 @@ impl DesiredState {
         for (pos, (_, f)) in candidates.iter().enumerate() {
             by_username.entry(duoprov_model::username_key(&f.username)).or_default().push(pos);
         }
+        state.rendered.reserve(candidates.len());
         for (i, fields) in candidates {
             let s = &selection.subjects[i];
-            let same = &by_username[&duoprov_model::username_key(&fields.username)];
-            if same.len() > 1 {
+            let key = duoprov_model::username_key(&fields.username);
+            let same = by_username[&key].len() + others(&key);
+            state.rendered.push((s.key(), key));
+            if same > 1 {
                 state.errors.push(ObjectError {
                     object: ErrorObject::User { source: s.source.clone(), id: s.id.clone() },
                     code: ErrorCode::Mat,
-                    message: format!("{} subjects map to the Duo username {:?}", same.len(), fields.username),
+                    message: format!("{same} subjects map to the Duo username {:?}", fields.username),
                 });
                 state.held_users.insert(s.key());
                 continue;

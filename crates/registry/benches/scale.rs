@@ -11,10 +11,9 @@ use std::time::Instant;
 
 use duoprov_registry::{ImportData, OpenOptions};
 
-const SUBJECTS: usize = 100_000;
-const GROUPS: usize = 10_000;
-const MEMBERS_PER_GROUP: usize = 100;
-const CHAINS: usize = 1_000;
+#[path = "data/scale.rs"]
+mod scale_data;
+use scale_data::{document, group_name, CHAINS, GROUPS, MEMBERS_PER_GROUP, SUBJECTS};
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -25,53 +24,6 @@ fn peak_rss_mib() -> f64 {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
-}
-
-fn group_name(i: usize) -> String {
-    format!("bench:f{:02}:g{i:05}", i % 100)
-}
-
-fn document() -> String {
-    let mut out = String::with_capacity(80 * 1024 * 1024);
-    out.push_str("{\"subjects\":[\n");
-    for i in 0..SUBJECTS {
-        if i > 0 {
-            out.push_str(",\n");
-        }
-        out.push_str(&format!(
-            "{{\"id\":\"u{i:06}\",\"name\":\"User {i}\",\"login_id\":\"u{i:06}\",\"email\":\"u{i:06}@example.edu\",\"first_name\":\"User\",\"last_name\":\"N{i}\"}}"
-        ));
-    }
-    out.push_str("],\n\"groups\":[\n");
-    for i in 0..GROUPS {
-        if i > 0 {
-            out.push_str(",\n");
-        }
-        out.push_str(&format!("{{\"name\":\"{}\",\"description\":\"Group {i}\"}}", group_name(i)));
-    }
-    out.push_str("],\n\"memberships\":[\n");
-    let mut first = true;
-    for i in 0..GROUPS {
-        for k in 0..MEMBERS_PER_GROUP {
-            if !first {
-                out.push_str(",\n");
-            }
-            first = false;
-            out.push_str(&format!("{{\"group\":\"{}\",\"subject\":\"u{:06}\"}}", group_name(i), (i * MEMBERS_PER_GROUP + k) % SUBJECTS));
-        }
-    }
-    // Chains three deep: g(i) ⊃ g(i+1000) ⊃ g(i+2000) ⊃ g(i+3000).
-    for i in 0..CHAINS {
-        for depth in 0..3 {
-            out.push_str(&format!(
-                ",\n{{\"group\":\"{}\",\"member_group\":\"{}\"}}",
-                group_name(i + depth * CHAINS),
-                group_name(i + (depth + 1) * CHAINS)
-            ));
-        }
-    }
-    out.push_str("],\n\"markers\":[{\"provisioner\":\"bench\",\"folder\":\"bench\",\"scope\":\"sub\"}]}\n");
-    out
 }
 
 async fn query_only(url: &str, schema: Option<String>) {

@@ -33,6 +33,7 @@ pub(crate) fn sqlite() -> Migrator {
         (15, "duo admin", include_str!("../migrations/sqlite/0015_duo_admin.sql")),
         (16, "disable and sync-back", include_str!("../migrations/sqlite/0016_disable_and_sync_back.sql")),
         (17, "console actions", include_str!("../migrations/sqlite/0017_console_actions.sql")),
+        (18, "rendered usernames", include_str!("../migrations/sqlite/0018_rendered_usernames.sql")),
     ])
 }
 
@@ -53,5 +54,6 @@ pub(crate) fn postgres() -> Migrator {
         (15, "duo admin", include_str!("../migrations/postgres/0015_duo_admin.sql")),
         (16, "disable and sync-back", include_str!("../migrations/postgres/0016_disable_and_sync_back.sql")),
         (17, "console actions", include_str!("../migrations/postgres/0017_console_actions.sql")),
+        (18, "rendered usernames", include_str!("../migrations/postgres/0018_rendered_usernames.sql")),
     ])
 }

@@ -72,6 +72,7 @@ pub trait Store:
     + crate::sync_back::SyncBackStore
     + crate::console_actions::ConsoleActions
     + crate::console_pages::ConsolePages
+    + crate::scoped::ScopedReads
     + Send
     + Sync
 {

@@ -18,6 +18,16 @@
 //!   user in another case misses it (a Duo comparing exactly hides a user differing only in case
 //!   from a lookup, not from a full read).
 //!
+//! The registry side is read for the scoped subjects only (every selected group with its effective
+//! members among them, their eligibility, and the usernames recorded for the provisioner, so a
+//! clash is held exactly as the whole selection would hold it) when every change names the
+//! subjects it moves and the recorded usernames match the rendering settings; clash partners
+//! (subjects sharing a recorded or rendered username with a scoped one) join the scope. Otherwise
+//! — marker, nesting, group or folder changes, whole groups, a template change, nothing recorded
+//! yet — the whole selection is read, as the run's scope says. Either way a username a scoped
+//! subject needs that Duo holds for the user linked to a subject outside the scope brings that
+//! subject in.
+//!
 //! The safety rules see what a full sync would: removals from a group are weighed against its
 //! real member count in Duo (read whole, or counted with one call), never the scoped members.
 //! Due retries whose objects no longer concern the provisioner are dropped, not kept due forever.
@@ -37,9 +47,9 @@ use duoprov_registry::{RetryTarget, Store};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::SyncError;
-use crate::prepared::{Prepared, RunKind};
+use crate::prepared::{rendered_rows, Prepared, RenderedUpdate, RunKind};
 use crate::read::{snapshot_group, snapshot_user};
-use crate::registry_read::{read_links, read_registry};
+use crate::registry_read::{filter_registry, read_links, read_registry};
 use crate::settings::SyncSettings;
 
 pub use crate::prepared::ScopeSummary;
@@ -78,7 +88,7 @@ pub enum Incremental {
 }
 
 /// Groups and subjects named by the entries and due retries.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Named {
     pub groups: BTreeSet<String>,
     pub whole: BTreeSet<String>,
@@ -86,9 +96,18 @@ pub(crate) struct Named {
     /// Also every group a named subject belongs to: the groups it is a desired or held member
     /// of, and the linked groups its Duo user is in (one sync of a subject, [`crate::object`]).
     pub subjects_groups: bool,
+    /// Why the registry side must be read whole: a change that can move subjects it does not
+    /// name in or out of the selection or the eligibility group (a marker, nesting, a group or
+    /// folder added, changed or removed, an import), or a group reconciled whole.
+    pub unbounded: Option<String>,
+    /// Subjects not named by a change that share a username (recorded or rendered now) with a
+    /// named subject: a change of one can start or end the other's clash, so they join the
+    /// scope, with every selected group they are in.
+    pub partners: BTreeSet<SubjectKey>,
 }
 
 /// What [`plan_scope`] is asked to plan, besides the named objects.
+#[derive(Clone)]
 pub(crate) struct ScopeRequest {
     pub named: Named,
     pub kind: RunKind,
@@ -124,6 +143,15 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
     for e in entries {
         // Policy-group markers can change any provisioner's selection (`only_policy_groups`).
         let for_us = e.provisioners.is_empty() || e.provisioners.iter().any(|p| p == provisioner || p == duoprov_model::POLICY_MARKER);
+        let names_its_subjects = match e.kind {
+            ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned => !for_us,
+            ChangeKind::MemberAdded | ChangeKind::MemberRemoved => !e.subjects.is_empty(),
+            ChangeKind::SubjectAdded | ChangeKind::SubjectUpdated | ChangeKind::SubjectRemoved => true,
+            _ => false,
+        };
+        if !names_its_subjects && named.unbounded.is_none() {
+            named.unbounded = Some(format!("change-log entry {} ({}) can change which subjects are selected without naming them", e.seq, e.kind.as_str()));
+        }
         match e.kind {
             ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned if !for_us => {}
             ChangeKind::MarkerAssigned | ChangeKind::MarkerUnassigned | ChangeKind::GroupRemoved | ChangeKind::FolderRemoved | ChangeKind::Import => {
@@ -159,6 +187,9 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
             named.whole.insert(g.to_owned());
         }
     }
+    if !named.whole.is_empty() && named.unbounded.is_none() {
+        named.unbounded = Some("a group is reconciled whole (more membership changes than whole_group_above)".into());
+    }
     for t in due {
         match t {
             RetryTarget::Group { group_uuid } => {
@@ -166,6 +197,7 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
             }
             RetryTarget::WholeGroup { group_uuid } => {
                 named.whole.insert(group_uuid.clone());
+                named.unbounded.get_or_insert_with(|| "a group's retry reconciles it whole".into());
             }
             RetryTarget::User { subject } => {
                 named.subjects.insert(subject.clone());
@@ -179,6 +211,34 @@ fn name_scope(provisioner: &str, entries: &[duoprov_model::ChangeEntry], due: &[
     let whole = named.whole.clone();
     named.groups.extend(whole);
     named
+}
+
+/// Adds to the scope the subjects recorded under a username a named subject had (recorded) or
+/// renders now ([`Named::partners`]): one lookup of the recorded usernames each.
+async fn clash_partners(store: &dyn Store, settings: &SyncSettings, named: &mut Named) -> Result<(), SyncError> {
+    if named.subjects.is_empty() {
+        return Ok(());
+    }
+    let name = settings.provisioner.as_str();
+    let subjects: Vec<SubjectKey> = named.subjects.iter().cloned().collect();
+    let mut keys: Vec<String> = store.rendered_of(name, &subjects).await?.into_iter().map(|r| r.username_key).collect();
+    for s in &subjects {
+        if let Some(subject) = store.subject(s).await?
+            && let Ok(fields) = settings.mapping.user_fields(&subject)
+        {
+            keys.push(duoprov_model::username_key(&fields.username));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    for h in store.rendered_holders(name, &keys).await? {
+        if !named.subjects.contains(&h.subject) {
+            named.partners.insert(h.subject);
+        }
+    }
+    let partners = named.partners.clone();
+    named.subjects.extend(partners);
+    Ok(())
 }
 
 /// The desired state restricted to `groups` (members restricted to `users`) and `users`.
@@ -248,7 +308,8 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     if entries.is_empty() && due.is_empty() {
         return Ok(Incremental::Idle { checkpoint: checkpoint.last_seq });
     }
-    let named = name_scope(name, &entries, &due, inc.whole_group_above);
+    let mut named = name_scope(name, &entries, &due, inc.whole_group_above);
+    clash_partners(store, settings, &mut named).await?;
 
     let request = ScopeRequest {
         named,
@@ -265,9 +326,88 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     plan_scope(store, duo, settings, request, start, pacing_before).await
 }
 
+/// The registry side read for `subjects` only: every selected group with its effective members
+/// among them, their eligibility, and — through the recorded usernames (one index lookup) — how
+/// many subjects outside them render to each of their usernames, so the desired state holds
+/// clashes exactly as the whole selection would.
+async fn read_scoped(
+    store: &dyn Store,
+    settings: &SyncSettings,
+    subjects: &BTreeSet<SubjectKey>,
+    fingerprint: &str,
+) -> Result<(crate::registry_read::RegistryRead, DesiredState, RenderedUpdate), SyncError> {
+    let name = settings.provisioner.as_str();
+    let list: Vec<SubjectKey> = subjects.iter().cloned().collect();
+    let mut scoped = store.scoped_selection(name, &list, settings.eligible_group.as_ref()).await?;
+    let eligible = scoped.eligible.map(|v| v.into_iter().collect::<HashSet<_>>());
+    // The provisioner's selection rules narrow the scoped groups exactly as they narrow a whole read.
+    let (selected_by, rule_excluded) = crate::registry_read::apply_selection_rules(store, settings, &mut scoped.selection).await?;
+    let registry = crate::registry_read::RegistryRead { selected_by, rule_excluded, ..filter_registry(settings, scoped.selection, eligible) };
+    let mut keys: Vec<String> =
+        registry.selection.subjects.iter().filter_map(|s| settings.mapping.user_fields(s).ok()).map(|f| duoprov_model::username_key(&f.username)).collect();
+    keys.sort();
+    keys.dedup();
+    let mut others: HashMap<String, usize> = HashMap::new();
+    for h in store.rendered_holders(name, &keys).await? {
+        if !subjects.contains(&h.subject) {
+            *others.entry(h.username_key).or_default() += 1;
+        }
+    }
+    let mut desired = DesiredState::build_with(&registry.selection, &settings.mapping, registry.eligible.as_ref(), &|k| others.get(k).copied().unwrap_or(0));
+    registry.annotate(&mut desired);
+    let rendered = RenderedUpdate::Subjects { fingerprint: fingerprint.to_owned(), subjects: list, rows: rendered_rows(&desired) };
+    Ok((registry, desired, rendered))
+}
+
+/// The registry side of a scoped incremental run for a change naming `subjects`, as
+/// [`prepare_incremental`] reads it (clash partners through the recorded usernames, then the
+/// scoped selection and the desired state): the desired state and the number of selected
+/// groups. For measuring (`benches/scoped_registry.rs`); it reads only.
+pub async fn scoped_registry_side(store: &dyn Store, settings: &SyncSettings, subjects: &[SubjectKey]) -> Result<(DesiredState, usize), SyncError> {
+    let mut named = Named { subjects: subjects.iter().cloned().collect(), ..Default::default() };
+    clash_partners(store, settings, &mut named).await?;
+    let fingerprint = crate::settings::rendering_fingerprint(settings);
+    let (registry, desired, _) = read_scoped(store, settings, &named.subjects, &fingerprint).await?;
+    Ok((desired, registry.selection.groups.len()))
+}
+
+/// How the registry side of a scoped run is read.
+enum RegistryMode {
+    /// For the scoped subjects only ([`duoprov_registry::ScopedReads`]); the recorded usernames
+    /// are current under `fingerprint`.
+    Scoped { fingerprint: String },
+    /// The whole selection, for `reason` (`None` for a one-object sync, which always reads it
+    /// whole); with `record`, the recorded usernames are replaced from it under that fingerprint.
+    Whole { reason: Option<String>, record: Option<String> },
+}
+
+/// Whether an incremental run can read the registry for its subjects only: its changes name
+/// every subject whose selection they change (`named.unbounded` is unset), and the recorded
+/// usernames were made under the current rendering settings.
+async fn registry_mode(store: &dyn Store, settings: &SyncSettings, request: &ScopeRequest) -> Result<RegistryMode, SyncError> {
+    if request.kind != RunKind::Incremental {
+        return Ok(RegistryMode::Whole { reason: None, record: None });
+    }
+    let fingerprint = crate::settings::rendering_fingerprint(settings);
+    let reason = if let Some(reason) = &request.named.unbounded {
+        reason.clone()
+    } else if !settings.incremental.scoped_registry {
+        "scoped registry reads are turned off for this provisioner".into()
+    } else {
+        match store.rendered_fingerprint(&settings.provisioner).await? {
+            Some(recorded) if recorded == fingerprint => return Ok(RegistryMode::Scoped { fingerprint }),
+            Some(_) => "the templates, eligibility group or subject sources changed since the usernames were recorded: this read records them anew".into(),
+            None => "no rendered usernames are recorded for this provisioner yet: this read records them".into(),
+        }
+    };
+    Ok(RegistryMode::Whole { reason: Some(reason), record: Some(fingerprint) })
+}
+
 /// Reads the named objects (and what they pull in) from Duo and plans them with the full sync's
-/// planner over a scoped view; the registry side is read whole. `Escalate` when the scope is
-/// larger than `max_objects` or cannot be read faithfully by lookups.
+/// planner over a scoped view. The registry side is read for the scoped subjects only when
+/// [`registry_mode`] allows it, else whole; a scoped read that finds a group to reconcile whole
+/// (newly selected, or gone from Duo) is redone with the whole selection. `Escalate` when the
+/// scope is larger than `max_objects` or cannot be read faithfully by lookups.
 pub(crate) async fn plan_scope(
     store: &dyn Store,
     duo: &DuoClient,
@@ -276,18 +416,78 @@ pub(crate) async fn plan_scope(
     start: Instant,
     pacing_before: Vec<duoprov_duo::ClassStats>,
 ) -> Result<Incremental, SyncError> {
+    let mut request = request;
+    let mut mode = registry_mode(store, settings, &request).await?;
+    loop {
+        match plan_scope_in(store, duo, settings, request.clone(), start, pacing_before.clone(), &mode).await? {
+            Ok(planned) => return Ok(planned),
+            Err(Widen::Whole(reason)) => {
+                tracing::debug!(provisioner = settings.provisioner, reason, "reading the registry whole instead of scoped");
+                mode = RegistryMode::Whole { reason: Some(reason), record: Some(crate::settings::rendering_fingerprint(settings)) };
+            }
+            Err(Widen::Subjects(owners)) => {
+                tracing::debug!(provisioner = settings.provisioner, owners = ?owners, "a scoped username is held in Duo by the user of a subject outside the scope: it joins");
+                request.named.subjects.extend(owners.iter().cloned());
+                request.named.partners.extend(owners);
+            }
+        }
+    }
+}
+
+/// What a scoped plan needs before it can be made.
+enum Widen {
+    /// The registry read whole, for this reason.
+    Whole(String),
+    /// These subjects in scope too: their Duo users hold a username a scoped subject needs, so
+    /// a full sync would weigh them together (a user taken over, a clash).
+    Subjects(BTreeSet<SubjectKey>),
+}
+
+/// [`plan_scope`] with the registry read as `mode` says; `Err(reason)` asks for a whole read
+/// (only ever from a scoped one).
+async fn plan_scope_in(
+    store: &dyn Store,
+    duo: &DuoClient,
+    settings: &SyncSettings,
+    request: ScopeRequest,
+    start: Instant,
+    pacing_before: Vec<duoprov_duo::ClassStats>,
+    mode: &RegistryMode,
+) -> Result<Result<Incremental, Widen>, SyncError> {
     let name = settings.provisioner.as_str();
     let ScopeRequest { mut named, kind, retries, due, now_ms, from_seq, to_seq, changes, max_objects, drop_stale_retries } = request;
     let mut calls = 0usize;
-    // The registry side is read whole (one query) so usernames clashing anywhere are held exactly
-    // as a full sync holds them; only the plan is scoped.
-    let registry = read_registry(store, settings).await?;
-    let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
-    registry.annotate(&mut desired);
+    // The registry side: whole (one query), or for the scoped subjects only — every selected
+    // group with its effective members among them, their eligibility, and the recorded usernames
+    // of everyone else rendering to their usernames — so usernames clashing anywhere are held
+    // exactly as a full sync holds them either way; only the plan is scoped.
+    let registry_start = Instant::now();
+    let (registry, mut desired, rendered) = match mode {
+        RegistryMode::Scoped { fingerprint } => {
+            let (registry, desired, rendered) = read_scoped(store, settings, &named.subjects, fingerprint).await?;
+            (registry, desired, Some(rendered))
+        }
+        RegistryMode::Whole { record, .. } => {
+            let registry = read_registry(store, settings).await?;
+            let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
+            registry.annotate(&mut desired);
+            let rendered = record.as_ref().map(|fingerprint| RenderedUpdate::Replace { fingerprint: fingerprint.clone(), rows: rendered_rows(&desired) });
+            (registry, desired, rendered)
+        }
+    };
+    let registry_ms = registry_start.elapsed().as_millis() as u64;
     let links = read_links(store, settings).await?;
     crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
     if named.subjects_groups {
         calls += subjects_groups(duo, &desired, &links, &mut named).await.map_err(SyncError::DuoRead)?;
+    }
+    if !named.partners.is_empty() {
+        let index: HashSet<u32> = desired.users.iter().enumerate().filter(|(_, u)| named.partners.contains(&u.key)).map(|(i, _)| i as u32).collect();
+        for g in &desired.groups {
+            if g.members.iter().any(|m| index.contains(m)) || g.held_members.iter().any(|k| named.partners.contains(k)) {
+                named.groups.insert(g.uuid.clone());
+            }
+        }
     }
 
     let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
@@ -311,9 +511,9 @@ pub(crate) async fn plan_scope(
         .collect();
     let estimate = groups.len() + named.subjects.len() + whole.iter().map(|g| desired_group[g].members.len()).sum::<usize>();
     if estimate > max_objects {
-        return Ok(Incremental::Escalate {
+        return Ok(Ok(Incremental::Escalate {
             reason: format!("about {estimate} groups and users are affected, more than {max_objects} (full_sync_above_objects)"),
-        });
+        }));
     }
 
     // Duo, step 1: the groups (by id, or all of them when one must be matched by name) and the
@@ -344,6 +544,16 @@ pub(crate) async fn plan_scope(
         if desired_group.contains_key(g) {
             whole.insert(g);
         }
+    }
+    // A group reconciled whole needs all its effective members: a scoped read has only the
+    // scoped subjects, so the run reads the registry whole instead.
+    if matches!(mode, RegistryMode::Scoped { .. })
+        && let Some(g) = whole.first()
+    {
+        return Ok(Err(Widen::Whole(format!(
+            "group {} is reconciled whole (newly selected, or its Duo group is gone), which needs all its members",
+            desired_group[g].registry_name
+        ))));
     }
     let mut member_reads: Vec<String> = whole.iter().filter_map(|g| linked_id(g)).filter(|id| present.contains(id)).collect();
     // A whole group without a live link may be matched by name to a Duo group (adopted, claimed,
@@ -387,9 +597,9 @@ pub(crate) async fn plan_scope(
         }
     }
     if groups.len() + users.len() > max_objects {
-        return Ok(Incremental::Escalate {
+        return Ok(Ok(Incremental::Escalate {
             reason: format!("{} groups and users are affected, more than {max_objects} (full_sync_above_objects)", groups.len() + users.len()),
-        });
+        }));
     }
 
     // Duo, step 2: the users, by id where linked, then by username for the rest.
@@ -438,6 +648,14 @@ pub(crate) async fn plan_scope(
         let known: HashSet<String> = duo_users.iter().map(|u| u.user_id.clone()).collect();
         duo_users.extend(more.into_iter().filter(|u| !known.contains(&u.user_id)));
     }
+    // A username a scoped subject needs, held in Duo by the user linked to a subject outside the
+    // scope (one that left the selection unnamed, or renders another name now): a full sync
+    // weighs both subjects together (the user taken over, or held), so that subject joins.
+    let owners: BTreeSet<SubjectKey> =
+        duo_users.iter().filter_map(|u| subject_of_user.get(u.user_id.as_str())).filter(|s| !users.contains(**s)).map(|s| (*s).clone()).collect();
+    if !owners.is_empty() {
+        return Ok(Err(Widen::Subjects(owners)));
+    }
     // A Duo that compares usernames exactly finds a lookup's spellings only: a hand-made `JDoe`
     // is missed for `jdoe`, where a full sync, reading every user, holds it. Until a probe
     // records how this Duo compares, a username found under no case is settled by a full sync.
@@ -454,12 +672,12 @@ pub(crate) async fn plan_scope(
             let (ignore_case, made) = lookups_ignore_case(duo, &duo_users, &links).await.map_err(SyncError::DuoRead)?;
             calls += made;
             if !ignore_case {
-                return Ok(Incremental::Escalate {
+                return Ok(Ok(Incremental::Escalate {
                     reason: format!(
                         "Duo has no user {missing:?} under that spelling or its lowercase, and this Duo's lookups may compare usernames exactly (a lookup of a known user in another case did not find it), so it may hold that user under another case only a full read shows; `duoprov doctor {} --probe` records how this Duo compares, and incremental runs then decide themselves",
                         settings.provisioner
                     ),
-                });
+                }));
             }
         }
     }
@@ -549,9 +767,27 @@ pub(crate) async fn plan_scope(
             attempted.push(r.target.clone());
         }
     }
-    let scope = ScopeSummary { from_seq, to_seq, changes, groups: groups.len(), whole_groups: whole.len(), users: users.len(), retries_due: due, attempted };
+    let (registry_scoped, registry_whole_reason) = match mode {
+        RegistryMode::Scoped { .. } => (true, None),
+        RegistryMode::Whole { reason, .. } => (false, reason.clone()),
+    };
+    let scope = ScopeSummary {
+        from_seq,
+        to_seq,
+        changes,
+        groups: groups.len(),
+        whole_groups: whole.len(),
+        users: users.len(),
+        retries_due: due,
+        registry_scoped,
+        registry_whole_reason,
+        registry_ms,
+        group_uuids: groups.iter().map(|g| (*g).to_owned()).collect(),
+        subjects: users.iter().cloned().collect(),
+        attempted,
+    };
     plan_ms += start.elapsed().as_millis() as u64;
-    Ok(Incremental::Planned(Box::new(Prepared {
+    Ok(Ok(Incremental::Planned(Box::new(Prepared {
         kind,
         change_seq: to_seq,
         scope: Some(scope),
@@ -565,7 +801,8 @@ pub(crate) async fn plan_scope(
         read_ms,
         plan_ms,
         pacing_before,
-    })))
+        rendered,
+    }))))
 }
 
 /// Adds to `named.groups` every group a named subject belongs to: the selected groups it is a

@@ -21,6 +21,21 @@ pub struct ScopeSummary {
     pub whole_groups: usize,
     pub users: usize,
     pub retries_due: usize,
+    /// Whether the registry side was read for the scoped subjects only (their effective
+    /// memberships and eligibility, clashes checked through the recorded usernames) rather than
+    /// as the whole selection.
+    pub registry_scoped: bool,
+    /// Why the whole selection was read instead (a change whose scope cannot be bounded, a
+    /// template change, no recorded usernames yet); `None` when scoped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry_whole_reason: Option<String>,
+    /// Time spent reading the registry side (and rendering it), in milliseconds.
+    pub registry_ms: u64,
+    /// The groups (uuids) and subjects in scope.
+    #[serde(skip)]
+    pub group_uuids: Vec<String>,
+    #[serde(skip)]
+    pub subjects: Vec<duoprov_model::SubjectKey>,
     /// Retry rows this run covers (cleared unless they fail again).
     #[serde(skip)]
     pub attempted: Vec<RetryTarget>,
@@ -60,6 +75,43 @@ pub struct Prepared {
     pub plan_ms: u64,
     /// The client's per-class counters when preparing began (the run reports the difference).
     pub pacing_before: Vec<duoprov_duo::ClassStats>,
+    /// The rendered usernames this read establishes, recorded when the run is not a dry run.
+    pub rendered: Option<RenderedUpdate>,
+}
+
+/// What a run records of the usernames the provisioner renders (see
+/// [`duoprov_registry::ScopedReads`]), under the fingerprint of its rendering settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenderedUpdate {
+    /// The whole selection was read: these are every selected subject's usernames.
+    Replace { fingerprint: String, rows: Vec<duoprov_registry::RenderedName> },
+    /// Only `subjects` were read: their rows become `rows` (none for a subject absent there).
+    Subjects { fingerprint: String, subjects: Vec<duoprov_model::SubjectKey>, rows: Vec<duoprov_registry::RenderedName> },
+}
+
+impl RenderedUpdate {
+    /// Records the update. A scoped update is skipped when the recorded fingerprint has changed
+    /// meanwhile (its rows would be mixed with rows of other settings).
+    pub async fn record(&self, store: &dyn duoprov_registry::ScopedReads, provisioner: &str) -> Result<(), duoprov_registry::RegistryError> {
+        match self {
+            RenderedUpdate::Replace { fingerprint, rows } => {
+                store.replace_rendered(provisioner, fingerprint, rows).await?;
+            }
+            RenderedUpdate::Subjects { fingerprint, subjects, rows } => {
+                store.update_rendered(provisioner, fingerprint, subjects, rows).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rows of a desired state's rendered usernames.
+pub(crate) fn rendered_rows(desired: &DesiredState) -> Vec<duoprov_registry::RenderedName> {
+    let mut rows: Vec<duoprov_registry::RenderedName> =
+        desired.rendered.iter().map(|(subject, key)| duoprov_registry::RenderedName { subject: subject.clone(), username_key: key.clone() }).collect();
+    rows.sort();
+    rows.dedup_by(|a, b| a.subject == b.subject);
+    rows
 }
 
 impl Prepared {

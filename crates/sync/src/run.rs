@@ -65,6 +65,10 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
             fingerprint(&(&duo_read.snapshot, &links, &a.duo, &a.managed, &a.foreign)),
         ),
     };
+    let rendered = crate::prepared::RenderedUpdate::Replace {
+        fingerprint: crate::settings::rendering_fingerprint(settings),
+        rows: crate::prepared::rendered_rows(&desired),
+    };
     let plan_ms = start.elapsed().as_millis() as u64;
     Ok(Prepared {
         kind: RunKind::Full,
@@ -82,6 +86,7 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
         read_ms,
         plan_ms,
         pacing_before,
+        rendered: Some(rendered),
     })
 }
 
@@ -151,6 +156,14 @@ pub async fn run(
     let run_id = store.begin_run(name, prepared.kind, options.dry_run).await?;
     if let Some(trigger) = &options.trigger {
         store.set_run_trigger(run_id, trigger).await?;
+    }
+    // The usernames this read rendered, for the next scoped incremental runs: recorded before
+    // applying (they describe the registry as read, whatever Duo answers), never by a dry run
+    // (which may not hold the runner lock, and could write an older read over a newer one).
+    if !options.dry_run
+        && let Some(rendered) = &prepared.rendered
+    {
+        rendered.record(store, name).await?;
     }
     let mut report = RunReport {
         provisioner: name.to_owned(),

@@ -64,11 +64,14 @@ pub struct IncrementalSettings {
     pub whole_group_above: usize,
     /// The retry schedule of failed objects.
     pub backoff: Backoff,
+    /// Read the registry for the changed subjects only when the changes allow it (see
+    /// [`crate::incremental`]); `false` always reads the whole selection.
+    pub scoped_registry: bool,
 }
 
 impl Default for IncrementalSettings {
     fn default() -> Self {
-        IncrementalSettings { full_sync_above_changes: 5_000, full_sync_above_objects: 5_000, whole_group_above: 100, backoff: Backoff::default() }
+        IncrementalSettings { full_sync_above_changes: 5_000, full_sync_above_objects: 5_000, whole_group_above: 100, backoff: Backoff::default(), scoped_registry: true }
     }
 }
 
@@ -87,4 +90,19 @@ pub struct SyncOptions {
     /// What started the run (`schedule`, `change log`, `console: … by WHO`, `cli:USER`), kept
     /// with it in the run log.
     pub trigger: Option<String>,
+}
+
+/// The fingerprint of what decides which subjects a provisioner renders and to which usernames
+/// (every template, the eligibility group, the subject sources): recorded usernames made under
+/// another fingerprint are not used (see [`duoprov_registry::ScopedReads`]).
+pub fn rendering_fingerprint(settings: &SyncSettings) -> String {
+    duoprov_plan::fingerprint::fingerprint(&(
+        "rendered-usernames/1",
+        settings.mapping.templates(),
+        settings.eligible_group.as_ref().map(|g| g.to_string()),
+        &settings.subject_sources,
+        // Which groups count as selected decides whose usernames are recorded.
+        settings.selection_rules.select_regex.as_ref().map(|r| r.as_str().to_owned()),
+        settings.selection_rules.only_policy_groups,
+    ))
 }

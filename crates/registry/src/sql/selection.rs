@@ -23,7 +23,8 @@ impl Selection<DB> {
         Ok((selection, members))
     }
 
-    pub(super) async fn selection_in(tx: &mut Tx<DB>, provisioner: &str) -> Result<ProvisionerSelection> {
+    /// The markers of `provisioner`, parsed.
+    pub(super) async fn markers_in(tx: &mut Tx<DB>, provisioner: &str) -> Result<Vec<Marker>> {
         let markers: Vec<(Option<String>, Option<String>, String, bool)> = sqlx::query_as(
             "SELECT f.path, g.name, m.scope, m.provision FROM marker m \
              LEFT JOIN folder f ON f.id = m.folder_id LEFT JOIN grp g ON g.id = m.group_id WHERE m.provisioner = $1",
@@ -42,6 +43,11 @@ impl Selection<DB> {
             let scope = scope.parse::<MarkerScope>().map_err(|e| RegistryError::Refused(format!("marker of {provisioner}: {e}")))?;
             parsed.push(Marker { provisioner: provisioner.to_owned(), target, scope, provision });
         }
+        Ok(parsed)
+    }
+
+    pub(super) async fn selection_in(tx: &mut Tx<DB>, provisioner: &str) -> Result<ProvisionerSelection> {
+        let parsed = Self::markers_in(tx, provisioner).await?;
         let index = MarkerIndex::new(&parsed);
         let mut selection = ProvisionerSelection { provisioner: provisioner.to_owned(), ..Default::default() };
         if index.is_empty() {

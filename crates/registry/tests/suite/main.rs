@@ -17,6 +17,7 @@ mod millis;
 mod mirror;
 mod objects;
 mod retention;
+mod scoped;
 mod selection;
 mod sync_state;
 mod tls;

@@ -1,0 +1,79 @@
+//! The scoped reads of an incremental run ([`duoprov_registry::ScopedReads`]): the selection seen
+//! from a few subjects equals the whole selection restricted to them, nesting, exclusions and
+//! eligibility included; the recorded usernames are replaced, rewritten per subject under a
+//! matching fingerprint only, and found by username.
+
+use crate::registry_test;
+use crate::support::*;
+use duoprov_model::{FolderPath, Marker, MarkerScope, MarkerTarget, SubjectKey};
+use duoprov_registry::RenderedName;
+
+fn key(id: &str) -> SubjectKey {
+    SubjectKey::local(id)
+}
+
+registry_test!(a_scoped_selection_is_the_whole_selection_restricted_to_its_subjects, |store| {
+    for s in ["u1", "u2", "u3", "u4", "u5"] {
+        add_subject(&*store, s).await;
+    }
+    for grp in ["app:duo:all", "app:duo:staff", "app:duo:private:secret", "lib:people", "lib:deep", "lib:eligible"] {
+        add_group(&*store, grp).await;
+    }
+    store.add_member(&g("app:duo:staff"), &subject("u1")).await.unwrap();
+    store.add_member(&g("lib:deep"), &subject("u2")).await.unwrap();
+    store.add_member(&g("lib:people"), &nested("lib:deep")).await.unwrap();
+    store.add_member(&g("app:duo:all"), &nested("app:duo:staff")).await.unwrap();
+    store.add_member(&g("app:duo:all"), &nested("lib:people")).await.unwrap();
+    store.add_member(&g("app:duo:private:secret"), &subject("u3")).await.unwrap();
+    store.add_member(&g("lib:eligible"), &subject("u2")).await.unwrap();
+    store.add_member(&g("lib:eligible"), &nested("app:duo:private:secret")).await.unwrap();
+    let marker = |path: &str, provision: bool| Marker { provisioner: "duoTest".into(), target: MarkerTarget::Folder(FolderPath::parse(path).unwrap()), scope: MarkerScope::Sub, provision };
+    store.assign_marker(&marker("app:duo", true)).await.unwrap();
+    store.assign_marker(&marker("app:duo:private", false)).await.unwrap();
+    let whole = store.provisioner_selection("duoTest").await.unwrap();
+    let (_, eligible) = store.provisioner_selection_with_eligible("duoTest", &g("lib:eligible")).await.unwrap();
+    let eligible: Vec<SubjectKey> = eligible.into_iter().map(|m| m.subject.key()).collect();
+    // u4 is in no group, u5 was removed, "nobody" never existed.
+    store.remove_subject(&key("u5")).await.unwrap();
+    let asked_sets: [&[&str]; 5] = [&["u1"], &["u2"], &["u3"], &["u1", "u2", "u4"], &["u2", "u5", "nobody"]];
+    for asked in asked_sets {
+        let keys: Vec<SubjectKey> = asked.iter().map(|s| key(s)).collect();
+        let scoped = store.scoped_selection("duoTest", &keys, Some(&g("lib:eligible"))).await.unwrap();
+        let names = |sel: &duoprov_model::ProvisionerSelection| sel.groups.iter().map(|pg| pg.group.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&scoped.selection), names(&whole), "every selected group, in order ({asked:?})");
+        for (s, w) in scoped.selection.groups.iter().zip(&whole.groups) {
+            let got: Vec<SubjectKey> = s.members.iter().map(|i| scoped.selection.subjects[*i as usize].key()).collect();
+            let want: Vec<SubjectKey> = w.members.iter().map(|i| whole.subjects[*i as usize].key()).filter(|k| keys.contains(k)).collect();
+            assert_eq!(got, want, "members of {} among {asked:?}", w.group.name);
+        }
+        let got: Vec<SubjectKey> = scoped.selection.subjects.iter().map(|s| s.key()).collect();
+        let want: Vec<SubjectKey> = whole.subjects.iter().map(|s| s.key()).filter(|k| keys.contains(k)).collect();
+        assert_eq!(got, want, "subjects among {asked:?}");
+        let mut want: Vec<SubjectKey> = eligible.iter().filter(|k| keys.contains(k)).cloned().collect();
+        want.sort();
+        assert_eq!(scoped.eligible, Some(want), "eligible among {asked:?}");
+    }
+    // A provisioner without markers selects nothing, seen from anyone.
+    let none = store.scoped_selection("nobody", &[key("u1")], None).await.unwrap();
+    assert!(none.selection.groups.is_empty() && none.selection.subjects.is_empty() && none.eligible.is_none());
+});
+
+registry_test!(recorded_usernames_are_replaced_rewritten_under_their_fingerprint_and_found_by_username, |store| {
+    let row = |id: &str, name: &str| RenderedName { subject: key(id), username_key: name.into() };
+    assert_eq!(store.rendered_fingerprint("p").await.unwrap(), None);
+    let counts = store.replace_rendered("p", "f1", &[row("a", "ann"), row("b", "bob"), row("c", "ann")]).await.unwrap();
+    assert_eq!((counts.written, counts.removed), (3, 0));
+    assert_eq!(store.rendered_fingerprint("p").await.unwrap().as_deref(), Some("f1"));
+    assert_eq!(store.rendered_holders("p", &["ann".into()]).await.unwrap(), vec![row("a", "ann"), row("c", "ann")]);
+    assert!(store.rendered_holders("other", &["ann".into()]).await.unwrap().is_empty(), "rows are per provisioner");
+    // Unchanged rows are not written again; a gone subject's row is removed.
+    let counts = store.replace_rendered("p", "f1", &[row("a", "ann"), row("b", "bobby")]).await.unwrap();
+    assert_eq!((counts.written, counts.removed), (1, 1));
+    assert_eq!(store.rendered_of("p", &[key("b"), key("c")]).await.unwrap(), vec![row("b", "bobby")]);
+    // A rewrite under another fingerprint writes nothing.
+    assert!(!store.update_rendered("p", "f2", &[key("a")], &[]).await.unwrap());
+    assert_eq!(store.rendered_of("p", &[key("a")]).await.unwrap(), vec![row("a", "ann")]);
+    // Under the recorded one: a subject without a row in `rows` loses its row, others get theirs.
+    assert!(store.update_rendered("p", "f1", &[key("a"), key("d")], &[row("d", "ann")]).await.unwrap());
+    assert_eq!(store.rendered_holders("p", &["ann".into(), "bobby".into()]).await.unwrap(), vec![row("b", "bobby"), row("d", "ann")]);
+});

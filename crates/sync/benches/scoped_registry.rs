@@ -1,0 +1,169 @@
+//! The registry side of an incremental run scoped to one membership change, at the registry scale
+//! data set (100k subjects, 10k groups, 1M memberships: `crates/registry/benches/data/scale.rs`):
+//! imported, its usernames recorded as a full run records them, 100k user and 10k group links
+//! recorded, then one membership committed. Timed, each over 20 repetitions (median and max):
+//!
+//! - the whole selection read (what every incremental run read before scoped reads);
+//! - recording every rendered username (a full run's one-off cost; again with nothing changed);
+//! - the change log and retries read (`changes_after`, `retries`);
+//! - the scoped registry side ([`duoprov_sync::incremental::scoped_registry_side`]: clash partners
+//!   through the recorded usernames, the scoped selection query, the desired state);
+//! - the provisioner's links read (`links`), which an incremental run still reads whole.
+//!
+//! SQLite (a file in a temporary folder) and, when `DUOPROV_TEST_POSTGRES_URL` is set, PostgreSQL.
+//! `cargo bench -p duoprov-sync --bench scoped_registry` (release build). Exits non-zero when the
+//! scoped read misses the change.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use duoprov_model::{GroupMember, GroupName, SubjectKey};
+use duoprov_plan::{Mapping, MappingConfig, Policy};
+use duoprov_registry::{GroupState, ImportData, OpenOptions, RunKind, Settlement, Store, UserState};
+use duoprov_sync::SyncSettings;
+
+#[path = "../../registry/benches/data/scale.rs"]
+mod scale;
+
+const REPEAT: usize = 20;
+
+fn stats(mut d: Vec<Duration>) -> String {
+    d.sort();
+    let ms = |x: Duration| x.as_secs_f64() * 1000.0;
+    format!("median {:.1} ms, max {:.1} ms", ms(d[d.len() / 2]), ms(d[d.len() - 1]))
+}
+
+async fn timed<T, F: std::future::Future<Output = T>>(mut f: impl FnMut() -> F) -> (Vec<Duration>, T) {
+    let mut times = Vec::with_capacity(REPEAT);
+    let mut last = None;
+    for _ in 0..REPEAT {
+        let start = Instant::now();
+        last = Some(f().await);
+        times.push(start.elapsed());
+    }
+    (times, last.expect("repeated"))
+}
+
+async fn bench(label: &str, url: &str, schema: Option<String>, text: &str) {
+    let mut data = ImportData::default();
+    data.add_json("bench.json", text).expect("parse");
+    let store: Box<dyn Store> = duoprov_registry::open(url, &OpenOptions { schema, ..Default::default() }).await.expect("open");
+    let start = Instant::now();
+    store.import(&data).await.expect("import");
+    drop(data);
+    println!("{label}: imported in {:.1} s", start.elapsed().as_secs_f64());
+    let settings = SyncSettings {
+        provisioner: "bench".into(),
+        policy: Policy::default(),
+        mapping: Arc::new(Mapping::compile(&MappingConfig::default(), "bench").unwrap()),
+        eligible_group: None,
+        subject_sources: None,
+        concurrency: 4,
+        load_duo_users: false,
+        incremental: Default::default(),
+        shares_duo_with: Vec::new(),
+        sync_back: None,
+        selection_rules: Default::default(),
+    };
+    let st = &*store;
+
+    let (times, selection) = timed(|| st.provisioner_selection("bench")).await;
+    let selection = selection.expect("selection");
+    println!("{label}: whole selection read: {}", stats(times));
+    let desired = duoprov_plan::DesiredState::build(&selection, &settings.mapping, None);
+    let rows: Vec<duoprov_registry::RenderedName> =
+        desired.rendered.iter().map(|(s, k)| duoprov_registry::RenderedName { subject: s.clone(), username_key: k.clone() }).collect();
+    let fingerprint = duoprov_sync::rendering_fingerprint(&settings);
+    let start = Instant::now();
+    let counts = st.replace_rendered("bench", &fingerprint, &rows).await.expect("record");
+    println!("{label}: recording {} rendered usernames: {:.0} ms", counts.written, start.elapsed().as_secs_f64() * 1000.0);
+    let start = Instant::now();
+    let counts = st.replace_rendered("bench", &fingerprint, &rows).await.expect("record");
+    println!("{label}: recording them again, unchanged ({} written): {:.0} ms", counts.written, start.elapsed().as_secs_f64() * 1000.0);
+
+    // Links as a full sync leaves them: every user and group linked.
+    let users: Vec<UserState> = selection
+        .subjects
+        .iter()
+        .enumerate()
+        .map(|(i, s)| UserState {
+            pending_name: None,
+            pending_at: None,
+            subject: s.key(),
+            duo_user_id: Some(format!("DU{i:018}")),
+            in_target: true,
+            created_by_us: true,
+            provisioned_at: None,
+            error: None,
+        })
+        .collect();
+    let groups: Vec<GroupState> = selection
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| GroupState {
+            pending_name: None,
+            pending_at: None,
+            group_uuid: g.group.uuid.clone(),
+            duo_group_id: Some(format!("DG{i:018}")),
+            in_target: true,
+            created_by_us: true,
+            provisioned_at: None,
+            error: None,
+        })
+        .collect();
+    st.record("bench", &groups, &users, &[]).await.expect("links");
+    drop(selection);
+    let seq = st.last_change_seq().await.expect("seq");
+    let settle = Settlement {
+        kind: RunKind::Full,
+        checkpoint: Some(seq),
+        clear_all: true,
+        attempted: &[],
+        failed: &[],
+        now_ms: duoprov_model::EpochMillis(0),
+        backoff: Default::default(),
+    };
+    st.settle("bench", &settle).await.expect("checkpoint");
+
+    // One membership change: a subject joins a group it is not in.
+    let subject = SubjectKey::new("local", "u000050");
+    let group = GroupName::parse(&scale::group_name(9_999)).unwrap();
+    st.add_member(&group, &GroupMember::Subject(subject.clone())).await.expect("change");
+
+    let (times, entries) = timed(|| async {
+        let checkpoint = st.checkpoint("bench").await.expect("checkpoint").expect("set");
+        let entries = st.changes_after(checkpoint.last_seq, 5_001).await.expect("changes");
+        st.retries("bench", None).await.expect("retries");
+        entries
+    })
+    .await;
+    let change_times = times.clone();
+    println!("{label}: change log and retries: {} ({} entry)", stats(times), entries.len());
+    let subjects: Vec<SubjectKey> = entries.iter().flat_map(|e| e.subjects.clone()).collect();
+    let (times, side) = timed(|| duoprov_sync::incremental::scoped_registry_side(st, &settings, &subjects)).await;
+    let scoped_times = times.clone();
+    let (desired, selected) = side.expect("scoped read");
+    println!("{label}: scoped registry side: {} ({selected} selected groups, {} user)", stats(times), desired.users.len());
+    let g = desired.groups.iter().find(|g| g.registry_name == group.as_str()).expect("the changed group is selected");
+    if selected != scale::GROUPS || desired.users.len() != 1 || g.members != vec![0] || desired.users[0].key != subject {
+        eprintln!("FAILED: the scoped read does not hold the change");
+        std::process::exit(1);
+    }
+    let (times, links) = timed(|| st.links("bench")).await;
+    println!("{label}: links read: {} ({} user links)", stats(times), links.expect("links").users.len());
+    let total: Vec<Duration> = change_times.iter().zip(&scoped_times).map(|(a, b)| *a + *b).collect();
+    println!("{label}: change log + scoped registry side: {}", stats(total));
+}
+
+#[tokio::main]
+async fn main() {
+    let text = scale::document();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    bench("sqlite", &url, None, &text).await;
+    match std::env::var("DUOPROV_TEST_POSTGRES_URL") {
+        Ok(pg) if !pg.is_empty() => bench("postgres", &pg, Some(format!("bench_scoped_{}", std::process::id())), &text).await,
+        _ => println!("postgres: skipped (DUOPROV_TEST_POSTGRES_URL not set)"),
+    }
+}
