@@ -14,6 +14,7 @@ mod demo;
 mod daemon_resilience;
 mod explain;
 mod incremental;
+mod ldap_source;
 mod permissions;
 mod probe;
 mod ownership;
