@@ -64,7 +64,7 @@ pub fn sync_info(message: &StructureTag) -> Result<SyncInfoKind, String> {
     }
     let value = value.ok_or("a Sync Info without a value")?;
     let tag = match parse_tag(&value) {
-        Ok((rest, tag)) if rest.is_empty() => tag,
+        Ok((&[], tag)) => tag,
         _ => return Err("a Sync Info value that is not one BER element".into()),
     };
     if tag.class != TagClass::Context {
