@@ -2,7 +2,7 @@
 //! and folder), its safety thresholds, and how to read it (`kind = "file"` with its files, or
 //! `kind = "ldap"` with the directory's URL, TLS, bind and attribute map, or `kind = "sql"` with a
 //! PostgreSQL URL and three queries), and when the daemon runs it (`schedule`, and for LDAP the
-//! `modifyTimestamp` `poll_interval`). Scopes of two sources
+//! `modifyTimestamp` `poll_interval` and the `sync_mode`: syncrepl, polling or `auto`). Scopes of two sources
 //! may not overlap, and no source may own `local` subjects, which are made by hand.
 
 use std::collections::BTreeMap;
@@ -53,6 +53,23 @@ pub struct RawSource {
     /// kind = "ldap": how often the daemon asks the directory for entries changed since its last
     /// read (`modifyTimestamp`); "off" for none.
     poll_interval: Option<String>,
+    /// kind = "ldap": how the daemon learns of changes between scheduled reads: "auto"
+    /// (syncrepl where the server offers it, else polling), "syncrepl" or "poll".
+    sync_mode: Option<SyncMode>,
+}
+
+/// How the daemon learns of an LDAP directory's changes between scheduled reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Syncrepl (RFC 4533) where the server offers it, else `modifyTimestamp` polling.
+    #[default]
+    Auto,
+    /// Syncrepl only: a server that does not offer it is reported as failing (and polled
+    /// meanwhile if `poll_interval` is set).
+    Syncrepl,
+    /// `modifyTimestamp` polling only.
+    Poll,
 }
 
 /// How a source is read.
@@ -83,6 +100,8 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     /// When the daemon runs it; `None`: only `duoprov source sync` does.
     pub schedule: Option<SourceSchedule>,
+    /// kind = "ldap": syncrepl, polling or both (`Poll` for other kinds, which have no feed).
+    pub sync_mode: SyncMode,
 }
 
 pub fn parse_sources(raw: BTreeMap<String, RawSource>, origin: &str, base: &Path) -> Result<BTreeMap<String, SourceConfig>> {
@@ -224,9 +243,17 @@ pub fn parse_sources(raw: BTreeMap<String, RawSource>, origin: &str, base: &Path
             None if matches!(kind, SourceKind::Ldap { .. }) => Some(Duration::from_secs(10)),
             None => None,
         };
+        let sync_mode = match r.sync_mode {
+            Some(_) if !matches!(kind, SourceKind::Ldap { .. }) => bail!("{key}.sync_mode: applies to kind = \"ldap\" only (syncrepl or modifyTimestamp polling)"),
+            Some(_) if read.is_none() => bail!("{key}.sync_mode: set schedule too (the daemon follows only sources it runs)"),
+            Some(SyncMode::Poll) if poll_interval.is_none() => bail!("{key}.sync_mode: \"poll\" with poll_interval = \"off\" would never look for changes; set a poll_interval or sync_mode = \"auto\""),
+            Some(mode) => mode,
+            None if matches!(kind, SourceKind::Ldap { .. }) => SyncMode::Auto,
+            None => SyncMode::Poll,
+        };
         let schedule = read.map(|read| SourceSchedule { read, poll_interval });
         let scope = MirrorScope { source: name.clone(), subject_source: r.subject_source, folder };
-        out.insert(name, SourceConfig { scope, thresholds: r.thresholds, kind, schedule });
+        out.insert(name, SourceConfig { scope, thresholds: r.thresholds, kind, schedule, sync_mode });
     }
     Ok(out)
 }
@@ -283,6 +310,25 @@ mod tests {
         assert_eq!(ldap.sources["dir"].schedule.as_ref().unwrap().poll_interval, Some(std::time::Duration::from_secs(10)));
         let off = parse(&LDAP.replace("[source.dir.users]", "schedule = \"every 1h\"\npoll_interval = \"off\"\n[source.dir.users]")).unwrap();
         assert_eq!(off.sources["dir"].schedule.as_ref().unwrap().poll_interval, None);
+    }
+
+    #[test]
+    fn an_ldap_source_follows_syncrepl_by_default_and_sync_mode_mistakes_are_refused_by_key() {
+        let scheduled = LDAP.replace("[source.dir.users]", "schedule = \"every 1h\"\n[source.dir.users]");
+        assert_eq!(parse(&scheduled).unwrap().sources["dir"].sync_mode, super::SyncMode::Auto);
+        let poll = parse(&scheduled.replace("[source.dir.users]", "sync_mode = \"poll\"\n[source.dir.users]")).unwrap();
+        assert_eq!(poll.sources["dir"].sync_mode, super::SyncMode::Poll);
+        let only = parse(&scheduled.replace("[source.dir.users]", "sync_mode = \"syncrepl\"\n[source.dir.users]")).unwrap();
+        assert_eq!(only.sources["dir"].sync_mode, super::SyncMode::Syncrepl);
+        for (bad, key, why) in [
+            (scheduled.replace("[source.dir.users]", "sync_mode = \"push\"\n[source.dir.users]"), "sync_mode", "push"),
+            (LDAP.replace("[source.dir.users]", "sync_mode = \"syncrepl\"\n[source.dir.users]"), "source.dir.sync_mode", "schedule"),
+            (scheduled.replace("[source.dir.users]", "sync_mode = \"poll\"\npoll_interval = \"off\"\n[source.dir.users]"), "source.dir.sync_mode", "never"),
+            (SQL.replace("schedule = \"every 15m\"", "schedule = \"every 15m\"\nsync_mode = \"auto\""), "source.db.sync_mode", "ldap"),
+        ] {
+            let err = format!("{:#}", parse(&bad).unwrap_err());
+            assert!(err.contains(key) && err.contains(why), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -48,6 +48,15 @@ pub struct SourceStatus {
     pub detail: Option<String>,
     /// Milliseconds since the epoch when the next full read is due.
     pub next_read_at_ms: Option<i64>,
+    /// How the daemon learns of the source's changes between scheduled reads: `syncrepl` (LDAP
+    /// content synchronization), `polling` (LDAP `modifyTimestamp`) or `schedule` (only the
+    /// scheduled reads).
+    pub mode: Option<String>,
+    /// With `mode` `syncrepl`: whether the persistent search is connected now (while it is
+    /// not, the daemon polls if a `poll_interval` is set, and reconnects with backoff).
+    pub connected: Option<bool>,
+    /// Why the change feed is not connected, while it is not.
+    pub feed_error: Option<String>,
 }
 
 /// Shared between the provisioner loops and the status page.

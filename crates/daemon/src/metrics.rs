@@ -1,6 +1,6 @@
 //! The daemon's metrics, served at `/metrics` in the Prometheus/OpenMetrics text format: runs by
 //! type and result, operations by object, action and result, Duo calls by endpoint and status,
-//! 429 answers, source runs by result and whether a source's last run was refused, call latency histograms, per provisioner and call class the attempts, 429s and
+//! 429 answers, source runs by result and whether a source's last run was refused, whether a source's change feed is connected and the changes it reported, call latency histograms, per provisioner and call class the attempts, 429s and
 //! the client's current and lowest paced rate, change-log lag, and when the last successful full and
 //! incremental syncs finished. Duo paths are reduced to endpoints (`{id}` for object ids) so the
 //! label sets stay bounded.
@@ -96,6 +96,8 @@ pub struct Metrics {
     lowest_paced_rate: Family<ClassLabels, Gauge<f64, AtomicU64>>,
     source_runs: Family<SourceRunLabels, Counter>,
     source_refused: Family<SourceLabels, Gauge>,
+    source_feed_connected: Family<SourceLabels, Gauge>,
+    source_changes_seen: Family<SourceLabels, Counter>,
     /// The client counters last folded into `class_calls` and `class_rate_limited`.
     class_seen: std::sync::Mutex<std::collections::HashMap<ClassLabels, (u64, u64)>>,
     /// Per provisioner, (when, how many) 429s were folded in, for the last hour's count.
@@ -164,10 +166,16 @@ impl Metrics {
         registry.register("source_runs", "Source runs by source and result (applied, unchanged, refused, failed)", source_runs.clone());
         let source_refused = Family::<SourceLabels, Gauge>::default();
         registry.register("source_refused", "1 while the source's last run was refused by its safety rules (nothing changed), else 0", source_refused.clone());
+        let source_feed_connected = Family::<SourceLabels, Gauge>::default();
+        registry.register("source_feed_connected", "1 while the source's change feed (LDAP syncrepl) is connected, else 0; absent for sources without one", source_feed_connected.clone());
+        let source_changes_seen = Family::<SourceLabels, Counter>::default();
+        registry.register("source_changes_seen", "Changes the source's feed (LDAP syncrepl) reported", source_changes_seen.clone());
         Metrics {
             registry,
             source_runs,
             source_refused,
+            source_feed_connected,
+            source_changes_seen,
             runs,
             operations,
             duo_calls,
@@ -218,6 +226,16 @@ impl Metrics {
     pub fn source_run(&self, source: &str, result: &str) {
         self.source_runs.get_or_create(&SourceRunLabels { source: source.into(), result: result.into() }).inc();
         self.source_refused.get_or_create(&SourceLabels { source: source.into() }).set(i64::from(result == "refused"));
+    }
+
+    /// The source's change feed connected (`true`) or dropped.
+    pub fn source_feed(&self, source: &str, connected: bool) {
+        self.source_feed_connected.get_or_create(&SourceLabels { source: source.into() }).set(i64::from(connected));
+    }
+
+    /// The source's change feed reported a change.
+    pub fn source_change_seen(&self, source: &str) {
+        self.source_changes_seen.get_or_create(&SourceLabels { source: source.into() }).inc();
     }
 
     pub fn lag(&self, provisioner: &str, entries: i64, seconds: f64) {

@@ -8,11 +8,19 @@
 //! `/metrics`. A refused or failed run changes nothing, is retried on the schedule, and never
 //! stops the provisioners.
 //!
+//! A source with a change feed (an LDAP directory offering syncrepl, RFC 4533) is followed
+//! instead of polled: a watcher task keeps the feed connected (reconnecting with backoff), and
+//! each change it reports makes a full read due once the changes pause for [`FEED_QUIET`] (or at
+//! most [`FEED_MAX`] after the first); a full read stays the one path that writes the registry.
+//! Connecting (and reconnecting) counts as a change, since changes made before may have been
+//! missed. While the feed is not connected the source is polled (if it has a `poll_interval`).
+//!
 //! Sources run first: while a source's read is due or under way, the [`SourceGate`] holds the
 //! provisioners' next runs back (up to [`GATE_WAIT`]), so a provisioner due at the same moment
 //! provisions what the source just wrote.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +59,65 @@ pub trait SourceJob: Send + Sync + 'static {
     /// Whether the source changed at or after `since_ms` (milliseconds since the epoch); `None`
     /// when the source cannot tell without a full read.
     async fn changed_since(&self, since_ms: i64) -> Result<Option<bool>>;
+    /// The source's live feed of changes (LDAP syncrepl), if it may have one.
+    fn feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+        None
+    }
+}
+
+/// A live feed of a source's changes.
+#[async_trait::async_trait]
+pub trait ChangeFeed: Send + Sync + 'static {
+    /// Connects and returns once the feed reports every change from now on; `Ok(None)` when
+    /// the source does not offer a feed (the daemon polls instead, and asks again after
+    /// [`FEED_RECHECK`]).
+    async fn connect(&self) -> Result<Option<Box<dyn ChangeStream>>>;
+}
+
+/// A connected feed.
+#[async_trait::async_trait]
+pub trait ChangeStream: Send {
+    /// Waits for the next change and returns what it names (a DN); `Err` when the feed ended
+    /// (the daemon reconnects).
+    async fn next_change(&mut self) -> Result<String>;
+}
+
+/// How long a feed's changes must pause before the full read they call for.
+pub const FEED_QUIET: Duration = Duration::from_millis(500);
+/// The longest a burst of changes delays the full read after its first change.
+pub const FEED_MAX: Duration = Duration::from_secs(5);
+/// How long after a source said it offers no feed it is asked again.
+pub const FEED_RECHECK: Duration = Duration::from_secs(600);
+
+/// Changes a feed reported that no full read has covered yet.
+#[derive(Debug, Default)]
+struct FeedState {
+    /// The first and the last uncovered change (milliseconds since the epoch).
+    pending: Mutex<Option<(i64, i64)>>,
+    connected: AtomicBool,
+    wake: Notify,
+}
+
+impl FeedState {
+    fn changed(&self, at_ms: i64) {
+        if let Ok(mut p) = self.pending.lock() {
+            *p = Some(p.map_or((at_ms, at_ms), |(first, _)| (first, at_ms)));
+        }
+        self.wake.notify_waiters();
+    }
+
+    /// When the full read the pending changes call for is due.
+    fn due(&self) -> Option<i64> {
+        let p = self.pending.lock().ok().and_then(|p| *p)?;
+        Some((p.1 + FEED_QUIET.as_millis() as i64).min(p.0 + FEED_MAX.as_millis() as i64))
+    }
+
+    /// A full read starts now: it covers every change reported so far.
+    fn covered(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            *p = None;
+        }
+    }
 }
 
 /// When a source runs.
@@ -136,13 +203,30 @@ impl SourceLoop {
         // When the last successful read started: a change after it needs another read.
         let mut read_from: Option<i64> = None;
         let mut failures = 0u32;
+        let feed_state = Arc::new(FeedState::default());
+        let feed = self.job.feed();
+        let polling = if self.schedule.poll_interval.is_some() { "polling" } else { "schedule" };
+        self.shared.update_source(&self.name, |s| {
+            s.mode = Some(if feed.is_some() { "syncrepl" } else { polling }.into());
+            s.connected = feed.as_ref().map(|_| false);
+        });
+        if let Some(feed) = feed {
+            let watcher = Watcher { name: self.name.clone(), feed, state: feed_state.clone(), shared: self.shared.clone(), clock: self.clock.clone(), polling };
+            tokio::spawn(watcher.run(stop.clone()));
+        }
         loop {
             if *stop.borrow() {
                 return;
             }
             let now = self.clock.now_ms();
             let mut due = now >= next_read;
+            if !due && feed_state.due().is_some_and(|t| now >= t) {
+                tracing::info!(source = %self.name, "The source's feed reported changes; reading it now.");
+                due = true;
+            }
+            let following = feed_state.connected.load(Ordering::SeqCst);
             if !due
+                && !following
                 && let (Some(at), Some(from)) = (next_poll, read_from)
                 && now >= at
             {
@@ -161,6 +245,7 @@ impl SourceLoop {
                 // in between waits for it.
                 self.shared.source_gate.set(&self.name, if now >= next_read { next_read } else { now });
                 let started = now;
+                feed_state.covered();
                 match self.once().await {
                     Ok(true) => {
                         failures = 0;
@@ -187,10 +272,14 @@ impl SourceLoop {
                 self.shared.update_source(&self.name, |s| s.next_read_at_ms = Some(next_read));
             }
             let now = self.clock.now_ms();
-            let until = next_poll.filter(|_| read_from.is_some()).map_or(next_read, |p| p.min(next_read));
+            let woken = feed_state.wake.notified();
+            let following = feed_state.connected.load(Ordering::SeqCst);
+            let until = next_poll.filter(|_| read_from.is_some() && !following).map_or(next_read, |p| p.min(next_read));
+            let until = feed_state.due().map_or(until, |t| t.min(until));
             let wait = Duration::from_millis((until - now).clamp(0, 3_600_000) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = woken => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
@@ -249,6 +338,85 @@ impl SourceLoop {
             s.last_run_at_ms = Some(at);
             s.detail = Some(message.to_owned());
         });
+    }
+}
+
+/// Keeps a source's change feed connected and records what it reports.
+struct Watcher {
+    name: String,
+    feed: Arc<dyn ChangeFeed>,
+    state: Arc<FeedState>,
+    shared: Arc<Shared>,
+    clock: Arc<dyn Clock>,
+    /// The mode shown when the source offers no feed.
+    polling: &'static str,
+}
+
+impl Watcher {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let wait = match self.feed.connect().await {
+                Ok(Some(mut stream)) => {
+                    tracing::info!(source = %self.name, "Following the source's changes (syncrepl); reading it in full now, since changes made before may have been missed.");
+                    self.connected(true, None);
+                    self.state.changed(self.clock.now_ms());
+                    let error = loop {
+                        tokio::select! {
+                            change = stream.next_change() => match change {
+                                Ok(what) => {
+                                    tracing::debug!(source = %self.name, entry = %what, "The source reported a change.");
+                                    self.shared.metrics.source_change_seen(&self.name);
+                                    self.state.changed(self.clock.now_ms());
+                                }
+                                Err(e) => break format!("{e:#}"),
+                            },
+                            _ = stop.wait_for(|s| *s) => return,
+                        }
+                    };
+                    drop(stream);
+                    failures = 1;
+                    tracing::warn!(source = %self.name, error = %error, "The source's change feed dropped; reconnecting (it is polled meanwhile if it has a poll_interval).");
+                    self.connected(false, Some(error));
+                    failure_backoff(failures)
+                }
+                Ok(None) => {
+                    tracing::info!(source = %self.name, "The source offers no change feed (syncrepl); polling it instead.");
+                    self.state.connected.store(false, Ordering::SeqCst);
+                    self.shared.update_source(&self.name, |s| {
+                        s.mode = Some(self.polling.into());
+                        s.connected = None;
+                        s.feed_error = None;
+                    });
+                    FEED_RECHECK
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let error = format!("{e:#}");
+                    tracing::warn!(source = %self.name, error = %error, "Cannot follow the source's changes; retrying (it is polled meanwhile if it has a poll_interval).");
+                    self.connected(false, Some(error));
+                    failure_backoff(failures)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    fn connected(&self, connected: bool, error: Option<String>) {
+        self.state.connected.store(connected, Ordering::SeqCst);
+        self.shared.metrics.source_feed(&self.name, connected);
+        self.shared.update_source(&self.name, |s| {
+            s.mode = Some("syncrepl".into());
+            s.connected = Some(connected);
+            s.feed_error = error;
+        });
+        self.state.wake.notify_waiters();
     }
 }
 
@@ -382,6 +550,151 @@ mod tests {
         fake.release.notify_one();
         assert!(provisioner.await.unwrap(), "the provisioner waited for the source, not for its deadline");
         assert_eq!(fake.runs.load(SeqCst), 1);
+        let _ = stop.send(true);
+    }
+
+    /// A stand-in feed: `connect` answers `offer` (refusing while `down`), and each connected
+    /// stream reports the changes sent on `changes` until `drop_feed` is notified.
+    struct FakeFeed {
+        offer: bool,
+        down: AtomicBool,
+        connects: AtomicUsize,
+        changes: tokio::sync::broadcast::Sender<String>,
+        drop_feed: Arc<Notify>,
+    }
+
+    struct FakeStream(tokio::sync::broadcast::Receiver<String>, Arc<Notify>);
+
+    #[async_trait::async_trait]
+    impl ChangeStream for FakeStream {
+        async fn next_change(&mut self) -> Result<String> {
+            tokio::select! {
+                c = self.0.recv() => Ok(c?),
+                _ = self.1.notified() => anyhow::bail!("connection to ldap://127.0.0.1:1 dropped"),
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ChangeFeed for FakeFeed {
+        async fn connect(&self) -> Result<Option<Box<dyn ChangeStream>>> {
+            if self.down.load(SeqCst) {
+                anyhow::bail!("cannot connect to LDAP server ldap://127.0.0.1:1");
+            }
+            self.connects.fetch_add(1, SeqCst);
+            Ok(self.offer.then(|| Box::new(FakeStream(self.changes.subscribe(), self.drop_feed.clone())) as Box<dyn ChangeStream>))
+        }
+    }
+
+    struct Fed(Arc<Fake>, Arc<FakeFeed>);
+
+    #[async_trait::async_trait]
+    impl SourceJob for Fed {
+        async fn run(&self) -> Result<SourceRan> {
+            self.0.run().await
+        }
+        async fn changed_since(&self, since_ms: i64) -> Result<Option<bool>> {
+            self.0.changed_since(since_ms).await
+        }
+        fn feed(&self) -> Option<Arc<dyn ChangeFeed>> {
+            Some(self.1.clone())
+        }
+    }
+
+    fn fake_feed(offer: bool) -> Arc<FakeFeed> {
+        Arc::new(FakeFeed { offer, down: AtomicBool::new(false), connects: AtomicUsize::new(0), changes: tokio::sync::broadcast::channel(16).0, drop_feed: Arc::new(Notify::new()) })
+    }
+
+    async fn start_fed(fake: Arc<Fake>, feed: Arc<FakeFeed>, shared: Arc<Shared>) -> watch::Sender<bool> {
+        let store: Arc<dyn Store> = Arc::from(duoprov_registry::open("sqlite::memory:", &Default::default()).await.unwrap());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        shared.source_gate.set("s", clock.now_ms());
+        let l = SourceLoop {
+            name: "s".into(),
+            job: Arc::new(Fed(fake, feed)),
+            schedule: SourceSchedule { read: FullSyncSchedule::Every(Duration::from_secs(3600)), poll_interval: Some(Duration::from_millis(20)) },
+            store,
+            shared,
+            clock,
+        };
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(l.run(rx));
+        tx
+    }
+
+    fn status(shared: &Shared) -> crate::http::SourceStatus {
+        shared.sources.lock().unwrap().get("s").cloned().unwrap_or_default()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_feed_changes_makes_one_full_read_and_polling_stops_while_the_feed_is_connected() {
+        let fake = Arc::new(Fake::default());
+        let feed = fake_feed(true);
+        let shared = Arc::new(Shared::default());
+        let stop = start_fed(fake.clone(), feed.clone(), shared.clone()).await;
+        until("the feed connected", || status(&shared).connected == Some(true)).await;
+        assert_eq!(status(&shared).mode.as_deref(), Some("syncrepl"));
+        // The read at start, and the read connecting calls for (it may be the same one).
+        until("the reads after connecting", || fake.runs.load(SeqCst) >= 1 && fake_feed_settled(&shared)).await;
+        tokio::time::sleep(FEED_QUIET * 2).await;
+        let settled = fake.runs.load(SeqCst);
+        fake.last_since.store(0, SeqCst);
+        fake.changed.store(true, SeqCst);
+        // Three changes in a burst: one read once they pause.
+        for dn in ["uid=a", "uid=b", "uid=c"] {
+            feed.changes.send(dn.into()).unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        until("the read the changes call for", || fake.runs.load(SeqCst) == settled + 1).await;
+        let t = tokio::time::Instant::now();
+        until("the burst settled", || t.elapsed() > FEED_QUIET * 2).await;
+        assert_eq!(fake.runs.load(SeqCst), settled + 1, "a burst of changes makes one read");
+        assert_eq!(fake.last_since.load(SeqCst), 0, "a source whose feed is connected is not polled");
+        assert!(shared.metrics.encode().contains("duoprov_source_changes_seen_total{source=\"s\"} 3"), "{}", shared.metrics.encode());
+        assert!(shared.metrics.encode().contains("duoprov_source_feed_connected{source=\"s\"} 1"));
+        let _ = stop.send(true);
+    }
+
+    fn fake_feed_settled(shared: &Shared) -> bool {
+        shared.source_gate.due("s").is_some_and(|t| t > SystemClock.now_ms())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_feed_is_polled_meanwhile_reconnected_with_backoff_and_read_in_full_after_reconnecting() {
+        let fake = Arc::new(Fake::default());
+        let feed = fake_feed(true);
+        let shared = Arc::new(Shared::default());
+        let stop = start_fed(fake.clone(), feed.clone(), shared.clone()).await;
+        until("the feed connected", || status(&shared).connected == Some(true)).await;
+        until("the reads after connecting", || fake.runs.load(SeqCst) >= 1 && fake_feed_settled(&shared)).await;
+        feed.down.store(true, SeqCst);
+        feed.drop_feed.notify_waiters();
+        until("the drop on the status page", || status(&shared).connected == Some(false)).await;
+        let s = status(&shared);
+        assert!(s.feed_error.as_deref().unwrap_or_default().contains("ldap://127.0.0.1:1"), "{s:?}");
+        assert!(shared.metrics.encode().contains("duoprov_source_feed_connected{source=\"s\"} 0"));
+        // Polled while the feed is down.
+        fake.last_since.store(0, SeqCst);
+        until("a poll while the feed is down", || fake.last_since.load(SeqCst) != 0).await;
+        let before = fake.runs.load(SeqCst);
+        feed.down.store(false, SeqCst);
+        until("the feed reconnected", || status(&shared).connected == Some(true)).await;
+        assert!(status(&shared).feed_error.is_none());
+        until("the read after reconnecting", || fake.runs.load(SeqCst) > before).await;
+        assert_eq!(feed.connects.load(SeqCst), 2);
+        let _ = stop.send(true);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_offering_no_feed_is_polled_and_shown_as_polling() {
+        let fake = Arc::new(Fake::default());
+        let shared = Arc::new(Shared::default());
+        let stop = start_fed(fake.clone(), fake_feed(false), shared.clone()).await;
+        until("the fallback on the status page", || status(&shared).mode.as_deref() == Some("polling")).await;
+        assert_eq!(status(&shared).connected, None);
+        until("the read at start", || fake.runs.load(SeqCst) == 1).await;
+        fake.changed.store(true, SeqCst);
+        until("the read after the change polling saw", || fake.runs.load(SeqCst) == 2).await;
         let _ = stop.send(true);
     }
 }

@@ -5,7 +5,7 @@
 //! subjects and groups by an attribute map (OpenLDAP and AD presets); members by DN or by uid,
 //! nested groups by DN; Active Directory's ranged `member;range=LOW-HIGH` values followed to the
 //! end; [`LdapReader::changed_since`] asks by `modifyTimestamp` whether anything changed since a
-//! time (the daemon's polling). A member that names no user or group read is reported and left out; any failure of the
+//! time (the daemon's polling; `syncrepl.rs` watches a directory that offers RFC 4533). A member that names no user or group read is reported and left out; any failure of the
 //! connection or of a search fails the whole read, so a partial directory is never mirrored.
 
 use std::collections::HashMap;
@@ -411,6 +411,27 @@ impl LdapReader {
             }
         }
         Ok(false)
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.settings.timeout
+    }
+
+    pub(crate) fn settings(&self) -> &LdapSettings {
+        &self.settings
+    }
+
+    pub(crate) fn ldap(&mut self) -> &mut Ldap {
+        &mut self.ldap
+    }
+
+    /// The user and group filters in effect (the preset's unless set).
+    pub(crate) fn filters(&self) -> (String, String) {
+        (self.resolved.user_filter.clone(), self.resolved.group_filter.clone())
     }
 
     pub async fn close(mut self) {

@@ -10,6 +10,7 @@ pub mod ldap;
 pub mod mirror;
 pub mod run;
 pub mod sql;
+pub mod syncrepl;
 
 pub use mirror::{diff, Refusal, SnapshotGroup, SnapshotMember, SourceDiff, SourceSnapshot, Thresholds};
 pub use run::{mirror, Outcome, Report, RunError};

@@ -2,7 +2,9 @@
 //! a generated configuration (slapd.conf, mdb backend, a service account with unlimited paged
 //! results) and a generated CA: initial mirror, adds, modifies, deletes and renames (modrdn) of
 //! users and groups, nested groups, a member DN naming nothing, TLS (ldaps:// and StartTLS), a
-//! bind failure, slapd stopping mid-read, and a change found by `modifyTimestamp` polling. Without slapd and ldap-utils the tests report
+//! bind failure, slapd stopping mid-read, a change found by `modifyTimestamp` polling, and changes
+//! reported by a syncrepl persistent search (slapd with the syncprov overlay; one without it is
+//! found not to offer syncrepl). Without slapd and ldap-utils the tests report
 //! `SKIPPED` and pass, unless `DUOPROV_REQUIRE_EXTERNAL=1` (CI), where they fail.
 
 use std::net::TcpListener;
@@ -54,8 +56,13 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 impl Slapd {
-    /// Starts slapd with the base entries loaded, or `None` after reporting the skip.
+    /// Starts slapd (with the syncprov overlay: it offers syncrepl) with the base entries
+    /// loaded, or `None` after reporting the skip.
     fn start() -> Option<Slapd> {
+        Self::start_with(true)
+    }
+
+    fn start_with(syncprov: bool) -> Option<Slapd> {
         let missing = [SLAPD, "/usr/bin/ldapadd", "/usr/bin/openssl"].into_iter().find(|p| !Path::new(p).exists());
         if let Some(p) = missing {
             if std::env::var("DUOPROV_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
@@ -78,12 +85,12 @@ impl Slapd {
             d.join("slapd.conf"),
             format!(
                 "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\ninclude /etc/ldap/schema/inetorgperson.schema\ninclude /etc/ldap/schema/nis.schema\n\
-                 modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {p}/slapd.pid\n\
+                 modulepath /usr/lib/ldap\nmoduleload back_mdb\n{load}pidfile {p}/slapd.pid\n\
                  TLSCACertificateFile {p}/ca.pem\nTLSCertificateFile {p}/server.pem\nTLSCertificateKeyFile {p}/server.key\n\
                  database mdb\nmaxsize 104857600\nsuffix \"{SUFFIX}\"\nrootdn \"{ADMIN}\"\nrootpw {ADMIN_PW}\ndirectory {p}/db\n\
                  access to attrs=userPassword by anonymous auth by * none\naccess to * by users read by * none\n\
-                 limits dn.exact=\"{READER}\" size.prtotal=unlimited\n"
-            ),
+                 limits dn.exact=\"{READER}\" size=unlimited size.prtotal=unlimited\n{overlay}"
+            , load = if syncprov { "moduleload syncprov\n" } else { "" }, overlay = if syncprov { "overlay syncprov\n" } else { "" }),
         )
         .unwrap();
         let mut slapd = Slapd { child: None, dir, port: free_port(), tls_port: free_port() };
@@ -376,4 +383,46 @@ async fn a_change_found_by_modify_timestamp_polling_is_read_and_reaches_the_regi
     let report = sync(&slapd, &*store, None).await;
     assert_eq!(report.counts.members_removed, 1, "{report:?}");
     assert_eq!(store.members(&gname("staff")).await.unwrap(), vec![sub("bob"), GroupMember::Group { name: gname("admins") }]);
+}
+
+/// Waits (with a deadline) for the next change the persistent search reports.
+async fn next_change(persist: &mut duoprov_source::syncrepl::Persist) -> String {
+    tokio::time::timeout(Duration::from_secs(10), persist.next_change()).await.expect("a change reported within 10 s").expect("the persistent search goes on")
+}
+
+#[tokio::test]
+async fn a_syncrepl_persistent_search_reports_adds_modifies_renames_and_deletes_and_ends_when_slapd_stops() {
+    let Some(mut slapd) = Slapd::start() else { return };
+    slapd.ldif("add", &base_ldif());
+    let mut reader = LdapReader::connect(&slapd.settings()).await.expect("connect and bind");
+    assert!(reader.offers_syncrepl().await.unwrap(), "slapd with syncprov offers syncrepl");
+    // The refresh phase (the entries already there) reports nothing; it is over when persist returns.
+    let mut persist = reader.persist().await.expect("the persistent searches start");
+    slapd.ldif("add", &user("erin", "erin@example.org"));
+    assert_eq!(normalize(&next_change(&mut persist).await), normalize(&udn("erin")));
+    slapd.ldif("modify", &format!("dn: {}\nchangetype: modify\nadd: member\nmember: {}\n\n", gdn("ops"), udn("erin")));
+    assert_eq!(normalize(&next_change(&mut persist).await), normalize(&gdn("ops")));
+    slapd.ldif("modify", &format!("dn: {}\nchangetype: modrdn\nnewrdn: cn=operations\ndeleteoldrdn: 1\n\n", gdn("ops")));
+    assert_eq!(normalize(&next_change(&mut persist).await), normalize(&gdn("operations")));
+    slapd.ldif("modify", &format!("dn: {}\nchangetype: delete\n\n", udn("dave")));
+    assert_eq!(normalize(&next_change(&mut persist).await), normalize(&udn("dave")));
+    // An entry outside both bases is not reported; the next change under them is.
+    slapd.ldif("add", &format!("dn: cn=elsewhere,ou=system,{SUFFIX}\nobjectClass: person\ncn: elsewhere\nsn: elsewhere\n\n"));
+    slapd.ldif("modify", &format!("dn: {}\nchangetype: modify\nreplace: mail\nmail: b@example.org\n\n", udn("bob")));
+    assert_eq!(normalize(&next_change(&mut persist).await), normalize(&udn("bob")));
+    slapd.stop();
+    let ended = tokio::time::timeout(Duration::from_secs(10), persist.next_change()).await.expect("the end noticed within 10 s");
+    let err = ended.expect_err("slapd stopping ends the persistent search");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{}", slapd.port)) && !err.to_string().contains(READER_PW), "{err}");
+}
+
+fn normalize(dn: &str) -> String {
+    duoprov_source::ldap::normalize_dn(dn)
+}
+
+#[tokio::test]
+async fn a_directory_without_the_syncprov_overlay_is_found_not_to_offer_syncrepl() {
+    let Some(slapd) = Slapd::start_with(false) else { return };
+    let mut reader = LdapReader::connect(&slapd.settings()).await.expect("connect and bind");
+    assert!(!reader.offers_syncrepl().await.unwrap());
 }

@@ -1,7 +1,8 @@
 //! `duoprov source sync|list|status` and `duoprov import --mirror`: read a source (an LDAP
 //! directory, a SQL database, snapshot files), mirror it into the registry under the source's safety rules, and
 //! show what changed, what was refused (exit 3, with the removal list and its digest) or what
-//! could not be read (nothing changed); and [`DaemonSource`], a source as `duoprov run` runs it.
+//! could not be read (nothing changed); and [`DaemonSource`], a source as `duoprov run` runs it
+//! (with its syncrepl feed, [`LdapFeed`], for an LDAP source whose `sync_mode` allows it).
 
 use anyhow::{Context as _, Result, bail};
 use duoprov_registry::ImportData;
@@ -9,7 +10,7 @@ use duoprov_source::{Outcome, Report, SourceSnapshot};
 
 use super::Context;
 use crate::args::SourceCommand;
-use crate::source_config::{SourceConfig, SourceKind};
+use crate::source_config::{SourceConfig, SourceKind, SyncMode};
 use crate::{exit, output};
 
 pub async fn run(ctx: &Context, command: SourceCommand) -> Result<u8> {
@@ -130,6 +131,13 @@ impl duoprov_daemon::sources::SourceJob for DaemonSource {
         })
     }
 
+    fn feed(&self) -> Option<std::sync::Arc<dyn duoprov_daemon::sources::ChangeFeed>> {
+        match (&self.config.kind, self.config.sync_mode) {
+            (SourceKind::Ldap { .. }, SyncMode::Auto | SyncMode::Syncrepl) => Some(std::sync::Arc::new(LdapFeed { name: self.name.clone(), config: self.config.clone() })),
+            _ => None,
+        }
+    }
+
     async fn changed_since(&self, since_ms: i64) -> Result<Option<bool>> {
         let SourceKind::Ldap { settings, password } = &self.config.kind else { return Ok(None) };
         let mut settings = (**settings).clone();
@@ -140,6 +148,48 @@ impl duoprov_daemon::sources::SourceJob for DaemonSource {
         let changed = reader.changed_since(since_ms).await.map_err(|e| anyhow::anyhow!("source {}: {e}", self.name));
         reader.close().await;
         Ok(Some(changed?))
+    }
+}
+
+/// An LDAP source's syncrepl feed as the daemon follows it.
+struct LdapFeed {
+    name: String,
+    config: SourceConfig,
+}
+
+struct LdapChanges(duoprov_source::syncrepl::Persist, String);
+
+#[async_trait::async_trait]
+impl duoprov_daemon::sources::ChangeStream for LdapChanges {
+    async fn next_change(&mut self) -> Result<String> {
+        self.0.next_change().await.map_err(|e| anyhow::anyhow!("source {}: {e}", self.1))
+    }
+}
+
+#[async_trait::async_trait]
+impl duoprov_daemon::sources::ChangeFeed for LdapFeed {
+    async fn connect(&self) -> Result<Option<Box<dyn duoprov_daemon::sources::ChangeStream>>> {
+        let SourceKind::Ldap { settings, password } = &self.config.kind else { return Ok(None) };
+        let name = &self.name;
+        let mut settings = (**settings).clone();
+        if let Some(p) = password {
+            settings.password = Some(p.read(&p.key(&format!("source.{name}"), "password"))?);
+        }
+        let ldap = |e: duoprov_source::ldap::LdapReadError| anyhow::anyhow!("source {name}: {e}");
+        let mut reader = duoprov_source::ldap::LdapReader::connect(&settings).await.map_err(ldap)?;
+        if !reader.offers_syncrepl().await.map_err(ldap)? {
+            reader.close().await;
+            if self.config.sync_mode == SyncMode::Syncrepl {
+                bail!(
+                    "source {name}: the LDAP server {} does not offer syncrepl (RFC 4533: no {} in its root DSE's supportedControl); load the syncprov overlay, or set source.{name}.sync_mode = \"auto\" or \"poll\"",
+                    settings.url,
+                    duoprov_source::syncrepl::SYNC_REQUEST_OID
+                );
+            }
+            return Ok(None);
+        }
+        let persist = reader.persist().await.map_err(ldap)?;
+        Ok(Some(Box::new(LdapChanges(persist, name.clone()))))
     }
 }
 

@@ -16,6 +16,7 @@ mod disable;
 mod daemon_resilience;
 mod explain;
 mod incremental;
+mod ldap_source;
 mod permissions;
 mod probe;
 mod ownership;
