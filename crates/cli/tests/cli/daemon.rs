@@ -283,8 +283,18 @@ async fn off_loopback_the_status_page_needs_a_metrics_token_for_metrics_and_read
         assert!(ready["ready"].is_boolean() && ready.get("provisioners").is_none(), "{ready:#}");
     }
     let bearer = format!("Authorization: Bearer {token}\r\n");
-    let (code, metrics) = get_with(&addr, "/metrics", &bearer);
-    assert_eq!(code, 200, "{metrics}");
+    // Duo holds the users before the run that sent them has finished and been counted: wait for
+    // the count, then check it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let (code, metrics) = get_with(&addr, "/metrics", &bearer);
+        assert_eq!(code, 200, "{metrics}");
+        if metrics.contains("duoprov_runs_total{provisioner=\"duoTest\",kind=\"full\"") {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "no full run counted in the metrics within 20 s:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(metrics.contains("duoprov_runs_total{provisioner=\"duoTest\",kind=\"full\",result=\"succeeded\"} 1"), "{metrics}");
     let (code, response) = get_with(&addr, "/readyz", &bearer);
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
