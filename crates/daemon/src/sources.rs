@@ -475,12 +475,12 @@ mod tests {
     }
 
     /// Starts the loop for a source the daemon already registered on the gate.
-    async fn start_registered(fake: Arc<Fake>, shared: Arc<Shared>) -> watch::Sender<bool> {
+    async fn start_registered(job: Arc<dyn SourceJob>, shared: Arc<Shared>) -> watch::Sender<bool> {
         let store: Arc<dyn Store> = Arc::from(duoprov_registry::open("sqlite::memory:", &Default::default()).await.unwrap());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let l = SourceLoop {
             name: "s".into(),
-            job: fake,
+            job,
             schedule: SourceSchedule { read: FullSyncSchedule::Every(Duration::from_secs(3600)), poll_interval: Some(Duration::from_millis(20)) },
             store,
             shared,
@@ -606,20 +606,8 @@ mod tests {
     }
 
     async fn start_fed(fake: Arc<Fake>, feed: Arc<FakeFeed>, shared: Arc<Shared>) -> watch::Sender<bool> {
-        let store: Arc<dyn Store> = Arc::from(duoprov_registry::open("sqlite::memory:", &Default::default()).await.unwrap());
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        shared.source_gate.set("s", clock.now_ms());
-        let l = SourceLoop {
-            name: "s".into(),
-            job: Arc::new(Fed(fake, feed)),
-            schedule: SourceSchedule { read: FullSyncSchedule::Every(Duration::from_secs(3600)), poll_interval: Some(Duration::from_millis(20)) },
-            store,
-            shared,
-            clock,
-        };
-        let (tx, rx) = watch::channel(false);
-        tokio::spawn(l.run(rx));
-        tx
+        shared.source_gate.set("s", SystemClock.now_ms());
+        start_registered(Arc::new(Fed(fake, feed)), shared).await
     }
 
     fn status(shared: &Shared) -> crate::http::SourceStatus {

@@ -134,14 +134,8 @@ impl ScopedReads for SqlStore<DB> {
         let mut out = Vec::new();
         for chunk in subjects.chunks(CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new("SELECT source, subject_id, username_key FROM rendered_username WHERE provisioner = ");
-            qb.push_bind(provisioner).push(" AND (");
-            for (i, k) in chunk.iter().enumerate() {
-                if i > 0 {
-                    qb.push(" OR ");
-                }
-                qb.push("(source = ").push_bind(k.source.as_str()).push(" AND subject_id = ").push_bind(k.id.as_str()).push(")");
-            }
-            qb.push(")");
+            qb.push_bind(provisioner).push(" AND ");
+            push_subject_keys(&mut qb, chunk);
             let rows: Vec<(String, String, String)> =
                 qb.build_query_as().fetch_all(self.pool()).await.map_err(db(format!("reading the rendered usernames of {provisioner}")))?;
             out.extend(rows.into_iter().map(|(s, i, k)| RenderedName { subject: SubjectKey::new(&s, &i), username_key: k }));
@@ -212,14 +206,8 @@ impl SqlStore<DB> {
     async fn delete_rendered(tx: &mut Tx<DB>, provisioner: &str, subjects: &[SubjectKey]) -> Result<()> {
         for chunk in subjects.chunks(CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new("DELETE FROM rendered_username WHERE provisioner = ");
-            qb.push_bind(provisioner).push(" AND (");
-            for (i, k) in chunk.iter().enumerate() {
-                if i > 0 {
-                    qb.push(" OR ");
-                }
-                qb.push("(source = ").push_bind(k.source.as_str()).push(" AND subject_id = ").push_bind(k.id.as_str()).push(")");
-            }
-            qb.push(")");
+            qb.push_bind(provisioner).push(" AND ");
+            push_subject_keys(&mut qb, chunk);
             qb.build().execute(&mut **tx).await.map_err(db(format!("removing rendered usernames of {provisioner}")))?;
         }
         Ok(())
@@ -251,4 +239,19 @@ impl SqlStore<DB> {
         Ok(())
     }
 }
+}
+
+/// Appends `((source = $a AND subject_id = $b) OR …)` matching the subjects `keys`.
+fn push_subject_keys<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, keys: &[SubjectKey])
+where
+    for<'x> &'x str: super::backend::Param<DB>,
+{
+    qb.push("(");
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            qb.push(" OR ");
+        }
+        qb.push("(source = ").push_bind(k.source.as_str()).push(" AND subject_id = ").push_bind(k.id.as_str()).push(")");
+    }
+    qb.push(")");
 }
