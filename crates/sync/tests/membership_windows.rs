@@ -112,9 +112,9 @@ async fn memberships_over_several_windows_all_reach_duo_and_are_recorded_and_aud
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_loses_its_lock_between_membership_windows_stops_with_the_first_window_recorded() {
     let Env { emulator, handle, duo, store, settings } = setup().await;
-    // Held for every phase up to and including "changing memberships" (seven checks), lost
-    // before the second window.
-    let fence = FenceHandle(Arc::new(common::LosesAfter::new(7)));
+    // Held until Duo holds a membership: through every phase before memberships and the first
+    // window, lost before the second.
+    let fence = FenceHandle(Arc::new(HeldWhileNoMembership(handle.clone())));
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
     let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), fence: Some(fence), ..Default::default() };
     let err = duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &NoProgress).await.expect_err("the run must stop");
@@ -126,4 +126,14 @@ async fn a_run_that_loses_its_lock_between_membership_windows_stops_with_the_fir
     let adds = next.plan.ops.iter().filter(|o| matches!(o.op, duoprov_plan::Op::AddMember { .. })).count();
     assert_eq!(adds, GROUPS * SUBJECTS - 5_000, "the next run plans only what the stopped run did not send");
     emulator.shutdown().await.ok();
+}
+
+/// A runner lock held while Duo holds no membership.
+struct HeldWhileNoMembership(EmulatorHandle);
+
+#[async_trait::async_trait]
+impl duoprov_sync::Fence for HeldWhileNoMembership {
+    async fn held(&self) -> bool {
+        self.0.state().users.iter().all(|u| u.groups.is_empty())
+    }
 }
