@@ -10,7 +10,7 @@ use crate::audit::AuditRecord;
 use crate::console_actions::{CONSOLE_KIND, ConsoleAction, ConsoleActions, PendingApproval};
 
 /// The audit record of a console action.
-fn action_record(provisioner: &str, who: &str, action: &str, what: &str) -> AuditRecord {
+pub(super) fn action_record(provisioner: &str, who: &str, action: &str, what: &str) -> AuditRecord {
     AuditRecord {
         actor: format!("console:{who}"),
         provisioner: Some(provisioner.to_owned()),

@@ -104,6 +104,7 @@ mod admins;
 mod disabled_users;
 mod sync_back;
 mod console_actions;
+mod console_requests;
 mod console_pages;
 mod scoped;
 

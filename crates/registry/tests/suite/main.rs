@@ -8,6 +8,7 @@ mod admins;
 mod audit;
 mod changes;
 mod console;
+mod console_requests;
 mod duo_probe;
 mod duo_users;
 mod files;
