@@ -5,8 +5,12 @@
 //! due, and otherwise an incremental sync when the change log moved or retries are due. A failed
 //! run is retried after a back-off doubling up to a minute; a run refused by the safety rules is
 //! not retried until the registry changes or five minutes pass. Each tick first waits for the
-//! sources whose read is due (see `sources.rs`). A full sync requested from the console
-//! (`steer.rs`) wakes the loop and is due at once.
+//! sources whose read is due (see `sources.rs`), then reads the console's requests waiting in the
+//! registry (made on any daemon's console, before or after a restart): each retry of one object
+//! runs alone, and a requested full sync is due at once; a request from this daemon's console
+//! also wakes the loop (`steer.rs`). A request is consumed by the run that carries it out: a
+//! retry when its run ends, a full sync's when its run ends done or refused (one that fails or is
+//! cut short leaves it for the next attempt, or the next leader).
 //!
 //! What a run does is behind [`Work`] (the registry and Duo in production, see `work.rs`) and
 //! time is read from a [`Clock`] and waited for with tokio's timers, so these rules are tested in
@@ -44,6 +48,30 @@ impl Ran {
     }
 }
 
+/// A full sync asked for from the console: the newest request it answers (earlier ones are
+/// answered too), and who asked first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullRequest {
+    pub up_to: i64,
+    pub who: String,
+}
+
+/// A retry of one object asked for from the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryRequest {
+    pub id: i64,
+    pub target: duoprov_sync::ObjectTarget,
+    pub who: String,
+}
+
+/// The console's requests waiting for a provisioner, as the registry holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requests {
+    pub full: Option<FullRequest>,
+    /// Oldest first.
+    pub retries: Vec<RetryRequest>,
+}
+
 /// What the loop asks of the registry and Duo for one provisioner.
 pub trait Work: Send + Sync + 'static {
     /// Proof of leading the provisioner (the `daemon:P` lock).
@@ -63,14 +91,19 @@ pub trait Work: Send + Sync + 'static {
     /// Whether an incremental sync has anything to do at `now_ms` (the change log moved past the
     /// checkpoint, or a retry is due). When not, the change-log lag is recorded as zero.
     fn pending(&self, now_ms: i64) -> impl Future<Output = Result<bool>> + Send;
-    /// A full sync; `trigger` says what started it (kept in the run log).
-    fn full(&self, trigger: String) -> impl Future<Output = Result<Ran>> + Send;
+    /// The console's requests waiting in the registry.
+    fn requests(&self) -> impl Future<Output = Result<Requests>> + Send;
+    /// A full sync; `trigger` says what started it (kept in the run log). With `request`, it
+    /// answers the console's full-sync requests up to that one: they are taken up when the run
+    /// starts and consumed when it ends done or refused (`Busy` leaves them waiting).
+    fn full(&self, trigger: String, request: Option<i64>) -> impl Future<Output = Result<Ran>> + Send;
     /// Who approved the removals waiting in the registry for the next full sync, if any (an
     /// approval from the console outlives a restart: the full sync that applies it is due).
     fn approval_waiting(&self) -> impl Future<Output = Result<Option<String>>> + Send;
     /// A sync of one object alone (as `duoprov sync P --subject/--group`), asked for from the
-    /// console by `who`; its outcome is recorded for the console. `Busy` when the run lock is held.
-    fn object(&self, target: &duoprov_sync::ObjectTarget, who: &str) -> impl Future<Output = Result<Ran>> + Send;
+    /// console; its outcome is recorded for the console and the request consumed with it. `Busy`
+    /// (the request left waiting) when the run lock is held.
+    fn object(&self, retry: &RetryRequest) -> impl Future<Output = Result<Ran>> + Send;
     /// An incremental sync at `now_ms` (it may escalate to a full sync).
     fn incremental(&self, now_ms: i64) -> impl Future<Output = Result<Ran>> + Send;
     /// A reload of the Duo users table.
@@ -251,18 +284,19 @@ impl<W: Work> Loop<W> {
     /// One turn: a full sync when due, a Duo users reload when due, else an incremental sync.
     /// True when the turn knows the change-log lag (it found nothing to do).
     async fn tick(&self, timers: &mut Timers) -> Result<bool> {
+        let requests = self.work.requests().await?;
         // Retries of single objects asked for from the console: each alone, before anything else.
-        while let Some(retry) = self.shared.steering.next_retry(&self.name) {
-            if self.work.object(&retry.target, &retry.who).await? == Ran::Busy {
-                self.shared.steering.requeue_retry(&self.name, retry);
+        for retry in &requests.retries {
+            if self.work.object(retry).await? == Ran::Busy {
                 return Ok(false);
             }
         }
         let now = self.clock.now_ms();
         // A full sync asked for from the console (or an approval waiting in the registry): due
         // now, whatever held runs back.
-        let requested = match self.shared.steering.full_requested(&self.name) {
-            Some(who) => Some(format!("console: full sync asked for by {who}")),
+        let request = requests.full.as_ref().map(|f| f.up_to);
+        let requested = match &requests.full {
+            Some(f) => Some(format!("console: full sync asked for by {}", f.who)),
             None => self.work.approval_waiting().await?.map(|who| format!("console: removals approved by {who}")),
         };
         let trigger = requested.clone().unwrap_or_else(|| "schedule".to_owned());
@@ -279,12 +313,9 @@ impl<W: Work> Loop<W> {
             timers.paused = None;
         }
         if now >= timers.next_full_ms {
-            let ran = self.work.full(trigger).await?;
+            let ran = self.work.full(trigger, request).await?;
             if ran == Ran::Busy {
                 return Ok(false);
-            }
-            if requested {
-                self.shared.steering.full_ran(&self.name);
             }
             self.note(ran, timers);
             timers.next_full_ms = self.schedule.full_sync.next_after(self.clock.now_ms());
@@ -352,6 +383,8 @@ mod tests {
         run_lock_held: AtomicBool,
         /// (target, who) of each object run.
         objects: Mutex<Vec<(String, String)>>,
+        /// The console's requests as the registry holds them.
+        requests: Mutex<Requests>,
     }
 
     impl Fake {
@@ -371,6 +404,7 @@ mod tests {
                 approval: Mutex::new(None),
                 run_lock_held: AtomicBool::new(false),
                 objects: Mutex::new(Vec::new()),
+                requests: Mutex::new(Requests::default()),
             })
         }
 
@@ -426,13 +460,24 @@ mod tests {
         async fn pending(&self, _now_ms: i64) -> Result<bool> {
             Ok(self.seq.load(SeqCst) > self.checkpoint.load(SeqCst))
         }
-        async fn full(&self, trigger: String) -> Result<Ran> {
+        async fn requests(&self) -> Result<Requests> {
+            Ok(self.requests.lock().unwrap().clone())
+        }
+        async fn full(&self, trigger: String, request: Option<i64>) -> Result<Ran> {
             self.record("full");
             self.triggers.lock().unwrap().push(trigger);
             self.approval.lock().unwrap().take();
             let takes = *self.full_takes.lock().unwrap();
             tokio::time::sleep(takes).await;
-            self.outcome(true)
+            let ran = self.outcome(true)?;
+            // Done or refused: the requests it answered are consumed (a failure left them).
+            if let Some(up_to) = request {
+                let mut requests = self.requests.lock().unwrap();
+                if requests.full.as_ref().is_some_and(|f| f.up_to <= up_to) {
+                    requests.full = None;
+                }
+            }
+            Ok(ran)
         }
         async fn incremental(&self, _now_ms: i64) -> Result<Ran> {
             self.record("incremental");
@@ -445,12 +490,13 @@ mod tests {
         async fn approval_waiting(&self) -> Result<Option<String>> {
             Ok(self.approval.lock().unwrap().clone())
         }
-        async fn object(&self, target: &duoprov_sync::ObjectTarget, who: &str) -> Result<Ran> {
+        async fn object(&self, retry: &RetryRequest) -> Result<Ran> {
             if self.run_lock_held.load(SeqCst) {
                 return Ok(Ran::Busy);
             }
             self.record("object");
-            self.objects.lock().unwrap().push((target.to_string(), who.to_owned()));
+            self.objects.lock().unwrap().push((retry.target.to_string(), retry.who.clone()));
+            self.requests.lock().unwrap().retries.retain(|r| r.id != retry.id);
             Ok(Ran::Finished { full: false })
         }
         async fn after_tick(&self, _lag_known: bool) {}
@@ -548,10 +594,11 @@ mod tests {
         // Approved from the console: the loop wakes at once, not at its next poll or after the
         // five minutes a refusal holds runs back.
         fake.refuse.store(false, SeqCst);
-        shared.steering.request_full("p", "loopback");
+        fake.requests.lock().unwrap().full = Some(FullRequest { up_to: 1, who: "loopback".into() });
+        shared.steering.wake("p");
         until(&fake, 10_500).await;
         assert_eq!(fake.runs(), [(0, "full"), (10_000, "full")]);
-        assert_eq!(shared.steering.full_requested("p"), None, "the request is done");
+        assert_eq!(fake.requests.lock().unwrap().full, None, "the request is done");
         until(&fake, 50_000).await;
         stop.send(true).unwrap();
         task.await.unwrap();
@@ -575,6 +622,54 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_full_sync_request_waiting_in_the_registry_after_a_restart_runs_once_at_once() {
+        let fake = Fake::new(clock());
+        // The last full sync ran a minute ago (the next is hours away); the request was made
+        // before the restart (or on another daemon's console) and has not run.
+        *fake.last_full_ms.lock().unwrap() = Some(START_MS - 60_000);
+        fake.requests.lock().unwrap().full = Some(FullRequest { up_to: 7, who: "console token".into() });
+        let (_shared, stop, task) = start(&fake, every(2, 6 * 3600));
+        until(&fake, 30_000).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(fake.runs(), [(0, "full")], "one full sync, at once");
+        assert_eq!(*fake.triggers.lock().unwrap(), ["console: full sync asked for by console token"]);
+        assert_eq!(fake.requests.lock().unwrap().full, None, "consumed by that run");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_sync_request_made_on_another_daemons_console_runs_at_the_next_poll() {
+        let fake = Fake::new(clock());
+        *fake.last_full_ms.lock().unwrap() = Some(START_MS);
+        let (_shared, stop, task) = start(&fake, every(60, 6 * 3600));
+        until(&fake, 5_000).await;
+        // Stored in the registry by a standby's console: nothing wakes this loop.
+        fake.requests.lock().unwrap().full = Some(FullRequest { up_to: 3, who: "loopback".into() });
+        until(&fake, 61_000).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(fake.runs(), [(60_000, "full")], "run at the next poll, once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_requested_full_sync_that_fails_stays_requested_until_a_run_ends() {
+        let fake = Fake::new(clock());
+        *fake.last_full_ms.lock().unwrap() = Some(START_MS);
+        fake.fail.store(true, SeqCst);
+        fake.requests.lock().unwrap().full = Some(FullRequest { up_to: 1, who: "loopback".into() });
+        let (_shared, stop, task) = start(&fake, every(2, 6 * 3600));
+        until(&fake, 5_000).await;
+        assert_eq!(fake.times("full"), [0, 2_000], "retried after the back-off");
+        assert!(fake.requests.lock().unwrap().full.is_some(), "a failed run leaves the request");
+        fake.fail.store(false, SeqCst);
+        until(&fake, 30_000).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(fake.times("full"), [0, 2_000, 6_000], "the run that ends consumes it; none after");
+        assert_eq!(fake.requests.lock().unwrap().full, None);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_retry_from_the_console_runs_alone_at_once_and_waits_while_the_run_lock_is_held() {
         let fake = Fake::new(clock());
         *fake.last_full_ms.lock().unwrap() = Some(START_MS);
@@ -583,17 +678,18 @@ mod tests {
         let (shared, stop, task) = start(&fake, every(60, 6 * 3600));
         until(&fake, 5_000).await;
         let target = duoprov_sync::ObjectTarget::Subject { reference: "local:bob".into() };
-        assert!(shared.steering.request_retry("p", crate::steer::RetryRequest { target: target.clone(), who: "console token".into() }));
+        fake.requests.lock().unwrap().retries.push(RetryRequest { id: 1, target: target.clone(), who: "console token".into() });
+        shared.steering.wake("p");
         until(&fake, 6_000).await;
         assert_eq!(fake.runs(), Vec::<(i64, &str)>::new(), "another process holds the run lock: nothing runs beside it");
-        assert_eq!(shared.steering.queued_retries("p").len(), 1, "the retry waits in the queue");
+        assert_eq!(fake.requests.lock().unwrap().retries.len(), 1, "the retry waits in the registry");
         fake.run_lock_held.store(false, SeqCst);
         until(&fake, 66_000).await;
         stop.send(true).unwrap();
         task.await.unwrap();
         assert_eq!(fake.runs(), [(65_000, "object")], "run at the next tick once the lock is free");
         assert_eq!(*fake.objects.lock().unwrap(), [("subject local:bob".to_owned(), "console token".to_owned())]);
-        assert!(shared.steering.queued_retries("p").is_empty());
+        assert!(fake.requests.lock().unwrap().retries.is_empty(), "run once, the request consumed");
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,20 +2,23 @@
 //! `provisioner:P` run lock each run holds (and which fences its apply phases), full, incremental
 //! and users-table runs, one object's run retried from the console, and what each run leaves on
 //! the status page, the console and in the log (a full sync applies the removal digest approved
-//! from the console, taken from the registry, once; each run records what triggered it).
+//! from the console, taken from the registry, once; each run records what triggered it). The
+//! console's requests are read from the registry and consumed there by the run that carries them
+//! out; a refused plan is kept there as the provisioner's last (until a run succeeds), so the
+//! console shows it, and an approval is checked against it, after a restart or on any daemon.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use duoprov_duo::DuoClient;
-use duoprov_registry::{ChangeWaker, RunnerLock, Store};
+use duoprov_registry::{ChangeWaker, RefusedPlan, RequestKind, RequestedObject, RunnerLock, Store};
 use duoprov_sync::{FenceHandle, Incremental, NoProgress, ObjectTarget, Prepared, SyncError, SyncOptions, SyncSettings};
 use tracing::Instrument as _;
 
 use crate::clock::Clock;
 use crate::http::Shared;
-use crate::runner::{Ran, Work};
+use crate::runner::{FullRequest, Ran, Requests, RetryRequest, Work};
 use crate::{mark_interrupted, run_lock};
 
 /// One provisioner's runs on the registry `store` and the Duo account behind `duo`.
@@ -74,19 +77,50 @@ impl Work for StoreWork {
         Ok(true)
     }
 
-    async fn full(&self, trigger: String) -> Result<Ran> {
+    async fn requests(&self) -> Result<Requests> {
+        let mut out = Requests::default();
+        for r in self.store.console_requests(&self.name).await? {
+            match r.kind {
+                RequestKind::FullSync => match &mut out.full {
+                    Some(f) => f.up_to = r.id,
+                    None => out.full = Some(FullRequest { up_to: r.id, who: r.who }),
+                },
+                RequestKind::Retry(object) => {
+                    let target = match object {
+                        RequestedObject::Subject(reference) => ObjectTarget::Subject { reference },
+                        RequestedObject::Group(name) => ObjectTarget::Group { name },
+                    };
+                    out.retries.push(RetryRequest { id: r.id, target, who: r.who });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn full(&self, trigger: String, request: Option<i64>) -> Result<Ran> {
         let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Ran::Busy) };
+        // Taken up under the run lock: a request made from now on waits for the next run.
+        if let Some(up_to) = request {
+            self.store.claim_full_syncs(&self.name, up_to).await?;
+        }
         let prepared = self.prepare_full().await?;
         // A digest approved from the console applies to this one run: taken from the registry.
         let approved = self.store.take_approval(&self.name).await?.map(|a| a.digest);
-        self.execute(prepared, true, None, run, approved, trigger).await
+        let ran = self.execute(prepared, true, None, run, approved, trigger).await?;
+        // Done or refused: the requests it answered are consumed (a failure, or a process killed
+        // in the run, leaves them for the next attempt).
+        if let Some(up_to) = request {
+            self.store.finish_full_syncs(&self.name, up_to).await?;
+        }
+        Ok(ran)
     }
 
     async fn approval_waiting(&self) -> Result<Option<String>> {
         Ok(self.store.pending_approval(&self.name).await?.map(|a| a.who))
     }
 
-    async fn object(&self, target: &ObjectTarget, who: &str) -> Result<Ran> {
+    async fn object(&self, retry: &RetryRequest) -> Result<Ran> {
+        let (target, who) = (&retry.target, retry.who.as_str());
         let Some(run) = run_lock(&*self.store, &self.name, Duration::ZERO).await? else { return Ok(Ran::Busy) };
         let trigger = format!("console: retry of {target} by {who}");
         let outcome = match duoprov_sync::prepare_object(&*self.store, &self.duo, &self.settings, target).await {
@@ -107,7 +141,8 @@ impl Work for StoreWork {
             Err(e) => format!("failed: {e}"),
         };
         tracing::info!(provisioner = %self.name, %target, %who, "Console retry: {outcome}.");
-        self.store.record_console_action(&self.name, who, "retried", &format!("retry of {target}: {outcome}")).await?;
+        // The outcome joins the action log as the request is consumed, in one transaction.
+        self.store.finish_retry(&self.name, retry.id, who, &format!("retry of {target}: {outcome}")).await?;
         Ok(Ran::Finished { full: false })
     }
 
@@ -185,9 +220,9 @@ impl StoreWork {
                 let status = report.status().as_str();
                 self.shared.metrics.run_finished(&self.name, kind, status, Some(&report), self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} {status} (run {})", report.run_id)));
-                // A run of one object says nothing of the refused plan; any other run replaces it.
+                // A run of one object says nothing of the refused plan; any other run lifts it.
                 if kind != duoprov_sync::RunKind::Object.as_str() {
-                    self.shared.steering.finished(&self.name);
+                    self.store.clear_refused_plan(&self.name).await.map_err(|e| anyhow::anyhow!("clearing the refused plan of {} after run {}: {e}", self.name, report.run_id))?;
                 }
                 // One line per run at the default level: kind, counts, calls, duration.
                 tracing::info!(run = report.run_id, status, "Run finished: {}", report.summary());
@@ -209,17 +244,18 @@ impl StoreWork {
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} refused")));
                 // The console approves a provisioner's plan, not one object's: a refused retry
                 // leaves the refused plan shown there as it was.
+                // Kept in the registry: shown after a restart and on every daemon's console.
                 if kind != duoprov_sync::RunKind::Object.as_str() {
-                    self.shared.steering.refused(
-                        &self.name,
-                        crate::steer::RefusalView {
-                            at_ms: self.clock.now_ms(),
-                            kind: kind.to_owned(),
-                            reasons: refusal.reasons.clone(),
-                            removals: refusal.removals.clone(),
-                            digest: refusal.digest.clone(),
-                        },
-                    );
+                    let plan = RefusedPlan {
+                        provisioner: self.name.clone(),
+                        at_ms: self.clock.now_ms(),
+                        kind: kind.to_owned(),
+                        reasons: refusal.reasons.clone(),
+                        removals: refusal.removals.clone(),
+                        removal_count: refusal.removals.len() as i64,
+                        digest: refusal.digest.clone(),
+                    };
+                    self.store.save_refused_plan(&plan).await.map_err(|e| anyhow::anyhow!("keeping the refused plan of {}: {e}", self.name))?;
                 }
                 // One readable line; the list itself (which can be long) at -v.
                 tracing::warn!(

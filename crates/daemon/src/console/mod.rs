@@ -4,7 +4,10 @@
 //! download with its method filters, the explain page (why a subject is or is not in a Duo
 //! group, as `duoprov explain`) — and the actions behind authentication (a full sync now, a retry
 //! of one object in error, approving a refused plan by its digest), each recorded in the audit
-//! trail and read back as the action log ([`duoprov_registry::ConsoleActions`]). No script, no
+//! trail and read back as the action log ([`duoprov_registry::ConsoleActions`]). The requests and
+//! the refused plan are the registry's ([`duoprov_registry::ConsoleRequests`]): any daemon's
+//! console (a standby's too) takes a request, the daemon leading the provisioner carries it out,
+//! and both outlive a restart. No script, no
 //! inline style: a stylesheet the daemon serves, so the strict Content-Security-Policy of
 //! `auth.rs` holds. Pages page their lists in SQL ([`duoprov_registry::ConsoleReads`]).
 //!

@@ -270,18 +270,25 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
 
     // Actions.
     body.push_str("<h2>Actions</h2>");
-    let pending = c.shared.steering.full_requested(&name);
+    // The requests wait in the registry for whichever daemon leads the provisioner.
+    let requests = match c.store.console_requests(&name).await {
+        Ok(r) => r,
+        Err(e) => return failed(&format!("reading the console requests of {name}"), e),
+    };
+    let turn = if status.role == "standby" { "waiting for the daemon leading it" } else { "waiting for its turn" };
     let _ = write!(
         body,
         "<form class=\"inline\" method=\"post\" action=\"/provisioners/{}/full-sync\">{}<button type=\"submit\">Run a full sync now</button></form>",
         seg(&name),
         csrf_field(&caller)
     );
-    if let Some(who) = pending {
-        let _ = write!(body, " <span class=\"note\">A full sync asked for by {} is waiting for its turn.</span>", esc(&who));
-    }
-    for retry in c.shared.steering.queued_retries(&name) {
-        let _ = write!(body, "<p class=\"note\">A retry of {} asked for by {} is waiting for its turn.</p>", esc(&retry.target.to_string()), esc(&retry.who));
+    for r in &requests {
+        let state = if r.claimed_at_ms.is_some() { "under way" } else { turn };
+        let what = match &r.kind {
+            duoprov_registry::RequestKind::FullSync => "A full sync".to_owned(),
+            duoprov_registry::RequestKind::Retry(object) => format!("A retry of {object}"),
+        };
+        let _ = write!(body, "<p class=\"note request\">{} asked for by {} {} is {state}.</p>", esc(&what), esc(&r.who), time(now, r.at_ms));
     }
     let _ = write!(body, "<p><a href=\"{}\">Explain a subject</a> (why it is, or is not, in a Duo group)</p>", esc(&href("/explain", &[("provisioner", name.clone())])));
     let approval = match c.store.pending_approval(&name).await {
@@ -289,11 +296,15 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
         Err(e) => return failed(&format!("reading the approval of {name}"), e),
     };
 
-    // The refused plan.
+    // The refused plan, as the registry keeps it (one per provisioner, until a run succeeds).
+    let refused = match c.store.refused_plan(&name).await {
+        Ok(r) => r,
+        Err(e) => return failed(&format!("reading the refused plan of {name}"), e),
+    };
     body.push_str("<h2>Last refused plan</h2>");
-    match c.shared.steering.last_refusal(&name) {
+    match refused {
         None => {
-            body.push_str("<p class=\"empty\">No run has been refused since the daemon started (or a run has succeeded since).</p>");
+            body.push_str("<p class=\"empty\">No refused plan: no run has been refused, or a run has succeeded since.</p>");
             if let Some(a) = &approval {
                 let _ = write!(
                     body,
@@ -309,12 +320,13 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
             for reason in &r.reasons {
                 let _ = write!(body, "<li>{}</li>", esc(reason));
             }
-            let _ = write!(body, "</ul><p>It would make {}, digest <code class=\"digest\">{}</code>:</p><ul class=\"removals\">", esc(&duoprov_model::counted(r.removals.len(), "removal", "removals")), esc(&r.digest));
-            for removal in r.removals.iter().take(500) {
+            let count = usize::try_from(r.removal_count).unwrap_or(0).max(r.removals.len());
+            let _ = write!(body, "</ul><p>It would make {}, digest <code class=\"digest\">{}</code>:</p><ul class=\"removals\">", esc(&duoprov_model::counted(count, "removal", "removals")), esc(&r.digest));
+            for removal in &r.removals {
                 let _ = write!(body, "<li>{}</li>", esc(removal));
             }
-            if r.removals.len() > 500 {
-                let _ = write!(body, "<li class=\"note\">… and {} more (see <code>duoprov plan {}</code>)</li>", r.removals.len() - 500, esc(&name));
+            if count > r.removals.len() {
+                let _ = write!(body, "<li class=\"note\">… and {} more (see <code>duoprov plan {}</code>)</li>", count - r.removals.len(), esc(&name));
             }
             body.push_str("</ul>");
             if let Some(a) = approval.as_ref().filter(|a| a.digest == r.digest) {
@@ -783,39 +795,34 @@ pub async fn retry(State(c): State<Arc<Console>>, Path(name): Path<String>, Exte
     if !c.provisioners.contains_key(&name) {
         return not_found(&format!("This daemon runs no provisioner named {name}."));
     }
-    // Only the daemon leading the provisioner runs it: a standby's queue would never run.
-    if c.shared.provisioners.lock().ok().and_then(|m| m.get(&name).map(|s| s.role == "standby")).unwrap_or(false) {
-        return (
-            StatusCode::CONFLICT,
-            Html(page("Not retried", &format!("<p>This daemon stands by for {}: another daemon leads it. Retry from the leading daemon's console, or run <code>duoprov sync {} --subject …</code>.</p>", esc(&name), esc(&name)))),
-        )
-            .into_response();
-    }
     let object = form.object.trim();
     let bad = |m: String| (StatusCode::BAD_REQUEST, Html(page("Not retried", &format!("<p class=\"bad\">{}</p><p><a href=\"/provisioners/{}\">Back</a></p>", esc(&m), seg(&name))))).into_response();
     let target = match form.kind.as_str() {
         "user" => match duoprov_sync::object::find_subject(&*c.store, object).await {
-            Ok(s) => duoprov_sync::ObjectTarget::Subject { reference: s.key().to_string() },
+            Ok(s) => duoprov_registry::RequestedObject::Subject(s.key().to_string()),
             Err(e) => return bad(format!("retry: subject {object:?}: {e}")),
         },
         "group" => match duoprov_sync::object::find_group(&*c.store, object).await {
-            Ok(g) => duoprov_sync::ObjectTarget::Group { name: g.name.to_string() },
+            Ok(g) => duoprov_registry::RequestedObject::Group(g.name.to_string()),
             Err(e) => return bad(format!("retry: group {object:?}: {e}")),
         },
         other => return bad(format!("retry: kind {other:?}: expected user or group")),
     };
-    let what = format!("retry of {target} requested");
-    if let Err(e) = c.store.record_console_action(&name, &caller.who, "retry", &what).await {
-        return failed("recording the action in the audit trail", e);
+    // Kept in the registry with its audit entry: the daemon leading the provisioner runs it (this
+    // one, woken now, or another at its next poll), after a restart too.
+    match c.store.request_retry(&name, &target, &caller.who, crate::steer::RETRIES_QUEUED).await {
+        Ok(duoprov_registry::RetryQueued::Full) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(page("Not retried", &format!("<p>{} retries of {} are already waiting; try again when they have run.</p>", crate::steer::RETRIES_QUEUED, esc(&name)))),
+            )
+                .into_response();
+        }
+        Ok(_) => {}
+        Err(e) => return failed("recording the retry", e),
     }
-    tracing::info!(provisioner = %name, who = %caller.who, "Console: {what}.");
-    if !c.shared.steering.request_retry(&name, crate::steer::RetryRequest { target, who: caller.who.clone() }) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Html(page("Not retried", &format!("<p>{} retries of {} are already waiting; try again when they have run.</p>", crate::steer::RETRIES_QUEUED, esc(&name)))),
-        )
-            .into_response();
-    }
+    tracing::info!(provisioner = %name, who = %caller.who, "Console: retry of {target} requested.");
+    c.shared.steering.wake(&name);
     Redirect::to(&format!("/provisioners/{}#actions", seg(&name))).into_response()
 }
 
@@ -835,11 +842,13 @@ pub async fn request_full(State(c): State<Arc<Console>>, Path(name): Path<String
     if !c.provisioners.contains_key(&name) {
         return not_found(&format!("This daemon runs no provisioner named {name}."));
     }
-    if let Err(e) = c.store.record_console_action(&name, &caller.who, "full-sync", "full sync requested").await {
-        return failed("recording the action in the audit trail", e);
+    // Kept in the registry with its audit entry: the daemon leading the provisioner runs it (this
+    // one, woken now, or another at its next poll), after a restart too.
+    if let Err(e) = c.store.request_full_sync(&name, &caller.who).await {
+        return failed("recording the full sync request", e);
     }
     tracing::info!(provisioner = %name, who = %caller.who, "Console: full sync requested.");
-    c.shared.steering.request_full(&name, &caller.who);
+    c.shared.steering.wake(&name);
     Redirect::to(&format!("/provisioners/{}", seg(&name))).into_response()
 }
 
@@ -851,17 +860,21 @@ pub async fn approve(State(c): State<Arc<Console>>, Path(name): Path<String>, Ex
     if !c.provisioners.contains_key(&name) {
         return not_found(&format!("This daemon runs no provisioner named {name}."));
     }
-    match c.shared.steering.check_approval(&name, &form.digest) {
+    let refused = match c.store.refused_plan(&name).await {
+        Ok(r) => r,
+        Err(e) => return failed(&format!("reading the refused plan of {name}"), e),
+    };
+    match crate::steer::check_approval(refused.as_ref(), &form.digest) {
         Ok(digest) => {
             // The approval and its audit entry in one transaction: it outlives a restart.
             if let Err(e) = c.store.save_approval(&name, &digest, &caller.who).await {
                 return failed("saving the approval", e);
             }
             tracing::info!(provisioner = %name, who = %caller.who, %digest, "Console: approved the removals with digest {digest}.");
-            if let Err(e) = c.store.record_console_action(&name, &caller.who, "full-sync", "full sync requested").await {
-                return failed("recording the action in the audit trail", e);
+            if let Err(e) = c.store.request_full_sync(&name, &caller.who).await {
+                return failed("recording the full sync request", e);
             }
-            c.shared.steering.request_full(&name, &caller.who);
+            c.shared.steering.wake(&name);
             Redirect::to(&format!("/provisioners/{}", seg(&name))).into_response()
         }
         Err(crate::steer::ApproveError::NothingRefused) => {

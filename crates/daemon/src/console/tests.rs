@@ -1,6 +1,8 @@
 //! The console in process, on a SQLite registry in a temporary folder and a real HTTP listener:
 //! an approval made from the page survives a restart of the console (its state is the
-//! registry's), every action is in the audit trail with who asked, the Duo users page filters by
+//! registry's), a refused plan kept in the registry is shown after a restart (its removals
+//! bounded) and approved from there, a retry is queued in the registry (on a standby too, for
+//! the leading daemon), every action is in the audit trail with who asked, the Duo users page filters by
 //! authentication method as `duoprov report --has/--lacks/--only` and carries the filters into
 //! its CSV link, and the explain page answers an unknown subject with a page saying so.
 
@@ -13,7 +15,7 @@ use secrecy::SecretString;
 
 use super::{Console, Mode, ProvisionerInfo};
 use crate::http::Shared;
-use crate::steer::RefusalView;
+use duoprov_registry::{RefusedPlan, RequestKind, RequestedObject};
 
 const TOKEN: &str = "t0ken-for-the-console-tests-5a1f";
 const P: &str = "duoTest";
@@ -77,10 +79,18 @@ async fn an_approval_from_the_console_survives_a_restart_and_every_action_is_aud
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path()).await;
     let (addr, shared) = serve(store.clone()).await;
-    shared.steering.refused(
-        P,
-        RefusalView { at_ms: 1, kind: "full".into(), reasons: vec!["too many removals".into()], removals: vec!["delete group app:duo:g".into()], digest: "d1g35t".into() },
-    );
+    store
+        .save_refused_plan(&RefusedPlan {
+            provisioner: P.into(),
+            at_ms: 1,
+            kind: "full".into(),
+            reasons: vec!["too many removals".into()],
+            removals: vec!["delete group app:duo:g".into()],
+            removal_count: 1,
+            digest: "d1g35t".into(),
+        })
+        .await
+        .unwrap();
     let (code, page) = request(&addr, "POST", "/provisioners/duoTest/approve", "digest=0ther").await;
     assert_eq!(code, 409, "another digest is refused:\n{page}");
     assert_eq!(store.pending_approval(P).await.unwrap(), None, "a refused approval saves nothing");
@@ -89,12 +99,14 @@ async fn an_approval_from_the_console_survives_a_restart_and_every_action_is_aud
     let (code, page) = request(&addr, "POST", "/provisioners/duoTest/full-sync", "").await;
     assert_eq!(code, 303, "{page}");
 
-    // A restarted daemon: a new console on the same registry, knowing no refusal.
+    // A restarted daemon: a new console on the same registry. The refusal is lifted (a run
+    // succeeded meanwhile): the approval still waits, and so does the full sync asked for.
+    store.clear_refused_plan(P).await.unwrap();
     let (addr, shared) = serve(store.clone()).await;
-    assert_eq!(shared.steering.last_refusal(P), None);
     let (code, page) = request(&addr, "GET", "/provisioners/duoTest", "").await;
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("<code class=\"digest\">d1g35t</code>, approved by console token"), "the approval still waits:\n{page}");
+    assert!(page.contains("A full sync asked for by console token") && page.contains("is waiting for its turn."), "the request still waits:\n{page}");
     let log = page.split("id=\"actions\"").nth(1).expect("the action log");
     let whats: Vec<&str> = log.match_indices("<td>console token</td><td>").map(|(i, m)| log[i + m.len()..].split('<').next().unwrap()).collect();
     assert_eq!(whats, ["full sync requested", "full sync requested", "approved the removals with digest d1g35t"], "newest first, read from the registry:\n{log}");
@@ -110,7 +122,8 @@ async fn an_approval_from_the_console_survives_a_restart_and_every_action_is_aud
     let (code, page) = request(&addr, "POST", "/provisioners/duoTest/retry", "kind=user&object=local%3Anobody").await;
     assert_eq!(code, 400, "{page}");
     assert!(page.contains("local:nobody"), "{page}");
-    assert!(shared.steering.queued_retries(P).is_empty());
+    assert!(store.console_requests(P).await.unwrap().iter().all(|r| r.kind == RequestKind::FullSync), "no retry queued");
+    drop(shared);
 }
 
 fn duo_user(id: &str, name: &str, methods: &[(&str, i64)]) -> DuoUserRow {
@@ -265,16 +278,69 @@ async fn a_user_link_in_error_offers_a_retry_which_is_queued_for_the_leading_loo
     assert!(page.contains("href=\"/explain?provisioner=duoTest&amp;subject=local%3Aann\""), "the user's row links to its explanation:\n{page}");
     let (code, response) = request(&addr, "POST", "/provisioners/duoTest/retry", "kind=user&object=local%3Aann").await;
     assert_eq!(code, 303, "{response}");
-    let queued = shared.steering.queued_retries(P);
+    let queued = store.console_requests(P).await.unwrap();
     assert_eq!(queued.len(), 1);
-    assert_eq!((queued[0].target.to_string(), queued[0].who.as_str()), ("subject local:ann".to_owned(), "console token"));
+    assert_eq!((&queued[0].kind, queued[0].who.as_str()), (&RequestKind::Retry(RequestedObject::Subject("local:ann".into())), "console token"), "queued in the registry");
     let (_, page) = request(&addr, "GET", "/provisioners/duoTest", "").await;
-    assert!(page.contains("A retry of subject local:ann asked for by console token is waiting for its turn."), "{page}");
+    assert!(page.contains("A retry of subject local:ann asked for by console token") && page.contains("is waiting for its turn."), "{page}");
     assert!(page.contains("<td>console token</td><td>retry of subject local:ann requested</td>"), "{page}");
-    // A daemon standing by (another leads the provisioner) queues nothing it would never run.
+    // A daemon standing by (another leads the provisioner) stores the request for the leader,
+    // which finds it in the registry at its next poll; the page says who will run it.
+    store.add_group(&duoprov_model::GroupName::parse("app:duo:g").unwrap(), &Default::default(), true).await.unwrap();
     shared.update(P, |s| s.role = "standby".into());
     let (code, page) = request(&addr, "POST", "/provisioners/duoTest/retry", "kind=group&object=app%3Aduo%3Ag").await;
-    assert_eq!(code, 409, "{page}");
-    assert!(page.contains("another daemon leads it"), "{page}");
-    assert_eq!(shared.steering.queued_retries(P).len(), 1);
+    assert_eq!(code, 303, "{page}");
+    let queued = store.console_requests(P).await.unwrap();
+    assert_eq!(queued.iter().map(|r| r.kind.clone()).collect::<Vec<_>>(), [RequestKind::Retry(RequestedObject::Subject("local:ann".into())), RequestKind::Retry(RequestedObject::Group("app:duo:g".into()))]);
+    let (_, page) = request(&addr, "GET", "/provisioners/duoTest", "").await;
+    assert!(page.contains("A retry of group app:duo:g asked for by console token") && page.contains("is waiting for the daemon leading it."), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_plan_kept_in_the_registry_is_shown_after_a_restart_and_approved_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    // What a daemon's refused run kept, before this daemon started.
+    let removals: Vec<String> = (0..duoprov_registry::REFUSAL_REMOVALS_KEPT + 2).map(|i| format!("remove u{i:03} from app:duo:g")).collect();
+    store
+        .save_refused_plan(&RefusedPlan {
+            provisioner: P.into(),
+            at_ms: duoprov_sync::now_ms() - 60_000,
+            kind: "incremental".into(),
+            reasons: vec!["502 removals exceed max_removals = 100".into()],
+            removals: removals.clone(),
+            removal_count: removals.len() as i64,
+            digest: "d1g35t".into(),
+        })
+        .await
+        .unwrap();
+    let (addr, _shared) = serve(store.clone()).await;
+    let (code, page) = request(&addr, "GET", "/provisioners/duoTest", "").await;
+    assert_eq!(code, 200, "{page}");
+    let refused = page.split("<h2>Last refused plan</h2>").nth(1).expect("the refused plan section");
+    for needle in [
+        "The incremental sync",
+        "502 removals exceed max_removals = 100",
+        "It would make 502 removals, digest <code class=\"digest\">d1g35t</code>",
+        "<li>remove u000 from app:duo:g</li>",
+        "<li>remove u499 from app:duo:g</li>",
+        "… and 2 more (see <code>duoprov plan duoTest</code>)",
+        "name=\"digest\" value=\"d1g35t\"",
+    ] {
+        assert!(refused.contains(needle), "missing {needle:?}:\n{refused}");
+    }
+    assert!(!refused.contains("remove u500 "), "the removals shown are bounded");
+    // The approval is checked against the kept plan, saved, and asks for the full sync that
+    // applies it; both wait in the registry.
+    let (code, page) = request(&addr, "POST", "/provisioners/duoTest/approve", "digest=d1g35t").await;
+    assert_eq!(code, 303, "{page}");
+    assert_eq!(store.pending_approval(P).await.unwrap().map(|a| a.digest).as_deref(), Some("d1g35t"));
+    let queued = store.console_requests(P).await.unwrap();
+    assert_eq!(queued.iter().map(|r| (r.kind.clone(), r.who.as_str())).collect::<Vec<_>>(), [(RequestKind::FullSync, "console token")]);
+    // A run that succeeds lifts it: the page says so.
+    assert!(store.clear_refused_plan(P).await.unwrap());
+    let (_, page) = request(&addr, "GET", "/provisioners/duoTest", "").await;
+    assert!(page.contains("No refused plan"), "{page}");
+    let (code, _) = request(&addr, "POST", "/provisioners/duoTest/approve", "digest=d1g35t").await;
+    assert_eq!(code, 409, "nothing refused is left to approve");
 }
