@@ -283,8 +283,16 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
         None => (None, Vec::new()),
     };
     let last_change = store.last_change_seq().await?;
+    // What the daemon's console keeps in the registry: the last refused plan and the requests
+    // waiting for the daemon leading the provisioner.
+    let (refused_plan, console_requests) = match provisioner {
+        Some(p) => (store.refused_plan(p).await?, store.console_requests(p).await?),
+        None => (None, Vec::new()),
+    };
     if ctx.json {
         output::json(&json!({
+            "refused_plan": refused_plan,
+            "console_requests": console_requests,
             "runs": runs,
             "errors": errors,
             "linked_groups": links.as_ref().map(|l| l.groups.len()),
@@ -338,6 +346,25 @@ pub async fn status(ctx: &Context, provisioner: Option<&str>) -> Result<u8> {
         })
         .collect();
     output::table(&["RUN", "PROVISIONER", "KIND", "STATUS", "STARTED", "SECONDS"], &rows);
+    if let (Some(p), Some(r)) = (provisioner, &refused_plan) {
+        println!(
+            "\nrefused plan ({} {}): {}; {}, digest {} (approve exactly them with `duoprov sync {p} --approve {}`, or from the console)",
+            r.kind,
+            output::when(r.at_ms, now),
+            r.reasons.join("; "),
+            counted(usize::try_from(r.removal_count).unwrap_or(0), "removal", "removals"),
+            r.digest,
+            r.digest
+        );
+    }
+    for r in &console_requests {
+        let what = match &r.kind {
+            duoprov_registry::RequestKind::FullSync => "full sync".to_owned(),
+            duoprov_registry::RequestKind::Retry(object) => format!("retry of {object}"),
+        };
+        let state = if r.claimed_at_ms.is_some() { "under way" } else { "waiting" };
+        println!("console request: {what} asked for by {} {} ({state})", r.who, output::when(r.at_ms, now));
+    }
     if !errors.is_empty() {
         println!("\nobjects in error:");
         let rows: Vec<Vec<String>> = errors

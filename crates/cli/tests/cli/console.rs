@@ -22,7 +22,7 @@ const CONSOLE_TOKEN: &str = "c0ns0le-T0ken-7f3a9b21e4d86c05aa";
 const METRICS_TOKEN: &str = "metr1cs-T0ken-1b2c3d4e5f60718293";
 
 /// One HTTP/1.0 request: the status code and the whole response (headers and body).
-fn request(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+pub(crate) fn request(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the console");
     let length = if method == "POST" { format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", body.len()) } else { String::new() };
     write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}{length}\r\n{body}").unwrap();
@@ -39,13 +39,13 @@ fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// The session cookie a response sets, as a `Cookie:` header line.
-fn session_cookie(response: &str) -> String {
+pub(crate) fn session_cookie(response: &str) -> String {
     let set = header(response, "set-cookie").unwrap_or_else(|| panic!("no session cookie in\n{response}"));
     format!("Cookie: {}\r\n", set.split(';').next().unwrap())
 }
 
 /// The CSRF token a page's form carries.
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no CSRF field in\n{page}")) + "name=\"csrf\" value=\"".len();
     page[at..].split('"').next().unwrap().to_owned()
 }

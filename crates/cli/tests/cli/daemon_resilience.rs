@@ -933,3 +933,131 @@ async fn a_sync_whose_postgres_lock_session_ends_stops_before_its_next_phase_and
     assert_eq!(names.len(), groups.len(), "a group was created twice: {names:?}");
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// 4. The console's requests outlive the daemon that took them
+
+/// Asks for a full sync on the console at `addr` as a browser on loopback does: a session, its
+/// CSRF token, from the console's own site.
+fn ask_full_sync(addr: &str) {
+    use crate::console::{csrf_of, request, session_cookie};
+    let (_, overview) = request(addr, "GET", "/", "", "");
+    let cookie = session_cookie(&overview);
+    let (_, page) = request(addr, "GET", "/provisioners/duoTest", &cookie, "");
+    let (code, response) = request(addr, "POST", "/provisioners/duoTest/full-sync", &format!("{cookie}Sec-Fetch-Site: same-origin\r\n"), &format!("csrf={}", csrf_of(&page)));
+    assert_eq!(code, 303, "{response}");
+}
+
+/// The runs of the run history (read on the console at `addr`) that the console's full-sync
+/// request made on loopback triggered.
+fn runs_asked_for_on_the_console(addr: &str) -> usize {
+    let (code, runs) = get(addr, "/provisioners/duoTest/runs");
+    assert_eq!(code, 200, "{runs}");
+    runs.matches("<td>console: full sync asked for by loopback</td>").count()
+}
+
+/// Waits until every group of `model` holds its members in Duo.
+fn wait_for_model_in_duo(emu: &RunningEmulator, model: &Model) {
+    let (model_groups, model_memberships, _) = model.expected();
+    wait_until("the registry in Duo", Duration::from_secs(30), || {
+        let w = World::of(&emu.handle().state());
+        let groups: BTreeSet<String> = w.groups.keys().cloned().collect();
+        if groups == model_groups && w.memberships == model_memberships { Ok(()) } else { Err(format!("{} groups, {} memberships", groups.len(), w.memberships.len())) }
+    });
+}
+
+/// Adds `user` to group `group` of `model` and of the registry.
+fn add_member(dir: &Path, envs: &[(&str, &str)], model: &mut Model, group: &str, user: &str) {
+    cli(dir, envs, &["member", "add", &format!("app:duo:{group}"), user], 0);
+    model.groups.get_mut(group).unwrap().1.insert(user.to_owned());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_asked_for_on_the_console_before_a_restart_is_run_once_by_the_restarted_daemon() {
+    let emu = emulator("", TenantDump { version: 1, ..Default::default() }).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_folder(dir, &emu, "url = \"sqlite://registry.db\"", "");
+    // Four users in four groups, each user in three: u001 is not in g00, u002 not in g01.
+    let mut model = Model::generated(4, 4);
+    std::fs::write(dir.join("tenant.json"), model.import_json()).unwrap();
+    cli(dir, &[], &["import", "tenant.json"], 0);
+    let first = spawn_daemon(dir, &[], &dir.join("first.log"));
+    wait_for_model_in_duo(&emu, &model);
+
+    // Every Duo call now takes a minute: the run of the next change hangs in its first call, and
+    // the full sync asked for meanwhile waits in the registry.
+    emu.handle().set_faults("latency=60s").unwrap();
+    add_member(dir, &[], &mut model, "g00", "u001");
+    wait_until("a run under way", Duration::from_secs(15), || {
+        let (_, body) = get(&first.status, "/readyz");
+        let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        if v["provisioners"]["duoTest"]["running_since_ms"].is_i64() { Ok(()) } else { Err(body) }
+    });
+    ask_full_sync(&first.status);
+    let (_, page) = get(&first.status, "/provisioners/duoTest");
+    assert!(page.contains("A full sync asked for by loopback"), "the request is shown:\n{page}");
+    assert_eq!(runs_asked_for_on_the_console(&first.status), 0, "not run yet");
+    first.kill();
+    emu.handle().set_faults("").unwrap();
+
+    // The restarted daemon finds the request in the registry and runs it, once.
+    let second = spawn_daemon(dir, &[], &dir.join("second.log"));
+    wait_until("the full sync asked for before the restart", Duration::from_secs(30), || match runs_asked_for_on_the_console(&second.status) {
+        0 => Err("not yet".into()),
+        _ => Ok(()),
+    });
+    wait_for_model_in_duo(&emu, &model);
+    // A later change runs, and nothing runs the request again.
+    add_member(dir, &[], &mut model, "g01", "u002");
+    wait_for_model_in_duo(&emu, &model);
+    wait_for_recorded_runs(dir, &[]);
+    assert_eq!(runs_asked_for_on_the_console(&second.status), 1, "run once; log:\n{}", second.log_text());
+    let status = json_of(&cli(dir, &[], &["status", "duoTest", "--json"], 0));
+    assert_eq!(status["console_requests"], json!([]), "the request is consumed: {status:#}");
+    let log = second.log.clone();
+    assert_eq!(second.stop(), Some(0), "log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_full_sync_asked_for_on_the_standbys_console_is_run_once_by_the_holder() {
+    let Some(pg) = PgRegistry::create("console_requests").await else { return };
+    let envs = pg.envs();
+    let emu = emulator("", TenantDump { version: 1, ..Default::default() }).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_folder(dir, &emu, &pg.config, "[daemon]\nlock_retry = \"500ms\"\n");
+    let mut model = Model::generated(4, 4);
+    std::fs::write(dir.join("tenant.json"), model.import_json()).unwrap();
+    cli(dir, &envs, &["import", "tenant.json"], 0);
+    let mut daemons = vec![spawn_daemon(dir, &envs, &dir.join("a.log")), spawn_daemon(dir, &envs, &dir.join("b.log"))];
+    wait_until("one holder and one standby", Duration::from_secs(30), || {
+        let mut roles: Vec<String> = daemons.iter().map(|d| d.role().unwrap_or_default()).collect();
+        roles.sort();
+        if roles == ["holder", "standby"] { Ok(()) } else { Err(format!("{roles:?}")) }
+    });
+    wait_for_model_in_duo(&emu, &model);
+    let holder_at = daemons.iter().position(|d| d.role().as_deref() == Some("holder")).unwrap();
+    let holder = daemons.remove(holder_at);
+    let standby = daemons.remove(0);
+
+    // Asked for on the standby's console: stored in the registry, run by the holder.
+    ask_full_sync(&standby.status);
+    wait_until("the full sync asked for on the standby", Duration::from_secs(20), || match runs_asked_for_on_the_console(&holder.status) {
+        0 => Err("not yet".into()),
+        _ => Ok(()),
+    });
+    add_member(dir, &envs, &mut model, "g00", "u001");
+    wait_for_model_in_duo(&emu, &model);
+    wait_for_recorded_runs(dir, &envs);
+    assert_eq!(runs_asked_for_on_the_console(&standby.status), 1, "one run, by one daemon; holder log:\n{}\nstandby log:\n{}", holder.log_text(), standby.log_text());
+    assert_eq!(standby.role().as_deref(), Some("standby"), "the standby ran nothing");
+    let status = json_of(&cli(dir, &envs, &["status", "duoTest", "--json"], 0));
+    assert_eq!(status["console_requests"], json!([]), "consumed: {status:#}");
+    let audit = json_of(&cli(dir, &envs, &["audit", "list", "--provisioner", "duoTest", "--json"], 0));
+    let console: Vec<(&str, &str)> =
+        audit.as_array().unwrap().iter().filter(|e| e["object_kind"] == "console").map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap())).collect();
+    assert_eq!(console, [("console:loopback", "full-sync")], "audited once, with who asked");
+    assert_eq!(standby.stop(), Some(0));
+    assert_eq!(holder.stop(), Some(0));
+}
