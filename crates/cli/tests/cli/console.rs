@@ -357,3 +357,113 @@ async fn in_chromium_every_console_page_renders_the_daemons_data_and_an_approval
     let (code, stderr) = daemon.stop();
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// Polls `path` on the console at `addr` until its page contains `needle`; the page.
+fn wait_for_page(addr: &str, path: &str, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (code, page) = request(addr, "GET", path, "", "");
+        if code == 200 && page.contains(needle) {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "{needle:?} not on {path} within {timeout:?}:\n{page}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `duoprov status duoTest --json` in `dir`.
+fn status_json(dir: &Path) -> Value {
+    let (out, _) = run(dir, &["status", "duoTest", "--json"], 0);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_plan_outlives_the_daemon_is_approved_after_a_restart_and_a_run_that_succeeds_clears_it() {
+    let env = setup("[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n[provisioner.duoTest.thresholds]\nmax_group_deletes = 0\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    // A folder the provisioner keeps selecting, so only the threshold refuses the deletion.
+    run(dir, &["group", "add", "app:sso:staff", "--create-parents"], 0);
+    run(dir, &["member", "add", "app:sso:staff", "mchyzer"], 0);
+    run(dir, &["provision", "assign", "duoTest", "--folder", "app:sso", "--scope", "sub"], 0);
+    let daemon = start_daemon_on(dir, "127.0.0.1:0", &[]);
+    let handle = env.emulator.handle().clone();
+    wait_for("the first full sync", || handle.state(), |s| s.users.len() == 2 && s.groups.len() == 2, Duration::from_secs(20));
+    run(dir, &["provision", "unassign", "duoTest", "--folder", "app:duo"], 0);
+    let page = wait_for_page(&daemon.status, "/provisioners/duoTest", "Approve exactly these removals", Duration::from_secs(20));
+    let digest = page.split("name=\"digest\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("the digest in the form").to_owned();
+    assert!(page.contains("delete group testGroup"), "{page}");
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // Kept in the registry: `duoprov status` shows it with the daemon stopped.
+    let status = status_json(dir);
+    let refused = &status["refused_plan"];
+    assert_eq!(refused["digest"], digest.as_str(), "{status:#}");
+    assert!(refused["removals"].as_array().unwrap().iter().any(|r| r.as_str().is_some_and(|r| r.contains("delete group testGroup"))), "{status:#}");
+    assert_eq!(refused["removal_count"], refused["removals"].as_array().unwrap().len(), "{status:#}");
+    assert!(refused["reasons"][0].as_str().is_some_and(|r| r.contains("max_group_deletes")), "which rule refused it: {status:#}");
+    let (text, _) = run(dir, &["status", "duoTest"], 0);
+    assert!(text.contains(&format!("digest {digest}")) && text.contains(&format!("duoprov sync duoTest --approve {digest}")), "{text}");
+
+    // The restarted daemon's console shows it and takes the approval.
+    let daemon = start_daemon_on(dir, "127.0.0.1:0", &[]);
+    let (_, overview) = request(&daemon.status, "GET", "/", "", "");
+    let cookie = session_cookie(&overview);
+    let (_, page) = request(&daemon.status, "GET", "/provisioners/duoTest", &cookie, "");
+    assert!(page.contains(&format!("<code class=\"digest\">{digest}</code>")) && page.contains("delete group testGroup"), "the refused plan after the restart:\n{page}");
+    let (code, response) = request(
+        &daemon.status,
+        "POST",
+        "/provisioners/duoTest/approve",
+        &format!("{cookie}Sec-Fetch-Site: same-origin\r\n"),
+        &format!("csrf={}&digest={digest}", csrf_of(&page)),
+    );
+    assert_eq!(code, 303, "{response}");
+    wait_for("the approved deletion", || handle.state(), |s| s.groups.iter().all(|g| g.name != "testGroup"), Duration::from_secs(20));
+    // The run that applied it succeeded: the refused plan no longer stands.
+    wait_for_page(&daemon.status, "/provisioners/duoTest", "No refused plan", Duration::from_secs(20));
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(status_json(dir)["refused_plan"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_explain_page_read_live_shows_the_next_runs_operations_and_only_reads_duo() {
+    // A one-hour poll: after the first full sync, the registry change below waits for the test.
+    let env = setup("[provisioner.duoTest.schedule]\npoll_interval = \"1h\"\n").await;
+    let dir = env.dir.path();
+    seed_registry(dir);
+    run(dir, &["member", "remove", "app:duo:testGroup", "kwilso"], 0);
+    let daemon = start_daemon_on(dir, "127.0.0.1:0", &[]);
+    let handle = env.emulator.handle().clone();
+    wait_for("the first full sync", || handle.state(), |s| s.users.len() == 1 && s.groups.len() == 1, Duration::from_secs(20));
+    wait_for_page(&daemon.status, "/provisioners/duoTest/runs", "succeeded", Duration::from_secs(20));
+    run(dir, &["member", "add", "app:duo:testGroup", "kwilso"], 0);
+    let before = handle.calls().last().map(|c| c.seq).unwrap_or(0);
+    let state_before = handle.state();
+
+    // kwilso's membership is the next run's to add: the page shows the operations.
+    let (code, page) = request(&daemon.status, "GET", "/explain?provisioner=duoTest&subject=kwilso&live=1", "", "");
+    assert_eq!(code, 200, "{page}");
+    let next = page.split("Next run (").nth(1).unwrap_or_else(|| panic!("no next run on the page:\n{page}"));
+    let pre = next.split("<pre>").nth(1).and_then(|p| p.split("</pre>").next()).unwrap_or_else(|| panic!("no operations:\n{next}"));
+    assert!(pre.contains("+ user &quot;kwilso&quot;"), "the user to create:\n{pre}");
+    assert!(pre.lines().any(|l| l.contains("+ kwilso (new) to testGroup (")), "the membership to add:\n{pre}");
+    assert!(!next.split("<h2>").next().unwrap().contains("Nothing to do."), "{next}");
+    // mchyzer is in step: nothing to do.
+    let (code, page) = request(&daemon.status, "GET", "/explain?provisioner=duoTest&subject=mchyzer&live=1", "", "");
+    assert_eq!(code, 200, "{page}");
+    let next = page.split("Next run (").nth(1).unwrap_or_else(|| panic!("no next run on the page:\n{page}"));
+    assert!(next.contains("<p class=\"ok\">Nothing to do.</p>") && !next.split("<h2>").next().unwrap().contains("<pre>"), "{next}");
+
+    // Reading live only read Duo: every call since is a GET, and Duo is as it was.
+    let calls = handle.calls_since(before);
+    assert!(!calls.is_empty(), "the live explanation read Duo");
+    let writes: Vec<String> = calls.iter().filter(|c| c.method != "GET").map(|c| format!("{} {}", c.method, c.path)).collect();
+    assert_eq!(writes, Vec::<String>::new(), "live=1 wrote to Duo");
+    let json = |d: &duoprov_emulator::TenantDump| serde_json::to_value(d).expect("the tenant as JSON");
+    assert_eq!(json(&handle.state()), json(&state_before), "Duo changed");
+    let (code, stderr) = daemon.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+}
