@@ -6,7 +6,10 @@
 //! daemon's data, links work, the explain page shows a nested-group chain, an action without the
 //! token is refused and with it works (a retry of one subject runs and its outcome is shown; a
 //! refused plan approved from the page is applied), each page's screenshot is written to
-//! `target/console-screenshots/`, and no page asks anything of another origin.
+//! `target/console-screenshots/`, and no page asks anything of another origin. A refused plan
+//! outlives the daemon (`duoprov status` shows it with the daemon stopped), is approved on the
+//! restarted daemon's console and cleared by the run that succeeds; the explain page read live
+//! (`live=1`) shows the next run's operations, or nothing to do, and makes only GET calls to Duo.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
