@@ -4,15 +4,15 @@
 //! the status page, the console and in the log (a full sync applies the removal digest approved
 //! from the console, taken from the registry, once; each run records what triggered it). The
 //! console's requests are read from the registry and consumed there by the run that carries them
-//! out; a refused plan is kept there as the provisioner's last (until a run succeeds), so the
-//! console shows it, and an approval is checked against it, after a restart or on any daemon.
+//! out. (The run itself keeps a refused plan in the registry as the provisioner's last, and
+//! clears it when a plan gets past the safety rules: see `duoprov_sync::run`.)
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use duoprov_duo::DuoClient;
-use duoprov_registry::{ChangeWaker, RefusedPlan, RequestKind, RequestedObject, RunnerLock, Store};
+use duoprov_registry::{ChangeWaker, RequestKind, RequestedObject, RunnerLock, Store};
 use duoprov_sync::{FenceHandle, Incremental, NoProgress, ObjectTarget, Prepared, SyncError, SyncOptions, SyncSettings};
 use tracing::Instrument as _;
 
@@ -220,10 +220,6 @@ impl StoreWork {
                 let status = report.status().as_str();
                 self.shared.metrics.run_finished(&self.name, kind, status, Some(&report), self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} {status} (run {})", report.run_id)));
-                // A run of one object says nothing of the refused plan; any other run lifts it.
-                if kind != duoprov_sync::RunKind::Object.as_str() {
-                    self.store.clear_refused_plan(&self.name).await.map_err(|e| anyhow::anyhow!("clearing the refused plan of {} after run {}: {e}", self.name, report.run_id))?;
-                }
                 // One line per run at the default level: kind, counts, calls, duration.
                 tracing::info!(run = report.run_id, status, "Run finished: {}", report.summary());
                 for f in &report.failures {
@@ -242,21 +238,6 @@ impl StoreWork {
             Err(SyncError::Refused { provisioner, refusal }) => {
                 self.shared.metrics.run_finished(&self.name, kind, "refused", None, self.since_epoch());
                 self.shared.update(&self.name, |s| s.last_run = Some(format!("{kind} refused")));
-                // The console approves a provisioner's plan, not one object's: a refused retry
-                // leaves the refused plan shown there as it was.
-                // Kept in the registry: shown after a restart and on every daemon's console.
-                if kind != duoprov_sync::RunKind::Object.as_str() {
-                    let plan = RefusedPlan {
-                        provisioner: self.name.clone(),
-                        at_ms: self.clock.now_ms(),
-                        kind: kind.to_owned(),
-                        reasons: refusal.reasons.clone(),
-                        removals: refusal.removals.clone(),
-                        removal_count: refusal.removals.len() as i64,
-                        digest: refusal.digest.clone(),
-                    };
-                    self.store.save_refused_plan(&plan).await.map_err(|e| anyhow::anyhow!("keeping the refused plan of {}: {e}", self.name))?;
-                }
                 // One readable line; the list itself (which can be long) at -v.
                 tracing::warn!(
                     count = refusal.removals.len(),

@@ -1,7 +1,9 @@
 //! A sync run: `prepare` reads both sides whole and plans (that is all `duoprov plan` needs;
 //! `prepare_incremental` in [`crate::incremental`] does the same for a scope); `run` checks a
 //! prepared plan against the safety rules and, unless it is a dry run, applies it, records the
-//! outcome in the run log, and settles the checkpoint and the retry list.
+//! outcome in the run log, and settles the checkpoint and the retry list. A refused plan is kept
+//! as the provisioner's last (what the console shows and approves), and a run that gets past the
+//! rules clears it; a dry run or a run of one object leaves it as it is.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -222,6 +224,19 @@ pub async fn run(
     if let Err(refusal) = safety::check(&plan, &settings.policy, prepared.selected_groups, &approval) {
         let message = refusal.message(name);
         finish(RunStatus::Refused, Some(message), report).await?;
+        // The provisioner's plan (not one object's) is what the console shows and approves.
+        if !options.dry_run && prepared.kind != RunKind::Object {
+            let kept = duoprov_registry::RefusedPlan {
+                provisioner: name.to_owned(),
+                at_ms: now_ms(),
+                kind: prepared.kind.as_str().to_owned(),
+                reasons: refusal.reasons.clone(),
+                removals: refusal.removals.clone(),
+                removal_count: refusal.removals.len() as i64,
+                digest: refusal.digest.clone(),
+            };
+            store.save_refused_plan(&kept).await?;
+        }
         return Err(SyncError::Refused { provisioner: name.to_owned(), refusal });
     }
     if options.dry_run {
@@ -287,6 +302,10 @@ pub async fn run(
             }
             Err(e) => return Err(e),
         }
+    }
+    // The plan got past the safety rules and was applied: a refusal before it no longer stands.
+    if prepared.kind != RunKind::Object {
+        store.clear_refused_plan(name).await?;
     }
     let status = report.status();
     finish(status, None, report).await

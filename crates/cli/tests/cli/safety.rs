@@ -5,7 +5,8 @@
 //! changed since (or a wrong digest) is refused again with the new list; a saved plan approves
 //! what it shows; the old count approval `--allow-deletes N` is refused; users are never deleted
 //! under the default policy; and Duo objects duoprov did not create (adopted by name) are never
-//! deleted, even when the registry drops them. The emptied-registry rule is proved in `sync.rs`
+//! deleted, even when the registry drops them. A refused plan is kept for `duoprov status` and
+//! the console, and cleared by the approved run. The emptied-registry rule is proved in `sync.rs`
 //! (`an_emptied_selection_with_50_managed_groups_is_refused_until_approved_exactly`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,10 +101,16 @@ async fn removals_above_the_thresholds_are_refused_with_the_list_and_an_approval
     let (_, err) = run(dir, &["sync", "duoTest", "--approve", "0123456789ab"], 3);
     assert!(err.contains("the approval names digest 0123456789ab, which does not match") && err.contains(&digest), "{err}");
     assert_eq!(writes_since(&emu, seq), Vec::<String>::new(), "a refused sync changes nothing");
+    // The refused plan is kept as the provisioner's last, for the console and `duoprov status`.
+    let status: Value = serde_json::from_str(&run(dir, &["status", "duoTest", "--json"], 0).0).unwrap();
+    let kept = &status["refused_plan"];
+    assert_eq!((kept["digest"].as_str(), kept["removal_count"].as_i64(), kept["kind"].as_str()), (Some(digest.as_str()), Some(12), Some("full")), "{status:#}");
 
     // Approved: Duo deletes exactly those twelve groups, once each, and nothing else is written.
     let report: Value = serde_json::from_str(&run(dir, &["sync", "duoTest", "--approve", &digest, "--json"], 0).0).unwrap();
     assert_eq!(report["groups"]["deleted"], 12, "{report:#}");
+    let status: Value = serde_json::from_str(&run(dir, &["status", "duoTest", "--json"], 0).0).unwrap();
+    assert_eq!(status["refused_plan"], Value::Null, "the run that got past the rules clears it: {status:#}");
     assert_eq!(report["removal_digest"], digest.as_str());
     let writes = writes_since(&emu, seq);
     let want: Vec<String> = (18..30).map(|j| format!("DELETE /admin/v1/groups/{}", before[&format!("g{j:02}")])).collect();

@@ -112,7 +112,8 @@ impl ConsoleRequests for SqlStore<DB> {
     }
 
     async fn finish_full_syncs(&self, provisioner: &str, up_to: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM console_request WHERE provisioner = $1 AND kind = 'full-sync' AND id <= $2")
+        // Only what the run took up: a request made during the run waits for the next.
+        let done = sqlx::query("DELETE FROM console_request WHERE provisioner = $1 AND kind = 'full-sync' AND id <= $2 AND claimed_at_ms IS NOT NULL")
             .bind(provisioner)
             .bind(up_to)
             .execute(self.pool())
