@@ -78,7 +78,7 @@ async fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, Stri
 async fn an_approval_from_the_console_survives_a_restart_and_every_action_is_audited_with_who_asked() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path()).await;
-    let (addr, shared) = serve(store.clone()).await;
+    let (addr, _shared) = serve(store.clone()).await;
     store
         .save_refused_plan(&RefusedPlan {
             provisioner: P.into(),
