@@ -444,6 +444,10 @@ pub enum SourceCommand {
 pub struct LoadUsersArgs {
     /// The provisioner whose Duo account is read (its name is the table's config_id).
     pub provisioner: String,
+    /// Apply exactly the sync-back removals a refusal listed under this digest (removals over
+    /// sync_back_max_removals / sync_back_max_removal_percent, or after an incomplete load).
+    #[arg(long, value_name = "DIGEST")]
+    pub approve: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
