@@ -42,6 +42,7 @@ pub mod sqlite;
 mod sql;
 mod store;
 pub mod sync_back;
+pub mod source_feed;
 pub mod sync_state;
 pub mod url;
 
@@ -50,6 +51,7 @@ pub use audit::{AuditActor, AuditEntry, AuditFilter, AuditLog, AuditRecord, Audi
 pub use console::{ConsoleReads, LinkCounts, LinkKind, LinkRow, Paged};
 pub use disabled_users::DisabledUserStore;
 pub use sync_back::{SyncBackChanges, SyncBackStore};
+pub use source_feed::{SourceFeedState, SourceFeedStore};
 pub use console_actions::{ConsoleAction, ConsoleActions, PendingApproval};
 pub use console_pages::{ConsolePages, Cursor, KeyPage};
 pub use duo_probe::{DuoProbeStore, ProbeRecord};
