@@ -370,6 +370,9 @@ impl SourceLoop {
     }
 }
 
+/// A feed state as last written to the registry: mode, connected, error, since (ms).
+type Recorded = (String, Option<bool>, Option<String>, i64);
+
 /// Keeps a source's change feed connected and records what it reports, on `/readyz`, in
 /// `/metrics` and in the registry (`source_feed`, for `duoprov source status`).
 struct Watcher {
@@ -381,8 +384,8 @@ struct Watcher {
     /// The mode shown when the source offers no feed.
     polling: &'static str,
     store: Arc<dyn Store>,
-    /// The state last written to the registry: mode, connected, error, since.
-    recorded: Mutex<Option<(String, Option<bool>, Option<String>, i64)>>,
+    /// The state last written to the registry.
+    recorded: Mutex<Option<Recorded>>,
 }
 
 impl Watcher {

@@ -196,7 +196,7 @@ pub fn removal_digest(provisioner: &str, group: &GroupName, remove: &[SubjectKey
 
 /// Checks the removals of one update against the thresholds, the load's completeness and the
 /// approval.
-fn check(p: &str, sb: &SyncBackSettings, current: usize, desired: usize, remove: &[SubjectKey], run: &SyncBackRun) -> Result<(), SyncBackRefusal> {
+fn check(p: &str, sb: &SyncBackSettings, current: usize, desired: usize, remove: &[SubjectKey], run: &SyncBackRun) -> Result<(), Box<SyncBackRefusal>> {
     let digest = removal_digest(p, &sb.group, remove);
     let mut reasons = Vec::new();
     let mut only_approval = false;
@@ -245,10 +245,10 @@ fn check(p: &str, sb: &SyncBackSettings, current: usize, desired: usize, remove:
     Err(refusal(p, sb, reasons, remove, digest, !only_approval))
 }
 
-fn refusal(p: &str, sb: &SyncBackSettings, reasons: Vec<String>, remove: &[SubjectKey], digest: String, thresholds_help: bool) -> SyncBackRefusal {
+fn refusal(p: &str, sb: &SyncBackSettings, reasons: Vec<String>, remove: &[SubjectKey], digest: String, thresholds_help: bool) -> Box<SyncBackRefusal> {
     let mut removals: Vec<String> = remove.iter().map(|k| format!("remove subject {k}")).collect();
     removals.sort();
-    SyncBackRefusal { provisioner: p.to_owned(), group: sb.group.to_string(), reasons, removals, digest, thresholds_help }
+    Box::new(SyncBackRefusal { provisioner: p.to_owned(), group: sb.group.to_string(), reasons, removals, digest, thresholds_help })
 }
 
 /// What a sync-back did.
@@ -339,7 +339,7 @@ pub async fn sync_back(store: &dyn Store, settings: &SyncSettings, actor: &Audit
         .collect();
     let add: Vec<SubjectKey> = desired.difference(&current).cloned().collect();
     let remove: Vec<SubjectKey> = current.difference(&desired).cloned().collect();
-    check(p, sb, current.len(), desired.len(), &remove, run).map_err(|r| SyncError::SyncBackRefused(Box::new(r)))?;
+    check(p, sb, current.len(), desired.len(), &remove, run).map_err(SyncError::SyncBackRefused)?;
     let changes = if add.is_empty() && remove.is_empty() { Default::default() } else { store.apply_sync_back(p, &add, &remove, &trigger).await? };
     tracing::info!(provisioner = p, group = %group.name, added = changes.added, removed = changes.removed, members = desired.len(), "Sync-back group updated.");
     Ok(Some(SyncBackOutcome {
