@@ -388,9 +388,15 @@ pub enum ProvisionCommand {
     List {
         /// Only this provisioner's markers (required with --groups).
         provisioner: Option<String>,
-        /// Resolve the markers: the selected groups with their effective member counts.
+        /// Resolve the markers and the provisioner's selection rules (select_regex,
+        /// only_policy_groups) as a sync does: the groups it would provision, with their effective
+        /// member counts.
         #[arg(long, requires = "provisioner")]
         groups: bool,
+        /// With --groups: say why each group is selected, and list the groups the markers include
+        /// but a selection rule leaves out, with the rule.
+        #[arg(long, requires = "groups")]
+        explain: bool,
     },
 }
 
@@ -444,6 +450,10 @@ pub enum SourceCommand {
 pub struct LoadUsersArgs {
     /// The provisioner whose Duo account is read (its name is the table's config_id).
     pub provisioner: String,
+    /// Apply exactly the sync-back removals a refusal listed under this digest (removals over
+    /// sync_back_max_removals / sync_back_max_removal_percent, or after an incomplete load).
+    #[arg(long, value_name = "DIGEST")]
+    pub approve: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

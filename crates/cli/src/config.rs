@@ -292,6 +292,9 @@ struct RawThresholds {
     max_group_removal_percent: Option<u32>,
     percent_rule_min_members: Option<usize>,
     max_admin_removals: Option<usize>,
+    /// The sync-back group's removals (`sync_back_group`).
+    sync_back_max_removals: Option<usize>,
+    sync_back_max_removal_percent: Option<u32>,
 }
 
 fn delete_policy(key: &str, value: Option<&str>, default: DeletePolicy) -> Result<DeletePolicy> {
@@ -714,7 +717,11 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 if eligible_group.as_ref() == Some(&group) {
                     bail!("{key}.sync_back_group: {group} is also the eligible_group; Duo's state would decide who is created in Duo. Name another group");
                 }
-                Some(duoprov_sync::sync_back::SyncBackSettings { group, rule })
+                let mut sb = duoprov_sync::sync_back::SyncBackSettings::new(group, rule);
+                sb.max_removals = p.thresholds.sync_back_max_removals.unwrap_or(sb.max_removals);
+                sb.max_removal_percent = p.thresholds.sync_back_max_removal_percent.unwrap_or(sb.max_removal_percent);
+                sb.percent_rule_min_members = policy.thresholds.percent_rule_min_members;
+                Some(sb)
             }
         };
         if name.starts_with('@') {

@@ -89,6 +89,7 @@ pub const FEED_MAX: Duration = Duration::from_secs(5);
 /// How long after a source said it offers no feed it is asked again.
 pub const FEED_RECHECK: Duration = Duration::from_secs(600);
 
+
 /// Changes a feed reported that no full read has covered yet.
 #[derive(Debug, Default)]
 struct FeedState {
@@ -96,6 +97,9 @@ struct FeedState {
     pending: Mutex<Option<(i64, i64)>>,
     connected: AtomicBool,
     wake: Notify,
+    /// When the feed last reported a change (connecting is not one), milliseconds since the
+    /// epoch; 0 before the first.
+    last_reported: std::sync::atomic::AtomicI64,
 }
 
 impl FeedState {
@@ -210,13 +214,25 @@ impl SourceLoop {
             s.mode = Some(if feed.is_some() { "syncrepl" } else { polling }.into());
             s.connected = feed.as_ref().map(|_| false);
         });
+        let mut watcher = None;
         if let Some(feed) = feed {
-            let watcher = Watcher { name: self.name.clone(), feed, state: feed_state.clone(), shared: self.shared.clone(), clock: self.clock.clone(), polling };
-            tokio::spawn(watcher.run(stop.clone()));
+            let w = Watcher {
+                name: self.name.clone(),
+                feed,
+                state: feed_state.clone(),
+                shared: self.shared.clone(),
+                clock: self.clock.clone(),
+                polling,
+                store: self.store.clone(),
+                recorded: Mutex::new(None),
+            };
+            watcher = Some(tokio::spawn(w.run(stop.clone())));
         }
+        // The last reported change recorded in the registry.
+        let mut change_recorded = 0;
         loop {
             if *stop.borrow() {
-                return;
+                break;
             }
             let now = self.clock.now_ms();
             let mut due = now >= next_read;
@@ -246,6 +262,15 @@ impl SourceLoop {
                 self.shared.source_gate.set(&self.name, if now >= next_read { next_read } else { now });
                 let started = now;
                 feed_state.covered();
+                // The read covers the changes reported so far: the last of them goes to the
+                // registry for `duoprov source status` (once per read, not once per change).
+                let last = feed_state.last_reported.load(Ordering::SeqCst);
+                if last > change_recorded {
+                    change_recorded = last;
+                    if let Err(e) = self.store.record_source_feed_change(&self.name, last).await {
+                        tracing::warn!(source = %self.name, error = %e, "Cannot record the feed's last change in the registry; `duoprov source status` shows an older one.");
+                    }
+                }
                 match self.once().await {
                     Ok(true) => {
                         failures = 0;
@@ -280,8 +305,12 @@ impl SourceLoop {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = woken => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => break,
             }
+        }
+        // The watcher records that the daemon no longer follows the feed before it ends.
+        if let Some(w) = watcher {
+            let _ = w.await;
         }
     }
 
@@ -341,7 +370,11 @@ impl SourceLoop {
     }
 }
 
-/// Keeps a source's change feed connected and records what it reports.
+/// A feed state as last written to the registry: mode, connected, error, since (ms).
+type Recorded = (String, Option<bool>, Option<String>, i64);
+
+/// Keeps a source's change feed connected and records what it reports, on `/readyz`, in
+/// `/metrics` and in the registry (`source_feed`, for `duoprov source status`).
 struct Watcher {
     name: String,
     feed: Arc<dyn ChangeFeed>,
@@ -350,10 +383,50 @@ struct Watcher {
     clock: Arc<dyn Clock>,
     /// The mode shown when the source offers no feed.
     polling: &'static str,
+    store: Arc<dyn Store>,
+    /// The state last written to the registry.
+    recorded: Mutex<Option<Recorded>>,
 }
 
 impl Watcher {
-    async fn run(self, mut stop: watch::Receiver<bool>) {
+    async fn run(self, stop: watch::Receiver<bool>) {
+        self.follow(stop).await;
+        self.record("stopped", None, Some("the daemon stopped; nothing follows the source's changes until it runs again".into())).await;
+    }
+
+    /// Writes the feed's state to the registry when it differs from the last one written; the
+    /// time it began is kept while the mode and the connection stay the same (repeated failed
+    /// reconnections keep "down since" at the first).
+    async fn record(&self, mode: &str, connected: Option<bool>, error: Option<String>) {
+        let now = self.clock.now_ms();
+        let since = {
+            let Ok(last) = self.recorded.lock() else { return };
+            match &*last {
+                Some((m, c, e, _)) if m == mode && *c == connected && *e == error => return,
+                Some((m, c, _, since)) if m == mode && *c == connected => *since,
+                _ => now,
+            }
+        };
+        let state = duoprov_registry::SourceFeedState {
+            source: self.name.clone(),
+            mode: mode.to_owned(),
+            connected,
+            since_ms: since,
+            last_change_ms: None,
+            error: error.clone(),
+            updated_at_ms: now,
+        };
+        match self.store.record_source_feed(&state).await {
+            Ok(()) => {
+                if let Ok(mut last) = self.recorded.lock() {
+                    *last = Some((mode.to_owned(), connected, error, since));
+                }
+            }
+            Err(e) => tracing::warn!(source = %self.name, error = %e, "Cannot record the change feed's state in the registry; `duoprov source status` shows an older one."),
+        }
+    }
+
+    async fn follow(&self, mut stop: watch::Receiver<bool>) {
         let mut failures = 0u32;
         loop {
             if *stop.borrow() {
@@ -362,6 +435,8 @@ impl Watcher {
             let wait = match self.feed.connect().await {
                 Ok(Some(mut stream)) => {
                     tracing::info!(source = %self.name, "Following the source's changes (syncrepl); reading it in full now, since changes made before may have been missed.");
+                    // Recorded first: once `/readyz` says connected, the stream is being read.
+                    self.record("syncrepl", Some(true), None).await;
                     self.connected(true, None);
                     self.state.changed(self.clock.now_ms());
                     let error = loop {
@@ -370,7 +445,9 @@ impl Watcher {
                                 Ok(what) => {
                                     tracing::debug!(source = %self.name, entry = %what, "The source reported a change.");
                                     self.shared.metrics.source_change_seen(&self.name);
-                                    self.state.changed(self.clock.now_ms());
+                                    let now = self.clock.now_ms();
+                                    self.state.last_reported.store(now, Ordering::SeqCst);
+                                    self.state.changed(now);
                                 }
                                 Err(e) => break format!("{e:#}"),
                             },
@@ -380,6 +457,7 @@ impl Watcher {
                     drop(stream);
                     failures = 1;
                     tracing::warn!(source = %self.name, error = %error, "The source's change feed dropped; reconnecting (it is polled meanwhile if it has a poll_interval).");
+                    self.record("syncrepl", Some(false), Some(error.clone())).await;
                     self.connected(false, Some(error));
                     failure_backoff(failures)
                 }
@@ -391,12 +469,14 @@ impl Watcher {
                         s.connected = None;
                         s.feed_error = None;
                     });
+                    self.record(self.polling, None, None).await;
                     FEED_RECHECK
                 }
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     let error = format!("{e:#}");
                     tracing::warn!(source = %self.name, error = %error, "Cannot follow the source's changes; retrying (it is polled meanwhile if it has a poll_interval).");
+                    self.record("syncrepl", Some(false), Some(error.clone())).await;
                     self.connected(false, Some(error));
                     failure_backoff(failures)
                 }
@@ -477,6 +557,11 @@ mod tests {
     /// Starts the loop for a source the daemon already registered on the gate.
     async fn start_registered(job: Arc<dyn SourceJob>, shared: Arc<Shared>) -> watch::Sender<bool> {
         let store: Arc<dyn Store> = Arc::from(duoprov_registry::open("sqlite::memory:", &Default::default()).await.unwrap());
+        start_on(job, shared, store).await.0
+    }
+
+    /// Starts the loop on `store`; also returns the loop's task.
+    async fn start_on(job: Arc<dyn SourceJob>, shared: Arc<Shared>, store: Arc<dyn Store>) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let l = SourceLoop {
             name: "s".into(),
@@ -487,8 +572,8 @@ mod tests {
             clock,
         };
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(l.run(rx));
-        tx
+        let task = tokio::spawn(l.run(rx));
+        (tx, task)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -556,7 +641,9 @@ mod tests {
     /// A stand-in feed: `connect` answers `offer` (refusing while `down`), and each connected
     /// stream reports the changes sent on `changes` until `drop_feed` is notified.
     struct FakeFeed {
-        offer: bool,
+        offer: AtomicBool,
+        /// When (on tokio's clock) each connect was asked.
+        asked: Mutex<Vec<tokio::time::Instant>>,
         down: AtomicBool,
         connects: AtomicUsize,
         changes: tokio::sync::broadcast::Sender<String>,
@@ -582,7 +669,8 @@ mod tests {
                 anyhow::bail!("cannot connect to LDAP server ldap://127.0.0.1:1");
             }
             self.connects.fetch_add(1, SeqCst);
-            Ok(self.offer.then(|| Box::new(FakeStream(self.changes.subscribe(), self.drop_feed.clone())) as Box<dyn ChangeStream>))
+            self.asked.lock().unwrap().push(tokio::time::Instant::now());
+            Ok(self.offer.load(SeqCst).then(|| Box::new(FakeStream(self.changes.subscribe(), self.drop_feed.clone())) as Box<dyn ChangeStream>))
         }
     }
 
@@ -602,7 +690,7 @@ mod tests {
     }
 
     fn fake_feed(offer: bool) -> Arc<FakeFeed> {
-        Arc::new(FakeFeed { offer, down: AtomicBool::new(false), connects: AtomicUsize::new(0), changes: tokio::sync::broadcast::channel(16).0, drop_feed: Arc::new(Notify::new()) })
+        Arc::new(FakeFeed { offer: AtomicBool::new(offer), asked: Mutex::default(), down: AtomicBool::new(false), connects: AtomicUsize::new(0), changes: tokio::sync::broadcast::channel(16).0, drop_feed: Arc::new(Notify::new()) })
     }
 
     async fn start_fed(fake: Arc<Fake>, feed: Arc<FakeFeed>, shared: Arc<Shared>) -> watch::Sender<bool> {
@@ -683,6 +771,94 @@ mod tests {
         until("the read at start", || fake.runs.load(SeqCst) == 1).await;
         fake.changed.store(true, SeqCst);
         until("the read after the change polling saw", || fake.runs.load(SeqCst) == 2).await;
+        let _ = stop.send(true);
+    }
+
+    fn feed_row(store: &Arc<dyn Store>) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<duoprov_registry::SourceFeedState>> + Send>> {
+        let store = store.clone();
+        move || {
+            let store = store.clone();
+            Box::pin(async move { store.source_feeds().await.unwrap().into_iter().find(|f| f.source == "s") })
+        }
+    }
+
+    async fn until_row(what: &str, row: &impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<duoprov_registry::SourceFeedState>> + Send>>, f: impl Fn(&duoprov_registry::SourceFeedState) -> bool) -> duoprov_registry::SourceFeedState {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(r) = row().await.filter(|r| f(r)) {
+                return r;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{what}: not within 10 s (row: {:?})", row().await);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_feeds_state_down_since_and_last_change_are_recorded_in_the_registry_and_a_stop_marks_it_stopped() {
+        let fake = Arc::new(Fake::default());
+        let feed = fake_feed(true);
+        let shared = Arc::new(Shared::default());
+        let store: Arc<dyn Store> = Arc::from(duoprov_registry::open("sqlite::memory:", &Default::default()).await.unwrap());
+        shared.source_gate.set("s", SystemClock.now_ms());
+        let (stop, task) = start_on(Arc::new(Fed(fake.clone(), feed.clone())), shared.clone(), store.clone()).await;
+        let row = feed_row(&store);
+        let up = until_row("connected in the registry", &row, |r| r.mode == "syncrepl" && r.connected == Some(true)).await;
+        assert_eq!((up.error.as_deref(), up.last_change_ms), (None, None), "connecting is no change: {up:?}");
+        until("the reads after connecting", || fake.runs.load(SeqCst) >= 1 && fake_feed_settled(&shared)).await;
+
+        // A change: recorded once the read it calls for starts.
+        let before = SystemClock.now_ms();
+        let runs = fake.runs.load(SeqCst);
+        feed.changes.send("uid=a".into()).unwrap();
+        until("the read the change calls for", || fake.runs.load(SeqCst) > runs).await;
+        let changed = until_row("the last change in the registry", &row, |r| r.last_change_ms.is_some()).await;
+        assert!(changed.last_change_ms.unwrap() >= before && changed.since_ms == up.since_ms, "{changed:?}");
+
+        // Down: since when and why; the last change is kept.
+        feed.down.store(true, SeqCst);
+        let dropped_at = SystemClock.now_ms();
+        feed.drop_feed.notify_waiters();
+        let down = until_row("down in the registry", &row, |r| r.connected == Some(false)).await;
+        assert!(down.since_ms >= dropped_at && down.error.as_deref().unwrap_or_default().contains("ldap://127.0.0.1:1"), "{down:?}");
+        assert_eq!(down.last_change_ms, changed.last_change_ms);
+        // The reconnection attempts that fail meanwhile keep "down since" at the drop.
+        until("a failed reconnection", || status(&shared).feed_error.as_deref().is_some_and(|e| e.contains("cannot connect"))).await;
+        let still = until_row("the failed reconnection in the registry", &row, |r| r.error.as_deref().is_some_and(|e| e.contains("cannot connect"))).await;
+        assert_eq!(still.since_ms, down.since_ms, "{still:?}");
+
+        // The daemon stops: the row says nothing follows the source now.
+        let _ = stop.send(true);
+        task.await.unwrap();
+        let stopped = row().await.unwrap();
+        assert!(stopped.mode == "stopped" && stopped.error.as_deref().unwrap_or_default().contains("the daemon stopped"), "{stopped:?}");
+    }
+
+    #[tokio::test]
+    async fn a_source_offering_no_feed_is_asked_again_after_ten_minutes_and_followed_once_it_offers_one() {
+        let fake = Arc::new(Fake::default());
+        let feed = fake_feed(false);
+        let shared = Arc::new(Shared::default());
+        let store: Arc<dyn Store> = Arc::from(duoprov_registry::open("sqlite::memory:", &Default::default()).await.unwrap());
+        // Paused from here (the registry is open): tokio's clock jumps to the next timer whenever
+        // every task waits, so the ten minutes pass at once and are measured on that clock.
+        tokio::time::pause();
+        shared.source_gate.set("s", SystemClock.now_ms());
+        let (stop, _task) = start_on(Arc::new(Fed(fake.clone(), feed.clone())), shared.clone(), store).await;
+        until("the fallback to polling", || status(&shared).mode.as_deref() == Some("polling")).await;
+        feed.offer.store(true, SeqCst);
+        let deadline = tokio::time::Instant::now() + FEED_RECHECK * 3;
+        while status(&shared).connected != Some(true) {
+            assert!(tokio::time::Instant::now() < deadline, "the feed was not asked again within {} s", (FEED_RECHECK * 3).as_secs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status(&shared).mode.as_deref(), Some("syncrepl"));
+        let asked = feed.asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 2, "asked once at start and once at the re-check");
+        let gap = asked[1] - asked[0];
+        // Never before the ten minutes, and at the first re-check, not a later one. (The paused
+        // clock also jumps to other tasks' timers while the registry write before the wait is
+        // under way — real I/O — so the gap is 600 s plus a few seconds to a few tens.)
+        assert!(gap >= FEED_RECHECK && gap < FEED_RECHECK * 2, "asked again after {gap:?}, not after {FEED_RECHECK:?}");
         let _ = stop.send(true);
     }
 }

@@ -171,7 +171,8 @@ impl Work for StoreWork {
         let users = self.duo.list_users().await.map_err(|e| anyhow::anyhow!("reading the Duo users of {}: {e}", self.name))?;
         let outcome = duoprov_sync::duo_users::load(&*self.store, &self.name, &users).await?;
         tracing::info!(provisioner = %self.name, users = outcome.users, "Duo users table reloaded.");
-        duoprov_sync::sync_back::sync_back(&*self.store, &self.settings, &duoprov_registry::AuditActor::daemon())
+        let run = duoprov_sync::sync_back::SyncBackRun::after_load(&outcome.problems);
+        duoprov_sync::sync_back::sync_back(&*self.store, &self.settings, &duoprov_registry::AuditActor::daemon(), &run)
             .await
             .map_err(|e| anyhow::Error::new(e).context(format!("updating the sync-back group of provisioner {} after loading its Duo users", self.name)))?;
         Ok(Ran::Finished { full: false })

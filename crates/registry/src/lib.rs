@@ -43,6 +43,7 @@ pub mod sqlite;
 mod sql;
 mod store;
 pub mod sync_back;
+pub mod source_feed;
 pub mod sync_state;
 pub mod url;
 
@@ -51,6 +52,7 @@ pub use audit::{AuditActor, AuditEntry, AuditFilter, AuditLog, AuditRecord, Audi
 pub use console::{ConsoleReads, LinkCounts, LinkKind, LinkRow, Paged};
 pub use disabled_users::DisabledUserStore;
 pub use sync_back::{SyncBackChanges, SyncBackStore};
+pub use source_feed::{SourceFeedState, SourceFeedStore};
 pub use console_actions::{ConsoleAction, ConsoleActions, PendingApproval};
 pub use console_requests::{ConsoleRequest, ConsoleRequests, REFUSAL_REMOVALS_KEPT, RefusedPlan, RequestKind, RequestedObject, RetryQueued};
 pub use console_pages::{ConsolePages, Cursor, KeyPage};

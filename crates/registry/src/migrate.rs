@@ -35,6 +35,7 @@ pub(crate) fn sqlite() -> Migrator {
         (17, "console actions", include_str!("../migrations/sqlite/0017_console_actions.sql")),
         (18, "rendered usernames", include_str!("../migrations/sqlite/0018_rendered_usernames.sql")),
         (20, "console requests", include_str!("../migrations/sqlite/0020_console_requests.sql")),
+        (21, "source feed", include_str!("../migrations/sqlite/0021_source_feed.sql")),
     ])
 }
 
@@ -57,5 +58,6 @@ pub(crate) fn postgres() -> Migrator {
         (17, "console actions", include_str!("../migrations/postgres/0017_console_actions.sql")),
         (18, "rendered usernames", include_str!("../migrations/postgres/0018_rendered_usernames.sql")),
         (20, "console requests", include_str!("../migrations/postgres/0020_console_requests.sql")),
+        (21, "source feed", include_str!("../migrations/postgres/0021_source_feed.sql")),
     ])
 }

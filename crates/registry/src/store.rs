@@ -74,6 +74,7 @@ pub trait Store:
     + crate::console_pages::ConsolePages
     + crate::scoped::ScopedReads
     + crate::console_requests::ConsoleRequests
+    + crate::source_feed::SourceFeedStore
     + Send
     + Sync
 {

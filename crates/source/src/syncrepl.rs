@@ -12,7 +12,9 @@
 //! Answers are checked strictly: an entry without a Sync State control, an intermediate message
 //! that is not a Sync Info, a Sync Info that cannot be decoded, or the server ending the search is
 //! an error, and the caller reconnects. A connection that stays silent is checked every
-//! [`KEEPALIVE`] with a root DSE read that must answer within the source's timeout.
+//! [`KEEPALIVE`] with a root DSE read that must answer within the source's timeout (tested
+//! against stand-in servers that answer the check, and that never do). How soon a source that
+//! offers no syncrepl is asked again is the daemon's (`duoprov_daemon::sources::FEED_RECHECK`).
 
 use std::time::Duration;
 
@@ -126,6 +128,9 @@ pub struct Persist {
     ldap: Ldap,
     url: String,
     timeout: Duration,
+    /// How long the searches may stay silent before the connection is checked ([`KEEPALIVE`];
+    /// shorter in tests).
+    keepalive: Duration,
     events: mpsc::Receiver<Event>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -153,14 +158,14 @@ impl Persist {
                     Some(Event::Failed(reason)) => return Err(err(reason)),
                     None => return Err(err("the persistent searches ended".into())),
                 },
-                _ = tokio::time::sleep(KEEPALIVE) => {
+                _ = tokio::time::sleep(self.keepalive) => {
                     let mut ldap = self.ldap.clone();
                     let check = tokio::time::timeout(self.timeout, ldap.search("", Scope::Base, "(objectClass=*)", vec!["1.1"])).await;
                     match check {
                         Ok(Ok(r)) if r.1.rc == 0 => {}
                         Ok(Ok(r)) => return Err(err(format!("the connection check answered {}", r.1))),
                         Ok(Err(e)) => return Err(err(format!("the connection check failed: {e}"))),
-                        Err(_) => return Err(err(format!("the connection check had no answer within {} s", self.timeout.as_secs()))),
+                        Err(_) => return Err(err(format!("the connection check had no answer within {:.1} s", self.timeout.as_secs_f64()))),
                     }
                 }
             }
@@ -244,7 +249,7 @@ impl LdapReader {
             }
         }
         let ldap = self.ldap().clone();
-        Ok(Persist { ldap, url, timeout, events, tasks })
+        Ok(Persist { ldap, url, timeout, keepalive: KEEPALIVE, events, tasks })
     }
 }
 
@@ -276,5 +281,84 @@ mod tests {
         assert!(info(&[0xa4, 0x00]).unwrap_err().contains("unknown choice"));
         assert!(info(&[0xa2, 0x00, 0x00]).is_err());
         assert!(info(&[0xa2, 0x03, 0x02, 0x01, 0x05]).is_err());
+    }
+
+    /// A stand-in LDAP server on a local port: it reads requests and, if `answer`, replies to each
+    /// with a successful SearchResultDone of the same message id; otherwise it never answers.
+    /// Returns its URL and how many requests it has read.
+    async fn fake_server(answer: bool) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ldap://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            loop {
+                let n = match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                // Whole LDAPMessages: SEQUENCE, length (short or long form), then messageID.
+                while let Ok((rest, message)) = parse_tag(&buf) {
+                    let used = buf.len() - rest.len();
+                    let PL::C(parts) = &message.payload else { panic!("an LDAPMessage that is not a sequence") };
+                    let PL::P(id) = &parts[0].payload else { panic!("an LDAPMessage without a message id") };
+                    let id = id.clone();
+                    buf.drain(..used);
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if answer {
+                        // SearchResultDone { resultCode success, matchedDN "", diagnosticMessage "" }
+                        let mut reply = vec![0x02, id.len() as u8];
+                        reply.extend_from_slice(&id);
+                        reply.extend_from_slice(&[0x65, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]);
+                        let mut framed = vec![0x30, reply.len() as u8];
+                        framed.extend_from_slice(&reply);
+                        socket.write_all(&framed).await.unwrap();
+                    }
+                }
+            }
+        });
+        (url, seen)
+    }
+
+    /// A `Persist` over a connection to `url`, with its events fed by the returned sender.
+    async fn persist_on(url: &str, keepalive: Duration, timeout: Duration) -> (Persist, mpsc::Sender<Event>) {
+        let (conn, ldap) = ldap3::LdapConnAsync::new(url).await.unwrap();
+        ldap3::drive!(conn);
+        let (tx, events) = mpsc::channel(4);
+        (Persist { ldap, url: url.to_owned(), timeout, keepalive, events, tasks: Vec::new() }, tx)
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_whose_check_gets_no_answer_is_reported_after_the_keepalive_and_the_timeout() {
+        let (url, seen) = fake_server(false).await;
+        let (keepalive, timeout) = (Duration::from_millis(100), Duration::from_millis(300));
+        let (mut persist, _tx) = persist_on(&url, keepalive, timeout).await;
+        let started = tokio::time::Instant::now();
+        let e = persist.next_change().await.unwrap_err().to_string();
+        assert!(e.contains("the connection check had no answer within 0.3 s") && e.contains(&url), "{e}");
+        assert!(started.elapsed() >= keepalive + timeout, "reported after {:?}", started.elapsed());
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1, "one root DSE check was sent");
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_that_answers_its_checks_stays_followed_and_reports_the_next_change() {
+        let (url, seen) = fake_server(true).await;
+        let (mut persist, tx) = persist_on(&url, Duration::from_millis(20), Duration::from_secs(5)).await;
+        let waiting = tokio::spawn(async move { (persist.next_change().await, persist) });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while seen.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+            assert!(!waiting.is_finished(), "next_change ended while the checks were answered");
+            assert!(tokio::time::Instant::now() < deadline, "three connection checks were not sent within 10 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!waiting.is_finished(), "next_change ended while the checks were answered");
+        tx.send(Event::Change("uid=alice,ou=people,dc=example,dc=org".into())).await.unwrap();
+        let (change, _persist) = waiting.await.unwrap();
+        assert_eq!(change.unwrap(), "uid=alice,ou=people,dc=example,dc=org");
     }
 }

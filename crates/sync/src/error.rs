@@ -31,4 +31,9 @@ pub enum SyncError {
     /// table is loaded); the message says why and what to do.
     #[error("{0}")]
     SyncBack(String),
+    /// The sync-back group's removals exceed its thresholds, or follow an incomplete load of the
+    /// Duo users table; nothing was written (the message names the group, the count, the setting
+    /// and the approval).
+    #[error("{}", .0.message())]
+    SyncBackRefused(Box<crate::sync_back::SyncBackRefusal>),
 }

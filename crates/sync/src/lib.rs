@@ -57,5 +57,6 @@ pub use prepared::{Prepared, RenderedUpdate, RunKind, SavedPlan};
 pub use progress::{NoProgress, Progress};
 pub use report::{AdminCounts, ClassReport, RunReport};
 pub use object::{ObjectTarget, prepare_object};
+pub use registry_read::{provisioned_groups, ListedGroup};
 pub use run::{now_ms, prepare, prepare_with_progress, run};
 pub use settings::{rendering_fingerprint, SelectionRules, SyncOptions, SyncSettings};

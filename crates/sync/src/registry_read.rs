@@ -43,6 +43,57 @@ pub(crate) async fn read_registry(store: &dyn duoprov_registry::RegistryReader, 
     Ok(RegistryRead { selected_by, rule_excluded, ..filter_registry(settings, selection, eligible) })
 }
 
+/// One group a provisioner's markers include, as `duoprov provision list --groups` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ListedGroup {
+    pub name: String,
+    pub uuid: String,
+    /// Effective members a sync would provision: of the configured `subject_sources`, and in
+    /// `eligible_group` when one is set.
+    pub effective_members: usize,
+    /// Why it is selected (the deciding marker, the rules it passes), or which rule leaves it out.
+    pub why: String,
+}
+
+/// The groups a full sync of the provisioner would provision, and those its markers include but
+/// its selection rules leave out (each with the rule), both sorted by name; read as a sync reads
+/// them ([`read_registry`]), so the list is exactly the sync's.
+pub async fn provisioned_groups(store: &dyn duoprov_registry::RegistryReader, settings: &SyncSettings) -> Result<(Vec<ListedGroup>, Vec<ListedGroup>), SyncError> {
+    let read = read_registry(store, settings).await?;
+    let subjects = &read.selection.subjects;
+    let counted = |members: &[u32]| match &read.eligible {
+        Some(eligible) => members.iter().filter(|m| eligible.contains(&subjects[**m as usize].key())).count(),
+        None => members.len(),
+    };
+    let mut selected: Vec<ListedGroup> = read
+        .selection
+        .groups
+        .iter()
+        .map(|g| ListedGroup {
+            name: g.group.name.to_string(),
+            uuid: g.group.uuid.clone(),
+            effective_members: counted(&g.members),
+            why: read.selected_by.get(&g.group.uuid).cloned().unwrap_or_else(|| "selected".to_owned()),
+        })
+        .collect();
+    selected.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut excluded = Vec::new();
+    if !read.rule_excluded.is_empty() {
+        // The rules' leavings, from the markers' own selection (members as the markers see them).
+        let all = store.provisioner_selection(&settings.provisioner).await?;
+        for g in all.groups.iter().filter(|g| read.rule_excluded.contains_key(&g.group.uuid)) {
+            excluded.push(ListedGroup {
+                name: g.group.name.to_string(),
+                uuid: g.group.uuid.clone(),
+                effective_members: g.members.len(),
+                why: read.rule_excluded[&g.group.uuid].clone(),
+            });
+        }
+        excluded.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    Ok((selected, excluded))
+}
+
 /// Narrows `selection` to the groups the provisioner's selection rules keep ([`SelectionRules`]
 /// (crate::SelectionRules): `select_regex`, `only_policy_groups`), and says for each group which
 /// marker and rules selected it, or which rule left it out: (selected by uuid, excluded by uuid).

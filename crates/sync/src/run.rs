@@ -294,11 +294,16 @@ pub async fn run(
         report.duo_users_loaded = Some(outcome.counts);
         // The sync-back group follows the table it is computed from; a refusal is this run's
         // failure to report, not a reason to undo what was applied to Duo.
-        match crate::sync_back::sync_back(store, settings, &options.actor).await {
+        let object = || settings.sync_back.as_ref().map(|s| format!("sync-back group {}", s.group)).unwrap_or_default();
+        match crate::sync_back::sync_back(store, settings, &options.actor, &crate::sync_back::SyncBackRun::after_load(&outcome.problems)).await {
             Ok(outcome) => report.sync_back = outcome,
             Err(SyncError::SyncBack(message)) => {
-                let object = settings.sync_back.as_ref().map(|s| format!("sync-back group {}", s.group)).unwrap_or_default();
-                report.failures.push(crate::report::Failure { object, code: "SYNC_BACK".into(), message });
+                report.failures.push(crate::report::Failure { object: object(), code: "SYNC_BACK".into(), message });
+            }
+            // Over its thresholds (or after an incomplete load): nothing written; the message
+            // names the `duoprov load-users P --approve DIGEST` that applies exactly that list.
+            Err(SyncError::SyncBackRefused(refusal)) => {
+                report.failures.push(crate::report::Failure { object: object(), code: "SYNC_BACK_REFUSED".into(), message: refusal.message() });
             }
             Err(e) => return Err(e),
         }

@@ -7,6 +7,16 @@
 //! to neither). Runs after every load of the Duo users table (`duoprov load-users`, a full sync
 //! with `load_duo_users = true`, the daemon's `load_users_every`).
 //!
+//! Removals are guarded like the provisioner's own (`duoprov_plan::safety`): more than
+//! [`SyncBackSettings::max_removals`] subjects, or more than [`SyncBackSettings::max_removal_percent`]
+//! of a group of at least [`SyncBackSettings::percent_rule_min_members`], or emptying the group
+//! (no loaded Duo user meets the rule), or any removal after a load that skipped Duo users it
+//! could not read (their subjects would be removed wrongly), refuses the
+//! whole update — nothing written — with a message naming the group, the count, the setting and
+//! the digest of the exact removal list; `duoprov load-users P --approve DIGEST` applies exactly
+//! that list ([`SyncBackRun::approve`]). An empty or partial Duo users table therefore cannot empty
+//! a group that often feeds MFA policy.
+//!
 //! Written through the registry ([`SyncBackStore`]): one transaction, one change-log entry and
 //! one audit entry per member added or removed. duoprov never writes a group it did not create
 //! for this. The group must not feed the provisioner it comes from: a sync-back group the
@@ -20,6 +30,7 @@ use duoprov_model::{GroupMember, GroupName, SubjectKey};
 use duoprov_registry::duo_users::{DuoUserFilter, DuoUserRow};
 use duoprov_registry::{AuditActor, AuditTrigger, Store};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::{SyncError, SyncSettings};
 
@@ -67,6 +78,177 @@ impl std::fmt::Display for SyncBackRule {
 pub struct SyncBackSettings {
     pub group: GroupName,
     pub rule: SyncBackRule,
+    /// Most members removed in one update (`[provisioner.P.thresholds] sync_back_max_removals`).
+    pub max_removals: usize,
+    /// Most members removed in one update as a percentage of the group's current members
+    /// (`sync_back_max_removal_percent`; Grouper's script refuses above 30 %)…
+    pub max_removal_percent: u32,
+    /// …applied to groups with at least this many members (`percent_rule_min_members`, shared
+    /// with the provisioner's per-group rule).
+    pub percent_rule_min_members: usize,
+}
+
+impl SyncBackSettings {
+    /// Defaults: at most 500 removals, and at most 30 % of a group of 10 members or more (the
+    /// provisioner's membership thresholds, and Grouper's failsafe).
+    pub const DEFAULT_MAX_REMOVALS: usize = 500;
+    pub const DEFAULT_MAX_REMOVAL_PERCENT: u32 = 30;
+
+    /// `group` kept by `rule`, with the default thresholds.
+    pub fn new(group: GroupName, rule: SyncBackRule) -> Self {
+        SyncBackSettings {
+            group,
+            rule,
+            max_removals: Self::DEFAULT_MAX_REMOVALS,
+            max_removal_percent: Self::DEFAULT_MAX_REMOVAL_PERCENT,
+            percent_rule_min_members: duoprov_plan::Thresholds::default().percent_rule_min_members,
+        }
+    }
+}
+
+/// What one sync-back call knows besides the configuration: the load it follows and the
+/// operator's approval.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncBackRun {
+    /// Duo users the load just made could not put in the table (no usable `user_id`): the table
+    /// is incomplete, so any removal is refused unless approved.
+    pub skipped_users: usize,
+    /// The removal digest a refusal showed (`duoprov load-users P --approve DIGEST`): applies
+    /// exactly that removal list, and refuses any other.
+    pub approve: Option<String>,
+}
+
+impl SyncBackRun {
+    /// After a load with these problems, with no approval.
+    pub fn after_load(problems: &[crate::duo_users::UserProblem]) -> Self {
+        SyncBackRun { skipped_users: problems.iter().filter(|p| p.skipped).count(), approve: None }
+    }
+}
+
+/// Why a sync-back update was refused; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncBackRefusal {
+    pub provisioner: String,
+    pub group: String,
+    pub reasons: Vec<String>,
+    /// The subjects that would have been removed, sorted.
+    pub removals: Vec<String>,
+    /// The digest of that list (`--approve`).
+    pub digest: String,
+    /// Whether raising a threshold would also lift the refusal.
+    pub thresholds_help: bool,
+}
+
+/// Removal lines shown in a refusal; the rest are counted.
+const SHOWN_REMOVALS: usize = 50;
+
+impl SyncBackRefusal {
+    /// The message shown to people: the group, the reasons, the removals, and how to proceed.
+    pub fn message(&self) -> String {
+        let p = &self.provisioner;
+        let mut out = format!("refused to update the sync-back group {} of provisioner {p}; nothing was changed:\n", self.group);
+        for r in &self.reasons {
+            out.push_str(&format!("  - {r}\n"));
+        }
+        out.push_str(&format!(
+            "it would remove {} from {} (removal digest {}):\n",
+            duoprov_model::counted(self.removals.len(), "subject", "subjects"),
+            self.group,
+            self.digest
+        ));
+        for r in self.removals.iter().take(SHOWN_REMOVALS) {
+            out.push_str(&format!("    {r}\n"));
+        }
+        if self.removals.len() > SHOWN_REMOVALS {
+            out.push_str(&format!("    … and {} more\n", self.removals.len() - SHOWN_REMOVALS));
+        }
+        out.push_str(&format!(
+            "check the Duo users table (`duoprov report users {p}`); to apply exactly these removals, run `duoprov load-users {p} --approve {}` (refused again if the list changes)",
+            self.digest
+        ));
+        if self.thresholds_help {
+            out.push_str(&format!(", or raise sync_back_max_removals / sync_back_max_removal_percent in [provisioner.{p}.thresholds]"));
+        } else {
+            out.push_str("; raising thresholds does not lift this refusal");
+        }
+        out
+    }
+}
+
+/// The digest of a sync-back removal list: the first 12 hex digits of SHA-256 over the
+/// provisioner, the group and the sorted subject keys.
+pub fn removal_digest(provisioner: &str, group: &GroupName, remove: &[SubjectKey]) -> String {
+    let mut keys: Vec<String> = remove.iter().map(|k| k.to_string()).collect();
+    keys.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(b"duoprov sync-back removals v1\n");
+    hasher.update(provisioner.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(group.as_str().as_bytes());
+    for k in &keys {
+        hasher.update(b"\n");
+        hasher.update(k.as_bytes());
+    }
+    let mut digest = hex::encode(hasher.finalize());
+    digest.truncate(12);
+    digest
+}
+
+/// Checks the removals of one update against the thresholds, the load's completeness and the
+/// approval.
+fn check(p: &str, sb: &SyncBackSettings, current: usize, desired: usize, remove: &[SubjectKey], run: &SyncBackRun) -> Result<(), Box<SyncBackRefusal>> {
+    let digest = removal_digest(p, &sb.group, remove);
+    let mut reasons = Vec::new();
+    let mut only_approval = false;
+    let approved = match run.approve.as_deref().map(str::trim) {
+        Some(given) if given.eq_ignore_ascii_case(&digest) => true,
+        Some(given) => {
+            only_approval = true;
+            reasons.push(format!(
+                "the approval names digest {given}, which does not match this update's removals (digest {digest}): the list changed since it was shown, or the digest is wrong"
+            ));
+            false
+        }
+        None => false,
+    };
+    if remove.is_empty() {
+        return if approved || reasons.is_empty() { Ok(()) } else { Err(refusal(p, sb, reasons, remove, digest, !only_approval)) };
+    }
+    if desired == 0 {
+        only_approval = true;
+        reasons.push(format!(
+            "no Duo user in the loaded table meets rule {} while the group holds {}: an empty or partial Duo users table must not empty the group",
+            sb.rule,
+            duoprov_model::counted(current, "member", "members")
+        ));
+    }
+    if run.skipped_users > 0 {
+        only_approval = true;
+        reasons.push(format!(
+            "the Duo users table was loaded incompletely ({} could not be read, see the load's warnings): a member whose Duo user was skipped would be removed wrongly",
+            duoprov_model::counted(run.skipped_users, "Duo user", "Duo users")
+        ));
+    }
+    let n = remove.len();
+    if n > sb.max_removals {
+        reasons.push(format!("{n} removals from sync-back group {} exceed sync_back_max_removals = {}", sb.group, sb.max_removals));
+    }
+    if current >= sb.percent_rule_min_members && (n as u64) * 100 > (current as u64) * u64::from(sb.max_removal_percent) {
+        reasons.push(format!(
+            "{n} of {current} members of sync-back group {} would be removed, over sync_back_max_removal_percent = {}",
+            sb.group, sb.max_removal_percent
+        ));
+    }
+    if reasons.is_empty() || approved {
+        return Ok(());
+    }
+    Err(refusal(p, sb, reasons, remove, digest, !only_approval))
+}
+
+fn refusal(p: &str, sb: &SyncBackSettings, reasons: Vec<String>, remove: &[SubjectKey], digest: String, thresholds_help: bool) -> Box<SyncBackRefusal> {
+    let mut removals: Vec<String> = remove.iter().map(|k| format!("remove subject {k}")).collect();
+    removals.sort();
+    Box::new(SyncBackRefusal { provisioner: p.to_owned(), group: sb.group.to_string(), reasons, removals, digest, thresholds_help })
 }
 
 /// What a sync-back did.
@@ -85,8 +267,9 @@ pub struct SyncBackOutcome {
 }
 
 /// Keeps the provisioner's sync-back group equal to its rule over the loaded Duo users table;
-/// `None` when none is configured.
-pub async fn sync_back(store: &dyn Store, settings: &SyncSettings, actor: &AuditActor) -> Result<Option<SyncBackOutcome>, SyncError> {
+/// `None` when none is configured. [`SyncError::SyncBackRefused`] (nothing written) when the
+/// removals exceed the thresholds or follow an incomplete load, unless `run` approves them.
+pub async fn sync_back(store: &dyn Store, settings: &SyncSettings, actor: &AuditActor, run: &SyncBackRun) -> Result<Option<SyncBackOutcome>, SyncError> {
     let Some(sb) = &settings.sync_back else { return Ok(None) };
     let p = settings.provisioner.as_str();
     if settings.eligible_group.as_ref() == Some(&sb.group) {
@@ -156,6 +339,7 @@ pub async fn sync_back(store: &dyn Store, settings: &SyncSettings, actor: &Audit
         .collect();
     let add: Vec<SubjectKey> = desired.difference(&current).cloned().collect();
     let remove: Vec<SubjectKey> = current.difference(&desired).cloned().collect();
+    check(p, sb, current.len(), desired.len(), &remove, run).map_err(SyncError::SyncBackRefused)?;
     let changes = if add.is_empty() && remove.is_empty() { Default::default() } else { store.apply_sync_back(p, &add, &remove, &trigger).await? };
     tracing::info!(provisioner = p, group = %group.name, added = changes.added, removed = changes.removed, members = desired.len(), "Sync-back group updated.");
     Ok(Some(SyncBackOutcome {

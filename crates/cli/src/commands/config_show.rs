@@ -122,6 +122,8 @@ fn provisioner(p: &Provisioner) -> Value {
             "max_group_removal_percent": t.max_group_removal_percent,
             "percent_rule_min_members": t.percent_rule_min_members,
             "max_admin_removals": t.max_admin_removals,
+            "sync_back_max_removals": p.sync_back.as_ref().map(|s| s.max_removals),
+            "sync_back_max_removal_percent": p.sync_back.as_ref().map(|s| s.max_removal_percent),
         },
         "admin_roles": policy.admin_roles.as_ref().map(|a| serde_json::json!({
             "groups": a.groups.iter().cloned().collect::<std::collections::BTreeMap<String, String>>(),

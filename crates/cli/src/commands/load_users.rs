@@ -3,7 +3,9 @@
 //! `grouper_prov_duo_user`) mirror them in one transaction, printing what was inserted, updated,
 //! deleted and left unchanged. Odd users are loaded as faithfully as the table allows and named
 //! in warnings; if anything fails, the table keeps its previous rows. Then the provisioner's
-//! sync-back group, if configured, is brought in line with the table (`duoprov_sync::sync_back`).
+//! sync-back group, if configured, is brought in line with the table (`duoprov_sync::sync_back`);
+//! removals over its thresholds are refused (exit code 3, the group untouched) unless `--approve
+//! DIGEST` names exactly the removal list the refusal showed.
 
 use std::time::Instant;
 
@@ -46,10 +48,23 @@ pub async fn run(ctx: &Context, args: LoadUsersArgs) -> Result<u8> {
         .map_err(|e| anyhow!("loading the Duo users of provisioner {}: {e}", provisioner.name))?;
     let db_write_ms = started.elapsed().as_millis();
     let settings = super::sync::settings_of(&provisioner);
-    let sync_back = duoprov_sync::sync_back::sync_back(&*store, &settings, &duoprov_registry::AuditActor::cli()).await.map_err(|e| match e {
-        duoprov_sync::SyncError::SyncBack(m) => anyhow!("the Duo users table of provisioner {} is loaded, but its sync-back group was not updated: {m}", provisioner.name),
-        other => anyhow::Error::new(other).context(format!("updating the sync-back group of provisioner {}", provisioner.name)),
-    })?;
+    let run = duoprov_sync::sync_back::SyncBackRun { approve: args.approve.clone(), ..duoprov_sync::sync_back::SyncBackRun::after_load(&outcome.problems) };
+    let sync_back = match duoprov_sync::sync_back::sync_back(&*store, &settings, &duoprov_registry::AuditActor::cli(), &run).await {
+        Ok(sb) => sb,
+        // Over the thresholds: the table is loaded, the group untouched; exit code 3 like the
+        // provisioner's refusals.
+        Err(duoprov_sync::SyncError::SyncBackRefused(refusal)) => {
+            if ctx.json {
+                output::json(&serde_json::json!({"provisioner": provisioner.name, "users": outcome.users, "sync_back_refused": refusal}))?;
+            }
+            eprintln!("the Duo users table of provisioner {} is loaded ({} users), but {}", provisioner.name, outcome.users, refusal.message());
+            return Ok(exit::REFUSED);
+        }
+        Err(duoprov_sync::SyncError::SyncBack(m)) => {
+            return Err(anyhow!("the Duo users table of provisioner {} is loaded, but its sync-back group was not updated: {m}", provisioner.name));
+        }
+        Err(other) => return Err(anyhow::Error::new(other).context(format!("updating the sync-back group of provisioner {}", provisioner.name))),
+    };
     let c = outcome.counts;
     if ctx.json {
         output::json(&Summary {

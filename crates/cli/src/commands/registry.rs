@@ -17,6 +17,66 @@ use crate::args::{
 };
 use crate::{exit, output};
 
+/// `provision list P --groups [--explain]`: what a sync of P would provision — the markers'
+/// selection narrowed by P's selection rules and counted as a sync counts members — read through
+/// the sync's own selection code. Without a `[provisioner.P]` in the configuration there are no
+/// rules: the markers' selection is listed, with a note saying so.
+async fn list_groups(ctx: &Context, store: &dyn duoprov_registry::Store, provisioner: &str, explain: bool) -> Result<()> {
+    let (selected, excluded) = match ctx.settings.provisioners.get(provisioner) {
+        Some(p) => duoprov_sync::provisioned_groups(store, &super::sync::settings_of(p)).await?,
+        None => {
+            eprintln!("note: provisioner {provisioner} is not in the configuration, so no selection rules (select_regex, only_policy_groups, subject_sources, eligible_group) are applied: these are the groups its markers select");
+            let sel = store.provisioner_selection(provisioner).await?;
+            let index_markers = store.markers(Some(provisioner)).await?;
+            let index = duoprov_model::MarkerIndex::new(&index_markers);
+            let mut groups: Vec<duoprov_sync::ListedGroup> = sel
+                .groups
+                .iter()
+                .map(|g| duoprov_sync::ListedGroup {
+                    name: g.group.name.to_string(),
+                    uuid: g.group.uuid.clone(),
+                    effective_members: g.members.len(),
+                    why: index.deciding(g.group.name.as_str()).map(|d| d.to_string()).unwrap_or_else(|| "selected".to_owned()),
+                })
+                .collect();
+            groups.sort_by(|a, b| a.name.cmp(&b.name));
+            (groups, Vec::new())
+        }
+    };
+    if ctx.json {
+        let entry = |g: &duoprov_sync::ListedGroup, key: &str| {
+            let mut v = json!({"name": g.name, "uuid": g.uuid, "effective_members": g.effective_members});
+            if explain {
+                v[key] = json!(g.why);
+            }
+            v
+        };
+        if explain {
+            output::json(&json!({
+                "selected": selected.iter().map(|g| entry(g, "selected_by")).collect::<Vec<_>>(),
+                "excluded": excluded.iter().map(|g| entry(g, "excluded_by")).collect::<Vec<_>>(),
+            }))?;
+        } else {
+            output::json(&selected.iter().map(|g| entry(g, "")).collect::<Vec<_>>())?;
+        }
+    } else if explain {
+        let mut rows: Vec<Vec<String>> = selected.iter().map(|g| vec![g.name.clone(), g.effective_members.to_string(), format!("selected: {}", g.why)]).collect();
+        rows.extend(excluded.iter().map(|g| vec![g.name.clone(), "-".to_owned(), format!("excluded: {}", g.why)]));
+        output::table(&["GROUP", "EFFECTIVE_MEMBERS", "WHY"], &rows);
+    } else {
+        let rows: Vec<Vec<String>> = selected.iter().map(|g| vec![g.name.clone(), g.effective_members.to_string()]).collect();
+        output::table(&["GROUP", "EFFECTIVE_MEMBERS"], &rows);
+        if !excluded.is_empty() {
+            eprintln!(
+                "{} the markers include {} left out by the selection rules (see `duoprov provision list {provisioner} --groups --explain`)",
+                duoprov_model::counted(excluded.len(), "group", "groups"),
+                if excluded.len() == 1 { "is" } else { "are" }
+            );
+        }
+    }
+    Ok(())
+}
+
 /// An empty command-line value clears the attribute.
 fn value(v: Option<String>) -> Option<Option<String>> {
     v.map(|v| if v.is_empty() { None } else { Some(v) })
@@ -349,19 +409,10 @@ pub async fn provision(ctx: &Context, command: ProvisionCommand) -> Result<u8> {
             }
             done(ctx, json!({"removed": true}), format!("removed the {provisioner} marker from {target}"))?;
         }
-        ProvisionCommand::List { provisioner, groups } => {
+        ProvisionCommand::List { provisioner, groups, explain } => {
             if groups {
                 let provisioner = provisioner.unwrap_or_default();
-                let sel = store.provisioner_selection(&provisioner).await?;
-                if ctx.json {
-                    output::json(&sel.groups.iter().map(|g| json!({
-                        "name": g.group.name, "uuid": g.group.uuid, "effective_members": g.members.len(),
-                    })).collect::<Vec<_>>())?;
-                } else {
-                    let rows: Vec<Vec<String>> =
-                        sel.groups.iter().map(|g| vec![g.group.name.to_string(), g.members.len().to_string()]).collect();
-                    output::table(&["GROUP", "EFFECTIVE_MEMBERS"], &rows);
-                }
+                list_groups(ctx, &*store, &provisioner, explain).await?;
             } else {
                 let markers = store.markers(provisioner.as_deref()).await?;
                 if ctx.json {

@@ -279,39 +279,84 @@ fn list(ctx: &Context) -> Result<u8> {
 async fn status(ctx: &Context) -> Result<u8> {
     let store = ctx.store().await?;
     let runs = store.source_runs().await?;
+    let feeds = store.source_feeds().await?;
     let now = duoprov_sync::now_ms();
-    if ctx.json {
-        output::json(&runs)?;
-        return Ok(exit::OK);
-    }
     let mut names: Vec<&String> = ctx.settings.sources.keys().collect();
-    for r in &runs {
-        if !names.contains(&&r.source) {
-            names.push(&r.source);
+    for n in runs.iter().map(|r| &r.source).chain(feeds.iter().map(|f| &f.source)) {
+        if !names.contains(&n) {
+            names.push(n);
         }
     }
     names.sort();
+    if ctx.json {
+        // One object per source with a run or a recorded feed: the run's fields, and `feed`.
+        let entries: Vec<serde_json::Value> = names
+            .iter()
+            .filter_map(|name| {
+                let run = runs.iter().find(|r| &r.source == *name);
+                let feed = feeds.iter().find(|f| &f.source == *name);
+                if run.is_none() && feed.is_none() {
+                    return None;
+                }
+                let mut v = match run {
+                    Some(r) => serde_json::to_value(r).unwrap_or_default(),
+                    None => serde_json::json!({"source": name, "at_ms": null, "result": null, "detail": null}),
+                };
+                v["feed"] = serde_json::to_value(feed).unwrap_or_default();
+                Some(v)
+            })
+            .collect();
+        output::json(&entries)?;
+        return Ok(exit::OK);
+    }
     let rows: Vec<Vec<String>> = names
         .iter()
-        .map(|name| match runs.iter().find(|r| &r.source == *name) {
-            Some(r) => {
-                let detail = match r.detail.get("counts") {
-                    Some(c) => ["subjects_added", "subjects_removed", "groups_added", "groups_removed", "members_added", "members_removed"]
-                        .iter()
-                        .map(|k| format!("{}={}", k, c.get(*k).and_then(|v| v.as_u64()).unwrap_or(0)))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    None => r.detail.get("error").and_then(|e| e.as_str()).unwrap_or("").to_string(),
-                };
-                vec![(*name).clone(), output::when(r.at_ms, now), r.result.clone(), detail]
+        .map(|name| {
+            let feed = feed_text(ctx, name, feeds.iter().find(|f| &f.source == *name), now);
+            match runs.iter().find(|r| &r.source == *name) {
+                Some(r) => {
+                    let detail = match r.detail.get("counts") {
+                        Some(c) => ["subjects_added", "subjects_removed", "groups_added", "groups_removed", "members_added", "members_removed"]
+                            .iter()
+                            .map(|k| format!("{}={}", k, c.get(*k).and_then(|v| v.as_u64()).unwrap_or(0)))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        None => r.detail.get("error").and_then(|e| e.as_str()).unwrap_or("").to_string(),
+                    };
+                    vec![(*name).clone(), output::when(r.at_ms, now), r.result.clone(), feed, detail]
+                }
+                None => vec![(*name).clone(), "never".into(), "-".into(), feed, String::new()],
             }
-            None => vec![(*name).clone(), "never".into(), "-".into(), String::new()],
         })
         .collect();
     if rows.is_empty() {
         output::line("no sources configured and none has run");
     } else {
-        output::table(&["SOURCE", "LAST RUN", "RESULT", "DETAIL"], &rows);
+        output::table(&["SOURCE", "LAST RUN", "RESULT", "CHANGES", "DETAIL"], &rows);
     }
     Ok(exit::OK)
+}
+
+/// How the daemon learns of the source's changes, as it last recorded it in the registry
+/// (`source_feed`): the `/readyz` view, readable without reaching the daemon.
+fn feed_text(ctx: &Context, name: &str, feed: Option<&duoprov_registry::SourceFeedState>, now: i64) -> String {
+    let Some(f) = feed else {
+        return match ctx.settings.sources.get(name) {
+            Some(c) if matches!(c.kind, SourceKind::Ldap { .. }) && c.sync_mode != SyncMode::Poll && c.schedule.is_some() => {
+                "syncrepl: not recorded yet (no daemon has followed it)".into()
+            }
+            _ => "-".into(),
+        };
+    };
+    let since = output::when(f.since_ms, now);
+    let mut text = match (f.mode.as_str(), f.connected) {
+        ("syncrepl", Some(true)) => format!("syncrepl connected since {since}"),
+        ("syncrepl", _) => format!("syncrepl down since {since} (polled meanwhile if it has a poll_interval): {}", f.error.as_deref().unwrap_or("no reason recorded")),
+        ("stopped", _) => format!("not followed since {since}: {}", f.error.as_deref().unwrap_or("the daemon stopped")),
+        (mode, _) => format!("{mode} since {since} (the directory offers no syncrepl; asked again every 10 min)"),
+    };
+    if let Some(at) = f.last_change_ms {
+        text.push_str(&format!("; last change {}", output::when(at, now)));
+    }
+    text
 }

@@ -2,7 +2,8 @@
 //! syncprov overlay, a service account with unlimited sizes) on a loopback port, the Duo
 //! emulator, and the daemon running the source and a provisioner that owns its folder. A member
 //! added to or removed from a group with `ldapmodify` reaches the Duo group within seconds —
-//! through syncrepl (with polling off, so nothing else could carry it), and through
+//! through syncrepl (with polling off, so nothing else could carry it; `source status` shows the
+//! feed connected, down and stopped as the daemon recorded it), and through
 //! `modifyTimestamp` polling with `sync_mode = "poll"`; slapd stopping leaves Duo and the
 //! registry as they were while `/readyz` shows the feed down, and once slapd is back the feed
 //! reconnects and changes flow again. Without slapd and ldap-utils the tests report `SKIPPED`
@@ -223,6 +224,11 @@ async fn ldap_membership_changes_reach_duo_through_syncrepl_and_survive_slapd_st
     poll("alice removed from staff in Duo", WAIT, staff_is(&emu, &["bob"]));
     let (_, metrics) = crate::daemon::get(&status, "/metrics");
     assert!(metrics.contains("duoprov_source_feed_connected{source=\"dir\"} 1"), "{metrics}");
+    // `source status` shows what /readyz shows, from the registry: connected, and the last change.
+    poll("the feed connected in `source status`", WAIT, || {
+        let (out, _) = crate::run(dir, &["source", "status"], 0);
+        (out.lines().any(|l| l.starts_with("dir") && l.contains("syncrepl connected since") && l.contains("; last change")), out)
+    });
 
     // slapd stops: the feed is shown down with the directory's URL, and nothing is removed.
     slapd.stop();
@@ -233,6 +239,14 @@ async fn ldap_membership_changes_reach_duo_through_syncrepl_and_survive_slapd_st
     });
     let v = readyz(&status);
     assert!(!v.to_string().contains(READER_PW), "{v}");
+    poll("the feed down in `source status`", WAIT, || {
+        let (out, _) = crate::run(dir, &["source", "status", "--json"], 0);
+        let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        let feed = &v[0]["feed"];
+        (feed["connected"] == false && feed["error"].as_str().is_some_and(|e| e.contains(&format!("127.0.0.1:{}", slapd.port))), v)
+    });
+    let (out, _) = crate::run(dir, &["source", "status"], 0);
+    assert!(out.contains("syncrepl down since") && !out.contains(READER_PW), "{out}");
     assert_eq!(duo_members(&emu, "staff"), ["bob"]);
     let (out, _) = crate::run(dir, &["member", "list", "dir:staff", "--json"], 0);
     assert!(out.contains("\"bob\"") && !out.contains("\"alice\""), "{out}");
@@ -248,6 +262,9 @@ async fn ldap_membership_changes_reach_duo_through_syncrepl_and_survive_slapd_st
     let (code, err) = daemon.stop();
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains(READER_PW), "the log shows the bind password");
+    // A daemon that stopped leaves no "connected" behind.
+    let (out, _) = crate::run(dir, &["source", "status"], 0);
+    assert!(out.lines().any(|l| l.starts_with("dir") && l.contains("not followed since") && l.contains("the daemon stopped")), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,3 +104,31 @@ fn a_provisioner_named_like_the_policy_markers_and_a_bad_regex_are_refused() {
     assert_ne!(out.status.code(), Some(0));
     assert!(err.contains("a provisioner's name cannot start with '@'"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_list_groups_lists_exactly_what_a_sync_provisions_and_explains_which_rule_left_a_group_out() {
+    let (emu, tmp) = setup("select_regex = \"-mfa$\"\n").await;
+    let dir = tmp.path();
+    groups(dir, &["app:duo:staff-mfa", "app:duo:other", "app:duo:carved-mfa"]);
+    run(dir, &["provision", "assign", "duoTest", "--group", "app:duo:carved-mfa", "--exclude"], 0);
+
+    let listed: serde_json::Value = serde_json::from_str(&run(dir, &["provision", "list", "duoTest", "--groups", "--json"], 0).0).unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["app:duo:staff-mfa"], "{listed:#}");
+    assert_eq!(listed[0]["effective_members"], 1);
+    let (out, err) = run(dir, &["provision", "list", "duoTest", "--groups"], 0);
+    assert!(!out.contains("app:duo:other") && err.contains("1 group the markers include is left out by the selection rules"), "{out}\n{err}");
+    // What the list shows is what a sync provisions.
+    run(dir, &["sync", "duoTest"], 0);
+    assert_eq!(duo_groups(&emu), ["staff-mfa"]);
+
+    // --explain names the rule that left each group out (an exclude marker is no rule: that group
+    // is not in the markers' selection at all).
+    let (out, _) = run(dir, &["provision", "list", "duoTest", "--groups", "--explain"], 0);
+    assert!(out.contains("selected: the marker on folder app:duo (scope sub) includes it; its name matches select_regex \"-mfa$\""), "{out}");
+    assert!(out.contains("excluded: its name does not match select_regex \"-mfa$\""), "{out}");
+    assert!(!out.contains("app:duo:carved-mfa"), "{out}");
+    let explained: serde_json::Value = serde_json::from_str(&run(dir, &["provision", "list", "duoTest", "--groups", "--explain", "--json"], 0).0).unwrap();
+    assert_eq!(explained["excluded"][0]["name"], "app:duo:other", "{explained:#}");
+    assert_eq!(explained["excluded"][0]["excluded_by"], "its name does not match select_regex \"-mfa$\"", "{explained:#}");
+}

@@ -4,7 +4,8 @@
 //! named by `sync_back_group` holds exactly the subjects whose Duo users meet `sync_back_rule`,
 //! matched through links or rendered usernames, written with change-log and audit entries;
 //! duoprov creates the group and refuses a group it did not create, and one its provisioner
-//! selects (which would feed Duo's state back into Duo).
+//! selects (which would feed Duo's state back into Duo); removals over its thresholds are
+//! refused (exit code 3, nothing written) until approved by digest or the threshold is raised.
 
 use std::path::Path;
 
@@ -162,4 +163,48 @@ async fn the_daemons_users_table_schedule_keeps_the_sync_back_group() {
     }
     let (code, err) = daemon.stop();
     assert_eq!(code, Some(0), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_users_refuses_sync_back_removals_over_the_threshold_until_their_digest_is_approved() {
+    let (emu, tmp) = setup("sync_back_group = \"app:mfa:enrolled\"\n").await;
+    let dir = tmp.path();
+    run(dir, &["folder", "add", "app:mfa", "--create-parents"], 0);
+    let people: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+    for p in &people {
+        run(dir, &["subject", "add", p, "--login-id", p], 0);
+        set_enrolled(&emu, p, true);
+    }
+    run(dir, &["load-users", "duoTest"], 0);
+    assert_eq!(members(dir, "app:mfa:enrolled").len(), 10);
+
+    // Four of ten un-enrol at once (a partial table looks the same): 40 % is over the default 30 %.
+    for p in &people[..4] {
+        set_enrolled(&emu, p, false);
+    }
+    let (_, err) = run(dir, &["load-users", "duoTest"], 3);
+    assert!(err.contains("the Duo users table of provisioner duoTest is loaded (10 users), but refused to update the sync-back group app:mfa:enrolled"), "{err}");
+    assert!(err.contains("4 of 10 members of sync-back group app:mfa:enrolled would be removed, over sync_back_max_removal_percent = 30"), "{err}");
+    assert!(err.contains("remove subject local:p0") && err.contains("remove subject local:p3"), "{err}");
+    assert_eq!(members(dir, "app:mfa:enrolled").len(), 10, "nothing removed");
+    let digest = err.split("--approve ").nth(1).and_then(|t| t.get(..12)).unwrap_or_else(|| panic!("no digest in {err}")).to_owned();
+
+    // A wrong digest is refused too; the shown one applies exactly that list.
+    let (_, err) = run(dir, &["load-users", "duoTest", "--approve", "0123456789ab"], 3);
+    assert!(err.contains("does not match this update's removals"), "{err}");
+    let summary = json(&run(dir, &["load-users", "duoTest", "--json", "--approve", &digest], 0).0);
+    assert_eq!((summary["sync_back"]["removed"].as_u64(), summary["sync_back"]["members"].as_u64()), (Some(4), Some(6)), "{summary:#}");
+
+    // Three of six (50 %), with the percentage rule applied from 5 members: refused at the
+    // default 30 %, applied once the configuration raises it to 60 %.
+    for p in &people[4..7] {
+        set_enrolled(&emu, p, false);
+    }
+    reconfigure(dir, &emu, "sync_back_group = \"app:mfa:enrolled\"\n\n[provisioner.duoTest.thresholds]\npercent_rule_min_members = 5\n");
+    let (_, err) = run(dir, &["load-users", "duoTest"], 3);
+    assert!(err.contains("3 of 6 members of sync-back group app:mfa:enrolled would be removed, over sync_back_max_removal_percent = 30"), "{err}");
+    assert_eq!(members(dir, "app:mfa:enrolled").len(), 6, "nothing removed");
+    reconfigure(dir, &emu, "sync_back_group = \"app:mfa:enrolled\"\n\n[provisioner.duoTest.thresholds]\npercent_rule_min_members = 5\nsync_back_max_removal_percent = 60\n");
+    let (out, _) = run(dir, &["load-users", "duoTest"], 0);
+    assert!(out.contains("3 members, 0 added, 3 removed"), "{out}");
 }

@@ -103,6 +103,7 @@ mod console;
 mod admins;
 mod disabled_users;
 mod sync_back;
+mod source_feed;
 mod console_actions;
 mod console_requests;
 mod console_pages;

@@ -20,5 +20,6 @@ mod objects;
 mod retention;
 mod scoped;
 mod selection;
+mod source_feed;
 mod sync_state;
 mod tls;
