@@ -135,7 +135,7 @@ async fn main() {
     let shared = Arc::new(Shared::default());
     shared.update(PROVISIONER, |s| s.role = "holder".into());
     let mapping = Arc::new(duoprov_plan::Mapping::compile(&duoprov_plan::MappingConfig::default(), "provisioner.bench").unwrap());
-    let info = ProvisionerInfo { mapping, settings: "[provisioner.bench]\nduo = \"bench\"\n".into(), schedule: "every 21600 s".into(), sync: None };
+    let info = ProvisionerInfo { mapping, rendering_fingerprint: None, settings: "[provisioner.bench]\nduo = \"bench\"\n".into(), schedule: "every 21600 s".into(), sync: None };
     let console = Arc::new(console::Console::new(store.clone(), shared, Mode::Open, false, BTreeMap::from([(PROVISIONER.to_owned(), info)])));
     let app = console::router(console);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -73,6 +73,7 @@ pub trait Store:
     + crate::console_actions::ConsoleActions
     + crate::console_pages::ConsolePages
     + crate::scoped::ScopedReads
+    + crate::rendered_report::RenderedReport
     + Send
     + Sync
 {

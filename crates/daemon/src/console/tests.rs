@@ -49,7 +49,7 @@ fn sync_settings() -> (Arc<duoprov_sync::SyncSettings>, duoprov_duo::DuoClient) 
 async fn serve(store: Arc<dyn Store>) -> (String, Arc<Shared>) {
     let shared = Arc::new(Shared::default());
     let sync = sync_settings();
-    let info = ProvisionerInfo { mapping: sync.0.mapping.clone(), settings: String::new(), schedule: "every 21600 s".into(), sync: Some(sync) };
+    let info = ProvisionerInfo { mapping: sync.0.mapping.clone(), rendering_fingerprint: Some(duoprov_sync::rendering_fingerprint(&sync.0)), settings: String::new(), schedule: "every 21600 s".into(), sync: Some(sync) };
     let console = Arc::new(Console::new(store, shared.clone(), Mode::Token(Arc::new(SecretString::from(TOKEN))), false, BTreeMap::from([(P.to_owned(), info)])));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
