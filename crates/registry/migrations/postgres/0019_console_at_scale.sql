@@ -5,7 +5,8 @@
 -- membership links per view; the lowercased name index the group search reads (a prefix of
 -- the full name or of the name within a folder); and each Duo user's username key
 -- (`duoprov_model::username_key`, written by the loader), compared with the recorded rendered
--- usernames of 0018 for "not in the registry". Rows loaded before this migration get the key
+-- usernames of 0018 for "not in the registry" (indexed, so the usernames missing from the
+-- recorded ones are a merge of two index scans). Rows loaded before this migration get the key
 -- only when their username is plain ASCII (where SQL's lower() is the same); the others stay
 -- NULL until the next load, and the console renders the template while any is NULL.
 CREATE TABLE link_count (
@@ -147,3 +148,4 @@ CREATE INDEX grp_name_lower_c ON grp ((lower(name) COLLATE "C"));
 ALTER TABLE duo_user ADD COLUMN user_name_key TEXT;
 UPDATE duo_user SET user_name_key = lower(user_name) WHERE user_name !~ '[^ -~]';
 CREATE INDEX duo_user_unkeyed ON duo_user (config_id) WHERE user_name_key IS NULL;
+CREATE INDEX duo_user_key ON duo_user (config_id, user_name_key);

@@ -381,4 +381,12 @@ registry_test!(not_in_the_registry_by_the_recorded_usernames_is_an_anti_join_on_
     // A scoped run's update moves a username: the anti-join follows it.
     assert!(store.update_rendered("duoTest", "fp1", &[SubjectKey::local("emi")], &[rendered("emi", "émilie")]).await.unwrap());
     assert_eq!(names(store.duo_user_page("duoTest", &not_rendered, 0, 50).await.unwrap()), (2, vec!["bob".to_owned(), "Émile".to_owned()]));
+
+    // Thousands missing (past the lookup by key): the same answer through the anti-join.
+    let many: Vec<DuoUserRow> = (0..2_100).map(|i| DuoUserRow { config_id: "many".into(), ..duo_user(&format!("DM{i:05}"), &format!("U{i:05}"), i % 2 == 0) }).collect();
+    store.replace_duo_users("many", &many).await.unwrap();
+    store.replace_rendered("many", "fp1", &(0..2_100).filter(|i| i % 20 == 0).map(|i| rendered(&format!("s{i}"), &format!("u{i:05}"))).collect::<Vec<_>>()).await.unwrap();
+    let not_rendered = DuoUserFilter { not_rendered_by: Some("many".into()), ..Default::default() };
+    let page = names(store.duo_user_page("many", &not_rendered, 19, 2).await.unwrap());
+    assert_eq!(page, (1_995, vec!["U00021".to_owned(), "U00022".to_owned()]), "U00020 renders from a recorded subject");
 });
