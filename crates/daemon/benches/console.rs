@@ -154,6 +154,14 @@ async fn main() {
         .collect();
     store.replace_rendered(PROVISIONER, FINGERPRINT, &rendered).await.unwrap();
     eprintln!("links, Duo users, runs and rendered usernames recorded in {:.1?}", started.elapsed());
+    if let Some(url) = &postgres {
+        // Statistics, as autovacuum keeps them on a registry in service (without them the
+        // planner guesses at tables just filled).
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path = {schema}"))).execute(&mut conn).await.unwrap();
+        sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
+    }
 
     let shared = Arc::new(Shared::default());
     shared.update(PROVISIONER, |s| s.role = "holder".into());
