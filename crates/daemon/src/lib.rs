@@ -162,6 +162,7 @@ impl Daemon {
             name.to_owned(),
             console::ProvisionerInfo {
                 mapping: settings.mapping.clone(),
+                rendering_fingerprint: Some(duoprov_sync::rendering_fingerprint(&settings)),
                 settings: String::new(),
                 schedule: schedule.full_sync.describe(),
                 sync: Some((Arc::new(settings.clone()), duo.clone())),

@@ -1,5 +1,5 @@
-//! The console's reads that stay fast at a hundred thousand users: the links in error counted
-//! through the partial error indexes (the overview needs no other count), and a page of user
+//! The console's reads that stay fast at a hundred thousand users: the links in error, read
+//! from the counts kept with the links (the overview needs no other count), and a page of user
 //! links cut by key (keyset paging: the rows after or before the last page's edge, so page 1 000
 //! costs what page 1 costs) with the subjects joined for the page's rows only, searchable by a
 //! prefix of the login or the subject id (lowercased) through an index.

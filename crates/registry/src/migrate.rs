@@ -34,6 +34,7 @@ pub(crate) fn sqlite() -> Migrator {
         (16, "disable and sync-back", include_str!("../migrations/sqlite/0016_disable_and_sync_back.sql")),
         (17, "console actions", include_str!("../migrations/sqlite/0017_console_actions.sql")),
         (18, "rendered usernames", include_str!("../migrations/sqlite/0018_rendered_usernames.sql")),
+        (19, "console at scale", include_str!("../migrations/sqlite/0019_console_at_scale.sql")),
         (20, "console requests", include_str!("../migrations/sqlite/0020_console_requests.sql")),
         (21, "source feed", include_str!("../migrations/sqlite/0021_source_feed.sql")),
     ])
@@ -57,6 +58,7 @@ pub(crate) fn postgres() -> Migrator {
         (16, "disable and sync-back", include_str!("../migrations/postgres/0016_disable_and_sync_back.sql")),
         (17, "console actions", include_str!("../migrations/postgres/0017_console_actions.sql")),
         (18, "rendered usernames", include_str!("../migrations/postgres/0018_rendered_usernames.sql")),
+        (19, "console at scale", include_str!("../migrations/postgres/0019_console_at_scale.sql")),
         (20, "console requests", include_str!("../migrations/postgres/0020_console_requests.sql")),
         (21, "source feed", include_str!("../migrations/postgres/0021_source_feed.sql")),
     ])

@@ -75,6 +75,7 @@ pub trait Store:
     + crate::scoped::ScopedReads
     + crate::console_requests::ConsoleRequests
     + crate::source_feed::SourceFeedStore
+    + crate::rendered_report::RenderedReport
     + Send
     + Sync
 {

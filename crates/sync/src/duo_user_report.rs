@@ -49,6 +49,7 @@ impl ReportFilter {
             has_methods: self.has_methods.clone(),
             lacks_methods: self.lacks_methods.clone(),
             only_methods: self.only_methods.clone(),
+            not_rendered_by: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The operator's console: server-rendered pages on the daemon's status address — the overview
 //! of every provisioner and source, a provisioner's links, errors, refused plan, settings and
 //! actions, its run history and each run's failures, and the Duo users report with its CSV
-//! download with its method filters, the explain page (why a subject is or is not in a Duo
+//! download with its method filters ("not in the registry" by the usernames the provisioner's
+//! runs recorded, when current), the explain page (why a subject is or is not in a Duo
 //! group, as `duoprov explain`) — and the actions behind authentication (a full sync now, a retry
 //! of one object in error, approving a refused plan by its digest), each recorded in the audit
 //! trail and read back as the action log ([`duoprov_registry::ConsoleActions`]). The requests and
@@ -37,6 +38,10 @@ pub use auth::{ConsoleAccess, Mode};
 pub struct ProvisionerInfo {
     /// Its Duo username template (the Duo users report's "not in the registry").
     pub mapping: Arc<Mapping>,
+    /// The fingerprint of its rendering settings ([`duoprov_sync::rendering_fingerprint`]):
+    /// "not in the registry" reads the recorded usernames in SQL when they were made under it,
+    /// and renders the template otherwise (`None`: always renders).
+    pub rendering_fingerprint: Option<String>,
     /// Its settings as `duoprov config` shows them (no secret, only where each comes from).
     pub settings: String,
     /// Its full-sync schedule, in words.
@@ -52,30 +57,11 @@ pub struct Console {
     pub(crate) shared: Arc<Shared>,
     pub(crate) guard: auth::Guard,
     pub(crate) provisioners: BTreeMap<String, ProvisionerInfo>,
-    /// Each provisioner's link counts and when they were read: counting a million memberships
-    /// takes a scan, so pages reuse a count for [`COUNTS_FOR_MS`].
-    counts: std::sync::Mutex<std::collections::HashMap<String, (i64, Vec<duoprov_registry::LinkCounts>)>>,
 }
-
-/// How long a provisioner's link counts are reused by the pages.
-pub const COUNTS_FOR_MS: i64 = 30_000;
 
 impl Console {
     pub fn new(store: Arc<dyn Store>, shared: Arc<Shared>, mode: Mode, secure_cookie: bool, provisioners: BTreeMap<String, ProvisionerInfo>) -> Console {
-        Console { store, shared, guard: auth::Guard::new(mode, secure_cookie), provisioners, counts: Default::default() }
-    }
-
-    /// `provisioner`'s link counts, read at most every [`COUNTS_FOR_MS`], and when they were read.
-    pub(crate) async fn link_counts(&self, provisioner: &str, now_ms: i64) -> duoprov_registry::Result<(i64, Vec<duoprov_registry::LinkCounts>)> {
-        let cached = self.counts.lock().ok().and_then(|m| m.get(provisioner).cloned());
-        if let Some((at, counts)) = cached.filter(|(at, _)| now_ms - at < COUNTS_FOR_MS) {
-            return Ok((at, counts));
-        }
-        let counts = self.store.link_counts(provisioner).await?;
-        if let Ok(mut m) = self.counts.lock() {
-            m.insert(provisioner.to_owned(), (now_ms, counts.clone()));
-        }
-        Ok((now_ms, counts))
+        Console { store, shared, guard: auth::Guard::new(mode, secure_cookie), provisioners }
     }
 }
 

@@ -348,7 +348,8 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
 
     // Link counts.
     body.push_str("<h2>Links</h2>");
-    let (counted_at, counts) = match c.link_counts(&name, now).await {
+    // Kept with the links (migration 0019's triggers): exact, and three rows to read.
+    let counts = match c.store.link_counts(&name).await {
         Ok(counts) => counts,
         Err(e) => return failed(&format!("counting the links of {name}"), e),
     };
@@ -357,14 +358,13 @@ pub async fn provisioner(State(c): State<Arc<Console>>, Path(name): Path<String>
         .map(|k| vec![esc(&k.kind), k.total.to_string(), k.in_target.to_string(), k.linked.to_string(), k.created_by_us.to_string(), k.in_error.to_string()])
         .collect();
     body.push_str(&table(&["Kind", "Links", "In target", "Linked in Duo", "Created by duoprov", "In error"], &rows, "No links."));
-    let _ = write!(body, "<p class=\"note\">Counted {} (counts are reused for {} s).</p>", time(now, counted_at), super::COUNTS_FOR_MS / 1000);
 
     // The searchable list.
     let kind = LinkKind::parse(&q.kind).unwrap_or(LinkKind::Groups);
     let search = q.q.trim().to_owned();
     let _ = write!(
         body,
-        "<form method=\"get\" action=\"/provisioners/{}\"><label>Search <input type=\"search\" name=\"q\" value=\"{}\" title=\"groups: part of the name; users: the start of the login or the id (or SOURCE:ID…)\"></label> \
+        "<form method=\"get\" action=\"/provisioners/{}\"><label>Search <input type=\"search\" name=\"q\" value=\"{}\" title=\"groups: the start of the name, or of the name within a folder; users: the start of the login or the id (or SOURCE:ID…)\"></label> \
          <select name=\"kind\"><option value=\"groups\"{}>groups</option><option value=\"users\"{}>users</option></select> <button type=\"submit\">Search</button></form>",
         seg(&name),
         esc(&search),
@@ -648,22 +648,50 @@ impl UsersQuery {
     }
 }
 
-/// The page of Duo users the query asks for, and the total: in SQL when every filter is, else
-/// (not in the registry by the provisioner's username template) filtered here and cut.
-async fn users_page(c: &Console, q: &UsersQuery, offset: u32, limit: u32) -> Result<(Vec<duoprov_registry::DuoUserRow>, i64), Response> {
+/// How "not in the registry" was answered, for the page to say.
+enum NotInRegistryBy {
+    /// By the usernames the provisioner's runs recorded for its selected subjects (current
+    /// under its rendering fingerprint), in SQL; when they were last replaced whole.
+    Recorded { at_ms: Option<i64> },
+    /// By rendering the username template for every registry subject here, and why.
+    Rendered { why: &'static str },
+}
+
+/// The page of Duo users the query asks for, and the total: in SQL when every filter is —
+/// "not in the registry" by the template through the recorded usernames when they are current
+/// (an anti-join of `duo_user` against `rendered_username`) — else rendered here and cut.
+async fn users_page(c: &Console, q: &UsersQuery, offset: u32, limit: u32) -> Result<(Vec<duoprov_registry::DuoUserRow>, i64, Option<NotInRegistryBy>), Response> {
     let filter = q.filter().map_err(|e| (StatusCode::BAD_REQUEST, Html(page("Duo users", &format!("<p class=\"bad\">{}</p>", esc(&e))))).into_response())?;
-    let mapping = c.provisioners.get(&q.provisioner).map(|p| p.mapping.clone());
+    let info = c.provisioners.get(&q.provisioner);
+    let mapping = info.map(|p| p.mapping.clone());
     let now_secs = duoprov_sync::now_ms() / 1000;
     if filter.pages_in_sql(mapping.as_deref()) {
         let sql = filter.sql(mapping.as_deref(), now_secs);
         let paged = c.store.duo_user_page(&q.provisioner, &sql, offset, limit).await.map_err(|e| failed("reading the Duo users", e))?;
-        Ok((paged.rows, paged.total))
-    } else {
-        let rows = duoprov_sync::duo_user_report::rows(&*c.store, &*c.store, &q.provisioner, mapping.as_deref(), &filter, now_secs)
-            .await
-            .map_err(|e| failed("reading the Duo users", e))?;
-        let total = rows.len() as i64;
-        Ok((rows.into_iter().skip(offset as usize).take(limit as usize).collect(), total))
+        return Ok((paged.rows, paged.total, None));
+    }
+    let state = c.store.rendered_report_state(&q.provisioner).await.map_err(|e| failed("reading the recorded usernames", e))?;
+    let why = match (info.and_then(|i| i.rendering_fingerprint.as_deref()), state.fingerprint.as_deref()) {
+        (None, _) => Some("this console does not know the provisioner's rendering settings"),
+        (Some(_), None) => Some("no run of the provisioner has recorded its usernames yet"),
+        (Some(now), Some(recorded)) if now != recorded => Some("the usernames were recorded under other templates or selection settings; the next run records them again"),
+        _ if state.unkeyed_duo_users > 0 => Some("some Duo users were loaded by an older duoprov; the next load of the Duo users fixes this"),
+        _ => None,
+    };
+    match why {
+        None => {
+            let mut sql = filter.sql(mapping.as_deref(), now_secs);
+            sql.not_rendered_by = Some(q.provisioner.clone());
+            let paged = c.store.duo_user_page(&q.provisioner, &sql, offset, limit).await.map_err(|e| failed("reading the Duo users", e))?;
+            Ok((paged.rows, paged.total, Some(NotInRegistryBy::Recorded { at_ms: state.recorded_at_ms })))
+        }
+        Some(why) => {
+            let rows = duoprov_sync::duo_user_report::rows(&*c.store, &*c.store, &q.provisioner, mapping.as_deref(), &filter, now_secs)
+                .await
+                .map_err(|e| failed("reading the Duo users", e))?;
+            let total = rows.len() as i64;
+            Ok((rows.into_iter().skip(offset as usize).take(limit as usize).collect(), total, Some(NotInRegistryBy::Rendered { why })))
+        }
     }
 }
 
@@ -715,7 +743,7 @@ pub async fn duo_users(State(c): State<Arc<Console>>, Query(mut q): Query<UsersQ
         );
         return Html(page("Duo users", &body)).into_response();
     };
-    let (rows, total) = match users_page(&c, &q, q.page.saturating_mul(PAGE), PAGE).await {
+    let (rows, total, by) = match users_page(&c, &q, q.page.saturating_mul(PAGE), PAGE).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -734,6 +762,23 @@ pub async fn duo_users(State(c): State<Arc<Console>>, Query(mut q): Query<UsersQ
         time(now, load.loaded_at * 1000),
         esc(&href("/duo-users.csv", &q.pairs()))
     );
+    match by {
+        Some(NotInRegistryBy::Recorded { at_ms }) => {
+            let _ = write!(
+                body,
+                "<p class=\"note\" id=\"not-in-registry\">Not in the registry: no subject the provisioner selects renders to the username, by the usernames its runs recorded (kept by every run; last recorded whole {}).</p>",
+                at_ms.map(|t| time(now, t)).unwrap_or_else(|| "never".into())
+            );
+        }
+        Some(NotInRegistryBy::Rendered { why }) => {
+            let _ = write!(
+                body,
+                "<p class=\"note\" id=\"not-in-registry\">Not in the registry: no registry subject renders to the username, by the username template rendered now for every subject ({}).</p>",
+                esc(why)
+            );
+        }
+        None => {}
+    }
     body.push_str(&table(&["Username", "Name", "Email", "Status", "Enrolled", "Last login", "Created", "Methods", "Duo id"], &cells, "No Duo user matches."));
     body.push_str(&pager("/duo-users", &q.pairs(), q.page, total));
     Html(page("Duo users", &body)).into_response()
@@ -744,7 +789,7 @@ pub async fn duo_users_csv(State(c): State<Arc<Console>>, Query(q): Query<UsersQ
     if !c.provisioners.contains_key(&q.provisioner) {
         return not_found(&format!("This daemon runs no provisioner named {}.", q.provisioner));
     }
-    let (rows, _) = match users_page(&c, &q, 0, u32::MAX).await {
+    let (rows, _, _) = match users_page(&c, &q, 0, u32::MAX).await {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -51,7 +51,7 @@ fn sync_settings() -> (Arc<duoprov_sync::SyncSettings>, duoprov_duo::DuoClient) 
 async fn serve(store: Arc<dyn Store>) -> (String, Arc<Shared>) {
     let shared = Arc::new(Shared::default());
     let sync = sync_settings();
-    let info = ProvisionerInfo { mapping: sync.0.mapping.clone(), settings: String::new(), schedule: "every 21600 s".into(), sync: Some(sync) };
+    let info = ProvisionerInfo { mapping: sync.0.mapping.clone(), rendering_fingerprint: Some(duoprov_sync::rendering_fingerprint(&sync.0)), settings: String::new(), schedule: "every 21600 s".into(), sync: Some(sync) };
     let console = Arc::new(Console::new(store, shared.clone(), Mode::Token(Arc::new(SecretString::from(TOKEN))), false, BTreeMap::from([(P.to_owned(), info)])));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -343,4 +343,42 @@ async fn a_refused_plan_kept_in_the_registry_is_shown_after_a_restart_and_approv
     assert!(page.contains("No refused plan"), "{page}");
     let (code, _) = request(&addr, "POST", "/provisioners/duoTest/approve", "digest=d1g35t").await;
     assert_eq!(code, 409, "nothing refused is left to approve");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_in_the_registry_reads_the_recorded_usernames_when_current_and_renders_the_template_otherwise_saying_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    for id in ["ann", "bob"] {
+        let patch = duoprov_model::SubjectPatch { login_id: Some(Some(id.to_owned())), ..duoprov_model::SubjectPatch::default() };
+        store.upsert_subject(&duoprov_model::SubjectKey::local(id), &patch).await.unwrap();
+    }
+    store.replace_duo_users(P, &[duo_user("DU1", "Ann", &[]), duo_user("DU2", "bob", &[]), duo_user("DU3", "carl", &[])]).await.unwrap();
+    let (addr, _) = serve(store.clone()).await;
+    let look = || async {
+        let (code, page) = request(&addr, "GET", "/duo-users?provisioner=duoTest&not_in_registry=1", "").await;
+        assert_eq!(code, 200, "{page}");
+        let note = page.split("id=\"not-in-registry\">").nth(1).and_then(|r| r.split("</p>").next()).expect("the page says how").to_owned();
+        (usernames(&page), note)
+    };
+
+    // Nothing recorded: the template is rendered for every registry subject (bob is one).
+    let (names, note) = look().await;
+    assert_eq!(names, ["carl"]);
+    assert!(note.contains("rendered now") && note.contains("no run of the provisioner has recorded"), "{note}");
+
+    // Recorded under the provisioner's current settings (ann alone is selected): SQL, by the
+    // recorded usernames — bob, whom the provisioner does not select, is not in it.
+    let fingerprint = duoprov_sync::rendering_fingerprint(&sync_settings().0);
+    let ann = duoprov_registry::RenderedName { subject: duoprov_model::SubjectKey::local("ann"), username_key: "ann".into() };
+    store.replace_rendered(P, &fingerprint, std::slice::from_ref(&ann)).await.unwrap();
+    let (names, note) = look().await;
+    assert_eq!(names, ["bob", "carl"]);
+    assert!(note.contains("by the usernames its runs recorded"), "{note}");
+
+    // Recorded under other settings: not used.
+    store.replace_rendered(P, "another-fingerprint", &[ann]).await.unwrap();
+    let (names, note) = look().await;
+    assert_eq!(names, ["carl"]);
+    assert!(note.contains("rendered now") && note.contains("other templates or selection settings"), "{note}");
 }

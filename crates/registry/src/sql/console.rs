@@ -1,6 +1,7 @@
-//! The console's paged reads over SQL: link counts in one aggregate per kind, and pages cut by
-//! `LIMIT`/`OFFSET` with a `COUNT(*)` under the same conditions, so no page reads more rows than
-//! it shows.
+//! The console's paged reads over SQL: link counts read from `link_count` (kept with the links
+//! by the triggers of migration 0019), and pages cut by `LIMIT`/`OFFSET` with a `COUNT(*)` under
+//! the same conditions, so no page reads more rows than it shows; the group search reads index
+//! ranges of `lower(name)`, a prefix of the full name or of the name within any folder.
 
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
@@ -15,25 +16,42 @@ use crate::duo_users::{DuoUserFilter, DuoUserRow};
 use crate::error::Result;
 use crate::sync_state::RunRecord;
 
+/// Usernames missing from the recorded ones up to which a Duo users page looks them up by key
+/// (more: the anti-join, Duo user by Duo user).
+const MISSING_BY_KEY: usize = 2_000;
+
 type LinkTuple = (String, Option<String>, Option<String>, bool, bool, Option<i64>, Option<String>, Option<String>);
 
-/// The `FROM … WHERE …` of a link page, without ordering.
-fn push_links<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, provisioner: &str, kind: LinkKind, pattern: Option<&str>)
+/// The first string after every string starting with `prefix`, in code point order.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+/// The `FROM … WHERE …` of a link page, without ordering. `search` is lowercased and trimmed.
+/// Groups: the registry groups whose name, or name within a folder, starts with it — index
+/// ranges over `lower(name)` (compared byte by byte, [`SqlBackend::BYTE_ORDER`]), one for the
+/// full name and one per folder. Users: a `LIKE` containing it, in the login or `source:id`.
+fn push_links<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, provisioner: &str, kind: LinkKind, search: Option<&str>)
 where
     for<'b> &'b str: Param<DB>,
+    String: Param<DB>,
 {
+    let c = DB::BYTE_ORDER;
     match kind {
         LinkKind::Groups => {
             qb.push(" FROM sync_group sg LEFT JOIN grp g ON g.uuid = sg.group_uuid WHERE sg.provisioner = ").push_bind(provisioner);
-            if let Some(p) = pattern {
-                qb.push(" AND lower(COALESCE(g.name, sg.pending_name, sg.group_uuid)) LIKE ").push_bind(p).push(" ESCAPE '\\'");
+            if let Some(p) = search {
+                qb.push(format!(" AND sg.group_uuid IN (SELECT n.uuid FROM grp n WHERE lower(n.name){c} >= ")).push_bind(p.to_owned());
+                qb.push(format!(" AND lower(n.name){c} < ")).push_bind(prefix_end(p));
+                qb.push(format!(" UNION SELECT n.uuid FROM folder f JOIN grp n ON lower(n.name){c} >= lower(f.path) || ':' || ")).push_bind(p.to_owned());
+                qb.push(format!(" AND lower(n.name){c} < lower(f.path) || ':' || ")).push_bind(prefix_end(p)).push(")");
             }
         }
         LinkKind::Users => {
             qb.push(" FROM sync_user su LEFT JOIN subject s ON s.source = su.source AND s.subject_id = su.subject_id WHERE su.provisioner = ")
                 .push_bind(provisioner);
-            if let Some(p) = pattern {
-                qb.push(" AND (lower(su.source || ':' || su.subject_id) LIKE ").push_bind(p).push(" ESCAPE '\\' OR lower(s.login_id) LIKE ").push_bind(p).push(" ESCAPE '\\')");
+            if let Some(p) = search.map(contains_pattern) {
+                qb.push(" AND (lower(su.source || ':' || su.subject_id) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\' OR lower(s.login_id) LIKE ").push_bind(p).push(" ESCAPE '\\')");
             }
         }
     }
@@ -43,37 +61,27 @@ sql_impl! {
 #[async_trait]
 impl ConsoleReads for SqlStore<DB> {
     async fn link_counts(&self, provisioner: &str) -> Result<Vec<LinkCounts>> {
-        const ONE: &str = "COALESCE(SUM(CASE WHEN";
-        let queries = [
-            ("groups", format!(
-                "SELECT COUNT(*), {ONE} in_target THEN 1 ELSE 0 END), 0), {ONE} duo_group_id IS NOT NULL THEN 1 ELSE 0 END), 0), \
-                 {ONE} created_by_us THEN 1 ELSE 0 END), 0), {ONE} error_code IS NOT NULL THEN 1 ELSE 0 END), 0) FROM sync_group WHERE provisioner = $1"
-            )),
-            ("users", format!(
-                "SELECT COUNT(*), {ONE} in_target THEN 1 ELSE 0 END), 0), {ONE} duo_user_id IS NOT NULL THEN 1 ELSE 0 END), 0), \
-                 {ONE} created_by_us THEN 1 ELSE 0 END), 0), {ONE} error_code IS NOT NULL THEN 1 ELSE 0 END), 0) FROM sync_user WHERE provisioner = $1"
-            )),
-            ("memberships", format!(
-                "SELECT COUNT(*), {ONE} in_target THEN 1 ELSE 0 END), 0), {ONE} last_provisioned IS NOT NULL THEN 1 ELSE 0 END), 0), \
-                 CAST(0 AS BIGINT), {ONE} error_code IS NOT NULL THEN 1 ELSE 0 END), 0) FROM sync_membership WHERE provisioner = $1"
-            )),
-        ];
-        let mut out = Vec::with_capacity(3);
-        for (kind, sql) in queries {
-            let (total, in_target, linked, created_by_us, in_error): (i64, i64, i64, i64, i64) = sqlx::query_as::<DB, (i64, i64, i64, i64, i64)>(sqlx::AssertSqlSafe(sql))
+        // Kept with the links by the triggers of migration 0019: three rows, not a million.
+        let rows: Vec<(String, i64, i64, i64, i64, i64)> =
+            sqlx::query_as("SELECT kind, total, in_target, linked, created_by_us, in_error FROM link_count WHERE provisioner = $1")
                 .bind(provisioner)
-                .fetch_one(self.pool())
+                .fetch_all(self.pool())
                 .await
-                .map_err(RegistryError::db(format!("counting the {kind} links of {provisioner}")))?;
-            out.push(LinkCounts { kind: kind.into(), total, in_target, linked, created_by_us, in_error });
-        }
-        Ok(out)
+                .map_err(RegistryError::db(format!("reading the link counts of {provisioner}")))?;
+        Ok(["groups", "users", "memberships"]
+            .into_iter()
+            .map(|kind| {
+                let row = rows.iter().find(|r| r.0 == kind);
+                row.map(|r| LinkCounts { kind: kind.into(), total: r.1, in_target: r.2, linked: r.3, created_by_us: r.4, in_error: r.5 })
+                    .unwrap_or_else(|| LinkCounts { kind: kind.into(), ..Default::default() })
+            })
+            .collect())
     }
 
     async fn link_page(&self, provisioner: &str, kind: LinkKind, search: Option<&str>, offset: u32, limit: u32) -> Result<Paged<LinkRow>> {
-        let pattern = search.map(str::trim).filter(|s| !s.is_empty()).map(contains_pattern);
+        let search = search.map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase);
         let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*)");
-        push_links(&mut count, provisioner, kind, pattern.as_deref());
+        push_links(&mut count, provisioner, kind, search.as_deref());
         let total: i64 = count
             .build_query_scalar()
             .fetch_one(self.pool())
@@ -85,7 +93,7 @@ impl ConsoleReads for SqlStore<DB> {
             LinkKind::Users => "SELECT su.source || ':' || su.subject_id, s.login_id, su.duo_user_id, su.in_target, su.created_by_us, \
                                 su.last_provisioned, su.error_code, su.error_message",
         });
-        push_links(&mut qb, provisioner, kind, pattern.as_deref());
+        push_links(&mut qb, provisioner, kind, search.as_deref());
         qb.push(match kind {
             LinkKind::Groups => " ORDER BY 1",
             LinkKind::Users => " ORDER BY su.source, su.subject_id",
@@ -113,13 +121,49 @@ impl ConsoleReads for SqlStore<DB> {
     }
 
     async fn duo_user_page(&self, config_id: &str, filter: &DuoUserFilter, offset: u32, limit: u32) -> Result<Paged<DuoUserRow>> {
+        // "Not in the registry" by the recorded usernames: first the username keys missing from
+        // them, a merge of two index scans (`duo_user_key`, `rendered_username_key`); a few
+        // hundred are then looked up by key, not tested Duo user by Duo user.
+        let mut filter = std::borrow::Cow::Borrowed(filter);
+        let mut missing: Option<Vec<String>> = None;
+        if let Some(provisioner) = filter.not_rendered_by.clone() {
+            let keys: Vec<String> = sqlx::query_scalar(
+                "SELECT k FROM (SELECT user_name_key AS k FROM duo_user WHERE config_id = $1 AND user_name_key IS NOT NULL \
+                 EXCEPT SELECT username_key FROM rendered_username WHERE provisioner = $2 ORDER BY 1) m",
+            )
+            .bind(config_id)
+            .bind(&provisioner)
+            .fetch_all(self.pool())
+            .await
+            .map_err(RegistryError::db(format!("reading the Duo users of {config_id} not in the registry")))?;
+            if keys.is_empty() {
+                return Ok(Paged { rows: Vec::new(), total: 0 });
+            }
+            if keys.len() <= MISSING_BY_KEY {
+                filter.to_mut().not_rendered_by = None;
+                missing = Some(keys);
+            }
+        }
+        let push_missing = |qb: &mut QueryBuilder<DB>| {
+            if let Some(keys) = &missing {
+                qb.push(" AND d.user_name_key IN (");
+                let mut list = qb.separated(", ");
+                for k in keys {
+                    list.push_bind(k.clone());
+                }
+                qb.push(")");
+            }
+        };
+        let filter = filter.as_ref();
         let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM duo_user d WHERE d.config_id = ");
         count.push_bind(config_id);
         push_filter(&mut count, filter);
+        push_missing(&mut count);
         let total: i64 = count.build_query_scalar().fetch_one(self.pool()).await.map_err(RegistryError::db(format!("counting the Duo users of {config_id}")))?;
         let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM duo_user d WHERE d.config_id = ", columns()));
         qb.push_bind(config_id);
         push_filter(&mut qb, filter);
+        push_missing(&mut qb);
         qb.push(" ORDER BY d.user_name, d.user_id LIMIT ").push_bind(i64::from(limit)).push(" OFFSET ").push_bind(i64::from(offset));
         let rows = qb.build().fetch_all(self.pool()).await.map_err(RegistryError::db(format!("reading the Duo users of {config_id}")))?;
         let rows = rows

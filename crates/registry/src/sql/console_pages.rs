@@ -1,5 +1,5 @@
-//! The console's fast reads over SQL: the error count through the partial indexes of 0011, and
-//! user-link pages by key — `(source, subject_id) > edge` on `sync_user`'s primary key, the
+//! The console's fast reads over SQL: the error count from the counts kept with the links
+//! (`link_count`, 0019), and user-link pages by key — `(source, subject_id) > edge` on `sync_user`'s primary key, the
 //! subjects joined only for the page's rows, and a search by prefix ranges over the
 //! `lower(login_id)` / `lower(subject_id)` indexes, compared byte by byte
 //! ([`SqlBackend::BYTE_ORDER`]).
@@ -46,15 +46,13 @@ sql_impl! {
 #[async_trait]
 impl ConsolePages for SqlStore<DB> {
     async fn links_in_error(&self, provisioner: &str) -> Result<i64> {
-        sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM sync_group WHERE provisioner = $1 AND error_code IS NOT NULL) \
-             + (SELECT COUNT(*) FROM sync_user WHERE provisioner = $1 AND error_code IS NOT NULL) \
-             + (SELECT COUNT(*) FROM sync_membership WHERE provisioner = $1 AND error_code IS NOT NULL)",
-        )
-        .bind(provisioner)
-        .fetch_one(self.pool())
-        .await
-        .map_err(db(format!("counting the links of {provisioner} in error")))
+        // The error counts kept with the links (migration 0019's triggers): no link is read.
+        let n: Option<i64> = sqlx::query_scalar("SELECT CAST(SUM(in_error) AS BIGINT) FROM link_count WHERE provisioner = $1")
+            .bind(provisioner)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db(format!("counting the links of {provisioner} in error")))?;
+        Ok(n.unwrap_or(0))
     }
 
     async fn user_link_page(&self, provisioner: &str, prefix: Option<&str>, cursor: &Cursor, limit: u32) -> Result<KeyPage> {

@@ -1,4 +1,6 @@
-//! The Duo users table over SQL. A replace holds
+//! The Duo users table over SQL. Each row keeps its username's key
+//! (`duoprov_model::username_key`), which "not in the registry" compares with the recorded
+//! rendered usernames. A replace holds
 //! the registry's write lock, reads the provisioner's current rows, and writes only the
 //! difference — batched deletes, then batched multi-row upserts — in one transaction.
 
@@ -13,7 +15,7 @@ use super::SqlStore;
 use crate::duo_users::{self, AuthMethod, AuthMethodCounts, DUO_USER_COLUMNS, DuoUserFilter, DuoUserLoad, DuoUserRow, DuoUserStore, ReplaceCounts};
 use crate::error::{RegistryError, Result};
 
-/// Rows per multi-row statement: 27 parameters each, under SQLite's 32766 and PostgreSQL's
+/// Rows per multi-row statement: 28 parameters each, under SQLite's 32766 and PostgreSQL's
 /// 65535 bind parameters.
 const BATCH: usize = 1000;
 
@@ -76,6 +78,11 @@ where
 {
     if filter.not_in_registry {
         qb.push(" AND NOT EXISTS (SELECT 1 FROM subject s WHERE lower(s.login_id) = lower(d.user_name))");
+    }
+    if let Some(provisioner) = &filter.not_rendered_by {
+        qb.push(" AND NOT EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = ")
+            .push_bind(provisioner.as_str())
+            .push(" AND r.username_key = d.user_name_key)");
     }
     if filter.not_enrolled {
         qb.push(" AND (d.is_enrolled IS NULL OR d.is_enrolled <> 'T')");
@@ -140,7 +147,7 @@ impl Writes<DB> {
 
     async fn upsert_users(tx: &mut Transaction<'static, DB>, rows: &[&DuoUserRow]) -> Result<()> {
         for chunk in rows.chunks(BATCH) {
-            let mut qb = QueryBuilder::<DB>::new(format!("INSERT INTO duo_user (config_id, {}) ", columns()));
+            let mut qb = QueryBuilder::<DB>::new(format!("INSERT INTO duo_user (config_id, {}, user_name_key) ", columns()));
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.config_id)
                     .push_bind(&r.user_id)
@@ -161,8 +168,9 @@ impl Writes<DB> {
                 for (_, count) in r.auth_methods.columns() {
                     b.push_bind(count);
                 }
+                b.push_bind(duoprov_model::username_key(&r.user_name));
             });
-            let set: Vec<String> = UPDATED.iter().map(|c| format!("{c} = excluded.{c}")).collect();
+            let set: Vec<String> = UPDATED.iter().chain(&["user_name_key"]).map(|c| format!("{c} = excluded.{c}")).collect();
             qb.push(format!(" ON CONFLICT (config_id, user_id) DO UPDATE SET {}", set.join(", ")));
             qb.build().execute(&mut **tx).await.map_err(|e| {
                 let first = chunk.first().map(|r| r.user_id.as_str()).unwrap_or_default();
@@ -192,11 +200,26 @@ impl DuoUserStore for SqlStore<DB> {
             .collect::<std::result::Result<_, _>>()
             .map_err(db(format!("reading the Duo users of {config_id}")))?;
 
+        // Rows loaded before their username key was kept (non-ASCII usernames, see migration
+        // 0019) are rewritten even when unchanged, so a load gives every row its key.
+        let unkeyed: std::collections::HashSet<String> = sqlx::query_scalar("SELECT user_id FROM duo_user WHERE config_id = $1 AND user_name_key IS NULL")
+            .bind(config_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db(format!("reading the Duo users of {config_id}")))?
+            .into_iter()
+            .collect();
+
         let mut counts = ReplaceCounts::default();
         let mut to_write: Vec<&DuoUserRow> = Vec::new();
         for row in rows {
             match current.remove(&row.user_id) {
-                Some(existing) if existing == *row => counts.unchanged += 1,
+                Some(existing) if existing == *row => {
+                    counts.unchanged += 1;
+                    if unkeyed.contains(&row.user_id) {
+                        to_write.push(row);
+                    }
+                }
                 Some(_) => {
                     counts.updated += 1;
                     to_write.push(row);

@@ -108,6 +108,7 @@ mod console_actions;
 mod console_requests;
 mod console_pages;
 mod scoped;
+mod rendered_report;
 
 pub use backend::{BulkLoad, SqlBackend};
 use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};

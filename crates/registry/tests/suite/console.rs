@@ -240,3 +240,153 @@ registry_test!(keyset_pages_of_user_links_hold_the_same_rows_as_offset_pages_acr
     assert_eq!(store.links_in_error("duoTest").await.unwrap(), 1);
     assert_eq!(store.links_in_error("nobody").await.unwrap(), 0);
 });
+
+/// The counts the links themselves give: every group or user link read back a page at a time.
+async fn counted_from_rows(store: &dyn duoprov_registry::Store, provisioner: &str, kind: LinkKind) -> (i64, i64, i64, i64, i64) {
+    let rows = store.link_page(provisioner, kind, None, 0, 10_000).await.unwrap().rows;
+    let n = |f: &dyn Fn(&duoprov_registry::LinkRow) -> bool| rows.iter().filter(|r| f(r)).count() as i64;
+    (rows.len() as i64, n(&|r| r.in_target), n(&|r| r.duo_id.is_some()), n(&|r| r.created_by_us), n(&|r| r.error_code.is_some()))
+}
+
+registry_test!(link_counts_kept_with_the_links_stay_exact_through_inserts_updates_and_forgets, |store| {
+    let mut uuids = Vec::new();
+    for name in ["app:duo:a", "app:duo:b", "app:duo:c"] {
+        let (g, _) = store.add_group(&GroupName::parse(name).unwrap(), &NodeAttrs::default(), true).await.unwrap();
+        uuids.push(g.uuid);
+    }
+    let now = EpochMillis(1_796_007_540_000);
+    let failed = || Some(StateError { code: "ERR".into(), message: "refused".into() });
+    let group = |i: usize, linked: bool, error: bool| GroupState {
+        pending_name: None,
+        pending_at: None,
+        group_uuid: uuids[i].clone(),
+        duo_group_id: linked.then(|| format!("DG{i}")),
+        in_target: true,
+        created_by_us: i != 1,
+        provisioned_at: linked.then_some(now),
+        error: if error { failed() } else { None },
+    };
+    let user = |id: &str, in_target: bool, error: bool| UserState {
+        pending_name: None,
+        pending_at: None,
+        subject: SubjectKey::local(id),
+        duo_user_id: Some(format!("DU{id}")),
+        in_target,
+        created_by_us: id != "bob",
+        provisioned_at: Some(now),
+        error: if error { failed() } else { None },
+    };
+    let membership = |g: usize, id: &str, provisioned: bool, error: bool| MembershipState {
+        group_uuid: uuids[g].clone(),
+        subject: SubjectKey::local(id),
+        in_target: true,
+        provisioned_at: provisioned.then_some(now),
+        error: if error { failed() } else { None },
+    };
+    let kinds = |c: &[duoprov_registry::LinkCounts]| c.iter().map(|c| (c.total, c.in_target, c.linked, c.created_by_us, c.in_error)).collect::<Vec<_>>();
+    let check = |what: &'static str, memberships: (i64, i64, i64, i64, i64)| {
+        let store = &store;
+        async move {
+            let counts = kinds(&store.link_counts("duoTest").await.unwrap());
+            let groups = counted_from_rows(&**store, "duoTest", LinkKind::Groups).await;
+            let users = counted_from_rows(&**store, "duoTest", LinkKind::Users).await;
+            assert_eq!(counts, [groups, users, memberships], "{what}: the kept counts are what the links give");
+        }
+    };
+
+    // Inserts.
+    store.record("duoTest", &[group(0, true, false), group(1, false, true)], &[user("ann", true, false), user("bob", true, true), user("cid", false, false)], &[
+        membership(0, "ann", true, false),
+        membership(0, "bob", false, true),
+        membership(1, "ann", true, false),
+    ])
+    .await
+    .unwrap();
+    check("after the first record", (3, 3, 2, 0, 1)).await;
+    assert_eq!(kinds(&store.link_counts("duoTest").await.unwrap())[0], (2, 2, 1, 1, 1));
+
+    // Updates (upserts of the same keys): errors cleared and set, links made, a new row among them.
+    store.record("duoTest", &[group(1, true, false), group(2, true, true)], &[user("bob", false, false), user("cid", true, true)], &[
+        membership(0, "bob", true, false),
+        membership(1, "ann", true, true),
+        membership(2, "cid", true, false),
+    ])
+    .await
+    .unwrap();
+    check("after updates", (4, 4, 4, 0, 1)).await;
+
+    // Another provisioner's links are counted apart.
+    store.record("other", &[group(0, true, true)], &[user("ann", true, true)], &[membership(0, "ann", false, true)]).await.unwrap();
+    check("after another provisioner's record", (4, 4, 4, 0, 1)).await;
+    assert_eq!(kinds(&store.link_counts("other").await.unwrap()), [(1, 1, 1, 1, 1), (1, 1, 1, 1, 1), (1, 1, 0, 0, 1)]);
+
+    // Forgets delete the links and, with a group or user, its memberships.
+    store.forget_users("duoTest", &[SubjectKey::local("ann")]).await.unwrap();
+    check("after forgetting a user", (2, 2, 2, 0, 0)).await;
+    store.forget_groups("duoTest", &[uuids[2].clone()]).await.unwrap();
+    check("after forgetting a group", (1, 1, 1, 0, 0)).await;
+    store.forget_groups("duoTest", &uuids).await.unwrap();
+    store.forget_users("duoTest", &[SubjectKey::local("bob"), SubjectKey::local("cid")]).await.unwrap();
+    check("after forgetting everything", (0, 0, 0, 0, 0)).await;
+    assert_eq!(kinds(&store.link_counts("other").await.unwrap())[2], (1, 1, 0, 0, 1), "the other provisioner's untouched");
+});
+
+registry_test!(a_group_search_finds_the_start_of_the_full_name_or_of_the_name_within_a_folder, |store| {
+    let mut uuids = Vec::new();
+    for name in ["app:duo:Staff_all", "app:duo:staffing", "app:duo:deep:staff", "app:duo:all-staff", "app:other:staff", "apps:x"] {
+        let (g, _) = store.add_group(&GroupName::parse(name).unwrap(), &NodeAttrs::default(), true).await.unwrap();
+        uuids.push(g.uuid);
+    }
+    let groups: Vec<GroupState> = uuids
+        .iter()
+        .take(5)
+        .map(|u| GroupState { pending_name: None, pending_at: None, group_uuid: u.clone(), duo_group_id: None, in_target: true, created_by_us: true, provisioned_at: None, error: None })
+        .collect();
+    store.record("duoTest", &groups, &[], &[]).await.unwrap();
+    store.record("other", &[GroupState { group_uuid: uuids[5].clone(), ..groups[0].clone() }], &[], &[]).await.unwrap();
+    let found = |q: &'static str| {
+        let store = &store;
+        async move {
+            let page = store.link_page("duoTest", LinkKind::Groups, Some(q), 0, 50).await.unwrap();
+            assert_eq!(page.total, page.rows.len() as i64, "{q}: the total counts the same matches");
+            page.rows.into_iter().map(|r| r.name).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found("STAFF").await, ["app:duo:Staff_all", "app:duo:deep:staff", "app:duo:staffing", "app:other:staff"], "the name within any folder, ignoring case");
+    assert_eq!(found("staff_").await, ["app:duo:Staff_all"], "`_` is a character");
+    assert_eq!(found("app:duo:d").await, ["app:duo:deep:staff"], "the start of the full name");
+    assert_eq!(found("duo:staffi").await, ["app:duo:staffing"], "the start of the name within a folder's folder");
+    assert!(found("aff").await.is_empty(), "a prefix, not a substring");
+    assert!(found("app").await.len() == 5 && found("apps").await.is_empty(), "only this provisioner's links");
+});
+
+registry_test!(not_in_the_registry_by_the_recorded_usernames_is_an_anti_join_on_each_duo_users_username_key, |store| {
+    use duoprov_registry::{RenderedName, RenderedReportState};
+    assert_eq!(store.rendered_report_state("duoTest").await.unwrap(), RenderedReportState::default());
+    let rendered = |id: &str, key: &str| RenderedName { subject: SubjectKey::local(id), username_key: key.into() };
+    store.replace_rendered("duoTest", "fp1", &[rendered("ann", "ann"), rendered("emi", "émile"), rendered("zoe", "zoë.x")]).await.unwrap();
+    store.replace_rendered("other", "fp9", &[rendered("bob", "bob")]).await.unwrap();
+    // Duo's usernames in any case, some beyond ASCII (compared by their lowercase form, as
+    // clash detection does).
+    let rows = vec![duo_user("DU1", "ANN", true), duo_user("DU2", "Émile", true), duo_user("DU3", "ZOË.X", false), duo_user("DU4", "bob", true), duo_user("DU5", "ÉMILIE", false)];
+    store.replace_duo_users("duoTest", &rows).await.unwrap();
+    let state = store.rendered_report_state("duoTest").await.unwrap();
+    assert_eq!((state.fingerprint.as_deref(), state.unkeyed_duo_users), (Some("fp1"), 0));
+    assert!(state.recorded_at_ms.is_some());
+    let names = |page: duoprov_registry::Paged<DuoUserRow>| (page.total, page.rows.into_iter().map(|r| r.user_name).collect::<Vec<_>>());
+    let not_rendered = DuoUserFilter { not_rendered_by: Some("duoTest".into()), ..Default::default() };
+    assert_eq!(names(store.duo_user_page("duoTest", &not_rendered, 0, 50).await.unwrap()), (2, vec!["bob".to_owned(), "ÉMILIE".to_owned()]), "another provisioner's usernames do not count");
+    let both = DuoUserFilter { not_enrolled: true, ..not_rendered.clone() };
+    assert_eq!(names(store.duo_user_page("duoTest", &both, 0, 1).await.unwrap()), (1, vec!["ÉMILIE".to_owned()]));
+    // A scoped run's update moves a username: the anti-join follows it.
+    assert!(store.update_rendered("duoTest", "fp1", &[SubjectKey::local("emi")], &[rendered("emi", "émilie")]).await.unwrap());
+    assert_eq!(names(store.duo_user_page("duoTest", &not_rendered, 0, 50).await.unwrap()), (2, vec!["bob".to_owned(), "Émile".to_owned()]));
+
+    // Thousands missing (past the lookup by key): the same answer through the anti-join.
+    let many: Vec<DuoUserRow> = (0..2_100).map(|i| DuoUserRow { config_id: "many".into(), ..duo_user(&format!("DM{i:05}"), &format!("U{i:05}"), i % 2 == 0) }).collect();
+    store.replace_duo_users("many", &many).await.unwrap();
+    store.replace_rendered("many", "fp1", &(0..2_100).filter(|i| i % 20 == 0).map(|i| rendered(&format!("s{i}"), &format!("u{i:05}"))).collect::<Vec<_>>()).await.unwrap();
+    let not_rendered = DuoUserFilter { not_rendered_by: Some("many".into()), ..Default::default() };
+    let page = names(store.duo_user_page("many", &not_rendered, 19, 2).await.unwrap());
+    assert_eq!(page, (1_995, vec!["U00021".to_owned(), "U00022".to_owned()]), "U00020 renders from a recorded subject");
+});
