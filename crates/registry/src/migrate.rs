@@ -34,6 +34,7 @@ pub(crate) fn sqlite() -> Migrator {
         (16, "disable and sync-back", include_str!("../migrations/sqlite/0016_disable_and_sync_back.sql")),
         (17, "console actions", include_str!("../migrations/sqlite/0017_console_actions.sql")),
         (18, "rendered usernames", include_str!("../migrations/sqlite/0018_rendered_usernames.sql")),
+        (22, "scoped links", include_str!("../migrations/sqlite/0022_scoped_links.sql")),
     ])
 }
 
@@ -55,5 +56,6 @@ pub(crate) fn postgres() -> Migrator {
         (16, "disable and sync-back", include_str!("../migrations/postgres/0016_disable_and_sync_back.sql")),
         (17, "console actions", include_str!("../migrations/postgres/0017_console_actions.sql")),
         (18, "rendered usernames", include_str!("../migrations/postgres/0018_rendered_usernames.sql")),
+        (22, "scoped links", include_str!("../migrations/postgres/0022_scoped_links.sql")),
     ])
 }

@@ -73,6 +73,7 @@ pub trait Store:
     + crate::console_actions::ConsoleActions
     + crate::console_pages::ConsolePages
     + crate::scoped::ScopedReads
+    + crate::scoped_links::ScopedLinks
     + Send
     + Sync
 {

@@ -106,6 +106,7 @@ mod sync_back;
 mod console_actions;
 mod console_pages;
 mod scoped;
+mod scoped_links;
 
 pub use backend::{BulkLoad, SqlBackend};
 use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};
