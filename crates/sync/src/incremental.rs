@@ -28,6 +28,12 @@
 //! subject needs that Duo holds for the user linked to a subject outside the scope brings that
 //! subject in.
 //!
+//! With the registry side scoped, the links are read for the scope too
+//! ([`duoprov_registry::ScopedLinks`]): every group link, the user links of the scoped and retried
+//! subjects, the links of the Duo users read (by Duo id, for the rule above), and counts for what
+//! needs the rest (the managed users the safety rules weigh, the first linked user for the case
+//! check); a run reading the registry whole reads the links whole.
+//!
 //! The safety rules see what a full sync would: removals from a group are weighed against its
 //! real member count in Duo (read whole, or counted with one call), never the scoped members.
 //! Due retries whose objects no longer concern the provisioner are dropped, not kept due forever.
