@@ -123,8 +123,25 @@ fn workspace(registry_url: &str, emulator: &duoprov_emulator::RunningEmulator) -
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path().join("duo.skey"), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
+    // A database password goes to a file of its own (the configuration refuses one in the URL).
+    let (registry_url, password_line) = match registry_url.split_once("://").and_then(|(scheme, rest)| {
+        let (auth, host) = rest.split_once('@')?;
+        let (user, password) = auth.split_once(':')?;
+        Some((format!("{scheme}://{user}@{host}"), password.to_owned()))
+    }) {
+        Some((url, password)) => {
+            std::fs::write(dir.path().join("registry.pass"), password).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir.path().join("registry.pass"), std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            (url, "password_file = \"registry.pass\"\n".to_owned())
+        }
+        None => (registry_url.to_owned(), String::new()),
+    };
     let config = format!(
-        "[registry]\nurl = \"{registry_url}\"\n\n[duo.bench]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.bench]\nduo = \"bench\"\n",
+        "[registry]\nurl = \"{registry_url}\"\n{password_line}\n[duo.bench]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.bench]\nduo = \"bench\"\n",
         emulator.base_url()
     );
     std::fs::write(dir.path().join("duoprov.toml"), config).unwrap();
