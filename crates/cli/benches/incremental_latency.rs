@@ -307,6 +307,10 @@ async fn measure(dir: &std::path::Path, store: &dyn Store, handle: &EmulatorHand
     let _ = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status();
     let _ = daemon.wait();
 
+    // `BENCH_DAEMON_LOG=FILE` keeps the daemon's log for a look at its runs.
+    if let Ok(keep) = std::env::var("BENCH_DAEMON_LOG") {
+        let _ = std::fs::copy(dir.join("daemon.log"), keep);
+    }
     if let Ok(text) = std::fs::read_to_string(dir.join("daemon.log")) {
         let runs: Vec<f64> = text
             .lines()
