@@ -8,6 +8,18 @@
 //!
 //! `cargo bench -p duoprov --bench incremental_latency` (release build). Exits non-zero if a
 //! change never arrives, so a lost change cannot pass as a timing.
+//!
+//! `BENCH_SIZE=full`: the registry scale data set instead (100 000 subjects, 10 000 groups, 1 000
+//! chains nested three deep, 1 000 000 memberships: `crates/registry/benches/data/scale.rs`), on
+//! SQLite, or on PostgreSQL with `DUOPROV_BENCH_POSTGRES_URL` (a database of the bench's own; it
+//! works in a fresh schema). A full sync at that size takes long, so the state one leaves is
+//! seeded directly: the desired state is built from the registry with the provisioner's
+//! (default) templates, every desired group, user and effective membership is created in the
+//! emulator's tenant, and the registry records the links, the rendered usernames and the
+//! checkpoint as a full run records them (not the per-membership bookkeeping, which incremental
+//! runs do not read). The single change's Duo calls check the seeding: a user or group seeded
+//! unlike a full sync's would draw updates. The same 1 000 changes at 20 a second are then
+//! committed to subjects and groups spread over the data set.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -15,9 +27,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use duoprov_emulator::{Emulator, Integration};
+use duoprov_emulator::{Emulator, EmulatorHandle, Integration};
 use duoprov_model::{FolderPath, GroupMember, GroupName, Marker, MarkerScope, MarkerTarget, SubjectKey, SubjectPatch};
-use duoprov_registry::{NodeAttrs, OpenOptions};
+use duoprov_registry::{NodeAttrs, OpenOptions, Store};
+
+#[path = "../../registry/benches/data/scale.rs"]
+mod scale;
 
 const IKEY: &str = "DIBENCHLATENCY000001";
 const SKEY: &str = "bench-latency-secret-key-0123456789abcd";
@@ -50,6 +65,17 @@ struct Change {
     add: bool,
 }
 
+/// A change as committed and watched: the registry group and subject, the Duo group's id and
+/// the Duo username, and whether it adds (else removes) the membership.
+#[derive(Clone)]
+struct Target {
+    group: GroupName,
+    subject: SubjectKey,
+    group_id: String,
+    username: String,
+    add: bool,
+}
+
 fn changes() -> Vec<Change> {
     (0..CHANGES)
         .map(|k| {
@@ -66,25 +92,65 @@ fn changes() -> Vec<Change> {
         .collect()
 }
 
-fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    runtime.block_on(bench());
+/// The changes of the full-size run: subject `k·97 mod 100 000` (each once); three in four join a
+/// group in 5000–5999 they are not in, one in four leaves its group in 9000–9999 (an immediate
+/// membership no nesting repeats).
+fn full_changes() -> Vec<Change> {
+    (0..CHANGES)
+        .map(|k| {
+            let subject = (k * 97) % scale::SUBJECTS;
+            let home = subject / scale::MEMBERS_PER_GROUP;
+            if k % 4 == 3 { Change { subject, group: home + 9_000, add: false } } else { Change { subject, group: (home + 500) % 1_000 + 5_000, add: true } }
+        })
+        .collect()
 }
 
-async fn bench() {
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    if std::env::var("BENCH_SIZE").is_ok_and(|v| v == "full") {
+        runtime.block_on(bench_full());
+    } else {
+        runtime.block_on(bench());
+    }
+}
+
+/// A working folder with the Duo secret and a configuration naming `registry_url` and the emulator.
+fn workspace(registry_url: &str, emulator: &duoprov_emulator::RunningEmulator) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).spawn_on("127.0.0.1:0").await.expect("emulator");
     std::fs::write(dir.path().join("duo.skey"), SKEY).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path().join("duo.skey"), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
+    // A database password goes to a file of its own (the configuration refuses one in the URL).
+    let (registry_url, password_line) = match registry_url.split_once("://").and_then(|(scheme, rest)| {
+        let (auth, host) = rest.split_once('@')?;
+        let (user, password) = auth.split_once(':')?;
+        Some((format!("{scheme}://{user}@{host}"), password.to_owned()))
+    }) {
+        Some((url, password)) => {
+            std::fs::write(dir.path().join("registry.pass"), password).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir.path().join("registry.pass"), std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            (url, "password_file = \"registry.pass\"\n".to_owned())
+        }
+        None => (registry_url.to_owned(), String::new()),
+    };
     let config = format!(
-        "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.bench]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.bench]\nduo = \"bench\"\n",
+        "[registry]\nurl = \"{registry_url}\"\n{password_line}\n[duo.bench]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\n\n[provisioner.bench]\nduo = \"bench\"\n",
         emulator.base_url()
     );
     std::fs::write(dir.path().join("duoprov.toml"), config).unwrap();
+    dir
+}
+
+async fn bench() {
+    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).spawn_on("127.0.0.1:0").await.expect("emulator");
+    let dir = workspace("sqlite://registry.db", &emulator);
 
     // The registry, through the same API the CLI uses.
     let url = format!("sqlite://{}", dir.path().join("registry.db").display());
@@ -124,36 +190,60 @@ async fn bench() {
         (0..GROUPS).map(|g| by_name.get(&format!("g{g:02}")).cloned().unwrap_or_else(|| fail(format!("group g{g:02} not in Duo")))).collect()
     });
 
+    let targets: Vec<Target> = changes()
+        .into_iter()
+        .map(|c| Target {
+            group: group_names[c.group].clone(),
+            subject: SubjectKey::local(format!("s{:05}", c.subject)),
+            group_id: group_ids[c.group].clone(),
+            username: format!("user{:05}", c.subject),
+            add: c.add,
+        })
+        .collect();
+    let single = (group_names[7].clone(), SubjectKey::local("s00000"));
+    measure(dir.path(), &*store, &handle, single, targets).await;
+}
+
+/// Measures a single change's Duo calls (`duoprov sync --incremental`, then undone), then runs
+/// the daemon with the default poll interval while `targets` are committed at `PER_SECOND` and
+/// prints the commit → Duo latency. Exits non-zero when a change never reaches Duo.
+async fn measure(dir: &std::path::Path, store: &dyn Store, handle: &EmulatorHandle, single: (GroupName, SubjectKey), targets: Vec<Target>) {
     // A single change, synced by hand: its Duo calls.
-    let single = GroupMember::Subject(SubjectKey::local("s00000"));
-    store.add_member(&group_names[7], &single).await.expect("single change");
+    let single_member = GroupMember::Subject(single.1);
+    match store.add_member(&single.0, &single_member).await {
+        Ok(true) => {}
+        other => fail(format!("the single change changed nothing: {other:?}")),
+    }
     let before = handle.calls().last().map(|c| c.seq).unwrap_or(0);
-    let out = duoprov(dir.path()).args(["sync", "bench", "--incremental"]).output().expect("incremental sync");
+    let t = Instant::now();
+    let out = duoprov(dir).args(["sync", "bench", "--incremental"]).output().expect("incremental sync");
     if !out.status.success() {
         fail(format!("incremental sync: {}", String::from_utf8_lossy(&out.stderr)));
     }
-    let single_calls = handle.calls_since(before).len();
-    store.remove_member(&group_names[7], &single).await.expect("undo");
-    let out = duoprov(dir.path()).args(["sync", "bench", "--incremental"]).output().expect("incremental sync");
+    let single_secs = t.elapsed().as_secs_f64();
+    let single_calls = handle.calls_since(before);
+    store.remove_member(&single.0, &single_member).await.expect("undo");
+    let out = duoprov(dir).args(["sync", "bench", "--incremental"]).output().expect("incremental sync");
     if !out.status.success() {
         fail(format!("incremental sync: {}", String::from_utf8_lossy(&out.stderr)));
     }
-    println!("single membership change: {single_calls} Duo calls (target ≤ 3)");
+    let paths: Vec<String> = single_calls.iter().map(|c| format!("{} {}", c.method, c.path)).collect();
+    println!("single membership change: {} Duo calls (target ≤ 3), `sync --incremental` {single_secs:.2} s: {paths:?}", single_calls.len());
 
     // The daemon, default poll interval.
     // Run summaries go to daemon.log for a look at run times.
-    let log = std::fs::File::create(dir.path().join("daemon.log")).expect("daemon log");
-    let mut daemon = duoprov(dir.path()).args(["-v", "run", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(log).spawn().expect("daemon");
+    let log = std::fs::File::create(dir.join("daemon.log")).expect("daemon log");
+    let mut daemon = duoprov(dir).args(["-v", "run", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(log).spawn().expect("daemon");
     let mut line = String::new();
     BufReader::new(daemon.stdout.take().unwrap()).read_line(&mut line).unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let plan = changes();
+    let plan = Arc::new(targets);
     let pending: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
-        let (pending, latencies, done, handle, plan, group_ids) = (pending.clone(), latencies.clone(), done.clone(), handle.clone(), plan.clone(), group_ids.clone());
+        let (pending, latencies, done, handle, plan) = (pending.clone(), latencies.clone(), done.clone(), handle.clone(), plan.clone());
         std::thread::spawn(move || {
             loop {
                 let waiting: Vec<(usize, Instant)> = pending.lock().unwrap().clone();
@@ -165,8 +255,8 @@ async fn bench() {
                     waiting
                         .iter()
                         .filter(|(i, _)| {
-                            let c = plan[*i];
-                            let member = t.user_by_name(&format!("user{:05}", c.subject)).is_some_and(|u| u.groups.iter().any(|g| g.as_str() == group_ids[c.group]));
+                            let c = &plan[*i];
+                            let member = t.user_by_name(&c.username).is_some_and(|u| u.groups.iter().any(|g| g.as_str() == c.group_id));
                             member == c.add
                         })
                         .map(|(i, _)| *i)
@@ -194,8 +284,8 @@ async fn bench() {
     for (i, c) in plan.iter().enumerate() {
         let due = start + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
-        let member = GroupMember::Subject(SubjectKey::local(format!("s{:05}", c.subject)));
-        let changed = if c.add { store.add_member(&group_names[c.group], &member).await } else { store.remove_member(&group_names[c.group], &member).await };
+        let member = GroupMember::Subject(c.subject.clone());
+        let changed = if c.add { store.add_member(&c.group, &member).await } else { store.remove_member(&c.group, &member).await };
         match changed {
             Ok(true) => pending.lock().unwrap().push((i, Instant::now())),
             Ok(false) => fail(format!("change {i} changed nothing in the registry")),
@@ -217,7 +307,11 @@ async fn bench() {
     let _ = Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status();
     let _ = daemon.wait();
 
-    if let Ok(text) = std::fs::read_to_string(dir.path().join("daemon.log")) {
+    // `BENCH_DAEMON_LOG=FILE` keeps the daemon's log for a look at its runs.
+    if let Ok(keep) = std::env::var("BENCH_DAEMON_LOG") {
+        let _ = std::fs::copy(dir.join("daemon.log"), keep);
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join("daemon.log")) {
         let runs: Vec<f64> = text
             .lines()
             .filter(|l| l.contains("Run finished") && l.contains("incremental"))
@@ -252,4 +346,155 @@ async fn bench() {
     if l.len() != CHANGES {
         fail(format!("{} latencies for {CHANGES} changes", l.len()));
     }
+}
+
+/// The full-size run: the registry scale data set, its synced state seeded (see the top of this
+/// file), then [`measure`].
+async fn bench_full() {
+    use duoprov_emulator::state::{GroupFields, UserFields};
+    let emulator = Emulator::builder().integration(Integration::new(IKEY, SKEY)).spawn_on("127.0.0.1:0").await.expect("emulator");
+    let (label, store_url, daemon_url, schema) = match std::env::var("DUOPROV_BENCH_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => {
+            let schema = format!("bench_latency_{}", std::process::id());
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let daemon_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+            ("postgres", url, daemon_url, Some(schema))
+        }
+        _ => ("sqlite", String::new(), "sqlite://registry.db".to_owned(), None),
+    };
+    let dir = workspace(&daemon_url, &emulator);
+    let store_url = if schema.is_some() { store_url } else { format!("sqlite://{}", dir.path().join("registry.db").display()) };
+    let store = duoprov_registry::open(&store_url, &OpenOptions { schema, ..Default::default() }).await.expect("registry");
+    println!("{label}: registry at full size, {} load average at the start", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+
+    let t = Instant::now();
+    let mut data = duoprov_registry::ImportData::default();
+    data.add_json("bench.json", &scale::document()).expect("parse");
+    store.import(&data).await.expect("import");
+    drop(data);
+    println!("registry: {} subjects, {} groups, {} memberships imported in {:.1} s", scale::SUBJECTS, scale::GROUPS, scale::GROUPS * scale::MEMBERS_PER_GROUP, t.elapsed().as_secs_f64());
+
+    // The state a full sync leaves: built as a full sync builds it, seeded into Duo and the registry.
+    let t = Instant::now();
+    let selection = store.provisioner_selection("bench").await.expect("selection");
+    let mapping = duoprov_plan::Mapping::compile(&duoprov_plan::MappingConfig::default(), "bench").expect("mapping");
+    let desired = duoprov_plan::DesiredState::build(&selection, &mapping, None);
+    drop(selection);
+    if !desired.errors.is_empty() {
+        fail(format!("the data set renders with errors: {:?}", &desired.errors[..desired.errors.len().min(3)]));
+    }
+    let handle = emulator.handle().clone();
+    let (group_ids, user_ids, memberships) = handle.with_tenant_mut(|t, ids| {
+        let mut user_ids = Vec::with_capacity(desired.users.len());
+        for u in &desired.users {
+            let f = &u.fields;
+            let fields = UserFields {
+                username: Some(f.username.clone()),
+                realname: Some(f.realname.clone()),
+                email: Some(f.email.clone()),
+                firstname: Some(f.firstname.clone()),
+                lastname: Some(f.lastname.clone()),
+                aliases: f.aliases.iter().map(|(slot, a)| (*slot, Some(a.clone()))).collect(),
+                ..UserFields::default()
+            };
+            user_ids.push(t.create_user(fields, 1_700_000_000, ids).unwrap_or_else(|e| fail(format!("seeding user {}: {e:?}", f.username))));
+        }
+        let mut group_ids = Vec::with_capacity(desired.groups.len());
+        let mut memberships = 0usize;
+        for g in &desired.groups {
+            let fields = GroupFields { name: Some(g.fields.name.clone()), desc: Some(g.fields.desc.clone()), ..GroupFields::default() };
+            let id = t.create_group(fields, &Default::default(), ids).unwrap_or_else(|e| fail(format!("seeding group {}: {e:?}", g.fields.name)));
+            for m in &g.members {
+                t.add_membership(&user_ids[*m as usize], &id, usize::MAX, duoprov_emulator::GroupLimitError::Internal500, false)
+                    .unwrap_or_else(|e| fail(format!("seeding a member of {}: {e:?}", g.fields.name)));
+                memberships += 1;
+            }
+            group_ids.push(id);
+        }
+        (group_ids, user_ids, memberships)
+    });
+    let groups: Vec<duoprov_registry::GroupState> = desired
+        .groups
+        .iter()
+        .zip(&group_ids)
+        .map(|(g, id)| duoprov_registry::GroupState {
+            pending_name: None,
+            pending_at: None,
+            group_uuid: g.uuid.clone(),
+            duo_group_id: Some(id.as_str().to_owned()),
+            in_target: true,
+            created_by_us: true,
+            provisioned_at: Some(duoprov_model::EpochMillis::now()),
+            error: None,
+        })
+        .collect();
+    let users: Vec<duoprov_registry::UserState> = desired
+        .users
+        .iter()
+        .zip(&user_ids)
+        .map(|(u, id)| duoprov_registry::UserState {
+            pending_name: None,
+            pending_at: None,
+            subject: u.key.clone(),
+            duo_user_id: Some(id.as_str().to_owned()),
+            in_target: true,
+            created_by_us: true,
+            provisioned_at: Some(duoprov_model::EpochMillis::now()),
+            error: None,
+        })
+        .collect();
+    store.record("bench", &groups, &users, &[]).await.expect("links");
+    let rows: Vec<duoprov_registry::RenderedName> =
+        desired.rendered.iter().map(|(s, k)| duoprov_registry::RenderedName { subject: s.clone(), username_key: k.clone() }).collect();
+    let fingerprint = {
+        // The provisioner's settings as the CLI builds them from this configuration.
+        let settings = duoprov_sync::SyncSettings {
+            provisioner: "bench".into(),
+            policy: Default::default(),
+            mapping: Arc::new(mapping),
+            eligible_group: None,
+            subject_sources: None,
+            concurrency: 4,
+            load_duo_users: false,
+            incremental: Default::default(),
+            shares_duo_with: Vec::new(),
+            sync_back: None,
+            selection_rules: Default::default(),
+        };
+        duoprov_sync::rendering_fingerprint(&settings)
+    };
+    store.replace_rendered("bench", &fingerprint, &rows).await.expect("rendered usernames");
+    let seq = store.last_change_seq().await.expect("seq");
+    let settle = duoprov_registry::Settlement {
+        kind: duoprov_registry::RunKind::Full,
+        checkpoint: Some(seq),
+        clear_all: true,
+        attempted: &[],
+        failed: &[],
+        now_ms: duoprov_model::EpochMillis::now(),
+        backoff: Default::default(),
+    };
+    store.settle("bench", &settle).await.expect("checkpoint");
+    println!(
+        "seeded: {} Duo users, {} Duo groups, {memberships} Duo memberships, links, usernames and checkpoint in {:.1} s",
+        user_ids.len(),
+        group_ids.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let by_name: HashMap<&str, usize> = desired.groups.iter().enumerate().map(|(i, g)| (g.registry_name.as_str(), i)).collect();
+    let index_of = |g: usize| *by_name.get(scale::group_name(g).as_str()).unwrap_or_else(|| fail(format!("group {} is not selected", scale::group_name(g))));
+    let username_of: HashMap<&SubjectKey, &str> = desired.users.iter().map(|u| (&u.key, u.fields.username.as_str())).collect();
+    let targets: Vec<Target> = full_changes()
+        .into_iter()
+        .map(|c| {
+            let subject = SubjectKey::local(format!("u{:06}", c.subject));
+            let username = username_of.get(&subject).map(|u| (*u).to_owned()).unwrap_or_else(|| fail(format!("{subject} is not selected")));
+            Target { group: GroupName::parse(&scale::group_name(c.group)).unwrap(), group_id: group_ids[index_of(c.group)].as_str().to_owned(), subject, username, add: c.add }
+        })
+        .collect();
+    let single = (GroupName::parse(&scale::group_name(7_500)).unwrap(), SubjectKey::local("u000050"));
+    drop(desired);
+    measure(dir.path(), &*store, &handle, single, targets).await;
+    println!("{label}: load average at the end {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
 }

@@ -759,6 +759,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
             whole_group_above: inc.whole_group_above.unwrap_or(inc_defaults.whole_group_above),
             backoff,
             scoped_registry: inc_defaults.scoped_registry,
+            scoped_links: inc_defaults.scoped_links,
         };
         let sc = &p.schedule;
         let dur = |k: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {

@@ -37,6 +37,7 @@ pub(crate) fn sqlite() -> Migrator {
         (19, "console at scale", include_str!("../migrations/sqlite/0019_console_at_scale.sql")),
         (20, "console requests", include_str!("../migrations/sqlite/0020_console_requests.sql")),
         (21, "source feed", include_str!("../migrations/sqlite/0021_source_feed.sql")),
+        (22, "scoped links", include_str!("../migrations/sqlite/0022_scoped_links.sql")),
     ])
 }
 
@@ -61,5 +62,6 @@ pub(crate) fn postgres() -> Migrator {
         (19, "console at scale", include_str!("../migrations/postgres/0019_console_at_scale.sql")),
         (20, "console requests", include_str!("../migrations/postgres/0020_console_requests.sql")),
         (21, "source feed", include_str!("../migrations/postgres/0021_source_feed.sql")),
+        (22, "scoped links", include_str!("../migrations/postgres/0022_scoped_links.sql")),
     ])
 }

@@ -76,6 +76,7 @@ pub trait Store:
     + crate::console_requests::ConsoleRequests
     + crate::source_feed::SourceFeedStore
     + crate::rendered_report::RenderedReport
+    + crate::scoped_links::ScopedLinks
     + Send
     + Sync
 {

@@ -8,7 +8,11 @@
 //! - the change log and retries read (`changes_after`, `retries`);
 //! - the scoped registry side ([`duoprov_sync::incremental::scoped_registry_side`]: clash partners
 //!   through the recorded usernames, the scoped selection query, the desired state);
-//! - the provisioner's links read (`links`), which an incremental run still reads whole.
+//! - its steps, each alone: the clash-partner lookups, the scoped selection query, the markers
+//!   read, and the desired state built from the scoped selection (every selected group rendered);
+//! - the provisioner's links read whole (`links`, what every incremental run read before), and
+//!   read for the scope (`scoped_links` for the changed subject, `user_links_by_duo_ids` for its
+//!   Duo user: what a scoped run reads now).
 //!
 //! SQLite (a file in a temporary folder) and, when `DUOPROV_TEST_POSTGRES_URL` is set, PostgreSQL.
 //! `cargo bench -p duoprov-sync --bench scoped_registry` (release build). Exits non-zero when the
@@ -150,8 +154,46 @@ async fn bench(label: &str, url: &str, schema: Option<String>, text: &str) {
         eprintln!("FAILED: the scoped read does not hold the change");
         std::process::exit(1);
     }
+    // The steps of the scoped registry side, each alone.
+    let (times, _) = timed(|| async {
+        let rendered = st.rendered_of("bench", &subjects).await.expect("rendered");
+        for s in &subjects {
+            st.subject(s).await.expect("subject");
+        }
+        let keys: Vec<String> = rendered.into_iter().map(|r| r.username_key).collect();
+        st.rendered_holders("bench", &keys).await.expect("holders")
+    })
+    .await;
+    println!("{label}:   step: clash partners (recorded usernames, subject rows): {}", stats(times));
+    let (times, scoped) = timed(|| st.scoped_selection("bench", &subjects, None)).await;
+    println!("{label}:   step: scoped selection query: {}", stats(times));
+    let (times, _) = timed(|| st.markers(Some("bench"))).await;
+    println!("{label}:   step: markers read (selection rules): {}", stats(times));
+    let scoped = scoped.expect("scoped selection");
+    let (times, _) = timed(|| async { duoprov_plan::DesiredState::build_with(&scoped.selection, &settings.mapping, None, &|_| 0) }).await;
+    println!("{label}:   step: desired state ({} groups rendered): {}", scoped.selection.groups.len(), stats(times));
     let (times, links) = timed(|| st.links("bench")).await;
-    println!("{label}: links read: {} ({} user links)", stats(times), links.expect("links").users.len());
+    println!("{label}: links read whole (before): {} ({} user links)", stats(times), links.expect("links").users.len());
+    let (times, read) = timed(|| async {
+        let read = st.scoped_links("bench", &subjects).await.expect("scoped links");
+        let ids: Vec<String> = read.links.users.iter().filter_map(|l| l.duo_user_id.clone()).collect();
+        let met = st.user_links_by_duo_ids("bench", &ids).await.expect("links by Duo id");
+        (read, met)
+    })
+    .await;
+    let (read, met) = read;
+    println!(
+        "{label}: links read for the scope: {} ({} group links, {} user link, {} met by Duo id, {} managed users counted)",
+        stats(times),
+        read.links.groups.len(),
+        read.links.users.len(),
+        met.len(),
+        read.managed_users
+    );
+    if read.links.users.len() != 1 || met.len() != 1 || read.managed_users != scale::SUBJECTS {
+        eprintln!("FAILED: the scoped links do not hold the changed subject's link and the managed count");
+        std::process::exit(1);
+    }
     let total: Vec<Duration> = change_times.iter().zip(&scoped_times).map(|(a, b)| *a + *b).collect();
     println!("{label}: change log + scoped registry side: {}", stats(total));
 }

@@ -28,6 +28,12 @@
 //! subject needs that Duo holds for the user linked to a subject outside the scope brings that
 //! subject in.
 //!
+//! With the registry side scoped, the links are read for the scope too
+//! ([`duoprov_registry::ScopedLinks`]): every group link, the user links of the scoped and retried
+//! subjects, the links of the Duo users read (by Duo id, for the rule above), and counts for what
+//! needs the rest (the managed users the safety rules weigh, the first linked user for the case
+//! check); a run reading the registry whole reads the links whole.
+//!
 //! The safety rules see what a full sync would: removals from a group are weighed against its
 //! real member count in Duo (read whole, or counted with one call), never the scoped members.
 //! Due retries whose objects no longer concern the provisioner are dropped, not kept due forever.
@@ -56,15 +62,15 @@ pub use crate::prepared::ScopeSummary;
 pub use crate::settings::IncrementalSettings;
 
 /// Whether Duo's username lookups ignore case, read without writing: a known Duo user (one read
-/// in this run, else one linked user read by id) is looked up by its username in another case.
-/// `false` when it is not found, or when no user with a cased username is known. Also the number
-/// of Duo calls made.
-async fn lookups_ignore_case(duo: &DuoClient, read: &[User], links: &Links) -> Result<(bool, usize), duoprov_duo::DuoError> {
+/// in this run, else `linked`, the first linked user, read by id) is looked up by its username in
+/// another case. `false` when it is not found, or when no user with a cased username is known.
+/// Also the number of Duo calls made.
+async fn lookups_ignore_case(duo: &DuoClient, read: &[User], linked: Option<String>) -> Result<(bool, usize), duoprov_duo::DuoError> {
     let cased = |u: &User| u.username.to_uppercase() != u.username;
     let mut calls = 0;
     let known = match read.iter().find(|u| cased(u)) {
         Some(u) => Some(u.clone()),
-        None => match links.users.iter().find_map(|l| l.duo_user_id.clone()) {
+        None => match linked {
             Some(id) => {
                 calls += 1;
                 duo.get_users_by_ids(&[id]).await?.into_iter().find(|u| cased(u))
@@ -476,7 +482,24 @@ async fn plan_scope_in(
         }
     };
     let registry_ms = registry_start.elapsed().as_millis() as u64;
-    let links = read_links(store, settings).await?;
+    // The links: whole, or — with the registry read scoped — every group link, the user links of
+    // the scoped subjects and of the retried ones, and counts for what needs the rest (the
+    // safety rules' managed users, the first linked user for the case check). The links of the
+    // Duo users the run meets are read by their Duo ids below.
+    let links_start = Instant::now();
+    let scoped_links = matches!(mode, RegistryMode::Scoped { .. }) && settings.incremental.scoped_links && !named.subjects_groups;
+    let (links, link_counts) = if scoped_links {
+        let mut asked: BTreeSet<SubjectKey> = named.subjects.clone();
+        asked.extend(retries.iter().filter_map(|r| r.target.subject().cloned()));
+        let asked: Vec<SubjectKey> = asked.into_iter().collect();
+        let read = store.scoped_links(name, &asked).await?;
+        let mut links = read.links;
+        links.foreign = crate::registry_read::read_foreign_links(store, settings).await?;
+        (links, Some((read.managed_users, read.first_linked_user)))
+    } else {
+        (read_links(store, settings).await?, None)
+    };
+    let links_ms = links_start.elapsed().as_millis() as u64;
     crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
     if named.subjects_groups {
         calls += subjects_groups(duo, &desired, &links, &mut named).await.map_err(SyncError::DuoRead)?;
@@ -650,9 +673,19 @@ async fn plan_scope_in(
     }
     // A username a scoped subject needs, held in Duo by the user linked to a subject outside the
     // scope (one that left the selection unnamed, or renders another name now): a full sync
-    // weighs both subjects together (the user taken over, or held), so that subject joins.
+    // weighs both subjects together (the user taken over, or held), so that subject joins. With
+    // scoped links, the links of the Duo users read are looked up by their ids (every link of
+    // each, so an id linked twice resolves as the whole read resolves it).
+    let met: Vec<duoprov_model::UserLink> = if link_counts.is_some() && !duo_users.is_empty() {
+        let ids: Vec<String> = duo_users.iter().map(|u| u.user_id.clone()).collect();
+        store.user_links_by_duo_ids(name, &ids).await?
+    } else {
+        Vec::new()
+    };
+    let met_subject: HashMap<&str, &SubjectKey> = met.iter().filter_map(|l| l.duo_user_id.as_deref().map(|id| (id, &l.subject))).collect();
+    let owner_of = |id: &str| if link_counts.is_some() { met_subject.get(id).copied() } else { subject_of_user.get(id).copied() };
     let owners: BTreeSet<SubjectKey> =
-        duo_users.iter().filter_map(|u| subject_of_user.get(u.user_id.as_str())).filter(|s| !users.contains(**s)).map(|s| (*s).clone()).collect();
+        duo_users.iter().filter_map(|u| owner_of(u.user_id.as_str())).filter(|s| !users.contains(*s)).cloned().collect();
     if !owners.is_empty() {
         return Ok(Err(Widen::Subjects(owners)));
     }
@@ -669,7 +702,11 @@ async fn plan_scope_in(
         if let Some(missing) = looked_up.iter().find(|n| !found.contains(&duoprov_model::username_key(n))) {
             // A read settles it for this run: a Duo that finds a known user under another case
             // compares case-insensitively, and its lookups missed no spelling.
-            let (ignore_case, made) = lookups_ignore_case(duo, &duo_users, &links).await.map_err(SyncError::DuoRead)?;
+            let linked = match &link_counts {
+                Some((_, first)) => first.clone(),
+                None => links.users.iter().find_map(|l| l.duo_user_id.clone()),
+            };
+            let (ignore_case, made) = lookups_ignore_case(duo, &duo_users, linked).await.map_err(SyncError::DuoRead)?;
             calls += made;
             if !ignore_case {
                 return Ok(Ok(Incremental::Escalate {
@@ -689,7 +726,7 @@ async fn plan_scope_in(
     let foreign_groups: HashSet<&str> =
         links.groups.iter().filter(|l| !group_set.contains(l.group_uuid.as_str())).filter_map(|l| l.duo_group_id.as_deref()).collect();
     let foreign_users: HashSet<&str> =
-        links.users.iter().filter(|l| !user_set.contains(&l.subject)).filter_map(|l| l.duo_user_id.as_deref()).collect();
+        links.users.iter().chain(&met).filter(|l| !user_set.contains(&l.subject)).filter_map(|l| l.duo_user_id.as_deref()).collect();
     let mut snapshot = DuoSnapshot {
         groups: duo_groups.iter().filter(|g| !foreign_groups.contains(g.group_id.as_str())).map(snapshot_group).collect(),
         users: duo_users.iter().filter(|u| !foreign_users.contains(u.user_id.as_str())).map(snapshot_user).collect(),
@@ -710,7 +747,10 @@ async fn plan_scope_in(
     let mut plan_ms = start.elapsed().as_millis() as u64;
     // The safety rules weigh deletions against everything duoprov manages, not the scope.
     plan.managed_groups = links.groups.iter().filter(|l| l.in_target && l.duo_group_id.is_some()).count();
-    plan.managed_users = links.users.iter().filter(|l| l.in_target && l.duo_user_id.is_some()).count();
+    plan.managed_users = match &link_counts {
+        Some((managed, _)) => *managed,
+        None => links.users.iter().filter(|l| l.in_target && l.duo_user_id.is_some()).count(),
+    };
     // …and a group's removals against its real size in Duo, not the scoped members the planner
     // saw: a group read whole has the count of that read, any other is counted by Duo — unless no
     // real size could make the percentage rule refuse (the scoped count is a lower bound).
@@ -782,6 +822,8 @@ async fn plan_scope_in(
         registry_scoped,
         registry_whole_reason,
         registry_ms,
+        links_scoped: link_counts.is_some(),
+        links_ms,
         group_uuids: groups.iter().map(|g| (*g).to_owned()).collect(),
         subjects: users.iter().cloned().collect(),
         attempted,

@@ -31,6 +31,11 @@ pub struct ScopeSummary {
     pub registry_whole_reason: Option<String>,
     /// Time spent reading the registry side (and rendering it), in milliseconds.
     pub registry_ms: u64,
+    /// Whether the links were read for the scope only (the scoped subjects' user links, the
+    /// links of the Duo users met, counts for the rest) rather than whole.
+    pub links_scoped: bool,
+    /// Time spent reading the links, in milliseconds.
+    pub links_ms: u64,
     /// The groups (uuids) and subjects in scope.
     #[serde(skip)]
     pub group_uuids: Vec<String>,

@@ -180,9 +180,17 @@ pub(crate) async fn mark_deleted_groups(
 /// The provisioner's links, with the Duo objects the other provisioners of its Duo account link.
 pub(crate) async fn read_links(store: &dyn duoprov_registry::SyncStore, settings: &SyncSettings) -> Result<Links, SyncError> {
     let mut links = store.links(&settings.provisioner).await?;
+    links.foreign = read_foreign_links(store, settings).await?;
+    Ok(links)
+}
+
+/// The Duo objects the other provisioners of the provisioner's Duo account link (their links
+/// read whole; empty when it shares its account with none).
+pub(crate) async fn read_foreign_links(store: &dyn duoprov_registry::SyncStore, settings: &SyncSettings) -> Result<duoprov_model::ForeignLinks, SyncError> {
+    let mut foreign = duoprov_model::ForeignLinks::default();
     for other in settings.shares_duo_with.iter().filter(|o| **o != settings.provisioner) {
         let theirs = store.links(other).await?;
-        links.foreign.add(other, &theirs);
+        foreign.add(other, &theirs);
     }
-    Ok(links)
+    Ok(foreign)
 }

@@ -67,11 +67,15 @@ pub struct IncrementalSettings {
     /// Read the registry for the changed subjects only when the changes allow it (see
     /// [`crate::incremental`]); `false` always reads the whole selection.
     pub scoped_registry: bool,
+    /// With the registry read scoped, read the links of the scoped subjects only (and of the Duo
+    /// users the run meets, with counts for the safety rules) instead of every link (see
+    /// [`crate::incremental`]); `false` reads them whole.
+    pub scoped_links: bool,
 }
 
 impl Default for IncrementalSettings {
     fn default() -> Self {
-        IncrementalSettings { full_sync_above_changes: 5_000, full_sync_above_objects: 5_000, whole_group_above: 100, backoff: Backoff::default(), scoped_registry: true }
+        IncrementalSettings { full_sync_above_changes: 5_000, full_sync_above_objects: 5_000, whole_group_above: 100, backoff: Backoff::default(), scoped_registry: true, scoped_links: true }
     }
 }
 

@@ -94,6 +94,8 @@ struct World {
     settings: SyncSettings,
     /// The same provisioner with scoped registry reads turned off.
     whole: SyncSettings,
+    /// The same provisioner with the registry read scoped but its links read whole.
+    whole_links: SyncSettings,
 }
 
 fn fail(context: &str, e: impl std::fmt::Display) -> TestCaseError {
@@ -142,7 +144,9 @@ impl World {
         };
         let mut whole = settings.clone();
         whole.incremental.scoped_registry = false;
-        World { _emulator: emulator, duo, store, settings, whole }
+        let mut whole_links = settings.clone();
+        whole_links.incremental.scoped_links = false;
+        World { _emulator: emulator, duo, store, settings, whole, whole_links }
     }
 
     async fn set_login(&self, s: usize, login: usize, upper: bool) {
@@ -202,7 +206,20 @@ impl World {
     async fn compare(&self) -> Result<String, TestCaseError> {
         let now = duoprov_sync::now_ms();
         let scoped = duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.settings, now).await.map_err(|e| fail("scoped", e))?;
+        let whole_links = duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.whole_links, now).await.map_err(|e| fail("whole links", e))?;
         let whole = duoprov_sync::prepare_incremental(&*self.store, &self.duo, &self.whole, now).await.map_err(|e| fail("whole", e))?;
+        // The links read for the scope only plan exactly as the links read whole.
+        match (&scoped, &whole_links) {
+            (Incremental::Planned(a), Incremental::Planned(c)) => {
+                let (sa, sc) = (a.scope.as_ref().expect("scope"), c.scope.as_ref().expect("scope"));
+                prop_assert_eq!(sa.links_scoped, sa.registry_scoped, "links are read scoped exactly when the registry is");
+                prop_assert!(!sc.links_scoped);
+                prop_assert_eq!(&a.plan, &c.plan, "the plan with scoped links differs from the plan with whole links (scope {:?})", sa);
+                prop_assert_eq!(&a.desired, &c.desired);
+                prop_assert_eq!((&sa.group_uuids, &sa.subjects, &sa.attempted), (&sc.group_uuids, &sc.subjects, &sc.attempted));
+            }
+            (a, c) => prop_assert_eq!(outcome(a), outcome(c), "scoped and whole links disagree on the run"),
+        }
         let (a, b) = match (scoped, whole) {
             (Incremental::Planned(a), Incremental::Planned(b)) => (a, b),
             (Incremental::Idle { checkpoint: x }, Incremental::Idle { checkpoint: y }) => {
@@ -316,7 +333,7 @@ async fn scenario(logins: Vec<(usize, bool)>, members: Vec<(usize, usize)>, elig
     }
     let scoped = world.compare().await?;
     if world.store.subject(&subject(s)).await.unwrap().is_some() {
-        prop_assert_eq!(scoped, "scoped", "one membership change was not read scoped");
+        prop_assert_eq!(scoped, "scoped", "one membership change was not read scoped (registry and links)");
     }
     Ok(())
 }

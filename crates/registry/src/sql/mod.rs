@@ -109,6 +109,7 @@ mod console_requests;
 mod console_pages;
 mod scoped;
 mod rendered_report;
+mod scoped_links;
 
 pub use backend::{BulkLoad, SqlBackend};
 use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};

@@ -77,3 +77,42 @@ registry_test!(recorded_usernames_are_replaced_rewritten_under_their_fingerprint
     assert!(store.update_rendered("p", "f1", &[key("a"), key("d")], &[row("d", "ann")]).await.unwrap());
     assert_eq!(store.rendered_holders("p", &["ann".into(), "bobby".into()]).await.unwrap(), vec![row("b", "bobby"), row("d", "ann")]);
 });
+
+registry_test!(scoped_links_are_the_whole_links_restricted_to_their_subjects_with_the_counts_of_the_rest, |store| {
+    use duoprov_registry::UserState;
+    let user = |id: &str, duo: Option<&str>, in_target: bool| UserState {
+        pending_name: if duo.is_none() { Some(format!("{id}-pending")) } else { None },
+        pending_at: None,
+        subject: key(id),
+        duo_user_id: duo.map(str::to_owned),
+        in_target,
+        created_by_us: true,
+        provisioned_at: None,
+        error: None,
+    };
+    // Linked in target, linked out of target, pending, and another provisioner's.
+    let users = [user("b", Some("DU2"), true), user("a", Some("DU1"), true), user("c", Some("DU3"), false), user("d", None, true), user("e", Some("DU5"), true)];
+    store.record("p", &[], &users, &[]).await.unwrap();
+    store.record("other", &[], &[user("a", Some("DU9"), true)], &[]).await.unwrap();
+    store.record_disabled_users("p", &[(key("c"), "DU3".into())]).await.unwrap();
+    let whole = store.links("p").await.unwrap();
+
+    let scoped = store.scoped_links("p", &[key("c"), key("d"), key("nobody")]).await.unwrap();
+    assert_eq!(scoped.links.groups, whole.groups, "every group link");
+    let want: Vec<_> = whole.users.iter().filter(|l| ["c", "d"].contains(&l.subject.id.as_str())).cloned().collect();
+    assert_eq!(scoped.links.users, want, "the asked subjects' user links only");
+    assert_eq!(scoped.links.disabled_by_us, whole.disabled_by_us, "c is disabled and asked");
+    assert_eq!(scoped.managed_users, whole.users.iter().filter(|l| l.in_target && l.duo_user_id.is_some()).count());
+    assert_eq!(scoped.managed_users, 3, "a, b and e; not c (out of target) nor d (pending)");
+    assert_eq!(scoped.first_linked_user, whole.users.iter().find_map(|l| l.duo_user_id.clone()));
+    assert_eq!(scoped.first_linked_user.as_deref(), Some("DU1"));
+
+    let none = store.scoped_links("p", &[key("a")]).await.unwrap();
+    assert!(none.links.disabled_by_us.is_empty(), "c was not asked");
+    let empty = store.scoped_links("nobody", &[key("a")]).await.unwrap();
+    assert!(empty.links.users.is_empty() && empty.managed_users == 0 && empty.first_linked_user.is_none());
+
+    let by_id = store.user_links_by_duo_ids("p", &["DU3".into(), "DU5".into(), "DU9".into()]).await.unwrap();
+    let want: Vec<_> = whole.users.iter().filter(|l| ["c", "e"].contains(&l.subject.id.as_str())).cloned().collect();
+    assert_eq!(by_id, want, "DU9 is another provisioner's");
+});

@@ -1,0 +1,119 @@
+//! [`ScopedLinks`] over SQL: user links looked up by subject (the primary key) or by Duo user id
+//! (`sync_user_duo_user`, migration 0022), and the managed-user count from the partial index
+//! `sync_user_managed` instead of reading every link.
+
+use sqlx::QueryBuilder;
+
+use super::*;
+use duoprov_model::{EpochMillis, GroupLink, Links, UserLink};
+use crate::scoped_links::{ScopedLinkRead, ScopedLinks};
+
+/// Subjects or ids per statement: well under both backends' parameter limits.
+const CHUNK: usize = 400;
+
+/// A `sync_user` row: source, subject_id, duo_user_id, created_by_us, in_target, pending_name, pending_at.
+type UserLinkTuple = (String, String, Option<String>, bool, bool, Option<String>, Option<i64>);
+
+const USER_LINK_COLS: &str = "SELECT source, subject_id, duo_user_id, created_by_us, in_target, pending_name, pending_at FROM sync_user WHERE provisioner = ";
+
+fn user_link((source, id, duo_user_id, created_by_us, in_target, pending_name, pending_at): UserLinkTuple) -> UserLink {
+    UserLink { pending_name, pending_at: pending_at.map(EpochMillis), subject: SubjectKey::new(source, id), duo_user_id, created_by_us, in_target }
+}
+
+sql_impl! {
+#[async_trait]
+impl ScopedLinks for SqlStore<DB> {
+    async fn scoped_links(&self, provisioner: &str, subjects: &[SubjectKey]) -> Result<ScopedLinkRead> {
+        let mut tx = self.begin_read().await?;
+        let groups: Vec<(String, Option<String>, bool, bool, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
+        )
+        .bind(provisioner)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db(format!("reading the group links of {provisioner}")))?;
+        let mut users: Vec<UserLink> = Vec::new();
+        let mut disabled: Vec<SubjectKey> = Vec::new();
+        for chunk in subjects.chunks(CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(USER_LINK_COLS);
+            qb.push_bind(provisioner).push(" AND ");
+            push_subjects(&mut qb, chunk);
+            let rows: Vec<UserLinkTuple> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db(format!("reading user links of {provisioner}")))?;
+            users.extend(rows.into_iter().map(user_link));
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new("SELECT source, subject_id FROM sync_user_disabled WHERE provisioner = ");
+            qb.push_bind(provisioner).push(" AND ");
+            push_subjects(&mut qb, chunk);
+            let rows: Vec<(String, String)> =
+                qb.build_query_as().fetch_all(&mut *tx).await.map_err(db(format!("reading the users provisioner {provisioner} disabled")))?;
+            disabled.extend(rows.into_iter().map(|(s, i)| SubjectKey::new(s, i)));
+        }
+        users.sort_by(|a, b| a.subject.cmp(&b.subject));
+        let (managed,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sync_user WHERE provisioner = $1 AND in_target AND duo_user_id IS NOT NULL")
+            .bind(provisioner)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db(format!("counting the users {provisioner} manages")))?;
+        let first: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT duo_user_id FROM sync_user WHERE provisioner = $1 AND duo_user_id IS NOT NULL ORDER BY source, subject_id LIMIT 1",
+        )
+        .bind(provisioner)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db(format!("reading a linked user of {provisioner}")))?;
+        tx.rollback().await.map_err(db("ending a read"))?;
+        Ok(ScopedLinkRead {
+            links: Links {
+                groups: groups
+                    .into_iter()
+                    .map(|(group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at)| GroupLink {
+                        pending_name,
+                        pending_at: pending_at.map(EpochMillis),
+                        group_uuid,
+                        duo_group_id,
+                        created_by_us,
+                        in_target,
+                    })
+                    .collect(),
+                users,
+                foreign: Default::default(),
+                disabled_by_us: disabled.into_iter().collect(),
+            },
+            managed_users: usize::try_from(managed).unwrap_or(0),
+            first_linked_user: first.and_then(|r| r.0),
+        })
+    }
+
+    async fn user_links_by_duo_ids(&self, provisioner: &str, duo_user_ids: &[String]) -> Result<Vec<UserLink>> {
+        let mut out = Vec::new();
+        for chunk in duo_user_ids.chunks(CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new(USER_LINK_COLS);
+            qb.push_bind(provisioner).push(" AND duo_user_id IN (");
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            qb.push(")");
+            let rows: Vec<UserLinkTuple> =
+                qb.build_query_as().fetch_all(self.pool()).await.map_err(db(format!("reading user links of {provisioner} by Duo user id")))?;
+            out.extend(rows.into_iter().map(user_link));
+        }
+        out.sort_by(|a, b| a.subject.cmp(&b.subject));
+        Ok(out)
+    }
+}
+}
+
+/// Appends `((source = $a AND subject_id = $b) OR …)` matching `keys`.
+fn push_subjects<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, keys: &[SubjectKey])
+where
+    for<'x> &'x str: super::backend::Param<DB>,
+{
+    qb.push("(");
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            qb.push(" OR ");
+        }
+        qb.push("(source = ").push_bind(k.source.as_str()).push(" AND subject_id = ").push_bind(k.id.as_str()).push(")");
+    }
+    qb.push(")");
+}
