@@ -36,7 +36,7 @@ impl AdminStore for SqlStore<DB> {
 
     async fn record_admins(&self, provisioner: &str, record: &[ManagedAdmin], forget: &[String]) -> Result<()> {
         let what = || format!("recording the administrators provisioner {provisioner} manages");
-        let mut tx = self.pool().begin().await.map_err(RegistryError::db(what()))?;
+        let mut tx = self.begin_state_write(what()).await?;
         for admin_id in forget {
             sqlx::query::<DB>("DELETE FROM duo_admin WHERE provisioner = $1 AND admin_id = $2")
                 .bind(provisioner)

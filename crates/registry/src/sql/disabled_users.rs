@@ -25,7 +25,7 @@ impl DisabledUserStore for SqlStore<DB> {
             return Ok(());
         }
         let at = EpochMillis::now().0;
-        let mut tx = self.pool().begin().await.map_err(RegistryError::db("starting a sync-state write"))?;
+        let mut tx = self.begin_state_write("starting a sync-state write").await?;
         for (subject, user_id) in users {
             sqlx::query::<DB>(
                 "INSERT INTO sync_user_disabled (provisioner, source, subject_id, duo_user_id, disabled_at_ms) VALUES ($1, $2, $3, $4, $5) \
@@ -47,7 +47,7 @@ impl DisabledUserStore for SqlStore<DB> {
         if subjects.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await.map_err(RegistryError::db("starting a sync-state write"))?;
+        let mut tx = self.begin_state_write("starting a sync-state write").await?;
         for subject in subjects {
             sqlx::query::<DB>("DELETE FROM sync_user_disabled WHERE provisioner = $1 AND source = $2 AND subject_id = $3")
                 .bind(provisioner)

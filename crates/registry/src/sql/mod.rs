@@ -213,6 +213,15 @@ impl SqlStore<DB> {
         Ok(tx)
     }
 
+    /// A write transaction outside the registry's change-log lock, for the sync's own records
+    /// (links, rendered usernames, administrators, disabled users). It starts with `BEGIN_WRITE`
+    /// so SQLite takes its single writer at the start, waiting its busy timeout for another
+    /// writer: a transaction that read first under a plain `BEGIN` could not upgrade to a write
+    /// once another connection had written, and failed with "database is locked" at once.
+    async fn begin_state_write(&self, what: impl Into<String>) -> Result<Tx<DB>> {
+        self.pool.begin_with(DB::BEGIN_WRITE).await.map_err(db(what))
+    }
+
     /// A read transaction whose statements see one snapshot (`BEGIN_READ` of the backend).
     async fn begin_read(&self) -> Result<Tx<DB>> {
         self.pool.begin_with(DB::BEGIN_READ).await.map_err(db("starting a read"))

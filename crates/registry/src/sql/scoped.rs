@@ -163,7 +163,7 @@ impl ScopedReads for SqlStore<DB> {
     }
 
     async fn replace_rendered(&self, provisioner: &str, fingerprint: &str, rows: &[RenderedName]) -> Result<RenderedCounts> {
-        let mut tx = self.pool().begin().await.map_err(db("starting a rendered-usernames write"))?;
+        let mut tx = self.begin_state_write("starting a rendered-usernames write").await?;
         let existing: Vec<(String, String, String)> = sqlx::query_as("SELECT source, subject_id, username_key FROM rendered_username WHERE provisioner = $1")
             .bind(provisioner)
             .fetch_all(&mut *tx)
@@ -182,7 +182,7 @@ impl ScopedReads for SqlStore<DB> {
     }
 
     async fn update_rendered(&self, provisioner: &str, fingerprint: &str, subjects: &[SubjectKey], rows: &[RenderedName]) -> Result<bool> {
-        let mut tx = self.pool().begin().await.map_err(db("starting a rendered-usernames write"))?;
+        let mut tx = self.begin_state_write("starting a rendered-usernames write").await?;
         let recorded: Option<(String,)> = sqlx::query_as("SELECT fingerprint FROM rendered_state WHERE provisioner = $1")
             .bind(provisioner)
             .fetch_optional(&mut *tx)

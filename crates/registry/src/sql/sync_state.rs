@@ -110,7 +110,7 @@ impl SyncStore for SqlStore<DB> {
 
     async fn record(&self, provisioner: &str, groups: &[GroupState], users: &[UserState], memberships: &[MembershipState]) -> Result<()> {
         let at = EpochMillis::now();
-        let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
+        let mut tx = self.begin_state_write("starting a sync-state write").await?;
         for chunk in groups.chunks(BATCH) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO sync_group (provisioner, group_uuid, duo_group_id, in_target, created_by_us, first_provisioned, last_provisioned, error_code, error_message, error_at, pending_name, pending_at) ",
@@ -185,7 +185,7 @@ impl SyncStore for SqlStore<DB> {
     }
 
     async fn forget_groups(&self, provisioner: &str, uuids: &[String]) -> Result<()> {
-        let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
+        let mut tx = self.begin_state_write("starting a sync-state write").await?;
         for uuid in uuids {
             for sql in ["DELETE FROM sync_group WHERE provisioner = $1 AND group_uuid = $2", "DELETE FROM sync_membership WHERE provisioner = $1 AND group_uuid = $2"] {
                 sqlx::query(sql).bind(provisioner).bind(uuid).execute(&mut *tx).await.map_err(db(format!("forgetting group {uuid}")))?;
@@ -195,7 +195,7 @@ impl SyncStore for SqlStore<DB> {
     }
 
     async fn forget_users(&self, provisioner: &str, subjects: &[SubjectKey]) -> Result<()> {
-        let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
+        let mut tx = self.begin_state_write("starting a sync-state write").await?;
         for s in subjects {
             for sql in [
                 "DELETE FROM sync_user WHERE provisioner = $1 AND source = $2 AND subject_id = $3",
@@ -290,7 +290,7 @@ impl SyncStore for SqlStore<DB> {
     }
 
     async fn settle(&self, provisioner: &str, s: &Settlement<'_>) -> Result<()> {
-        let mut tx = self.pool().begin().await.map_err(db("starting a sync-state write"))?;
+        let mut tx = self.begin_state_write("starting a sync-state write").await?;
         if let Some(seq) = s.checkpoint {
             let (full, incremental) = if s.kind == RunKind::Full { (Some(s.now_ms.0), None) } else { (None, Some(s.now_ms.0)) };
             sqlx::query(

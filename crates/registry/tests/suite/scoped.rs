@@ -116,3 +116,38 @@ registry_test!(scoped_links_are_the_whole_links_restricted_to_their_subjects_wit
     let want: Vec<_> = whole.users.iter().filter(|l| ["c", "e"].contains(&l.subject.id.as_str())).cloned().collect();
     assert_eq!(by_id, want, "DU9 is another provisioner's");
 });
+
+/// Two processes on one SQLite registry (the daemon and a `duoprov` command, or a source mirror):
+/// recording rendered usernames reads the recorded rows before it writes. Begun as a plain
+/// deferred transaction, that read could not become a write once the other connection had
+/// committed, and the run failed at once with "database is locked". The write transaction now
+/// waits for the other writer, as every registry write does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_usernames_waits_for_another_connections_write_on_sqlite_instead_of_failing() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    let url = format!("sqlite://{}", path.display());
+    let store: std::sync::Arc<dyn duoprov_registry::Store> = std::sync::Arc::from(duoprov_registry::open(&url, &duoprov_registry::OpenOptions::default()).await.unwrap());
+    let row = |id: &str, name: &str| RenderedName { subject: key(id), username_key: name.into() };
+    store.replace_rendered("p", "f1", &[row("a", "ann"), row("b", "bob")]).await.unwrap();
+
+    // Another connection holds the writer, with a write not yet committed.
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    sqlx::query("INSERT INTO rendered_state (provisioner, fingerprint, at_ms) VALUES ('q', 'f9', 0)").execute(&mut other).await.unwrap();
+
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move { store.replace_rendered("p", "f1", &[row("a", "ann"), row("b", "bobby")]).await })
+    };
+    // Let the recording start while the other write is open (its read of the recorded rows sees
+    // the last commit), then commit the other write under it.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+
+    let counts = writer.await.unwrap().expect("recording the usernames waits for the other writer instead of failing");
+    assert_eq!((counts.written, counts.removed), (1, 0));
+    assert_eq!(store.rendered_of("p", &[key("b")]).await.unwrap(), vec![row("b", "bobby")]);
+    assert_eq!(store.rendered_fingerprint("q").await.unwrap().as_deref(), Some("f9"), "the other connection's write is kept");
+}
