@@ -322,16 +322,22 @@ impl<'a> Applier<'a> {
     /// Links found by matching (confirmed, adopted, taken over) and links leaving management.
     async fn record_matches(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let at = EpochMillis::now();
-        // Every linked Duo user's subject (matches below take precedence): a failed removal of a
-        // user leaving management is then still scheduled for its subject. Only needed (and read)
-        // when the plan removes memberships.
-        let removes = plan.ops.iter().any(|o| matches!(o.op, Op::RemoveMember { .. }));
-        let links = if removes {
-            self.store.links(self.provisioner).await?
-        } else {
-            Default::default()
-        };
-        for l in &links.users {
+        // The subject linked to each Duo user that loses a membership in this plan (matches
+        // below take precedence): a failed removal of a user leaving management is then still
+        // scheduled for its subject. Only those links are read (by Duo user id), never every
+        // link of the provisioner: an incremental run's cost follows its plan.
+        let removed_ids: Vec<String> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                Op::RemoveMember { user_id, .. } => Some(user_id.clone()),
+                _ => None,
+            })
+            .collect::<HashSet<String>>()
+            .into_iter()
+            .collect();
+        let removed_links = if removed_ids.is_empty() { Vec::new() } else { self.store.user_links_by_duo_ids(self.provisioner, &removed_ids).await? };
+        for l in &removed_links {
             if let Some(id) = &l.duo_user_id {
                 self.subject_of_user.insert(id.clone(), l.subject.clone());
             }
@@ -372,7 +378,9 @@ impl<'a> Applier<'a> {
             })
             .collect();
         let matched: HashSet<&str> = plan.user_matches.iter().map(|m| m.user_id.as_str()).collect();
-        let link_id: HashMap<&SubjectKey, &str> = links.users.iter().filter_map(|l| l.duo_user_id.as_deref().map(|id| (&l.subject, id))).collect();
+        // Only a link whose Duo user loses a membership can make its subject wait, so the links
+        // read above are all `waits` needs.
+        let link_id: HashMap<&SubjectKey, &str> = removed_links.iter().filter_map(|l| l.duo_user_id.as_deref().map(|id| (&l.subject, id))).collect();
         let waits = |k: &SubjectKey| link_id.get(k).copied().filter(|id| removed.contains(id) && !matched.contains(id));
         let mut released_now: Vec<SubjectKey> = Vec::new();
         let mut parked_now: Vec<&SubjectKey> = Vec::new();
