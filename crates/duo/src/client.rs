@@ -252,6 +252,16 @@ impl DuoClient {
         self.inner.pacer.profile()
     }
 
+    /// Per call class, seconds idle and seconds waiting for a token since this client started.
+    pub fn pacing_totals(&self) -> Vec<crate::pace::ClassTotals> {
+        self.inner.pacer.totals()
+    }
+
+    /// Seconds since this client started, on the clock of [`Self::pacing_profile`].
+    pub fn pacing_clock_secs(&self) -> f64 {
+        self.inner.pacer.clock_secs()
+    }
+
     /// Whether this client found `/admin/v1/bulk` unusable and now sends single calls instead.
     pub fn bulk_found_unusable(&self) -> bool {
         self.inner.bulk_unusable.load(std::sync::atomic::Ordering::Relaxed)

@@ -59,7 +59,8 @@ const MAX_PROBE_STEP: f64 = 0.5;
 const FAST_STREAK: u32 = 4;
 /// Failed probes in a row beyond which the hold-off stops growing (2, 4, 8, then 16 intervals).
 const MAX_HOLD_DOUBLINGS: u32 = 4;
-/// Points of a class's rate timeline kept in its profile; later changes are counted only.
+/// Points of a class's rate timeline (and idle spans) kept in its profile; older ones are
+/// dropped (counted only).
 const MAX_TIMELINE: usize = 4096;
 
 /// The rate-limit class of a call (Duo counts these separately).
@@ -133,9 +134,10 @@ struct BucketState {
     taken: u64,
     /// Callers sleeping for a token now.
     waiters: u32,
-    /// `(seconds since the bucket was made, rate)` at each change, the first [`MAX_TIMELINE`].
-    timeline: Vec<(f64, f64)>,
-    /// Rate changes in all (the timeline may stop short).
+    /// `(seconds since the bucket was made, rate)` at the start and each change, the last
+    /// [`MAX_TIMELINE`].
+    timeline: std::collections::VecDeque<(f64, f64)>,
+    /// Rate changes in all (the timeline may have dropped the oldest).
     changes: u64,
 }
 
@@ -182,7 +184,7 @@ impl TokenBucket {
                 cuts_since_quiet: 0,
                 taken: 0,
                 waiters: 0,
-                timeline: vec![(0.0, ceiling)],
+                timeline: std::collections::VecDeque::from([(0.0, ceiling)]),
                 changes: 0,
             }),
         }
@@ -207,9 +209,10 @@ impl TokenBucket {
         s.per_minute = per_minute;
         s.lowest = s.lowest.min(per_minute);
         s.changes += 1;
-        if s.timeline.len() < MAX_TIMELINE {
-            s.timeline.push((at.saturating_duration_since(self.start).as_secs_f64(), per_minute));
+        if s.timeline.len() == MAX_TIMELINE {
+            s.timeline.pop_front();
         }
+        s.timeline.push_back((at.saturating_duration_since(self.start).as_secs_f64(), per_minute));
     }
 
     /// The step of the next probe above the proven rate.
@@ -370,11 +373,11 @@ impl TokenBucket {
     }
 
     /// `(seconds since the bucket was made, rate per minute)` at the start and at each change
-    /// (the first [`MAX_TIMELINE`]), and the number of changes in all.
+    /// (the last [`MAX_TIMELINE`]), and the number of changes in all.
     pub fn timeline(&self) -> (Vec<(f64, f64)>, u64) {
         let mut s = self.lock();
         self.advance(&mut s, Instant::now());
-        (s.timeline.clone(), s.changes)
+        (s.timeline.iter().copied().collect(), s.changes)
     }
 }
 
@@ -406,15 +409,18 @@ struct Activity {
     idle_since: Instant,
     /// Time with no call under way, in all.
     idle: Duration,
-    /// `(from, to)` seconds since the pacer was made with no call under way, the first
+    /// `(from, to)` seconds since the pacer was made with no call under way, the last
     /// [`MAX_TIMELINE`] spans.
-    idle_spans: Vec<(f64, f64)>,
+    idle_spans: std::collections::VecDeque<(f64, f64)>,
     /// Callers waiting for a token of the class.
     waiting: u32,
     /// Since when `waiting` is above 0 (when it is).
     waiting_since: Instant,
     /// Time with at least one caller waiting for a token, in all.
     waited: Duration,
+    /// `(from, to)` seconds since the pacer was made with a caller waiting for a token, the
+    /// last [`MAX_TIMELINE`] spans.
+    wait_spans: std::collections::VecDeque<(f64, f64)>,
 }
 
 /// One class's counters and rates, as [`Pacer::stats`] reports them.
@@ -445,15 +451,29 @@ pub struct ClassProfile {
     /// Seconds with no call of the class under way (the caller had none to make).
     pub idle_secs: f64,
     /// `(from, to)` seconds since the client started with no call of the class under way (the
-    /// first 4096 spans; an idle span still open ends at `elapsed_secs`).
+    /// last 4096 spans, and the one still open, ending at `elapsed_secs`).
     pub idle_spans: Vec<(f64, f64)>,
     /// Seconds with at least one call of the class waiting for a token (paced).
     pub token_wait_secs: f64,
+    /// `(from, to)` seconds since the client started with a call of the class waiting for a
+    /// token (the last 4096 spans, and the one still open).
+    pub token_wait_spans: Vec<(f64, f64)>,
     /// `(seconds since the client started, rate per minute)` at the start and at each change of
-    /// the class's paced rate (the first 4096 changes); empty when the class is not paced.
+    /// the class's paced rate (the last 4096); empty when the class is not paced.
     pub rate_timeline: Vec<(f64, f64)>,
     /// Changes of the paced rate in all.
     pub rate_changes: u64,
+}
+
+/// One class's cumulative idle and token-wait seconds (see [`Pacer::totals`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassTotals {
+    /// The class.
+    pub class: CallClass,
+    /// Seconds with no call of the class under way.
+    pub idle_secs: f64,
+    /// Seconds with a call of the class waiting for a token.
+    pub token_wait_secs: f64,
 }
 
 /// A call of one class under way: ends when dropped (see [`Pacer::begin`]).
@@ -495,10 +515,11 @@ impl Pacer {
                 calls: 0,
                 idle_since: start,
                 idle: Duration::ZERO,
-                idle_spans: Vec::new(),
+                idle_spans: Default::default(),
                 waiting: 0,
                 waiting_since: start,
                 waited: Duration::ZERO,
+                wait_spans: Default::default(),
             }),
         };
         Pacer {
@@ -527,9 +548,12 @@ impl Pacer {
         if a.calls == 0 {
             let idle = now.saturating_duration_since(a.idle_since);
             a.idle += idle;
-            if !idle.is_zero() && a.idle_spans.len() < MAX_TIMELINE {
+            if !idle.is_zero() {
+                if a.idle_spans.len() == MAX_TIMELINE {
+                    a.idle_spans.pop_front();
+                }
                 let from = a.idle_since.saturating_duration_since(self.start).as_secs_f64();
-                a.idle_spans.push((from, now.saturating_duration_since(self.start).as_secs_f64()));
+                a.idle_spans.push_back((from, now.saturating_duration_since(self.start).as_secs_f64()));
             }
         }
         a.calls += 1;
@@ -562,6 +586,14 @@ impl Pacer {
                 if a.waiting == 0 {
                     let waited = now.saturating_duration_since(a.waiting_since);
                     a.waited += waited;
+                    if !waited.is_zero() {
+                        if a.wait_spans.len() == MAX_TIMELINE {
+                            a.wait_spans.pop_front();
+                        }
+                        let start = self.0.start;
+                        let span = (a.waiting_since.saturating_duration_since(start).as_secs_f64(), now.saturating_duration_since(start).as_secs_f64());
+                        a.wait_spans.push_back(span);
+                    }
                 }
             }
         }
@@ -602,6 +634,33 @@ impl Pacer {
             .collect()
     }
 
+    /// Seconds since the pacer was made: the clock of [`ClassProfile`]'s spans and timelines.
+    pub fn clock_secs(&self) -> f64 {
+        Instant::now().saturating_duration_since(self.start).as_secs_f64()
+    }
+
+    /// Every class's seconds idle and seconds waiting for a token since the pacer was made, in
+    /// [`CallClass::ALL`] order: a cheap snapshot (no spans) whose differences split a run's
+    /// phases.
+    pub fn totals(&self) -> Vec<ClassTotals> {
+        let now = Instant::now();
+        CallClass::ALL
+            .iter()
+            .map(|&class| {
+                let a = self.activity(class);
+                let mut idle = a.idle;
+                if a.calls == 0 {
+                    idle += now.saturating_duration_since(a.idle_since);
+                }
+                let mut waited = a.waited;
+                if a.waiting > 0 {
+                    waited += now.saturating_duration_since(a.waiting_since);
+                }
+                ClassTotals { class, idle_secs: idle.as_secs_f64(), token_wait_secs: waited.as_secs_f64() }
+            })
+            .collect()
+    }
+
     /// Every class's profile since the pacer was made, in [`CallClass::ALL`] order.
     pub fn profile(&self) -> Vec<ClassProfile> {
         let now = Instant::now();
@@ -612,16 +671,20 @@ impl Pacer {
                 let (rate_timeline, rate_changes) = self.classes[class.index()].bucket.as_ref().map(TokenBucket::timeline).unwrap_or_default();
                 let a = self.activity(class);
                 let mut idle = a.idle;
-                let mut idle_spans = a.idle_spans.clone();
+                let mut idle_spans: Vec<(f64, f64)> = a.idle_spans.iter().copied().collect();
                 if a.calls == 0 {
                     idle += now.saturating_duration_since(a.idle_since);
-                    if idle_spans.len() < MAX_TIMELINE && now > a.idle_since {
+                    if now > a.idle_since {
                         idle_spans.push((secs(a.idle_since), secs(now)));
                     }
                 }
                 let mut waited = a.waited;
+                let mut token_wait_spans: Vec<(f64, f64)> = a.wait_spans.iter().copied().collect();
                 if a.waiting > 0 {
                     waited += now.saturating_duration_since(a.waiting_since);
+                    if now > a.waiting_since {
+                        token_wait_spans.push((secs(a.waiting_since), secs(now)));
+                    }
                 }
                 ClassProfile {
                     class,
@@ -629,6 +692,7 @@ impl Pacer {
                     idle_secs: idle.as_secs_f64(),
                     idle_spans,
                     token_wait_secs: waited.as_secs_f64(),
+                    token_wait_spans,
                     rate_timeline,
                     rate_changes,
                 }

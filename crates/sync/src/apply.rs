@@ -266,7 +266,10 @@ impl<'a> Applier<'a> {
     }
 
     fn timed(&mut self, phase: &str, start: Instant) {
-        self.report.timings_ms.push((phase.to_owned(), start.elapsed().as_millis() as u64));
+        let elapsed = start.elapsed();
+        self.report.timings_ms.push((phase.to_owned(), elapsed.as_millis() as u64));
+        let to = self.duo.pacing_clock_secs();
+        self.report.phase_clock.push((phase.to_owned(), to - elapsed.as_secs_f64(), to, self.duo.pacing_totals()));
     }
 
     /// Stops the run before `phase` when the runner lock is no longer held.
@@ -278,6 +281,8 @@ impl<'a> Applier<'a> {
     }
 
     pub async fn apply(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let now = self.duo.pacing_clock_secs();
+        self.report.phase_clock.push((String::new(), now, now, self.duo.pacing_totals()));
         let start = Instant::now();
         self.fenced("recording matches").await?;
         self.record_matches(plan).await?;
