@@ -800,11 +800,11 @@ impl<'a> Applier<'a> {
         let additions: Vec<&PlannedOp> = plan.ops.iter().filter(is_addition).collect();
         // Every removal window is sent (and answered) before the first addition window.
         for window in removals.chunks(MEMBERSHIP_WINDOW).chain(additions.chunks(MEMBERSHIP_WINDOW)) {
-            if !std::mem::take(&mut first) {
-                if let Err(e) = self.fenced("changing memberships").await {
-                    self.record_window(pending.take()).await?;
-                    return Err(e);
-                }
+            if !std::mem::take(&mut first)
+                && let Err(e) = self.fenced("changing memberships").await
+            {
+                self.record_window(pending.take()).await?;
+                return Err(e);
             }
             let (store, provisioner) = (self.store, self.provisioner);
             let previous = pending.take();
