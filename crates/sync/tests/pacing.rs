@@ -196,8 +196,9 @@ async fn a_sync_against_a_tenant_with_lower_limits_than_documented_converges_aft
     let limit = 100.0 * SCALE;
     assert!(writes.lowest_per_minute.is_some_and(|l| l < limit), "the write rate never came under the limit: {writes:?}");
     // The bound: reaching the limit from the ceiling takes two cuts (2 400 → 1 200 → 600 per
-    // minute against 1 000), and afterwards a cut at most every two recovery intervals (two
-    // steps of 10 % of the ceiling climb back over the limit from half of it). Each cut can come
+    // minute against 1 000), and afterwards a cut at most every two recovery intervals (a probe
+    // above the proven rate follows an interval that proved it, and a failed probe holds off the
+    // next for at least two). Each cut can come
     // with a 429 for every other call already in flight, which does not cut again.
     let cuts = 2.0 + out.elapsed.as_secs_f64() / (2.0 * recovery().as_secs_f64()) + 1.0;
     let bound = (cuts * CONCURRENCY as f64).floor() as u64;
