@@ -47,6 +47,7 @@ struct RawDuo {
     bulk_per_minute: Option<u32>,
     adaptive_pacing: Option<bool>,
     pacing_recovery_secs: Option<u64>,
+    pacing_recovery_ms: Option<u64>,
     max_concurrency: Option<usize>,
     server_retries: Option<u32>,
     bulk: Option<String>,
@@ -422,6 +423,9 @@ pub struct DuoConnection {
     pub adaptive_pacing: Option<bool>,
     /// Seconds without a 429 per recovery step; `None` keeps the default (30).
     pub pacing_recovery_secs: Option<u64>,
+    /// The same in milliseconds, for a Duo whose time runs faster (a benchmark scaling Duo's
+    /// rates scales this too); exclusive with `pacing_recovery_secs`.
+    pub pacing_recovery_ms: Option<u64>,
     pub max_concurrency: Option<usize>,
     /// Retries after a 5xx or a broken connection; `None` keeps the client's default (3).
     pub server_retries: Option<u32>,
@@ -572,6 +576,12 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         if d.pacing_recovery_secs == Some(0) {
             bail!("{key}.pacing_recovery_secs: must be at least 1");
         }
+        if d.pacing_recovery_ms == Some(0) {
+            bail!("{key}.pacing_recovery_ms: must be at least 1");
+        }
+        if d.pacing_recovery_secs.is_some() && d.pacing_recovery_ms.is_some() {
+            bail!("{key}: set pacing_recovery_secs or pacing_recovery_ms, not both");
+        }
         if d.max_concurrency == Some(0) {
             bail!("{key}.max_concurrency: must be at least 1");
         }
@@ -612,6 +622,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 bulk_per_minute: d.bulk_per_minute,
                 adaptive_pacing: d.adaptive_pacing,
                 pacing_recovery_secs: d.pacing_recovery_secs,
+                pacing_recovery_ms: d.pacing_recovery_ms,
                 max_concurrency: d.max_concurrency,
                 server_retries: d.server_retries,
                 bulk,
@@ -1036,7 +1047,11 @@ mod tests {
         let new = parse_str(&format!("{conn}list_lookups_per_minute = 20\nbulk_per_minute = 30\nadaptive_pacing = false\npacing_recovery_secs = 60\n")).unwrap();
         let d = &new.duo["prod"];
         assert_eq!((d.list_lookups_per_minute, d.bulk_per_minute, d.adaptive_pacing, d.pacing_recovery_secs), (Some(20), Some(30), Some(false), Some(60)));
-        for key in ["bulk_per_minute", "list_lookups_per_minute", "pacing_recovery_secs"] {
+        let ms = parse_str(&format!("{conn}pacing_recovery_ms = 300\n")).unwrap();
+        assert_eq!(ms.duo["prod"].pacing_recovery_ms, Some(300));
+        let both = parse_str(&format!("{conn}pacing_recovery_secs = 1\npacing_recovery_ms = 300\n")).unwrap_err().to_string();
+        assert!(both.contains("duo.prod") && both.contains("not both"), "{both}");
+        for key in ["bulk_per_minute", "list_lookups_per_minute", "pacing_recovery_secs", "pacing_recovery_ms"] {
             let e = parse_str(&format!("{conn}{key} = 0\n")).unwrap_err().to_string();
             assert!(e.contains(&format!("duo.prod.{key}")) && e.contains("at least 1"), "{e}");
         }

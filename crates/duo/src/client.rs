@@ -246,6 +246,22 @@ impl DuoClient {
         self.inner.pacer.stats()
     }
 
+    /// Per call class since this client started: time idle (no call under way), time with a
+    /// call waiting for a token, and the paced rate's timeline.
+    pub fn pacing_profile(&self) -> Vec<crate::pace::ClassProfile> {
+        self.inner.pacer.profile()
+    }
+
+    /// Per call class, seconds idle and seconds waiting for a token since this client started.
+    pub fn pacing_totals(&self) -> Vec<crate::pace::ClassTotals> {
+        self.inner.pacer.totals()
+    }
+
+    /// Seconds since this client started, on the clock of [`Self::pacing_profile`].
+    pub fn pacing_clock_secs(&self) -> f64 {
+        self.inner.pacer.clock_secs()
+    }
+
     /// Whether this client found `/admin/v1/bulk` unusable and now sends single calls instead.
     pub fn bulk_found_unusable(&self) -> bool {
         self.inner.bulk_unusable.load(std::sync::atomic::Ordering::Relaxed)
@@ -378,6 +394,7 @@ impl DuoClient {
             Params::Json(m) => prepare_json(cfg.signature, spec.method, m),
         };
         let deadline = far_add(Instant::now(), cfg.call_deadline);
+        let _underway = self.inner.pacer.begin(spec.class);
         let _slot = self.inner.pacer.slot().await;
         let mut rate_backoff = Backoff::new(&cfg.retry);
         let mut server_backoff = Backoff::new(&cfg.retry);

@@ -63,7 +63,7 @@ pub use duoprov_duo_wire::envelope::Failure;
 pub use duoprov_duo_wire::types::{Admin, Group, GroupMember, User};
 pub use error::{DuoError, ErrorClass, ErrorKind};
 pub use groups::GroupFields;
-pub use pace::{CallClass, ClassStats, MIN_RATE_PER_MINUTE};
+pub use pace::{CallClass, ClassProfile, ClassStats, ClassTotals, MIN_RATE_PER_MINUTE};
 pub use paging::PageProgress;
 pub use probe::{GroupNameReading, ProbeReport, Reading, UsernameReading};
 pub use retry::Safety;

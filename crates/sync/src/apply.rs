@@ -9,7 +9,9 @@
 //! for a retry. The link of a user leaving management is forgotten only once its membership
 //! removals succeeded, so a failed removal is planned again by the next run. Every mutation sent
 //! to Duo, answered or failed, is appended to the audit log with Duo's answer: one batch per
-//! phase (per window of memberships), after its results are recorded.
+//! phase (per window of memberships), after its results are recorded. A membership window is
+//! recorded and audited while the next one is sent; the phase ends (and a run stopped between
+//! windows stops) only once every window sent is recorded and audited.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -33,6 +35,21 @@ const USERS_PER_BULK_CREATE: usize = 100;
 /// Duo's 50): enough to keep every concurrent call busy, small enough that a million memberships
 /// never sit in memory as requests, audit entries and states at once.
 const MEMBERSHIP_WINDOW: usize = 5_000;
+
+/// A sent membership window's states and audit entries, still to be written.
+struct WindowRecord {
+    states: Vec<MembershipState>,
+    audit: Vec<AuditRecord>,
+}
+
+/// Records a sent membership window's states, then appends its audit entries (nothing for
+/// `None`). Borrows only the store, so it runs while the next window is sent.
+async fn record_window(store: &dyn Store, provisioner: &str, window: Option<WindowRecord>) -> Result<(), SyncError> {
+    let Some(w) = window else { return Ok(()) };
+    store.record(provisioner, &[], &[], &w.states).await?;
+    store.append_audit(&w.audit).await?;
+    Ok(())
+}
 
 /// Whether a failure's error text is Duo's 403 (a permission the application lacks), as
 /// [`duoprov_duo::ErrorKind::Forbidden`] displays it.
@@ -266,7 +283,10 @@ impl<'a> Applier<'a> {
     }
 
     fn timed(&mut self, phase: &str, start: Instant) {
-        self.report.timings_ms.push((phase.to_owned(), start.elapsed().as_millis() as u64));
+        let elapsed = start.elapsed();
+        self.report.timings_ms.push((phase.to_owned(), elapsed.as_millis() as u64));
+        let to = self.duo.pacing_clock_secs();
+        self.report.phase_clock.push((phase.to_owned(), to - elapsed.as_secs_f64(), to, self.duo.pacing_totals()));
     }
 
     /// Stops the run before `phase` when the runner lock is no longer held.
@@ -278,6 +298,8 @@ impl<'a> Applier<'a> {
     }
 
     pub async fn apply(&mut self, plan: &Plan) -> Result<(), SyncError> {
+        let now = self.duo.pacing_clock_secs();
+        self.report.phase_clock.push((String::new(), now, now, self.duo.pacing_totals()));
         let start = Instant::now();
         self.fenced("recording matches").await?;
         self.record_matches(plan).await?;
@@ -777,28 +799,37 @@ impl<'a> Applier<'a> {
         }
         // The runner lock is asked again before every window but the first (asked before the
         // phase): a run that lost it stops within one window, not after the whole phase.
+        // Window k is recorded and audited while window k + 1 is sent (the bulk class does not
+        // idle on the registry); the last window's recording, and a stopped run's, is awaited
+        // before the phase ends.
         let mut first = true;
+        let mut pending: Option<WindowRecord> = None;
         let removals: Vec<&PlannedOp> = plan.ops.iter().filter(is_removal).collect();
-        for window in removals.chunks(MEMBERSHIP_WINDOW) {
-            if !std::mem::take(&mut first) {
-                self.fenced("changing memberships").await?;
-            }
-            self.membership_window(window, &uuid_of_group).await?;
-        }
-        drop(removals);
         let additions: Vec<&PlannedOp> = plan.ops.iter().filter(is_addition).collect();
-        for window in additions.chunks(MEMBERSHIP_WINDOW) {
-            if !std::mem::take(&mut first) {
-                self.fenced("changing memberships").await?;
+        // Every removal window is sent (and answered) before the first addition window.
+        for window in removals.chunks(MEMBERSHIP_WINDOW).chain(additions.chunks(MEMBERSHIP_WINDOW)) {
+            if !std::mem::take(&mut first)
+                && let Err(e) = self.fenced("changing memberships").await
+            {
+                self.record_window(pending.take()).await?;
+                return Err(e);
             }
-            self.membership_window(window, &uuid_of_group).await?;
+            let (store, provisioner) = (self.store, self.provisioner);
+            let previous = pending.take();
+            let (recorded, sent) = tokio::join!(record_window(store, provisioner, previous), self.membership_window(window, &uuid_of_group));
+            recorded?;
+            pending = Some(sent);
         }
-        Ok(())
+        self.record_window(pending).await
+    }
+
+    async fn record_window(&self, window: Option<WindowRecord>) -> Result<(), SyncError> {
+        record_window(self.store, self.provisioner, window).await
     }
 
     /// One window of membership operations (all removals or all additions): sent through
-    /// [`Self::bulk`], then their states recorded and their audit entries appended.
-    async fn membership_window(&mut self, window: &[&PlannedOp], uuid_of_group: &HashMap<&str, &str>) -> Result<(), SyncError> {
+    /// [`Self::bulk`]; returns their states and audit entries, for [`record_window`].
+    async fn membership_window(&mut self, window: &[&PlannedOp], uuid_of_group: &HashMap<&str, &str>) -> WindowRecord {
         let mut ops = Vec::with_capacity(window.len());
         let mut about: Vec<About> = Vec::with_capacity(window.len());
         let mut unresolved = Vec::new();
@@ -890,8 +921,7 @@ impl<'a> Applier<'a> {
                 }
             }
         }
-        self.store.record(self.provisioner, &[], &[], &states).await?;
-        self.flush_audit().await
+        WindowRecord { states, audit: std::mem::take(&mut self.audit) }
     }
 
     async fn delete_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {

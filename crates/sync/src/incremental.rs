@@ -841,6 +841,7 @@ async fn plan_scope_in(
         duo_users: Vec::new(),
         read_calls: calls,
         read_ms,
+        planned_at_clock: duo.pacing_clock_secs(),
         plan_ms,
         pacing_before,
         rendered,

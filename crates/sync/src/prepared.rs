@@ -78,6 +78,9 @@ pub struct Prepared {
     pub read_calls: usize,
     pub read_ms: u64,
     pub plan_ms: u64,
+    /// When planning ended, in seconds on the client's pacing clock
+    /// ([`duoprov_duo::DuoClient::pacing_clock_secs`]): read and plan end there.
+    pub planned_at_clock: f64,
     /// The client's per-class counters when preparing began (the run reports the difference).
     pub pacing_before: Vec<duoprov_duo::ClassStats>,
     /// The rendered usernames this read establishes, recorded when the run is not a dry run.

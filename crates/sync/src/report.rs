@@ -87,6 +87,101 @@ pub struct ClassReport {
     pub lowest_per_minute: Option<f64>,
 }
 
+/// Where a run's time went, on the client's pacing clock (seconds since the client started):
+/// the run's phases, and per call class the spans with no call under way, the time calls waited
+/// for a token, and the paced rate's changes. Counted by the client as calls begin and end; a
+/// benchmark reads it to split the wall time beyond the rate bound into its causes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PacingProfile {
+    /// The run's phases, as its timings name them, with each class's idle and token-wait
+    /// seconds within each (read and plan: times only).
+    pub phases: Vec<PhaseProfile>,
+    pub classes: Vec<ClassProfileReport>,
+}
+
+/// One phase of a [`PacingProfile`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PhaseProfile {
+    pub phase: String,
+    pub from_secs: f64,
+    pub to_secs: f64,
+    /// `(class, idle seconds, token-wait seconds)` within the phase (since the previous phase
+    /// ended).
+    pub classes: Vec<(String, f64, f64)>,
+}
+
+/// One class in a [`PacingProfile`] (see [`duoprov_duo::ClassProfile`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClassProfileReport {
+    pub class: String,
+    /// The client's clock when the profile was taken.
+    pub elapsed_secs: f64,
+    /// Seconds of the run with no call of the class under way (the spans below, summed).
+    pub idle_secs: f64,
+    /// `(from, to)` with no call of the class under way.
+    pub idle_spans: Vec<(f64, f64)>,
+    /// Seconds of the run with a call of the class waiting for a token (the spans below).
+    pub token_wait_secs: f64,
+    pub token_wait_spans: Vec<(f64, f64)>,
+    /// `(at, rate per minute)` when the run began and at each change since.
+    pub rate_timeline: Vec<(f64, f64)>,
+    /// Changes of the paced rate during the run.
+    pub rate_changes: u64,
+}
+
+impl PacingProfile {
+    /// The part of the client's profiles since the run's first phase began: spans clipped to
+    /// the run, the rate in force when it began, then its changes.
+    pub fn new(marks: Vec<(String, f64, f64, Vec<duoprov_duo::ClassTotals>)>, classes: Vec<duoprov_duo::ClassProfile>) -> Self {
+        let mut phases = Vec::new();
+        let mut previous: Option<&Vec<duoprov_duo::ClassTotals>> = None;
+        for (name, from, to, totals) in &marks {
+            let within = match previous {
+                Some(before) if !totals.is_empty() => totals
+                    .iter()
+                    .filter_map(|t| {
+                        let b = before.iter().find(|b| b.class == t.class)?;
+                        Some((t.class.name().to_owned(), t.idle_secs - b.idle_secs, t.token_wait_secs - b.token_wait_secs))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if !totals.is_empty() {
+                previous = Some(totals);
+            }
+            if !name.is_empty() {
+                phases.push(PhaseProfile { phase: name.clone(), from_secs: *from, to_secs: *to, classes: within });
+            }
+        }
+        let from = phases.iter().map(|p| p.from_secs).fold(f64::INFINITY, f64::min);
+        let from = if from.is_finite() { from } else { 0.0 };
+        let clip = |spans: &[(f64, f64)]| -> Vec<(f64, f64)> { spans.iter().filter(|(_, to)| *to > from).map(|&(f, t)| (f.max(from), t)).collect() };
+        let classes = classes
+            .into_iter()
+            .map(|c| {
+                let idle_spans = clip(&c.idle_spans);
+                let token_wait_spans = clip(&c.token_wait_spans);
+                let mut rate_timeline: Vec<(f64, f64)> = Vec::new();
+                if let Some(&(_, rate)) = c.rate_timeline.iter().rev().find(|(at, _)| *at <= from) {
+                    rate_timeline.push((from, rate));
+                }
+                rate_timeline.extend(c.rate_timeline.iter().filter(|(at, _)| *at > from));
+                ClassProfileReport {
+                    class: c.class.name().to_owned(),
+                    elapsed_secs: c.elapsed_secs,
+                    idle_secs: idle_spans.iter().map(|(f, t)| t - f).sum(),
+                    idle_spans,
+                    token_wait_secs: token_wait_spans.iter().map(|(f, t)| t - f).sum(),
+                    token_wait_spans,
+                    rate_changes: rate_timeline.len().saturating_sub(1) as u64,
+                    rate_timeline,
+                }
+            })
+            .collect();
+        PacingProfile { phases, classes }
+    }
+}
+
 /// Per class, what happened between two snapshots of the client's pacing counters.
 pub fn class_reports(before: &[duoprov_duo::ClassStats], after: &[duoprov_duo::ClassStats]) -> Vec<ClassReport> {
     after
@@ -148,6 +243,13 @@ pub struct RunReport {
     pub retries_scheduled: usize,
     /// Duo calls per call class, with 429s and paced rates.
     pub duo_classes: Vec<ClassReport>,
+    /// Where the run's time went per call class (returned by the run, not stored with it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pacing_profile: Option<PacingProfile>,
+    /// `(phase, from, to, the client's totals at its end)`, on the client's pacing clock, for
+    /// [`PacingProfile`]; the first entry (named "") is the baseline the apply phases start from.
+    #[serde(skip)]
+    pub phase_clock: Vec<(String, f64, f64, Vec<duoprov_duo::ClassTotals>)>,
     /// Administrators (admin roles) changed by this run; `None` when it planned none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admins: Option<AdminCounts>,

@@ -86,6 +86,7 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
         duo_users: if settings.load_duo_users { duo_read.users } else { Vec::new() },
         read_calls: duo_read.calls,
         read_ms,
+        planned_at_clock: duo.pacing_clock_secs(),
         plan_ms,
         pacing_before,
         rendered: Some(rendered),
@@ -177,6 +178,10 @@ pub async fn run(
         held: prepared.plan.errors.len(),
         adopted: prepared.plan.adoptions.len(),
         timings_ms: vec![("read".into(), prepared.read_ms), ("plan".into(), prepared.plan_ms)],
+        phase_clock: {
+            let (end, plan, read) = (prepared.planned_at_clock, prepared.plan_ms as f64 / 1000.0, prepared.read_ms as f64 / 1000.0);
+            vec![("read".into(), end - plan - read, end - plan, Vec::new()), ("plan".into(), end - plan, end, Vec::new())]
+        },
         ..Default::default()
     };
     let pacing_before = prepared.pacing_before.clone();
@@ -185,6 +190,8 @@ pub async fn run(
         let counts = serde_json::to_value(&report).unwrap_or_default();
         let timings = serde_json::to_value(&report.timings_ms).unwrap_or_default();
         store.finish_run(run_id, status, &counts, &timings, message.as_deref()).await?;
+        // Returned, not stored: up to thousands of points per class.
+        report.pacing_profile = Some(crate::report::PacingProfile::new(std::mem::take(&mut report.phase_clock), duo.pacing_profile()));
         Ok::<RunReport, SyncError>(report)
     };
 

@@ -3,7 +3,8 @@
 //! holds them all at once): every operation of every window reaches Duo, has its state recorded
 //! (a second plan is empty) and one audit entry with Duo's answer, and the run report counts
 //! each once — for additions and for removals, including a last, partial window. A run that
-//! loses its runner lock stops before its next window, with the windows sent so far recorded.
+//! loses its runner lock stops before its next window, with the windows sent so far recorded. A
+//! window is recorded while the next is sent, and every window is recorded by the run's end.
 
 mod common;
 
@@ -135,5 +136,48 @@ struct HeldWhileNoMembership(EmulatorHandle);
 impl duoprov_sync::Fence for HeldWhileNoMembership {
     async fn held(&self) -> bool {
         self.0.state().users.iter().all(|u| u.groups.is_empty())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_membership_window_is_sent_before_the_previous_one_is_recorded_and_all_are_recorded_by_the_end() {
+    let Env { emulator, handle, duo, store, settings } = setup().await;
+    let store: Arc<dyn Store> = Arc::from(store);
+    // A lock that stays held and, when asked before the second window (the first time Duo
+    // holds memberships), notes what Duo and the registry held then.
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let fence = FenceHandle(Arc::new(NotesFirstWindow { handle: handle.clone(), store: store.clone(), seen: seen.clone() }));
+    let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
+    let options = SyncOptions { dry_run: false, approval: Approval::exactly(&prepared.plan), fence: Some(fence), ..Default::default() };
+    let report = duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &NoProgress).await.unwrap_or_else(|e| panic!("run: {e}"));
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    // Before the second window was sent, Duo held the first window and the registry had not yet
+    // recorded it: its recording runs alongside the second window's calls.
+    let (in_duo, audited) = seen.lock().unwrap().expect("the lock was asked before the second window");
+    assert_eq!((in_duo, audited), (5_000, 0));
+    // By the end every window is recorded and audited: nothing left to plan.
+    assert_eq!(membership_audit_entries(&*store, "add").await, GROUPS * SUBJECTS);
+    let again = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
+    assert!(again.plan.ops.is_empty(), "a second plan is not empty: {} operations", again.plan.ops.len());
+    emulator.shutdown().await.ok();
+}
+
+/// A runner lock always held that, the first time it is asked while Duo holds memberships,
+/// notes how many Duo holds and how many membership additions the registry has audited.
+struct NotesFirstWindow {
+    handle: EmulatorHandle,
+    store: Arc<dyn Store>,
+    seen: Arc<std::sync::Mutex<Option<(usize, usize)>>>,
+}
+
+#[async_trait::async_trait]
+impl duoprov_sync::Fence for NotesFirstWindow {
+    async fn held(&self) -> bool {
+        let in_duo: usize = self.handle.state().users.iter().map(|u| u.groups.len()).sum();
+        if in_duo > 0 && self.seen.lock().unwrap().is_none() {
+            let audited = membership_audit_entries(&*self.store, "add").await;
+            *self.seen.lock().unwrap() = Some((in_duo, audited));
+        }
+        true
     }
 }

@@ -7,7 +7,8 @@
 //! 429 at all. Id-list lookups and bulk calls start at the page-read and write rates (their own
 //! limits are unverified); against a tenant that holds them to the stricter 40/min and 50/min,
 //! a steady stream of them is brought under those limits by a bounded number of 429s, and every
-//! call succeeds.
+//! call succeeds. The run report's pacing profile tells, per phase, how long each class sat idle
+//! and how long it waited for tokens.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -195,8 +196,9 @@ async fn a_sync_against_a_tenant_with_lower_limits_than_documented_converges_aft
     let limit = 100.0 * SCALE;
     assert!(writes.lowest_per_minute.is_some_and(|l| l < limit), "the write rate never came under the limit: {writes:?}");
     // The bound: reaching the limit from the ceiling takes two cuts (2 400 → 1 200 → 600 per
-    // minute against 1 000), and afterwards a cut at most every two recovery intervals (two
-    // steps of 10 % of the ceiling climb back over the limit from half of it). Each cut can come
+    // minute against 1 000), and afterwards a cut at most every two recovery intervals (a probe
+    // above the proven rate follows an interval that proved it, and a failed probe holds off the
+    // next for at least two). Each cut can come
     // with a 429 for every other call already in flight, which does not cut again.
     let cuts = 2.0 + out.elapsed.as_secs_f64() / (2.0 * recovery().as_secs_f64()) + 1.0;
     let bound = (cuts * CONCURRENCY as f64).floor() as u64;
@@ -296,4 +298,35 @@ async fn against_the_documented_limits_the_default_small_burst_draws_no_429_and_
     let counted: u64 = out.report.duo_classes.iter().map(|c| c.rate_limited).sum();
     assert!(out.server_429s > 0, "a client bursting 5 calls met no 429 from a limiter without burst");
     assert!(counted >= 1 && counted as usize <= out.server_429s, "{counted} in the report, {}: {:?}", out.server_429s, out.report.duo_classes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_report_profiles_each_phase_with_the_time_each_class_sat_idle_or_waited_for_a_token() {
+    let out = sync_under(limits(300, 300, 200, 50, 40), "profile").await;
+    let profile = out.report.pacing_profile.as_ref().expect("a run returns its pacing profile");
+    let names: Vec<&str> = profile.phases.iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(names, ["read", "plan", "create", "update", "memberships", "delete"]);
+    for w in profile.phases.windows(2) {
+        assert!(w[0].from_secs <= w[0].to_secs && w[0].to_secs <= w[1].from_secs + 1e-3, "phases in order, not overlapping: {:?}", profile.phases);
+    }
+    let within = |phase: &str, class: &str| {
+        let p = profile.phases.iter().find(|p| p.phase == phase).unwrap();
+        let c = p.classes.iter().find(|c| c.0 == class).unwrap_or_else(|| panic!("no {class} in {phase}: {p:?}"));
+        (p.to_secs - p.from_secs, c.1, c.2)
+    };
+    // Create: three group creates (writes) first, then one bulk create: the bulk class sat idle
+    // while the groups were created.
+    let (span, bulk_idle, _) = within("create", "bulk");
+    assert!(bulk_idle > 0.0 && bulk_idle < span, "bulk idle {bulk_idle:.3} s of {span:.3} s");
+    // Memberships: 80 single writes paced at 2 400 a minute (after a burst of 5) take about two
+    // seconds, nearly all of it with a write waiting for a token; no bulk call at all.
+    let (span, write_idle, write_wait) = within("memberships", "write");
+    assert!(span >= 1.5, "{span:.3} s");
+    assert!(write_wait >= 0.8 * span && write_idle <= 0.1 * span, "write: waited {write_wait:.3} s, idle {write_idle:.3} s of {span:.3} s");
+    let (_, bulk_idle, bulk_wait) = within("memberships", "bulk");
+    assert!(bulk_idle >= 0.99 * span && bulk_wait == 0.0, "bulk: idle {bulk_idle:.3} s, waited {bulk_wait:.3} s of {span:.3} s");
+    // The write class was never cut: its timeline is the ceiling from the run's start.
+    let writes = profile.classes.iter().find(|c| c.class == "write").unwrap();
+    assert_eq!(writes.rate_timeline.iter().map(|p| p.1).collect::<Vec<_>>(), [2400.0], "{:?}", writes.rate_timeline);
+    assert_eq!(writes.rate_changes, 0);
 }

@@ -65,6 +65,7 @@ fn connection(d: &DuoConnection) -> Value {
         "bulk_per_minute": d.bulk_per_minute.unwrap_or(defaults.pacing.bulk_per_minute),
         "adaptive_pacing": d.adaptive_pacing.unwrap_or(defaults.pacing.adaptive),
         "pacing_recovery_secs": d.pacing_recovery_secs.unwrap_or(defaults.pacing.recovery_interval.as_secs()),
+        "pacing_recovery_ms": d.pacing_recovery_ms,
         "max_concurrency": d.max_concurrency.unwrap_or(defaults.max_concurrency),
         "server_retries": d.server_retries.unwrap_or(defaults.retry.max_server_retries),
         "bulk": d.bulk.as_str(),

@@ -122,6 +122,7 @@ pub async fn run(json: bool, verbose: u8) -> Result<u8> {
                 bulk_per_minute: None,
                 adaptive_pacing: None,
                 pacing_recovery_secs: None,
+                pacing_recovery_ms: None,
                 max_concurrency: None,
                 server_retries: None,
                 bulk: duoprov_duo::BulkMode::Auto,

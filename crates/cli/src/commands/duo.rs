@@ -77,6 +77,9 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog, form
     if let Some(n) = conn.pacing_recovery_secs {
         cfg.pacing.recovery_interval = Duration::from_secs(n);
     }
+    if let Some(n) = conn.pacing_recovery_ms {
+        cfg.pacing.recovery_interval = Duration::from_millis(n);
+    }
     if let Some(n) = conn.max_concurrency {
         cfg.max_concurrency = n;
     }
@@ -119,6 +122,7 @@ mod tests {
             bulk_per_minute: Some(25),
             adaptive_pacing: Some(false),
             pacing_recovery_secs: Some(45),
+            pacing_recovery_ms: None,
             max_concurrency: None,
             server_retries: Some(5),
             bulk: duoprov_duo::BulkMode::Never,
