@@ -242,7 +242,7 @@ impl SqlStore<DB> {
 }
 
 /// Appends `((source = $a AND subject_id = $b) OR …)` matching the subjects `keys`.
-fn push_subject_keys<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, keys: &[SubjectKey])
+pub(super) fn push_subject_keys<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, keys: &[SubjectKey])
 where
     for<'x> &'x str: super::backend::Param<DB>,
 {

@@ -5,29 +5,22 @@
 use sqlx::QueryBuilder;
 
 use super::*;
-use duoprov_model::{EpochMillis, GroupLink, Links, UserLink};
+use duoprov_model::{Links, UserLink};
+use super::scoped::push_subject_keys;
+use super::sync_state::{group_link, user_link, GroupLinkTuple, UserLinkTuple, GROUP_LINKS};
 use crate::scoped_links::{ScopedLinkRead, ScopedLinks};
 
 /// Subjects or ids per statement: well under both backends' parameter limits.
 const CHUNK: usize = 400;
 
-/// A `sync_user` row: source, subject_id, duo_user_id, created_by_us, in_target, pending_name, pending_at.
-type UserLinkTuple = (String, String, Option<String>, bool, bool, Option<String>, Option<i64>);
-
 const USER_LINK_COLS: &str = "SELECT source, subject_id, duo_user_id, created_by_us, in_target, pending_name, pending_at FROM sync_user WHERE provisioner = ";
-
-fn user_link((source, id, duo_user_id, created_by_us, in_target, pending_name, pending_at): UserLinkTuple) -> UserLink {
-    UserLink { pending_name, pending_at: pending_at.map(EpochMillis), subject: SubjectKey::new(source, id), duo_user_id, created_by_us, in_target }
-}
 
 sql_impl! {
 #[async_trait]
 impl ScopedLinks for SqlStore<DB> {
     async fn scoped_links(&self, provisioner: &str, subjects: &[SubjectKey]) -> Result<ScopedLinkRead> {
         let mut tx = self.begin_read().await?;
-        let groups: Vec<(String, Option<String>, bool, bool, Option<String>, Option<i64>)> = sqlx::query_as(
-            "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
-        )
+        let groups: Vec<GroupLinkTuple> = sqlx::query_as(GROUP_LINKS)
         .bind(provisioner)
         .fetch_all(&mut *tx)
         .await
@@ -37,12 +30,12 @@ impl ScopedLinks for SqlStore<DB> {
         for chunk in subjects.chunks(CHUNK) {
             let mut qb: QueryBuilder<DB> = QueryBuilder::new(USER_LINK_COLS);
             qb.push_bind(provisioner).push(" AND ");
-            push_subjects(&mut qb, chunk);
+            push_subject_keys(&mut qb, chunk);
             let rows: Vec<UserLinkTuple> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db(format!("reading user links of {provisioner}")))?;
             users.extend(rows.into_iter().map(user_link));
             let mut qb: QueryBuilder<DB> = QueryBuilder::new("SELECT source, subject_id FROM sync_user_disabled WHERE provisioner = ");
             qb.push_bind(provisioner).push(" AND ");
-            push_subjects(&mut qb, chunk);
+            push_subject_keys(&mut qb, chunk);
             let rows: Vec<(String, String)> =
                 qb.build_query_as().fetch_all(&mut *tx).await.map_err(db(format!("reading the users provisioner {provisioner} disabled")))?;
             disabled.extend(rows.into_iter().map(|(s, i)| SubjectKey::new(s, i)));
@@ -63,17 +56,7 @@ impl ScopedLinks for SqlStore<DB> {
         tx.rollback().await.map_err(db("ending a read"))?;
         Ok(ScopedLinkRead {
             links: Links {
-                groups: groups
-                    .into_iter()
-                    .map(|(group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at)| GroupLink {
-                        pending_name,
-                        pending_at: pending_at.map(EpochMillis),
-                        group_uuid,
-                        duo_group_id,
-                        created_by_us,
-                        in_target,
-                    })
-                    .collect(),
+                groups: groups.into_iter().map(group_link).collect(),
                 users,
                 foreign: Default::default(),
                 disabled_by_us: disabled.into_iter().collect(),
@@ -101,19 +84,4 @@ impl ScopedLinks for SqlStore<DB> {
         Ok(out)
     }
 }
-}
-
-/// Appends `((source = $a AND subject_id = $b) OR …)` matching `keys`.
-fn push_subjects<DB: SqlBackend>(qb: &mut QueryBuilder<DB>, keys: &[SubjectKey])
-where
-    for<'x> &'x str: super::backend::Param<DB>,
-{
-    qb.push("(");
-    for (i, k) in keys.iter().enumerate() {
-        if i > 0 {
-            qb.push(" OR ");
-        }
-        qb.push("(source = ").push_bind(k.source.as_str()).push(" AND subject_id = ").push_bind(k.id.as_str()).push(")");
-    }
-    qb.push(")");
 }

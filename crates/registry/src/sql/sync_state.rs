@@ -61,18 +61,34 @@ const INTENT_RULES: &str = "{id} = CASE WHEN excluded.pending_name IS NOT NULL T
      pending_name = CASE WHEN excluded.{id} IS NOT NULL THEN NULL ELSE excluded.pending_name END, \
      pending_at = CASE WHEN excluded.{id} IS NOT NULL OR excluded.pending_name IS NULL THEN NULL ELSE excluded.pending_at END, ";
 
+/// A `sync_group` row: group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at.
+pub(super) type GroupLinkTuple = (String, Option<String>, bool, bool, Option<String>, Option<i64>);
+
+/// Every group link of the provisioner bound as `$1`, in group order.
+pub(super) const GROUP_LINKS: &str =
+    "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid";
+
+pub(super) fn group_link((group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at): GroupLinkTuple) -> GroupLink {
+    GroupLink { pending_name, pending_at: pending_at.map(EpochMillis), group_uuid, duo_group_id, created_by_us, in_target }
+}
+
+/// A `sync_user` row: source, subject_id, duo_user_id, created_by_us, in_target, pending_name, pending_at.
+pub(super) type UserLinkTuple = (String, String, Option<String>, bool, bool, Option<String>, Option<i64>);
+
+pub(super) fn user_link((source, id, duo_user_id, created_by_us, in_target, pending_name, pending_at): UserLinkTuple) -> UserLink {
+    UserLink { pending_name, pending_at: pending_at.map(EpochMillis), subject: SubjectKey::new(source, id), duo_user_id, created_by_us, in_target }
+}
+
 sql_impl! {
 #[async_trait]
 impl SyncStore for SqlStore<DB> {
     async fn links(&self, provisioner: &str) -> Result<Links> {
-        let groups: Vec<(String, Option<String>, bool, bool, Option<String>, Option<i64>)> = sqlx::query_as(
-            "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at FROM sync_group WHERE provisioner = $1 ORDER BY group_uuid",
-        )
+        let groups: Vec<GroupLinkTuple> = sqlx::query_as(GROUP_LINKS)
         .bind(provisioner)
         .fetch_all(self.pool())
         .await
         .map_err(db(format!("reading the group links of {provisioner}")))?;
-        let users: Vec<(String, String, Option<String>, bool, bool, Option<String>, Option<i64>)> = sqlx::query_as(
+        let users: Vec<UserLinkTuple> = sqlx::query_as(
             "SELECT source, subject_id, duo_user_id, created_by_us, in_target, pending_name, pending_at FROM sync_user WHERE provisioner = $1 ORDER BY source, subject_id",
         )
         .bind(provisioner)
@@ -82,28 +98,8 @@ impl SyncStore for SqlStore<DB> {
         let disabled_by_us = crate::disabled_users::DisabledUserStore::disabled_users(self, provisioner).await?.into_iter().collect();
         Ok(Links {
             disabled_by_us,
-            groups: groups
-                .into_iter()
-                .map(|(group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at)| GroupLink {
-                    pending_name,
-                    pending_at: pending_at.map(EpochMillis),
-                    group_uuid,
-                    duo_group_id,
-                    created_by_us,
-                    in_target,
-                })
-                .collect(),
-            users: users
-                .into_iter()
-                .map(|(source, id, duo_user_id, created_by_us, in_target, pending_name, pending_at)| UserLink {
-                    pending_name,
-                    pending_at: pending_at.map(EpochMillis),
-                    subject: SubjectKey::new(source, id),
-                    duo_user_id,
-                    created_by_us,
-                    in_target,
-                })
-                .collect(),
+            groups: groups.into_iter().map(group_link).collect(),
+            users: users.into_iter().map(user_link).collect(),
             foreign: Default::default(),
         })
     }
