@@ -817,7 +817,14 @@ impl<'a> Applier<'a> {
             let (store, provisioner) = (self.store, self.provisioner);
             let previous = pending.take();
             let (recorded, sent) = tokio::join!(record_window(store, provisioner, previous), self.membership_window(window, &uuid_of_group));
-            recorded?;
+            if let Err(e) = recorded {
+                // Window k + 1 reached Duo meanwhile: its states and audit entries are still
+                // written if the registry takes them, so no mutation sent goes unaudited.
+                if let Err(also) = self.record_window(Some(sent)).await {
+                    tracing::warn!(provisioner = self.provisioner, error = %also, "recording the membership window sent while the previous one failed to record");
+                }
+                return Err(e);
+            }
             pending = Some(sent);
         }
         self.record_window(pending).await
