@@ -113,12 +113,18 @@ pub fn removal_digest(plan: &Plan) -> String {
     // the digest it always had.
     ops.extend(plan.admins.removals().map(|o| serde_json::to_string(o).unwrap_or_default()));
     ops.sort();
+    short_digest("duoprov removals v1\n", &plan.provisioner, ops.iter().map(String::as_str))
+}
+
+/// The first 12 hex digits of SHA-256 over `tag`, `owner` and each of `lines` after a newline:
+/// the form of every removal digest an operator approves (the caller orders the lines).
+pub fn short_digest<'a>(tag: &str, owner: &str, lines: impl IntoIterator<Item = &'a str>) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(b"duoprov removals v1\n");
-    hasher.update(plan.provisioner.as_bytes());
-    for op in &ops {
+    hasher.update(tag.as_bytes());
+    hasher.update(owner.as_bytes());
+    for line in lines {
         hasher.update(b"\n");
-        hasher.update(op.as_bytes());
+        hasher.update(line.as_bytes());
     }
     let mut digest = hex::encode(hasher.finalize());
     digest.truncate(12);

@@ -30,7 +30,6 @@ use duoprov_model::{GroupMember, GroupName, SubjectKey};
 use duoprov_registry::duo_users::{DuoUserFilter, DuoUserRow};
 use duoprov_registry::{AuditActor, AuditTrigger, Store};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::{SyncError, SyncSettings};
 
@@ -180,18 +179,7 @@ impl SyncBackRefusal {
 pub fn removal_digest(provisioner: &str, group: &GroupName, remove: &[SubjectKey]) -> String {
     let mut keys: Vec<String> = remove.iter().map(|k| k.to_string()).collect();
     keys.sort();
-    let mut hasher = Sha256::new();
-    hasher.update(b"duoprov sync-back removals v1\n");
-    hasher.update(provisioner.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(group.as_str().as_bytes());
-    for k in &keys {
-        hasher.update(b"\n");
-        hasher.update(k.as_bytes());
-    }
-    let mut digest = hex::encode(hasher.finalize());
-    digest.truncate(12);
-    digest
+    duoprov_plan::safety::short_digest("duoprov sync-back removals v1\n", provisioner, std::iter::once(group.as_str()).chain(keys.iter().map(String::as_str)))
 }
 
 /// Checks the removals of one update against the thresholds, the load's completeness and the
