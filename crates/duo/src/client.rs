@@ -1,7 +1,9 @@
 //! [`DuoClient`] and its one request path: lay out the parameters for the signature variant,
 //! sign with a fresh date, pace, send exactly the signed bytes, read the envelope, classify the
 //! outcome (telling the pacer of every attempt and 429 in the call's class), retry what may be
-//! retried within the call's deadline, and write the traffic log.
+//! retried within the call's deadline, and write the traffic log. A call holds a slot in flight
+//! only while an attempt is under way: it releases the slot while it backs off and takes a slot
+//! (then a token) again before its next attempt.
 //! The typed operations (users, groups, bulk) are thin wrappers over [`DuoClient::call`].
 
 use std::sync::Arc;
@@ -395,13 +397,15 @@ impl DuoClient {
         };
         let deadline = far_add(Instant::now(), cfg.call_deadline);
         let _underway = self.inner.pacer.begin(spec.class);
-        let _slot = self.inner.pacer.slot().await;
         let mut rate_backoff = Backoff::new(&cfg.retry);
         let mut server_backoff = Backoff::new(&cfg.retry);
         let mut server_retries = 0u32;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            // A slot in flight for this attempt only: released while the call backs off (below),
+            // so a call waiting out a 429 or a 5xx does not keep another from being sent.
+            let slot = self.inner.pacer.slot().await;
             let ticket = self.inner.pacer.token(spec.class).await;
             let now = Instant::now();
             if now >= deadline {
@@ -518,6 +522,7 @@ impl DuoClient {
                 ErrorKind::RateLimited { .. } => tracing::warn!("{label}: Duo asked to slow down (HTTP 429); attempt {} in {:.1} s", attempt + 1, wait.as_secs_f64()),
                 _ => tracing::warn!("{label}: {last}; retry {server_retries} of {} in {:.1} s", cfg.retry.max_server_retries, wait.as_secs_f64()),
             }
+            drop(slot);
             sleep(wait).await;
         }
     }

@@ -560,7 +560,8 @@ impl Pacer {
         Underway { pacer: self, class }
     }
 
-    /// Waits for a slot in flight (held for the whole call, retries included).
+    /// Waits for a slot in flight (held for one attempt: a call backing off between attempts
+    /// releases it, and takes one again before its next attempt).
     pub async fn slot(&self) -> Option<OwnedSemaphorePermit> {
         self.in_flight.clone().acquire_owned().await.ok()
     }

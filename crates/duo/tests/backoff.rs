@@ -365,3 +365,58 @@ async fn a_429_slows_only_its_own_class_and_every_attempt_is_counted_by_class() 
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_backing_off_after_a_429_leaves_its_slot_to_another_call() {
+    // One slot in flight. The first call is answered 429 and backs off (1 s plus jitter); the
+    // second, begun while the first waits, is sent during that backoff, before the retry.
+    let script = Script::new(|s, n| match (n, s.method.as_str()) {
+        (0, _) => fail(429, 42901, "Too Many Requests", None),
+        (_, "GET") => ok(user("DU00000000000000001", "a")),
+        _ => ok(json!("")),
+    });
+    let duo = mem_client(&script, |c| c.max_concurrency = 1);
+    let start = tokio::time::Instant::now();
+    let first = tokio::spawn({
+        let duo = duo.clone();
+        async move { duo.delete_user("DU00000000000000001").await }
+    });
+    // Wait (on the paused clock) until the first call has been answered 429.
+    while script.seen().is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let second = duo.get_user("DU00000000000000001").await;
+    assert!(matches!(second, Ok(Some(_))), "{second:?}");
+    assert!(matches!(first.await, Ok(Ok(()))));
+    let seen = script.seen();
+    let order: Vec<(&str, Duration)> = seen.iter().map(|s| (s.method.as_str(), s.at - start)).collect();
+    assert_eq!(order.len(), 3, "{order:?}");
+    assert_eq!((order[0].0, order[1].0, order[2].0), ("DELETE", "GET", "DELETE"), "{order:?}");
+    assert!(order[1].1 < Duration::from_millis(10), "the second call went at once, not after the backoff: {order:?}");
+    assert!(order[2].1 >= Duration::from_secs(1), "the retry still waited its backoff: {order:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_backing_off_takes_a_slot_again_before_its_next_attempt() {
+    // One slot in flight. The first call is answered 429; during its backoff a slow second call
+    // (5 s) takes the slot, so the retry waits for it rather than running beside it.
+    let script = Script::new(|s, n| match (n, s.method.as_str()) {
+        (0, _) => fail(429, 42901, "Too Many Requests", None),
+        (_, "GET") => Reply::After(Duration::from_secs(5), Box::new(ok(user("DU00000000000000001", "a")))),
+        _ => ok(json!("")),
+    });
+    let duo = mem_client(&script, |c| c.max_concurrency = 1);
+    let start = tokio::time::Instant::now();
+    let first = tokio::spawn({
+        let duo = duo.clone();
+        async move { duo.delete_user("DU00000000000000001").await }
+    });
+    while script.seen().is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(matches!(duo.get_user("DU00000000000000001").await, Ok(Some(_))));
+    assert!(matches!(first.await, Ok(Ok(()))));
+    let seen = script.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(seen[2].at - start >= Duration::from_secs(5), "the retry waited for the slot: {:?}", seen[2].at - start);
+}
