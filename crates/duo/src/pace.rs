@@ -34,8 +34,9 @@
 //!   found within the longest hold-off (32 minutes of Duo time), two trials (5 minutes) and the
 //!   climb (a few intervals): 40 minutes from 10 to 40 a minute
 //!   (`a_raised_limit_is_found_within_forty_minutes_even_after_hours_at_a_learned_one`);
-//! - while a limit is learned the bucket stores one token, not its burst: calls go evenly spaced,
-//!   so an idle moment is not followed by a burst landing on Duo's refilled bucket at the limit;
+//! - while a limit is learned the bucket stores one token, not its burst, whenever no call waits
+//!   for one: calls go evenly spaced, so an idle moment is not followed by a burst landing on
+//!   Duo's refilled bucket at the limit (while calls wait, a late wake-up's excess carries over);
 //! - a 429 with no `good` rate to fall back on (the first overload, or a second 429 before any
 //!   quiet interval since the last cut: Duo's limit fell) halves the rate and forgets `good`
 //!   and any learned limit;
@@ -252,9 +253,13 @@ impl TokenBucket {
         s.timeline.push_back((at.saturating_duration_since(self.start).as_secs_f64(), per_minute));
     }
 
-    /// The most tokens stored: the burst, or one once a limit is learned (calls evenly spaced).
+    /// The most tokens stored: the burst, or, once a limit is learned and no call is waiting for
+    /// a token, one (calls evenly spaced: no burst after an idle moment). While calls wait, the
+    /// burst still bounds what accrues, so a waiting call that wakes late keeps the excess for
+    /// the next one rather than losing it (at a fast Duo clock a millisecond of timer lateness
+    /// is a tenth of the spacing).
     fn capacity(&self, s: &BucketState) -> f64 {
-        if self.adaptive && s.fails > 0 {
+        if self.adaptive && s.fails > 0 && s.waiters == 0 {
             1.0
         } else {
             self.burst
