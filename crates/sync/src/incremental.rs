@@ -533,6 +533,7 @@ async fn plan_scope_in(
         }
     };
     let registry_ms = registry_start.elapsed().as_millis() as u64;
+    let groups_rendered = desired.rendered_groups.len();
     // Clash partners bring in every selected group they are in (a scoped read has read those).
     if !named.partners.is_empty() {
         let index: HashSet<u32> = desired.users.iter().enumerate().filter(|(_, u)| named.partners.contains(&u.key)).map(|(i, _)| i as u32).collect();
@@ -903,6 +904,7 @@ async fn plan_scope_in(
         registry_scoped,
         registry_whole_reason,
         registry_ms,
+        groups_rendered,
         links_scoped: link_counts.is_some(),
         links_ms,
         group_uuids: groups.iter().map(|g| (*g).to_owned()).collect(),

@@ -31,6 +31,10 @@ pub struct ScopeSummary {
     pub registry_whole_reason: Option<String>,
     /// Time spent reading the registry side (and rendering it), in milliseconds.
     pub registry_ms: u64,
+    /// How many selected groups the registry side read and rendered: those the scoped subjects
+    /// are in and those the changes name when scoped (group-name clashes with the rest are found
+    /// through the recorded group names), every selected group when read whole.
+    pub groups_rendered: usize,
     /// Whether the links were read for the scope only (the scoped subjects' user links, the
     /// links of the Duo users met, counts for the rest) rather than whole.
     pub links_scoped: bool,
