@@ -12,9 +12,10 @@
 //!   through the recorded usernames, the scoped selection query for the changed subject and group,
 //!   the group-name clash lookup and selected-group count, the desired state of the groups read);
 //! - its steps, each alone: the clash-partner lookups, the scoped selection query (the groups the
-//!   subject is in and the named one), the same query reading every group (as before), the
-//!   markers read, the recorded group names looked up and counted, and the desired state built
-//!   from the scoped selection (only the groups read are rendered);
+//!   subject is in and the named one), the same query reading every group and the desired state
+//!   rendering every selected group (both as before), the markers read, the recorded group names
+//!   looked up and counted, and the desired state built from the scoped selection (only the groups
+//!   read are rendered);
 //! - the provisioner's links read whole (`links`, what every incremental run read before), and
 //!   read for the scope (`scoped_links` for the changed subject and group, `user_links_by_duo_ids`
 //!   and `group_links_by_duo_ids` for the Duo user and group met: what a scoped run reads now).
@@ -186,8 +187,12 @@ async fn bench(label: &str, url: &str, schema: Option<String>, text: &str) {
     println!("{label}:   step: clash partners (recorded usernames, subject rows): {}", stats(times));
     let (times, scoped) = timed(|| st.scoped_group_selection("bench", &subjects, &named_groups, None)).await;
     println!("{label}:   step: scoped selection query (the groups reached and named): {}", stats(times));
-    let (times, _) = timed(|| st.scoped_selection("bench", &subjects, None)).await;
+    let (times, every) = timed(|| st.scoped_selection("bench", &subjects, None)).await;
     println!("{label}:   step: scoped selection query reading every group (before): {}", stats(times));
+    let every = every.expect("scoped selection of every group");
+    let (times, _) = timed(|| async { duoprov_plan::DesiredState::build_with(&every.selection, &settings.mapping, None, &|_| 0) }).await;
+    println!("{label}:   step: desired state rendering every selected group ({}, before): {}", every.selection.groups.len(), stats(times));
+    drop(every);
     let (times, _) = timed(|| st.markers(Some("bench"))).await;
     println!("{label}:   step: markers read (selection rules): {}", stats(times));
     let scoped = scoped.expect("scoped selection");
@@ -212,6 +217,8 @@ async fn bench(label: &str, url: &str, schema: Option<String>, text: &str) {
     })
     .await;
     let (read, met) = read;
+    let (times, _) = timed(|| st.scoped_links("bench", &subjects, None)).await;
+    println!("{label}: links read for the scope with every group link (before): {}", stats(times));
     println!(
         "{label}: links read for the scope: {} ({} group links, {} user link, {} met by Duo id, {} managed users and {} managed groups counted)",
         stats(times),
