@@ -217,8 +217,8 @@ async fn bench(label: &str, url: &str, schema: Option<String>, text: &str) {
     })
     .await;
     let (read, met) = read;
-    let (times, _) = timed(|| st.scoped_links("bench", &subjects, None)).await;
-    println!("{label}: links read for the scope with every group link (before): {}", stats(times));
+    let (every_times, _) = timed(|| st.scoped_links("bench", &subjects, None)).await;
+    println!("{label}: links read for the scope with every group link (before): {}", stats(every_times));
     println!(
         "{label}: links read for the scope: {} ({} group links, {} user link, {} met by Duo id, {} managed users and {} managed groups counted)",
         stats(times),
