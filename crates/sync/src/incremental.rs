@@ -18,10 +18,12 @@
 //!   user in another case misses it (a Duo comparing exactly hides a user differing only in case
 //!   from a lookup, not from a full read).
 //!
-//! The registry side is read for the scoped subjects only (every selected group with its effective
-//! members among them, their eligibility, and the usernames recorded for the provisioner, so a
-//! clash is held exactly as the whole selection would hold it) when every change names the
-//! subjects it moves and the recorded usernames match the rendering settings; clash partners
+//! The registry side is read for the scoped subjects only (the selected groups they are in and
+//! the groups named, with their effective members among them, their eligibility, and the
+//! usernames and group names recorded for the provisioner, so a username or group-name clash is
+//! held exactly as the whole selection would hold it while only the groups read are rendered)
+//! when every change names the subjects it moves and the recorded names match the rendering
+//! settings; clash partners
 //! (subjects sharing a recorded or rendered username with a scoped one) join the scope. Otherwise
 //! — marker, nesting, group or folder changes, whole groups, a template change, nothing recorded
 //! yet — the whole selection is read, as the run's scope says. Either way a username a scoped
@@ -29,10 +31,10 @@
 //! subject in.
 //!
 //! With the registry side scoped, the links are read for the scope too
-//! ([`duoprov_registry::ScopedLinks`]): every group link, the user links of the scoped and retried
-//! subjects, the links of the Duo users read (by Duo id, for the rule above), and counts for what
-//! needs the rest (the managed users the safety rules weigh, the first linked user for the case
-//! check); a run reading the registry whole reads the links whole.
+//! ([`duoprov_registry::ScopedLinks`]): the group links of the named groups, the user links of
+//! the scoped and retried subjects, the links of the Duo users and groups read (by Duo id, for the
+//! rule above and the snapshot), and counts for what needs the rest (the managed users and groups
+//! the safety rules weigh, the first linked user for the case check); a run reading the registry whole reads the links whole.
 //!
 //! The safety rules see what a full sync would: removals from a group are weighed against its
 //! real member count in Duo (read whole, or counted with one call), never the scoped members.
