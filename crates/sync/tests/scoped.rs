@@ -344,13 +344,10 @@ async fn scenario(logins: Vec<(usize, bool)>, titles: Vec<usize>, members: Vec<(
     // However the history went, once its changes are applied one membership change alone is
     // read scoped, and its plan is the full plan's.
     world.sync(true).await?;
-    if changes.iter().any(|c| matches!(c, Change::Retitle(..))) {
-        // A title change ending a clash frees the other groups of that name, which no change
-        // names: an incremental run leaves them to the next full sync (or the next change naming
-        // them, read whole as newly selected groups). That full sync, so the change below is
-        // the only thing pending.
-        world.sync(false).await?;
-    }
+    // Group names clashed at some point when two titles were alike at first or one changed.
+    let mut named_titles: Vec<usize> = titles.iter().copied().filter(|t| !TITLES[*t].is_empty()).collect();
+    named_titles.sort_unstable();
+    let group_clashes = named_titles.windows(2).any(|w| w[0] == w[1]) || changes.iter().any(|c| matches!(c, Change::Retitle(..)));
     let (g, s) = (0, 1);
     let members = world.store.members(&group(g)).await.unwrap();
     if members.contains(&GroupMember::Subject(subject(s))) {
@@ -359,7 +356,12 @@ async fn scenario(logins: Vec<(usize, bool)>, titles: Vec<usize>, members: Vec<(
         world.apply(&Change::Add(g, s)).await?;
     }
     let scoped = world.compare().await?;
-    if world.store.subject(&subject(s)).await.unwrap().is_some() {
+    // A title or marker change ending a group-name clash frees the other groups of that name,
+    // which no change names: they are created by the next full sync or the next run naming
+    // them, which reads them whole as newly selected groups (so does a run whose create of one
+    // Duo refused, its name still held by a group held for a clash).
+    let freed_group = group_clashes && scoped.contains("is reconciled whole (newly selected");
+    if world.store.subject(&subject(s)).await.unwrap().is_some() && !freed_group {
         prop_assert_eq!(scoped, "scoped", "one membership change was not read scoped (registry and links)");
     }
     Ok(())
