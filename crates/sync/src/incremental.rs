@@ -12,6 +12,8 @@
 //!   with more membership changes than `whole_group_above` — then its members are read from Duo
 //!   (v2 members) and every member on either side joins the scope;
 //! - a group retried *whole* (a failed removal of a member no subject is linked to) is read whole;
+//! - a Duo group released by a group in scope leaving the selection brings in the selected groups
+//!   rendering to its name, which a full sync would give it (`Widen::Groups`);
 //! - more entries than `full_sync_above_changes`, or a scope larger than
 //!   `full_sync_above_objects`, escalates to a full sync; so does a username found in Duo under
 //!   no case while no probe has recorded how this Duo compares usernames and a lookup of a known
@@ -477,6 +479,10 @@ pub(crate) async fn plan_scope(
                 request.named.subjects.extend(owners.iter().cloned());
                 request.named.partners.extend(owners);
             }
+            Err(Widen::Groups(groups)) => {
+                tracing::debug!(provisioner = settings.provisioner, groups = ?groups, "a Duo group released by a group in scope is taken over by a group outside it: it joins");
+                request.named.groups.extend(groups);
+            }
         }
     }
 }
@@ -495,6 +501,9 @@ enum Widen {
     /// These subjects in scope too: their Duo users hold a username a scoped subject needs, so
     /// a full sync would weigh them together (a user taken over, a clash).
     Subjects(BTreeSet<SubjectKey>),
+    /// These groups (uuids) in scope too: each renders to the name of a Duo group a group in
+    /// scope leaving the selection releases, which a full sync gives it.
+    Groups(BTreeSet<String>),
 }
 
 /// [`plan_scope`] with the registry read as `mode` says; `Err(reason)` asks for a whole read
@@ -629,6 +638,34 @@ async fn plan_scope_in(
     for g in missing {
         if desired_group.contains_key(g) {
             whole.insert(g);
+        }
+    }
+    // A Duo group released by a group in scope leaving the selection is taken over by a selected
+    // group rendering to its name, as a full sync plans it (a registry group deleted and made
+    // anew): such a group outside the scope joins, instead of the Duo group being deleted.
+    let released: HashSet<&str> = groups
+        .iter()
+        .copied()
+        .filter(|g| !desired_group.contains_key(g) && !desired.held_groups.contains(*g))
+        .filter_map(|g| group_link.get(g).and_then(|l| l.duo_group_id.as_deref()))
+        .collect();
+    if !released.is_empty() {
+        let names: HashSet<&str> = duo_groups.iter().filter(|dg| released.contains(dg.group_id.as_str())).map(|dg| dg.name.as_str()).collect();
+        if matches!(mode, RegistryMode::Scoped { .. }) && !names.is_empty() {
+            // A scoped read rendered only its own groups: the recorded names say whether another
+            // selected group may render to one of these names; if so, the run reads them all.
+            let asked: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            if let Some(h) = store.rendered_group_holders(name, &asked).await?.into_iter().find(|h| !groups.contains(h.group_uuid.as_str())) {
+                return Ok(Err(Widen::Whole(format!(
+                    "the Duo group {:?} a group in scope releases may be taken over by another selected group, which needs every group's name",
+                    h.name.unwrap_or_default()
+                ))));
+            }
+        }
+        let joining: BTreeSet<String> =
+            desired.groups.iter().filter(|g| !groups.contains(g.uuid.as_str()) && names.contains(g.fields.name.as_str())).map(|g| g.uuid.clone()).collect();
+        if !joining.is_empty() {
+            return Ok(Err(Widen::Groups(joining)));
         }
     }
     // A group reconciled whole needs all its effective members: a scoped read has only the

@@ -551,3 +551,33 @@ fn a_group_name_clash_with_a_group_outside_the_scope_is_held_by_a_scoped_run_tha
         world.compare().await.unwrap();
     });
 }
+
+/// A group leaving the selection (unmarked) while a selected group outside the scope renders to
+/// its Duo group's name: a full sync gives that Duo group (and the MFA policy set on it) to the
+/// other group; the incremental run brings the other group into its scope and plans the same,
+/// instead of deleting the Duo group.
+#[test]
+fn a_duo_group_released_by_an_unmarked_group_is_taken_over_by_the_group_of_its_name_as_by_a_full_sync() {
+    runtime().block_on(async {
+        let world = World::new(false).await;
+        // g0 and g1 clash (held); g2 is "Lab" in Duo.
+        for (g, t) in [(0, 0), (1, 0), (2, 2), (3, 1)] {
+            world.set_title(g, t).await;
+        }
+        world.sync(false).await.unwrap();
+        // g0 becomes "Lab" too (both held), then g2 leaves the selection: g0 is free again.
+        world.set_title(0, 2).await;
+        world.sync(true).await.unwrap();
+        world.apply(&Change::Exclude(2)).await.unwrap();
+        let g0 = world.store.group(&group(0)).await.unwrap().unwrap().uuid;
+        let prepared = match duoprov_sync::prepare_incremental(&*world.store, &world.duo, &world.settings, duoprov_sync::now_ms()).await.unwrap() {
+            Incremental::Planned(p) => *p,
+            _ => panic!("a run was expected"),
+        };
+        let scope = prepared.scope.as_ref().unwrap();
+        assert!(scope.group_uuids.contains(&g0), "the group of the released Duo group's name joins: {scope:?}");
+        assert!(!prepared.plan.ops.iter().any(|o| matches!(o.op, Op::DeleteGroup { .. } | Op::CreateGroup { .. })), "{:?}", prepared.plan.ops);
+        assert!(prepared.plan.group_matches.iter().any(|m| m.uuid == g0), "g0 takes the Duo group over: {:?}", prepared.plan.group_matches);
+        world.compare().await.unwrap();
+    });
+}
