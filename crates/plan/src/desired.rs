@@ -61,6 +61,10 @@ pub struct DesiredState {
     /// a username clash — with its username's lowercase form ([`duoprov_model::username_key`]),
     /// sorted by key: what clash detection compares, as recorded for scoped incremental runs.
     pub rendered: Vec<(SubjectKey, String)>,
+    /// Every selected group by uuid with the Duo group name it renders to, `None` when its name
+    /// does not render or cannot be sent (held, clashing with no other), sorted by uuid: what
+    /// group-name clash detection compares, as recorded for scoped incremental runs.
+    pub rendered_groups: Vec<(String, Option<String>)>,
 }
 
 fn check(value: &str, max: usize) -> Result<(), (ErrorCode, String)> {
@@ -106,6 +110,20 @@ impl DesiredState {
         mapping: &Mapping,
         eligible: Option<&HashSet<SubjectKey>>,
         others: &dyn Fn(&str) -> usize,
+    ) -> DesiredState {
+        Self::build_part(selection, mapping, eligible, others, &|_| 0)
+    }
+
+    /// [`DesiredState::build_with`] over part of a selection's groups too: `other_groups(name)`
+    /// is how many selected groups outside `selection.groups` render to the Duo group name
+    /// `name`, so a group of the part is held for a name clash exactly as the whole selection
+    /// would hold it.
+    pub fn build_part(
+        selection: &ProvisionerSelection,
+        mapping: &Mapping,
+        eligible: Option<&HashSet<SubjectKey>>,
+        others: &dyn Fn(&str) -> usize,
+        other_groups: &dyn Fn(&str) -> usize,
     ) -> DesiredState {
         let mut state = DesiredState {
             unmanaged: crate::mapping::UNMANAGEABLE.iter().filter(|k| !mapping.manages(k)).map(|k| (*k).to_owned()).collect(),
@@ -179,14 +197,17 @@ impl DesiredState {
                 Err((tkey, message)) => {
                     state.errors.push(ObjectError { object, code: ErrorCode::Inv, message: format!("template {tkey}: {message}") });
                     state.held_groups.insert(g.uuid.clone());
+                    state.rendered_groups.push((g.uuid.clone(), None));
                     continue;
                 }
             };
             if let Err((code, message)) = check_group(&fields) {
                 state.errors.push(ObjectError { object, code, message });
                 state.held_groups.insert(g.uuid.clone());
+                state.rendered_groups.push((g.uuid.clone(), None));
                 continue;
             }
+            state.rendered_groups.push((g.uuid.clone(), Some(fields.name.clone())));
             let mut members: Vec<u32> = Vec::with_capacity(pg.members.len());
             let mut held_members = Vec::new();
             for m in &pg.members {
@@ -209,7 +230,8 @@ impl DesiredState {
         for g in &groups {
             *by_name.entry(g.fields.name.as_str()).or_default() += 1;
         }
-        let clashing: HashSet<String> = groups.iter().filter(|g| by_name[g.fields.name.as_str()] > 1).map(|g| g.uuid.clone()).collect();
+        let clashing: HashSet<String> =
+            groups.iter().filter(|g| by_name[g.fields.name.as_str()] + other_groups(&g.fields.name) > 1).map(|g| g.uuid.clone()).collect();
         for g in groups {
             if clashing.contains(&g.uuid) {
                 state.errors.push(ObjectError {
@@ -223,6 +245,7 @@ impl DesiredState {
             }
         }
         state.groups.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        state.rendered_groups.sort();
         state.errors.sort_by(|a, b| a.object.cmp(&b.object));
         state
     }

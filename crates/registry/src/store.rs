@@ -77,6 +77,7 @@ pub trait Store:
     + crate::source_feed::SourceFeedStore
     + crate::rendered_report::RenderedReport
     + crate::scoped_links::ScopedLinks
+    + crate::scoped_groups::ScopedGroups
     + Send
     + Sync
 {

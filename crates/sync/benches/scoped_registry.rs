@@ -1,18 +1,24 @@
 //! The registry side of an incremental run scoped to one membership change, at the registry scale
 //! data set (100k subjects, 10k groups, 1M memberships: `crates/registry/benches/data/scale.rs`):
-//! imported, its usernames recorded as a full run records them, 100k user and 10k group links
-//! recorded, then one membership committed. Timed, each over 20 repetitions (median and max):
+//! imported, its usernames and group names recorded as a full run records them, 100k user and
+//! 10k group links recorded, then one membership committed. Timed, each over 20 repetitions
+//! (median and max):
 //!
 //! - the whole selection read (what every incremental run read before scoped reads);
-//! - recording every rendered username (a full run's one-off cost; again with nothing changed);
+//! - recording every rendered username and group name (a full run's one-off cost; again with
+//!   nothing changed);
 //! - the change log and retries read (`changes_after`, `retries`);
 //! - the scoped registry side ([`duoprov_sync::incremental::scoped_registry_side`]: clash partners
-//!   through the recorded usernames, the scoped selection query, the desired state);
-//! - its steps, each alone: the clash-partner lookups, the scoped selection query, the markers
-//!   read, and the desired state built from the scoped selection (every selected group rendered);
+//!   through the recorded usernames, the scoped selection query for the changed subject and group,
+//!   the group-name clash lookup and selected-group count, the desired state of the groups read);
+//! - its steps, each alone: the clash-partner lookups, the scoped selection query (the groups the
+//!   subject is in and the named one), the same query reading every group and the desired state
+//!   rendering every selected group (both as before), the markers read, the recorded group names
+//!   looked up and counted, and the desired state built from the scoped selection (only the groups
+//!   read are rendered);
 //! - the provisioner's links read whole (`links`, what every incremental run read before), and
-//!   read for the scope (`scoped_links` for the changed subject, `user_links_by_duo_ids` for its
-//!   Duo user: what a scoped run reads now).
+//!   read for the scope (`scoped_links` for the changed subject and group, `user_links_by_duo_ids`
+//!   and `group_links_by_duo_ids` for the Duo user and group met: what a scoped run reads now).
 //!
 //! SQLite (a file in a temporary folder) and, when `DUOPROV_TEST_POSTGRES_URL` is set, PostgreSQL.
 //! `cargo bench -p duoprov-sync --bench scoped_registry` (release build). Exits non-zero when the
@@ -78,12 +84,25 @@ async fn bench(label: &str, url: &str, schema: Option<String>, text: &str) {
     let rows: Vec<duoprov_registry::RenderedName> =
         desired.rendered.iter().map(|(s, k)| duoprov_registry::RenderedName { subject: s.clone(), username_key: k.clone() }).collect();
     let fingerprint = duoprov_sync::rendering_fingerprint(&settings);
+    let group_rows: Vec<duoprov_registry::RenderedGroup> =
+        desired.rendered_groups.iter().map(|(u, n)| duoprov_registry::RenderedGroup { group_uuid: u.clone(), name: n.clone() }).collect();
     let start = Instant::now();
     let counts = st.replace_rendered("bench", &fingerprint, &rows).await.expect("record");
-    println!("{label}: recording {} rendered usernames: {:.0} ms", counts.written, start.elapsed().as_secs_f64() * 1000.0);
+    let group_counts = st.replace_rendered_groups("bench", &fingerprint, &group_rows).await.expect("record groups");
+    println!(
+        "{label}: recording {} rendered usernames and {} group names: {:.0} ms",
+        counts.written,
+        group_counts.written,
+        start.elapsed().as_secs_f64() * 1000.0
+    );
     let start = Instant::now();
     let counts = st.replace_rendered("bench", &fingerprint, &rows).await.expect("record");
-    println!("{label}: recording them again, unchanged ({} written): {:.0} ms", counts.written, start.elapsed().as_secs_f64() * 1000.0);
+    let group_counts = st.replace_rendered_groups("bench", &fingerprint, &group_rows).await.expect("record groups");
+    println!(
+        "{label}: recording them again, unchanged ({} written): {:.0} ms",
+        counts.written + group_counts.written,
+        start.elapsed().as_secs_f64() * 1000.0
+    );
 
     // Links as a full sync leaves them: every user and group linked.
     let users: Vec<UserState> = selection
@@ -145,12 +164,13 @@ async fn bench(label: &str, url: &str, schema: Option<String>, text: &str) {
     let change_times = times.clone();
     println!("{label}: change log and retries: {} ({} entry)", stats(times), entries.len());
     let subjects: Vec<SubjectKey> = entries.iter().flat_map(|e| e.subjects.clone()).collect();
-    let (times, side) = timed(|| duoprov_sync::incremental::scoped_registry_side(st, &settings, &subjects)).await;
+    let named_groups: Vec<String> = entries.iter().flat_map(|e| e.groups.clone()).collect();
+    let (times, side) = timed(|| duoprov_sync::incremental::scoped_registry_side(st, &settings, &subjects, &named_groups)).await;
     let scoped_times = times.clone();
     let (desired, selected) = side.expect("scoped read");
-    println!("{label}: scoped registry side: {} ({selected} selected groups, {} user)", stats(times), desired.users.len());
+    println!("{label}: scoped registry side: {} ({selected} selected groups, {} rendered, {} user)", stats(times), desired.rendered_groups.len(), desired.users.len());
     let g = desired.groups.iter().find(|g| g.registry_name == group.as_str()).expect("the changed group is selected");
-    if selected != scale::GROUPS || desired.users.len() != 1 || g.members != vec![0] || desired.users[0].key != subject {
+    if selected != scale::GROUPS || desired.rendered_groups.len() >= scale::GROUPS || desired.users.len() != 1 || g.members != vec![0] || desired.users[0].key != subject {
         eprintln!("FAILED: the scoped read does not hold the change");
         std::process::exit(1);
     }
@@ -165,32 +185,50 @@ async fn bench(label: &str, url: &str, schema: Option<String>, text: &str) {
     })
     .await;
     println!("{label}:   step: clash partners (recorded usernames, subject rows): {}", stats(times));
-    let (times, scoped) = timed(|| st.scoped_selection("bench", &subjects, None)).await;
-    println!("{label}:   step: scoped selection query: {}", stats(times));
+    let (times, scoped) = timed(|| st.scoped_group_selection("bench", &subjects, &named_groups, None)).await;
+    println!("{label}:   step: scoped selection query (the groups reached and named): {}", stats(times));
+    let (times, every) = timed(|| st.scoped_selection("bench", &subjects, None)).await;
+    println!("{label}:   step: scoped selection query reading every group (before): {}", stats(times));
+    let every = every.expect("scoped selection of every group");
+    let (times, _) = timed(|| async { duoprov_plan::DesiredState::build_with(&every.selection, &settings.mapping, None, &|_| 0) }).await;
+    println!("{label}:   step: desired state rendering every selected group ({}, before): {}", every.selection.groups.len(), stats(times));
+    drop(every);
     let (times, _) = timed(|| st.markers(Some("bench"))).await;
     println!("{label}:   step: markers read (selection rules): {}", stats(times));
     let scoped = scoped.expect("scoped selection");
-    let (times, _) = timed(|| async { duoprov_plan::DesiredState::build_with(&scoped.selection, &settings.mapping, None, &|_| 0) }).await;
+    let names: Vec<String> = scoped.selection.groups.iter().filter_map(|g| settings.mapping.group_fields(&g.group).ok()).map(|f| f.name).collect();
+    let (times, _) = timed(|| async {
+        st.rendered_group_holders("bench", &names).await.expect("group holders");
+        st.rendered_group_count("bench").await.expect("group count")
+    })
+    .await;
+    println!("{label}:   step: group-name clash lookup and selected-group count: {}", stats(times));
+    let (times, _) = timed(|| async { duoprov_plan::DesiredState::build_part(&scoped.selection, &settings.mapping, None, &|_| 0, &|_| 0) }).await;
     println!("{label}:   step: desired state ({} groups rendered): {}", scoped.selection.groups.len(), stats(times));
     let (times, links) = timed(|| st.links("bench")).await;
     println!("{label}: links read whole (before): {} ({} user links)", stats(times), links.expect("links").users.len());
     let (times, read) = timed(|| async {
-        let read = st.scoped_links("bench", &subjects).await.expect("scoped links");
+        let read = st.scoped_links("bench", &subjects, Some(&named_groups)).await.expect("scoped links");
         let ids: Vec<String> = read.links.users.iter().filter_map(|l| l.duo_user_id.clone()).collect();
         let met = st.user_links_by_duo_ids("bench", &ids).await.expect("links by Duo id");
+        let group_ids: Vec<String> = read.links.groups.iter().filter_map(|l| l.duo_group_id.clone()).collect();
+        st.group_links_by_duo_ids("bench", &group_ids).await.expect("group links by Duo id");
         (read, met)
     })
     .await;
     let (read, met) = read;
+    let (every_times, _) = timed(|| st.scoped_links("bench", &subjects, None)).await;
+    println!("{label}: links read for the scope with every group link (before): {}", stats(every_times));
     println!(
-        "{label}: links read for the scope: {} ({} group links, {} user link, {} met by Duo id, {} managed users counted)",
+        "{label}: links read for the scope: {} ({} group links, {} user link, {} met by Duo id, {} managed users and {} managed groups counted)",
         stats(times),
         read.links.groups.len(),
         read.links.users.len(),
         met.len(),
-        read.managed_users
+        read.managed_users,
+        read.managed_groups
     );
-    if read.links.users.len() != 1 || met.len() != 1 || read.managed_users != scale::SUBJECTS {
+    if read.links.users.len() != 1 || read.links.groups.len() != 1 || met.len() != 1 || read.managed_users != scale::SUBJECTS || read.managed_groups != scale::GROUPS {
         eprintln!("FAILED: the scoped links do not hold the changed subject's link and the managed count");
         std::process::exit(1);
     }

@@ -12,16 +12,20 @@
 //!   with more membership changes than `whole_group_above` — then its members are read from Duo
 //!   (v2 members) and every member on either side joins the scope;
 //! - a group retried *whole* (a failed removal of a member no subject is linked to) is read whole;
+//! - a Duo group released by a group in scope leaving the selection brings in the selected groups
+//!   rendering to its name, which a full sync would give it (`Widen::Groups`);
 //! - more entries than `full_sync_above_changes`, or a scope larger than
 //!   `full_sync_above_objects`, escalates to a full sync; so does a username found in Duo under
 //!   no case while no probe has recorded how this Duo compares usernames and a lookup of a known
 //!   user in another case misses it (a Duo comparing exactly hides a user differing only in case
 //!   from a lookup, not from a full read).
 //!
-//! The registry side is read for the scoped subjects only (every selected group with its effective
-//! members among them, their eligibility, and the usernames recorded for the provisioner, so a
-//! clash is held exactly as the whole selection would hold it) when every change names the
-//! subjects it moves and the recorded usernames match the rendering settings; clash partners
+//! The registry side is read for the scoped subjects only (the selected groups they are in and
+//! the groups named, with their effective members among them, their eligibility, and the
+//! usernames and group names recorded for the provisioner, so a username or group-name clash is
+//! held exactly as the whole selection would hold it while only the groups read are rendered)
+//! when every change names the subjects it moves and the recorded names match the rendering
+//! settings; clash partners
 //! (subjects sharing a recorded or rendered username with a scoped one) join the scope. Otherwise
 //! — marker, nesting, group or folder changes, whole groups, a template change, nothing recorded
 //! yet — the whole selection is read, as the run's scope says. Either way a username a scoped
@@ -29,10 +33,10 @@
 //! subject in.
 //!
 //! With the registry side scoped, the links are read for the scope too
-//! ([`duoprov_registry::ScopedLinks`]): every group link, the user links of the scoped and retried
-//! subjects, the links of the Duo users read (by Duo id, for the rule above), and counts for what
-//! needs the rest (the managed users the safety rules weigh, the first linked user for the case
-//! check); a run reading the registry whole reads the links whole.
+//! ([`duoprov_registry::ScopedLinks`]): the group links of the named groups, the user links of
+//! the scoped and retried subjects, the links of the Duo users and groups read (by Duo id, for the
+//! rule above and the snapshot), and counts for what needs the rest (the managed users and groups
+//! the safety rules weigh, the first linked user for the case check); a run reading the registry whole reads the links whole.
 //!
 //! The safety rules see what a full sync would: removals from a group are weighed against its
 //! real member count in Duo (read whole, or counted with one call), never the scoped members.
@@ -53,7 +57,7 @@ use duoprov_registry::{RetryTarget, Store};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use crate::error::SyncError;
-use crate::prepared::{rendered_rows, Prepared, RenderedUpdate, RunKind};
+use crate::prepared::{rendered_group_rows, rendered_rows, Prepared, RenderedUpdate, RunKind};
 use crate::read::{snapshot_group, snapshot_user};
 use crate::registry_read::{filter_registry, read_links, read_registry};
 use crate::settings::SyncSettings;
@@ -332,19 +336,31 @@ pub async fn prepare_incremental(store: &dyn Store, duo: &DuoClient, settings: &
     plan_scope(store, duo, settings, request, start, pacing_before).await
 }
 
-/// The registry side read for `subjects` only: every selected group with its effective members
-/// among them, their eligibility, and — through the recorded usernames (one index lookup) — how
-/// many subjects outside them render to each of their usernames, so the desired state holds
-/// clashes exactly as the whole selection would.
+/// The registry side read for `subjects` and the groups of uuid `groups` only.
+struct ScopedRead {
+    desired: DesiredState,
+    rendered: RenderedUpdate,
+    /// How many groups the provisioner selects (held ones included), as recorded.
+    selected_groups: usize,
+}
+
+/// The registry side read for `subjects` and the groups of uuid `groups` only: the selected
+/// groups among those the subjects are in and `groups`, with their effective members among the
+/// subjects, the subjects' eligibility, and — through the recorded usernames and group names (one
+/// index lookup each) — how many subjects outside them render to each of their usernames and how
+/// many selected groups outside them render to each of their group names, so the desired state
+/// holds clashes exactly as the whole selection would while only the groups read are rendered.
 async fn read_scoped(
     store: &dyn Store,
     settings: &SyncSettings,
     subjects: &BTreeSet<SubjectKey>,
+    groups: &BTreeSet<String>,
     fingerprint: &str,
-) -> Result<(crate::registry_read::RegistryRead, DesiredState, RenderedUpdate), SyncError> {
+) -> Result<ScopedRead, SyncError> {
     let name = settings.provisioner.as_str();
     let list: Vec<SubjectKey> = subjects.iter().cloned().collect();
-    let mut scoped = store.scoped_selection(name, &list, settings.eligible_group.as_ref()).await?;
+    let group_list: Vec<String> = groups.iter().cloned().collect();
+    let mut scoped = store.scoped_group_selection(name, &list, &group_list, settings.eligible_group.as_ref()).await?;
     let eligible = scoped.eligible.map(|v| v.into_iter().collect::<HashSet<_>>());
     // The provisioner's selection rules narrow the scoped groups exactly as they narrow a whole read.
     let (selected_by, rule_excluded) = crate::registry_read::apply_selection_rules(store, settings, &mut scoped.selection).await?;
@@ -359,22 +375,45 @@ async fn read_scoped(
             *others.entry(h.username_key).or_default() += 1;
         }
     }
-    let mut desired = DesiredState::build_with(&registry.selection, &settings.mapping, registry.eligible.as_ref(), &|k| others.get(k).copied().unwrap_or(0));
+    // The group names the groups read render to, and the recorded groups outside them holding one.
+    let read_uuids: HashSet<&str> = registry.selection.groups.iter().map(|g| g.group.uuid.as_str()).collect();
+    let mut names: Vec<String> = registry.selection.groups.iter().filter_map(|g| settings.mapping.group_fields(&g.group).ok()).map(|f| f.name).collect();
+    names.sort();
+    names.dedup();
+    let mut other_groups: HashMap<String, usize> = HashMap::new();
+    if !names.is_empty() {
+        for h in store.rendered_group_holders(name, &names).await? {
+            if let Some(n) = h.name
+                && !read_uuids.contains(h.group_uuid.as_str())
+            {
+                *other_groups.entry(n).or_default() += 1;
+            }
+        }
+    }
+    let selected_groups = store.rendered_group_count(name).await?;
+    let mut desired = DesiredState::build_part(
+        &registry.selection,
+        &settings.mapping,
+        registry.eligible.as_ref(),
+        &|k| others.get(k).copied().unwrap_or(0),
+        &|n| other_groups.get(n).copied().unwrap_or(0),
+    );
     registry.annotate(&mut desired);
     let rendered = RenderedUpdate::Subjects { fingerprint: fingerprint.to_owned(), subjects: list, rows: rendered_rows(&desired) };
-    Ok((registry, desired, rendered))
+    Ok(ScopedRead { desired, rendered, selected_groups })
 }
 
-/// The registry side of a scoped incremental run for a change naming `subjects`, as
-/// [`prepare_incremental`] reads it (clash partners through the recorded usernames, then the
-/// scoped selection and the desired state): the desired state and the number of selected
-/// groups. For measuring (`benches/scoped_registry.rs`); it reads only.
-pub async fn scoped_registry_side(store: &dyn Store, settings: &SyncSettings, subjects: &[SubjectKey]) -> Result<(DesiredState, usize), SyncError> {
-    let mut named = Named { subjects: subjects.iter().cloned().collect(), ..Default::default() };
+/// The registry side of a scoped incremental run for a change naming `subjects` and the groups of
+/// uuid `groups`, as [`prepare_incremental`] reads it (clash partners through the recorded
+/// usernames, then the scoped selection and the desired state of the groups read): the desired
+/// state and the number of selected groups (as recorded). For measuring
+/// (`benches/scoped_registry.rs`); it reads only.
+pub async fn scoped_registry_side(store: &dyn Store, settings: &SyncSettings, subjects: &[SubjectKey], groups: &[String]) -> Result<(DesiredState, usize), SyncError> {
+    let mut named = Named { subjects: subjects.iter().cloned().collect(), groups: groups.iter().cloned().collect(), ..Default::default() };
     clash_partners(store, settings, &mut named).await?;
     let fingerprint = crate::settings::rendering_fingerprint(settings);
-    let (registry, desired, _) = read_scoped(store, settings, &named.subjects, &fingerprint).await?;
-    Ok((desired, registry.selection.groups.len()))
+    let read = read_scoped(store, settings, &named.subjects, &named.groups, &fingerprint).await?;
+    Ok((read.desired, read.selected_groups))
 }
 
 /// How the registry side of a scoped run is read.
@@ -401,7 +440,11 @@ async fn registry_mode(store: &dyn Store, settings: &SyncSettings, request: &Sco
         "scoped registry reads are turned off for this provisioner".into()
     } else {
         match store.rendered_fingerprint(&settings.provisioner).await? {
-            Some(recorded) if recorded == fingerprint => return Ok(RegistryMode::Scoped { fingerprint }),
+            Some(recorded) if recorded == fingerprint => match store.rendered_groups_fingerprint(&settings.provisioner).await? {
+                Some(recorded) if recorded == fingerprint => return Ok(RegistryMode::Scoped { fingerprint }),
+                Some(_) => "the templates or selection rules changed since the group names were recorded: this read records them anew".into(),
+                None => "no rendered group names are recorded for this provisioner yet: this read records them".into(),
+            },
             Some(_) => "the templates, eligibility group or subject sources changed since the usernames were recorded: this read records them anew".into(),
             None => "no rendered usernames are recorded for this provisioner yet: this read records them".into(),
         }
@@ -436,8 +479,19 @@ pub(crate) async fn plan_scope(
                 request.named.subjects.extend(owners.iter().cloned());
                 request.named.partners.extend(owners);
             }
+            Err(Widen::Groups(groups)) => {
+                tracing::debug!(provisioner = settings.provisioner, groups = ?groups, "a Duo group released by a group in scope is taken over by a group outside it: it joins");
+                request.named.groups.extend(groups);
+            }
         }
     }
+}
+
+/// What a run reading the links for its scope counts of the rest.
+struct LinkCounts {
+    managed_users: usize,
+    managed_groups: usize,
+    first_linked_user: Option<String>,
 }
 
 /// What a scoped plan needs before it can be made.
@@ -447,6 +501,9 @@ enum Widen {
     /// These subjects in scope too: their Duo users hold a username a scoped subject needs, so
     /// a full sync would weigh them together (a user taken over, a clash).
     Subjects(BTreeSet<SubjectKey>),
+    /// These groups (uuids) in scope too: each renders to the name of a Duo group a group in
+    /// scope leaving the selection releases, which a full sync gives it.
+    Groups(BTreeSet<String>),
 }
 
 /// [`plan_scope`] with the registry read as `mode` says; `Err(reason)` asks for a whole read
@@ -468,42 +525,27 @@ async fn plan_scope_in(
     // of everyone else rendering to their usernames — so usernames clashing anywhere are held
     // exactly as a full sync holds them either way; only the plan is scoped.
     let registry_start = Instant::now();
-    let (registry, mut desired, rendered) = match mode {
+    let scoped_registry = matches!(mode, RegistryMode::Scoped { .. });
+    let (mut desired, rendered, selected_groups) = match mode {
         RegistryMode::Scoped { fingerprint } => {
-            let (registry, desired, rendered) = read_scoped(store, settings, &named.subjects, fingerprint).await?;
-            (registry, desired, Some(rendered))
+            let read = read_scoped(store, settings, &named.subjects, &named.groups, fingerprint).await?;
+            (read.desired, Some(read.rendered), read.selected_groups)
         }
         RegistryMode::Whole { record, .. } => {
             let registry = read_registry(store, settings).await?;
             let mut desired = DesiredState::build(&registry.selection, &settings.mapping, registry.eligible.as_ref());
             registry.annotate(&mut desired);
-            let rendered = record.as_ref().map(|fingerprint| RenderedUpdate::Replace { fingerprint: fingerprint.clone(), rows: rendered_rows(&desired) });
-            (registry, desired, rendered)
+            let rendered = record.as_ref().map(|fingerprint| RenderedUpdate::Replace {
+                fingerprint: fingerprint.clone(),
+                rows: rendered_rows(&desired),
+                groups: rendered_group_rows(&desired),
+            });
+            (desired, rendered, registry.selection.groups.len())
         }
     };
     let registry_ms = registry_start.elapsed().as_millis() as u64;
-    // The links: whole, or — with the registry read scoped — every group link, the user links of
-    // the scoped subjects and of the retried ones, and counts for what needs the rest (the
-    // safety rules' managed users, the first linked user for the case check). The links of the
-    // Duo users the run meets are read by their Duo ids below.
-    let links_start = Instant::now();
-    let scoped_links = matches!(mode, RegistryMode::Scoped { .. }) && settings.incremental.scoped_links && !named.subjects_groups;
-    let (links, link_counts) = if scoped_links {
-        let mut asked: BTreeSet<SubjectKey> = named.subjects.clone();
-        asked.extend(retries.iter().filter_map(|r| r.target.subject().cloned()));
-        let asked: Vec<SubjectKey> = asked.into_iter().collect();
-        let read = store.scoped_links(name, &asked).await?;
-        let mut links = read.links;
-        links.foreign = crate::registry_read::read_foreign_links(store, settings).await?;
-        (links, Some((read.managed_users, read.first_linked_user)))
-    } else {
-        (read_links(store, settings).await?, None)
-    };
-    let links_ms = links_start.elapsed().as_millis() as u64;
-    crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
-    if named.subjects_groups {
-        calls += subjects_groups(duo, &desired, &links, &mut named).await.map_err(SyncError::DuoRead)?;
-    }
+    let groups_rendered = desired.rendered_groups.len();
+    // Clash partners bring in every selected group they are in (a scoped read has read those).
     if !named.partners.is_empty() {
         let index: HashSet<u32> = desired.users.iter().enumerate().filter(|(_, u)| named.partners.contains(&u.key)).map(|(i, _)| i as u32).collect();
         for g in &desired.groups {
@@ -511,6 +553,36 @@ async fn plan_scope_in(
                 named.groups.insert(g.uuid.clone());
             }
         }
+    }
+    // The links: whole, or — with the registry read scoped — the group links of the named
+    // groups, the user links of the scoped subjects and of the retried ones, and counts for what
+    // needs the rest (the safety rules' managed groups and users, the first linked user for the
+    // case check). The links of the Duo users and groups the run meets are read by their Duo ids
+    // below.
+    let links_start = Instant::now();
+    let scoped_links = scoped_registry && settings.incremental.scoped_links && !named.subjects_groups;
+    let (links, link_counts) = if scoped_links {
+        let mut asked: BTreeSet<SubjectKey> = named.subjects.clone();
+        asked.extend(retries.iter().filter_map(|r| r.target.subject().cloned()));
+        let asked: Vec<SubjectKey> = asked.into_iter().collect();
+        let asked_groups: Vec<String> = named.groups.iter().cloned().collect();
+        let read = store.scoped_links(name, &asked, Some(&asked_groups)).await?;
+        let mut links = read.links;
+        links.foreign = crate::registry_read::read_foreign_links(store, settings).await?;
+        (links, Some(LinkCounts { managed_users: read.managed_users, managed_groups: read.managed_groups, first_linked_user: read.first_linked_user }))
+    } else {
+        (read_links(store, settings).await?, None)
+    };
+    let links_ms = links_start.elapsed().as_millis() as u64;
+    if scoped_registry {
+        // Only the named groups were read: those are the ones whose deletion can be planned.
+        let named_links = Links { groups: links.groups.iter().filter(|l| named.groups.contains(&l.group_uuid)).cloned().collect(), ..Default::default() };
+        crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &named_links).await?;
+    } else {
+        crate::registry_read::mark_deleted_groups(store, settings, &mut desired, &links).await?;
+    }
+    if named.subjects_groups {
+        calls += subjects_groups(duo, &desired, &links, &mut named).await.map_err(SyncError::DuoRead)?;
     }
 
     let desired_group: HashMap<&str, &DesiredGroup> = desired.groups.iter().map(|g| (g.uuid.as_str(), g)).collect();
@@ -568,6 +640,34 @@ async fn plan_scope_in(
             whole.insert(g);
         }
     }
+    // A Duo group released by a group in scope leaving the selection is taken over by a selected
+    // group rendering to its name, as a full sync plans it (a registry group deleted and made
+    // anew): such a group outside the scope joins, instead of the Duo group being deleted.
+    let released: HashSet<&str> = groups
+        .iter()
+        .copied()
+        .filter(|g| !desired_group.contains_key(g) && !desired.held_groups.contains(*g))
+        .filter_map(|g| group_link.get(g).and_then(|l| l.duo_group_id.as_deref()))
+        .collect();
+    if !released.is_empty() {
+        let names: HashSet<&str> = duo_groups.iter().filter(|dg| released.contains(dg.group_id.as_str())).map(|dg| dg.name.as_str()).collect();
+        if matches!(mode, RegistryMode::Scoped { .. }) && !names.is_empty() {
+            // A scoped read rendered only its own groups: the recorded names say whether another
+            // selected group may render to one of these names; if so, the run reads them all.
+            let asked: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+            if let Some(h) = store.rendered_group_holders(name, &asked).await?.into_iter().find(|h| !groups.contains(h.group_uuid.as_str())) {
+                return Ok(Err(Widen::Whole(format!(
+                    "the Duo group {:?} a group in scope releases may be taken over by another selected group, which needs every group's name",
+                    h.name.unwrap_or_default()
+                ))));
+            }
+        }
+        let joining: BTreeSet<String> =
+            desired.groups.iter().filter(|g| !groups.contains(g.uuid.as_str()) && names.contains(g.fields.name.as_str())).map(|g| g.uuid.clone()).collect();
+        if !joining.is_empty() {
+            return Ok(Err(Widen::Groups(joining)));
+        }
+    }
     // A group reconciled whole needs all its effective members: a scoped read has only the
     // scoped subjects, so the run reads the registry whole instead.
     if matches!(mode, RegistryMode::Scoped { .. })
@@ -578,12 +678,25 @@ async fn plan_scope_in(
             desired_group[g].registry_name
         ))));
     }
+    // With scoped links, every link of the Duo groups read, by their ids (a group listed whole,
+    // or an id linked twice, resolves as the links read whole resolve it).
+    let met_groups: Vec<duoprov_model::GroupLink> = if link_counts.is_some() && !duo_groups.is_empty() {
+        let ids: Vec<String> = duo_groups.iter().map(|g| g.group_id.clone()).collect();
+        store.group_links_by_duo_ids(name, &ids).await?
+    } else {
+        Vec::new()
+    };
     let mut member_reads: Vec<String> = whole.iter().filter_map(|g| linked_id(g)).filter(|id| present.contains(id)).collect();
     // A whole group without a live link may be matched by name to a Duo group (adopted, claimed,
     // or taken over from a deleted registry group): that group's members are read too.
     let in_scope: HashSet<&str> = groups.iter().copied().collect();
-    let claimed_elsewhere: HashSet<&str> =
-        links.groups.iter().filter(|l| !in_scope.contains(l.group_uuid.as_str())).filter_map(|l| l.duo_group_id.as_deref()).collect();
+    let claimed_elsewhere: HashSet<&str> = links
+        .groups
+        .iter()
+        .chain(&met_groups)
+        .filter(|l| !in_scope.contains(l.group_uuid.as_str()))
+        .filter_map(|l| l.duo_group_id.as_deref())
+        .collect();
     for g in whole.iter().filter(|g| linked_id(g).is_none_or(|id| !present.contains(&id))) {
         let name = desired_group[g].fields.name.as_str();
         for dg in duo_groups.iter().filter(|dg| dg.name == name && !claimed_elsewhere.contains(dg.group_id.as_str())) {
@@ -703,7 +816,7 @@ async fn plan_scope_in(
             // A read settles it for this run: a Duo that finds a known user under another case
             // compares case-insensitively, and its lookups missed no spelling.
             let linked = match &link_counts {
-                Some((_, first)) => first.clone(),
+                Some(c) => c.first_linked_user.clone(),
                 None => links.users.iter().find_map(|l| l.duo_user_id.clone()),
             };
             let (ignore_case, made) = lookups_ignore_case(duo, &duo_users, linked).await.map_err(SyncError::DuoRead)?;
@@ -723,8 +836,13 @@ async fn plan_scope_in(
     // the planner cannot take them for unmatched ones.
     let group_set: HashSet<&str> = groups.iter().copied().collect();
     let user_set: HashSet<&SubjectKey> = users.iter().collect();
-    let foreign_groups: HashSet<&str> =
-        links.groups.iter().filter(|l| !group_set.contains(l.group_uuid.as_str())).filter_map(|l| l.duo_group_id.as_deref()).collect();
+    let foreign_groups: HashSet<&str> = links
+        .groups
+        .iter()
+        .chain(&met_groups)
+        .filter(|l| !group_set.contains(l.group_uuid.as_str()))
+        .filter_map(|l| l.duo_group_id.as_deref())
+        .collect();
     let foreign_users: HashSet<&str> =
         links.users.iter().chain(&met).filter(|l| !user_set.contains(&l.subject)).filter_map(|l| l.duo_user_id.as_deref()).collect();
     let mut snapshot = DuoSnapshot {
@@ -746,9 +864,12 @@ async fn plan_scope_in(
     let mut plan = build_plan(name, &scoped, &snapshot, &scoped_links, &settings.policy);
     let mut plan_ms = start.elapsed().as_millis() as u64;
     // The safety rules weigh deletions against everything duoprov manages, not the scope.
-    plan.managed_groups = links.groups.iter().filter(|l| l.in_target && l.duo_group_id.is_some()).count();
+    plan.managed_groups = match &link_counts {
+        Some(c) => c.managed_groups,
+        None => links.groups.iter().filter(|l| l.in_target && l.duo_group_id.is_some()).count(),
+    };
     plan.managed_users = match &link_counts {
-        Some((managed, _)) => *managed,
+        Some(c) => c.managed_users,
         None => links.users.iter().filter(|l| l.in_target && l.duo_user_id.is_some()).count(),
     };
     // …and a group's removals against its real size in Duo, not the scoped members the planner
@@ -822,6 +943,7 @@ async fn plan_scope_in(
         registry_scoped,
         registry_whole_reason,
         registry_ms,
+        groups_rendered,
         links_scoped: link_counts.is_some(),
         links_ms,
         group_uuids: groups.iter().map(|g| (*g).to_owned()).collect(),
@@ -833,7 +955,7 @@ async fn plan_scope_in(
         kind,
         change_seq: to_seq,
         scope: Some(scope),
-        selected_groups: registry.selection.groups.len(),
+        selected_groups,
         plan,
         desired: scoped,
         registry_fingerprint: String::new(),

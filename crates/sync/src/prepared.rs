@@ -31,6 +31,10 @@ pub struct ScopeSummary {
     pub registry_whole_reason: Option<String>,
     /// Time spent reading the registry side (and rendering it), in milliseconds.
     pub registry_ms: u64,
+    /// How many selected groups the registry side read and rendered: those the scoped subjects
+    /// are in and those the changes name when scoped (group-name clashes with the rest are found
+    /// through the recorded group names), every selected group when read whole.
+    pub groups_rendered: usize,
     /// Whether the links were read for the scope only (the scoped subjects' user links, the
     /// links of the Duo users met, counts for the rest) rather than whole.
     pub links_scoped: bool,
@@ -91,8 +95,9 @@ pub struct Prepared {
 /// [`duoprov_registry::ScopedReads`]), under the fingerprint of its rendering settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RenderedUpdate {
-    /// The whole selection was read: these are every selected subject's usernames.
-    Replace { fingerprint: String, rows: Vec<duoprov_registry::RenderedName> },
+    /// The whole selection was read: these are every selected subject's usernames, and every
+    /// selected group's rendered name.
+    Replace { fingerprint: String, rows: Vec<duoprov_registry::RenderedName>, groups: Vec<duoprov_registry::RenderedGroup> },
     /// Only `subjects` were read: their rows become `rows` (none for a subject absent there).
     Subjects { fingerprint: String, subjects: Vec<duoprov_model::SubjectKey>, rows: Vec<duoprov_registry::RenderedName> },
 }
@@ -100,10 +105,11 @@ pub enum RenderedUpdate {
 impl RenderedUpdate {
     /// Records the update. A scoped update is skipped when the recorded fingerprint has changed
     /// meanwhile (its rows would be mixed with rows of other settings).
-    pub async fn record(&self, store: &dyn duoprov_registry::ScopedReads, provisioner: &str) -> Result<(), duoprov_registry::RegistryError> {
+    pub async fn record(&self, store: &dyn duoprov_registry::Store, provisioner: &str) -> Result<(), duoprov_registry::RegistryError> {
         match self {
-            RenderedUpdate::Replace { fingerprint, rows } => {
+            RenderedUpdate::Replace { fingerprint, rows, groups } => {
                 store.replace_rendered(provisioner, fingerprint, rows).await?;
+                store.replace_rendered_groups(provisioner, fingerprint, groups).await?;
             }
             RenderedUpdate::Subjects { fingerprint, subjects, rows } => {
                 store.update_rendered(provisioner, fingerprint, subjects, rows).await?;
@@ -120,6 +126,11 @@ pub(crate) fn rendered_rows(desired: &DesiredState) -> Vec<duoprov_registry::Ren
     rows.sort();
     rows.dedup_by(|a, b| a.subject == b.subject);
     rows
+}
+
+/// The rows of a desired state's rendered group names.
+pub(crate) fn rendered_group_rows(desired: &DesiredState) -> Vec<duoprov_registry::RenderedGroup> {
+    desired.rendered_groups.iter().map(|(group_uuid, name)| duoprov_registry::RenderedGroup { group_uuid: group_uuid.clone(), name: name.clone() }).collect()
 }
 
 impl Prepared {

@@ -70,6 +70,7 @@ pub async fn prepare_with_progress(store: &dyn Store, duo: &DuoClient, settings:
     let rendered = crate::prepared::RenderedUpdate::Replace {
         fingerprint: crate::settings::rendering_fingerprint(settings),
         rows: crate::prepared::rendered_rows(&desired),
+        groups: crate::prepared::rendered_group_rows(&desired),
     };
     let plan_ms = start.elapsed().as_millis() as u64;
     Ok(Prepared {

@@ -110,6 +110,7 @@ mod console_pages;
 mod scoped;
 mod rendered_report;
 mod scoped_links;
+mod scoped_groups;
 
 pub use backend::{BulkLoad, SqlBackend};
 use self::{audit::Audit, bulk::Bulk, change_log::Changes, folders::Folders, groups::Groups, markers::Markers, memberships::Memberships, selection::Selection, subjects::Subjects};

@@ -14,111 +14,7 @@ sql_impl! {
 #[async_trait]
 impl ScopedReads for SqlStore<DB> {
     async fn scoped_selection(&self, provisioner: &str, subjects: &[SubjectKey], eligible: Option<&GroupName>) -> Result<ScopedSelection> {
-        let mut tx = self.begin_read().await?;
-        let markers = Selection::<DB>::markers_in(&mut tx, provisioner).await?;
-        let index = MarkerIndex::new(&markers);
-        let eligible_id = match eligible {
-            Some(g) => Some(SqlStore::<DB>::require_group(&mut tx, g).await?.0),
-            None => None,
-        };
-        let mut out = ScopedSelection {
-            selection: ProvisionerSelection { provisioner: provisioner.to_owned(), ..Default::default() },
-            eligible: eligible.map(|_| Vec::new()),
-        };
-
-        // The subjects' row ids.
-        let mut ids: Vec<i64> = Vec::with_capacity(subjects.len());
-        for chunk in subjects.chunks(CHUNK) {
-            let mut qb: QueryBuilder<DB> = QueryBuilder::new("SELECT s.id FROM subject s WHERE ");
-            for (i, k) in chunk.iter().enumerate() {
-                if i > 0 {
-                    qb.push(" OR ");
-                }
-                qb.push("(s.source = ").push_bind(k.source.as_str()).push(" AND s.subject_id = ").push_bind(k.id.as_str()).push(")");
-            }
-            let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db("finding the changed subjects"))?;
-            ids.extend(rows.into_iter().map(|r| r.0));
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-
-        // Every group each subject is in, immediately or through nesting: one recursive walk
-        // upwards from the subjects' immediate groups (UNION ends it on a repeated pair).
-        let up_sql = format!(
-            "WITH RECURSIVE up(subject_id, group_id) AS (\
-               SELECT subject_id, group_id FROM member_subject WHERE subject_id IN ({}) \
-               UNION SELECT up.subject_id, mg.group_id FROM member_group mg JOIN up ON mg.member_group_id = up.group_id) \
-             SELECT subject_id, group_id FROM up",
-            DB::JSON_IDS
-        );
-        let pairs: Vec<(i64, i64)> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(sqlx::AssertSqlSafe(up_sql))
-                .bind(&ids_json)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db("walking the changed subjects' groups upwards"))?
-        };
-        let mut groups_of: HashMap<i64, HashSet<i64>> = HashMap::new();
-        for (s, g) in pairs {
-            groups_of.entry(s).or_default().insert(g);
-        }
-
-        let selected: Vec<GroupTuple> = if index.is_empty() {
-            Vec::new()
-        } else {
-            let groups: Vec<GroupTuple> = sqlx::query_as(concat!("SELECT ", group_cols!(), " FROM grp g ORDER BY g.name"))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db("reading groups"))?;
-            groups.into_iter().filter(|g| index.selects(&g.2)).collect()
-        };
-        let selected_ids: HashSet<i64> = selected.iter().map(|g| g.0).collect();
-        let in_selection: Vec<i64> = ids
-            .iter()
-            .copied()
-            .filter(|s| groups_of.get(s).is_some_and(|gs| gs.iter().any(|g| selected_ids.contains(g))))
-            .collect();
-
-        // The rows of the subjects in the selection, in the order a full selection reads them.
-        let subjects_sql = format!(concat!("SELECT ", subject_cols!(), " FROM subject s WHERE s.id IN ({}) ORDER BY s.source, s.subject_id"), DB::JSON_IDS);
-        let rows: Vec<SubjectTuple> = if in_selection.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(sqlx::AssertSqlSafe(subjects_sql))
-                .bind(serde_json::to_string(&in_selection).unwrap_or_else(|_| "[]".into()))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db("reading the changed subjects"))?
-        };
-        if let (Some(list), Some(e)) = (out.eligible.as_mut(), eligible_id) {
-            let keys: Vec<(i64, SubjectKey)> = if ids.is_empty() {
-                Vec::new()
-            } else if rows.is_empty() {
-                let all_sql = format!("SELECT s.id, s.source, s.subject_id FROM subject s WHERE s.id IN ({})", DB::JSON_IDS);
-                let all: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(all_sql))
-                    .bind(&ids_json)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db("reading the changed subjects"))?;
-                all.into_iter().map(|(i, s, k)| (i, SubjectKey::new(&s, &k))).collect()
-            } else {
-                rows.iter().map(|r| (r.0, SubjectKey::new(&r.1, &r.2))).collect()
-            };
-            list.extend(keys.into_iter().filter(|(i, _)| groups_of.get(i).is_some_and(|gs| gs.contains(&e))).map(|(_, k)| k));
-            list.sort();
-        }
-        tx.rollback().await.map_err(db("ending a read"))?;
-
-        let position: Vec<(i64, u32)> = rows.iter().enumerate().map(|(i, r)| (r.0, i as u32)).collect();
-        for g in &selected {
-            let members: Vec<u32> = position.iter().filter(|(s, _)| groups_of.get(s).is_some_and(|gs| gs.contains(&g.0))).map(|(_, i)| *i).collect();
-            out.selection.groups.push(ProvisionableGroup { group: group_of(g)?, members });
-        }
-        out.selection.subjects = rows.into_iter().map(subject_of).collect();
-        Ok(out)
+        self.selection_seen_from(provisioner, subjects, None, eligible).await
     }
 
     async fn rendered_fingerprint(&self, provisioner: &str) -> Result<Option<String>> {
@@ -197,6 +93,154 @@ impl ScopedReads for SqlStore<DB> {
         Self::insert_rendered(&mut tx, provisioner, &fresh).await?;
         tx.commit().await.map_err(db("committing the rendered usernames"))?;
         Ok(true)
+    }
+}
+}
+
+sql_impl! {
+impl SqlStore<DB> {
+    /// The selection seen from `subjects` ([`ScopedReads::scoped_selection`]); with `groups`,
+    /// only the selected groups among those a subject is in and those of these uuids
+    /// ([`crate::ScopedGroups::scoped_group_selection`]), else every selected group.
+    pub(super) async fn selection_seen_from(
+        &self,
+        provisioner: &str,
+        subjects: &[SubjectKey],
+        groups: Option<&[String]>,
+        eligible: Option<&GroupName>,
+    ) -> Result<ScopedSelection> {
+        let mut tx = self.begin_read().await?;
+        let markers = Selection::<DB>::markers_in(&mut tx, provisioner).await?;
+        let index = MarkerIndex::new(&markers);
+        let eligible_id = match eligible {
+            Some(g) => Some(SqlStore::<DB>::require_group(&mut tx, g).await?.0),
+            None => None,
+        };
+        let mut out = ScopedSelection {
+            selection: ProvisionerSelection { provisioner: provisioner.to_owned(), ..Default::default() },
+            eligible: eligible.map(|_| Vec::new()),
+        };
+
+        // The subjects' row ids.
+        let mut ids: Vec<i64> = Vec::with_capacity(subjects.len());
+        for chunk in subjects.chunks(CHUNK) {
+            let mut qb: QueryBuilder<DB> = QueryBuilder::new("SELECT s.id FROM subject s WHERE ");
+            for (i, k) in chunk.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" OR ");
+                }
+                qb.push("(s.source = ").push_bind(k.source.as_str()).push(" AND s.subject_id = ").push_bind(k.id.as_str()).push(")");
+            }
+            let rows: Vec<(i64,)> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db("finding the changed subjects"))?;
+            ids.extend(rows.into_iter().map(|r| r.0));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let ids_json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+
+        // Every group each subject is in, immediately or through nesting: one recursive walk
+        // upwards from the subjects' immediate groups (UNION ends it on a repeated pair).
+        let up_sql = format!(
+            "WITH RECURSIVE up(subject_id, group_id) AS (\
+               SELECT subject_id, group_id FROM member_subject WHERE subject_id IN ({}) \
+               UNION SELECT up.subject_id, mg.group_id FROM member_group mg JOIN up ON mg.member_group_id = up.group_id) \
+             SELECT subject_id, group_id FROM up",
+            DB::JSON_IDS
+        );
+        let pairs: Vec<(i64, i64)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(sqlx::AssertSqlSafe(up_sql))
+                .bind(&ids_json)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("walking the changed subjects' groups upwards"))?
+        };
+        let mut groups_of: HashMap<i64, HashSet<i64>> = HashMap::new();
+        for (s, g) in pairs {
+            groups_of.entry(s).or_default().insert(g);
+        }
+
+        let selected: Vec<GroupTuple> = if index.is_empty() {
+            Vec::new()
+        } else if let Some(named) = groups {
+            // Only the groups a subject is in and the named ones: the markers decide by name.
+            let mut ids_in: Vec<i64> = groups_of.values().flatten().copied().collect();
+            ids_in.sort_unstable();
+            ids_in.dedup();
+            let mut rows: Vec<GroupTuple> = Vec::new();
+            if !ids_in.is_empty() {
+                let sql = format!(concat!("SELECT ", group_cols!(), " FROM grp g WHERE g.id IN ({})"), DB::JSON_IDS);
+                rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(serde_json::to_string(&ids_in).unwrap_or_else(|_| "[]".into()))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db("reading the changed subjects' groups"))?;
+            }
+            for chunk in named.chunks(CHUNK) {
+                let mut qb: QueryBuilder<DB> = QueryBuilder::new(concat!("SELECT ", group_cols!(), " FROM grp g WHERE g.uuid IN ("));
+                let mut list = qb.separated(", ");
+                for u in chunk {
+                    list.push_bind(u.as_str());
+                }
+                qb.push(")");
+                let more: Vec<GroupTuple> = qb.build_query_as().fetch_all(&mut *tx).await.map_err(db("reading the changed groups"))?;
+                rows.extend(more);
+            }
+            rows.sort_by(|a, b| a.2.cmp(&b.2));
+            rows.dedup_by_key(|g| g.0);
+            rows.into_iter().filter(|g| index.selects(&g.2)).collect()
+        } else {
+            let groups: Vec<GroupTuple> = sqlx::query_as(concat!("SELECT ", group_cols!(), " FROM grp g ORDER BY g.name"))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("reading groups"))?;
+            groups.into_iter().filter(|g| index.selects(&g.2)).collect()
+        };
+        let selected_ids: HashSet<i64> = selected.iter().map(|g| g.0).collect();
+        let in_selection: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|s| groups_of.get(s).is_some_and(|gs| gs.iter().any(|g| selected_ids.contains(g))))
+            .collect();
+
+        // The rows of the subjects in the selection, in the order a full selection reads them.
+        let subjects_sql = format!(concat!("SELECT ", subject_cols!(), " FROM subject s WHERE s.id IN ({}) ORDER BY s.source, s.subject_id"), DB::JSON_IDS);
+        let rows: Vec<SubjectTuple> = if in_selection.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(sqlx::AssertSqlSafe(subjects_sql))
+                .bind(serde_json::to_string(&in_selection).unwrap_or_else(|_| "[]".into()))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("reading the changed subjects"))?
+        };
+        if let (Some(list), Some(e)) = (out.eligible.as_mut(), eligible_id) {
+            let keys: Vec<(i64, SubjectKey)> = if ids.is_empty() {
+                Vec::new()
+            } else if rows.is_empty() {
+                let all_sql = format!("SELECT s.id, s.source, s.subject_id FROM subject s WHERE s.id IN ({})", DB::JSON_IDS);
+                let all: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(all_sql))
+                    .bind(&ids_json)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db("reading the changed subjects"))?;
+                all.into_iter().map(|(i, s, k)| (i, SubjectKey::new(&s, &k))).collect()
+            } else {
+                rows.iter().map(|r| (r.0, SubjectKey::new(&r.1, &r.2))).collect()
+            };
+            list.extend(keys.into_iter().filter(|(i, _)| groups_of.get(i).is_some_and(|gs| gs.contains(&e))).map(|(_, k)| k));
+            list.sort();
+        }
+        tx.rollback().await.map_err(db("ending a read"))?;
+
+        let position: Vec<(i64, u32)> = rows.iter().enumerate().map(|(i, r)| (r.0, i as u32)).collect();
+        for g in &selected {
+            let members: Vec<u32> = position.iter().filter(|(s, _)| groups_of.get(s).is_some_and(|gs| gs.contains(&g.0))).map(|(_, i)| *i).collect();
+            out.selection.groups.push(ProvisionableGroup { group: group_of(g)?, members });
+        }
+        out.selection.subjects = rows.into_iter().map(subject_of).collect();
+        Ok(out)
     }
 }
 }

@@ -1,6 +1,7 @@
-//! [`ScopedLinks`] over SQL: user links looked up by subject (the primary key) or by Duo user id
-//! (`sync_user_duo_user`, migration 0022), and the managed-user count from the partial index
-//! `sync_user_managed` instead of reading every link.
+//! [`ScopedLinks`] over SQL: group links looked up by uuid and user links by subject (the primary
+//! keys) or by Duo user id (`sync_user_duo_user`, migration 0022), and the managed-user and
+//! managed-group counts from the partial indexes `sync_user_managed` and `sync_group_managed`
+//! (migration 0023) instead of reading every link.
 
 use sqlx::QueryBuilder;
 
@@ -18,13 +19,32 @@ const USER_LINK_COLS: &str = "SELECT source, subject_id, duo_user_id, created_by
 sql_impl! {
 #[async_trait]
 impl ScopedLinks for SqlStore<DB> {
-    async fn scoped_links(&self, provisioner: &str, subjects: &[SubjectKey]) -> Result<ScopedLinkRead> {
+    async fn scoped_links(&self, provisioner: &str, subjects: &[SubjectKey], asked: Option<&[String]>) -> Result<ScopedLinkRead> {
         let mut tx = self.begin_read().await?;
-        let groups: Vec<GroupLinkTuple> = sqlx::query_as(GROUP_LINKS)
-        .bind(provisioner)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db(format!("reading the group links of {provisioner}")))?;
+        let groups: Vec<GroupLinkTuple> = match asked {
+            None => sqlx::query_as(GROUP_LINKS)
+                .bind(provisioner)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db(format!("reading the group links of {provisioner}")))?,
+            Some(uuids) => {
+                let mut rows: Vec<GroupLinkTuple> = Vec::new();
+                for chunk in uuids.chunks(CHUNK) {
+                    let mut qb: QueryBuilder<DB> = QueryBuilder::new(
+                        "SELECT group_uuid, duo_group_id, created_by_us, in_target, pending_name, pending_at FROM sync_group WHERE provisioner = ",
+                    );
+                    qb.push_bind(provisioner).push(" AND group_uuid IN (");
+                    let mut list = qb.separated(", ");
+                    for u in chunk {
+                        list.push_bind(u.as_str());
+                    }
+                    qb.push(")");
+                    rows.extend(qb.build_query_as::<GroupLinkTuple>().fetch_all(&mut *tx).await.map_err(db(format!("reading group links of {provisioner}")))?);
+                }
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                rows
+            }
+        };
         let mut users: Vec<UserLink> = Vec::new();
         let mut disabled: Vec<SubjectKey> = Vec::new();
         for chunk in subjects.chunks(CHUNK) {
@@ -46,6 +66,11 @@ impl ScopedLinks for SqlStore<DB> {
             .fetch_one(&mut *tx)
             .await
             .map_err(db(format!("counting the users {provisioner} manages")))?;
+        let (managed_groups,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sync_group WHERE provisioner = $1 AND in_target AND duo_group_id IS NOT NULL")
+            .bind(provisioner)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db(format!("counting the groups {provisioner} manages")))?;
         let first: Option<(Option<String>,)> = sqlx::query_as(
             "SELECT duo_user_id FROM sync_user WHERE provisioner = $1 AND duo_user_id IS NOT NULL ORDER BY source, subject_id LIMIT 1",
         )
@@ -62,6 +87,7 @@ impl ScopedLinks for SqlStore<DB> {
                 disabled_by_us: disabled.into_iter().collect(),
             },
             managed_users: usize::try_from(managed).unwrap_or(0),
+            managed_groups: usize::try_from(managed_groups).unwrap_or(0),
             first_linked_user: first.and_then(|r| r.0),
         })
     }
