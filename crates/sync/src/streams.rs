@@ -100,9 +100,33 @@ impl Share {
 }
 
 /// Splits `budget` calls in flight between the bulk stream (users, memberships: Duo's bulk class)
-/// and the group stream (group creates: the write class): the bulk stream, which decides an
-/// initial sync's length, gets the larger half. `None` when the budget is a single call: then the
-/// streams run one after the other.
+/// and the group stream (group creates: the write class), as `(bulk, group)`. The two shares add
+/// up to the budget (capped by the client's `max_concurrency`): the client takes its in-flight
+/// slot before its class's token, so streams that together asked for more than the slots would
+/// queue behind each other's token waits, and the write class would be slowed to the bulk
+/// class's pace. The bulk stream, which decides an initial sync's length (50 calls a minute
+/// against the write class's 300), gets three quarters; the group stream at least one call.
+/// `None` when the budget is a single call: the streams then run one after the other.
 pub(crate) fn split(budget: usize) -> Option<(usize, usize)> {
-    (budget >= 2).then(|| (budget - budget / 2, budget / 2))
+    (budget >= 2).then(|| {
+        let group = (budget / 4).max(1);
+        (budget - group, group)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn the_budget_is_split_without_exceeding_it_and_each_stream_gets_a_call() {
+        assert_eq!(split(1), None);
+        assert_eq!(split(2), Some((1, 1)));
+        assert_eq!(split(4), Some((3, 1)));
+        assert_eq!(split(8), Some((6, 2)));
+        for b in 2..40 {
+            let (bulk, group) = split(b).unwrap();
+            assert!(bulk >= 1 && group >= 1 && bulk + group == b && bulk >= group, "{b}: {bulk} + {group}");
+        }
+    }
 }
