@@ -1,17 +1,45 @@
-//! Applying a plan, phase by phase in the plan's order: record links found by matching, create
-//! groups, create users (bulk), restore users from Duo's Trash, update groups and users, remove then add memberships (bulk: every
-//! removal completes before the first addition is sent), delete groups and users. A create is
-//! recorded as intended before it is sent, so a run killed mid-call leaves a link the next run
-//! uses to recognise the object as its own; the intent is kept after a failure only when the
-//! create's outcome is unknown (a refused create made nothing, and a later hand-made object of
-//! that name must not pass for duoprov's). Every phase records its results before the next
-//! starts; one failing object never stops the others, and every failed operation is scheduled
-//! for a retry. The link of a user leaving management is forgotten only once its membership
-//! removals succeeded, so a failed removal is planned again by the next run. Every mutation sent
-//! to Duo, answered or failed, is appended to the audit log with Duo's answer: one batch per
-//! phase (per window of memberships), after its results are recorded. A membership window is
-//! recorded and audited while the next one is sent; the phase ends (and a run stopped between
-//! windows stops) only once every window sent is recorded and audited.
+//! Applying a plan. After the links found by matching are recorded, two streams run side by
+//! side, each with its own share of the calls in flight (see [`crate::streams::split`]):
+//!
+//! - the **group stream** (Duo's write class): group creates, in batches, then group updates;
+//! - the **bulk stream** (Duo's bulk class): user creates (`bulk_create`, in batches), restores
+//!   from Duo's Trash, re-enables, user updates, then membership removals and additions.
+//!
+//! Deletes (groups, then users) run once both streams are over. With a single call in flight the
+//! streams run one after the other (groups first), which is the order the apply always had.
+//!
+//! Ordering guarantees:
+//! - A create is recorded as intended before it is sent (every group and user intent is recorded
+//!   before the first create of its kind), so a run killed mid-call leaves a link the next run
+//!   uses to recognise the object as its own; the intent is kept after a failure only when the
+//!   create's outcome is unknown (a refused create made nothing, and a later hand-made object of
+//!   that name must not pass for duoprov's).
+//! - Group creates are recorded (and audited) batch by batch as they complete; a membership
+//!   addition to a group this run creates is sent only once that group's create is recorded (the
+//!   group stream publishes each recorded batch to the membership windows). Additions to existing
+//!   groups go first; an addition whose group create failed is never sent (reported unresolved
+//!   and retried by the next run, as are additions whose user could not be created).
+//! - Within the bulk stream the order is unchanged: every user create, restore, re-enable and
+//!   user update is answered and recorded before the first membership is sent (a restored user is
+//!   out of Trash before it is added anywhere); every membership removal completes before the
+//!   first addition (room under the 100-groups-per-user limit). The group stream's updates
+//!   (name, description of existing groups) may overlap memberships: a membership names the
+//!   group by id and does not depend on them; they still follow the group creates.
+//! - Deletes come after every membership change of both streams.
+//! - One failing object never stops the others, and every failed operation is scheduled for a
+//!   retry. The link of a user leaving management is forgotten only once its membership removals
+//!   succeeded, so a failed removal is planned again by the next run.
+//! - Every mutation sent to Duo, answered or failed, is appended to the audit log with Duo's
+//!   answer, after its results are recorded: one batch per batch of creates, per phase, and per
+//!   window of memberships. A membership window is recorded and audited while the next one is
+//!   sent; the phase ends (and a run stopped between windows stops) only once every window sent
+//!   is recorded and audited.
+//!
+//! Fencing: the runner lock is asked before each batch or window of each stream (and before
+//! each phase). A stream that finds it lost stops with `LockLost` and tells the other, which
+//! stops at its next batch; each stream has then sent at most the one batch it had under way,
+//! and records and audits it before the run ends. A registry failure in one stream stops the
+//! other the same way.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
