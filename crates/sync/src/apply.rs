@@ -61,8 +61,9 @@ use crate::streams::{FeedReader, GroupFeed, Halt, Share};
 const USERS_PER_BULK_CREATE: usize = 100;
 
 /// `bulk_create` calls per batch of user creates: the runner lock is asked before each batch,
-/// and each batch is recorded and audited before the next is sent.
-const USER_CREATE_BATCH_CALLS: usize = 5;
+/// and each batch is recorded and audited while the next is sent. A multiple of the bulk
+/// stream's usual shares (2, 3, 4, 6), so a batch ends without a half-empty last round.
+const USER_CREATE_BATCH_CALLS: usize = 12;
 
 /// Group creates per batch: the runner lock is asked before each batch, and each batch is
 /// recorded and audited (then offered to the membership windows) before the next is sent.
@@ -85,6 +86,21 @@ async fn record_window(store: &dyn Store, provisioner: &str, window: Option<Wind
     let Some(w) = window else { return Ok(()) };
     store.record(provisioner, &[], &[], &w.states).await?;
     store.append_audit(&w.audit).await?;
+    Ok(())
+}
+
+/// A sent batch of user creates' states and audit entries, still to be written.
+struct UsersRecord {
+    states: Vec<UserState>,
+    audit: Vec<AuditRecord>,
+}
+
+/// Records a sent batch of user creates (states, then audit entries; nothing for `None`).
+/// Borrows only the store, so it runs while the next batch is sent.
+async fn record_users(store: &dyn Store, provisioner: &str, batch: Option<UsersRecord>) -> Result<(), SyncError> {
+    let Some(b) = batch else { return Ok(()) };
+    store.record(provisioner, &[], &b.states, &[]).await?;
+    store.append_audit(&b.audit).await?;
     Ok(())
 }
 
@@ -429,15 +445,16 @@ impl<'a> Applier<'a> {
         };
         self.absorb(groups);
         self.share = Share::new(self.concurrency);
-        // Audit entries the group stream could not append (its registry failed) are tried once more.
-        self.flush_audit().await?;
-        group_result?;
-        bulk_result?;
-        if self.halt.is_set() {
-            // A stream stopped without an error of its own: cannot happen (the one that stops
-            // first returns its error), kept so deletes never run after a halt.
-            return Ok(());
-        }
+        // Audit entries a stream could not append (its registry failed) are tried once more; a
+        // stream's own error (the lock lost, first) is what the run reports. The halt flag is set
+        // only with an error, so deletes never run after a halt.
+        let flushed = self.flush_audit().await;
+        group_result.and(bulk_result).inspect_err(|_| {
+            if let Err(e) = &flushed {
+                tracing::warn!(provisioner = self.provisioner, error = %e, "appending the audit entries of a stopped run");
+            }
+        })?;
+        flushed?;
         let start = Instant::now();
         self.fenced("deleting groups").await?;
         self.delete_groups(plan).await?;
@@ -713,105 +730,127 @@ impl<'a> Applier<'a> {
         let intended_at = EpochMillis::now();
         let intents: Vec<UserState> = creates.iter().map(|(k, u)| intended_user(k, &u.username, intended_at, None)).collect();
         self.store.record(self.provisioner, &[], &intents, &[]).await?;
+        // Batch k is recorded and audited while batch k + 1 is sent (as membership windows are);
+        // a run that stops records the batch it sent before it returns.
+        let mut pending: Option<UsersRecord> = None;
         for batch in creates.chunks(USERS_PER_BULK_CREATE * USER_CREATE_BATCH_CALLS) {
-            if !self.gate("creating users").await? {
-                return Ok(false);
+            match self.gate("creating users").await {
+                Ok(true) => {}
+                stopped => {
+                    record_users(self.store, self.provisioner, pending.take()).await?;
+                    return stopped;
+                }
             }
-            let duo = self.duo;
-            let chunks: Vec<Vec<(SubjectKey, NewUser)>> = batch.chunks(USERS_PER_BULK_CREATE).map(|c| c.to_vec()).collect();
-            let results: Vec<_> = stream::iter(chunks)
-                .map(|chunk| async move {
-                    let users: Vec<NewUser> = chunk.iter().map(|(_, u)| u.clone()).collect();
-                    let result = duo.bulk_create_users(&users).await;
-                    (chunk, result)
-                })
-                .buffer_unordered(self.share.get())
-                .collect()
-                .await;
-            let at = EpochMillis::now();
-            let mut states = Vec::new();
-            for (chunk, result) in results {
-                self.report.write_calls += 1;
-                match result {
-                    Ok(created) => {
-                        let by_name: HashMap<String, String> = created.iter().map(|u| (duoprov_model::username_key(&u.username), u.user_id.clone())).collect();
-                        self.created_objects.extend(created);
-                        for (key, u) in chunk {
-                            self.progress.advance(1);
-                            let found = by_name.get(&duoprov_model::username_key(&u.username));
-                            let mut after = user_fields_json(Some(&u.username), &u.fields);
-                            after["user_id"] = json!(found);
-                            let answer = if found.is_some() { DuoAnswer::ok() } else { DuoAnswer::fail(None, "Duo's bulk create did not return this user") };
-                            self.audit("user", u.username.clone(), Some(key.to_string()), "create", None, Some(after), answer);
-                            match found {
-                                Some(id) => {
-                                    self.report.users.created += 1;
-                                    self.created_users.insert(key.clone(), id.clone());
-                                    self.subject_of_user.insert(id.clone(), key.clone());
-                                    states.push(UserState { pending_name: None, pending_at: None, subject: key, duo_user_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
-                                }
-                                // The call succeeded without this user: Duo did not create it.
-                                None => {
-                                    self.report.users.failed += 1;
-                                    let message = "Duo's bulk create did not return this user".to_owned();
-                                    self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &message);
-                                    states.push(refused_user(key, StateError { code: "ERR".into(), message }));
-                                }
+            let (store, provisioner) = (self.store, self.provisioner);
+            let previous = pending.take();
+            let (recorded, sent) = tokio::join!(record_users(store, provisioner, previous), self.user_batch(batch, intended_at));
+            if let Err(e) = recorded {
+                if let Err(also) = record_users(store, provisioner, Some(sent)).await {
+                    tracing::warn!(provisioner = self.provisioner, error = %also, "recording the user creates sent while the previous batch failed to record");
+                }
+                return Err(e);
+            }
+            pending = Some(sent);
+        }
+        record_users(self.store, self.provisioner, pending).await?;
+        Ok(true)
+    }
+
+    /// One batch of user creates (`bulk_create` calls, concurrently): sent, answered, counted;
+    /// returns the users' states and audit entries, for [`record_users`].
+    async fn user_batch(&mut self, batch: &[(SubjectKey, NewUser)], intended_at: EpochMillis) -> UsersRecord {
+        let duo = self.duo;
+        let chunks: Vec<Vec<(SubjectKey, NewUser)>> = batch.chunks(USERS_PER_BULK_CREATE).map(|c| c.to_vec()).collect();
+        let results: Vec<_> = stream::iter(chunks)
+            .map(|chunk| async move {
+                let users: Vec<NewUser> = chunk.iter().map(|(_, u)| u.clone()).collect();
+                let result = duo.bulk_create_users(&users).await;
+                (chunk, result)
+            })
+            .buffer_unordered(self.share.get())
+            .collect()
+            .await;
+        let at = EpochMillis::now();
+        let mut states = Vec::new();
+        for (chunk, result) in results {
+            self.report.write_calls += 1;
+            match result {
+                Ok(created) => {
+                    let by_name: HashMap<String, String> = created.iter().map(|u| (duoprov_model::username_key(&u.username), u.user_id.clone())).collect();
+                    self.created_objects.extend(created);
+                    for (key, u) in chunk {
+                        self.progress.advance(1);
+                        let found = by_name.get(&duoprov_model::username_key(&u.username));
+                        let mut after = user_fields_json(Some(&u.username), &u.fields);
+                        after["user_id"] = json!(found);
+                        let answer = if found.is_some() { DuoAnswer::ok() } else { DuoAnswer::fail(None, "Duo's bulk create did not return this user") };
+                        self.audit("user", u.username.clone(), Some(key.to_string()), "create", None, Some(after), answer);
+                        match found {
+                            Some(id) => {
+                                self.report.users.created += 1;
+                                self.created_users.insert(key.clone(), id.clone());
+                                self.subject_of_user.insert(id.clone(), key.clone());
+                                states.push(UserState { pending_name: None, pending_at: None, subject: key, duo_user_id: Some(id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
                             }
-                        }
-                    }
-                    // Duo refused the batch before doing anything (a bad value): create one by one
-                    // so one bad user does not stop the others.
-                    Err(e) if matches!(e.class(), ErrorClass::InvalidParameter) => {
-                        for (key, u) in &chunk {
-                            self.audit("user", u.username.clone(), Some(key.to_string()), "bulk_create", None, Some(user_fields_json(Some(&u.username), &u.fields)), duo_answer(&e));
-                        }
-                        for (key, u) in chunk {
-                            self.progress.advance(1);
-                            self.report.write_calls += 1;
-                            let result = self.duo.create_user(&u).await;
-                            let mut after = user_fields_json(Some(&u.username), &u.fields);
-                            after["user_id"] = json!(result.as_ref().ok().map(|c| c.user_id.clone()));
-                            self.audit("user", u.username.clone(), Some(key.to_string()), "create", None, Some(after), result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer));
-                            match result {
-                                Ok(created) => {
-                                    self.report.users.created += 1;
-                                    self.created_users.insert(key.clone(), created.user_id.clone());
-                                    self.subject_of_user.insert(created.user_id.clone(), key.clone());
-                                    states.push(UserState { pending_name: None, pending_at: None, subject: key, duo_user_id: Some(created.user_id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
-                                    self.created_objects.push(created);
-                                }
-                                Err(e) => {
-                                    self.report.users.failed += 1;
-                                    self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
-                                    states.push(if create_may_have_landed(&e) {
-                                        intended_user(&key, &u.username, intended_at, Some(state_error(&e)))
-                                    } else {
-                                        refused_user(key, state_error(&e))
-                                    });
-                                }
+                            // The call succeeded without this user: Duo did not create it.
+                            None => {
+                                self.report.users.failed += 1;
+                                let message = "Duo's bulk create did not return this user".to_owned();
+                                self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &message);
+                                states.push(refused_user(key, StateError { code: "ERR".into(), message }));
                             }
-                        }
-                    }
-                    // The call failed as a whole. Only when its outcome is unknown do the intents
-                    // stay (the next run recognises exactly the users it asked for, created after the
-                    // intent, as duoprov's own); after a refusal nothing was created.
-                    Err(e) => {
-                        let unknown = create_may_have_landed(&e);
-                        for (key, u) in chunk {
-                            self.progress.advance(1);
-                            self.audit("user", u.username.clone(), Some(key.to_string()), "create", None, Some(user_fields_json(Some(&u.username), &u.fields)), duo_answer(&e));
-                            self.report.users.failed += 1;
-                            self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
-                            states.push(if unknown { intended_user(&key, &u.username, intended_at, Some(state_error(&e))) } else { refused_user(key, state_error(&e)) });
                         }
                     }
                 }
+                // Duo refused the batch before doing anything (a bad value): create one by one
+                // so one bad user does not stop the others.
+                Err(e) if matches!(e.class(), ErrorClass::InvalidParameter) => {
+                    for (key, u) in &chunk {
+                        self.audit("user", u.username.clone(), Some(key.to_string()), "bulk_create", None, Some(user_fields_json(Some(&u.username), &u.fields)), duo_answer(&e));
+                    }
+                    for (key, u) in chunk {
+                        self.progress.advance(1);
+                        self.report.write_calls += 1;
+                        let result = self.duo.create_user(&u).await;
+                        let mut after = user_fields_json(Some(&u.username), &u.fields);
+                        after["user_id"] = json!(result.as_ref().ok().map(|c| c.user_id.clone()));
+                        self.audit("user", u.username.clone(), Some(key.to_string()), "create", None, Some(after), result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer));
+                        match result {
+                            Ok(created) => {
+                                self.report.users.created += 1;
+                                self.created_users.insert(key.clone(), created.user_id.clone());
+                                self.subject_of_user.insert(created.user_id.clone(), key.clone());
+                                states.push(UserState { pending_name: None, pending_at: None, subject: key, duo_user_id: Some(created.user_id.clone()), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                                self.created_objects.push(created);
+                            }
+                            Err(e) => {
+                                self.report.users.failed += 1;
+                                self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
+                                states.push(if create_may_have_landed(&e) {
+                                    intended_user(&key, &u.username, intended_at, Some(state_error(&e)))
+                                } else {
+                                    refused_user(key, state_error(&e))
+                                });
+                            }
+                        }
+                    }
+                }
+                // The call failed as a whole. Only when its outcome is unknown do the intents
+                // stay (the next run recognises exactly the users it asked for, created after the
+                // intent, as duoprov's own); after a refusal nothing was created.
+                Err(e) => {
+                    let unknown = create_may_have_landed(&e);
+                    for (key, u) in chunk {
+                        self.progress.advance(1);
+                        self.audit("user", u.username.clone(), Some(key.to_string()), "create", None, Some(user_fields_json(Some(&u.username), &u.fields)), duo_answer(&e));
+                        self.report.users.failed += 1;
+                        self.fail(Some(RetryTarget::User { subject: key.clone() }), format!("subject {key}"), &e.to_string());
+                        states.push(if unknown { intended_user(&key, &u.username, intended_at, Some(state_error(&e))) } else { refused_user(key, state_error(&e)) });
+                    }
+                }
             }
-            self.store.record(self.provisioner, &[], &states, &[]).await?;
-            self.flush_audit().await?;
         }
-        Ok(true)
+        UsersRecord { states, audit: std::mem::take(&mut self.audit) }
     }
 
     async fn update_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {

@@ -19,10 +19,10 @@ const IKEY: &str = "DIFENCE0000000000001";
 const SKEY: &str = "fence-test-secret-key-0123456789abcdefgh";
 /// Group creates per batch and users per batch of user creates, as the applier sends them.
 const GROUP_BATCH: usize = 50;
-const USER_BATCH: usize = 500;
+const USER_BATCH: usize = 1200;
 /// More groups and users than one batch of each.
 const GROUPS: usize = 60;
-const USERS_PER_GROUP: usize = 10;
+const USERS_PER_GROUP: usize = 25;
 
 /// A runner lock lost as soon as Duo holds a group (while the first batch of group creates is
 /// under way); notes how many groups and users Duo held when it first answered "lost".
@@ -54,8 +54,8 @@ async fn a_run_that_loses_its_runner_lock_sends_at_most_one_more_batch_of_each_s
         store.add_group(&name, &NodeAttrs::default(), true).await.unwrap();
         let mut members = Vec::new();
         for s in 0..USERS_PER_GROUP {
-            let key = SubjectKey::local(format!("s{g:02}{s}"));
-            let patch = SubjectPatch { login_id: Some(Some(format!("u{g:02}{s}"))), ..Default::default() };
+            let key = SubjectKey::local(format!("s{g:02}{s:02}"));
+            let patch = SubjectPatch { login_id: Some(Some(format!("u{g:02}{s:02}"))), ..Default::default() };
             store.upsert_subject(&key, &patch).await.unwrap();
             members.push(GroupMember::Subject(key));
         }
