@@ -31,9 +31,9 @@
 //!   succeeded, so a failed removal is planned again by the next run.
 //! - Every mutation sent to Duo, answered or failed, is appended to the audit log with Duo's
 //!   answer, after its results are recorded: one batch per batch of creates, per phase, and per
-//!   window of memberships. A membership window is recorded and audited while the next one is
-//!   sent; the phase ends (and a run stopped between windows stops) only once every window sent
-//!   is recorded and audited.
+//!   window of memberships. A membership window (a batch of user creates) is recorded and audited
+//!   while the next one is sent; the phase ends (and a run stopped between windows or batches
+//!   stops) only once every window or batch sent is recorded and audited.
 //!
 //! Fencing: the runner lock is asked before each batch or window of each stream (and before
 //! each phase). A stream that finds it lost stops with `LockLost` and tells the other, which
