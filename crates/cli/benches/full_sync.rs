@@ -172,8 +172,10 @@ fn show(what: &str, m: &Measured, min: &Minimum, emulator_429s: u64, scale: f64,
 /// and with a call waiting for a token; the paced rate's timeline). The bound is the bulk
 /// class's (it decides at this data set's shape); the gap splits into: process and phases
 /// outside the profile, read and plan (no bulk call can start before the plan), the bulk class
-/// idle during the create phase (groups being created: the write class's), the bulk class idle
-/// during memberships (between windows: recording and auditing, building the next), and the
+/// idle during the create phase (the bulk stream's user creates, restores and re-enables; group
+/// creates run alongside in the write class), the bulk class idle during memberships (between
+/// windows: recording and auditing, building the next, waiting for a new group's create to be
+/// recorded), and the
 /// bulk class busy longer than its calls need at Duo's rate (paced below the limit after 429s,
 /// the 429s' retries and their backoff, calls over the minimum).
 fn breakdown(m: &Measured, min: &Minimum, scale: f64) {
@@ -220,8 +222,8 @@ fn breakdown(m: &Measured, min: &Minimum, scale: f64) {
     );
     println!("    {outside:>7.1} s outside the run's phases (process start, registry open, run bookkeeping, exit)");
     println!("    {read_plan:>7.1} s read and plan (no bulk call before the plan)");
-    println!("    {idle_create:>7.1} s bulk class idle in the create phase (groups being created, write class)");
-    println!("    {idle_members:>7.1} s bulk class idle in the membership phase (between windows)");
+    println!("    {idle_create:>7.1} s bulk class idle in the create phase (users being created; groups alongside, write class)");
+    println!("    {idle_members:>7.1} s bulk class idle in the membership phase (between windows, or waiting for new groups to be recorded)");
     println!("    {idle_other:>7.1} s bulk class idle in the update and delete phases");
     println!(
         "    {below:>7.1} s bulk class busy beyond its {bulk_calls} calls at Duo's rate ({busy:.1} s busy, {needed:.1} s needed; {waiting:.1} s of it with a call waiting for a token; {bulk_429} 429s)"

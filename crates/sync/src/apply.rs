@@ -1,17 +1,45 @@
-//! Applying a plan, phase by phase in the plan's order: record links found by matching, create
-//! groups, create users (bulk), restore users from Duo's Trash, update groups and users, remove then add memberships (bulk: every
-//! removal completes before the first addition is sent), delete groups and users. A create is
-//! recorded as intended before it is sent, so a run killed mid-call leaves a link the next run
-//! uses to recognise the object as its own; the intent is kept after a failure only when the
-//! create's outcome is unknown (a refused create made nothing, and a later hand-made object of
-//! that name must not pass for duoprov's). Every phase records its results before the next
-//! starts; one failing object never stops the others, and every failed operation is scheduled
-//! for a retry. The link of a user leaving management is forgotten only once its membership
-//! removals succeeded, so a failed removal is planned again by the next run. Every mutation sent
-//! to Duo, answered or failed, is appended to the audit log with Duo's answer: one batch per
-//! phase (per window of memberships), after its results are recorded. A membership window is
-//! recorded and audited while the next one is sent; the phase ends (and a run stopped between
-//! windows stops) only once every window sent is recorded and audited.
+//! Applying a plan. After the links found by matching are recorded, two streams run side by
+//! side, each with its own share of the calls in flight (see [`crate::streams::split`]):
+//!
+//! - the **group stream** (Duo's write class): group creates, in batches, then group updates;
+//! - the **bulk stream** (Duo's bulk class): user creates (`bulk_create`, in batches), restores
+//!   from Duo's Trash, re-enables, user updates, then membership removals and additions.
+//!
+//! Deletes (groups, then users) run once both streams are over. With a single call in flight the
+//! streams run one after the other (groups first), which is the order the apply always had.
+//!
+//! Ordering guarantees:
+//! - A create is recorded as intended before it is sent (every group and user intent is recorded
+//!   before the first create of its kind), so a run killed mid-call leaves a link the next run
+//!   uses to recognise the object as its own; the intent is kept after a failure only when the
+//!   create's outcome is unknown (a refused create made nothing, and a later hand-made object of
+//!   that name must not pass for duoprov's).
+//! - Group creates are recorded (and audited) batch by batch as they complete; a membership
+//!   addition to a group this run creates is sent only once that group's create is recorded (the
+//!   group stream publishes each recorded batch to the membership windows). Additions to existing
+//!   groups go first; an addition whose group create failed is never sent (reported unresolved
+//!   and retried by the next run, as are additions whose user could not be created).
+//! - Within the bulk stream the order is unchanged: every user create, restore, re-enable and
+//!   user update is answered and recorded before the first membership is sent (a restored user is
+//!   out of Trash before it is added anywhere); every membership removal completes before the
+//!   first addition (room under the 100-groups-per-user limit). The group stream's updates
+//!   (name, description of existing groups) may overlap memberships: a membership names the
+//!   group by id and does not depend on them; they still follow the group creates.
+//! - Deletes come after every membership change of both streams.
+//! - One failing object never stops the others, and every failed operation is scheduled for a
+//!   retry. The link of a user leaving management is forgotten only once its membership removals
+//!   succeeded, so a failed removal is planned again by the next run.
+//! - Every mutation sent to Duo, answered or failed, is appended to the audit log with Duo's
+//!   answer, after its results are recorded: one batch per batch of creates, per phase, and per
+//!   window of memberships. A membership window (a batch of user creates) is recorded and audited
+//!   while the next one is sent; the phase ends (and a run stopped between windows or batches
+//!   stops) only once every window or batch sent is recorded and audited.
+//!
+//! Fencing: the runner lock is asked before each batch or window of each stream (and before
+//! each phase). A stream that finds it lost stops with `LockLost` and tells the other, which
+//! stops at its next batch; each stream has then sent at most the one batch it had under way,
+//! and records and audits it before the run ends. A registry failure in one stream stops the
+//! other the same way.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -25,11 +53,21 @@ use futures::stream::{self, StreamExt};
 
 use crate::error::SyncError;
 use crate::fence::FenceHandle;
-use crate::progress::Progress;
+use crate::progress::{NoProgress, Progress};
 use crate::report::{Failure, RunReport};
+use crate::streams::{FeedReader, GroupFeed, Halt, Share};
 
 /// Users per `bulk_create` call.
 const USERS_PER_BULK_CREATE: usize = 100;
+
+/// `bulk_create` calls per batch of user creates: the runner lock is asked before each batch,
+/// and each batch is recorded and audited while the next is sent. A multiple of the bulk
+/// stream's usual shares (2, 3, 4, 6), so a batch ends without a half-empty last round.
+const USER_CREATE_BATCH_CALLS: usize = 12;
+
+/// Group creates per batch: the runner lock is asked before each batch, and each batch is
+/// recorded and audited (then offered to the membership windows) before the next is sent.
+const GROUP_CREATE_BATCH: usize = 50;
 
 /// Membership operations built, sent, recorded and audited together (a hundred bulk calls of
 /// Duo's 50): enough to keep every concurrent call busy, small enough that a million memberships
@@ -48,6 +86,21 @@ async fn record_window(store: &dyn Store, provisioner: &str, window: Option<Wind
     let Some(w) = window else { return Ok(()) };
     store.record(provisioner, &[], &[], &w.states).await?;
     store.append_audit(&w.audit).await?;
+    Ok(())
+}
+
+/// A sent batch of user creates' states and audit entries, still to be written.
+struct UsersRecord {
+    states: Vec<UserState>,
+    audit: Vec<AuditRecord>,
+}
+
+/// Records a sent batch of user creates (states, then audit entries; nothing for `None`).
+/// Borrows only the store, so it runs while the next batch is sent.
+async fn record_users(store: &dyn Store, provisioner: &str, batch: Option<UsersRecord>) -> Result<(), SyncError> {
+    let Some(b) = batch else { return Ok(()) };
+    store.record(provisioner, &[], &b.states, &[]).await?;
+    store.append_audit(&b.audit).await?;
     Ok(())
 }
 
@@ -171,7 +224,13 @@ pub(crate) struct Applier<'a> {
     store: &'a dyn Store,
     duo: &'a DuoClient,
     provisioner: &'a str,
+    /// The provisioner's `concurrency`, capped by the client's `max_concurrency`: calls in
+    /// flight for the whole apply, split between the streams while both run.
     concurrency: usize,
+    /// This stream's calls in flight (the whole budget when no other stream runs).
+    share: Share,
+    /// Set when either stream stops; the other stops at its next batch.
+    halt: Halt,
     progress: &'a dyn Progress,
     report: RunReport,
     created_groups: HashMap<String, String>,
@@ -207,11 +266,14 @@ impl<'a> Applier<'a> {
         fence: Option<FenceHandle>,
         trigger: AuditTrigger,
     ) -> Self {
+        let concurrency = concurrency.min(duo.config().max_concurrency).max(1);
         Applier {
             store,
             duo,
             provisioner,
             concurrency,
+            share: Share::new(concurrency),
+            halt: Halt::default(),
             progress,
             report,
             created_groups: HashMap::new(),
@@ -297,39 +359,102 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Asked before each batch or window of a stream: `Ok(false)` when the other stream has
+    /// stopped (this one stops too, its sent work recorded), `Err(LockLost)` when the runner lock
+    /// is no longer held (and the other stream is told to stop).
+    async fn gate(&self, phase: &str) -> Result<bool, SyncError> {
+        if self.halt.is_set() {
+            return Ok(false);
+        }
+        if let Err(e) = self.fenced(phase).await {
+            self.halt.set();
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// An applier for the group stream: same store, client, lock and halt flag; its own report,
+    /// audit batch and share of the calls in flight. Its progress is not drawn (the bar follows
+    /// the bulk stream, which decides the run's length).
+    fn group_stream(&self, calls: usize) -> Applier<'a> {
+        let report = RunReport { provisioner: self.report.provisioner.clone(), ..RunReport::default() };
+        let mut g = Applier::new(self.store, self.duo, self.provisioner, self.concurrency, &NoProgress, report, self.fence.clone(), self.trigger.clone());
+        g.share = Share::new(calls);
+        g.halt = self.halt.clone();
+        g
+    }
+
+    /// Takes in what the group stream did: its counts, failures and created groups.
+    fn absorb(&mut self, g: Applier<'a>) {
+        let r = g.report;
+        for (mine, theirs) in [(&mut self.report.groups, r.groups), (&mut self.report.users, r.users), (&mut self.report.memberships, r.memberships)] {
+            mine.created += theirs.created;
+            mine.updated += theirs.updated;
+            mine.deleted += theirs.deleted;
+            mine.disabled += theirs.disabled;
+            mine.failed += theirs.failed;
+        }
+        self.report.write_calls += r.write_calls;
+        self.report.failures.extend(r.failures);
+        self.failed_targets.extend(g.failed_targets);
+        self.created_groups.extend(g.created_groups);
+        self.audit.extend(g.audit);
+    }
+
+    /// Applies the plan in two streams while groups are created (see the module's doc): the
+    /// group stream (group creates in batches, then group updates) and the bulk stream (user
+    /// creates, restores, re-enables, user updates, memberships), then deletes.
     pub async fn apply(&mut self, plan: &Plan) -> Result<(), SyncError> {
         let now = self.duo.pacing_clock_secs();
         self.report.phase_clock.push((String::new(), now, now, self.duo.pacing_totals()));
         let start = Instant::now();
         self.fenced("recording matches").await?;
         self.record_matches(plan).await?;
-        self.fenced("creating groups").await?;
-        self.create_groups(plan).await?;
-        self.flush_audit().await?;
-        self.fenced("creating users").await?;
-        self.create_users(plan).await?;
-        self.flush_audit().await?;
-        self.fenced("restoring users").await?;
-        self.restore_users(plan).await?;
-        self.flush_audit().await?;
-        self.fenced("re-enabling users").await?;
-        self.enable_users(plan).await?;
-        self.flush_audit().await?;
-        self.timed("create", start);
-        let start = Instant::now();
-        self.fenced("updating groups").await?;
-        self.update_groups(plan).await?;
-        self.flush_audit().await?;
-        self.fenced("updating users").await?;
-        self.update_users(plan).await?;
-        self.flush_audit().await?;
-        self.timed("update", start);
-        let start = Instant::now();
-        self.fenced("changing memberships").await?;
-        self.memberships(plan).await?;
-        self.flush_audit().await?;
-        self.settle_leaving_users().await?;
-        self.timed("memberships", start);
+        let feed = GroupFeed::new();
+        let split = crate::streams::split(self.concurrency);
+        let (bulk_calls, group_calls) = split.unwrap_or((self.concurrency, self.concurrency));
+        let mut groups = self.group_stream(group_calls);
+        self.share = Share::new(bulk_calls);
+        let (budget, bulk_share, group_share) = (self.concurrency, self.share.clone(), groups.share.clone());
+        let group_run = async {
+            let r = groups.run_group_stream(plan, &feed).await;
+            if r.is_err() {
+                groups.halt.set();
+            }
+            // Whatever happened, the membership windows stop waiting for groups.
+            feed.close();
+            bulk_share.set(budget);
+            r
+        };
+        let mut reader = feed.reader();
+        let (group_result, bulk_result) = if split.is_some() {
+            let bulk_run = async {
+                let r = self.run_bulk_stream(plan, &mut reader, start).await;
+                if r.is_err() {
+                    self.halt.set();
+                }
+                group_share.set(budget);
+                r
+            };
+            tokio::join!(group_run, bulk_run)
+        } else {
+            // One call in flight: the streams run one after the other.
+            let g = group_run.await;
+            let b = if g.is_ok() { self.run_bulk_stream(plan, &mut reader, start).await } else { Ok(()) };
+            (g, b)
+        };
+        self.absorb(groups);
+        self.share = Share::new(self.concurrency);
+        // Audit entries a stream could not append (its registry failed) are tried once more; a
+        // stream's own error (the lock lost, first) is what the run reports. The halt flag is set
+        // only with an error, so deletes never run after a halt.
+        let flushed = self.flush_audit().await;
+        group_result.and(bulk_result).inspect_err(|_| {
+            if let Err(e) = &flushed {
+                tracing::warn!(provisioner = self.provisioner, error = %e, "appending the audit entries of a stopped run");
+            }
+        })?;
+        flushed?;
         let start = Instant::now();
         self.fenced("deleting groups").await?;
         self.delete_groups(plan).await?;
@@ -338,6 +463,56 @@ impl<'a> Applier<'a> {
         self.delete_users(plan).await?;
         self.flush_audit().await?;
         self.timed("delete", start);
+        Ok(())
+    }
+
+    /// The group stream: group creates in batches of [`GROUP_CREATE_BATCH`] (the lock asked
+    /// before each, each recorded and audited, then published to `feed`), then group updates.
+    /// When its work is over, the bulk stream gets the whole budget of calls in flight.
+    async fn run_group_stream(&mut self, plan: &Plan, feed: &GroupFeed) -> Result<(), SyncError> {
+        if !self.create_groups(plan, feed).await? {
+            return Ok(());
+        }
+        feed.close();
+        if !self.gate("updating groups").await? {
+            return Ok(());
+        }
+        self.update_groups(plan).await?;
+        self.flush_audit().await
+    }
+
+    /// The bulk stream: user creates (in batches), restores, re-enables, user updates, then
+    /// memberships (additions to a new group once its create is recorded in `groups`).
+    async fn run_bulk_stream(&mut self, plan: &Plan, groups: &mut FeedReader, start: Instant) -> Result<(), SyncError> {
+        if !self.create_users(plan).await? {
+            return Ok(());
+        }
+        if !self.gate("restoring users").await? {
+            return Ok(());
+        }
+        self.restore_users(plan).await?;
+        self.flush_audit().await?;
+        if !self.gate("re-enabling users").await? {
+            return Ok(());
+        }
+        self.enable_users(plan).await?;
+        self.flush_audit().await?;
+        self.timed("create", start);
+        let start = Instant::now();
+        if !self.gate("updating users").await? {
+            return Ok(());
+        }
+        self.update_users(plan).await?;
+        self.flush_audit().await?;
+        self.timed("update", start);
+        let start = Instant::now();
+        if !self.gate("changing memberships").await? {
+            return Ok(());
+        }
+        self.memberships(plan, groups).await?;
+        self.flush_audit().await?;
+        self.settle_leaving_users().await?;
+        self.timed("memberships", start);
         Ok(())
     }
 
@@ -453,7 +628,11 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    async fn create_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {
+    /// Group creates: every intent recorded first, then batches of [`GROUP_CREATE_BATCH`], the
+    /// runner lock asked before each; a batch's results are recorded and audited, then its
+    /// created groups published to `feed` (membership additions may then be sent to them).
+    /// `Ok(false)` when the other stream stopped the run.
+    async fn create_groups(&mut self, plan: &Plan, feed: &GroupFeed) -> Result<bool, SyncError> {
         // Owned items: the streams below must be provably Send for a spawned daemon task.
         let creates: Vec<(String, String, String)> = plan
             .ops
@@ -464,7 +643,7 @@ impl<'a> Applier<'a> {
             })
             .collect();
         if creates.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         self.progress.phase("create groups", creates.len() as u64);
         let intended_at = EpochMillis::now();
@@ -474,43 +653,57 @@ impl<'a> Applier<'a> {
             .collect();
         self.store.record(self.provisioner, &intents, &[], &[]).await?;
         let duo = self.duo;
-        let results: Vec<_> = stream::iter(creates)
-            .map(|(uuid, name, desc)| async move {
-                let result = duo.create_group(&GroupFields::named(name.clone()).desc(desc.clone())).await;
-                (uuid, name, desc, result)
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        let at = EpochMillis::now();
-        let mut states = Vec::with_capacity(results.len());
-        for (uuid, name, desc, result) in results {
-            self.report.write_calls += 1;
-            self.progress.advance(1);
-            let after = json!({"name": name, "desc": desc, "group_id": result.as_ref().ok().map(|g| g.group_id.clone())});
-            self.audit("group", name.clone(), Some(uuid.clone()), "create", None, Some(after), result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer));
-            match result {
-                Ok(g) => {
-                    self.report.groups.created += 1;
-                    self.created_groups.insert(uuid.clone(), g.group_id.clone());
-                    states.push(GroupState { pending_name: None, pending_at: None, group_uuid: uuid.clone(), duo_group_id: Some(g.group_id), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
-                }
-                Err(e) => {
-                    self.report.groups.failed += 1;
-                    self.fail(Some(RetryTarget::Group { group_uuid: uuid.clone() }), format!("group {name}"), &e.to_string());
-                    states.push(if create_may_have_landed(&e) {
-                        intended_group(&uuid, &name, intended_at, Some(state_error(&e)))
-                    } else {
-                        GroupState { pending_name: None, pending_at: None, group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: false, provisioned_at: None, error: Some(state_error(&e)) }
-                    });
+        for batch in creates.chunks(GROUP_CREATE_BATCH) {
+            if !self.gate("creating groups").await? {
+                return Ok(false);
+            }
+            let results: Vec<_> = stream::iter(batch.to_vec())
+                .map(|(uuid, name, desc)| async move {
+                    let result = duo.create_group(&GroupFields::named(name.clone()).desc(desc.clone())).await;
+                    (uuid, name, desc, result)
+                })
+                .buffer_unordered(self.share.get())
+                .collect()
+                .await;
+            let at = EpochMillis::now();
+            let mut states = Vec::with_capacity(results.len());
+            let mut created = Vec::new();
+            for (uuid, name, desc, result) in results {
+                self.report.write_calls += 1;
+                self.progress.advance(1);
+                let after = json!({"name": name, "desc": desc, "group_id": result.as_ref().ok().map(|g| g.group_id.clone())});
+                self.audit("group", name.clone(), Some(uuid.clone()), "create", None, Some(after), result.as_ref().map(|_| DuoAnswer::ok()).unwrap_or_else(duo_answer));
+                match result {
+                    Ok(g) => {
+                        self.report.groups.created += 1;
+                        self.created_groups.insert(uuid.clone(), g.group_id.clone());
+                        created.push((uuid.clone(), g.group_id.clone()));
+                        states.push(GroupState { pending_name: None, pending_at: None, group_uuid: uuid.clone(), duo_group_id: Some(g.group_id), in_target: true, created_by_us: true, provisioned_at: Some(at), error: None });
+                    }
+                    Err(e) => {
+                        self.report.groups.failed += 1;
+                        self.fail(Some(RetryTarget::Group { group_uuid: uuid.clone() }), format!("group {name}"), &e.to_string());
+                        states.push(if create_may_have_landed(&e) {
+                            intended_group(&uuid, &name, intended_at, Some(state_error(&e)))
+                        } else {
+                            GroupState { pending_name: None, pending_at: None, group_uuid: uuid.clone(), duo_group_id: None, in_target: false, created_by_us: false, provisioned_at: None, error: Some(state_error(&e)) }
+                        });
+                    }
                 }
             }
+            self.store.record(self.provisioner, &states, &[], &[]).await?;
+            self.flush_audit().await?;
+            // Only now, recorded: a membership added to one of these groups is sent after the
+            // registry knows the group is duoprov's.
+            feed.publish(created);
         }
-        self.store.record(self.provisioner, &states, &[], &[]).await?;
-        Ok(())
+        Ok(true)
     }
 
-    async fn create_users(&mut self, plan: &Plan) -> Result<(), SyncError> {
+    /// User creates: every intent recorded first, then batches of [`USER_CREATE_BATCH_CALLS`]
+    /// `bulk_create` calls, the runner lock asked before each, each batch recorded and audited
+    /// before the next. `Ok(false)` when the other stream stopped the run.
+    async fn create_users(&mut self, plan: &Plan) -> Result<bool, SyncError> {
         let creates: Vec<(SubjectKey, NewUser)> = plan
             .ops
             .iter()
@@ -531,21 +724,50 @@ impl<'a> Applier<'a> {
             })
             .collect();
         if creates.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         self.progress.phase("create users", creates.len() as u64);
         let intended_at = EpochMillis::now();
         let intents: Vec<UserState> = creates.iter().map(|(k, u)| intended_user(k, &u.username, intended_at, None)).collect();
         self.store.record(self.provisioner, &[], &intents, &[]).await?;
+        // Batch k is recorded and audited while batch k + 1 is sent (as membership windows are);
+        // a run that stops records the batch it sent before it returns.
+        let mut pending: Option<UsersRecord> = None;
+        for batch in creates.chunks(USERS_PER_BULK_CREATE * USER_CREATE_BATCH_CALLS) {
+            match self.gate("creating users").await {
+                Ok(true) => {}
+                stopped => {
+                    record_users(self.store, self.provisioner, pending.take()).await?;
+                    return stopped;
+                }
+            }
+            let (store, provisioner) = (self.store, self.provisioner);
+            let previous = pending.take();
+            let (recorded, sent) = tokio::join!(record_users(store, provisioner, previous), self.user_batch(batch, intended_at));
+            if let Err(e) = recorded {
+                if let Err(also) = record_users(store, provisioner, Some(sent)).await {
+                    tracing::warn!(provisioner = self.provisioner, error = %also, "recording the user creates sent while the previous batch failed to record");
+                }
+                return Err(e);
+            }
+            pending = Some(sent);
+        }
+        record_users(self.store, self.provisioner, pending).await?;
+        Ok(true)
+    }
+
+    /// One batch of user creates (`bulk_create` calls, concurrently): sent, answered, counted;
+    /// returns the users' states and audit entries, for [`record_users`].
+    async fn user_batch(&mut self, batch: &[(SubjectKey, NewUser)], intended_at: EpochMillis) -> UsersRecord {
         let duo = self.duo;
-        let chunks: Vec<Vec<(SubjectKey, NewUser)>> = creates.chunks(USERS_PER_BULK_CREATE).map(|c| c.to_vec()).collect();
+        let chunks: Vec<Vec<(SubjectKey, NewUser)>> = batch.chunks(USERS_PER_BULK_CREATE).map(|c| c.to_vec()).collect();
         let results: Vec<_> = stream::iter(chunks)
             .map(|chunk| async move {
                 let users: Vec<NewUser> = chunk.iter().map(|(_, u)| u.clone()).collect();
                 let result = duo.bulk_create_users(&users).await;
                 (chunk, result)
             })
-            .buffer_unordered(self.concurrency)
+            .buffer_unordered(self.share.get())
             .collect()
             .await;
         let at = EpochMillis::now();
@@ -628,8 +850,7 @@ impl<'a> Applier<'a> {
                 }
             }
         }
-        self.store.record(self.provisioner, &[], &states, &[]).await?;
-        Ok(())
+        UsersRecord { states, audit: std::mem::take(&mut self.audit) }
     }
 
     async fn update_groups(&mut self, plan: &Plan) -> Result<(), SyncError> {
@@ -662,7 +883,7 @@ impl<'a> Applier<'a> {
                 let result = duo.modify_group(&id, &f).await;
                 (uuid, id, result, name, before, after)
             })
-            .buffer_unordered(self.concurrency)
+            .buffer_unordered(self.share.get())
             .collect()
             .await;
         let at = EpochMillis::now();
@@ -773,7 +994,7 @@ impl<'a> Applier<'a> {
                 let out = outcome.results.into_iter().map(|r| r.map(|_| ()).map_err(|e| e.to_string())).collect();
                 (i, outcome.calls, out)
             })
-            .buffer_unordered(self.concurrency)
+            .buffer_unordered(self.share.get())
             .collect()
             .await;
         results.sort_by_key(|(i, _, _)| *i);
@@ -789,7 +1010,12 @@ impl<'a> Applier<'a> {
     /// windows of [`MEMBERSHIP_WINDOW`] operations, each recorded and audited before the next is
     /// built, so an initial sync of a million memberships holds one window's bookkeeping at a
     /// time, never the whole phase's; the runner lock is asked before each window.
-    async fn memberships(&mut self, plan: &Plan) -> Result<(), SyncError> {
+    ///
+    /// An addition to a group this run creates waits until `groups` publishes that group (its
+    /// create answered and recorded); additions to existing groups, and to groups already
+    /// published, go first. Once `groups` is closed, the additions still waiting go out in
+    /// windows too: those whose group was not created are reported unresolved, never sent.
+    async fn memberships(&mut self, plan: &Plan, groups: &mut FeedReader) -> Result<(), SyncError> {
         let uuid_of_group: HashMap<&str, &str> = plan.group_matches.iter().map(|m| (m.group_id.as_str(), m.uuid.as_str())).collect();
         let is_removal = |o: &&PlannedOp| matches!(o.op, Op::RemoveMember { .. });
         let is_addition = |o: &&PlannedOp| matches!(o.op, Op::AddMember { .. });
@@ -797,6 +1023,18 @@ impl<'a> Applier<'a> {
         if total > 0 {
             self.progress.phase("memberships", total as u64);
         }
+        let removals: Vec<&PlannedOp> = plan.ops.iter().filter(is_removal).collect();
+        // Additions ready to send, and those waiting for their group's create to be recorded.
+        let mut ready: Vec<&PlannedOp> = Vec::new();
+        let mut waiting: HashMap<&str, Vec<&PlannedOp>> = HashMap::new();
+        for o in plan.ops.iter().filter(is_addition) {
+            match &o.op {
+                Op::AddMember { group: GroupRef::New { uuid, .. }, .. } if !self.created_groups.contains_key(&**uuid) => waiting.entry(&**uuid).or_default().push(o),
+                _ => ready.push(o),
+            }
+        }
+        let mut removal_windows = removals.chunks(MEMBERSHIP_WINDOW);
+        let mut ready_from = 0;
         // The runner lock is asked again before every window but the first (asked before the
         // phase): a run that lost it stops within one window, not after the whole phase.
         // Window k is recorded and audited while window k + 1 is sent (the bulk class does not
@@ -804,19 +1042,54 @@ impl<'a> Applier<'a> {
         // before the phase ends.
         let mut first = true;
         let mut pending: Option<WindowRecord> = None;
-        let removals: Vec<&PlannedOp> = plan.ops.iter().filter(is_removal).collect();
-        let additions: Vec<&PlannedOp> = plan.ops.iter().filter(is_addition).collect();
-        // Every removal window is sent (and answered) before the first addition window.
-        for window in removals.chunks(MEMBERSHIP_WINDOW).chain(additions.chunks(MEMBERSHIP_WINDOW)) {
-            if !std::mem::take(&mut first)
-                && let Err(e) = self.fenced("changing memberships").await
-            {
-                self.record_window(pending.take()).await?;
-                return Err(e);
+        loop {
+            // Every removal window is sent (and answered) before the first addition window.
+            let window: Vec<&PlannedOp> = if let Some(w) = removal_windows.next() {
+                w.to_vec()
+            } else {
+                let (published, closed) = groups.take_new();
+                for (uuid, group_id) in published {
+                    if let Some(ops) = waiting.remove(uuid.as_str()) {
+                        ready.extend(ops);
+                    }
+                    self.created_groups.insert(uuid, group_id);
+                }
+                if ready_from == ready.len() && closed {
+                    // Nothing more will be published: what still waits is unresolved.
+                    let rest: Vec<&PlannedOp> = waiting.drain().flat_map(|(_, ops)| ops).collect();
+                    ready.extend(rest);
+                }
+                if ready_from == ready.len() {
+                    if waiting.is_empty() {
+                        break;
+                    }
+                    // Waiting for the group stream: what was sent is recorded meanwhile.
+                    self.record_window(pending.take()).await?;
+                    groups.changed().await;
+                    // Time has passed: the lock is asked before the next window.
+                    first = false;
+                    if self.halt.is_set() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                let to = (ready_from + MEMBERSHIP_WINDOW).min(ready.len());
+                let w = ready[ready_from..to].to_vec();
+                ready_from = to;
+                w
+            };
+            if !std::mem::take(&mut first) {
+                match self.gate("changing memberships").await {
+                    Ok(true) => {}
+                    stopped => {
+                        self.record_window(pending.take()).await?;
+                        return stopped.map(|_| ());
+                    }
+                }
             }
             let (store, provisioner) = (self.store, self.provisioner);
             let previous = pending.take();
-            let (recorded, sent) = tokio::join!(record_window(store, provisioner, previous), self.membership_window(window, &uuid_of_group));
+            let (recorded, sent) = tokio::join!(record_window(store, provisioner, previous), self.membership_window(&window, &uuid_of_group));
             if let Err(e) = recorded {
                 // Window k + 1 reached Duo meanwhile: its states and audit entries are still
                 // written if the registry takes them, so no mutation sent goes unaudited.
@@ -950,7 +1223,7 @@ impl<'a> Applier<'a> {
                 let result = duo.delete_group(&id).await;
                 (uuid, id, name, result)
             })
-            .buffer_unordered(self.concurrency)
+            .buffer_unordered(self.share.get())
             .collect()
             .await;
         let mut forget = Vec::new();

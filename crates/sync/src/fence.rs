@@ -2,8 +2,10 @@
 //! The lock (a PostgreSQL session advisory lock, or a lock file beside a SQLite database) can be
 //! lost while the process lives — the registry session ended, a server restarted, the lock file
 //! was removed — and then another runner may already be writing. So the applier asks the fence
-//! before every phase (and every window of membership operations) and stops the run (recorded as
-//! interrupted, nothing more sent) once the lock is gone.
+//! before every phase and before every batch or window of each of its concurrent streams (group
+//! creates; user creates and membership windows), and stops the run (recorded as interrupted)
+//! once the lock is gone: each stream sends nothing after the batch it had under way, which is
+//! recorded and audited.
 
 use std::sync::Arc;
 

@@ -6,8 +6,9 @@
 //! prepare(): registry selection ─┐
 //!            Duo users + groups ─┼─▶ plan ─▶ fingerprints
 //!            links (sync state) ─┘
-//! run():     safety check ─▶ apply phase by phase (creates, updates, memberships, deletes),
-//!            recording links and per-object results after each phase ─▶ run log,
+//! run():     safety check ─▶ apply: group creates (write class) alongside user creates and
+//!            memberships (bulk class), then deletes, recording links and per-object results
+//!            after each batch or phase ─▶ run log,
 //!            checkpoint and retry list
 //! ```
 //!
@@ -23,13 +24,13 @@
 //! object        ─▶ incremental, registry_read, settings, prepared, error
 //! run           ─▶ admins, apply, registry_read, read, report, settings, prepared, progress, error
 //! incremental   ─▶ registry_read, read, settings, prepared, error
-//! apply         ─▶ report, fence, progress, error
+//! apply         ─▶ streams, report, fence, progress, error
 //! admins        ─▶ report, settings, error
 //! registry_read ─▶ settings, error
 //! settings      ─▶ prepared (SavedPlan), fence
 //! report        ─▶ prepared (ScopeSummary)
 //! read          ─▶ progress, error
-//! prepared, fence, progress, error: leaves
+//! prepared, fence, progress, streams, error: leaves
 //! ```
 
 mod admins;
@@ -48,6 +49,7 @@ mod registry_read;
 pub mod report;
 mod run;
 mod settings;
+mod streams;
 pub mod sync_back;
 
 pub use error::SyncError;

@@ -1,67 +1,111 @@
-//! Fencing against the emulator: a run whose runner lock is lost stops before its next apply
-//! phase, sends nothing more to Duo, and is recorded as interrupted; the next run converges from
-//! Duo as it is, without creating anything twice.
+//! Fencing against the emulator: a run whose runner lock is lost while groups are created (the
+//! group stream, write class) alongside users (the bulk stream) sends at most one batch more of
+//! each stream — the one under way when the lock went — records and audits what it sent, stops
+//! with `LockLost` and is recorded as interrupted; no membership is sent; the next run converges
+//! from Duo as it is, without creating anything twice.
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use duoprov_duo::{DuoClient, DuoConfig, PacingConfig};
-use duoprov_emulator::{Emulator, Integration};
+use duoprov_emulator::{Emulator, EmulatorHandle, Integration};
 use duoprov_model::{GroupMember, GroupName, SubjectKey, SubjectPatch};
-use duoprov_registry::{NodeAttrs, OpenOptions};
+use duoprov_plan::Op;
+use duoprov_registry::{AuditFilter, NodeAttrs, OpenOptions};
 use duoprov_sync::{FenceHandle, NoProgress, SyncError, SyncOptions};
 
 const IKEY: &str = "DIFENCE0000000000001";
 const SKEY: &str = "fence-test-secret-key-0123456789abcdefgh";
+/// Group creates per batch and users per batch of user creates, as the applier sends them.
+const GROUP_BATCH: usize = 50;
+const USER_BATCH: usize = 1200;
+/// More groups and users than one batch of each.
+const GROUPS: usize = 60;
+const USERS_PER_GROUP: usize = 25;
 
-#[tokio::test]
-async fn a_run_that_loses_its_runner_lock_stops_before_the_next_phase_and_the_next_run_converges() {
+/// A runner lock lost as soon as Duo holds a group (while the first batch of group creates is
+/// under way); notes how many groups and users Duo held when it first answered "lost".
+struct LostOnceDuoHoldsAGroup {
+    handle: EmulatorHandle,
+    at_loss: Mutex<Option<(usize, usize)>>,
+}
+
+#[async_trait::async_trait]
+impl duoprov_sync::Fence for LostOnceDuoHoldsAGroup {
+    async fn held(&self) -> bool {
+        let dump = self.handle.state();
+        if dump.groups.is_empty() {
+            return true;
+        }
+        self.at_loss.lock().unwrap().get_or_insert((dump.groups.len(), dump.users.len()));
+        false
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_loses_its_runner_lock_sends_at_most_one_more_batch_of_each_stream_records_it_and_the_next_run_converges() {
     let emulator = common::unlimited_emulator(IKEY, SKEY).await;
     let handle = emulator.handle().clone();
     let duo = common::unpaced_client(&emulator, IKEY, SKEY);
     let store = duoprov_registry::open("sqlite::memory:", &OpenOptions::default()).await.unwrap();
-    for g in 0..2 {
-        let name = GroupName::parse(&format!("app:duo:g{g}")).unwrap();
+    for g in 0..GROUPS {
+        let name = GroupName::parse(&format!("app:duo:g{g:02}")).unwrap();
         store.add_group(&name, &NodeAttrs::default(), true).await.unwrap();
-        for s in 0..3 {
-            let key = SubjectKey::local(format!("s{g}{s}"));
-            let patch = SubjectPatch { login_id: Some(Some(format!("u{g}{s}"))), ..Default::default() };
+        let mut members = Vec::new();
+        for s in 0..USERS_PER_GROUP {
+            let key = SubjectKey::local(format!("s{g:02}{s:02}"));
+            let patch = SubjectPatch { login_id: Some(Some(format!("u{g:02}{s:02}"))), ..Default::default() };
             store.upsert_subject(&key, &patch).await.unwrap();
-            store.add_member(&name, &GroupMember::Subject(key)).await.unwrap();
+            members.push(GroupMember::Subject(key));
         }
+        store.add_members(&name, &members).await.unwrap();
     }
     store.assign_marker(&common::app_duo_marker("fenced")).await.unwrap();
-    let settings = common::settings("fenced", 2);
+    let settings = common::settings("fenced", 4);
 
-    // Held while matches are recorded and groups created; lost before users are created.
-    let fence = FenceHandle(Arc::new(common::LosesAfter::new(2)));
-    let options = SyncOptions { fence: Some(fence), ..Default::default() };
+    let fence = Arc::new(LostOnceDuoHoldsAGroup { handle: handle.clone(), at_loss: Mutex::new(None) });
+    let options = SyncOptions { fence: Some(FenceHandle(fence.clone())), ..Default::default() };
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
-    assert_eq!(prepared.plan.ops.iter().filter(|o| matches!(o.op, duoprov_plan::Op::CreateUser { .. })).count(), 6);
+    let users = GROUPS * USERS_PER_GROUP;
+    assert_eq!(prepared.plan.ops.iter().filter(|o| matches!(o.op, Op::CreateUser { .. })).count(), users);
     let err = duoprov_sync::run(&*store, &duo, &settings, prepared, &options, &NoProgress).await.expect_err("the run must stop");
-    match &err {
-        SyncError::LockLost { provisioner, phase } => {
-            assert_eq!(provisioner, "fenced");
-            assert_eq!(phase, "creating users");
-        }
-        other => panic!("expected LockLost, got {other:?}"),
-    }
+    let SyncError::LockLost { provisioner, phase } = &err else { panic!("expected LockLost, got {err:?}") };
+    assert_eq!(provisioner, "fenced");
+    // The stream that asked first names the step it did not start.
+    assert!(["creating groups", "creating users", "restoring users", "changing memberships"].contains(&phase.as_str()), "{phase}");
     assert!(err.to_string().contains("no longer holds the runner lock"), "{err}");
+    let (groups_at_loss, users_at_loss) = fence.at_loss.lock().unwrap().expect("the lock was lost");
     let dump = handle.state();
-    assert_eq!(dump.groups.len(), 2, "the phase before the loss ran");
-    assert!(dump.users.is_empty(), "nothing was sent after the lock was lost: {:?}", dump.users);
+    // Each stream sent at most the batch under way when the lock went.
+    assert!(dump.groups.len() <= groups_at_loss + GROUP_BATCH && dump.groups.len() < GROUPS, "{} groups ({groups_at_loss} at the loss)", dump.groups.len());
+    assert!(dump.users.len() <= users_at_loss + USER_BATCH && dump.users.len() < users, "{} users ({users_at_loss} at the loss)", dump.users.len());
+    assert!(dump.users.iter().all(|u| u.groups.is_empty()), "no membership is sent once the lock is lost");
+    // What was sent is recorded (every Duo object is linked by its id) and audited.
+    let links = store.links("fenced").await.unwrap();
+    for g in &dump.groups {
+        assert!(links.groups.iter().any(|l| l.duo_group_id.as_deref() == Some(g.group_id.as_str()) && l.in_target), "group {} is not recorded", g.name);
+    }
+    for u in &dump.users {
+        assert!(links.users.iter().any(|l| l.duo_user_id.as_deref() == Some(u.user_id.as_str()) && l.in_target), "user {} is not recorded", u.username);
+    }
+    let audit = store.audit_entries(&AuditFilter { provisioner: Some("fenced".into()), ..Default::default() }).await.unwrap();
+    let created = |kind: &str| audit.iter().filter(|e| e.object_kind == kind && e.action == "create" && e.duo_status.as_deref() == Some("OK")).count();
+    assert_eq!((created("group"), created("user")), (dump.groups.len(), dump.users.len()), "one audit entry per create sent");
     let runs = store.runs(Some("fenced"), 10).await.unwrap();
     assert_eq!(runs[0].status, duoprov_registry::RunStatus::Interrupted, "the run is recorded as interrupted: {:?}", runs[0]);
-    assert!(runs[0].message.as_deref().is_some_and(|m| m.contains("creating users")), "{:?}", runs[0].message);
+    assert!(runs[0].message.as_deref().is_some_and(|m| m.contains(&format!("stopped before {phase}"))), "{:?}", runs[0].message);
     assert!(store.checkpoint("fenced").await.unwrap().is_none(), "an interrupted run does not move the checkpoint");
 
-    // The next run (lock held) converges: the groups are its own, not created again.
+    // The next run (lock held) converges: what the stopped run created is its own, not created again.
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
-    assert!(!prepared.plan.ops.iter().any(|o| matches!(o.op, duoprov_plan::Op::CreateGroup { .. })), "{:?}", prepared.plan.ops);
+    let creates = |f: fn(&Op) -> bool| prepared.plan.ops.iter().filter(|o| f(&o.op)).count();
+    assert_eq!(creates(|o| matches!(o, Op::CreateGroup { .. })), GROUPS - dump.groups.len());
+    assert_eq!(creates(|o| matches!(o, Op::CreateUser { .. })), users - dump.users.len());
     duoprov_sync::run(&*store, &duo, &settings, prepared, &SyncOptions::default(), &NoProgress).await.unwrap();
     let dump = handle.state();
-    assert_eq!((dump.groups.len(), dump.users.len()), (2, 6));
+    assert_eq!((dump.groups.len(), dump.users.len()), (GROUPS, users));
+    assert!(dump.users.iter().all(|u| u.groups.len() == 1), "every user in its group");
     let prepared = duoprov_sync::prepare(&*store, &duo, &settings).await.unwrap();
     assert!(prepared.plan.ops.is_empty(), "{:?}", prepared.plan.ops);
     emulator.shutdown().await.ok();

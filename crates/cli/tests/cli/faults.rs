@@ -433,24 +433,27 @@ async fn killed_at_20_points_ends_where_a_clean_run_ends(tenant: &Tenant, emu: &
             child.kill().expect("SIGKILL");
             child.wait().expect("reap");
         }
-        // Where the kill landed, from what Duo holds at that moment (the phases run in order).
+        // Where the kill landed, from what Duo holds at that moment: group creates run alongside
+        // user creates and then memberships (which follow every user create), so a kill can land
+        // in group creates and in one of the other two at once.
         let world = World::of(emu);
-        let landed = if world.groups.len() < tenant.groups {
-            "group creates"
-        } else if world.users.len() < tenant.users {
-            "user creates"
+        let mut landed = Vec::new();
+        if world.groups.len() < tenant.groups {
+            landed.push("group creates");
+        }
+        if world.users.len() < tenant.users {
+            landed.push("user creates");
         } else if world.memberships() < tenant.memberships() {
-            "memberships"
-        } else {
-            "done"
-        };
+            landed.push("memberships");
+        }
         let writes = emu.handle().calls_since(seq).iter().filter(|c| c.method != "GET").count();
         // A kill after Duo already holds everything (the run is recording its results) is a fair
         // kill, but not one inside a phase of the apply: it counts for neither check below.
-        if !exited && writes > 0 && landed != "done" {
+        if !exited && writes > 0 && !landed.is_empty() {
             kills_mid_apply += 1;
-            phases_hit.insert(landed);
+            phases_hit.extend(landed.iter().copied());
         }
+        let landed = if landed.is_empty() { "done".to_owned() } else { landed.join(" and ") };
         let point = if by_time { format!("after {delay} ms") } else { format!("after {count} {}", phases[phase]) };
         points.push(format!("{}{point}: {writes} writes, during {landed}", if exited { "(exited) " } else { "" }));
     }

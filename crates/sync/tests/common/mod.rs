@@ -1,19 +1,17 @@
 //! What the sync's emulator-backed tests share: an emulator that lets an unpaced client through
 //! (its whole minute's quota as the burst), a client for it with quick retries, the default
-//! settings of one provisioner, the marker selecting the `app:duo` folder for it, and a runner
-//! lock that is lost after a number of checks. Each test
+//! settings of one provisioner and the marker selecting the `app:duo` folder for it. Each test
 //! binary uses a part of it.
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use duoprov_duo::{DuoClient, DuoConfig, PacingConfig, RetryConfig};
 use duoprov_emulator::{Emulator, Integration, RunningEmulator};
 use duoprov_model::{FolderPath, Marker, MarkerScope, MarkerTarget};
 use duoprov_plan::{Mapping, MappingConfig, Policy};
-use duoprov_sync::{Fence, SyncSettings};
+use duoprov_sync::SyncSettings;
 
 /// An emulator for integration `ikey` whose limits never hold an unpaced client back (these tests
 /// are not about rate limits).
@@ -55,23 +53,4 @@ pub fn settings(provisioner: &str, concurrency: usize) -> SyncSettings {
 /// The marker provisioning everything under `app:duo` with `provisioner`.
 pub fn app_duo_marker(provisioner: &str) -> Marker {
     Marker { provisioner: provisioner.into(), target: MarkerTarget::Folder(FolderPath::parse("app:duo").unwrap()), scope: MarkerScope::Sub, provision: true }
-}
-
-/// A runner lock held for the first `held_for` checks and lost after.
-pub struct LosesAfter {
-    held_for: usize,
-    checks: AtomicUsize,
-}
-
-impl LosesAfter {
-    pub fn new(held_for: usize) -> Self {
-        LosesAfter { held_for, checks: AtomicUsize::new(0) }
-    }
-}
-
-#[async_trait::async_trait]
-impl Fence for LosesAfter {
-    async fn held(&self) -> bool {
-        self.checks.fetch_add(1, Ordering::SeqCst) < self.held_for
-    }
 }
