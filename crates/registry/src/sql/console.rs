@@ -121,12 +121,14 @@ impl ConsoleReads for SqlStore<DB> {
     }
 
     async fn duo_user_page(&self, config_id: &str, filter: &DuoUserFilter, offset: u32, limit: u32) -> Result<Paged<DuoUserRow>> {
-        // "Not in the registry" by the recorded usernames: first the username keys missing from
-        // them, a merge of two index scans (`duo_user_key`, `rendered_username_key`); a few
-        // hundred are then looked up by key, not tested Duo user by Duo user.
+        // "Not in the registry" by the recorded usernames ([`SqlBackend::PAGES_ANTI_JOIN`]): on
+        // PostgreSQL the anti-join of `push_filter`, paged and counted as it is (a merge of the
+        // `duo_user_key` and `rendered_username_key` indexes, the page's stopping at its LIMIT);
+        // on SQLite first the username keys missing from them, an `EXCEPT` merging the same two
+        // indexes; a few hundred are then looked up by key, not tested Duo user by Duo user.
         let mut filter = std::borrow::Cow::Borrowed(filter);
         let mut missing: Option<Vec<String>> = None;
-        if let Some(provisioner) = filter.not_rendered_by.clone() {
+        if let Some(provisioner) = filter.not_rendered_by.clone().filter(|_| !DB::PAGES_ANTI_JOIN) {
             let keys: Vec<String> = sqlx::query_scalar(
                 "SELECT k FROM (SELECT user_name_key AS k FROM duo_user WHERE config_id = $1 AND user_name_key IS NOT NULL \
                  EXCEPT SELECT username_key FROM rendered_username WHERE provisioner = $2 ORDER BY 1) m",
@@ -164,7 +166,9 @@ impl ConsoleReads for SqlStore<DB> {
         qb.push_bind(config_id);
         push_filter(&mut qb, filter);
         push_missing(&mut qb);
-        qb.push(" ORDER BY d.user_name, d.user_id LIMIT ").push_bind(i64::from(limit)).push(" OFFSET ").push_bind(i64::from(offset));
+        // By username key when paging the anti-join: the order of both indexes it merges, so the
+        // page ends the merge (Duo's usernames are lowercase: the order shown is the same).
+        qb.push(if filter.not_rendered_by.is_some() { " ORDER BY d.user_name_key, d.user_id LIMIT " } else { " ORDER BY d.user_name, d.user_id LIMIT " }).push_bind(i64::from(limit)).push(" OFFSET ").push_bind(i64::from(offset));
         let rows = qb.build().fetch_all(self.pool()).await.map_err(RegistryError::db(format!("reading the Duo users of {config_id}")))?;
         let rows = rows
             .iter()
