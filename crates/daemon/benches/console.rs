@@ -156,12 +156,14 @@ async fn main() {
     store.replace_rendered(PROVISIONER, FINGERPRINT, &rendered).await.unwrap();
     eprintln!("links, Duo users, runs and rendered usernames recorded in {:.1?}", started.elapsed());
     if let Some(url) = &postgres {
-        // Statistics, as autovacuum keeps them on a registry in service (without them the
-        // planner guesses at tables just filled).
+        // The tables as autovacuum leaves them on a registry in service: statistics (without
+        // them the planner guesses at tables just filled), and vacuumed (autovacuum vacuums
+        // tables that grew by inserts too): a page's first read otherwise pays for setting the
+        // hint bits of rows just written, and cannot read an index alone.
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path = {schema}"))).execute(&mut conn).await.unwrap();
-        sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
+        sqlx::query("VACUUM ANALYZE").execute(&mut conn).await.unwrap();
     }
 
     let shared = Arc::new(Shared::default());

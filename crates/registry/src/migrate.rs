@@ -38,6 +38,7 @@ pub(crate) fn sqlite() -> Migrator {
         (20, "console requests", include_str!("../migrations/sqlite/0020_console_requests.sql")),
         (21, "source feed", include_str!("../migrations/sqlite/0021_source_feed.sql")),
         (22, "scoped links", include_str!("../migrations/sqlite/0022_scoped_links.sql")),
+        (24, "duo user rendered", include_str!("../migrations/sqlite/0024_duo_user_rendered.sql")),
     ])
 }
 
@@ -63,5 +64,6 @@ pub(crate) fn postgres() -> Migrator {
         (20, "console requests", include_str!("../migrations/postgres/0020_console_requests.sql")),
         (21, "source feed", include_str!("../migrations/postgres/0021_source_feed.sql")),
         (22, "scoped links", include_str!("../migrations/postgres/0022_scoped_links.sql")),
+        (24, "duo user rendered", include_str!("../migrations/postgres/0024_duo_user_rendered.sql")),
     ])
 }

@@ -31,7 +31,6 @@ impl SqlBackend for sqlx::Sqlite {
     const CONCAT_SUBJECT_IDS: &'static str = "group_concat(subject_id)";
     const NOTIFY_CHANGE: Option<&'static str> = None;
     const BYTE_ORDER: &'static str = "";
-    const PAGES_ANTI_JOIN: bool = false;
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()

@@ -61,12 +61,6 @@ pub trait SqlBackend: Database<Arguments: IntoArguments<Self>> + sealed::Sealed 
     /// range `[p, p || U+10FFFF)` holds exactly the strings starting with `p` and an index built
     /// under the same collation serves it (SQLite's default collation already is).
     const BYTE_ORDER: &'static str;
-    /// Whether "not in the registry" by the recorded usernames pages the anti-join itself
-    /// (`NOT EXISTS` against `rendered_username`, ordered by username key): PostgreSQL merges
-    /// the two username-key indexes and stops at the page's `LIMIT`, where an `EXCEPT` first
-    /// hashes every key of both; SQLite probes the index once per Duo user for a `NOT EXISTS`,
-    /// so it finds the missing keys by an `EXCEPT` (a merge there) and looks those up.
-    const PAGES_ANTI_JOIN: bool;
 
     /// The rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;

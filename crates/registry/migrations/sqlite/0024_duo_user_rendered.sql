@@ -1,0 +1,39 @@
+-- "Not in the registry" kept with the rows: `duo_user.rendered` holds whether a username the
+-- provisioner's runs recorded (`rendered_username`, whose provisioner is the Duo user's
+-- `config_id`) equals the Duo user's username key, kept exact by row triggers on every write of
+-- either table, so the console's "not in the registry" reads a partial index of the few Duo
+-- users missing instead of anti-joining every username per request.
+ALTER TABLE duo_user ADD COLUMN rendered INTEGER NOT NULL DEFAULT 0;
+
+UPDATE duo_user SET rendered = 1
+WHERE user_name_key IS NOT NULL
+  AND EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = duo_user.config_id AND r.username_key = duo_user.user_name_key);
+
+CREATE INDEX duo_user_unrendered ON duo_user (config_id, user_name_key) WHERE NOT rendered;
+
+CREATE TRIGGER duo_user_rendered_insert AFTER INSERT ON duo_user BEGIN
+    UPDATE duo_user SET rendered = (NEW.user_name_key IS NOT NULL
+        AND EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = NEW.config_id AND r.username_key = NEW.user_name_key))
+    WHERE config_id = NEW.config_id AND user_id = NEW.user_id;
+END;
+
+CREATE TRIGGER duo_user_rendered_update AFTER UPDATE OF config_id, user_name_key ON duo_user BEGIN
+    UPDATE duo_user SET rendered = (NEW.user_name_key IS NOT NULL
+        AND EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = NEW.config_id AND r.username_key = NEW.user_name_key))
+    WHERE config_id = NEW.config_id AND user_id = NEW.user_id;
+END;
+
+CREATE TRIGGER rendered_username_insert AFTER INSERT ON rendered_username BEGIN
+    UPDATE duo_user SET rendered = 1 WHERE config_id = NEW.provisioner AND user_name_key = NEW.username_key AND NOT rendered;
+END;
+
+CREATE TRIGGER rendered_username_delete AFTER DELETE ON rendered_username BEGIN
+    UPDATE duo_user SET rendered = 0 WHERE config_id = OLD.provisioner AND user_name_key = OLD.username_key AND rendered
+        AND NOT EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = OLD.provisioner AND r.username_key = OLD.username_key);
+END;
+
+CREATE TRIGGER rendered_username_update AFTER UPDATE OF provisioner, username_key ON rendered_username BEGIN
+    UPDATE duo_user SET rendered = 0 WHERE config_id = OLD.provisioner AND user_name_key = OLD.username_key AND rendered
+        AND NOT EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = OLD.provisioner AND r.username_key = OLD.username_key);
+    UPDATE duo_user SET rendered = 1 WHERE config_id = NEW.provisioner AND user_name_key = NEW.username_key AND NOT rendered;
+END;
