@@ -2,7 +2,9 @@
 -- provisioner's runs recorded (`rendered_username`, whose provisioner is the Duo user's
 -- `config_id`) equals the Duo user's username key, kept exact by row triggers on every write of
 -- either table, so the console's "not in the registry" reads a partial index of the few Duo
--- users missing instead of anti-joining every username per request.
+-- users missing instead of anti-joining every username per request. The triggers' UPDATEs
+-- test nothing but the provisioner and the key (a test of `rendered` as well leads SQLite,
+-- without statistics, to walk the provisioner's rows by primary key instead of `duo_user_key`).
 ALTER TABLE duo_user ADD COLUMN rendered INTEGER NOT NULL DEFAULT 0;
 
 UPDATE duo_user SET rendered = 1
@@ -24,16 +26,16 @@ CREATE TRIGGER duo_user_rendered_update AFTER UPDATE OF config_id, user_name_key
 END;
 
 CREATE TRIGGER rendered_username_insert AFTER INSERT ON rendered_username BEGIN
-    UPDATE duo_user SET rendered = 1 WHERE config_id = NEW.provisioner AND user_name_key = NEW.username_key AND NOT rendered;
+    UPDATE duo_user SET rendered = 1 WHERE config_id = NEW.provisioner AND user_name_key = NEW.username_key;
 END;
 
 CREATE TRIGGER rendered_username_delete AFTER DELETE ON rendered_username BEGIN
-    UPDATE duo_user SET rendered = 0 WHERE config_id = OLD.provisioner AND user_name_key = OLD.username_key AND rendered
-        AND NOT EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = OLD.provisioner AND r.username_key = OLD.username_key);
+    UPDATE duo_user SET rendered = EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = OLD.provisioner AND r.username_key = OLD.username_key)
+    WHERE config_id = OLD.provisioner AND user_name_key = OLD.username_key;
 END;
 
 CREATE TRIGGER rendered_username_update AFTER UPDATE OF provisioner, username_key ON rendered_username BEGIN
-    UPDATE duo_user SET rendered = 0 WHERE config_id = OLD.provisioner AND user_name_key = OLD.username_key AND rendered
-        AND NOT EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = OLD.provisioner AND r.username_key = OLD.username_key);
-    UPDATE duo_user SET rendered = 1 WHERE config_id = NEW.provisioner AND user_name_key = NEW.username_key AND NOT rendered;
+    UPDATE duo_user SET rendered = EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = OLD.provisioner AND r.username_key = OLD.username_key)
+    WHERE config_id = OLD.provisioner AND user_name_key = OLD.username_key;
+    UPDATE duo_user SET rendered = 1 WHERE config_id = NEW.provisioner AND user_name_key = NEW.username_key;
 END;

@@ -119,11 +119,12 @@ impl ConsoleReads for SqlStore<DB> {
     async fn duo_user_page(&self, config_id: &str, filter: &DuoUserFilter, offset: u32, limit: u32) -> Result<Paged<DuoUserRow>> {
         // "Not in the registry" by the recorded usernames is `NOT d.rendered` (`push_filter`),
         // kept with the rows: the partial index of the Duo users missing, read in key order.
-        let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM duo_user d WHERE d.config_id = ");
+        let hint = if filter.not_rendered_by.is_some() { DB::UNRENDERED_INDEX } else { "" };
+        let mut count = QueryBuilder::<DB>::new(format!("SELECT COUNT(*) FROM duo_user d{hint} WHERE d.config_id = "));
         count.push_bind(config_id);
         push_filter(&mut count, filter);
         let total: i64 = count.build_query_scalar().fetch_one(self.pool()).await.map_err(RegistryError::db(format!("counting the Duo users of {config_id}")))?;
-        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM duo_user d WHERE d.config_id = ", columns()));
+        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM duo_user d{hint} WHERE d.config_id = ", columns()));
         qb.push_bind(config_id);
         push_filter(&mut qb, filter);
         // By username key for "not in the registry": the partial index's order (Duo's usernames
