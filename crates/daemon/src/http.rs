@@ -141,11 +141,23 @@ struct Page {
     store: Arc<dyn Store>,
 }
 
+/// How long the status page waits for the registry's refused plans: a probe must not hang on a
+/// registry that does not answer (the verdict never depends on them).
+const REFUSED_PLAN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A provisioner's refused plan kept in the registry, read within [`REFUSED_PLAN_WAIT`].
+async fn read_refused_plan(store: &dyn Store, provisioner: &str) -> Result<Option<duoprov_registry::RefusedPlan>, String> {
+    match tokio::time::timeout(REFUSED_PLAN_WAIT, store.refused_plan(provisioner)).await {
+        Ok(read) => read.map_err(|e| format!("cannot read the refused plan of {provisioner} from the registry: {e}")),
+        Err(_) => Err(format!("the registry did not give the refused plan of {provisioner} within {} s", REFUSED_PLAN_WAIT.as_secs())),
+    }
+}
+
 /// What `/readyz`'s details say of a provisioner's refused plan kept in the registry: when, which
 /// run kind, the digest to approve, how many removals, why; `null` when none; an error reading it
 /// is said as such (the verdict does not depend on it).
 async fn refused_plan_json(store: &dyn Store, provisioner: &str) -> serde_json::Value {
-    match store.refused_plan(provisioner).await {
+    match read_refused_plan(store, provisioner).await {
         Ok(Some(p)) => serde_json::json!({
             "at_ms": p.at_ms,
             "kind": p.kind,
@@ -154,7 +166,7 @@ async fn refused_plan_json(store: &dyn Store, provisioner: &str) -> serde_json::
             "reasons": p.reasons,
         }),
         Ok(None) => serde_json::Value::Null,
-        Err(e) => serde_json::json!({ "error": format!("cannot read the refused plan of {provisioner} from the registry: {e}") }),
+        Err(e) => serde_json::json!({ "error": e }),
     }
 }
 
@@ -194,7 +206,7 @@ async fn metrics(State(page): State<Page>, headers: HeaderMap) -> axum::response
     }
     let names: Vec<String> = page.shared.provisioners.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     for name in names {
-        match page.store.refused_plan(&name).await {
+        match read_refused_plan(page.store.as_ref(), &name).await {
             Ok(kept) => page.shared.metrics.refused_plan(&name, kept.is_some()),
             // The gauge keeps its last reading; the registry's failure shows on /readyz.
             Err(e) => tracing::warn!(provisioner = %name, error = %e, "Cannot read the refused plan for /metrics."),
