@@ -10,7 +10,8 @@
 //!
 //! `cargo bench -p duoprov-daemon --bench console` (release build; about two minutes to build the
 //! registry) on SQLite in a temporary folder; with `DUOPROV_BENCH_POSTGRES_URL` set, on that
-//! PostgreSQL database instead, in a schema of its own that it drops at the end. Results go to
+//! PostgreSQL database instead, in a schema of its own that it drops at the end (kept with
+//! `DUOPROV_BENCH_KEEP_SCHEMA` set, to examine the queries' plans). Results go to
 //! docs/performance.md by hand, with the machine, date and load average.
 
 #[path = "../../sync/benches/common/dataset.rs"]
@@ -155,12 +156,14 @@ async fn main() {
     store.replace_rendered(PROVISIONER, FINGERPRINT, &rendered).await.unwrap();
     eprintln!("links, Duo users, runs and rendered usernames recorded in {:.1?}", started.elapsed());
     if let Some(url) = &postgres {
-        // Statistics, as autovacuum keeps them on a registry in service (without them the
-        // planner guesses at tables just filled).
+        // The tables as autovacuum leaves them on a registry in service: statistics (without
+        // them the planner guesses at tables just filled), and vacuumed (autovacuum vacuums
+        // tables that grew by inserts too): a page's first read otherwise pays for setting the
+        // hint bits of rows just written, and cannot read an index alone.
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path = {schema}"))).execute(&mut conn).await.unwrap();
-        sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
+        sqlx::query("VACUUM ANALYZE").execute(&mut conn).await.unwrap();
     }
 
     let shared = Arc::new(Shared::default());
@@ -224,6 +227,11 @@ async fn main() {
         println!("over {TARGET_MS} ms: {}", over.join("; "));
     }
     if let Some(url) = &postgres {
+        if std::env::var_os("DUOPROV_BENCH_KEEP_SCHEMA").is_some() {
+            // For `EXPLAIN (ANALYZE, BUFFERS)` of the pages' queries on the same data.
+            eprintln!("kept schema {schema} (DUOPROV_BENCH_KEEP_SCHEMA): drop it with DROP SCHEMA {schema} CASCADE");
+            return;
+        }
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&mut conn).await.unwrap();

@@ -1,7 +1,10 @@
 //! The daemon's status page (the console, at `/`, is in `console/`):
 //! `/healthz` (the process serves), `/readyz`
 //! (every provisioner has a role and is in a run or heard from the registry recently; JSON with
-//! each provisioner's role and last result, and each source's last result) and `/metrics` (Prometheus/OpenMetrics text).
+//! each provisioner's role and last result, the plan of it the safety rules refused if the
+//! registry keeps one, and each source's last result) and `/metrics` (Prometheus/OpenMetrics
+//! text, with `duoprov_refused_plan` read from the registry at each scrape). A refused plan
+//! leaves the verdict alone: the daemon works, an operator must decide (alert on the gauge).
 //! With a metrics token ([`Access::token`], required off loopback) `/metrics` and `/readyz`'s
 //! details need `Authorization: Bearer TOKEN`; `/healthz` and `/readyz`'s bare verdict stay open
 //! for probes.
@@ -18,6 +21,8 @@ use axum::routing::get;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
+
+use duoprov_registry::Store;
 
 use crate::metrics::Metrics;
 
@@ -132,6 +137,37 @@ impl Access {
 struct Page {
     shared: Arc<Shared>,
     access: Access,
+    /// Where the refused plans are kept (any daemon of the registry reads them, holder or not).
+    store: Arc<dyn Store>,
+}
+
+/// How long the status page waits for the registry's refused plans: a probe must not hang on a
+/// registry that does not answer (the verdict never depends on them).
+const REFUSED_PLAN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A provisioner's refused plan kept in the registry, read within [`REFUSED_PLAN_WAIT`].
+async fn read_refused_plan(store: &dyn Store, provisioner: &str) -> Result<Option<duoprov_registry::RefusedPlan>, String> {
+    match tokio::time::timeout(REFUSED_PLAN_WAIT, store.refused_plan(provisioner)).await {
+        Ok(read) => read.map_err(|e| format!("cannot read the refused plan of {provisioner} from the registry: {e}")),
+        Err(_) => Err(format!("the registry did not give the refused plan of {provisioner} within {} s", REFUSED_PLAN_WAIT.as_secs())),
+    }
+}
+
+/// What `/readyz`'s details say of a provisioner's refused plan kept in the registry: when, which
+/// run kind, the digest to approve, how many removals, why; `null` when none; an error reading it
+/// is said as such (the verdict does not depend on it).
+async fn refused_plan_json(store: &dyn Store, provisioner: &str) -> serde_json::Value {
+    match read_refused_plan(store, provisioner).await {
+        Ok(Some(p)) => serde_json::json!({
+            "at_ms": p.at_ms,
+            "kind": p.kind,
+            "digest": p.digest,
+            "removal_count": p.removal_count,
+            "reasons": p.reasons,
+        }),
+        Ok(None) => serde_json::Value::Null,
+        Err(e) => serde_json::json!({ "error": e }),
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -148,7 +184,15 @@ async fn readyz(State(page): State<Page>, headers: HeaderMap) -> impl IntoRespon
     }
     let map = shared.provisioners.lock().map(|m| m.clone()).unwrap_or_default();
     let sources = shared.sources.lock().map(|m| m.clone()).unwrap_or_default();
-    (status, axum::Json(serde_json::json!({ "ready": ready, "provisioners": map, "sources": sources })))
+    let mut provisioners = serde_json::Map::new();
+    for (name, status) in map {
+        let mut details = serde_json::to_value(status).unwrap_or_default();
+        if let Some(fields) = details.as_object_mut() {
+            fields.insert("refused_plan".into(), refused_plan_json(page.store.as_ref(), &name).await);
+        }
+        provisioners.insert(name, details);
+    }
+    (status, axum::Json(serde_json::json!({ "ready": ready, "provisioners": provisioners, "sources": sources })))
 }
 
 async fn metrics(State(page): State<Page>, headers: HeaderMap) -> axum::response::Response {
@@ -160,14 +204,23 @@ async fn metrics(State(page): State<Page>, headers: HeaderMap) -> axum::response
         )
             .into_response();
     }
+    let names: Vec<String> = page.shared.provisioners.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    for name in names {
+        match read_refused_plan(page.store.as_ref(), &name).await {
+            Ok(kept) => page.shared.metrics.refused_plan(&name, kept.is_some()),
+            // The gauge keeps its last reading; the registry's failure shows on /readyz.
+            Err(e) => tracing::warn!(provisioner = %name, error = %e, "Cannot read the refused plan for /metrics."),
+        }
+    }
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], page.shared.metrics.encode()).into_response()
 }
 
-/// The status page's routes, open to anyone who reaches them or behind `access`'s token.
-pub fn router(shared: Arc<Shared>, access: Access) -> Router {
+/// The status page's routes, open to anyone who reaches them or behind `access`'s token; the
+/// refused plans are read from `store`.
+pub fn router(shared: Arc<Shared>, access: Access, store: Arc<dyn Store>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(Page { shared, access })
+        .with_state(Page { shared, access, store })
 }

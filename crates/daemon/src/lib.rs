@@ -241,7 +241,7 @@ impl Daemon {
             (None, false) => console::Mode::Closed,
         };
         let console = Arc::new(console::Console::new(self.store.clone(), self.shared.clone(), mode, console_access.secure_cookie, self.console));
-        let app = http::router(self.shared.clone(), access)
+        let app = http::router(self.shared.clone(), access, self.store.clone())
             .merge(console::router(console))
             .layer(axum::middleware::map_response(console::auth::security_headers));
         let server = tokio::spawn(async move {

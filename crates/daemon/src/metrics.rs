@@ -2,7 +2,7 @@
 //! type and result, operations by object, action and result, Duo calls by endpoint and status,
 //! 429 answers, source runs by result and whether a source's last run was refused, whether a source's change feed is connected and the changes it reported, call latency histograms, per provisioner and call class the attempts, 429s and
 //! the client's current and lowest paced rate, change-log lag, and when the last successful full and
-//! incremental syncs finished. Duo paths are reduced to endpoints (`{id}` for object ids) so the
+//! incremental syncs finished, and whether the registry keeps a refused plan of each provisioner. Duo paths are reduced to endpoints (`{id}` for object ids) so the
 //! label sets stay bounded.
 
 use std::sync::atomic::AtomicU64;
@@ -90,6 +90,7 @@ pub struct Metrics {
     lag_seconds: Family<ProvisionerLabels, Gauge<f64, AtomicU64>>,
     last_success: Family<KindLabels, Gauge<f64, AtomicU64>>,
     holding: Family<ProvisionerLabels, Gauge>,
+    refused_plan: Family<ProvisionerLabels, Gauge>,
     class_calls: Family<ClassLabels, Counter>,
     class_rate_limited: Family<ClassLabels, Counter>,
     paced_rate: Family<ClassLabels, Gauge<f64, AtomicU64>>,
@@ -146,6 +147,12 @@ impl Metrics {
         );
         let holding = Family::<ProvisionerLabels, Gauge>::default();
         registry.register("runner_holding", "1 while this daemon holds the provisioner's runner lock, 0 while on standby", holding.clone());
+        let refused_plan = Family::<ProvisionerLabels, Gauge>::default();
+        registry.register(
+            "refused_plan",
+            "1 while the registry keeps a plan of the provisioner the safety rules refused (runs are held back until it is approved or a run succeeds), else 0",
+            refused_plan.clone(),
+        );
         let class_calls = Family::<ClassLabels, Counter>::default();
         registry.register(
             "duo_class_calls",
@@ -185,6 +192,7 @@ impl Metrics {
             lag_seconds,
             last_success,
             holding,
+            refused_plan,
             class_calls,
             class_rate_limited,
             paced_rate,
@@ -282,6 +290,11 @@ impl Metrics {
         recent.get(provisioner).map(|l| l.iter().filter(|(t, _)| *t > now_ms - 3_600_000).map(|(_, n)| n).sum()).unwrap_or(0)
     }
 
+    /// Whether the registry keeps a refused plan of `provisioner` (read from it at each scrape).
+    pub fn refused_plan(&self, provisioner: &str, kept: bool) {
+        self.refused_plan.get_or_create(&ProvisionerLabels { provisioner: provisioner.into() }).set(i64::from(kept));
+    }
+
     pub fn holding(&self, provisioner: &str, holding: bool) {
         self.holding.get_or_create(&ProvisionerLabels { provisioner: provisioner.into() }).set(i64::from(holding));
     }
@@ -328,6 +341,7 @@ mod tests {
         m.run_finished("duoTest", "incremental", "succeeded", Some(&report), Duration::from_secs(1_700_000_000));
         m.lag("duoTest", 3, 1.5);
         m.holding("duoTest", true);
+        m.refused_plan("duoTest", true);
         let class = |class, calls, limited, rate: Option<f64>, lowest: Option<f64>| duoprov_duo::ClassStats {
             class,
             calls,
@@ -352,6 +366,7 @@ mod tests {
             "duoprov_change_log_lag_entries{provisioner=\"duoTest\"} 3",
             "duoprov_last_success_timestamp_seconds{provisioner=\"duoTest\",kind=\"incremental\"} 1700000000",
             "duoprov_runner_holding{provisioner=\"duoTest\"} 1",
+            "duoprov_refused_plan{provisioner=\"duoTest\"} 1",
             "duoprov_duo_class_calls_total{provisioner=\"duoTest\",class=\"bulk\"} 9",
             "duoprov_duo_class_calls_total{provisioner=\"duoTest\",class=\"single_read\"} 4",
             "duoprov_duo_class_rate_limited_total{provisioner=\"duoTest\",class=\"bulk\"} 3",

@@ -266,10 +266,11 @@ pub struct DuoUserFilter {
     /// Only users who have at least one of these methods and none of any other (every count
     /// known): "who can sign in only by SMS or phone call" before retiring them.
     pub only_methods: Vec<AuthMethod>,
-    /// Only users whose username key is not among the usernames recorded for this provisioner's
-    /// selected subjects (`rendered_username`, see [`crate::ScopedReads`]): "not in the registry"
-    /// by the provisioner's template, in SQL. The caller checks first that the recorded usernames
-    /// are current and every row has its key ([`crate::RenderedReport`]).
+    /// Only this provisioner's Duo users (its `config_id`) whose username key is not among the
+    /// usernames recorded for its selected subjects (`rendered_username`, see
+    /// [`crate::ScopedReads`]): "not in the registry" by the provisioner's template, in SQL, read
+    /// from `duo_user.rendered` (kept by triggers, migration 0024). The caller checks first that
+    /// the recorded usernames are current and every row has its key ([`crate::RenderedReport`]).
     pub not_rendered_by: Option<String>,
 }
 

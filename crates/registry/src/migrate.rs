@@ -39,6 +39,7 @@ pub(crate) fn sqlite() -> Migrator {
         (21, "source feed", include_str!("../migrations/sqlite/0021_source_feed.sql")),
         (22, "scoped links", include_str!("../migrations/sqlite/0022_scoped_links.sql")),
         (23, "rendered group names", include_str!("../migrations/sqlite/0023_rendered_groups.sql")),
+        (24, "duo user rendered", include_str!("../migrations/sqlite/0024_duo_user_rendered.sql")),
     ])
 }
 
@@ -65,5 +66,6 @@ pub(crate) fn postgres() -> Migrator {
         (21, "source feed", include_str!("../migrations/postgres/0021_source_feed.sql")),
         (22, "scoped links", include_str!("../migrations/postgres/0022_scoped_links.sql")),
         (23, "rendered group names", include_str!("../migrations/postgres/0023_rendered_groups.sql")),
+        (24, "duo user rendered", include_str!("../migrations/postgres/0024_duo_user_rendered.sql")),
     ])
 }

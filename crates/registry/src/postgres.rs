@@ -45,6 +45,7 @@ impl SqlBackend for sqlx::Postgres {
     const CONCAT_SUBJECT_IDS: &'static str = "string_agg(subject_id::text, ',')";
     const NOTIFY_CHANGE: Option<&'static str> = Some("SELECT pg_notify('duoprov_change', current_schema())");
     const BYTE_ORDER: &'static str = " COLLATE \"C\"";
+    const UNRENDERED_INDEX: &'static str = "";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()

@@ -31,6 +31,7 @@ impl SqlBackend for sqlx::Sqlite {
     const CONCAT_SUBJECT_IDS: &'static str = "group_concat(subject_id)";
     const NOTIFY_CHANGE: Option<&'static str> = None;
     const BYTE_ORDER: &'static str = "";
+    const UNRENDERED_INDEX: &'static str = " INDEXED BY duo_user_unrendered";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()

@@ -374,6 +374,20 @@ fn wait_for_page(addr: &str, path: &str, needle: &str, timeout: Duration) -> Str
     }
 }
 
+/// `/readyz`'s status code and JSON once duoTest has a role (its details are open on loopback).
+fn readyz(addr: &str) -> (u16, Value) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, body) = crate::daemon::get(addr, "/readyz");
+        let ready: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        if ready["provisioners"]["duoTest"]["role"].as_str().is_some_and(|r| r != "starting") {
+            return (code, ready);
+        }
+        assert!(Instant::now() < deadline, "duoTest has no role on /readyz within 20 s: {ready:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `duoprov status duoTest --json` in `dir`.
 fn status_json(dir: &Path) -> Value {
     let (out, _) = run(dir, &["status", "duoTest", "--json"], 0);
@@ -381,7 +395,7 @@ fn status_json(dir: &Path) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_plan_outlives_the_daemon_is_approved_after_a_restart_and_a_run_that_succeeds_clears_it() {
+async fn a_refused_plan_outlives_the_daemon_shows_on_readyz_and_metrics_is_approved_after_a_restart_and_a_run_that_succeeds_clears_it() {
     let env = setup("[provisioner.duoTest.schedule]\npoll_interval = \"300ms\"\n[provisioner.duoTest.thresholds]\nmax_group_deletes = 0\n").await;
     let dir = env.dir.path();
     seed_registry(dir);
@@ -396,6 +410,15 @@ async fn a_refused_plan_outlives_the_daemon_is_approved_after_a_restart_and_a_ru
     let page = wait_for_page(&daemon.status, "/provisioners/duoTest", "Approve exactly these removals", Duration::from_secs(20));
     let digest = page.split("name=\"digest\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("the digest in the form").to_owned();
     assert!(page.contains("delete group testGroup"), "{page}");
+    // `/readyz` details and `/metrics` say a plan waits for a decision; the daemon stays ready
+    // (it works: the operator decides).
+    let (code, ready) = readyz(&daemon.status);
+    let kept = &ready["provisioners"]["duoTest"]["refused_plan"];
+    assert_eq!(code, 200, "a refused plan leaves the daemon ready: {ready:#}");
+    assert_eq!((kept["digest"].as_str(), kept["kind"].as_str()), (Some(digest.as_str()), Some("incremental")), "the incremental run refused it: {ready:#}");
+    let removal_count = kept["removal_count"].clone();
+    assert!(kept["at_ms"].as_i64().is_some_and(|t| t > 0) && kept["reasons"][0].as_str().is_some_and(|r| r.contains("max_group_deletes")), "{ready:#}");
+    assert!(crate::daemon::get(&daemon.status, "/metrics").1.contains("duoprov_refused_plan{provisioner=\"duoTest\"} 1"), "the gauge while it is kept");
     let (code, stderr) = daemon.stop();
     assert_eq!(code, Some(0), "{stderr}");
 
@@ -405,12 +428,14 @@ async fn a_refused_plan_outlives_the_daemon_is_approved_after_a_restart_and_a_ru
     assert_eq!(refused["digest"], digest.as_str(), "{status:#}");
     assert!(refused["removals"].as_array().unwrap().iter().any(|r| r.as_str().is_some_and(|r| r.contains("delete group testGroup"))), "{status:#}");
     assert_eq!(refused["removal_count"], refused["removals"].as_array().unwrap().len(), "{status:#}");
+    assert_eq!(refused["removal_count"], removal_count, "/readyz showed the kept plan's removal count");
     assert!(refused["reasons"][0].as_str().is_some_and(|r| r.contains("max_group_deletes")), "which rule refused it: {status:#}");
     let (text, _) = run(dir, &["status", "duoTest"], 0);
     assert!(text.contains(&format!("digest {digest}")) && text.contains(&format!("duoprov sync duoTest --approve {digest}")), "{text}");
 
     // The restarted daemon's console shows it and takes the approval.
     let daemon = start_daemon_on(dir, "127.0.0.1:0", &[]);
+    assert_eq!(readyz(&daemon.status).1["provisioners"]["duoTest"]["refused_plan"]["digest"], digest.as_str(), "read from the registry after the restart");
     let (_, overview) = request(&daemon.status, "GET", "/", "", "");
     let cookie = session_cookie(&overview);
     let (_, page) = request(&daemon.status, "GET", "/provisioners/duoTest", &cookie, "");
@@ -426,6 +451,9 @@ async fn a_refused_plan_outlives_the_daemon_is_approved_after_a_restart_and_a_ru
     wait_for("the approved deletion", || handle.state(), |s| s.groups.iter().all(|g| g.name != "testGroup"), Duration::from_secs(20));
     // The run that applied it succeeded: the refused plan no longer stands.
     wait_for_page(&daemon.status, "/provisioners/duoTest", "No refused plan", Duration::from_secs(20));
+    let (code, ready) = readyz(&daemon.status);
+    assert_eq!((code, &ready["provisioners"]["duoTest"]["refused_plan"]), (200, &Value::Null), "{ready:#}");
+    assert!(crate::daemon::get(&daemon.status, "/metrics").1.contains("duoprov_refused_plan{provisioner=\"duoTest\"} 0"), "the gauge once cleared");
     let (code, stderr) = daemon.stop();
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(status_json(dir)["refused_plan"], Value::Null);

@@ -61,6 +61,10 @@ pub trait SqlBackend: Database<Arguments: IntoArguments<Self>> + sealed::Sealed 
     /// range `[p, p || U+10FFFF)` holds exactly the strings starting with `p` and an index built
     /// under the same collation serves it (SQLite's default collation already is).
     const BYTE_ORDER: &'static str;
+    /// Follows `FROM duo_user d` when reading the Duo users not in the registry: SQLite names the
+    /// partial index `duo_user_unrendered` (without statistics it would count by primary key,
+    /// every row of the provisioner); PostgreSQL's planner picks it.
+    const UNRENDERED_INDEX: &'static str;
 
     /// The rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;

@@ -16,10 +16,6 @@ use crate::duo_users::{DuoUserFilter, DuoUserRow};
 use crate::error::Result;
 use crate::sync_state::RunRecord;
 
-/// Usernames missing from the recorded ones up to which a Duo users page looks them up by key
-/// (more: the anti-join, Duo user by Duo user).
-const MISSING_BY_KEY: usize = 2_000;
-
 type LinkTuple = (String, Option<String>, Option<String>, bool, bool, Option<i64>, Option<String>, Option<String>);
 
 /// The first string after every string starting with `prefix`, in code point order.
@@ -121,50 +117,19 @@ impl ConsoleReads for SqlStore<DB> {
     }
 
     async fn duo_user_page(&self, config_id: &str, filter: &DuoUserFilter, offset: u32, limit: u32) -> Result<Paged<DuoUserRow>> {
-        // "Not in the registry" by the recorded usernames: first the username keys missing from
-        // them, a merge of two index scans (`duo_user_key`, `rendered_username_key`); a few
-        // hundred are then looked up by key, not tested Duo user by Duo user.
-        let mut filter = std::borrow::Cow::Borrowed(filter);
-        let mut missing: Option<Vec<String>> = None;
-        if let Some(provisioner) = filter.not_rendered_by.clone() {
-            let keys: Vec<String> = sqlx::query_scalar(
-                "SELECT k FROM (SELECT user_name_key AS k FROM duo_user WHERE config_id = $1 AND user_name_key IS NOT NULL \
-                 EXCEPT SELECT username_key FROM rendered_username WHERE provisioner = $2 ORDER BY 1) m",
-            )
-            .bind(config_id)
-            .bind(&provisioner)
-            .fetch_all(self.pool())
-            .await
-            .map_err(RegistryError::db(format!("reading the Duo users of {config_id} not in the registry")))?;
-            if keys.is_empty() {
-                return Ok(Paged { rows: Vec::new(), total: 0 });
-            }
-            if keys.len() <= MISSING_BY_KEY {
-                filter.to_mut().not_rendered_by = None;
-                missing = Some(keys);
-            }
-        }
-        let push_missing = |qb: &mut QueryBuilder<DB>| {
-            if let Some(keys) = &missing {
-                qb.push(" AND d.user_name_key IN (");
-                let mut list = qb.separated(", ");
-                for k in keys {
-                    list.push_bind(k.clone());
-                }
-                qb.push(")");
-            }
-        };
-        let filter = filter.as_ref();
-        let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM duo_user d WHERE d.config_id = ");
+        // "Not in the registry" by the recorded usernames is `NOT d.rendered` (`push_filter`),
+        // kept with the rows: the partial index of the Duo users missing, read in key order.
+        let hint = if filter.not_rendered_by.is_some() { DB::UNRENDERED_INDEX } else { "" };
+        let mut count = QueryBuilder::<DB>::new(format!("SELECT COUNT(*) FROM duo_user d{hint} WHERE d.config_id = "));
         count.push_bind(config_id);
         push_filter(&mut count, filter);
-        push_missing(&mut count);
         let total: i64 = count.build_query_scalar().fetch_one(self.pool()).await.map_err(RegistryError::db(format!("counting the Duo users of {config_id}")))?;
-        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM duo_user d WHERE d.config_id = ", columns()));
+        let mut qb = QueryBuilder::<DB>::new(format!("SELECT {} FROM duo_user d{hint} WHERE d.config_id = ", columns()));
         qb.push_bind(config_id);
         push_filter(&mut qb, filter);
-        push_missing(&mut qb);
-        qb.push(" ORDER BY d.user_name, d.user_id LIMIT ").push_bind(i64::from(limit)).push(" OFFSET ").push_bind(i64::from(offset));
+        // By username key for "not in the registry": the partial index's order (Duo's usernames
+        // are lowercase: the order shown is the same).
+        qb.push(if filter.not_rendered_by.is_some() { " ORDER BY d.user_name_key, d.user_id LIMIT " } else { " ORDER BY d.user_name, d.user_id LIMIT " }).push_bind(i64::from(limit)).push(" OFFSET ").push_bind(i64::from(offset));
         let rows = qb.build().fetch_all(self.pool()).await.map_err(RegistryError::db(format!("reading the Duo users of {config_id}")))?;
         let rows = rows
             .iter()

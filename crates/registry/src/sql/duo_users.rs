@@ -80,9 +80,8 @@ where
         qb.push(" AND NOT EXISTS (SELECT 1 FROM subject s WHERE lower(s.login_id) = lower(d.user_name))");
     }
     if let Some(provisioner) = &filter.not_rendered_by {
-        qb.push(" AND NOT EXISTS (SELECT 1 FROM rendered_username r WHERE r.provisioner = ")
-            .push_bind(provisioner.as_str())
-            .push(" AND r.username_key = d.user_name_key)");
+        // Kept with the rows by migration 0024's triggers (the partial index `duo_user_unrendered`).
+        qb.push(" AND d.config_id = ").push_bind(provisioner.as_str()).push(" AND NOT d.rendered");
     }
     if filter.not_enrolled {
         qb.push(" AND (d.is_enrolled IS NULL OR d.is_enrolled <> 'T')");

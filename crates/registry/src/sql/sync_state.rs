@@ -255,10 +255,17 @@ impl SyncStore for SqlStore<DB> {
     }
 
     async fn object_errors(&self, provisioner: &str, limit: u32) -> Result<Vec<ObjectErrorRecord>> {
+        // The newest `limit` of each kind first, each read backwards along its partial error
+        // index (`sync_*_errors`, by provisioner and error_at), then the newest `limit` of those:
+        // a page reads a few hundred index entries, not every link in error (ten thousand
+        // memberships at one in a hundred of a million).
         let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
-            "SELECT 'group', group_uuid, error_code, COALESCE(error_message, ''), COALESCE(error_at, 0) FROM sync_group WHERE provisioner = $1 AND error_code IS NOT NULL \
-             UNION ALL SELECT 'user', source || ':' || subject_id, error_code, COALESCE(error_message, ''), COALESCE(error_at, 0) FROM sync_user WHERE provisioner = $1 AND error_code IS NOT NULL \
-             UNION ALL SELECT 'membership', group_uuid || ' ' || source || ':' || subject_id, error_code, COALESCE(error_message, ''), COALESCE(error_at, 0) FROM sync_membership WHERE provisioner = $1 AND error_code IS NOT NULL \
+            "SELECT * FROM (SELECT 'group', group_uuid, error_code, COALESCE(error_message, ''), COALESCE(error_at, 0) FROM sync_group \
+             WHERE provisioner = $1 AND error_code IS NOT NULL ORDER BY error_at DESC LIMIT $2) g \
+             UNION ALL SELECT * FROM (SELECT 'user', source || ':' || subject_id, error_code, COALESCE(error_message, ''), COALESCE(error_at, 0) FROM sync_user \
+             WHERE provisioner = $1 AND error_code IS NOT NULL ORDER BY error_at DESC LIMIT $2) u \
+             UNION ALL SELECT * FROM (SELECT 'membership', group_uuid || ' ' || source || ':' || subject_id, error_code, COALESCE(error_message, ''), COALESCE(error_at, 0) \
+             FROM sync_membership WHERE provisioner = $1 AND error_code IS NOT NULL ORDER BY error_at DESC LIMIT $2) m \
              ORDER BY 5 DESC LIMIT $2",
         )
         .bind(provisioner)

@@ -360,7 +360,7 @@ registry_test!(a_group_search_finds_the_start_of_the_full_name_or_of_the_name_wi
     assert!(found("app").await.len() == 5 && found("apps").await.is_empty(), "only this provisioner's links");
 });
 
-registry_test!(not_in_the_registry_by_the_recorded_usernames_is_an_anti_join_on_each_duo_users_username_key, |store| {
+registry_test!(not_in_the_registry_by_the_recorded_usernames_follows_every_write_of_either_table, |store| {
     use duoprov_registry::{RenderedName, RenderedReportState};
     assert_eq!(store.rendered_report_state("duoTest").await.unwrap(), RenderedReportState::default());
     let rendered = |id: &str, key: &str| RenderedName { subject: SubjectKey::local(id), username_key: key.into() };
@@ -381,6 +381,21 @@ registry_test!(not_in_the_registry_by_the_recorded_usernames_is_an_anti_join_on_
     // A scoped run's update moves a username: the anti-join follows it.
     assert!(store.update_rendered("duoTest", "fp1", &[SubjectKey::local("emi")], &[rendered("emi", "émilie")]).await.unwrap());
     assert_eq!(names(store.duo_user_page("duoTest", &not_rendered, 0, 50).await.unwrap()), (2, vec!["bob".to_owned(), "Émile".to_owned()]));
+    // Two subjects rendering to one username: the Duo user stays rendered until both are gone.
+    assert!(store.update_rendered("duoTest", "fp1", &[], &[rendered("ann2", "ann")]).await.unwrap());
+    assert!(store.update_rendered("duoTest", "fp1", &[SubjectKey::local("ann")], &[]).await.unwrap());
+    assert_eq!(names(store.duo_user_page("duoTest", &not_rendered, 0, 50).await.unwrap()).0, 2, "ann2 still renders to ann");
+    assert!(store.update_rendered("duoTest", "fp1", &[SubjectKey::local("ann2")], &[]).await.unwrap());
+    assert_eq!(names(store.duo_user_page("duoTest", &not_rendered, 0, 50).await.unwrap()), (3, vec!["ANN".to_owned(), "bob".to_owned(), "Émile".to_owned()]));
+    // A whole recording that renders bob, and a reload in which Duo renamed a user: each Duo
+    // user's answer follows its own username.
+    store.replace_rendered("duoTest", "fp1", &[rendered("bob", "bob"), rendered("emi", "émilie"), rendered("zoe", "zoë.x")]).await.unwrap();
+    let mut renamed = rows.clone();
+    renamed[3].user_name = "robert".into();
+    store.replace_duo_users("duoTest", &renamed).await.unwrap();
+    assert_eq!(names(store.duo_user_page("duoTest", &not_rendered, 0, 50).await.unwrap()), (3, vec!["ANN".to_owned(), "robert".to_owned(), "Émile".to_owned()]));
+    store.replace_duo_users("duoTest", &rows).await.unwrap();
+    assert_eq!(names(store.duo_user_page("duoTest", &not_rendered, 0, 50).await.unwrap()), (2, vec!["ANN".to_owned(), "Émile".to_owned()]));
 
     // Thousands missing (past the lookup by key): the same answer through the anti-join.
     let many: Vec<DuoUserRow> = (0..2_100).map(|i| DuoUserRow { config_id: "many".into(), ..duo_user(&format!("DM{i:05}"), &format!("U{i:05}"), i % 2 == 0) }).collect();

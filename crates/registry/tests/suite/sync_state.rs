@@ -335,3 +335,33 @@ registry_test!(sync object_errors_name_each_object_and_forgetting_a_user_takes_i
     let kinds: Vec<String> = store.object_errors("duoTest", 10).await.unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec!["group".to_owned()]);
 });
+
+registry_test!(sync the_newest_errors_of_every_kind_come_first_and_stop_at_the_limit, |store| {
+    let err = || Some(StateError { code: "ERR".into(), message: "HTTP 500".into() });
+    // Each kind recorded at a later millisecond than the one before (polled, not slept).
+    let after = |t: EpochMillis| async move {
+        while EpochMillis::now() <= t {
+            tokio::task::yield_now().await;
+        }
+    };
+    let groups: Vec<GroupState> = (0..3)
+        .map(|i| GroupState { pending_name: None, pending_at: None, group_uuid: format!("g{i}"), duo_group_id: None, in_target: true, created_by_us: true, provisioned_at: None, error: err() })
+        .collect();
+    store.record("duoTest", &groups, &[], &[]).await.unwrap();
+    after(EpochMillis::now()).await;
+    let users: Vec<UserState> = (0..3)
+        .map(|i| UserState { pending_name: None, pending_at: None, subject: SubjectKey::local(format!("u{i}")), duo_user_id: None, in_target: true, created_by_us: true, provisioned_at: None, error: err() })
+        .collect();
+    store.record("duoTest", &[], &users, &[]).await.unwrap();
+    after(EpochMillis::now()).await;
+    let memberships: Vec<MembershipState> = (0..3)
+        .map(|i| MembershipState { group_uuid: "g0".into(), subject: SubjectKey::local(format!("u{i}")), in_target: true, provisioned_at: None, error: err() })
+        .collect();
+    store.record("duoTest", &[], &[], &memberships).await.unwrap();
+    let kinds = |limit| {
+        let store = &store;
+        async move { store.object_errors("duoTest", limit).await.unwrap().into_iter().map(|e| e.kind).collect::<Vec<_>>() }
+    };
+    assert_eq!(kinds(4).await, ["membership", "membership", "membership", "user"], "the newest four, across kinds");
+    assert_eq!(kinds(10).await, ["membership", "membership", "membership", "user", "user", "user", "group", "group", "group"]);
+});
