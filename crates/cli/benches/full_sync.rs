@@ -5,8 +5,11 @@
 //! per-class figures (300 writes, 300 single reads, 200 page reads, 40 unpaged lookups, 50 bulk
 //! calls a minute) with its default small burst (5 calls a class), and the client's pacing is its
 //! own default; both are scaled by `BENCH_SCALE` (default 100) so an hour of Duo takes 36 s, and
-//! so is the adaptive pacing's recovery interval (a Duo-time constant: 30 s becomes 300 ms).
-//! The retry schedule is duoprov's own time and stays unscaled (a 429 costs real seconds).
+//! so are the Duo-time constants of the client: the adaptive pacing's recovery interval (30 s
+//! becomes 300 ms) and the retry schedule's first wait (`retry_backoff_ms`: a 429 waits for
+//! Duo's bucket to refill, which at ×100 takes a hundredth of the time; 1 s becomes 10 ms, the
+//! waits still doubling up to 32 times it). `BENCH_UNSCALED_RETRY=1` keeps the retry schedule at
+//! its real-time default, for comparison.
 //!
 //! Printed for each sync: the minimum calls per class and the rate-bound lower time computed from
 //! the data set and Duo's documented limits alone, the same for Grouper's call pattern, and
@@ -310,14 +313,17 @@ async fn bench(size: Size, scale: f64) {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path().join("duo.skey"), std::fs::Permissions::from_mode(0o600)).unwrap_or_else(|e| fail(format!("{e}")));
     }
-    // The client's default pacing, every rate scaled as the emulator's, and the adaptive
-    // pacing's recovery interval (Duo time) divided by the same scale; everything else default
-    // (the retry schedule is duoprov's own time, not Duo's: unscaled).
+    // The client's default pacing, every rate scaled as the emulator's, and the Duo-time
+    // constants (the adaptive pacing's recovery interval, the retry schedule's first wait)
+    // divided by the same scale; everything else default.
     let d = PacingConfig::default();
     let s = |per_min: u32| (f64::from(per_min) * scale).round() as u32;
     let recovery_ms = ((d.recovery_interval.as_secs_f64() * 1000.0 / scale).round() as u64).max(1);
+    let unscaled_retry = std::env::var("BENCH_UNSCALED_RETRY").is_ok_and(|v| v == "1");
+    let retry_ms = ((duoprov_duo::RetryConfig::default().initial_backoff.as_secs_f64() * 1000.0 / scale).round() as u64).max(1);
+    let retry_line = if unscaled_retry { String::new() } else { format!("retry_backoff_ms = {retry_ms}\n") };
     let config = format!(
-        "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.bench]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\nwrites_per_minute = {}\nsingle_reads_per_minute = {}\npage_reads_per_minute = {}\nlist_lookups_per_minute = {}\nbulk_per_minute = {}\npacing_recovery_ms = {recovery_ms}\n\n[provisioner.bench]\nduo = \"bench\"\n",
+        "[registry]\nurl = \"sqlite://registry.db\"\n\n[duo.bench]\napi_host = \"127.0.0.1\"\nintegration_key = \"{IKEY}\"\nsecret_key_file = \"duo.skey\"\nurl = \"{}\"\nwrites_per_minute = {}\nsingle_reads_per_minute = {}\npage_reads_per_minute = {}\nlist_lookups_per_minute = {}\nbulk_per_minute = {}\npacing_recovery_ms = {recovery_ms}\n{retry_line}\n[provisioner.bench]\nduo = \"bench\"\n",
         emulator.base_url(),
         s(d.writes_per_minute),
         s(d.single_reads_per_minute),
@@ -327,11 +333,12 @@ async fn bench(size: Size, scale: f64) {
     );
     std::fs::write(dir.path().join("duoprov.toml"), config).unwrap_or_else(|e| fail(format!("{e}")));
     println!(
-        "client pacing (default × {scale}): {} writes, {} page reads, {} bulk calls a minute, burst {}, recovery interval {recovery_ms} ms (30 s ÷ {scale}); emulator burst 5 a class",
+        "client pacing (default × {scale}): {} writes, {} page reads, {} bulk calls a minute, burst {}, recovery interval {recovery_ms} ms (30 s ÷ {scale}), retry schedule's first wait {}; emulator burst 5 a class",
         s(d.writes_per_minute),
         s(d.page_reads_per_minute),
         s(d.bulk_per_minute),
-        d.burst
+        d.burst,
+        if unscaled_retry { "1 s (unscaled)".to_owned() } else { format!("{retry_ms} ms (1 s ÷ {scale})") }
     );
 
     let handle = emulator.handle().clone();

@@ -50,6 +50,7 @@ struct RawDuo {
     pacing_recovery_ms: Option<u64>,
     max_concurrency: Option<usize>,
     server_retries: Option<u32>,
+    retry_backoff_ms: Option<u64>,
     bulk: Option<String>,
 }
 
@@ -429,6 +430,9 @@ pub struct DuoConnection {
     pub max_concurrency: Option<usize>,
     /// Retries after a 5xx or a broken connection; `None` keeps the client's default (3).
     pub server_retries: Option<u32>,
+    /// First wait of the retry schedule (429s, 5xx, broken connections), in ms; the waits
+    /// double up to 32 times it, each plus jitter below it. Default: 1 000 (Duo's clients').
+    pub retry_backoff_ms: Option<u64>,
     /// Whether user modifies, deletes and membership changes use `/admin/v1/bulk`
     /// (`auto`, the default: bulk with single-call fallback; `always`; `never`).
     pub bulk: duoprov_duo::BulkMode,
@@ -585,6 +589,9 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
         if d.max_concurrency == Some(0) {
             bail!("{key}.max_concurrency: must be at least 1");
         }
+        if d.retry_backoff_ms.is_some_and(|n| !(1..=60_000).contains(&n)) {
+            bail!("{key}.retry_backoff_ms: must be between 1 and 60000 (the first wait after a 429 or a 5xx, in milliseconds; default 1000)");
+        }
         if d.server_retries.is_some_and(|n| n > 10) {
             bail!("{key}.server_retries: must be at most 10 (the waits double from 1 s)");
         }
@@ -625,6 +632,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Settings> {
                 pacing_recovery_ms: d.pacing_recovery_ms,
                 max_concurrency: d.max_concurrency,
                 server_retries: d.server_retries,
+                retry_backoff_ms: d.retry_backoff_ms,
                 bulk,
             },
         );
@@ -1054,6 +1062,12 @@ mod tests {
         for key in ["bulk_per_minute", "list_lookups_per_minute", "pacing_recovery_secs", "pacing_recovery_ms"] {
             let e = parse_str(&format!("{conn}{key} = 0\n")).unwrap_err().to_string();
             assert!(e.contains(&format!("duo.prod.{key}")) && e.contains("at least 1"), "{e}");
+        }
+        let backoff = parse_str(&format!("{conn}retry_backoff_ms = 10\n")).unwrap();
+        assert_eq!(backoff.duo["prod"].retry_backoff_ms, Some(10));
+        for bad in [0, 60_001] {
+            let e = parse_str(&format!("{conn}retry_backoff_ms = {bad}\n")).unwrap_err().to_string();
+            assert!(e.contains("duo.prod.retry_backoff_ms") && e.contains("between 1 and 60000"), "{e}");
         }
     }
 

@@ -68,6 +68,7 @@ fn connection(d: &DuoConnection) -> Value {
         "pacing_recovery_ms": d.pacing_recovery_ms,
         "max_concurrency": d.max_concurrency.unwrap_or(defaults.max_concurrency),
         "server_retries": d.server_retries.unwrap_or(defaults.retry.max_server_retries),
+        "retry_backoff_ms": d.retry_backoff_ms.unwrap_or(u64::try_from(defaults.retry.initial_backoff.as_millis()).unwrap_or(u64::MAX)),
         "bulk": d.bulk.as_str(),
     })
 }

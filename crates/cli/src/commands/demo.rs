@@ -125,6 +125,7 @@ pub async fn run(json: bool, verbose: u8) -> Result<u8> {
                 pacing_recovery_ms: None,
                 max_concurrency: None,
                 server_retries: None,
+                retry_backoff_ms: None,
                 bulk: duoprov_duo::BulkMode::Auto,
             },
         )]),

@@ -86,6 +86,14 @@ pub fn duo_config(conn: &DuoConnection, log_http: LogHttp, bodies: BodyLog, form
     if let Some(n) = conn.server_retries {
         cfg.retry.max_server_retries = n;
     }
+    if let Some(ms) = conn.retry_backoff_ms {
+        // The whole schedule scales with its first wait: the waits double up to 32 times it,
+        // each with jitter below it (the defaults: 1 s, 32 s, below 1 s).
+        let first = Duration::from_millis(ms);
+        cfg.retry.initial_backoff = first;
+        cfg.retry.max_backoff = first * 32;
+        cfg.retry.max_jitter = first;
+    }
     cfg.traffic_log = match log_http {
         LogHttp::Off => TrafficLogMode::Off,
         LogHttp::OnError => TrafficLogMode::OnError,
@@ -125,6 +133,7 @@ mod tests {
             pacing_recovery_ms: None,
             max_concurrency: None,
             server_retries: Some(5),
+            retry_backoff_ms: Some(10),
             bulk: duoprov_duo::BulkMode::Never,
         }
     }
@@ -143,6 +152,7 @@ mod tests {
         assert_eq!(cfg.ca_file.as_deref(), Some(std::path::Path::new("/etc/duoprov/ca.pem")));
         assert_eq!(cfg.request_timeout, Duration::from_secs(7));
         assert_eq!(cfg.retry.max_server_retries, 5);
+        assert_eq!((cfg.retry.initial_backoff, cfg.retry.max_backoff, cfg.retry.max_jitter), (Duration::from_millis(10), Duration::from_millis(320), Duration::from_millis(10)));
         assert!(cfg.connect_timeout <= cfg.request_timeout && cfg.call_deadline >= cfg.request_timeout);
         assert_eq!(cfg.signature, SignatureVariant::V5);
         assert_eq!(cfg.traffic_log, TrafficLogMode::OnError);
