@@ -387,13 +387,9 @@ impl<'a> Applier<'a> {
     /// Takes in what the group stream did: its counts, failures and created groups.
     fn absorb(&mut self, g: Applier<'a>) {
         let r = g.report;
-        for (mine, theirs) in [(&mut self.report.groups, r.groups), (&mut self.report.users, r.users), (&mut self.report.memberships, r.memberships)] {
-            mine.created += theirs.created;
-            mine.updated += theirs.updated;
-            mine.deleted += theirs.deleted;
-            mine.disabled += theirs.disabled;
-            mine.failed += theirs.failed;
-        }
+        self.report.groups += r.groups;
+        self.report.users += r.users;
+        self.report.memberships += r.memberships;
         self.report.write_calls += r.write_calls;
         self.report.failures.extend(r.failures);
         self.failed_targets.extend(g.failed_targets);

@@ -19,6 +19,18 @@ pub struct Counts {
     pub failed: usize,
 }
 
+impl std::ops::AddAssign for Counts {
+    /// Adds another part of the run's counts (every field, so a new one cannot be missed).
+    fn add_assign(&mut self, other: Counts) {
+        let Counts { created, updated, deleted, disabled, failed } = other;
+        self.created += created;
+        self.updated += updated;
+        self.deleted += deleted;
+        self.disabled += disabled;
+        self.failed += failed;
+    }
+}
+
 /// Administrator counts (admin roles): `updated` counts role changes and re-enables.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct AdminCounts {
